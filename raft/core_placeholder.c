@@ -1,0 +1,1 @@
+/* placeholder */ typedef int raft_placeholder;

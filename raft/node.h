@@ -1,0 +1,72 @@
+/* node.h - the node layer: what fs/ and the HTTP API call.
+ *
+ * A node owns the store and the HTTP listener of one kvfs process. Writes
+ * are proposed through it and answered once committed and applied on this
+ * node; reads ask it first whether the local map may be read (ReadIndex).
+ * With one member, committed means durably appended; the Raft node thread
+ * (raft/raft.h drives the core) plugs in behind the same calls. */
+#ifndef KV_NODE_H
+#define KV_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "store.h"
+
+struct kv_node;
+
+struct node_options {
+	uint64_t id;              /* this member's id (>= 1) */
+	const char *data_dir;     /* data directory */
+	const char *listen;       /* "HOST:PORT" for HTTP; port 0 picks one */
+	const char *peers;        /* "1=HOST:PORT,2=..." or NULL: alone */
+	uint64_t snapshot_every;  /* 0: store default */
+	uint64_t snapshot_bytes;  /* 0: store default */
+	size_t segment_size;      /* 0: store default */
+	int write_timeout_ms;     /* bound on waiting for a quorum; 0: 5000 */
+};
+
+/* Open the store (recovering it), start the HTTP listener. On failure
+ * *errmsg (malloc'd) says why. Any thread. */
+int node_open(const struct node_options *opt, struct kv_node **out,
+	      char **errmsg);
+/* Stop the listener, then the store. */
+void node_close(struct kv_node *n);
+
+/* Propose cmd; wait until it is committed and applied here. cmd is
+ * borrowed; a zero mtime_ns is set to now (the proposer's clock, so every
+ * node records the same mtime). Keys are checked first (-EINVAL,
+ * -ENAMETOOLONG), values over KV_MAX_VALUE give -EFBIG. Returns 0 with the
+ * command's own outcome in res->err, or -ENOSPC, KV_EFAILED,
+ * KV_ENOQUORUM, KV_ESHUTDOWN. Any thread. */
+int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res);
+
+/* Wait until this node may serve a read from its map: linearizable waits
+ * for the leader's commit index to be applied here (ReadIndex); local
+ * returns at once. 0 or KV_ENOQUORUM, KV_ESHUTDOWN. Any thread. */
+int node_read_barrier(struct kv_node *n, bool linearizable);
+
+/* The store, for reads after node_read_barrier. */
+struct store *node_store(struct kv_node *n);
+
+/* The port the HTTP listener is bound to. */
+unsigned node_port(const struct kv_node *n);
+
+/* The body of GET /status, malloc'd JSON. */
+int node_status_json(struct kv_node *n, char **out);
+
+/* Register the callback run after each applied change to a key (for the
+ * mount's cache invalidation); NULL to remove. Runs on the store-owner
+ * thread: it must not block or call back into the node. */
+void node_watch(struct kv_node *n,
+		void (*cb)(void *ctx, const char *key, size_t klen),
+		void *ctx);
+
+/* The HTTP API (http.c), started by node_open. */
+struct node_http;
+int node_http_start(struct kv_node *n, const char *listen,
+		    struct node_http **out, char **errmsg);
+void node_http_stop(struct node_http *h);
+unsigned node_http_port(const struct node_http *h);
+
+#endif

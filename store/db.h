@@ -1,0 +1,28 @@
+/* db.h - the db snapshot file (internal to the store module).
+ *
+ * A JSON snapshot of the map at an applied index: written to a new file,
+ * synced, renamed into place, directory synced. db_write touches only the
+ * records handed to it, so it runs on a background thread while the owner
+ * goes on. */
+#ifndef KV_STORE_DB_H
+#define KV_STORE_DB_H
+
+#include "map.h"
+
+struct db_meta {
+	uint64_t index; /* last applied index covered */
+	uint64_t term;  /* its term */
+	char *conf;     /* raft configuration JSON or NULL (owned by caller) */
+};
+
+/* Write recs (key order) as the snapshot at meta. 0 or -errno (-ENOSPC:
+ * the old snapshot stays in place). */
+int db_write(const char *dir, const struct db_meta *meta,
+	     struct kv_rec *const *recs, size_t n);
+/* Load the snapshot in dir into m (empty). No file: meta->index = 0 and 0
+ * returned. Damage: KV_ECORRUPT with *errmsg naming file and offset;
+ * unknown version: KV_EVERSION. meta->conf is malloc'd (or NULL). */
+int db_load(const char *dir, struct map *m, struct db_meta *meta,
+	    char **errmsg);
+
+#endif

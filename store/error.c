@@ -1,0 +1,1 @@
+/* placeholder */ typedef int kv_placeholder_error;

@@ -1,0 +1,47 @@
+/* map.h - the ordered map and the state machine over it (internal).
+ *
+ * Keys in byte order in a red-black tree (libbsd's sys/tree.h), so a
+ * directory listing is a range scan from its prefix. Applying a command
+ * (map_apply) is deterministic: every node that applies the same log gets
+ * the same map. Only the store-owner thread touches a map. */
+#ifndef KV_STORE_MAP_H
+#define KV_STORE_MAP_H
+
+#include "store.h"
+
+struct map;
+
+struct map *map_new(void);
+void map_free(struct map *m);
+
+uint64_t map_count(const struct map *m); /* keys (files) */
+uint64_t map_bytes(const struct map *m); /* sum of value sizes */
+
+/* Borrowed record for key, or NULL. */
+struct kv_rec *map_get(const struct map *m, const char *key, size_t klen);
+/* Insert or replace (takes ownership of rec; unrefs the one replaced).
+ * Used by snapshot loading; no rules checked. 0 or -ENOMEM. */
+int map_insert(struct map *m, struct kv_rec *rec);
+
+/* Apply cmd carried by the entry at index. The outcome goes in res (errors
+ * of the command itself, like -ENOENT or KV_EPRECOND, are results, not
+ * failures); the return value is 0 or -ENOMEM. For each key whose
+ * content or attributes changed, on_change(ctx, key, klen) is called
+ * (may be NULL). */
+int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+	      struct kv_result *res,
+	      void (*on_change)(void *ctx, const char *key, size_t klen),
+	      void *ctx);
+
+int map_stat(const struct map *m, const char *path, size_t plen,
+	     struct kv_stat *out);
+int map_list(const struct map *m, const char *dir, size_t dlen,
+	     const char *after, size_t limit, struct kv_list *out);
+
+/* Every record in key order, each with a reference taken, for a snapshot
+ * written on another thread. *out malloc'd; release with map_collect_free.
+ */
+int map_collect(const struct map *m, struct kv_rec ***out, size_t *n);
+void map_collect_free(struct kv_rec **recs, size_t n);
+
+#endif
