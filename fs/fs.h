@@ -1,0 +1,37 @@
+/* fs.h - the FUSE frontend: keys as files.
+ *
+ * fs_run mounts a kvfs node at a mountpoint with libfuse3 and serves it
+ * until unmounted (fusermount3 -u) or signalled (SIGTERM, SIGINT). Every
+ * operation becomes a node proposal or a store read; see fs.c. */
+#ifndef KV_FS_H
+#define KV_FS_H
+
+#include <stdbool.h>
+
+#define FUSE_USE_VERSION 35
+#include <fuse.h>
+
+#include "node.h"
+
+struct fs_options {
+	const char *subdir;  /* mount only keys under this prefix, or NULL */
+	bool local_reads;    /* read the local map without ReadIndex */
+	double attr_timeout; /* kernel attribute/entry cache, seconds */
+};
+
+struct fs;
+
+/* Mount n at mountpoint (fuse_new + fuse_mount; no daemonizing: main forks
+ * before any thread starts). args are the remaining FUSE arguments (-d,
+ * -o ...), borrowed. Returns 0, or a negative errno with a clear message
+ * printed to stderr (missing or busy mountpoint, no /dev/fuse). Main
+ * thread only. */
+int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
+	     const struct fs_options *opt, struct fs **out);
+/* Serve requests (multi-threaded) until unmounted (fusermount3 -u) or
+ * SIGTERM/SIGINT (handlers installed here). Returns 0 or -errno. */
+int fs_loop(struct fs *fs);
+/* Unmount if still mounted and free. */
+void fs_free(struct fs *fs);
+
+#endif
