@@ -16,14 +16,14 @@
 struct kv_node;
 
 struct node_options {
-	uint64_t id;              /* this member's id (>= 1) */
-	const char *data_dir;     /* data directory */
-	const char *listen;       /* "HOST:PORT" for HTTP; port 0 picks one */
-	const char *peers;        /* "1=HOST:PORT,2=..." or NULL: alone */
-	uint64_t snapshot_every;  /* 0: store default */
-	uint64_t snapshot_bytes;  /* 0: store default */
-	size_t segment_size;      /* 0: store default */
-	int write_timeout_ms;     /* bound on waiting for a quorum; 0: 5000 */
+	uint64_t id;		 /* this member's id (>= 1) */
+	const char *data_dir;	 /* data directory */
+	const char *listen;	 /* "HOST:PORT" for HTTP; port 0 picks one */
+	const char *peers;	 /* "1=HOST:PORT,2=..." or NULL: alone */
+	uint64_t snapshot_every; /* 0: store default */
+	uint64_t snapshot_bytes; /* 0: store default */
+	size_t segment_size;	 /* 0: store default */
+	int write_timeout_ms;	 /* bound on waiting for a quorum; 0: 5000 */
 };
 
 /* Open the store (recovering it), start the HTTP listener. On failure
@@ -59,8 +59,7 @@ int node_status_json(struct kv_node *n, char **out);
  * mount's cache invalidation); NULL to remove. Runs on the store-owner
  * thread: it must not block or call back into the node. */
 void node_watch(struct kv_node *n,
-		void (*cb)(void *ctx, const char *key, size_t klen),
-		void *ctx);
+		void (*cb)(void *ctx, const char *key, size_t klen), void *ctx);
 
 /* The HTTP API (http.c), started by node_open. */
 struct node_http;

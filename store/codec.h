@@ -22,7 +22,7 @@ void kv_buf_free(struct kv_buf *b);
 void kv_buf_put(struct kv_buf *b, const void *p, size_t n);
 void kv_buf_puts(struct kv_buf *b, const char *s);
 void kv_buf_printf(struct kv_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 /* Append bytes as a quoted, escaped JSON string (must be valid UTF-8). */
 void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n);
 /* Append base64 (standard alphabet, padded) without quotes. */

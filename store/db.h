@@ -11,8 +11,8 @@
 
 struct db_meta {
 	uint64_t index; /* last applied index covered */
-	uint64_t term;  /* its term */
-	char *conf;     /* raft configuration JSON or NULL (owned by caller) */
+	uint64_t term;	/* its term */
+	char *conf;	/* raft configuration JSON or NULL (owned by caller) */
 };
 
 /* Write recs (key order) as the snapshot at meta. 0 or -errno (-ENOSPC:

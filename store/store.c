@@ -1,1 +1,737 @@
-/* placeholder */ typedef int kv_placeholder_store;
+/* store.c - the store-owner thread.
+ *
+ * One thread owns the map and the files of a node; other threads enqueue a
+ * request and wait on its semaphore (the seeds' channel with a reply
+ * channel). The owner drains the queue in batches: appends of a batch are
+ * written into the log's mapping and share one fdatasync, which runs on a
+ * sync thread so that the owner keeps serving reads and collecting the
+ * next batch meanwhile (group commit). Entries are applied to the map and
+ * their writers answered only after the sync covering them returned.
+ * Snapshots are written by a third thread from references to the immutable
+ * records, so writes go on while a db is written.
+ *
+ * Invariants:
+ *  1. Only the owner thread touches st->map, st->log and the fields below
+ *     "owner state".
+ *  2. A proposal is answered only after the fdatasync covering its entry
+ *     returned 0 and the entry was applied.
+ *  3. A failed sync is sticky (st->failed): no later write is accepted.
+ *  4. The log is compacted only after the db covering it is in place. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "db.h"
+#include "hardstate.h"
+#include "log.h"
+#include "map.h"
+#include "store.h"
+
+enum req_type {
+	REQ_PROPOSE,
+	REQ_GET,
+	REQ_STAT,
+	REQ_LIST,
+	REQ_STATUS,
+	REQ_HARDSTATE,
+	REQ_SNAPSHOT,
+	REQ_SYNC_DONE, /* internal: the sync thread finished */
+	REQ_SNAP_DONE, /* internal: the snapshot thread finished */
+};
+
+struct req {
+	enum req_type type;
+	struct req *next;
+	int ret;
+	sem_t done;
+	/* inputs */
+	uint64_t term, vote;
+	const struct kv_cmd *cmd;
+	const char *json; /* encoded cmd */
+	size_t json_len;
+	const char *key;
+	size_t klen;
+	const char *after;
+	size_t limit;
+	/* outputs */
+	uint64_t index;
+	struct kv_result *res;
+	struct kv_rec *rec;
+	struct kv_stat *stat;
+	struct kv_list *list;
+	struct store_status *status;
+};
+
+struct store {
+	char *dir;
+	struct store_options opt;
+	int lock_fd;
+
+	pthread_mutex_t mu; /* guards the queue and the two job slots */
+	pthread_cond_t cond;
+	struct req *head, *tail;
+	bool stopping;	   /* no new requests; the owner drains and exits */
+	bool workers_stop; /* the owner has exited: sync/snapshot threads too */
+
+	pthread_t owner, syncer, snapper;
+	pthread_cond_t job_cond;
+	struct log_sync *sync_job; /* handed to the sync thread */
+	int sync_ret;
+	bool snap_job; /* the snapshot thread has work */
+	int snap_ret;
+	struct req sync_done, snap_done; /* preallocated internal requests */
+
+	/* owner state */
+	struct map *map;
+	struct log *log;
+	uint64_t applied;
+	uint64_t snap_index, snap_term;
+	uint64_t term, vote;
+	int failed;
+	struct req *pending, *pending_tail;   /* appended, not yet syncing */
+	struct req *inflight, *inflight_tail; /* covered by the running sync */
+	bool sync_running;
+	bool snap_running;
+	struct req *snap_waiters;
+	/* handed to the snapshot thread while snap_running */
+	struct kv_rec **snap_recs;
+	size_t snap_n;
+	struct db_meta snap_meta;
+};
+
+#define DEFAULT_SNAPSHOT_EVERY 10000
+#define DEFAULT_SNAPSHOT_BYTES (64u * 1024 * 1024)
+
+static void complete(struct req *r, int ret)
+{
+	r->ret = ret;
+	sem_post(&r->done);
+}
+
+/* Append r to the queue; false if the store is stopping. */
+static bool enqueue(struct store *st, struct req *r)
+{
+	r->next = NULL;
+	pthread_mutex_lock(&st->mu);
+	if (st->stopping) {
+		pthread_mutex_unlock(&st->mu);
+		return false;
+	}
+	if (st->tail)
+		st->tail->next = r;
+	else
+		st->head = r;
+	st->tail = r;
+	pthread_cond_signal(&st->cond);
+	pthread_mutex_unlock(&st->mu);
+	return true;
+}
+
+/* Submit r and wait for the owner's answer. */
+static int call(struct store *st, struct req *r)
+{
+	sem_init(&r->done, 0, 0);
+	if (!enqueue(st, r)) {
+		sem_destroy(&r->done);
+		return KV_ESHUTDOWN;
+	}
+	while (sem_wait(&r->done) != 0 && errno == EINTR)
+		;
+	sem_destroy(&r->done);
+	return r->ret;
+}
+
+static void on_change(void *ctx, const char *key, size_t klen)
+{
+	struct store *st = ctx;
+	if (st->opt.on_change)
+		st->opt.on_change(st->opt.on_change_ctx, key, klen);
+}
+
+/* ---- sync and snapshot threads ---- */
+
+static void *sync_main(void *arg)
+{
+	struct store *st = arg;
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		while (!st->sync_job && !st->workers_stop)
+			pthread_cond_wait(&st->job_cond, &st->mu);
+		if (!st->sync_job)
+			break;
+		struct log_sync *job = st->sync_job;
+		pthread_mutex_unlock(&st->mu);
+		int ret = log_sync_run(job);
+		log_sync_done(job);
+		pthread_mutex_lock(&st->mu);
+		st->sync_job = NULL;
+		st->sync_ret = ret;
+		/* enqueue without taking the lock again */
+		st->sync_done.next = NULL;
+		if (st->tail)
+			st->tail->next = &st->sync_done;
+		else
+			st->head = &st->sync_done;
+		st->tail = &st->sync_done;
+		pthread_cond_signal(&st->cond);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+static void *snap_main(void *arg)
+{
+	struct store *st = arg;
+	pthread_mutex_lock(&st->mu);
+	for (;;) {
+		while (!st->snap_job && !st->workers_stop)
+			pthread_cond_wait(&st->job_cond, &st->mu);
+		if (!st->snap_job)
+			break;
+		pthread_mutex_unlock(&st->mu);
+		int ret = db_write(st->dir, &st->snap_meta, st->snap_recs,
+				   st->snap_n);
+		pthread_mutex_lock(&st->mu);
+		st->snap_job = false;
+		st->snap_ret = ret;
+		st->snap_done.next = NULL;
+		if (st->tail)
+			st->tail->next = &st->snap_done;
+		else
+			st->head = &st->snap_done;
+		st->tail = &st->snap_done;
+		pthread_cond_signal(&st->cond);
+	}
+	pthread_mutex_unlock(&st->mu);
+	return NULL;
+}
+
+/* ---- owner thread ---- */
+
+static void start_snapshot(struct store *st)
+{
+	if (st->snap_running || st->applied == st->snap_index)
+		return;
+	struct kv_rec **recs;
+	size_t n;
+	if (map_collect(st->map, &recs, &n) != 0)
+		return; /* out of memory: try again later */
+	st->snap_recs = recs;
+	st->snap_n = n;
+	st->snap_meta.index = st->applied;
+	st->snap_meta.term = log_term_at(st->log, st->applied);
+	st->snap_meta.conf = NULL;
+	st->snap_running = true;
+	pthread_mutex_lock(&st->mu);
+	st->snap_job = true;
+	pthread_cond_broadcast(&st->job_cond);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void finish_snapshot(struct store *st)
+{
+	int ret = st->snap_ret;
+	map_collect_free(st->snap_recs, st->snap_n);
+	st->snap_recs = NULL;
+	st->snap_running = false;
+	if (ret == 0) {
+		st->snap_index = st->snap_meta.index;
+		st->snap_term = st->snap_meta.term;
+		ret = log_compact(st->log, st->snap_index, st->snap_term);
+		if (ret != 0)
+			fprintf(stderr, "kvfs: log compaction failed: %s\n",
+				kv_strerror(ret));
+		ret = 0; /* the db is in place; compaction can wait */
+	} else {
+		fprintf(stderr, "kvfs: snapshot failed: %s\n",
+			kv_strerror(ret));
+	}
+	while (st->snap_waiters) {
+		struct req *r = st->snap_waiters;
+		st->snap_waiters = r->next;
+		complete(r, ret);
+	}
+}
+
+static void maybe_snapshot(struct store *st)
+{
+	uint64_t every = st->opt.snapshot_every ? st->opt.snapshot_every
+						: DEFAULT_SNAPSHOT_EVERY;
+	uint64_t bytes = st->opt.snapshot_bytes ? st->opt.snapshot_bytes
+						: DEFAULT_SNAPSHOT_BYTES;
+	if (st->applied - st->snap_index >= every ||
+	    log_bytes(st->log) >= bytes)
+		start_snapshot(st);
+}
+
+static void start_sync(struct store *st)
+{
+	if (st->sync_running || !st->pending)
+		return;
+	struct log_sync *job;
+	int ret = log_sync_prepare(st->log, &job);
+	if (ret != 0) {
+		st->failed = ret;
+		fprintf(stderr, "kvfs: log sync failed: %s; refusing writes\n",
+			kv_strerror(ret));
+		while (st->pending) {
+			struct req *r = st->pending;
+			st->pending = r->next;
+			complete(r, KV_EFAILED);
+		}
+		st->pending_tail = NULL;
+		return;
+	}
+	st->inflight = st->pending;
+	st->inflight_tail = st->pending_tail;
+	st->pending = st->pending_tail = NULL;
+	st->sync_running = true;
+	pthread_mutex_lock(&st->mu);
+	st->sync_job = job;
+	pthread_cond_broadcast(&st->job_cond);
+	pthread_mutex_unlock(&st->mu);
+}
+
+static void finish_sync(struct store *st)
+{
+	int ret = st->sync_ret;
+	st->sync_running = false;
+	if (ret != 0 && !st->failed) {
+		st->failed = ret;
+		fprintf(stderr,
+			"kvfs: fdatasync of the log failed: %s; "
+			"refusing writes\n",
+			kv_strerror(ret));
+	}
+	while (st->inflight) {
+		struct req *r = st->inflight;
+		st->inflight = r->next;
+		if (st->failed) {
+			complete(r, KV_EFAILED);
+			continue;
+		}
+		int err =
+		    map_apply(st->map, r->index, r->cmd, r->res, on_change, st);
+		if (err == 0)
+			st->applied = r->index;
+		complete(r, err);
+	}
+	st->inflight_tail = NULL;
+}
+
+static void do_propose(struct store *st, struct req *r)
+{
+	if (st->failed) {
+		complete(r, KV_EFAILED);
+		return;
+	}
+	uint64_t index = log_last_index(st->log) + 1;
+	struct log_entry e = {.index = index,
+			      .term = r->term,
+			      .type = 0,
+			      .data = r->json,
+			      .len = r->json_len};
+	int ret = log_append(st->log, &e);
+	if (ret != 0) {
+		complete(r, ret);
+		return;
+	}
+	r->index = index;
+	r->res->rev = index;
+	r->next = NULL;
+	if (st->pending_tail)
+		st->pending_tail->next = r;
+	else
+		st->pending = r;
+	st->pending_tail = r;
+}
+
+static void do_status(struct store *st, struct store_status *s)
+{
+	s->first_index = log_first_index(st->log);
+	s->last_index = log_last_index(st->log);
+	s->applied_index = st->applied;
+	s->snapshot_index = st->snap_index;
+	s->snapshot_term = st->snap_term;
+	s->keys = map_count(st->map);
+	s->bytes = map_bytes(st->map);
+	s->log_bytes = log_bytes(st->log);
+	s->term = st->term;
+	s->vote = st->vote;
+	s->failed = st->failed;
+}
+
+static void handle(struct store *st, struct req *r)
+{
+	switch (r->type) {
+	case REQ_PROPOSE:
+		do_propose(st, r);
+		break;
+	case REQ_GET: {
+		struct kv_rec *rec = map_get(st->map, r->key, r->klen);
+		if (!rec) {
+			complete(r, -ENOENT);
+		} else if ((rec->mode & S_IFMT) == S_IFDIR) {
+			complete(r, -EISDIR);
+		} else {
+			kv_rec_ref(rec);
+			r->rec = rec;
+			complete(r, 0);
+		}
+		break;
+	}
+	case REQ_STAT:
+		complete(r, map_stat(st->map, r->key, r->klen, r->stat));
+		break;
+	case REQ_LIST:
+		complete(r, map_list(st->map, r->key, r->klen, r->after,
+				     r->limit, r->list));
+		break;
+	case REQ_STATUS:
+		do_status(st, r->status);
+		complete(r, 0);
+		break;
+	case REQ_HARDSTATE: {
+		int ret = hardstate_save(st->dir, r->term, r->vote);
+		if (ret == 0) {
+			st->term = r->term;
+			st->vote = r->vote;
+		}
+		complete(r, ret);
+		break;
+	}
+	case REQ_SNAPSHOT:
+		start_snapshot(st);
+		if (!st->snap_running) {
+			complete(r, 0); /* nothing new to write */
+			break;
+		}
+		r->next = st->snap_waiters;
+		st->snap_waiters = r;
+		break;
+	case REQ_SYNC_DONE:
+		finish_sync(st);
+		break;
+	case REQ_SNAP_DONE:
+		finish_snapshot(st);
+		break;
+	}
+}
+
+static void *owner_main(void *arg)
+{
+	struct store *st = arg;
+	for (;;) {
+		pthread_mutex_lock(&st->mu);
+		while (!st->head && !(st->stopping && !st->sync_running &&
+				      !st->snap_running && !st->pending))
+			pthread_cond_wait(&st->cond, &st->mu);
+		struct req *batch = st->head;
+		st->head = st->tail = NULL;
+		bool stop = !batch && st->stopping;
+		pthread_mutex_unlock(&st->mu);
+		if (stop)
+			break;
+		while (batch) {
+			struct req *r = batch;
+			batch = r->next;
+			handle(st, r);
+		}
+		start_sync(st);
+		if (!st->failed)
+			maybe_snapshot(st);
+	}
+	return NULL;
+}
+
+/* ---- opening: lock, load the db, replay the log ---- */
+
+static int mkdir_p(const char *dir)
+{
+	char *p = strdup(dir);
+	if (!p)
+		return -ENOMEM;
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+			int err = -errno;
+			free(p);
+			return err;
+		}
+		*s = '/';
+	}
+	int ret = 0;
+	if (mkdir(p, 0755) != 0 && errno != EEXIST)
+		ret = -errno;
+	free(p);
+	return ret;
+}
+
+static char *fmt_msg(const char *fmt, const char *a, const char *b)
+{
+	char *m = NULL;
+	if (asprintf(&m, fmt, a, b) < 0)
+		return NULL;
+	return m;
+}
+
+static int replay(struct store *st, char **errmsg)
+{
+	uint64_t first = log_first_index(st->log);
+	uint64_t last = log_last_index(st->log);
+	if (last < st->snap_index) {
+		/* the db is ahead of the whole log: start the log after it */
+		return log_reset(st->log, st->snap_index, st->snap_term);
+	}
+	if (first > st->snap_index + 1) {
+		char a[64], b[64];
+		snprintf(a, sizeof(a), "%llu",
+			 (unsigned long long)st->snap_index);
+		snprintf(b, sizeof(b), "%llu", (unsigned long long)first);
+		*errmsg = fmt_msg("the db ends at index %s but the log starts "
+				  "at %s: entries are missing",
+				  a, b);
+		return KV_ECORRUPT;
+	}
+	for (uint64_t i = st->snap_index + 1; i <= last; i++) {
+		struct log_entry e;
+		int ret = log_get(st->log, i, &e);
+		if (ret != 0) {
+			char a[64];
+			snprintf(a, sizeof(a), "%llu", (unsigned long long)i);
+			*errmsg = fmt_msg("log entry %s unreadable: %s", a,
+					  kv_strerror(ret));
+			return ret;
+		}
+		struct kv_result res;
+		if (e.type == 0) {
+			struct kv_cmd cmd;
+			ret = kv_cmd_decode(e.data, e.len, &cmd);
+			if (ret != 0) {
+				char a[64];
+				snprintf(a, sizeof(a), "%llu",
+					 (unsigned long long)i);
+				*errmsg = fmt_msg("log entry %s holds a bad "
+						  "command: %s",
+						  a, kv_strerror(ret));
+				return ret == KV_EVERSION ? ret : KV_ECORRUPT;
+			}
+			ret = map_apply(st->map, i, &cmd, &res, NULL, NULL);
+			kv_cmd_clear(&cmd);
+			if (ret != 0)
+				return ret;
+		}
+		st->applied = i;
+	}
+	return 0;
+}
+
+int store_open(const struct store_options *opt, struct store **out,
+	       char **errmsg)
+{
+	*errmsg = NULL;
+	struct store *st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->opt = *opt;
+	st->lock_fd = -1;
+	int ret = -ENOMEM;
+	st->dir = strdup(opt->dir);
+	if (!st->dir)
+		goto err_free;
+	ret = mkdir_p(st->dir);
+	if (ret != 0) {
+		*errmsg = fmt_msg("cannot create data directory %s: %s",
+				  st->dir, strerror(-ret));
+		goto err_free;
+	}
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/LOCK", st->dir);
+	st->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (st->lock_fd < 0) {
+		ret = -errno;
+		*errmsg = fmt_msg("cannot open %s: %s", path, strerror(-ret));
+		goto err_free;
+	}
+	if (flock(st->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		ret = -EBUSY;
+		*errmsg = fmt_msg("data directory %s is in use by another "
+				  "kvfs process%s",
+				  st->dir, "");
+		goto err_unlock;
+	}
+	ret = hardstate_load(st->dir, &st->term, &st->vote, errmsg);
+	if (ret != 0)
+		goto err_unlock;
+	st->map = map_new();
+	if (!st->map) {
+		ret = -ENOMEM;
+		goto err_unlock;
+	}
+	struct db_meta meta = {0};
+	ret = db_load(st->dir, st->map, &meta, errmsg);
+	if (ret != 0)
+		goto err_map;
+	free(meta.conf);
+	st->snap_index = st->applied = meta.index;
+	st->snap_term = meta.term;
+	ret = log_open(st->dir, opt->segment_size, &st->log, errmsg);
+	if (ret != 0)
+		goto err_map;
+	ret = replay(st, errmsg);
+	if (ret != 0)
+		goto err_log;
+
+	pthread_mutex_init(&st->mu, NULL);
+	pthread_cond_init(&st->cond, NULL);
+	pthread_cond_init(&st->job_cond, NULL);
+	st->sync_done.type = REQ_SYNC_DONE;
+	st->snap_done.type = REQ_SNAP_DONE;
+	ret = -pthread_create(&st->syncer, NULL, sync_main, st);
+	if (ret != 0)
+		goto err_sync;
+	ret = -pthread_create(&st->snapper, NULL, snap_main, st);
+	if (ret != 0)
+		goto err_snap;
+	ret = -pthread_create(&st->owner, NULL, owner_main, st);
+	if (ret != 0)
+		goto err_owner;
+	*out = st;
+	return 0;
+
+err_owner:
+	pthread_mutex_lock(&st->mu);
+	st->workers_stop = true;
+	pthread_cond_broadcast(&st->job_cond);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->snapper, NULL);
+err_snap:
+	pthread_mutex_lock(&st->mu);
+	st->workers_stop = true;
+	pthread_cond_broadcast(&st->job_cond);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->syncer, NULL);
+err_sync:
+	pthread_cond_destroy(&st->job_cond);
+	pthread_cond_destroy(&st->cond);
+	pthread_mutex_destroy(&st->mu);
+err_log:
+	log_close(st->log);
+err_map:
+	map_free(st->map);
+err_unlock:
+	close(st->lock_fd);
+err_free:
+	free(st->dir);
+	free(st);
+	return ret;
+}
+
+void store_close(struct store *st)
+{
+	if (!st)
+		return;
+	/* the owner finishes what is queued, in flight and pending */
+	pthread_mutex_lock(&st->mu);
+	st->stopping = true;
+	pthread_cond_broadcast(&st->cond);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->owner, NULL);
+	pthread_mutex_lock(&st->mu);
+	st->workers_stop = true;
+	pthread_cond_broadcast(&st->job_cond);
+	pthread_mutex_unlock(&st->mu);
+	pthread_join(st->syncer, NULL);
+	pthread_join(st->snapper, NULL);
+	log_close(st->log);
+	map_free(st->map);
+	pthread_cond_destroy(&st->job_cond);
+	pthread_cond_destroy(&st->cond);
+	pthread_mutex_destroy(&st->mu);
+	close(st->lock_fd);
+	free(st->dir);
+	free(st);
+}
+
+/* ---- the calls ---- */
+
+int store_propose(struct store *st, uint64_t term, const struct kv_cmd *cmd,
+		  struct kv_result *res)
+{
+	char *json;
+	size_t len;
+	/* encode on the caller's thread: the owner's time is the bottleneck */
+	int ret = kv_cmd_encode(cmd, &json, &len);
+	if (ret != 0)
+		return ret;
+	struct req r = {.type = REQ_PROPOSE,
+			.term = term,
+			.cmd = cmd,
+			.json = json,
+			.json_len = len,
+			.res = res};
+	res->err = 0;
+	res->rev = 0;
+	ret = call(st, &r);
+	free(json);
+	return ret;
+}
+
+int store_get(struct store *st, const char *key, size_t klen,
+	      struct kv_rec **out)
+{
+	struct req r = {.type = REQ_GET, .key = key, .klen = klen};
+	*out = NULL;
+	int ret = call(st, &r);
+	if (ret == 0)
+		*out = r.rec;
+	return ret;
+}
+
+int store_stat(struct store *st, const char *path, size_t plen,
+	       struct kv_stat *out)
+{
+	struct req r = {
+	    .type = REQ_STAT, .key = path, .klen = plen, .stat = out};
+	return call(st, &r);
+}
+
+int store_list(struct store *st, const char *dir, size_t dlen,
+	       const char *after, size_t limit, struct kv_list *out)
+{
+	struct req r = {.type = REQ_LIST,
+			.key = dir,
+			.klen = dlen,
+			.after = after,
+			.limit = limit,
+			.list = out};
+	memset(out, 0, sizeof(*out));
+	return call(st, &r);
+}
+
+int store_status(struct store *st, struct store_status *out)
+{
+	struct req r = {.type = REQ_STATUS, .status = out};
+	return call(st, &r);
+}
+
+int store_save_hardstate(struct store *st, uint64_t term, uint64_t vote)
+{
+	struct req r = {.type = REQ_HARDSTATE, .term = term, .vote = vote};
+	return call(st, &r);
+}
+
+int store_snapshot(struct store *st)
+{
+	struct req r = {.type = REQ_SNAPSHOT};
+	return call(st, &r);
+}

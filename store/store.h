@@ -20,7 +20,7 @@
  * "." or ".." segment (so no leading, trailing or double '/'), no NUL, at
  * most KV_MAX_KEY bytes in all and KV_MAX_SEGMENT bytes a segment (the
  * kernel's NAME_MAX, so every key is a legal file name). */
-#define KV_MAX_KEY 1024
+#define KV_MAX_KEY     1024
 #define KV_MAX_SEGMENT 255
 /* Largest value: 16 MiB. A value is any byte string up to this size. */
 #define KV_MAX_VALUE (16u * 1024u * 1024u)
@@ -54,10 +54,10 @@ uint32_t kv_crc32c(uint32_t crc, const void *buf, size_t len);
  * allocation; val may hold NULs and is not terminated. */
 struct kv_rec {
 	atomic_uint refs;
-	uint32_t mode;       /* S_IFREG or S_IFDIR plus permission bits */
+	uint32_t mode;	     /* S_IFREG or S_IFDIR plus permission bits */
 	uint64_t create_rev; /* log index that created the key */
 	uint64_t mod_rev;    /* log index of the last change */
-	int64_t mtime_ns;    /* wall clock of the proposer, same on every node */
+	int64_t mtime_ns; /* wall clock of the proposer, same on every node */
 	size_t klen;
 	size_t vlen;
 	const char *key; /* NUL-terminated for convenience */
@@ -82,7 +82,7 @@ enum kv_op {
 };
 
 #define KV_RENAME_NOREPLACE 1u
-#define KV_RENAME_EXCHANGE 2u
+#define KV_RENAME_EXCHANGE  2u
 
 struct kv_cmd {
 	enum kv_op op;
@@ -96,7 +96,7 @@ struct kv_cmd {
 	uint32_t mode; /* permission bits (07777) */
 	unsigned flags;
 	uint64_t if_rev; /* nonzero: only if the key's mod_rev equals it */
-	bool if_absent;  /* only if the key does not exist */
+	bool if_absent;	 /* only if the key does not exist */
 	bool set_mode;
 	bool set_mtime;
 };
@@ -147,10 +147,11 @@ void kv_list_clear(struct kv_list *list);
 struct store;
 
 struct store_options {
-	const char *dir;          /* data directory, created if missing */
-	uint64_t snapshot_every;  /* applied entries between snapshots; 0: 10000 */
-	uint64_t snapshot_bytes;  /* or this much log; 0: 64 MiB */
-	size_t segment_size;      /* log segment size; 0: 64 MiB */
+	const char *dir; /* data directory, created if missing */
+	uint64_t
+	    snapshot_every; /* applied entries between snapshots; 0: 10000 */
+	uint64_t snapshot_bytes; /* or this much log; 0: 64 MiB */
+	size_t segment_size;	 /* log segment size; 0: 64 MiB */
 	/* Called on the owner thread after a change to key is applied (for
 	 * cache invalidation). Must not block or call back into the store. */
 	void (*on_change)(void *ctx, const char *key, size_t klen);
@@ -192,7 +193,7 @@ struct store_status {
 	uint64_t keys, bytes; /* keys (files) and bytes of values */
 	uint64_t log_bytes;
 	uint64_t term, vote; /* hard state */
-	int failed; /* sticky error, 0 if none */
+	int failed;	     /* sticky error, 0 if none */
 };
 int store_status(struct store *st, struct store_status *out);
 
