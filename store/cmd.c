@@ -1,1 +1,326 @@
-/* placeholder */ typedef int kv_placeholder_cmd;
+/* cmd.c - a command as one line of JSON (encode by hand, decode with cJSON).
+ *
+ * The line is what the log stores and what Raft replicates, so it carries
+ * its format version ("v":1) and decoding is strict: unknown fields, missing
+ * required fields, wrong types and out-of-range numbers are -EINVAL, another
+ * version is KV_EVERSION. Values are JSON strings when they are valid UTF-8
+ * without NUL ("val") and base64 otherwise ("val64"). The mtime is a decimal
+ * string because JSON numbers are doubles in cJSON (exact only to 2^53) and
+ * nanoseconds since 1970 are past that. Field list: docs/map-and-db.md. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "codec.h"
+#include "store.h"
+
+/* Largest integer a double holds exactly; revisions stay far below it. */
+#define JSON_INT_MAX 9007199254740992.0
+
+static const char *const op_names[] = {
+    [KV_OP_NOOP] = "noop",	 [KV_OP_PUT] = "put",
+    [KV_OP_DEL] = "del",	 [KV_OP_MKDIR] = "mkdir",
+    [KV_OP_RMDIR] = "rmdir",	 [KV_OP_RENAME] = "rename",
+    [KV_OP_SETATTR] = "setattr",
+};
+#define N_OPS (sizeof(op_names) / sizeof(op_names[0]))
+
+enum field {
+	F_V,
+	F_OP,
+	F_K,
+	F_K2,
+	F_VAL,
+	F_VAL64,
+	F_MT,
+	F_MODE,
+	F_FLAGS,
+	F_IF_REV,
+	F_IF_ABSENT,
+	N_FIELDS
+};
+static const char *const field_names[N_FIELDS] = {
+    "v",  "op",	  "k",	   "k2",     "val",	  "val64",
+    "mt", "mode", "flags", "if_rev", "if_absent",
+};
+#define B(f) (1u << (f))
+/* Which fields an op may carry (allowed) and must carry (required). */
+static const unsigned op_allowed[N_OPS] = {
+    [KV_OP_NOOP] = 0,
+    [KV_OP_PUT] = B(F_K) | B(F_VAL) | B(F_VAL64) | B(F_MT) | B(F_MODE) |
+		  B(F_IF_REV) | B(F_IF_ABSENT),
+    [KV_OP_DEL] = B(F_K) | B(F_IF_REV),
+    [KV_OP_MKDIR] = B(F_K) | B(F_MT) | B(F_MODE),
+    [KV_OP_RMDIR] = B(F_K),
+    [KV_OP_RENAME] = B(F_K) | B(F_K2) | B(F_FLAGS),
+    [KV_OP_SETATTR] = B(F_K) | B(F_MT) | B(F_MODE),
+};
+static const unsigned op_required[N_OPS] = {
+    [KV_OP_NOOP] = 0,	      [KV_OP_PUT] = B(F_K) | B(F_MT),
+    [KV_OP_DEL] = B(F_K),     [KV_OP_MKDIR] = B(F_K) | B(F_MT),
+    [KV_OP_RMDIR] = B(F_K),   [KV_OP_RENAME] = B(F_K) | B(F_K2),
+    [KV_OP_SETATTR] = B(F_K),
+};
+
+static void put_val(struct kv_buf *b, const unsigned char *val, size_t vlen)
+{
+	if (kv_utf8_valid(val, vlen, false)) {
+		kv_buf_puts(b, ",\"val\":");
+		kv_buf_json_str(b, val, vlen);
+	} else {
+		kv_buf_puts(b, ",\"val64\":\"");
+		kv_buf_base64(b, val, vlen);
+		kv_buf_puts(b, "\"");
+	}
+}
+
+int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
+{
+	struct kv_buf b;
+	unsigned op = (unsigned)cmd->op;
+
+	if (op >= N_OPS)
+		return -EINVAL;
+	kv_buf_init(&b);
+	kv_buf_printf(&b, "{\"v\":%d,\"op\":\"%s\"", KV_FORMAT_VERSION,
+		      op_names[op]);
+	if (cmd->op != KV_OP_NOOP) {
+		kv_buf_puts(&b, ",\"k\":");
+		kv_buf_json_str(&b, cmd->key, cmd->klen);
+	}
+	switch (cmd->op) {
+	case KV_OP_NOOP:
+	case KV_OP_RMDIR:
+		break;
+	case KV_OP_PUT:
+		put_val(&b, cmd->val, cmd->vlen);
+		kv_buf_printf(&b, ",\"mt\":\"%" PRId64 "\"", cmd->mtime_ns);
+		if (cmd->mode != 0)
+			kv_buf_printf(&b, ",\"mode\":%" PRIu32, cmd->mode);
+		if (cmd->if_rev != 0)
+			kv_buf_printf(&b, ",\"if_rev\":%" PRIu64, cmd->if_rev);
+		if (cmd->if_absent)
+			kv_buf_puts(&b, ",\"if_absent\":true");
+		break;
+	case KV_OP_DEL:
+		if (cmd->if_rev != 0)
+			kv_buf_printf(&b, ",\"if_rev\":%" PRIu64, cmd->if_rev);
+		break;
+	case KV_OP_MKDIR:
+		kv_buf_printf(&b, ",\"mt\":\"%" PRId64 "\",\"mode\":%" PRIu32,
+			      cmd->mtime_ns, cmd->mode);
+		break;
+	case KV_OP_RENAME:
+		kv_buf_puts(&b, ",\"k2\":");
+		kv_buf_json_str(&b, cmd->key2, cmd->k2len);
+		if (cmd->flags != 0)
+			kv_buf_printf(&b, ",\"flags\":%u", cmd->flags);
+		break;
+	case KV_OP_SETATTR:
+		if (cmd->set_mtime)
+			kv_buf_printf(&b, ",\"mt\":\"%" PRId64 "\"",
+				      cmd->mtime_ns);
+		if (cmd->set_mode)
+			kv_buf_printf(&b, ",\"mode\":%" PRIu32, cmd->mode);
+		break;
+	}
+	kv_buf_puts(&b, "}");
+	if (b.err) {
+		int err = b.err;
+		kv_buf_free(&b);
+		return err;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+}
+
+/* A JSON number that is an integer in [0, max]. */
+static int get_uint(const cJSON *item, double max, uint64_t *out)
+{
+	double d;
+
+	if (!cJSON_IsNumber(item))
+		return -EINVAL;
+	d = item->valuedouble;
+	if (!(d >= 0 && d <= max) || d != (double)(uint64_t)d)
+		return -EINVAL;
+	*out = (uint64_t)d;
+	return 0;
+}
+
+/* A decimal int64 in a JSON string: optional '-', 1 to 19 digits. */
+static int get_i64_str(const cJSON *item, int64_t *out)
+{
+	const char *s;
+	char *end;
+	long long v;
+	size_t i = 0;
+
+	if (!cJSON_IsString(item))
+		return -EINVAL;
+	s = item->valuestring;
+	if (s[0] == '-')
+		i++;
+	if (s[i] == '\0' || strspn(s + i, "0123456789") != strlen(s + i))
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -EINVAL;
+	*out = (int64_t)v;
+	return 0;
+}
+
+static int get_str(const cJSON *item, char **out, size_t *len)
+{
+	size_t n;
+
+	if (!cJSON_IsString(item))
+		return -EINVAL;
+	n = strlen(item->valuestring);
+	if (!kv_utf8_valid(item->valuestring, n, false))
+		return -EINVAL;
+	*out = malloc(n + 1);
+	if (*out == NULL)
+		return -ENOMEM;
+	memcpy(*out, item->valuestring, n + 1);
+	*len = n;
+	return 0;
+}
+
+static int decode_field(enum field f, const cJSON *item, struct kv_cmd *cmd)
+{
+	uint64_t u = 0;
+	int err;
+
+	switch (f) {
+	case F_V:
+	case F_OP:
+		return 0; /* read before the others */
+	case F_K:
+		return get_str(item, &cmd->key, &cmd->klen);
+	case F_K2:
+		return get_str(item, &cmd->key2, &cmd->k2len);
+	case F_VAL: {
+		char *val = NULL;
+		err = get_str(item, &val, &cmd->vlen);
+		cmd->val = (unsigned char *)val;
+		return err;
+	}
+	case F_VAL64:
+		if (!cJSON_IsString(item))
+			return -EINVAL;
+		return kv_base64_decode(item->valuestring,
+					strlen(item->valuestring), &cmd->val,
+					&cmd->vlen);
+	case F_MT:
+		cmd->set_mtime = true;
+		return get_i64_str(item, &cmd->mtime_ns);
+	case F_MODE:
+		cmd->set_mode = true;
+		err = get_uint(item, 07777, &u);
+		cmd->mode = (uint32_t)u;
+		return err;
+	case F_FLAGS:
+		err = get_uint(item, KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE,
+			       &u);
+		if (err == 0 && u == (KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE))
+			err = -EINVAL;
+		cmd->flags = (unsigned)u;
+		return err;
+	case F_IF_REV:
+		err = get_uint(item, JSON_INT_MAX, &cmd->if_rev);
+		if (err == 0 && cmd->if_rev == 0)
+			err = -EINVAL;
+		return err;
+	case F_IF_ABSENT:
+		if (!cJSON_IsBool(item))
+			return -EINVAL;
+		cmd->if_absent = cJSON_IsTrue(item);
+		return 0;
+	case N_FIELDS:
+		break;
+	}
+	return -EINVAL;
+}
+
+int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
+{
+	cJSON *root;
+	const cJSON *v, *op, *item;
+	unsigned seen = 0, opi;
+	uint64_t ver;
+	int err = -EINVAL;
+
+	memset(cmd, 0, sizeof(*cmd));
+	root = cJSON_ParseWithLength(json, len);
+	if (root == NULL)
+		return -EINVAL;
+	if (!cJSON_IsObject(root))
+		goto out_free_json;
+	/* The version first: another version may have other fields. */
+	v = cJSON_GetObjectItemCaseSensitive(root, "v");
+	if (get_uint(v, JSON_INT_MAX, &ver) != 0)
+		goto out_free_json;
+	if (ver != KV_FORMAT_VERSION) {
+		err = KV_EVERSION;
+		goto out_free_json;
+	}
+	op = cJSON_GetObjectItemCaseSensitive(root, "op");
+	if (!cJSON_IsString(op))
+		goto out_free_json;
+	for (opi = 0; opi < N_OPS; opi++)
+		if (strcmp(op->valuestring, op_names[opi]) == 0)
+			break;
+	if (opi == N_OPS)
+		goto out_free_json;
+	cmd->op = (enum kv_op)opi;
+	cJSON_ArrayForEach(item, root)
+	{
+		unsigned f;
+
+		for (f = 0; f < N_FIELDS; f++)
+			if (strcmp(item->string, field_names[f]) == 0)
+				break;
+		if (f == N_FIELDS || (seen & B(f)))
+			goto out_clear;
+		seen |= B(f);
+		if (f > F_OP && !(op_allowed[opi] & B(f)))
+			goto out_clear;
+		err = decode_field((enum field)f, item, cmd);
+		if (err != 0)
+			goto out_clear;
+		err = -EINVAL;
+	}
+	if ((seen & op_required[opi]) != op_required[opi])
+		goto out_clear;
+	if (cmd->op == KV_OP_PUT &&
+	    !!(seen & B(F_VAL)) == !!(seen & B(F_VAL64)))
+		goto out_clear;
+	if (cmd->op == KV_OP_PUT && cmd->if_absent && cmd->if_rev != 0)
+		goto out_clear;
+	if (cmd->op == KV_OP_PUT || cmd->op == KV_OP_MKDIR) {
+		cmd->set_mode = false; /* only setattr uses the set_ flags */
+		cmd->set_mtime = false;
+	}
+	cJSON_Delete(root);
+	return 0;
+
+out_clear:
+	kv_cmd_clear(cmd);
+out_free_json:
+	cJSON_Delete(root);
+	return err;
+}
+
+void kv_cmd_clear(struct kv_cmd *cmd)
+{
+	free(cmd->key);
+	free(cmd->key2);
+	free(cmd->val);
+	memset(cmd, 0, sizeof(*cmd));
+}

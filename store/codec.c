@@ -1,1 +1,294 @@
-/* placeholder */ typedef int kv_placeholder_codec;
+/* codec.c - byte strings in JSON: a growable buffer, JSON string escaping,
+ * base64 and a strict UTF-8 validator.
+ *
+ * Commands (cmd.c) and db snapshots (db.c) are written by hand through
+ * struct kv_buf rather than through cJSON trees, so a 16 MiB value is copied
+ * once. Errors are sticky in the buffer (b->err), so a writer checks once at
+ * the end. Parsing is cJSON's job; this file only provides base64 decoding
+ * and UTF-8 validation for it. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+void kv_buf_init(struct kv_buf *b)
+{
+	b->p = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->err = 0;
+}
+
+void kv_buf_free(struct kv_buf *b)
+{
+	free(b->p);
+	kv_buf_init(b);
+}
+
+/* Room for n more bytes plus a NUL; false (and b->err set) if not. */
+static bool buf_reserve(struct kv_buf *b, size_t n)
+{
+	size_t cap;
+	char *p;
+
+	if (b->err)
+		return false;
+	if (n < b->cap - b->len && b->p != NULL)
+		return true;
+	if (n > SIZE_MAX / 2 - b->len) {
+		b->err = -ENOMEM;
+		return false;
+	}
+	cap = b->cap ? b->cap : 256;
+	while (cap - b->len <= n)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (p == NULL) {
+		b->err = -ENOMEM;
+		return false;
+	}
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+void kv_buf_put(struct kv_buf *b, const void *p, size_t n)
+{
+	if (!buf_reserve(b, n))
+		return;
+	if (n > 0)
+		memcpy(b->p + b->len, p, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void kv_buf_puts(struct kv_buf *b, const char *s)
+{
+	kv_buf_put(b, s, strlen(s));
+}
+
+void kv_buf_printf(struct kv_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (!buf_reserve(b, 64))
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	if (n < 0) {
+		b->err = -EINVAL;
+		return;
+	}
+	if ((size_t)n >= b->cap - b->len) {
+		if (!buf_reserve(b, (size_t)n))
+			return;
+		va_start(ap, fmt);
+		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
+}
+
+void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = p;
+	size_t run = 0; /* start of the bytes copied as they are */
+
+	kv_buf_put(b, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		char esc[6];
+		size_t elen = 2;
+
+		if (s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+			continue;
+		kv_buf_put(b, s + run, i - run);
+		run = i + 1;
+		esc[0] = '\\';
+		switch (s[i]) {
+		case '"':
+			esc[1] = '"';
+			break;
+		case '\\':
+			esc[1] = '\\';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		case '\b':
+			esc[1] = 'b';
+			break;
+		case '\f':
+			esc[1] = 'f';
+			break;
+		default:
+			esc[1] = 'u';
+			esc[2] = '0';
+			esc[3] = '0';
+			esc[4] = hex[s[i] >> 4];
+			esc[5] = hex[s[i] & 15];
+			elen = 6;
+		}
+		kv_buf_put(b, esc, elen);
+	}
+	kv_buf_put(b, s + run, n - run);
+	kv_buf_put(b, "\"", 1);
+}
+
+static const char b64[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void kv_buf_base64(struct kv_buf *b, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t full = n / 3 * 3;
+	char *o;
+
+	if (!buf_reserve(b, (n + 2) / 3 * 4))
+		return;
+	o = b->p + b->len;
+	for (size_t i = 0; i < full; i += 3) {
+		uint32_t v =
+		    (uint32_t)s[i] << 16 | (uint32_t)s[i + 1] << 8 | s[i + 2];
+		*o++ = b64[v >> 18];
+		*o++ = b64[(v >> 12) & 63];
+		*o++ = b64[(v >> 6) & 63];
+		*o++ = b64[v & 63];
+	}
+	if (n - full == 1) {
+		uint32_t v = (uint32_t)s[full] << 16;
+		*o++ = b64[v >> 18];
+		*o++ = b64[(v >> 12) & 63];
+		*o++ = '=';
+		*o++ = '=';
+	} else if (n - full == 2) {
+		uint32_t v = (uint32_t)s[full] << 16 | (uint32_t)s[full + 1]
+							   << 8;
+		*o++ = b64[v >> 18];
+		*o++ = b64[(v >> 12) & 63];
+		*o++ = b64[(v >> 6) & 63];
+		*o++ = '=';
+	}
+	b->len = (size_t)(o - b->p);
+	b->p[b->len] = '\0';
+}
+
+static int b64_val(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+int kv_base64_decode(const char *s, size_t n, unsigned char **out,
+		     size_t *outlen)
+{
+	unsigned char *o;
+	size_t pad = 0, len;
+
+	/* Canonical form only: padded to a multiple of 4, no whitespace, and
+	 * the unused bits of the last group zero, so every value has exactly
+	 * one encoding. */
+	if (n % 4 != 0)
+		return -EINVAL;
+	if (n > 0 && s[n - 1] == '=')
+		pad = (n > 1 && s[n - 2] == '=') ? 2 : 1;
+	len = n / 4 * 3 - pad;
+	o = malloc(len + 1);
+	if (o == NULL)
+		return -ENOMEM;
+	for (size_t i = 0, j = 0; i < n; i += 4) {
+		int v[4];
+		uint32_t w;
+		bool last = i + 4 == n;
+
+		for (int k = 0; k < 4; k++) {
+			unsigned char c = (unsigned char)s[i + (size_t)k];
+			if (last && c == '=' && k >= 4 - (int)pad)
+				v[k] = 0;
+			else if ((v[k] = b64_val(c)) < 0)
+				goto err_free;
+		}
+		w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12 |
+		    (uint32_t)v[2] << 6 | (uint32_t)v[3];
+		if (last && pad == 2 && (w & 0xffff) != 0)
+			goto err_free;
+		if (last && pad == 1 && (w & 0xff) != 0)
+			goto err_free;
+		o[j++] = (unsigned char)(w >> 16);
+		if (!last || pad < 2)
+			o[j++] = (unsigned char)(w >> 8);
+		if (!last || pad < 1)
+			o[j++] = (unsigned char)w;
+	}
+	o[len] = '\0';
+	*out = o;
+	*outlen = len;
+	return 0;
+
+err_free:
+	free(o);
+	return -EINVAL;
+}
+
+bool kv_utf8_valid(const void *p, size_t n, bool allow_nul)
+{
+	const unsigned char *s = p;
+	size_t i = 0;
+
+	while (i < n) {
+		unsigned char c = s[i];
+		uint32_t cp;
+		size_t len;
+
+		if (c < 0x80) {
+			if (c == 0 && !allow_nul)
+				return false;
+			i++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			len = 2;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			len = 3;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			len = 4;
+			cp = c & 0x07;
+		} else {
+			return false; /* continuation, 0xc0/0xc1 or > 0xf4 */
+		}
+		if (n - i < len)
+			return false;
+		for (size_t k = 1; k < len; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i + k] & 0x3f);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return false;
+		i += len;
+	}
+	return true;
+}
