@@ -1,1 +1,553 @@
-/* placeholder */ typedef int kv_placeholder;
+/* http.c - the node's HTTP listener and the life of one request.
+ *
+ * libmicrohttpd runs one thread per connection, because handlers block
+ * until their write is committed; a connection limit, an idle timeout and
+ * a small per-connection memory pool keep slow or hostile clients from
+ * starving the others. A request is routed by the table below as soon as
+ * its headers are in, so bad keys, unknown paths and oversized bodies are
+ * refused before any body is read; bodies are then taken in up to the
+ * route's limit and the route's handler runs once the request is complete.
+ * Responses and the error mapping are in http_reply.c, the client
+ * endpoints in http_kv.c; peers' endpoints join the route table later. */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http_internal.h"
+
+/* Connections at once (each one a thread). */
+#define HTTP_MAX_CONNECTIONS 512
+/* Seconds a connection may stay idle (a slow client) before it is closed. */
+#define HTTP_IDLE_TIMEOUT_S 30
+/* Per-connection pool: request line and headers must fit (MHD answers 414
+ * or 431 itself beyond it); body bytes are passed through in pieces. */
+#define HTTP_CONN_MEMORY	   (64u * 1024u)
+#define HTTP_CONN_MEMORY_INCREMENT (16u * 1024u)
+/* A form body may percent-encode every byte of the largest value. */
+#define HTTP_FORM_MAX_BODY (3u * (size_t)KV_MAX_VALUE + 64u * 1024u)
+/* Past this many body bytes a request that is refused anyway is cut off
+ * instead of read to its end. */
+#define HTTP_DRAIN_MAX (4u * (uint64_t)KV_MAX_VALUE)
+
+static const struct http_route routes[] = {
+    {"/kv/", false, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_POST | HTTP_DELETE,
+     HTTP_PUT | HTTP_POST, HTTP_BODY_RAW, KV_MAX_VALUE, http_kv_check,
+     http_kv_handle},
+    {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
+     http_status_handle},
+    /* mmapd's endpoints, kept for its users. */
+    {"/set/", false, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT, HTTP_BODY_FORM,
+     KV_MAX_VALUE, http_mmapd_check, http_mmapd_set},
+    {"/get/", false, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
+     http_mmapd_check, http_mmapd_get},
+};
+
+static unsigned method_bit(const char *m)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} methods[] = {
+	    {"GET", HTTP_GET},	 {"HEAD", HTTP_HEAD},	  {"PUT", HTTP_PUT},
+	    {"POST", HTTP_POST}, {"DELETE", HTTP_DELETE},
+	};
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (strcmp(m, methods[i].name) == 0)
+			return methods[i].bit;
+	return HTTP_OTHER;
+}
+
+static const struct http_route *route_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const struct http_route *rt = &routes[i];
+		size_t n = strlen(rt->prefix);
+		if (rt->exact ? strcmp(path, rt->prefix) == 0
+			      : strncmp(path, rt->prefix, n) == 0)
+			return rt;
+	}
+	return NULL;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
+{
+	char *dst = malloc(len + 1);
+	size_t n = 0;
+
+	if (!dst)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (src[i] != '%') {
+			dst[n++] = src[i];
+			continue;
+		}
+		if (i + 2 >= len) {
+			free(dst);
+			return -EINVAL;
+		}
+		int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+		if (hi < 0 || lo < 0) {
+			free(dst);
+			return -EINVAL;
+		}
+		dst[n++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	dst[n] = '\0';
+	*out = dst;
+	*outlen = n;
+	return 0;
+}
+
+char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad)
+{
+	const char *raw =
+	    MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+	char *out = NULL;
+	size_t n = 0;
+
+	*bad = false;
+	if (!raw)
+		return NULL;
+	/* MHD turned '+' into ' ' already; our unescape callback left the
+	 * percent escapes for this. */
+	if (http_unescape(raw, strlen(raw), &out, &n) < 0) {
+		*bad = true;
+		return NULL;
+	}
+	if (len)
+		*len = n;
+	return out;
+}
+
+const char *http_header(struct http_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* The post processor hands us form fields in pieces; only "value" is kept
+ * (the first one), bounded by the route's limit. */
+static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind,
+				     const char *key, const char *filename,
+				     const char *content_type,
+				     const char *transfer_encoding,
+				     const char *data, uint64_t off,
+				     size_t size)
+{
+	struct http_req *r = cls;
+
+	(void)kind;
+	(void)filename;
+	(void)content_type;
+	(void)transfer_encoding;
+	if (!key || strcmp(key, "value") != 0 || r->value_done)
+		return MHD_YES;
+	if (off == 0 && r->has_value && r->len > 0) {
+		r->value_done = true; /* a second "value" field */
+		return MHD_YES;
+	}
+	r->has_value = true;
+	if (r->too_large || size == 0)
+		return MHD_YES;
+	if (size > r->route->max_body - r->len) {
+		r->too_large = true;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+		return MHD_YES;
+	}
+	if (r->len + size > r->cap) {
+		size_t cap = r->cap ? r->cap : 4096;
+		while (cap < r->len + size)
+			cap *= 2;
+		unsigned char *b = realloc(r->body, cap);
+		if (!b)
+			return MHD_NO;
+		r->body = b;
+		r->cap = cap;
+	}
+	memcpy(r->body + r->len, data, size);
+	r->len += size;
+	return MHD_YES;
+}
+
+/* Content-Length and Transfer-Encoding decide, before the body, whether a
+ * body is acceptable at all. */
+static bool check_body_headers(struct http_req *r)
+{
+	const char *cl = http_header(r, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *te = http_header(r, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+	bool chunked = te && strcasestr(te, "chunked") != NULL;
+	size_t max = r->route->body == HTTP_BODY_FORM ? HTTP_FORM_MAX_BODY
+						      : r->route->max_body;
+	unsigned long long len = 0;
+
+	if (!cl && !chunked) {
+		if (r->route->body == HTTP_BODY_RAW) {
+			http_fail(r, MHD_HTTP_LENGTH_REQUIRED,
+				  "length_required",
+				  "a body needs Content-Length or chunked "
+				  "transfer encoding");
+			return false;
+		}
+		return true; /* a form may come in the query alone */
+	}
+	if (cl) {
+		char *end;
+		errno = 0;
+		len = strtoull(cl, &end, 10);
+		if (errno || end == cl || *end || cl[0] == '-') {
+			http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+				  "bad Content-Length");
+			return false;
+		}
+		if (len > max) {
+			http_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+				  "the body is larger than the limit");
+			return false;
+		}
+	}
+	if (r->route->body == HTTP_BODY_RAW && len > 0) {
+		r->body = malloc((size_t)len);
+		if (!r->body)
+			return false;
+		r->cap = (size_t)len;
+	}
+	if (r->route->body == HTTP_BODY_FORM && (chunked || len > 0)) {
+		r->pp = MHD_create_post_processor(r->conn, 64 * 1024,
+						  on_form_field, r);
+		if (!r->pp) {
+			http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+				  "the body must be a form "
+				  "(application/x-www-form-urlencoded or "
+				  "multipart/form-data)");
+			return false;
+		}
+	}
+	return true;
+}
+
+/* The first call for a request: its headers are in, no body yet. Route
+ * it and refuse what can be refused now. */
+static enum MHD_Result request_begin(struct http_req *r, const char *url,
+				     const char *method)
+{
+	r->method = method_bit(method);
+	r->path = url;
+	r->route = route_find(url);
+	if (!r->route)
+		return http_fail(r, MHD_HTTP_NOT_FOUND, "not_found",
+				 "no such endpoint");
+	r->allow = r->route->methods;
+	r->rest = url + strlen(r->route->prefix);
+	if (!(r->method & r->route->methods))
+		return http_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+				 "method_not_allowed",
+				 "method not allowed here");
+	if (r->route->check && !r->route->check(r))
+		return r->answered ? MHD_YES : MHD_NO;
+	if ((r->method & r->route->body_methods) && !check_body_headers(r))
+		return r->answered ? MHD_YES : MHD_NO;
+	return MHD_YES;
+}
+
+/* Body bytes as they arrive. */
+static enum MHD_Result request_body(struct http_req *r, const char *data,
+				    size_t size)
+{
+	r->received += size;
+	if (r->received > HTTP_DRAIN_MAX)
+		return MHD_NO; /* refused anyway; stop reading */
+	if (!(r->method & r->route->body_methods) || r->too_large ||
+	    r->bad_form)
+		return MHD_YES; /* drained */
+	if (r->route->body == HTTP_BODY_FORM) {
+		if (r->received > HTTP_FORM_MAX_BODY) {
+			r->too_large = true;
+			return MHD_YES;
+		}
+		if (r->pp && MHD_post_process(r->pp, data, size) != MHD_YES)
+			r->bad_form = true;
+		return MHD_YES;
+	}
+	if (r->received > r->route->max_body) {
+		/* chunked (or lying about its length): count, keep nothing */
+		r->too_large = true;
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
+		return MHD_YES;
+	}
+	if (r->len + size > r->cap) {
+		size_t cap = r->cap ? r->cap : 64 * 1024;
+		while (cap < r->len + size)
+			cap *= 2;
+		if (cap > r->route->max_body)
+			cap = r->route->max_body;
+		unsigned char *b = realloc(r->body, cap);
+		if (!b)
+			return MHD_NO;
+		r->body = b;
+		r->cap = cap;
+	}
+	memcpy(r->body + r->len, data, size);
+	r->len += size;
+	return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
+{
+	struct node_http *h = cls;
+	struct http_req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		r = calloc(1, sizeof *r);
+		if (!r)
+			return MHD_NO;
+		r->http = h;
+		r->node = h->node;
+		r->conn = conn;
+		*con_cls = r;
+		return request_begin(r, url, method);
+	}
+	if (r->answered) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		enum MHD_Result ret =
+		    request_body(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return ret;
+	}
+	/* The whole request is in. */
+	if (r->too_large)
+		return http_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+				 "the value is larger than the limit");
+	if (r->bad_form)
+		return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+				 "malformed form body");
+	if (r->pp) {
+		MHD_destroy_post_processor(r->pp);
+		r->pp = NULL;
+	}
+	return r->route->handle(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct http_req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	if (r->pp)
+		MHD_destroy_post_processor(r->pp);
+	free(r->body);
+	free(r->key);
+	free(r);
+	*con_cls = NULL;
+}
+
+/* Keys are percent-decoded by the handlers, so that %00 and %2F are seen
+ * as what they are; MHD must leave the URL alone. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+static void on_log(void *cls, const char *fmt, va_list ap)
+{
+	char buf[512];
+
+	(void)cls;
+	vsnprintf(buf, sizeof buf, fmt, ap);
+	size_t n = strlen(buf);
+	fprintf(stderr, "kvfs http: %s%s", buf,
+		n && buf[n - 1] == '\n' ? "" : "\n");
+}
+
+/* Split "HOST:PORT" or "[V6]:PORT"; a missing host means all addresses. */
+static int split_listen(const char *addr, char *host, size_t hsize, char *port,
+			size_t psize)
+{
+	const char *colon;
+	const char *h = addr;
+	size_t hlen;
+
+	if (addr[0] == '[') {
+		const char *close = strchr(addr, ']');
+		if (!close || close[1] != ':')
+			return -EINVAL;
+		h = addr + 1;
+		hlen = (size_t)(close - h);
+		colon = close + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (!colon)
+			return -EINVAL;
+		hlen = (size_t)(colon - addr);
+	}
+	if (hlen >= hsize || strlen(colon + 1) >= psize || !colon[1])
+		return -EINVAL;
+	memcpy(host, h, hlen);
+	host[hlen] = '\0';
+	strcpy(port, colon + 1);
+	return 0;
+}
+
+static int open_listener(const char *addr, int *fd_out, unsigned *port_out,
+			 char **errmsg)
+{
+	char host[256], port[16];
+	struct addrinfo hints = {0}, *res = NULL, *ai;
+	int fd = -1, err = 0, one = 1;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	if (split_listen(addr, host, sizeof host, port, sizeof port) < 0) {
+		if (asprintf(errmsg, "bad listen address '%s' (HOST:PORT)",
+			     addr) < 0)
+			*errmsg = NULL;
+		return -EINVAL;
+	}
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	int gai = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (gai) {
+		if (asprintf(errmsg, "listen address '%s': %s", addr,
+			     gai_strerror(gai)) < 0)
+			*errmsg = NULL;
+		return -EINVAL;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
+			    ai->ai_protocol);
+		if (fd < 0) {
+			err = -errno;
+			continue;
+		}
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
+		    listen(fd, 128) == 0)
+			break;
+		err = -errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		if (asprintf(errmsg, "listen on %s: %s", addr, strerror(-err)) <
+		    0)
+			*errmsg = NULL;
+		return err ? err : -EINVAL;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0) {
+		err = -errno;
+		close(fd);
+		return err;
+	}
+	if (ss.ss_family == AF_INET6)
+		*port_out = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		*port_out = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
+	return 0;
+}
+
+int node_http_start(struct kv_node *n, const char *listen,
+		    struct node_http **out, char **errmsg)
+{
+	struct node_http *h;
+	int rc;
+
+	*out = NULL;
+	if (errmsg)
+		*errmsg = NULL;
+	h = calloc(1, sizeof *h);
+	if (!h)
+		return -ENOMEM;
+	h->node = n;
+	char *msg = NULL;
+	rc = open_listener(listen ? listen : "127.0.0.1:7001", &h->listen_fd,
+			   &h->port, &msg);
+	if (rc < 0) {
+		if (errmsg)
+			*errmsg = msg;
+		else
+			free(msg);
+		goto err_free;
+	}
+	h->daemon = MHD_start_daemon(
+	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+		MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+	    h->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+	    (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
+	    (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_MEMORY_INCREMENT,
+	    (size_t)HTTP_CONN_MEMORY_INCREMENT, MHD_OPTION_NOTIFY_COMPLETED,
+	    on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h,
+	    MHD_OPTION_EXTERNAL_LOGGER, on_log, h, MHD_OPTION_END);
+	if (!h->daemon) {
+		rc = -EIO;
+		if (errmsg && asprintf(errmsg,
+				       "cannot start the HTTP server "
+				       "on %s",
+				       listen) < 0)
+			*errmsg = NULL;
+		goto err_close;
+	}
+	*out = h;
+	return 0;
+
+err_close:
+	close(h->listen_fd);
+err_free:
+	free(h);
+	return rc;
+}
+
+void node_http_stop(struct node_http *h)
+{
+	if (!h)
+		return;
+	/* Waits for every connection thread; a handler blocked on a commit
+	 * returns within the node's write timeout. MHD closes the listen
+	 * socket it was given. */
+	MHD_stop_daemon(h->daemon);
+	free(h);
+}
+
+unsigned node_http_port(const struct node_http *h)
+{
+	return h ? h->port : 0;
+}

@@ -1,0 +1,146 @@
+/* http_internal.h - what the files of the HTTP API share (not public).
+ *
+ * http.c owns the listener and the life of a request: it routes by a table
+ * of path prefixes, takes in the body (bounded) and calls the route's
+ * handler once the request is complete. http_reply.c builds responses and
+ * maps errors to statuses in one function; http_kv.c holds the client
+ * endpoints. New endpoints (the peers' /raft/ endpoints, forwarding) are one
+ * more line in the route table in http.c and a handler with this signature. */
+#ifndef KV_HTTP_INTERNAL_H
+#define KV_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "node.h"
+
+/* Methods as bits, so a route can say which it allows. */
+enum http_method {
+	HTTP_GET = 1u << 0,
+	HTTP_HEAD = 1u << 1,
+	HTTP_PUT = 1u << 2,
+	HTTP_POST = 1u << 3,
+	HTTP_DELETE = 1u << 4,
+	HTTP_OTHER = 1u << 5,
+};
+
+/* How a route takes its body. */
+enum http_body {
+	HTTP_BODY_NONE, /* ignored (drained, not kept) */
+	HTTP_BODY_RAW,	/* kept as bytes, up to the route's max_body */
+	HTTP_BODY_FORM, /* form fields through MHD's post processor */
+};
+
+struct http_req;
+
+/* One entry of the route table. A request matches the first route whose
+ * prefix starts its path (exact: the whole path). */
+struct http_route {
+	const char *prefix;
+	bool exact;
+	unsigned methods;      /* enum http_method bits allowed */
+	unsigned body_methods; /* of those, the ones that carry a body */
+	enum http_body body;
+	size_t max_body; /* HTTP_BODY_RAW: largest body; FORM: largest
+			    field value */
+	/* Optional check right after the headers, before any body is read
+	 * (bad key, bad headers): true to go on; false after queueing an
+	 * error reply with http_fail* (or, if none was queued, to drop the
+	 * connection). */
+	bool (*check)(struct http_req *r);
+	/* Called once the whole request is in; must queue a response. Runs
+	 * on the connection's own thread and may block (a commit). */
+	enum MHD_Result (*handle)(struct http_req *r);
+};
+
+/* One request, from its headers to its completion. */
+struct http_req {
+	struct node_http *http;
+	struct kv_node *node;
+	struct MHD_Connection *conn;
+	const struct http_route *route;
+	unsigned method;  /* one enum http_method bit */
+	unsigned allow;	  /* methods named in a 405's Allow header */
+	const char *path; /* raw (still percent-encoded) path, no query */
+	const char *rest; /* path after the route's prefix, raw */
+
+	/* Decoded key (or directory) from rest, owned; set by a check. */
+	char *key;
+	size_t klen;
+
+	/* Conditions from If-Match / If-None-Match, parsed by a check. */
+	uint64_t if_rev;
+	bool if_absent;
+
+	/* The body (HTTP_BODY_RAW) or the form field "value" (FORM). */
+	unsigned char *body;
+	size_t len, cap;
+	uint64_t received; /* body bytes seen, kept or not */
+	bool too_large;	   /* the body or value went over max_body */
+	bool has_value;	   /* FORM: a "value" field was present */
+	bool value_done;   /* FORM: later "value" fields are ignored */
+	bool bad_form;	   /* FORM: the post processor refused the body */
+	struct MHD_PostProcessor *pp;
+
+	bool answered; /* a response was queued */
+};
+
+/* The listener: one per node. */
+struct node_http {
+	struct kv_node *node;
+	struct MHD_Daemon *daemon;
+	int listen_fd;
+	unsigned port;
+};
+
+/* ---- http.c: request helpers ---- */
+
+/* Percent-decode src[0..len) into a malloc'd, NUL-terminated buffer; *out
+ * and *outlen get it. '+' stays '+' (paths are not forms). -EINVAL for a
+ * malformed escape, -ENOMEM. */
+int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
+/* A query argument, percent-decoded (malloc'd, caller frees) or NULL if
+ * absent. *bad is set when present but malformed. */
+char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
+/* A request header or NULL. */
+const char *http_header(struct http_req *r, const char *name);
+
+/* ---- http_reply.c: responses ---- */
+
+/* Map an error (negative errno or kv code) to an HTTP status and a stable
+ * code string. The one place this mapping lives. */
+void http_error_status(int err, unsigned *status, const char **code);
+/* Queue {"error":msg,"code":code} with status (and Retry-After for 503,
+ * Allow for 405 from the route). */
+enum MHD_Result http_fail(struct http_req *r, unsigned status, const char *code,
+			  const char *msg);
+/* http_fail with the status and code of err and kv_strerror's message
+ * (or msg if not NULL). */
+enum MHD_Result http_fail_err(struct http_req *r, int err, const char *msg);
+/* Queue a JSON body (text is copied). */
+enum MHD_Result http_reply_json(struct http_req *r, unsigned status,
+				const char *json, size_t len);
+/* Queue a response, adding the headers every reply carries; destroys it. */
+enum MHD_Result http_queue(struct http_req *r, unsigned status,
+			   struct MHD_Response *resp);
+/* Parse an entity tag as kvfs writes it ("12", also bare 12 or W/"12").
+ * 0 and the revision, or -EINVAL. */
+int http_parse_etag(const char *s, uint64_t *rev);
+/* Format a revision as a quoted ETag into buf (at least 24 bytes). */
+void http_format_etag(uint64_t rev, char *buf, size_t size);
+/* Format ns since the epoch as an HTTP date (IMF-fixdate) into buf (at
+ * least 30 bytes). */
+void http_format_date(int64_t ns, char *buf, size_t size);
+
+/* ---- http_kv.c: the handlers ---- */
+
+bool http_kv_check(struct http_req *r);
+enum MHD_Result http_kv_handle(struct http_req *r);
+bool http_mmapd_check(struct http_req *r);
+enum MHD_Result http_mmapd_set(struct http_req *r);
+enum MHD_Result http_mmapd_get(struct http_req *r);
+enum MHD_Result http_status_handle(struct http_req *r);
+
+#endif
