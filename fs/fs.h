@@ -14,9 +14,10 @@
 #include "node.h"
 
 struct fs_options {
-	const char *subdir;  /* mount only keys under this prefix, or NULL */
-	bool local_reads;    /* read the local map without ReadIndex */
-	double attr_timeout; /* kernel attribute/entry cache, seconds */
+	const char *subdir;   /* mount only keys under this prefix, or NULL */
+	bool local_reads;     /* read the local map without ReadIndex */
+	double attr_timeout;  /* kernel attribute/entry cache, seconds */
+	const char *data_dir; /* for statfs figures; NULL: the cwd */
 };
 
 struct fs;
