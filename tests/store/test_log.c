@@ -1,0 +1,617 @@
+/* test_log.c - the on-disk log (store/log.c): replay after reopen, many
+ * segments, conflict truncation, the torn-tail rule, corruption reports
+ * that name file and offset, compaction, reset, and a full disk (a real
+ * tmpfs) that gives -ENOSPC instead of SIGBUS. Damage is made by editing
+ * the segment files by hand, as a crash or a bad disk would. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "store.h"
+
+struct fx {
+	char dir[64];
+	struct log *log;
+	char *msg;
+};
+
+static int fx_setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/kvfs-log-XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int fx_teardown(void **state)
+{
+	struct fx *f = *state;
+	log_close(f->log);
+	free(f->msg);
+	umount2(f->dir, MNT_DETACH); /* if a tmpfs test failed half-way */
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	int r = system(cmd);
+	free(f);
+	return r == 0 ? 0 : -1;
+}
+
+/* The command text of entry i: a JSON object whose size varies. */
+static size_t cmd_text(uint64_t i, char *buf, size_t n)
+{
+	size_t pad = (size_t)(i * 37 % 200);
+	int len = snprintf(
+	    buf, n, "{\"op\":\"put\",\"k\":\"key%" PRIu64 "\",\"v\":\"", i);
+	for (size_t k = 0; k < pad; k++)
+		buf[len++] = (char)('a' + (i + k) % 26);
+	len += snprintf(buf + len, n - (size_t)len, "\"}");
+	return (size_t)len;
+}
+
+static void append_range(struct log *log, uint64_t from, uint64_t to,
+			 uint64_t term)
+{
+	char buf[512];
+	for (uint64_t i = from; i <= to; i++) {
+		struct log_entry e = {.index = i, .term = term, .type = 0};
+		e.len = cmd_text(i, buf, sizeof(buf));
+		e.data = buf;
+		assert_int_equal(log_append(log, &e), 0);
+	}
+}
+
+static void check_range(struct log *log, uint64_t from, uint64_t to,
+			uint64_t term)
+{
+	char buf[512];
+	for (uint64_t i = from; i <= to; i++) {
+		struct log_entry e;
+		assert_int_equal(log_get(log, i, &e), 0);
+		assert_int_equal(e.index, i);
+		assert_int_equal(e.term, term);
+		assert_int_equal(log_term_at(log, i), term);
+		size_t len = cmd_text(i, buf, sizeof(buf));
+		assert_int_equal(e.len, len);
+		assert_memory_equal(e.data, buf, len);
+	}
+}
+
+static void reopen(struct fx *f, size_t seg_size)
+{
+	log_close(f->log);
+	f->log = NULL;
+	int ret = log_open(f->dir, seg_size, &f->log, &f->msg);
+	if (ret)
+		fail_msg("log_open: %d %s", ret, f->msg ? f->msg : "");
+}
+
+static int reopen_err(struct fx *f, size_t seg_size)
+{
+	log_close(f->log);
+	f->log = NULL;
+	free(f->msg);
+	f->msg = NULL;
+	return log_open(f->dir, seg_size, &f->log, &f->msg);
+}
+
+static int count_segments(const char *dir)
+{
+	DIR *d = opendir(dir);
+	assert_non_null(d);
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)))
+		n += strncmp(de->d_name, "log-", 4) == 0;
+	closedir(d);
+	return n;
+}
+
+static void seg_path(const struct fx *f, uint64_t first, char *out, size_t n)
+{
+	snprintf(out, n, "%s/log-%020" PRIu64 ".jsonl", f->dir, first);
+}
+
+/* Read a whole file; *len gets its size. Caller frees. */
+static char *slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	struct stat sb;
+	assert_int_equal(fstat(fd, &sb), 0);
+	char *buf = malloc((size_t)sb.st_size + 1);
+	assert_int_equal(pread(fd, buf, (size_t)sb.st_size, 0), sb.st_size);
+	buf[sb.st_size] = 0;
+	close(fd);
+	*len = (size_t)sb.st_size;
+	return buf;
+}
+
+static void poke(const char *path, size_t off, const void *bytes, size_t n)
+{
+	int fd = open(path, O_WRONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(pwrite(fd, bytes, n, (off_t)off), (ssize_t)n);
+	close(fd);
+}
+
+/* Offset of the line of entry i in the file at path. */
+static size_t line_offset(const char *path, uint64_t i)
+{
+	size_t len;
+	char *buf = slurp(path, &len);
+	char pat[64];
+	snprintf(pat, sizeof(pat), "\n{\"i\":%" PRIu64 ",", i);
+	char *p = strstr(buf, pat);
+	assert_non_null(p);
+	size_t off = (size_t)(p - buf) + 1;
+	free(buf);
+	return off;
+}
+
+static void test_log_replays_synced_entries_after_reopen(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 0);
+	assert_int_equal(log_first_index(f->log), 1);
+	assert_int_equal(log_last_index(f->log), 0);
+	append_range(f->log, 1, 100, 1);
+	append_range(f->log, 101, 200, 3);
+	struct log_entry noop = {.index = 201, .term = 3, .type = 1};
+	assert_int_equal(log_append(f->log, &noop), 0);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 0);
+	assert_int_equal(log_first_index(f->log), 1);
+	assert_int_equal(log_last_index(f->log), 201);
+	check_range(f->log, 1, 100, 1);
+	check_range(f->log, 101, 200, 3);
+	struct log_entry e;
+	assert_int_equal(log_get(f->log, 201, &e), 0);
+	assert_int_equal(e.type, 1);
+	assert_int_equal(e.len, 0);
+	assert_int_equal(log_get(f->log, 202, &e), -ENOENT);
+	assert_int_equal(log_get(f->log, 0, &e), -ENOENT);
+	assert_int_equal(count_segments(f->dir), 1);
+	assert_true(log_bytes(f->log) > 200 * 40);
+}
+
+static void test_log_rejects_bad_appends(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 0);
+	append_range(f->log, 1, 5, 2);
+	struct log_entry e = {.index = 7, .term = 2, .data = "{}", .len = 2};
+	assert_int_equal(log_append(f->log, &e), -EINVAL); /* gap */
+	e.index = 6;
+	e.term = 1;
+	assert_int_equal(log_append(f->log, &e), -EINVAL); /* term goes back */
+	e.term = 2;
+	e.data = "{\n}";
+	e.len = 3;
+	assert_int_equal(log_append(f->log, &e), -EINVAL); /* newline */
+	e.data = "{\0}";
+	assert_int_equal(log_append(f->log, &e), -EINVAL); /* NUL */
+	assert_int_equal(log_last_index(f->log), 5);
+	assert_int_equal(log_truncate(f->log, 0), -EINVAL);
+	assert_int_equal(log_truncate(f->log, 9), -EINVAL);
+}
+
+static void test_log_spreads_over_many_segments(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 4096);
+	append_range(f->log, 1, 1000, 1);
+	/* an entry bigger than a segment gets a segment of its own size */
+	size_t big = 3 * 4096;
+	char *data = malloc(big);
+	memset(data, 'x', big);
+	memcpy(data, "{\"v\":\"", 6);
+	memcpy(data + big - 2, "\"}", 2);
+	struct log_entry e = {
+	    .index = 1001, .term = 2, .data = data, .len = big};
+	assert_int_equal(log_append(f->log, &e), 0);
+	append_range(f->log, 1002, 1010, 2);
+	assert_int_equal(log_sync(f->log), 0);
+	int nseg = count_segments(f->dir);
+	assert_true(nseg > 20);
+	reopen(f, 4096);
+	assert_int_equal(count_segments(f->dir), nseg);
+	assert_int_equal(log_last_index(f->log), 1010);
+	check_range(f->log, 1, 1000, 1);
+	assert_int_equal(log_get(f->log, 1001, &e), 0);
+	assert_int_equal(e.len, big);
+	assert_memory_equal(e.data, data, big);
+	check_range(f->log, 1002, 1010, 2);
+	free(data);
+}
+
+static void test_log_truncates_conflicting_suffix_then_appends(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 4096);
+	append_range(f->log, 1, 300, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	int before = count_segments(f->dir);
+	/* a new leader's entry 150 at term 2 replaces 150..300 */
+	append_range(f->log, 150, 160, 2);
+	assert_int_equal(log_last_index(f->log), 160);
+	assert_true(count_segments(f->dir) < before);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 4096);
+	assert_int_equal(log_last_index(f->log), 160);
+	check_range(f->log, 1, 149, 1);
+	check_range(f->log, 150, 160, 2);
+	/* and explicit truncation down to one entry */
+	assert_int_equal(log_truncate(f->log, 2), 0);
+	assert_int_equal(log_last_index(f->log), 1);
+	assert_int_equal(log_term_at(f->log, 1), 1);
+	reopen(f, 4096);
+	assert_int_equal(log_last_index(f->log), 1);
+	assert_int_equal(count_segments(f->dir), 1);
+	append_range(f->log, 2, 3, 4);
+	reopen(f, 4096);
+	check_range(f->log, 2, 3, 4);
+}
+
+static void test_log_cuts_torn_last_line(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 0);
+	append_range(f->log, 1, 10, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	size_t used = (size_t)log_bytes(f->log);
+	log_close(f->log);
+	f->log = NULL;
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	const char torn[] = "{\"i\":11,\"t\":1,\"y\":0,\"crc\":\"12";
+	poke(path, used, torn, sizeof(torn) - 1);
+	reopen(f, 0);
+	assert_int_equal(log_last_index(f->log), 10);
+	assert_int_equal(log_bytes(f->log), used);
+	/* the torn bytes are gone from the file, not just skipped */
+	size_t len;
+	char *buf = slurp(path, &len);
+	for (size_t k = used; k < len; k++)
+		assert_int_equal(buf[k], 0);
+	free(buf);
+	append_range(f->log, 11, 12, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 0);
+	check_range(f->log, 1, 12, 1);
+
+	/* a whole last line with a wrong checksum (a torn page inside it)
+	 * followed only by zeros is torn too */
+	size_t off = line_offset(path, 12);
+	poke(path, off + 30, "Z", 1);
+	reopen(f, 0);
+	assert_int_equal(log_last_index(f->log), 11);
+	check_range(f->log, 1, 11, 1);
+}
+
+static void test_log_drops_torn_new_segment(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 4096);
+	append_range(f->log, 1, 5, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	log_close(f->log);
+	f->log = NULL;
+	/* the next segment was created and sized, its header never written */
+	char path[128];
+	seg_path(f, 6, path, sizeof(path));
+	int fd = open(path, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, 4096), 0);
+	close(fd);
+	reopen(f, 4096);
+	assert_int_equal(log_last_index(f->log), 5);
+	assert_int_equal(access(path, F_OK), -1);
+	append_range(f->log, 6, 7, 1);
+	reopen(f, 4096);
+	check_range(f->log, 1, 7, 1);
+}
+
+static void test_log_reports_bad_checksum_in_the_middle(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 0);
+	append_range(f->log, 1, 10, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	size_t off = line_offset(path, 5);
+	/* a flipped byte inside the value of entry 5 */
+	poke(path, off + 50, "#", 1);
+	/* the mapping is the page cache: log_get sees it too */
+	struct log_entry e;
+	assert_int_equal(log_get(f->log, 5, &e), KV_ECORRUPT);
+	assert_int_equal(log_get(f->log, 4, &e), 0);
+	assert_int_equal(reopen_err(f, 0), KV_ECORRUPT);
+	assert_non_null(f->msg);
+	char want[64];
+	snprintf(want, sizeof(want), "offset %zu", off);
+	assert_non_null(strstr(f->msg, path));
+	assert_non_null(strstr(f->msg, want));
+	assert_non_null(strstr(f->msg, "checksum"));
+	assert_null(f->log);
+}
+
+static void
+test_log_reports_unparsable_line_followed_by_valid_ones(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 0);
+	append_range(f->log, 1, 10, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	size_t off = line_offset(path, 7);
+	poke(path, off, "garbage", 7);
+	assert_int_equal(reopen_err(f, 0), KV_ECORRUPT);
+	char want[64];
+	snprintf(want, sizeof(want), "offset %zu", off);
+	assert_non_null(strstr(f->msg, want));
+	assert_non_null(strstr(f->msg, "log-00000000000000000001.jsonl"));
+
+	/* zeros in the middle with entries after them are damage too */
+	poke(path, off, "\0\0\0\0\0\0\0", 7);
+	assert_int_equal(reopen_err(f, 0), KV_ECORRUPT);
+	assert_non_null(strstr(f->msg, want));
+}
+
+static void test_log_reports_unknown_version(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 0);
+	append_range(f->log, 1, 3, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	const char *v = "\"version\":";
+	size_t len;
+	char *buf = slurp(path, &len);
+	size_t off = (size_t)(strstr(buf, v) - buf) + strlen(v);
+	free(buf);
+	poke(path, off, "7", 1);
+	assert_int_equal(reopen_err(f, 0), KV_EVERSION);
+	assert_non_null(strstr(f->msg, "version"));
+	assert_non_null(strstr(f->msg, path));
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_log_reports_missing_segment_as_gap(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 4096);
+	append_range(f->log, 1, 200, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	log_close(f->log);
+	f->log = NULL;
+	/* remove a segment in the middle */
+	DIR *d = opendir(f->dir);
+	char *names[256];
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d)) && n < 256)
+		if (strncmp(de->d_name, "log-", 4) == 0)
+			names[n++] = strdup(de->d_name);
+	closedir(d);
+	assert_true(n >= 3);
+	qsort(names, (size_t)n, sizeof(char *), cmp_str);
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", f->dir, names[1]);
+	assert_int_equal(unlink(path), 0);
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	assert_int_equal(reopen_err(f, 4096), KV_ECORRUPT);
+	assert_non_null(strstr(f->msg, "gap"));
+}
+
+static void
+test_log_compaction_deletes_segments_and_survives_reopen(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 4096);
+	append_range(f->log, 1, 150, 1);
+	append_range(f->log, 151, 300, 2);
+	assert_int_equal(log_sync(f->log), 0);
+	int before = count_segments(f->dir);
+	assert_int_equal(log_compact(f->log, 200, 3), -EINVAL); /* wrong term */
+	assert_int_equal(log_compact(f->log, 200, 2), 0);
+	assert_int_equal(log_first_index(f->log), 201);
+	assert_int_equal(log_term_at(f->log, 200), 2);
+	assert_int_equal(log_term_at(f->log, 100), 0);
+	struct log_entry e;
+	assert_int_equal(log_get(f->log, 200, &e), -ENOENT);
+	check_range(f->log, 201, 300, 2);
+	int after = count_segments(f->dir);
+	assert_true(after < before);
+	reopen(f, 4096);
+	/* the log may keep a few entries before 201 (the rest of a
+	 * segment), never lose one after it */
+	uint64_t first = log_first_index(f->log);
+	assert_true(first <= 201 && first > 150);
+	assert_int_equal(log_term_at(f->log, first - 1),
+			 first - 1 > 150 ? 2 : 1);
+	check_range(f->log, 201, 300, 2);
+	assert_int_equal(count_segments(f->dir), after);
+
+	/* compacting everything keeps the log usable */
+	assert_int_equal(log_compact(f->log, 300, 2), 0);
+	assert_int_equal(log_first_index(f->log), 301);
+	assert_int_equal(log_last_index(f->log), 300);
+	assert_int_equal(log_term_at(f->log, 300), 2);
+	append_range(f->log, 301, 310, 2);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 4096);
+	assert_true(log_first_index(f->log) <= 301);
+	assert_int_equal(log_last_index(f->log), 310);
+	check_range(f->log, 301, 310, 2);
+}
+
+static void test_log_reset_discards_everything(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 4096);
+	append_range(f->log, 1, 100, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	assert_int_equal(log_reset(f->log, 1000, 7), 0);
+	assert_int_equal(log_first_index(f->log), 1001);
+	assert_int_equal(log_last_index(f->log), 1000);
+	assert_int_equal(log_term_at(f->log, 1000), 7);
+	struct log_entry e;
+	assert_int_equal(log_get(f->log, 50, &e), -ENOENT);
+	assert_int_equal(log_sync(f->log), 0);
+	/* the reset point survives a restart before any append */
+	reopen(f, 4096);
+	assert_int_equal(log_first_index(f->log), 1001);
+	assert_int_equal(log_term_at(f->log, 1000), 7);
+	append_range(f->log, 1001, 1100, 7);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 4096);
+	assert_int_equal(log_first_index(f->log), 1001);
+	assert_int_equal(log_last_index(f->log), 1100);
+	check_range(f->log, 1001, 1100, 7);
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	assert_int_equal(access(path, F_OK), -1);
+}
+
+struct sync_arg {
+	struct log_sync *s;
+	int ret;
+};
+
+static void *sync_thread(void *p)
+{
+	struct sync_arg *a = p;
+	a->ret = log_sync_run(a->s);
+	return NULL;
+}
+
+static void test_log_syncs_on_another_thread_while_appending(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 8192);
+	uint64_t next = 1;
+	for (int round = 0; round < 20; round++) {
+		append_range(f->log, next, next + 9, 1);
+		next += 10;
+		struct sync_arg a = {0};
+		assert_int_equal(log_sync_prepare(f->log, &a.s), 0);
+		pthread_t t;
+		assert_int_equal(pthread_create(&t, NULL, sync_thread, &a), 0);
+		/* the owner goes on appending, into new segments too */
+		append_range(f->log, next, next + 9, 1);
+		next += 10;
+		pthread_join(t, NULL);
+		assert_int_equal(a.ret, 0);
+		log_sync_done(a.s);
+	}
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 8192);
+	check_range(f->log, 1, next - 1, 1);
+}
+
+/* ---- a full disk: a 512 KiB tmpfs ---- */
+
+static void test_log_fails_with_enospc_and_recovers(void **state)
+{
+	struct fx *f = *state;
+	if (mount("kvfs-test", f->dir, "tmpfs", 0, "size=512k") != 0) {
+		if (errno == EPERM) {
+			print_message("skipped: mounting a tmpfs needs root "
+				      "(CAP_SYS_ADMIN)\n");
+			skip();
+		}
+		fail_msg("mount tmpfs: %s", strerror(errno));
+	}
+	/* a filler file to delete later, freeing space */
+	char filler[128];
+	snprintf(filler, sizeof(filler), "%s/filler", f->dir);
+	int fd = open(filler, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	assert_int_equal(posix_fallocate(fd, 0, 160 * 1024), 0);
+	close(fd);
+
+	int ret = log_open(f->dir, 64 * 1024, &f->log, &f->msg);
+	assert_int_equal(ret, 0);
+	char buf[512];
+	uint64_t i = 1;
+	for (;; i++) {
+		struct log_entry e = {.index = i, .term = 1};
+		e.len = cmd_text(i, buf, sizeof(buf));
+		e.data = buf;
+		ret = log_append(f->log, &e);
+		if (ret)
+			break;
+		if (i % 50 == 0)
+			assert_int_equal(log_sync(f->log), 0);
+		assert_true(i < 100000);
+	}
+	assert_int_equal(ret, -ENOSPC);
+	uint64_t last = i - 1;
+	assert_true(last > 100);
+	assert_int_equal(log_last_index(f->log), last);
+	/* still refused, still no harm */
+	struct log_entry e = {.index = i, .term = 1, .data = buf};
+	e.len = cmd_text(i, buf, sizeof(buf));
+	assert_int_equal(log_append(f->log, &e), -ENOSPC);
+	assert_int_equal(log_sync(f->log), 0);
+	check_range(f->log, 1, last, 1);
+
+	/* space comes back: appends work again */
+	assert_int_equal(unlink(filler), 0);
+	append_range(f->log, i, i + 99, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 64 * 1024);
+	assert_int_equal(log_last_index(f->log), i + 99);
+	check_range(f->log, 1, i + 99, 1);
+	log_close(f->log);
+	f->log = NULL;
+	assert_int_equal(umount(f->dir), 0);
+}
+
+int main(void)
+{
+#define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_log_replays_synced_entries_after_reopen),
+	    T(test_log_rejects_bad_appends),
+	    T(test_log_spreads_over_many_segments),
+	    T(test_log_truncates_conflicting_suffix_then_appends),
+	    T(test_log_cuts_torn_last_line),
+	    T(test_log_drops_torn_new_segment),
+	    T(test_log_reports_bad_checksum_in_the_middle),
+	    T(test_log_reports_unparsable_line_followed_by_valid_ones),
+	    T(test_log_reports_unknown_version),
+	    T(test_log_reports_missing_segment_as_gap),
+	    T(test_log_compaction_deletes_segments_and_survives_reopen),
+	    T(test_log_reset_discards_everything),
+	    T(test_log_syncs_on_another_thread_while_appending),
+	    T(test_log_fails_with_enospc_and_recovers),
+	};
+	return cmocka_run_group_tests_name("log", tests, NULL, NULL);
+}
