@@ -167,6 +167,15 @@ static enum MHD_Result get_value(struct http_req *r)
 	if (!read_barrier(r))
 		return r->answered ? MHD_YES : MHD_NO;
 	rc = store_get(node_store(r->node), r->key, r->klen, &rec);
+	if (rc == -ENOENT) {
+		/* a directory made only by keys below it is no key either,
+		 * but it is a conflict, not an absence */
+		struct kv_stat st;
+		if (store_stat(node_store(r->node), r->key, r->klen, &st) ==
+			0 &&
+		    st.is_dir)
+			rc = -EISDIR;
+	}
 	if (rc < 0)
 		return http_fail_err(r, rc,
 				     rc == -ENOENT ? "no such key"
@@ -238,7 +247,7 @@ static enum MHD_Result put_value(struct http_req *r)
 	cmd.klen = r->klen;
 	cmd.val = r->body;
 	cmd.vlen = r->len;
-	cmd.mode = 0644;
+	cmd.mode = 0; /* a new key gets 0644, a replaced one keeps its mode */
 	cmd.if_rev = r->if_rev;
 	cmd.if_absent = r->if_absent;
 	r->key = NULL; /* now cmd's */
