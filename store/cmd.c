@@ -17,9 +17,6 @@
 #include "codec.h"
 #include "store.h"
 
-/* Largest integer a double holds exactly; revisions stay far below it. */
-#define JSON_INT_MAX 9007199254740992.0
-
 static const char *const op_names[] = {
     [KV_OP_NOOP] = "noop",	 [KV_OP_PUT] = "put",
     [KV_OP_DEL] = "del",	 [KV_OP_MKDIR] = "mkdir",
@@ -97,7 +94,8 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 		break;
 	case KV_OP_PUT:
 		put_val(&b, cmd->val, cmd->vlen);
-		kv_buf_printf(&b, ",\"mt\":\"%" PRId64 "\"", cmd->mtime_ns);
+		kv_buf_puts(&b, ",\"mt\":");
+		kv_buf_i64(&b, cmd->mtime_ns);
 		if (cmd->mode != 0)
 			kv_buf_printf(&b, ",\"mode\":%" PRIu32, cmd->mode);
 		if (cmd->if_rev != 0)
@@ -135,43 +133,6 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 	}
 	*out = b.p;
 	*len = b.len;
-	return 0;
-}
-
-/* A JSON number that is an integer in [0, max]. */
-static int get_uint(const cJSON *item, double max, uint64_t *out)
-{
-	double d;
-
-	if (!cJSON_IsNumber(item))
-		return -EINVAL;
-	d = item->valuedouble;
-	if (!(d >= 0 && d <= max) || d != (double)(uint64_t)d)
-		return -EINVAL;
-	*out = (uint64_t)d;
-	return 0;
-}
-
-/* A decimal int64 in a JSON string: optional '-', 1 to 19 digits. */
-static int get_i64_str(const cJSON *item, int64_t *out)
-{
-	const char *s;
-	char *end;
-	long long v;
-	size_t i = 0;
-
-	if (!cJSON_IsString(item))
-		return -EINVAL;
-	s = item->valuestring;
-	if (s[0] == '-')
-		i++;
-	if (s[i] == '\0' || strspn(s + i, "0123456789") != strlen(s + i))
-		return -EINVAL;
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (errno != 0 || *end != '\0')
-		return -EINVAL;
-	*out = (int64_t)v;
 	return 0;
 }
 
@@ -219,21 +180,21 @@ static int decode_field(enum field f, const cJSON *item, struct kv_cmd *cmd)
 					&cmd->vlen);
 	case F_MT:
 		cmd->set_mtime = true;
-		return get_i64_str(item, &cmd->mtime_ns);
+		return kv_json_i64(item, &cmd->mtime_ns);
 	case F_MODE:
 		cmd->set_mode = true;
-		err = get_uint(item, 07777, &u);
+		err = kv_json_uint(item, 07777, &u);
 		cmd->mode = (uint32_t)u;
 		return err;
 	case F_FLAGS:
-		err = get_uint(item, KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE,
-			       &u);
+		err = kv_json_uint(
+		    item, KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE, &u);
 		if (err == 0 && u == (KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE))
 			err = -EINVAL;
 		cmd->flags = (unsigned)u;
 		return err;
 	case F_IF_REV:
-		err = get_uint(item, JSON_INT_MAX, &cmd->if_rev);
+		err = kv_json_uint(item, KV_JSON_INT_MAX, &cmd->if_rev);
 		if (err == 0 && cmd->if_rev == 0)
 			err = -EINVAL;
 		return err;
@@ -257,14 +218,14 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 	int err = -EINVAL;
 
 	memset(cmd, 0, sizeof(*cmd));
-	root = cJSON_ParseWithLength(json, len);
+	root = kv_json_parse(json, len);
 	if (root == NULL)
 		return -EINVAL;
 	if (!cJSON_IsObject(root))
 		goto out_free_json;
 	/* The version first: another version may have other fields. */
 	v = cJSON_GetObjectItemCaseSensitive(root, "v");
-	if (get_uint(v, JSON_INT_MAX, &ver) != 0)
+	if (kv_json_uint(v, KV_JSON_INT_MAX, &ver) != 0)
 		goto out_free_json;
 	if (ver != KV_FORMAT_VERSION) {
 		err = KV_EVERSION;

@@ -7,10 +7,13 @@
  * the end. Parsing is cJSON's job; this file only provides base64 decoding
  * and UTF-8 validation for it. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cjson/cJSON.h>
 
 #include "codec.h"
 
@@ -291,4 +294,64 @@ bool kv_utf8_valid(const void *p, size_t n, bool allow_nul)
 		i += len;
 	}
 	return true;
+}
+
+/* ---- reading cJSON values ---- */
+
+struct cJSON *kv_json_parse(const char *p, size_t n)
+{
+	const char *end = NULL;
+	cJSON *j = cJSON_ParseWithLengthOpts(p, n, &end, false);
+
+	if (j == NULL)
+		return NULL;
+	while (end < p + n && strchr(" \t\r\n", *end) != NULL && *end)
+		end++;
+	if (end != p + n) {
+		cJSON_Delete(j);
+		return NULL;
+	}
+	return j;
+}
+
+/* A JSON number that is an integer in [0, max]. */
+int kv_json_uint(const cJSON *item, double max, uint64_t *out)
+{
+	double d;
+
+	if (!cJSON_IsNumber(item))
+		return -EINVAL;
+	d = item->valuedouble;
+	if (!(d >= 0 && d <= max) || d != (double)(uint64_t)d)
+		return -EINVAL;
+	*out = (uint64_t)d;
+	return 0;
+}
+
+/* A decimal int64 in a JSON string: optional '-', 1 to 19 digits. */
+int kv_json_i64(const cJSON *item, int64_t *out)
+{
+	const char *s;
+	char *end;
+	long long v;
+	size_t i = 0;
+
+	if (!cJSON_IsString(item))
+		return -EINVAL;
+	s = item->valuestring;
+	if (s[0] == '-')
+		i++;
+	if (s[i] == '\0' || strspn(s + i, "0123456789") != strlen(s + i))
+		return -EINVAL;
+	errno = 0;
+	v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return -EINVAL;
+	*out = (int64_t)v;
+	return 0;
+}
+
+void kv_buf_i64(struct kv_buf *b, int64_t v)
+{
+	kv_buf_printf(b, "\"%" PRId64 "\"", v);
 }

@@ -35,4 +35,18 @@ bool kv_utf8_valid(const void *p, size_t n, bool allow_nul);
 int kv_base64_decode(const char *s, size_t n, unsigned char **out,
 		     size_t *outlen);
 
+/* Reading JSON parsed by cJSON (declared here so the header does not need
+ * cJSON's). A number that is an integer in [0, max] (max at most 2^53,
+ * where doubles stop being exact): 0 or -EINVAL. */
+struct cJSON;
+/* Parse exactly p[0..n) as one JSON value (trailing whitespace allowed,
+ * anything else after the value is an error): the tree, or NULL. */
+struct cJSON *kv_json_parse(const char *p, size_t n);
+#define KV_JSON_INT_MAX 9007199254740992.0
+int kv_json_uint(const struct cJSON *item, double max, uint64_t *out);
+/* A signed 64-bit integer written as a decimal string (optional '-', then
+ * digits): how nanosecond times travel, since they exceed 2^53. */
+int kv_json_i64(const struct cJSON *item, int64_t *out);
+void kv_buf_i64(struct kv_buf *b, int64_t v); /* as "123", quoted */
+
 #endif

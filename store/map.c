@@ -309,6 +309,17 @@ int map_insert(struct map *m, struct kv_rec *rec)
 	return insert_rec(m, rec);
 }
 
+int map_append(struct map *m, struct kv_rec *rec)
+{
+	struct map_node *last = RB_MAX(map_tree, &m->tree);
+
+	if (last != NULL &&
+	    eff_cmp(last->key, last->klen, last->tail, rec->key, rec->klen,
+		    S_ISDIR(rec->mode) ? '/' : 0) >= 0)
+		return -EINVAL;
+	return insert_rec(m, rec);
+}
+
 int map_stat(const struct map *m, const char *path, size_t plen,
 	     struct kv_stat *out)
 {

@@ -22,6 +22,10 @@ struct kv_rec *map_get(const struct map *m, const char *key, size_t klen);
 /* Insert or replace (takes ownership of rec; unrefs the one replaced).
  * Used by snapshot loading; no rules checked. 0 or -ENOMEM. */
 int map_insert(struct map *m, struct kv_rec *rec);
+/* Insert rec, which must sort after every record in m (loading a snapshot
+ * written in map order): takes ownership on success; -EINVAL if it does not
+ * sort last (out of order or a duplicate: the file is damaged), -ENOMEM. */
+int map_append(struct map *m, struct kv_rec *rec);
 
 /* Apply cmd carried by the entry at index. The outcome goes in res (errors
  * of the command itself, like -ENOENT or KV_EPRECOND, are results, not

@@ -1,0 +1,167 @@
+/* test_codec.c - the JSON byte-string helpers of store/codec.c: base64
+ * round trips at every length mod 3 and rejection of non-canonical input,
+ * the UTF-8 validator, and JSON string escaping checked by parsing the
+ * output back with cJSON. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <cmocka.h>
+
+#include "codec.h"
+
+static void test_base64_round_trips_every_length(void **state)
+{
+	unsigned char in[300];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(in); i++)
+		in[i] = (unsigned char)(i * 7 + 3);
+	for (size_t n = 0; n < sizeof(in); n++) {
+		struct kv_buf b;
+		unsigned char *out;
+		size_t outlen;
+
+		kv_buf_init(&b);
+		kv_buf_base64(&b, in, n);
+		assert_int_equal(b.err, 0);
+		assert_int_equal(b.len, (n + 2) / 3 * 4);
+		assert_int_equal(kv_base64_decode(b.p, b.len, &out, &outlen),
+				 0);
+		assert_int_equal(outlen, n);
+		assert_memory_equal(out, in, n);
+		free(out);
+		kv_buf_free(&b);
+	}
+}
+
+static void test_base64_matches_known_vectors(void **state)
+{
+	static const char *const want[] = {
+	    "", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	(void)state;
+	for (size_t n = 0; n <= 6; n++) {
+		struct kv_buf b;
+		kv_buf_init(&b);
+		kv_buf_base64(&b, "foobar", n);
+		assert_string_equal(b.p, want[n]);
+		kv_buf_free(&b);
+	}
+}
+
+static void test_base64_rejects_malformed_input(void **state)
+{
+	static const char *const bad[] = {
+	    "Zg=",	/* not a multiple of 4 */
+	    "Zh==",	/* nonzero unused bits */
+	    "Zm9=",	/* nonzero unused bits */
+	    "Z===",	/* too much padding */
+	    "Zg==Zg==", /* padding in the middle */
+	    "Zm 9",	/* whitespace */
+	    "Zm9*",	/* bad character */
+	    "=Zm9",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unsigned char *out = NULL;
+		size_t outlen;
+		assert_int_equal(
+		    kv_base64_decode(bad[i], strlen(bad[i]), &out, &outlen),
+		    -EINVAL);
+		assert_null(out);
+	}
+}
+
+static void test_utf8_validator_accepts_and_rejects(void **state)
+{
+	(void)state;
+	assert_true(kv_utf8_valid("", 0, false));
+	assert_true(kv_utf8_valid("plain ascii\n\t", 13, false));
+	assert_true(
+	    kv_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9, false));
+	assert_false(kv_utf8_valid("a\0b", 3, false));
+	assert_true(kv_utf8_valid("a\0b", 3, true));
+	assert_false(kv_utf8_valid("\xff", 1, true));
+	assert_false(kv_utf8_valid("\xfe", 1, true));
+	assert_false(kv_utf8_valid("\x80", 1, true));
+	assert_false(kv_utf8_valid("\xc0\x80", 2, true));
+	assert_false(kv_utf8_valid("\xe0\x80\x80", 3, true));
+	assert_false(kv_utf8_valid("\xed\xa0\x80", 3, true));
+	assert_false(kv_utf8_valid("\xf4\x90\x80\x80", 4, true));
+	assert_false(kv_utf8_valid("\xe2\x82", 2, true));
+	assert_false(kv_utf8_valid("\xf0\x9f\x98", 3, true));
+}
+
+/* Escape s, check the output has no raw control bytes, and parse it back. */
+static void round_trip_json_string(const char *s, size_t n)
+{
+	struct kv_buf b;
+	cJSON *j;
+
+	kv_buf_init(&b);
+	kv_buf_json_str(&b, s, n);
+	assert_int_equal(b.err, 0);
+	for (size_t i = 0; i < b.len; i++)
+		assert_true((unsigned char)b.p[i] >= 0x20);
+	j = cJSON_ParseWithLength(b.p, b.len);
+	assert_non_null(j);
+	assert_true(cJSON_IsString(j));
+	assert_int_equal(strlen(j->valuestring), n);
+	assert_memory_equal(j->valuestring, s, n);
+	cJSON_Delete(j);
+	kv_buf_free(&b);
+}
+
+static void test_json_string_escapes_control_chars_and_quotes(void **state)
+{
+	char all[32 + 5];
+	struct kv_buf b;
+
+	(void)state;
+	for (int i = 1; i < 32; i++)
+		all[i - 1] = (char)i;
+	memcpy(all + 31, "\"\\/\x7f", 4);
+	round_trip_json_string(all, 35);
+	round_trip_json_string("", 0);
+	round_trip_json_string("caf\xc3\xa9 \xf0\x9f\x98\x80", 10);
+
+	kv_buf_init(&b);
+	kv_buf_json_str(&b, "a\"b\\c\nd\x01", 8);
+	assert_string_equal(b.p, "\"a\\\"b\\\\c\\nd\\u0001\"");
+	kv_buf_free(&b);
+}
+
+static void test_buffer_printf_grows_past_its_first_chunk(void **state)
+{
+	struct kv_buf b;
+	char big[1000];
+
+	(void)state;
+	memset(big, 'q', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	kv_buf_init(&b);
+	kv_buf_puts(&b, "x");
+	kv_buf_printf(&b, "%s%d", big, 42);
+	assert_int_equal(b.err, 0);
+	assert_int_equal(b.len, 1 + 999 + 2);
+	assert_string_equal(b.p + 1000, "42");
+	kv_buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_base64_round_trips_every_length),
+	    cmocka_unit_test(test_base64_matches_known_vectors),
+	    cmocka_unit_test(test_base64_rejects_malformed_input),
+	    cmocka_unit_test(test_utf8_validator_accepts_and_rejects),
+	    cmocka_unit_test(test_json_string_escapes_control_chars_and_quotes),
+	    cmocka_unit_test(test_buffer_printf_grows_past_its_first_chunk),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
