@@ -435,8 +435,14 @@ static int seg_replay(struct log *log, struct seg *s, bool is_last,
 {
 	const unsigned char *m = s->map;
 	size_t n = s->map_len;
-	const unsigned char *nl =
-	    m ? memchr(m, '\n', n < HDR_MAX ? n : HDR_MAX) : NULL;
+	if (n == 0) {
+		/* created just before a crash, before its preallocation */
+		if (is_last)
+			return 1;
+		set_err(errmsg, log->dir, s->name, 0, "empty segment file");
+		return KV_ECORRUPT;
+	}
+	const unsigned char *nl = memchr(m, '\n', n < HDR_MAX ? n : HDR_MAX);
 	int ret =
 	    nl ? parse_header(m, (size_t)(nl - m), &s->first, &s->prev_term)
 	       : KV_ECORRUPT;

@@ -4,7 +4,8 @@
  * Segments are preallocated with posix_fallocate so that writing through
  * the mapping never hits a hole on a full disk (SIGBUS); growth fails with
  * -ENOSPC instead. Only the store-owner thread calls these, except
- * log_sync_run, which the sync thread calls. */
+ * log_sync_run, which the sync thread calls. Formats and the durability
+ * invariants: docs/log-format.md. */
 #ifndef KV_STORE_LOG_H
 #define KV_STORE_LOG_H
 
@@ -13,9 +14,10 @@
 
 struct log;
 
-/* One entry. data is the command's JSON text (one line, no newline). When
- * returned by log_get, data points into the mapping and stays valid until
- * the next call that changes the log. */
+/* One entry. data is the command's JSON text (one line: no '\n', no NUL),
+ * stored verbatim; len 0 (data may be NULL) is stored as `null` and reads
+ * back as len 0. When returned by log_get, data points into the mapping and
+ * stays valid until the next call that changes the log. */
 struct log_entry {
 	uint64_t index;
 	uint64_t term;
@@ -42,18 +44,28 @@ uint64_t log_term_at(const struct log *log, uint64_t index);
 uint64_t log_bytes(const struct log *log);
 
 /* Write e into the mapping (not yet durable). e->index must be last + 1,
- * or <= last, in which case the suffix from e->index is dropped first
- * (Raft conflict truncation). Returns 0, -ENOSPC, -EINVAL, -errno. */
+ * or first..last, in which case the suffix from e->index is dropped first
+ * (Raft conflict truncation, see log_truncate). -EINVAL also for a term
+ * below the previous entry's or data with '\n' or NUL. -ENOSPC when a new
+ * segment cannot be preallocated: nothing changed, retry later. When a
+ * segment fills up, the full one is fdatasync'd before the next is created
+ * (a -errno from that is a failed sync: fatal). */
 int log_append(struct log *log, const struct log_entry *e);
 
-/* Drop entries from index on (index > first). */
+/* Drop entries from index on (first <= index <= last + 1): their bytes
+ * are zeroed and later segments deleted, and that is made durable before
+ * this returns (fdatasync, directory fsync), so no crash can resurrect
+ * them behind newer entries. -EINVAL out of range; -errno is a failed sync. */
 int log_truncate(struct log *log, uint64_t index);
 
-/* Make every appended entry durable. log_sync_prepare captures what must
- * be synced (dup'd descriptors) so that log_sync_run can run on another
- * thread while the owner goes on appending; log_sync_done releases it.
- * log_sync does all three. A failed sync is reported as -errno; the caller
- * treats it as fatal and sticky. */
+/* Make every appended entry durable. log_sync_prepare (owner thread)
+ * captures what must be synced: dup'd descriptors of segments written
+ * since the last prepare, and of the directory if a segment was created or
+ * deleted. log_sync_run (any one thread) fdatasyncs them and touches no
+ * state of struct log, so the owner goes on appending meanwhile; when it
+ * returns 0, every entry appended before the prepare is durable.
+ * log_sync_done (any thread) releases it. log_sync does all three. A
+ * failed sync is -errno; the caller treats it as fatal and sticky. */
 struct log_sync;
 int log_sync_prepare(struct log *log, struct log_sync **out);
 int log_sync_run(struct log_sync *s);
@@ -65,11 +77,18 @@ int log_sync(struct log *log);
 int log_get(struct log *log, uint64_t index, struct log_entry *out);
 
 /* Compaction: forget entries <= index (a snapshot covers them); whole
- * segments are deleted once every entry in them is covered. */
+ * segments are deleted once every entry in them is covered, except the
+ * last segment, whose header keeps the log's position across a restart.
+ * After a restart, first may therefore be below index + 1 (kept entries).
+ * index < first: nothing to do; index > last: log_reset. -EINVAL if term
+ * is not the term of the entry at index. */
 int log_compact(struct log *log, uint64_t index, uint64_t term);
 
 /* Discard everything and start empty after (index, term), e.g. after
- * installing a snapshot that is ahead of the log. */
+ * installing a snapshot that is ahead of the log. The deletions are made
+ * durable (directory fsync) before it returns; an empty segment records
+ * (index, term) for a restart (if the disk is full, the next append
+ * creates it). */
 int log_reset(struct log *log, uint64_t index, uint64_t term);
 
 #endif

@@ -325,7 +325,14 @@ static void test_log_drops_torn_new_segment(void **state)
 	assert_int_equal(log_last_index(f->log), 5);
 	assert_int_equal(access(path, F_OK), -1);
 	append_range(f->log, 6, 7, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	/* or created and not even preallocated */
+	seg_path(f, 8, path, sizeof(path));
+	fd = open(path, O_CREAT | O_WRONLY, 0644);
+	assert_true(fd >= 0);
+	close(fd);
 	reopen(f, 4096);
+	assert_int_equal(access(path, F_OK), -1);
 	check_range(f->log, 1, 7, 1);
 }
 
