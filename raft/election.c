@@ -1,0 +1,190 @@
+/* election.c - leader election (§5.2), the election restriction (§5.4.1),
+ * Pre-Vote and the leader lease (§9.6 diss.), randomized timeouts.
+ *
+ * A follower whose election timeout runs out first asks for pre-votes for
+ * term+1 without changing its term; only with a quorum of pre-votes does it
+ * become a candidate, so a node that was partitioned or restarted cannot
+ * bump the cluster's term and depose a healthy leader. With check-quorum,
+ * servers that heard from a leader within the minimum election timeout
+ * ignore vote requests (the lease) unless a leader transfer sent them.
+ * Timeouts come from a small PRNG seeded by the caller: runs replay. */
+#include <assert.h>
+
+#include "raft_impl.h"
+
+/* splitmix64: tiny, good enough to spread election timeouts. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* §5.2: "election timeouts are chosen randomly from a fixed interval". */
+void election_reset_timeout(struct raft *r)
+{
+	unsigned e = r->opt.election_ticks;
+	r->election_elapsed = 0;
+	r->timeout = e + (unsigned)(rng_next(&r->rng) % e);
+}
+
+bool in_lease(const struct raft *r)
+{
+	return !r->opt.disable_check_quorum && r->leader != RAFT_NONE &&
+	       r->election_elapsed < r->opt.election_ticks;
+}
+
+/* §5.1: "If RPC request or response contains term T > currentTerm: set
+ * currentTerm = T, convert to follower". Also used to step down in the
+ * same term (check-quorum, lost pre-vote, transfer). */
+void become_follower(struct raft *r, uint64_t term, uint64_t leader)
+{
+	bool was_leader = r->role == RAFT_LEADER;
+	assert(term >= r->term);
+	if (term != r->term) {
+		r->term = term;
+		r->vote = RAFT_NONE;
+		r->hs_dirty = true;
+		r->verified = 0; /* what matched the old leader may not match */
+	}
+	r->role = RAFT_FOLLOWER;
+	r->leader = leader;
+	r->heartbeat_elapsed = 0;
+	r->transferee = RAFT_NONE;
+	election_reset_timeout(r);
+	if (was_leader)
+		readindex_fail_all(r);
+}
+
+static bool record_vote(struct raft *r, uint64_t id, bool granted)
+{
+	for (unsigned i = 0; i < r->n_granted; i++)
+		if (r->granted[i] == id)
+			return false;
+	for (unsigned i = 0; i < r->n_rejected; i++)
+		if (r->rejected[i] == id)
+			return false;
+	if (granted)
+		r->granted[r->n_granted++] = id;
+	else
+		r->rejected[r->n_rejected++] = id;
+	return true;
+}
+
+/* §5.2: "increment currentTerm, vote for self, reset election timer, send
+ * RequestVote RPCs to all other servers"; with pre_vote, the same for
+ * term+1 without changing anything persistent. */
+void campaign(struct raft *r, bool pre_vote, bool transfer)
+{
+	if (!raft_is_voter(r, r->id))
+		return;
+	uint64_t term;
+	if (r->role == RAFT_LEADER)
+		readindex_fail_all(r);
+	if (pre_vote) {
+		r->role = RAFT_PRE_CANDIDATE;
+		term = r->term + 1;
+	} else {
+		r->role = RAFT_CANDIDATE;
+		r->term++;
+		r->vote = r->id;
+		r->hs_dirty = true;
+		r->verified = 0;
+		term = r->term;
+	}
+	r->leader = RAFT_NONE;
+	r->transferee = RAFT_NONE;
+	election_reset_timeout(r);
+	r->n_granted = r->n_rejected = 0;
+	record_vote(r, r->id, true);
+	if (r->n_granted >= raft_quorum(r)) {
+		if (pre_vote)
+			campaign(r, false, transfer);
+		else
+			become_leader(r);
+		return;
+	}
+	for (unsigned i = 0; i < r->conf.n; i++) {
+		const struct raft_server *s = &r->conf.servers[i];
+		if (s->id == r->id || s->role != RAFT_VOTER)
+			continue;
+		struct raft_message *m = raft_msg_new(
+		    r, pre_vote ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, s->id);
+		if (!m)
+			continue;
+		m->term = term;
+		m->index = log_last_index(&r->log);
+		m->log_term = log_last_term(&r->log);
+		m->transfer = transfer;
+	}
+}
+
+void election_tick(struct raft *r)
+{
+	r->election_elapsed++;
+	if (r->election_elapsed >= r->timeout && raft_is_voter(r, r->id))
+		campaign(r, !r->opt.disable_pre_vote, false);
+	else if (r->election_elapsed >= r->timeout)
+		election_reset_timeout(r);
+}
+
+/* §5.2 and §5.4.1, Figure 2 RequestVote receiver: "If votedFor is null or
+ * candidateId, and candidate's log is at least as up-to-date as receiver's
+ * log, grant vote". Called with m->term >= r->term for VOTE. A pre-vote is
+ * granted for a term above ours by the same log rule, without recording. */
+void election_step_vote(struct raft *r, const struct raft_message *m)
+{
+	bool pre = m->type == RAFT_MSG_PREVOTE;
+	uint64_t last = log_last_index(&r->log);
+	uint64_t last_term = log_last_term(&r->log);
+	bool up_to_date = m->log_term > last_term ||
+			  (m->log_term == last_term && m->index >= last);
+	bool can;
+	if (pre)
+		can = m->term > r->term;
+	else
+		can = m->term == r->term &&
+		      (r->vote == m->from ||
+		       (r->vote == RAFT_NONE && r->leader == RAFT_NONE));
+	struct raft_message *resp = raft_msg_new(
+	    r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
+	if (can && up_to_date) {
+		if (resp)
+			resp->term = m->term;
+		if (!pre) {
+			r->vote = m->from;
+			r->hs_dirty = true;
+			/* Do not start a rival election right away. */
+			r->election_elapsed = 0;
+		}
+	} else if (resp) {
+		resp->reject = true;
+	}
+}
+
+void election_step_vote_resp(struct raft *r, const struct raft_message *m)
+{
+	bool pre = m->type == RAFT_MSG_PREVOTE_RESP;
+	if (pre) {
+		if (r->role != RAFT_PRE_CANDIDATE)
+			return;
+		if (!m->reject && m->term != r->term + 1)
+			return; /* an answer to an older pre-vote */
+	} else if (r->role != RAFT_CANDIDATE || m->term != r->term) {
+		return;
+	}
+	if (!raft_is_voter(r, m->from) || !record_vote(r, m->from, !m->reject))
+		return;
+	uint64_t q = raft_quorum(r);
+	if (r->n_granted >= q) {
+		/* §5.2: "If votes received from majority of servers: become
+		 * leader". */
+		if (pre)
+			campaign(r, false, false);
+		else
+			become_leader(r);
+	} else if (r->n_rejected >= q) {
+		become_follower(r, r->term, RAFT_NONE);
+	}
+}
