@@ -320,7 +320,8 @@ static int seg_create(struct log *log, uint64_t first, uint64_t prev_term,
 		ret = -errno;
 		goto err_free;
 	}
-	/* real blocks, so that stores through the mapping cannot fault */
+	/* Invariant 2: real blocks, so stores through the mapping cannot
+	 * fault on a full disk. */
 	ret = -posix_fallocate(s->fd, 0, (off_t)size);
 	if (ret)
 		goto err_unlink;
@@ -417,7 +418,7 @@ err_free:
 }
 
 /* Cut s at off: zero [off, end) and make that durable, so that later
- * appends cannot leave stale bytes behind them. */
+ * appends cannot leave stale bytes behind them (invariant 8). */
 static int seg_cut(struct seg *s, size_t off, size_t end)
 {
 	memset(s->map + off, 0, end - off);
@@ -859,7 +860,7 @@ int log_sync_prepare(struct log *log, struct log_sync **out)
 		}
 		s->fds[s->nfds++] = fd;
 	}
-	if (log->dir_dirty) {
+	if (log->dir_dirty) { /* invariant 3 */
 		s->dirfd = fcntl(log->dirfd, F_DUPFD_CLOEXEC, 0);
 		if (s->dirfd < 0) {
 			ret = -errno;
