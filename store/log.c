@@ -681,9 +681,18 @@ uint64_t log_term_at(const struct log *log, uint64_t index)
 
 uint64_t log_bytes(const struct log *log)
 {
+	/* entries first..last only: compaction must make this shrink even
+	 * while the last segment keeps covered entries */
 	uint64_t n = 0;
-	for (size_t i = 0; i < log->nsegs; i++)
-		n += log->segs[i]->used;
+	for (size_t i = 0; i < log->nsegs; i++) {
+		const struct seg *s = log->segs[i];
+		if (!s->count || s->first + s->count - 1 < log->first)
+			continue;
+		size_t from = log->first > s->first
+				  ? s->off[log->first - s->first]
+				  : s->off[0];
+		n += s->used - from;
+	}
 	return n;
 }
 

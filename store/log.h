@@ -41,6 +41,7 @@ uint64_t log_last_index(const struct log *log);
 /* Term of the entry at index; also answers for the snapshot's index
  * (log_reset/compact remember it). 0 if unknown. */
 uint64_t log_term_at(const struct log *log, uint64_t index);
+/* Bytes of the entries first..last as stored (drops with compaction). */
 uint64_t log_bytes(const struct log *log);
 
 /* Write e into the mapping (not yet durable). e->index must be last + 1,
