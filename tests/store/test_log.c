@@ -387,6 +387,32 @@ test_log_reports_unparsable_line_followed_by_valid_ones(void **state)
 	assert_non_null(strstr(f->msg, want));
 }
 
+static void test_log_reports_torn_line_in_an_earlier_segment(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 4096);
+	append_range(f->log, 1, 100, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	assert_true(count_segments(f->dir) >= 3);
+	log_close(f->log);
+	f->log = NULL;
+	/* a partial line after the last entry of the first segment: only the
+	 * last segment may end torn (a full one is synced before the next) */
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	size_t len;
+	char *buf = slurp(path, &len);
+	size_t end = strlen(buf);
+	free(buf);
+	assert_true(end < len);
+	poke(path, end, "{\"i\":", 5);
+	assert_int_equal(reopen_err(f, 4096), KV_ECORRUPT);
+	char want[64];
+	snprintf(want, sizeof(want), "offset %zu", end);
+	assert_non_null(strstr(f->msg, want));
+	assert_non_null(strstr(f->msg, path));
+}
+
 static void test_log_reports_unknown_version(void **state)
 {
 	struct fx *f = *state;
@@ -619,6 +645,7 @@ int main(void)
 	    T(test_log_drops_torn_new_segment),
 	    T(test_log_reports_bad_checksum_in_the_middle),
 	    T(test_log_reports_unparsable_line_followed_by_valid_ones),
+	    T(test_log_reports_torn_line_in_an_earlier_segment),
 	    T(test_log_reports_unknown_version),
 	    T(test_log_reports_missing_segment_as_gap),
 	    T(test_log_compaction_deletes_segments_and_survives_reopen),
