@@ -1,1 +1,400 @@
-int main(void){return 0;}
+/* test_db.c - the db snapshot file (store/db.c): write and load round trip
+ * of a map with binary values and directories, a missing file, damage in
+ * the middle (a structural byte: the exact line offset; a byte inside a
+ * value: the checksum), every truncation, an unknown version, a full disk
+ * (on a small tmpfs, when the test may mount one), and a big map. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "db.h"
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	struct map *m;
+	uint64_t index;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+
+	assert_non_null(f);
+	strcpy(f->dir, "/tmp/kvfs-test-db-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->path, sizeof(f->path), "%s/db.jsonl", f->dir);
+	f->m = map_new();
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char cmd[128];
+
+	umount(f->dir); /* if a test mounted a tmpfs there */
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	map_free(f->m);
+	free(f);
+	return 0;
+}
+
+static void put(struct fixture *f, const char *k, const void *v, size_t n)
+{
+	struct kv_cmd c = {.op = KV_OP_PUT,
+			   .key = (char *)k,
+			   .klen = strlen(k),
+			   .val = (unsigned char *)v,
+			   .vlen = n,
+			   .mtime_ns = 1712345678123456789LL};
+	struct kv_result res;
+
+	assert_int_equal(map_apply(f->m, ++f->index, &c, &res, NULL, NULL), 0);
+	assert_int_equal(res.err, 0);
+}
+
+static void mkdir_(struct fixture *f, const char *k)
+{
+	struct kv_cmd c = {.op = KV_OP_MKDIR,
+			   .key = (char *)k,
+			   .klen = strlen(k),
+			   .mode = 0700,
+			   .mtime_ns = -1};
+	struct kv_result res;
+
+	assert_int_equal(map_apply(f->m, ++f->index, &c, &res, NULL, NULL), 0);
+	assert_int_equal(res.err, 0);
+}
+
+static int write_map(struct fixture *f, const char *conf)
+{
+	struct db_meta meta = {
+	    .index = f->index, .term = 3, .conf = (char *)conf};
+	struct kv_rec **recs;
+	size_t n;
+	int err;
+
+	assert_int_equal(map_collect(f->m, &recs, &n), 0);
+	err = db_write(f->dir, &meta, recs, n);
+	map_collect_free(recs, n);
+	return err;
+}
+
+static void fill(struct fixture *f)
+{
+	unsigned char all[256];
+
+	for (int i = 0; i < 256; i++)
+		all[i] = (unsigned char)i;
+	put(f, "text", "hello \"world\"\n", 14);
+	put(f, "bin/all", all, sizeof(all));
+	put(f, "bin/nul", "\0", 1);
+	put(f, "bin/ff", "\xff", 1);
+	put(f, "empty", "", 0);
+	put(f, "d-e/x", "x", 1);
+	put(f, "caf\xc3\xa9", "\xc3\xa9", 2);
+	mkdir_(f, "d");
+	mkdir_(f, "d/e");
+	put(f, "d/e/f", "f", 1);
+}
+
+/* Load the db into a fresh map: the result; *errmsg kept for checks. */
+static int load(struct fixture *f, struct map **out, struct db_meta *meta,
+		char **errmsg)
+{
+	*out = map_new();
+	assert_non_null(*out);
+	*errmsg = NULL;
+	return db_load(f->dir, *out, meta, errmsg);
+}
+
+static void assert_maps_equal(struct map *a, struct map *b)
+{
+	struct kv_rec **ra, **rb;
+	size_t na, nb;
+
+	assert_int_equal(map_collect(a, &ra, &na), 0);
+	assert_int_equal(map_collect(b, &rb, &nb), 0);
+	assert_int_equal(na, nb);
+	for (size_t i = 0; i < na; i++) {
+		assert_string_equal(ra[i]->key, rb[i]->key);
+		assert_int_equal(ra[i]->vlen, rb[i]->vlen);
+		assert_memory_equal(ra[i]->val, rb[i]->val, ra[i]->vlen);
+		assert_int_equal(ra[i]->mode, rb[i]->mode);
+		assert_int_equal(ra[i]->create_rev, rb[i]->create_rev);
+		assert_int_equal(ra[i]->mod_rev, rb[i]->mod_rev);
+		assert_int_equal(ra[i]->mtime_ns, rb[i]->mtime_ns);
+	}
+	assert_int_equal(map_count(a), map_count(b));
+	assert_int_equal(map_bytes(a), map_bytes(b));
+	map_collect_free(ra, na);
+	map_collect_free(rb, nb);
+}
+
+static char *slurp(const char *path, size_t *n)
+{
+	FILE *fp = fopen(path, "rb");
+	char *buf;
+	long len;
+
+	assert_non_null(fp);
+	fseek(fp, 0, SEEK_END);
+	len = ftell(fp);
+	rewind(fp);
+	buf = malloc((size_t)len + 1);
+	assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
+	buf[len] = '\0';
+	fclose(fp);
+	*n = (size_t)len;
+	return buf;
+}
+
+static void spit(const char *path, const char *buf, size_t n)
+{
+	FILE *fp = fopen(path, "wb");
+	assert_non_null(fp);
+	assert_int_equal(fwrite(buf, 1, n, fp), n);
+	fclose(fp);
+}
+
+static void test_missing_db_loads_as_empty(void **state)
+{
+	struct fixture *f = *state;
+	struct db_meta meta = {.index = 99};
+	struct map *m;
+	char *msg;
+
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	assert_int_equal(meta.index, 0);
+	assert_null(meta.conf);
+	assert_int_equal(map_count(m), 0);
+	map_free(m);
+}
+
+static void test_write_and_load_round_trip_binary_values_and_dirs(void **state)
+{
+	struct fixture *f = *state;
+	struct db_meta meta;
+	struct map *m;
+	char *msg, *tmp;
+	struct kv_stat st;
+
+	fill(f);
+	assert_int_equal(write_map(f, "{\"voters\": [1, 2, 3]}"), 0);
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	assert_int_equal(meta.index, f->index);
+	assert_int_equal(meta.term, 3);
+	assert_string_equal(meta.conf, "{\"voters\":[1,2,3]}");
+	assert_maps_equal(f->m, m);
+	assert_int_equal(map_stat(m, "d/e", 3, &st), 0);
+	assert_int_equal(st.mode, S_IFDIR | 0700);
+	free(meta.conf);
+	map_free(m);
+	assert_true(asprintf(&tmp, "%s/db.jsonl.tmp", f->dir) > 0);
+	assert_int_equal(access(tmp, F_OK), -1); /* renamed away */
+	free(tmp);
+
+	/* A second snapshot replaces the first; conf may be null. */
+	put(f, "later", "1", 1);
+	assert_int_equal(write_map(f, NULL), 0);
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	assert_null(meta.conf);
+	assert_maps_equal(f->m, m);
+	map_free(m);
+	assert_int_equal(write_map(f, "{not json"), -EINVAL);
+}
+
+/* Offset of the first occurrence of s in the file. */
+static size_t offset_of(const char *buf, const char *s)
+{
+	const char *p = strstr(buf, s);
+	assert_non_null(p);
+	return (size_t)(p - buf);
+}
+
+static void expect_corrupt(struct fixture *f, const char *where)
+{
+	struct db_meta meta;
+	struct map *m;
+	char *msg;
+
+	assert_int_equal(load(f, &m, &meta, &msg), KV_ECORRUPT);
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, f->path));
+	if (where != NULL && strstr(msg, where) == NULL)
+		fail_msg("message \"%s\" does not say \"%s\"", msg, where);
+	free(msg);
+	map_free(m);
+}
+
+static void test_damaged_line_is_corrupt_with_its_offset(void **state)
+{
+	struct fixture *f = *state;
+	char *buf, want[64];
+	size_t n, off;
+
+	fill(f);
+	assert_int_equal(write_map(f, NULL), 0);
+	buf = slurp(f->path, &n);
+	/* Break the structure of the line of "bin/nul". */
+	off = offset_of(buf, "{\"k\":\"bin/nul\"");
+	buf[off] = 'X';
+	spit(f->path, buf, n);
+	snprintf(want, sizeof(want), "offset %zu:", off);
+	expect_corrupt(f, want);
+	free(buf);
+}
+
+static void test_changed_value_byte_fails_the_checksum(void **state)
+{
+	struct fixture *f = *state;
+	char *buf;
+	size_t n, off;
+
+	fill(f);
+	assert_int_equal(write_map(f, NULL), 0);
+	buf = slurp(f->path, &n);
+	off = offset_of(buf, "hello");
+	buf[off] = 'j'; /* still valid JSON, still valid UTF-8 */
+	spit(f->path, buf, n);
+	expect_corrupt(f, "checksum");
+	free(buf);
+}
+
+static void test_every_truncation_is_corrupt(void **state)
+{
+	struct fixture *f = *state;
+	char *buf;
+	size_t n;
+
+	fill(f);
+	assert_int_equal(write_map(f, NULL), 0);
+	buf = slurp(f->path, &n);
+	for (size_t len = 0; len < n; len++) {
+		spit(f->path, buf, len);
+		expect_corrupt(f, NULL);
+	}
+	/* Trailing bytes after the trailer are damage too. */
+	spit(f->path, buf, n);
+	{
+		FILE *fp = fopen(f->path, "ab");
+		fputs("{}\n", fp);
+		fclose(fp);
+	}
+	expect_corrupt(f, "after the trailer");
+	free(buf);
+}
+
+static void test_unknown_version_is_a_version_error(void **state)
+{
+	struct fixture *f = *state;
+	struct db_meta meta;
+	struct map *m;
+	char *buf, *msg, *v;
+	size_t n;
+
+	put(f, "k", "v", 1);
+	assert_int_equal(write_map(f, NULL), 0);
+	buf = slurp(f->path, &n);
+	v = strstr(buf, "\"version\":1");
+	assert_non_null(v);
+	v[10] = '2';
+	spit(f->path, buf, n);
+	assert_int_equal(load(f, &m, &meta, &msg), KV_EVERSION);
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, "version 2"));
+	free(msg);
+	map_free(m);
+	free(buf);
+}
+
+static void test_full_disk_fails_and_keeps_the_old_db(void **state)
+{
+	struct fixture *f = *state;
+	struct db_meta meta;
+	struct map *m, *old;
+	char *msg, *tmp, big[4096];
+
+	if (mount("tmpfs", f->dir, "tmpfs", 0, "size=256k") != 0) {
+		skip(); /* not allowed to mount here */
+		return;
+	}
+	put(f, "small", "1", 1);
+	assert_int_equal(write_map(f, NULL), 0);
+	assert_int_equal(load(f, &old, &meta, &msg), 0);
+	memset(big, 'b', sizeof(big));
+	for (int i = 0; i < 200; i++) {
+		char k[32];
+		snprintf(k, sizeof(k), "big/%d", i);
+		put(f, k, big, sizeof(big));
+	}
+	assert_int_equal(write_map(f, NULL), -ENOSPC);
+	assert_true(asprintf(&tmp, "%s/db.jsonl.tmp", f->dir) > 0);
+	assert_int_equal(access(tmp, F_OK), -1);
+	free(tmp);
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	assert_maps_equal(old, m);
+	map_free(m);
+	map_free(old);
+}
+
+static void test_big_map_round_trips(void **state)
+{
+	struct fixture *f = *state;
+	const char *env = getenv("KV_TEST_DB_KEYS");
+	long keys = env ? atol(env) : 100000;
+	struct timespec t0, t1, t2;
+	struct db_meta meta;
+	struct map *m;
+	char *msg, k[64], v[100];
+
+	memset(v, 'v', sizeof(v));
+	for (long i = 0; i < keys; i++) {
+		snprintf(k, sizeof(k), "dir%ld/key%08ld", i % 100, i);
+		v[0] = (char)(i & 0xff); /* some values binary */
+		put(f, k, v, sizeof(v));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	assert_int_equal(write_map(f, NULL), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t2);
+	print_message("%ld keys: write %.2f s, load %.2f s\n", keys,
+		      (double)(t1.tv_sec - t0.tv_sec) +
+			  (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+		      (double)(t2.tv_sec - t1.tv_sec) +
+			  (double)(t2.tv_nsec - t1.tv_nsec) / 1e9);
+	assert_maps_equal(f->m, m);
+	map_free(m);
+}
+
+int main(void)
+{
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_missing_db_loads_as_empty),
+	    T(test_write_and_load_round_trip_binary_values_and_dirs),
+	    T(test_damaged_line_is_corrupt_with_its_offset),
+	    T(test_changed_value_byte_fails_the_checksum),
+	    T(test_every_truncation_is_corrupt),
+	    T(test_unknown_version_is_a_version_error),
+	    T(test_full_disk_fails_and_keeps_the_old_db),
+	    T(test_big_map_round_trips),
+	};
+	return cmocka_run_group_tests_name("db", tests, NULL, NULL);
+}
