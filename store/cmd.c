@@ -249,6 +249,10 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 				break;
 		if (f == N_FIELDS || (seen & B(f)))
 			goto out_clear;
+		/* val and val64 fill the same buffer: one or the other. */
+		if ((f == F_VAL && (seen & B(F_VAL64))) ||
+		    (f == F_VAL64 && (seen & B(F_VAL))))
+			goto out_clear;
 		seen |= B(f);
 		if (f > F_OP && !(op_allowed[opi] & B(f)))
 			goto out_clear;
