@@ -370,15 +370,15 @@ static int list_add(struct kv_list *out, size_t *cap, const char *name,
  * children start with prefix pre (the directory plus '/', or "" at the
  * root). Children come in effective-key order: a directory sorts as its
  * name plus '/'. */
-static struct map_node *list_resume(const struct map *m, const char *pre,
-				    size_t prelen, const char *after)
+static int list_resume(const struct map *m, const char *pre, size_t prelen,
+		       const char *after, struct map_node **out)
 {
 	size_t alen = strlen(after), clen = prelen + alen;
 	struct map_node *n;
 	char *c = malloc(clen + 1);
 
 	if (c == NULL)
-		return NULL;
+		return -ENOMEM;
 	memcpy(c, pre, prelen);
 	memcpy(c + prelen, after, alen);
 	n = find(m, c, clen, 0);
@@ -389,7 +389,8 @@ static struct map_node *list_resume(const struct map *m, const char *pre,
 	else /* gone since: whatever sorts after its name */
 		n = lower_bound(m, c, clen, 0);
 	free(c);
-	return n;
+	*out = n;
+	return 0;
 }
 
 int map_list(const struct map *m, const char *dir, size_t dlen,
@@ -413,8 +414,10 @@ int map_list(const struct map *m, const char *dir, size_t dlen,
 		memcpy(pre, dir, dlen);
 		if (dlen)
 			pre[dlen] = '/';
-		n = list_resume(m, pre, prelen, after);
+		err = list_resume(m, pre, prelen, after, &n);
 		free(pre);
+		if (err != 0)
+			return err;
 	} else {
 		n = subtree_first(m, dir, dlen);
 	}

@@ -37,8 +37,15 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	      void (*on_change)(void *ctx, const char *key, size_t klen),
 	      void *ctx);
 
+/* stat of a file, an explicit or implicit directory, or "" (the root):
+ * 0 or -ENOENT. An implicit directory shows mode 0755 and the times of the
+ * first key below it. */
 int map_stat(const struct map *m, const char *path, size_t plen,
 	     struct kv_stat *out);
+/* The children of dir as store_list describes, in map order: byte order
+ * of names where a directory sorts as its name plus '/'. `after` is the
+ * last name of the previous page. 0, -ENOENT, -ENOTDIR, -ENOMEM; *out is
+ * released with kv_list_clear. Cost: O((children + 1) log n). */
 int map_list(const struct map *m, const char *dir, size_t dlen,
 	     const char *after, size_t limit, struct kv_list *out);
 
