@@ -1,0 +1,379 @@
+/* test_sim.c - the Raft core in a simulated cluster (sim.c): scenarios,
+ * then a randomized run over many seeds.
+ *
+ * Every step of every test checks election safety, log matching, leader
+ * completeness, state machine safety and read linearizability (sim.c);
+ * the tests add liveness: once healed, every acknowledged proposal is
+ * applied on every live node. Seeds: KV_SIM_SEEDS=n runs n seeds
+ * (default 10000, 2000 in sanitizer builds), KV_SIM_SEED=s replays one and
+ * prints its trace summary; a failing seed prints the line to replay it. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <cmocka.h>
+
+#include "sim.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SIM_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SIM_SANITIZED 1
+#endif
+#endif
+#ifndef SIM_SANITIZED
+#define SIM_SANITIZED 0
+#endif
+
+static const char *argv0 = "raft_sim";
+
+static void ok(struct sim *s, bool cond, const char *what)
+{
+	if (!cond || sim_error(s)) {
+		print_error("%s: %s\n", what,
+			    sim_error(s) ? sim_error(s) : "condition false");
+		fail();
+	}
+}
+
+static bool converged(struct sim *s)
+{
+	return sim_converged(s);
+}
+
+static unsigned elect(struct sim *s)
+{
+	ok(s, sim_run_until(s, 5000, sim_has_leader), "a leader is elected");
+	return (unsigned)sim_leader(s);
+}
+
+static void propose_n(struct sim *s, unsigned n)
+{
+	for (unsigned k = 0; k < n; k++) {
+		int l = sim_leader(s);
+		if (l >= 0)
+			sim_propose(s, (unsigned)l);
+		ok(s, sim_run(s, 3), "run");
+	}
+}
+
+static void test_cluster_elects_one_leader_and_applies_everywhere(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 1, NULL);
+	elect(s);
+	propose_n(s, 50);
+	ok(s, sim_run_until(s, 5000, converged), "converged");
+	assert_true(sim_acked(s) >= 45);
+	for (unsigned i = 0; i < 3; i++)
+		assert_true(sim_applied(s, i) >= 51);
+	sim_free(s);
+}
+
+/* mmapd's bug: a former leader restarted with a stale log must neither
+ * disturb the current leader nor refuse the entries it missed. */
+static void
+test_restarted_stale_former_leader_rejoins_quietly_and_catches_up(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 7, NULL);
+	unsigned old = elect(s);
+	propose_n(s, 10);
+	ok(s, sim_run_until(s, 3000, converged), "converged");
+	sim_crash(s, old);
+	unsigned l = elect(s);
+	assert_int_not_equal(l, old);
+	uint64_t term = raft_term(sim_raft(s, l));
+	propose_n(s, 40);
+	sim_restart(s, old);
+	ok(s, sim_run_until(s, 5000, converged), "old leader catches up");
+	ok(s, sim_run(s, 3000), "quiet period");
+	assert_int_equal(sim_leader(s), (int)l);
+	assert_int_equal(raft_term(sim_raft(s, l)), term);
+	assert_int_equal(raft_term(sim_raft(s, old)), term);
+	assert_int_equal(sim_applied(s, old), sim_applied(s, l));
+	sim_free(s);
+}
+
+/* Pre-Vote: a follower cut off for many election timeouts does not bump
+ * the term and depose the leader when it comes back. */
+static void test_partitioned_follower_rejoins_without_changing_term(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 11, NULL);
+	unsigned l = elect(s);
+	uint64_t term = raft_term(sim_raft(s, l));
+	unsigned f = (l + 1) % 3;
+	sim_isolate(s, f);
+	propose_n(s, 20);
+	ok(s, sim_run(s, 5000), "isolated");
+	assert_int_equal(raft_term(sim_raft(s, f)), term);
+	sim_heal(s);
+	ok(s, sim_run_until(s, 5000, converged), "rejoined");
+	assert_int_equal(sim_leader(s), (int)l);
+	assert_int_equal(raft_term(sim_raft(s, l)), term);
+	sim_free(s);
+}
+
+/* Check-quorum: a leader cut off from everyone steps down, the others
+ * elect a new one and go on. */
+static void test_leader_that_lost_its_quorum_steps_down(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(5, 13, NULL);
+	unsigned l = elect(s);
+	sim_isolate(s, l);
+	ok(s, sim_run(s, 3000), "isolated");
+	assert_int_not_equal(raft_role(sim_raft(s, l)), RAFT_LEADER);
+	int nl = sim_leader(s);
+	assert_true(nl >= 0 && (unsigned)nl != l);
+	assert_int_equal(
+	    raft_propose(sim_raft(s, l), RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+	    RAFT_ENOTLEADER);
+	sim_heal(s);
+	propose_n(s, 10);
+	ok(s, sim_run_until(s, 5000, converged), "healed");
+	sim_free(s);
+}
+
+static void test_follower_behind_compaction_catches_up_by_snapshot(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 17, NULL);
+	sim_set_compact_every(s, 10);
+	unsigned l = elect(s);
+	unsigned f = (l + 2) % 3;
+	sim_crash(s, f);
+	propose_n(s, 60);
+	ok(s, sim_run(s, 200), "run");
+	l = (unsigned)sim_leader(s);
+	assert_true(raft_snapshot_index(sim_raft(s, l)) > 20);
+	sim_restart(s, f);
+	ok(s, sim_run_until(s, 5000, converged), "caught up by snapshot");
+	assert_true(raft_snapshot_index(sim_raft(s, f)) > 20);
+	sim_free(s);
+}
+
+static void test_leader_transfer_hands_leadership_to_the_target(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 19, NULL);
+	unsigned l = elect(s);
+	propose_n(s, 10);
+	unsigned t = (l + 1) % 3;
+	assert_int_equal(raft_transfer_leadership(sim_raft(s, l), t + 1), 0);
+	assert_int_equal(
+	    raft_propose(sim_raft(s, l), RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+	    RAFT_EBUSY);
+	ok(s, sim_run(s, 300), "transfer");
+	assert_int_equal(sim_leader(s), (int)t);
+	propose_n(s, 5);
+	ok(s, sim_run_until(s, 3000, converged), "converged");
+	sim_free(s);
+}
+
+static void test_learner_catches_up_is_promoted_and_votes(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new_partial(4, 3, 23, NULL);
+	elect(s);
+	propose_n(s, 20);
+	ok(s, sim_run_until(s, 3000, converged), "converged");
+	assert_int_equal(sim_change(s, RAFT_CONF_ADD_LEARNER, 4), 0);
+	ok(s, sim_run_until(s, 3000, converged), "learner caught up");
+	assert_int_equal(sim_applied(s, 3),
+			 sim_applied(s, (unsigned)sim_leader(s)));
+	assert_int_equal(sim_change(s, RAFT_CONF_PROMOTE, 4), 0);
+	ok(s, sim_run_until(s, 3000, converged), "promoted");
+	/* Four voters: two down is no quorum, one down is fine. */
+	unsigned l = (unsigned)sim_leader(s);
+	sim_crash(s, (l + 1) % 4);
+	propose_n(s, 10);
+	ok(s, sim_run_until(s, 5000, converged), "one down");
+	sim_free(s);
+}
+
+static void test_removed_leader_steps_down_after_the_change_commits(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 29, NULL);
+	unsigned l = elect(s);
+	propose_n(s, 5);
+	ok(s, sim_run_until(s, 3000, converged), "converged");
+	assert_int_equal(sim_change(s, RAFT_CONF_REMOVE, l + 1), 0);
+	ok(s, sim_run(s, 2000), "run");
+	int nl = sim_leader(s);
+	assert_true(nl >= 0 && (unsigned)nl != l);
+	propose_n(s, 5);
+	ok(s, sim_run_until(s, 3000, converged), "two members go on");
+	assert_int_equal(raft_config(sim_raft(s, (unsigned)nl))->n, 2);
+	sim_free(s);
+}
+
+static void
+test_reads_on_leader_and_followers_see_acknowledged_writes(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 31, NULL);
+	elect(s);
+	for (unsigned k = 0; k < 30; k++) {
+		int l = sim_leader(s);
+		if (l >= 0)
+			sim_propose(s, (unsigned)l);
+		sim_read(s, k % 3);
+		ok(s, sim_run(s, 7), "run");
+	}
+	ok(s, sim_run(s, 500), "run");
+	assert_true(sim_reads_done(s) >= 25);
+	sim_free(s);
+}
+
+/* One randomized run: faults, crashes, partitions, transfers, then heal
+ * and demand convergence. Returns NULL or the failure. */
+static const char *random_run(uint64_t seed, bool verbose)
+{
+	static char why[600];
+	struct sim *probe = sim_new(1, seed, NULL);
+	unsigned n = (sim_rand(probe, 0) >> 40) % 2 ? 5 : 3;
+	struct sim_faults f = {
+	    .drop_pct = (unsigned)sim_rand(probe, 12),
+	    .dup_pct = (unsigned)sim_rand(probe, 6),
+	    .min_delay = 1,
+	    .max_delay = 1 + (unsigned)sim_rand(probe, 30),
+	    .sync_pct = 10 + (unsigned)sim_rand(probe, 80),
+	};
+	unsigned compact =
+	    sim_rand(probe, 2) ? 0 : 5 + (unsigned)sim_rand(probe, 40);
+	sim_free(probe);
+	struct sim *s = sim_new(n, seed, NULL);
+	sim_set_faults(s, &f);
+	sim_set_compact_every(s, compact);
+	const char *res = NULL;
+	for (unsigned t = 0; t < 3000 && !sim_error(s); t++) {
+		uint64_t x = sim_rand(s, 10000);
+		unsigned i = (unsigned)sim_rand(s, n);
+		if (x < 500) {
+			sim_propose(s, i);
+		} else if (x < 700) {
+			sim_read(s, i);
+		} else if (x < 710) {
+			sim_crash(s, i);
+		} else if (x < 740) {
+			sim_restart(s, i);
+		} else if (x < 750) {
+			sim_cut(s, i, (unsigned)sim_rand(s, n), true);
+		} else if (x < 760) {
+			sim_heal(s);
+		} else if (x < 763) {
+			int l = sim_leader(s);
+			if (l >= 0)
+				sim_isolate(s, (unsigned)l);
+		} else if (x < 765) {
+			int l = sim_leader(s);
+			if (l >= 0)
+				raft_transfer_leadership(
+				    sim_raft(s, (unsigned)l), i + 1);
+		}
+		sim_run(s, 1);
+	}
+	/* Heal: every node up, no faults; everything acknowledged must end
+	 * up applied everywhere. */
+	sim_heal(s);
+	struct sim_faults calm = f;
+	calm.drop_pct = calm.dup_pct = 0;
+	sim_set_faults(s, &calm);
+	for (unsigned i = 0; i < n; i++)
+		sim_restart(s, i);
+	if (!sim_error(s) && !sim_run_until(s, 20000, sim_converged) &&
+	    !sim_error(s))
+		snprintf(why, sizeof(why),
+			 "liveness: no convergence 20 s "
+			 "after healing");
+	else if (sim_error(s))
+		snprintf(why, sizeof(why), "%s", sim_error(s));
+	else
+		why[0] = '\0';
+	if (why[0])
+		res = why;
+	if (verbose)
+		printf(
+		    "seed %llu: n=%u drop=%u%% dup=%u%% delay<=%ums sync=%u%% "
+		    "compact=%u acked=%u reads=%u term=%llu -> %s\n",
+		    (unsigned long long)seed, n, f.drop_pct, f.dup_pct,
+		    f.max_delay, f.sync_pct, compact, sim_acked(s),
+		    sim_reads_done(s), (unsigned long long)sim_terms_seen(s),
+		    res ? res : "ok");
+	sim_free(s);
+	return res;
+}
+
+static void test_random_seeds_keep_every_invariant(void **st)
+{
+	(void)st;
+	const char *one = getenv("KV_SIM_SEED");
+	if (one) {
+		uint64_t seed = strtoull(one, NULL, 10);
+		const char *why = random_run(seed, true);
+		if (why) {
+			print_error("seed %llu failed: %s\n",
+				    (unsigned long long)seed, why);
+			fail();
+		}
+		return;
+	}
+	const char *env = getenv("KV_SIM_SEEDS");
+	unsigned long n =
+	    env ? strtoul(env, NULL, 10) : (SIM_SANITIZED ? 2000 : 10000);
+	uint64_t base = 1;
+	const char *b = getenv("KV_SIM_BASE");
+	if (b)
+		base = strtoull(b, NULL, 10);
+	clock_t t0 = clock();
+	unsigned failures = 0;
+	for (unsigned long k = 0; k < n && failures < 3; k++) {
+		uint64_t seed = base + k;
+		const char *why = random_run(seed, false);
+		if (why) {
+			failures++;
+			print_error("seed %llu failed: %s\n"
+				    "replay: KV_SIM_SEED=%llu %s\n",
+				    (unsigned long long)seed, why,
+				    (unsigned long long)seed, argv0);
+		}
+	}
+	printf("sim: %lu seeds from %llu in %.1f s cpu, %u failed\n", n,
+	       (unsigned long long)base,
+	       (double)(clock() - t0) / CLOCKS_PER_SEC, failures);
+	assert_int_equal(failures, 0);
+}
+
+int main(int argc, char **argv)
+{
+	(void)argc;
+	argv0 = argv[0];
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(
+		test_cluster_elects_one_leader_and_applies_everywhere),
+	    cmocka_unit_test(
+		test_restarted_stale_former_leader_rejoins_quietly_and_catches_up),
+	    cmocka_unit_test(
+		test_partitioned_follower_rejoins_without_changing_term),
+	    cmocka_unit_test(test_leader_that_lost_its_quorum_steps_down),
+	    cmocka_unit_test(
+		test_follower_behind_compaction_catches_up_by_snapshot),
+	    cmocka_unit_test(
+		test_leader_transfer_hands_leadership_to_the_target),
+	    cmocka_unit_test(test_learner_catches_up_is_promoted_and_votes),
+	    cmocka_unit_test(
+		test_removed_leader_steps_down_after_the_change_commits),
+	    cmocka_unit_test(
+		test_reads_on_leader_and_followers_see_acknowledged_writes),
+	    cmocka_unit_test(test_random_seeds_keep_every_invariant),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
