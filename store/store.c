@@ -340,6 +340,16 @@ static void do_propose(struct store *st, struct req *r)
 			      .len = r->json_len};
 	int ret = log_append(st->log, &e);
 	if (ret != 0) {
+		/* -ENOSPC, -EINVAL, -ENOMEM leave the log unchanged; anything
+		 * else came from a sync the log ran itself, and is sticky. */
+		if (ret != -ENOSPC && ret != -EINVAL && ret != -ENOMEM) {
+			st->failed = ret;
+			fprintf(stderr,
+				"kvfs: log write failed: %s; "
+				"refusing writes\n",
+				kv_strerror(ret));
+			ret = KV_EFAILED;
+		}
 		complete(r, ret);
 		return;
 	}
