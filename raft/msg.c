@@ -1,0 +1,824 @@
+/* msg.c - a batch of Raft messages as one versioned JSON document.
+ *
+ * The encoder writes JSON by hand into a growable buffer (store/codec.h),
+ * so a batch of large entries is copied once, never built as a cJSON tree;
+ * entry data goes in as a JSON string when it is valid UTF-8 without NUL
+ * ("data") and as base64 otherwise ("data64"). The decoder parses with
+ * cJSON and is strict: it walks every object's fields itself, so unknown,
+ * duplicate, mistyped and out-of-range fields are all refused. The field
+ * list is in docs/peer-protocol.md; the senders are in peer.c. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "codec.h"
+#include "store.h"
+#include "transport.h"
+
+static const char *const type_names[] = {
+    [RAFT_MSG_APPEND] = "append",
+    [RAFT_MSG_APPEND_RESP] = "append_resp",
+    [RAFT_MSG_VOTE] = "vote",
+    [RAFT_MSG_VOTE_RESP] = "vote_resp",
+    [RAFT_MSG_PREVOTE] = "prevote",
+    [RAFT_MSG_PREVOTE_RESP] = "prevote_resp",
+    [RAFT_MSG_HEARTBEAT] = "heartbeat",
+    [RAFT_MSG_HEARTBEAT_RESP] = "heartbeat_resp",
+    [RAFT_MSG_READ_INDEX] = "read_index",
+    [RAFT_MSG_READ_INDEX_RESP] = "read_index_resp",
+    [RAFT_MSG_SNAPSHOT] = "snapshot",
+    [RAFT_MSG_TIMEOUT_NOW] = "timeout_now",
+};
+#define N_TYPES (sizeof(type_names) / sizeof(type_names[0]))
+
+static const char *const entry_type_names[] = {
+    [RAFT_ENTRY_NORMAL] = "normal",
+    [RAFT_ENTRY_NOOP] = "noop",
+    [RAFT_ENTRY_CONFIG] = "config",
+};
+#define N_ENTRY_TYPES (sizeof(entry_type_names) / sizeof(entry_type_names[0]))
+
+static const char *const role_names[] = {
+    [RAFT_VOTER] = "voter",
+    [RAFT_LEARNER] = "learner",
+};
+#define N_ROLES (sizeof(role_names) / sizeof(role_names[0]))
+
+/* Index of name in names[1..n), or -1. */
+static int name_find(const char *const *names, size_t n, const char *name)
+{
+	for (size_t i = 1; i < n; i++)
+		if (names[i] != NULL && strcmp(names[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+static bool id_valid(const char *s)
+{
+	size_t n = 0;
+
+	if (s == NULL)
+		return false;
+	for (; s[n] != '\0'; n++)
+		if (s[n] < 0x21 || s[n] > 0x7e || n >= PEER_ID_MAX)
+			return false;
+	return n > 0;
+}
+
+static void say(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(char *why, size_t why_len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why == NULL || why_len == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(why, why_len, fmt, ap);
+	va_end(ap);
+}
+
+/* ---- Encoding ---- */
+
+/* ,"name":v when v is not zero (zero is the default on the wire). */
+static int put_u64(struct kv_buf *b, const char *name, uint64_t v)
+{
+	if (v > PEER_INT_MAX)
+		return -ERANGE;
+	if (v != 0)
+		kv_buf_printf(b, ",\"%s\":%" PRIu64, name, v);
+	return 0;
+}
+
+static int put_entry(struct kv_buf *b, const struct raft_entry *e)
+{
+	if (e->term > PEER_INT_MAX || e->index > PEER_INT_MAX)
+		return -ERANGE;
+	if ((unsigned)e->type >= N_ENTRY_TYPES ||
+	    entry_type_names[e->type] == NULL)
+		return -EINVAL;
+	if (e->len > 0 && e->data == NULL)
+		return -EINVAL;
+	kv_buf_printf(
+	    b, "{\"term\":%" PRIu64 ",\"index\":%" PRIu64 ",\"type\":\"%s\"",
+	    e->term, e->index, entry_type_names[e->type]);
+	if (e->len > 0 && kv_utf8_valid(e->data, e->len, false)) {
+		kv_buf_puts(b, ",\"data\":");
+		kv_buf_json_str(b, e->data, e->len);
+	} else if (e->len > 0) {
+		kv_buf_puts(b, ",\"data64\":\"");
+		kv_buf_base64(b, e->data, e->len);
+		kv_buf_puts(b, "\"");
+	}
+	kv_buf_puts(b, "}");
+	return 0;
+}
+
+static int put_snapshot(struct kv_buf *b, const struct raft_snapshot_meta *s)
+{
+	const struct raft_config *c = &s->conf;
+
+	if (s->index > PEER_INT_MAX || s->term > PEER_INT_MAX ||
+	    c->n > RAFT_MAX_SERVERS)
+		return -ERANGE;
+	kv_buf_printf(b,
+		      ",\"snapshot\":{\"index\":%" PRIu64 ",\"term\":%" PRIu64
+		      ",\"conf\":[",
+		      s->index, s->term);
+	for (unsigned i = 0; i < c->n; i++) {
+		const struct raft_server *sv = &c->servers[i];
+		size_t alen = strnlen(sv->addr, RAFT_ADDR_MAX);
+
+		if (sv->id > PEER_INT_MAX)
+			return -ERANGE;
+		if ((unsigned)sv->role >= N_ROLES ||
+		    role_names[sv->role] == NULL || alen == RAFT_ADDR_MAX ||
+		    !kv_utf8_valid(sv->addr, alen, false))
+			return -EINVAL;
+		kv_buf_printf(b,
+			      "%s{\"id\":%" PRIu64 ",\"role\":\"%s\",\"addr\":",
+			      i ? "," : "", sv->id, role_names[sv->role]);
+		kv_buf_json_str(b, sv->addr, alen);
+		kv_buf_puts(b, "}");
+	}
+	kv_buf_puts(b, "]}");
+	return 0;
+}
+
+static int put_msg(struct kv_buf *b, const struct raft_message *m)
+{
+	int err;
+
+	if ((unsigned)m->type >= N_TYPES || type_names[m->type] == NULL)
+		return -EINVAL;
+	if (m->n_entries > 0 &&
+	    (m->type != RAFT_MSG_APPEND || m->entries == NULL))
+		return -EINVAL;
+	if (m->to > PEER_INT_MAX || m->term > PEER_INT_MAX)
+		return -ERANGE;
+	kv_buf_printf(b,
+		      "{\"type\":\"%s\",\"to\":%" PRIu64 ",\"term\":%" PRIu64,
+		      type_names[m->type], m->to, m->term);
+	if ((err = put_u64(b, "index", m->index)) < 0 ||
+	    (err = put_u64(b, "log_term", m->log_term)) < 0 ||
+	    (err = put_u64(b, "commit", m->commit)) < 0 ||
+	    (err = put_u64(b, "ctx", m->ctx)) < 0 ||
+	    (err = put_u64(b, "hint_index", m->hint_index)) < 0 ||
+	    (err = put_u64(b, "hint_term", m->hint_term)) < 0)
+		return err;
+	if (m->reject)
+		kv_buf_puts(b, ",\"reject\":true");
+	if (m->transfer)
+		kv_buf_puts(b, ",\"transfer\":true");
+	if (m->n_entries > 0) {
+		kv_buf_puts(b, ",\"entries\":[");
+		for (size_t i = 0; i < m->n_entries; i++) {
+			if (i > 0)
+				kv_buf_puts(b, ",");
+			if ((err = put_entry(b, &m->entries[i])) < 0)
+				return err;
+		}
+		kv_buf_puts(b, "]");
+	}
+	if (m->type == RAFT_MSG_SNAPSHOT &&
+	    (err = put_snapshot(b, &m->snapshot)) < 0)
+		return err;
+	kv_buf_puts(b, "}");
+	return 0;
+}
+
+int peer_msgs_encode(const char *cluster_id, uint64_t from,
+		     const struct raft_message *msgs, size_t n, char **out,
+		     size_t *len)
+{
+	struct kv_buf b;
+	int err = 0;
+
+	if (!id_valid(cluster_id) || from == RAFT_NONE)
+		return -EINVAL;
+	if (from > PEER_INT_MAX)
+		return -ERANGE;
+	kv_buf_init(&b);
+	/* The cluster id is printable ASCII: it needs escaping of '"' and
+	 * '\\' only, which kv_buf_json_str does. */
+	kv_buf_printf(&b, "{\"kvfs\":\"raft\",\"version\":%d,\"cluster\":",
+		      PEER_PROTOCOL_VERSION);
+	kv_buf_json_str(&b, cluster_id, strlen(cluster_id));
+	kv_buf_printf(&b, ",\"from\":%" PRIu64 ",\"msgs\":[", from);
+	for (size_t i = 0; i < n; i++) {
+		if (msgs[i].from != from) {
+			err = -EINVAL;
+			goto err_free;
+		}
+		if (i > 0)
+			kv_buf_puts(&b, ",");
+		if ((err = put_msg(&b, &msgs[i])) < 0)
+			goto err_free;
+	}
+	kv_buf_puts(&b, "]}");
+	if (b.err) {
+		err = b.err;
+		goto err_free;
+	}
+	*out = b.p;
+	*len = b.len;
+	return 0;
+
+err_free:
+	kv_buf_free(&b);
+	return err;
+}
+
+/* ---- Decoding ---- */
+
+struct dec {
+	char *why;
+	size_t why_len;
+};
+
+#define BAD(d, ...)                                                            \
+	do {                                                                   \
+		say((d)->why, (d)->why_len, __VA_ARGS__);                      \
+		return -EINVAL;                                                \
+	} while (0)
+
+static int get_u64(struct dec *d, const cJSON *it, uint64_t *out)
+{
+	double v;
+
+	if (!cJSON_IsNumber(it))
+		BAD(d, "\"%s\" is not a number", it->string);
+	v = it->valuedouble;
+	if (!(v >= 0 && v <= (double)PEER_INT_MAX) || v != (double)(uint64_t)v)
+		BAD(d, "\"%s\" is not an integer in [0, 2^53 - 1]", it->string);
+	*out = (uint64_t)v;
+	return 0;
+}
+
+static int get_bool(struct dec *d, const cJSON *it, bool *out)
+{
+	if (!cJSON_IsBool(it))
+		BAD(d, "\"%s\" is not a boolean", it->string);
+	*out = cJSON_IsTrue(it);
+	return 0;
+}
+
+/* A field seen twice, or not at all when required. */
+static int seen(struct dec *d, unsigned *mask, unsigned bit, const char *name)
+{
+	if (*mask & bit)
+		BAD(d, "duplicate field \"%s\"", name);
+	*mask |= bit;
+	return 0;
+}
+
+static int get_entry(struct dec *d, const cJSON *obj, struct raft_entry *e)
+{
+	enum { F_TERM = 1, F_INDEX = 2, F_TYPE = 4, F_DATA = 8 };
+	unsigned mask = 0;
+	const cJSON *it;
+	int err;
+
+	if (!cJSON_IsObject(obj))
+		BAD(d, "an entry is not an object");
+	cJSON_ArrayForEach(it, obj)
+	{
+		const char *k = it->string;
+
+		if (strcmp(k, "term") == 0) {
+			if ((err = seen(d, &mask, F_TERM, k)) < 0 ||
+			    (err = get_u64(d, it, &e->term)) < 0)
+				return err;
+		} else if (strcmp(k, "index") == 0) {
+			if ((err = seen(d, &mask, F_INDEX, k)) < 0 ||
+			    (err = get_u64(d, it, &e->index)) < 0)
+				return err;
+		} else if (strcmp(k, "type") == 0) {
+			int t;
+			if ((err = seen(d, &mask, F_TYPE, k)) < 0)
+				return err;
+			if (!cJSON_IsString(it) ||
+			    (t = name_find(entry_type_names, N_ENTRY_TYPES,
+					   it->valuestring)) < 0)
+				BAD(d, "unknown entry type");
+			e->type = (enum raft_entry_type)t;
+		} else if (strcmp(k, "data") == 0) {
+			size_t n;
+			if ((err = seen(d, &mask, F_DATA, k)) < 0)
+				return err;
+			if (!cJSON_IsString(it))
+				BAD(d, "\"data\" is not a string");
+			n = strlen(it->valuestring);
+			if (!kv_utf8_valid(it->valuestring, n, false))
+				BAD(d, "\"data\" is not UTF-8");
+			if (n > 0) {
+				e->data = malloc(n);
+				if (e->data == NULL)
+					return -ENOMEM;
+				memcpy(e->data, it->valuestring, n);
+				e->len = n;
+			}
+		} else if (strcmp(k, "data64") == 0) {
+			unsigned char *p;
+			size_t n;
+			if ((err = seen(d, &mask, F_DATA, k)) < 0)
+				return err;
+			if (!cJSON_IsString(it))
+				BAD(d, "\"data64\" is not a string");
+			err = kv_base64_decode(it->valuestring,
+					       strlen(it->valuestring), &p, &n);
+			if (err == -EINVAL)
+				BAD(d, "\"data64\" is not canonical base64");
+			if (err < 0)
+				return err;
+			if (n == 0) {
+				free(p);
+				p = NULL;
+			}
+			e->data = p;
+			e->len = n;
+		} else {
+			BAD(d, "unknown entry field \"%s\"", k);
+		}
+	}
+	if ((mask & (F_TERM | F_INDEX | F_TYPE)) != (F_TERM | F_INDEX | F_TYPE))
+		BAD(d, "an entry lacks term, index or type");
+	return 0;
+}
+
+static int get_server(struct dec *d, const cJSON *obj, struct raft_server *s)
+{
+	enum { F_ID = 1, F_ROLE = 2, F_ADDR = 4 };
+	unsigned mask = 0;
+	const cJSON *it;
+	int err;
+
+	if (!cJSON_IsObject(obj))
+		BAD(d, "a server is not an object");
+	cJSON_ArrayForEach(it, obj)
+	{
+		const char *k = it->string;
+
+		if (strcmp(k, "id") == 0) {
+			if ((err = seen(d, &mask, F_ID, k)) < 0 ||
+			    (err = get_u64(d, it, &s->id)) < 0)
+				return err;
+			if (s->id == RAFT_NONE)
+				BAD(d, "server id 0");
+		} else if (strcmp(k, "role") == 0) {
+			int r;
+			if ((err = seen(d, &mask, F_ROLE, k)) < 0)
+				return err;
+			if (!cJSON_IsString(it) ||
+			    (r = name_find(role_names, N_ROLES,
+					   it->valuestring)) < 0)
+				BAD(d, "unknown server role");
+			s->role = (enum raft_server_role)r;
+		} else if (strcmp(k, "addr") == 0) {
+			size_t n;
+			if ((err = seen(d, &mask, F_ADDR, k)) < 0)
+				return err;
+			if (!cJSON_IsString(it))
+				BAD(d, "\"addr\" is not a string");
+			n = strlen(it->valuestring);
+			if (n >= RAFT_ADDR_MAX ||
+			    !kv_utf8_valid(it->valuestring, n, false))
+				BAD(d, "bad server address");
+			memcpy(s->addr, it->valuestring, n + 1);
+		} else {
+			BAD(d, "unknown server field \"%s\"", k);
+		}
+	}
+	if (mask != (F_ID | F_ROLE | F_ADDR))
+		BAD(d, "a server lacks id, role or addr");
+	return 0;
+}
+
+static int get_snapshot(struct dec *d, const cJSON *obj,
+			struct raft_snapshot_meta *s)
+{
+	enum { F_INDEX = 1, F_TERM = 2, F_CONF = 4 };
+	unsigned mask = 0;
+	const cJSON *it;
+	int err;
+
+	if (!cJSON_IsObject(obj))
+		BAD(d, "\"snapshot\" is not an object");
+	cJSON_ArrayForEach(it, obj)
+	{
+		const char *k = it->string;
+
+		if (strcmp(k, "index") == 0) {
+			if ((err = seen(d, &mask, F_INDEX, k)) < 0 ||
+			    (err = get_u64(d, it, &s->index)) < 0)
+				return err;
+		} else if (strcmp(k, "term") == 0) {
+			if ((err = seen(d, &mask, F_TERM, k)) < 0 ||
+			    (err = get_u64(d, it, &s->term)) < 0)
+				return err;
+		} else if (strcmp(k, "conf") == 0) {
+			const cJSON *sv;
+			if ((err = seen(d, &mask, F_CONF, k)) < 0)
+				return err;
+			if (!cJSON_IsArray(it) ||
+			    cJSON_GetArraySize(it) > RAFT_MAX_SERVERS)
+				BAD(d,
+				    "\"conf\" is not an array of at most "
+				    "%d servers",
+				    RAFT_MAX_SERVERS);
+			cJSON_ArrayForEach(sv, it)
+			{
+				struct raft_server *x =
+				    &s->conf.servers[s->conf.n];
+				if ((err = get_server(d, sv, x)) < 0)
+					return err;
+				for (unsigned i = 0; i < s->conf.n; i++)
+					if (s->conf.servers[i].id == x->id)
+						BAD(d,
+						    "server %" PRIu64 " twice",
+						    x->id);
+				s->conf.n++;
+			}
+		} else {
+			BAD(d, "unknown snapshot field \"%s\"", k);
+		}
+	}
+	if (mask != (F_INDEX | F_TERM | F_CONF))
+		BAD(d, "\"snapshot\" lacks index, term or conf");
+	return 0;
+}
+
+static int get_entries(struct dec *d, const cJSON *arr, struct raft_message *m)
+{
+	const cJSON *it;
+	int n, err;
+
+	if (!cJSON_IsArray(arr))
+		BAD(d, "\"entries\" is not an array");
+	n = cJSON_GetArraySize(arr);
+	if (n == 0)
+		return 0;
+	m->entries = calloc((size_t)n, sizeof(*m->entries));
+	if (m->entries == NULL)
+		return -ENOMEM;
+	cJSON_ArrayForEach(it, arr)
+	{
+		/* Counted as it goes, so a failure frees what was decoded. */
+		if ((err = get_entry(d, it, &m->entries[m->n_entries++])) < 0)
+			return err;
+	}
+	return 0;
+}
+
+static int get_msg(struct dec *d, const cJSON *obj, struct raft_message *m)
+{
+	enum {
+		F_TYPE = 1 << 0,
+		F_TO = 1 << 1,
+		F_TERM = 1 << 2,
+		F_INDEX = 1 << 3,
+		F_LOG_TERM = 1 << 4,
+		F_COMMIT = 1 << 5,
+		F_CTX = 1 << 6,
+		F_HINT_INDEX = 1 << 7,
+		F_HINT_TERM = 1 << 8,
+		F_REJECT = 1 << 9,
+		F_TRANSFER = 1 << 10,
+		F_ENTRIES = 1 << 11,
+		F_SNAPSHOT = 1 << 12,
+	};
+	static const struct {
+		const char *name;
+		unsigned bit;
+		size_t off;
+	} nums[] = {
+	    {"to", F_TO, offsetof(struct raft_message, to)},
+	    {"term", F_TERM, offsetof(struct raft_message, term)},
+	    {"index", F_INDEX, offsetof(struct raft_message, index)},
+	    {"log_term", F_LOG_TERM, offsetof(struct raft_message, log_term)},
+	    {"commit", F_COMMIT, offsetof(struct raft_message, commit)},
+	    {"ctx", F_CTX, offsetof(struct raft_message, ctx)},
+	    {"hint_index", F_HINT_INDEX,
+	     offsetof(struct raft_message, hint_index)},
+	    {"hint_term", F_HINT_TERM,
+	     offsetof(struct raft_message, hint_term)},
+	};
+	unsigned mask = 0;
+	const cJSON *it, *entries = NULL, *snapshot = NULL;
+	int err;
+
+	if (!cJSON_IsObject(obj))
+		BAD(d, "a message is not an object");
+	cJSON_ArrayForEach(it, obj)
+	{
+		const char *k = it->string;
+		size_t i;
+
+		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
+			if (strcmp(k, nums[i].name) == 0)
+				break;
+		if (i < sizeof(nums) / sizeof(nums[0])) {
+			uint64_t *field = (uint64_t *)((char *)m + nums[i].off);
+			if ((err = seen(d, &mask, nums[i].bit, k)) < 0 ||
+			    (err = get_u64(d, it, field)) < 0)
+				return err;
+		} else if (strcmp(k, "type") == 0) {
+			int t;
+			if ((err = seen(d, &mask, F_TYPE, k)) < 0)
+				return err;
+			if (!cJSON_IsString(it) ||
+			    (t = name_find(type_names, N_TYPES,
+					   it->valuestring)) < 0)
+				BAD(d, "unknown message type");
+			m->type = (enum raft_msg_type)t;
+		} else if (strcmp(k, "reject") == 0) {
+			if ((err = seen(d, &mask, F_REJECT, k)) < 0 ||
+			    (err = get_bool(d, it, &m->reject)) < 0)
+				return err;
+		} else if (strcmp(k, "transfer") == 0) {
+			if ((err = seen(d, &mask, F_TRANSFER, k)) < 0 ||
+			    (err = get_bool(d, it, &m->transfer)) < 0)
+				return err;
+		} else if (strcmp(k, "entries") == 0) {
+			if ((err = seen(d, &mask, F_ENTRIES, k)) < 0)
+				return err;
+			entries = it;
+		} else if (strcmp(k, "snapshot") == 0) {
+			if ((err = seen(d, &mask, F_SNAPSHOT, k)) < 0)
+				return err;
+			snapshot = it;
+		} else {
+			BAD(d, "unknown message field \"%s\"", k);
+		}
+	}
+	if ((mask & (F_TYPE | F_TO | F_TERM)) != (F_TYPE | F_TO | F_TERM))
+		BAD(d, "a message lacks type, to or term");
+	if (entries != NULL && m->type != RAFT_MSG_APPEND)
+		BAD(d, "\"entries\" in a %s message", type_names[m->type]);
+	if ((snapshot != NULL) != (m->type == RAFT_MSG_SNAPSHOT))
+		BAD(d, "\"snapshot\" goes with, and only with, a snapshot "
+		       "message");
+	if (entries != NULL && (err = get_entries(d, entries, m)) < 0)
+		return err;
+	if (snapshot != NULL &&
+	    (err = get_snapshot(d, snapshot, &m->snapshot)) < 0)
+		return err;
+	return 0;
+}
+
+/* Only JSON whitespace in p[0..n). */
+static bool blank(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] != ' ' && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+			return false;
+	return true;
+}
+
+int peer_msgs_decode(const char *body, size_t len, const char *cluster_id,
+		     uint64_t *from, struct raft_message **msgs, size_t *n,
+		     char *why, size_t why_len)
+{
+	enum {
+		F_KVFS = 1,
+		F_VERSION = 2,
+		F_CLUSTER = 4,
+		F_FROM = 8,
+		F_MSGS = 16,
+	};
+	struct dec d = {why, why_len};
+	struct dec *dp = &d;
+	const cJSON *it, *version = NULL, *cluster = NULL, *list = NULL;
+	const char *end = NULL;
+	struct raft_message *out = NULL;
+	size_t count = 0;
+	uint64_t sender = 0, v;
+	unsigned mask = 0;
+	cJSON *root;
+	int err;
+
+	say(why, why_len, "ok");
+	if (body == NULL) {
+		say(why, why_len, "no body");
+		return -EINVAL;
+	}
+	root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+	if (root == NULL) {
+		/* cJSON says NULL for a malloc failure too; a body that
+		 * large is refused long before, so call it malformed. */
+		say(why, why_len, "not JSON");
+		return -EINVAL;
+	}
+	if (end == NULL || end < body || (size_t)(end - body) > len ||
+	    !blank(end, len - (size_t)(end - body))) {
+		say(why, why_len, "bytes after the JSON document");
+		err = -EINVAL;
+		goto err_root;
+	}
+	if (!cJSON_IsObject(root)) {
+		say(why, why_len, "not a JSON object");
+		err = -EINVAL;
+		goto err_root;
+	}
+	/* The version first: another version may have other fields. */
+	it = cJSON_GetObjectItemCaseSensitive(root, "kvfs");
+	version = cJSON_GetObjectItemCaseSensitive(root, "version");
+	if (!cJSON_IsString(it) || strcmp(it->valuestring, "raft") != 0 ||
+	    version == NULL) {
+		say(why, why_len, "not a kvfs raft batch (no kvfs/version)");
+		err = -EINVAL;
+		goto err_root;
+	}
+	if ((err = get_u64(dp, version, &v)) < 0)
+		goto err_root;
+	if (v != PEER_PROTOCOL_VERSION) {
+		say(why, why_len,
+		    "peer protocol version %" PRIu64 ", this node speaks %d", v,
+		    PEER_PROTOCOL_VERSION);
+		err = KV_EVERSION;
+		goto err_root;
+	}
+	cJSON_ArrayForEach(it, root)
+	{
+		const char *k = it->string;
+		unsigned bit = strcmp(k, "kvfs") == 0	   ? F_KVFS
+			       : strcmp(k, "version") == 0 ? F_VERSION
+			       : strcmp(k, "cluster") == 0 ? F_CLUSTER
+			       : strcmp(k, "from") == 0	   ? F_FROM
+			       : strcmp(k, "msgs") == 0	   ? F_MSGS
+							   : 0;
+		if (bit == 0) {
+			say(why, why_len, "unknown field \"%s\"", k);
+			err = -EINVAL;
+			goto err_root;
+		}
+		if ((err = seen(dp, &mask, bit, k)) < 0)
+			goto err_root;
+		if (bit == F_CLUSTER)
+			cluster = it;
+		else if (bit == F_MSGS)
+			list = it;
+		else if (bit == F_FROM && (err = get_u64(dp, it, &sender)) < 0)
+			goto err_root;
+	}
+	if (cluster == NULL || !cJSON_IsString(cluster)) {
+		say(why, why_len, "no cluster id");
+		err = -EINVAL;
+		goto err_root;
+	}
+	if (cluster_id == NULL || strcmp(cluster->valuestring, cluster_id)) {
+		say(why, why_len, "from another cluster");
+		err = -EPERM;
+		goto err_root;
+	}
+	if (!(mask & F_FROM) || sender == RAFT_NONE || list == NULL ||
+	    !cJSON_IsArray(list)) {
+		say(why, why_len, "no sender or no message list");
+		err = -EINVAL;
+		goto err_root;
+	}
+	count = (size_t)cJSON_GetArraySize(list);
+	if (count > 0) {
+		out = calloc(count, sizeof(*out));
+		if (out == NULL) {
+			err = -ENOMEM;
+			goto err_root;
+		}
+	}
+	count = 0;
+	cJSON_ArrayForEach(it, list)
+	{
+		struct raft_message *m = &out[count++];
+		if ((err = get_msg(dp, it, m)) < 0)
+			goto err_msgs;
+		m->from = sender;
+	}
+	cJSON_Delete(root);
+	if (from != NULL)
+		*from = sender;
+	*msgs = out;
+	*n = count;
+	say(why, why_len, "ok");
+	return 0;
+
+err_msgs:
+	peer_msgs_free(out, count);
+err_root:
+	cJSON_Delete(root);
+	return err;
+}
+
+void peer_msgs_free(struct raft_message *msgs, size_t n)
+{
+	if (msgs == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		for (size_t j = 0; j < msgs[i].n_entries; j++)
+			free(msgs[i].entries[j].data);
+		free(msgs[i].entries);
+	}
+	free(msgs);
+}
+
+/* ---- The receiving side ---- */
+
+/* Does m make sense for node self, sent by from? */
+static int check_msg(struct dec *d, const struct raft_message *m, uint64_t self)
+{
+	if (self != RAFT_NONE && m->to != self)
+		BAD(d,
+		    "a %s message for node %" PRIu64 ", this is node %" PRIu64,
+		    type_names[m->type], m->to, self);
+	if (m->term == 0 && m->type != RAFT_MSG_READ_INDEX &&
+	    m->type != RAFT_MSG_READ_INDEX_RESP)
+		BAD(d, "a %s message with term 0", type_names[m->type]);
+	for (size_t i = 0; i < m->n_entries; i++) {
+		const struct raft_entry *e = &m->entries[i];
+		uint64_t prev_term = i ? m->entries[i - 1].term : m->log_term;
+
+		if (m->index > PEER_INT_MAX - 1 - i ||
+		    e->index != m->index + 1 + i)
+			BAD(d, "entry %zu has index %" PRIu64 ", not %" PRIu64,
+			    i, e->index, m->index + 1 + i);
+		if (e->term == 0 || e->term < prev_term || e->term > m->term)
+			BAD(d,
+			    "entry %" PRIu64 " has term %" PRIu64
+			    " out of order",
+			    e->index, e->term);
+	}
+	return 0;
+}
+
+int peer_handle_body(const char *body, size_t len, const char *cluster_id,
+		     uint64_t self_id, struct raft_message **msgs, size_t *n,
+		     char *why, size_t why_len)
+{
+	struct dec d = {why, why_len};
+	struct raft_message *out;
+	uint64_t from;
+	size_t count;
+	int err;
+
+	err = peer_msgs_decode(body, len, cluster_id, &from, &out, &count, why,
+			       why_len);
+	if (err < 0)
+		return err;
+	if (from == self_id) {
+		say(why, why_len, "a batch from this node's own id");
+		err = -EINVAL;
+		goto err_free;
+	}
+	for (size_t i = 0; i < count; i++)
+		if ((err = check_msg(&d, &out[i], self_id)) < 0)
+			goto err_free;
+	*msgs = out;
+	*n = count;
+	return 0;
+
+err_free:
+	peer_msgs_free(out, count);
+	return err;
+}
+
+bool peer_token_equal(const char *got, const char *want)
+{
+	size_t glen, wlen;
+	unsigned char diff;
+
+	if (got == NULL || want == NULL)
+		return false;
+	glen = strlen(got);
+	wlen = strlen(want);
+	/* Every byte of want is compared, whatever got holds; a shorter
+	 * got is read as NULs past its end (and differs by length). */
+	diff = glen != wlen;
+	for (size_t i = 0; i < wlen; i++) {
+		unsigned char g = i < glen ? (unsigned char)got[i] : 0;
+		diff |= g ^ (unsigned char)want[i];
+	}
+	return diff == 0 && wlen > 0;
+}
+
+int peer_http_status(int err)
+{
+	switch (err) {
+	case 0:
+		return 204;
+	case -EINVAL:
+		return 400;
+	case -EACCES:
+	case -EPERM:
+		return 403;
+	case KV_EVERSION:
+		return 409;
+	case -ENOMEM:
+		return 503;
+	default:
+		return 500;
+	}
+}

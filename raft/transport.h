@@ -1,0 +1,152 @@
+/* transport.h - how Raft messages travel between nodes (node layer only).
+ *
+ * Two pieces: the codec (msg.c) turns a batch of struct raft_message into
+ * one versioned JSON document and back, strictly; the peer senders
+ * (peer.c) run one thread per peer with a bounded queue that POSTs batches
+ * to http://ADDR/raft/message over a kept-alive libcurl connection. The
+ * receiving side is the HTTP listener (http*.c), which calls
+ * peer_token_equal and peer_handle_body. The wire format, headers, queue
+ * bounds and backoff are in docs/peer-protocol.md. */
+#ifndef KV_RAFT_TRANSPORT_H
+#define KV_RAFT_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "raft.h"
+
+/* The wire format's version ("version" in every batch). */
+#define PEER_PROTOCOL_VERSION 1
+/* The path every batch is POSTed to, and its headers. */
+#define PEER_PATH	 "/raft/message"
+#define PEER_HDR_CLUSTER "X-Kvfs-Cluster"
+#define PEER_HDR_TOKEN	 "X-Kvfs-Token"
+/* The largest batch body a sender builds (one message may exceed the
+ * batch target alone: a 16 MiB value in base64) and the receiver must
+ * accept. */
+#define PEER_MAX_BODY (64u * 1024u * 1024u)
+/* Cluster ids and tokens: 1..PEER_ID_MAX bytes of printable ASCII
+ * (0x21..0x7e), so they go into a header unchanged. */
+#define PEER_ID_MAX 256
+/* Every number on the wire is a JSON integer in [0, 2^53 - 1]: a double,
+ * and so cJSON, holds those exactly, and a larger text cannot round down
+ * into the range. Terms, indexes and read contexts stay far below; the
+ * encoder refuses larger ones with -ERANGE. */
+#define PEER_INT_MAX 9007199254740991ull
+
+/* ---- The codec (msg.c); pure functions, any thread ---- */
+
+/* Encode msgs[0..n) (every field; entries with their data) from node
+ * `from` of cluster cluster_id as one JSON document. On success *out is
+ * malloc'd (NUL-terminated, the caller frees) and *len its length.
+ * Messages must all have m.from == from and a known type other than
+ * RAFT_MSG_NONE. Errors: -EINVAL (bad type, from mismatch, bad cluster id,
+ * a config address that is not UTF-8), -ERANGE (a number above
+ * PEER_INT_MAX), -ENOMEM. */
+int peer_msgs_encode(const char *cluster_id, uint64_t from,
+		     const struct raft_message *msgs, size_t n, char **out,
+		     size_t *len);
+
+/* Decode body[0..len) strictly: unknown or duplicate fields, wrong types,
+ * non-integers or numbers out of range, missing required fields, bad
+ * base64, trailing bytes: -EINVAL. Another "version": KV_EVERSION. A
+ * "cluster" other than cluster_id: -EPERM. -ENOMEM. On success *msgs is a
+ * malloc'd array of *n messages (free it with peer_msgs_free; *msgs is
+ * NULL when *n is 0), every m.from set to the batch's sender, which is
+ * also put in *from (may be NULL). why (may be NULL) receives a one-line
+ * reason on failure, for a log line or a response body. */
+int peer_msgs_decode(const char *body, size_t len, const char *cluster_id,
+		     uint64_t *from, struct raft_message **msgs, size_t *n,
+		     char *why, size_t why_len);
+
+/* Free what peer_msgs_decode returned (entries, their data, the array).
+ * NULL is fine. */
+void peer_msgs_free(struct raft_message *msgs, size_t n);
+
+/* ---- The receiving side (msg.c); for the HTTP handler, any thread ---- */
+
+/* Decode a POST /raft/message body (peer_msgs_decode) and check that it
+ * makes sense for node self_id: sent by another node (from >= 1, != self),
+ * every message addressed to self_id, terms >= 1 where Raft needs them,
+ * and an append's entries numbered index+1, index+2, ... with terms that
+ * never decrease nor exceed the message's term. Same errors, same
+ * ownership as peer_msgs_decode. */
+int peer_handle_body(const char *body, size_t len, const char *cluster_id,
+		     uint64_t self_id, struct raft_message **msgs, size_t *n,
+		     char *why, size_t why_len);
+
+/* True if the token a request carried (got, NULL when the header is
+ * missing) equals the cluster's token. The time taken depends only on the
+ * length of want, never on where the strings differ. */
+bool peer_token_equal(const char *got, const char *want);
+
+/* The HTTP status for a result of peer_handle_body or the token check:
+ * 0 -> 204, -EINVAL -> 400, -EACCES (bad token) and -EPERM (other
+ * cluster) -> 403, KV_EVERSION -> 409, -ENOMEM -> 503, else 500. */
+int peer_http_status(int err);
+
+/* ---- The peer senders (peer.c) ---- */
+
+struct peer_set;
+
+/* What /status shows about one peer. Times are wall-clock milliseconds
+ * since 1970 (0: never). */
+struct peer_info {
+	char addr[RAFT_ADDR_MAX];
+	uint64_t last_ok_ms;  /* last batch the peer accepted */
+	uint64_t last_err_ms; /* last failure */
+	char last_err[160];   /* its reason; "" if none yet */
+	bool reachable;	      /* the last attempt succeeded */
+	unsigned backoff_ms;  /* current wait after a failure; 0 when ok */
+	uint64_t failures;    /* consecutive failed attempts */
+	size_t queued;	      /* messages waiting now */
+	uint64_t sent;	      /* messages the peer accepted */
+	uint64_t dropped;     /* messages dropped (queue full, failed batch) */
+	uint64_t batches;     /* POSTs that succeeded */
+};
+
+/* Tunables; zero fields take the defaults in brackets. */
+struct peer_options {
+	size_t max_queue;	     /* messages queued per peer [1024] */
+	size_t max_queue_bytes;	     /* entry data queued per peer [64 MiB] */
+	size_t batch_bytes;	     /* target body size of one POST [4 MiB] */
+	unsigned connect_timeout_ms; /* [1000] */
+	unsigned timeout_ms;	     /* a whole POST [10000] */
+	unsigned backoff_min_ms;     /* first wait after a failure [10] */
+	unsigned backoff_max_ms;     /* cap of the doubling [1000] */
+};
+
+/* A set of senders for node self_id of cluster cluster_id, presenting
+ * token (both copied; see PEER_ID_MAX for what they may hold). opt may be
+ * NULL. Initializes libcurl (curl_global_init) the first time. 0, -EINVAL,
+ * -ENOMEM. Any thread. */
+int peers_new(const char *cluster_id, const char *token, uint64_t self_id,
+	      const struct peer_options *opt, struct peer_set **out);
+
+/* Start a sender for peer id at addr ("host:port"), copied. -EEXIST if id
+ * has one, -EINVAL (id 0 or self, bad addr), -ENOMEM, or a pthread error.
+ * Any thread. */
+int peers_add(struct peer_set *ps, uint64_t id, const char *addr);
+
+/* Stop peer id's sender (aborting a POST in progress), drop its queue and
+ * wait for its thread: quick even if the peer is unreachable. 0 or
+ * -ENOENT. Any thread but a sender's. */
+int peers_remove(struct peer_set *ps, uint64_t id);
+
+/* Queue msgs for their destinations (m.to), copying them (entries and
+ * data too); msgs stay the caller's. Never blocks on the network: a full
+ * queue drops its oldest append or heartbeat (else its oldest message) to
+ * make room. Messages of type RAFT_MSG_NONE are skipped; messages for
+ * unknown peers are dropped. Returns how many were queued, or -ENOMEM
+ * (those before were queued). Any thread. */
+int peers_send(struct peer_set *ps, const struct raft_message *msgs, size_t n);
+
+/* Fill *out for peer id. 0 or -ENOENT. Any thread. */
+int peers_info(struct peer_set *ps, uint64_t id, struct peer_info *out);
+
+/* Stop every sender (all at once, aborting POSTs in progress), wait for
+ * them and free the set. NULL is fine. Any thread but a sender's. */
+void peers_free(struct peer_set *ps);
+
+#endif

@@ -1,0 +1,651 @@
+/* test_peer.c - the peer senders (raft/peer.c) against real sockets.
+ *
+ * A tiny libmicrohttpd server on 127.0.0.1 (port picked by the kernel)
+ * records every request's method, path, headers, client port and body, and
+ * can hold requests at a gate, so a test decides when a POST completes.
+ * Peers that are down are ports with nothing listening, and a listening
+ * socket that never answers stands for a hung peer. Every wait polls with a
+ * deadline; nothing sleeps a fixed time before an assertion. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <microhttpd.h>
+
+#include "transport.h"
+
+#define CLUSTER "test-cluster"
+#define TOKEN	"t0ken-Secret"
+#define SELF	1
+/* Deadline of every wait: generous, since a shared machine may be slow,
+ * and only reached when something is broken. */
+#define DEADLINE_MS 10000
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wait briefly between polls (not an assertion's timing). */
+static void nap(void)
+{
+	struct timespec ts = {0, 2 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+}
+
+/* ---- The recording server ---- */
+
+#define MAX_REQS 4096
+
+struct req {
+	char method[8];
+	char url[64];
+	char ctype[64];
+	char cluster[64];
+	char token[64];
+	unsigned client_port;
+	char *body;
+	size_t len;
+};
+
+struct server {
+	struct MHD_Daemon *d;
+	unsigned port;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool gate_closed; /* hold completed requests until opened */
+	unsigned arrived; /* requests whose body is in (held or not) */
+	struct req reqs[MAX_REQS];
+	unsigned n;
+};
+
+struct upload {
+	char *p;
+	size_t len, cap;
+};
+
+static void copy_header(struct MHD_Connection *c, const char *name, char *out,
+			size_t cap)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+	snprintf(out, cap, "%s", v ? v : "");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+				  const char *url, const char *method,
+				  const char *version, const char *data,
+				  size_t *size, void **con_cls)
+{
+	struct server *s = cls;
+	struct upload *up = *con_cls;
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	(void)version;
+	if (up == NULL) {
+		up = calloc(1, sizeof(*up));
+		if (up == NULL)
+			return MHD_NO;
+		*con_cls = up;
+		return MHD_YES;
+	}
+	if (*size > 0) {
+		if (up->len + *size + 1 > up->cap) {
+			size_t cap = (up->len + *size + 1) * 2;
+			char *p = realloc(up->p, cap);
+			if (p == NULL)
+				return MHD_NO;
+			up->p = p;
+			up->cap = cap;
+		}
+		memcpy(up->p + up->len, data, *size);
+		up->len += *size;
+		up->p[up->len] = '\0';
+		*size = 0;
+		return MHD_YES;
+	}
+
+	pthread_mutex_lock(&s->mu);
+	s->arrived++;
+	pthread_cond_broadcast(&s->cv);
+	while (s->gate_closed)
+		pthread_cond_wait(&s->cv, &s->mu);
+	if (s->n < MAX_REQS) {
+		struct req *r = &s->reqs[s->n++];
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		    c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		snprintf(r->method, sizeof(r->method), "%s", method);
+		snprintf(r->url, sizeof(r->url), "%s", url);
+		copy_header(c, "Content-Type", r->ctype, sizeof(r->ctype));
+		copy_header(c, PEER_HDR_CLUSTER, r->cluster,
+			    sizeof(r->cluster));
+		copy_header(c, PEER_HDR_TOKEN, r->token, sizeof(r->token));
+		if (ci != NULL)
+			r->client_port =
+			    ntohs(((const struct sockaddr_in *)ci->client_addr)
+				      ->sin_port);
+		r->body = up->p;
+		r->len = up->len;
+		up->p = NULL;
+	}
+	pthread_mutex_unlock(&s->mu);
+
+	resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+		    enum MHD_RequestTerminationCode toe)
+{
+	struct upload *up = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (up != NULL) {
+		free(up->p);
+		free(up);
+	}
+	*con_cls = NULL;
+}
+
+static struct server *server_start(void)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	const union MHD_DaemonInfo *di;
+
+	assert_non_null(s);
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	s->d = MHD_start_daemon(
+	    MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+		MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+	    MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_END);
+	assert_non_null(s->d);
+	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	assert_non_null(di);
+	s->port = di->port;
+	assert_true(s->port > 0);
+	return s;
+}
+
+static void server_gate(struct server *s, bool closed)
+{
+	pthread_mutex_lock(&s->mu);
+	s->gate_closed = closed;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+}
+
+static void server_stop(struct server *s)
+{
+	server_gate(s, false);
+	MHD_stop_daemon(s->d);
+	for (unsigned i = 0; i < s->n; i++)
+		free(s->reqs[i].body);
+	pthread_cond_destroy(&s->cv);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* Wait until at least n requests arrived (held at the gate or not). */
+static void server_wait_arrived(struct server *s, unsigned n)
+{
+	uint64_t end = mono_ms() + DEADLINE_MS;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += DEADLINE_MS / 1000;
+	pthread_mutex_lock(&s->mu);
+	while (s->arrived < n && mono_ms() < end)
+		pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	assert_true(s->arrived >= n);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Decode every recorded body in order into one list of messages. */
+static struct raft_message *server_msgs(struct server *s, size_t *count)
+{
+	struct raft_message *all = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (unsigned i = 0; i < s->n; i++) {
+		struct raft_message *m;
+		size_t k;
+		char why[160];
+		int rc = peer_handle_body(s->reqs[i].body, s->reqs[i].len,
+					  CLUSTER, 2, &m, &k, why, sizeof(why));
+		if (rc != 0)
+			print_error("body %u refused: %s\n", i, why);
+		assert_int_equal(rc, 0);
+		all = realloc(all, (n + k + 1) * sizeof(*all));
+		assert_non_null(all);
+		memcpy(all + n, m, k * sizeof(*m));
+		free(m); /* the entries moved into all */
+		n += k;
+	}
+	pthread_mutex_unlock(&s->mu);
+	*count = n;
+	return all;
+}
+
+/* ---- Helpers ---- */
+
+static struct raft_message hb(uint64_t to, uint64_t seq)
+{
+	struct raft_message m = {.type = RAFT_MSG_HEARTBEAT,
+				 .from = SELF,
+				 .to = to,
+				 .term = 1,
+				 .commit = seq};
+	return m;
+}
+
+static struct peer_set *new_set(const struct peer_options *o)
+{
+	struct peer_set *ps = NULL;
+
+	assert_int_equal(peers_new(CLUSTER, TOKEN, SELF, o, &ps), 0);
+	return ps;
+}
+
+static void add(struct peer_set *ps, uint64_t id, unsigned port)
+{
+	char addr[32];
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	assert_int_equal(peers_add(ps, id, addr), 0);
+}
+
+static struct peer_info info(struct peer_set *ps, uint64_t id)
+{
+	struct peer_info pi;
+
+	assert_int_equal(peers_info(ps, id, &pi), 0);
+	return pi;
+}
+
+/* Poll until peer id has sent n messages. */
+static void wait_sent(struct peer_set *ps, uint64_t id, uint64_t n)
+{
+	uint64_t end = mono_ms() + DEADLINE_MS;
+
+	while (info(ps, id).sent < n && mono_ms() < end)
+		nap();
+	assert_int_equal(info(ps, id).sent, n);
+}
+
+/* A port on 127.0.0.1 with nothing listening (bound, then closed). */
+static unsigned dead_port(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	unsigned port;
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
+}
+
+/* A socket that listens but never answers: a hung peer. */
+static int hung_listener(unsigned *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* Accept one connection on fd and read until the request's headers are
+ * in: a POST is then in flight. Returns the connection. */
+static int accept_request(int fd)
+{
+	uint64_t end = mono_ms() + DEADLINE_MS;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	char buf[4096];
+	size_t have = 0;
+	int c;
+
+	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+	c = accept(fd, NULL, NULL);
+	assert_true(c >= 0);
+	while (mono_ms() < end) {
+		ssize_t r;
+		pfd.fd = c;
+		if (poll(&pfd, 1, 100) != 1)
+			continue;
+		r = read(c, buf + have, sizeof(buf) - 1 - have);
+		assert_true(r > 0);
+		have += (size_t)r;
+		buf[have] = '\0';
+		if (strstr(buf, "\r\n\r\n") != NULL)
+			return c;
+	}
+	fail_msg("no request arrived");
+	return -1;
+}
+
+/* peers_free (or remove) on a thread, so the test can bound its wait. */
+struct stopper {
+	struct peer_set *ps;
+	uint64_t remove_id; /* 0: peers_free */
+	atomic_bool done;
+};
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *st = arg;
+
+	if (st->remove_id)
+		peers_remove(st->ps, st->remove_id);
+	else
+		peers_free(st->ps);
+	atomic_store(&st->done, true);
+	return NULL;
+}
+
+/* Run the stop on a thread; it must finish well before any curl timeout
+ * (the options below set 60 s). */
+static void stop_within(struct peer_set *ps, uint64_t remove_id, int ms)
+{
+	struct stopper st = {.ps = ps, .remove_id = remove_id};
+	uint64_t end = mono_ms() + (uint64_t)ms;
+	pthread_t t;
+
+	atomic_init(&st.done, false);
+	assert_int_equal(pthread_create(&t, NULL, stopper_main, &st), 0);
+	while (!atomic_load(&st.done) && mono_ms() < end)
+		nap();
+	assert_true(atomic_load(&st.done));
+	pthread_join(t, NULL);
+}
+
+/* ---- Tests ---- */
+
+static void test_messages_arrive_batched_in_order_with_headers(void **state)
+{
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(NULL);
+	struct raft_message *got, m[200];
+	struct peer_info pi;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	/* Hold the first POST, so the next 200 pile up behind it. */
+	server_gate(s, true);
+	m[0] = hb(2, 0);
+	assert_int_equal(peers_send(ps, m, 1), 1);
+	server_wait_arrived(s, 1);
+	for (int i = 0; i < 200; i++)
+		m[i] = hb(2, (uint64_t)i + 1);
+	assert_int_equal(peers_send(ps, m, 100), 100);
+	assert_int_equal(peers_send(ps, m + 100, 100), 100);
+	server_gate(s, false);
+	wait_sent(ps, 2, 201);
+
+	got = server_msgs(s, &n);
+	assert_int_equal(n, 201);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(got[i].commit, i);
+		assert_int_equal(got[i].from, SELF);
+		assert_int_equal(got[i].type, RAFT_MSG_HEARTBEAT);
+	}
+	peer_msgs_free(got, n);
+	/* Batched: the 200 queued behind the first went in few POSTs. */
+	assert_true(s->n >= 2 && s->n <= 4);
+	for (unsigned i = 0; i < s->n; i++) {
+		assert_string_equal(s->reqs[i].method, "POST");
+		assert_string_equal(s->reqs[i].url, PEER_PATH);
+		assert_string_equal(s->reqs[i].ctype, "application/json");
+		assert_string_equal(s->reqs[i].cluster, CLUSTER);
+		assert_string_equal(s->reqs[i].token, TOKEN);
+		/* One kept-alive connection. */
+		assert_int_equal(s->reqs[i].client_port,
+				 s->reqs[0].client_port);
+	}
+	pi = info(ps, 2);
+	assert_int_equal(pi.batches, s->n);
+	assert_true(pi.reachable);
+	assert_true(pi.last_ok_ms > 0);
+	assert_int_equal(pi.queued, 0);
+	assert_int_equal(pi.dropped, 0);
+	assert_non_null(strstr(pi.addr, "127.0.0.1:"));
+	peers_free(ps);
+	server_stop(s);
+}
+
+static void test_entries_reach_the_peer_intact(void **state)
+{
+	static const unsigned char bin[] = {0, 0xfe, 'x', 0};
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(NULL);
+	struct raft_entry e[2] = {
+	    {1, 8, RAFT_ENTRY_NORMAL, (void *)"{\"op\":\"put\"}", 12},
+	    {1, 9, RAFT_ENTRY_NORMAL, (void *)bin, sizeof(bin)},
+	};
+	struct raft_message m = {.type = RAFT_MSG_APPEND,
+				 .from = SELF,
+				 .to = 2,
+				 .term = 1,
+				 .index = 7,
+				 .log_term = 1,
+				 .commit = 6,
+				 .entries = e,
+				 .n_entries = 2};
+	struct raft_message *got;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	/* The caller's copy is its own: change it after sending. */
+	m.entries = NULL;
+	m.n_entries = 0;
+	wait_sent(ps, 2, 1);
+	got = server_msgs(s, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].n_entries, 2);
+	assert_memory_equal(got[0].entries[0].data, "{\"op\":\"put\"}", 12);
+	assert_int_equal(got[0].entries[1].len, sizeof(bin));
+	assert_memory_equal(got[0].entries[1].data, bin, sizeof(bin));
+	peer_msgs_free(got, n);
+	peers_free(ps);
+	server_stop(s);
+}
+
+static void test_down_peer_backs_off_without_blocking_others(void **state)
+{
+	struct peer_options o = {.max_queue = 16, .timeout_ms = 60000};
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(&o);
+	uint64_t end = mono_ms() + DEADLINE_MS;
+	unsigned last_backoff = 0, grew = 0;
+	struct peer_info pi;
+
+	(void)state;
+	add(ps, 2, s->port);
+	add(ps, 3, dead_port());
+	for (int i = 0; i < 300; i++) {
+		struct raft_message m[2] = {hb(3, (uint64_t)i),
+					    hb(2, (uint64_t)i)};
+		assert_int_equal(peers_send(ps, m, 2), 2);
+		/* The queue of the dead peer never exceeds its bound. */
+		assert_true(info(ps, 3).queued <= o.max_queue);
+		/* Paced below the live peer's bound, so it loses nothing. */
+		if (i % 8 == 7)
+			wait_sent(ps, 2, (uint64_t)i + 1);
+	}
+	wait_sent(ps, 2, 300);
+
+	/* Keep feeding the dead peer; its backoff doubles up to the cap. */
+	do {
+		struct raft_message m = hb(3, 1);
+		peers_send(ps, &m, 1);
+		pi = info(ps, 3);
+		assert_true(pi.queued <= o.max_queue);
+		assert_true(pi.backoff_ms <= 1000);
+		if (pi.backoff_ms > last_backoff) {
+			grew++;
+			last_backoff = pi.backoff_ms;
+		}
+		nap();
+	} while (last_backoff < 1000 && mono_ms() < end);
+	assert_int_equal(last_backoff, 1000);
+	assert_true(grew >= 5); /* 10, 20, 40, ... 1000 */
+	assert_false(pi.reachable);
+	assert_true(pi.failures >= 5);
+	assert_true(pi.last_err[0] != '\0');
+	assert_true(pi.last_err_ms > 0);
+	assert_int_equal(pi.last_ok_ms, 0);
+	assert_int_equal(pi.sent, 0);
+	assert_true(pi.dropped > 0);
+	assert_true(info(ps, 2).reachable);
+	print_message("dead peer: %s\n", pi.last_err);
+	stop_within(ps, 0, 3000);
+	server_stop(s);
+}
+
+static void test_full_queue_drops_oldest_heartbeats_first(void **state)
+{
+	struct peer_options o = {.max_queue = 8};
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(&o);
+	struct raft_message *got, m;
+	struct raft_message vote = {
+	    .type = RAFT_MSG_VOTE, .from = SELF, .to = 2, .term = 2};
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	server_gate(s, true);
+	m = hb(2, 1000);
+	peers_send(ps, &m, 1);
+	server_wait_arrived(s, 1); /* the first POST is held */
+	assert_int_equal(peers_send(ps, &vote, 1), 1);
+	for (int i = 0; i < 50; i++) {
+		m = hb(2, (uint64_t)i);
+		assert_int_equal(peers_send(ps, &m, 1), 1);
+	}
+	assert_int_equal(info(ps, 2).queued, 8);
+	assert_int_equal(info(ps, 2).dropped, 43);
+	server_gate(s, false);
+	wait_sent(ps, 2, 9);
+
+	got = server_msgs(s, &n);
+	assert_int_equal(n, 9);
+	assert_int_equal(got[0].commit, 1000);
+	assert_int_equal(got[1].type, RAFT_MSG_VOTE);
+	for (size_t i = 2; i < 9; i++)
+		assert_int_equal(got[i].commit, 43 + (i - 2));
+	peer_msgs_free(got, n);
+	peers_free(ps);
+	server_stop(s);
+}
+
+static void test_stop_is_quick_while_a_post_hangs(void **state)
+{
+	struct peer_options o = {.timeout_ms = 60000,
+				 .connect_timeout_ms = 60000};
+	struct peer_set *ps = new_set(&o);
+	unsigned port2, port3;
+	int l2 = hung_listener(&port2), l3 = hung_listener(&port3);
+	int c2, c3;
+	struct raft_message m[2] = {hb(2, 1), hb(3, 1)};
+
+	(void)state;
+	add(ps, 2, port2);
+	add(ps, 3, port3);
+	assert_int_equal(peers_send(ps, m, 2), 2);
+	c2 = accept_request(l2);
+	c3 = accept_request(l3);
+	/* Both POSTs hang; removing one and freeing the rest is quick. */
+	stop_within(ps, 2, 3000);
+	assert_int_equal(peers_info(ps, 2, &(struct peer_info){0}), -ENOENT);
+	assert_int_equal(info(ps, 3).sent, 0);
+	stop_within(ps, 0, 3000);
+	close(c2);
+	close(c3);
+	close(l2);
+	close(l3);
+}
+
+static void test_bad_arguments_are_refused(void **state)
+{
+	struct peer_set *ps = NULL;
+	struct raft_message m = hb(9, 1);
+
+	(void)state;
+	assert_int_equal(peers_new("", TOKEN, SELF, NULL, &ps), -EINVAL);
+	assert_int_equal(peers_new(CLUSTER, "a b", SELF, NULL, &ps), -EINVAL);
+	assert_int_equal(peers_new(CLUSTER, "x\r\nEvil: 1", SELF, NULL, &ps),
+			 -EINVAL);
+	assert_int_equal(peers_new(CLUSTER, TOKEN, 0, NULL, &ps), -EINVAL);
+	ps = new_set(NULL);
+	assert_int_equal(peers_add(ps, SELF, "127.0.0.1:1"), -EINVAL);
+	assert_int_equal(peers_add(ps, 0, "127.0.0.1:1"), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:1/x?y"), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, ""), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:1"), 0);
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:2"), -EEXIST);
+	assert_int_equal(peers_remove(ps, 5), -ENOENT);
+	/* Unknown destination, wrong sender, NONE: nothing queued. */
+	assert_int_equal(peers_send(ps, &m, 1), 0);
+	m = hb(2, 1);
+	m.from = 4;
+	assert_int_equal(peers_send(ps, &m, 1), 0);
+	m = hb(2, 1);
+	m.type = RAFT_MSG_NONE;
+	assert_int_equal(peers_send(ps, &m, 1), 0);
+	peers_free(ps);
+	peers_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(
+		test_messages_arrive_batched_in_order_with_headers),
+	    cmocka_unit_test(test_entries_reach_the_peer_intact),
+	    cmocka_unit_test(test_down_peer_backs_off_without_blocking_others),
+	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),
+	    cmocka_unit_test(test_stop_is_quick_while_a_post_hangs),
+	    cmocka_unit_test(test_bad_arguments_are_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
