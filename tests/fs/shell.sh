@@ -143,11 +143,18 @@ check_eq "test_sed_in_place_edits" "$(printf 'alpha\ngamma')" "$(cat "$M/sed.txt
 
 # ---- a change made over HTTP ----
 cat "$M/greeting" >/dev/null # the kernel has its pages and attributes now
+stat "$M/greeting" >/dev/null
 curl -sf -X PUT --data-binary 'changed over http, longer than before' \
 	"$URL/greeting" >/dev/null
+check_eq "test_a_change_over_http_is_seen_by_stat_at_once" 37 \
+	"$(stat -c %s "$M/greeting")"
 check_eq "test_a_change_over_http_is_seen_by_cat_at_once" \
 	"changed over http, longer than before" "$(cat "$M/greeting")"
-check_eq "test_and_stat_sees_its_size" 37 "$(stat -c %s "$M/greeting")"
+ls -l "$M/greeting" >/dev/null
+curl -sf -X PUT --data-binary 'same length as before, other bytes!!!' \
+	"$URL/greeting" >/dev/null
+check_eq "test_a_same_size_change_over_http_is_seen_by_cat_at_once" \
+	"same length as before, other bytes!!!" "$(cat "$M/greeting")"
 curl -sf -X PUT --data-binary 'new key' "$URL/fromhttp/inner" >/dev/null
 check_eq "test_a_key_created_over_http_appears" "new key" \
 	"$(cat "$M/fromhttp/inner")"
