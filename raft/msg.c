@@ -683,6 +683,12 @@ int peer_msgs_decode(const char *body, size_t len, const char *cluster_id,
 		goto err_root;
 	}
 	count = (size_t)cJSON_GetArraySize(list);
+	if (count > PEER_MAX_MSGS) {
+		say(why, why_len, "%zu messages in one batch, at most %d",
+		    count, PEER_MAX_MSGS);
+		err = -EINVAL;
+		goto err_root;
+	}
 	if (count > 0) {
 		out = calloc(count, sizeof(*out));
 		if (out == NULL) {

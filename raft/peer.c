@@ -356,7 +356,8 @@ static struct qmsg *batch_take(struct peer *p, size_t *count)
 
 	for (q = p->head; q != NULL; q = q->next) {
 		size_t w = qmsg_wire_size(q);
-		if (n > 0 && size + w > p->set->opt.batch_bytes)
+		if (n > 0 && (size + w > p->set->opt.batch_bytes ||
+			      n == PEER_BATCH_MSGS))
 			break;
 		size += w;
 		n++;

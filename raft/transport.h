@@ -26,6 +26,11 @@
  * batch target alone: a 16 MiB value in base64) and the receiver must
  * accept. */
 #define PEER_MAX_BODY (64u * 1024u * 1024u)
+/* Messages in one batch: a sender puts at most PEER_BATCH_MSGS in one, a
+ * receiver refuses more than PEER_MAX_MSGS (each decoded message takes
+ * about 1.3 KiB, whatever its size on the wire). */
+#define PEER_BATCH_MSGS 4096
+#define PEER_MAX_MSGS	16384
 /* Cluster ids and tokens: 1..PEER_ID_MAX bytes of printable ASCII
  * (0x21..0x7e), so they go into a header unchanged. */
 #define PEER_ID_MAX 256
@@ -50,12 +55,12 @@ int peer_msgs_encode(const char *cluster_id, uint64_t from,
 
 /* Decode body[0..len) strictly: unknown or duplicate fields, wrong types,
  * non-integers or numbers out of range, missing required fields, bad
- * base64, trailing bytes: -EINVAL. Another "version": KV_EVERSION. A
- * "cluster" other than cluster_id: -EPERM. -ENOMEM. On success *msgs is a
- * malloc'd array of *n messages (free it with peer_msgs_free; *msgs is
- * NULL when *n is 0), every m.from set to the batch's sender, which is
- * also put in *from (may be NULL). why (may be NULL) receives a one-line
- * reason on failure, for a log line or a response body. */
+ * base64, trailing bytes, more than PEER_MAX_MSGS messages: -EINVAL. Another
+ * "version": KV_EVERSION. A "cluster" other than cluster_id: -EPERM. -ENOMEM.
+ * On success *msgs is a malloc'd array of *n messages (free it with
+ * peer_msgs_free; *msgs is NULL when *n is 0), every m.from set to the batch's
+ * sender, which is also put in *from (may be NULL). why (may be NULL) receives
+ * a one-line reason on failure, for a log line or a response body. */
 int peer_msgs_decode(const char *body, size_t len, const char *cluster_id,
 		     uint64_t *from, struct raft_message **msgs, size_t *n,
 		     char *why, size_t why_len);

@@ -410,6 +410,29 @@ static void test_decoder_rejects_malformed_documents(void **state)
 		expect(bad[i], -EINVAL);
 }
 
+static void test_decoder_refuses_too_many_messages(void **state)
+{
+	static const char one[] = "{\"type\":\"vote\",\"to\":2,\"term\":1}";
+	size_t cap = 256 + (PEER_MAX_MSGS + 1) * sizeof(one);
+	char *doc = malloc(cap);
+	size_t len;
+
+	(void)state;
+	assert_non_null(doc);
+	for (int extra = 0; extra < 2; extra++) {
+		len = (size_t)snprintf(doc, cap, HEAD "\"from\":1,\"msgs\":[");
+		for (int i = 0; i < PEER_MAX_MSGS + extra; i++) {
+			if (i > 0)
+				doc[len++] = ',';
+			memcpy(doc + len, one, sizeof(one) - 1);
+			len += sizeof(one) - 1;
+		}
+		memcpy(doc + len, "]}", 3);
+		expect(doc, extra ? -EINVAL : 0);
+	}
+	free(doc);
+}
+
 static void test_decoder_refuses_other_versions_and_clusters(void **state)
 {
 	struct raft_message *out = NULL;
@@ -587,6 +610,7 @@ int main(void)
 	    cmocka_unit_test(test_encoder_refuses_what_the_wire_cannot_carry),
 	    cmocka_unit_test(test_decoder_accepts_a_minimal_batch),
 	    cmocka_unit_test(test_decoder_rejects_malformed_documents),
+	    cmocka_unit_test(test_decoder_refuses_too_many_messages),
 	    cmocka_unit_test(test_decoder_refuses_other_versions_and_clusters),
 	    cmocka_unit_test(
 		test_decoder_survives_truncated_and_mutated_batches),
