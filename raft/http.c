@@ -143,6 +143,72 @@ const char *http_header(struct http_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/* Bodies held at once by all connections together; past it a request is
+ * answered 503 (retry) rather than letting many large uploads exhaust
+ * memory. */
+#define HTTP_BODY_BUDGET (256u * 1024u * 1024u)
+
+static void body_drop(struct http_req *r)
+{
+	free(r->body);
+	r->body = NULL;
+	r->len = r->cap = 0;
+	atomic_fetch_sub(&r->http->body_bytes, r->reserved);
+	r->reserved = 0;
+}
+
+/* Make room for cap bytes of body, within the listener's budget. 0,
+ * -EBUSY or -ENOMEM. */
+static int body_reserve(struct http_req *r, size_t cap)
+{
+	unsigned char *b;
+
+	if (cap <= r->cap)
+		return 0;
+	size_t delta = cap - r->reserved;
+	if (atomic_fetch_add(&r->http->body_bytes, delta) + delta >
+	    HTTP_BODY_BUDGET) {
+		atomic_fetch_sub(&r->http->body_bytes, delta);
+		return -EBUSY;
+	}
+	r->reserved = cap;
+	b = realloc(r->body, cap);
+	if (!b)
+		return -ENOMEM;
+	r->body = b;
+	r->cap = cap;
+	return 0;
+}
+
+/* Append body bytes (or form value bytes), within the route's limit; past
+ * it or the budget the body is dropped and the rest is only counted.
+ * 0, -EFBIG, -EBUSY or -ENOMEM. */
+static int body_append(struct http_req *r, const char *data, size_t size)
+{
+	size_t max = r->route->max_body;
+	int rc = 0;
+
+	if (size > max - r->len) {
+		rc = -EFBIG;
+	} else if (r->len + size > r->cap) {
+		size_t cap = r->cap ? r->cap : 64 * 1024;
+		while (cap < r->len + size)
+			cap *= 2;
+		rc = body_reserve(r, cap < max ? cap : max);
+	}
+	if (rc == -EFBIG)
+		r->too_large = true;
+	if (rc == -EBUSY)
+		r->busy = true;
+	if (rc < 0) {
+		body_drop(r);
+		return rc;
+	}
+	memcpy(r->body + r->len, data, size);
+	r->len += size;
+	return 0;
+}
+
 /* The post processor hands us form fields in pieces; only "value" is kept
  * (the first one), bounded by the route's limit. */
 static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind,
@@ -165,28 +231,9 @@ static enum MHD_Result on_form_field(void *cls, enum MHD_ValueKind kind,
 		return MHD_YES;
 	}
 	r->has_value = true;
-	if (r->too_large || size == 0)
+	if (r->too_large || r->busy || size == 0)
 		return MHD_YES;
-	if (size > r->route->max_body - r->len) {
-		r->too_large = true;
-		free(r->body);
-		r->body = NULL;
-		r->len = r->cap = 0;
-		return MHD_YES;
-	}
-	if (r->len + size > r->cap) {
-		size_t cap = r->cap ? r->cap : 4096;
-		while (cap < r->len + size)
-			cap *= 2;
-		unsigned char *b = realloc(r->body, cap);
-		if (!b)
-			return MHD_NO;
-		r->body = b;
-		r->cap = cap;
-	}
-	memcpy(r->body + r->len, data, size);
-	r->len += size;
-	return MHD_YES;
+	return body_append(r, data, size) == -ENOMEM ? MHD_NO : MHD_YES;
 }
 
 /* Content-Length and Transfer-Encoding decide, before the body, whether a
@@ -226,10 +273,14 @@ static bool check_body_headers(struct http_req *r)
 		}
 	}
 	if (r->route->body == HTTP_BODY_RAW && len > 0) {
-		r->body = malloc((size_t)len);
-		if (!r->body)
+		int rc = body_reserve(r, (size_t)len);
+		if (rc == -EBUSY) {
+			http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
+				  "too many large uploads at once; retry");
 			return false;
-		r->cap = (size_t)len;
+		}
+		if (rc < 0)
+			return false;
 	}
 	if (r->route->body == HTTP_BODY_FORM && (chunked || len > 0)) {
 		r->pp = MHD_create_post_processor(r->conn, 64 * 1024,
@@ -276,7 +327,7 @@ static enum MHD_Result request_body(struct http_req *r, const char *data,
 	r->received += size;
 	if (r->received > HTTP_DRAIN_MAX)
 		return MHD_NO; /* refused anyway; stop reading */
-	if (!(r->method & r->route->body_methods) || r->too_large ||
+	if (!(r->method & r->route->body_methods) || r->too_large || r->busy ||
 	    r->bad_form)
 		return MHD_YES; /* drained */
 	if (r->route->body == HTTP_BODY_FORM) {
@@ -288,28 +339,9 @@ static enum MHD_Result request_body(struct http_req *r, const char *data,
 			r->bad_form = true;
 		return MHD_YES;
 	}
-	if (r->received > r->route->max_body) {
-		/* chunked (or lying about its length): count, keep nothing */
-		r->too_large = true;
-		free(r->body);
-		r->body = NULL;
-		r->len = r->cap = 0;
-		return MHD_YES;
-	}
-	if (r->len + size > r->cap) {
-		size_t cap = r->cap ? r->cap : 64 * 1024;
-		while (cap < r->len + size)
-			cap *= 2;
-		if (cap > r->route->max_body)
-			cap = r->route->max_body;
-		unsigned char *b = realloc(r->body, cap);
-		if (!b)
-			return MHD_NO;
-		r->body = b;
-		r->cap = cap;
-	}
-	memcpy(r->body + r->len, data, size);
-	r->len += size;
+	/* chunked bodies (and ones longer than they said) are counted */
+	if (body_append(r, data, size) == -ENOMEM)
+		return MHD_NO;
 	return MHD_YES;
 }
 
@@ -346,6 +378,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	if (r->too_large)
 		return http_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
 				 "the value is larger than the limit");
+	if (r->busy)
+		return http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
+				 "too many large uploads at once; retry");
 	if (r->bad_form)
 		return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
 				 "malformed form body");
@@ -368,7 +403,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
-	free(r->body);
+	body_drop(r);
 	free(r->key);
 	free(r);
 	*con_cls = NULL;
@@ -496,6 +531,7 @@ int node_http_start(struct kv_node *n, const char *listen,
 	if (!h)
 		return -ENOMEM;
 	h->node = n;
+	atomic_init(&h->body_bytes, 0);
 	char *msg = NULL;
 	rc = open_listener(listen ? listen : "127.0.0.1:7001", &h->listen_fd,
 			   &h->port, &msg);

@@ -10,6 +10,7 @@
 #define KV_HTTP_INTERNAL_H
 
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -78,7 +79,9 @@ struct http_req {
 	unsigned char *body;
 	size_t len, cap;
 	uint64_t received; /* body bytes seen, kept or not */
+	size_t reserved;   /* bytes of the listener's body budget held */
 	bool too_large;	   /* the body or value went over max_body */
+	bool busy;	   /* the listener's body budget was exhausted */
 	bool has_value;	   /* FORM: a "value" field was present */
 	bool value_done;   /* FORM: later "value" fields are ignored */
 	bool bad_form;	   /* FORM: the post processor refused the body */
@@ -93,6 +96,7 @@ struct node_http {
 	struct MHD_Daemon *daemon;
 	int listen_fd;
 	unsigned port;
+	atomic_size_t body_bytes; /* bodies held by all requests */
 };
 
 /* ---- http.c: request helpers ---- */

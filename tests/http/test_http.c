@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_internal.h"
 #include "node.h"
 
 static struct kv_node *node;
@@ -832,6 +833,104 @@ static void test_huge_headers_and_garbage_do_not_hurt_the_node(void **state)
 	assert_node_serves();
 }
 
+/* Many uploads that each claim the largest body do not exhaust memory:
+ * past the listener's budget they are told to retry (503), and once they
+ * go away uploads are taken again. */
+static void test_many_large_uploads_at_once_get_503_retry(void **state)
+{
+	enum { HOGS = 16 };
+	char rq[256], buf[4096];
+	int hogs[HOGS], st = 0;
+
+	(void)state;
+	snprintf(rq, sizeof rq,
+		 "PUT /kv/hog HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: %u\r\n\r\nxx",
+		 KV_MAX_VALUE);
+	for (int i = 0; i < HOGS; i++) {
+		hogs[i] = raw_connect();
+		raw_send(hogs[i], rq, strlen(rq));
+	}
+	/* the hogs' headers are handled in their own threads: poll */
+	time_t deadline = time(NULL) + 30;
+	while (st != 503 && time(NULL) < deadline) {
+		struct resp r;
+		req("PUT", "/kv/hog-small", "v", 1, &r, NULL);
+		st = (int)r.status;
+		if (st == 503) {
+			assert_error(&r, 503, "not_ready");
+			assert_non_null(
+			    header(&r, "Retry-After", buf, sizeof buf));
+		} else {
+			assert_true(st == 200 || st == 201);
+		}
+		resp_clear(&r);
+	}
+	assert_int_equal(st, 503);
+	for (int i = 0; i < HOGS; i++)
+		close(hogs[i]);
+	deadline = time(NULL) + 30;
+	while (st == 503 && time(NULL) < deadline) {
+		struct resp r;
+		req("PUT", "/kv/hog-small", "v", 1, &r, NULL);
+		st = (int)r.status;
+		resp_clear(&r);
+	}
+	assert_true(st == 200 || st == 201);
+}
+
+static void test_errors_map_to_one_status_and_code_each(void **state)
+{
+	static const struct {
+		int err;
+		unsigned status;
+		const char *code;
+	} cases[] = {
+	    {-EINVAL, 400, "bad_request"},
+	    {-ENAMETOOLONG, 400, "bad_key"},
+	    {-ENOENT, 404, "not_found"},
+	    {-EISDIR, 409, "conflict"},
+	    {-ENOTDIR, 409, "conflict"},
+	    {KV_EPRECOND, 412, "precondition_failed"},
+	    {-EFBIG, 413, "too_large"},
+	    {KV_ENOQUORUM, 503, "not_ready"},
+	    {KV_ESHUTDOWN, 503, "not_ready"},
+	    {KV_ENOTLEADER, 503, "not_ready"},
+	    {-ENOSPC, 507, "disk_full"},
+	    {KV_EFAILED, 500, "internal"},
+	    {KV_ECORRUPT, 500, "internal"},
+	    {-EIO, 500, "internal"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		unsigned status = 0;
+		const char *code = NULL;
+		http_error_status(cases[i].err, &status, &code);
+		assert_int_equal(status, cases[i].status);
+		assert_string_equal(code, cases[i].code);
+	}
+}
+
+static void test_etags_parse_quoted_bare_and_weak(void **state)
+{
+	uint64_t rev = 0;
+
+	(void)state;
+	assert_int_equal(http_parse_etag("\"12\"", &rev), 0);
+	assert_int_equal(rev, 12);
+	assert_int_equal(http_parse_etag(" 13 ", &rev), 0);
+	assert_int_equal(rev, 13);
+	assert_int_equal(http_parse_etag("W/\"14\"", &rev), 0);
+	assert_int_equal(rev, 14);
+	assert_int_equal(http_parse_etag("\"15", &rev), -EINVAL);
+	assert_int_equal(http_parse_etag("*", &rev), -EINVAL);
+	assert_int_equal(http_parse_etag("0", &rev), -EINVAL);
+	assert_int_equal(http_parse_etag("\"1\", \"2\"", &rev), -EINVAL);
+	assert_int_equal(http_parse_etag("99999999999999999999999", &rev),
+			 -EINVAL);
+}
+
 /* ---- the node under test ---- */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag,
@@ -890,6 +989,9 @@ int main(void)
 	    cmocka_unit_test(test_truncated_body_stores_nothing),
 	    cmocka_unit_test(
 		test_huge_headers_and_garbage_do_not_hurt_the_node),
+	    cmocka_unit_test(test_many_large_uploads_at_once_get_503_retry),
+	    cmocka_unit_test(test_errors_map_to_one_status_and_code_each),
+	    cmocka_unit_test(test_etags_parse_quoted_bare_and_weak),
 	};
 	return cmocka_run_group_tests_name("http", tests, setup, teardown);
 }
