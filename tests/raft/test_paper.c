@@ -1,1 +1,534 @@
-int main(void){return 0;}
+/* test_paper.c - the Raft paper's rules, one test each, on a single core
+ * fed by hand.
+ *
+ * Each test builds a core from a restore (term, log), steps messages into
+ * it and reads the update, like a transcript: "follower at term 2 with log
+ * [1 1 2] gets AppendEntries(prev 3/3) -> rejects, hint 2/1". The names are
+ * the rules of Figure 2 and §5-§8; the simulated cluster (test_sim.c)
+ * covers the same rules under faults. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "raft.h"
+
+static struct raft_config conf3(void)
+{
+	struct raft_config c = {.n = 3};
+	for (unsigned i = 0; i < 3; i++) {
+		c.servers[i].id = i + 1;
+		c.servers[i].role = RAFT_VOTER;
+	}
+	return c;
+}
+
+/* A core with id, term and a log whose entry i has term terms[i]. */
+static struct raft *mk(uint64_t id, uint64_t term, const uint64_t *terms,
+		       size_t n)
+{
+	struct raft_entry *e = calloc(n ? n : 1, sizeof(*e));
+	for (size_t i = 0; i < n; i++) {
+		e[i].index = i + 1;
+		e[i].term = terms[i];
+		e[i].type = RAFT_ENTRY_NORMAL;
+	}
+	struct raft_restore rs = {.term = term, .entries = e, .n_entries = n};
+	rs.snapshot.conf = conf3();
+	struct raft_options o = {.id = id, .seed = 42};
+	struct raft *r;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	free(e);
+	return r;
+}
+
+static struct raft_update U;
+
+static void take(struct raft *r)
+{
+	raft_update_free(&U);
+	assert_int_equal(raft_update_get(r, &U), 0);
+}
+
+static const struct raft_message *sent(enum raft_msg_type t, uint64_t to)
+{
+	for (size_t i = 0; i < U.n_msgs; i++)
+		if (U.msgs[i].type == t && (to == 0 || U.msgs[i].to == to))
+			return &U.msgs[i];
+	return NULL;
+}
+
+static void step(struct raft *r, struct raft_message m)
+{
+	m.to = raft_id(r);
+	assert_int_equal(raft_step(r, &m), 0);
+}
+
+/* Drive r (id 1) to leadership of term+1 with votes from 2. */
+static void elect(struct raft *r)
+{
+	for (int i = 0; i < 40 && raft_role(r) == RAFT_FOLLOWER; i++)
+		raft_tick(r);
+	assert_int_equal(raft_role(r), RAFT_PRE_CANDIDATE);
+	step(r, (struct raft_message){.type = RAFT_MSG_PREVOTE_RESP,
+				      .from = 2,
+				      .term = raft_term(r) + 1});
+	assert_int_equal(raft_role(r), RAFT_CANDIDATE);
+	step(r, (struct raft_message){.type = RAFT_MSG_VOTE_RESP,
+				      .from = 2,
+				      .term = raft_term(r)});
+	assert_int_equal(raft_role(r), RAFT_LEADER);
+	take(r);
+}
+
+static struct raft_message vote(uint64_t from, uint64_t term, uint64_t last,
+				uint64_t last_term)
+{
+	return (struct raft_message){.type = RAFT_MSG_VOTE,
+				     .from = from,
+				     .term = term,
+				     .index = last,
+				     .log_term = last_term};
+}
+
+static int teardown(void **st)
+{
+	(void)st;
+	raft_update_free(&U);
+	return 0;
+}
+
+/* §5.4.1: "If the logs have last entries with different terms, then the
+ * log with the later term is more up-to-date." */
+static void test_voter_rejects_candidate_whose_last_term_is_older(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 2};
+	struct raft *r = mk(1, 2, t, 2);
+	step(r, vote(2, 3, 5, 1)); /* longer log, older last term */
+	take(r);
+	const struct raft_message *m = sent(RAFT_MSG_VOTE_RESP, 2);
+	assert_non_null(m);
+	assert_true(m->reject);
+	assert_int_equal(raft_term(r), 3);
+	raft_free(r);
+}
+
+/* §5.4.1: "If the logs end with the same term, then whichever log is
+ * longer is more up-to-date." */
+static void
+test_voter_rejects_candidate_with_shorter_log_of_same_term(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 2, 2};
+	struct raft *r = mk(1, 2, t, 3);
+	step(r, vote(2, 3, 2, 2));
+	take(r);
+	assert_true(sent(RAFT_MSG_VOTE_RESP, 2)->reject);
+	step(r, vote(3, 3, 3, 2));
+	take(r);
+	assert_false(sent(RAFT_MSG_VOTE_RESP, 3)->reject);
+	raft_free(r);
+}
+
+/* §5.2: "Each server will vote for at most one candidate in a given term",
+ * and the vote is on stable storage before the answer leaves (§5.1). */
+static void test_voter_grants_one_vote_per_term_and_persists_it_first(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 1, NULL, 0);
+	step(r, vote(2, 2, 0, 0));
+	take(r);
+	assert_false(sent(RAFT_MSG_VOTE_RESP, 2)->reject);
+	assert_true(U.hard_state_changed);
+	assert_int_equal(U.term, 2);
+	assert_int_equal(U.vote, 2);
+	step(r, vote(3, 2, 0, 0));
+	take(r);
+	assert_true(sent(RAFT_MSG_VOTE_RESP, 3)->reject);
+	step(r, vote(2, 2, 0, 0)); /* a retry from the same candidate */
+	take(r);
+	assert_false(sent(RAFT_MSG_VOTE_RESP, 2)->reject);
+	raft_free(r);
+}
+
+/* §5.1: "If a server receives a request with a stale term number, it
+ * rejects the request" - and answers with its term so the sender steps
+ * down. */
+static void
+test_server_rejects_append_with_stale_term_and_tells_its_term(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 5, NULL, 0);
+	step(r, (struct raft_message){
+		    .type = RAFT_MSG_APPEND, .from = 2, .term = 4});
+	take(r);
+	const struct raft_message *m = sent(RAFT_MSG_APPEND_RESP, 2);
+	assert_non_null(m);
+	assert_int_equal(m->term, 5);
+	assert_int_equal(raft_leader(r), RAFT_NONE);
+	raft_free(r);
+}
+
+/* §5.1: "If RPC request or response contains term T > currentTerm: set
+ * currentTerm = T, convert to follower". */
+static void test_leader_seeing_higher_term_becomes_follower(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 1, NULL, 0);
+	elect(r);
+	step(r, (struct raft_message){
+		    .type = RAFT_MSG_APPEND_RESP, .from = 3, .term = 9});
+	take(r);
+	assert_int_equal(raft_role(r), RAFT_FOLLOWER);
+	assert_int_equal(raft_term(r), 9);
+	assert_true(U.hard_state_changed);
+	assert_int_equal(U.vote, RAFT_NONE);
+	raft_free(r);
+}
+
+/* Figure 2 AppendEntries 2: "Reply false if log doesn't contain an entry
+ * at prevLogIndex whose term matches prevLogTerm", with the §5.3 hint. */
+static void test_follower_rejects_append_with_mismatched_prev_term(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 1, 2, 2};
+	struct raft *r = mk(1, 3, t, 4);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 3,
+				      .index = 4,
+				      .log_term = 3});
+	take(r);
+	const struct raft_message *m = sent(RAFT_MSG_APPEND_RESP, 2);
+	assert_true(m->reject);
+	assert_int_equal(m->index, 4);
+	/* Our last entry of a term <= 3 at or before 4: index 4, term 2. */
+	assert_int_equal(m->hint_index, 4);
+	assert_int_equal(m->hint_term, 2);
+	assert_int_equal(raft_last_index(r), 4);
+	/* prev beyond our log: hint is our last index. */
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 3,
+				      .index = 9,
+				      .log_term = 3});
+	take(r);
+	m = sent(RAFT_MSG_APPEND_RESP, 2);
+	assert_true(m->reject);
+	assert_int_equal(m->hint_index, 4);
+	raft_free(r);
+}
+
+/* Figure 2 AppendEntries 3-4: "If an existing entry conflicts with a new
+ * one, delete the existing entry and all that follow it. Append any new
+ * entries not already in the log." The caller is told to cut its log. */
+static void test_follower_truncates_conflicting_suffix_and_appends(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 1, 2, 2};
+	struct raft *r = mk(1, 3, t, 4);
+	struct raft_entry e[2] = {
+	    {.term = 3, .index = 3, .type = RAFT_ENTRY_NORMAL},
+	    {.term = 3, .index = 4, .type = RAFT_ENTRY_NORMAL},
+	};
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 3,
+				      .index = 2,
+				      .log_term = 1,
+				      .entries = e,
+				      .n_entries = 1});
+	take(r);
+	assert_int_equal(raft_last_index(r), 3);
+	assert_int_equal(raft_term_at(r, 3), 3);
+	assert_int_equal(U.n_entries, 1);
+	assert_int_equal(U.entries[0].index, 3);
+	/* A duplicate of an older, shorter append must not truncate. */
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 3,
+				      .index = 2,
+				      .log_term = 1,
+				      .entries = e,
+				      .n_entries = 2});
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 3,
+				      .index = 2,
+				      .log_term = 1,
+				      .entries = e,
+				      .n_entries = 1});
+	assert_int_equal(raft_last_index(r), 4);
+	raft_free(r);
+}
+
+/* §5.1 stable storage: a follower acknowledges entries only once the
+ * caller reports them durable (raft_persisted). */
+static void
+test_follower_acknowledges_entries_only_after_they_are_persisted(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 1, NULL, 0);
+	struct raft_entry e = {
+	    .term = 1, .index = 1, .type = RAFT_ENTRY_NORMAL};
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 1,
+				      .entries = &e,
+				      .n_entries = 1,
+				      .commit = 1});
+	take(r);
+	assert_null(sent(RAFT_MSG_APPEND_RESP, 2));
+	assert_int_equal(U.n_committed, 0); /* not applied before durable */
+	raft_persisted(r, 1, 1);
+	take(r);
+	const struct raft_message *m = sent(RAFT_MSG_APPEND_RESP, 2);
+	assert_non_null(m);
+	assert_false(m->reject);
+	assert_int_equal(m->index, 1);
+	assert_int_equal(U.n_committed, 1);
+	raft_free(r);
+}
+
+/* Figure 2 AppendEntries 5: "If leaderCommit > commitIndex, set
+ * commitIndex = min(leaderCommit, index of last new entry)". */
+static void
+test_follower_commit_is_min_of_leader_commit_and_last_new_entry(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 1, 1, 1, 1};
+	struct raft *r = mk(1, 2, t, 5);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 2,
+				      .index = 2,
+				      .log_term = 1,
+				      .commit = 9});
+	assert_int_equal(raft_commit_index(r), 2);
+	raft_free(r);
+}
+
+/* §5.2/§8: a new leader appends a no-op entry of its own term. */
+static void test_new_leader_appends_a_noop_of_its_term(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 1};
+	struct raft *r = mk(1, 1, t, 2);
+	elect(r);
+	assert_int_equal(raft_last_index(r), 3);
+	assert_int_equal(raft_term_at(r, 3), raft_term(r));
+	assert_int_equal(U.n_entries, 1);
+	assert_int_equal(U.entries[0].type, RAFT_ENTRY_NOOP);
+	assert_non_null(sent(RAFT_MSG_APPEND, 2));
+	raft_free(r);
+}
+
+/* §5.4.2 (Figure 8): "Raft never commits log entries from previous terms
+ * by counting replicas. Only log entries from the leader's current term
+ * are committed by counting replicas." */
+static void
+test_leader_never_commits_an_earlier_term_entry_by_counting_replicas(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 2};
+	struct raft *r = mk(1, 2, t, 2);
+	elect(r); /* term 3, no-op at 3 */
+	raft_persisted(r, 3, 3);
+	/* Follower 2 has entry 2 (term 2) but not yet the no-op. */
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 3,
+				      .index = 2});
+	assert_int_equal(raft_commit_index(r), 0);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 3,
+				      .index = 3});
+	assert_int_equal(raft_commit_index(r), 3);
+	raft_free(r);
+}
+
+/* The leader counts itself only once its own entries are durable. */
+static void
+test_leader_counts_its_own_entry_only_after_it_is_persisted(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 1, NULL, 0);
+	elect(r);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .index = 1});
+	/* 2 of 3 have it: leader (not persisted) + 2 is not yet a quorum. */
+	assert_int_equal(raft_commit_index(r), 0);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 3,
+				      .term = 2,
+				      .index = 1});
+	assert_int_equal(raft_commit_index(r), 1);
+	raft_free(r);
+}
+
+/* Pre-Vote (§9.6 diss.): asking for votes does not change the term. */
+static void test_pre_candidate_does_not_change_its_term(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 4, NULL, 0);
+	for (int i = 0; i < 40 && raft_role(r) == RAFT_FOLLOWER; i++)
+		raft_tick(r);
+	take(r);
+	assert_int_equal(raft_role(r), RAFT_PRE_CANDIDATE);
+	assert_int_equal(raft_term(r), 4);
+	const struct raft_message *m = sent(RAFT_MSG_PREVOTE, 2);
+	assert_non_null(m);
+	assert_int_equal(m->term, 5);
+	assert_false(U.hard_state_changed);
+	raft_free(r);
+}
+
+/* The lease: a follower that hears from its leader ignores a vote request
+ * of a higher term (a restarted or partitioned node cannot depose it). */
+static void test_follower_in_lease_ignores_vote_of_higher_term(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 2, NULL, 0);
+	step(r, (struct raft_message){
+		    .type = RAFT_MSG_HEARTBEAT, .from = 2, .term = 2});
+	take(r);
+	step(r, vote(3, 7, 10, 7));
+	take(r);
+	assert_null(sent(RAFT_MSG_VOTE_RESP, 3));
+	assert_int_equal(raft_term(r), 2);
+	assert_int_equal(raft_leader(r), 2);
+	raft_free(r);
+}
+
+/* A proposal on a follower: "not leader, the leader is X". */
+static void test_proposal_on_follower_names_the_leader(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 2, NULL, 0);
+	step(r, (struct raft_message){
+		    .type = RAFT_MSG_HEARTBEAT, .from = 3, .term = 2});
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+			 RAFT_ENOTLEADER);
+	assert_int_equal(raft_leader(r), 3);
+	raft_free(r);
+}
+
+/* §7: a follower whose next entry was compacted gets a snapshot. */
+static void
+test_leader_sends_snapshot_when_follower_needs_compacted_entries(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 1, 1, 1};
+	struct raft *r = mk(1, 1, t, 4);
+	elect(r);
+	raft_persisted(r, 5, 2);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .index = 5});
+	take(r);
+	assert_int_equal(raft_commit_index(r), 5);
+	assert_int_equal(raft_compact(r, 4), 0);
+	/* Follower 3 says its log is empty. */
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 3,
+				      .term = 2,
+				      .reject = true,
+				      .index = 4,
+				      .hint_index = 0});
+	take(r);
+	const struct raft_message *m = sent(RAFT_MSG_SNAPSHOT, 3);
+	assert_non_null(m);
+	assert_int_equal(m->snapshot.index, 4);
+	assert_int_equal(m->snapshot.term, 1);
+	assert_int_equal(m->snapshot.conf.n, 3);
+	raft_free(r);
+}
+
+/* §6.4 ReadIndex: the read index is released only after a quorum answers
+ * a heartbeat round started after the read arrived. */
+static void test_read_index_waits_for_a_quorum_heartbeat_round(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 1, NULL, 0);
+	elect(r);
+	raft_persisted(r, 1, 2);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .index = 1});
+	take(r);
+	assert_int_equal(raft_read_index(r, 77), 0);
+	take(r);
+	assert_int_equal(U.n_reads, 0);
+	const struct raft_message *hb = sent(RAFT_MSG_HEARTBEAT, 3);
+	assert_non_null(hb);
+	uint64_t round = hb->ctx;
+	step(r, (struct raft_message){.type = RAFT_MSG_HEARTBEAT_RESP,
+				      .from = 3,
+				      .term = 2,
+				      .ctx = round - 1});
+	take(r);
+	assert_int_equal(U.n_reads, 0);
+	step(r, (struct raft_message){.type = RAFT_MSG_HEARTBEAT_RESP,
+				      .from = 3,
+				      .term = 2,
+				      .ctx = round});
+	take(r);
+	assert_int_equal(U.n_reads, 1);
+	assert_int_equal(U.reads[0].ctx, 77);
+	assert_int_equal(U.reads[0].index, 1);
+	assert_int_equal(U.reads[0].err, 0);
+	raft_free(r);
+}
+
+static void test_config_text_round_trips_and_rejects_garbage(void **st)
+{
+	(void)st;
+	struct raft_config c = conf3(), d;
+	c.servers[2].role = RAFT_LEARNER;
+	strcpy(c.servers[1].addr, "127.0.0.1:7002");
+	char buf[512];
+	int len = raft_config_encode(&c, buf, sizeof(buf));
+	assert_true(len > 0);
+	assert_int_equal(raft_config_decode(buf, (size_t)len, &d), 0);
+	assert_memory_equal(&c, &d, sizeof(c));
+	assert_int_equal(raft_config_decode("raftconf 2\n", 11, &d),
+			 RAFT_EINVAL);
+	assert_int_equal(raft_config_decode("raftconf 1\n1 x -\n", 17, &d),
+			 RAFT_EINVAL);
+}
+
+int main(void)
+{
+#define T(f) cmocka_unit_test_teardown(f, teardown)
+	const struct CMUnitTest tests[] = {
+	    T(test_voter_rejects_candidate_whose_last_term_is_older),
+	    T(test_voter_rejects_candidate_with_shorter_log_of_same_term),
+	    T(test_voter_grants_one_vote_per_term_and_persists_it_first),
+	    T(test_server_rejects_append_with_stale_term_and_tells_its_term),
+	    T(test_leader_seeing_higher_term_becomes_follower),
+	    T(test_follower_rejects_append_with_mismatched_prev_term),
+	    T(test_follower_truncates_conflicting_suffix_and_appends),
+	    T(test_follower_acknowledges_entries_only_after_they_are_persisted),
+	    T(test_follower_commit_is_min_of_leader_commit_and_last_new_entry),
+	    T(test_new_leader_appends_a_noop_of_its_term),
+	    T(test_leader_never_commits_an_earlier_term_entry_by_counting_replicas),
+	    T(test_leader_counts_its_own_entry_only_after_it_is_persisted),
+	    T(test_pre_candidate_does_not_change_its_term),
+	    T(test_follower_in_lease_ignores_vote_of_higher_term),
+	    T(test_proposal_on_follower_names_the_leader),
+	    T(test_leader_sends_snapshot_when_follower_needs_compacted_entries),
+	    T(test_read_index_waits_for_a_quorum_heartbeat_round),
+	    T(test_config_text_round_trips_and_rejects_garbage),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -335,7 +335,8 @@ static void test_random_seeds_keep_every_invariant(void **st)
 		base = strtoull(b, NULL, 10);
 	clock_t t0 = clock();
 	unsigned failures = 0;
-	for (unsigned long k = 0; k < n && failures < 3; k++) {
+	unsigned long k;
+	for (k = 0; k < n && failures < 3; k++) {
 		uint64_t seed = base + k;
 		const char *why = random_run(seed, false);
 		if (why) {
@@ -346,7 +347,7 @@ static void test_random_seeds_keep_every_invariant(void **st)
 				    (unsigned long long)seed, argv0);
 		}
 	}
-	printf("sim: %lu seeds from %llu in %.1f s cpu, %u failed\n", n,
+	printf("sim: %lu seeds from %llu in %.1f s cpu, %u failed\n", k,
 	       (unsigned long long)base,
 	       (double)(clock() - t0) / CLOCKS_PER_SEC, failures);
 	assert_int_equal(failures, 0);
