@@ -234,8 +234,12 @@ struct resp {
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
 {
 	struct resp *r = arg;
-	size_t n = size * nmemb, room = RESP_KEEP - r->len;
-	size_t take = n < room ? n : room;
+	size_t n = size * nmemb, room, take;
+
+	if (r == NULL)
+		return n;
+	room = RESP_KEEP - r->len;
+	take = n < room ? n : room;
 
 	memcpy(r->text + r->len, ptr, take);
 	r->len += take;
@@ -293,11 +297,16 @@ static int post(struct peer *p, CURL *easy, const char *body, size_t len,
 		for (size_t i = 0; i < resp.len; i++)
 			if (resp.text[i] < 0x20 || resp.text[i] > 0x7e)
 				resp.text[i] = ' ';
+		while (resp.len > 0 && resp.text[resp.len - 1] == ' ')
+			resp.text[--resp.len] = '\0';
 		snprintf(why, why_len, "HTTP %ld: %s", status, resp.text);
 		err = -EIO;
 	}
 out_remove:
 	curl_multi_remove_handle(p->multi, easy);
+	/* Both point into this frame; curl must not keep them. */
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
 	return err;
 }
 

@@ -71,6 +71,8 @@ struct server {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	bool gate_closed; /* hold completed requests until opened */
+	unsigned status;  /* reply with this (0: 204) ... */
+	const char *text; /* ... and this body */
 	unsigned arrived; /* requests whose body is in (held or not) */
 	struct req reqs[MAX_REQS];
 	unsigned n;
@@ -147,8 +149,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	}
 	pthread_mutex_unlock(&s->mu);
 
-	resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-	ret = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, resp);
+	resp = MHD_create_response_from_buffer(s->text ? strlen(s->text) : 0,
+					       (void *)(s->text ? s->text : ""),
+					       MHD_RESPMEM_PERSISTENT);
+	ret = MHD_queue_response(c, s->status ? s->status : MHD_HTTP_NO_CONTENT,
+				 resp);
 	MHD_destroy_response(resp);
 	return ret;
 }
@@ -605,6 +610,34 @@ static void test_stop_is_quick_while_a_post_hangs(void **state)
 	close(l3);
 }
 
+static void test_refusal_is_reported_with_the_peers_reason(void **state)
+{
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(NULL);
+	uint64_t end = mono_ms() + DEADLINE_MS;
+	struct raft_message m = hb(2, 1);
+	struct peer_info pi;
+
+	(void)state;
+	s->status = 409;
+	s->text = "peer protocol version 2, this node speaks 1\n";
+	add(ps, 2, s->port);
+	peers_send(ps, &m, 1);
+	do {
+		pi = info(ps, 2);
+		nap();
+	} while (pi.failures == 0 && mono_ms() < end);
+	assert_int_equal(pi.failures, 1);
+	assert_false(pi.reachable);
+	assert_int_equal(pi.sent, 0);
+	assert_int_equal(pi.dropped, 1);
+	assert_string_equal(pi.last_err,
+			    "HTTP 409: peer protocol version 2, this node "
+			    "speaks 1");
+	peers_free(ps);
+	server_stop(s);
+}
+
 static void test_bad_arguments_are_refused(void **state)
 {
 	struct peer_set *ps = NULL;
@@ -645,6 +678,7 @@ int main(void)
 	    cmocka_unit_test(test_down_peer_backs_off_without_blocking_others),
 	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),
 	    cmocka_unit_test(test_stop_is_quick_while_a_post_hangs),
+	    cmocka_unit_test(test_refusal_is_reported_with_the_peers_reason),
 	    cmocka_unit_test(test_bad_arguments_are_refused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
