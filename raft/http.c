@@ -545,14 +545,16 @@ int node_http_start(struct kv_node *n, const char *listen,
 	h->daemon = MHD_start_daemon(
 	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 		MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, on_request, h, MHD_OPTION_LISTEN_SOCKET,
+	    0, NULL, NULL, on_request, h,
+	    /* the logger first, so MHD logs nothing on its own */
+	    MHD_OPTION_EXTERNAL_LOGGER, on_log, h, MHD_OPTION_LISTEN_SOCKET,
 	    h->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
 	    (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_MEMORY_INCREMENT,
 	    (size_t)HTTP_CONN_MEMORY_INCREMENT, MHD_OPTION_NOTIFY_COMPLETED,
 	    on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h,
-	    MHD_OPTION_EXTERNAL_LOGGER, on_log, h, MHD_OPTION_END);
+	    MHD_OPTION_END);
 	if (!h->daemon) {
 		rc = -EIO;
 		if (errmsg && asprintf(errmsg,
