@@ -99,6 +99,8 @@ struct store {
 	struct req *inflight, *inflight_tail; /* covered by the running sync */
 	bool sync_running;
 	bool snap_running;
+	uint64_t snap_retry_at; /* after a failed snapshot: applied index to
+				   wait for before trying again */
 	struct req *snap_waiters;
 	/* handed to the snapshot thread while snap_running */
 	struct kv_rec **snap_recs;
@@ -250,6 +252,12 @@ static void finish_snapshot(struct store *st)
 				kv_strerror(ret));
 		ret = 0; /* the db is in place; compaction can wait */
 	} else {
+		/* e.g. a full disk: the old db and the log still hold
+		 * everything; try again after more entries, not at once */
+		uint64_t every = st->opt.snapshot_every
+				     ? st->opt.snapshot_every
+				     : DEFAULT_SNAPSHOT_EVERY;
+		st->snap_retry_at = st->applied + every / 4 + 1;
 		fprintf(stderr, "kvfs: snapshot failed: %s\n",
 			kv_strerror(ret));
 	}
@@ -266,6 +274,8 @@ static void maybe_snapshot(struct store *st)
 						: DEFAULT_SNAPSHOT_EVERY;
 	uint64_t bytes = st->opt.snapshot_bytes ? st->opt.snapshot_bytes
 						: DEFAULT_SNAPSHOT_BYTES;
+	if (st->applied < st->snap_retry_at)
+		return;
 	if (st->applied - st->snap_index >= every ||
 	    log_bytes(st->log) >= bytes)
 		start_snapshot(st);

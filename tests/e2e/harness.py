@@ -41,13 +41,14 @@ class Node:
         self.extra = list(extra)
         self.proc = None
         self.log = None
+        self.log_path = data.rstrip("/") + ".log"
 
     def start(self, mountpoint=None):
         args = [self.binary, "-f", "--data=" + self.data,
                 "--listen=127.0.0.1:%d" % self.port] + self.extra
         if mountpoint:
             args.append(mountpoint)
-        self.log = open(self.data + ".log", "ab")
+        self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         wait_for(self.ready, 30, "node on port %d" % self.port)
         return self
@@ -64,7 +65,7 @@ class Node:
 
     def read_log(self):
         try:
-            with open(self.data + ".log", "rb") as f:
+            with open(self.log_path, "rb") as f:
                 return f.read().decode(errors="replace")[-4000:]
         except OSError:
             return ""
