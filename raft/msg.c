@@ -6,7 +6,8 @@
  * ("data") and as base64 otherwise ("data64"). The decoder parses with
  * cJSON and is strict: it walks every object's fields itself, so unknown,
  * duplicate, mistyped and out-of-range fields are all refused. The field
- * list is in docs/peer-protocol.md; the senders are in peer.c. */
+ * list is in docs/peer-protocol.md; the senders are in peer.c, the
+ * receiving side's checks in peer_recv.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -48,6 +49,13 @@ static const char *const role_names[] = {
     [RAFT_LEARNER] = "learner",
 };
 #define N_ROLES (sizeof(role_names) / sizeof(role_names[0]))
+
+const char *peer_msg_type_name(enum raft_msg_type t)
+{
+	if ((unsigned)t >= N_TYPES || type_names[t] == NULL)
+		return "none";
+	return type_names[t];
+}
 
 /* Index of name in names[1..n), or -1. */
 static int name_find(const char *const *names, size_t n, const char *name)
@@ -729,102 +737,4 @@ void peer_msgs_free(struct raft_message *msgs, size_t n)
 		free(msgs[i].entries);
 	}
 	free(msgs);
-}
-
-/* ---- The receiving side ---- */
-
-/* Does m make sense for node self, sent by from? */
-static int check_msg(struct dec *d, const struct raft_message *m, uint64_t self)
-{
-	if (self != RAFT_NONE && m->to != self)
-		BAD(d,
-		    "a %s message for node %" PRIu64 ", this is node %" PRIu64,
-		    type_names[m->type], m->to, self);
-	if (m->term == 0 && m->type != RAFT_MSG_READ_INDEX &&
-	    m->type != RAFT_MSG_READ_INDEX_RESP)
-		BAD(d, "a %s message with term 0", type_names[m->type]);
-	for (size_t i = 0; i < m->n_entries; i++) {
-		const struct raft_entry *e = &m->entries[i];
-		uint64_t prev_term = i ? m->entries[i - 1].term : m->log_term;
-
-		if (m->index > PEER_INT_MAX - 1 - i ||
-		    e->index != m->index + 1 + i)
-			BAD(d, "entry %zu has index %" PRIu64 ", not %" PRIu64,
-			    i, e->index, m->index + 1 + i);
-		if (e->term == 0 || e->term < prev_term || e->term > m->term)
-			BAD(d,
-			    "entry %" PRIu64 " has term %" PRIu64
-			    " out of order",
-			    e->index, e->term);
-	}
-	return 0;
-}
-
-int peer_handle_body(const char *body, size_t len, const char *cluster_id,
-		     uint64_t self_id, struct raft_message **msgs, size_t *n,
-		     char *why, size_t why_len)
-{
-	struct dec d = {why, why_len};
-	struct raft_message *out;
-	uint64_t from;
-	size_t count;
-	int err;
-
-	err = peer_msgs_decode(body, len, cluster_id, &from, &out, &count, why,
-			       why_len);
-	if (err < 0)
-		return err;
-	if (from == self_id) {
-		say(why, why_len, "a batch from this node's own id");
-		err = -EINVAL;
-		goto err_free;
-	}
-	for (size_t i = 0; i < count; i++)
-		if ((err = check_msg(&d, &out[i], self_id)) < 0)
-			goto err_free;
-	*msgs = out;
-	*n = count;
-	return 0;
-
-err_free:
-	peer_msgs_free(out, count);
-	return err;
-}
-
-bool peer_token_equal(const char *got, const char *want)
-{
-	size_t glen, wlen;
-	unsigned char diff;
-
-	if (got == NULL || want == NULL)
-		return false;
-	glen = strlen(got);
-	wlen = strlen(want);
-	/* Every byte of want is compared, whatever got holds; a shorter
-	 * got is read as NULs past its end (and differs by length). */
-	diff = glen != wlen;
-	for (size_t i = 0; i < wlen; i++) {
-		unsigned char g = i < glen ? (unsigned char)got[i] : 0;
-		diff |= g ^ (unsigned char)want[i];
-	}
-	return diff == 0 && wlen > 0;
-}
-
-int peer_http_status(int err)
-{
-	switch (err) {
-	case 0:
-		return 204;
-	case -EINVAL:
-		return 400;
-	case -EACCES:
-	case -EPERM:
-		return 403;
-	case KV_EVERSION:
-		return 409;
-	case -ENOMEM:
-		return 503;
-	default:
-		return 500;
-	}
 }

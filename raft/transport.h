@@ -5,8 +5,8 @@
  * (peer.c) run one thread per peer with a bounded queue that POSTs batches
  * to http://ADDR/raft/message over a kept-alive libcurl connection. The
  * receiving side is the HTTP listener (http*.c), which calls
- * peer_token_equal and peer_handle_body. The wire format, headers, queue
- * bounds and backoff are in docs/peer-protocol.md. */
+ * peer_token_equal and peer_handle_body (peer_recv.c). The wire format,
+ * headers, queue bounds and backoff are in docs/peer-protocol.md. */
 #ifndef KV_RAFT_TRANSPORT_H
 #define KV_RAFT_TRANSPORT_H
 
@@ -69,7 +69,11 @@ int peer_msgs_decode(const char *body, size_t len, const char *cluster_id,
  * NULL is fine. */
 void peer_msgs_free(struct raft_message *msgs, size_t n);
 
-/* ---- The receiving side (msg.c); for the HTTP handler, any thread ---- */
+/* The wire name of a message type ("append", ...; "none" if unknown). */
+const char *peer_msg_type_name(enum raft_msg_type t);
+
+/* ---- The receiving side (peer_recv.c); for the HTTP handler, any
+ * thread ---- */
 
 /* Decode a POST /raft/message body (peer_msgs_decode) and check that it
  * makes sense for node self_id: sent by another node (from >= 1, != self),
