@@ -14,6 +14,8 @@ PASSES=0
 # pids and mountpoints this script started
 OUR_PIDS=()
 OUR_MOUNTS=()
+# other filesystems this script mounted (a small tmpfs), unmounted last
+OUR_TMPFS=()
 
 skip_without_fuse() {
 	if [ ! -e /dev/fuse ]; then
@@ -39,6 +41,9 @@ cleanup() {
 	done
 	for m in "${OUR_MOUNTS[@]}"; do
 		mountpoint -q "$m" 2>/dev/null && fusermount3 -uz "$m" 2>/dev/null
+	done
+	for m in "${OUR_TMPFS[@]}"; do
+		umount "$m" 2>/dev/null
 	done
 	rm -rf "$TMP"
 }

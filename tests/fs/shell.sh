@@ -141,6 +141,20 @@ printf 'alpha\nbeta\n' >"$M/sed.txt"
 sed -i 's/beta/gamma/' "$M/sed.txt"
 check_eq "test_sed_in_place_edits" "$(printf 'alpha\ngamma')" "$(cat "$M/sed.txt")"
 
+if command -v vim >/dev/null; then
+	printf 'one\ntwo\n' >"$M/vim.txt"
+	vim -u NONE -i NONE -n -es -c 'set backup writebackup backupcopy=no' \
+		-c '%s/two/three/' -c 'wq' "$M/vim.txt" </dev/null
+	check_eq "test_vim_saves_by_rename_with_a_backup" "$(printf 'one\nthree')" \
+		"$(cat "$M/vim.txt")"
+	vim -u NONE -i NONE -n -es -c 'set backupcopy=yes' -c '$put =\"four\"' \
+		-c 'wq' "$M/vim.txt" </dev/null
+	check_eq "test_vim_saves_in_place" "$(printf 'one\nthree\nfour')" \
+		"$(cat "$M/vim.txt")"
+	check_eq "test_vim_leaves_no_backup_or_swap_files" "" \
+		"$(ls -A "$M" | grep -E '~$|\.swp$')"
+fi
+
 # ---- a change made over HTTP ----
 cat "$M/greeting" >/dev/null # the kernel has its pages and attributes now
 stat "$M/greeting" >/dev/null
