@@ -296,15 +296,16 @@ def _quick_check(ops):
             at, w = hide(p, v)
             if at >= o.invoke:
                 break
-            why.append("  %s was overwritten before it began by\n    %s" % (
+            why.append("  %s\n    was overwritten before it began by %s" % (
                 "the initial absent value" if p is None else p.describe(),
                 w.describe()))
         else:
-            need = "%s needs the value %s" % (o.describe(), show(v))
+            need = "This operation needs the value %s:\n  %s\n" % (
+                show(v), o.describe())
             if not why:
-                return o, need + ", which no operation writes."
-            return o, need + ", but every op that writes it\n" + \
-                "\n".join(why)
+                return o, need + "but no operation writes it."
+            return o, need + "but every way it could have been written " \
+                "fails:\n" + "\n".join(why)
     return None
 
 

@@ -96,6 +96,11 @@ class Linearizable(unittest.TestCase):
             W("k", "a", 0, 1), W("k", "b", 2, None, ok=None),
             R("k", "a", 50, 51), R("k", "a", 60, 61)])
 
+    def test_unknown_delete_may_explain_an_absent_read(self):
+        self.assertLinearizable([
+            W("k", "a", 0, 1), D("k", 2, None, ok=None),
+            R("k", None, 3, 4), W("k", "b", 5, 6), R("k", "b", 7, 8)])
+
     def test_failed_write_has_no_effect(self):
         self.assertLinearizable([
             W("k", "a", 0, 1), W("k", "b", 2, 3, ok=False),
@@ -177,6 +182,11 @@ class NotLinearizable(unittest.TestCase):
     def test_unknown_write_cannot_act_before_its_invoke(self):
         self.assertViolation([
             R("k", "b", 0, 1), W("k", "b", 2, None, ok=None)], "k")
+
+    def test_unknown_write_once_seen_cannot_be_undone(self):
+        self.assertViolation([
+            W("k", "a", 0, 1), W("k", "b", 2, None, ok=None),
+            R("k", "b", 3, 4), R("k", "a", 5, 6)], "k")
 
     def test_failed_write_seen_by_a_read_fails(self):
         self.assertViolation([
