@@ -55,7 +55,8 @@ class Op:
         self.ok = ok
         self.error = error
         self.invoke = invoke
-        self.complete = math.inf if ok is None or complete is None else complete
+        self.complete = (math.inf if ok is None or complete is None
+                         else complete)
 
     def describe(self):
         """One human-readable line: where it is, who did what, when."""
