@@ -5,7 +5,7 @@
  * completeness, state machine safety and read linearizability (sim.c);
  * the tests add liveness: once healed, every acknowledged proposal is
  * applied on every live node. Seeds: KV_SIM_SEEDS=n runs n seeds
- * (default 10000, 2000 in sanitizer builds), KV_SIM_SEED=s replays one and
+ * (default 10000, 4000 in sanitizer builds), KV_SIM_SEED=s replays one and
  * prints its trace summary; a failing seed prints the line to replay it. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -328,7 +328,7 @@ static void test_random_seeds_keep_every_invariant(void **st)
 	}
 	const char *env = getenv("KV_SIM_SEEDS");
 	unsigned long n =
-	    env ? strtoul(env, NULL, 10) : (SIM_SANITIZED ? 2000 : 10000);
+	    env ? strtoul(env, NULL, 10) : (SIM_SANITIZED ? 4000 : 10000);
 	uint64_t base = 1;
 	const char *b = getenv("KV_SIM_BASE");
 	if (b)
