@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "fs_int.h"
@@ -70,8 +71,11 @@ void fs_fill_stat(const struct fs *fs, const struct kv_stat *ks,
 	st->st_uid = fs->uid;
 	st->st_gid = fs->gid;
 	st->st_blksize = 4096;
-	st->st_mtim.tv_sec = (time_t)(ks->mtime_ns / 1000000000);
-	st->st_mtim.tv_nsec = (long)(ks->mtime_ns % 1000000000);
+	int64_t mt = ks->mtime_ns;
+	if (mt == 0 && ks->is_dir)
+		mt = fs->mount_ns; /* implicit directories carry no time */
+	st->st_mtim.tv_sec = (time_t)(mt / 1000000000);
+	st->st_mtim.tv_nsec = (long)(mt % 1000000000);
 	st->st_ctim = st->st_mtim;
 	st->st_atim = st->st_mtim;
 }
@@ -179,6 +183,9 @@ int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 	fs->timeout = opt->attr_timeout >= 0 ? opt->attr_timeout : 1.0;
 	fs->uid = getuid();
 	fs->gid = getgid();
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	fs->mount_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	ret = fs_prefix_new(opt->subdir, &fs->prefix, &fs->plen);
 	if (ret != 0) {
 		fprintf(stderr, "kvfs: bad subdir \"%s\": %s\n", opt->subdir,

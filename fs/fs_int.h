@@ -133,6 +133,7 @@ struct fs {
 	double timeout;
 	uid_t uid;
 	gid_t gid;
+	int64_t mount_ns; /* mtime of directories that have none (the root) */
 	char *data_dir;
 	char *mountpoint;
 	bool mounted;
