@@ -1,8 +1,9 @@
 /* fs.h - the FUSE frontend: keys as files.
  *
- * fs_run mounts a kvfs node at a mountpoint with libfuse3 and serves it
- * until unmounted (fusermount3 -u) or signalled (SIGTERM, SIGINT). Every
- * operation becomes a node proposal or a store read; see fs.c. */
+ * fs_mount mounts a kvfs node at a mountpoint with libfuse3, fs_loop serves
+ * it until unmounted (fusermount3 -u) or signalled (SIGTERM, SIGINT), and
+ * fs_free unmounts. Every operation becomes a node proposal or a store
+ * read; see fs.c and docs/mount.md. */
 #ifndef KV_FS_H
 #define KV_FS_H
 
