@@ -245,6 +245,7 @@ int main(int argc, char **argv)
 				  .snapshot_every = c.snapshot_every,
 				  .segment_size = c.segment_size,
 				  .write_timeout_ms = c.write_timeout};
+	fso.data_dir = no.data_dir;
 	struct kv_node *node;
 	char *errmsg = NULL;
 	int err = node_open(&no, &node, &errmsg);
