@@ -118,12 +118,12 @@ static int read_response(int fd, struct rbuf *b)
 					size_t left = total - b->len;
 					char tmp[65536];
 					while (left > 0) {
-						ssize_t r = recv(
-							fd, tmp,
-							left < sizeof(tmp)
-								? left
-								: sizeof(tmp),
-							0);
+						ssize_t r =
+						    recv(fd, tmp,
+							 left < sizeof(tmp)
+							     ? left
+							     : sizeof(tmp),
+							 0);
 						if (r <= 0)
 							return -1;
 						left -= (size_t)r;
@@ -259,11 +259,11 @@ static int run_load(struct conf *c)
 		pthread_create(&ws[i].thread, NULL, worker_main, &ws[i]);
 	}
 	if (!c->count) {
-		struct timespec ts = {.tv_sec = (time_t)c->duration,
-				      .tv_nsec = (long)((c->duration -
-							 (double)(time_t)
-								 c->duration) *
-							1e9)};
+		struct timespec ts = {
+		    .tv_sec = (time_t)c->duration,
+		    .tv_nsec =
+			(long)((c->duration - (double)(time_t)c->duration) *
+			       1e9)};
 		nanosleep(&ts, NULL);
 		stop_flag = true;
 	}
