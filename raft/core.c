@@ -467,9 +467,11 @@ void raft_snapshot_done(struct raft *r, uint64_t id, bool ok)
 		progress_become_probe(p); /* next = snapshot + 1 */
 		p->probe_sent = true;	  /* wait for its answer */
 	} else {
+		/* Retry only once the follower answers a heartbeat (etcd does
+		 * the same): a dead follower gets no snapshot storm. */
 		p->pending_snapshot = 0;
 		progress_become_probe(p);
-		send_append(r, p, true);
+		p->probe_sent = true;
 	}
 }
 

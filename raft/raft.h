@@ -294,8 +294,9 @@ int raft_change_membership(struct raft *r, enum raft_conf_op op, uint64_t id,
  * get a RAFT_MSG_SNAPSHOT instead. 0 or RAFT_EINVAL. */
 int raft_compact(struct raft *r, uint64_t index);
 
-/* The snapshot send to id finished (ok) or failed; on failure the leader
- * probes again (and sends a new snapshot if still needed). */
+/* The snapshot send to id finished (ok) or failed. Call it once per
+ * RAFT_MSG_SNAPSHOT handed out. On failure the leader probes again once id
+ * answers a heartbeat (and sends a new snapshot if still needed). */
 void raft_snapshot_done(struct raft *r, uint64_t id, bool ok);
 
 /* ---- Output ---- */

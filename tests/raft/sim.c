@@ -359,12 +359,15 @@ static void net_send(struct sim *s, struct raft_message *m)
 	unsigned copies = 1;
 	if (sim_rand(s, 100) < s->f.drop_pct)
 		copies = 0;
-	else if (sim_rand(s, 100) < s->f.dup_pct)
-		copies = 2;
+	else if (sim_rand(s, 100) < s->f.dup_pct &&
+		 m->type != RAFT_MSG_SNAPSHOT)
+		copies = 2; /* a snapshot is a transfer, reported once */
 	if (copies == 0 && m->type == RAFT_MSG_SNAPSHOT) {
 		struct sim_node *from = &s->nodes[m->from - 1];
 		raft_snapshot_done(from->r, m->to, false);
 	}
+	if (s->n_net > 20000)
+		fail(s, "message storm: %zu messages in flight", s->n_net);
 	for (unsigned c = 0; c < copies; c++) {
 		GROW(s->net, s->n_net, s->cap_net);
 		struct sim_pkt *p = &s->net[s->n_net++];
