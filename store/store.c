@@ -117,23 +117,27 @@ static void complete(struct req *r, int ret)
 	sem_post(&r->done);
 }
 
-/* Append r to the queue; false if the store is stopping. */
-static bool enqueue(struct store *st, struct req *r)
+/* Append r to the queue and wake the owner; st->mu held. */
+static void push_locked(struct store *st, struct req *r)
 {
 	r->next = NULL;
-	pthread_mutex_lock(&st->mu);
-	if (st->stopping) {
-		pthread_mutex_unlock(&st->mu);
-		return false;
-	}
 	if (st->tail)
 		st->tail->next = r;
 	else
 		st->head = r;
 	st->tail = r;
 	pthread_cond_signal(&st->cond);
+}
+
+/* Append r to the queue; false if the store is stopping. */
+static bool enqueue(struct store *st, struct req *r)
+{
+	pthread_mutex_lock(&st->mu);
+	bool open = !st->stopping;
+	if (open)
+		push_locked(st, r);
 	pthread_mutex_unlock(&st->mu);
-	return true;
+	return open;
 }
 
 /* Submit r and wait for the owner's answer. */
@@ -175,14 +179,9 @@ static void *sync_main(void *arg)
 		pthread_mutex_lock(&st->mu);
 		st->sync_job = NULL;
 		st->sync_ret = ret;
-		/* enqueue without taking the lock again */
-		st->sync_done.next = NULL;
-		if (st->tail)
-			st->tail->next = &st->sync_done;
-		else
-			st->head = &st->sync_done;
-		st->tail = &st->sync_done;
-		pthread_cond_signal(&st->cond);
+		/* internal requests bypass the stopping check: the owner
+		 * waits for them before it exits */
+		push_locked(st, &st->sync_done);
 	}
 	pthread_mutex_unlock(&st->mu);
 	return NULL;
@@ -203,13 +202,7 @@ static void *snap_main(void *arg)
 		pthread_mutex_lock(&st->mu);
 		st->snap_job = false;
 		st->snap_ret = ret;
-		st->snap_done.next = NULL;
-		if (st->tail)
-			st->tail->next = &st->snap_done;
-		else
-			st->head = &st->snap_done;
-		st->tail = &st->snap_done;
-		pthread_cond_signal(&st->cond);
+		push_locked(st, &st->snap_done);
 	}
 	pthread_mutex_unlock(&st->mu);
 	return NULL;
