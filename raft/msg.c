@@ -66,7 +66,7 @@ static int name_find(const char *const *names, size_t n, const char *name)
 	return -1;
 }
 
-static bool id_valid(const char *s)
+bool peer_id_valid(const char *s)
 {
 	size_t n = 0;
 
@@ -207,7 +207,7 @@ int peer_msgs_encode(const char *cluster_id, uint64_t from,
 	struct kv_buf b;
 	int err = 0;
 
-	if (!id_valid(cluster_id) || from == RAFT_NONE)
+	if (!peer_id_valid(cluster_id) || from == RAFT_NONE)
 		return -EINVAL;
 	if (from > PEER_INT_MAX)
 		return -ERANGE;

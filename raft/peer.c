@@ -83,18 +83,6 @@ static uint64_t now_ms(clockid_t clk)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static bool header_safe(const char *s)
-{
-	size_t n = 0;
-
-	if (s == NULL)
-		return false;
-	for (; s[n] != '\0'; n++)
-		if (s[n] < 0x21 || s[n] > 0x7e || n >= PEER_ID_MAX)
-			return false;
-	return n > 0;
-}
-
 /* "host:port", "[v6]:port": no characters that could bend the URL. */
 static bool addr_valid(const char *a)
 {
@@ -495,7 +483,7 @@ int peers_new(const char *cluster_id, const char *token, uint64_t self_id,
 {
 	struct peer_set *s;
 
-	if (!header_safe(cluster_id) || !header_safe(token) ||
+	if (!peer_id_valid(cluster_id) || !peer_id_valid(token) ||
 	    self_id == RAFT_NONE)
 		return -EINVAL;
 	pthread_once(&curl_once, curl_init);

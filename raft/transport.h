@@ -34,6 +34,9 @@
 /* Cluster ids and tokens: 1..PEER_ID_MAX bytes of printable ASCII
  * (0x21..0x7e), so they go into a header unchanged. */
 #define PEER_ID_MAX 256
+
+/* True if s is a valid cluster id or token (safe in an HTTP header). */
+bool peer_id_valid(const char *s);
 /* Every number on the wire is a JSON integer in [0, 2^53 - 1]: a double,
  * and so cJSON, holds those exactly, and a larger text cannot round down
  * into the range. Terms, indexes and read contexts stay far below; the
