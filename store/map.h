@@ -1,9 +1,10 @@
 /* map.h - the ordered map and the state machine over it (internal).
  *
- * Keys in byte order in a red-black tree (libbsd's sys/tree.h), so a
+ * Keys in byte order in a red-black tree (libbsd's sys/tree.h, map.c), so a
  * directory listing is a range scan from its prefix. Applying a command
- * (map_apply) is deterministic: every node that applies the same log gets
- * the same map. Only the store-owner thread touches a map. */
+ * (map_apply, apply.c) is deterministic: every node that applies the same
+ * log gets the same map, and the same map_state_hash. Only the store-owner
+ * thread touches a map. */
 #ifndef KV_STORE_MAP_H
 #define KV_STORE_MAP_H
 
@@ -16,6 +17,13 @@ void map_free(struct map *m);
 
 uint64_t map_count(const struct map *m); /* keys (files) */
 uint64_t map_bytes(const struct map *m); /* sum of value sizes */
+/* A 64-bit hash of the whole content: the sum (mod 2^64) over every record
+ * (files and explicit directories) of a hash of its key, value, mode,
+ * create_rev, mod_rev and mtime_ns. Independent of how the map was built
+ * (applied commands, map_insert, map_append in any order), kept up to date
+ * by every change in O(1) beyond hashing the changed records; 0 for an
+ * empty map. For spotting divergence between nodes, not cryptographic. */
+uint64_t map_state_hash(const struct map *m);
 
 /* Borrowed record for key, or NULL. */
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen);

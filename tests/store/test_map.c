@@ -2,7 +2,9 @@
  * put and delete, byte order, listings of implicit and explicit
  * directories with pagination and their cost, and every apply rule:
  * directories, rename of keys and whole directories (NOREPLACE, EXCHANGE),
- * rmdir, setattr, conditional put and delete, change notifications. */
+ * rmdir, setattr, conditional put and delete, change notifications; and
+ * the state hash: the same however a map was built (applied, inserted in
+ * any order, loaded from a db), different when any field differs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -12,9 +14,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "db.h"
 #include "map.h"
 
 struct fixture {
@@ -563,6 +567,192 @@ static void test_conditional_put_and_delete(void **state)
 	assert_null(map_get(f->m, "k", 1));
 }
 
+/* ---- the state hash ---- */
+
+/* A record with every field given. */
+static struct kv_rec *mkrec(const char *k, const char *v, uint32_t mode,
+			    uint64_t cr, uint64_t mr, int64_t mt)
+{
+	struct kv_rec *r = kv_rec_new(k, strlen(k), v, strlen(v));
+
+	assert_non_null(r);
+	r->mode = mode;
+	r->create_rev = cr;
+	r->mod_rev = mr;
+	r->mtime_ns = mt;
+	return r;
+}
+
+/* The hash of a map holding only r (takes r). */
+static uint64_t hash_of_one(struct kv_rec *r)
+{
+	struct map *m = map_new();
+	uint64_t h;
+
+	assert_non_null(m);
+	assert_int_equal(map_insert(m, r), 0);
+	h = map_state_hash(m);
+	map_free(m);
+	return h;
+}
+
+/* A map with some of everything: files, binary values, explicit and
+ * implicit directories, renamed subtrees, changed attributes. */
+static void build_mixed(struct fixture *f)
+{
+	struct kv_cmd bin = {.op = KV_OP_PUT,
+			     .key = "bin",
+			     .klen = 3,
+			     .val = (unsigned char *)"\0\1\377x",
+			     .vlen = 4,
+			     .mtime_ns = 77};
+	struct kv_cmd chmod = {.op = KV_OP_SETATTR,
+			       .key = "d/e",
+			       .klen = 3,
+			       .mode = 0700,
+			       .set_mode = true};
+
+	assert_int_equal(put(f, "a", "1"), 0);
+	assert_int_equal(put(f, "d/x", "2"), 0);
+	assert_int_equal(op1(f, KV_OP_MKDIR, "d/e"), 0);
+	assert_int_equal(put(f, "d/e/f", "3"), 0);
+	assert_int_equal(apply(f, &bin), 0);
+	assert_int_equal(ren(f, "d", "r", 0), 0);
+	assert_int_equal(put(f, "a", "11"), 0);
+	assert_int_equal(op1(f, KV_OP_MKDIR, "empty"), 0);
+	chmod.key = "r/e";
+	assert_int_equal(apply(f, &chmod), 0);
+	assert_int_equal(put(f, "zz", "gone"), 0);
+	assert_int_equal(op1(f, KV_OP_DEL, "zz"), 0);
+}
+
+static void test_state_hash_is_the_same_however_the_map_was_built(void **state)
+{
+	struct fixture *f = *state;
+	struct kv_rec **recs;
+	struct map *back, *fwd, *loaded;
+	struct db_meta meta = {.index = f->index, .term = 1};
+	char dir[] = "/tmp/test_map_XXXXXX", *errmsg = NULL, path[64];
+	uint64_t h;
+	size_t n;
+
+	assert_int_equal(map_state_hash(f->m), 0);
+	build_mixed(f);
+	h = map_state_hash(f->m);
+	assert_int_not_equal(h, 0);
+	assert_int_equal(map_collect(f->m, &recs, &n), 0);
+	assert_int_equal(n, 6); /* a bin empty r/ r/e/ r/e/f r/x */
+
+	/* Inserted backwards, and appended in order. */
+	back = map_new();
+	fwd = map_new();
+	assert_non_null(back);
+	assert_non_null(fwd);
+	for (size_t i = n; i-- > 0;) {
+		kv_rec_ref(recs[i]);
+		assert_int_equal(map_insert(back, recs[i]), 0);
+	}
+	for (size_t i = 0; i < n; i++) {
+		kv_rec_ref(recs[i]);
+		assert_int_equal(map_append(fwd, recs[i]), 0);
+	}
+	assert_int_equal(map_state_hash(back), h);
+	assert_int_equal(map_state_hash(fwd), h);
+
+	/* Written to a db and loaded back: new copies of every record. */
+	assert_non_null(mkdtemp(dir));
+	assert_int_equal(db_write(dir, &meta, recs, n), 0);
+	loaded = map_new();
+	assert_non_null(loaded);
+	memset(&meta, 0, sizeof(meta));
+	assert_int_equal(db_load(dir, loaded, &meta, &errmsg), 0);
+	assert_int_equal(map_state_hash(loaded), h);
+
+	/* Replaying what differs on one side converges again. */
+	assert_int_equal(put(f, "a", "changed"), 0);
+	assert_int_not_equal(map_state_hash(f->m), h);
+
+	free(meta.conf);
+	free(errmsg);
+	map_free(loaded);
+	map_free(fwd);
+	map_free(back);
+	map_collect_free(recs, n);
+	snprintf(path, sizeof(path), "%s/db.jsonl", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
+static void test_state_hash_changes_when_any_field_changes(void **state)
+{
+	uint64_t h[10];
+
+	(void)state;
+	h[0] = hash_of_one(mkrec("k", "v", S_IFREG | 0644, 1, 2, 3));
+	h[1] = hash_of_one(mkrec("j", "v", S_IFREG | 0644, 1, 2, 3));
+	h[2] = hash_of_one(mkrec("k", "w", S_IFREG | 0644, 1, 2, 3));
+	h[3] = hash_of_one(mkrec("k", "v", S_IFREG | 0600, 1, 2, 3));
+	h[4] = hash_of_one(mkrec("k", "v", S_IFREG | 0644, 9, 2, 3));
+	h[5] = hash_of_one(mkrec("k", "v", S_IFREG | 0644, 1, 9, 3));
+	h[6] = hash_of_one(mkrec("k", "v", S_IFREG | 0644, 1, 2, 9));
+	/* The same bytes split differently between key and value. */
+	h[7] = hash_of_one(mkrec("kv", "", S_IFREG | 0644, 1, 2, 3));
+	/* Swapped revisions, and a value one NUL longer. */
+	h[8] = hash_of_one(mkrec("k", "v", S_IFREG | 0644, 2, 1, 3));
+	{
+		struct kv_rec *r = kv_rec_new("k", 1, "v\0", 2);
+		assert_non_null(r);
+		r->mode = S_IFREG | 0644;
+		r->create_rev = 1;
+		r->mod_rev = 2;
+		r->mtime_ns = 3;
+		h[9] = hash_of_one(r);
+	}
+	for (size_t i = 0; i < 10; i++)
+		for (size_t j = i + 1; j < 10; j++)
+			assert_int_not_equal(h[i], h[j]);
+	/* And the same record hashes the same. */
+	assert_int_equal(hash_of_one(mkrec("k", "v", S_IFREG | 0644, 1, 2, 3)),
+			 h[0]);
+}
+
+static void test_state_hash_comes_back_when_a_change_is_undone(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t h0, h1;
+
+	assert_int_equal(op1(f, KV_OP_MKDIR, "d"), 0);
+	assert_int_not_equal(map_state_hash(f->m), 0);
+	assert_int_equal(op1(f, KV_OP_RMDIR, "d"), 0);
+	assert_int_equal(map_state_hash(f->m), 0);
+
+	assert_int_equal(put(f, "a", "1"), 0);
+	assert_int_equal(put(f, "b/c", "2"), 0);
+	h0 = map_state_hash(f->m);
+	assert_int_equal(put(f, "x", "3"), 0);
+	h1 = map_state_hash(f->m);
+	assert_int_not_equal(h1, h0);
+	assert_int_equal(op1(f, KV_OP_DEL, "x"), 0);
+	assert_int_equal(map_state_hash(f->m), h0);
+	/* A failed command changes nothing. */
+	assert_int_equal(op1(f, KV_OP_DEL, "nope"), -ENOENT);
+	assert_int_equal(op1(f, KV_OP_MKDIR, "a"), -EEXIST);
+	assert_int_equal(ren(f, "b", "b/x", 0), -EINVAL);
+	assert_int_equal(map_state_hash(f->m), h0);
+	/* Overwriting by insert and back. */
+	{
+		struct kv_rec *old = map_get(f->m, "a", 1);
+		kv_rec_ref(old);
+		assert_int_equal(
+		    map_insert(f->m,
+			       mkrec("a", "other", S_IFREG | 0644, 1, 9, 9)),
+		    0);
+		assert_int_not_equal(map_state_hash(f->m), h0);
+		assert_int_equal(map_insert(f->m, old), 0);
+		assert_int_equal(map_state_hash(f->m), h0);
+	}
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -584,6 +774,9 @@ int main(void)
 	    T(test_rename_exchange_swaps_keys_and_directories),
 	    T(test_setattr_changes_mode_and_mtime),
 	    T(test_conditional_put_and_delete),
+	    T(test_state_hash_is_the_same_however_the_map_was_built),
+	    T(test_state_hash_changes_when_any_field_changes),
+	    T(test_state_hash_comes_back_when_a_change_is_undone),
 	};
 	return cmocka_run_group_tests_name("map", tests, NULL, NULL);
 }
