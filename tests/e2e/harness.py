@@ -1,18 +1,23 @@
-"""Start and stop real kvfs nodes for end-to-end tests.
+"""Start and stop real kvfs nodes, alone or as a cluster, for end-to-end tests.
 
-Each test owns the processes it starts and kills only those. Waiting is
-polling with a deadline, never a fixed sleep. The kvfs binary comes from the
-KVFS environment variable or the first argument (meson passes it)."""
+Each test owns the processes and mounts it starts and removes only those.
+Waiting is polling with a deadline, never a fixed sleep. Node is one process;
+Cluster (below) is N members on 127.0.0.1 sharing one --peers list, each with
+its own data dir, log file and optional FUSE mount. The kvfs binary comes
+from the KVFS environment variable or the first argument (meson passes it)."""
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 
 
 def free_port():
@@ -22,12 +27,16 @@ def free_port():
 
 
 def wait_for(pred, timeout, what):
+    """Poll pred() until it returns something true and return that; an
+    OSError or HTTP protocol error counts as "not yet". AssertionError when
+    timeout seconds pass first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if pred():
-                return
-        except OSError:
+            v = pred()
+            if v:
+                return v
+        except (OSError, http.client.HTTPException):
             pass
         time.sleep(0.02)
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
@@ -43,11 +52,15 @@ class Node:
         self.log = None
         self.log_path = data.rstrip("/") + ".log"
 
-    def start(self, mountpoint=None):
+    def command(self, mountpoint=None):
         args = [self.binary, "-f", "--data=" + self.data,
                 "--listen=127.0.0.1:%d" % self.port] + self.extra
         if mountpoint:
             args.append(mountpoint)
+        return args
+
+    def start(self, mountpoint=None):
+        args = self.command(mountpoint)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
         wait_for(self.ready, 30, "node on port %d" % self.port)
@@ -118,3 +131,332 @@ class TempDir:
 
     def __exit__(self, *exc):
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+# --- mounts ------------------------------------------------------------------
+
+def _unescape_mountinfo(field):
+    # /proc/self/mountinfo writes space, tab, newline and backslash as \ooo
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def is_mounted(path):
+    """True if path is a mount point. Reads /proc/self/mountinfo rather than
+    stat()ing the path, so a dead or stuck FUSE mount cannot block it."""
+    path = os.path.realpath(path)
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                fields = line.split(" ")
+                if len(fields) > 4 and _unescape_mountinfo(fields[4]) == path:
+                    return True
+    except OSError:
+        pass
+    return False
+
+
+def unmount(path):
+    """Unmount path if it is mounted: fusermount3 -u, then umount -l (lazy,
+    works on a mount whose daemon died or hangs). Returns True when path is
+    no longer a mount point."""
+    for cmd in (["fusermount3", "-u", path], ["umount", "-l", path]):
+        if not is_mounted(path):
+            return True
+        try:
+            subprocess.run(cmd, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    return not is_mounted(path)
+
+
+def call_with_deadline(fn, timeout, what):
+    """Run fn() in a helper thread and wait at most timeout seconds. Returns
+    (result, None) or (None, exception) with what fn raised; AssertionError
+    if fn is still running at the deadline (a hung FUSE call: the thread
+    is left behind and is released when the test kills the node)."""
+    out = {}
+
+    def run():
+        try:
+            out["result"] = fn()
+        except BaseException as e:  # handed to the caller
+            out["error"] = e
+
+    t = threading.Thread(target=run, daemon=True, name=what)
+    t.start()
+    t.join(timeout)
+    if t.is_alive():
+        raise AssertionError("%s did not return within %ss" % (what, timeout))
+    return out.get("result"), out.get("error")
+
+
+def write_file(path, data):
+    """open().write() on a path, as a user would (close() commits)."""
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def read_file(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+# --- a cluster -----------------------------------------------------------------
+
+class ClusterNode(Node):
+    """One member of a Cluster: --id, the shared --peers list, its own data
+    dir, log file and (optionally) mount point. Its log file is appended to
+    across restarts, with a marker line per start."""
+
+    def __init__(self, binary, node_id, data, port, peers, mountpoint=None,
+                 extra=(), log_path=None):
+        super().__init__(binary, data, port=port, extra=extra)
+        self.id = node_id
+        self.peers = peers
+        self.mountpoint = mountpoint
+        if log_path:
+            self.log_path = log_path
+
+    def command(self, mountpoint=None):
+        args = [self.binary, "-f", "--id=%d" % self.id, "--data=" + self.data,
+                "--peers=" + self.peers,
+                "--listen=127.0.0.1:%d" % self.port] + self.extra
+        if self.mountpoint:
+            args.append(self.mountpoint)
+        return args
+
+    def start(self, mountpoint=None, wait=True):
+        """Start the process (after removing a stale mount left by a kill -9).
+        With wait, return once /status answers and the mount is in place."""
+        assert not self.running(), "node %d is already running" % self.id
+        if self.mountpoint:
+            os.makedirs(self.mountpoint, exist_ok=True)
+            if not unmount(self.mountpoint):
+                raise AssertionError("cannot unmount stale %s" % self.mountpoint)
+        args = self.command()
+        self.log = open(self.log_path, "ab")
+        self.log.write(("=== harness: start: %s\n" % " ".join(args)).encode())
+        self.log.flush()
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout=30):
+        wait_for(self.ready, timeout, "node %d on port %d" % (self.id, self.port))
+
+    def ready(self):
+        if not super().ready():
+            return False
+        return not self.mountpoint or is_mounted(self.mountpoint)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def _note(self, text):
+        if self.log:
+            self.log.write(("=== harness: %s\n" % text).encode())
+            self.log.flush()
+
+    def _after_exit(self):
+        if self.mountpoint and not unmount(self.mountpoint):
+            raise AssertionError("cannot unmount %s" % self.mountpoint)
+        if self.log:
+            self.log.close()
+            self.log = None
+
+    def kill9(self):
+        """SIGKILL, then remove the mount the dead process leaves behind."""
+        self._note("kill -9")
+        super().kill9()
+        self._after_exit()
+
+    def stop(self, timeout=20):
+        """SIGTERM and wait for a clean exit (kvfs unmounts itself); after
+        timeout seconds SIGKILL and AssertionError. Returns the exit code."""
+        hung = False
+        if self.running():
+            self._note("SIGTERM")
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                hung = True
+        self._after_exit()
+        if hung:
+            raise AssertionError("node %d did not stop on SIGTERM within %ss"
+                                 % (self.id, timeout))
+        return self.proc.returncode if self.proc else None
+
+    def status(self, timeout=2):
+        s, _, body = self.request("GET", "/status", timeout=timeout)
+        assert s == 200, s
+        return json.loads(body)
+
+    def path(self, key):
+        """The file of key under this node's mount."""
+        return os.path.join(self.mountpoint, key)
+
+    def put(self, key, value, timeout=30, headers=None):
+        return self.request("PUT", "/kv/" + urllib.parse.quote(key), body=value,
+                            headers=headers, timeout=timeout)
+
+    def get(self, key, local=False, timeout=30):
+        q = "?consistency=local" if local else ""
+        return self.request("GET", "/kv/" + urllib.parse.quote(key) + q,
+                            timeout=timeout)
+
+
+class Cluster:
+    """N kvfs members on 127.0.0.1 with free ports and the same --peers list,
+    under root (a directory the caller owns): root/nodeI (data),
+    root/nodeI.log, root/mntI (mount, if mounts). Use as a context manager:
+    on exit every node is stopped (kill -9 if SIGTERM does not work) and
+    every mount removed, also after a failed assertion, and on an exception
+    the node logs are printed to stderr first. Call from the test's main
+    thread."""
+
+    def __init__(self, binary, root, n=3, mounts=True, extra=()):
+        self.root = root
+        ports = set()
+        while len(ports) < n:
+            ports.add(free_port())
+        ports = sorted(ports)
+        self.peers = ",".join("%d=127.0.0.1:%d" % (i + 1, p)
+                              for i, p in enumerate(ports))
+        self.nodes = {}
+        for i, port in enumerate(ports, start=1):
+            mnt = os.path.join(root, "mnt%d" % i) if mounts else None
+            self.nodes[i] = ClusterNode(
+                binary, i, os.path.join(root, "node%d" % i), port, self.peers,
+                mountpoint=mnt, extra=extra,
+                log_path=os.path.join(root, "node%d.log" % i))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and not (exc_type is SystemExit and
+                                         exc.code in (0, None, 77)):
+            self.print_logs()
+        self.close()
+        return False
+
+    def __getitem__(self, node_id):
+        return self.nodes[node_id]
+
+    def majority(self):
+        return len(self.nodes) // 2 + 1
+
+    def start(self, wait=True):
+        """Start every member (all processes first, then wait for each)."""
+        for n in self.nodes.values():
+            n.start(wait=False)
+        if wait:
+            for n in self.nodes.values():
+                n.wait_ready()
+        return self
+
+    def running(self):
+        return [n for n in self.nodes.values() if n.running()]
+
+    def statuses(self, timeout=1):
+        """{id: /status as a dict} of the running members that answered."""
+        out = {}
+        for n in self.running():
+            try:
+                out[n.id] = n.status(timeout=timeout)
+            except (OSError, http.client.HTTPException, AssertionError,
+                    ValueError):
+                pass
+        return out
+
+    def agreed_leader(self):
+        """The node a majority of all members names as leader in one term,
+        if that node is running and itself says it leads in that term;
+        else None. One poll, no waiting."""
+        st = self.statuses()
+        votes = {}
+        for s in st.values():
+            if s.get("leader"):
+                key = (s["term"], s["leader"])
+                votes[key] = votes.get(key, 0) + 1
+        for (term, lid), count in votes.items():
+            ls = st.get(lid)
+            if (count >= self.majority() and ls and ls["role"] == "leader"
+                    and ls["term"] == term):
+                return self.nodes[lid]
+        return None
+
+    def leader(self, timeout=20):
+        """Wait for agreed_leader() and return it."""
+        try:
+            return wait_for(self.agreed_leader, timeout,
+                            "a leader agreed by a majority")
+        except AssertionError:
+            raise AssertionError("no leader agreed by a majority in %ss: %s" %
+                                 (timeout, self.brief_status()))
+
+    def converged(self, nodes=None):
+        """The applied index if every running member (or every node in
+        nodes) has applied exactly what is committed and all agree; else
+        None."""
+        nodes = nodes or self.running()
+        st = self.statuses()
+        if any(n.id not in st for n in nodes):
+            return None
+        applied = {st[n.id]["applied_index"] for n in nodes}
+        commit = {st[n.id]["commit_index"] for n in nodes}
+        if len(applied) == 1 and applied == commit:
+            return applied.pop()
+        return None
+
+    def wait_converged(self, timeout=30, nodes=None):
+        """Wait until the running members' applied indexes are equal (and
+        equal to their commit indexes); return that index."""
+        try:
+            return wait_for(lambda: self.converged(nodes), timeout,
+                            "applied_index to converge")
+        except AssertionError:
+            raise AssertionError("applied_index did not converge in %ss: %s" %
+                                 (timeout, self.brief_status()))
+
+    def brief_status(self):
+        return "; ".join(
+            "node %d %s term %s leader %s commit %s applied %s" %
+            (i, s["role"], s["term"], s["leader"], s["commit_index"],
+             s["applied_index"]) for i, s in sorted(self.statuses().items()))
+
+    def print_logs(self, tail=6000):
+        out = sys.stderr
+        try:
+            out.write("--- cluster status: %s\n" % self.brief_status())
+        except Exception as e:  # the logs matter more than this line
+            out.write("--- cluster status unavailable: %r\n" % e)
+        for n in self.nodes.values():
+            log = ""
+            try:
+                with open(n.log_path, "rb") as f:
+                    log = f.read().decode(errors="replace")
+            except OSError:
+                pass
+            out.write("--- node %d log (%s, last %d chars) ---\n%s\n" %
+                      (n.id, n.log_path, tail, log[-tail:]))
+        out.flush()
+
+    def close(self):
+        """Stop every member, unmount every mount; never raises."""
+        for n in self.nodes.values():
+            try:
+                n.stop(timeout=10)
+            except Exception as e:
+                sys.stderr.write("teardown: node %d: %s\n" % (n.id, e))
+            finally:
+                if n.running():
+                    n.proc.kill()
+                    n.proc.wait()
+                if n.mountpoint:
+                    unmount(n.mountpoint)

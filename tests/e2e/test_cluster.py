@@ -1,0 +1,308 @@
+"""Three real kvfs nodes on 127.0.0.1, each with its own FUSE mount: the
+cluster behaves as one store (issue 5, "what it must show").
+
+Writes go in through mounts and HTTP on the leader and on followers and are
+read at once on other nodes and on the same follower (read-your-writes);
+the leader is killed with SIGKILL, a new one is elected (the time is
+printed), writes go on and the old leader rejoins without raising the term
+(pre-vote); with two of three nodes stopped a write fails in bounded time
+(503 + Retry-After, EIO on the mount) and works again once one returns;
+at the end every acknowledged write is on every node. Also: a peer request
+without the token is 403, a data dir is refused under another --id or
+cluster, bytes 0..255 round-trip through mounts. The harness (harness.py)
+owns the processes and mounts and prints the node logs on failure."""
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.parse
+
+from harness import (Cluster, TempDir, call_with_deadline, free_port,
+                     kvfs_binary, read_file, wait_for, write_file)
+
+SKIP = 77
+WRITE_TIMEOUT_MS = 2000
+EXTRA = ["--write-timeout=%d" % WRITE_TIMEOUT_MS]
+# A mount or HTTP call still running after this long is a hang, not a
+# slow answer (the write timeout is 2 s).
+CALL_DEADLINE = 30
+T0 = time.monotonic()
+
+
+def step(text):
+    print("[%6.2fs] %s" % (time.monotonic() - T0, text), flush=True)
+
+
+class Writes:
+    """Every acknowledged write (key -> value) and every write whose outcome
+    is unknown because it failed (key -> value it may have stored)."""
+
+    def __init__(self):
+        self.acked = {}
+        self.maybe = {}
+
+    def http(self, node, key, value):
+        s, _, body = node.put(key, value, timeout=CALL_DEADLINE)
+        assert s in (200, 201), "PUT %s on node %d: %d %r" % (key, node.id, s, body)
+        self.acked[key] = value
+
+    def mount(self, node, key, value):
+        _, err = call_with_deadline(lambda: write_file(node.path(key), value),
+                                    CALL_DEADLINE, "write %s on mount %d" % (key, node.id))
+        if err is not None:
+            raise AssertionError("write %s through node %d's mount: %r" %
+                                 (key, node.id, err))
+        self.acked[key] = value
+
+
+def mount_read(node, key):
+    value, err = call_with_deadline(lambda: read_file(node.path(key)),
+                                    CALL_DEADLINE, "read %s on mount %d" % (key, node.id))
+    if err is not None:
+        raise AssertionError("read %s through node %d's mount: %r" % (key, node.id, err))
+    return value
+
+
+def http_read(node, key, local=False):
+    s, _, body = node.get(key, local=local, timeout=CALL_DEADLINE)
+    assert s == 200, "GET %s%s on node %d: %d %r" % (
+        key, " (local)" if local else "", node.id, s, body)
+    return body
+
+
+def expect_everywhere(nodes, key, value, mount=True):
+    """key reads as value at once on each node, through HTTP (linearizable)
+    and the mount."""
+    for n in nodes:
+        got = http_read(n, key)
+        assert got == value, "node %d HTTP %s: %r, wrote %r" % (n.id, key, got, value)
+        if mount:
+            got = mount_read(n, key)
+            assert got == value, "node %d mount %s: %r, wrote %r" % (n.id, key, got, value)
+
+
+def followers(c, leader):
+    return [n for n in c.running() if n.id != leader.id]
+
+
+def check_replication(c, w):
+    step("write through node 1's mount and over HTTP, read on nodes 2 and 3")
+    w.mount(c[1], "m1", b"written through mount 1\n")
+    expect_everywhere([c[2], c[3]], "m1", b"written through mount 1\n")
+    w.http(c[1], "h1", b"written over HTTP on node 1")
+    expect_everywhere([c[2], c[3]], "h1", b"written over HTTP on node 1")
+
+    leader = c.leader()
+    for f in followers(c, leader):
+        step("write on follower %d (mount, HTTP), read it back there at once" % f.id)
+        key, val = "f%d-mount" % f.id, b"follower %d mount" % f.id
+        w.mount(f, key, val)
+        assert mount_read(f, key) == val
+        assert http_read(f, key, local=True) == val, "read-your-writes (local GET)"
+        key, val = "f%d-http" % f.id, b"follower %d http" % f.id
+        w.http(f, key, val)
+        assert http_read(f, key, local=True) == val, "read-your-writes (local GET)"
+        assert mount_read(f, key) == val
+        # an overwrite of another length, read at once on the same follower
+        val = b"overwritten on follower %d, longer than before" % f.id
+        w.mount(f, key, val)
+        assert mount_read(f, key) == val
+        assert http_read(f, key, local=True) == val
+
+
+def check_binary(c, w):
+    every_byte = bytes(range(256))
+    a, b, d = c[2], c[3], c[1]
+    step("bytes 0..255 written through mount %d, read through mount %d" % (a.id, b.id))
+    w.mount(a, "bin-mount", every_byte)
+    assert mount_read(b, "bin-mount") == every_byte
+    assert http_read(d, "bin-mount") == every_byte
+    step("bytes 0..255 written over HTTP on node %d, read through mount %d" % (b.id, d.id))
+    w.http(b, "bin-http", every_byte[::-1])
+    assert mount_read(d, "bin-http") == every_byte[::-1]
+    assert mount_read(a, "bin-http") == every_byte[::-1]
+
+
+def check_peer_auth(c):
+    step("/raft/message without the right token is refused")
+    n = c[1]
+    cluster_id = n.status().get("cluster_id", "")
+    body = json.dumps({"kvfs": "raft", "version": 1, "cluster": cluster_id,
+                       "from": 2, "msgs": []}).encode()
+    s, _, reply = n.request("POST", "/raft/message", body=body,
+                            headers={"Content-Type": "application/json",
+                                     "X-Kvfs-Cluster": cluster_id})
+    assert s == 403, "no token: %d %r" % (s, reply)
+    s, _, reply = n.request("POST", "/raft/message", body=body,
+                            headers={"Content-Type": "application/json",
+                                     "X-Kvfs-Cluster": cluster_id,
+                                     "X-Kvfs-Token": "not-the-token"})
+    assert s == 403, "wrong token: %d %r" % (s, reply)
+
+
+def check_leader_crash(c, w):
+    old = c.leader()
+    term_old = old.status()["term"]
+    step("kill -9 the leader, node %d (term %d)" % (old.id, term_old))
+    t = time.monotonic()
+    old.kill9()
+    new = c.leader(timeout=30)
+    elapsed = time.monotonic() - t
+    st = new.status()
+    print("new leader: node %d, term %d, %.2f s after kill -9 of node %d" %
+          (new.id, st["term"], elapsed, old.id), flush=True)
+    assert new.id != old.id and st["term"] > term_old, st
+
+    step("writes go on with node %d down" % old.id)
+    up = c.running()
+    for n in up:
+        w.http(n, "after-kill-http-%d" % n.id, b"http on %d, %d down" % (n.id, old.id))
+        w.mount(n, "after-kill-mount-%d" % n.id, b"mount on %d, %d down" % (n.id, old.id))
+    for n in up:
+        for m in up:
+            expect_everywhere([m], "after-kill-mount-%d" % n.id,
+                              b"mount on %d, %d down" % (n.id, old.id))
+
+    c.wait_converged(nodes=up)
+    term = new.status()["term"]
+    step("restart node %d; it catches up without disturbing (term stays %d)" %
+         (old.id, term))
+    old.start()
+    c.wait_converged(timeout=30)
+    print("node %d caught up: %s" % (old.id, c.brief_status()), flush=True)
+    for n in c.running():
+        s = n.status()
+        assert s["term"] == term, \
+            "node %d is in term %d after node %d rejoined, was %d (no pre-vote?)" % (
+                n.id, s["term"], old.id, term)
+        assert s["leader"] == new.id, (n.id, s)
+    for key, val in w.acked.items():
+        got = http_read(old, key, local=True)
+        assert got == val, "rejoined node %d: %s is %r, acked %r" % (old.id, key, got, val)
+    assert mount_read(old, "after-kill-mount-%d" % new.id) == \
+        b"mount on %d, %d down" % (new.id, old.id)
+
+
+def check_no_quorum(c, w):
+    leader = c.leader()
+    survivor = followers(c, leader)[0]
+    stopped = [n for n in c.running() if n is not survivor]
+    step("stop nodes %s; node %d is alone" % ([n.id for n in stopped], survivor.id))
+    for n in stopped:
+        n.stop()
+
+    key, val = "no-quorum-http", b"may or may not apply"
+    t = time.monotonic()
+    s, h, body = survivor.put(key, val, timeout=CALL_DEADLINE)
+    elapsed = time.monotonic() - t
+    w.maybe[key] = val
+    hdr = {k.lower(): v for k, v in h.items()}
+    print("HTTP PUT on node %d alone: %d after %.2f s, Retry-After %s, %s" %
+          (survivor.id, s, elapsed, hdr.get("retry-after"), body.decode(errors="replace")),
+          flush=True)
+    assert s == 503, (s, body)
+    assert "retry-after" in hdr, h
+
+    key, val = "no-quorum-mount", b"may or may not apply either"
+    t = time.monotonic()
+    _, err = call_with_deadline(lambda: write_file(survivor.path(key), val),
+                                CALL_DEADLINE, "write on the lone node's mount")
+    elapsed = time.monotonic() - t
+    w.maybe[key] = val
+    print("mount write on node %d alone: %r after %.2f s" % (survivor.id, err, elapsed),
+          flush=True)
+    assert isinstance(err, OSError) and err.errno == errno.EIO, err
+
+    back = stopped[0]
+    step("restart node %d: writes succeed again" % back.id)
+    back.start()
+    c.leader(timeout=30)
+    w.http(survivor, "quorum-back-http", b"back")
+    w.mount(survivor, "quorum-back-mount", b"back too")
+    expect_everywhere([back], "quorum-back-mount", b"back too")
+    step("restart node %d" % stopped[1].id)
+    stopped[1].start()
+
+
+def list_local(node):
+    names, after = [], None
+    while True:
+        q = "?consistency=local&limit=10000"
+        if after is not None:
+            q += "&after=" + urllib.parse.quote(after, safe="")
+        s, _, body = node.request("GET", "/kv/" + q, timeout=CALL_DEADLINE)
+        assert s == 200, (s, body)
+        page = json.loads(body)
+        names += [e["name"] for e in page["entries"]]
+        after = page.get("next")
+        if after is None:
+            return names
+
+
+def check_nothing_lost(c, w):
+    step("every acknowledged write on every node")
+    idx = c.wait_converged(timeout=60)
+    listings = {}
+    for n in c.running():
+        for key, val in w.acked.items():
+            got = http_read(n, key, local=True)
+            assert got == val, "node %d: %s is %r, acked %r" % (n.id, key, got, val)
+        for key, val in w.maybe.items():
+            s, _, got = n.get(key, local=True)
+            assert s == 404 or (s == 200 and got == val), (n.id, key, s, got)
+        listings[n.id] = list_local(n)
+    first = next(iter(listings.values()))
+    for nid, names in listings.items():
+        assert names == first, "node %d lists %s, another node %s" % (nid, names, first)
+    assert set(w.acked) <= set(first) <= set(w.acked) | set(w.maybe), first
+    print("ok: %d acknowledged keys identical on %d nodes at applied index %d" %
+          (len(w.acked), len(listings), idx), flush=True)
+
+
+def check_refused_data_dir(c, binary):
+    n = c[3]
+    step("node 3's data dir under --id=2, then under another cluster")
+    n.stop()
+    other_peers = "1=127.0.0.1:%d,2=127.0.0.1:%d,3=127.0.0.1:%d" % (
+        free_port(), free_port(), free_port())
+    for what, node_id, peers in (("another --id", 2, c.peers),
+                                 ("another cluster", 3, other_peers)):
+        args = [binary, "-f", "--id=%d" % node_id, "--data=" + n.data,
+                "--peers=" + peers, "--listen=127.0.0.1:%d" % free_port()]
+        try:
+            r = subprocess.run(args, capture_output=True, text=True, timeout=20)
+        except subprocess.TimeoutExpired:
+            raise AssertionError("kvfs started on node 3's data dir under %s" % what)
+        print("%s: exit %d: %s" % (what, r.returncode, r.stderr.strip()), flush=True)
+        assert r.returncode != 0, "kvfs accepted node 3's data dir under %s" % what
+        assert r.stderr.strip(), "refused without a message"
+    step("node 3 still starts on its own data dir")
+    n.start()
+    c.wait_converged(timeout=30)
+
+
+def main():
+    binary = kvfs_binary()
+    if not os.path.exists("/dev/fuse"):
+        print("SKIP: /dev/fuse is absent: cannot mount")
+        sys.exit(SKIP)
+    w = Writes()
+    with TempDir() as tmp, Cluster(binary, tmp, n=3, mounts=True, extra=EXTRA) as c:
+        step("start 3 nodes: %s" % c.peers)
+        c.start()
+        leader = c.leader(timeout=30)
+        step("leader: node %d" % leader.id)
+        check_replication(c, w)
+        check_binary(c, w)
+        check_peer_auth(c)
+        check_leader_crash(c, w)
+        check_no_quorum(c, w)
+        check_nothing_lost(c, w)
+        check_refused_data_dir(c, binary)
+    print("ok: cluster end-to-end")
+
+
+if __name__ == "__main__":
+    main()
