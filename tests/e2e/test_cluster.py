@@ -215,6 +215,13 @@ def check_no_quorum(c, w):
           flush=True)
     assert isinstance(err, OSError) and err.errno == errno.EIO, err
 
+    t = time.monotonic()
+    s, h, body = survivor.get("m1", timeout=CALL_DEADLINE)
+    print("linearizable GET on node %d alone: %d after %.2f s" %
+          (survivor.id, s, time.monotonic() - t), flush=True)
+    assert s == 503 and "retry-after" in {k.lower() for k in h}, (s, h, body)
+    assert http_read(survivor, "m1", local=True) == b"written through mount 1\n"
+
     back = stopped[0]
     step("restart node %d: writes succeed again" % back.id)
     back.start()
