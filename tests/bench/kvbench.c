@@ -1,12 +1,16 @@
-/* kvbench.c - a load generator for kvfs's HTTP API, and a raw fsync meter.
+/* kvbench.c - a load generator for kvfs's HTTP API (and etcd's, to compare),
+ * and a raw fsync meter.
  *
  * N client threads, each with one keep-alive connection, send PUT or GET
  * requests as fast as answers come back, for a duration or a fixed count,
  * and record every latency; the figures are throughput and p50/p99/max.
- * Plain sockets and a minimal HTTP/1.1 reader keep the client cheap, so the
- * server, not the generator, is what is measured. `--fsync DIR` instead
- * measures how many write+fdatasync rounds the disk does per second. Used
- * by scripts/bench. */
+ * Plain sockets and a minimal HTTP/1.1 reader (Content-Length and chunked
+ * bodies) keep the client cheap, so the server, not the generator, is what
+ * is measured. `--target etcd3` speaks etcd's v3 JSON gateway and `etcd2`
+ * its v2 keys API, with the same workload, so scripts/bench-cluster can put
+ * kvfs and etcd side by side. `--fsync DIR` instead measures how many
+ * write+fdatasync rounds the disk does per second. Used by scripts/bench
+ * and scripts/bench-cluster. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -18,11 +22,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+/* Which HTTP API the requests speak. */
+enum target {
+	TARGET_KVFS,  /* PUT /kv/K (raw body), GET /kv/K[?consistency=local] */
+	TARGET_ETCD2, /* PUT /v2/keys/K (form value=), GET [?quorum=true] */
+	TARGET_ETCD3, /* POST /v3/kv/put, /v3/kv/range (base64 JSON) */
+};
+
 struct conf {
+	enum target target;
+	bool local_read; /* GET: a possibly stale local read, no quorum */
 	const char *host;
 	const char *port;
 	const char *op; /* put, get */
@@ -33,7 +47,8 @@ struct conf {
 	size_t value_size;
 	long keys; /* key space */
 	bool binary;
-	const char *query; /* appended to GET URLs, e.g. "?consistency=local" */
+	const char
+	    *query; /* kvfs: raw suffix of GET URLs; not with --read local */
 };
 
 struct worker {
@@ -90,66 +105,116 @@ static int send_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-/* Read one response; returns the status code or -1. buf keeps leftovers. */
+/* Received bytes not yet consumed; a response's leftovers stay for the next. */
 struct rbuf {
 	char d[65536];
 	size_t len;
 };
 
-static int read_response(int fd, struct rbuf *b)
+/* Appends what the socket has to b; -1 on EOF, error or a full buffer. */
+static int fill(int fd, struct rbuf *b)
 {
+	if (b->len == sizeof(b->d))
+		return -1;
 	for (;;) {
-		char *end = memmem(b->d, b->len, "\r\n\r\n", 4);
-		if (end) {
-			size_t hlen = (size_t)(end - b->d) + 4;
-			int status = 0;
-			if (sscanf(b->d, "HTTP/1.%*d %d", &status) != 1)
-				return -1;
-			size_t clen = 0;
-			char *cl = memmem(b->d, hlen, "Content-Length:", 15);
-			if (!cl)
-				cl = memmem(b->d, hlen, "content-length:", 15);
-			if (cl)
-				clen = strtoul(cl + 15, NULL, 10);
-			size_t total = hlen + clen;
-			while (b->len < total) {
-				if (total > sizeof(b->d)) {
-					/* drain a large body */
-					size_t left = total - b->len;
-					char tmp[65536];
-					while (left > 0) {
-						ssize_t r =
-						    recv(fd, tmp,
-							 left < sizeof(tmp)
-							     ? left
-							     : sizeof(tmp),
-							 0);
-						if (r <= 0)
-							return -1;
-						left -= (size_t)r;
-					}
-					b->len = 0;
-					return status;
-				}
-				ssize_t r = recv(fd, b->d + b->len,
-						 sizeof(b->d) - b->len, 0);
-				if (r <= 0)
-					return -1;
-				b->len += (size_t)r;
-			}
-			memmove(b->d, b->d + total, b->len - total);
-			b->len -= total;
-			return status;
-		}
-		if (b->len == sizeof(b->d))
-			return -1;
 		ssize_t r = recv(fd, b->d + b->len, sizeof(b->d) - b->len, 0);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
 			return -1;
 		b->len += (size_t)r;
+		return 0;
 	}
+}
+
+static void consume(struct rbuf *b, size_t n)
+{
+	memmove(b->d, b->d + n, b->len - n);
+	b->len -= n;
+}
+
+/* Drops the next n bytes of the stream (a body nobody reads). */
+static int skip(int fd, struct rbuf *b, size_t n)
+{
+	while (n > 0) {
+		if (b->len == 0 && fill(fd, b) < 0)
+			return -1;
+		size_t k = n < b->len ? n : b->len;
+		consume(b, k);
+		n -= k;
+	}
+	return 0;
+}
+
+/* Consumes one CRLF-terminated line; returns its length without CRLF, the
+ * line stays readable at *line until the next call. -1 on a broken stream. */
+static long take_line(int fd, struct rbuf *b, char *line, size_t cap)
+{
+	char *eol;
+	while (!(eol = memmem(b->d, b->len, "\r\n", 2)))
+		if (fill(fd, b) < 0)
+			return -1;
+	size_t n = (size_t)(eol - b->d);
+	size_t k = n < cap - 1 ? n : cap - 1;
+	memcpy(line, b->d, k);
+	line[k] = '\0';
+	consume(b, n + 2);
+	return (long)n;
+}
+
+/* The value of header name in the header block [d, d+len), or NULL. */
+static const char *header(const char *d, size_t len, const char *name)
+{
+	size_t n = strlen(name);
+	const char *p = d, *end = d + len;
+	while (p < end) {
+		const char *eol = memmem(p, (size_t)(end - p), "\r\n", 2);
+		if (!eol)
+			break;
+		if ((size_t)(eol - p) > n && p[n] == ':' &&
+		    strncasecmp(p, name, n) == 0) {
+			const char *v = p + n + 1;
+			while (v < eol && (*v == ' ' || *v == '\t'))
+				v++;
+			return v;
+		}
+		p = eol + 2;
+	}
+	return NULL;
+}
+
+/* Reads one response and drops its body; returns the status code or -1. */
+static int read_response(int fd, struct rbuf *b)
+{
+	char *end;
+	while (!(end = memmem(b->d, b->len, "\r\n\r\n", 4)))
+		if (fill(fd, b) < 0)
+			return -1;
+	size_t hlen = (size_t)(end - b->d) + 4;
+	int status = 0;
+	if (sscanf(b->d, "HTTP/1.%*d %d", &status) != 1)
+		return -1;
+	const char *te = header(b->d, hlen, "Transfer-Encoding");
+	bool chunked = te && strncasecmp(te, "chunked", 7) == 0;
+	const char *cl = header(b->d, hlen, "Content-Length");
+	size_t clen = cl ? strtoul(cl, NULL, 10) : 0;
+	consume(b, hlen);
+	if (!chunked)
+		return skip(fd, b, clen) < 0 ? -1 : status;
+	char line[64];
+	for (;;) {
+		if (take_line(fd, b, line, sizeof(line)) < 0)
+			return -1;
+		size_t size = strtoul(line, NULL, 16);
+		if (size == 0)
+			break;
+		if (skip(fd, b, size + 2) < 0) /* data and its CRLF */
+			return -1;
+	}
+	long n; /* trailers, then an empty line */
+	while ((n = take_line(fd, b, line, sizeof(line))) > 0)
+		;
+	return n < 0 ? -1 : status;
 }
 
 static void record(struct worker *w, double lat)
@@ -165,17 +230,138 @@ static void record(struct worker *w, double lat)
 	w->lat[w->nlat++] = lat;
 }
 
+static size_t base64(char *out, const char *in, size_t n)
+{
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i += 3) {
+		unsigned v = (unsigned)(unsigned char)in[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned)(unsigned char)in[i + 1] << 8;
+		if (i + 2 < n)
+			v |= (unsigned char)in[i + 2];
+		out[o++] = tab[(v >> 18) & 63];
+		out[o++] = tab[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? tab[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* application/x-www-form-urlencoded, for etcd v2's value=. */
+static size_t form_encode(char *out, const char *in, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)in[i];
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+		    ch == '.' || ch == '~') {
+			out[o++] = (char)ch;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 15];
+		}
+	}
+	out[o] = '\0';
+	return o;
+}
+
+/* The PUT body as the target wants it, made once per client: the raw
+ * value (kvfs), "value=" form-encoded (etcd2), or base64 (etcd3). */
+static size_t encode_value(const struct conf *c, char *out, const char *val)
+{
+	switch (c->target) {
+	case TARGET_ETCD2:
+		memcpy(out, "value=", 6);
+		return 6 + form_encode(out + 6, val, c->value_size);
+	case TARGET_ETCD3:
+		return base64(out, val, c->value_size);
+	case TARGET_KVFS:
+		break;
+	}
+	memcpy(out, val, c->value_size);
+	return c->value_size;
+}
+
+/* Writes the request for key k into req (room for ev_len + 1024 bytes). */
+static size_t build_request(const struct conf *c, bool put, long k,
+			    const char *ev, size_t ev_len, char *req)
+{
+	int hl = 0;
+	switch (c->target) {
+	case TARGET_KVFS:
+		if (!put)
+			return (size_t)snprintf(
+			    req, 1024,
+			    "GET /kv/%s%ld%s%s HTTP/1.1\r\nHost: b\r\n\r\n",
+			    c->prefix, k,
+			    c->local_read ? "?consistency=local" : "",
+			    c->query);
+		hl = snprintf(req, 1024,
+			      "PUT /kv/%s%ld HTTP/1.1\r\nHost: b\r\n"
+			      "Content-Length: %zu\r\n\r\n",
+			      c->prefix, k, ev_len);
+		break;
+	case TARGET_ETCD2:
+		if (!put)
+			return (size_t)snprintf(
+			    req, 1024,
+			    "GET /v2/keys/%s%ld%s HTTP/1.1\r\nHost: b\r\n\r\n",
+			    c->prefix, k, c->local_read ? "" : "?quorum=true");
+		hl = snprintf(req, 1024,
+			      "PUT /v2/keys/%s%ld HTTP/1.1\r\nHost: b\r\n"
+			      "Content-Type: application/x-www-form-urlencoded"
+			      "\r\nContent-Length: %zu\r\n\r\n",
+			      c->prefix, k, ev_len);
+		break;
+	case TARGET_ETCD3: {
+		char key[300], k64[420];
+		int kl = snprintf(key, sizeof(key), "%s%ld", c->prefix, k);
+		base64(k64, key, (size_t)kl);
+		char head[600];
+		int bl;
+		if (put)
+			bl = snprintf(head, sizeof(head),
+				      "{\"key\":\"%s\",\"value\":\"", k64);
+		else
+			bl = snprintf(
+			    head, sizeof(head), "{\"key\":\"%s\"%s}", k64,
+			    c->local_read ? ",\"serializable\":true" : "");
+		size_t blen = (size_t)bl + (put ? ev_len + 2 : 0);
+		hl = snprintf(req, 1024,
+			      "POST /v3/kv/%s HTTP/1.1\r\nHost: b\r\n"
+			      "Content-Type: application/json\r\n"
+			      "Content-Length: %zu\r\n\r\n%s",
+			      put ? "put" : "range", blen, head);
+		if (!put)
+			return (size_t)hl;
+		memcpy(req + hl, ev, ev_len);
+		memcpy(req + hl + ev_len, "\"}", 2);
+		return (size_t)hl + ev_len + 2;
+	}
+	}
+	memcpy(req + hl, ev, ev_len);
+	return (size_t)hl + ev_len;
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
 	const struct conf *c = w->c;
 	bool put = strcmp(c->op, "put") == 0;
-	char *req = malloc(c->value_size + 512);
+	size_t cap = c->value_size * 3 + 16; /* the worst encoding */
+	char *req = malloc(cap + 1024);
 	char *val = malloc(c->value_size + 1);
+	char *ev = malloc(cap);
 	struct rbuf *b = calloc(1, sizeof(*b));
 	unsigned seed = (unsigned)w->id * 2654435761u + 1;
 	int fd = dial(c);
-	if (!req || !val || !b || fd < 0) {
+	if (!req || !val || !ev || !b || fd < 0) {
 		fprintf(stderr, "kvbench: client %d cannot start\n", w->id);
 		w->errors++;
 		goto out;
@@ -183,6 +369,7 @@ static void *worker_main(void *arg)
 	for (size_t i = 0; i < c->value_size; i++)
 		val[i] = c->binary ? (char)(rand_r(&seed) & 0xff)
 				   : (char)('a' + rand_r(&seed) % 26);
+	size_t ev_len = encode_value(c, ev, val);
 	while (!stop_flag) {
 		long k;
 		if (c->count) {
@@ -196,23 +383,10 @@ static void *worker_main(void *arg)
 		}
 		if (c->count && c->keys)
 			k %= c->keys;
-		int hl;
-		if (put) {
-			hl = snprintf(req, 512,
-				      "PUT /kv/%s%ld HTTP/1.1\r\nHost: b\r\n"
-				      "Content-Length: %zu\r\n\r\n",
-				      c->prefix, k, c->value_size);
-			memcpy(req + hl, val, c->value_size);
-			hl += (int)c->value_size;
-		} else {
-			hl = snprintf(req, 512,
-				      "GET /kv/%s%ld%s HTTP/1.1\r\nHost: "
-				      "b\r\n\r\n",
-				      c->prefix, k, c->query);
-		}
+		size_t hl = build_request(c, put, k, ev, ev_len, req);
 		double t0 = now_s();
 		int status = -1;
-		if (send_all(fd, req, (size_t)hl) == 0)
+		if (send_all(fd, req, hl) == 0)
 			status = read_response(fd, b);
 		double t1 = now_s();
 		if (status < 0) {
@@ -237,6 +411,7 @@ out:
 		close(fd);
 	free(req);
 	free(val);
+	free(ev);
 	free(b);
 	return NULL;
 }
@@ -286,9 +461,14 @@ static int run_load(struct conf *c)
 	qsort(all, n, sizeof(double), cmp_double);
 	double p50 = n ? all[n / 2] : 0, p99 = n ? all[(n * 99) / 100] : 0;
 	double max = n ? all[n - 1] : 0;
-	printf("op=%s clients=%d ops=%ld errors=%ld seconds=%.2f "
+	static const char *const names[] = {"kvfs", "etcd2", "etcd3"};
+	printf("target=%s op=%s%s clients=%d ops=%ld errors=%ld seconds=%.2f "
 	       "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
-	       c->op, c->clients, ops, errors, elapsed,
+	       names[c->target], c->op,
+	       strcmp(c->op, "get") ? ""
+	       : c->local_read	    ? " read=local"
+				    : " read=linearizable",
+	       c->clients, ops, errors, elapsed,
 	       elapsed > 0 ? (double)ops / elapsed : 0, p50 * 1e3, p99 * 1e3,
 	       max * 1e3);
 	free(all);
@@ -336,6 +516,8 @@ static void usage(void)
 		"               [--duration S | --count N] [--value-size B] "
 		"[--keys N]\n"
 		"               [--prefix P] [--binary] [--query ?Q]\n"
+		"               [--target kvfs|etcd2|etcd3] "
+		"[--read linearizable|local]\n"
 		"       kvbench --fsync DIR [--duration S]\n");
 }
 
@@ -390,6 +572,24 @@ int main(int argc, char **argv)
 			c.prefix = v;
 		} else if (!strcmp(a, "--query")) {
 			c.query = v;
+		} else if (!strcmp(a, "--target")) {
+			if (!strcmp(v, "kvfs"))
+				c.target = TARGET_KVFS;
+			else if (!strcmp(v, "etcd2"))
+				c.target = TARGET_ETCD2;
+			else if (!strcmp(v, "etcd3"))
+				c.target = TARGET_ETCD3;
+			else {
+				usage();
+				return 2;
+			}
+		} else if (!strcmp(a, "--read")) {
+			if (!strcmp(v, "local"))
+				c.local_read = true;
+			else if (strcmp(v, "linearizable")) {
+				usage();
+				return 2;
+			}
 		} else if (!strcmp(a, "--fsync")) {
 			fsync_dir = v;
 		} else {
