@@ -22,6 +22,7 @@ struct cli {
 	char *data;
 	char *listen;
 	char *peers;
+	char *cluster_token;
 	unsigned long snapshot_every;
 	unsigned long segment_size;
 	char *subdir;
@@ -49,6 +50,8 @@ static const struct fuse_opt cli_opts[] = {
     OPT("listen=%s", listen, 0),
     OPT("--peers=%s", peers, 0),
     OPT("peers=%s", peers, 0),
+    OPT("--cluster-token=%s", cluster_token, 0),
+    OPT("cluster_token=%s", cluster_token, 0),
     OPT("--snapshot-every=%lu", snapshot_every, 0),
     OPT("snapshot_every=%lu", snapshot_every, 0),
     OPT("--segment-size=%lu", segment_size, 0),
@@ -72,36 +75,49 @@ static const struct fuse_opt cli_opts[] = {
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: kvfs [options] [mountpoint]\n"
-		"\n"
-		"A key-value store replicated with Raft, exposed as files.\n"
-		"Without a mountpoint the node serves its HTTP API only.\n"
-		"\n"
-		"options (also as -o name=value, with _ for -):\n"
-		"  --id=N                this member's id (default 1)\n"
-		"  --data=DIR            data directory (default "
-		"./kvfs-data)\n"
-		"  --listen=HOST:PORT    HTTP for clients and peers (default "
-		"127.0.0.1:7001)\n"
-		"  --peers=1=H:P,2=H:P   every voting member, this one "
-		"included\n"
-		"                        (default: this node alone)\n"
-		"  --snapshot-every=N    applied entries between snapshots "
-		"(default 10000)\n"
-		"  --segment-size=BYTES  log segment size (default 64 MiB)\n"
-		"  --subdir=PREFIX       mount only the keys under PREFIX\n"
-		"  --local-reads         mount reads skip ReadIndex (may be "
-		"stale)\n"
-		"  --attr-timeout=SECS   kernel attribute cache (default "
-		"1)\n"
-		"  --write-timeout=MS    bound on waiting for a quorum "
-		"(default 5000)\n"
-		"  -f                    stay in the foreground\n"
-		"  -d                    FUSE debug output (implies -f)\n"
-		"  -o OPT[,OPT...]       FUSE mount options\n"
-		"  -h, --help            this text\n"
-		"  -V, --version         print the version\n");
+	fprintf(
+	    out,
+	    "usage: kvfs [options] [mountpoint]\n"
+	    "\n"
+	    "A key-value store replicated with Raft, exposed as files.\n"
+	    "Without a mountpoint the node serves its HTTP API only.\n"
+	    "\n"
+	    "options (also as -o name=value, with _ for -):\n"
+	    "  --id=N                this member's id (default 1)\n"
+	    "  --data=DIR            data directory (default "
+	    "./kvfs-data)\n"
+	    "  --listen=HOST:PORT    HTTP for clients and peers (default: "
+	    "this\n"
+	    "                        member's address in --peers, else "
+	    "127.0.0.1:7001)\n"
+	    "  --peers=1=H:P,2=H:P   the bootstrap members, this one "
+	    "included, the\n"
+	    "                        same list on every member (default: "
+	    "alone)\n"
+	    "  --cluster-token=FILE  shared secret for peer requests (first "
+	    "line);\n"
+	    "                        default: derived from --peers and "
+	    "kept in the\n"
+	    "                        data directory (local clusters "
+	    "only)\n"
+	    "  --snapshot-every=N    applied entries between snapshots "
+	    "(default 10000)\n"
+	    "  --segment-size=BYTES  log segment size (default 64 MiB)\n"
+	    "  --subdir=PREFIX       mount only the keys under PREFIX\n"
+	    "  --local-reads         mount reads skip ReadIndex (may be "
+	    "stale)\n"
+	    "  --attr-timeout=SECS   kernel attribute cache (default "
+	    "1)\n"
+	    "  --write-timeout=MS    bound on waiting for a leader or a "
+	    "quorum, for\n"
+	    "                        writes and linearizable reads "
+	    "(default 5000);\n"
+	    "                        then HTTP 503, EIO on the mount\n"
+	    "  -f                    stay in the foreground\n"
+	    "  -d                    FUSE debug output (implies -f)\n"
+	    "  -o OPT[,OPT...]       FUSE mount options\n"
+	    "  -h, --help            this text\n"
+	    "  -V, --version         print the version\n");
 }
 
 static int cli_proc(void *data, const char *arg, int key,
@@ -239,9 +255,9 @@ int main(int argc, char **argv)
 
 	struct node_options no = {.id = c.id,
 				  .data_dir = c.data ? c.data : "kvfs-data",
-				  .listen =
-				      c.listen ? c.listen : "127.0.0.1:7001",
+				  .listen = c.listen,
 				  .peers = c.peers,
+				  .cluster_token_file = c.cluster_token,
 				  .snapshot_every = c.snapshot_every,
 				  .segment_size = c.segment_size,
 				  .write_timeout_ms = c.write_timeout};
@@ -287,6 +303,7 @@ out_args:
 	free(c.data);
 	free(c.listen);
 	free(c.peers);
+	free(c.cluster_token);
 	free(c.subdir);
 	free(c.attr_timeout);
 	free(c.mountpoint);

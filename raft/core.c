@@ -85,7 +85,7 @@ void raft_set_conf(struct raft *r, const struct raft_config *c, uint64_t index)
 	size_t n_old = r->n_prs;
 	memcpy(old, r->prs, n_old * sizeof(old[0]));
 	struct raft_progress *prs = r->prs;
-	uint64_t last = log_last_index(&r->log);
+	uint64_t last = mlog_last_index(&r->log);
 	for (unsigned i = 0; i < c->n; i++) {
 		uint64_t id = c->servers[i].id;
 		bool found = false;
@@ -108,8 +108,8 @@ void raft_set_conf(struct raft *r, const struct raft_config *c, uint64_t index)
  * regardless of whether the entry is committed". */
 void raft_conf_refresh(struct raft *r)
 {
-	for (uint64_t i = log_last_index(&r->log); i > r->log.snap_index; i--) {
-		const struct raft_entry *e = log_get(&r->log, i);
+	for (uint64_t i = mlog_last_index(&r->log); i > r->log.snap_index; i--) {
+		const struct raft_entry *e = mlog_get(&r->log, i);
 		struct raft_config c;
 		if (e->type == RAFT_ENTRY_CONFIG &&
 		    raft_config_decode(e->data, e->len, &c) == 0) {
@@ -155,34 +155,34 @@ int raft_new(const struct raft_options *opt, const struct raft_restore *rs,
 	r->rng = opt->seed ^ (opt->id * 0x9e3779b97f4a7c15ull);
 	r->term = rs->term;
 	r->vote = rs->vote;
-	log_init(&r->log, rs->snapshot.index, rs->snapshot.term);
+	mlog_init(&r->log, rs->snapshot.index, rs->snapshot.term);
 	for (size_t i = 0; i < rs->n_entries; i++) {
 		const struct raft_entry *e = &rs->entries[i];
 		rc = RAFT_EINVAL;
-		if (e->index != log_last_index(&r->log) + 1 ||
-		    e->term < log_last_term(&r->log) || e->term > r->term)
+		if (e->index != mlog_last_index(&r->log) + 1 ||
+		    e->term < mlog_last_term(&r->log) || e->term > r->term)
 			goto err_log;
-		rc = log_append(&r->log, e);
+		rc = mlog_append(&r->log, e);
 		if (rc)
 			goto err_log;
 	}
 	rc = RAFT_EINVAL;
 	uint64_t applied =
 	    rs->applied > rs->snapshot.index ? rs->applied : rs->snapshot.index;
-	if (applied > log_last_index(&r->log))
+	if (applied > mlog_last_index(&r->log))
 		goto err_log;
 	r->snap_conf = rs->snapshot.conf;
 	r->conf_index = UINT64_MAX; /* force raft_set_conf */
 	raft_conf_refresh(r);
 	r->commit = r->applied = applied;
-	r->persisted = log_last_index(&r->log);
+	r->persisted = mlog_last_index(&r->log);
 	r->unsaved = r->persisted + 1;
 	r->role = RAFT_FOLLOWER;
 	election_reset_timeout(r);
 	*out = r;
 	return 0;
 err_log:
-	log_close(&r->log);
+	mlog_close(&r->log);
 err_free:
 	free(r);
 	return rc;
@@ -192,7 +192,7 @@ void raft_free(struct raft *r)
 {
 	if (!r)
 		return;
-	log_close(&r->log);
+	mlog_close(&r->log);
 	free(r->reads);
 	for (size_t i = 0; i < r->n_out_msgs; i++)
 		raft_message_clear(&r->out_msgs[i]);
@@ -317,7 +317,7 @@ int raft_propose(struct raft *r, enum raft_entry_type type, const void *data,
 	if (rc)
 		return rc;
 	if (index)
-		*index = log_last_index(&r->log);
+		*index = mlog_last_index(&r->log);
 	if (term)
 		*term = r->term;
 	bcast_append(r);
@@ -327,8 +327,8 @@ int raft_propose(struct raft *r, enum raft_entry_type type, const void *data,
 
 void raft_persisted(struct raft *r, uint64_t index, uint64_t term)
 {
-	if (index <= r->persisted || index > log_last_index(&r->log) ||
-	    index < r->log.snap_index || log_term(&r->log, index) != term)
+	if (index <= r->persisted || index > mlog_last_index(&r->log) ||
+	    index < r->log.snap_index || mlog_term(&r->log, index) != term)
 		return;
 	r->persisted = index;
 	if (r->role == RAFT_LEADER) {
@@ -370,7 +370,7 @@ int raft_transfer_leadership(struct raft *r, uint64_t id)
 	struct raft_progress *p = raft_pr(r, id);
 	r->transferee = id;
 	r->election_elapsed = 0; /* the transfer times out after a timeout */
-	if (p->match == log_last_index(&r->log))
+	if (p->match == mlog_last_index(&r->log))
 		raft_msg_new(r, RAFT_MSG_TIMEOUT_NOW, id);
 	else
 		send_append(r, p, true);
@@ -435,7 +435,7 @@ int raft_change_membership(struct raft *r, enum raft_conf_op op, uint64_t id,
 	if (rc)
 		return rc;
 	if (index)
-		*index = log_last_index(&r->log);
+		*index = mlog_last_index(&r->log);
 	bcast_append(r);
 	return 0;
 }
@@ -446,12 +446,12 @@ int raft_compact(struct raft *r, uint64_t index)
 		return RAFT_EINVAL;
 	struct raft_config c = r->snap_conf;
 	for (uint64_t i = index; i > r->log.snap_index; i--) {
-		const struct raft_entry *e = log_get(&r->log, i);
+		const struct raft_entry *e = mlog_get(&r->log, i);
 		if (e->type == RAFT_ENTRY_CONFIG &&
 		    raft_config_decode(e->data, e->len, &c) == 0)
 			break;
 	}
-	log_compact(&r->log, index);
+	mlog_compact(&r->log, index);
 	r->snap_conf = c;
 	return 0;
 }
@@ -483,22 +483,22 @@ static uint64_t apply_limit(const struct raft *r)
 bool raft_has_update(const struct raft *r)
 {
 	return r->hs_dirty || r->out_has_snapshot || r->n_out_msgs ||
-	       r->n_out_reads || r->unsaved <= log_last_index(&r->log) ||
+	       r->n_out_reads || r->unsaved <= mlog_last_index(&r->log) ||
 	       r->applied < apply_limit(r);
 }
 
 int raft_update_get(struct raft *r, struct raft_update *u)
 {
 	memset(u, 0, sizeof(*u));
-	uint64_t last = log_last_index(&r->log);
+	uint64_t last = mlog_last_index(&r->log);
 	uint64_t hi = apply_limit(r);
 	if (r->unsaved <= last) {
-		if (log_copy(&r->log, r->unsaved, last, &u->entries))
+		if (mlog_copy(&r->log, r->unsaved, last, &u->entries))
 			return RAFT_ENOMEM;
 		u->n_entries = last - r->unsaved + 1;
 	}
 	if (r->applied < hi) {
-		if (log_copy(&r->log, r->applied + 1, hi, &u->committed)) {
+		if (mlog_copy(&r->log, r->applied + 1, hi, &u->committed)) {
 			entries_free(u->entries, u->n_entries);
 			memset(u, 0, sizeof(*u));
 			return RAFT_ENOMEM;
@@ -585,7 +585,7 @@ uint64_t raft_commit_index(const struct raft *r)
 
 uint64_t raft_last_index(const struct raft *r)
 {
-	return log_last_index(&r->log);
+	return mlog_last_index(&r->log);
 }
 
 uint64_t raft_snapshot_index(const struct raft *r)
@@ -595,7 +595,7 @@ uint64_t raft_snapshot_index(const struct raft *r)
 
 uint64_t raft_term_at(const struct raft *r, uint64_t index)
 {
-	return index > r->log.snap_index ? log_term(&r->log, index) : 0;
+	return index > r->log.snap_index ? mlog_term(&r->log, index) : 0;
 }
 
 const struct raft_config *raft_config(const struct raft *r)

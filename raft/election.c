@@ -114,8 +114,8 @@ void campaign(struct raft *r, bool pre_vote, bool transfer)
 		if (!m)
 			continue;
 		m->term = term;
-		m->index = log_last_index(&r->log);
-		m->log_term = log_last_term(&r->log);
+		m->index = mlog_last_index(&r->log);
+		m->log_term = mlog_last_term(&r->log);
 		m->transfer = transfer;
 	}
 }
@@ -136,8 +136,8 @@ void election_tick(struct raft *r)
 void election_step_vote(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE;
-	uint64_t last = log_last_index(&r->log);
-	uint64_t last_term = log_last_term(&r->log);
+	uint64_t last = mlog_last_index(&r->log);
+	uint64_t last_term = mlog_last_term(&r->log);
 	bool up_to_date = m->log_term > last_term ||
 			  (m->log_term == last_term && m->index >= last);
 	bool can;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "http_internal.h"
+#include "transport.h"
 
 /* Connections at once (each one a thread). */
 #define HTTP_MAX_CONNECTIONS 512
@@ -47,6 +48,11 @@ static const struct http_route routes[] = {
      KV_MAX_VALUE, http_mmapd_check, http_mmapd_set},
     {"/get/", false, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
      http_mmapd_check, http_mmapd_get},
+    /* peers (http_peer.c) */
+    {"/raft/message", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, PEER_MAX_BODY,
+     http_peer_check, http_peer_message},
+    {"/raft/propose", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
+     PEER_MAX_PROPOSE, http_peer_check, http_peer_propose},
 };
 
 static unsigned method_bit(const char *m)

@@ -147,4 +147,12 @@ enum MHD_Result http_mmapd_set(struct http_req *r);
 enum MHD_Result http_mmapd_get(struct http_req *r);
 enum MHD_Result http_status_handle(struct http_req *r);
 
+/* ---- http_peer.c: what peers call ---- */
+
+/* A forwarded write: the largest value, base64 in JSON, and its key. */
+#define PEER_MAX_PROPOSE (KV_MAX_VALUE / 3 * 4 + 64u * 1024u)
+bool http_peer_check(struct http_req *r);
+enum MHD_Result http_peer_message(struct http_req *r);
+enum MHD_Result http_peer_propose(struct http_req *r);
+
 #endif

@@ -46,6 +46,9 @@ void http_error_status(int err, unsigned *status, const char **code)
 		*code = "conflict";
 		return;
 	case KV_ENOQUORUM:
+		*status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		*code = "no_quorum";
+		return;
 	case KV_ESHUTDOWN:
 	case KV_ENOTLEADER:
 	case -EAGAIN:

@@ -10,7 +10,7 @@
 
 #include "raft_impl.h"
 
-void log_init(struct raft_log *l, uint64_t snap_index, uint64_t snap_term)
+void mlog_init(struct raft_log *l, uint64_t snap_index, uint64_t snap_term)
 {
 	memset(l, 0, sizeof(*l));
 	l->snap_index = snap_index;
@@ -24,35 +24,35 @@ void entries_free(struct raft_entry *ents, size_t n)
 	free(ents);
 }
 
-void log_close(struct raft_log *l)
+void mlog_close(struct raft_log *l)
 {
 	entries_free(l->ents, l->n);
 	l->ents = NULL;
 	l->n = l->cap = 0;
 }
 
-uint64_t log_last_index(const struct raft_log *l)
+uint64_t mlog_last_index(const struct raft_log *l)
 {
 	return l->snap_index + l->n;
 }
 
-uint64_t log_last_term(const struct raft_log *l)
+uint64_t mlog_last_term(const struct raft_log *l)
 {
 	return l->n ? l->ents[l->n - 1].term : l->snap_term;
 }
 
-uint64_t log_term(const struct raft_log *l, uint64_t index)
+uint64_t mlog_term(const struct raft_log *l, uint64_t index)
 {
 	if (index == l->snap_index)
 		return l->snap_term;
-	if (index < l->snap_index || index > log_last_index(l))
+	if (index < l->snap_index || index > mlog_last_index(l))
 		return 0;
 	return l->ents[index - l->snap_index - 1].term;
 }
 
-const struct raft_entry *log_get(const struct raft_log *l, uint64_t index)
+const struct raft_entry *mlog_get(const struct raft_log *l, uint64_t index)
 {
-	if (index <= l->snap_index || index > log_last_index(l))
+	if (index <= l->snap_index || index > mlog_last_index(l))
 		return NULL;
 	return &l->ents[index - l->snap_index - 1];
 }
@@ -70,10 +70,10 @@ static int entry_copy(struct raft_entry *dst, const struct raft_entry *src)
 	return 0;
 }
 
-int log_append(struct raft_log *l, const struct raft_entry *e)
+int mlog_append(struct raft_log *l, const struct raft_entry *e)
 {
-	assert(e->index == log_last_index(l) + 1);
-	assert(e->term >= log_last_term(l));
+	assert(e->index == mlog_last_index(l) + 1);
+	assert(e->term >= mlog_last_term(l));
 	if (l->n == l->cap) {
 		size_t cap = l->cap ? l->cap * 2 : 64;
 		struct raft_entry *p = realloc(l->ents, cap * sizeof(*p));
@@ -89,20 +89,20 @@ int log_append(struct raft_log *l, const struct raft_entry *e)
 	return 0;
 }
 
-void log_truncate(struct raft_log *l, uint64_t index)
+void mlog_truncate(struct raft_log *l, uint64_t index)
 {
 	assert(index > l->snap_index);
-	while (log_last_index(l) >= index) {
+	while (mlog_last_index(l) >= index) {
 		l->n--;
 		free(l->ents[l->n].data);
 	}
 }
 
-void log_compact(struct raft_log *l, uint64_t index)
+void mlog_compact(struct raft_log *l, uint64_t index)
 {
-	assert(index > l->snap_index && index <= log_last_index(l));
+	assert(index > l->snap_index && index <= mlog_last_index(l));
 	size_t drop = index - l->snap_index;
-	uint64_t term = log_term(l, index);
+	uint64_t term = mlog_term(l, index);
 	for (size_t i = 0; i < drop; i++)
 		free(l->ents[i].data);
 	memmove(l->ents, l->ents + drop, (l->n - drop) * sizeof(*l->ents));
@@ -111,7 +111,7 @@ void log_compact(struct raft_log *l, uint64_t index)
 	l->snap_term = term;
 }
 
-void log_reset(struct raft_log *l, uint64_t index, uint64_t term)
+void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term)
 {
 	for (size_t i = 0; i < l->n; i++)
 		free(l->ents[i].data);
@@ -120,19 +120,19 @@ void log_reset(struct raft_log *l, uint64_t index, uint64_t term)
 	l->snap_term = term;
 }
 
-int log_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
+int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
 	     struct raft_entry **out)
 {
 	*out = NULL;
 	if (hi < lo)
 		return 0;
-	assert(lo > l->snap_index && hi <= log_last_index(l));
+	assert(lo > l->snap_index && hi <= mlog_last_index(l));
 	size_t n = hi - lo + 1;
 	struct raft_entry *v = calloc(n, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
-		if (entry_copy(&v[i], log_get(l, lo + i))) {
+		if (entry_copy(&v[i], mlog_get(l, lo + i))) {
 			entries_free(v, i);
 			return -ENOMEM;
 		}
@@ -141,13 +141,13 @@ int log_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
 	return 0;
 }
 
-uint64_t log_find_conflict_by_term(const struct raft_log *l, uint64_t index,
+uint64_t mlog_find_conflict_by_term(const struct raft_log *l, uint64_t index,
 				   uint64_t term)
 {
-	if (index > log_last_index(l))
-		index = log_last_index(l);
+	if (index > mlog_last_index(l))
+		index = mlog_last_index(l);
 	while (index > l->snap_index) {
-		if (log_term(l, index) <= term)
+		if (mlog_term(l, index) <= term)
 			return index;
 		index--;
 	}

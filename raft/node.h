@@ -1,10 +1,11 @@
 /* node.h - the node layer: what fs/ and the HTTP API call.
  *
- * A node owns the store and the HTTP listener of one kvfs process. Writes
- * are proposed through it and answered once committed and applied on this
- * node; reads ask it first whether the local map may be read (ReadIndex).
- * With one member, committed means durably appended; the Raft node thread
- * (raft/raft.h drives the core) plugs in behind the same calls. */
+ * A node owns the store, the Raft core (driven by the node thread,
+ * node_loop.c), the peer senders and the HTTP listener of one kvfs
+ * process. Writes are proposed through it (forwarded to the leader from a
+ * follower) and answered once committed and applied on this node; reads
+ * ask it first whether the local map may be read (ReadIndex). One member
+ * is a cluster of one: the same path. */
 #ifndef KV_NODE_H
 #define KV_NODE_H
 
@@ -24,6 +25,7 @@ struct node_options {
 	uint64_t snapshot_bytes; /* 0: store default */
 	size_t segment_size;	 /* 0: store default */
 	int write_timeout_ms;	 /* bound on waiting for a quorum; 0: 5000 */
+	const char *cluster_token_file; /* shared secret, or NULL: derived */
 };
 
 /* Open the store (recovering it), start the HTTP listener. On failure
@@ -45,6 +47,28 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res);
  * for the leader's commit index to be applied here (ReadIndex); local
  * returns at once. 0 or KV_ENOQUORUM, KV_ESHUTDOWN. Any thread. */
 int node_read_barrier(struct kv_node *n, bool linearizable);
+
+/* Leader side of forwarding (POST /raft/propose): propose the encoded
+ * command json (checked and re-encoded first) if this node leads, and wait
+ * until applied here. 0 with res and *index (the entry), KV_ENOTLEADER
+ * (surely not applied: the sender may retry elsewhere), -EINVAL, -EFBIG,
+ * -ENOSPC, KV_ENOQUORUM (outcome unknown), KV_ESHUTDOWN, KV_EFAILED. */
+int node_propose_forwarded(struct kv_node *n, const char *json, size_t len,
+			   struct kv_result *res, uint64_t *index);
+
+/* Hand a batch of peer messages (from peer_handle_body) to the node
+ * thread, which takes ownership. 0, or -EBUSY/-ENOMEM when it is dropped
+ * (a network may drop messages; Raft resends). Any thread. */
+struct raft_message;
+int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count);
+
+/* The cluster id and token peers must present (headers X-Kvfs-Cluster and
+ * X-Kvfs-Token), this node's id, and the leader as this node knows it
+ * (id 0 and "" if unknown; addr has room for 64 bytes). */
+const char *node_cluster_id(const struct kv_node *n);
+const char *node_token(const struct kv_node *n);
+uint64_t node_id(const struct kv_node *n);
+uint64_t node_leader(struct kv_node *n, char *addr, size_t cap);
 
 /* The store, for reads after node_read_barrier. */
 struct store *node_store(struct kv_node *n);

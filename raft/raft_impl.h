@@ -18,28 +18,28 @@ struct raft_log {
 	uint64_t snap_index, snap_term;
 };
 
-void log_init(struct raft_log *l, uint64_t snap_index, uint64_t snap_term);
-void log_close(struct raft_log *l);
-uint64_t log_last_index(const struct raft_log *l);
-uint64_t log_last_term(const struct raft_log *l);
+void mlog_init(struct raft_log *l, uint64_t snap_index, uint64_t snap_term);
+void mlog_close(struct raft_log *l);
+uint64_t mlog_last_index(const struct raft_log *l);
+uint64_t mlog_last_term(const struct raft_log *l);
 /* Term at index; snap_term at snap_index; 0 if compacted or past the end. */
-uint64_t log_term(const struct raft_log *l, uint64_t index);
-const struct raft_entry *log_get(const struct raft_log *l, uint64_t index);
+uint64_t mlog_term(const struct raft_log *l, uint64_t index);
+const struct raft_entry *mlog_get(const struct raft_log *l, uint64_t index);
 /* Append a copy of e at last+1 (e->index must be last+1). 0 or -ENOMEM. */
-int log_append(struct raft_log *l, const struct raft_entry *e);
+int mlog_append(struct raft_log *l, const struct raft_entry *e);
 /* Drop entries >= index (index > snap_index). */
-void log_truncate(struct raft_log *l, uint64_t index);
+void mlog_truncate(struct raft_log *l, uint64_t index);
 /* Drop entries <= index (snap_index < index <= last). */
-void log_compact(struct raft_log *l, uint64_t index);
+void mlog_compact(struct raft_log *l, uint64_t index);
 /* Drop everything, the log now starts after (index, term). */
-void log_reset(struct raft_log *l, uint64_t index, uint64_t term);
+void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term);
 /* Copy entries [lo, hi] into a new array (data copied). 0 or -ENOMEM. */
-int log_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
+int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
 	     struct raft_entry **out);
 void entries_free(struct raft_entry *ents, size_t n);
 /* §5.3 fast backtracking: the largest index <= index whose term is <=
  * term (stops at the snapshot). */
-uint64_t log_find_conflict_by_term(const struct raft_log *l, uint64_t index,
+uint64_t mlog_find_conflict_by_term(const struct raft_log *l, uint64_t index,
 				   uint64_t term);
 
 /* Per-follower replication state (progress.c), as in etcd's Progress. */

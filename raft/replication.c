@@ -23,7 +23,7 @@ static uint64_t max_u64(uint64_t a, uint64_t b)
 
 bool committed_in_term(const struct raft *r)
 {
-	return log_term(&r->log, r->commit) == r->term;
+	return mlog_term(&r->log, r->commit) == r->term;
 }
 
 int leader_append(struct raft *r, enum raft_entry_type type, const void *data,
@@ -31,12 +31,12 @@ int leader_append(struct raft *r, enum raft_entry_type type, const void *data,
 {
 	struct raft_entry e = {
 	    .term = r->term,
-	    .index = log_last_index(&r->log) + 1,
+	    .index = mlog_last_index(&r->log) + 1,
 	    .type = type,
 	    .data = (void *)data,
 	    .len = len,
 	};
-	int rc = log_append(&r->log, &e);
+	int rc = mlog_append(&r->log, &e);
 	if (rc)
 		return rc;
 	if (type == RAFT_ENTRY_CONFIG)
@@ -54,7 +54,7 @@ void become_leader(struct raft *r)
 	r->heartbeat_elapsed = 0;
 	r->election_elapsed = 0;
 	r->transferee = RAFT_NONE;
-	uint64_t last = log_last_index(&r->log);
+	uint64_t last = mlog_last_index(&r->log);
 	for (size_t i = 0; i < r->n_prs; i++) {
 		progress_reset(&r->prs[i], r->prs[i].id, last + 1);
 		r->prs[i].recent_active = true;
@@ -106,11 +106,11 @@ void send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 		send_snapshot(r, p);
 		return;
 	}
-	uint64_t last = log_last_index(&r->log);
+	uint64_t last = mlog_last_index(&r->log);
 	uint64_t hi = prev;
 	size_t bytes = 0;
 	while (hi < last && hi - prev < r->opt.max_batch_entries) {
-		size_t len = log_get(&r->log, hi + 1)->len;
+		size_t len = mlog_get(&r->log, hi + 1)->len;
 		if (hi > prev && bytes + len > r->opt.max_batch_bytes)
 			break;
 		bytes += len;
@@ -122,9 +122,9 @@ void send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 	if (!m)
 		return;
 	m->index = prev;
-	m->log_term = log_term(&r->log, prev);
+	m->log_term = mlog_term(&r->log, prev);
 	m->commit = r->commit;
-	if (log_copy(&r->log, prev + 1, hi, &m->entries) != 0) {
+	if (mlog_copy(&r->log, prev + 1, hi, &m->entries) != 0) {
 		m->type = RAFT_MSG_NONE; /* dropped, like the network might */
 		return;
 	}
@@ -223,7 +223,7 @@ bool maybe_commit(struct raft *r)
 		}
 	uint64_t q = raft_quorum(r);
 	uint64_t idx = m[q - 1];
-	if (idx <= r->commit || log_term(&r->log, idx) != r->term)
+	if (idx <= r->commit || mlog_term(&r->log, idx) != r->term)
 		return false;
 	r->commit = idx;
 	readindex_on_commit(r);
@@ -252,8 +252,8 @@ static void reject_append(struct raft *r, const struct raft_message *m)
 	/* §5.3 optimization: tell the leader where our log could match: the
 	 * last index at or before prev whose term is <= the leader's term at
 	 * prev, so it skips a whole conflicting term at once. */
-	uint64_t hint = min_u64(m->index, log_last_index(&r->log));
-	hint = log_find_conflict_by_term(&r->log, hint, m->log_term);
+	uint64_t hint = min_u64(m->index, mlog_last_index(&r->log));
+	hint = mlog_find_conflict_by_term(&r->log, hint, m->log_term);
 	struct raft_message *resp =
 	    raft_msg_new(r, RAFT_MSG_APPEND_RESP, m->from);
 	if (!resp)
@@ -261,7 +261,7 @@ static void reject_append(struct raft *r, const struct raft_message *m)
 	resp->reject = true;
 	resp->index = m->index;
 	resp->hint_index = hint;
-	resp->hint_term = log_term(&r->log, hint);
+	resp->hint_term = mlog_term(&r->log, hint);
 }
 
 /* Figure 2 AppendEntries receiver (m->term == r->term, sender is leader):
@@ -292,8 +292,8 @@ void follower_step_append(struct raft *r, const struct raft_message *m)
 		n -= skip;
 		prev = r->commit;
 	}
-	if (prev > log_last_index(&r->log) ||
-	    log_term(&r->log, prev) != prev_term) {
+	if (prev > mlog_last_index(&r->log) ||
+	    mlog_term(&r->log, prev) != prev_term) {
 		reject_append(r, m);
 		return;
 	}
@@ -303,8 +303,8 @@ void follower_step_append(struct raft *r, const struct raft_message *m)
 		uint64_t idx = prev + 1 + i;
 		if (ents[i].index != idx)
 			break; /* malformed */
-		if (idx <= log_last_index(&r->log)) {
-			if (log_term(&r->log, idx) == ents[i].term) {
+		if (idx <= mlog_last_index(&r->log)) {
+			if (mlog_term(&r->log, idx) == ents[i].term) {
 				last_new = idx;
 				continue;
 			}
@@ -312,13 +312,13 @@ void follower_step_append(struct raft *r, const struct raft_message *m)
 				break; /* never drop a committed entry */
 			if (r->conf_index >= idx)
 				conf_changed = true;
-			log_truncate(&r->log, idx);
+			mlog_truncate(&r->log, idx);
 			if (r->unsaved > idx)
 				r->unsaved = idx;
 			if (r->persisted >= idx)
 				r->persisted = idx - 1;
 		}
-		if (log_append(&r->log, &ents[i]) != 0)
+		if (mlog_append(&r->log, &ents[i]) != 0)
 			break;
 		if (ents[i].type == RAFT_ENTRY_CONFIG)
 			conf_changed = true;
@@ -338,7 +338,7 @@ void follower_step_append(struct raft *r, const struct raft_message *m)
 
 void follower_step_heartbeat(struct raft *r, const struct raft_message *m)
 {
-	uint64_t c = min_u64(m->commit, log_last_index(&r->log));
+	uint64_t c = min_u64(m->commit, mlog_last_index(&r->log));
 	if (c > r->commit)
 		r->commit = c;
 	struct raft_message *resp =
@@ -360,7 +360,7 @@ void follower_step_snapshot(struct raft *r, const struct raft_message *m)
 		follower_ack(r);
 		return;
 	}
-	if (log_term(&r->log, s->index) == s->term) {
+	if (mlog_term(&r->log, s->index) == s->term) {
 		r->commit = s->index;
 		r->verified = max_u64(r->verified, s->index);
 		if (r->persisted >= s->index)
@@ -368,7 +368,7 @@ void follower_step_snapshot(struct raft *r, const struct raft_message *m)
 		return;
 	}
 	r->persisted = min_u64(r->persisted, r->commit);
-	log_reset(&r->log, s->index, s->term);
+	mlog_reset(&r->log, s->index, s->term);
 	r->snap_conf = s->conf;
 	raft_conf_refresh(r);
 	r->commit = r->applied = s->index;
@@ -387,7 +387,7 @@ void leader_step_append_resp(struct raft *r, const struct raft_message *m)
 	if (m->reject) {
 		uint64_t hint = m->hint_index;
 		if (m->hint_term > 0)
-			hint = log_find_conflict_by_term(&r->log, hint,
+			hint = mlog_find_conflict_by_term(&r->log, hint,
 							 m->hint_term);
 		if (progress_decr(p, m->index, hint)) {
 			if (p->state == PROGRESS_REPLICATE)
@@ -410,7 +410,7 @@ void leader_step_append_resp(struct raft *r, const struct raft_message *m)
 		else if (r->role == RAFT_LEADER)
 			send_append(r, p, false);
 		if (r->role == RAFT_LEADER && r->transferee == p->id &&
-		    p->match == log_last_index(&r->log))
+		    p->match == mlog_last_index(&r->log))
 			raft_msg_new(r, RAFT_MSG_TIMEOUT_NOW, p->id);
 	} else if (p->state == PROGRESS_PROBE) {
 		p->probe_sent = false;
@@ -425,7 +425,7 @@ void leader_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 		return;
 	p->recent_active = true;
 	p->probe_sent = false;
-	if (p->match < log_last_index(&r->log)) {
+	if (p->match < mlog_last_index(&r->log)) {
 		/* Appends lost in REPLICATE leave next past the follower's
 		 * log with nothing acknowledged: after a few heartbeats with
 		 * no progress, probe again from match. */

@@ -696,6 +696,14 @@ uint64_t log_bytes(const struct log *log)
 	return n;
 }
 
+uint64_t log_room(const struct log *log)
+{
+	if (!log->nsegs)
+		return 0;
+	const struct seg *s = log->segs[log->nsegs - 1];
+	return s->limit - s->used;
+}
+
 int log_truncate(struct log *log, uint64_t index)
 {
 	if (index < log->first || index > log->last + 1)

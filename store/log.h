@@ -59,6 +59,10 @@ int log_append(struct log *log, const struct log_entry *e);
  * them behind newer entries. -EINVAL out of range; -errno is a failed sync. */
 int log_truncate(struct log *log, uint64_t index);
 
+/* Bytes an append can still write into the open segment without creating
+ * a file (0 when there is none). */
+uint64_t log_room(const struct log *log);
+
 /* Make every appended entry durable. log_sync_prepare (owner thread)
  * captures what must be synced: dup'd descriptors of segments written
  * since the last prepare, and of the directory if a segment was created or

@@ -26,7 +26,11 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <cjson/cJSON.h>
 
 #include "db.h"
 #include "hardstate.h"
@@ -42,6 +46,9 @@ enum req_type {
 	REQ_STATUS,
 	REQ_HARDSTATE,
 	REQ_SNAPSHOT,
+	REQ_APPEND, /* raft path, asynchronous: freed by the owner */
+	REQ_APPLY,  /* raft path, asynchronous */
+	REQ_RECOVER,
 	REQ_SYNC_DONE, /* internal: the sync thread finished */
 	REQ_SNAP_DONE, /* internal: the snapshot thread finished */
 };
@@ -67,6 +74,14 @@ struct req {
 	struct kv_stat *stat;
 	struct kv_list *list;
 	struct store_status *status;
+	/* raft path: entries (data in one allocation after the array) and,
+	 * for REQ_APPLY, their decoded commands */
+	struct store_entry *ents;
+	struct kv_cmd *cmds;
+	int *cmd_err;
+	size_t n;
+	size_t written; /* REQ_APPEND: entries written so far (full disk) */
+	struct store_recovery *recovery;
 };
 
 struct store {
@@ -106,6 +121,11 @@ struct store {
 	struct kv_rec **snap_recs;
 	size_t snap_n;
 	struct db_meta snap_meta;
+	/* raft path */
+	char *conf_json; /* configuration in effect at applied, as JSON */
+	struct req *stalled, *stalled_tail; /* appends waiting for space */
+	_Atomic uint64_t room;
+	_Atomic uint64_t pub_applied;
 };
 
 #define DEFAULT_SNAPSHOT_EVERY 10000
@@ -210,6 +230,240 @@ static void *snap_main(void *arg)
 
 /* ---- owner thread ---- */
 
+static void req_free(struct req *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		free((void *)r->ents[i].data);
+		if (r->cmds)
+			kv_cmd_clear(&r->cmds[i]);
+	}
+	free(r->ents);
+	free(r->cmds);
+	free(r->cmd_err);
+	free(r);
+}
+
+/* A write or sync failed: refuse every later write (invariant 3). */
+static void set_failed(struct store *st, int err, const char *what)
+{
+	if (st->failed)
+		return;
+	st->failed = err;
+	fprintf(stderr, "kvfs: %s: %s; refusing writes\n", what,
+		kv_strerror(err));
+}
+
+static void pending_push(struct store *st, struct req *r)
+{
+	r->next = NULL;
+	if (st->pending_tail)
+		st->pending_tail->next = r;
+	else
+		st->pending = r;
+	st->pending_tail = r;
+}
+
+/* Write r's entries from r->written on into the log. 0: all written, r is on
+ * the pending list for the next sync; -ENOSPC: stalled, try again later;
+ * anything else failed the store and freed r. */
+static int append_entries(struct store *st, struct req *r)
+{
+	if (st->failed) {
+		req_free(r);
+		return st->failed;
+	}
+	while (r->written < r->n) {
+		const struct store_entry *e = &r->ents[r->written];
+		struct log_entry le = {.index = e->index,
+				       .term = e->term,
+				       .type = (uint8_t)(e->type - 1),
+				       .data = e->data,
+				       .len = e->len};
+		int ret = log_append(st->log, &le);
+		if (ret == -ENOSPC)
+			return ret;
+		if (ret != 0) {
+			char what[96];
+			snprintf(what, sizeof(what), "log write of entry %llu",
+				 (unsigned long long)e->index);
+			set_failed(st, ret, what);
+			req_free(r);
+			return ret;
+		}
+		r->written++;
+	}
+	pending_push(st, r);
+	return 0;
+}
+
+static void do_append(struct store *st, struct req *r)
+{
+	if (!st->stalled && append_entries(st, r) != -ENOSPC)
+		return;
+	/* behind a stalled append (order), or stalled itself */
+	r->next = NULL;
+	if (st->stalled_tail)
+		st->stalled_tail->next = r;
+	else
+		st->stalled = r;
+	st->stalled_tail = r;
+}
+
+/* Retry stalled appends (a full disk) in order. */
+static void retry_stalled(struct store *st)
+{
+	while (st->stalled) {
+		struct req *r = st->stalled;
+		struct req *next = r->next;
+		if (append_entries(st, r) == -ENOSPC)
+			return;
+		st->stalled = next;
+		if (!next)
+			st->stalled_tail = NULL;
+	}
+}
+
+/* A configuration entry's text as the JSON string the log and db keep. */
+static char *conf_to_json(const void *text, size_t len)
+{
+	char *t = strndup(text, len);
+	if (!t)
+		return NULL;
+	cJSON *j = cJSON_CreateString(t);
+	free(t);
+	char *out = j ? cJSON_PrintUnformatted(j) : NULL;
+	cJSON_Delete(j);
+	return out;
+}
+
+static char *conf_from_json(const char *json, size_t len, size_t *out_len)
+{
+	cJSON *j = cJSON_ParseWithLength(json, len);
+	char *out = NULL;
+	if (cJSON_IsString(j)) {
+		out = strdup(j->valuestring);
+		if (out)
+			*out_len = strlen(out);
+	}
+	cJSON_Delete(j);
+	return out;
+}
+
+static void do_apply(struct store *st, struct req *r)
+{
+	for (size_t i = 0; i < r->n && !st->failed; i++) {
+		const struct store_entry *e = &r->ents[i];
+		if (e->index <= st->applied)
+			continue; /* applied before (db or an earlier batch) */
+		if (e->index != st->applied + 1) {
+			char what[96];
+			snprintf(what, sizeof(what),
+				 "entry %llu to apply after %llu",
+				 (unsigned long long)e->index,
+				 (unsigned long long)st->applied);
+			set_failed(st, KV_ECORRUPT, what);
+			break;
+		}
+		struct kv_result res = {.err = 0, .rev = e->index};
+		const struct kv_result *out = NULL;
+		if (e->type == STORE_ENTRY_CMD) {
+			out = &res;
+			if (r->cmd_err[i]) {
+				res.err = r->cmd_err[i];
+			} else if (map_apply(st->map, e->index, &r->cmds[i],
+					     &res, on_change, st) != 0) {
+				set_failed(st, -ENOMEM, "applying an entry");
+				break;
+			}
+		} else if (e->type == STORE_ENTRY_CONFIG) {
+			char *c = conf_to_json(e->data, e->len);
+			if (!c) {
+				set_failed(st, -ENOMEM, "applying a config");
+				break;
+			}
+			free(st->conf_json);
+			st->conf_json = c;
+		}
+		st->applied = e->index;
+		st->pub_applied = e->index;
+		st->opt.raft->applied(st->opt.raft_ctx, e->index, e->term, out);
+	}
+	req_free(r);
+}
+
+static int do_recover(struct store *st, struct store_recovery *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->term = st->term;
+	rec->vote = st->vote;
+	rec->snap_index = st->snap_index;
+	rec->snap_term = st->snap_term;
+	int ret = 0;
+	if (st->conf_json) {
+		rec->conf = conf_from_json(st->conf_json, strlen(st->conf_json),
+					   &rec->conf_len);
+		if (!rec->conf) {
+			ret = KV_ECORRUPT;
+			goto out;
+		}
+	}
+	uint64_t last = log_last_index(st->log);
+	uint64_t from = st->snap_index + 1;
+	if (last >= from) {
+		rec->entries = calloc(last - from + 1, sizeof(*rec->entries));
+		if (!rec->entries) {
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	for (uint64_t i = from; i <= last; i++) {
+		struct log_entry le;
+		ret = log_get(st->log, i, &le);
+		if (ret != 0)
+			goto out;
+		struct store_entry *e = &rec->entries[rec->n++];
+		e->index = le.index;
+		e->term = le.term;
+		e->type = le.type + 1;
+		void *data = NULL;
+		size_t len = 0;
+		if (e->type == STORE_ENTRY_CONFIG) {
+			data = conf_from_json(le.data, le.len, &len);
+			if (!data) {
+				ret = KV_ECORRUPT;
+				goto out;
+			}
+		} else if (le.len) {
+			data = malloc(le.len);
+			if (!data) {
+				ret = -ENOMEM;
+				goto out;
+			}
+			memcpy(data, le.data, le.len);
+			len = le.len;
+		}
+		e->data = data;
+		e->len = len;
+	}
+out:
+	if (ret != 0)
+		store_recovery_free(rec);
+	return ret;
+}
+
+/* What store_room reports (after each batch). */
+static void update_room(struct store *st)
+{
+	uint64_t room = log_room(st->log);
+	size_t seg =
+	    st->opt.segment_size ? st->opt.segment_size : 64u * 1024u * 1024u;
+	struct statvfs vfs;
+	if (statvfs(st->dir, &vfs) == 0 &&
+	    (uint64_t)vfs.f_bavail * vfs.f_frsize >= seg + (1u << 20))
+		room += seg;
+	st->room = room;
+}
+
 static void start_snapshot(struct store *st)
 {
 	if (st->snap_running || st->applied == st->snap_index)
@@ -223,6 +477,13 @@ static void start_snapshot(struct store *st)
 	st->snap_meta.index = st->applied;
 	st->snap_meta.term = log_term_at(st->log, st->applied);
 	st->snap_meta.conf = NULL;
+	if (st->conf_json) {
+		st->snap_meta.conf = strdup(st->conf_json);
+		if (!st->snap_meta.conf) {
+			map_collect_free(recs, n);
+			return;
+		}
+	}
 	st->snap_running = true;
 	pthread_mutex_lock(&st->mu);
 	st->snap_job = true;
@@ -235,6 +496,8 @@ static void finish_snapshot(struct store *st)
 	int ret = st->snap_ret;
 	map_collect_free(st->snap_recs, st->snap_n);
 	st->snap_recs = NULL;
+	free(st->snap_meta.conf);
+	st->snap_meta.conf = NULL;
 	st->snap_running = false;
 	if (ret == 0) {
 		st->snap_index = st->snap_meta.index;
@@ -244,6 +507,9 @@ static void finish_snapshot(struct store *st)
 			fprintf(stderr, "kvfs: log compaction failed: %s\n",
 				kv_strerror(ret));
 		ret = 0; /* the db is in place; compaction can wait */
+		if (st->opt.raft)
+			st->opt.raft->snapshotted(st->opt.raft_ctx,
+						  st->snap_index);
 	} else {
 		/* e.g. a full disk: the old db and the log still hold
 		 * everything; try again after more entries, not at once */
@@ -313,9 +579,16 @@ static void finish_sync(struct store *st)
 			"refusing writes\n",
 			kv_strerror(ret));
 	}
+	uint64_t p_index = 0, p_term = 0;
 	while (st->inflight) {
 		struct req *r = st->inflight;
 		st->inflight = r->next;
+		if (r->type == REQ_APPEND) {
+			p_index = r->ents[r->n - 1].index;
+			p_term = r->ents[r->n - 1].term;
+			req_free(r);
+			continue;
+		}
 		if (st->failed) {
 			complete(r, KV_EFAILED);
 			continue;
@@ -323,10 +596,12 @@ static void finish_sync(struct store *st)
 		int err =
 		    map_apply(st->map, r->index, r->cmd, r->res, on_change, st);
 		if (err == 0)
-			st->applied = r->index;
+			st->applied = st->pub_applied = r->index;
 		complete(r, err);
 	}
 	st->inflight_tail = NULL;
+	if (p_index && !st->failed)
+		st->opt.raft->persisted(st->opt.raft_ctx, p_index, p_term);
 }
 
 static void do_propose(struct store *st, struct req *r)
@@ -429,6 +704,15 @@ static void handle(struct store *st, struct req *r)
 		r->next = st->snap_waiters;
 		st->snap_waiters = r;
 		break;
+	case REQ_APPEND:
+		do_append(st, r);
+		break;
+	case REQ_APPLY:
+		do_apply(st, r);
+		break;
+	case REQ_RECOVER:
+		complete(r, do_recover(st, r->recovery));
+		break;
 	case REQ_SYNC_DONE:
 		finish_sync(st);
 		break;
@@ -444,20 +728,37 @@ static void *owner_main(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&st->mu);
 		while (!st->head && !(st->stopping && !st->sync_running &&
-				      !st->snap_running && !st->pending))
-			pthread_cond_wait(&st->cond, &st->mu);
+				      !st->snap_running && !st->pending)) {
+			if (!st->stalled) {
+				pthread_cond_wait(&st->cond, &st->mu);
+				continue;
+			}
+			/* a full disk: look again for space every 100 ms */
+			struct timespec t;
+			clock_gettime(CLOCK_REALTIME, &t);
+			t.tv_nsec += 100 * 1000000;
+			if (t.tv_nsec >= 1000000000) {
+				t.tv_sec++;
+				t.tv_nsec -= 1000000000;
+			}
+			if (pthread_cond_timedwait(&st->cond, &st->mu, &t) ==
+			    ETIMEDOUT)
+				break;
+		}
 		struct req *batch = st->head;
 		st->head = st->tail = NULL;
 		bool stop = !batch && st->stopping;
 		pthread_mutex_unlock(&st->mu);
 		if (stop)
 			break;
+		retry_stalled(st);
 		while (batch) {
 			struct req *r = batch;
 			batch = r->next;
 			handle(st, r);
 		}
 		start_sync(st);
+		update_room(st);
 		if (!st->failed)
 			maybe_snapshot(st);
 	}
@@ -515,6 +816,8 @@ static int replay(struct store *st, char **errmsg)
 				  a, b);
 		return KV_ECORRUPT;
 	}
+	if (st->opt.raft)
+		return 0; /* the core applies what it knows is committed */
 	for (uint64_t i = st->snap_index + 1; i <= last; i++) {
 		struct log_entry e;
 		int ret = log_get(st->log, i, &e);
@@ -594,7 +897,7 @@ int store_open(const struct store_options *opt, struct store **out,
 	ret = db_load(st->dir, st->map, &meta, errmsg);
 	if (ret != 0)
 		goto err_map;
-	free(meta.conf);
+	st->conf_json = meta.conf;
 	st->snap_index = st->applied = meta.index;
 	st->snap_term = meta.term;
 	ret = log_open(st->dir, opt->segment_size, &st->log, errmsg);
@@ -603,6 +906,8 @@ int store_open(const struct store_options *opt, struct store **out,
 	ret = replay(st, errmsg);
 	if (ret != 0)
 		goto err_log;
+	st->pub_applied = st->applied;
+	update_room(st);
 
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cond, NULL);
@@ -640,6 +945,7 @@ err_sync:
 err_log:
 	log_close(st->log);
 err_map:
+	free(st->conf_json);
 	map_free(st->map);
 err_unlock:
 	close(st->lock_fd);
@@ -665,8 +971,15 @@ void store_close(struct store *st)
 	pthread_mutex_unlock(&st->mu);
 	pthread_join(st->syncer, NULL);
 	pthread_join(st->snapper, NULL);
+	while (st->stalled) {
+		/* a full disk at shutdown: never written, never acknowledged */
+		struct req *r = st->stalled;
+		st->stalled = r->next;
+		req_free(r);
+	}
 	log_close(st->log);
 	map_free(st->map);
+	free(st->conf_json);
 	pthread_cond_destroy(&st->job_cond);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->mu);
@@ -747,4 +1060,119 @@ int store_snapshot(struct store *st)
 {
 	struct req r = {.type = REQ_SNAPSHOT};
 	return call(st, &r);
+}
+
+/* ---- the raft path ---- */
+
+void store_recovery_free(struct store_recovery *rec)
+{
+	for (size_t i = 0; i < rec->n; i++)
+		free((void *)rec->entries[i].data);
+	free(rec->entries);
+	free(rec->conf);
+	memset(rec, 0, sizeof(*rec));
+}
+
+int store_recover(struct store *st, struct store_recovery *out)
+{
+	struct req r = {.type = REQ_RECOVER, .recovery = out};
+	memset(out, 0, sizeof(*out));
+	return call(st, &r);
+}
+
+/* A request holding copies of e[0..n); configuration texts become JSON
+ * strings for REQ_APPEND (the log keeps JSON). */
+static struct req *entries_req(enum req_type type, const struct store_entry *e,
+			       size_t n)
+{
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->type = type;
+	r->ents = calloc(n ? n : 1, sizeof(*r->ents));
+	if (!r->ents)
+		goto err;
+	for (size_t i = 0; i < n; i++) {
+		struct store_entry *c = &r->ents[i];
+		*c = e[i];
+		c->data = NULL;
+		c->len = 0;
+		r->n = i + 1;
+		if (e[i].type == STORE_ENTRY_CONFIG && type == REQ_APPEND) {
+			char *j = conf_to_json(e[i].data, e[i].len);
+			if (!j)
+				goto err;
+			c->data = j;
+			c->len = strlen(j);
+		} else if (e[i].len && (type == REQ_APPEND ||
+					e[i].type == STORE_ENTRY_CONFIG)) {
+			void *d = malloc(e[i].len);
+			if (!d)
+				goto err;
+			memcpy(d, e[i].data, e[i].len);
+			c->data = d;
+			c->len = e[i].len;
+		}
+	}
+	return r;
+err:
+	req_free(r);
+	return NULL;
+}
+
+static int post(struct store *st, struct req *r)
+{
+	if (!enqueue(st, r)) {
+		req_free(r);
+		return KV_ESHUTDOWN;
+	}
+	return 0;
+}
+
+int store_append(struct store *st, const struct store_entry *e, size_t n)
+{
+	if (n == 0)
+		return 0;
+	struct req *r = entries_req(REQ_APPEND, e, n);
+	if (!r)
+		return -ENOMEM;
+	return post(st, r);
+}
+
+int store_apply(struct store *st, const struct store_entry *e, size_t n)
+{
+	if (n == 0)
+		return 0;
+	struct req *r = entries_req(REQ_APPLY, e, n);
+	if (!r)
+		return -ENOMEM;
+	/* decode here: the owner thread's time is the bottleneck */
+	r->cmds = calloc(n, sizeof(*r->cmds));
+	r->cmd_err = calloc(n, sizeof(*r->cmd_err));
+	if (!r->cmds || !r->cmd_err) {
+		req_free(r);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (e[i].type != STORE_ENTRY_CMD)
+			continue;
+		int ret = kv_cmd_decode(e[i].data, e[i].len, &r->cmds[i]);
+		if (ret == -ENOMEM) {
+			req_free(r);
+			return ret;
+		}
+		if (ret != 0)
+			r->cmd_err[i] = -EINVAL;
+	}
+	return post(st, r);
+}
+
+uint64_t store_room(const struct store *st)
+{
+	return st->room;
+}
+
+uint64_t store_applied(const struct store *st)
+{
+	return st->pub_applied;
 }

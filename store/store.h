@@ -146,6 +146,35 @@ void kv_list_clear(struct kv_list *list);
 
 struct store;
 
+/* ---- The Raft path: the node thread hands entries in, the owner thread
+ * reports back through these callbacks (store_options.raft). ---- */
+
+/* One log entry as the Raft core hands it out. type: 1 a command (data is
+ * kv_cmd_encode JSON), 2 a leader's no-op (no data), 3 a configuration
+ * (data is raft_config_encode text). data is borrowed by the calls. */
+struct store_entry {
+	uint64_t index, term;
+	int type;
+	const void *data;
+	size_t len;
+};
+#define STORE_ENTRY_CMD	   1
+#define STORE_ENTRY_NOOP   2
+#define STORE_ENTRY_CONFIG 3
+
+/* Called on the owner thread; they must not block nor call the store. */
+struct store_raft_ops {
+	/* Every entry up to (index, term) is durable (store_append). */
+	void (*persisted)(void *ctx, uint64_t index, uint64_t term);
+	/* The entry at (index, term) was applied (store_apply); res is the
+	 * command's outcome, NULL for a no-op or a configuration. */
+	void (*applied)(void *ctx, uint64_t index, uint64_t term,
+			const struct kv_result *res);
+	/* A db covering index is in place (the log before it may be gone).
+	 */
+	void (*snapshotted)(void *ctx, uint64_t index);
+};
+
 struct store_options {
 	const char *dir; /* data directory, created if missing */
 	uint64_t
@@ -156,6 +185,11 @@ struct store_options {
 	 * cache invalidation). Must not block or call back into the store. */
 	void (*on_change)(void *ctx, const char *key, size_t klen);
 	void *on_change_ctx;
+	/* Set: the Raft path. Recovery then applies only the db; the log's
+	 * entries after it are handed to the core (store_recover), which
+	 * applies them again once it knows they are committed. */
+	const struct store_raft_ops *raft;
+	void *raft_ctx;
 };
 
 /* Open (recovering db and log) and start the owner thread. On failure
@@ -202,5 +236,46 @@ int store_save_hardstate(struct store *st, uint64_t term, uint64_t vote);
 
 /* Write a db snapshot now (waits until it is in place). */
 int store_snapshot(struct store *st);
+
+/* ---- The Raft path (store_options.raft set) ---- */
+
+/* What the store recovered, for raft_new: the hard state, the db's
+ * (index, term) and configuration text (raft_config_encode format, NULL if
+ * the db has none), and copies of the log's entries after the db. */
+struct store_recovery {
+	uint64_t term, vote;
+	uint64_t snap_index, snap_term;
+	char *conf; /* malloc'd or NULL */
+	size_t conf_len;
+	struct store_entry *entries; /* malloc'd, each data malloc'd */
+	size_t n;
+};
+/* Fill *out; call before the first store_append. 0, -ENOMEM, KV_ECORRUPT.
+ * Release with store_recovery_free. Any thread but the owner. */
+int store_recover(struct store *st, struct store_recovery *out);
+void store_recovery_free(struct store_recovery *rec);
+
+/* Queue entries e[0..n) (copied) for the log, in call order: an entry at
+ * an index the log holds replaces it and everything after (Raft's
+ * conflict truncation). Returns at once; ops->persisted reports when they
+ * are durable (group commit). A full disk stalls the queue (retried until
+ * space returns; store_room tells proposers); a failed write or sync is
+ * sticky and nothing more is reported. 0, -ENOMEM, KV_ESHUTDOWN. Any
+ * thread but the owner; one thread at a time (order). */
+int store_append(struct store *st, const struct store_entry *e, size_t n);
+
+/* Queue committed entries e[0..n) (copied) to apply in order; each one
+ * reported by ops->applied. 0, -ENOMEM, KV_ESHUTDOWN; a command that does
+ * not decode is applied as a failed command (-EINVAL). Same threads. */
+int store_apply(struct store *st, const struct store_entry *e, size_t n);
+
+/* Bytes the log can take now without creating a file on a full disk:
+ * what is left in the open segment, plus a whole segment when the file
+ * system has room for one (checked after each batch). Proposers refuse
+ * writes that do not fit with -ENOSPC. Any thread. */
+uint64_t store_room(const struct store *st);
+
+/* Applied index and the state of the map, lock-free. Any thread. */
+uint64_t store_applied(const struct store *st);
 
 #endif

@@ -903,7 +903,7 @@ static void test_errors_map_to_one_status_and_code_each(void **state)
 	    {-ENOTDIR, 409, "conflict"},
 	    {KV_EPRECOND, 412, "precondition_failed"},
 	    {-EFBIG, 413, "too_large"},
-	    {KV_ENOQUORUM, 503, "not_ready"},
+	    {KV_ENOQUORUM, 503, "no_quorum"},
 	    {KV_ESHUTDOWN, 503, "not_ready"},
 	    {KV_ENOTLEADER, 503, "not_ready"},
 	    {-ENOSPC, 507, "disk_full"},

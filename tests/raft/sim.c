@@ -245,7 +245,7 @@ static void check_node(struct sim *s, unsigned i)
 			 * is in the new leader's log. */
 			for (uint64_t x = r->log.snap_index + 1;
 			     x < s->n_idx && s->committed_term[x]; x++)
-				if (log_term(&r->log, x) !=
+				if (mlog_term(&r->log, x) !=
 				    s->committed_term[x])
 					fail(s,
 					     "leader completeness: leader %u "
@@ -257,15 +257,15 @@ static void check_node(struct sim *s, unsigned i)
 	}
 	nd->last_role = r->role;
 	nd->last_term = r->term;
-	if (r->commit > log_last_index(&r->log))
+	if (r->commit > mlog_last_index(&r->log))
 		fail(s, "node %u commit %llu past its log %llu", i + 1,
 		     (unsigned long long)r->commit,
-		     (unsigned long long)log_last_index(&r->log));
+		     (unsigned long long)mlog_last_index(&r->log));
 	for (uint64_t x = nd->commit_seen + 1; x <= r->commit; x++) {
 		if (x <= r->log.snap_index)
 			continue;
 		grow_idx(s, x);
-		uint64_t t = log_term(&r->log, x);
+		uint64_t t = mlog_term(&r->log, x);
 		if (s->committed_term[x] == 0)
 			s->committed_term[x] = t;
 		else if (s->committed_term[x] != t)
@@ -344,7 +344,7 @@ static void copy_msg(struct raft_message *dst, const struct raft_message *m)
 {
 	*dst = *m;
 	if (m->n_entries) {
-		log_copy(
+		mlog_copy(
 		    &(struct raft_log){.ents = m->entries,
 				       .n = m->n_entries,
 				       .snap_index = m->entries[0].index - 1},
@@ -478,7 +478,7 @@ static void process(struct sim *s, unsigned i)
 			for (size_t e = 0; e < u.n_entries; e++)
 				reg_check(s, i, &u.entries[e],
 					  e ? u.entries[e - 1].term
-					    : log_term(&nd->r->log,
+					    : mlog_term(&nd->r->log,
 						       u.entries[0].index - 1));
 			GROW(d->ops, d->n_ops, d->cap_ops);
 			d->ops[d->n_ops++] =
@@ -804,7 +804,7 @@ bool sim_converged(struct sim *s)
 	if (l < 0)
 		return false;
 	struct raft *lr = s->nodes[l].r;
-	if (lr->commit != log_last_index(&lr->log) || lr->commit < s->max_acked)
+	if (lr->commit != mlog_last_index(&lr->log) || lr->commit < s->max_acked)
 		return false;
 	for (unsigned i = 0; i < s->n; i++) {
 		struct sim_node *nd = &s->nodes[i];

@@ -4,7 +4,9 @@
  * Every step of every test checks election safety, log matching, leader
  * completeness, state machine safety and read linearizability (sim.c);
  * the tests add liveness: once healed, every acknowledged proposal is
- * applied on every live node. Seeds: KV_SIM_SEEDS=n runs n seeds
+ * applied on every live member. The randomized runs also change the
+ * membership (add a learner, promote it, remove a voter or the leader)
+ * in the middle of the faults. Seeds: KV_SIM_SEEDS=n runs n seeds
  * (default 10000, 4000 in sanitizer builds), KV_SIM_SEED=s replays one and
  * prints its trace summary; a failing seed prints the line to replay it. */
 #include <setjmp.h>
@@ -233,7 +235,32 @@ test_reads_on_leader_and_followers_see_acknowledged_writes(void **st)
 	sim_free(s);
 }
 
-/* One randomized run: faults, crashes, partitions, transfers, then heal
+/* One membership change through the leader, on a random slot: a slot
+ * outside the configuration is added as a learner, a learner promoted, a
+ * voter (the leader too) removed. Refusals (a change in flight, the last
+ * voter) are part of the game. Counts the changes the leader accepted. */
+static void random_change(struct sim *s, unsigned slots, unsigned *changes)
+{
+	int l = sim_leader(s);
+	uint64_t id = 1 + sim_rand(s, slots);
+	const struct raft_server *sv;
+	enum raft_conf_op op;
+
+	if (l < 0)
+		return;
+	sv = raft_config_get(raft_config(sim_raft(s, (unsigned)l)), id);
+	if (sv == NULL)
+		op = RAFT_CONF_ADD_LEARNER;
+	else if (sv->role == RAFT_LEARNER)
+		op = sim_rand(s, 4) ? RAFT_CONF_PROMOTE : RAFT_CONF_REMOVE;
+	else
+		op = RAFT_CONF_REMOVE;
+	if (sim_change(s, op, id) == 0)
+		(*changes)++;
+}
+
+/* One randomized run: faults, crashes, partitions, transfers and, in half
+ * the seeds, membership changes with one or two spare nodes, then heal
  * and demand convergence. Returns NULL or the failure. */
 static const char *random_run(uint64_t seed, bool verbose)
 {
@@ -249,14 +276,17 @@ static const char *random_run(uint64_t seed, bool verbose)
 	};
 	unsigned compact =
 	    sim_rand(probe, 2) ? 0 : 5 + (unsigned)sim_rand(probe, 40);
+	unsigned spares =
+	    sim_rand(probe, 2) ? 0 : 1 + (unsigned)sim_rand(probe, 2);
+	unsigned slots = n + spares, changes = 0;
 	sim_free(probe);
-	struct sim *s = sim_new(n, seed, NULL);
+	struct sim *s = sim_new_partial(slots, n, seed, NULL);
 	sim_set_faults(s, &f);
 	sim_set_compact_every(s, compact);
 	const char *res = NULL;
 	for (unsigned t = 0; t < 3000 && !sim_error(s); t++) {
 		uint64_t x = sim_rand(s, 10000);
-		unsigned i = (unsigned)sim_rand(s, n);
+		unsigned i = (unsigned)sim_rand(s, slots);
 		if (x < 500) {
 			sim_propose(s, i);
 		} else if (x < 700) {
@@ -266,7 +296,7 @@ static const char *random_run(uint64_t seed, bool verbose)
 		} else if (x < 740) {
 			sim_restart(s, i);
 		} else if (x < 750) {
-			sim_cut(s, i, (unsigned)sim_rand(s, n), true);
+			sim_cut(s, i, (unsigned)sim_rand(s, slots), true);
 		} else if (x < 760) {
 			sim_heal(s);
 		} else if (x < 763) {
@@ -278,6 +308,8 @@ static const char *random_run(uint64_t seed, bool verbose)
 			if (l >= 0)
 				raft_transfer_leadership(
 				    sim_raft(s, (unsigned)l), i + 1);
+		} else if (x < 780 && spares > 0) {
+			random_change(s, slots, &changes);
 		}
 		sim_run(s, 1);
 	}
@@ -287,7 +319,7 @@ static const char *random_run(uint64_t seed, bool verbose)
 	struct sim_faults calm = f;
 	calm.drop_pct = calm.dup_pct = 0;
 	sim_set_faults(s, &calm);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < slots; i++)
 		sim_restart(s, i);
 	if (!sim_error(s) && !sim_run_until(s, 20000, sim_converged) &&
 	    !sim_error(s))
@@ -303,11 +335,12 @@ static const char *random_run(uint64_t seed, bool verbose)
 	if (verbose)
 		printf(
 		    "seed %llu: n=%u drop=%u%% dup=%u%% delay<=%ums sync=%u%% "
-		    "compact=%u acked=%u reads=%u term=%llu -> %s\n",
+		    "compact=%u spares=%u changes=%u acked=%u reads=%u "
+		    "term=%llu -> %s\n",
 		    (unsigned long long)seed, n, f.drop_pct, f.dup_pct,
-		    f.max_delay, f.sync_pct, compact, sim_acked(s),
-		    sim_reads_done(s), (unsigned long long)sim_terms_seen(s),
-		    res ? res : "ok");
+		    f.max_delay, f.sync_pct, compact, spares, changes,
+		    sim_acked(s), sim_reads_done(s),
+		    (unsigned long long)sim_terms_seen(s), res ? res : "ok");
 	sim_free(s);
 	return res;
 }

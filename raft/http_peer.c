@@ -1,0 +1,96 @@
+/* http_peer.c - the endpoints peers call on a node's listener.
+ *
+ * POST /raft/message carries a batch of Raft messages (raft/transport.h,
+ * docs/peer-protocol.md); it is answered 204 as soon as the batch is
+ * decoded and handed to the node thread: Raft's answers travel as messages
+ * of their own. POST /raft/propose is a follower forwarding a client's
+ * write (node_client.c); it is answered once the write is applied here.
+ * Both refuse, before reading a body, a request without this cluster's id
+ * and token. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http_internal.h"
+#include "transport.h"
+
+bool http_peer_check(struct http_req *r)
+{
+	const char *cid = http_header(r, PEER_HDR_CLUSTER);
+	const char *tok = http_header(r, PEER_HDR_TOKEN);
+	if (!peer_token_equal(tok, node_token(r->node))) {
+		http_fail(r, MHD_HTTP_FORBIDDEN, "forbidden",
+			  "missing or wrong " PEER_HDR_TOKEN);
+		return false;
+	}
+	if (!cid || strcmp(cid, node_cluster_id(r->node)) != 0) {
+		fprintf(stderr,
+			"kvfs: refused a peer request for cluster %.64s: this "
+			"node is in cluster %s\n",
+			cid ? cid : "(none)", node_cluster_id(r->node));
+		http_fail(r, MHD_HTTP_FORBIDDEN, "other_cluster",
+			  "this node belongs to another cluster");
+		return false;
+	}
+	return true;
+}
+
+enum MHD_Result http_peer_message(struct http_req *r)
+{
+	struct raft_message *msgs = NULL;
+	size_t n = 0;
+	char why[160] = "";
+	int err = peer_handle_body((const char *)r->body, r->len,
+				   node_cluster_id(r->node), node_id(r->node),
+				   &msgs, &n, why, sizeof(why));
+	if (err != 0) {
+		unsigned status = (unsigned)peer_http_status(err);
+		if (err == KV_EVERSION)
+			fprintf(stderr,
+				"kvfs: refused a peer batch in another format "
+				"version: %s\n",
+				why);
+		else
+			fprintf(stderr, "kvfs: refused a peer batch: %s\n",
+				why);
+		return http_fail(r, status,
+				 err == KV_EVERSION ? "version" : "bad_request",
+				 why[0] ? why : kv_strerror(err));
+	}
+	if (n > 0 && node_deliver(r->node, msgs, n) != 0)
+		return http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
+				 "the node is behind; messages dropped");
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	return http_queue(r, MHD_HTTP_NO_CONTENT, resp);
+}
+
+enum MHD_Result http_peer_propose(struct http_req *r)
+{
+	struct kv_result res = {0};
+	uint64_t index = 0;
+	int err = node_propose_forwarded(r->node, (const char *)r->body, r->len,
+					 &res, &index);
+	if (err == KV_ENOTLEADER) {
+		char addr[64];
+		uint64_t leader = node_leader(r->node, addr, sizeof(addr));
+		char body[160];
+		int len = snprintf(body, sizeof(body),
+				   "{\"error\":\"not the leader\",\"code\":"
+				   "\"not_leader\",\"leader\":%" PRIu64 "}",
+				   leader);
+		return http_reply_json(r, 421, body, (size_t)len);
+	}
+	if (err != 0)
+		return http_fail_err(r, err, NULL);
+	char body[128];
+	int len =
+	    snprintf(body, sizeof(body),
+		     "{\"index\":%" PRIu64 ",\"err\":%d,\"rev\":%" PRIu64 "}",
+		     index, res.err, res.rev);
+	return http_reply_json(r, MHD_HTTP_OK, body, (size_t)len);
+}

@@ -1,0 +1,137 @@
+/* node_int.h - what the files of the node layer share (not public).
+ *
+ * node.c opens and closes a node (identity, store, core, peers, listener)
+ * and renders /status; node_loop.c is the node thread, the only one that
+ * touches the Raft core; node_client.c is what other threads call:
+ * proposals, forwarding and read barriers. They meet in struct kv_node
+ * under n->mu: an inbox the node thread drains, and soft state it
+ * publishes. Locking order: n->mu, then the store's or the peers' own
+ * locks (enqueueing); the store's owner thread takes n->mu in its
+ * callbacks while holding none of its own. */
+#ifndef KV_NODE_INT_H
+#define KV_NODE_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "node.h"
+#include "raft.h"
+#include "transport.h"
+
+/* Time: one tick, and the core's timeouts in ticks. */
+#define NODE_TICK_MS	    50
+#define NODE_HEARTBEAT	    2	 /* 100 ms */
+#define NODE_ELECTION	    10	 /* 0.5 .. 1 s, randomized */
+#define NODE_READ_RETRY_MS  500	 /* a ReadIndex round unanswered this long */
+#define NODE_COMPACT_TRAIL  5000 /* entries kept in memory after a db */
+#define NODE_MAX_INBOX_MSGS 65536
+
+/* A local proposal, on the proposer's stack, guarded by n->mu. */
+enum prop_state {
+	PROP_QUEUED,  /* in n->props, not yet seen by the node thread */
+	PROP_TAKEN,   /* the node thread is proposing it */
+	PROP_WAITING, /* in the core's log at (index, term): on n->waiting */
+	PROP_DONE,    /* ret and res are final */
+};
+
+struct prop {
+	struct prop *next;
+	enum prop_state state;
+	const char *json;
+	size_t len;
+	uint64_t index, term;
+	int ret; /* 0 (res holds the outcome), NODE_RETRY, or an error */
+	struct kv_result res;
+	pthread_cond_t cond;
+};
+
+/* Not applied and never will be (not the leader, or its entry lost to
+ * another leader's): safe to propose again. */
+#define NODE_RETRY 1
+
+/* A batch of peer messages waiting for the node thread. */
+struct inmsg {
+	struct inmsg *next;
+	struct raft_message *msgs;
+	size_t n;
+};
+
+/* What /status shows of one member, published by the node thread. */
+struct node_member {
+	uint64_t id;
+	enum raft_server_role role;
+	char addr[RAFT_ADDR_MAX];
+	bool has_progress; /* leader only */
+	struct raft_progress_info prog;
+};
+
+struct kv_node {
+	uint64_t id;
+	char *listen;
+	char cluster_id[PEER_ID_MAX + 1];
+	char token[PEER_ID_MAX + 1];
+	int write_timeout_ms;
+	struct timespec started;
+	struct store *store;
+	struct node_http *http;
+	struct peer_set *peers;
+	struct raft *raft; /* node thread only (and node_open/close) */
+	pthread_t thread;
+	bool thread_started;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cond;	   /* wakes the node thread */
+	pthread_cond_t state_cond; /* leader, applied, reads: waiters */
+	unsigned state_waiters;	   /* threads waiting on state_cond */
+	bool stopping;
+
+	/* inbox (under mu) */
+	struct prop *props, *props_tail;
+	struct inmsg *msgs, *msgs_tail;
+	size_t inbox_msgs;
+	uint64_t persisted_index, persisted_term; /* latest reported */
+	bool persisted_new;
+	uint64_t snapshotted; /* latest db index reported, 0 none */
+
+	/* proposals in the core's log, by increasing index (under mu) */
+	struct prop *waiting, *waiting_tail;
+
+	/* ReadIndex rounds (under mu): readers want a round numbered at
+	 * least read_need; the node thread issues rounds 1, 2, ...; the
+	 * latest answered round and its index serve every reader that
+	 * arrived before that round was issued. */
+	uint64_t read_need, read_issued, read_answered, read_index;
+	struct timespec read_issued_at;
+
+	/* soft state published by the node thread (under mu) */
+	enum raft_role role;
+	uint64_t leader, term, commit, last_index;
+	char leader_addr[RAFT_ADDR_MAX];
+	struct node_member members[RAFT_MAX_SERVERS];
+	unsigned n_members;
+	uint64_t applied; /* from the store's applied callback */
+	int fatal;	  /* the store failed: no more progress */
+
+	pthread_mutex_t watch_mu;
+	void (*watch_cb)(void *ctx, const char *key, size_t klen);
+	void *watch_ctx;
+};
+
+/* node_loop.c */
+int node_loop_start(struct kv_node *n);
+void node_loop_stop(struct kv_node *n);
+extern const struct store_raft_ops node_store_ops;
+
+/* node_client.c: the forwarding client, one kept-alive connection per
+ * calling thread. */
+void node_client_cleanup(void);
+
+/* Absolute CLOCK_MONOTONIC deadline ms from now, and the test. */
+struct timespec node_deadline(int ms);
+bool node_past(const struct timespec *deadline);
+/* pthread_cond_timedwait on a CLOCK_MONOTONIC condvar. */
+int node_cond_init(pthread_cond_t *c);
+
+#endif

@@ -1,0 +1,430 @@
+/* node_loop.c - the node thread: the one thread that drives the Raft core.
+ *
+ * Each turn it takes everything other threads left in the inbox (peer
+ * messages, proposals, durability reports from the store, a finished db),
+ * feeds it to the core, ticks the clock every NODE_TICK_MS, and carries
+ * out each update in raft.h's caller's order: hard state synced, messages
+ * to the peer senders, entries to the store (group commit; the leader
+ * sends before its own sync), committed entries to the store to apply.
+ * The store's owner thread reports back through node_store_ops, which
+ * complete proposals and wake readers. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_int.h"
+
+/* ---- the store's reports (owner thread) ---- */
+
+static void on_persisted(void *ctx, uint64_t index, uint64_t term)
+{
+	struct kv_node *n = ctx;
+	pthread_mutex_lock(&n->mu);
+	n->persisted_index = index;
+	n->persisted_term = term;
+	n->persisted_new = true;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->mu);
+}
+
+static void prop_finish(struct prop *p, int ret)
+{
+	p->ret = ret;
+	p->state = PROP_DONE;
+	pthread_cond_signal(&p->cond);
+}
+
+static void on_applied(void *ctx, uint64_t index, uint64_t term,
+		       const struct kv_result *res)
+{
+	struct kv_node *n = ctx;
+	pthread_mutex_lock(&n->mu);
+	n->applied = index;
+	/* waiting is in index order: everything up to index is settled */
+	while (n->waiting && n->waiting->index <= index) {
+		struct prop *p = n->waiting;
+		n->waiting = p->next;
+		if (!n->waiting)
+			n->waiting_tail = NULL;
+		if (p->index == index && p->term == term && res) {
+			p->res = *res;
+			prop_finish(p, 0);
+		} else {
+			prop_finish(p, NODE_RETRY); /* lost to another leader */
+		}
+	}
+	if (n->state_waiters)
+		pthread_cond_broadcast(&n->state_cond);
+	pthread_mutex_unlock(&n->mu);
+}
+
+static void on_snapshotted(void *ctx, uint64_t index)
+{
+	struct kv_node *n = ctx;
+	pthread_mutex_lock(&n->mu);
+	n->snapshotted = index;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->mu);
+}
+
+const struct store_raft_ops node_store_ops = {
+    .persisted = on_persisted,
+    .applied = on_applied,
+    .snapshotted = on_snapshotted,
+};
+
+/* ---- the node thread ---- */
+
+static void to_store(const struct raft_entry *e, size_t n,
+		     struct store_entry *out)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = (struct store_entry){.index = e[i].index,
+					      .term = e[i].term,
+					      .type = (int)e[i].type,
+					      .data = e[i].data,
+					      .len = e[i].len};
+}
+
+/* Hand entries to the store (append or apply), in chunks on the stack. */
+static int store_entries(struct kv_node *n, const struct raft_entry *e,
+			 size_t count, bool apply)
+{
+	struct store_entry buf[64];
+	for (size_t i = 0; i < count; i += 64) {
+		size_t k = count - i < 64 ? count - i : 64;
+		to_store(e + i, k, buf);
+		int ret = apply ? store_apply(n->store, buf, k)
+				: store_append(n->store, buf, k);
+		if (ret != 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Keep the peer senders in step with the configuration. */
+static void sync_peers(struct kv_node *n, const struct raft_config *c)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		const struct raft_server *s = &c->servers[i];
+		if (s->id == n->id)
+			continue;
+		struct peer_info info;
+		if (peers_info(n->peers, s->id, &info) == 0) {
+			if (strcmp(info.addr, s->addr) == 0)
+				continue;
+			peers_remove(n->peers, s->id);
+		}
+		int ret = peers_add(n->peers, s->id, s->addr);
+		if (ret != 0)
+			fprintf(stderr,
+				"kvfs: cannot add peer %llu at %s: %s\n",
+				(unsigned long long)s->id, s->addr,
+				kv_strerror(ret));
+	}
+	/* members that left: their senders stop (issue 6 removes members) */
+	for (unsigned i = 0; i < n->n_members; i++) {
+		uint64_t id = n->members[i].id;
+		if (id != n->id && !raft_config_get(c, id))
+			peers_remove(n->peers, id);
+	}
+}
+
+/* Publish the soft state for other threads; n->mu held. */
+static void publish(struct kv_node *n)
+{
+	struct raft *r = n->raft;
+	uint64_t leader = raft_leader(r);
+	bool changed = leader != n->leader || raft_term(r) != n->term;
+	n->role = raft_role(r);
+	n->leader = leader;
+	n->term = raft_term(r);
+	n->commit = raft_commit_index(r);
+	n->last_index = raft_last_index(r);
+	const struct raft_config *c = raft_config(r);
+	const struct raft_server *ls = raft_config_get(c, leader);
+	snprintf(n->leader_addr, sizeof(n->leader_addr), "%s",
+		 ls ? ls->addr : "");
+	n->n_members = c->n;
+	for (unsigned i = 0; i < c->n; i++) {
+		struct node_member *m = &n->members[i];
+		m->id = c->servers[i].id;
+		m->role = c->servers[i].role;
+		memcpy(m->addr, c->servers[i].addr, sizeof(m->addr));
+		m->has_progress = n->role == RAFT_LEADER && m->id != n->id &&
+				  raft_progress(r, m->id, &m->prog) == 0;
+	}
+	if (changed && n->state_waiters)
+		pthread_cond_broadcast(&n->state_cond);
+}
+
+/* Step 1 of the caller's order. Installing a snapshot sent by a leader
+ * needs its data, which the snapshot transfer brings (issue 6); until
+ * then a follower that needs one stays behind and says so. */
+static void install_snapshot(struct kv_node *n, const struct raft_update *u)
+{
+	fprintf(stderr,
+		"kvfs: node %llu: the leader sent a snapshot at index %llu; "
+		"installing snapshots is not supported yet\n",
+		(unsigned long long)n->id,
+		(unsigned long long)u->snapshot.index);
+}
+
+/* Carry out one update (raft.h's order). Called without n->mu. */
+static void process(struct kv_node *n, struct raft_update *u)
+{
+	if (u->has_snapshot)
+		install_snapshot(n, u);
+	if (u->hard_state_changed) {
+		int ret = store_save_hardstate(n->store, u->term, u->vote);
+		if (ret != 0) {
+			/* a vote or term that is not durable must not be
+			 * acted on: send nothing, and stop */
+			fprintf(stderr,
+				"kvfs: cannot save the raft hard state: %s; "
+				"this node stops taking part\n",
+				kv_strerror(ret));
+			pthread_mutex_lock(&n->mu);
+			n->fatal = ret;
+			pthread_mutex_unlock(&n->mu);
+			return;
+		}
+	}
+	/* Snapshots go out of band (issue 6): until then tell the core the
+	 * send failed, so it probes again later. */
+	for (size_t i = 0; i < u->n_msgs; i++) {
+		if (u->msgs[i].type != RAFT_MSG_SNAPSHOT)
+			continue;
+		raft_snapshot_done(n->raft, u->msgs[i].to, false);
+		u->msgs[i].type = RAFT_MSG_NONE;
+	}
+	if (u->n_msgs)
+		peers_send(n->peers, u->msgs, u->n_msgs);
+	int ret = store_entries(n, u->entries, u->n_entries, false);
+	if (ret == 0)
+		ret = store_entries(n, u->committed, u->n_committed, true);
+	if (ret != 0 && ret != KV_ESHUTDOWN) {
+		fprintf(stderr, "kvfs: cannot hand entries to the store: %s\n",
+			kv_strerror(ret));
+		pthread_mutex_lock(&n->mu);
+		n->fatal = ret;
+		pthread_mutex_unlock(&n->mu);
+	}
+	if (u->n_reads) {
+		pthread_mutex_lock(&n->mu);
+		for (size_t i = 0; i < u->n_reads; i++) {
+			const struct raft_read *rd = &u->reads[i];
+			if (rd->err != 0) {
+				/* leadership lost: the next turn asks again */
+				if (rd->ctx == n->read_issued)
+					n->read_issued = n->read_answered;
+				continue;
+			}
+			if (rd->ctx > n->read_answered) {
+				n->read_answered = rd->ctx;
+				n->read_index = rd->index;
+			}
+		}
+		if (n->state_waiters)
+			pthread_cond_broadcast(&n->state_cond);
+		pthread_mutex_unlock(&n->mu);
+	}
+}
+
+/* Propose what the inbox holds; called without n->mu, props TAKEN. */
+static void propose_all(struct kv_node *n, struct prop *list)
+{
+	for (struct prop *p = list; p; p = p->next) {
+		int ret = raft_propose(n->raft, RAFT_ENTRY_NORMAL, p->json,
+				       p->len, &p->index, &p->term);
+		p->ret = ret;
+	}
+	pthread_mutex_lock(&n->mu);
+	while (list) {
+		struct prop *p = list;
+		list = p->next;
+		p->next = NULL;
+		if (p->ret == 0) {
+			p->state = PROP_WAITING;
+			if (n->waiting_tail)
+				n->waiting_tail->next = p;
+			else
+				n->waiting = p;
+			n->waiting_tail = p;
+		} else {
+			prop_finish(p, p->ret == RAFT_ENOTLEADER ||
+					       p->ret == RAFT_EBUSY
+					   ? NODE_RETRY
+					   : p->ret);
+		}
+	}
+	pthread_mutex_unlock(&n->mu);
+}
+
+static long ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000 +
+	       (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+static void *loop_main(void *arg)
+{
+	struct kv_node *n = arg;
+	struct timespec next_tick = node_deadline(NODE_TICK_MS);
+	uint64_t compacted = 0;
+	pthread_mutex_lock(&n->mu);
+	while (!n->stopping) {
+		bool work = n->props || n->msgs || n->persisted_new ||
+			    n->snapshotted > compacted ||
+			    n->read_need > n->read_issued;
+		if (!work && !node_past(&next_tick)) {
+			pthread_cond_timedwait(&n->cond, &n->mu, &next_tick);
+			continue;
+		}
+		/* take the inbox */
+		struct prop *props = n->props;
+		for (struct prop *p = props; p; p = p->next)
+			p->state = PROP_TAKEN;
+		n->props = n->props_tail = NULL;
+		struct inmsg *msgs = n->msgs;
+		n->msgs = n->msgs_tail = NULL;
+		n->inbox_msgs = 0;
+		bool persisted = n->persisted_new;
+		uint64_t p_index = n->persisted_index;
+		uint64_t p_term = n->persisted_term;
+		n->persisted_new = false;
+		uint64_t snap = n->snapshotted;
+		bool fatal = n->fatal != 0;
+		/* a ReadIndex round for readers that arrived since the last
+		 * one was issued, or again if it went unanswered */
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t round = 0;
+		if (n->read_need > n->read_answered &&
+		    (n->read_issued == n->read_answered ||
+		     ms_between(&n->read_issued_at, &now) >=
+			 NODE_READ_RETRY_MS)) {
+			/* numbered before it is asked, so that a reader who
+			 * arrives after this point waits for a later round */
+			round = ++n->read_issued;
+			n->read_issued_at = now;
+		}
+		pthread_mutex_unlock(&n->mu);
+
+		if (fatal) {
+			/* a failed store: the node stops taking part, and
+			 * every proposal fails at once */
+			for (struct inmsg *m = msgs, *next; m; m = next) {
+				next = m->next;
+				peer_msgs_free(m->msgs, m->n);
+				free(m);
+			}
+			pthread_mutex_lock(&n->mu);
+			for (struct prop *p = props, *next; p; p = next) {
+				next = p->next;
+				prop_finish(p, KV_EFAILED);
+			}
+			next_tick = node_deadline(NODE_TICK_MS);
+			continue;
+		}
+		for (struct inmsg *m = msgs, *next; m; m = next) {
+			next = m->next;
+			for (size_t i = 0; i < m->n; i++)
+				raft_step(n->raft, &m->msgs[i]);
+			peer_msgs_free(m->msgs, m->n);
+			free(m);
+		}
+		if (persisted)
+			raft_persisted(n->raft, p_index, p_term);
+		if (snap > compacted) {
+			/* keep a trail in memory so that a follower a little
+			 * behind still gets entries, not a snapshot */
+			if (snap > NODE_COMPACT_TRAIL &&
+			    raft_compact(n->raft, snap - NODE_COMPACT_TRAIL) !=
+				0)
+				fprintf(
+				    stderr,
+				    "kvfs: raft compaction at %llu "
+				    "refused\n",
+				    (unsigned long long)(snap -
+							 NODE_COMPACT_TRAIL));
+			compacted = snap;
+		}
+		if (props)
+			propose_all(n, props);
+		if (node_past(&next_tick)) {
+			raft_tick(n->raft);
+			next_tick = node_deadline(NODE_TICK_MS);
+		}
+		bool round_failed =
+		    round && raft_read_index(n->raft, round) != 0;
+		while (raft_has_update(n->raft)) {
+			struct raft_update u;
+			if (raft_update_get(n->raft, &u) != 0)
+				break; /* out of memory: next turn */
+			process(n, &u);
+			raft_update_free(&u);
+		}
+		pthread_mutex_lock(&n->mu);
+		if (round_failed && n->read_issued == round)
+			n->read_issued =
+			    n->read_answered; /* no leader: again */
+		const struct raft_config *c = raft_config(n->raft);
+		bool conf_changed = c->n != n->n_members;
+		for (unsigned i = 0; !conf_changed && i < c->n; i++)
+			conf_changed =
+			    c->servers[i].id != n->members[i].id ||
+			    strcmp(c->servers[i].addr, n->members[i].addr) != 0;
+		if (conf_changed)
+			sync_peers(n, c);
+		publish(n);
+	}
+	pthread_mutex_unlock(&n->mu);
+	return NULL;
+}
+
+int node_loop_start(struct kv_node *n)
+{
+	pthread_mutex_lock(&n->mu);
+	sync_peers(n, raft_config(n->raft));
+	publish(n);
+	pthread_mutex_unlock(&n->mu);
+	int ret = -pthread_create(&n->thread, NULL, loop_main, n);
+	if (ret == 0)
+		n->thread_started = true;
+	return ret;
+}
+
+void node_loop_stop(struct kv_node *n)
+{
+	if (!n->thread_started)
+		return;
+	pthread_mutex_lock(&n->mu);
+	n->stopping = true;
+	pthread_cond_broadcast(&n->cond);
+	pthread_cond_broadcast(&n->state_cond);
+	pthread_mutex_unlock(&n->mu);
+	pthread_join(n->thread, NULL);
+	n->thread_started = false;
+	/* proposals still queued or in the log will not be answered by the
+	 * core any more */
+	pthread_mutex_lock(&n->mu);
+	for (struct prop *p = n->props, *next; p; p = next) {
+		next = p->next;
+		prop_finish(p, KV_ESHUTDOWN);
+	}
+	n->props = n->props_tail = NULL;
+	for (struct prop *p = n->waiting, *next; p; p = next) {
+		next = p->next;
+		prop_finish(p, KV_ESHUTDOWN);
+	}
+	n->waiting = n->waiting_tail = NULL;
+	for (struct inmsg *m = n->msgs, *next; m; m = next) {
+		next = m->next;
+		peer_msgs_free(m->msgs, m->n);
+		free(m);
+	}
+	n->msgs = n->msgs_tail = NULL;
+	pthread_mutex_unlock(&n->mu);
+}
