@@ -129,6 +129,26 @@ def keep(dest, cluster, ops, nemesis):
             shutil.copy(node.log_path, dest)
 
 
+def excerpt(ops, result, before=0.1, limit=40):
+    """The raw records (with the node each went to) of the first violating
+    key from `before` seconds before its stuck operation to its end."""
+    bad = result.failed[0]
+    stuck = bad.stuck
+    if stuck is None:
+        return ""
+    lo = stuck.invoke - before
+    hi = stuck.complete if stuck.complete != float("inf") else \
+        stuck.invoke + 1.0
+    rows = [(n, op) for n, op in enumerate(ops, 1)
+            if op["key"] == bad.key and op["invoke"] <= hi and
+            op["complete"] >= lo]
+    lines = ["history excerpt (key %s, %.3f..%.3f; history line: record):"
+             % (json.dumps(bad.key), lo, hi)]
+    for n, op in rows[-limit:]:
+        lines.append("  %d: %s" % (n, json.dumps(op)))
+    return "\n".join(lines)
+
+
 def log_tails(cluster, n=15):
     out = []
     for i, node in enumerate(cluster.nodes):
@@ -156,7 +176,8 @@ def main():
         if k not in FAULTS:
             sys.exit("KVFS_FAULT_KINDS: %r is not one of %s" %
                      (k, ",".join(FAULTS)))
-    print("seed %d (replay the schedule with KVFS_FAULT_SEED=%d); %gs, "
+    print("seed %d (KVFS_FAULT_SEED=%d repeats the random choices, not the "
+          "threads' timing); %gs, "
           "%d nodes, %d clients at <= %g op/s, %d keys%s" %
           (seed, seed, seconds, n_nodes, n_clients, rate, n_keys,
            ", LOCAL READS (expect a violation)" if local_reads else ""),
@@ -238,8 +259,8 @@ def main():
             result = linearizability.check_history(ops, max_steps=max_steps)
             verdict = result.explain()
             if not result.ok:
-                failures.append("NOT LINEARIZABLE (seed %d)\n%s" %
-                                (seed, verdict))
+                failures.append("NOT LINEARIZABLE (seed %d)\n%s\n%s" %
+                                (seed, verdict, excerpt(ops, result)))
         except linearizability.Inconclusive as e:
             verdict = "inconclusive: %s" % e
             failures.append("checker: %s (raise KVFS_FAULT_MAX_STEPS)" % e)
