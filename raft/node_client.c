@@ -313,7 +313,7 @@ static int check_cmd(struct kv_cmd *cmd)
 /* Room for an entry of len bytes (with its line's framing) in the log. */
 static bool room_for(struct kv_node *n, size_t len)
 {
-	return store_room(n->store) >= (uint64_t)len + 64 * 1024;
+	return store_room(n->store) >= (uint64_t)len + 256;
 }
 
 /* Propose json here or at the leader until applied on this node, a

@@ -457,10 +457,14 @@ static void update_room(struct store *st)
 	uint64_t room = log_room(st->log);
 	size_t seg =
 	    st->opt.segment_size ? st->opt.segment_size : 64u * 1024u * 1024u;
+	/* a new segment is preallocated whole: it needs seg bytes free (and
+	 * a margin for the db and hard state) */
 	struct statvfs vfs;
-	if (statvfs(st->dir, &vfs) == 0 &&
-	    (uint64_t)vfs.f_bavail * vfs.f_frsize >= seg + (1u << 20))
-		room += seg;
+	if (statvfs(st->dir, &vfs) == 0) {
+		uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+		if (free_bytes >= seg + (1u << 20))
+			room += free_bytes - (1u << 20);
+	}
 	st->room = room;
 }
 
