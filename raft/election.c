@@ -72,12 +72,26 @@ static bool record_vote(struct raft *r, uint64_t id, bool granted)
 	return true;
 }
 
+/* May this node stand for election? A voter may. So may a node its latest
+ * configuration leaves out while that configuration is not known to be
+ * committed (§4.2.2 diss.): a leader that removed itself and lost
+ * leadership before the change committed may hold the only copy of it,
+ * and the remaining voters, still on the old configuration, cannot elect
+ * one of their own without its vote, which its longer log denies. It
+ * counts only the votes of the new configuration's voters. */
+static bool may_campaign(const struct raft *r)
+{
+	return raft_is_voter(r, r->id) ||
+	       (raft_config_get(&r->conf, r->id) == NULL &&
+		r->conf_index > r->commit);
+}
+
 /* §5.2: "increment currentTerm, vote for self, reset election timer, send
  * RequestVote RPCs to all other servers"; with pre_vote, the same for
  * term+1 without changing anything persistent. */
 void campaign(struct raft *r, bool pre_vote, bool transfer)
 {
-	if (!raft_is_voter(r, r->id))
+	if (!may_campaign(r))
 		return;
 	uint64_t term;
 	if (r->role == RAFT_LEADER)
@@ -97,7 +111,8 @@ void campaign(struct raft *r, bool pre_vote, bool transfer)
 	r->transferee = RAFT_NONE;
 	election_reset_timeout(r);
 	r->n_granted = r->n_rejected = 0;
-	record_vote(r, r->id, true);
+	if (raft_is_voter(r, r->id))
+		record_vote(r, r->id, true);
 	if (r->n_granted >= raft_quorum(r)) {
 		if (pre_vote)
 			campaign(r, false, transfer);
@@ -123,7 +138,7 @@ void campaign(struct raft *r, bool pre_vote, bool transfer)
 void election_tick(struct raft *r)
 {
 	r->election_elapsed++;
-	if (r->election_elapsed >= r->timeout && raft_is_voter(r, r->id))
+	if (r->election_elapsed >= r->timeout && may_campaign(r))
 		campaign(r, !r->opt.disable_pre_vote, false);
 	else if (r->election_elapsed >= r->timeout)
 		election_reset_timeout(r);

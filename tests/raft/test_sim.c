@@ -217,6 +217,35 @@ static void test_removed_leader_steps_down_after_the_change_commits(void **st)
 	sim_free(s);
 }
 
+/* §4.2.2 diss.: a leader of two removes itself, and crashes with the only
+ * copy of that change. The other voter, still on the old configuration,
+ * needs its vote and is refused (its log is shorter): the removed node
+ * must stand for election under the new configuration itself, commit the
+ * change, and step down. */
+static void
+test_leader_that_removed_itself_and_crashed_does_not_block_the_rest(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(2, 37, NULL);
+	unsigned l = elect(s), f = 1 - l;
+	propose_n(s, 5);
+	ok(s, sim_run_until(s, 3000, converged), "converged");
+	sim_isolate(s, l);
+	assert_int_equal(sim_change(s, RAFT_CONF_REMOVE, l + 1), 0);
+	ok(s, sim_run(s, 100), "the change is only on the old leader");
+	assert_int_equal(raft_config(sim_raft(s, f))->n, 2);
+	assert_int_equal(raft_config(sim_raft(s, l))->n, 1);
+	sim_crash(s, l);
+	sim_heal(s);
+	sim_restart(s, l);
+	ok(s, sim_run_until(s, 10000, converged), "the change commits");
+	assert_int_equal(sim_leader(s), (int)f);
+	assert_int_equal(raft_config(sim_raft(s, f))->n, 1);
+	propose_n(s, 5);
+	ok(s, sim_run_until(s, 3000, converged), "the one voter goes on");
+	sim_free(s);
+}
+
 static void
 test_reads_on_leader_and_followers_see_acknowledged_writes(void **st)
 {
@@ -233,6 +262,35 @@ test_reads_on_leader_and_followers_see_acknowledged_writes(void **st)
 	ok(s, sim_run(s, 500), "run");
 	assert_true(sim_reads_done(s) >= 25);
 	sim_free(s);
+}
+
+/* Every node's view, for a failing seed replayed with KV_SIM_SEED. */
+static void dump(struct sim *s)
+{
+	for (unsigned i = 0; i < sim_size(s); i++) {
+		struct raft *r = sim_raft(s, i);
+		const struct raft_config *c;
+
+		if (r == NULL) {
+			printf("  node %u: down\n", i + 1);
+			continue;
+		}
+		c = raft_config(r);
+		printf("  node %u: role=%d term=%llu leader=%llu commit=%llu "
+		       "last=%llu snap=%llu applied=%llu conf=",
+		       i + 1, (int)raft_role(r),
+		       (unsigned long long)raft_term(r),
+		       (unsigned long long)raft_leader(r),
+		       (unsigned long long)raft_commit_index(r),
+		       (unsigned long long)raft_last_index(r),
+		       (unsigned long long)raft_snapshot_index(r),
+		       (unsigned long long)sim_applied(s, i));
+		for (unsigned k = 0; k < c->n; k++)
+			printf("%s%llu%s", k ? "," : "",
+			       (unsigned long long)c->servers[k].id,
+			       c->servers[k].role == RAFT_LEARNER ? "L" : "");
+		printf("\n");
+	}
 }
 
 /* One membership change through the leader, on a random slot: a slot
@@ -341,6 +399,8 @@ static const char *random_run(uint64_t seed, bool verbose)
 		    f.max_delay, f.sync_pct, compact, spares, changes,
 		    sim_acked(s), sim_reads_done(s),
 		    (unsigned long long)sim_terms_seen(s), res ? res : "ok");
+	if (verbose && res)
+		dump(s);
 	sim_free(s);
 	return res;
 }
@@ -405,6 +465,8 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_learner_catches_up_is_promoted_and_votes),
 	    cmocka_unit_test(
 		test_removed_leader_steps_down_after_the_change_commits),
+	    cmocka_unit_test(
+		test_leader_that_removed_itself_and_crashed_does_not_block_the_rest),
 	    cmocka_unit_test(
 		test_reads_on_leader_and_followers_see_acknowledged_writes),
 	    cmocka_unit_test(test_random_seeds_keep_every_invariant),
