@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 
@@ -55,6 +56,53 @@ class Writes:
             raise AssertionError("write %s through node %d's mount: %r" %
                                  (key, node.id, err))
         self.acked[key] = value
+
+
+class BackgroundWriter(threading.Thread):
+    """HTTP PUTs of fresh keys, round robin over all members (down or not),
+    one at a time, from the kill -9 of the leader until after the quorum
+    returns: acknowledged ones must survive like the others."""
+
+    def __init__(self, cluster):
+        super().__init__(daemon=True, name="background writer")
+        self.nodes = list(cluster.nodes.values())
+        self.acked, self.maybe = {}, {}
+        self.refused = 0
+        self.longest_gap = 0.0
+        self.done = threading.Event()
+
+    def run(self):
+        i, last = 0, time.monotonic()
+        while not self.done.is_set():
+            n = self.nodes[i % len(self.nodes)]
+            key, val = "bg-%05d" % i, b"background write %d via node %d" % (i, n.id)
+            i += 1
+            try:
+                s, _, _ = n.put(key, val, timeout=CALL_DEADLINE)
+            except ConnectionRefusedError:
+                self.refused += 1  # the node is down: nothing was sent
+                continue
+            except OSError:
+                s = None
+            if s in (200, 201):
+                self.acked[key] = val
+                now = time.monotonic()
+                self.longest_gap = max(self.longest_gap, now - last)
+                last = now
+            else:
+                self.maybe[key] = val
+
+    def finish(self, w):
+        """Stop, then add this writer's outcomes to w."""
+        self.done.set()
+        self.join(CALL_DEADLINE + 5)
+        assert not self.is_alive(), "background writer hung"
+        print("background writer: %d acknowledged, %d failed (outcome unknown), "
+              "%d refused by a down node, longest gap between acknowledgements %.2f s" %
+              (len(self.acked), len(self.maybe), self.refused, self.longest_gap), flush=True)
+        assert self.acked, "no background write was acknowledged"
+        w.acked.update(self.acked)
+        w.maybe.update(self.maybe)
 
 
 def mount_read(node, key):
@@ -178,7 +226,7 @@ def check_leader_crash(c, w):
             "node %d is in term %d after node %d rejoined, was %d (no pre-vote?)" % (
                 n.id, s["term"], old.id, term)
         assert s["leader"] == new.id, (n.id, s)
-    for key, val in w.acked.items():
+    for key, val in list(w.acked.items()):
         got = http_read(old, key, local=True)
         assert got == val, "rejoined node %d: %s is %r, acked %r" % (old.id, key, got, val)
     assert mount_read(old, "after-kill-mount-%d" % new.id) == \
@@ -304,8 +352,11 @@ def main():
         check_replication(c, w)
         check_binary(c, w)
         check_peer_auth(c)
+        bg = BackgroundWriter(c)
+        bg.start()
         check_leader_crash(c, w)
         check_no_quorum(c, w)
+        bg.finish(w)
         check_nothing_lost(c, w)
         check_refused_data_dir(c, binary)
     print("ok: cluster end-to-end")
