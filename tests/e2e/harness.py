@@ -424,6 +424,23 @@ class Cluster:
             raise AssertionError("applied_index did not converge in %ss: %s" %
                                  (timeout, self.brief_status()))
 
+    def wait_caught_up(self, node, timeout=30):
+        """Wait until node's applied_index reaches the highest commit_index
+        the other running members report now (a fixed target, so writes
+        going on meanwhile do not move it). Returns (target, applied)."""
+        st = self.statuses()
+        others = [s["commit_index"] for i, s in st.items() if i != node.id]
+        assert others, "no other member answers /status"
+        target = max(others)
+        try:
+            applied = wait_for(
+                lambda: (lambda a: a >= target and a)(node.status()["applied_index"]),
+                timeout, "node %d to apply up to %d" % (node.id, target))
+        except AssertionError:
+            raise AssertionError("node %d did not apply up to %d in %ss: %s" %
+                                 (node.id, target, timeout, self.brief_status()))
+        return target, applied
+
     def brief_status(self):
         return "; ".join(
             "node %d %s term %s leader %s commit %s applied %s" %

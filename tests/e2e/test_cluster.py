@@ -4,8 +4,8 @@ cluster behaves as one store (issue 5, "what it must show").
 Writes go in through mounts and HTTP on the leader and on followers and are
 read at once on other nodes and on the same follower (read-your-writes);
 the leader is killed with SIGKILL, a new one is elected (the time is
-printed), writes go on and the old leader rejoins without raising the term
-(pre-vote); with two of three nodes stopped a write fails in bounded time
+printed), writes go on until the log is compacted past the old leader's,
+which rejoins from a snapshot without raising the term (pre-vote); with two of three nodes stopped a write fails in bounded time
 (503 + Retry-After, EIO on the mount) and works again once one returns;
 at the end every acknowledged write is on every node. Also: a peer request
 without the token is 403, a data dir is refused under another --id or
@@ -25,7 +25,10 @@ from harness import (Cluster, TempDir, call_with_deadline, free_port,
 
 SKIP = 77
 WRITE_TIMEOUT_MS = 2000
-EXTRA = ["--write-timeout=%d" % WRITE_TIMEOUT_MS]
+# Small snapshots, so that the leader compacts its log past a node that is
+# down and that node can only catch up from a snapshot.
+SNAPSHOT_EVERY = 25
+EXTRA = ["--write-timeout=%d" % WRITE_TIMEOUT_MS, "--snapshot-every=%d" % SNAPSHOT_EVERY]
 # A mount or HTTP call still running after this long is a hang, not a
 # slow answer (the write timeout is 2 s).
 CALL_DEADLINE = 30
@@ -198,7 +201,8 @@ def check_peer_auth(c):
 
 def check_leader_crash(c, w):
     old = c.leader()
-    term_old = old.status()["term"]
+    st_old = old.status()
+    term_old, applied_old = st_old["term"], st_old["applied_index"]
     step("kill -9 the leader, node %d (term %d)" % (old.id, term_old))
     t = time.monotonic()
     old.kill9()
@@ -219,13 +223,20 @@ def check_leader_crash(c, w):
             expect_everywhere([m], "after-kill-mount-%d" % n.id,
                               b"mount on %d, %d down" % (n.id, old.id))
 
-    c.wait_converged(nodes=up)
+    for i in range(3 * SNAPSHOT_EVERY):
+        w.http(up[i % len(up)], "while-down-%03d" % i, b"%d while node %d is down" % (i, old.id))
+    st = wait_for(lambda: (lambda s: s["first_index"] > applied_old + 1 and s)(new.status()),
+                  30, "the leader to compact its log past node %d's" % old.id)
+    print("leader's log starts at %d (snapshot %d); node %d had applied %d: "
+          "it needs a snapshot" % (st["first_index"], st["snapshot_index"], old.id, applied_old),
+          flush=True)
     term = new.status()["term"]
     step("restart node %d; it catches up without disturbing (term stays %d)" %
          (old.id, term))
     old.start()
-    c.wait_converged(timeout=30)
-    print("node %d caught up: %s" % (old.id, c.brief_status()), flush=True)
+    target, applied = c.wait_caught_up(old, timeout=30)
+    print("node %d caught up: applied %d >= the others' commit index %d when it "
+          "started: %s" % (old.id, applied, target, c.brief_status()), flush=True)
     for n in c.running():
         s = n.status()
         assert s["term"] == term, \
