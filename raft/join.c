@@ -1,0 +1,437 @@
+/* join.c - asking a cluster to add this node (POST /cluster/members).
+ *
+ * A join is a loop of one-shot libcurl requests against a deadline: any
+ * member may be asked, a follower answers 421 naming the leader, which is
+ * asked next; a 503 (no leader yet, another membership change under way,
+ * no quorum) or a member that cannot be reached is asked again after a
+ * backoff. The request is idempotent by design: a 409 whose body shows
+ * this id already at this address is taken as success, so a joiner that
+ * crashed after the change committed, or whose answer was lost in a
+ * timeout, just asks again. The server side is http_cluster.c. */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+
+#include "join.h"
+
+#define JOIN_PATH	   "/cluster/members"
+#define BACKOFF_MIN_MS	   20
+#define BACKOFF_MAX_MS	   1000
+#define CONNECT_TIMEOUT_MS 2000
+#define MAX_REDIRECTS	   4
+#define RESP_MAX	   (64u * 1024u * 1024u)
+#define JOIN_ID_LIMIT	   9007199254740991ull /* 2^53 - 1 */
+#define JOIN_REASON_MAX	   256
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+
+static void curl_init(void)
+{
+	curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static void set_err(char **errmsg, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!errmsg)
+		return;
+	free(*errmsg);
+	*errmsg = NULL;
+	va_start(ap, fmt);
+	if (vasprintf(errmsg, fmt, ap) < 0)
+		*errmsg = NULL;
+	va_end(ap);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000),
+			      (long)(ms % 1000) * 1000000L};
+
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static bool is_host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       is_digit(c) || c == '.' || c == '-' || c == '_';
+}
+
+static bool is_hex(char c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+bool cluster_addr_valid(const char *a)
+{
+	const char *colon, *p;
+	size_t n;
+	unsigned long port = 0;
+
+	if (!a)
+		return false;
+	n = strlen(a);
+	if (n == 0 || n > JOIN_ADDR_MAX)
+		return false;
+	if (a[0] == '[') {
+		const char *close = strchr(a, ']');
+		if (!close || close == a + 1 || close[1] != ':')
+			return false;
+		for (p = a + 1; p < close; p++)
+			if (!is_hex(*p) && *p != ':' && *p != '.')
+				return false;
+		colon = close + 1;
+	} else {
+		colon = strchr(a, ':');
+		if (!colon || colon == a)
+			return false;
+		for (p = a; p < colon; p++)
+			if (!is_host_char(*p))
+				return false;
+	}
+	p = colon + 1;
+	if (!*p)
+		return false;
+	for (; *p; p++) {
+		if (!is_digit(*p))
+			return false;
+		port = port * 10 + (unsigned long)(*p - '0');
+		if (port > 65535)
+			return false;
+	}
+	return port >= 1;
+}
+
+/* ---- one request ---- */
+
+struct buf {
+	char *data;
+	size_t len;
+	unsigned retry_after;
+	bool overflow;
+};
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct buf *b = cls;
+	size_t n = size * nmemb;
+	char *d;
+
+	if (b->len + n > RESP_MAX) {
+		b->overflow = true;
+		return 0;
+	}
+	d = realloc(b->data, b->len + n + 1);
+	if (!d)
+		return 0;
+	memcpy(d + b->len, data, n);
+	b->len += n;
+	d[b->len] = '\0';
+	b->data = d;
+	return n;
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct buf *b = cls;
+	size_t n = size * nmemb;
+	static const char name[] = "retry-after:";
+
+	if (n > sizeof(name) - 1 &&
+	    strncasecmp(data, name, sizeof(name) - 1) == 0) {
+		unsigned long v = strtoul(data + sizeof(name) - 1, NULL, 10);
+		b->retry_after = v > 3600 ? 3600 : (unsigned)v;
+	}
+	return n;
+}
+
+int cluster_http(const char *addr, const char *method, const char *path,
+		 const char *body, size_t len, int timeout_ms, long *status,
+		 char **resp, unsigned *retry_after, char **errmsg)
+{
+	struct buf b = {0};
+	struct curl_slist *hdrs = NULL;
+	char url[JOIN_ADDR_MAX + 8 + 4096];
+	CURL *c;
+	CURLcode rc;
+	int err = 0;
+
+	pthread_once(&curl_once, curl_init);
+	if (curl_init_rc != CURLE_OK) {
+		set_err(errmsg, "libcurl did not initialise: %s",
+			curl_easy_strerror(curl_init_rc));
+		return -EIO;
+	}
+	if (snprintf(url, sizeof(url), "http://%s%s", addr, path) >=
+	    (int)sizeof(url)) {
+		set_err(errmsg, "request path too long");
+		return -EINVAL;
+	}
+	c = curl_easy_init();
+	if (!c)
+		return -ENOMEM;
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	if (body)
+		hdrs =
+		    curl_slist_append(hdrs, "Content-Type: application/json");
+	if (!hdrs) {
+		err = -ENOMEM;
+		goto err_easy;
+	}
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_PROXY, "");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)timeout_ms);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)(timeout_ms < CONNECT_TIMEOUT_MS
+				    ? timeout_ms
+				    : CONNECT_TIMEOUT_MS));
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &b);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)len);
+	}
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	else if (strcmp(method, body ? "POST" : "GET") != 0)
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		if (b.overflow) {
+			set_err(errmsg, "%s: answer larger than %u bytes", addr,
+				RESP_MAX);
+			err = -EIO;
+		} else {
+			set_err(errmsg, "%s: %s", addr, curl_easy_strerror(rc));
+			err = rc == CURLE_COULDNT_CONNECT      ? -ECONNREFUSED
+			      : rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
+							       : -EIO;
+		}
+		goto err_headers;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	if (!b.data) {
+		b.data = strdup("");
+		if (!b.data) {
+			err = -ENOMEM;
+			goto err_headers;
+		}
+	}
+	*resp = b.data;
+	b.data = NULL;
+	if (retry_after)
+		*retry_after = b.retry_after;
+err_headers:
+	curl_slist_free_all(hdrs);
+err_easy:
+	curl_easy_cleanup(c);
+	free(b.data);
+	return err;
+}
+
+/* ---- the join ---- */
+
+/* A string field of o, or NULL. */
+static const char *str_field(const cJSON *o, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The "error" text of an answer, for a message (our own reason if none). */
+static void answer_reason(const cJSON *o, char *why, size_t cap)
+{
+	const char *e = o ? str_field(o, "error") : NULL;
+	snprintf(why, cap, "%s", e ? e : "no reason given");
+}
+
+/* Take cluster_id and token from a 201 or a matching 409. */
+static int fill_answer(const cJSON *o, struct join_answer *out)
+{
+	const char *cid = str_field(o, "cluster_id");
+	const char *tok = str_field(o, "token");
+
+	if (!cid || !cid[0] || strlen(cid) > JOIN_ID_MAX ||
+	    (tok && strlen(tok) > JOIN_ID_MAX))
+		return -EPROTO;
+	snprintf(out->cluster_id, sizeof(out->cluster_id), "%s", cid);
+	snprintf(out->token, sizeof(out->token), "%s", tok ? tok : "");
+	return 0;
+}
+
+int cluster_join(const char *member, uint64_t id, const char *self_addr,
+		 int timeout_ms, struct join_answer *out, char **errmsg)
+{
+	char target[JOIN_ADDR_MAX + 1], body[160], last[JOIN_REASON_MAX] = "";
+	uint64_t start = mono_ms(), deadline, backoff = BACKOFF_MIN_MS;
+	int redirects = 0, attempts = 0;
+
+	if (errmsg)
+		*errmsg = NULL;
+	if (!cluster_addr_valid(member)) {
+		set_err(errmsg, "--join: \"%.80s\" is not HOST:PORT",
+			member ? member : "");
+		return -EINVAL;
+	}
+	if (!cluster_addr_valid(self_addr)) {
+		set_err(errmsg,
+			"this node's address \"%.80s\" is not HOST:PORT",
+			self_addr ? self_addr : "");
+		return -EINVAL;
+	}
+	if (id == 0 || id > JOIN_ID_LIMIT || timeout_ms <= 0 || !out) {
+		set_err(errmsg, "bad id %" PRIu64 " or timeout %d", id,
+			timeout_ms);
+		return -EINVAL;
+	}
+	deadline = start + (uint64_t)timeout_ms;
+	snprintf(target, sizeof(target), "%s", member);
+	snprintf(body, sizeof(body), "{\"id\":%" PRIu64 ",\"address\":\"%s\"}",
+		 id, self_addr);
+
+	for (;;) {
+		uint64_t now = mono_ms();
+		long status = 0;
+		char *resp = NULL, *terr = NULL;
+		cJSON *o = NULL;
+		bool follow = false;
+		int rc;
+
+		if (now >= deadline)
+			break;
+		attempts++;
+		rc = cluster_http(target, "POST", JOIN_PATH, body, strlen(body),
+				  (int)(deadline - now), &status, &resp, NULL,
+				  &terr);
+		if (rc == -ENOMEM || rc == -EINVAL) {
+			set_err(errmsg, "join: %s",
+				terr ? terr : strerror(-rc));
+			free(terr);
+			return rc;
+		}
+		if (rc < 0) {
+			snprintf(last, sizeof(last), "%s", terr ? terr : "?");
+			free(terr);
+			/* The leader we were sent to may be gone: ask the
+			 * member we were given again. */
+			snprintf(target, sizeof(target), "%s", member);
+			goto retry;
+		}
+		o = cJSON_Parse(resp);
+		switch (status) {
+		case 201:
+			if (fill_answer(o, out) != 0) {
+				set_err(errmsg,
+					"join: %s answered 201 without a "
+					"usable cluster_id",
+					target);
+				rc = -EPROTO;
+			}
+			goto done;
+		case 409: {
+			const char *have = o ? str_field(o, "address") : NULL;
+			if (have && strcmp(have, self_addr) == 0 &&
+			    fill_answer(o, out) == 0) {
+				rc = 0;
+				goto done;
+			}
+			if (have)
+				set_err(errmsg,
+					"join: id %" PRIu64
+					" is already a member at %.64s, not %s",
+					id, have, self_addr);
+			else
+				set_err(errmsg,
+					"join: id %" PRIu64
+					" is already a member (%s did not say "
+					"at which address)",
+					id, target);
+			rc = -EEXIST;
+			goto done;
+		}
+		case 421: {
+			const char *lead =
+			    o ? str_field(o, "leader_address") : NULL;
+			snprintf(last, sizeof(last),
+				 "%s is not the leader (leader: %.64s)", target,
+				 lead && lead[0] ? lead : "unknown");
+			if (lead && cluster_addr_valid(lead) &&
+			    strcmp(lead, target) != 0 &&
+			    redirects < MAX_REDIRECTS) {
+				snprintf(target, sizeof(target), "%s", lead);
+				redirects++;
+				follow = true;
+			}
+			break;
+		}
+		case 503: {
+			char why[JOIN_REASON_MAX - 80];
+			answer_reason(o, why, sizeof(why));
+			snprintf(last, sizeof(last), "%s answered 503: %s",
+				 target, why);
+			break;
+		}
+		default: {
+			char why[JOIN_REASON_MAX - 80];
+			answer_reason(o, why, sizeof(why));
+			set_err(errmsg, "join: %s refused (HTTP %ld): %s",
+				target, status, why);
+			rc = status == 400   ? -EINVAL
+			     : status == 403 ? -EPERM
+					     : -EPROTO;
+			goto done;
+		}
+		}
+		cJSON_Delete(o);
+		free(resp);
+		if (follow)
+			continue;
+		redirects = 0;
+	retry:
+		now = mono_ms();
+		if (now >= deadline)
+			break;
+		sleep_ms(backoff < deadline - now ? backoff : deadline - now);
+		backoff =
+		    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+		continue;
+	done:
+		cJSON_Delete(o);
+		free(resp);
+		return rc;
+	}
+	set_err(errmsg,
+		"join: no member added id %" PRIu64 " within %d ms (%d "
+		"attempts); last: %s",
+		id, timeout_ms, attempts, last[0] ? last : "nothing");
+	return -ETIMEDOUT;
+}

@@ -1,0 +1,61 @@
+/* join.h - the client side of membership: asking a cluster to add a node.
+ *
+ * A node started with --join=HOST:PORT calls cluster_join before it starts
+ * its Raft node: it POSTs /cluster/members to any member, follows a 421 to
+ * the leader and retries a busy or leaderless cluster until a deadline.
+ * kvfsctl uses the same one-shot request helper. The server side is
+ * raft/http_cluster.c; the endpoints are in docs/http-api.md. */
+#ifndef KV_RAFT_JOIN_H
+#define KV_RAFT_JOIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Longest cluster id or token carried in an answer (transport.h's
+ * PEER_ID_MAX) and longest member address (raft.h's RAFT_ADDR_MAX - 1). */
+#define JOIN_ID_MAX   256
+#define JOIN_ADDR_MAX 63
+
+/* What the cluster answered a join with. token is "" when the cluster
+ * uses a --cluster-token file (never sent over the wire): the joiner must
+ * have been given the same file. */
+struct join_answer {
+	char cluster_id[JOIN_ID_MAX + 1];
+	char token[JOIN_ID_MAX + 1];
+};
+
+/* True if a is a member address kvfs accepts: "host:port" or "[v6]:port",
+ * shorter than 64 bytes, host of letters, digits and ".-_" (or a bracketed
+ * IPv6 address), port 1..65535, no spaces or anything that could bend a
+ * URL. Pure; any thread. */
+bool cluster_addr_valid(const char *a);
+
+/* Ask the cluster that member (HOST:PORT) belongs to to add this node,
+ * id at self_addr, as a learner. A 421 is followed to the leader it names,
+ * a 503 (no leader, another change under way, no quorum yet) or an
+ * unreachable member is retried with backoff (20 ms doubling to 1 s) until
+ * timeout_ms has passed. 201 is success; so is 409 when the answer shows
+ * id is already a member at self_addr (this node asked before and was
+ * restarted, or an earlier answer was lost): the join is idempotent. On
+ * success out is filled. Errors: -EINVAL (bad arguments), -EEXIST (id is a
+ * member at another address, or the cluster refused: 4xx), -ETIMEDOUT
+ * (no success before the deadline), -EPROTO (an answer we cannot read),
+ * -ENOMEM; *errmsg (malloc'd, the caller frees; may be NULL) then says why
+ * in one line. Blocks; any thread; uses libcurl (curl_global_init is done
+ * once, thread-safely, here). */
+int cluster_join(const char *member, uint64_t id, const char *self_addr,
+		 int timeout_ms, struct join_answer *out, char **errmsg);
+
+/* One HTTP request to http://addr/path (method "GET", "POST", "PUT",
+ * "DELETE"; body may be NULL, sent as application/json otherwise) with a
+ * total timeout. On success (any HTTP status) returns 0 with *status, the
+ * response body in *resp (malloc'd, NUL-terminated, the caller frees) and,
+ * if retry_after is not NULL, the Retry-After seconds (0 if none). A
+ * transport failure returns -ECONNREFUSED, -ETIMEDOUT or -EIO with *errmsg
+ * (malloc'd) saying why; -ENOMEM. Blocks; any thread. */
+int cluster_http(const char *addr, const char *method, const char *path,
+		 const char *body, size_t len, int timeout_ms, long *status,
+		 char **resp, unsigned *retry_after, char **errmsg);
+
+#endif
