@@ -171,7 +171,8 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *cls)
 
 int cluster_http(const char *addr, const char *method, const char *path,
 		 const char *body, size_t len, int timeout_ms, long *status,
-		 char **resp, unsigned *retry_after, char **errmsg)
+		 char **resp, size_t *resp_len, unsigned *retry_after,
+		 char **errmsg)
 {
 	struct buf b = {0};
 	struct curl_slist *hdrs = NULL;
@@ -247,6 +248,8 @@ int cluster_http(const char *addr, const char *method, const char *path,
 		}
 	}
 	*resp = b.data;
+	if (resp_len)
+		*resp_len = b.len;
 	b.data = NULL;
 	if (retry_after)
 		*retry_after = b.retry_after;
@@ -288,12 +291,108 @@ static int fill_answer(const cJSON *o, struct join_answer *out)
 	return 0;
 }
 
+int cluster_leader_request(const char *member, const char *method,
+			   const char *path, const char *body, int timeout_ms,
+			   long *status, char **resp, bool *retried,
+			   char **errmsg)
+{
+	char target[JOIN_ADDR_MAX + 1], last[JOIN_REASON_MAX] = "";
+	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
+	uint64_t backoff = BACKOFF_MIN_MS;
+	int redirects = 0, attempts = 0;
+
+	if (errmsg)
+		*errmsg = NULL;
+	if (retried)
+		*retried = false;
+	if (!cluster_addr_valid(member)) {
+		set_err(errmsg, "\"%.80s\" is not HOST:PORT",
+			member ? member : "");
+		return -EINVAL;
+	}
+	if (timeout_ms <= 0) {
+		set_err(errmsg, "bad timeout %d", timeout_ms);
+		return -EINVAL;
+	}
+	snprintf(target, sizeof(target), "%s", member);
+	for (;;) {
+		uint64_t now = mono_ms();
+		char *text = NULL, *terr = NULL;
+		cJSON *o;
+		bool follow = false;
+		int rc;
+
+		if (now >= deadline)
+			break;
+		if (attempts++ > 0 && retried)
+			*retried = true;
+		rc = cluster_http(
+		    target, method, path, body, body ? strlen(body) : 0,
+		    (int)(deadline - now), status, &text, NULL, NULL, &terr);
+		if (rc == -ENOMEM || rc == -EINVAL) {
+			set_err(errmsg, "%s", terr ? terr : strerror(-rc));
+			free(terr);
+			return rc;
+		}
+		if (rc < 0) {
+			snprintf(last, sizeof(last), "%s", terr ? terr : "?");
+			free(terr);
+			/* The leader we were sent to may be gone: ask the
+			 * member we were given again. */
+			snprintf(target, sizeof(target), "%s", member);
+			goto retry;
+		}
+		if (*status != 421 && *status != 503) {
+			*resp = text;
+			return 0;
+		}
+		o = cJSON_Parse(text);
+		if (*status == 421) {
+			const char *lead =
+			    o ? str_field(o, "leader_address") : NULL;
+			snprintf(last, sizeof(last),
+				 "%s is not the leader (leader: %.64s)", target,
+				 lead && lead[0] ? lead : "unknown");
+			if (lead && cluster_addr_valid(lead) &&
+			    strcmp(lead, target) != 0 &&
+			    redirects < MAX_REDIRECTS) {
+				snprintf(target, sizeof(target), "%s", lead);
+				redirects++;
+				follow = true;
+			}
+		} else {
+			char why[JOIN_REASON_MAX - 80];
+			answer_reason(o, why, sizeof(why));
+			snprintf(last, sizeof(last), "%s answered 503: %s",
+				 target, why);
+		}
+		cJSON_Delete(o);
+		free(text);
+		if (follow)
+			continue;
+		redirects = 0;
+	retry:
+		now = mono_ms();
+		if (now >= deadline)
+			break;
+		sleep_ms(backoff < deadline - now ? backoff : deadline - now);
+		backoff =
+		    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+	}
+	set_err(errmsg,
+		"no answer from a leader within %d ms (%d attempts); "
+		"last: %s",
+		timeout_ms, attempts, last[0] ? last : "nothing");
+	return -ETIMEDOUT;
+}
+
 int cluster_join(const char *member, uint64_t id, const char *self_addr,
 		 int timeout_ms, struct join_answer *out, char **errmsg)
 {
-	char target[JOIN_ADDR_MAX + 1], body[160], last[JOIN_REASON_MAX] = "";
-	uint64_t start = mono_ms(), deadline, backoff = BACKOFF_MIN_MS;
-	int redirects = 0, attempts = 0;
+	char body[160], *resp = NULL, *err = NULL;
+	long status = 0;
+	cJSON *o;
+	int rc;
 
 	if (errmsg)
 		*errmsg = NULL;
@@ -313,125 +412,53 @@ int cluster_join(const char *member, uint64_t id, const char *self_addr,
 			timeout_ms);
 		return -EINVAL;
 	}
-	deadline = start + (uint64_t)timeout_ms;
-	snprintf(target, sizeof(target), "%s", member);
 	snprintf(body, sizeof(body), "{\"id\":%" PRIu64 ",\"address\":\"%s\"}",
 		 id, self_addr);
-
-	for (;;) {
-		uint64_t now = mono_ms();
-		long status = 0;
-		char *resp = NULL, *terr = NULL;
-		cJSON *o = NULL;
-		bool follow = false;
-		int rc;
-
-		if (now >= deadline)
-			break;
-		attempts++;
-		rc = cluster_http(target, "POST", JOIN_PATH, body, strlen(body),
-				  (int)(deadline - now), &status, &resp, NULL,
-				  &terr);
-		if (rc == -ENOMEM || rc == -EINVAL) {
-			set_err(errmsg, "join: %s",
-				terr ? terr : strerror(-rc));
-			free(terr);
-			return rc;
-		}
-		if (rc < 0) {
-			snprintf(last, sizeof(last), "%s", terr ? terr : "?");
-			free(terr);
-			/* The leader we were sent to may be gone: ask the
-			 * member we were given again. */
-			snprintf(target, sizeof(target), "%s", member);
-			goto retry;
-		}
-		o = cJSON_Parse(resp);
-		switch (status) {
-		case 201:
-			if (fill_answer(o, out) != 0) {
-				set_err(errmsg,
-					"join: %s answered 201 without a "
-					"usable cluster_id",
-					target);
-				rc = -EPROTO;
-			}
-			goto done;
-		case 409: {
-			const char *have = o ? str_field(o, "address") : NULL;
-			if (have && strcmp(have, self_addr) == 0 &&
-			    fill_answer(o, out) == 0) {
-				rc = 0;
-				goto done;
-			}
-			if (have)
-				set_err(errmsg,
-					"join: id %" PRIu64
-					" is already a member at %.64s, not %s",
-					id, have, self_addr);
-			else
-				set_err(errmsg,
-					"join: id %" PRIu64
-					" is already a member (%s did not say "
-					"at which address)",
-					id, target);
-			rc = -EEXIST;
-			goto done;
-		}
-		case 421: {
-			const char *lead =
-			    o ? str_field(o, "leader_address") : NULL;
-			snprintf(last, sizeof(last),
-				 "%s is not the leader (leader: %.64s)", target,
-				 lead && lead[0] ? lead : "unknown");
-			if (lead && cluster_addr_valid(lead) &&
-			    strcmp(lead, target) != 0 &&
-			    redirects < MAX_REDIRECTS) {
-				snprintf(target, sizeof(target), "%s", lead);
-				redirects++;
-				follow = true;
-			}
-			break;
-		}
-		case 503: {
-			char why[JOIN_REASON_MAX - 80];
-			answer_reason(o, why, sizeof(why));
-			snprintf(last, sizeof(last), "%s answered 503: %s",
-				 target, why);
-			break;
-		}
-		default: {
-			char why[JOIN_REASON_MAX - 80];
-			answer_reason(o, why, sizeof(why));
-			set_err(errmsg, "join: %s refused (HTTP %ld): %s",
-				target, status, why);
-			rc = status == 400   ? -EINVAL
-			     : status == 403 ? -EPERM
-					     : -EPROTO;
-			goto done;
-		}
-		}
-		cJSON_Delete(o);
-		free(resp);
-		if (follow)
-			continue;
-		redirects = 0;
-	retry:
-		now = mono_ms();
-		if (now >= deadline)
-			break;
-		sleep_ms(backoff < deadline - now ? backoff : deadline - now);
-		backoff =
-		    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
-		continue;
-	done:
-		cJSON_Delete(o);
-		free(resp);
+	rc = cluster_leader_request(member, "POST", JOIN_PATH, body, timeout_ms,
+				    &status, &resp, NULL, &err);
+	if (rc != 0) {
+		set_err(errmsg, "join: %s", err ? err : strerror(-rc));
+		free(err);
 		return rc;
 	}
-	set_err(errmsg,
-		"join: no member added id %" PRIu64 " within %d ms (%d "
-		"attempts); last: %s",
-		id, timeout_ms, attempts, last[0] ? last : "nothing");
-	return -ETIMEDOUT;
+	o = cJSON_Parse(resp);
+	switch (status) {
+	case 201:
+		if (fill_answer(o, out) != 0) {
+			set_err(
+			    errmsg,
+			    "join: the leader answered 201 without a usable "
+			    "cluster_id");
+			rc = -EPROTO;
+		}
+		break;
+	case 409: {
+		const char *have = o ? str_field(o, "address") : NULL;
+		if (have && strcmp(have, self_addr) == 0 &&
+		    fill_answer(o, out) == 0)
+			break;
+		if (have)
+			set_err(errmsg,
+				"join: id %" PRIu64
+				" is already a member at %.64s, not %s",
+				id, have, self_addr);
+		else
+			set_err(errmsg,
+				"join: id %" PRIu64 " is already a member (the "
+				"leader did not say at which address)",
+				id);
+		rc = -EEXIST;
+		break;
+	}
+	default: {
+		char why[JOIN_REASON_MAX - 80];
+		answer_reason(o, why, sizeof(why));
+		set_err(errmsg, "join: refused (HTTP %ld): %s", status, why);
+		rc = status == 400 ? -EINVAL : status == 403 ? -EPERM : -EPROTO;
+		break;
+	}
+	}
+	cJSON_Delete(o);
+	free(resp);
+	return rc;
 }

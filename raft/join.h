@@ -47,15 +47,31 @@ bool cluster_addr_valid(const char *a);
 int cluster_join(const char *member, uint64_t id, const char *self_addr,
 		 int timeout_ms, struct join_answer *out, char **errmsg);
 
+/* A request for the leader (a membership change): send method path body
+ * to member; a 421 is followed to the leader_address it names, a 503 or
+ * an unreachable node is retried with backoff (20 ms doubling to 1 s),
+ * back at member, until timeout_ms. 0 with the final answer's *status
+ * (neither 421 nor 503) and *resp (malloc'd, the caller frees); *retried
+ * (may be NULL) says whether more than one request was sent, so an
+ * earlier one whose outcome was unknown may have applied. Errors:
+ * -ETIMEDOUT, -EINVAL (bad member or timeout), -ENOMEM, with *errmsg
+ * (malloc'd; may be NULL) naming the last answer. Blocks; any thread. */
+int cluster_leader_request(const char *member, const char *method,
+			   const char *path, const char *body, int timeout_ms,
+			   long *status, char **resp, bool *retried,
+			   char **errmsg);
+
 /* One HTTP request to http://addr/path (method "GET", "POST", "PUT",
  * "DELETE"; body may be NULL, sent as application/json otherwise) with a
  * total timeout. On success (any HTTP status) returns 0 with *status, the
- * response body in *resp (malloc'd, NUL-terminated, the caller frees) and,
+ * response body in *resp (malloc'd, NUL-terminated, the caller frees; its
+ * length in *resp_len if not NULL: a value may hold NULs) and,
  * if retry_after is not NULL, the Retry-After seconds (0 if none). A
  * transport failure returns -ECONNREFUSED, -ETIMEDOUT or -EIO with *errmsg
  * (malloc'd) saying why; -ENOMEM. Blocks; any thread. */
 int cluster_http(const char *addr, const char *method, const char *path,
 		 const char *body, size_t len, int timeout_ms, long *status,
-		 char **resp, unsigned *retry_after, char **errmsg);
+		 char **resp, size_t *resp_len, unsigned *retry_after,
+		 char **errmsg);
 
 #endif

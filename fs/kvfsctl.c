@@ -1,0 +1,447 @@
+/* kvfsctl.c - the command-line client for a kvfs cluster.
+ *
+ * kvfsctl [--node=H:P] [--timeout=MS] [--json] COMMAND talks to one node's
+ * HTTP API: status, the member list, membership changes (which only the
+ * leader makes: a 421 is followed to the leader it names and a busy or
+ * leaderless cluster is retried until the timeout, raft/join.c), and a
+ * key's value. It keeps no state and prints either pretty JSON or a short
+ * table. Exit codes: 0 success, 1 the request failed, 2 bad usage. The
+ * endpoints are in docs/http-api.md. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "join.h"
+
+#define EXIT_USAGE	   2
+#define DEFAULT_NODE	   "127.0.0.1:7001"
+#define DEFAULT_TIMEOUT_MS 10000
+#define STDIN_MAX	   (16u * 1024u * 1024u + 1u)
+
+struct ctl {
+	const char *node;
+	int timeout_ms;
+	bool json;
+};
+
+static void usage(FILE *f)
+{
+	fprintf(
+	    f,
+	    "usage: kvfsctl [--node=HOST:PORT] [--timeout=MS] [--json] "
+	    "COMMAND\n"
+	    "  status               the node's /status (JSON)\n"
+	    "  members              the members as the node knows them\n"
+	    "  add ID HOST:PORT     add a member (a learner, promoted once "
+	    "caught up)\n"
+	    "  remove ID            remove a member (the leader too)\n"
+	    "  get KEY              print KEY's value\n"
+	    "  put KEY VALUE|-      set KEY (- reads the value from stdin)\n"
+	    "options:\n"
+	    "  --node=HOST:PORT     the node to ask (default " DEFAULT_NODE
+	    ")\n"
+	    "  --timeout=MS         give up after MS (default %d)\n"
+	    "  --json               print JSON, not a table\n"
+	    "exit: 0 success, 1 failure, 2 usage\n",
+	    DEFAULT_TIMEOUT_MS);
+}
+
+/* The "error" of a JSON error body, or the body itself. */
+static void print_failure(const char *what, long status, const char *resp)
+{
+	cJSON *o = cJSON_Parse(resp);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
+
+	fprintf(stderr, "kvfsctl: %s: HTTP %ld: %s\n", what, status,
+		cJSON_IsString(e) ? e->valuestring
+		: resp[0]	  ? resp
+				  : "(no body)");
+	cJSON_Delete(o);
+}
+
+/* Print a JSON answer pretty (or as it came if it is not JSON). */
+static void print_json(const char *resp)
+{
+	cJSON *o = cJSON_Parse(resp);
+	char *text = o ? cJSON_Print(o) : NULL;
+
+	printf("%s\n", text ? text : resp);
+	free(text);
+	cJSON_Delete(o);
+}
+
+/* One request to the node itself; 0 or 1 (the message printed). */
+static int request(const struct ctl *c, const char *method, const char *path,
+		   const char *body, size_t len, long *status, char **resp,
+		   size_t *resp_len)
+{
+	char *err = NULL;
+	int rc = cluster_http(c->node, method, path, body, len, c->timeout_ms,
+			      status, resp, resp_len, NULL, &err);
+
+	if (rc != 0) {
+		fprintf(stderr, "kvfsctl: %s\n", err ? err : strerror(-rc));
+		free(err);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_status(const struct ctl *c)
+{
+	long status = 0;
+	char *resp = NULL;
+	int rc = request(c, "GET", "/status", NULL, 0, &status, &resp, NULL);
+
+	if (rc != 0)
+		return rc;
+	if (status != 200) {
+		print_failure("status", status, resp);
+		rc = 1;
+	} else {
+		print_json(resp);
+	}
+	free(resp);
+	return rc;
+}
+
+static int cmd_members(const struct ctl *c)
+{
+	long status = 0;
+	char *resp = NULL;
+	cJSON *o, *m;
+	double leader = 0;
+	int rc = request(c, "GET", "/cluster/members", NULL, 0, &status, &resp,
+			 NULL);
+
+	if (rc != 0)
+		return rc;
+	if (status != 200) {
+		print_failure("members", status, resp);
+		free(resp);
+		return 1;
+	}
+	o = cJSON_Parse(resp);
+	if (c->json || !o) {
+		print_json(resp);
+		goto out;
+	}
+	m = cJSON_GetObjectItemCaseSensitive(o, "leader");
+	if (cJSON_IsNumber(m))
+		leader = m->valuedouble;
+	printf("%-6s %-32s %-8s %s\n", "ID", "ADDRESS", "ROLE", "");
+	cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(o, "members"))
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+		const cJSON *a = cJSON_GetObjectItemCaseSensitive(m, "address");
+		const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+		printf("%-6.0f %-32s %-8s %s\n",
+		       cJSON_IsNumber(id) ? id->valuedouble : 0.0,
+		       cJSON_IsString(a) ? a->valuestring : "?",
+		       cJSON_IsString(r) ? r->valuestring : "?",
+		       cJSON_IsNumber(id) && id->valuedouble == leader &&
+			       leader > 0
+			   ? "leader"
+			   : "");
+	}
+out:
+	cJSON_Delete(o);
+	free(resp);
+	return 0;
+}
+
+/* A member id argument: 1..2^53-1. */
+static int parse_id(const char *s, uint64_t *id)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s[0] || s[0] < '0' || s[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v == 0 || v > 9007199254740991ull)
+		return -EINVAL;
+	*id = v;
+	return 0;
+}
+
+/* A membership change at the leader. */
+static int change(const struct ctl *c, const char *method, const char *path,
+		  const char *body, const char *what, long *status, char **resp,
+		  bool *retried)
+{
+	char *err = NULL;
+	int rc =
+	    cluster_leader_request(c->node, method, path, body, c->timeout_ms,
+				   status, resp, retried, &err);
+
+	if (rc != 0) {
+		fprintf(stderr, "kvfsctl: %s: %s\n", what,
+			err ? err : strerror(-rc));
+		free(err);
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_add(const struct ctl *c, const char *ids, const char *addr)
+{
+	char body[160], *resp = NULL;
+	long status = 0;
+	uint64_t id;
+	bool retried = false;
+	int rc;
+
+	if (parse_id(ids, &id) != 0 || !cluster_addr_valid(addr)) {
+		fprintf(stderr, "kvfsctl: add: want ID (>= 1) and HOST:PORT\n");
+		return EXIT_USAGE;
+	}
+	snprintf(body, sizeof(body), "{\"id\":%" PRIu64 ",\"address\":\"%s\"}",
+		 id, addr);
+	rc = change(c, "POST", "/cluster/members", body, "add", &status, &resp,
+		    &retried);
+	if (rc != 0)
+		return rc;
+	if (status == 201) {
+		if (c->json)
+			print_json(resp);
+		else
+			printf("added %" PRIu64 " at %s as a learner\n", id,
+			       addr);
+	} else {
+		print_failure("add", status, resp);
+		if (status == 409 && retried)
+			fprintf(stderr, "kvfsctl: (an earlier attempt whose "
+					"outcome was unknown may have added "
+					"it)\n");
+		rc = 1;
+	}
+	free(resp);
+	return rc;
+}
+
+static int cmd_remove(const struct ctl *c, const char *ids)
+{
+	char path[64], *resp = NULL;
+	long status = 0;
+	uint64_t id;
+	bool retried = false;
+	int rc;
+
+	if (parse_id(ids, &id) != 0) {
+		fprintf(stderr, "kvfsctl: remove: want ID (>= 1)\n");
+		return EXIT_USAGE;
+	}
+	snprintf(path, sizeof(path), "/cluster/members/%" PRIu64, id);
+	rc =
+	    change(c, "DELETE", path, NULL, "remove", &status, &resp, &retried);
+	if (rc != 0)
+		return rc;
+	if (status == 200) {
+		if (c->json)
+			print_json(resp);
+		else
+			printf("removed %" PRIu64 "\n", id);
+	} else {
+		print_failure("remove", status, resp);
+		if (status == 404 && retried)
+			fprintf(stderr, "kvfsctl: (an earlier attempt whose "
+					"outcome was unknown may have removed "
+					"it)\n");
+		rc = 1;
+	}
+	free(resp);
+	return rc;
+}
+
+/* "/kv/" + KEY percent-encoded (slashes kept: they are the key's
+ * directories); NULL if too long. malloc'd. */
+static char *kv_path(const char *key)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t n = strlen(key);
+	char *p = malloc(4 + 3 * n + 1), *o;
+
+	if (!p)
+		return NULL;
+	o = p + sprintf(p, "/kv/");
+	for (const unsigned char *k = (const unsigned char *)key; *k; k++) {
+		if ((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
+		    (*k >= '0' && *k <= '9') || strchr("-._~/", *k)) {
+			*o++ = (char)*k;
+		} else {
+			*o++ = '%';
+			*o++ = hex[*k >> 4];
+			*o++ = hex[*k & 15];
+		}
+	}
+	*o = '\0';
+	return p;
+}
+
+static int cmd_get(const struct ctl *c, const char *key)
+{
+	char *path = kv_path(key), *resp = NULL;
+	size_t len = 0;
+	long status = 0;
+	int rc;
+
+	if (!path)
+		return 1;
+	rc = request(c, "GET", path, NULL, 0, &status, &resp, &len);
+	free(path);
+	if (rc != 0)
+		return rc;
+	if (status == 200) {
+		/* The value as it is, NULs and all. */
+		if (fwrite(resp, 1, len, stdout) != len)
+			rc = 1;
+	} else {
+		print_failure("get", status, resp);
+		rc = 1;
+	}
+	free(resp);
+	return rc;
+}
+
+/* All of stdin, malloc'd, into *out and *len. */
+static int read_stdin(char **out, size_t *len)
+{
+	size_t cap = 4096, n = 0;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return -ENOMEM;
+	for (;;) {
+		size_t got;
+		if (n == cap) {
+			char *b;
+			if (cap >= STDIN_MAX)
+				break;
+			b = realloc(buf, cap * 2);
+			if (!b) {
+				free(buf);
+				return -ENOMEM;
+			}
+			buf = b;
+			cap *= 2;
+		}
+		got = fread(buf + n, 1, cap - n, stdin);
+		n += got;
+		if (got == 0)
+			break;
+	}
+	if (ferror(stdin)) {
+		free(buf);
+		return -EIO;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int cmd_put(const struct ctl *c, const char *key, const char *value)
+{
+	char *path = kv_path(key), *resp = NULL, *data = NULL;
+	const char *body = value;
+	size_t len = strlen(value);
+	long status = 0;
+	int rc;
+
+	if (!path)
+		return 1;
+	if (strcmp(value, "-") == 0) {
+		if (read_stdin(&data, &len) != 0) {
+			fprintf(stderr, "kvfsctl: put: cannot read stdin\n");
+			free(path);
+			return 1;
+		}
+		body = data;
+	}
+	rc = request(c, "PUT", path, body, len, &status, &resp, NULL);
+	free(path);
+	free(data);
+	if (rc != 0)
+		return rc;
+	if (status == 200 || status == 201) {
+		if (c->json)
+			print_json(resp);
+	} else {
+		print_failure("put", status, resp);
+		rc = 1;
+	}
+	free(resp);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"node", required_argument, NULL, 'n'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	struct ctl c = {DEFAULT_NODE, DEFAULT_TIMEOUT_MS, false};
+	const char *cmd;
+	int o, nargs;
+
+	while ((o = getopt_long(argc, argv, "+n:t:jh", opts, NULL)) != -1) {
+		switch (o) {
+		case 'n':
+			c.node = optarg;
+			break;
+		case 't': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (*end || v <= 0 || v > 3600 * 1000) {
+				fprintf(stderr, "kvfsctl: bad --timeout\n");
+				return EXIT_USAGE;
+			}
+			c.timeout_ms = (int)v;
+			break;
+		}
+		case 'j':
+			c.json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (!cluster_addr_valid(c.node)) {
+		fprintf(stderr, "kvfsctl: --node must be HOST:PORT\n");
+		return EXIT_USAGE;
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	nargs = argc - optind - 1;
+	argv += optind + 1;
+	if (strcmp(cmd, "status") == 0 && nargs == 0)
+		return cmd_status(&c);
+	if (strcmp(cmd, "members") == 0 && nargs == 0)
+		return cmd_members(&c);
+	if (strcmp(cmd, "add") == 0 && nargs == 2)
+		return cmd_add(&c, argv[0], argv[1]);
+	if (strcmp(cmd, "remove") == 0 && nargs == 1)
+		return cmd_remove(&c, argv[0]);
+	if (strcmp(cmd, "get") == 0 && nargs == 1)
+		return cmd_get(&c, argv[0]);
+	if (strcmp(cmd, "put") == 0 && nargs == 2)
+		return cmd_put(&c, argv[0], argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
