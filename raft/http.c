@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "http_internal.h"
+#include "snapxfer.h"
 #include "transport.h"
 
 /* Connections at once (each one a thread). */
@@ -53,6 +54,13 @@ static const struct http_route routes[] = {
      http_peer_check, http_peer_message},
     {"/raft/propose", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
      PEER_MAX_PROPOSE, http_peer_check, http_peer_propose},
+    {"/raft/snapshot", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
+     SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot},
+    /* membership (http_cluster.c) */
+    {"/cluster/members", true, HTTP_GET | HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
+     1024, NULL, http_cluster_members},
+    {"/cluster/members/", false, HTTP_DELETE, 0, HTTP_BODY_NONE, 0, NULL,
+     http_cluster_member},
 };
 
 static unsigned method_bit(const char *m)

@@ -154,5 +154,24 @@ enum MHD_Result http_status_handle(struct http_req *r);
 bool http_peer_check(struct http_req *r);
 enum MHD_Result http_peer_message(struct http_req *r);
 enum MHD_Result http_peer_propose(struct http_req *r);
+enum MHD_Result http_peer_snapshot(struct http_req *r);
+
+/* ---- http_cluster.c: membership (/cluster/members) ---- */
+
+/* Parse a POST body {"id":N,"address":"H:P"} strictly: an object with
+ * exactly those fields, id an integer in [1, 2^53 - 1], address as
+ * cluster_addr_valid (join.h) and shorter than cap. 0 with *id and addr,
+ * or -EINVAL with *why a static message fit for a 400. Pure. */
+int http_cluster_parse_member(const char *body, size_t len, uint64_t *id,
+			      char *addr, size_t cap, const char **why);
+/* Parse the ID of /cluster/members/ID: decimal digits, 1..2^53 - 1. 0 or
+ * -EINVAL. Pure. */
+int http_cluster_parse_id(const char *s, uint64_t *id);
+/* A membership change's error as a status and code: KV_ENOTLEADER 421
+ * not_leader, -EBUSY 503 busy, the rest as http_error_status. Pure. */
+void http_cluster_status(int err, unsigned *status, const char **code);
+/* GET and POST /cluster/members; DELETE /cluster/members/ID. */
+enum MHD_Result http_cluster_members(struct http_req *r);
+enum MHD_Result http_cluster_member(struct http_req *r);
 
 #endif

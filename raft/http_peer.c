@@ -5,6 +5,8 @@
  * decoded and handed to the node thread: Raft's answers travel as messages
  * of their own. POST /raft/propose is a follower forwarding a client's
  * write (node_client.c); it is answered once the write is applied here.
+ * POST /raft/snapshot brings a leader's db file in chunks (snapxfer.h);
+ * a verified file waits for the snapshot message that installs it.
  * Both refuse, before reading a body, a request without this cluster's id
  * and token. */
 #include <errno.h>
@@ -14,6 +16,8 @@
 #include <string.h>
 
 #include "http_internal.h"
+#include "node_int.h"
+#include "snapxfer.h"
 #include "transport.h"
 
 bool http_peer_check(struct http_req *r)
@@ -93,4 +97,41 @@ enum MHD_Result http_peer_propose(struct http_req *r)
 		     "{\"index\":%" PRIu64 ",\"err\":%d,\"rev\":%" PRIu64 "}",
 		     index, res.err, res.rev);
 	return http_reply_json(r, MHD_HTTP_OK, body, (size_t)len);
+}
+
+/* A raw query argument: the snapshot's are plain numbers. */
+static const char *arg(struct http_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+					   name);
+}
+
+enum MHD_Result http_peer_snapshot(struct http_req *r)
+{
+	struct kv_node *n = r->node;
+	struct snapxfer_params p = {.index = arg(r, "index"),
+				    .term = arg(r, "term"),
+				    .offset = arg(r, "offset"),
+				    .done = arg(r, "done"),
+				    .total = arg(r, "total"),
+				    .crc = arg(r, "crc"),
+				    .chunk_crc =
+					http_header(r, SNAPXFER_HDR_CRC)};
+	struct snapxfer_chunk c;
+	struct snapxfer_ready ready;
+	char why[200] = "", body[400];
+	uint64_t next = 0;
+	int err = snapxfer_parse(&p, r->body, r->len, &c, why, sizeof(why));
+	if (err == 0)
+		err = snapxfer_recv_chunk(n->snaprecv, &c, &next, &ready, why,
+					  sizeof(why));
+	if (err == 1) {
+		pthread_mutex_lock(&n->mu);
+		n->ready = ready;
+		n->has_ready = true;
+		pthread_mutex_unlock(&n->mu);
+	}
+	size_t len = snapxfer_reply(err, next, why, body, sizeof(body));
+	return http_reply_json(r, (unsigned)snapxfer_http_status(err), body,
+			       len);
 }

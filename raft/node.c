@@ -216,9 +216,11 @@ static int identity(struct kv_node *n, const char *dir, bool peers_given,
 	if (!text) {
 		/* bootstrap (or a data dir from before cluster.json) */
 		snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", want_id);
-		if (!have_token)
+		if (!have_token) {
 			snprintf(n->token, sizeof(n->token), "dt-%016llx",
 				 (unsigned long long)fnv64("token\n", want));
+			n->token_derived = true;
+		}
 		*boot = *given;
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddNumberToObject(j, "version", KV_FORMAT_VERSION);
@@ -289,6 +291,7 @@ static int identity(struct kv_node *n, const char *dir, bool peers_given,
 			} else {
 				snprintf(n->token, sizeof(n->token), "%s",
 					 tok->valuestring);
+				n->token_derived = true;
 			}
 		}
 	}
@@ -390,7 +393,8 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 		goto err_free;
 	const char *self = raft_config_get(&given, n->id)->addr;
 	n->listen = strdup(opt->listen ? opt->listen : self);
-	if (!n->listen) {
+	n->data_dir = strdup(opt->data_dir);
+	if (!n->listen || !n->data_dir) {
 		ret = -ENOMEM;
 		goto err_free;
 	}
@@ -430,6 +434,12 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 		    msgf("cannot start the peer senders: %s", kv_strerror(ret));
 		goto err_raft;
 	}
+	ret = snapxfer_recv_new(opt->data_dir, &n->snaprecv);
+	if (ret != 0) {
+		*errmsg = msgf("cannot prepare for snapshots in %s: %s",
+			       opt->data_dir, kv_strerror(ret));
+		goto err_peers;
+	}
 	ret = node_loop_start(n);
 	if (ret != 0) {
 		*errmsg =
@@ -445,6 +455,7 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 err_loop:
 	node_loop_stop(n);
 err_peers:
+	snapxfer_recv_free(n->snaprecv);
 	peers_free(n->peers);
 err_raft:
 	raft_free(n->raft);
@@ -456,6 +467,7 @@ err_free:
 	pthread_mutex_destroy(&n->watch_mu);
 	pthread_mutex_destroy(&n->mu);
 	free(n->listen);
+	free(n->data_dir);
 	free(n);
 	return ret;
 }
@@ -468,6 +480,7 @@ void node_close(struct kv_node *n)
 	 * finishes what it was handed */
 	node_http_stop(n->http);
 	node_loop_stop(n);
+	snapxfer_recv_free(n->snaprecv);
 	peers_free(n->peers);
 	store_close(n->store);
 	raft_free(n->raft);
@@ -477,6 +490,7 @@ void node_close(struct kv_node *n)
 	pthread_mutex_destroy(&n->watch_mu);
 	pthread_mutex_destroy(&n->mu);
 	free(n->listen);
+	free(n->data_dir);
 	free(n);
 }
 
@@ -601,6 +615,54 @@ static void status_peers(struct kv_node *n, cJSON *j)
 	}
 }
 
+/* [{"id","address","role"}] of the configuration in effect here. */
+static cJSON *members_array(struct kv_node *n)
+{
+	cJSON *arr = cJSON_CreateArray();
+	if (!arr)
+		return NULL;
+	pthread_mutex_lock(&n->mu);
+	for (unsigned i = 0; i < n->n_members; i++) {
+		const struct node_member *m = &n->members[i];
+		cJSON *o = cJSON_CreateObject();
+		if (!o)
+			break;
+		cJSON_AddItemToArray(arr, o);
+		cJSON_AddNumberToObject(o, "id", (double)m->id);
+		cJSON_AddStringToObject(o, "address", m->addr);
+		cJSON_AddStringToObject(
+		    o, "role", m->role == RAFT_LEARNER ? "learner" : "voter");
+	}
+	pthread_mutex_unlock(&n->mu);
+	return arr;
+}
+
+int node_members_json(struct kv_node *n, char **out)
+{
+	cJSON *j = cJSON_CreateObject();
+	if (!j)
+		return -ENOMEM;
+	cJSON_AddNumberToObject(j, "leader", (double)node_leader(n, NULL, 0));
+	cJSON *mem = members_array(n);
+	if (mem)
+		cJSON_AddItemToObject(j, "members", mem);
+	char *text = mem ? cJSON_PrintUnformatted(j) : NULL;
+	cJSON_Delete(j);
+	if (!text)
+		return -ENOMEM;
+	*out = text;
+	return 0;
+}
+
+void node_join_info(struct kv_node *n, char *cluster_id, char *token)
+{
+	memcpy(cluster_id, n->cluster_id, sizeof(n->cluster_id));
+	if (n->token_derived)
+		memcpy(token, n->token, sizeof(n->token));
+	else
+		token[0] = '\0';
+}
+
 int node_status_json(struct kv_node *n, char **out)
 {
 	struct store_status s;
@@ -635,11 +697,18 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON_AddNumberToObject(j, "keys", (double)s.keys);
 	cJSON_AddNumberToObject(j, "bytes", (double)s.bytes);
 	cJSON_AddNumberToObject(j, "log_bytes", (double)s.log_bytes);
+	char hash[17];
+	snprintf(hash, sizeof(hash), "%016llx",
+		 (unsigned long long)s.state_hash);
+	cJSON_AddStringToObject(j, "state_hash", hash);
 	cJSON_AddStringToObject(j, "version", KVFS_VERSION);
 	cJSON_AddNumberToObject(j, "format_version", KV_FORMAT_VERSION);
 	cJSON_AddNumberToObject(j, "uptime_s",
 				(double)(now.tv_sec - n->started.tv_sec));
 	status_peers(n, j);
+	cJSON *mem = members_array(n);
+	if (mem)
+		cJSON_AddItemToObject(j, "members", mem);
 	if (s.failed || fatal)
 		cJSON_AddStringToObject(
 		    j, "error", kv_strerror(s.failed ? s.failed : fatal));

@@ -26,6 +26,7 @@ struct node_options {
 	size_t segment_size;	 /* 0: store default */
 	int write_timeout_ms;	 /* bound on waiting for a quorum; 0: 5000 */
 	const char *cluster_token_file; /* shared secret, or NULL: derived */
+	const char *join; /* "HOST:PORT" of a member to join, or NULL */
 };
 
 /* Open the store (recovering it), start the HTTP listener. On failure
@@ -69,6 +70,35 @@ const char *node_cluster_id(const struct kv_node *n);
 const char *node_token(const struct kv_node *n);
 uint64_t node_id(const struct kv_node *n);
 uint64_t node_leader(struct kv_node *n, char *addr, size_t cap);
+
+/* ---- Membership (one server at a time, raft.h) ---- */
+
+/* GET /cluster/members: {"leader":ID,"members":[{"id":N,"address":"H:P",
+ * "role":"voter"|"learner"}, ...]} as this node knows them. malloc'd. */
+int node_members_json(struct kv_node *n, char **out);
+
+/* Change the membership through the log, on the leader, and wait until
+ * the change is applied here. NODE_MEMBER_ADD adds id at addr as a
+ * learner, which the leader promotes to voter once it has caught up;
+ * NODE_MEMBER_REMOVE removes id (the leader too: it steps down once the
+ * change commits). 0, KV_ENOTLEADER (see node_leader), -EBUSY (another
+ * change is under way: retry), -EEXIST (id is a member), -ENOENT (id is
+ * not one), -EINVAL (bad id or address, or removing the last voter),
+ * KV_ENOQUORUM (not applied within the write timeout: outcome unknown),
+ * KV_ESHUTDOWN. Any thread. */
+enum node_member_op {
+	NODE_MEMBER_ADD = 1,
+	NODE_MEMBER_REMOVE,
+};
+int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
+		       const char *addr);
+
+/* What a joining node needs from the cluster (the answer to a POST
+ * /cluster/members): its id, and the token when it is the derived one
+ * (a derived token is no secret: it follows from the bootstrap members;
+ * a --cluster-token is never sent). token is "" otherwise. */
+/* Both buffers hold at least 257 bytes (PEER_ID_MAX + 1). */
+void node_join_info(struct kv_node *n, char *cluster_id, char *token);
 
 /* The store, for reads after node_read_barrier. */
 struct store *node_store(struct kv_node *n);

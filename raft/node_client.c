@@ -110,11 +110,13 @@ static void unlink_prop(struct prop **head, struct prop **tail, struct prop *p)
 /* Propose json through the local core and wait until applied here. 0
  * (res set), NODE_RETRY, KV_ENOQUORUM (deadline: outcome unknown once
  * the core took it), KV_ESHUTDOWN, KV_EFAILED. n->mu held. */
-static int propose_local(struct kv_node *n, const char *json, size_t len,
-			 const struct timespec *deadline, struct kv_result *res,
-			 uint64_t *index)
+static int propose_prop(struct kv_node *n, struct prop *pp,
+			const struct timespec *deadline, struct kv_result *res,
+			uint64_t *index)
 {
-	struct prop p = {.state = PROP_QUEUED, .json = json, .len = len};
+	struct prop p = *pp;
+	p.state = PROP_QUEUED;
+	p.next = NULL;
 	node_cond_init(&p.cond);
 	if (n->props_tail)
 		n->props_tail->next = &p;
@@ -150,6 +152,43 @@ static int propose_local(struct kv_node *n, const char *json, size_t len,
 		*res = p.res;
 		*index = p.index;
 	}
+	return ret;
+}
+
+static int propose_local(struct kv_node *n, const char *json, size_t len,
+			 const struct timespec *deadline, struct kv_result *res,
+			 uint64_t *index)
+{
+	struct prop p = {.json = json, .len = len};
+	return propose_prop(n, &p, deadline, res, index);
+}
+
+int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
+		       const char *addr)
+{
+	if (id == 0 || id > PEER_INT_MAX)
+		return -EINVAL;
+	if (op == NODE_MEMBER_ADD &&
+	    (!addr || !*addr || strlen(addr) >= RAFT_ADDR_MAX ||
+	     !strchr(addr, ':') || strpbrk(addr, " \t\r\n")))
+		return -EINVAL;
+	struct prop p = {.conf_op = op == NODE_MEMBER_ADD
+					? RAFT_CONF_ADD_LEARNER
+					: RAFT_CONF_REMOVE,
+			 .conf_id = id,
+			 .conf_addr = op == NODE_MEMBER_ADD ? addr : ""};
+	struct timespec deadline = node_deadline(n->write_timeout_ms);
+	struct kv_result res;
+	uint64_t index;
+	pthread_mutex_lock(&n->mu);
+	int ret = n->role == RAFT_LEADER
+		      ? propose_prop(n, &p, &deadline, &res, &index)
+		      : KV_ENOTLEADER;
+	pthread_mutex_unlock(&n->mu);
+	if (ret == NODE_RETRY)
+		ret = KV_ENOTLEADER;
+	if (ret == RAFT_EINVAL)
+		ret = -EINVAL;
 	return ret;
 }
 

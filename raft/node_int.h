@@ -12,12 +12,14 @@
 #define KV_NODE_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "node.h"
 #include "raft.h"
+#include "snapxfer.h"
 #include "transport.h"
 
 /* Time: one tick, and the core's timeouts in ticks. */
@@ -39,8 +41,11 @@ enum prop_state {
 struct prop {
 	struct prop *next;
 	enum prop_state state;
-	const char *json;
+	const char *json; /* a command, or */
 	size_t len;
+	enum raft_conf_op conf_op; /* nonzero: a membership change */
+	uint64_t conf_id;
+	const char *conf_addr;
 	uint64_t index, term;
 	int ret; /* 0 (res holds the outcome), NODE_RETRY, or an error */
 	struct kv_result res;
@@ -58,6 +63,20 @@ struct inmsg {
 	size_t n;
 };
 
+/* A snapshot being sent to one follower, on a thread of its own. */
+struct snap_send {
+	struct snap_send *next;
+	struct kv_node *n;
+	uint64_t id;
+	char addr[RAFT_ADDR_MAX];
+	uint64_t index, term;	 /* the db file's */
+	struct raft_message msg; /* the meta, sent once the data is in */
+	pthread_t thread;
+	atomic_bool cancel;
+	bool finished; /* under n->mu: the thread is done, ret is final */
+	int ret;
+};
+
 /* What /status shows of one member, published by the node thread. */
 struct node_member {
 	uint64_t id;
@@ -70,6 +89,7 @@ struct node_member {
 struct kv_node {
 	uint64_t id;
 	char *listen;
+	char *data_dir;
 	char cluster_id[PEER_ID_MAX + 1];
 	char token[PEER_ID_MAX + 1];
 	int write_timeout_ms;
@@ -93,7 +113,15 @@ struct kv_node {
 	size_t inbox_msgs;
 	uint64_t persisted_index, persisted_term; /* latest reported */
 	bool persisted_new;
-	uint64_t snapshotted; /* latest db index reported, 0 none */
+	uint64_t snapshotted;	 /* latest db index reported, 0 none */
+	struct snap_send *sends; /* snapshot senders (node thread starts) */
+	bool sends_finished;	 /* one of them finished */
+
+	/* the latest verified snapshot file received (http_peer.c) */
+	struct snapxfer_recv *snaprecv;
+	struct snapxfer_ready ready;
+	bool has_ready;
+	bool token_derived;
 
 	/* proposals in the core's log, by increasing index (under mu) */
 	struct prop *waiting, *waiting_tail;

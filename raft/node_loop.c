@@ -47,8 +47,9 @@ static void on_applied(void *ctx, uint64_t index, uint64_t term,
 		n->waiting = p->next;
 		if (!n->waiting)
 			n->waiting_tail = NULL;
-		if (p->index == index && p->term == term && res) {
-			p->res = *res;
+		if (p->index == index && p->term == term) {
+			if (res)
+				p->res = *res;
 			prop_finish(p, 0);
 		} else {
 			prop_finish(p, NODE_RETRY); /* lost to another leader */
@@ -159,23 +160,178 @@ static void publish(struct kv_node *n)
 		pthread_cond_broadcast(&n->state_cond);
 }
 
-/* Step 1 of the caller's order. Installing a snapshot sent by a leader
- * needs its data, which the snapshot transfer brings (issue 6); until
- * then a follower that needs one stays behind and says so. */
-static void install_snapshot(struct kv_node *n, const struct raft_update *u)
+/* Step 1 of the caller's order: the leader sent the meta of a snapshot
+ * at index X once its db file (at index Y >= X: the leader keeps a trail
+ * of entries after its db) arrived whole and verified. The store installs
+ * the file (its map, its log starting after Y) and skips entries up to Y
+ * when the core hands them again. 0, or an error: the core dropped its
+ * log for the snapshot, so the node cannot go on (restart recovers). */
+static int install_snapshot(struct kv_node *n, const struct raft_update *u)
 {
-	fprintf(stderr,
-		"kvfs: node %llu: the leader sent a snapshot at index %llu; "
-		"installing snapshots is not supported yet\n",
-		(unsigned long long)n->id,
-		(unsigned long long)u->snapshot.index);
+	char path[sizeof(n->ready.path)];
+	uint64_t index = 0;
+	pthread_mutex_lock(&n->mu);
+	if (n->has_ready) {
+		memcpy(path, n->ready.path, sizeof(path));
+		index = n->ready.index;
+	}
+	pthread_mutex_unlock(&n->mu);
+	if (index < u->snapshot.index) {
+		fprintf(stderr,
+			"kvfs: a snapshot at %llu was announced but the file "
+			"received is at %llu\n",
+			(unsigned long long)u->snapshot.index,
+			(unsigned long long)index);
+		return -ESTALE;
+	}
+	int ret = store_install(n->store, path);
+	if (ret != 0) {
+		fprintf(stderr, "kvfs: cannot install the snapshot %s: %s\n",
+			path, kv_strerror(ret));
+		return ret;
+	}
+	pthread_mutex_lock(&n->mu);
+	n->has_ready = false;
+	pthread_mutex_unlock(&n->mu);
+	fprintf(stderr, "kvfs: node %llu installed a snapshot at index %llu\n",
+		(unsigned long long)n->id, (unsigned long long)index);
+	raft_persisted(n->raft, u->snapshot.index, u->snapshot.term);
+	return 0;
+}
+
+/* ---- snapshot senders (leader) ---- */
+
+static void *send_main(void *arg)
+{
+	struct snap_send *ss = arg;
+	struct kv_node *n = ss->n;
+	char path[4096], why[200] = "";
+	snprintf(path, sizeof(path), "%s/db.jsonl", n->data_dir);
+	struct snapxfer_send_stats st;
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int ret =
+	    snapxfer_send(path, ss->index, ss->term, ss->addr, n->cluster_id,
+			  n->token, NULL, &ss->cancel, &st, why, sizeof(why));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) +
+		      (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	if (ret == 0)
+		fprintf(stderr,
+			"kvfs: snapshot at %llu sent to node %llu: %llu "
+			"bytes in %.2f s (resumed at %llu)\n",
+			(unsigned long long)ss->index,
+			(unsigned long long)ss->id, (unsigned long long)st.size,
+			secs, (unsigned long long)st.resumed_at);
+	else if (ret != -ECANCELED)
+		fprintf(stderr,
+			"kvfs: snapshot at %llu to node %llu failed: %s%s%s\n",
+			(unsigned long long)ss->index,
+			(unsigned long long)ss->id, kv_strerror(ret),
+			why[0] ? ": " : "", why);
+	pthread_mutex_lock(&n->mu);
+	ss->ret = ret;
+	ss->finished = true;
+	n->sends_finished = true;
+	pthread_cond_signal(&n->cond);
+	pthread_mutex_unlock(&n->mu);
+	return NULL;
+}
+
+/* The core wants a snapshot sent to m->to: start a sender unless one is
+ * running. The message itself (the meta) goes once the data is there. */
+static void start_send(struct kv_node *n, struct raft_message *m)
+{
+	for (struct snap_send *ss = n->sends; ss; ss = ss->next)
+		if (ss->id == m->to)
+			return; /* one at a time; the core waits for it */
+	const struct raft_server *srv =
+	    raft_config_get(raft_config(n->raft), m->to);
+	struct store_status st;
+	struct snap_send *ss = calloc(1, sizeof(*ss));
+	if (!srv || !ss || store_status(n->store, &st) != 0 ||
+	    st.snapshot_index < m->snapshot.index) {
+		free(ss);
+		raft_snapshot_done(n->raft, m->to, false);
+		return;
+	}
+	ss->n = n;
+	ss->id = m->to;
+	memcpy(ss->addr, srv->addr, sizeof(ss->addr));
+	ss->index = st.snapshot_index;
+	ss->term = st.snapshot_term;
+	ss->msg = *m; /* a snapshot message owns no entries */
+	atomic_init(&ss->cancel, false);
+	if (pthread_create(&ss->thread, NULL, send_main, ss) != 0) {
+		free(ss);
+		raft_snapshot_done(n->raft, m->to, false);
+		return;
+	}
+	ss->next = n->sends;
+	n->sends = ss;
+}
+
+/* Reap finished senders: on success the meta goes out, then the core
+ * learns the outcome. cancel_all stops and reaps every one (shutdown). */
+static void reap_sends(struct kv_node *n, bool cancel_all)
+{
+	struct snap_send **pp = &n->sends;
+	while (*pp) {
+		struct snap_send *ss = *pp;
+		if (cancel_all)
+			atomic_store(&ss->cancel, true);
+		pthread_mutex_lock(&n->mu);
+		bool done = ss->finished;
+		pthread_mutex_unlock(&n->mu);
+		if (!done && !cancel_all) {
+			pp = &ss->next;
+			continue;
+		}
+		pthread_join(ss->thread, NULL);
+		*pp = ss->next;
+		if (!cancel_all) {
+			if (ss->ret == 0)
+				peers_send(n->peers, &ss->msg, 1);
+			raft_snapshot_done(n->raft, ss->id, ss->ret == 0);
+		}
+		free(ss);
+	}
+}
+
+/* Promote learners that caught up (one change at a time; the core says
+ * EBUSY while one is under way). Leader only, once a tick. */
+static void promote_learners(struct kv_node *n)
+{
+	const struct raft_config *c = raft_config(n->raft);
+	uint64_t commit = raft_commit_index(n->raft);
+	for (unsigned i = 0; i < c->n; i++) {
+		const struct raft_server *s = &c->servers[i];
+		struct raft_progress_info pi;
+		if (s->role != RAFT_LEARNER ||
+		    raft_progress(n->raft, s->id, &pi) != 0 ||
+		    !pi.recent_active || pi.match < commit)
+			continue;
+		uint64_t index;
+		if (raft_change_membership(n->raft, RAFT_CONF_PROMOTE, s->id,
+					   s->addr, &index) == 0)
+			fprintf(stderr,
+				"kvfs: node %llu caught up (index %llu): "
+				"promoting it to voter\n",
+				(unsigned long long)s->id,
+				(unsigned long long)pi.match);
+		return;
+	}
 }
 
 /* Carry out one update (raft.h's order). Called without n->mu. */
 static void process(struct kv_node *n, struct raft_update *u)
 {
-	if (u->has_snapshot)
-		install_snapshot(n, u);
+	if (u->has_snapshot && install_snapshot(n, u) != 0) {
+		pthread_mutex_lock(&n->mu);
+		n->fatal = KV_ECORRUPT;
+		pthread_mutex_unlock(&n->mu);
+		return;
+	}
 	if (u->hard_state_changed) {
 		int ret = store_save_hardstate(n->store, u->term, u->vote);
 		if (ret != 0) {
@@ -191,12 +347,11 @@ static void process(struct kv_node *n, struct raft_update *u)
 			return;
 		}
 	}
-	/* Snapshots go out of band (issue 6): until then tell the core the
-	 * send failed, so it probes again later. */
+	/* a snapshot's data goes first, on a thread of its own */
 	for (size_t i = 0; i < u->n_msgs; i++) {
 		if (u->msgs[i].type != RAFT_MSG_SNAPSHOT)
 			continue;
-		raft_snapshot_done(n->raft, u->msgs[i].to, false);
+		start_send(n, &u->msgs[i]);
 		u->msgs[i].type = RAFT_MSG_NONE;
 	}
 	if (u->n_msgs)
@@ -232,10 +387,33 @@ static void process(struct kv_node *n, struct raft_update *u)
 	}
 }
 
+/* A membership change through the core: 0 with p->index/term, or the
+ * error node_change_member documents. */
+static int conf_change(struct kv_node *n, struct prop *p)
+{
+	const struct raft_config *c = raft_config(n->raft);
+	const struct raft_server *s = raft_config_get(c, p->conf_id);
+	if (p->conf_op == RAFT_CONF_ADD_LEARNER && s)
+		return -EEXIST;
+	if (p->conf_op == RAFT_CONF_REMOVE && !s)
+		return -ENOENT;
+	int ret = raft_change_membership(n->raft, p->conf_op, p->conf_id,
+					 p->conf_addr, &p->index);
+	if (ret == 0)
+		p->term = raft_term(n->raft);
+	else if (ret == RAFT_ENOTLEADER)
+		ret = NODE_RETRY;
+	return ret;
+}
+
 /* Propose what the inbox holds; called without n->mu, props TAKEN. */
 static void propose_all(struct kv_node *n, struct prop *list)
 {
 	for (struct prop *p = list; p; p = p->next) {
+		if (p->conf_op) {
+			p->ret = conf_change(n, p);
+			continue;
+		}
 		int ret = raft_propose(n->raft, RAFT_ENTRY_NORMAL, p->json,
 				       p->len, &p->index, &p->term);
 		p->ret = ret;
@@ -253,10 +431,9 @@ static void propose_all(struct kv_node *n, struct prop *list)
 				n->waiting = p;
 			n->waiting_tail = p;
 		} else {
-			prop_finish(p, p->ret == RAFT_ENOTLEADER ||
-					       p->ret == RAFT_EBUSY
-					   ? NODE_RETRY
-					   : p->ret);
+			bool retry = p->ret == RAFT_ENOTLEADER ||
+				     (p->ret == RAFT_EBUSY && !p->conf_op);
+			prop_finish(p, retry ? NODE_RETRY : p->ret);
 		}
 	}
 	pthread_mutex_unlock(&n->mu);
@@ -276,7 +453,7 @@ static void *loop_main(void *arg)
 	pthread_mutex_lock(&n->mu);
 	while (!n->stopping) {
 		bool work = n->props || n->msgs || n->persisted_new ||
-			    n->snapshotted > compacted ||
+			    n->sends_finished || n->snapshotted > compacted ||
 			    n->read_need > n->read_issued;
 		if (!work && !node_past(&next_tick)) {
 			pthread_cond_timedwait(&n->cond, &n->mu, &next_tick);
@@ -296,6 +473,8 @@ static void *loop_main(void *arg)
 		n->persisted_new = false;
 		uint64_t snap = n->snapshotted;
 		bool fatal = n->fatal != 0;
+		bool sends = n->sends_finished;
+		n->sends_finished = false;
 		/* a ReadIndex round for readers that arrived since the last
 		 * one was issued, or again if it went unanswered */
 		struct timespec now;
@@ -351,10 +530,14 @@ static void *loop_main(void *arg)
 							 NODE_COMPACT_TRAIL));
 			compacted = snap;
 		}
+		if (sends)
+			reap_sends(n, false);
 		if (props)
 			propose_all(n, props);
 		if (node_past(&next_tick)) {
 			raft_tick(n->raft);
+			if (raft_role(n->raft) == RAFT_LEADER)
+				promote_learners(n);
 			next_tick = node_deadline(NODE_TICK_MS);
 		}
 		bool round_failed =
@@ -407,6 +590,7 @@ void node_loop_stop(struct kv_node *n)
 	pthread_mutex_unlock(&n->mu);
 	pthread_join(n->thread, NULL);
 	n->thread_started = false;
+	reap_sends(n, true);
 	/* proposals still queued or in the log will not be answered by the
 	 * core any more */
 	pthread_mutex_lock(&n->mu);

@@ -81,10 +81,25 @@ bool progress_update(struct raft_progress *p, uint64_t index)
 	return moved;
 }
 
+/* The follower refused the entry at match, which it acknowledged before,
+ * and says its log ends at hint: it lost its log (a wiped data directory,
+ * restarted with the same id). Start over from what it has. Lowering match
+ * never lowers the commit index; it only resends entries. */
+static bool lost_log(const struct raft_progress *p, uint64_t rejected,
+		     uint64_t hint)
+{
+	return p->match > 0 && rejected == p->match && hint < p->match;
+}
+
 bool progress_decr(struct raft_progress *p, uint64_t rejected,
 		   uint64_t probe_hint)
 {
 	if (p->state == PROGRESS_REPLICATE) {
+		if (lost_log(p, rejected, probe_hint)) {
+			p->match = probe_hint;
+			p->next = probe_hint + 1;
+			return true;
+		}
 		/* An old append, from before a match we already know. */
 		if (rejected <= p->match)
 			return false;
@@ -94,6 +109,8 @@ bool progress_decr(struct raft_progress *p, uint64_t rejected,
 	/* PROBE: only the answer to the append we are waiting for counts. */
 	if (p->next - 1 != rejected)
 		return false;
+	if (lost_log(p, rejected, probe_hint))
+		p->match = probe_hint;
 	uint64_t next = probe_hint + 1 < rejected ? probe_hint + 1 : rejected;
 	p->next = next > p->match + 1 ? next : p->match + 1;
 	p->probe_sent = false;

@@ -343,8 +343,12 @@ void follower_step_heartbeat(struct raft *r, const struct raft_message *m)
 		r->commit = c;
 	struct raft_message *resp =
 	    raft_msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
-	if (resp)
+	if (resp) {
 		resp->ctx = m->ctx;
+		/* where our log ends: a leader that believes we hold more
+		 * learns that we lost it (leader_step_heartbeat_resp) */
+		resp->index = mlog_last_index(&r->log);
+	}
 }
 
 /* §7 InstallSnapshot receiver: "If existing log entry has same index and
@@ -388,7 +392,7 @@ void leader_step_append_resp(struct raft *r, const struct raft_message *m)
 		uint64_t hint = m->hint_index;
 		if (m->hint_term > 0)
 			hint = mlog_find_conflict_by_term(&r->log, hint,
-							 m->hint_term);
+							  m->hint_term);
 		if (progress_decr(p, m->index, hint)) {
 			if (p->state == PROGRESS_REPLICATE)
 				progress_become_probe(p);
@@ -425,6 +429,15 @@ void leader_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 		return;
 	p->recent_active = true;
 	p->probe_sent = false;
+	if (m->index < p->match) {
+		/* The follower's log ends before what it acknowledged: it
+		 * lost its log (a wiped data directory, restarted with the
+		 * same id) and nothing else will tell us when no entries are
+		 * flowing. Start over from what it has: this lowers no commit
+		 * index, it only resends. */
+		p->match = m->index;
+		progress_become_probe(p);
+	}
 	if (p->match < mlog_last_index(&r->log)) {
 		/* Appends lost in REPLICATE leave next past the follower's
 		 * log with nothing acknowledged: after a few heartbeats with

@@ -399,8 +399,22 @@ static int load_lines(const struct loader *l, struct map *m,
 
 int db_load(const char *dir, struct map *m, struct db_meta *meta, char **errmsg)
 {
-	struct loader l = {.errmsg = errmsg};
 	char *path = join(dir, DB_NAME);
+	if (path == NULL) {
+		meta->index = 0;
+		meta->term = 0;
+		meta->conf = NULL;
+		return -ENOMEM;
+	}
+	int err = db_load_file(path, m, meta, errmsg);
+	free(path);
+	return err;
+}
+
+int db_load_file(const char *path, struct map *m, struct db_meta *meta,
+		 char **errmsg)
+{
+	struct loader l = {.errmsg = errmsg};
 	struct stat sb;
 	void *base;
 	int fd, err;
@@ -408,8 +422,6 @@ int db_load(const char *dir, struct map *m, struct db_meta *meta, char **errmsg)
 	meta->index = 0;
 	meta->term = 0;
 	meta->conf = NULL;
-	if (path == NULL)
-		return -ENOMEM;
 	l.path = path;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
@@ -441,6 +453,5 @@ int db_load(const char *dir, struct map *m, struct db_meta *meta, char **errmsg)
 out_close:
 	close(fd);
 out_free:
-	free(path);
 	return err;
 }

@@ -24,5 +24,8 @@ int db_write(const char *dir, const struct db_meta *meta,
  * unknown version: KV_EVERSION. meta->conf is malloc'd (or NULL). */
 int db_load(const char *dir, struct map *m, struct db_meta *meta,
 	    char **errmsg);
+/* The same for the file at path (a snapshot received from a leader). */
+int db_load_file(const char *path, struct map *m, struct db_meta *meta,
+		 char **errmsg);
 
 #endif

@@ -49,6 +49,7 @@ enum req_type {
 	REQ_APPEND, /* raft path, asynchronous: freed by the owner */
 	REQ_APPLY,  /* raft path, asynchronous */
 	REQ_RECOVER,
+	REQ_INSTALL,
 	REQ_SYNC_DONE, /* internal: the sync thread finished */
 	REQ_SNAP_DONE, /* internal: the snapshot thread finished */
 };
@@ -82,6 +83,7 @@ struct req {
 	size_t n;
 	size_t written; /* REQ_APPEND: entries written so far (full disk) */
 	struct store_recovery *recovery;
+	const char *path; /* REQ_INSTALL */
 };
 
 struct store {
@@ -124,6 +126,7 @@ struct store {
 	/* raft path */
 	char *conf_json; /* configuration in effect at applied, as JSON */
 	struct req *stalled, *stalled_tail; /* appends waiting for space */
+	struct req *install_waiting; /* REQ_INSTALL behind a running db write */
 	_Atomic uint64_t room;
 	_Atomic uint64_t pub_applied;
 };
@@ -274,6 +277,10 @@ static int append_entries(struct store *st, struct req *r)
 	}
 	while (r->written < r->n) {
 		const struct store_entry *e = &r->ents[r->written];
+		if (e->index <= st->snap_index) {
+			r->written++; /* the db holds it (a snapshot install) */
+			continue;
+		}
 		struct log_entry le = {.index = e->index,
 				       .term = e->term,
 				       .type = (uint8_t)(e->type - 1),
@@ -389,6 +396,65 @@ static void do_apply(struct store *st, struct req *r)
 		st->opt.raft->applied(st->opt.raft_ctx, e->index, e->term, out);
 	}
 	req_free(r);
+}
+
+/* Put the snapshot file r->path in place of the map, the db and the log.
+ */
+static int do_install(struct store *st, struct req *r)
+{
+	struct map *m = map_new();
+	if (!m)
+		return -ENOMEM;
+	struct db_meta meta = {0};
+	char *why = NULL;
+	int ret = db_load_file(r->path, m, &meta, &why);
+	if (ret != 0) {
+		fprintf(stderr, "kvfs: snapshot %s refused: %s\n", r->path,
+			why ? why : kv_strerror(ret));
+		free(why);
+		map_free(m);
+		return ret;
+	}
+	char db[4096];
+	snprintf(db, sizeof(db), "%s/db.jsonl", st->dir);
+	if (rename(r->path, db) != 0) {
+		ret = -errno;
+		goto err;
+	}
+	int dfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0 || fsync(dfd) != 0)
+		ret = -errno;
+	if (dfd >= 0)
+		close(dfd);
+	if (ret != 0) {
+		set_failed(st, ret, "syncing the installed snapshot");
+		goto err;
+	}
+	/* the db is in place: a crash from here on restarts from it */
+	while (st->stalled) {
+		struct req *q = st->stalled;
+		st->stalled = q->next;
+		req_free(q);
+	}
+	st->stalled_tail = NULL;
+	ret = log_reset(st->log, meta.index, meta.term);
+	if (ret != 0) {
+		set_failed(st, ret, "resetting the log after a snapshot");
+		goto err;
+	}
+	map_free(st->map);
+	st->map = m;
+	free(st->conf_json);
+	st->conf_json = meta.conf;
+	st->snap_index = st->applied = st->pub_applied = meta.index;
+	st->snap_term = meta.term;
+	st->snap_retry_at = 0;
+	st->opt.raft->applied(st->opt.raft_ctx, meta.index, meta.term, NULL);
+	return 0;
+err:
+	free(meta.conf);
+	map_free(m);
+	return ret;
 }
 
 static int do_recover(struct store *st, struct store_recovery *rec)
@@ -529,6 +595,11 @@ static void finish_snapshot(struct store *st)
 		st->snap_waiters = r->next;
 		complete(r, ret);
 	}
+	if (st->install_waiting) {
+		struct req *r = st->install_waiting;
+		st->install_waiting = NULL;
+		complete(r, do_install(st, r));
+	}
 }
 
 static void maybe_snapshot(struct store *st)
@@ -658,6 +729,7 @@ static void do_status(struct store *st, struct store_status *s)
 	s->term = st->term;
 	s->vote = st->vote;
 	s->failed = st->failed;
+	s->state_hash = map_state_hash(st->map);
 }
 
 static void handle(struct store *st, struct req *r)
@@ -716,6 +788,14 @@ static void handle(struct store *st, struct req *r)
 		break;
 	case REQ_RECOVER:
 		complete(r, do_recover(st, r->recovery));
+		break;
+	case REQ_INSTALL:
+		if (st->snap_running) {
+			/* its rename must not land over the installed db */
+			st->install_waiting = r;
+			break;
+		}
+		complete(r, do_install(st, r));
 		break;
 	case REQ_SYNC_DONE:
 		finish_sync(st);
@@ -1179,4 +1259,10 @@ uint64_t store_room(const struct store *st)
 uint64_t store_applied(const struct store *st)
 {
 	return st->pub_applied;
+}
+
+int store_install(struct store *st, const char *path)
+{
+	struct req r = {.type = REQ_INSTALL, .path = path};
+	return call(st, &r);
 }

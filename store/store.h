@@ -228,6 +228,7 @@ struct store_status {
 	uint64_t log_bytes;
 	uint64_t term, vote; /* hard state */
 	int failed;	     /* sticky error, 0 if none */
+	uint64_t state_hash; /* map_state_hash: equal maps, equal hashes */
 };
 int store_status(struct store *st, struct store_status *out);
 
@@ -275,7 +276,16 @@ int store_apply(struct store *st, const struct store_entry *e, size_t n);
  * writes that do not fit with -ENOSPC. Any thread. */
 uint64_t store_room(const struct store *st);
 
-/* Applied index and the state of the map, lock-free. Any thread. */
+/* Applied index, lock-free. Any thread. */
 uint64_t store_applied(const struct store *st);
+
+/* Install the verified db snapshot file at path (from the leader): load
+ * and check it, put it in place of db.jsonl, drop the log (it starts
+ * after the snapshot) and the map, and report the snapshot's index through
+ * ops->applied. Entries up to that index handed to store_append or
+ * store_apply later are skipped: the snapshot holds them. Waits for a db
+ * being written to finish first. 0, KV_ECORRUPT (with the reason on
+ * stderr), -errno. Any thread but the owner. */
+int store_install(struct store *st, const char *path);
 
 #endif
