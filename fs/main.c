@@ -23,6 +23,7 @@ struct cli {
 	char *listen;
 	char *peers;
 	char *cluster_token;
+	char *join;
 	unsigned long snapshot_every;
 	unsigned long segment_size;
 	char *subdir;
@@ -52,6 +53,8 @@ static const struct fuse_opt cli_opts[] = {
     OPT("peers=%s", peers, 0),
     OPT("--cluster-token=%s", cluster_token, 0),
     OPT("cluster_token=%s", cluster_token, 0),
+    OPT("--join=%s", join, 0),
+    OPT("join=%s", join, 0),
     OPT("--snapshot-every=%lu", snapshot_every, 0),
     OPT("snapshot_every=%lu", snapshot_every, 0),
     OPT("--segment-size=%lu", segment_size, 0),
@@ -94,6 +97,12 @@ static void usage(FILE *out)
 	    "included, the\n"
 	    "                        same list on every member (default: "
 	    "alone)\n"
+	    "  --join=HOST:PORT      join the cluster of that member "
+	    "(instead of\n"
+	    "                        --peers): added as a learner, "
+	    "promoted once\n"
+	    "                        caught up; --listen is the address "
+	    "peers dial\n"
 	    "  --cluster-token=FILE  shared secret for peer requests (first "
 	    "line);\n"
 	    "                        default: derived from --peers and "
@@ -258,6 +267,7 @@ int main(int argc, char **argv)
 				  .listen = c.listen,
 				  .peers = c.peers,
 				  .cluster_token_file = c.cluster_token,
+				  .join = c.join,
 				  .snapshot_every = c.snapshot_every,
 				  .segment_size = c.segment_size,
 				  .write_timeout_ms = c.write_timeout};
@@ -304,6 +314,7 @@ out_args:
 	free(c.listen);
 	free(c.peers);
 	free(c.cluster_token);
+	free(c.join);
 	free(c.subdir);
 	free(c.attr_timeout);
 	free(c.mountpoint);

@@ -19,6 +19,7 @@
 #include <cjson/cJSON.h>
 
 #include "codec.h"
+#include "join.h"
 #include "node_int.h"
 
 static void node_on_change(void *ctx, const char *key, size_t klen)
@@ -180,11 +181,14 @@ static int identity_write(const char *dir, const char *json)
 }
 
 /* Load or create the data dir's identity; fill n->cluster_id, n->token
- * (unless a token file set it) and *boot (the bootstrap members). peers
- * is what --peers gave (NULL: a one-member cluster at this address). */
+ * (unless a token file set it) and *boot (the bootstrap members). given
+ * is what --peers gave (or this node alone); joined, if not NULL, is the
+ * answer of the cluster this node just joined (it starts with no members:
+ * the leader's log or snapshot brings the configuration). */
 static int identity(struct kv_node *n, const char *dir, bool peers_given,
 		    const struct raft_config *given, bool have_token,
-		    struct raft_config *boot, char **errmsg)
+		    const struct join_answer *joined, struct raft_config *boot,
+		    char **errmsg)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/cluster.json", dir);
@@ -213,15 +217,29 @@ static int identity(struct kv_node *n, const char *dir, bool peers_given,
 	snprintf(want_id, sizeof(want_id), "kv-%016llx",
 		 (unsigned long long)fnv64("cluster\n", want));
 	int ret = 0;
+	if (!text && joined) {
+		snprintf(n->cluster_id, sizeof(n->cluster_id), "%s",
+			 joined->cluster_id);
+		if (!have_token) {
+			snprintf(n->token, sizeof(n->token), "%s",
+				 joined->token);
+			n->token_derived = true;
+		}
+		memset(boot, 0, sizeof(*boot));
+		want[0] = '\0'; /* no bootstrap members */
+	}
 	if (!text) {
 		/* bootstrap (or a data dir from before cluster.json) */
-		snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", want_id);
-		if (!have_token) {
+		if (!joined) {
+			snprintf(n->cluster_id, sizeof(n->cluster_id), "%s",
+				 want_id);
+			*boot = *given;
+		}
+		if (!have_token && !joined) {
 			snprintf(n->token, sizeof(n->token), "dt-%016llx",
 				 (unsigned long long)fnv64("token\n", want));
 			n->token_derived = true;
 		}
-		*boot = *given;
 		cJSON *j = cJSON_CreateObject();
 		cJSON_AddNumberToObject(j, "version", KV_FORMAT_VERSION);
 		cJSON_AddStringToObject(j, "cluster_id", n->cluster_id);
@@ -265,7 +283,8 @@ static int identity(struct kv_node *n, const char *dir, bool peers_given,
 			       dir, (unsigned long long)stored_id,
 			       cid->valuestring, (unsigned long long)n->id);
 		ret = -EINVAL;
-	} else if (peers_given && strcmp(cid->valuestring, want_id) != 0) {
+	} else if (peers_given && mem->valuestring[0] &&
+		   strcmp(cid->valuestring, want_id) != 0) {
 		*errmsg = msgf("the data directory %s belongs to cluster %s "
 			       "(members %s), but --peers describes cluster %s "
 			       "(%s); use the data directory of this cluster "
@@ -277,7 +296,11 @@ static int identity(struct kv_node *n, const char *dir, bool peers_given,
 		char *err2 = NULL;
 		snprintf(n->cluster_id, sizeof(n->cluster_id), "%s",
 			 cid->valuestring);
-		ret = parse_peers(mem->valuestring, n->id, boot, &err2);
+		memset(boot, 0, sizeof(*boot));
+		/* a node that joined has no bootstrap members */
+		ret = mem->valuestring[0]
+			  ? parse_peers(mem->valuestring, n->id, boot, &err2)
+			  : 0;
 		if (ret != 0) {
 			*errmsg =
 			    msgf("%s: members: %s", path, err2 ? err2 : "bad");
@@ -299,6 +322,77 @@ static int identity(struct kv_node *n, const char *dir, bool peers_given,
 	free(text);
 	free(want);
 	return ret;
+}
+
+/* --join: a data directory without an identity asks the cluster to add
+ * this node (as a learner, promoted once caught up); one with an identity
+ * already joined (or bootstrapped) and just restarts. */
+static int join_cluster(struct kv_node *n, const struct node_options *opt,
+			bool have_token, struct join_answer *ans, bool *joining,
+			char **errmsg)
+{
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/cluster.json", opt->data_dir);
+	if (access(path, F_OK) == 0)
+		return 0;
+	if (opt->peers && *opt->peers) {
+		*errmsg = msgf("give --join or --peers, not both");
+		return -EINVAL;
+	}
+	fprintf(stderr, "kvfs: asking %s to add node %llu at %s\n", opt->join,
+		(unsigned long long)n->id, n->listen);
+	char *why = NULL;
+	int ret = cluster_join(opt->join, n->id, n->listen, 60000, ans, &why);
+	if (ret != 0) {
+		*errmsg = msgf("cannot join through %s: %s", opt->join,
+			       why ? why : kv_strerror(ret));
+		free(why);
+		return ret;
+	}
+	if (!ans->token[0] && !have_token) {
+		*errmsg = msgf("the cluster uses a --cluster-token file: give "
+			       "this node the same file");
+		return -EACCES;
+	}
+	*joining = true;
+	return 0;
+}
+
+/* A node that just joined knows no member until the leader's log or
+ * snapshot reaches it, but must answer the leader meanwhile: start
+ * senders for the members the cluster lists now (sync_peers keeps them in
+ * step with the configuration once it arrives). */
+static void add_join_peers(struct kv_node *n, const char *member)
+{
+	long status = 0;
+	char *body = NULL, *why = NULL;
+	if (cluster_http(member, "GET", "/cluster/members", NULL, 0, 5000,
+			 &status, &body, NULL, NULL, &why) != 0 ||
+	    status != 200) {
+		fprintf(stderr,
+			"kvfs: cannot list the members through %s (%s); "
+			"waiting for the leader's configuration\n",
+			member, why ? why : "bad answer");
+		free(body);
+		free(why);
+		return;
+	}
+	cJSON *j = kv_json_parse(body, strlen(body));
+	const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "members");
+	const cJSON *m;
+	cJSON_ArrayForEach(m, arr)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(m, "id");
+		const cJSON *addr =
+		    cJSON_GetObjectItemCaseSensitive(m, "address");
+		uint64_t v;
+		if (kv_json_uint(id, (double)PEER_INT_MAX, &v) == 0 &&
+		    v != n->id && cJSON_IsString(addr) &&
+		    cluster_addr_valid(addr->valuestring))
+			peers_add(n->peers, v, addr->valuestring);
+	}
+	cJSON_Delete(j);
+	free(body);
 }
 
 /* The Raft core from what the store recovered. */
@@ -414,10 +508,31 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 				   .raft = &node_store_ops,
 				   .raft_ctx = n};
 	ret = store_open(&so, &n->store, errmsg);
+	if (ret == KV_ECORRUPT || ret == KV_EVERSION) {
+		char *m =
+		    msgf("%s\nThe data directory %s cannot be used. If "
+			 "the other members are healthy, move it aside "
+			 "(keep it for inspection) and start this member "
+			 "again with the same --id and --peers on an "
+			 "empty directory: it catches up from the leader "
+			 "by snapshot.",
+			 *errmsg ? *errmsg : kv_strerror(ret), opt->data_dir);
+		if (m) {
+			free(*errmsg);
+			*errmsg = m;
+		}
+	}
 	if (ret != 0)
 		goto err_free;
-	ret = identity(n, opt->data_dir, peers_given, &given, have_token, &boot,
-		       errmsg);
+	struct join_answer ans;
+	bool joining = false;
+	if (opt->join) {
+		ret = join_cluster(n, opt, have_token, &ans, &joining, errmsg);
+		if (ret != 0)
+			goto err_store;
+	}
+	ret = identity(n, opt->data_dir, peers_given, &given, have_token,
+		       joining ? &ans : NULL, &boot, errmsg);
 	if (ret != 0)
 		goto err_store;
 	struct store_status ss;
@@ -434,6 +549,8 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 		    msgf("cannot start the peer senders: %s", kv_strerror(ret));
 		goto err_raft;
 	}
+	if (joining)
+		add_join_peers(n, opt->join);
 	ret = snapxfer_recv_new(opt->data_dir, &n->snaprecv);
 	if (ret != 0) {
 		*errmsg = msgf("cannot prepare for snapshots in %s: %s",
