@@ -113,7 +113,8 @@ struct kv_node {
 	size_t inbox_msgs;
 	uint64_t persisted_index, persisted_term; /* latest reported */
 	bool persisted_new;
-	uint64_t snapshotted;	 /* latest db index reported, 0 none */
+	uint64_t snapshotted; /* latest db index reported, 0 none */
+	uint64_t linger;      /* a removed leader whose sender stays for now */
 	struct snap_send *sends; /* snapshot senders (node thread starts) */
 	bool sends_finished;	 /* one of them finished */
 

@@ -124,10 +124,16 @@ static void sync_peers(struct kv_node *n, const struct raft_config *c)
 				(unsigned long long)s->id, s->addr,
 				kv_strerror(ret));
 	}
-	/* members that left: their senders stop (issue 6 removes members) */
+	/* Members that left: their senders stop. Not a leader that removed
+	 * itself, though: it needs our answers to commit its removal (then
+	 * it steps down); its sender stops once another node leads. */
 	for (unsigned i = 0; i < n->n_members; i++) {
 		uint64_t id = n->members[i].id;
-		if (id != n->id && !raft_config_get(c, id))
+		if (id == n->id || raft_config_get(c, id))
+			continue;
+		if (id == raft_leader(n->raft))
+			n->linger = id;
+		else
 			peers_remove(n->peers, id);
 	}
 }
@@ -561,6 +567,11 @@ static void *loop_main(void *arg)
 			    strcmp(c->servers[i].addr, n->members[i].addr) != 0;
 		if (conf_changed)
 			sync_peers(n, c);
+		if (n->linger && n->linger != raft_leader(n->raft) &&
+		    !raft_config_get(c, n->linger)) {
+			peers_remove(n->peers, n->linger);
+			n->linger = 0;
+		}
 		publish(n);
 	}
 	pthread_mutex_unlock(&n->mu);
