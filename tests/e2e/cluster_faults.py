@@ -446,10 +446,8 @@ class Client:
             self.read(i, key)
         elif r < read_p + write_p:
             self.write(i, key)
-        elif r < read_p + write_p + cas_p and key in self.seen:
-            self.cas(i, key)
         elif r < read_p + write_p + cas_p:
-            self.read(i, key)  # a cas needs a value we saw
+            self.cas(i, key)
         else:
             self.delete(i, key)
 
@@ -533,8 +531,8 @@ class Client:
     def cas(self, i, key):
         """If-Match on the revision of the value last seen (values are
         unique, so the revision names the value); If-None-Match: * when
-        the key was last seen absent."""
-        expected, etag = self.seen[key]
+        the key was last seen absent (or never seen)."""
+        expected, etag = self.seen.get(key, (None, None))
         if expected is not None and not etag:
             return self.read(i, key)
         v = self._value()

@@ -19,14 +19,17 @@ most, 40; 0 = as fast as the cluster answers), KVFS_FAULT_KEEP (a
 directory: keep the history, the fault log and the node logs there, even on
 success; on a failure they are kept in /tmp anyway), KVFS_FAULT_KINDS (a
 comma-separated subset of the nemesis's faults: kill, pause, isolate,
-delay, no-quorum, kill-all), KVFS_FAULT_LOCAL_READS=1
+delay, no-quorum, kill-all), KVFS_FAULT_MIX (weights of read, write, cas,
+delete; default 45,30,15,10), KVFS_FAULT_LOCAL_READS=1
 (reads with ?consistency=local: not linearizable by design, to show the test
 can fail), KVFS_FAULT_MAX_STEPS (checker budget per key, default 50000000)."""
 import collections
+import faulthandler
 import json
 import os
 import random
 import shutil
+import signal
 import sys
 import threading
 import time
@@ -159,6 +162,22 @@ def log_tails(cluster, n=15):
     return "\n".join(out)
 
 
+def watchdog(cluster, seconds, done):
+    """If the run is not over after `seconds`: print every thread's stack,
+    kill -9 the nodes (never leave them behind) and exit 3."""
+    if done.wait(seconds):
+        return
+    print("\nWATCHDOG: the run did not end within %.0fs; stacks:" % seconds,
+          flush=True)
+    faulthandler.dump_traceback(all_threads=True)
+    for node in cluster.nodes:
+        if node.proc and node.proc.poll() is None:
+            node.proc.send_signal(signal.SIGCONT)
+            node.proc.kill()
+    print(log_tails(cluster), flush=True)
+    os._exit(3)
+
+
 def main():
     binary = kvfs_binary()
     seconds = float(os.environ.get("KVFS_FAULT_SECONDS") or 60)
@@ -168,6 +187,11 @@ def main():
     n_nodes = env_int("KVFS_FAULT_NODES", 3)
     max_steps = env_int("KVFS_FAULT_MAX_STEPS", 50000000)
     rate = float(os.environ.get("KVFS_FAULT_RATE") or 40)
+    mix = [float(x) for x in
+           (os.environ.get("KVFS_FAULT_MIX") or "45,30,15,10").split(",")]
+    if len(mix) != 4 or sum(mix) <= 0:
+        sys.exit("KVFS_FAULT_MIX: four weights: read,write,cas,delete")
+    mix = [x / sum(mix) for x in mix]
     local_reads = os.environ.get("KVFS_FAULT_LOCAL_READS") == "1"
     keep_dir = os.environ.get("KVFS_FAULT_KEEP")
     kinds = [k for k in os.environ.get("KVFS_FAULT_KINDS", "").split(",")
@@ -200,9 +224,13 @@ def main():
         nemesis = Nemesis(cluster, random.Random(rng.random()), stop, t0,
                           faults)
         clients = [Client(c, cluster, keys, random.Random(rng.random()), rec,
-                          stop, CLIENT_TIMEOUT_S, local_reads, rate)
+                          stop, CLIENT_TIMEOUT_S, local_reads, rate, mix)
                    for c in range(1, n_clients + 1)]
+        done = threading.Event()
+        threading.Thread(target=watchdog, daemon=True,
+                         args=(cluster, seconds + 200, done)).start()
         try:
+            print("time 0 = %.6f on CLOCK_MONOTONIC (for node logs)" % t0)
             cluster.start()
             cluster.wait_converged(30)
             print("cluster up: nodes on %s, peers through proxies on %s" % (
@@ -239,6 +267,7 @@ def main():
         finally:
             stop.set()
             cluster.stop()
+            done.set()
 
         ops = sorted(rec.ops, key=lambda o: o["invoke"])
         text, table = summary(ops, nemesis, elapsed)
