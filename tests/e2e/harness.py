@@ -215,6 +215,7 @@ class ClusterNode(Node):
         self.id = node_id
         self.peers = peers
         self.mountpoint = mountpoint
+        self.wanted_up = False  # started by the harness and not stopped
         if log_path:
             self.log_path = log_path
 
@@ -239,6 +240,7 @@ class ClusterNode(Node):
         self.log.write(("=== harness: start: %s\n" % " ".join(args)).encode())
         self.log.flush()
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        self.wanted_up = True
         if wait:
             self.wait_ready()
         return self
@@ -269,6 +271,7 @@ class ClusterNode(Node):
     def kill9(self):
         """SIGKILL, then remove the mount the dead process leaves behind."""
         self._note("kill -9")
+        self.wanted_up = False
         super().kill9()
         self._after_exit()
 
@@ -276,6 +279,7 @@ class ClusterNode(Node):
         """SIGTERM and wait for a clean exit (kvfs unmounts itself); after
         timeout seconds SIGKILL and AssertionError. Returns the exit code."""
         hung = False
+        self.wanted_up = False
         if self.running():
             self._note("SIGTERM")
             self.proc.send_signal(signal.SIGTERM)
@@ -363,8 +367,19 @@ class Cluster:
     def running(self):
         return [n for n in self.nodes.values() if n.running()]
 
+    def check_alive(self):
+        """AssertionError if a member the harness started and did not stop
+        has exited (a crash), with its exit status."""
+        for n in self.nodes.values():
+            if n.wanted_up and n.proc and n.proc.poll() is not None:
+                n.wanted_up = False
+                raise AssertionError("node %d died: exit status %s" %
+                                     (n.id, n.proc.returncode))
+
     def statuses(self, timeout=1):
-        """{id: /status as a dict} of the running members that answered."""
+        """{id: /status as a dict} of the running members that answered.
+        AssertionError if a member died (check_alive)."""
+        self.check_alive()
         out = {}
         for n in self.running():
             try:
@@ -449,6 +464,7 @@ class Cluster:
 
     def print_logs(self, tail=6000):
         out = sys.stderr
+        sys.stdout.flush()
         try:
             out.write("--- cluster status: %s\n" % self.brief_status())
         except Exception as e:  # the logs matter more than this line
@@ -460,8 +476,10 @@ class Cluster:
                     log = f.read().decode(errors="replace")
             except OSError:
                 pass
-            out.write("--- node %d log (%s, last %d chars) ---\n%s\n" %
-                      (n.id, n.log_path, tail, log[-tail:]))
+            state = ("running" if n.running() else "exit status %s" %
+                     (n.proc.returncode if n.proc else "(never started)"))
+            out.write("--- node %d log (%s, %s, last %d chars) ---\n%s\n" %
+                      (n.id, n.log_path, state, tail, log[-tail:]))
         out.flush()
 
     def close(self):

@@ -3,6 +3,8 @@ cluster behaves as one store (issue 5, "what it must show").
 
 Writes go in through mounts and HTTP on the leader and on followers and are
 read at once on other nodes and on the same follower (read-your-writes);
+a follower frozen with SIGSTOP past an election timeout thaws without
+raising the term;
 the leader is killed with SIGKILL, a new one is elected (the time is
 printed), writes go on until the log is compacted past the old leader's,
 which rejoins from a snapshot without raising the term (pre-vote); with two of three nodes stopped a write fails in bounded time
@@ -14,6 +16,7 @@ owns the processes and mounts and prints the node logs on failure."""
 import errno
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -199,6 +202,36 @@ def check_peer_auth(c):
     assert s == 403, "wrong token: %d %r" % (s, reply)
 
 
+def check_paused_follower(c, w):
+    """A follower frozen (SIGSTOP) for longer than any election timeout
+    (at most 1 s) comes back without raising the term: its pre-vote is
+    refused while the leader is alive, so it never stands as a candidate."""
+    leader = c.leader()
+    term = leader.status()["term"]
+    f = followers(c, leader)[-1]
+    step("freeze follower %d (SIGSTOP) until the leader has not heard from it "
+         "for 2 s" % f.id)
+    f.proc.send_signal(signal.SIGSTOP)
+    try:
+        def silent():
+            for p in leader.status()["peers"]:
+                if p["id"] == f.id:
+                    return p["last_contact_ms"] > 2000
+            return False
+        wait_for(silent, 30, "node %d to be silent for 2 s" % f.id)
+        w.http(leader, "while-frozen", b"written while node %d was frozen" % f.id)
+    finally:
+        f.proc.send_signal(signal.SIGCONT)
+    c.wait_caught_up(f)
+    assert http_read(f, "while-frozen", local=True) == w.acked["while-frozen"]
+    w.http(f, "after-frozen", b"written through node %d after it thawed" % f.id)
+    for n in c.running():
+        s = n.status()
+        assert s["term"] == term and s["leader"] == leader.id, \
+            "node %d: term %d leader %d after node %d thawed; was term %d leader %d" % (
+                n.id, s["term"], s["leader"], f.id, term, leader.id)
+
+
 def check_leader_crash(c, w):
     old = c.leader()
     st_old = old.status()
@@ -369,6 +402,7 @@ def main():
         check_replication(c, w)
         check_binary(c, w)
         check_peer_auth(c)
+        check_paused_follower(c, w)
         bg = BackgroundWriter(c)
         bg.start()
         check_leader_crash(c, w)
