@@ -190,6 +190,17 @@ static int change(const struct ctl *c, const char *method, const char *path,
 	return 0;
 }
 
+/* True if a 409 answer names addr as the member's address. */
+static bool conflict_at(const char *resp, const char *addr)
+{
+	cJSON *o = cJSON_Parse(resp);
+	const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, "address");
+	bool same = cJSON_IsString(a) && strcmp(a->valuestring, addr) == 0;
+
+	cJSON_Delete(o);
+	return same;
+}
+
 static int cmd_add(const struct ctl *c, const char *ids, const char *addr)
 {
 	char body[160], *resp = NULL;
@@ -214,12 +225,13 @@ static int cmd_add(const struct ctl *c, const char *ids, const char *addr)
 		else
 			printf("added %" PRIu64 " at %s as a learner\n", id,
 			       addr);
+	} else if (status == 409 && retried && conflict_at(resp, addr)) {
+		/* An earlier attempt, whose answer was lost, added it. */
+		printf("added %" PRIu64 " at %s as a learner (by an earlier "
+		       "attempt)\n",
+		       id, addr);
 	} else {
 		print_failure("add", status, resp);
-		if (status == 409 && retried)
-			fprintf(stderr, "kvfsctl: (an earlier attempt whose "
-					"outcome was unknown may have added "
-					"it)\n");
 		rc = 1;
 	}
 	free(resp);
@@ -248,12 +260,13 @@ static int cmd_remove(const struct ctl *c, const char *ids)
 			print_json(resp);
 		else
 			printf("removed %" PRIu64 "\n", id);
+	} else if (status == 404 && retried) {
+		/* An earlier attempt, whose answer was lost (a leader that
+		 * removed itself steps down before it can answer), removed
+		 * it: the id is gone either way. */
+		printf("removed %" PRIu64 " (by an earlier attempt)\n", id);
 	} else {
 		print_failure("remove", status, resp);
-		if (status == 404 && retried)
-			fprintf(stderr, "kvfsctl: (an earlier attempt whose "
-					"outcome was unknown may have removed "
-					"it)\n");
 		rc = 1;
 	}
 	free(resp);

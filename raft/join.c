@@ -324,8 +324,7 @@ int cluster_leader_request(const char *member, const char *method,
 
 		if (now >= deadline)
 			break;
-		if (attempts++ > 0 && retried)
-			*retried = true;
+		attempts++;
 		rc = cluster_http(
 		    target, method, path, body, body ? strlen(body) : 0,
 		    (int)(deadline - now), status, &text, NULL, NULL, &terr);
@@ -335,6 +334,8 @@ int cluster_leader_request(const char *member, const char *method,
 			return rc;
 		}
 		if (rc < 0) {
+			if (retried)
+				*retried = true;
 			snprintf(last, sizeof(last), "%s", terr ? terr : "?");
 			free(terr);
 			/* The leader we were sent to may be gone: ask the
@@ -365,6 +366,12 @@ int cluster_leader_request(const char *member, const char *method,
 			answer_reason(o, why, sizeof(why));
 			snprintf(last, sizeof(last), "%s answered 503: %s",
 				 target, why);
+			if (retried)
+				*retried = true;
+			/* A leader we were sent to may have been removed or
+			 * deposed and know no leader since: start over at
+			 * member, which sends us on again. */
+			snprintf(target, sizeof(target), "%s", member);
 		}
 		cJSON_Delete(o);
 		free(text);

@@ -50,10 +50,11 @@ int cluster_join(const char *member, uint64_t id, const char *self_addr,
 /* A request for the leader (a membership change): send method path body
  * to member; a 421 is followed to the leader_address it names, a 503 or
  * an unreachable node is retried with backoff (20 ms doubling to 1 s),
- * back at member, until timeout_ms. 0 with the final answer's *status
+ * starting over at member (a leader it sent us to may be gone), until
+ * timeout_ms. 0 with the final answer's *status
  * (neither 421 nor 503) and *resp (malloc'd, the caller frees); *retried
- * (may be NULL) says whether more than one request was sent, so an
- * earlier one whose outcome was unknown may have applied. Errors:
+ * (may be NULL) says whether it was sent again after a 503 or a
+ * transport failure, so an earlier attempt may have applied. Errors:
  * -ETIMEDOUT, -EINVAL (bad member or timeout), -ENOMEM, with *errmsg
  * (malloc'd; may be NULL) naming the last answer. Blocks; any thread. */
 int cluster_leader_request(const char *member, const char *method,

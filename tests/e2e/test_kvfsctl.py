@@ -6,7 +6,7 @@ one-voter cluster commits it alone), add again (409), remove, remove again
 (404), usage errors (exit 2) and an unreachable node (exit 1). Then a
 3-member cluster without mounts: a follower answers a membership change 421
 naming the leader, and kvfsctl pointed at the follower follows it for add
-and remove. Usage: test_kvfsctl.py KVFS KVFSCTL."""
+and remove, also when the leader removes itself. Usage: test_kvfsctl.py KVFS KVFSCTL."""
 import json
 import os
 import subprocess
@@ -139,6 +139,20 @@ def cluster(binary, kvfsctl):
         ok(kvfsctl, faddr, "remove", "4")
         have, _ = members(kvfsctl, laddr)
         assert 4 not in have and len(have) == 3, have
+
+        # The leader removes itself (asked through a follower): it steps
+        # down once the change commits and the other two elect a leader.
+        ok(kvfsctl, faddr, "remove", str(leader.id))
+        rest = [n for n in c.nodes.values() if n.id != leader.id]
+        def new_leader():
+            have, doc = members(kvfsctl, faddr)
+            return (leader.id not in have and len(have) == 2 and
+                    doc["leader"] in [n.id for n in rest])
+        wait_for(new_leader, 20, "a leader among the two left")
+        ok(kvfsctl, faddr, "put", "after-removal", "yes")
+        other = "127.0.0.1:%d" % next(n.port for n in rest
+                                      if n.id != follower.id)
+        assert ok(kvfsctl, other, "get", "after-removal") == b"yes"
 
 
 def main():

@@ -573,18 +573,55 @@ static void test_join_follows_421_and_retries_a_busy_leader(void **state)
 	(void)state;
 	follower->node.leader = 1;
 	strcpy(follower->node.leader_addr, leader->addr);
-	script(&follower->node, 1, KV_ENOTLEADER);
+	script(&follower->node, 3, KV_ENOTLEADER, KV_ENOTLEADER, KV_ENOTLEADER);
 	script(&leader->node, 2, -EBUSY, KV_ENOQUORUM);
 	assert_int_equal(
 	    cluster_join(follower->addr, 7, "127.0.0.1:7007", 10000, &a, &err),
 	    0);
 	assert_null(err);
-	assert_int_equal(calls(&follower->node), 1);
+	/* Each 503 starts over at the member it was given. */
+	assert_int_equal(calls(&follower->node), 3);
 	assert_int_equal(calls(&leader->node), 3);
 	assert_int_equal(leader->node.last_id, 7);
 	assert_string_equal(leader->node.last_addr, "127.0.0.1:7007");
 	assert_string_equal(a.cluster_id, "c-test");
 	assert_string_equal(a.token, "derived-token");
+	server_stop(follower);
+	server_stop(leader);
+}
+
+static void test_leader_requests_say_whether_they_were_sent_again(void **state)
+{
+	struct server *leader = server_start(), *follower = server_start();
+	char *resp = NULL, *err = NULL;
+	long status = 0;
+	bool retried = true;
+
+	(void)state;
+	follower->node.leader = 1;
+	strcpy(follower->node.leader_addr, leader->addr);
+	/* Following a 421 is no retry: the follower applied nothing. */
+	script(&follower->node, 1, KV_ENOTLEADER);
+	script(&leader->node, 1, -ENOENT);
+	assert_int_equal(cluster_leader_request(
+			     follower->addr, "DELETE", "/cluster/members/5",
+			     NULL, 10000, &status, &resp, &retried, &err),
+			 0);
+	assert_int_equal(status, 404);
+	assert_false(retried);
+	free(resp);
+	resp = NULL;
+
+	/* After a 503 whose outcome is unknown, it is. */
+	script(&follower->node, 2, KV_ENOTLEADER, KV_ENOTLEADER);
+	script(&leader->node, 2, KV_ENOQUORUM, -ENOENT);
+	assert_int_equal(cluster_leader_request(
+			     follower->addr, "DELETE", "/cluster/members/5",
+			     NULL, 10000, &status, &resp, &retried, &err),
+			 0);
+	assert_int_equal(status, 404);
+	assert_true(retried);
+	free(resp);
 	server_stop(follower);
 	server_stop(leader);
 }
@@ -713,6 +750,8 @@ int main(void)
 	    cmocka_unit_test(test_a_follower_answers_421_naming_the_leader),
 	    cmocka_unit_test(test_change_errors_become_their_statuses),
 	    cmocka_unit_test(test_join_follows_421_and_retries_a_busy_leader),
+	    cmocka_unit_test(
+		test_leader_requests_say_whether_they_were_sent_again),
 	    cmocka_unit_test(test_join_is_idempotent_for_the_same_address),
 	    cmocka_unit_test(
 		test_join_reports_refusals_with_the_servers_reason),
