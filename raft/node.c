@@ -467,6 +467,10 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	n->write_timeout_ms =
 	    opt->write_timeout_ms > 0 ? opt->write_timeout_ms : 5000;
 	clock_gettime(CLOCK_MONOTONIC, &n->started);
+	struct timespec wall;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	n->read_issued = n->read_answered = n->read_need =
+	    (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
 	pthread_mutex_init(&n->mu, NULL);
 	pthread_mutex_init(&n->watch_mu, NULL);
 	node_cond_init(&n->cond);

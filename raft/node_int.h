@@ -128,11 +128,15 @@ struct kv_node {
 	struct prop *waiting, *waiting_tail;
 
 	/* ReadIndex rounds (under mu): readers want a round numbered at
-	 * least read_need; the node thread issues rounds 1, 2, ...; the
-	 * latest answered round and its index serve every reader that
-	 * arrived before that round was issued. */
+	 * least read_need; the node thread numbers rounds upward from a base
+	 * of its own (the wall clock in microseconds at start, so answers to
+	 * an earlier process's rounds fall outside) and never reuses a
+	 * number; the latest answered round and its index serve every reader
+	 * that arrived before that round was issued. */
 	uint64_t read_need, read_issued, read_answered, read_index;
+	bool read_inflight; /* round read_issued awaits its answer */
 	struct timespec read_issued_at;
+	struct timespec read_retry_at; /* no leader: not before this */
 
 	/* soft state published by the node thread (under mu) */
 	enum raft_role role;

@@ -376,16 +376,23 @@ static void process(struct kv_node *n, struct raft_update *u)
 		pthread_mutex_lock(&n->mu);
 		for (size_t i = 0; i < u->n_reads; i++) {
 			const struct raft_read *rd = &u->reads[i];
+			/* only rounds of this process not yet superseded:
+			 * an answer to an older round, or to a round of an
+			 * earlier process, must not count for readers who
+			 * arrived after it was issued */
+			if (rd->ctx <= n->read_answered ||
+			    rd->ctx > n->read_issued)
+				continue;
 			if (rd->err != 0) {
 				/* leadership lost: the next turn asks again */
 				if (rd->ctx == n->read_issued)
-					n->read_issued = n->read_answered;
+					n->read_inflight = false;
 				continue;
 			}
-			if (rd->ctx > n->read_answered) {
-				n->read_answered = rd->ctx;
-				n->read_index = rd->index;
-			}
+			n->read_answered = rd->ctx;
+			n->read_index = rd->index;
+			if (rd->ctx == n->read_issued)
+				n->read_inflight = false;
 		}
 		if (n->state_waiters)
 			pthread_cond_broadcast(&n->state_cond);
@@ -460,7 +467,8 @@ static void *loop_main(void *arg)
 	while (!n->stopping) {
 		bool work = n->props || n->msgs || n->persisted_new ||
 			    n->sends_finished || n->snapshotted > compacted ||
-			    n->read_need > n->read_issued;
+			    (n->read_need > n->read_issued &&
+			     node_past(&n->read_retry_at));
 		if (!work && !node_past(&next_tick)) {
 			pthread_cond_timedwait(&n->cond, &n->mu, &next_tick);
 			continue;
@@ -487,13 +495,16 @@ static void *loop_main(void *arg)
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		uint64_t round = 0;
 		if (n->read_need > n->read_answered &&
-		    (n->read_issued == n->read_answered ||
+		    node_past(&n->read_retry_at) &&
+		    (!n->read_inflight ||
 		     ms_between(&n->read_issued_at, &now) >=
 			 NODE_READ_RETRY_MS)) {
 			/* numbered before it is asked, so that a reader who
-			 * arrives after this point waits for a later round */
+			 * arrives after this point waits for a later round;
+			 * numbers are never reused */
 			round = ++n->read_issued;
 			n->read_issued_at = now;
+			n->read_inflight = true;
 		}
 		pthread_mutex_unlock(&n->mu);
 
@@ -556,9 +567,11 @@ static void *loop_main(void *arg)
 			raft_update_free(&u);
 		}
 		pthread_mutex_lock(&n->mu);
-		if (round_failed && n->read_issued == round)
-			n->read_issued =
-			    n->read_answered; /* no leader: again */
+		if (round_failed && n->read_issued == round) {
+			/* no leader known: ask again a tick later */
+			n->read_inflight = false;
+			n->read_retry_at = node_deadline(NODE_TICK_MS);
+		}
 		const struct raft_config *c = raft_config(n->raft);
 		bool conf_changed = c->n != n->n_members;
 		for (unsigned i = 0; !conf_changed && i < c->n; i++)
