@@ -622,13 +622,14 @@ static void start_sync(struct store *st)
 	struct log_sync *job;
 	int ret = log_sync_prepare(st->log, &job);
 	if (ret != 0) {
-		st->failed = ret;
-		fprintf(stderr, "kvfs: log sync failed: %s; refusing writes\n",
-			kv_strerror(ret));
+		set_failed(st, ret, "log sync failed");
 		while (st->pending) {
 			struct req *r = st->pending;
 			st->pending = r->next;
-			complete(r, KV_EFAILED);
+			if (r->type == REQ_APPEND)
+				req_free(r); /* asynchronous: nobody waits */
+			else
+				complete(r, KV_EFAILED);
 		}
 		st->pending_tail = NULL;
 		return;
@@ -647,13 +648,8 @@ static void finish_sync(struct store *st)
 {
 	int ret = st->sync_ret;
 	st->sync_running = false;
-	if (ret != 0 && !st->failed) {
-		st->failed = ret;
-		fprintf(stderr,
-			"kvfs: fdatasync of the log failed: %s; "
-			"refusing writes\n",
-			kv_strerror(ret));
-	}
+	if (ret != 0)
+		set_failed(st, ret, "fdatasync of the log failed");
 	uint64_t p_index = 0, p_term = 0;
 	while (st->inflight) {
 		struct req *r = st->inflight;
@@ -696,11 +692,7 @@ static void do_propose(struct store *st, struct req *r)
 		/* -ENOSPC, -EINVAL, -ENOMEM leave the log unchanged; anything
 		 * else came from a sync the log ran itself, and is sticky. */
 		if (ret != -ENOSPC && ret != -EINVAL && ret != -ENOMEM) {
-			st->failed = ret;
-			fprintf(stderr,
-				"kvfs: log write failed: %s; "
-				"refusing writes\n",
-				kv_strerror(ret));
+			set_failed(st, ret, "log write failed");
 			ret = KV_EFAILED;
 		}
 		complete(r, ret);
@@ -708,12 +700,7 @@ static void do_propose(struct store *st, struct req *r)
 	}
 	r->index = index;
 	r->res->rev = index;
-	r->next = NULL;
-	if (st->pending_tail)
-		st->pending_tail->next = r;
-	else
-		st->pending = r;
-	st->pending_tail = r;
+	pending_push(st, r);
 }
 
 static void do_status(struct store *st, struct store_status *s)
