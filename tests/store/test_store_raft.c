@@ -1,0 +1,1172 @@
+/* test_store_raft.c - the store's Raft path: store_append, store_apply,
+ * store_recover, store_install, store_room and the store_raft_ops callbacks.
+ *
+ * Callbacks land on the owner thread; they are recorded under a mutex and
+ * the test waits on a condition variable with a generous deadline, never a
+ * fixed sleep. fdatasync is wrapped at link time (-Wl,--wrap=fdatasync, see
+ * tests/store/meson.build) so a test can hold the log's sync open or make it
+ * fail and see what is reported meanwhile. The full-disk tests mount their
+ * own small tmpfs and skip when that is not allowed. The rest of the store
+ * is tested in test_store.c. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store.h"
+
+#define DEADLINE_S 60
+#define MAX_EVENTS 4096
+
+/* ---- fdatasync gate ---- */
+
+int __real_fdatasync(int fd);
+int __wrap_fdatasync(int fd);
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	bool hold;	/* block every fdatasync until released */
+	unsigned held;	/* threads blocked in it now */
+	int fail;	/* nonzero: fail every fdatasync with this errno */
+	unsigned calls; /* fdatasync calls seen */
+} gate = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false, 0, 0, 0};
+
+int __wrap_fdatasync(int fd)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.calls++;
+	if (gate.fail) {
+		int err = gate.fail;
+		pthread_mutex_unlock(&gate.mu);
+		errno = err;
+		return -1;
+	}
+	if (gate.hold) {
+		gate.held++;
+		pthread_cond_broadcast(&gate.cond);
+		while (gate.hold)
+			pthread_cond_wait(&gate.cond, &gate.mu);
+		gate.held--;
+	}
+	pthread_mutex_unlock(&gate.mu);
+	return __real_fdatasync(fd);
+}
+
+static void deadline_in(struct timespec *t, int seconds)
+{
+	clock_gettime(CLOCK_REALTIME, t);
+	t->tv_sec += seconds;
+}
+
+static void gate_hold(void)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.hold = true;
+	pthread_mutex_unlock(&gate.mu);
+}
+
+static void gate_release(void)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.hold = false;
+	pthread_cond_broadcast(&gate.cond);
+	pthread_mutex_unlock(&gate.mu);
+}
+
+/* Wait until a thread is blocked in fdatasync behind the gate. */
+static void gate_wait_held(void)
+{
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	pthread_mutex_lock(&gate.mu);
+	int ret = 0;
+	while (!gate.held && ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&gate.cond, &gate.mu, &t);
+	bool held = gate.held > 0;
+	pthread_mutex_unlock(&gate.mu);
+	if (!held)
+		fail_msg("no fdatasync started within %d s", DEADLINE_S);
+}
+
+/* Before each test: a gate left closed or failing by a failed test is
+ * reset. */
+static int reset_gate(void **state)
+{
+	(void)state;
+	gate_release();
+	pthread_mutex_lock(&gate.mu);
+	gate.fail = 0;
+	pthread_mutex_unlock(&gate.mu);
+	return 0;
+}
+
+static void gate_set_fail(int err)
+{
+	pthread_mutex_lock(&gate.mu);
+	gate.fail = err;
+	pthread_mutex_unlock(&gate.mu);
+}
+
+/* ---- recorded callbacks ---- */
+
+struct applied_ev {
+	uint64_t index, term;
+	bool has_res;
+	int err;
+	uint64_t rev;
+};
+
+struct events {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	uint64_t p_index[MAX_EVENTS], p_term[MAX_EVENTS];
+	size_t np;
+	struct applied_ev applied[MAX_EVENTS];
+	size_t na;
+	uint64_t snap[MAX_EVENTS];
+	size_t ns;
+};
+
+static void on_persisted(void *ctx, uint64_t index, uint64_t term)
+{
+	struct events *ev = ctx;
+	pthread_mutex_lock(&ev->mu);
+	if (ev->np < MAX_EVENTS) {
+		ev->p_index[ev->np] = index;
+		ev->p_term[ev->np] = term;
+	}
+	ev->np++;
+	pthread_cond_broadcast(&ev->cond);
+	pthread_mutex_unlock(&ev->mu);
+}
+
+static void on_applied(void *ctx, uint64_t index, uint64_t term,
+		       const struct kv_result *res)
+{
+	struct events *ev = ctx;
+	pthread_mutex_lock(&ev->mu);
+	if (ev->na < MAX_EVENTS) {
+		struct applied_ev *a = &ev->applied[ev->na];
+		a->index = index;
+		a->term = term;
+		a->has_res = res != NULL;
+		a->err = res ? res->err : 0;
+		a->rev = res ? res->rev : 0;
+	}
+	ev->na++;
+	pthread_cond_broadcast(&ev->cond);
+	pthread_mutex_unlock(&ev->mu);
+}
+
+static void on_snapshotted(void *ctx, uint64_t index)
+{
+	struct events *ev = ctx;
+	pthread_mutex_lock(&ev->mu);
+	if (ev->ns < MAX_EVENTS)
+		ev->snap[ev->ns] = index;
+	ev->ns++;
+	pthread_cond_broadcast(&ev->cond);
+	pthread_mutex_unlock(&ev->mu);
+}
+
+static const struct store_raft_ops raft_ops = {
+    .persisted = on_persisted,
+    .applied = on_applied,
+    .snapshotted = on_snapshotted,
+};
+
+static struct events *events_new(void)
+{
+	struct events *ev = calloc(1, sizeof(*ev));
+	assert_non_null(ev);
+	pthread_mutex_init(&ev->mu, NULL);
+	pthread_cond_init(&ev->cond, NULL);
+	return ev;
+}
+
+static void events_free(struct events *ev)
+{
+	pthread_cond_destroy(&ev->cond);
+	pthread_mutex_destroy(&ev->mu);
+	free(ev);
+}
+
+/* Wait until the last persisted report reaches index. */
+static void wait_persisted(struct events *ev, uint64_t index)
+{
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	pthread_mutex_lock(&ev->mu);
+	int ret = 0;
+	while (!(ev->np && ev->p_index[ev->np - 1] >= index) &&
+	       ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&ev->cond, &ev->mu, &t);
+	uint64_t last = ev->np ? ev->p_index[ev->np - 1] : 0;
+	pthread_mutex_unlock(&ev->mu);
+	if (last < index)
+		fail_msg("persisted reported %llu, not %llu, within %d s",
+			 (unsigned long long)last, (unsigned long long)index,
+			 DEADLINE_S);
+}
+
+/* Wait until n applied reports came in. */
+static void wait_applied(struct events *ev, size_t n)
+{
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	pthread_mutex_lock(&ev->mu);
+	int ret = 0;
+	while (ev->na < n && ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&ev->cond, &ev->mu, &t);
+	size_t got = ev->na;
+	pthread_mutex_unlock(&ev->mu);
+	if (got < n)
+		fail_msg("%zu applied reports, not %zu, within %d s", got, n,
+			 DEADLINE_S);
+}
+
+/* Wait until n persisted reports came in. */
+static void wait_reports(struct events *ev, size_t n)
+{
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	pthread_mutex_lock(&ev->mu);
+	int ret = 0;
+	while (ev->np < n && ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&ev->cond, &ev->mu, &t);
+	size_t got = ev->np;
+	pthread_mutex_unlock(&ev->mu);
+	if (got < n)
+		fail_msg("%zu persisted reports, not %zu, within %d s", got, n,
+			 DEADLINE_S);
+}
+
+static size_t n_persisted(struct events *ev)
+{
+	pthread_mutex_lock(&ev->mu);
+	size_t n = ev->np;
+	pthread_mutex_unlock(&ev->mu);
+	return n;
+}
+
+static size_t n_applied(struct events *ev)
+{
+	pthread_mutex_lock(&ev->mu);
+	size_t n = ev->na;
+	pthread_mutex_unlock(&ev->mu);
+	return n;
+}
+
+/* Reports are in order: indexes never go back. */
+static void expect_persisted_in_order(struct events *ev)
+{
+	pthread_mutex_lock(&ev->mu);
+	size_t n = ev->np < MAX_EVENTS ? ev->np : MAX_EVENTS;
+	for (size_t i = 1; i < n; i++)
+		if (ev->p_index[i] <= ev->p_index[i - 1]) {
+			pthread_mutex_unlock(&ev->mu);
+			fail_msg("persisted report %zu: %llu after %llu", i,
+				 (unsigned long long)ev->p_index[i],
+				 (unsigned long long)ev->p_index[i - 1]);
+		}
+	pthread_mutex_unlock(&ev->mu);
+}
+
+/* ---- stores, directories, entries ---- */
+
+static char *make_dir(void)
+{
+	char tmpl[] = "/tmp/kvfs-store-raft-test.XXXXXX";
+	char *d = mkdtemp(tmpl);
+	assert_non_null(d);
+	return strdup(d);
+}
+
+static void remove_dir(char *dir)
+{
+	char cmd[4200];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	assert_int_equal(system(cmd), 0);
+	free(dir);
+}
+
+static struct store *open_raft(const char *dir, struct events *ev,
+			       size_t segment_size)
+{
+	struct store_options o = {.dir = dir,
+				  .segment_size = segment_size,
+				  .raft = &raft_ops,
+				  .raft_ctx = ev};
+	struct store *st;
+	char *msg = NULL;
+	int ret = store_open(&o, &st, &msg);
+	if (ret != 0)
+		fail_msg("store_open %s: %s: %s", dir, kv_strerror(ret),
+			 msg ? msg : "");
+	free(msg);
+	return st;
+}
+
+static struct store_status status_of(struct store *st)
+{
+	struct store_status s;
+	assert_int_equal(store_status(st, &s), 0);
+	return s;
+}
+
+/* Entries own their data (malloc'd) so a test can keep them for checks. */
+static struct store_entry put_entry(uint64_t index, uint64_t term,
+				    const char *key, const char *val)
+{
+	struct kv_cmd c = {.op = KV_OP_PUT,
+			   .key = (char *)key,
+			   .klen = strlen(key),
+			   .val = (unsigned char *)val,
+			   .vlen = strlen(val),
+			   .mode = 0644,
+			   .mtime_ns = (int64_t)index};
+	char *json;
+	size_t len;
+	assert_int_equal(kv_cmd_encode(&c, &json, &len), 0);
+	return (struct store_entry){.index = index,
+				    .term = term,
+				    .type = STORE_ENTRY_CMD,
+				    .data = json,
+				    .len = len};
+}
+
+static struct store_entry del_entry(uint64_t index, uint64_t term,
+				    const char *key)
+{
+	struct kv_cmd c = {
+	    .op = KV_OP_DEL, .key = (char *)key, .klen = strlen(key)};
+	char *json;
+	size_t len;
+	assert_int_equal(kv_cmd_encode(&c, &json, &len), 0);
+	return (struct store_entry){.index = index,
+				    .term = term,
+				    .type = STORE_ENTRY_CMD,
+				    .data = json,
+				    .len = len};
+}
+
+static struct store_entry raw_entry(uint64_t index, uint64_t term, int type,
+				    const char *text)
+{
+	struct store_entry e = {.index = index, .term = term, .type = type};
+	if (text) {
+		e.data = strdup(text);
+		assert_non_null(e.data);
+		e.len = strlen(text);
+	}
+	return e;
+}
+
+static void free_entries(struct store_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free((void *)e[i].data);
+}
+
+static void append_one_by_one(struct store *st, const struct store_entry *e,
+			      size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(store_append(st, &e[i], 1), 0);
+}
+
+static void expect_same_entry(const struct store_entry *got,
+			      const struct store_entry *want)
+{
+	assert_int_equal(got->index, want->index);
+	assert_int_equal(got->term, want->term);
+	assert_int_equal(got->type, want->type);
+	assert_int_equal(got->len, want->len);
+	if (want->len)
+		assert_memory_equal(got->data, want->data, want->len);
+}
+
+static void expect_kv(struct store *st, const char *key, const char *val)
+{
+	struct kv_rec *rec = NULL;
+	int ret = store_get(st, key, strlen(key), &rec);
+	if (ret != 0)
+		fail_msg("get %s: %s", key, kv_strerror(ret));
+	assert_int_equal(rec->vlen, strlen(val));
+	assert_memory_equal(rec->val, val, rec->vlen);
+	kv_rec_unref(rec);
+}
+
+static void expect_absent(struct store *st, const char *key)
+{
+	struct kv_rec *rec = NULL;
+	assert_int_equal(store_get(st, key, strlen(key), &rec), -ENOENT);
+	assert_null(rec);
+}
+
+static const char conf_a[] = "raftconf 1\n1 v 127.0.0.1:9001\n";
+static const char conf_b[] = "raftconf 1\n1 v 127.0.0.1:9001\n"
+			     "2 l 127.0.0.1:9002\n3 v -\n";
+
+/* ---- persisted ---- */
+
+/* The sync thread is held inside fdatasync: the entries are in the log
+ * (last_index) but not reported; released, they are reported, each report
+ * naming the last entry of an append call with its term. */
+static void test_append_is_reported_persisted_only_after_the_sync(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	struct store_entry e[6] = {put_entry(1, 1, "a", "1"),
+				   put_entry(2, 1, "b", "2"),
+				   put_entry(3, 1, "c", "3"),
+				   put_entry(4, 1, "d", "4"),
+				   raw_entry(5, 2, STORE_ENTRY_NOOP, NULL),
+				   put_entry(6, 2, "e", "6")};
+
+	gate_hold();
+	assert_int_equal(store_append(st, e, 3), 0);
+	gate_wait_held();
+	append_one_by_one(st, &e[3], 3);
+	struct store_status ss = status_of(st); /* the appends were handled */
+	assert_int_equal(ss.last_index, 6);
+	assert_int_equal(n_persisted(ev), 0);
+	gate_release();
+
+	wait_persisted(ev, 6);
+	expect_persisted_in_order(ev);
+	pthread_mutex_lock(&ev->mu);
+	assert_int_equal(ev->p_index[0], 3); /* the first sync covered 1..3 */
+	assert_int_equal(ev->p_term[0], 1);
+	for (size_t i = 0; i < ev->np; i++) {
+		uint64_t idx = ev->p_index[i];
+		assert_true(idx >= 3 && idx <= 6);
+		assert_int_equal(ev->p_term[i], e[idx - 1].term);
+	}
+	assert_int_equal(ev->p_index[ev->np - 1], 6);
+	assert_int_equal(ev->p_term[ev->np - 1], 2);
+	pthread_mutex_unlock(&ev->mu);
+
+	store_close(st);
+	free_entries(e, 6);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+static void test_many_appends_in_a_row_are_reported_in_order(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	enum { N = 200 };
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "k%zu", i);
+		e[i] = put_entry(i + 1, i / 50 + 1, key, key);
+	}
+	append_one_by_one(st, e, N);
+	wait_persisted(ev, N);
+	expect_persisted_in_order(ev);
+	pthread_mutex_lock(&ev->mu);
+	for (size_t i = 0; i < ev->np; i++)
+		assert_int_equal(ev->p_term[i], e[ev->p_index[i] - 1].term);
+	assert_int_equal(ev->p_index[ev->np - 1], N);
+	assert_int_equal(ev->p_term[ev->np - 1], e[N - 1].term);
+	pthread_mutex_unlock(&ev->mu);
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* A failed sync is sticky: nothing appended is reported, then or later. */
+static void test_a_failed_sync_reports_nothing_and_stays_failed(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	struct store_entry e[2] = {put_entry(1, 1, "a", "1"),
+				   put_entry(2, 1, "b", "2")};
+	gate_set_fail(EIO);
+	assert_int_equal(store_append(st, &e[0], 1), 0);
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	struct store_status ss = status_of(st);
+	while (!ss.failed) {
+		struct timespec pause = {0, 10 * 1000 * 1000};
+		nanosleep(&pause, NULL); /* polling pace, not a wait */
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec > t.tv_sec)
+			fail_msg("the failed sync was not noticed in %d s",
+				 DEADLINE_S);
+		ss = status_of(st);
+	}
+	gate_set_fail(0);
+	assert_int_equal(ss.failed, -EIO);
+	assert_int_equal(store_append(st, &e[1], 1), 0);
+	ss = status_of(st); /* the second append was handled */
+	assert_int_equal(ss.failed, -EIO);
+	assert_int_equal(n_persisted(ev), 0);
+	store_close(st);
+	assert_int_equal(n_persisted(ev), 0);
+	free_entries(e, 2);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* ---- conflict truncation ---- */
+
+static void test_append_at_a_held_index_replaces_the_suffix(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	struct store_entry old[5], neu[2];
+	for (size_t i = 0; i < 5; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "old%zu", i + 1);
+		old[i] = put_entry(i + 1, 1, key, "x");
+	}
+	neu[0] = put_entry(3, 2, "new3", "y");
+	neu[1] = raw_entry(4, 2, STORE_ENTRY_CONFIG, conf_a);
+	assert_int_equal(store_append(st, old, 5), 0);
+	wait_persisted(ev, 5);
+	assert_int_equal(store_append(st, neu, 2), 0);
+	wait_reports(ev, 2); /* the last report is (4, 2), below 5 */
+	pthread_mutex_lock(&ev->mu);
+	assert_int_equal(ev->np, 2);
+	assert_int_equal(ev->p_index[1], 4);
+	assert_int_equal(ev->p_term[1], 2);
+	pthread_mutex_unlock(&ev->mu);
+	assert_int_equal(status_of(st).last_index, 4);
+	store_close(st);
+
+	st = open_raft(dir, ev, 0);
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.snap_index, 0);
+	assert_int_equal(rec.n, 4);
+	expect_same_entry(&rec.entries[0], &old[0]);
+	expect_same_entry(&rec.entries[1], &old[1]);
+	expect_same_entry(&rec.entries[2], &neu[0]);
+	expect_same_entry(&rec.entries[3], &neu[1]);
+	store_recovery_free(&rec);
+	store_close(st);
+	free_entries(old, 5);
+	free_entries(neu, 2);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* ---- apply ---- */
+
+static void test_apply_reports_each_entry_with_its_result_in_order(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	struct store_entry e[8] = {
+	    raw_entry(1, 1, STORE_ENTRY_NOOP, NULL),
+	    raw_entry(2, 1, STORE_ENTRY_CONFIG, conf_a),
+	    put_entry(3, 1, "a", "va"),
+	    del_entry(4, 1, "missing"),
+	    raw_entry(5, 1, STORE_ENTRY_CMD, "{not a command"),
+	    put_entry(6, 2, "b", "vb"),
+	    del_entry(7, 2, "a"),
+	    put_entry(8, 2, "c", "vc"),
+	};
+	assert_int_equal(store_append(st, e, 8), 0);
+	wait_persisted(ev, 8);
+
+	assert_int_equal(store_apply(st, e, 3), 0);
+	wait_applied(ev, 3);
+	expect_kv(st, "a", "va");
+	/* 2 and 3 again: skipped, no second report */
+	assert_int_equal(store_apply(st, &e[1], 6), 0);
+	wait_applied(ev, 7);
+	assert_int_equal(store_applied(st), 7);
+	/* 5..7 again and 8 */
+	assert_int_equal(store_apply(st, &e[4], 4), 0);
+	wait_applied(ev, 8);
+	struct store_status ss = status_of(st);
+	assert_int_equal(n_applied(ev), 8);
+
+	pthread_mutex_lock(&ev->mu);
+	for (size_t i = 0; i < 8; i++) {
+		assert_int_equal(ev->applied[i].index, i + 1);
+		assert_int_equal(ev->applied[i].term, e[i].term);
+	}
+	assert_false(ev->applied[0].has_res); /* no-op */
+	assert_false(ev->applied[1].has_res); /* configuration */
+	assert_true(ev->applied[2].has_res);
+	assert_int_equal(ev->applied[2].err, 0);
+	assert_int_equal(ev->applied[2].rev, 3);
+	assert_true(ev->applied[3].has_res);
+	assert_int_equal(ev->applied[3].err, -ENOENT);
+	assert_int_equal(ev->applied[3].rev, 4);
+	assert_true(ev->applied[4].has_res);
+	assert_int_equal(ev->applied[4].err, -EINVAL);
+	assert_true(ev->applied[5].has_res);
+	assert_int_equal(ev->applied[5].err, 0);
+	assert_int_equal(ev->applied[5].rev, 6);
+	assert_int_equal(ev->applied[6].err, 0);
+	assert_int_equal(ev->applied[7].err, 0);
+	assert_int_equal(ev->applied[7].rev, 8);
+	pthread_mutex_unlock(&ev->mu);
+
+	assert_int_equal(ss.failed, 0);
+	assert_int_equal(ss.applied_index, 8);
+	assert_int_equal(ss.keys, 2);
+	expect_absent(st, "a");
+	expect_kv(st, "b", "vb");
+	expect_kv(st, "c", "vc");
+	store_close(st);
+	free_entries(e, 8);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* ---- reopen and recover ---- */
+
+/* With .raft set, reopening loads the db and nothing of the log: entries
+ * after the db (appended, some even applied) come back from store_recover
+ * with type and data, and the map is the db's. */
+static void
+test_reopen_applies_only_the_db_and_recovers_the_log_after_it(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	struct store_entry e[8] = {
+	    put_entry(1, 1, "k1", "v1"),
+	    put_entry(2, 1, "dir/k2", "v2"),
+	    put_entry(3, 1, "k3", "v3"),
+	    raw_entry(4, 1, STORE_ENTRY_CONFIG, conf_b),
+	    raw_entry(5, 2, STORE_ENTRY_NOOP, NULL),
+	    put_entry(6, 2, "k4", "v4"),
+	    del_entry(7, 2, "k1"),
+	    raw_entry(8, 3, STORE_ENTRY_CMD, "{not a command"),
+	};
+	assert_int_equal(store_append(st, e, 8), 0);
+	wait_persisted(ev, 8);
+	assert_int_equal(store_apply(st, e, 3), 0);
+	wait_applied(ev, 3);
+	assert_int_equal(store_snapshot(st), 0);
+	struct store_status at_db = status_of(st);
+	assert_int_equal(at_db.snapshot_index, 3);
+	/* applied after the db: not in it */
+	assert_int_equal(store_apply(st, &e[3], 4), 0);
+	wait_applied(ev, 7);
+	expect_absent(st, "k1");
+	expect_kv(st, "k4", "v4");
+	store_close(st);
+
+	struct events *ev2 = events_new();
+	st = open_raft(dir, ev2, 0);
+	assert_int_equal(store_applied(st), 3);
+	struct store_status ss = status_of(st);
+	assert_int_equal(ss.applied_index, 3);
+	assert_int_equal(ss.keys, 3);
+	assert_int_equal(ss.state_hash, at_db.state_hash);
+	assert_int_equal(ss.last_index, 8);
+	expect_kv(st, "k1", "v1");
+	expect_kv(st, "dir/k2", "v2");
+	expect_absent(st, "k4");
+
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.snap_index, 3);
+	assert_int_equal(rec.snap_term, 1);
+	assert_null(rec.conf); /* the configuration came after the db */
+	assert_int_equal(rec.n, 5);
+	for (size_t i = 0; i < rec.n; i++)
+		expect_same_entry(&rec.entries[i], &e[3 + i]);
+	/* exact text, newlines included */
+	assert_int_equal(rec.entries[0].len, strlen(conf_b));
+	assert_memory_equal(rec.entries[0].data, conf_b, strlen(conf_b));
+	store_recovery_free(&rec);
+	assert_int_equal(n_applied(ev2), 0);
+	assert_int_equal(n_persisted(ev2), 0);
+
+	/* the core applies them again once committed */
+	assert_int_equal(store_apply(st, &e[3], 4), 0);
+	wait_applied(ev2, 4);
+	expect_absent(st, "k1");
+	expect_kv(st, "k4", "v4");
+	store_close(st);
+	free_entries(e, 8);
+	events_free(ev);
+	events_free(ev2);
+	remove_dir(dir);
+}
+
+static void
+test_recover_reports_hard_state_and_the_db_after_a_snapshot(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	assert_int_equal(store_save_hardstate(st, 5, 2), 0);
+	struct store_entry e[5] = {
+	    raw_entry(1, 1, STORE_ENTRY_CONFIG, conf_a),
+	    put_entry(2, 1, "x", "1"),
+	    raw_entry(3, 4, STORE_ENTRY_CONFIG, conf_b),
+	    raw_entry(4, 4, STORE_ENTRY_NOOP, NULL),
+	    put_entry(5, 5, "y", "2"),
+	};
+	assert_int_equal(store_append(st, e, 5), 0);
+	wait_persisted(ev, 5);
+	assert_int_equal(store_apply(st, e, 4), 0);
+	wait_applied(ev, 4);
+	assert_int_equal(store_snapshot(st), 0);
+	pthread_mutex_lock(&ev->mu);
+	assert_int_equal(ev->ns, 1);
+	assert_int_equal(ev->snap[0], 4);
+	pthread_mutex_unlock(&ev->mu);
+
+	/* the same store answers at once */
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.snap_index, 4);
+	assert_int_equal(rec.snap_term, 4);
+	store_recovery_free(&rec);
+	store_close(st);
+
+	st = open_raft(dir, ev, 0);
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.term, 5);
+	assert_int_equal(rec.vote, 2);
+	assert_int_equal(rec.snap_index, 4);
+	assert_int_equal(rec.snap_term, 4);
+	assert_non_null(rec.conf);
+	assert_int_equal(rec.conf_len, strlen(conf_b));
+	assert_memory_equal(rec.conf, conf_b, strlen(conf_b));
+	assert_int_equal(rec.n, 1);
+	expect_same_entry(&rec.entries[0], &e[4]);
+	store_recovery_free(&rec);
+	expect_kv(st, "x", "1");
+	expect_absent(st, "y");
+	store_close(st);
+	free_entries(e, 5);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* ---- install ---- */
+
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb");
+	assert_non_null(in);
+	FILE *out = fopen(to, "wb");
+	assert_non_null(out);
+	char buf[8192];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* Names and values of the whole tree below dir, one string. */
+static void dump_tree(struct store *st, const char *dir, char *out, size_t cap)
+{
+	struct kv_list l;
+	assert_int_equal(store_list(st, dir, strlen(dir), NULL, 0, &l), 0);
+	for (size_t i = 0; i < l.n; i++) {
+		char path[1100];
+		snprintf(path, sizeof(path), "%s%s%s", dir, *dir ? "/" : "",
+			 l.ents[i].name);
+		size_t used = strlen(out);
+		snprintf(out + used, cap - used, "%s%s:", path,
+			 l.ents[i].st.is_dir ? "/" : "");
+		if (l.ents[i].st.is_dir) {
+			dump_tree(st, path, out, cap);
+			continue;
+		}
+		struct kv_rec *rec;
+		assert_int_equal(store_get(st, path, strlen(path), &rec), 0);
+		used = strlen(out);
+		snprintf(out + used, cap - used, "%.*s@%llu;", (int)rec->vlen,
+			 rec->val, (unsigned long long)rec->mod_rev);
+		kv_rec_unref(rec);
+	}
+	kv_list_clear(&l);
+}
+
+static void test_install_puts_the_snapshot_in_place_of_map_and_log(void **s)
+{
+	(void)s;
+	char *dir_a = make_dir(), *dir_b = make_dir();
+	struct events *ev_a = events_new(), *ev_b = events_new();
+
+	/* the leader's db at index 5 (term 2) */
+	struct store *a = open_raft(dir_a, ev_a, 0);
+	struct store_entry ea[5] = {
+	    put_entry(1, 1, "x1", "one"),
+	    put_entry(2, 1, "d/x2", "two"),
+	    raw_entry(3, 2, STORE_ENTRY_CONFIG, conf_b),
+	    put_entry(4, 2, "x3", "three"),
+	    del_entry(5, 2, "x1"),
+	};
+	assert_int_equal(store_append(a, ea, 5), 0);
+	wait_persisted(ev_a, 5);
+	assert_int_equal(store_apply(a, ea, 5), 0);
+	wait_applied(ev_a, 5);
+	assert_int_equal(store_snapshot(a), 0);
+	struct store_status sa = status_of(a);
+	assert_int_equal(sa.snapshot_index, 5);
+	char tree_a[8192] = "";
+	dump_tree(a, "", tree_a, sizeof(tree_a));
+
+	/* a follower with other data */
+	struct store *b = open_raft(dir_b, ev_b, 0);
+	struct store_entry eb[3] = {put_entry(1, 1, "y1", "a"),
+				    put_entry(2, 1, "y2", "b"),
+				    put_entry(3, 1, "x3", "other")};
+	assert_int_equal(store_append(b, eb, 3), 0);
+	wait_persisted(ev_b, 3);
+	assert_int_equal(store_apply(b, eb, 3), 0);
+	wait_applied(ev_b, 3);
+	struct store_status before = status_of(b);
+	assert_int_not_equal(before.state_hash, sa.state_hash);
+
+	char src[4200], good[4200], bad[4200], db_b[4200];
+	snprintf(src, sizeof(src), "%s/db.jsonl", dir_a);
+	snprintf(good, sizeof(good), "%s/incoming.db", dir_b);
+	snprintf(bad, sizeof(bad), "%s/damaged.db", dir_b);
+	snprintf(db_b, sizeof(db_b), "%s/db.jsonl", dir_b);
+	copy_file(src, good);
+	copy_file(src, bad);
+
+	/* a damaged file is refused and changes nothing */
+	struct stat sb;
+	assert_int_equal(stat(bad, &sb), 0);
+	int fd = open(bad, O_RDWR);
+	assert_true(fd >= 0);
+	char c;
+	off_t mid = sb.st_size / 2;
+	assert_int_equal(pread(fd, &c, 1, mid), 1);
+	c = c == 'z' ? 'y' : 'z';
+	assert_int_equal(pwrite(fd, &c, 1, mid), 1);
+	close(fd);
+	assert_int_equal(store_install(b, bad), KV_ECORRUPT);
+	struct store_status after_bad = status_of(b);
+	assert_int_equal(after_bad.state_hash, before.state_hash);
+	assert_int_equal(after_bad.applied_index, 3);
+	assert_int_equal(after_bad.last_index, 3);
+	assert_int_equal(after_bad.failed, 0);
+	assert_int_equal(store_applied(b), 3);
+	assert_int_equal(n_applied(ev_b), 3);
+	assert_int_not_equal(stat(db_b, &sb), 0); /* b never wrote a db */
+	expect_kv(b, "y1", "a");
+
+	/* the good one */
+	assert_int_equal(store_install(b, good), 0);
+	assert_int_equal(store_applied(b), 5);
+	wait_applied(ev_b, 4);
+	pthread_mutex_lock(&ev_b->mu);
+	assert_int_equal(ev_b->na, 4);
+	assert_int_equal(ev_b->applied[3].index, 5);
+	assert_int_equal(ev_b->applied[3].term, 2);
+	assert_false(ev_b->applied[3].has_res);
+	pthread_mutex_unlock(&ev_b->mu);
+	struct store_status sb2 = status_of(b);
+	assert_int_equal(sb2.state_hash, sa.state_hash);
+	assert_int_equal(sb2.keys, sa.keys);
+	assert_int_equal(sb2.applied_index, 5);
+	assert_int_equal(sb2.snapshot_index, 5);
+	assert_int_equal(sb2.snapshot_term, 2);
+	assert_int_equal(sb2.last_index, 5);
+	char tree_b[8192] = "";
+	dump_tree(b, "", tree_b, sizeof(tree_b));
+	assert_string_equal(tree_b, tree_a);
+	expect_absent(b, "y1");
+	expect_kv(b, "x3", "three");
+
+	/* entries the snapshot holds are skipped; later ones land */
+	struct store_entry more[4] = {
+	    put_entry(4, 2, "x3", "three"), del_entry(5, 2, "x1"),
+	    put_entry(6, 3, "z", "after"), put_entry(7, 3, "x3", "changed")};
+	assert_int_equal(store_append(b, more, 4), 0);
+	wait_persisted(ev_b, 7);
+	struct store_status sb3 = status_of(b);
+	assert_int_equal(sb3.first_index, 6);
+	assert_int_equal(sb3.last_index, 7);
+	assert_int_equal(store_apply(b, more, 4), 0);
+	wait_applied(ev_b, 6);
+	sb3 = status_of(b);
+	assert_int_equal(n_applied(ev_b), 6);
+	pthread_mutex_lock(&ev_b->mu);
+	assert_int_equal(ev_b->applied[4].index, 6);
+	assert_int_equal(ev_b->applied[5].index, 7);
+	pthread_mutex_unlock(&ev_b->mu);
+	assert_int_equal(sb3.applied_index, 7);
+	expect_kv(b, "z", "after");
+	expect_kv(b, "x3", "changed");
+	store_close(b);
+
+	/* a restart starts from the installed db and the log after it */
+	b = open_raft(dir_b, ev_b, 0);
+	struct store_recovery rec;
+	assert_int_equal(store_recover(b, &rec), 0);
+	assert_int_equal(rec.snap_index, 5);
+	assert_int_equal(rec.snap_term, 2);
+	assert_non_null(rec.conf);
+	assert_int_equal(rec.conf_len, strlen(conf_b));
+	assert_memory_equal(rec.conf, conf_b, strlen(conf_b));
+	assert_int_equal(rec.n, 2);
+	expect_same_entry(&rec.entries[0], &more[2]);
+	expect_same_entry(&rec.entries[1], &more[3]);
+	store_recovery_free(&rec);
+	assert_int_equal(status_of(b).state_hash, sa.state_hash);
+	store_close(b);
+
+	store_close(a);
+	free_entries(ea, 5);
+	free_entries(eb, 3);
+	free_entries(more, 4);
+	events_free(ev_a);
+	events_free(ev_b);
+	remove_dir(dir_a);
+	remove_dir(dir_b);
+}
+
+/* ---- room and a full disk, on a tmpfs of our own ---- */
+
+#define SEG	(64u * 1024u)
+#define FS_SIZE "4m"
+
+/* Mount a small tmpfs on a fresh directory; NULL (after printing why) if
+ * this process may not mount. */
+static char *mount_small_fs(void)
+{
+	char *dir = make_dir();
+	if (mount("kvfs-test", dir, "tmpfs", 0, "size=" FS_SIZE) != 0) {
+		fprintf(stderr,
+			"cannot mount a tmpfs on %s (%s): needs root "
+			"(CAP_SYS_ADMIN)\n",
+			dir, strerror(errno));
+		remove_dir(dir);
+		return NULL;
+	}
+	return dir;
+}
+
+static void unmount_small_fs(char *dir)
+{
+	assert_int_equal(umount2(dir, MNT_DETACH), 0);
+	remove_dir(dir);
+}
+
+/* An entry of about 1 KiB whose value names its index. */
+static struct store_entry big_entry(uint64_t index, uint64_t term)
+{
+	char key[32], val[1001];
+	snprintf(key, sizeof(key), "big/%llu", (unsigned long long)index);
+	memset(val, 'a' + (char)(index % 26), 1000);
+	val[1000] = '\0';
+	snprintf(val, 24, "%llu:", (unsigned long long)index);
+	val[strlen(val)] = '-';
+	return put_entry(index, term, key, val);
+}
+
+static void test_room_is_positive_and_drops_as_a_segment_fills(void **s)
+{
+	(void)s;
+	char *mnt = mount_small_fs();
+	if (!mnt) {
+		skip();
+		return;
+	}
+	char dir[4200];
+	snprintf(dir, sizeof(dir), "%s/data", mnt);
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, SEG);
+	assert_true(store_room(st) > 0);
+
+	enum { N = 21 };
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++)
+		e[i] = big_entry(i + 1, 1);
+	/* the first entry opens the segment */
+	assert_int_equal(store_append(st, e, 1), 0);
+	wait_persisted(ev, 1);
+	uint64_t room0 = store_room(st);
+	uint64_t bytes0 = status_of(st).log_bytes;
+	assert_true(room0 > 0);
+	append_one_by_one(st, &e[1], N - 1);
+	wait_persisted(ev, N);
+	uint64_t room1 = store_room(st);
+	uint64_t bytes1 = status_of(st).log_bytes;
+	assert_true(bytes1 - bytes0 > (N - 1) * 1000);
+	assert_true(room1 < room0);
+	/* within a segment, nothing else on this file system changes */
+	assert_int_equal(room0 - room1, bytes1 - bytes0);
+	assert_int_equal(status_of(st).first_index, 1);
+
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	unmount_small_fs(mnt);
+}
+
+/* Write until the file system is full. */
+static void fill_fs(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	static char buf[64 * 1024];
+	memset(buf, 'f', sizeof(buf));
+	size_t chunk = sizeof(buf);
+	for (;;) {
+		ssize_t w = write(fd, buf, chunk);
+		if (w > 0)
+			continue;
+		assert_true(w < 0);
+		assert_int_equal(errno, ENOSPC);
+		if (chunk == 1)
+			break;
+		chunk /= 2;
+	}
+	close(fd);
+}
+
+static void wait_room_below(struct store *st, uint64_t limit)
+{
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	for (;;) {
+		(void)status_of(st); /* a batch: the room is updated after it */
+		if (store_room(st) < limit)
+			return;
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec > t.tv_sec)
+			fail_msg("store_room stayed %llu, not below %llu",
+				 (unsigned long long)store_room(st),
+				 (unsigned long long)limit);
+		struct timespec pause = {0, 10 * 1000 * 1000};
+		nanosleep(&pause, NULL); /* polling pace, not a wait */
+	}
+}
+
+static void test_full_disk_stalls_appends_until_space_returns(void **s)
+{
+	(void)s;
+	char *mnt = mount_small_fs();
+	if (!mnt) {
+		skip();
+		return;
+	}
+	char dir[4200], filler[4200];
+	snprintf(dir, sizeof(dir), "%s/data", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, SEG);
+
+	enum { N = 160, SINGLES = 110 };
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++)
+		e[i] = big_entry(i + 1, i < 3 ? 1 : 2);
+	assert_int_equal(store_append(st, e, 3), 0);
+	wait_persisted(ev, 3);
+
+	fill_fs(filler);
+	wait_room_below(st, SEG);
+
+	/* more than the open segment can take: one call each, then many
+	 * entries in one call */
+	append_one_by_one(st, &e[3], SINGLES - 3);
+	assert_int_equal(store_append(st, &e[SINGLES], N - SINGLES), 0);
+	struct store_status ss = status_of(st); /* the appends were handled */
+	uint64_t written = ss.last_index;
+	assert_true(written > 3);	/* the open segment's room was used */
+	assert_true(written < SINGLES); /* stalled inside the single calls */
+	assert_int_equal(ss.failed, 0);
+	wait_persisted(ev, written);
+	ss = status_of(st);
+	assert_int_equal(ss.last_index, written);
+	assert_true(store_room(st) < SEG);
+	pthread_mutex_lock(&ev->mu);
+	assert_int_equal(ev->p_index[ev->np - 1], written);
+	pthread_mutex_unlock(&ev->mu);
+
+	/* space returns: the stalled entries are written, in order */
+	assert_int_equal(unlink(filler), 0);
+	wait_persisted(ev, N);
+	expect_persisted_in_order(ev);
+	ss = status_of(st);
+	assert_int_equal(ss.failed, 0);
+	assert_int_equal(ss.last_index, N);
+	store_close(st);
+
+	st = open_raft(dir, ev, SEG);
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.n, N);
+	for (size_t i = 0; i < N; i++)
+		expect_same_entry(&rec.entries[i], &e[i]);
+	store_recovery_free(&rec);
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	unmount_small_fs(mnt);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(
+		test_append_is_reported_persisted_only_after_the_sync,
+		reset_gate),
+	    cmocka_unit_test_setup(
+		test_many_appends_in_a_row_are_reported_in_order, reset_gate),
+	    cmocka_unit_test_setup(
+		test_a_failed_sync_reports_nothing_and_stays_failed,
+		reset_gate),
+	    cmocka_unit_test_setup(
+		test_append_at_a_held_index_replaces_the_suffix, reset_gate),
+	    cmocka_unit_test_setup(
+		test_apply_reports_each_entry_with_its_result_in_order,
+		reset_gate),
+	    cmocka_unit_test_setup(
+		test_reopen_applies_only_the_db_and_recovers_the_log_after_it,
+		reset_gate),
+	    cmocka_unit_test_setup(
+		test_recover_reports_hard_state_and_the_db_after_a_snapshot,
+		reset_gate),
+	    cmocka_unit_test_setup(
+		test_install_puts_the_snapshot_in_place_of_map_and_log,
+		reset_gate),
+	    cmocka_unit_test_setup(
+		test_room_is_positive_and_drops_as_a_segment_fills, reset_gate),
+	    cmocka_unit_test_setup(
+		test_full_disk_stalls_appends_until_space_returns, reset_gate),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
