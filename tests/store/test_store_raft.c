@@ -6,8 +6,9 @@
  * fixed sleep. fdatasync is wrapped at link time (-Wl,--wrap=fdatasync, see
  * tests/store/meson.build) so a test can hold the log's sync open or make it
  * fail and see what is reported meanwhile. The full-disk tests mount their
- * own small tmpfs and skip when that is not allowed. The rest of the store
- * is tested in test_store.c. */
+ * own small tmpfs and skip when that is not allowed. A test of a known bug
+ * skips unless KVFS_TEST_KNOWN_BUGS is set. The rest of the store is tested
+ * in test_store.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -956,10 +957,96 @@ static void test_install_puts_the_snapshot_in_place_of_map_and_log(void **s)
 	remove_dir(dir_b);
 }
 
+/* Entries discarded by an install while their sync ran must not be
+ * reported durable afterwards: the log no longer holds them. */
+static void test_install_during_a_sync_reports_no_entry_it_dropped(void **s)
+{
+	(void)s;
+	if (!getenv("KVFS_TEST_KNOWN_BUGS")) {
+		/* KNOWN BUG (store.c, do_install/finish_sync): appends in
+		 * flight or pending when store_install resets the log are
+		 * still reported by ops->persisted once their sync returns,
+		 * e.g. (7, 1) although the log ends at the snapshot's 5.
+		 * raft_persisted's term check hides most of it; run with
+		 * KVFS_TEST_KNOWN_BUGS=1 to see it. */
+		fprintf(stderr, "known bug: an install during a sync still "
+				"reports the dropped entries persisted "
+				"(store.c); KVFS_TEST_KNOWN_BUGS=1 runs it\n");
+		skip();
+		return;
+	}
+	char *dir_a = make_dir(), *dir_b = make_dir();
+	struct events *ev_a = events_new(), *ev_b = events_new();
+	struct store *a = open_raft(dir_a, ev_a, 0);
+	struct store_entry ea[5];
+	for (size_t i = 0; i < 5; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "a%zu", i + 1);
+		ea[i] = put_entry(i + 1, 1, key, "x");
+	}
+	assert_int_equal(store_append(a, ea, 5), 0);
+	wait_persisted(ev_a, 5);
+	assert_int_equal(store_apply(a, ea, 5), 0);
+	wait_applied(ev_a, 5);
+	assert_int_equal(store_snapshot(a), 0);
+	store_close(a);
+	char src[4200], snap[4200];
+	snprintf(src, sizeof(src), "%s/db.jsonl", dir_a);
+	snprintf(snap, sizeof(snap), "%s/incoming.db", dir_b);
+	copy_file(src, snap);
+
+	struct store *b = open_raft(dir_b, ev_b, 0);
+	struct store_entry eb[7];
+	for (size_t i = 0; i < 7; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "b%zu", i + 1);
+		eb[i] = put_entry(i + 1, 1, key, "y");
+	}
+	assert_int_equal(store_append(b, eb, 3), 0);
+	wait_persisted(ev_b, 3);
+	gate_hold();
+	assert_int_equal(store_append(b, &eb[3], 2), 0); /* 4..5 syncing */
+	gate_wait_held();
+	assert_int_equal(store_append(b, &eb[5], 2), 0); /* 6..7 pending */
+	assert_int_equal(store_install(b, snap), 0);
+	assert_int_equal(status_of(b).last_index, 5);
+	gate_release();
+	/* closing drains the queue and every sync: all reports are in */
+	store_close(b);
+	pthread_mutex_lock(&ev_b->mu);
+	for (size_t i = 0; i < ev_b->np; i++) {
+		if (ev_b->p_index[i] > 5) {
+			pthread_mutex_unlock(&ev_b->mu);
+			fail_msg("reported (%llu, %llu) durable after an "
+				 "install at 5 dropped it",
+				 (unsigned long long)ev_b->p_index[i],
+				 (unsigned long long)ev_b->p_term[i]);
+		}
+	}
+	pthread_mutex_unlock(&ev_b->mu);
+	b = open_raft(dir_b, ev_b, 0);
+	struct store_recovery rec;
+	assert_int_equal(store_recover(b, &rec), 0);
+	assert_int_equal(rec.snap_index, 5);
+	assert_int_equal(rec.n, 0);
+	store_recovery_free(&rec);
+	store_close(b);
+	free_entries(ea, 5);
+	free_entries(eb, 7);
+	events_free(ev_a);
+	events_free(ev_b);
+	remove_dir(dir_a);
+	remove_dir(dir_b);
+}
+
 /* ---- room and a full disk, on a tmpfs of our own ---- */
 
 #define SEG	(64u * 1024u)
 #define FS_SIZE "4m"
+
+/* The tmpfs mounted by the running test: the teardown unmounts it even
+ * when an assertion ended the test early. */
+static char *mounted;
 
 /* Mount a small tmpfs on a fresh directory; NULL (after printing why) if
  * this process may not mount. */
@@ -974,13 +1061,24 @@ static char *mount_small_fs(void)
 		remove_dir(dir);
 		return NULL;
 	}
+	mounted = dir;
 	return dir;
 }
 
 static void unmount_small_fs(char *dir)
 {
+	assert_ptr_equal(dir, mounted);
+	mounted = NULL;
 	assert_int_equal(umount2(dir, MNT_DETACH), 0);
 	remove_dir(dir);
+}
+
+static int unmount_leftover(void **state)
+{
+	(void)state;
+	if (mounted)
+		unmount_small_fs(mounted);
+	return 0;
 }
 
 /* An entry of about 1 KiB whose value names its index. */
@@ -1164,9 +1262,14 @@ int main(void)
 		test_install_puts_the_snapshot_in_place_of_map_and_log,
 		reset_gate),
 	    cmocka_unit_test_setup(
-		test_room_is_positive_and_drops_as_a_segment_fills, reset_gate),
-	    cmocka_unit_test_setup(
-		test_full_disk_stalls_appends_until_space_returns, reset_gate),
+		test_install_during_a_sync_reports_no_entry_it_dropped,
+		reset_gate),
+	    cmocka_unit_test_setup_teardown(
+		test_room_is_positive_and_drops_as_a_segment_fills, reset_gate,
+		unmount_leftover),
+	    cmocka_unit_test_setup_teardown(
+		test_full_disk_stalls_appends_until_space_returns, reset_gate,
+		unmount_leftover),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
