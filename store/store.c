@@ -82,6 +82,7 @@ struct req {
 	int *cmd_err;
 	size_t n;
 	size_t written; /* REQ_APPEND: entries written so far (full disk) */
+	uint64_t epoch; /* REQ_APPEND: st->epoch when written */
 	struct store_recovery *recovery;
 	const char *path; /* REQ_INSTALL */
 };
@@ -127,6 +128,7 @@ struct store {
 	char *conf_json; /* configuration in effect at applied, as JSON */
 	struct req *stalled, *stalled_tail; /* appends waiting for space */
 	struct req *install_waiting; /* REQ_INSTALL behind a running db write */
+	uint64_t epoch; /* bumped by an install: older appends are gone */
 	_Atomic uint64_t room;
 	_Atomic uint64_t pub_applied;
 };
@@ -299,6 +301,7 @@ static int append_entries(struct store *st, struct req *r)
 		}
 		r->written++;
 	}
+	r->epoch = st->epoch;
 	pending_push(st, r);
 	return 0;
 }
@@ -430,7 +433,9 @@ static int do_install(struct store *st, struct req *r)
 		set_failed(st, ret, "syncing the installed snapshot");
 		goto err;
 	}
-	/* the db is in place: a crash from here on restarts from it */
+	/* the db is in place: a crash from here on restarts from it. Appends
+	 * written before it, synced or not yet, are gone with the log. */
+	st->epoch++;
 	while (st->stalled) {
 		struct req *q = st->stalled;
 		st->stalled = q->next;
@@ -655,8 +660,12 @@ static void finish_sync(struct store *st)
 		struct req *r = st->inflight;
 		st->inflight = r->next;
 		if (r->type == REQ_APPEND) {
-			p_index = r->ents[r->n - 1].index;
-			p_term = r->ents[r->n - 1].term;
+			/* entries an install dropped meanwhile are not
+			 * durable, whatever this sync did */
+			if (r->epoch == st->epoch) {
+				p_index = r->ents[r->n - 1].index;
+				p_term = r->ents[r->n - 1].term;
+			}
 			req_free(r);
 			continue;
 		}

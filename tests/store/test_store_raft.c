@@ -6,9 +6,8 @@
  * fixed sleep. fdatasync is wrapped at link time (-Wl,--wrap=fdatasync, see
  * tests/store/meson.build) so a test can hold the log's sync open or make it
  * fail and see what is reported meanwhile. The full-disk tests mount their
- * own small tmpfs and skip when that is not allowed. A test of a known bug
- * skips unless KVFS_TEST_KNOWN_BUGS is set. The rest of the store is tested
- * in test_store.c. */
+ * own small tmpfs and skip when that is not allowed. The rest of the store is
+ * tested in test_store.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -962,19 +961,6 @@ static void test_install_puts_the_snapshot_in_place_of_map_and_log(void **s)
 static void test_install_during_a_sync_reports_no_entry_it_dropped(void **s)
 {
 	(void)s;
-	if (!getenv("KVFS_TEST_KNOWN_BUGS")) {
-		/* KNOWN BUG (store.c, do_install/finish_sync): appends in
-		 * flight or pending when store_install resets the log are
-		 * still reported by ops->persisted once their sync returns,
-		 * e.g. (7, 1) although the log ends at the snapshot's 5.
-		 * raft_persisted's term check hides most of it; run with
-		 * KVFS_TEST_KNOWN_BUGS=1 to see it. */
-		fprintf(stderr, "known bug: an install during a sync still "
-				"reports the dropped entries persisted "
-				"(store.c); KVFS_TEST_KNOWN_BUGS=1 runs it\n");
-		skip();
-		return;
-	}
 	char *dir_a = make_dir(), *dir_b = make_dir();
 	struct events *ev_a = events_new(), *ev_b = events_new();
 	struct store *a = open_raft(dir_a, ev_a, 0);
