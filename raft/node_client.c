@@ -76,15 +76,23 @@ static bool state_wait(struct kv_node *n, const struct timespec *deadline)
 	return !n->stopping;
 }
 
-/* Wait until this node applied index; n->mu held. */
+/* Wait until this node applied index; n->mu held. The store's applied
+ * callback wakes the waiters only when the smallest index one of them
+ * waits for is reached (n->applied_wake), not at every entry: 64 writers
+ * waiting on a follower would otherwise all wake for each entry. */
 static int wait_applied(struct kv_node *n, uint64_t index,
 			const struct timespec *deadline)
 {
 	while (n->applied < index) {
 		if (n->fatal)
 			return KV_EFAILED;
-		if (!state_wait(n, deadline))
-			return n->stopping ? KV_ESHUTDOWN : KV_ENOQUORUM;
+		if (n->stopping)
+			return KV_ESHUTDOWN;
+		if (node_past(deadline))
+			return KV_ENOQUORUM;
+		if (index < n->applied_wake)
+			n->applied_wake = index;
+		pthread_cond_timedwait(&n->applied_cond, &n->mu, deadline);
 	}
 	return 0;
 }

@@ -102,9 +102,11 @@ struct kv_node {
 	bool thread_started;
 
 	pthread_mutex_t mu;
-	pthread_cond_t cond;	   /* wakes the node thread */
-	pthread_cond_t state_cond; /* leader, applied, reads: waiters */
-	unsigned state_waiters;	   /* threads waiting on state_cond */
+	pthread_cond_t cond;	     /* wakes the node thread */
+	pthread_cond_t state_cond;   /* leader, applied, reads: waiters */
+	unsigned state_waiters;	     /* threads waiting on state_cond */
+	pthread_cond_t applied_cond; /* n->applied reached applied_wake */
+	uint64_t applied_wake;	     /* smallest index a waiter needs */
 	bool stopping;
 
 	/* inbox (under mu) */

@@ -55,8 +55,10 @@ static void on_applied(void *ctx, uint64_t index, uint64_t term,
 			prop_finish(p, NODE_RETRY); /* lost to another leader */
 		}
 	}
-	if (n->state_waiters)
-		pthread_cond_broadcast(&n->state_cond);
+	if (index >= n->applied_wake) {
+		n->applied_wake = UINT64_MAX; /* the woken set it again */
+		pthread_cond_broadcast(&n->applied_cond);
+	}
 	pthread_mutex_unlock(&n->mu);
 }
 
@@ -611,6 +613,7 @@ void node_loop_stop(struct kv_node *n)
 	n->stopping = true;
 	pthread_cond_broadcast(&n->cond);
 	pthread_cond_broadcast(&n->state_cond);
+	pthread_cond_broadcast(&n->applied_cond);
 	pthread_mutex_unlock(&n->mu);
 	pthread_join(n->thread, NULL);
 	n->thread_started = false;

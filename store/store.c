@@ -129,6 +129,7 @@ struct store {
 	struct req *stalled, *stalled_tail; /* appends waiting for space */
 	struct req *install_waiting; /* REQ_INSTALL behind a running db write */
 	uint64_t epoch; /* bumped by an install: older appends are gone */
+	uint64_t fs_room, fs_checked_ms; /* update_room's statvfs, cached */
 	_Atomic uint64_t room;
 	_Atomic uint64_t pub_applied;
 };
@@ -528,15 +529,23 @@ static void update_room(struct store *st)
 	uint64_t room = log_room(st->log);
 	size_t seg =
 	    st->opt.segment_size ? st->opt.segment_size : 64u * 1024u * 1024u;
-	/* a new segment is preallocated whole: it needs seg bytes free (and
-	 * a margin for the db and hard state) */
+	/* A new segment is preallocated whole: it needs seg bytes free (and
+	 * a margin for the db and hard state). The file system is asked at
+	 * most every 100 ms while the open segment has room to spare. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t now_ms =
+	    (uint64_t)now.tv_sec * 1000 + (uint64_t)now.tv_nsec / 1000000;
 	struct statvfs vfs;
-	if (statvfs(st->dir, &vfs) == 0) {
+	if ((room < (4u << 20) || now_ms >= st->fs_checked_ms + 100) &&
+	    statvfs(st->dir, &vfs) == 0) {
 		uint64_t free_bytes = (uint64_t)vfs.f_bavail * vfs.f_frsize;
-		if (free_bytes >= seg + (1u << 20))
-			room += free_bytes - (1u << 20);
+		st->fs_room = free_bytes >= seg + (1u << 20)
+				  ? free_bytes - (1u << 20)
+				  : 0;
+		st->fs_checked_ms = now_ms;
 	}
-	st->room = room;
+	st->room = room + st->fs_room;
 }
 
 static void start_snapshot(struct store *st)
