@@ -27,6 +27,7 @@
 #define NODE_HEARTBEAT	    2	 /* 100 ms */
 #define NODE_ELECTION	    10	 /* 0.5 .. 1 s, randomized */
 #define NODE_READ_RETRY_MS  500	 /* a ReadIndex round unanswered this long */
+#define NODE_READ_PIPELINE  4	 /* ReadIndex rounds in flight at once */
 #define NODE_COMPACT_TRAIL  5000 /* entries kept in memory after a db */
 #define NODE_MAX_INBOX_MSGS 65536
 
@@ -136,7 +137,7 @@ struct kv_node {
 	 * number; the latest answered round and its index serve every reader
 	 * that arrived before that round was issued. */
 	uint64_t read_need, read_issued, read_answered, read_index;
-	bool read_inflight; /* round read_issued awaits its answer */
+	unsigned read_inflight; /* rounds issued, not answered nor failed */
 	struct timespec read_issued_at;
 	struct timespec read_retry_at; /* no leader: not before this */
 

@@ -386,15 +386,16 @@ static void process(struct kv_node *n, struct raft_update *u)
 			    rd->ctx > n->read_issued)
 				continue;
 			if (rd->err != 0) {
-				/* leadership lost: the next turn asks again */
-				if (rd->ctx == n->read_issued)
-					n->read_inflight = false;
+				/* leadership lost: the rounds out there fail
+				 * too; the next turn asks again */
+				n->read_inflight = 0;
 				continue;
 			}
 			n->read_answered = rd->ctx;
 			n->read_index = rd->index;
-			if (rd->ctx == n->read_issued)
-				n->read_inflight = false;
+			/* an answer settles every earlier round too */
+			n->read_inflight =
+			    (unsigned)(n->read_issued - n->read_answered);
 		}
 		if (n->state_waiters)
 			pthread_cond_broadcast(&n->state_cond);
@@ -470,6 +471,7 @@ static void *loop_main(void *arg)
 		bool work = n->props || n->msgs || n->persisted_new ||
 			    n->sends_finished || n->snapshotted > compacted ||
 			    (n->read_need > n->read_issued &&
+			     n->read_inflight < NODE_READ_PIPELINE &&
 			     node_past(&n->read_retry_at));
 		if (!work && !node_past(&next_tick)) {
 			pthread_cond_timedwait(&n->cond, &n->mu, &next_tick);
@@ -496,17 +498,22 @@ static void *loop_main(void *arg)
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		uint64_t round = 0;
-		if (n->read_need > n->read_answered &&
-		    node_past(&n->read_retry_at) &&
-		    (!n->read_inflight ||
-		     ms_between(&n->read_issued_at, &now) >=
-			 NODE_READ_RETRY_MS)) {
+		bool lost =
+		    n->read_need > n->read_answered &&
+		    ms_between(&n->read_issued_at, &now) >= NODE_READ_RETRY_MS;
+		if (node_past(&n->read_retry_at) &&
+		    ((n->read_need > n->read_issued &&
+		      n->read_inflight < NODE_READ_PIPELINE) ||
+		     lost)) {
 			/* numbered before it is asked, so that a reader who
 			 * arrives after this point waits for a later round;
-			 * numbers are never reused */
+			 * numbers are never reused. Up to NODE_READ_PIPELINE
+			 * rounds fly at once: a reader who arrives during a
+			 * round waits for one round, not the rest of that one
+			 * and another. */
 			round = ++n->read_issued;
 			n->read_issued_at = now;
-			n->read_inflight = true;
+			n->read_inflight++;
 		}
 		pthread_mutex_unlock(&n->mu);
 
@@ -571,7 +578,8 @@ static void *loop_main(void *arg)
 		pthread_mutex_lock(&n->mu);
 		if (round_failed && n->read_issued == round) {
 			/* no leader known: ask again a tick later */
-			n->read_inflight = false;
+			if (n->read_inflight)
+				n->read_inflight--;
 			n->read_retry_at = node_deadline(NODE_TICK_MS);
 		}
 		const struct raft_config *c = raft_config(n->raft);
