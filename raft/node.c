@@ -711,7 +711,13 @@ static void status_peers(struct kv_node *n, cJSON *j)
 		    p, "role", m[i].role == RAFT_LEARNER ? "learner" : "voter");
 		struct peer_info info;
 		if (peers_info(n->peers, m[i].id, &info) == 0) {
-			cJSON_AddBoolToObject(p, "reachable", info.reachable);
+			/* a follower talks to the leader only: a peer it
+			 * never sent to is neither reachable nor not */
+			if (info.last_ok_ms || info.last_err_ms)
+				cJSON_AddBoolToObject(p, "reachable",
+						      info.reachable);
+			else
+				cJSON_AddNullToObject(p, "reachable");
 			cJSON_AddNumberToObject(
 			    p, "last_contact_ms",
 			    info.last_ok_ms ? (double)(now - info.last_ok_ms)
