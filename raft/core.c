@@ -108,7 +108,8 @@ void raft_set_conf(struct raft *r, const struct raft_config *c, uint64_t index)
  * regardless of whether the entry is committed". */
 void raft_conf_refresh(struct raft *r)
 {
-	for (uint64_t i = mlog_last_index(&r->log); i > r->log.snap_index; i--) {
+	for (uint64_t i = mlog_last_index(&r->log); i > r->log.snap_index;
+	     i--) {
 		const struct raft_entry *e = mlog_get(&r->log, i);
 		struct raft_config c;
 		if (e->type == RAFT_ENTRY_CONFIG &&

@@ -121,7 +121,7 @@ void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term)
 }
 
 int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
-	     struct raft_entry **out)
+	      struct raft_entry **out)
 {
 	*out = NULL;
 	if (hi < lo)
@@ -142,7 +142,7 @@ int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
 }
 
 uint64_t mlog_find_conflict_by_term(const struct raft_log *l, uint64_t index,
-				   uint64_t term)
+				    uint64_t term)
 {
 	if (index > mlog_last_index(l))
 		index = mlog_last_index(l);

@@ -35,12 +35,12 @@ void mlog_compact(struct raft_log *l, uint64_t index);
 void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term);
 /* Copy entries [lo, hi] into a new array (data copied). 0 or -ENOMEM. */
 int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
-	     struct raft_entry **out);
+	      struct raft_entry **out);
 void entries_free(struct raft_entry *ents, size_t n);
 /* §5.3 fast backtracking: the largest index <= index whose term is <=
  * term (stops at the snapshot). */
 uint64_t mlog_find_conflict_by_term(const struct raft_log *l, uint64_t index,
-				   uint64_t term);
+				    uint64_t term);
 
 /* Per-follower replication state (progress.c), as in etcd's Progress. */
 enum progress_state {

@@ -476,10 +476,11 @@ static void process(struct sim *s, unsigned i)
 			net_send(s, &u.msgs[m]);
 		if (u.n_entries) {
 			for (size_t e = 0; e < u.n_entries; e++)
-				reg_check(s, i, &u.entries[e],
-					  e ? u.entries[e - 1].term
-					    : mlog_term(&nd->r->log,
-						       u.entries[0].index - 1));
+				reg_check(
+				    s, i, &u.entries[e],
+				    e ? u.entries[e - 1].term
+				      : mlog_term(&nd->r->log,
+						  u.entries[0].index - 1));
 			GROW(d->ops, d->n_ops, d->cap_ops);
 			d->ops[d->n_ops++] =
 			    (struct sim_op){u.entries, u.n_entries};
@@ -804,7 +805,8 @@ bool sim_converged(struct sim *s)
 	if (l < 0)
 		return false;
 	struct raft *lr = s->nodes[l].r;
-	if (lr->commit != mlog_last_index(&lr->log) || lr->commit < s->max_acked)
+	if (lr->commit != mlog_last_index(&lr->log) ||
+	    lr->commit < s->max_acked)
 		return false;
 	for (unsigned i = 0; i < s->n; i++) {
 		struct sim_node *nd = &s->nodes[i];
