@@ -168,13 +168,8 @@ static int identity_write(const char *dir, const char *json)
 		ret = -errno;
 	if (ret == 0 && rename(tmp, path) != 0)
 		ret = -errno;
-	if (ret == 0) {
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (dfd < 0 || fsync(dfd) != 0)
-			ret = -errno;
-		if (dfd >= 0)
-			close(dfd);
-	}
+	if (ret == 0)
+		ret = kv_sync_dir(dir);
 	if (ret != 0)
 		unlink(tmp);
 	return ret;

@@ -136,19 +136,6 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-static int sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
 static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
 {
 	const char *p = buf;
@@ -248,7 +235,7 @@ static int restart(struct snapxfer_recv *r, uint64_t index, uint64_t term)
 	r->fd = open(r->inc, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (r->fd < 0)
 		return -errno;
-	if ((err = sync_dir(r->dir)) != 0) {
+	if ((err = kv_sync_dir(r->dir)) != 0) {
 		forget(r);
 		return err;
 	}
@@ -379,7 +366,7 @@ static int finish(struct snapxfer_recv *r, const struct snapxfer_chunk *c,
 	if (rename(r->inc, r->ready) != 0)
 		return -errno;
 	unlink(r->meta);
-	if ((err = sync_dir(r->dir)) != 0)
+	if ((err = kv_sync_dir(r->dir)) != 0)
 		return err;
 	r->done_index = r->index;
 	r->done_term = r->term;

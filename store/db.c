@@ -113,7 +113,7 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-static int sync_dir(const char *dir)
+int kv_sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	int err = 0;
@@ -169,7 +169,7 @@ int db_write(const char *dir, const struct db_meta *meta,
 		err = -errno;
 		goto err_unlink;
 	}
-	err = sync_dir(dir);
+	err = kv_sync_dir(dir);
 	goto out_free;
 
 err_unlink:

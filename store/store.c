@@ -425,11 +425,7 @@ static int do_install(struct store *st, struct req *r)
 		ret = -errno;
 		goto err;
 	}
-	int dfd = open(st->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd < 0 || fsync(dfd) != 0)
-		ret = -errno;
-	if (dfd >= 0)
-		close(dfd);
+	ret = kv_sync_dir(st->dir);
 	if (ret != 0) {
 		set_failed(st, ret, "syncing the installed snapshot");
 		goto err;

@@ -45,6 +45,10 @@ const char *kv_strerror(int err);
 /* 0 if key[0..len) follows the key rules; -EINVAL or -ENAMETOOLONG. */
 int kv_key_check(const char *key, size_t len);
 
+/* fsync the directory dir, so that a rename or a new file in it is
+ * durable. 0 or -errno. Any thread. */
+int kv_sync_dir(const char *dir);
+
 /* CRC-32C (Castagnoli) of buf, continuing from crc (start with 0). */
 uint32_t kv_crc32c(uint32_t crc, const void *buf, size_t len);
 
