@@ -193,8 +193,10 @@ int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
 		      ? propose_prop(n, &p, &deadline, &res, &index)
 		      : KV_ENOTLEADER;
 	pthread_mutex_unlock(&n->mu);
+	/* not taken: no longer the leader, or still queued at the deadline
+	 * (then a 503 to retry, not a 421 that may name this very node) */
 	if (ret == NODE_RETRY)
-		ret = KV_ENOTLEADER;
+		ret = node_past(&deadline) ? KV_ENOQUORUM : KV_ENOTLEADER;
 	if (ret == RAFT_EINVAL)
 		ret = -EINVAL;
 	return ret;
