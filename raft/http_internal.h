@@ -149,8 +149,9 @@ enum MHD_Result http_status_handle(struct http_req *r);
 
 /* ---- http_peer.c: what peers call ---- */
 
-/* A forwarded write: the largest value, base64 in JSON, and its key. */
-#define PEER_MAX_PROPOSE (KV_MAX_VALUE / 3 * 4 + 64u * 1024u)
+/* Forwarded writes: a batch (forward.h) of up to 4 MiB of commands plus
+ * one of the largest (a 16 MiB value in base64) fits well. */
+#define PEER_MAX_PROPOSE PEER_MAX_BODY
 bool http_peer_check(struct http_req *r);
 enum MHD_Result http_peer_message(struct http_req *r);
 enum MHD_Result http_peer_propose(struct http_req *r);

@@ -3,8 +3,10 @@
  * POST /raft/message carries a batch of Raft messages (raft/transport.h,
  * docs/peer-protocol.md); it is answered 204 as soon as the batch is
  * decoded and handed to the node thread: Raft's answers travel as messages
- * of their own. POST /raft/propose is a follower forwarding a client's
- * write (node_client.c); it is answered once the write is applied here.
+ * of their own. POST /raft/propose is a follower forwarding clients'
+ * writes (forward.c): one command (a JSON object, the form before
+ * batches) or a batch (a JSON array of them), answered once they are
+ * applied here, a batch with one result per command.
  * POST /raft/snapshot brings a leader's db file in chunks (snapxfer.h);
  * a verified file waits for the snapshot message that installs it.
  * Both refuse, before reading a body, a request without this cluster's id
@@ -15,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
+#include "forward.h"
 #include "http_internal.h"
 #include "node_int.h"
 #include "snapxfer.h"
@@ -73,8 +77,84 @@ enum MHD_Result http_peer_message(struct http_req *r)
 	return http_queue(r, MHD_HTTP_NO_CONTENT, resp);
 }
 
+/* A batch: one result per command, in order, each {"index","err","rev"}
+ * or {"status":S} with the status the single form would have answered
+ * (docs/peer-protocol.md). */
+static enum MHD_Result propose_batch(struct http_req *r)
+{
+	struct fwd_span *spans = NULL;
+	int *rets = NULL;
+	uint64_t *index = NULL;
+	struct kv_result *res = NULL;
+	size_t n = 0;
+	enum MHD_Result mr;
+	spans = malloc(FWD_MAX_CMDS * sizeof(*spans));
+	if (!spans)
+		return http_fail_err(r, -ENOMEM, NULL);
+	int err = fwd_batch_split((const char *)r->body, r->len, spans,
+				  FWD_MAX_CMDS, &n);
+	if (err == -E2BIG) {
+		mr = http_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+			       "more commands than a batch may carry");
+		goto out;
+	}
+	if (err != 0) {
+		mr = http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+			       "a batch is a JSON array of commands");
+		goto out;
+	}
+	rets = calloc(n, sizeof(*rets));
+	index = calloc(n, sizeof(*index));
+	res = calloc(n, sizeof(*res));
+	err = rets && index && res ? node_propose_forwarded_batch(
+					 r->node, spans, n, rets, res, index)
+				   : -ENOMEM;
+	if (err != 0) {
+		mr = http_fail_err(r, err, NULL);
+		goto out;
+	}
+	struct kv_buf b;
+	kv_buf_init(&b);
+	kv_buf_puts(&b, "{\"results\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i > 0)
+			kv_buf_puts(&b, ",");
+		if (rets[i] == 0) {
+			kv_buf_printf(&b,
+				      "{\"index\":%" PRIu64 ",\"err\":%d,"
+				      "\"rev\":%" PRIu64 "}",
+				      index[i], res[i].err, res[i].rev);
+			continue;
+		}
+		unsigned status = 421;
+		const char *code = "not_leader";
+		if (rets[i] != KV_ENOTLEADER)
+			http_error_status(rets[i], &status, &code);
+		kv_buf_printf(&b, "{\"status\":%u,\"code\":\"%s\"}", status,
+			      code);
+	}
+	kv_buf_puts(&b, "]}");
+	if (b.err)
+		mr = http_fail_err(r, b.err, NULL);
+	else
+		mr = http_reply_json(r, MHD_HTTP_OK, b.p, b.len);
+	kv_buf_free(&b);
+out:
+	free(spans);
+	free(rets);
+	free(index);
+	free(res);
+	return mr;
+}
+
 enum MHD_Result http_peer_propose(struct http_req *r)
 {
+	const char *p = (const char *)r->body;
+	size_t i = 0;
+	while (i < r->len && strchr(" \t\r\n", p[i]) && p[i])
+		i++;
+	if (i < r->len && p[i] == '[')
+		return propose_batch(r);
 	struct kv_result res = {0};
 	uint64_t index = 0;
 	int err = node_propose_forwarded(r->node, (const char *)r->body, r->len,

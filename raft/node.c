@@ -558,6 +558,12 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 			       opt->data_dir, kv_strerror(ret));
 		goto err_peers;
 	}
+	ret = fwd_new(n->cluster_id, n->token, &n->fwd);
+	if (ret != 0) {
+		*errmsg =
+		    msgf("cannot start the forwarder: %s", kv_strerror(ret));
+		goto err_peers;
+	}
 	ret = node_loop_start(n);
 	if (ret != 0) {
 		*errmsg =
@@ -573,6 +579,7 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 err_loop:
 	node_loop_stop(n);
 err_peers:
+	fwd_free(n->fwd);
 	snapxfer_recv_free(n->snaprecv);
 	peers_free(n->peers);
 err_raft:
@@ -599,11 +606,11 @@ void node_close(struct kv_node *n)
 	 * finishes what it was handed */
 	node_http_stop(n->http);
 	node_loop_stop(n);
+	fwd_free(n->fwd);
 	snapxfer_recv_free(n->snaprecv);
 	peers_free(n->peers);
 	store_close(n->store);
 	raft_free(n->raft);
-	node_client_cleanup();
 	pthread_cond_destroy(&n->applied_cond);
 	pthread_cond_destroy(&n->state_cond);
 	pthread_cond_destroy(&n->cond);

@@ -2,24 +2,26 @@
  * barriers, peer messages.
  *
  * A write on the leader goes into the node thread's inbox and waits for
- * its entry to be applied here. On a follower it is forwarded to the
- * leader (POST /raft/propose, over one kept-alive libcurl connection per
- * calling thread); the leader answers once applied there, with the
- * entry's index, and the follower answers its client once it applied that
- * index too (read-your-writes on every node). A write is retried only when
- * it surely was not applied (no leader, not the leader, lost to another
- * leader's entry, a connection refused); once a forwarded write may have
- * reached the leader, a missing answer is reported as KV_ENOQUORUM with
- * the outcome unknown, never retried (a retry could apply it twice). */
+ * its entry to be applied here. On a follower it is handed to the
+ * forwarder (forward.c), which sends what followers' clients wrote to the
+ * leader in batches (POST /raft/propose, docs/peer-protocol.md); the
+ * leader proposes a batch with one hand-off to its node thread and answers
+ * once every command is applied there, with each entry's index, and the
+ * follower answers its client once it applied that index too
+ * (read-your-writes on every node). A write is retried only when it
+ * surely was not applied (no leader, not the leader, lost to another
+ * leader's entry, a connection refused, its deadline passed before it was
+ * sent); once a forwarded write may have reached the leader, a missing
+ * answer is reported as KV_ENOQUORUM with the outcome unknown, never
+ * retried (a retry could apply it twice). Each command of a batch has its
+ * own outcome: one bad command does not fail the others. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-#include <curl/curl.h>
-
 #include "codec.h"
+#include "forward.h"
 #include "node_int.h"
 
 /* ---- time ---- */
@@ -115,52 +117,72 @@ static void unlink_prop(struct prop **head, struct prop **tail, struct prop *p)
 	}
 }
 
-/* Propose json through the local core and wait until applied here. 0
- * (res set), NODE_RETRY, KV_ENOQUORUM (deadline: outcome unknown once
- * the core took it), KV_ESHUTDOWN, KV_EFAILED. n->mu held. */
+/* Wait until p is settled; n->mu held. 0 (p->res, p->index set),
+ * NODE_RETRY (still queued at the deadline, or lost to another leader),
+ * KV_ENOQUORUM (deadline: outcome unknown once the core took it),
+ * KV_ESHUTDOWN, KV_EFAILED. */
+static int prop_wait(struct kv_node *n, struct prop *p,
+		     const struct timespec *deadline)
+{
+	for (;;) {
+		if (p->state == PROP_DONE)
+			return p->ret;
+		if (p->state == PROP_TAKEN) {
+			/* the node thread holds it for a moment */
+			pthread_cond_wait(&p->cond, &n->mu);
+			continue;
+		}
+		if (n->stopping || node_past(deadline)) {
+			if (p->state == PROP_QUEUED) {
+				unlink_prop(&n->props, &n->props_tail, p);
+				return n->stopping ? KV_ESHUTDOWN : NODE_RETRY;
+			}
+			unlink_prop(&n->waiting, &n->waiting_tail, p);
+			return n->stopping ? KV_ESHUTDOWN : KV_ENOQUORUM;
+		}
+		pthread_cond_timedwait(&p->cond, &n->mu, deadline);
+	}
+}
+
+/* Propose ps[0..count) through the local core with one hand-off to the
+ * node thread (it proposes everything in its inbox in one turn) and wait
+ * until each is applied here or the deadline; each ps[i].ret is then as
+ * prop_wait says. ps stays the caller's. n->mu held. */
+static void propose_props(struct kv_node *n, struct prop *ps, size_t count,
+			  const struct timespec *deadline)
+{
+	if (count == 0)
+		return;
+	for (size_t i = 0; i < count; i++) {
+		ps[i].state = PROP_QUEUED;
+		ps[i].next = i + 1 < count ? &ps[i + 1] : NULL;
+		node_cond_init(&ps[i].cond);
+	}
+	if (n->props_tail)
+		n->props_tail->next = &ps[0];
+	else
+		n->props = &ps[0];
+	n->props_tail = &ps[count - 1];
+	pthread_cond_signal(&n->cond);
+	for (size_t i = 0; i < count; i++) {
+		ps[i].ret = prop_wait(n, &ps[i], deadline);
+		pthread_cond_destroy(&ps[i].cond);
+	}
+}
+
+/* Propose one command or change and wait until applied here: as
+ * propose_props. n->mu held. */
 static int propose_prop(struct kv_node *n, struct prop *pp,
 			const struct timespec *deadline, struct kv_result *res,
 			uint64_t *index)
 {
 	struct prop p = *pp;
-	p.state = PROP_QUEUED;
-	p.next = NULL;
-	node_cond_init(&p.cond);
-	if (n->props_tail)
-		n->props_tail->next = &p;
-	else
-		n->props = &p;
-	n->props_tail = &p;
-	pthread_cond_signal(&n->cond);
-	int ret;
-	for (;;) {
-		if (p.state == PROP_DONE) {
-			ret = p.ret;
-			break;
-		}
-		if (p.state == PROP_TAKEN) {
-			/* the node thread holds it for a moment */
-			pthread_cond_wait(&p.cond, &n->mu);
-			continue;
-		}
-		if (n->stopping || node_past(deadline)) {
-			if (p.state == PROP_QUEUED) {
-				unlink_prop(&n->props, &n->props_tail, &p);
-				ret = n->stopping ? KV_ESHUTDOWN : NODE_RETRY;
-			} else {
-				unlink_prop(&n->waiting, &n->waiting_tail, &p);
-				ret = n->stopping ? KV_ESHUTDOWN : KV_ENOQUORUM;
-			}
-			break;
-		}
-		pthread_cond_timedwait(&p.cond, &n->mu, deadline);
-	}
-	pthread_cond_destroy(&p.cond);
-	if (ret == 0) {
+	propose_props(n, &p, 1, deadline);
+	if (p.ret == 0) {
 		*res = p.res;
 		*index = p.index;
 	}
-	return ret;
+	return p.ret;
 }
 
 static int propose_local(struct kv_node *n, const char *json, size_t len,
@@ -199,143 +221,6 @@ int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
 		ret = node_past(&deadline) ? KV_ENOQUORUM : KV_ENOTLEADER;
 	if (ret == RAFT_EINVAL)
 		ret = -EINVAL;
-	return ret;
-}
-
-/* ---- forwarding to the leader ---- */
-
-struct fwd_body {
-	char *buf;
-	size_t len;
-};
-
-static size_t fwd_write(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct fwd_body *b = arg;
-	size_t add = size * nmemb;
-	if (b->len + add > 65536)
-		return 0; /* an answer is small */
-	char *nb = realloc(b->buf, b->len + add + 1);
-	if (!nb)
-		return 0;
-	memcpy(nb + b->len, data, add);
-	b->len += add;
-	nb[b->len] = '\0';
-	b->buf = nb;
-	return add;
-}
-
-static pthread_key_t fwd_key;
-static pthread_once_t fwd_once = PTHREAD_ONCE_INIT;
-
-static void fwd_free(void *h)
-{
-	curl_easy_cleanup(h);
-}
-
-static void fwd_key_init(void)
-{
-	pthread_key_create(&fwd_key, fwd_free);
-}
-
-/* This thread's connection to the leader, kept alive between calls. */
-static CURL *fwd_handle(void)
-{
-	pthread_once(&fwd_once, fwd_key_init);
-	CURL *h = pthread_getspecific(fwd_key);
-	if (!h) {
-		h = curl_easy_init();
-		if (h)
-			pthread_setspecific(fwd_key, h);
-	}
-	return h;
-}
-
-void node_client_cleanup(void)
-{
-	pthread_once(&fwd_once, fwd_key_init);
-	CURL *h = pthread_getspecific(fwd_key);
-	if (h) {
-		curl_easy_cleanup(h);
-		pthread_setspecific(fwd_key, NULL);
-	}
-}
-
-/* POST json to the leader at addr. 0 with res/index from its answer;
- * NODE_RETRY if it surely did not take the write; KV_ENOQUORUM if it may
- * have. */
-static int forward(struct kv_node *n, const char *addr, const char *json,
-		   size_t len, long timeout_ms, struct kv_result *res,
-		   uint64_t *index)
-{
-	CURL *h = fwd_handle();
-	if (!h)
-		return -ENOMEM;
-	char url[RAFT_ADDR_MAX + 32];
-	snprintf(url, sizeof(url), "http://%s/raft/propose", addr);
-	char hc[PEER_ID_MAX + 32], ht[PEER_ID_MAX + 32];
-	snprintf(hc, sizeof(hc), PEER_HDR_CLUSTER ": %s", n->cluster_id);
-	snprintf(ht, sizeof(ht), PEER_HDR_TOKEN ": %s", n->token);
-	struct curl_slist *hdrs = NULL, *t;
-	const char *list[] = {hc, ht, "Content-Type: application/json",
-			      "Expect:"};
-	for (size_t i = 0; i < sizeof(list) / sizeof(list[0]); i++) {
-		t = curl_slist_append(hdrs, list[i]);
-		if (!t) {
-			curl_slist_free_all(hdrs);
-			return -ENOMEM;
-		}
-		hdrs = t;
-	}
-	struct fwd_body body = {0};
-	curl_easy_reset(h);
-	curl_easy_setopt(h, CURLOPT_URL, url);
-	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDS, json);
-	curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fwd_write);
-	curl_easy_setopt(h, CURLOPT_WRITEDATA, &body);
-	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS,
-			 timeout_ms < 1000 ? timeout_ms : 1000L);
-	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, timeout_ms);
-	CURLcode cc = curl_easy_perform(h);
-	long status = 0;
-	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	curl_slist_free_all(hdrs);
-	int ret;
-	if (cc == CURLE_COULDNT_CONNECT || cc == CURLE_COULDNT_RESOLVE_HOST) {
-		ret = NODE_RETRY; /* never reached the leader */
-	} else if (cc != CURLE_OK) {
-		ret = KV_ENOQUORUM; /* sent, perhaps taken: unknown */
-	} else if (status == 200) {
-		cJSON *j = kv_json_parse(body.buf ? body.buf : "", body.len);
-		double ix = 0, err = 0, rev = 0;
-		const cJSON *it;
-		ret = KV_ENOQUORUM;
-		if (j && (it = cJSON_GetObjectItemCaseSensitive(j, "index")) &&
-		    cJSON_IsNumber(it)) {
-			ix = it->valuedouble;
-			it = cJSON_GetObjectItemCaseSensitive(j, "err");
-			err = cJSON_IsNumber(it) ? it->valuedouble : 0;
-			it = cJSON_GetObjectItemCaseSensitive(j, "rev");
-			rev = cJSON_IsNumber(it) ? it->valuedouble : 0;
-			*index = (uint64_t)ix;
-			res->err = (int)err;
-			res->rev = (uint64_t)rev;
-			ret = 0;
-		}
-		cJSON_Delete(j);
-	} else if (status == 421) {
-		ret = NODE_RETRY; /* not the leader (any more): it refused */
-	} else if (status == 507) {
-		ret = -ENOSPC; /* the leader refused it: its disk is full */
-	} else if (status == 400 || status == 413) {
-		ret = -EINVAL;
-	} else {
-		ret = KV_ENOQUORUM; /* 503 after taking it, or anything else */
-	}
-	free(body.buf);
 	return ret;
 }
 
@@ -392,8 +277,8 @@ static int propose_json(struct kv_node *n, const char *json, size_t len,
 			char addr[RAFT_ADDR_MAX];
 			memcpy(addr, n->leader_addr, sizeof(addr));
 			pthread_mutex_unlock(&n->mu);
-			ret = forward(n, addr, json, len, ms_left(&deadline),
-				      res, &index);
+			ret = fwd_propose(n->fwd, addr, json, len, &deadline,
+					  res, &index);
 			pthread_mutex_lock(&n->mu);
 			if (ret == 0)
 				ret = wait_applied(n, index, &deadline);
@@ -439,40 +324,91 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
 	return ret;
 }
 
-int node_propose_forwarded(struct kv_node *n, const char *json, size_t len,
-			   struct kv_result *res, uint64_t *index)
+/* A forwarded command, checked as a local one and re-encoded (the log
+ * keeps our own encoding, never a peer's bytes): 0 with *canon (the
+ * caller frees), -EINVAL, -ENAMETOOLONG, -EFBIG, -ENOMEM. */
+static int forwarded_canon(const char *json, size_t len, char **canon,
+			   size_t *clen)
 {
 	struct kv_cmd cmd;
 	int ret = kv_cmd_decode(json, len, &cmd);
 	if (ret != 0)
 		return ret == -ENOMEM ? ret : -EINVAL;
 	ret = check_cmd(&cmd);
-	char *canon = NULL;
-	size_t clen = 0;
 	if (ret == 0)
-		ret = kv_cmd_encode(&cmd, &canon, &clen);
+		ret = kv_cmd_encode(&cmd, canon, clen);
 	kv_cmd_clear(&cmd);
-	if (ret != 0)
-		return ret;
-	if (!room_for(n, clen)) {
-		free(canon);
-		return -ENOSPC;
+	return ret;
+}
+
+int node_propose_forwarded_batch(struct kv_node *n, const struct fwd_span *cmds,
+				 size_t count, int *rets, struct kv_result *res,
+				 uint64_t *index)
+{
+	struct prop *ps = calloc(count ? count : 1, sizeof(*ps));
+	size_t *at = calloc(count ? count : 1, sizeof(*at));
+	if (!ps || !at) {
+		free(ps);
+		free(at);
+		return -ENOMEM;
+	}
+	/* the good commands go to ps[0..m); at[i] is command i's */
+	size_t m = 0;
+	uint64_t room = store_room(n->store), need = 0;
+	for (size_t i = 0; i < count; i++) {
+		char *canon = NULL;
+		size_t clen = 0;
+		res[i] = (struct kv_result){0};
+		index[i] = 0;
+		rets[i] =
+		    forwarded_canon(cmds[i].p, cmds[i].len, &canon, &clen);
+		if (rets[i] != 0)
+			continue;
+		need += (uint64_t)clen + 256; /* as room_for */
+		if (need > room) {
+			rets[i] = -ENOSPC;
+			free(canon);
+			continue;
+		}
+		at[i] = m;
+		ps[m++] = (struct prop){.json = canon, .len = clen};
 	}
 	/* answer a little before the follower gives up on us */
 	int ms = n->write_timeout_ms > 400 ? n->write_timeout_ms - 200
 					   : n->write_timeout_ms;
 	struct timespec deadline = node_deadline(ms);
 	pthread_mutex_lock(&n->mu);
-	if (n->role != RAFT_LEADER)
-		ret = KV_ENOTLEADER;
-	else
-		ret = propose_local(n, canon, clen, &deadline, res, index);
-	if (ret == NODE_RETRY)
-		ret = KV_ENOTLEADER; /* surely not applied: the follower
-					retries */
+	bool leader = n->role == RAFT_LEADER;
+	if (leader)
+		propose_props(n, ps, m, &deadline);
 	pthread_mutex_unlock(&n->mu);
-	free(canon);
-	return ret;
+	for (size_t i = 0; i < count; i++) {
+		if (rets[i] != 0)
+			continue;
+		struct prop *p = &ps[at[i]];
+		rets[i] = leader ? p->ret : KV_ENOTLEADER;
+		if (rets[i] == NODE_RETRY)
+			rets[i] = KV_ENOTLEADER; /* surely not applied: the
+						    follower retries */
+		if (rets[i] == 0) {
+			res[i] = p->res;
+			index[i] = p->index;
+		}
+	}
+	for (size_t j = 0; j < m; j++)
+		free((char *)ps[j].json);
+	free(ps);
+	free(at);
+	return 0;
+}
+
+int node_propose_forwarded(struct kv_node *n, const char *json, size_t len,
+			   struct kv_result *res, uint64_t *index)
+{
+	struct fwd_span one = {json, len};
+	int ret;
+	int err = node_propose_forwarded_batch(n, &one, 1, &ret, res, index);
+	return err != 0 ? err : ret;
 }
 
 int node_read_barrier(struct kv_node *n, bool linearizable)

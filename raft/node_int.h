@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "forward.h"
 #include "node.h"
 #include "raft.h"
 #include "snapxfer.h"
@@ -98,6 +99,7 @@ struct kv_node {
 	struct store *store;
 	struct node_http *http;
 	struct peer_set *peers;
+	struct fwd *fwd;   /* writes forwarded to the leader (forward.h) */
 	struct raft *raft; /* node thread only (and node_open/close) */
 	pthread_t thread;
 	bool thread_started;
@@ -160,9 +162,17 @@ int node_loop_start(struct kv_node *n);
 void node_loop_stop(struct kv_node *n);
 extern const struct store_raft_ops node_store_ops;
 
-/* node_client.c: the forwarding client, one kept-alive connection per
- * calling thread. */
-void node_client_cleanup(void);
+/* node_client.c: the leader's side of a forwarded batch. Checks, then
+ * proposes with one hand-off to the node thread, the commands cmds[0..
+ * count) and waits until they are applied here (or a deadline a little
+ * before the follower's). Each rets[i]: 0 (index[i], res[i]), or the
+ * error the single form answers: KV_ENOTLEADER (surely not applied),
+ * -EINVAL/-ENAMETOOLONG/-EFBIG (a bad command), -ENOSPC, KV_ENOQUORUM,
+ * KV_ESHUTDOWN, KV_EFAILED, -ENOMEM. Returns 0, or -ENOMEM with nothing
+ * proposed. An HTTP thread. */
+int node_propose_forwarded_batch(struct kv_node *n, const struct fwd_span *cmds,
+				 size_t count, int *rets, struct kv_result *res,
+				 uint64_t *index);
 
 /* Absolute CLOCK_MONOTONIC deadline ms from now, and the test. */
 struct timespec node_deadline(int ms);
