@@ -197,6 +197,28 @@ out:
 
 /* ---- the thread ---- */
 
+/* CLOCK_MONOTONIC helpers of our own, so this file builds alone (tests). */
+static bool past(const struct timespec *d)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec > d->tv_sec ||
+	       (now.tv_sec == d->tv_sec && now.tv_nsec >= d->tv_nsec);
+}
+
+static struct timespec after_ms(long ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (ms % 1000) * 1000000;
+	if (t.tv_nsec >= 1000000000) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000;
+	}
+	return t;
+}
+
 static long ms_until(const struct timespec *d)
 {
 	struct timespec now;
@@ -227,8 +249,7 @@ static void answer_all(struct fwd_cmd *list, int ret)
 
 static bool legacy(struct fwd *f, const char *addr)
 {
-	return strcmp(f->legacy_addr, addr) == 0 &&
-	       !node_past(&f->legacy_until);
+	return strcmp(f->legacy_addr, addr) == 0 && !past(&f->legacy_until);
 }
 
 /* Move into s the queued commands for the first one's leader, up to the
@@ -245,7 +266,7 @@ static void take_batch(struct fwd *f, struct fwd_slot *s,
 	while (*pp) {
 		struct fwd_cmd *c = *pp;
 		bool take = false;
-		if (node_past(&c->deadline)) {
+		if (past(&c->deadline)) {
 			*pp = c->next;
 			c->next = *expired;
 			*expired = c;
@@ -378,7 +399,7 @@ static void finish_slot(struct fwd *f, struct fwd_slot *s, CURLcode cc)
 		 * version before batches; it takes them one by one */
 		snprintf(f->legacy_addr, sizeof(f->legacy_addr), "%s",
 			 s->cmds->addr);
-		f->legacy_until = node_deadline(FWD_LEGACY_MS);
+		f->legacy_until = after_ms(FWD_LEGACY_MS);
 		fprintf(stderr,
 			"kvfs: the leader at %s refused a batch of writes; "
 			"sending them one by one\n",
