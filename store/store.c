@@ -2,17 +2,19 @@
  *
  * One thread owns the map and the files of a node; other threads enqueue a
  * request and wait on its semaphore (the seeds' channel with a reply
- * channel). The owner drains the queue in batches: appends of a batch are
- * written into the log's mapping and share one fdatasync, which runs on a
- * sync thread so that the owner keeps serving reads and collecting the
- * next batch meanwhile (group commit). Entries are applied to the map and
- * their writers answered only after the sync covering them returned.
- * Snapshots are written by a third thread from references to the immutable
- * records, so writes go on while a db is written.
+ * channel), except reads, which look the map up on their own thread under
+ * a read lock the owner takes for writing around each batch of changes
+ * (a read costs no thread hand-off). The owner drains the queue in batches:
+ * appends of a batch are written into the log's mapping and share one
+ * fdatasync, which runs on a sync thread so that the owner keeps serving reads
+ * and collecting the next batch meanwhile (group commit). Entries are applied
+ * to the map and their writers answered only after the sync covering them
+ * returned. Snapshots are written by a third thread from references to the
+ * immutable records, so writes go on while a db is written.
  *
  * Invariants:
  *  1. Only the owner thread touches st->map, st->log and the fields below
- *     "owner state".
+ *     "owner state"; other threads only read st->map, under map_lock.
  *  2. A proposal is answered only after the fdatasync covering its entry
  *     returned 0 and the entry was applied.
  *  3. A failed sync is sticky (st->failed): no later write is accepted.
@@ -40,9 +42,6 @@
 
 enum req_type {
 	REQ_PROPOSE,
-	REQ_GET,
-	REQ_STAT,
-	REQ_LIST,
 	REQ_STATUS,
 	REQ_HARDSTATE,
 	REQ_SNAPSHOT,
@@ -64,16 +63,9 @@ struct req {
 	const struct kv_cmd *cmd;
 	const char *json; /* encoded cmd */
 	size_t json_len;
-	const char *key;
-	size_t klen;
-	const char *after;
-	size_t limit;
 	/* outputs */
 	uint64_t index;
 	struct kv_result *res;
-	struct kv_rec *rec;
-	struct kv_stat *stat;
-	struct kv_list *list;
 	struct store_status *status;
 	/* raft path: entries (data in one allocation after the array) and,
 	 * for REQ_APPLY, their decoded commands */
@@ -100,13 +92,17 @@ struct store {
 
 	pthread_t owner, syncer, snapper;
 	pthread_cond_t job_cond;
-	struct log_sync *sync_job; /* handed to the sync thread */
+	struct log_sync *sync_job;	    /* handed to the sync thread */
+	uint64_t sync_p_index, sync_p_term; /* the last append it covers */
 	int sync_ret;
 	bool snap_job; /* the snapshot thread has work */
 	int snap_ret;
 	struct req sync_done, snap_done; /* preallocated internal requests */
 
-	/* owner state */
+	/* owner state; the map is also read by other threads (store_get,
+	 * store_stat, store_list) under map_lock, which the owner takes for
+	 * writing around every change to it */
+	pthread_rwlock_t map_lock;
 	struct map *map;
 	struct log *log;
 	uint64_t applied;
@@ -199,9 +195,16 @@ static void *sync_main(void *arg)
 		if (!st->sync_job)
 			break;
 		struct log_sync *job = st->sync_job;
+		uint64_t p_index = st->sync_p_index, p_term = st->sync_p_term;
 		pthread_mutex_unlock(&st->mu);
 		int ret = log_sync_run(job);
 		log_sync_done(job);
+		/* tell the node at once, not through the owner: one hand-off
+		 * less on every write's path (an install waits for this sync,
+		 * so these entries are still the log's) */
+		if (ret == 0 && p_index)
+			st->opt.raft->persisted(st->opt.raft_ctx, p_index,
+						p_term);
 		pthread_mutex_lock(&st->mu);
 		st->sync_job = NULL;
 		st->sync_ret = ret;
@@ -360,8 +363,20 @@ static char *conf_from_json(const char *json, size_t len, size_t *out_len)
 	return out;
 }
 
+/* What do_apply did with each entry of a batch. */
+enum applied_as { NOT_APPLIED, APPLIED, APPLIED_CMD };
+
 static void do_apply(struct store *st, struct req *r)
 {
+	/* apply the batch under one write lock, then report the entries
+	 * with the lock released (the callbacks wake readers, who take it) */
+	struct kv_result *res = calloc(r->n ? r->n : 1, sizeof(*res));
+	unsigned char *as = calloc(r->n ? r->n : 1, 1);
+	if (!res || !as) {
+		set_failed(st, -ENOMEM, "applying entries");
+		goto out_free;
+	}
+	pthread_rwlock_wrlock(&st->map_lock);
 	for (size_t i = 0; i < r->n && !st->failed; i++) {
 		const struct store_entry *e = &r->ents[i];
 		if (e->index <= st->applied)
@@ -375,14 +390,12 @@ static void do_apply(struct store *st, struct req *r)
 			set_failed(st, KV_ECORRUPT, what);
 			break;
 		}
-		struct kv_result res = {.err = 0, .rev = e->index};
-		const struct kv_result *out = NULL;
+		res[i] = (struct kv_result){.err = 0, .rev = e->index};
 		if (e->type == STORE_ENTRY_CMD) {
-			out = &res;
 			if (r->cmd_err[i]) {
-				res.err = r->cmd_err[i];
+				res[i].err = r->cmd_err[i];
 			} else if (map_apply(st->map, e->index, &r->cmds[i],
-					     &res, on_change, st) != 0) {
+					     &res[i], on_change, st) != 0) {
 				set_failed(st, -ENOMEM, "applying an entry");
 				break;
 			}
@@ -395,11 +408,34 @@ static void do_apply(struct store *st, struct req *r)
 			free(st->conf_json);
 			st->conf_json = c;
 		}
+		as[i] = e->type == STORE_ENTRY_CMD ? APPLIED_CMD : APPLIED;
 		st->applied = e->index;
 		st->pub_applied = e->index;
-		st->opt.raft->applied(st->opt.raft_ctx, e->index, e->term, out);
 	}
+	pthread_rwlock_unlock(&st->map_lock);
+	for (size_t i = 0; i < r->n; i++)
+		if (as[i] != NOT_APPLIED)
+			st->opt.raft->applied(
+			    st->opt.raft_ctx, r->ents[i].index, r->ents[i].term,
+			    as[i] == APPLIED_CMD ? &res[i] : NULL);
+out_free:
+	free(res);
+	free(as);
 	req_free(r);
+}
+
+static int do_install(struct store *st, struct req *r);
+
+/* Run a waiting install once no db write (its rename must not land over
+ * the installed db) and no log sync (it reports its appends durable) is
+ * under way; start_sync starts none while one waits. */
+static void maybe_install(struct store *st)
+{
+	if (!st->install_waiting || st->snap_running || st->sync_running)
+		return;
+	struct req *r = st->install_waiting;
+	st->install_waiting = NULL;
+	complete(r, do_install(st, r));
 }
 
 /* Put the snapshot file r->path in place of the map, the db and the log.
@@ -444,8 +480,11 @@ static int do_install(struct store *st, struct req *r)
 		set_failed(st, ret, "resetting the log after a snapshot");
 		goto err;
 	}
-	map_free(st->map);
+	pthread_rwlock_wrlock(&st->map_lock);
+	struct map *old = st->map;
 	st->map = m;
+	pthread_rwlock_unlock(&st->map_lock);
+	map_free(old);
 	free(st->conf_json);
 	st->conf_json = meta.conf;
 	st->snap_index = st->applied = st->pub_applied = meta.index;
@@ -605,11 +644,7 @@ static void finish_snapshot(struct store *st)
 		st->snap_waiters = r->next;
 		complete(r, ret);
 	}
-	if (st->install_waiting) {
-		struct req *r = st->install_waiting;
-		st->install_waiting = NULL;
-		complete(r, do_install(st, r));
-	}
+	maybe_install(st);
 }
 
 static void maybe_snapshot(struct store *st)
@@ -627,7 +662,8 @@ static void maybe_snapshot(struct store *st)
 
 static void start_sync(struct store *st)
 {
-	if (st->sync_running || !st->pending)
+	/* an install waiting for the running sync must not wait forever */
+	if (st->sync_running || !st->pending || st->install_waiting)
 		return;
 	struct log_sync *job;
 	int ret = log_sync_prepare(st->log, &job);
@@ -644,12 +680,20 @@ static void start_sync(struct store *st)
 		st->pending_tail = NULL;
 		return;
 	}
+	uint64_t p_index = 0, p_term = 0;
+	for (struct req *r = st->pending; r; r = r->next)
+		if (r->type == REQ_APPEND && r->epoch == st->epoch) {
+			p_index = r->ents[r->n - 1].index;
+			p_term = r->ents[r->n - 1].term;
+		}
 	st->inflight = st->pending;
 	st->inflight_tail = st->pending_tail;
 	st->pending = st->pending_tail = NULL;
 	st->sync_running = true;
 	pthread_mutex_lock(&st->mu);
 	st->sync_job = job;
+	st->sync_p_index = p_index;
+	st->sync_p_term = p_term;
 	pthread_cond_broadcast(&st->job_cond);
 	pthread_mutex_unlock(&st->mu);
 }
@@ -660,33 +704,27 @@ static void finish_sync(struct store *st)
 	st->sync_running = false;
 	if (ret != 0)
 		set_failed(st, ret, "fdatasync of the log failed");
-	uint64_t p_index = 0, p_term = 0;
 	while (st->inflight) {
 		struct req *r = st->inflight;
 		st->inflight = r->next;
 		if (r->type == REQ_APPEND) {
-			/* entries an install dropped meanwhile are not
-			 * durable, whatever this sync did */
-			if (r->epoch == st->epoch) {
-				p_index = r->ents[r->n - 1].index;
-				p_term = r->ents[r->n - 1].term;
-			}
-			req_free(r);
+			req_free(r); /* the sync thread reported them */
 			continue;
 		}
 		if (st->failed) {
 			complete(r, KV_EFAILED);
 			continue;
 		}
+		pthread_rwlock_wrlock(&st->map_lock);
 		int err =
 		    map_apply(st->map, r->index, r->cmd, r->res, on_change, st);
+		pthread_rwlock_unlock(&st->map_lock);
 		if (err == 0)
 			st->applied = st->pub_applied = r->index;
 		complete(r, err);
 	}
 	st->inflight_tail = NULL;
-	if (p_index && !st->failed)
-		st->opt.raft->persisted(st->opt.raft_ctx, p_index, p_term);
+	maybe_install(st);
 }
 
 static void do_propose(struct store *st, struct req *r)
@@ -739,26 +777,6 @@ static void handle(struct store *st, struct req *r)
 	case REQ_PROPOSE:
 		do_propose(st, r);
 		break;
-	case REQ_GET: {
-		struct kv_rec *rec = map_get(st->map, r->key, r->klen);
-		if (!rec) {
-			complete(r, -ENOENT);
-		} else if ((rec->mode & S_IFMT) == S_IFDIR) {
-			complete(r, -EISDIR);
-		} else {
-			kv_rec_ref(rec);
-			r->rec = rec;
-			complete(r, 0);
-		}
-		break;
-	}
-	case REQ_STAT:
-		complete(r, map_stat(st->map, r->key, r->klen, r->stat));
-		break;
-	case REQ_LIST:
-		complete(r, map_list(st->map, r->key, r->klen, r->after,
-				     r->limit, r->list));
-		break;
 	case REQ_STATUS:
 		do_status(st, r->status);
 		complete(r, 0);
@@ -791,12 +809,8 @@ static void handle(struct store *st, struct req *r)
 		complete(r, do_recover(st, r->recovery));
 		break;
 	case REQ_INSTALL:
-		if (st->snap_running) {
-			/* its rename must not land over the installed db */
-			st->install_waiting = r;
-			break;
-		}
-		complete(r, do_install(st, r));
+		st->install_waiting = r;
+		maybe_install(st);
 		break;
 	case REQ_SYNC_DONE:
 		finish_sync(st);
@@ -997,6 +1011,13 @@ int store_open(const struct store_options *opt, struct store **out,
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	pthread_cond_init(&st->job_cond, NULL);
+	/* writers first: a stream of readers must not hold off the owner */
+	pthread_rwlockattr_t rwa;
+	pthread_rwlockattr_init(&rwa);
+	pthread_rwlockattr_setkind_np(
+	    &rwa, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&st->map_lock, &rwa);
+	pthread_rwlockattr_destroy(&rwa);
 	st->sync_done.type = REQ_SYNC_DONE;
 	st->snap_done.type = REQ_SNAP_DONE;
 	ret = -pthread_create(&st->syncer, NULL, sync_main, st);
@@ -1024,6 +1045,7 @@ err_snap:
 	pthread_mutex_unlock(&st->mu);
 	pthread_join(st->syncer, NULL);
 err_sync:
+	pthread_rwlock_destroy(&st->map_lock);
 	pthread_cond_destroy(&st->job_cond);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->mu);
@@ -1065,6 +1087,7 @@ void store_close(struct store *st)
 	log_close(st->log);
 	map_free(st->map);
 	free(st->conf_json);
+	pthread_rwlock_destroy(&st->map_lock);
 	pthread_cond_destroy(&st->job_cond);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->mu);
@@ -1097,36 +1120,45 @@ int store_propose(struct store *st, uint64_t term, const struct kv_cmd *cmd,
 	return ret;
 }
 
+/* Reads run on the caller's thread under the map's read lock: no
+ * hand-off to the owner, which takes the lock for writing only around
+ * changes to the map. */
 int store_get(struct store *st, const char *key, size_t klen,
 	      struct kv_rec **out)
 {
-	struct req r = {.type = REQ_GET, .key = key, .klen = klen};
 	*out = NULL;
-	int ret = call(st, &r);
+	pthread_rwlock_rdlock(&st->map_lock);
+	struct kv_rec *rec = map_get(st->map, key, klen);
+	int ret = 0;
+	if (!rec)
+		ret = -ENOENT;
+	else if ((rec->mode & S_IFMT) == S_IFDIR)
+		ret = -EISDIR;
+	else
+		kv_rec_ref(rec);
+	pthread_rwlock_unlock(&st->map_lock);
 	if (ret == 0)
-		*out = r.rec;
+		*out = rec;
 	return ret;
 }
 
 int store_stat(struct store *st, const char *path, size_t plen,
 	       struct kv_stat *out)
 {
-	struct req r = {
-	    .type = REQ_STAT, .key = path, .klen = plen, .stat = out};
-	return call(st, &r);
+	pthread_rwlock_rdlock(&st->map_lock);
+	int ret = map_stat(st->map, path, plen, out);
+	pthread_rwlock_unlock(&st->map_lock);
+	return ret;
 }
 
 int store_list(struct store *st, const char *dir, size_t dlen,
 	       const char *after, size_t limit, struct kv_list *out)
 {
-	struct req r = {.type = REQ_LIST,
-			.key = dir,
-			.klen = dlen,
-			.after = after,
-			.limit = limit,
-			.list = out};
 	memset(out, 0, sizeof(*out));
-	return call(st, &r);
+	pthread_rwlock_rdlock(&st->map_lock);
+	int ret = map_list(st->map, dir, dlen, after, limit, out);
+	pthread_rwlock_unlock(&st->map_lock);
+	return ret;
 }
 
 int store_status(struct store *st, struct store_status *out)

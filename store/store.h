@@ -213,7 +213,9 @@ int store_propose(struct store *st, uint64_t term, const struct kv_cmd *cmd,
 		  struct kv_result *res);
 
 /* Read one key: *out is a counted reference (kv_rec_unref it) or NULL with
- * -ENOENT. A directory returns -EISDIR. Any thread but the owner. */
+ * -ENOENT. A directory returns -EISDIR. Any thread, including the store's
+ * callbacks (it runs on the caller's thread under the map's read lock;
+ * it sees every entry whose applied callback has run). */
 int store_get(struct store *st, const char *key, size_t klen,
 	      struct kv_rec **out);
 /* stat a path ("" is the root). -ENOENT if neither key nor directory. */
