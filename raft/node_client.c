@@ -423,10 +423,17 @@ int node_read_barrier(struct kv_node *n, bool linearizable)
 	pthread_cond_signal(&n->cond);
 	int ret = 0;
 	while (n->read_answered < need) {
-		if (!state_wait(n, &deadline)) {
-			ret = n->stopping ? KV_ESHUTDOWN : KV_ENOQUORUM;
+		if (n->stopping) {
+			ret = KV_ESHUTDOWN;
 			break;
 		}
+		if (node_past(&deadline)) {
+			ret = KV_ENOQUORUM;
+			break;
+		}
+		if (need < n->read_wake)
+			n->read_wake = need;
+		pthread_cond_timedwait(&n->read_cond, &n->mu, &deadline);
 	}
 	if (ret == 0)
 		ret = wait_applied(n, n->read_index, &deadline);

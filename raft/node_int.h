@@ -139,6 +139,11 @@ struct kv_node {
 	 * number; the latest answered round and its index serve every reader
 	 * that arrived before that round was issued. */
 	uint64_t read_need, read_issued, read_answered, read_index;
+	/* readers wait on read_cond, woken only once read_answered reaches
+	 * read_wake, the smallest round one of them waits for (like
+	 * applied_wake: a reader waiting for a later round sleeps on) */
+	pthread_cond_t read_cond;
+	uint64_t read_wake;
 	unsigned read_inflight; /* rounds issued, not answered nor failed */
 	struct timespec read_issued_at;
 	struct timespec read_retry_at; /* no leader: not before this */

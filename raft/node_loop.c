@@ -397,8 +397,10 @@ static void process(struct kv_node *n, struct raft_update *u)
 			n->read_inflight =
 			    (unsigned)(n->read_issued - n->read_answered);
 		}
-		if (n->state_waiters)
-			pthread_cond_broadcast(&n->state_cond);
+		if (n->read_answered >= n->read_wake) {
+			n->read_wake = UINT64_MAX; /* the woken set it again */
+			pthread_cond_broadcast(&n->read_cond);
+		}
 		pthread_mutex_unlock(&n->mu);
 	}
 }
@@ -621,6 +623,7 @@ void node_loop_stop(struct kv_node *n)
 	n->stopping = true;
 	pthread_cond_broadcast(&n->cond);
 	pthread_cond_broadcast(&n->state_cond);
+	pthread_cond_broadcast(&n->read_cond);
 	pthread_cond_broadcast(&n->applied_cond);
 	pthread_mutex_unlock(&n->mu);
 	pthread_join(n->thread, NULL);
