@@ -5,8 +5,11 @@
  * round started after it to be acknowledged by a quorum: that proves no
  * other leader had been elected when the read arrived. Rounds are numbered
  * (read_seq, carried as ctx in heartbeats); one round serves every read
- * that arrived before it started, and at most one round is in flight, so
- * concurrent reads are batched. A new leader first commits its no-op (§8),
+ * that arrived before it started, so concurrent reads are batched. Reads
+ * that arrive while a round is in flight start the next round at once
+ * rather than after it: rounds overlap, a read waits for one round, not
+ * the rest of the current one and then its own (at most one new round
+ * per request; a quorum's ack of round N confirms every round up to N). A new leader first commits its no-op (§8),
  * since before that its commit index may lag. Followers ask the leader. */
 #include <stdlib.h>
 
@@ -72,7 +75,7 @@ static void readindex_progress(struct raft *r)
 		r->reads[keep++] = r->reads[i];
 	}
 	r->n_reads = keep;
-	if (waiting && acked == r->read_seq) {
+	if (waiting) {
 		r->read_seq++;
 		bcast_heartbeat(r);
 		if (acked_round(r) == r->read_seq)
