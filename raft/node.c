@@ -470,10 +470,6 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	pthread_mutex_init(&n->watch_mu, NULL);
 	node_cond_init(&n->cond);
 	node_cond_init(&n->state_cond);
-	node_cond_init(&n->read_cond);
-	n->read_wake = UINT64_MAX;
-	node_cond_init(&n->applied_cond);
-	n->applied_wake = UINT64_MAX;
 
 	struct raft_config given, boot;
 	bool peers_given = opt->peers && *opt->peers;
@@ -589,9 +585,7 @@ err_raft:
 err_store:
 	store_close(n->store);
 err_free:
-	pthread_cond_destroy(&n->applied_cond);
 	pthread_cond_destroy(&n->state_cond);
-	pthread_cond_destroy(&n->read_cond);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->watch_mu);
 	pthread_mutex_destroy(&n->mu);
@@ -614,9 +608,7 @@ void node_close(struct kv_node *n)
 	peers_free(n->peers);
 	store_close(n->store);
 	raft_free(n->raft);
-	pthread_cond_destroy(&n->applied_cond);
 	pthread_cond_destroy(&n->state_cond);
-	pthread_cond_destroy(&n->read_cond);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->watch_mu);
 	pthread_mutex_destroy(&n->mu);

@@ -78,25 +78,86 @@ static bool state_wait(struct kv_node *n, const struct timespec *deadline)
 	return !n->stopping;
 }
 
-/* Wait until this node applied index; n->mu held. The store's applied
- * callback wakes the waiters only when the smallest index one of them
- * waits for is reached (n->applied_wake), not at every entry: 64 writers
- * waiting on a follower would otherwise all wake for each entry. */
+int node_sem_wait(sem_t *sem, const struct timespec *deadline)
+{
+	for (;;) {
+		int r = deadline ? sem_clockwait(sem, CLOCK_MONOTONIC, deadline)
+				 : sem_wait(sem);
+		if (r == 0)
+			return 0;
+		if (errno != EINTR)
+			return errno;
+	}
+}
+
+void node_wake_all(struct node_waiter *list)
+{
+	while (list) {
+		struct node_waiter *w = list;
+		list = w->wake_next;
+		sem_post(&w->sem); /* w may be gone from here on */
+	}
+}
+
+/* Sleep on w (listed by the caller) until it is settled or the deadline;
+ * n->mu held, released meanwhile. 0 if settled (w->ret, w->index hold
+ * the answer); else w is taken off its list and the result is
+ * KV_ESHUTDOWN, KV_EFAILED or KV_ENOQUORUM. */
+static int waiter_sleep(struct kv_node *n, struct node_waiter *w,
+			struct node_waiter **head, struct node_waiter **tail,
+			const struct timespec *deadline)
+{
+	pthread_mutex_unlock(&n->mu);
+	int r = node_sem_wait(&w->sem, deadline);
+	pthread_mutex_lock(&n->mu);
+	if (r == 0)
+		return 0;
+	if (!w->listed) {
+		/* settled just now: its post is on the way */
+		pthread_mutex_unlock(&n->mu);
+		node_sem_wait(&w->sem, NULL);
+		pthread_mutex_lock(&n->mu);
+		return 0;
+	}
+	struct node_waiter *prev = NULL;
+	for (struct node_waiter *q = *head; q != w; prev = q, q = q->next)
+		;
+	if (prev)
+		prev->next = w->next;
+	else
+		*head = w->next;
+	if (tail && *tail == w)
+		*tail = prev;
+	w->listed = false;
+	return n->stopping ? KV_ESHUTDOWN
+	       : n->fatal  ? KV_EFAILED
+			   : KV_ENOQUORUM;
+}
+
+/* Wait until this node applied index; n->mu held. The waiter sleeps on
+ * its own semaphore, posted by the store's applied callback once index is
+ * applied (n->appliers is kept in index order). */
 static int wait_applied(struct kv_node *n, uint64_t index,
 			const struct timespec *deadline)
 {
-	while (n->applied < index) {
-		if (n->fatal)
-			return KV_EFAILED;
-		if (n->stopping)
-			return KV_ESHUTDOWN;
-		if (node_past(deadline))
-			return KV_ENOQUORUM;
-		if (index < n->applied_wake)
-			n->applied_wake = index;
-		pthread_cond_timedwait(&n->applied_cond, &n->mu, deadline);
-	}
-	return 0;
+	if (n->applied >= index)
+		return 0;
+	if (n->fatal)
+		return KV_EFAILED;
+	if (n->stopping)
+		return KV_ESHUTDOWN;
+	struct node_waiter w = {.at = index, .listed = true};
+	sem_init(&w.sem, 0, 0);
+	struct node_waiter **pp = &n->appliers;
+	while (*pp && (*pp)->at <= index)
+		pp = &(*pp)->next;
+	w.next = *pp;
+	*pp = &w;
+	int ret = waiter_sleep(n, &w, &n->appliers, NULL, deadline);
+	if (ret == 0)
+		ret = w.ret;
+	sem_destroy(&w.sem);
+	return ret;
 }
 
 /* ---- local proposals (this node leads) ---- */
@@ -117,31 +178,42 @@ static void unlink_prop(struct prop **head, struct prop **tail, struct prop *p)
 	}
 }
 
-/* Wait until p is settled; n->mu held. 0 (p->res, p->index set),
- * NODE_RETRY (still queued at the deadline, or lost to another leader),
- * KV_ENOQUORUM (deadline: outcome unknown once the core took it),
- * KV_ESHUTDOWN, KV_EFAILED. */
+/* Wait until p is settled; n->mu held (released while asleep). 0 (p->res,
+ * p->index set), NODE_RETRY (still queued at the deadline, or lost to
+ * another leader), KV_ENOQUORUM (deadline: outcome unknown once the core
+ * took it), KV_ESHUTDOWN, KV_EFAILED. Whoever settles p posts p->sem once,
+ * after releasing n->mu; nothing else posts it. */
 static int prop_wait(struct kv_node *n, struct prop *p,
 		     const struct timespec *deadline)
 {
-	for (;;) {
-		if (p->state == PROP_DONE)
-			return p->ret;
-		if (p->state == PROP_TAKEN) {
-			/* the node thread holds it for a moment */
-			pthread_cond_wait(&p->cond, &n->mu);
-			continue;
+	while (p->state != PROP_DONE) {
+		bool late = n->stopping || node_past(deadline);
+		if (late && p->state == PROP_QUEUED) {
+			unlink_prop(&n->props, &n->props_tail, p);
+			return n->stopping ? KV_ESHUTDOWN : NODE_RETRY;
 		}
-		if (n->stopping || node_past(deadline)) {
-			if (p->state == PROP_QUEUED) {
-				unlink_prop(&n->props, &n->props_tail, p);
-				return n->stopping ? KV_ESHUTDOWN : NODE_RETRY;
-			}
+		if (late && p->state == PROP_WAITING) {
 			unlink_prop(&n->waiting, &n->waiting_tail, p);
 			return n->stopping ? KV_ESHUTDOWN : KV_ENOQUORUM;
 		}
-		pthread_cond_timedwait(&p->cond, &n->mu, deadline);
+		pthread_mutex_unlock(&n->mu);
+		if (late) {
+			/* PROP_TAKEN: the node thread holds it for a moment */
+			struct timespec ms = {0, 1000000};
+			nanosleep(&ms, NULL);
+			pthread_mutex_lock(&n->mu);
+			continue;
+		}
+		int r = node_sem_wait(&p->sem, deadline);
+		pthread_mutex_lock(&n->mu);
+		if (r == 0)
+			return p->ret; /* the one post: settled */
 	}
+	/* settled while we were not asleep: consume its post */
+	pthread_mutex_unlock(&n->mu);
+	node_sem_wait(&p->sem, NULL);
+	pthread_mutex_lock(&n->mu);
+	return p->ret;
 }
 
 /* Propose ps[0..count) through the local core with one hand-off to the
@@ -156,7 +228,7 @@ static void propose_props(struct kv_node *n, struct prop *ps, size_t count,
 	for (size_t i = 0; i < count; i++) {
 		ps[i].state = PROP_QUEUED;
 		ps[i].next = i + 1 < count ? &ps[i + 1] : NULL;
-		node_cond_init(&ps[i].cond);
+		sem_init(&ps[i].sem, 0, 0);
 	}
 	if (n->props_tail)
 		n->props_tail->next = &ps[0];
@@ -166,7 +238,7 @@ static void propose_props(struct kv_node *n, struct prop *ps, size_t count,
 	pthread_cond_signal(&n->cond);
 	for (size_t i = 0; i < count; i++) {
 		ps[i].ret = prop_wait(n, &ps[i], deadline);
-		pthread_cond_destroy(&ps[i].cond);
+		sem_destroy(&ps[i].sem);
 	}
 }
 
@@ -417,26 +489,35 @@ int node_read_barrier(struct kv_node *n, bool linearizable)
 		return 0;
 	struct timespec deadline = node_deadline(n->write_timeout_ms);
 	pthread_mutex_lock(&n->mu);
-	uint64_t need = n->read_issued + 1;
-	if (need > n->read_need)
-		n->read_need = need;
-	pthread_cond_signal(&n->cond);
-	int ret = 0;
-	while (n->read_answered < need) {
-		if (n->stopping) {
-			ret = KV_ESHUTDOWN;
-			break;
-		}
-		if (node_past(&deadline)) {
-			ret = KV_ENOQUORUM;
-			break;
-		}
-		if (need < n->read_wake)
-			n->read_wake = need;
-		pthread_cond_timedwait(&n->read_cond, &n->mu, &deadline);
+	if (n->stopping) {
+		pthread_mutex_unlock(&n->mu);
+		return KV_ESHUTDOWN;
 	}
+	uint64_t need = n->read_issued + 1;
+	/* wake the node thread only for the first reader of a round, and
+	 * only if it may issue one now: once a round in flight is answered,
+	 * it looks at read_need again by itself */
+	if (need > n->read_need) {
+		n->read_need = need;
+		if (n->read_inflight < NODE_READ_PIPELINE)
+			pthread_cond_signal(&n->cond);
+	}
+	/* rounds only grow, so the list stays in round order */
+	struct node_waiter w = {.at = need, .listed = true};
+	sem_init(&w.sem, 0, 0);
+	if (n->readers_tail)
+		n->readers_tail->next = &w;
+	else
+		n->readers = &w;
+	n->readers_tail = &w;
+	int ret = waiter_sleep(n, &w, &n->readers, &n->readers_tail, &deadline);
 	if (ret == 0)
-		ret = wait_applied(n, n->read_index, &deadline);
+		ret = w.ret;
+	sem_destroy(&w.sem);
+	/* the map shows every applied entry (store_applied is published
+	 * with it): usually no wait, and no need for n->mu */
+	if (ret == 0 && store_applied(n->store) < w.index)
+		ret = wait_applied(n, w.index, &deadline);
 	pthread_mutex_unlock(&n->mu);
 	return ret;
 }

@@ -28,17 +28,53 @@ static void on_persisted(void *ctx, uint64_t index, uint64_t term)
 	pthread_mutex_unlock(&n->mu);
 }
 
-static void prop_finish(struct prop *p, int ret)
+/* Settle p (n->mu held) and put it on *wake, to be posted once n->mu is
+ * released (props_wake). */
+static void prop_finish(struct prop *p, int ret, struct prop **wake)
 {
 	p->ret = ret;
 	p->state = PROP_DONE;
-	pthread_cond_signal(&p->cond);
+	p->wake_next = *wake;
+	*wake = p;
+}
+
+/* Post the settled props of a list (n->mu not held); each may be gone as
+ * soon as it is posted. */
+static void props_wake(struct prop *list)
+{
+	while (list) {
+		struct prop *p = list;
+		list = p->wake_next;
+		sem_post(&p->sem);
+	}
+}
+
+/* Take the waiters of *head with at <= upto (all if upto is UINT64_MAX)
+ * off the list, settled with ret (and index), onto *wake. The list is
+ * ordered by at. n->mu held. */
+static void waiters_take(struct node_waiter **head, struct node_waiter **tail,
+			 uint64_t upto, uint64_t index, int ret,
+			 struct node_waiter **wake)
+{
+	while (*head && (*head)->at <= upto) {
+		struct node_waiter *w = *head;
+		*head = w->next;
+		w->listed = false;
+		w->index = index;
+		w->ret = ret;
+		w->wake_next = *wake;
+		*wake = w;
+	}
+	if (tail && !*head)
+		*tail = NULL;
 }
 
 static void on_applied(void *ctx, uint64_t index, uint64_t term,
 		       const struct kv_result *res)
 {
 	struct kv_node *n = ctx;
+	struct prop *done = NULL;
+	struct node_waiter *woken = NULL;
 	pthread_mutex_lock(&n->mu);
 	n->applied = index;
 	/* waiting is in index order: everything up to index is settled */
@@ -50,16 +86,16 @@ static void on_applied(void *ctx, uint64_t index, uint64_t term,
 		if (p->index == index && p->term == term) {
 			if (res)
 				p->res = *res;
-			prop_finish(p, 0);
+			prop_finish(p, 0, &done);
 		} else {
-			prop_finish(p, NODE_RETRY); /* lost to another leader */
+			/* lost to another leader */
+			prop_finish(p, NODE_RETRY, &done);
 		}
 	}
-	if (index >= n->applied_wake) {
-		n->applied_wake = UINT64_MAX; /* the woken set it again */
-		pthread_cond_broadcast(&n->applied_cond);
-	}
+	waiters_take(&n->appliers, NULL, index, 0, 0, &woken);
 	pthread_mutex_unlock(&n->mu);
+	props_wake(done);
+	node_wake_all(woken);
 }
 
 static void on_snapshotted(void *ctx, uint64_t index)
@@ -375,6 +411,7 @@ static void process(struct kv_node *n, struct raft_update *u)
 		pthread_mutex_unlock(&n->mu);
 	}
 	if (u->n_reads) {
+		struct node_waiter *woken = NULL;
 		pthread_mutex_lock(&n->mu);
 		for (size_t i = 0; i < u->n_reads; i++) {
 			const struct raft_read *rd = &u->reads[i];
@@ -397,11 +434,10 @@ static void process(struct kv_node *n, struct raft_update *u)
 			n->read_inflight =
 			    (unsigned)(n->read_issued - n->read_answered);
 		}
-		if (n->read_answered >= n->read_wake) {
-			n->read_wake = UINT64_MAX; /* the woken set it again */
-			pthread_cond_broadcast(&n->read_cond);
-		}
+		waiters_take(&n->readers, &n->readers_tail, n->read_answered,
+			     n->read_index, 0, &woken);
 		pthread_mutex_unlock(&n->mu);
+		node_wake_all(woken);
 	}
 }
 
@@ -427,6 +463,7 @@ static int conf_change(struct kv_node *n, struct prop *p)
 /* Propose what the inbox holds; called without n->mu, props TAKEN. */
 static void propose_all(struct kv_node *n, struct prop *list)
 {
+	struct prop *done = NULL;
 	for (struct prop *p = list; p; p = p->next) {
 		if (p->conf_op) {
 			p->ret = conf_change(n, p);
@@ -451,10 +488,11 @@ static void propose_all(struct kv_node *n, struct prop *list)
 		} else {
 			bool retry = p->ret == RAFT_ENOTLEADER ||
 				     (p->ret == RAFT_EBUSY && !p->conf_op);
-			prop_finish(p, retry ? NODE_RETRY : p->ret);
+			prop_finish(p, retry ? NODE_RETRY : p->ret, &done);
 		}
 	}
 	pthread_mutex_unlock(&n->mu);
+	props_wake(done);
 }
 
 static long ms_between(const struct timespec *a, const struct timespec *b)
@@ -527,11 +565,15 @@ static void *loop_main(void *arg)
 				peer_msgs_free(m->msgs, m->n);
 				free(m);
 			}
+			struct prop *done = NULL;
 			pthread_mutex_lock(&n->mu);
 			for (struct prop *p = props, *next; p; p = next) {
 				next = p->next;
-				prop_finish(p, KV_EFAILED);
+				prop_finish(p, KV_EFAILED, &done);
 			}
+			pthread_mutex_unlock(&n->mu);
+			props_wake(done);
+			pthread_mutex_lock(&n->mu);
 			next_tick = node_deadline(NODE_TICK_MS);
 			continue;
 		}
@@ -623,25 +665,28 @@ void node_loop_stop(struct kv_node *n)
 	n->stopping = true;
 	pthread_cond_broadcast(&n->cond);
 	pthread_cond_broadcast(&n->state_cond);
-	pthread_cond_broadcast(&n->read_cond);
-	pthread_cond_broadcast(&n->applied_cond);
 	pthread_mutex_unlock(&n->mu);
 	pthread_join(n->thread, NULL);
 	n->thread_started = false;
 	reap_sends(n, true);
 	/* proposals still queued or in the log will not be answered by the
 	 * core any more */
+	struct prop *done = NULL;
+	struct node_waiter *woken = NULL;
 	pthread_mutex_lock(&n->mu);
 	for (struct prop *p = n->props, *next; p; p = next) {
 		next = p->next;
-		prop_finish(p, KV_ESHUTDOWN);
+		prop_finish(p, KV_ESHUTDOWN, &done);
 	}
 	n->props = n->props_tail = NULL;
 	for (struct prop *p = n->waiting, *next; p; p = next) {
 		next = p->next;
-		prop_finish(p, KV_ESHUTDOWN);
+		prop_finish(p, KV_ESHUTDOWN, &done);
 	}
 	n->waiting = n->waiting_tail = NULL;
+	waiters_take(&n->readers, &n->readers_tail, UINT64_MAX, 0, KV_ESHUTDOWN,
+		     &woken);
+	waiters_take(&n->appliers, NULL, UINT64_MAX, 0, KV_ESHUTDOWN, &woken);
 	for (struct inmsg *m = n->msgs, *next; m; m = next) {
 		next = m->next;
 		peer_msgs_free(m->msgs, m->n);
@@ -649,4 +694,6 @@ void node_loop_stop(struct kv_node *n)
 	}
 	n->msgs = n->msgs_tail = NULL;
 	pthread_mutex_unlock(&n->mu);
+	props_wake(done);
+	node_wake_all(woken);
 }
