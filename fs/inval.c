@@ -20,6 +20,7 @@ struct fs_inval_item {
 
 static void *inval_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "kvfs-inval");
 	struct fs_inval *iv = arg;
 	char parent[KV_MAX_KEY + 2];
 	char last_parent[KV_MAX_KEY + 2] = "";

@@ -498,6 +498,7 @@ static long expire_queued(struct fwd *f, struct fwd_cmd **expired, long cap)
 
 static void *fwd_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "kvfs-forward");
 	struct fwd *f = arg;
 	for (;;) {
 		struct fwd_cmd *expired = NULL, *rest = NULL;

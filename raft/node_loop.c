@@ -247,6 +247,7 @@ static int install_snapshot(struct kv_node *n, const struct raft_update *u)
 
 static void *send_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "kvfs-snapsend");
 	struct snap_send *ss = arg;
 	struct kv_node *n = ss->n;
 	char path[4096], why[200] = "";
@@ -503,6 +504,7 @@ static long ms_between(const struct timespec *a, const struct timespec *b)
 
 static void *loop_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "kvfs-node");
 	struct kv_node *n = arg;
 	struct timespec next_tick = node_deadline(NODE_TICK_MS);
 	uint64_t compacted = 0;

@@ -407,6 +407,7 @@ static void backoff_wait(struct peer *p, unsigned ms)
 
 static void *sender_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "kvfs-peer");
 	struct peer *p = arg;
 	const struct peer_options *o = &p->set->opt;
 	struct curl_slist *hdrs = NULL;

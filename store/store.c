@@ -187,6 +187,7 @@ static void on_change(void *ctx, const char *key, size_t klen)
 
 static void *sync_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "kvfs-sync");
 	struct store *st = arg;
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
@@ -218,6 +219,7 @@ static void *sync_main(void *arg)
 
 static void *snap_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "kvfs-dbwrite");
 	struct store *st = arg;
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
@@ -823,6 +825,7 @@ static void handle(struct store *st, struct req *r)
 
 static void *owner_main(void *arg)
 {
+	pthread_setname_np(pthread_self(), "kvfs-store");
 	struct store *st = arg;
 	for (;;) {
 		pthread_mutex_lock(&st->mu);
