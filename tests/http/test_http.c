@@ -524,6 +524,35 @@ static void test_bad_keys_are_refused_with_400_bad_key(void **state)
 	resp_clear(&r);
 }
 
+/* The longest key, every byte of it percent-encoded (a URL of 3 KiB),
+ * fits the per-connection memory MHD parses a request in. */
+static void test_longest_key_percent_encoded_round_trips(void **state)
+{
+	char path[4 * 127 * 6 + 64] = "/kv/", key[KV_MAX_KEY + 1] = "";
+	struct resp r;
+
+	(void)state;
+	for (int s = 0; s < 4; s++) {
+		for (int i = 0; i < 127; i++) {
+			strcat(path, "%C3%A9");
+			strcat(key, "\xc3\xa9");
+		}
+		strcat(path, "/");
+		strcat(key, "/");
+	}
+	strcat(path, "abcd");
+	strcat(key, "abcd");
+	assert_int_equal(strlen(key), KV_MAX_KEY);
+	req("PUT", path, "long", 4, &r, NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", path, NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 4);
+	assert_memory_equal(r.body, "long", 4);
+	resp_clear(&r);
+}
+
 static void test_errors_carry_json_bodies_and_stable_codes(void **state)
 {
 	struct resp r;
@@ -989,6 +1018,7 @@ int main(void)
 	    cmocka_unit_test(test_conditional_writes_give_412_on_conflict),
 	    cmocka_unit_test(test_listing_paginates_with_limit_and_after),
 	    cmocka_unit_test(test_bad_keys_are_refused_with_400_bad_key),
+	    cmocka_unit_test(test_longest_key_percent_encoded_round_trips),
 	    cmocka_unit_test(test_errors_carry_json_bodies_and_stable_codes),
 	    cmocka_unit_test(test_put_without_length_is_411),
 	    cmocka_unit_test(test_oversized_bodies_are_413_without_being_read),
