@@ -9,8 +9,9 @@
  * that arrive while a round is in flight start the next round at once
  * rather than after it: rounds overlap, a read waits for one round, not
  * the rest of the current one and then its own (at most one new round
- * per request; a quorum's ack of round N confirms every round up to N). A new leader first commits its no-op (§8),
- * since before that its commit index may lag. Followers ask the leader. */
+ * per request; a quorum's ack of round N confirms every round up to N).
+ * A new leader first commits its no-op (§8), since before that its commit
+ * index may lag. Followers ask the leader. */
 #include <stdlib.h>
 
 #include "raft_impl.h"
