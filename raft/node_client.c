@@ -514,9 +514,7 @@ int node_read_barrier(struct kv_node *n, bool linearizable)
 	if (ret == 0)
 		ret = w.ret;
 	sem_destroy(&w.sem);
-	/* the map shows every applied entry (store_applied is published
-	 * with it): usually no wait, and no need for n->mu */
-	if (ret == 0 && store_applied(n->store) < w.index)
+	if (ret == 0) /* usually applied already: no wait */
 		ret = wait_applied(n, w.index, &deadline);
 	pthread_mutex_unlock(&n->mu);
 	return ret;
