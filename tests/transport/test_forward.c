@@ -267,6 +267,16 @@ struct slot {
 	int i;
 };
 
+/* An empty outcome, and sl[i] pointing at its i-th answer. */
+static void outcome_init(struct outcome *o, struct slot sl[16])
+{
+	memset(o, 0, sizeof(*o));
+	pthread_mutex_init(&o->mu, NULL);
+	pthread_cond_init(&o->cv, NULL);
+	for (int i = 0; i < 16; i++)
+		sl[i] = (struct slot){o, i};
+}
+
 static void on_done_cmd(void *ctx, int ret, uint64_t index,
 			const struct kv_result *res)
 {
@@ -331,12 +341,9 @@ test_forwarder_sends_what_queued_meanwhile_as_one_batch(void **state)
 	(void)state;
 	struct leader *l = leader_start();
 	struct fwd *f;
-	struct outcome o = {.answered = 0};
+	struct outcome o;
 	struct slot sl[16];
-	pthread_mutex_init(&o.mu, NULL);
-	pthread_cond_init(&o.cv, NULL);
-	for (int i = 0; i < 16; i++)
-		sl[i] = (struct slot){&o, i};
+	outcome_init(&o, sl);
 	assert_int_equal(fwd_new("c-1", "tok", &f), 0);
 	fill_inflight(f, l, sl);
 	int k = FWD_INFLIGHT;
@@ -370,12 +377,9 @@ static void test_forwarder_never_mixes_two_leaders_in_one_batch(void **state)
 	(void)state;
 	struct leader *l = leader_start(), *l2 = leader_start();
 	struct fwd *f;
-	struct outcome o = {.answered = 0};
+	struct outcome o;
 	struct slot sl[16];
-	pthread_mutex_init(&o.mu, NULL);
-	pthread_cond_init(&o.cv, NULL);
-	for (int i = 0; i < 16; i++)
-		sl[i] = (struct slot){&o, i};
+	outcome_init(&o, sl);
 	assert_int_equal(fwd_new("c-1", "tok", &f), 0);
 	fill_inflight(f, l, sl);
 	int k = FWD_INFLIGHT;
@@ -402,12 +406,9 @@ test_forwarder_sends_one_by_one_to_a_leader_refusing_batches(void **state)
 	(void)state;
 	struct leader *l = leader_start();
 	struct fwd *f;
-	struct outcome o = {.answered = 0};
+	struct outcome o;
 	struct slot sl[16];
-	pthread_mutex_init(&o.mu, NULL);
-	pthread_cond_init(&o.cv, NULL);
-	for (int i = 0; i < 16; i++)
-		sl[i] = (struct slot){&o, i};
+	outcome_init(&o, sl);
 	l->refuse_batches = true;
 	assert_int_equal(fwd_new("c-1", "tok", &f), 0);
 	fill_inflight(f, l, sl);
@@ -428,10 +429,9 @@ static void test_forwarder_answers_retry_when_nothing_was_sent(void **state)
 {
 	(void)state;
 	struct fwd *f;
-	struct outcome o = {.answered = 0};
-	struct slot sl[2] = {{&o, 0}, {&o, 1}};
-	pthread_mutex_init(&o.mu, NULL);
-	pthread_cond_init(&o.cv, NULL);
+	struct outcome o;
+	struct slot sl[16];
+	outcome_init(&o, sl);
 	assert_int_equal(fwd_new("c-1", "tok", &f), 0);
 	/* a leader that is gone: the connection is refused */
 	struct leader *l = leader_start();
@@ -453,12 +453,9 @@ test_forwarder_answers_no_quorum_once_sent_and_stops_at_once(void **state)
 	(void)state;
 	struct leader *l = leader_start();
 	struct fwd *f;
-	struct outcome o = {.answered = 0};
+	struct outcome o;
 	struct slot sl[16];
-	pthread_mutex_init(&o.mu, NULL);
-	pthread_cond_init(&o.cv, NULL);
-	for (int i = 0; i < 16; i++)
-		sl[i] = (struct slot){&o, i};
+	outcome_init(&o, sl);
 	assert_int_equal(fwd_new("c-1", "tok", &f), 0);
 	leader_gate(l, true);
 	/* sent, and the deadline passes while the leader holds it */
