@@ -859,8 +859,11 @@ static void *owner_main(void *arg)
 			batch = r->next;
 			handle(st, r);
 		}
-		start_sync(st);
+		/* the room first: once the sync starts, its thread may report
+		 * these appends durable, and the room must already count them
+		 */
 		update_room(st);
+		start_sync(st);
 		if (!st->failed)
 			maybe_snapshot(st);
 	}
