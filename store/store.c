@@ -91,7 +91,9 @@ struct store {
 	bool workers_stop; /* the owner has exited: sync/snapshot threads too */
 
 	pthread_t owner, syncer, snapper;
-	pthread_cond_t job_cond;
+	/* one condition each: a shared one woke the db writer at every
+	 * sync (a wasted thread wake-up per group commit) */
+	pthread_cond_t sync_cond, snap_cond;
 	struct log_sync *sync_job;	    /* handed to the sync thread */
 	uint64_t sync_p_index, sync_p_term; /* the last append it covers */
 	int sync_ret;
@@ -192,7 +194,7 @@ static void *sync_main(void *arg)
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
 		while (!st->sync_job && !st->workers_stop)
-			pthread_cond_wait(&st->job_cond, &st->mu);
+			pthread_cond_wait(&st->sync_cond, &st->mu);
 		if (!st->sync_job)
 			break;
 		struct log_sync *job = st->sync_job;
@@ -224,7 +226,7 @@ static void *snap_main(void *arg)
 	pthread_mutex_lock(&st->mu);
 	for (;;) {
 		while (!st->snap_job && !st->workers_stop)
-			pthread_cond_wait(&st->job_cond, &st->mu);
+			pthread_cond_wait(&st->snap_cond, &st->mu);
 		if (!st->snap_job)
 			break;
 		pthread_mutex_unlock(&st->mu);
@@ -608,7 +610,7 @@ static void start_snapshot(struct store *st)
 	st->snap_running = true;
 	pthread_mutex_lock(&st->mu);
 	st->snap_job = true;
-	pthread_cond_broadcast(&st->job_cond);
+	pthread_cond_signal(&st->snap_cond);
 	pthread_mutex_unlock(&st->mu);
 }
 
@@ -696,7 +698,7 @@ static void start_sync(struct store *st)
 	st->sync_job = job;
 	st->sync_p_index = p_index;
 	st->sync_p_term = p_term;
-	pthread_cond_broadcast(&st->job_cond);
+	pthread_cond_signal(&st->sync_cond);
 	pthread_mutex_unlock(&st->mu);
 }
 
@@ -1016,7 +1018,8 @@ int store_open(const struct store_options *opt, struct store **out,
 
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cond, NULL);
-	pthread_cond_init(&st->job_cond, NULL);
+	pthread_cond_init(&st->sync_cond, NULL);
+	pthread_cond_init(&st->snap_cond, NULL);
 	/* writers first: a stream of readers must not hold off the owner */
 	pthread_rwlockattr_t rwa;
 	pthread_rwlockattr_init(&rwa);
@@ -1041,18 +1044,21 @@ int store_open(const struct store_options *opt, struct store **out,
 err_owner:
 	pthread_mutex_lock(&st->mu);
 	st->workers_stop = true;
-	pthread_cond_broadcast(&st->job_cond);
+	pthread_cond_broadcast(&st->sync_cond);
+	pthread_cond_broadcast(&st->snap_cond);
 	pthread_mutex_unlock(&st->mu);
 	pthread_join(st->snapper, NULL);
 err_snap:
 	pthread_mutex_lock(&st->mu);
 	st->workers_stop = true;
-	pthread_cond_broadcast(&st->job_cond);
+	pthread_cond_broadcast(&st->sync_cond);
+	pthread_cond_broadcast(&st->snap_cond);
 	pthread_mutex_unlock(&st->mu);
 	pthread_join(st->syncer, NULL);
 err_sync:
 	pthread_rwlock_destroy(&st->map_lock);
-	pthread_cond_destroy(&st->job_cond);
+	pthread_cond_destroy(&st->sync_cond);
+	pthread_cond_destroy(&st->snap_cond);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->mu);
 err_log:
@@ -1080,7 +1086,8 @@ void store_close(struct store *st)
 	pthread_join(st->owner, NULL);
 	pthread_mutex_lock(&st->mu);
 	st->workers_stop = true;
-	pthread_cond_broadcast(&st->job_cond);
+	pthread_cond_broadcast(&st->sync_cond);
+	pthread_cond_broadcast(&st->snap_cond);
 	pthread_mutex_unlock(&st->mu);
 	pthread_join(st->syncer, NULL);
 	pthread_join(st->snapper, NULL);
@@ -1094,7 +1101,8 @@ void store_close(struct store *st)
 	map_free(st->map);
 	free(st->conf_json);
 	pthread_rwlock_destroy(&st->map_lock);
-	pthread_cond_destroy(&st->job_cond);
+	pthread_cond_destroy(&st->sync_cond);
+	pthread_cond_destroy(&st->snap_cond);
 	pthread_cond_destroy(&st->cond);
 	pthread_mutex_destroy(&st->mu);
 	close(st->lock_fd);
