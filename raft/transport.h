@@ -2,8 +2,9 @@
  *
  * Two pieces: the codec (msg.c) turns a batch of struct raft_message into
  * one versioned JSON document and back, strictly; the peer senders
- * (peer.c) run one thread per peer with a bounded queue that POSTs batches
- * to http://ADDR/raft/message over a kept-alive libcurl connection. The
+ * (peer.c) run one thread per peer with a bounded queue that writes
+ * batches as frames of one long POST to http://ADDR/raft/stream over a
+ * kept-alive libcurl connection. The
  * receiving side is the HTTP listener (http*.c), which calls
  * peer_token_equal and peer_handle_body (peer_recv.c). The wire format,
  * headers, queue bounds and backoff are in docs/peer-protocol.md. */
@@ -18,10 +19,16 @@
 
 /* The wire format's version ("version" in every batch). */
 #define PEER_PROTOCOL_VERSION 1
-/* The path every batch is POSTed to, and its headers. */
-#define PEER_PATH	 "/raft/message"
-#define PEER_HDR_CLUSTER "X-Kvfs-Cluster"
-#define PEER_HDR_TOKEN	 "X-Kvfs-Token"
+/* A sender streams its batches to PEER_STREAM_PATH, one long POST whose
+ * body is a sequence of frames (peer_frames_feed); PEER_PATH takes one
+ * batch per POST (the form before streams, still served). Both carry the
+ * cluster id and token headers; a stream also names its version in
+ * PEER_HDR_PROTOCOL, checked before its body is read. */
+#define PEER_PATH	  "/raft/message"
+#define PEER_STREAM_PATH  "/raft/stream"
+#define PEER_HDR_CLUSTER  "X-Kvfs-Cluster"
+#define PEER_HDR_TOKEN	  "X-Kvfs-Token"
+#define PEER_HDR_PROTOCOL "X-Kvfs-Protocol"
 /* The largest batch body a sender builds (one message may exceed the
  * batch target alone: a 16 MiB value in base64) and the receiver must
  * accept. */
@@ -97,6 +104,40 @@ bool peer_token_equal(const char *got, const char *want);
  * 0 -> 204, -EINVAL -> 400, -EACCES (bad token) and -EPERM (other
  * cluster) -> 403, KV_EVERSION -> 409, -ENOMEM -> 503, else 500. */
 int peer_http_status(int err);
+
+/* ---- Frames of a stream (peer_recv.c); pure, any thread ---- */
+
+/* A frame is its payload's length in lowercase hex (at most 16 digits), a
+ * '\n', then the payload: one batch document as POST /raft/message
+ * takes it. peer_frame_header writes the header of a payload of len bytes
+ * into buf (at least PEER_FRAME_HDR_MAX bytes) and returns its length. */
+#define PEER_FRAME_HDR_MAX 18
+size_t peer_frame_header(size_t len, char *buf);
+
+/* A receiver's state between pieces of a stream. Zero it to start;
+ * peer_frames_free releases it. */
+struct peer_frames {
+	char *buf; /* a frame that is not complete yet */
+	size_t len, cap;
+	size_t need; /* payload bytes of the current frame */
+	bool in_payload;
+	char line[PEER_FRAME_HDR_MAX];
+	size_t line_len;
+};
+
+/* Called with each complete payload (not NUL-terminated; valid during the
+ * call only). Nonzero stops the stream and is returned by the feed. */
+typedef int (*peer_frame_fn)(void *ctx, const char *payload, size_t len);
+
+/* Take data[0..n) of a stream in whatever pieces it arrives, calling fn
+ * with each frame completed; payloads longer than max are refused. 0,
+ * -EINVAL (a malformed length line; why filled), -EFBIG (a payload over
+ * max), -ENOMEM, or what fn returned. After an error the stream is
+ * over. */
+int peer_frames_feed(struct peer_frames *f, const char *data, size_t n,
+		     size_t max, peer_frame_fn fn, void *ctx, char *why,
+		     size_t why_len);
+void peer_frames_free(struct peer_frames *f);
 
 /* ---- The peer senders (peer.c) ---- */
 

@@ -4,7 +4,9 @@
  * text and binary data, and a table of malformed and hostile documents
  * that must be refused with the right code. A mutation pass (truncations
  * and byte flips of a valid batch) checks that nothing crashes; run it
- * under ASan (meson setup -Db_sanitize=address,undefined). */
+ * under ASan (meson setup -Db_sanitize=address,undefined). The frames of
+ * a stream (peer_recv.c) are cut the same whatever pieces they come in. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -599,6 +601,127 @@ static void test_token_compare_and_status_mapping(void **state)
 	assert_int_equal(peer_http_status(-ENOMEM), 503);
 }
 
+/* ---- Frames of a stream (peer_recv.c) ---- */
+
+struct got_frames {
+	char text[4096];
+	size_t len;
+	unsigned n;
+	unsigned stop_at; /* nonzero: return -EPIPE at this frame */
+};
+
+/* Record each payload as "<payload>|". */
+static int collect(void *ctx, const char *p, size_t len)
+{
+	struct got_frames *g = ctx;
+
+	g->n++;
+	if (g->stop_at && g->n == g->stop_at)
+		return -EPIPE;
+	assert_true(g->len + len + 1 < sizeof(g->text));
+	memcpy(g->text + g->len, p, len);
+	g->len += len;
+	g->text[g->len++] = '|';
+	g->text[g->len] = '\0';
+	return 0;
+}
+
+/* A stream of three frames and a keep-alive (an empty frame). */
+static size_t stream_text(char *buf, size_t cap)
+{
+	static const char *payloads[] = {"{\"a\":1}", "", "xyz",
+					 "{\"long\":\"0123456789abcdef\"}"};
+	size_t n = 0;
+
+	for (size_t i = 0; i < 4; i++) {
+		char hdr[PEER_FRAME_HDR_MAX];
+		size_t plen = strlen(payloads[i]);
+		size_t h = peer_frame_header(plen, hdr);
+		assert_true(n + h + plen < cap);
+		memcpy(buf + n, hdr, h);
+		memcpy(buf + n + h, payloads[i], plen);
+		n += h + plen;
+	}
+	return n;
+}
+
+static void test_frames_arrive_whole_in_any_pieces(void **state)
+{
+	char buf[256];
+	size_t total = stream_text(buf, sizeof(buf));
+	const char *want = "{\"a\":1}|xyz|{\"long\":\"0123456789abcdef\"}|";
+
+	(void)state;
+	assert_memory_equal(buf, "7\n{\"a\":1}0\n3\nxyz1b\n", 18);
+	/* every piece size, from one byte at a time to all at once */
+	for (size_t piece = 1; piece <= total; piece++) {
+		struct peer_frames f = {0};
+		struct got_frames g = {0};
+		for (size_t off = 0; off < total; off += piece) {
+			size_t k = total - off < piece ? total - off : piece;
+			assert_int_equal(peer_frames_feed(&f, buf + off, k, 64,
+							  collect, &g, NULL, 0),
+					 0);
+		}
+		assert_string_equal(g.text, want);
+		assert_int_equal(g.n, 3); /* the empty frame is no payload */
+		assert_false(f.in_payload);
+		assert_int_equal(f.line_len, 0);
+		peer_frames_free(&f);
+	}
+}
+
+static void test_frames_refuse_bad_lengths_and_stop_on_request(void **state)
+{
+	static const struct {
+		const char *text;
+		int err;
+	} bad[] = {
+	    {"\n", -EINVAL},		      /* no length */
+	    {"1A\n", -EINVAL},		      /* upper case */
+	    {"-1\n", -EINVAL},		      /* a sign */
+	    {" 5\n", -EINVAL},		      /* a space */
+	    {"12345678901234567\n", -EINVAL}, /* 17 digits */
+	    {"ffffffffffffffff\n", -EFBIG},   /* 2^64 - 1 */
+	    {"41\n", -EFBIG},		      /* 65 > the limit of 64 */
+	};
+	char why[160];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct peer_frames f = {0};
+		struct got_frames g = {0};
+		why[0] = '\0';
+		assert_int_equal(
+		    peer_frames_feed(&f, bad[i].text, strlen(bad[i].text), 64,
+				     collect, &g, why, sizeof(why)),
+		    bad[i].err);
+		assert_true(why[0] != '\0');
+		assert_int_equal(g.n, 0);
+		peer_frames_free(&f);
+	}
+	/* a frame of exactly the limit is fine */
+	struct peer_frames f = {0};
+	struct got_frames g = {0};
+	char big[3 + 64];
+	memcpy(big, "40\n", 3);
+	memset(big + 3, 'x', 64);
+	assert_int_equal(
+	    peer_frames_feed(&f, big, sizeof(big), 64, collect, &g, NULL, 0),
+	    0);
+	assert_int_equal(g.n, 1);
+	peer_frames_free(&f);
+	/* the callback's error ends the feed with it */
+	char buf[256];
+	size_t total = stream_text(buf, sizeof(buf));
+	struct got_frames stop = {.stop_at = 2};
+	assert_int_equal(
+	    peer_frames_feed(&f, buf, total, 64, collect, &stop, NULL, 0),
+	    -EPIPE);
+	assert_string_equal(stop.text, "{\"a\":1}|");
+	peer_frames_free(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -616,6 +739,9 @@ int main(void)
 		test_decoder_survives_truncated_and_mutated_batches),
 	    cmocka_unit_test(test_handle_body_checks_destination_and_numbering),
 	    cmocka_unit_test(test_token_compare_and_status_mapping),
+	    cmocka_unit_test(test_frames_arrive_whole_in_any_pieces),
+	    cmocka_unit_test(
+		test_frames_refuse_bad_lengths_and_stop_on_request),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
