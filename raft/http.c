@@ -6,9 +6,10 @@
  * starving the others. A request is routed by the table below as soon as
  * its headers are in, so bad keys, unknown paths and oversized bodies are
  * refused before any body is read; bodies are then taken in up to the
- * route's limit and the route's handler runs once the request is complete.
+ * route's limit and the route's handler runs once the request is complete;
+ * a stream (a peer's /raft/stream) is handed over piece by piece instead.
  * Responses and the error mapping are in http_reply.c, the client
- * endpoints in http_kv.c; peers' endpoints join the route table later. */
+ * endpoints in http_kv.c, the peers' in http_peer.c. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -45,26 +46,29 @@
 static const struct http_route routes[] = {
     {"/kv/", false, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_POST | HTTP_DELETE,
      HTTP_PUT | HTTP_POST, HTTP_BODY_RAW, KV_MAX_VALUE, http_kv_check,
-     http_kv_handle},
+     http_kv_handle, NULL},
     {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_status_handle},
+     http_status_handle, NULL},
     /* mmapd's endpoints, kept for its users. */
     {"/set/", false, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT, HTTP_BODY_FORM,
-     KV_MAX_VALUE, http_mmapd_check, http_mmapd_set},
+     KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL},
     {"/get/", false, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
-     http_mmapd_check, http_mmapd_get},
-    /* peers (http_peer.c) */
-    {"/raft/message", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, PEER_MAX_BODY,
-     http_peer_check, http_peer_message},
+     http_mmapd_check, http_mmapd_get, NULL},
+    /* peers (http_peer.c); max_body of a stream is one frame's payload */
+    {PEER_STREAM_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_STREAM,
+     PEER_MAX_BODY, http_peer_stream_check, http_peer_stream_end,
+     http_peer_stream_data},
+    {PEER_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, PEER_MAX_BODY,
+     http_peer_check, http_peer_message, NULL},
     {"/raft/propose", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     PEER_MAX_PROPOSE, http_peer_check, http_peer_propose},
+     PEER_MAX_PROPOSE, http_peer_check, http_peer_propose, NULL},
     {"/raft/snapshot", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot},
+     SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot, NULL},
     /* membership (http_cluster.c) */
     {"/cluster/members", true, HTTP_GET | HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     1024, NULL, http_cluster_members},
+     1024, NULL, http_cluster_members, NULL},
     {"/cluster/members/", false, HTTP_DELETE, 0, HTTP_BODY_NONE, 0, NULL,
-     http_cluster_member},
+     http_cluster_member, NULL},
 };
 
 static unsigned method_bit(const char *m)
@@ -265,6 +269,9 @@ static bool check_body_headers(struct http_req *r)
 						      : r->route->max_body;
 	unsigned long long len = 0;
 
+	if (r->route->body == HTTP_BODY_STREAM)
+		return true; /* unbounded; its frames are bounded */
+
 	if (!cl && !chunked) {
 		if (r->route->body == HTTP_BODY_RAW) {
 			http_fail(r, MHD_HTTP_LENGTH_REQUIRED,
@@ -343,6 +350,8 @@ static enum MHD_Result request_body(struct http_req *r, const char *data,
 				    size_t size)
 {
 	r->received += size;
+	if (r->route->body == HTTP_BODY_STREAM)
+		return r->route->stream(r, data, size);
 	if (r->received > HTTP_DRAIN_MAX)
 		return MHD_NO; /* refused anyway; stop reading */
 	if (!(r->method & r->route->body_methods) || r->too_large || r->busy ||
@@ -421,6 +430,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		return;
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
+	if (r->ctx_free)
+		r->ctx_free(r->ctx);
 	body_drop(r);
 	free(r->key);
 	free(r);

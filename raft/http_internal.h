@@ -29,9 +29,11 @@ enum http_method {
 
 /* How a route takes its body. */
 enum http_body {
-	HTTP_BODY_NONE, /* ignored (drained, not kept) */
-	HTTP_BODY_RAW,	/* kept as bytes, up to the route's max_body */
-	HTTP_BODY_FORM, /* form fields through MHD's post processor */
+	HTTP_BODY_NONE,	  /* ignored (drained, not kept) */
+	HTTP_BODY_RAW,	  /* kept as bytes, up to the route's max_body */
+	HTTP_BODY_FORM,	  /* form fields through MHD's post processor */
+	HTTP_BODY_STREAM, /* handed to the route's stream callback piece by
+			     piece as it arrives, never held whole */
 };
 
 struct http_req;
@@ -54,6 +56,10 @@ struct http_route {
 	/* Called once the whole request is in; must queue a response. Runs
 	 * on the connection's own thread and may block (a commit). */
 	enum MHD_Result (*handle)(struct http_req *r);
+	/* HTTP_BODY_STREAM: each piece of the body as it arrives (MHD_NO
+	 * drops the connection); handle runs once the body ended. */
+	enum MHD_Result (*stream)(struct http_req *r, const char *data,
+				  size_t size);
 };
 
 /* One request, from its headers to its completion. */
@@ -86,6 +92,10 @@ struct http_req {
 	bool value_done;   /* FORM: later "value" fields are ignored */
 	bool bad_form;	   /* FORM: the post processor refused the body */
 	struct MHD_PostProcessor *pp;
+
+	/* A handler's own state for the request, freed with ctx_free. */
+	void *ctx;
+	void (*ctx_free)(void *ctx);
 
 	bool answered; /* a response was queued */
 };
@@ -154,6 +164,12 @@ enum MHD_Result http_status_handle(struct http_req *r);
 #define PEER_MAX_PROPOSE PEER_MAX_BODY
 bool http_peer_check(struct http_req *r);
 enum MHD_Result http_peer_message(struct http_req *r);
+/* POST /raft/stream: the check (http_peer_check and the protocol version
+ * header), each piece of the body, and its end. */
+bool http_peer_stream_check(struct http_req *r);
+enum MHD_Result http_peer_stream_data(struct http_req *r, const char *data,
+				      size_t size);
+enum MHD_Result http_peer_stream_end(struct http_req *r);
 enum MHD_Result http_peer_propose(struct http_req *r);
 enum MHD_Result http_peer_snapshot(struct http_req *r);
 

@@ -1,16 +1,16 @@
 /* http_peer.c - the endpoints peers call on a node's listener.
  *
- * POST /raft/message carries a batch of Raft messages (raft/transport.h,
- * docs/peer-protocol.md); it is answered 204 as soon as the batch is
- * decoded and handed to the node thread: Raft's answers travel as messages
- * of their own. POST /raft/propose is a follower forwarding clients'
- * writes (forward.c): one command (a JSON object, the form before
- * batches) or a batch (a JSON array of them), answered once they are
- * applied here, a batch with one result per command.
- * POST /raft/snapshot brings a leader's db file in chunks (snapxfer.h);
- * a verified file waits for the snapshot message that installs it.
- * Both refuse, before reading a body, a request without this cluster's id
- * and token. */
+ * POST /raft/stream is a peer's sender: one long request whose body is a
+ * sequence of frames, each a batch of Raft messages (raft/transport.h,
+ * docs/peer-protocol.md) handed to the node thread as soon as it is in;
+ * Raft's answers travel on the stream the other way. POST /raft/message
+ * carries one batch, answered 204 once it is handed over. POST /raft/propose is
+ * a follower forwarding clients' writes (forward.c): one command (a JSON
+ * object, the form before batches) or a batch (a JSON array of them), answered
+ * once they are applied here, a batch with one result per command. POST
+ * /raft/snapshot brings a leader's db file in chunks (snapxfer.h); a verified
+ * file waits for the snapshot message that installs it. All refuse, before
+ * reading a body, a request without this cluster's id and token. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -76,6 +76,84 @@ enum MHD_Result http_peer_message(struct http_req *r)
 		return MHD_NO;
 	return http_queue(r, MHD_HTTP_NO_CONTENT, resp);
 }
+
+/* ---- POST /raft/stream ---- */
+
+bool http_peer_stream_check(struct http_req *r)
+{
+	if (!http_peer_check(r))
+		return false;
+	const char *v = http_header(r, PEER_HDR_PROTOCOL);
+	char want[16], why[120];
+	snprintf(want, sizeof(want), "%d", PEER_PROTOCOL_VERSION);
+	if (v && strcmp(v, want) == 0)
+		return true;
+	snprintf(why, sizeof(why),
+		 "peer protocol version %.16s, this node speaks %d",
+		 v ? v : "(none)", PEER_PROTOCOL_VERSION);
+	fprintf(stderr,
+		"kvfs: refused a peer stream in another format version: %s\n",
+		why);
+	http_fail(r, MHD_HTTP_CONFLICT, "version", why);
+	return false;
+}
+
+static int on_frame(void *ctx, const char *p, size_t len)
+{
+	struct http_req *r = ctx;
+	struct raft_message *msgs = NULL;
+	size_t n = 0;
+	char why[160] = "";
+	int err =
+	    peer_handle_body(p, len, node_cluster_id(r->node), node_id(r->node),
+			     &msgs, &n, why, sizeof(why));
+	if (err != 0) {
+		fprintf(stderr, "kvfs: closed a peer stream: %s\n",
+			why[0] ? why : kv_strerror(err));
+		return err;
+	}
+	/* a node thread that is behind drops them, as a network would */
+	if (n > 0)
+		node_deliver(r->node, msgs, n);
+	return 0;
+}
+
+static void frames_free(void *ctx)
+{
+	peer_frames_free(ctx);
+	free(ctx);
+}
+
+enum MHD_Result http_peer_stream_data(struct http_req *r, const char *data,
+				      size_t size)
+{
+	struct peer_frames *f = r->ctx;
+	if (f == NULL) {
+		f = calloc(1, sizeof(*f));
+		if (f == NULL)
+			return MHD_NO;
+		r->ctx = f;
+		r->ctx_free = frames_free;
+	}
+	char why[160] = "";
+	int err = peer_frames_feed(f, data, size, r->route->max_body, on_frame,
+				   r, why, sizeof(why));
+	if (err == -EINVAL || err == -EFBIG)
+		fprintf(stderr, "kvfs: closed a peer stream: %s\n", why);
+	/* a bad frame ends the stream: the sender opens a new one */
+	return err == 0 ? MHD_YES : MHD_NO;
+}
+
+enum MHD_Result http_peer_stream_end(struct http_req *r)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	return http_queue(r, MHD_HTTP_NO_CONTENT, resp);
+}
+
+/* ---- POST /raft/propose ---- */
 
 /* A batch: one result per command, in order, each {"index","err","rev"}
  * or {"status":S} with the status the single form would have answered
