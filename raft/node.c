@@ -676,13 +676,6 @@ static const char *role_name(enum raft_role r)
 	return "follower";
 }
 
-static uint64_t now_ms(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
-}
-
 /* The peers array of /status: membership and replication as published
  * by the node thread, the senders' view of each connection. */
 static void status_peers(struct kv_node *n, cJSON *j)
@@ -694,8 +687,13 @@ static void status_peers(struct kv_node *n, cJSON *j)
 	unsigned count = n->n_members;
 	struct node_member m[RAFT_MAX_SERVERS];
 	memcpy(m, n->members, sizeof(m));
+	uint64_t heard[RAFT_MAX_SERVERS] = {0};
+	for (unsigned i = 0; i < count; i++)
+		for (size_t k = 0; k < RAFT_MAX_SERVERS; k++)
+			if (n->heard[k].id == m[i].id)
+				heard[i] = n->heard[k].ms;
 	pthread_mutex_unlock(&n->mu);
-	uint64_t now = now_ms();
+	uint64_t mono = node_mono_ms();
 	for (unsigned i = 0; i < count; i++) {
 		if (m[i].id == n->id)
 			continue;
@@ -718,8 +716,7 @@ static void status_peers(struct kv_node *n, cJSON *j)
 				cJSON_AddNullToObject(p, "reachable");
 			cJSON_AddNumberToObject(
 			    p, "last_contact_ms",
-			    info.last_ok_ms ? (double)(now - info.last_ok_ms)
-					    : -1.0);
+			    heard[i] ? (double)(mono - heard[i]) : -1.0);
 			cJSON_AddNumberToObject(p, "queued",
 						(double)info.queued);
 			cJSON_AddNumberToObject(p, "sent", (double)info.sent);

@@ -520,6 +520,33 @@ int node_read_barrier(struct kv_node *n, bool linearizable)
 	return ret;
 }
 
+uint64_t node_mono_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000 + (uint64_t)t.tv_nsec / 1000000;
+}
+
+/* Note that peer id was heard from now. n->mu held. */
+static void node_heard(struct kv_node *n, uint64_t id)
+{
+	size_t free_slot = RAFT_MAX_SERVERS, oldest = 0;
+	for (size_t i = 0; i < RAFT_MAX_SERVERS; i++) {
+		if (n->heard[i].id == id) {
+			n->heard[i].ms = node_mono_ms();
+			return;
+		}
+		if (n->heard[i].id == 0 && free_slot == RAFT_MAX_SERVERS)
+			free_slot = i;
+		if (n->heard[i].ms < n->heard[oldest].ms)
+			oldest = i;
+	}
+	/* a removed member's slot is the oldest once the table is full */
+	size_t i = free_slot < RAFT_MAX_SERVERS ? free_slot : oldest;
+	n->heard[i].id = id;
+	n->heard[i].ms = node_mono_ms();
+}
+
 int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count)
 {
 	struct inmsg *m = malloc(sizeof(*m));
@@ -544,6 +571,7 @@ int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count)
 		n->msgs = m;
 	n->msgs_tail = m;
 	n->inbox_msgs += count;
+	node_heard(n, msgs[0].from);
 	pthread_cond_signal(&n->cond);
 	pthread_mutex_unlock(&n->mu);
 	return 0;

@@ -161,6 +161,13 @@ struct kv_node {
 	/* readers waiting for a round, in arrival order (so by round) */
 	struct node_waiter *readers, *readers_tail;
 	unsigned read_inflight; /* rounds issued, not answered nor failed */
+
+	/* When each peer's messages last reached this node (CLOCK_MONOTONIC
+	 * ms; under mu): /status's last contact. A sender cannot tell: its
+	 * stream takes bytes while a frozen peer's socket has room. */
+	struct {
+		uint64_t id, ms;
+	} heard[RAFT_MAX_SERVERS];
 	struct timespec read_issued_at;
 	struct timespec read_retry_at; /* no leader: not before this */
 
@@ -195,6 +202,8 @@ int node_propose_forwarded_batch(struct kv_node *n, const struct fwd_span *cmds,
 				 size_t count, int *rets, struct kv_result *res,
 				 uint64_t *index);
 
+/* CLOCK_MONOTONIC in ms. */
+uint64_t node_mono_ms(void);
 /* Absolute CLOCK_MONOTONIC deadline ms from now, and the test. */
 struct timespec node_deadline(int ms);
 bool node_past(const struct timespec *deadline);

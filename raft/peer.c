@@ -1,14 +1,18 @@
 /* peer.c - the peer senders: one thread and one bounded queue per peer.
  *
  * peers_send copies messages into the destination's queue and returns at
- * once; the peer's thread takes everything queued (up to a batch size),
- * encodes it as one document (msg.c) and POSTs it over a libcurl handle
- * that it keeps, so the connection stays alive between batches. The POST
- * runs in a multi handle that peers_remove/peers_free can wake, so stopping
- * never waits for a network timeout. Raft tolerates loss, so a full queue
- * drops old messages and a failed batch is not retried (the core resends
- * appends); failures back off exponentially. Receiving is in msg.c and
- * http*.c; the protocol is in docs/peer-protocol.md. */
+ * once; the peer's thread keeps one long POST open to the peer (a stream)
+ * and writes everything queued (up to a batch size) into its body as one
+ * frame, encoded by msg.c, as soon as the previous frame is on its way: no
+ * request to build and no answer to wait for per batch. The stream runs in
+ * a curl multi handle that peers_send wakes for a new message and
+ * peers_remove/peers_free wake to stop, so stopping never waits for a
+ * network timeout; an idle stream is ended and the next message opens
+ * another on the same connection. Raft tolerates loss, so a full queue
+ * drops old messages and a frame lost with a failed stream is not retried
+ * (the core resends appends); failures back off exponentially. Receiving
+ * is in peer_recv.c and http*.c; the protocol is in
+ * docs/peer-protocol.md. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -33,6 +37,12 @@
 /* Bytes of an error response kept for last_err. */
 #define RESP_KEEP 120
 
+/* An idle stream is closed after this long (and opened again by the next
+ * message), so no connection waits for nothing. */
+#define STREAM_IDLE_MS 5000
+/* A sender with an open stream looks at its timers this often. */
+#define STREAM_TICK_MS 100
+
 /* One queued message, a deep copy. */
 struct qmsg {
 	struct qmsg *next;
@@ -49,8 +59,24 @@ struct peer {
 	CURLM *multi; /* outlives the thread, so a stopper may wake it */
 	atomic_bool stop;
 
+	/* the frame being written to the open stream (sender thread;
+	 * done_* are read under mu by the sender only) */
+	struct stream_out {
+		char hdr[PEER_FRAME_HDR_MAX]; /* the length line */
+		char *body;		      /* the payload */
+		size_t hlen;		      /* bytes of hdr */
+		size_t len, off;   /* the frame's bytes, those curl took */
+		size_t msgs;	   /* messages in the frame */
+		uint64_t moved_ms; /* curl last took bytes, or the frame came */
+		bool paused;	   /* curl waits for the next frame */
+		bool closing;	   /* idle: end the body */
+		size_t done_msgs;  /* handed to curl, not yet counted */
+		size_t done_frames; /* ditto, frames */
+	} out;
+
 	pthread_mutex_t mu; /* guards everything below */
 	pthread_cond_t cv;  /* a message arrived, or stop */
+	bool sleeping;	    /* the sender polls its open stream */
 	struct qmsg *head, *tail;
 	size_t queued, qbytes;
 	struct peer_info info;
@@ -212,138 +238,7 @@ static size_t qmsg_wire_size(const struct qmsg *q)
 	return 256 + q->m.n_entries * 96 + q->bytes / 3 * 4 + 4;
 }
 
-/* ---- One POST ---- */
-
-struct resp {
-	char text[RESP_KEEP + 1];
-	size_t len;
-};
-
-static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
-{
-	struct resp *r = arg;
-	size_t n = size * nmemb, room, take;
-
-	if (r == NULL)
-		return n;
-	room = RESP_KEEP - r->len;
-	take = n < room ? n : room;
-
-	memcpy(r->text + r->len, ptr, take);
-	r->len += take;
-	r->text[r->len] = '\0';
-	return n;
-}
-
-/* POST body on easy through p->multi. 0, or -EIO with why filled;
- * KV_ESHUTDOWN if stopped meanwhile. */
-static int post(struct peer *p, CURL *easy, const char *body, size_t len,
-		char *why, size_t why_len)
-{
-	char errbuf[CURL_ERROR_SIZE] = "";
-	struct resp resp = {.len = 0};
-	CURLcode rc = CURLE_OK;
-	CURLMsg *msg;
-	long status = 0;
-	int running = 1, left, err = 0;
-
-	resp.text[0] = '\0';
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body);
-	curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &resp);
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
-	if (curl_multi_add_handle(p->multi, easy) != CURLM_OK) {
-		snprintf(why, why_len, "curl_multi_add_handle failed");
-		return -EIO;
-	}
-	while (running) {
-		CURLMcode mc = curl_multi_perform(p->multi, &running);
-		if (mc != CURLM_OK) {
-			snprintf(why, why_len, "curl: %s",
-				 curl_multi_strerror(mc));
-			err = -EIO;
-			goto out_remove;
-		}
-		if (atomic_load(&p->stop)) {
-			err = KV_ESHUTDOWN;
-			goto out_remove;
-		}
-		if (running)
-			curl_multi_poll(p->multi, NULL, 0, 1000, NULL);
-	}
-	while ((msg = curl_multi_info_read(p->multi, &left)) != NULL)
-		if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy)
-			rc = msg->data.result;
-	if (rc != CURLE_OK) {
-		snprintf(why, why_len, "%s",
-			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
-		err = -EIO;
-		goto out_remove;
-	}
-	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
-	if (status < 200 || status > 299) {
-		for (size_t i = 0; i < resp.len; i++)
-			if (resp.text[i] < 0x20 || resp.text[i] > 0x7e)
-				resp.text[i] = ' ';
-		while (resp.len > 0 && resp.text[resp.len - 1] == ' ')
-			resp.text[--resp.len] = '\0';
-		snprintf(why, why_len, "HTTP %ld: %s", status, resp.text);
-		err = -EIO;
-	}
-out_remove:
-	curl_multi_remove_handle(p->multi, easy);
-	/* Both point into this frame; curl must not keep them. */
-	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
-	curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
-	return err;
-}
-
-static CURL *easy_new(struct peer *p, struct curl_slist **hdrs)
-{
-	const struct peer_set *s = p->set;
-	struct curl_slist *h = NULL, *t;
-	char line[PEER_ID_MAX + 32];
-	CURL *easy = curl_easy_init();
-
-	if (easy == NULL)
-		return NULL;
-	snprintf(line, sizeof(line), "%s: %s", PEER_HDR_CLUSTER, s->cluster_id);
-	if ((t = curl_slist_append(h, "Content-Type: application/json")) ==
-	    NULL)
-		goto err_easy;
-	h = t;
-	/* No "Expect: 100-continue" round trip before large bodies. */
-	if ((t = curl_slist_append(h, "Expect:")) == NULL)
-		goto err_easy;
-	h = t;
-	if ((t = curl_slist_append(h, line)) == NULL)
-		goto err_easy;
-	h = t;
-	snprintf(line, sizeof(line), "%s: %s", PEER_HDR_TOKEN, s->token);
-	if ((t = curl_slist_append(h, line)) == NULL)
-		goto err_easy;
-	h = t;
-	curl_easy_setopt(easy, CURLOPT_URL, p->url);
-	curl_easy_setopt(easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)s->opt.connect_timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, (long)s->opt.timeout_ms);
-	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
-	*hdrs = h;
-	return easy;
-
-err_easy:
-	curl_slist_free_all(h);
-	curl_easy_cleanup(easy);
-	return NULL;
-}
-
-/* ---- The sender thread ---- */
+/* ---- Batches ---- */
 
 /* Take the front of the queue, up to the batch size (at least one). */
 static struct qmsg *batch_take(struct peer *p, size_t *count)
@@ -405,6 +300,311 @@ static void backoff_wait(struct peer *p, unsigned ms)
 			break;
 }
 
+/* ---- The stream ---- */
+
+struct resp {
+	char text[RESP_KEEP + 1];
+	size_t len;
+};
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
+{
+	struct resp *r = arg;
+	size_t n = size * nmemb, room, take;
+
+	if (r == NULL)
+		return n;
+	room = RESP_KEEP - r->len;
+	take = n < room ? n : room;
+
+	memcpy(r->text + r->len, ptr, take);
+	r->len += take;
+	r->text[r->len] = '\0';
+	return n;
+}
+
+/* curl asks for body bytes: the rest of the frame in p->out, the end of
+ * the body once the stream is closing, else a pause until the next frame
+ * (the sender thread unpauses). Sender thread only. */
+static size_t on_read(char *dst, size_t size, size_t nitems, void *arg)
+{
+	struct peer *p = arg;
+	struct stream_out *o = &p->out;
+	size_t room = size * nitems, n = 0;
+
+	if (o->off == o->len) {
+		if (o->closing)
+			return 0;
+		o->paused = true;
+		return CURL_READFUNC_PAUSE;
+	}
+	while (n < room && o->off < o->len) {
+		bool in_hdr = o->off < o->hlen;
+		const char *src =
+		    in_hdr ? o->hdr + o->off : o->body + (o->off - o->hlen);
+		size_t avail = (in_hdr ? o->hlen : o->len) - o->off;
+		size_t k = avail < room - n ? avail : room - n;
+		memcpy(dst + n, src, k);
+		n += k;
+		o->off += k;
+	}
+	o->moved_ms = now_ms(CLOCK_MONOTONIC);
+	if (o->off == o->len) { /* the frame is curl's now */
+		free(o->body);
+		o->body = NULL;
+		o->len = o->off = 0;
+		o->done_msgs += o->msgs;
+		o->done_frames++;
+		o->msgs = 0;
+	}
+	return n;
+}
+
+/* Encode batch[0..n) as the next frame of p->out (empty). 0, or an error
+ * with why filled (the batch is then lost). */
+static int frame_put(struct peer *p, struct qmsg *batch, size_t n, char *why,
+		     size_t why_len)
+{
+	struct stream_out *o = &p->out;
+	size_t len = 0;
+	int err = batch_encode(p, batch, n, &o->body, &len);
+
+	if (err < 0) {
+		snprintf(why, why_len, "encoding a batch: %s", strerror(-err));
+		return err;
+	}
+	o->hlen = peer_frame_header(len, o->hdr);
+	o->len = o->hlen + len;
+	o->off = 0;
+	o->msgs = n;
+	o->moved_ms = now_ms(CLOCK_MONOTONIC);
+	return 0;
+}
+
+/* Count what the stream handed to curl since last asked. mu held. */
+static void account(struct peer *p)
+{
+	if (p->out.done_msgs == 0)
+		return;
+	p->info.sent += p->out.done_msgs;
+	p->info.batches += p->out.done_frames;
+	p->info.last_ok_ms = now_ms(CLOCK_REALTIME);
+	p->info.reachable = true;
+	p->info.failures = 0;
+	p->info.backoff_ms = 0;
+	p->out.done_msgs = p->out.done_frames = 0;
+}
+
+/* How the stream ended (the transfer is over). 0 if it ended because we
+ * closed it and the peer answered 2xx; else -EIO with why. */
+static int stream_result(struct peer *p, CURL *easy, const struct resp *resp,
+			 const char *errbuf, char *why, size_t why_len)
+{
+	CURLcode rc = CURLE_OK;
+	CURLMsg *msg;
+	long status = 0;
+	int left;
+
+	while ((msg = curl_multi_info_read(p->multi, &left)) != NULL)
+		if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy)
+			rc = msg->data.result;
+	if (rc != CURLE_OK) {
+		snprintf(why, why_len, "%s",
+			 errbuf[0] ? errbuf : curl_easy_strerror(rc));
+		return -EIO;
+	}
+	curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+	if (status < 200 || status > 299) {
+		char text[RESP_KEEP + 1];
+		size_t n = resp->len;
+		memcpy(text, resp->text, n + 1);
+		for (size_t i = 0; i < n; i++)
+			if (text[i] < 0x20 || text[i] > 0x7e)
+				text[i] = ' ';
+		while (n > 0 && text[n - 1] == ' ')
+			text[--n] = '\0';
+		snprintf(why, why_len, "HTTP %ld: %s", status, text);
+		return -EIO;
+	}
+	if (!p->out.closing) {
+		snprintf(why, why_len, "the peer ended the stream");
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Run one stream to the peer: open it, write every batch queued as a frame
+ * as it comes, and close it once idle for STREAM_IDLE_MS. 0 after such a
+ * close; -EIO with why filled when it failed (refused, broken, or no byte
+ * taken for timeout_ms while a frame waits); KV_ESHUTDOWN if stopped. */
+static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
+{
+	const struct peer_options *opt = &p->set->opt;
+	struct stream_out *o = &p->out;
+	char errbuf[CURL_ERROR_SIZE] = "";
+	struct resp resp = {.len = 0};
+	uint64_t last_frame = now_ms(CLOCK_MONOTONIC);
+	int running = 1, err = 0;
+
+	resp.text[0] = '\0';
+	o->len = o->off = o->msgs = 0;
+	o->paused = o->closing = false;
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, &resp);
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, errbuf);
+	if (curl_multi_add_handle(p->multi, easy) != CURLM_OK) {
+		snprintf(why, why_len, "curl_multi_add_handle failed");
+		return -EIO;
+	}
+	for (;;) {
+		struct qmsg *batch = NULL;
+		size_t n = 0;
+
+		pthread_mutex_lock(&p->mu);
+		account(p);
+		if (!o->closing && o->len == 0 && p->head != NULL)
+			batch = batch_take(p, &n);
+		p->info.queued = p->queued;
+		pthread_mutex_unlock(&p->mu);
+		if (atomic_load(&p->stop)) {
+			err = KV_ESHUTDOWN;
+			break;
+		}
+		if (batch != NULL) {
+			char ewhy[160] = "";
+			if (frame_put(p, batch, n, ewhy, sizeof(ewhy)) != 0) {
+				pthread_mutex_lock(&p->mu);
+				p->info.dropped += n;
+				p->info.last_err_ms = now_ms(CLOCK_REALTIME);
+				snprintf(p->info.last_err,
+					 sizeof(p->info.last_err), "%s", ewhy);
+				pthread_mutex_unlock(&p->mu);
+			}
+			while (batch != NULL) {
+				struct qmsg *q = batch;
+				batch = q->next;
+				qmsg_free(q);
+			}
+			last_frame = now_ms(CLOCK_MONOTONIC);
+		}
+		if (o->paused && (o->len > 0 || o->closing)) {
+			o->paused = false;
+			curl_easy_pause(easy, CURLPAUSE_CONT);
+		}
+		CURLMcode mc = curl_multi_perform(p->multi, &running);
+		if (mc != CURLM_OK) {
+			snprintf(why, why_len, "curl: %s",
+				 curl_multi_strerror(mc));
+			err = -EIO;
+			break;
+		}
+		if (!running) {
+			err =
+			    stream_result(p, easy, &resp, errbuf, why, why_len);
+			break;
+		}
+		uint64_t now = now_ms(CLOCK_MONOTONIC);
+		if (o->len > 0 && now - o->moved_ms > opt->timeout_ms) {
+			snprintf(why, why_len,
+				 "the peer took nothing for %u ms",
+				 opt->timeout_ms);
+			err = -EIO;
+			break;
+		}
+		if (!o->closing && o->len == 0 &&
+		    now - last_frame >= STREAM_IDLE_MS) {
+			o->closing = true; /* the next round ends the body */
+			continue;
+		}
+		/* sleep until the socket, a new message (peers_send wakes
+		 * us) or the next timer; not while a frame waits for room */
+		pthread_mutex_lock(&p->mu);
+		account(p);
+		bool more = o->len == 0 && !o->closing && p->head != NULL;
+		p->sleeping = !more;
+		pthread_mutex_unlock(&p->mu);
+		if (!more)
+			curl_multi_poll(p->multi, NULL, 0, STREAM_TICK_MS,
+					NULL);
+		pthread_mutex_lock(&p->mu);
+		p->sleeping = false;
+		pthread_mutex_unlock(&p->mu);
+	}
+	curl_multi_remove_handle(p->multi, easy);
+	/* Both point into this frame; curl must not keep them. */
+	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, NULL);
+	curl_easy_setopt(easy, CURLOPT_WRITEDATA, NULL);
+	pthread_mutex_lock(&p->mu);
+	account(p);
+	p->info.dropped += o->msgs; /* a frame cut short is lost */
+	pthread_mutex_unlock(&p->mu);
+	free(o->body);
+	o->body = NULL;
+	o->len = o->off = o->msgs = 0;
+	return err;
+}
+
+static CURL *easy_new(struct peer *p, struct curl_slist **hdrs)
+{
+	const struct peer_set *s = p->set;
+	struct curl_slist *h = NULL, *t;
+	char line[PEER_ID_MAX + 32];
+	CURL *easy = curl_easy_init();
+
+	if (easy == NULL)
+		return NULL;
+	snprintf(line, sizeof(line), "%s: %s", PEER_HDR_CLUSTER, s->cluster_id);
+	if ((t = curl_slist_append(h, "Content-Type: "
+				      "application/x-kvfs-raft-stream")) ==
+	    NULL)
+		goto err_easy;
+	h = t;
+	/* the body's length is not known: it is written as frames come */
+	if ((t = curl_slist_append(h, "Transfer-Encoding: chunked")) == NULL)
+		goto err_easy;
+	h = t;
+	/* One round trip when a stream opens: a peer that refuses it
+	 * (token, cluster, version) answers before any frame is sent, so its
+	 * reason arrives whole and no frame is lost to it. */
+	if ((t = curl_slist_append(h, "Expect: 100-continue")) == NULL)
+		goto err_easy;
+	h = t;
+	if ((t = curl_slist_append(h, line)) == NULL)
+		goto err_easy;
+	h = t;
+	snprintf(line, sizeof(line), "%s: %s", PEER_HDR_TOKEN, s->token);
+	if ((t = curl_slist_append(h, line)) == NULL)
+		goto err_easy;
+	h = t;
+	snprintf(line, sizeof(line), "%s: %d", PEER_HDR_PROTOCOL,
+		 PEER_PROTOCOL_VERSION);
+	if ((t = curl_slist_append(h, line)) == NULL)
+		goto err_easy;
+	h = t;
+	curl_easy_setopt(easy, CURLOPT_URL, p->url);
+	curl_easy_setopt(easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(easy, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)s->opt.connect_timeout_ms);
+	/* no limit on the whole transfer: a stream lasts; stream_run
+	 * gives up on a peer that takes nothing for timeout_ms */
+	curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
+	curl_easy_setopt(easy, CURLOPT_READDATA, p);
+	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+	*hdrs = h;
+	return easy;
+
+err_easy:
+	curl_slist_free_all(h);
+	curl_easy_cleanup(easy);
+	return NULL;
+}
+
+/* ---- The sender thread ---- */
+
 static void *sender_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "kvfs-peer");
@@ -415,49 +615,29 @@ static void *sender_main(void *arg)
 
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
-		struct qmsg *batch;
 		char why[sizeof(p->info.last_err)] = "";
-		char *body = NULL;
-		size_t n, len = 0;
 		int err;
 
 		while (!atomic_load(&p->stop) && p->head == NULL)
 			pthread_cond_wait(&p->cv, &p->mu);
 		if (atomic_load(&p->stop))
 			break;
-		batch = batch_take(p, &n);
-		p->info.queued = p->queued;
 		pthread_mutex_unlock(&p->mu);
-
-		err = batch_encode(p, batch, n, &body, &len);
-		if (err < 0)
-			snprintf(why, sizeof(why), "encoding the batch: %s",
-				 strerror(-err));
-		else if (easy == NULL) {
+		if (easy != NULL) {
+			err = stream_run(p, easy, why, sizeof(why));
+		} else {
 			err = -ENOMEM;
 			snprintf(why, sizeof(why), "no curl handle");
-		} else
-			err = post(p, easy, body, len, why, sizeof(why));
-		free(body);
-		while (batch != NULL) {
-			struct qmsg *q = batch;
-			batch = q->next;
-			qmsg_free(q);
 		}
-
 		pthread_mutex_lock(&p->mu);
 		if (err == KV_ESHUTDOWN)
 			break;
-		if (err == 0) {
-			p->info.sent += n;
-			p->info.batches++;
-			p->info.last_ok_ms = now_ms(CLOCK_REALTIME);
-			p->info.reachable = true;
-			p->info.failures = 0;
-			p->info.backoff_ms = 0;
-			continue;
+		if (err == 0)
+			continue;   /* closed while idle */
+		if (easy == NULL) { /* nothing will ever go: drop the queue */
+			p->info.dropped += p->queued;
+			queue_clear(p);
 		}
-		p->info.dropped += n;
 		p->info.last_err_ms = now_ms(CLOCK_REALTIME);
 		snprintf(p->info.last_err, sizeof(p->info.last_err), "%s", why);
 		p->info.reachable = false;
@@ -564,7 +744,7 @@ int peers_add(struct peer_set *s, uint64_t id, const char *addr)
 	p->set = s;
 	p->id = id;
 	snprintf(p->addr, sizeof(p->addr), "%s", addr);
-	snprintf(p->url, sizeof(p->url), "http://%s%s", addr, PEER_PATH);
+	snprintf(p->url, sizeof(p->url), "http://%s%s", addr, PEER_STREAM_PATH);
 	snprintf(p->info.addr, sizeof(p->info.addr), "%s", addr);
 	atomic_init(&p->stop, false);
 	p->multi = curl_multi_init();
@@ -651,6 +831,10 @@ int peers_send(struct peer_set *s, const struct raft_message *msgs, size_t n)
 		queue_push(p, q);
 		p->info.queued = p->queued;
 		pthread_cond_signal(&p->cv);
+		if (p->sleeping) { /* in curl_multi_poll on its stream */
+			p->sleeping = false;
+			curl_multi_wakeup(p->multi);
+		}
 		pthread_mutex_unlock(&p->mu);
 		queued++;
 	}

@@ -14,6 +14,7 @@ without the token is 403, a data dir is refused under another --id or
 cluster, bytes 0..255 round-trip through mounts. The harness (harness.py)
 owns the processes and mounts and prints the node logs on failure."""
 import errno
+import http.client
 import json
 import os
 import signal
@@ -200,6 +201,31 @@ def check_peer_auth(c):
                                      "X-Kvfs-Cluster": cluster_id,
                                      "X-Kvfs-Token": "not-the-token"})
     assert s == 403, "wrong token: %d %r" % (s, reply)
+    step("/raft/stream without the right token, or in another version, is "
+         "refused; a malformed frame ends the stream, not the node")
+    s, _, reply = n.request("POST", "/raft/stream", body=b"0\n",
+                            headers={"X-Kvfs-Cluster": cluster_id,
+                                     "X-Kvfs-Token": "not-the-token",
+                                     "X-Kvfs-Protocol": "1"})
+    assert s == 403, "stream, wrong token: %d %r" % (s, reply)
+    # the token a local cluster derived at bootstrap, kept in the data dir
+    with open(os.path.join(n.data, "cluster.json")) as f:
+        token = json.load(f)["token"]
+    hdrs = {"X-Kvfs-Cluster": cluster_id, "X-Kvfs-Token": token}
+    s, _, reply = n.request("POST", "/raft/stream", body=b"0\n",
+                            headers=dict(hdrs, **{"X-Kvfs-Protocol": "2"}))
+    assert s == 409 and b"peer protocol version 2" in reply, \
+        "stream, version 2: %d %r" % (s, reply)
+    frame = b"%x\n" % len(body) + body
+    s, _, reply = n.request("POST", "/raft/stream", body=frame + b"0\n",
+                            headers=dict(hdrs, **{"X-Kvfs-Protocol": "1"}))
+    assert s == 204, "stream of an empty batch: %d %r" % (s, reply)
+    try:
+        n.request("POST", "/raft/stream", body=b"zz\n{}",
+                  headers=dict(hdrs, **{"X-Kvfs-Protocol": "1"}))
+    except (ConnectionError, http.client.HTTPException):
+        pass  # the stream is closed on the bad frame
+    assert n.status()["role"] in ("leader", "follower")
 
 
 def check_paused_follower(c, w):
