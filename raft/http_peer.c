@@ -1,16 +1,18 @@
 /* http_peer.c - the endpoints peers call on a node's listener.
  *
- * POST /raft/stream is a peer's sender: one long request whose body is a
- * sequence of frames, each a batch of Raft messages (raft/transport.h,
+ * POST /raft/stream is a peer's sender: one long request whose body is
+ * a sequence of frames, each a batch of Raft messages (raft/transport.h,
  * docs/peer-protocol.md) handed to the node thread as soon as it is in;
  * Raft's answers travel on the stream the other way. POST /raft/message
- * carries one batch, answered 204 once it is handed over. POST /raft/propose is
- * a follower forwarding clients' writes (forward.c): one command (a JSON
- * object, the form before batches) or a batch (a JSON array of them), answered
- * once they are applied here, a batch with one result per command. POST
- * /raft/snapshot brings a leader's db file in chunks (snapxfer.h); a verified
- * file waits for the snapshot message that installs it. All refuse, before
- * reading a body, a request without this cluster's id and token. */
+ * carries one batch, answered 204 once it is handed over.
+ * POST /raft/propose is a follower forwarding clients' writes
+ * (forward.c): one command (a JSON object, the form before batches) or a
+ * batch (a JSON array of them), answered once they are applied here, a
+ * batch with one result per command.
+ * POST /raft/snapshot brings a leader's db file in chunks (snapxfer.h);
+ * a verified file waits for the snapshot message that installs it.
+ * All refuse, before reading a body, a request without this cluster's id
+ * and token. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
