@@ -59,8 +59,8 @@ struct peer {
 	CURLM *multi; /* outlives the thread, so a stopper may wake it */
 	atomic_bool stop;
 
-	/* the frame being written to the open stream (sender thread;
-	 * done_* are read under mu by the sender only) */
+	/* the frame being written to the open stream: the sender
+	 * thread's alone (curl calls on_read on it) */
 	struct stream_out {
 		char hdr[PEER_FRAME_HDR_MAX]; /* the length line */
 		char *body;		      /* the payload */
