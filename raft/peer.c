@@ -37,9 +37,9 @@
 /* Bytes of an error response kept for last_err. */
 #define RESP_KEEP 120
 
-/* An idle stream is closed after this long (and opened again by the next
+/* An idle stream is ended after this long (and opened again by the next
  * message), so no connection waits for nothing. */
-#define STREAM_IDLE_MS 5000
+#define DEF_IDLE_MS 5000
 /* A sender with an open stream looks at its timers this often. */
 #define STREAM_TICK_MS 100
 
@@ -434,16 +434,17 @@ static int stream_result(struct peer *p, CURL *easy, const struct resp *resp,
 }
 
 /* Run one stream to the peer: open it, write every batch queued as a frame
- * as it comes, and close it once idle for STREAM_IDLE_MS. 0 after such a
- * close; -EIO with why filled when it failed (refused, broken, or no byte
- * taken for timeout_ms while a frame waits); KV_ESHUTDOWN if stopped. */
+ * as it comes, and end it once idle for idle_ms. 0 once so ended and
+ * answered; -EIO with why filled when it failed (refused, broken, no byte
+ * taken for timeout_ms while a frame waits, or its end not answered in
+ * timeout_ms); KV_ESHUTDOWN if stopped. */
 static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 {
 	const struct peer_options *opt = &p->set->opt;
 	struct stream_out *o = &p->out;
 	char errbuf[CURL_ERROR_SIZE] = "";
 	struct resp resp = {.len = 0};
-	uint64_t last_frame = now_ms(CLOCK_MONOTONIC);
+	uint64_t last_frame = now_ms(CLOCK_MONOTONIC), closing_at = 0;
 	int running = 1, err = 0;
 
 	resp.text[0] = '\0';
@@ -510,9 +511,18 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 			err = -EIO;
 			break;
 		}
+		if (o->closing && now - closing_at > opt->timeout_ms) {
+			snprintf(why, why_len,
+				 "the peer did not answer the end of a stream "
+				 "in %u ms",
+				 opt->timeout_ms);
+			err = -EIO;
+			break;
+		}
 		if (!o->closing && o->len == 0 &&
-		    now - last_frame >= STREAM_IDLE_MS) {
+		    now - last_frame >= opt->idle_ms) {
 			o->closing = true; /* the next round ends the body */
+			closing_at = now;
 			continue;
 		}
 		/* sleep until the socket, a new message (peers_send wakes
@@ -688,6 +698,7 @@ int peers_new(const char *cluster_id, const char *token, uint64_t self_id,
 	DEF(timeout_ms, DEF_TIMEOUT_MS);
 	DEF(backoff_min_ms, DEF_BACKOFF_MIN_MS);
 	DEF(backoff_max_ms, DEF_BACKOFF_MAX_MS);
+	DEF(idle_ms, DEF_IDLE_MS);
 #undef DEF
 	if (s->opt.backoff_max_ms < s->opt.backoff_min_ms)
 		s->opt.backoff_max_ms = s->opt.backoff_min_ms;

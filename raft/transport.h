@@ -168,6 +168,7 @@ struct peer_options {
 	unsigned timeout_ms;	     /* a whole POST [10000] */
 	unsigned backoff_min_ms;     /* first wait after a failure [10] */
 	unsigned backoff_max_ms;     /* cap of the doubling [1000] */
+	unsigned idle_ms;	     /* an idle stream is ended after [5000] */
 };
 
 /* A set of senders for node self_id of cluster cluster_id, presenting

@@ -668,6 +668,38 @@ static void test_stop_is_quick_while_a_stream_hangs(void **state)
 	close(l3);
 }
 
+/* A peer that takes a stream's frames but never answers its end fails
+ * the stream in timeout_ms; the sender does not wait for it forever. */
+static void test_an_unanswered_end_of_stream_fails_in_time(void **state)
+{
+	struct peer_options o = {.timeout_ms = 300, .idle_ms = 100};
+	struct peer_set *ps = new_set(&o);
+	unsigned port;
+	int l = hung_listener(&port), c;
+	struct raft_message m = hb(2, 1);
+	uint64_t end = mono_ms() + DEADLINE_MS;
+	struct peer_info pi;
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+
+	(void)state;
+	add(ps, 2, port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	c = accept_request(l);
+	assert_int_equal(write(c, cont, sizeof(cont) - 1),
+			 (ssize_t)(sizeof(cont) - 1));
+	wait_sent(ps, 2, 1); /* the frame went; then nothing answers */
+	do {
+		pi = info(ps, 2);
+		nap();
+	} while (pi.failures == 0 && mono_ms() < end);
+	assert_int_equal(pi.failures, 1);
+	assert_false(pi.reachable);
+	assert_non_null(strstr(pi.last_err, "did not answer the end"));
+	stop_within(ps, 0, 3000);
+	close(c);
+	close(l);
+}
+
 static void test_refusal_is_reported_with_the_peers_reason(void **state)
 {
 	struct server *s = server_start();
@@ -736,6 +768,7 @@ int main(void)
 	    cmocka_unit_test(test_down_peer_backs_off_without_blocking_others),
 	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),
 	    cmocka_unit_test(test_stop_is_quick_while_a_stream_hangs),
+	    cmocka_unit_test(test_an_unanswered_end_of_stream_fails_in_time),
 	    cmocka_unit_test(test_refusal_is_reported_with_the_peers_reason),
 	    cmocka_unit_test(test_bad_arguments_are_refused),
 	};
