@@ -47,36 +47,50 @@ bool http_peer_check(struct http_req *r)
 	return true;
 }
 
-enum MHD_Result http_peer_message(struct http_req *r)
+/* Decode a batch (a /raft/message body or a stream's frame) for this
+ * node and hand it to the node thread. 0; the error of peer_handle_body,
+ * with why filled and logged; or -EBUSY when the node thread could not
+ * take them (behind, or no memory: dropped, as a network would). */
+static int take_batch(struct http_req *r, const char *p, size_t len, char *why,
+		      size_t why_len)
 {
 	struct raft_message *msgs = NULL;
 	size_t n = 0;
-	char why[160] = "";
-	int err = peer_handle_body((const char *)r->body, r->len,
-				   node_cluster_id(r->node), node_id(r->node),
-				   &msgs, &n, why, sizeof(why));
+	int err = peer_handle_body(p, len, node_cluster_id(r->node),
+				   node_id(r->node), &msgs, &n, why, why_len);
 	if (err != 0) {
-		unsigned status = (unsigned)peer_http_status(err);
-		if (err == KV_EVERSION)
-			fprintf(stderr,
-				"kvfs: refused a peer batch in another format "
-				"version: %s\n",
-				why);
-		else
-			fprintf(stderr, "kvfs: refused a peer batch: %s\n",
-				why);
-		return http_fail(r, status,
-				 err == KV_EVERSION ? "version" : "bad_request",
-				 why[0] ? why : kv_strerror(err));
+		fprintf(stderr, "kvfs: refused a peer batch%s: %s\n",
+			err == KV_EVERSION ? " in another format version" : "",
+			why[0] ? why : kv_strerror(err));
+		return err;
 	}
 	if (n > 0 && node_deliver(r->node, msgs, n) != 0)
-		return http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
-				 "the node is behind; messages dropped");
+		return -EBUSY;
+	return 0;
+}
+
+static enum MHD_Result no_content(struct http_req *r)
+{
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
 	if (!resp)
 		return MHD_NO;
 	return http_queue(r, MHD_HTTP_NO_CONTENT, resp);
+}
+
+enum MHD_Result http_peer_message(struct http_req *r)
+{
+	char why[160] = "";
+	int err =
+	    take_batch(r, (const char *)r->body, r->len, why, sizeof(why));
+	if (err == -EBUSY)
+		return http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
+				 "the node is behind; messages dropped");
+	if (err != 0)
+		return http_fail(r, (unsigned)peer_http_status(err),
+				 err == KV_EVERSION ? "version" : "bad_request",
+				 why[0] ? why : kv_strerror(err));
+	return no_content(r);
 }
 
 /* ---- POST /raft/stream ---- */
@@ -100,24 +114,13 @@ bool http_peer_stream_check(struct http_req *r)
 	return false;
 }
 
+/* A frame's batch; a bad one closes the stream, a node thread that is
+ * behind only drops it. */
 static int on_frame(void *ctx, const char *p, size_t len)
 {
-	struct http_req *r = ctx;
-	struct raft_message *msgs = NULL;
-	size_t n = 0;
 	char why[160] = "";
-	int err =
-	    peer_handle_body(p, len, node_cluster_id(r->node), node_id(r->node),
-			     &msgs, &n, why, sizeof(why));
-	if (err != 0) {
-		fprintf(stderr, "kvfs: closed a peer stream: %s\n",
-			why[0] ? why : kv_strerror(err));
-		return err;
-	}
-	/* a node thread that is behind drops them, as a network would */
-	if (n > 0)
-		node_deliver(r->node, msgs, n);
-	return 0;
+	int err = take_batch(ctx, p, len, why, sizeof(why));
+	return err == -EBUSY ? 0 : err;
 }
 
 static void frames_free(void *ctx)
@@ -148,11 +151,7 @@ enum MHD_Result http_peer_stream_data(struct http_req *r, const char *data,
 
 enum MHD_Result http_peer_stream_end(struct http_req *r)
 {
-	struct MHD_Response *resp =
-	    MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
-	if (!resp)
-		return MHD_NO;
-	return http_queue(r, MHD_HTTP_NO_CONTENT, resp);
+	return no_content(r);
 }
 
 /* ---- POST /raft/propose ---- */
