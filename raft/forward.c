@@ -60,7 +60,8 @@ struct fwd {
 	struct timespec legacy_until;
 
 	pthread_mutex_t mu;
-	bool stopping;			    /* under mu */
+	bool stopping; /* under mu */
+	bool joined;   /* the thread is gone (fwd_stop's caller only) */
 	struct fwd_cmd *queue, *queue_tail; /* under mu */
 };
 
@@ -623,15 +624,23 @@ err_free:
 	return ret;
 }
 
-void fwd_free(struct fwd *f)
+void fwd_stop(struct fwd *f)
 {
-	if (!f)
+	if (!f || f->joined)
 		return;
 	pthread_mutex_lock(&f->mu);
 	f->stopping = true;
 	pthread_mutex_unlock(&f->mu);
 	curl_multi_wakeup(f->multi);
 	pthread_join(f->thread, NULL);
+	f->joined = true;
+}
+
+void fwd_free(struct fwd *f)
+{
+	if (!f)
+		return;
+	fwd_stop(f);
 	for (int i = 0; i < FWD_INFLIGHT; i++) {
 		curl_easy_cleanup(f->slots[i].easy);
 		kv_buf_free(&f->slots[i].body);

@@ -44,8 +44,11 @@ typedef void (*fwd_done_fn)(void *ctx, int ret, uint64_t index,
 int fwd_new(const char *cluster_id, const char *token, struct fwd **out);
 /* Stop the thread at once (a POST in flight is abandoned, not waited
  * for) and answer every command not answered yet with KV_ENOQUORUM if it
- * was sent or KV_ESHUTDOWN if not; then free. NULL is fine. Not from the
- * forwarder's thread (a done callback). */
+ * was sent or KV_ESHUTDOWN if not; later fwd_submit calls return
+ * KV_ESHUTDOWN. NULL is fine. Not from the forwarder's thread (a done
+ * callback), nor from two threads at once. */
+void fwd_stop(struct fwd *f);
+/* fwd_stop if not done yet, then free. NULL is fine. */
 void fwd_free(struct fwd *f);
 
 /* Queue the command json[0..len) (kv_cmd_encode text; copied) for the

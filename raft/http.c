@@ -1,15 +1,20 @@
 /* http.c - the node's HTTP listener and the life of one request.
  *
- * libmicrohttpd runs one thread per connection, because handlers block
- * until their write is committed; a connection limit, an idle timeout and
- * a small per-connection memory pool keep slow or hostile clients from
- * starving the others. A request is routed by the table below as soon as
- * its headers are in, so bad keys, unknown paths and oversized bodies are
- * refused before any body is read; bodies are then taken in up to the
- * route's limit and the route's handler runs once the request is complete;
- * a stream (a peer's /raft/stream) is handed over piece by piece instead.
- * Responses and the error mapping are in http_reply.c, the client
- * endpoints in http_kv.c, the peers' in http_peer.c. */
+ * libmicrohttpd runs every connection on one thread (epoll). A handler
+ * never blocks there: one that waits for a commit or a read barrier
+ * suspends its request and starts an asynchronous call of the node
+ * (node.h); the call's answer resumes it and the handler runs again to
+ * reply. A thread per connection cost two thread switches per request
+ * (docs/benchmarks.md). The few handlers that do block (membership
+ * changes, snapshot chunks) are offloaded to a thread of their own. A
+ * connection limit, an idle timeout and a small per-connection memory
+ * pool keep slow or hostile clients from starving the others. A request is
+ * routed by the table below as soon as its headers are in, so bad keys, unknown
+ * paths and oversized bodies are refused before any body is read; bodies are
+ * then taken in up to the route's limit and the route's handler runs once the
+ * request is complete; a stream (a peer's /raft/stream) is handed over piece by
+ * piece instead. Responses and the error mapping are in http_reply.c, the
+ * client endpoints in http_kv.c, the peers' in http_peer.c. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -19,13 +24,14 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "http_internal.h"
 #include "snapxfer.h"
 #include "transport.h"
 
-/* Connections at once (each one a thread). */
+/* Connections at once. */
 #define HTTP_MAX_CONNECTIONS 512
 /* Seconds a connection may stay idle (a slow client) before it is closed. */
 #define HTTP_IDLE_TIMEOUT_S 30
@@ -46,29 +52,29 @@
 static const struct http_route routes[] = {
     {"/kv/", false, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_POST | HTTP_DELETE,
      HTTP_PUT | HTTP_POST, HTTP_BODY_RAW, KV_MAX_VALUE, http_kv_check,
-     http_kv_handle, NULL},
+     http_kv_handle, NULL, false},
     {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_status_handle, NULL},
+     http_status_handle, NULL, false},
     /* mmapd's endpoints, kept for its users. */
     {"/set/", false, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT, HTTP_BODY_FORM,
-     KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL},
+     KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL, false},
     {"/get/", false, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
-     http_mmapd_check, http_mmapd_get, NULL},
+     http_mmapd_check, http_mmapd_get, NULL, false},
     /* peers (http_peer.c); max_body of a stream is one frame's payload */
     {PEER_STREAM_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_STREAM,
      PEER_MAX_BODY, http_peer_stream_check, http_peer_stream_end,
-     http_peer_stream_data},
+     http_peer_stream_data, false},
     {PEER_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, PEER_MAX_BODY,
-     http_peer_check, http_peer_message, NULL},
+     http_peer_check, http_peer_message, NULL, false},
     {"/raft/propose", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     PEER_MAX_PROPOSE, http_peer_check, http_peer_propose, NULL},
+     PEER_MAX_PROPOSE, http_peer_check, http_peer_propose, NULL, false},
     {"/raft/snapshot", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot, NULL},
+     SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot, NULL, true},
     /* membership (http_cluster.c) */
     {"/cluster/members", true, HTTP_GET | HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     1024, NULL, http_cluster_members, NULL},
+     1024, NULL, http_cluster_members, NULL, true},
     {"/cluster/members/", false, HTTP_DELETE, 0, HTTP_BODY_NONE, 0, NULL,
-     http_cluster_member, NULL},
+     http_cluster_member, NULL, true},
 };
 
 static unsigned method_bit(const char *m)
@@ -163,6 +169,91 @@ char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad)
 const char *http_header(struct http_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+void http_suspend(struct http_req *r)
+{
+	pthread_mutex_lock(&r->http->mu);
+	r->http->held++;
+	pthread_mutex_unlock(&r->http->mu);
+	r->held = true;
+	MHD_suspend_connection(r->conn);
+}
+
+void http_done(void *ctx, int ret, const struct kv_result *res)
+{
+	struct http_req *r = ctx;
+	r->async_ret = ret;
+	if (res)
+		r->async_res = *res;
+	r->async_done = true;
+	/* MHD's lock orders these writes before the listener's reads */
+	MHD_resume_connection(r->conn);
+}
+
+void http_started(struct http_req *r, int rc)
+{
+	if (rc != 0)
+		http_done(r, rc, NULL);
+}
+
+/* A suspended request is taken up again (or ends): it no longer holds
+ * the listener open. The listener's thread. */
+static void release_hold(struct http_req *r)
+{
+	if (!r->held)
+		return;
+	r->held = false;
+	pthread_mutex_lock(&r->http->mu);
+	if (--r->http->held == 0)
+		pthread_cond_broadcast(&r->http->cond);
+	pthread_mutex_unlock(&r->http->mu);
+}
+
+static void *offload_main(void *arg)
+{
+	struct http_req *r = arg;
+	struct node_http *h = r->http;
+	if (r->route->handle(r) != MHD_YES && !r->reply)
+		r->drop = true;
+	r->offloaded = false;
+	MHD_resume_connection(r->conn); /* r may be gone from here on */
+	pthread_mutex_lock(&h->mu);
+	if (--h->workers == 0)
+		pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Run the route's handler on a thread of its own, the request
+ * suspended meanwhile. */
+static enum MHD_Result offload(struct http_req *r)
+{
+	struct node_http *h = r->http;
+	pthread_attr_t attr;
+	pthread_t t;
+
+	pthread_mutex_lock(&h->mu);
+	h->workers++;
+	pthread_mutex_unlock(&h->mu);
+	r->offloaded = true;
+	http_suspend(r);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, offload_main, r);
+	pthread_attr_destroy(&attr);
+	if (err == 0)
+		return MHD_YES;
+	pthread_mutex_lock(&h->mu);
+	h->workers--;
+	pthread_mutex_unlock(&h->mu);
+	/* a reply kept for when it is taken up again, as a worker's */
+	if (http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
+		      "no thread for this request; retry") != MHD_YES)
+		r->drop = true;
+	r->offloaded = false;
+	MHD_resume_connection(r->conn);
+	return MHD_YES;
 }
 
 /* Bodies held at once by all connections together; past it a request is
@@ -391,6 +482,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		*con_cls = r;
 		return request_begin(r, url, method);
 	}
+	if (r->held) {
+		/* taken up again after http_suspend */
+		release_hold(r);
+		if (r->route->offload) {
+			/* its handler ran on its own thread */
+			if (r->drop || !r->reply)
+				return MHD_NO;
+			struct MHD_Response *resp = r->reply;
+			r->reply = NULL;
+			enum MHD_Result ret =
+			    MHD_queue_response(conn, r->reply_status, resp);
+			MHD_destroy_response(resp);
+			return ret;
+		}
+	}
 	if (r->answered) {
 		*upload_data_size = 0;
 		return MHD_YES;
@@ -415,6 +521,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		MHD_destroy_post_processor(r->pp);
 		r->pp = NULL;
 	}
+	if (r->route->offload)
+		return offload(r);
 	return r->route->handle(r);
 }
 
@@ -428,6 +536,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (!r)
 		return;
+	release_hold(r);
+	if (r->reply)
+		MHD_destroy_response(r->reply);
 	if (r->pp)
 		MHD_destroy_post_processor(r->pp);
 	if (r->ctx_free)
@@ -561,6 +672,8 @@ int node_http_start(struct kv_node *n, const char *listen,
 		return -ENOMEM;
 	h->node = n;
 	atomic_init(&h->body_bytes, 0);
+	pthread_mutex_init(&h->mu, NULL);
+	pthread_cond_init(&h->cond, NULL);
 	char *msg = NULL;
 	rc = open_listener(listen ? listen : "127.0.0.1:7001", &h->listen_fd,
 			   &h->port, &msg);
@@ -572,7 +685,7 @@ int node_http_start(struct kv_node *n, const char *listen,
 		goto err_free;
 	}
 	h->daemon = MHD_start_daemon(
-	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG,
 	    0, NULL, NULL, on_request, h,
 	    /* the logger first, so MHD logs nothing on its own */
@@ -599,6 +712,8 @@ int node_http_start(struct kv_node *n, const char *listen,
 err_close:
 	close(h->listen_fd);
 err_free:
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->mu);
 	free(h);
 	return rc;
 }
@@ -607,10 +722,26 @@ void node_http_stop(struct node_http *h)
 {
 	if (!h)
 		return;
-	/* Waits for every connection thread; a handler blocked on a commit
-	 * returns within the node's write timeout. MHD closes the listen
-	 * socket it was given. */
+	/* MHD must not stop with a request suspended: wait until every
+	 * one was taken up again. The node answered every call it had
+	 * (node_close stops it first), and an offloaded handler returns
+	 * soon once the node stops. */
+	pthread_mutex_lock(&h->mu);
+	while (h->held || h->workers) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_sec += 5;
+		if (pthread_cond_timedwait(&h->cond, &h->mu, &t) == ETIMEDOUT)
+			fprintf(stderr,
+				"kvfs http: stopping: waiting for %u "
+				"suspended requests and %u handlers\n",
+				h->held, h->workers);
+	}
+	pthread_mutex_unlock(&h->mu);
+	/* MHD closes the listen socket it was given. */
 	MHD_stop_daemon(h->daemon);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->mu);
 	free(h);
 }
 

@@ -10,6 +10,7 @@
 #define KV_HTTP_INTERNAL_H
 
 #include <microhttpd.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -53,13 +54,19 @@ struct http_route {
 	 * error reply with http_fail* (or, if none was queued, to drop the
 	 * connection). */
 	bool (*check)(struct http_req *r);
-	/* Called once the whole request is in; must queue a response. Runs
-	 * on the connection's own thread and may block (a commit). */
+	/* Called once the whole request is in; must queue a response, or
+	 * suspend the request (http_suspend) and be called again once it is
+	 * resumed. Runs on the listener's one thread: it must not block,
+	 * unless the route is offloaded. */
 	enum MHD_Result (*handle)(struct http_req *r);
 	/* HTTP_BODY_STREAM: each piece of the body as it arrives (MHD_NO
 	 * drops the connection); handle runs once the body ended. */
 	enum MHD_Result (*stream)(struct http_req *r, const char *data,
 				  size_t size);
+	/* handle blocks (a membership change, a snapshot chunk to disk):
+	 * it runs on a thread of its own while the request is suspended,
+	 * and its reply is queued once the request is taken up again */
+	bool offload;
 };
 
 /* One request, from its headers to its completion. */
@@ -98,6 +105,19 @@ struct http_req {
 	void (*ctx_free)(void *ctx);
 
 	bool answered; /* a response was queued */
+
+	/* An asynchronous call (http_suspend, then http_done from whatever
+	 * thread answers): its outcome, read by the handler's second run. */
+	bool held;	 /* suspended, not taken up again yet */
+	bool async_done; /* the outcome is in */
+	int async_ret;
+	struct kv_result async_res;
+
+	/* An offloaded handler's reply, queued by the listener's thread. */
+	bool offloaded; /* handle runs on its own thread now */
+	bool drop;	/* it asked for the connection to be dropped */
+	struct MHD_Response *reply;
+	unsigned reply_status;
 };
 
 /* The listener: one per node. */
@@ -107,6 +127,11 @@ struct node_http {
 	int listen_fd;
 	unsigned port;
 	atomic_size_t body_bytes; /* bodies held by all requests */
+	/* Suspended requests not taken up again, and offloaded handlers
+	 * running (under mu): the listener stops only once both are 0. */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	unsigned held, workers;
 };
 
 /* ---- http.c: request helpers ---- */
@@ -120,6 +145,16 @@ int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
 /* A request header or NULL. */
 const char *http_header(struct http_req *r, const char *name);
+/* Suspend r until http_done: the route's handler runs again then, with
+ * r->async_done set. Call it before starting the call that answers
+ * (which may answer at once). The listener's thread. */
+void http_suspend(struct http_req *r);
+/* A node_done_fn (node.h) for a suspended request (ctx): keep the
+ * outcome and resume it. Any thread, once per http_suspend. */
+void http_done(void *ctx, int ret, const struct kv_result *res);
+/* After http_suspend: rc is what the call that answers returned; if it
+ * failed (done will not be called), answer with rc now. */
+void http_started(struct http_req *r, int rc);
 
 /* ---- http_reply.c: responses ---- */
 

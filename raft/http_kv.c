@@ -2,10 +2,11 @@
  *
  * Each handler is short: decode and check the key (before the body, in a
  * check), build a command or read the store, and answer. Writes go through
- * node_propose, so they are answered only once committed and applied
- * here; reads pass node_read_barrier first (linearizable unless the client
- * asks for ?consistency=local). Routing and bodies are in http.c, replies
- * and the error mapping in http_reply.c. */
+ * node_propose_async, so they are answered only once committed and applied
+ * here; reads pass node_read_barrier_async first (linearizable unless the
+ * client asks for ?consistency=local). Both suspend the request and the
+ * handler runs a second time with the node's answer (http.c). Routing and
+ * bodies are in http.c, replies and the error mapping in http_reply.c. */
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -103,29 +104,47 @@ bool http_mmapd_check(struct http_req *r)
 	return decode_key(r, strlen(r->rest), false);
 }
 
-/* ?consistency=local|linearizable, then the node's read barrier. */
-static bool read_barrier(struct http_req *r)
-{
-	bool bad, linearizable = true;
-	char *c = http_query(r, "consistency", NULL, &bad);
-	int rc;
+enum barrier {
+	BARRIER_PASSED, /* read the store now */
+	BARRIER_WAIT,	/* suspended until the node says (handler returns) */
+	BARRIER_FAILED, /* answered, or the connection is to be dropped */
+};
 
+/* ?consistency=local|linearizable, then the node's read barrier: a
+ * linearizable read suspends the request until the node may serve it,
+ * and passes here on the handler's second run. */
+static enum barrier read_barrier(struct http_req *r)
+{
+	bool bad;
+	char *c;
+
+	if (r->async_done) {
+		if (r->async_ret == 0)
+			return BARRIER_PASSED;
+		http_fail_err(r, r->async_ret, NULL);
+		return BARRIER_FAILED;
+	}
+	c = http_query(r, "consistency", NULL, &bad);
 	if (bad ||
 	    (c && strcmp(c, "local") != 0 && strcmp(c, "linearizable") != 0)) {
 		free(c);
 		http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
 			  "consistency is local or linearizable");
-		return false;
+		return BARRIER_FAILED;
 	}
-	if (c && strcmp(c, "local") == 0)
-		linearizable = false;
+	bool local = c && strcmp(c, "local") == 0;
 	free(c);
-	rc = node_read_barrier(r->node, linearizable);
-	if (rc < 0) {
-		http_fail_err(r, rc, NULL);
-		return false;
-	}
-	return true;
+	if (local)
+		return BARRIER_PASSED;
+	http_suspend(r);
+	http_started(r, node_read_barrier_async(r->node, http_done, r));
+	return BARRIER_WAIT;
+}
+
+/* What a handler returns when read_barrier did not pass. */
+static enum MHD_Result barrier_held(struct http_req *r, enum barrier b)
+{
+	return b == BARRIER_WAIT || r->answered ? MHD_YES : MHD_NO;
 }
 
 static void rec_release(void *cls)
@@ -164,8 +183,9 @@ static enum MHD_Result get_value(struct http_req *r)
 	char buf[64];
 	int rc;
 
-	if (!read_barrier(r))
-		return r->answered ? MHD_YES : MHD_NO;
+	enum barrier b = read_barrier(r);
+	if (b != BARRIER_PASSED)
+		return barrier_held(r, b);
 	rc = store_get(node_store(r->node), r->key, r->klen, &rec);
 	if (rc == -ENOENT) {
 		/* a directory made only by keys below it is no key either,
@@ -228,44 +248,50 @@ static enum MHD_Result reply_rev(struct http_req *r, unsigned status,
 	return http_queue(r, status, resp);
 }
 
+/* Propose cmd (borrowed) for the request: suspended until the node
+ * answered; the handler's second run finds the outcome in r->async_*. */
+static enum MHD_Result propose(struct http_req *r, struct kv_cmd *cmd)
+{
+	http_suspend(r);
+	http_started(r, node_propose_async(r->node, cmd, http_done, r));
+	return MHD_YES;
+}
+
 /* Propose a put of the request's body under its key; 201 if this write
  * created the key, 200 if it replaced it. */
 static enum MHD_Result put_value(struct http_req *r)
 {
-	struct kv_cmd cmd = {0};
-	struct kv_result res = {0};
 	unsigned status = MHD_HTTP_OK;
-	int rc;
 
-	if (!r->body) {
-		r->body = malloc(1); /* an empty value, never a NULL pointer */
-		if (!r->body)
-			return MHD_NO;
+	if (!r->async_done) {
+		static unsigned char empty[1]; /* never a NULL value */
+		struct kv_cmd cmd = {
+		    .op = KV_OP_PUT,
+		    .key = r->key,
+		    .klen = r->klen,
+		    .val = r->body ? r->body : empty,
+		    .vlen = r->len,
+		    .mode = 0, /* a new key gets 0644, a replaced one keeps
+				  its mode */
+		    .if_rev = r->if_rev,
+		    .if_absent = r->if_absent,
+		};
+		return propose(r, &cmd);
 	}
-	cmd.op = KV_OP_PUT;
-	cmd.key = r->key;
-	cmd.klen = r->klen;
-	cmd.val = r->body;
-	cmd.vlen = r->len;
-	cmd.mode = 0; /* a new key gets 0644, a replaced one keeps its mode */
-	cmd.if_rev = r->if_rev;
-	cmd.if_absent = r->if_absent;
-	r->key = NULL; /* now cmd's */
-	r->body = NULL;
-	rc = node_propose(r->node, &cmd, &res);
-	if (rc == 0 && res.err == -EEXIST && cmd.if_absent)
+	int rc = r->async_ret;
+	struct kv_result res = r->async_res;
+	if (rc == 0 && res.err == -EEXIST && r->if_absent)
 		res.err = KV_EPRECOND;
 	if (rc == 0 && res.err == 0) {
 		/* The key's create revision is ours only if this entry made
 		 * it (a later delete and re-create is reported as 200). */
 		struct kv_rec *rec = NULL;
-		if (store_get(node_store(r->node), cmd.key, cmd.klen, &rec) ==
+		if (store_get(node_store(r->node), r->key, r->klen, &rec) ==
 			0 &&
 		    rec->create_rev == res.rev)
 			status = MHD_HTTP_CREATED;
 		kv_rec_unref(rec);
 	}
-	kv_cmd_clear(&cmd);
 	if (rc < 0)
 		return http_fail_err(r, rc, NULL);
 	if (res.err < 0)
@@ -280,17 +306,15 @@ static enum MHD_Result put_value(struct http_req *r)
 
 static enum MHD_Result delete_value(struct http_req *r)
 {
-	struct kv_cmd cmd = {0};
-	struct kv_result res = {0};
-	int rc;
-
-	cmd.op = KV_OP_DEL;
-	cmd.key = r->key;
-	cmd.klen = r->klen;
-	cmd.if_rev = r->if_rev;
-	r->key = NULL;
-	rc = node_propose(r->node, &cmd, &res);
-	kv_cmd_clear(&cmd);
+	if (!r->async_done) {
+		struct kv_cmd cmd = {.op = KV_OP_DEL,
+				     .key = r->key,
+				     .klen = r->klen,
+				     .if_rev = r->if_rev};
+		return propose(r, &cmd);
+	}
+	int rc = r->async_ret;
+	struct kv_result res = r->async_res;
 	if (rc < 0)
 		return http_fail_err(r, rc, NULL);
 	if (res.err < 0)
@@ -389,8 +413,9 @@ static enum MHD_Result list_dir(struct http_req *r)
 		}
 		limit = v > LIST_MAX_LIMIT ? LIST_MAX_LIMIT : (size_t)v;
 	}
-	if (!read_barrier(r)) {
-		ret = r->answered ? MHD_YES : MHD_NO;
+	enum barrier b = read_barrier(r);
+	if (b != BARRIER_PASSED) {
+		ret = barrier_held(r, b);
 		goto out_free;
 	}
 	rc = store_list(node_store(r->node), r->key, r->klen,
@@ -441,7 +466,7 @@ enum MHD_Result http_kv_handle(struct http_req *r)
  * body or, as Go's FormValue allows, from the query. */
 enum MHD_Result http_mmapd_set(struct http_req *r)
 {
-	if (!r->has_value) {
+	if (!r->has_value && !r->async_done) {
 		bool bad;
 		size_t n = 0;
 		char *v = http_query(r, "value", &n, &bad);

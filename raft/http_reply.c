@@ -100,6 +100,15 @@ enum MHD_Result http_queue(struct http_req *r, unsigned status,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		add_allow(resp, r->allow);
+	if (r->offloaded) {
+		/* not the listener's thread: kept for it (http.c) */
+		if (r->reply)
+			MHD_destroy_response(r->reply);
+		r->reply = resp;
+		r->reply_status = status;
+		r->answered = true;
+		return MHD_YES;
+	}
 	ret = MHD_queue_response(r->conn, status, resp);
 	MHD_destroy_response(resp);
 	if (ret == MHD_YES)

@@ -470,6 +470,7 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	pthread_mutex_init(&n->watch_mu, NULL);
 	node_cond_init(&n->cond);
 	node_cond_init(&n->state_cond);
+	pthread_cond_init(&n->retry_cond, NULL);
 
 	struct raft_config given, boot;
 	bool peers_given = opt->peers && *opt->peers;
@@ -585,6 +586,7 @@ err_raft:
 err_store:
 	store_close(n->store);
 err_free:
+	pthread_cond_destroy(&n->retry_cond);
 	pthread_cond_destroy(&n->state_cond);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->watch_mu);
@@ -599,15 +601,22 @@ void node_close(struct kv_node *n)
 {
 	if (!n)
 		return;
-	/* no new requests; then no more Raft; then the senders; the store
-	 * finishes what it was handed */
-	node_http_stop(n->http);
+	/* No more Raft: every call waiting on the node is answered
+	 * (KV_ESHUTDOWN), and new ones are refused. Then the forwarder
+	 * answers what it holds and the retrying threads end, so that no
+	 * request of the listener is left waiting when it stops (its
+	 * suspended connections must all be resumed). Then the senders; the
+	 * store finishes what it was handed. */
 	node_loop_stop(n);
+	fwd_stop(n->fwd);
+	node_retry_wait(n);
+	node_http_stop(n->http);
 	fwd_free(n->fwd);
 	snapxfer_recv_free(n->snaprecv);
 	peers_free(n->peers);
 	store_close(n->store);
 	raft_free(n->raft);
+	pthread_cond_destroy(&n->retry_cond);
 	pthread_cond_destroy(&n->state_cond);
 	pthread_cond_destroy(&n->cond);
 	pthread_mutex_destroy(&n->watch_mu);

@@ -49,13 +49,27 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res);
  * returns at once. 0 or KV_ENOQUORUM, KV_ESHUTDOWN. Any thread. */
 int node_read_barrier(struct kv_node *n, bool linearizable);
 
-/* Leader side of forwarding (POST /raft/propose): propose the encoded
- * command json (checked and re-encoded first) if this node leads, and wait
- * until applied here. 0 with res and *index (the entry), KV_ENOTLEADER
- * (surely not applied: the sender may retry elsewhere), -EINVAL, -EFBIG,
- * -ENOSPC, KV_ENOQUORUM (outcome unknown), KV_ESHUTDOWN, KV_EFAILED. */
-int node_propose_forwarded(struct kv_node *n, const char *json, size_t len,
-			   struct kv_result *res, uint64_t *index);
+/* The answer to an asynchronous call: ret as the blocking call would
+ * return it, and for a write res (valid during the call only; NULL unless
+ * ret is 0). Called exactly once, from one of the node's threads (the
+ * node thread, the store's owner, the forwarder or a retrying thread),
+ * possibly before the call that started it returned; it must not block
+ * and must not call back into the node's blocking calls. */
+typedef void (*node_done_fn)(void *ctx, int ret, const struct kv_result *res);
+
+/* node_propose without blocking: the same checks at once (their error is
+ * returned, as are -ENOSPC, -ENOMEM, KV_EFAILED and KV_ESHUTDOWN, and done
+ * is never called), else 0 and done gets what node_propose would have
+ * returned, by the same deadline. cmd is borrowed for the call only. A
+ * write that must wait for a leader is retried on a thread of its own.
+ * Any thread. */
+int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
+		       void *ctx);
+
+/* node_read_barrier (linearizable) without blocking: 0 and done gets 0,
+ * KV_ENOQUORUM or KV_ESHUTDOWN later; or KV_ESHUTDOWN, -ENOMEM at once
+ * (done is never called). Any thread. */
+int node_read_barrier_async(struct kv_node *n, node_done_fn done, void *ctx);
 
 /* Hand a batch of peer messages (from peer_handle_body) to the node
  * thread, which takes ownership. 0, or -EBUSY/-ENOMEM when it is dropped

@@ -1,5 +1,6 @@
 /* node_client.c - what other threads ask of the node: writes, read
- * barriers, peer messages.
+ * barriers, peer messages. Writes and read barriers come blocking (FUSE's
+ * threads) and asynchronous (the HTTP listener), on the same lists.
  *
  * A write on the leader goes into the node thread's inbox and waits for
  * its entry to be applied here. On a follower it is handed to the
@@ -95,7 +96,11 @@ void node_wake_all(struct node_waiter *list)
 	while (list) {
 		struct node_waiter *w = list;
 		list = w->wake_next;
-		sem_post(&w->sem); /* w may be gone from here on */
+		/* w may be gone from here on */
+		if (w->settle)
+			w->settle(w);
+		else
+			sem_post(&w->sem);
 	}
 }
 
@@ -325,9 +330,9 @@ static bool room_for(struct kv_node *n, size_t len)
 /* Propose json here or at the leader until applied on this node, a
  * definite failure, or the deadline. */
 static int propose_json(struct kv_node *n, const char *json, size_t len,
-			struct kv_result *res)
+			const struct timespec *until, struct kv_result *res)
 {
-	struct timespec deadline = node_deadline(n->write_timeout_ms);
+	struct timespec deadline = *until;
 	if (!room_for(n, len))
 		return -ENOSPC;
 	pthread_mutex_lock(&n->mu);
@@ -372,7 +377,8 @@ static int propose_json(struct kv_node *n, const char *json, size_t len,
 	return ret;
 }
 
-int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
+/* Check cmd, stamp its mtime and encode it (*json is the caller's). */
+static int cmd_prepare(struct kv_cmd *cmd, char **json, size_t *len)
 {
 	int ret = check_cmd(cmd);
 	if (ret != 0)
@@ -384,15 +390,240 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
 		clock_gettime(CLOCK_REALTIME, &now);
 		cmd->mtime_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
 	}
+	return kv_cmd_encode(cmd, json, len);
+}
+
+int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
+{
 	char *json;
 	size_t len;
-	ret = kv_cmd_encode(cmd, &json, &len);
+	int ret = cmd_prepare(cmd, &json, &len);
 	if (ret != 0)
 		return ret;
 	res->err = 0;
 	res->rev = 0;
-	ret = propose_json(n, json, len, res);
+	struct timespec deadline = node_deadline(n->write_timeout_ms);
+	ret = propose_json(n, json, len, &deadline, res);
 	free(json);
+	return ret;
+}
+
+/* ---- asynchronous calls ----
+ *
+ * The same paths as the blocking calls, for the HTTP listener's one
+ * thread, with the waiting done by whoever settles: a write on the leader
+ * is a heap prop the node thread settles (aop_prop); on a follower it
+ * goes to the forwarder, whose answer puts it on n->appliers until this
+ * node applied its index; a read waits on n->readers, then maybe
+ * n->appliers (aop_waiter). Deadlines are the node thread's job
+ * (expire_async in node_loop.c, every tick). A write that needs a retry
+ * (no leader yet, or it lost to another leader's entry) is rare and takes
+ * the blocking path on a thread of its own. */
+
+/* Where an asynchronous call waits. */
+enum aop_stage {
+	AOP_PROPOSE, /* on n->props or n->waiting (p) */
+	AOP_FORWARD, /* with the forwarder */
+	AOP_READ,    /* on n->readers (w) */
+	AOP_APPLY,   /* on n->appliers (w) */
+};
+
+struct aop {
+	struct kv_node *n;
+	node_done_fn done;
+	void *ctx;
+	struct timespec deadline;
+	char *json; /* a write's command, owned */
+	size_t len;
+	enum aop_stage stage;
+	struct prop p;
+	struct node_waiter w;
+	struct kv_result res;
+};
+
+static void aop_finish(struct aop *a, int ret)
+{
+	a->done(a->ctx, ret, ret == 0 ? &a->res : NULL);
+	free(a->json);
+	free(a);
+}
+
+static void *retry_main(void *arg)
+{
+	struct aop *a = arg;
+	struct kv_node *n = a->n;
+	pthread_setname_np(pthread_self(), "kvfs-retry");
+	int ret = propose_json(n, a->json, a->len, &a->deadline, &a->res);
+	aop_finish(a, ret);
+	pthread_mutex_lock(&n->mu);
+	if (--n->retrying == 0)
+		pthread_cond_broadcast(&n->retry_cond);
+	pthread_mutex_unlock(&n->mu);
+	return NULL;
+}
+
+/* The write surely was not applied: try again, the blocking way, on a
+ * thread of its own. n->mu not held. */
+static void aop_retry(struct aop *a)
+{
+	struct kv_node *n = a->n;
+	pthread_mutex_lock(&n->mu);
+	int ret = n->stopping		    ? KV_ESHUTDOWN
+		  : node_past(&a->deadline) ? KV_ENOQUORUM
+					    : 0;
+	if (ret == 0)
+		n->retrying++;
+	pthread_mutex_unlock(&n->mu);
+	if (ret != 0) {
+		aop_finish(a, ret);
+		return;
+	}
+	pthread_t t;
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, retry_main, a);
+	pthread_attr_destroy(&attr);
+	if (err == 0)
+		return;
+	pthread_mutex_lock(&n->mu);
+	if (--n->retrying == 0)
+		pthread_cond_broadcast(&n->retry_cond);
+	pthread_mutex_unlock(&n->mu);
+	aop_finish(a, -ENOMEM); /* surely not applied */
+}
+
+void node_retry_wait(struct kv_node *n)
+{
+	pthread_mutex_lock(&n->mu);
+	while (n->retrying)
+		pthread_cond_wait(&n->retry_cond, &n->mu);
+	pthread_mutex_unlock(&n->mu);
+}
+
+static void aop_waiter(struct node_waiter *w);
+
+/* Wait (without blocking) until this node applied index, then finish
+ * with 0. n->mu not held. */
+static void aop_wait_applied(struct aop *a, uint64_t index)
+{
+	struct kv_node *n = a->n;
+	pthread_mutex_lock(&n->mu);
+	int ret = n->applied >= index ? 0
+		  : n->fatal	      ? KV_EFAILED
+		  : n->stopping	      ? KV_ESHUTDOWN
+				      : 1;
+	if (ret == 1) {
+		a->stage = AOP_APPLY;
+		a->w = (struct node_waiter){.at = index,
+					    .listed = true,
+					    .settle = aop_waiter,
+					    .arg = a,
+					    .until = &a->deadline};
+		struct node_waiter **pp = &n->appliers;
+		while (*pp && (*pp)->at <= index)
+			pp = &(*pp)->next;
+		a->w.next = *pp;
+		*pp = &a->w;
+	}
+	pthread_mutex_unlock(&n->mu);
+	if (ret != 1)
+		aop_finish(a, ret);
+}
+
+static void aop_prop(struct prop *p)
+{
+	struct aop *a = p->arg;
+	if (p->ret == 0) {
+		a->res = p->res;
+		aop_finish(a, 0);
+	} else if (p->ret == NODE_RETRY) {
+		aop_retry(a);
+	} else {
+		aop_finish(a, p->ret);
+	}
+}
+
+static void aop_waiter(struct node_waiter *w)
+{
+	struct aop *a = w->arg;
+	if (w->ret != 0)
+		aop_finish(a, w->ret);
+	else if (a->stage == AOP_READ)
+		aop_wait_applied(a, w->index);
+	else
+		aop_finish(a, 0);
+}
+
+/* The forwarder's answer (its thread). */
+static void aop_forwarded(void *ctx, int ret, uint64_t index,
+			  const struct kv_result *res)
+{
+	struct aop *a = ctx;
+	if (ret == NODE_RETRY) {
+		aop_retry(a);
+	} else if (ret != 0) {
+		aop_finish(a, ret);
+	} else {
+		a->res = *res;
+		aop_wait_applied(a, index);
+	}
+}
+
+int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
+		       void *ctx)
+{
+	struct aop *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	int ret = cmd_prepare(cmd, &a->json, &a->len);
+	if (ret == 0 && !room_for(n, a->len))
+		ret = -ENOSPC;
+	if (ret != 0) {
+		free(a->json);
+		free(a);
+		return ret;
+	}
+	a->n = n;
+	a->done = done;
+	a->ctx = ctx;
+	a->deadline = node_deadline(n->write_timeout_ms);
+	char addr[RAFT_ADDR_MAX] = "";
+	pthread_mutex_lock(&n->mu);
+	ret = n->fatal ? KV_EFAILED : n->stopping ? KV_ESHUTDOWN : 0;
+	if (ret == 0 && n->role == RAFT_LEADER) {
+		a->stage = AOP_PROPOSE;
+		a->p = (struct prop){.json = a->json,
+				     .len = a->len,
+				     .state = PROP_QUEUED,
+				     .settle = aop_prop,
+				     .arg = a,
+				     .until = &a->deadline};
+		if (n->props_tail)
+			n->props_tail->next = &a->p;
+		else
+			n->props = &a->p;
+		n->props_tail = &a->p;
+		pthread_cond_signal(&n->cond);
+		pthread_mutex_unlock(&n->mu);
+		return 0;
+	}
+	if (ret == 0 && n->leader != RAFT_NONE && n->leader_addr[0])
+		memcpy(addr, n->leader_addr, sizeof(addr));
+	pthread_mutex_unlock(&n->mu);
+	if (ret == 0 && addr[0]) {
+		/* the forwarder outlives every caller: node_close stops it
+		 * only after the listener */
+		a->stage = AOP_FORWARD;
+		ret = fwd_submit(n->fwd, addr, a->json, a->len, &a->deadline,
+				 aop_forwarded, a);
+	} else if (ret == 0) {
+		aop_retry(a); /* no leader yet */
+	}
+	if (ret != 0) {
+		free(a->json);
+		free(a);
+	}
 	return ret;
 }
 
@@ -413,18 +644,68 @@ static int forwarded_canon(const char *json, size_t len, char **canon,
 	return ret;
 }
 
-int node_propose_forwarded_batch(struct kv_node *n, const struct fwd_span *cmds,
-				 size_t count, int *rets, struct kv_result *res,
-				 uint64_t *index)
+/* A forwarded batch on its way (node_propose_forwarded_async): the
+ * props of its good commands, each settled on its own; the last one
+ * settled answers. */
+struct bop {
+	node_done_fn done;
+	void *ctx;
+	struct timespec deadline;
+	int *rets;
+	struct kv_result *res;
+	uint64_t *index;
+	size_t m;	    /* props */
+	atomic_size_t left; /* of them, not settled yet */
+	size_t *cmd;	    /* cmd[j]: the command of ps[j] */
+	struct prop ps[];
+};
+
+static void bop_finish(struct bop *b)
 {
-	struct prop *ps = calloc(count ? count : 1, sizeof(*ps));
-	size_t *at = calloc(count ? count : 1, sizeof(*at));
-	if (!ps || !at) {
-		free(ps);
-		free(at);
+	b->done(b->ctx, 0, NULL);
+	for (size_t j = 0; j < b->m; j++)
+		free((char *)b->ps[j].json);
+	free(b->cmd);
+	free(b);
+}
+
+static void bop_prop(struct prop *p)
+{
+	struct bop *b = p->arg;
+	size_t i = b->cmd[p - b->ps];
+	/* surely not applied: the follower retries */
+	b->rets[i] = p->ret == NODE_RETRY ? KV_ENOTLEADER : p->ret;
+	if (p->ret == 0) {
+		b->res[i] = p->res;
+		b->index[i] = p->index;
+	}
+	/* the last one sees every other's results (acq_rel) */
+	if (atomic_fetch_sub(&b->left, 1) == 1)
+		bop_finish(b);
+}
+
+int node_propose_forwarded_async(struct kv_node *n, const struct fwd_span *cmds,
+				 size_t count, int *rets, struct kv_result *res,
+				 uint64_t *index, node_done_fn done, void *ctx)
+{
+	struct bop *b = calloc(1, sizeof(*b) + count * sizeof(struct prop));
+	size_t *cmd = calloc(count ? count : 1, sizeof(*cmd));
+	if (!b || !cmd) {
+		free(b);
+		free(cmd);
 		return -ENOMEM;
 	}
-	/* the good commands go to ps[0..m); at[i] is command i's */
+	b->done = done;
+	b->ctx = ctx;
+	b->rets = rets;
+	b->res = res;
+	b->index = index;
+	b->cmd = cmd;
+	/* answer a little before the follower gives up on us */
+	int ms = n->write_timeout_ms > 400 ? n->write_timeout_ms - 200
+					   : n->write_timeout_ms;
+	b->deadline = node_deadline(ms);
+	/* the good commands go to ps[0..m) */
 	size_t m = 0;
 	uint64_t room = store_room(n->store), need = 0;
 	for (size_t i = 0; i < count; i++) {
@@ -442,45 +723,82 @@ int node_propose_forwarded_batch(struct kv_node *n, const struct fwd_span *cmds,
 			free(canon);
 			continue;
 		}
-		at[i] = m;
-		ps[m++] = (struct prop){.json = canon, .len = clen};
+		cmd[m] = i;
+		b->ps[m++] = (struct prop){.json = canon,
+					   .len = clen,
+					   .state = PROP_QUEUED,
+					   .settle = bop_prop,
+					   .arg = b,
+					   .until = &b->deadline};
 	}
-	/* answer a little before the follower gives up on us */
-	int ms = n->write_timeout_ms > 400 ? n->write_timeout_ms - 200
-					   : n->write_timeout_ms;
-	struct timespec deadline = node_deadline(ms);
+	b->m = m;
+	atomic_init(&b->left, m);
 	pthread_mutex_lock(&n->mu);
-	bool leader = n->role == RAFT_LEADER;
-	if (leader)
-		propose_props(n, ps, m, &deadline);
-	pthread_mutex_unlock(&n->mu);
-	for (size_t i = 0; i < count; i++) {
-		if (rets[i] != 0)
-			continue;
-		struct prop *p = &ps[at[i]];
-		rets[i] = leader ? p->ret : KV_ENOTLEADER;
-		if (rets[i] == NODE_RETRY)
-			rets[i] = KV_ENOTLEADER; /* surely not applied: the
-						    follower retries */
-		if (rets[i] == 0) {
-			res[i] = p->res;
-			index[i] = p->index;
-		}
+	bool take = m > 0 && n->role == RAFT_LEADER && !n->stopping;
+	if (take) {
+		for (size_t j = 0; j + 1 < m; j++)
+			b->ps[j].next = &b->ps[j + 1];
+		if (n->props_tail)
+			n->props_tail->next = &b->ps[0];
+		else
+			n->props = &b->ps[0];
+		n->props_tail = &b->ps[m - 1];
+		pthread_cond_signal(&n->cond);
 	}
-	for (size_t j = 0; j < m; j++)
-		free((char *)ps[j].json);
-	free(ps);
-	free(at);
+	int not_taken = n->stopping ? KV_ESHUTDOWN : KV_ENOTLEADER;
+	pthread_mutex_unlock(&n->mu);
+	if (!take) {
+		for (size_t j = 0; j < m; j++)
+			rets[cmd[j]] = not_taken;
+		bop_finish(b);
+	}
 	return 0;
 }
 
-int node_propose_forwarded(struct kv_node *n, const char *json, size_t len,
-			   struct kv_result *res, uint64_t *index)
+/* List w as a reader of the next ReadIndex round. n->mu held. */
+static void reader_add(struct kv_node *n, struct node_waiter *w)
 {
-	struct fwd_span one = {json, len};
-	int ret;
-	int err = node_propose_forwarded_batch(n, &one, 1, &ret, res, index);
-	return err != 0 ? err : ret;
+	uint64_t need = n->read_issued + 1;
+	/* wake the node thread only for the first reader of a round, and
+	 * only if it may issue one now: once a round in flight is answered,
+	 * it looks at read_need again by itself */
+	if (need > n->read_need) {
+		n->read_need = need;
+		if (n->read_inflight < NODE_READ_PIPELINE)
+			pthread_cond_signal(&n->cond);
+	}
+	/* rounds only grow, so the list stays in round order */
+	w->at = need;
+	w->listed = true;
+	if (n->readers_tail)
+		n->readers_tail->next = w;
+	else
+		n->readers = w;
+	n->readers_tail = w;
+}
+
+int node_read_barrier_async(struct kv_node *n, node_done_fn done, void *ctx)
+{
+	struct aop *a = calloc(1, sizeof(*a));
+	if (!a)
+		return -ENOMEM;
+	a->n = n;
+	a->done = done;
+	a->ctx = ctx;
+	a->deadline = node_deadline(n->write_timeout_ms);
+	a->stage = AOP_READ;
+	a->w = (struct node_waiter){
+	    .settle = aop_waiter, .arg = a, .until = &a->deadline};
+	pthread_mutex_lock(&n->mu);
+	bool stopping = n->stopping;
+	if (!stopping)
+		reader_add(n, &a->w);
+	pthread_mutex_unlock(&n->mu);
+	if (stopping) {
+		free(a);
+		return KV_ESHUTDOWN;
+	}
+	return 0;
 }
 
 int node_read_barrier(struct kv_node *n, bool linearizable)
@@ -493,23 +811,9 @@ int node_read_barrier(struct kv_node *n, bool linearizable)
 		pthread_mutex_unlock(&n->mu);
 		return KV_ESHUTDOWN;
 	}
-	uint64_t need = n->read_issued + 1;
-	/* wake the node thread only for the first reader of a round, and
-	 * only if it may issue one now: once a round in flight is answered,
-	 * it looks at read_need again by itself */
-	if (need > n->read_need) {
-		n->read_need = need;
-		if (n->read_inflight < NODE_READ_PIPELINE)
-			pthread_cond_signal(&n->cond);
-	}
-	/* rounds only grow, so the list stays in round order */
-	struct node_waiter w = {.at = need, .listed = true};
+	struct node_waiter w = {0};
 	sem_init(&w.sem, 0, 0);
-	if (n->readers_tail)
-		n->readers_tail->next = &w;
-	else
-		n->readers = &w;
-	n->readers_tail = &w;
+	reader_add(n, &w);
 	int ret = waiter_sleep(n, &w, &n->readers, &n->readers_tail, &deadline);
 	if (ret == 0)
 		ret = w.ret;

@@ -33,7 +33,8 @@
 #define NODE_COMPACT_TRAIL  5000 /* entries kept in memory after a db */
 #define NODE_MAX_INBOX_MSGS 65536
 
-/* A local proposal, on the proposer's stack, guarded by n->mu. */
+/* A local proposal, on the proposer's stack (or in an asynchronous
+ * call's state, node_client.c), guarded by n->mu. */
 enum prop_state {
 	PROP_QUEUED,  /* in n->props, not yet seen by the node thread */
 	PROP_TAKEN,   /* the node thread is proposing it */
@@ -56,6 +57,12 @@ struct prop {
 	 * released (see struct node_waiter) */
 	sem_t sem;
 	struct prop *wake_next;
+	/* An asynchronous call's: settle is called instead of the post
+	 * (n->mu not held, from the thread that settled it; arg is the
+	 * call's); the node thread fails it once until passed. */
+	void (*settle)(struct prop *p);
+	void *arg;
+	const struct timespec *until;
 };
 
 /* A thread waiting for a ReadIndex round or for an index to be applied.
@@ -71,6 +78,10 @@ struct node_waiter {
 	int ret;	/* 0 or KV_ESHUTDOWN, set when settled */
 	bool listed;	/* on its list: not settled yet (under n->mu) */
 	sem_t sem;
+	/* an asynchronous call's, as in struct prop */
+	void (*settle)(struct node_waiter *w);
+	void *arg;
+	const struct timespec *until;
 };
 
 /* Not applied and never will be (not the leader, or its entry lost to
@@ -130,6 +141,10 @@ struct kv_node {
 	/* threads waiting for an index to be applied, by increasing index */
 	struct node_waiter *appliers;
 	bool stopping;
+	/* threads retrying asynchronous writes (node_client.c), and their
+	 * condition: node_close waits until there are none */
+	unsigned retrying;
+	pthread_cond_t retry_cond;
 
 	/* inbox (under mu) */
 	struct prop *props, *props_tail;
@@ -192,15 +207,21 @@ extern const struct store_raft_ops node_store_ops;
 
 /* node_client.c: the leader's side of a forwarded batch. Checks, then
  * proposes with one hand-off to the node thread, the commands cmds[0..
- * count) and waits until they are applied here (or a deadline a little
- * before the follower's). Each rets[i]: 0 (index[i], res[i]), or the
+ * count) (copied), and calls done(ctx, 0, NULL) once each is applied
+ * here or failed (by a deadline a little before the follower's), maybe
+ * before returning. Then each rets[i] is 0 (index[i], res[i]), or the
  * error the single form answers: KV_ENOTLEADER (surely not applied),
  * -EINVAL/-ENAMETOOLONG/-EFBIG (a bad command), -ENOSPC, KV_ENOQUORUM,
- * KV_ESHUTDOWN, KV_EFAILED, -ENOMEM. Returns 0, or -ENOMEM with nothing
- * proposed. An HTTP thread. */
-int node_propose_forwarded_batch(struct kv_node *n, const struct fwd_span *cmds,
+ * KV_ESHUTDOWN, KV_EFAILED. The arrays (count each) are the caller's and
+ * must stay until done. Returns 0, or -ENOMEM with nothing proposed and
+ * done never called. Any thread. */
+int node_propose_forwarded_async(struct kv_node *n, const struct fwd_span *cmds,
 				 size_t count, int *rets, struct kv_result *res,
-				 uint64_t *index);
+				 uint64_t *index, node_done_fn done, void *ctx);
+
+/* node_client.c: wait until no thread retries an asynchronous write;
+ * n->stopping is set, so none starts. Any thread but those. */
+void node_retry_wait(struct kv_node *n);
 
 /* CLOCK_MONOTONIC in ms. */
 uint64_t node_mono_ms(void);

@@ -45,8 +45,83 @@ static void props_wake(struct prop *list)
 	while (list) {
 		struct prop *p = list;
 		list = p->wake_next;
-		sem_post(&p->sem);
+		if (p->settle)
+			p->settle(p);
+		else
+			sem_post(&p->sem);
 	}
+}
+
+static bool passed(const struct timespec *deadline, const struct timespec *now)
+{
+	return now->tv_sec > deadline->tv_sec ||
+	       (now->tv_sec == deadline->tv_sec &&
+		now->tv_nsec >= deadline->tv_nsec);
+}
+
+/* Settle, with ret, the asynchronous calls of a list of props whose
+ * deadline passed by now. n->mu held. */
+static void props_expire(struct prop **head, struct prop **tail,
+			 const struct timespec *now, int ret,
+			 struct prop **wake)
+{
+	struct prop *prev = NULL;
+	for (struct prop *p = *head, *next; p; p = next) {
+		next = p->next;
+		if (!p->until || !passed(p->until, now)) {
+			prev = p;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			*head = next;
+		if (*tail == p)
+			*tail = prev;
+		prop_finish(p, ret, wake);
+	}
+}
+
+/* The same for a list of waiters. n->mu held. */
+static void waiters_expire(struct node_waiter **head, struct node_waiter **tail,
+			   const struct timespec *now, int ret,
+			   struct node_waiter **wake)
+{
+	struct node_waiter *prev = NULL;
+	for (struct node_waiter *w = *head, *next; w; w = next) {
+		next = w->next;
+		if (!w->until || !passed(w->until, now)) {
+			prev = w;
+			continue;
+		}
+		if (prev)
+			prev->next = next;
+		else
+			*head = next;
+		if (tail && *tail == w)
+			*tail = prev;
+		w->listed = false;
+		w->ret = ret;
+		w->wake_next = *wake;
+		*wake = w;
+	}
+}
+
+/* Asynchronous calls past their deadline fail as the blocking ones do:
+ * KV_ENOQUORUM (a queued write surely was not applied, but that is what
+ * a blocking write answers once its time is up too), KV_EFAILED once the
+ * store failed. Blocking callers watch their own deadlines. n->mu held;
+ * the settled go on *done and *woken. */
+static void expire_async(struct kv_node *n, struct prop **done,
+			 struct node_waiter **woken)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	int ret = n->fatal ? KV_EFAILED : KV_ENOQUORUM;
+	props_expire(&n->props, &n->props_tail, &now, ret, done);
+	props_expire(&n->waiting, &n->waiting_tail, &now, ret, done);
+	waiters_expire(&n->readers, &n->readers_tail, &now, ret, woken);
+	waiters_expire(&n->appliers, NULL, &now, ret, woken);
 }
 
 /* Take the waiters of *head with at <= upto (all if upto is UINT64_MAX)
@@ -507,9 +582,21 @@ static void *loop_main(void *arg)
 	pthread_setname_np(pthread_self(), "kvfs-node");
 	struct kv_node *n = arg;
 	struct timespec next_tick = node_deadline(NODE_TICK_MS);
+	struct timespec next_expiry = next_tick;
 	uint64_t compacted = 0;
 	pthread_mutex_lock(&n->mu);
 	while (!n->stopping) {
+		if (node_past(&next_expiry)) {
+			struct prop *done = NULL;
+			struct node_waiter *woken = NULL;
+			expire_async(n, &done, &woken);
+			next_expiry = node_deadline(NODE_TICK_MS);
+			pthread_mutex_unlock(&n->mu);
+			props_wake(done);
+			node_wake_all(woken);
+			pthread_mutex_lock(&n->mu);
+			continue;
+		}
 		bool work = n->props || n->msgs || n->persisted_new ||
 			    n->sends_finished || n->snapshotted > compacted ||
 			    (n->read_need > n->read_issued &&

@@ -83,7 +83,7 @@ int snapxfer_recv_new(const char *dir, struct snapxfer_recv **out);
 void snapxfer_recv_free(struct snapxfer_recv *r);
 
 /* Take chunk c. Serialized inside (the handler may call it from several
- * connection threads). *next is always set to the offset the receiver
+ * threads at once). *next is always set to the offset the receiver
  * expects next for c's snapshot (the sender resumes there). In order:
  * - c->len > SNAPXFER_MAX_CHUNK: -EFBIG.
  * - c->crc does not match the data: -EBADMSG, nothing written.

@@ -1,0 +1,235 @@
+/* test_suspend.c - requests the listener suspends while the node works.
+ *
+ * The HTTP listener runs every connection on one thread: a write or a
+ * linearizable read suspends its request until the node answers
+ * (raft/http.c). These tests use a node that can never lead (two of its
+ * three members do not exist), so that its requests stay suspended: each
+ * must still be answered by the write timeout, and closing the node must
+ * answer every one of them and return, never hang or abort (libmicrohttpd
+ * refuses to stop with a connection suspended). */
+#include <curl/curl.h>
+#include <errno.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "http_internal.h"
+#include "node.h"
+#include "node_int.h"
+
+#define CLIENTS 16
+
+static char datadir[] = "/tmp/kvfs-test-suspend-XXXXXX";
+
+/* A port nothing listens on (bound once, then released). */
+static unsigned free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Member 1 of a three-member cluster whose other two never answer. */
+static struct kv_node *open_alone(int write_timeout_ms)
+{
+	char peers[128], listen[64];
+	unsigned p1 = free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", p1);
+	snprintf(peers, sizeof(peers),
+		 "1=127.0.0.1:%u,2=127.0.0.1:%u,3=127.0.0.1:%u", p1,
+		 free_port(), free_port());
+	struct node_options opt = {.id = 1,
+				   .data_dir = datadir,
+				   .listen = listen,
+				   .peers = peers,
+				   .write_timeout_ms = write_timeout_ms};
+	struct kv_node *n = NULL;
+	char *err = NULL;
+	if (node_open(&opt, &n, &err) != 0)
+		fail_msg("node_open: %s", err ? err : "?");
+	return n;
+}
+
+struct call {
+	unsigned port;
+	const char *method;
+	const char *path;
+	long status; /* 0: no answer (the connection closed) */
+	char code[32];
+	double seconds;
+};
+
+static size_t keep_body(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct call *c = arg;
+	const char *p = memmem(data, size * nmemb, "\"code\":\"", 8);
+	if (p) {
+		p += 8;
+		size_t n = strcspn(p, "\"");
+		if (n >= sizeof(c->code))
+			n = sizeof(c->code) - 1;
+		memcpy(c->code, p, n);
+		c->code[n] = '\0';
+	}
+	return size * nmemb;
+}
+
+static void *call_main(void *arg)
+{
+	struct call *c = arg;
+	char url[256];
+	CURL *h = curl_easy_init();
+	struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s", c->port, c->path);
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, c->method);
+	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+	if (strcmp(c->method, "PUT") == 0) {
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "v");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 1L);
+	}
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, keep_body);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, c);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+	if (curl_easy_perform(h) == CURLE_OK)
+		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &c->status);
+	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &c->seconds);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(h);
+	return NULL;
+}
+
+static void start_calls(struct kv_node *n, struct call *calls,
+			pthread_t *threads, size_t count)
+{
+	for (size_t i = 0; i < count; i++) {
+		calls[i] = (struct call){
+		    .port = node_port(n),
+		    .method = i % 2 ? "GET" : "PUT",
+		    .path = i % 2 ? "/kv/read" : "/kv/write",
+		};
+		assert_int_equal(
+		    pthread_create(&threads[i], NULL, call_main, &calls[i]), 0);
+	}
+}
+
+/* Wait until count requests are suspended on n's listener. */
+static void wait_held(struct kv_node *n, unsigned count)
+{
+	struct node_http *h = n->http;
+	for (int i = 0; i < 30000; i++) {
+		pthread_mutex_lock(&h->mu);
+		unsigned held = h->held;
+		pthread_mutex_unlock(&h->mu);
+		if (held >= count)
+			return;
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	fail_msg("the requests were not suspended");
+}
+
+static void test_suspended_requests_fail_503_by_the_write_timeout(void **state)
+{
+	(void)state;
+	struct kv_node *n = open_alone(1000);
+	struct call calls[4];
+	pthread_t threads[4];
+	start_calls(n, calls, threads, 4);
+	for (size_t i = 0; i < 4; i++)
+		pthread_join(threads[i], NULL);
+	for (size_t i = 0; i < 4; i++) {
+		/* no leader: a write is retried until its time is up, a read
+		 * waits for a ReadIndex round that never comes */
+		assert_int_equal(calls[i].status, 503);
+		assert_string_equal(calls[i].code, "no_quorum");
+		assert_true(calls[i].seconds >= 0.9);
+	}
+	/* the listener was free all along: a local read answers at once */
+	struct call local = {.port = node_port(n),
+			     .method = "GET",
+			     .path = "/kv/read?consistency=local"};
+	call_main(&local);
+	assert_int_equal(local.status, 404);
+	node_close(n);
+}
+
+static void test_closing_the_node_answers_every_suspended_request(void **state)
+{
+	(void)state;
+	struct kv_node *n = open_alone(60000);
+	struct call calls[CLIENTS];
+	pthread_t threads[CLIENTS];
+	start_calls(n, calls, threads, CLIENTS);
+	wait_held(n, CLIENTS);
+	/* returns, with each request answered or its connection closed,
+	 * long before the minute the writes would otherwise wait */
+	node_close(n);
+	for (size_t i = 0; i < CLIENTS; i++) {
+		pthread_join(threads[i], NULL);
+		assert_true(calls[i].seconds < 30);
+		if (calls[i].status != 0) {
+			assert_int_equal(calls[i].status, 503);
+			assert_string_equal(calls[i].code, "not_ready");
+		}
+	}
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag,
+		    struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return mkdtemp(datadir) ? 0 : -1;
+}
+
+static int each(void **state)
+{
+	(void)state;
+	nftw(datadir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	return mkdir(datadir, 0700);
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	nftw(datadir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	curl_global_cleanup();
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup(
+		test_suspended_requests_fail_503_by_the_write_timeout, each),
+	    cmocka_unit_test_setup(
+		test_closing_the_node_answers_every_suspended_request, each),
+	};
+	return cmocka_run_group_tests_name("suspend", tests, setup, teardown);
+}
