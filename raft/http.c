@@ -171,13 +171,18 @@ const char *http_header(struct http_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-void http_suspend(struct http_req *r)
+bool http_suspend(struct http_req *r)
 {
 	pthread_mutex_lock(&r->http->mu);
-	r->http->held++;
+	bool closing = r->http->closing;
+	if (!closing)
+		r->http->held++;
 	pthread_mutex_unlock(&r->http->mu);
+	if (closing)
+		return false;
 	r->held = true;
 	MHD_suspend_connection(r->conn);
+	return true;
 }
 
 void http_done(void *ctx, int ret, const struct kv_result *res)
@@ -233,11 +238,12 @@ static enum MHD_Result offload(struct http_req *r)
 	pthread_attr_t attr;
 	pthread_t t;
 
+	if (!http_suspend(r))
+		return http_fail_err(r, KV_ESHUTDOWN, NULL);
 	pthread_mutex_lock(&h->mu);
 	h->workers++;
 	pthread_mutex_unlock(&h->mu);
 	r->offloaded = true;
-	http_suspend(r);
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	int err = pthread_create(&t, &attr, offload_main, r);
@@ -722,11 +728,12 @@ void node_http_stop(struct node_http *h)
 {
 	if (!h)
 		return;
-	/* MHD must not stop with a request suspended: wait until every
-	 * one was taken up again. The node answered every call it had
-	 * (node_close stops it first), and an offloaded handler returns
-	 * soon once the node stops. */
+	/* MHD must not stop with a request suspended: none is from now on,
+	 * and we wait until every one was taken up again. The node answered
+	 * every call it had (node_close stops it first), and an offloaded
+	 * handler returns soon once the node stops. */
 	pthread_mutex_lock(&h->mu);
+	h->closing = true;
 	while (h->held || h->workers) {
 		struct timespec t;
 		clock_gettime(CLOCK_REALTIME, &t);

@@ -132,6 +132,7 @@ struct node_http {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	unsigned held, workers;
+	bool closing; /* no more suspending */
 };
 
 /* ---- http.c: request helpers ---- */
@@ -147,8 +148,10 @@ char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
 const char *http_header(struct http_req *r, const char *name);
 /* Suspend r until http_done: the route's handler runs again then, with
  * r->async_done set. Call it before starting the call that answers
- * (which may answer at once). The listener's thread. */
-void http_suspend(struct http_req *r);
+ * (which may answer at once). False, and r is not suspended, once the
+ * listener is stopping: answer at once then (KV_ESHUTDOWN). The
+ * listener's thread. */
+bool http_suspend(struct http_req *r);
 /* A node_done_fn (node.h) for a suspended request (ctx): keep the
  * outcome and resume it. Any thread, once per http_suspend. */
 void http_done(void *ctx, int ret, const struct kv_result *res);

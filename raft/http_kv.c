@@ -136,7 +136,10 @@ static enum barrier read_barrier(struct http_req *r)
 	free(c);
 	if (local)
 		return BARRIER_PASSED;
-	http_suspend(r);
+	if (!http_suspend(r)) {
+		http_fail_err(r, KV_ESHUTDOWN, NULL);
+		return BARRIER_FAILED;
+	}
 	http_started(r, node_read_barrier_async(r->node, http_done, r));
 	return BARRIER_WAIT;
 }
@@ -252,7 +255,8 @@ static enum MHD_Result reply_rev(struct http_req *r, unsigned status,
  * answered; the handler's second run finds the outcome in r->async_*. */
 static enum MHD_Result propose(struct http_req *r, struct kv_cmd *cmd)
 {
-	http_suspend(r);
+	if (!http_suspend(r))
+		return http_fail_err(r, KV_ESHUTDOWN, NULL);
 	http_started(r, node_propose_async(r->node, cmd, http_done, r));
 	return MHD_YES;
 }

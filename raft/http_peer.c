@@ -212,7 +212,8 @@ static enum MHD_Result propose_start(struct http_req *r)
 	c->res = calloc(c->n, sizeof(*c->res));
 	if (!c->rets || !c->index || !c->res)
 		return http_fail_err(r, -ENOMEM, NULL);
-	http_suspend(r);
+	if (!http_suspend(r))
+		return http_fail_err(r, KV_ESHUTDOWN, NULL);
 	http_started(r, node_propose_forwarded_async(r->node, c->spans, c->n,
 						     c->rets, c->res, c->index,
 						     http_done, r));

@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +75,10 @@ struct call {
 	long status; /* 0: no answer (the connection closed) */
 	char code[32];
 	double seconds;
+	/* loop: ask again until there is no answer; others counts the
+	 * answers that were not 503 not_ready */
+	bool loop;
+	unsigned rounds, others;
 };
 
 static size_t keep_body(char *data, size_t size, size_t nmemb, void *arg)
@@ -91,9 +96,8 @@ static size_t keep_body(char *data, size_t size, size_t nmemb, void *arg)
 	return size * nmemb;
 }
 
-static void *call_main(void *arg)
+static void call_once(struct call *c)
 {
-	struct call *c = arg;
 	char url[256];
 	CURL *h = curl_easy_init();
 	struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
@@ -113,6 +117,19 @@ static void *call_main(void *arg)
 	curl_easy_getinfo(h, CURLINFO_TOTAL_TIME, &c->seconds);
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(h);
+}
+
+static void *call_main(void *arg)
+{
+	struct call *c = arg;
+	do {
+		c->status = 0;
+		c->code[0] = '\0';
+		call_once(c);
+		if (c->status != 0 &&
+		    (c->status != 503 || strcmp(c->code, "not_ready") != 0))
+			c->others++;
+	} while (c->loop && c->status != 0 && ++c->rounds < 100000);
 	return NULL;
 }
 
@@ -124,6 +141,7 @@ static void start_calls(struct kv_node *n, struct call *calls,
 		    .port = node_port(n),
 		    .method = i % 2 ? "GET" : "PUT",
 		    .path = i % 2 ? "/kv/read" : "/kv/write",
+		    .loop = i % 4 >= 2,
 		};
 		assert_int_equal(
 		    pthread_create(&threads[i], NULL, call_main, &calls[i]), 0);
@@ -150,12 +168,12 @@ static void test_suspended_requests_fail_503_by_the_write_timeout(void **state)
 {
 	(void)state;
 	struct kv_node *n = open_alone(1000);
-	struct call calls[4];
-	pthread_t threads[4];
-	start_calls(n, calls, threads, 4);
-	for (size_t i = 0; i < 4; i++)
+	struct call calls[2];
+	pthread_t threads[2];
+	start_calls(n, calls, threads, 2);
+	for (size_t i = 0; i < 2; i++)
 		pthread_join(threads[i], NULL);
-	for (size_t i = 0; i < 4; i++) {
+	for (size_t i = 0; i < 2; i++) {
 		/* no leader: a write is retried until its time is up, a read
 		 * waits for a ReadIndex round that never comes */
 		assert_int_equal(calls[i].status, 503);
@@ -180,15 +198,13 @@ static void test_closing_the_node_answers_every_suspended_request(void **state)
 	start_calls(n, calls, threads, CLIENTS);
 	wait_held(n, CLIENTS);
 	/* returns, with each request answered or its connection closed,
-	 * long before the minute the writes would otherwise wait */
+	 * long before the minute the writes would otherwise wait; half the
+	 * clients ask again at once, racing the listener's stop */
 	node_close(n);
 	for (size_t i = 0; i < CLIENTS; i++) {
 		pthread_join(threads[i], NULL);
 		assert_true(calls[i].seconds < 30);
-		if (calls[i].status != 0) {
-			assert_int_equal(calls[i].status, 503);
-			assert_string_equal(calls[i].code, "not_ready");
-		}
+		assert_int_equal(calls[i].others, 0);
 	}
 }
 
