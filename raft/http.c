@@ -5,8 +5,9 @@
  * suspends its request and starts an asynchronous call of the node
  * (node.h); the call's answer resumes it and the handler runs again to
  * reply. A thread per connection cost two thread switches per request
- * (docs/benchmarks.md). The few handlers that do block (membership
- * changes, snapshot chunks) are offloaded to a thread of their own. A
+ * (docs/benchmarks.md). The few handlers that do block (/status asks
+ * the store's owner thread, membership changes, snapshot chunks) are
+ * offloaded to a thread of their own. A
  * connection limit, an idle timeout and a small per-connection memory
  * pool keep slow or hostile clients from starving the others. A request is
  * routed by the table below as soon as its headers are in, so bad keys, unknown
@@ -53,8 +54,9 @@ static const struct http_route routes[] = {
     {"/kv/", false, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_POST | HTTP_DELETE,
      HTTP_PUT | HTTP_POST, HTTP_BODY_RAW, KV_MAX_VALUE, http_kv_check,
      http_kv_handle, NULL, false},
+    /* offloaded: it asks the store's owner thread, which may be busy */
     {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_status_handle, NULL, false},
+     http_status_handle, NULL, true},
     /* mmapd's endpoints, kept for its users. */
     {"/set/", false, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT, HTTP_BODY_FORM,
      KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL, false},
