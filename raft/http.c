@@ -5,16 +5,16 @@
  * suspends its request and starts an asynchronous call of the node
  * (node.h); the call's answer resumes it and the handler runs again to
  * reply. A thread per connection cost two thread switches per request
- * (docs/benchmarks.md). The few handlers that do block (/status asks
- * the store's owner thread, membership changes, snapshot chunks) are
- * offloaded to a thread of their own. A
- * connection limit, an idle timeout and a small per-connection memory
- * pool keep slow or hostile clients from starving the others. A request is
- * routed by the table below as soon as its headers are in, so bad keys, unknown
- * paths and oversized bodies are refused before any body is read; bodies are
- * then taken in up to the route's limit and the route's handler runs once the
- * request is complete; a stream (a peer's /raft/stream) is handed over piece by
- * piece instead. Responses and the error mapping are in http_reply.c, the
+ * (docs/benchmarks.md). The few handlers that do block (/status asks the
+ * store's owner thread, membership changes, snapshot chunks) are
+ * offloaded to a thread of their own. A connection limit, an idle timeout
+ * and a small per-connection memory pool keep slow or hostile clients
+ * from starving the others. A request is routed by the table below as
+ * soon as its headers are in, so bad keys, unknown paths and oversized
+ * bodies are refused before any body is read; bodies are then taken in up
+ * to the route's limit and the route's handler runs once the request is
+ * complete; a stream (a peer's /raft/stream) is handed over piece by piece
+ * instead. Responses and the error mapping are in http_reply.c, the
  * client endpoints in http_kv.c, the peers' in http_peer.c. */
 #include <errno.h>
 #include <netdb.h>

@@ -612,8 +612,8 @@ int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 		memcpy(addr, n->leader_addr, sizeof(addr));
 	pthread_mutex_unlock(&n->mu);
 	if (ret == 0 && addr[0]) {
-		/* the forwarder outlives every caller: node_close stops it
-		 * only after the listener */
+		/* node_close frees the forwarder only after the listener
+		 * stopped; stopped before that, it refuses (KV_ESHUTDOWN) */
 		a->stage = AOP_FORWARD;
 		ret = fwd_submit(n->fwd, addr, a->json, a->len, &a->deadline,
 				 aop_forwarded, a);
