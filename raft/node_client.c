@@ -139,6 +139,18 @@ static int waiter_sleep(struct kv_node *n, struct node_waiter *w,
 			   : KV_ENOQUORUM;
 }
 
+/* List w (w->at set) as waiting for its index to be applied here, in
+ * index order. n->mu held. */
+static void applier_add(struct kv_node *n, struct node_waiter *w)
+{
+	struct node_waiter **pp = &n->appliers;
+	while (*pp && (*pp)->at <= w->at)
+		pp = &(*pp)->next;
+	w->listed = true;
+	w->next = *pp;
+	*pp = w;
+}
+
 /* Wait until this node applied index; n->mu held. The waiter sleeps on
  * its own semaphore, posted by the store's applied callback once index is
  * applied (n->appliers is kept in index order). */
@@ -151,13 +163,9 @@ static int wait_applied(struct kv_node *n, uint64_t index,
 		return KV_EFAILED;
 	if (n->stopping)
 		return KV_ESHUTDOWN;
-	struct node_waiter w = {.at = index, .listed = true};
+	struct node_waiter w = {.at = index};
 	sem_init(&w.sem, 0, 0);
-	struct node_waiter **pp = &n->appliers;
-	while (*pp && (*pp)->at <= index)
-		pp = &(*pp)->next;
-	w.next = *pp;
-	*pp = &w;
+	applier_add(n, &w);
 	int ret = waiter_sleep(n, &w, &n->appliers, NULL, deadline);
 	if (ret == 0)
 		ret = w.ret;
@@ -516,15 +524,10 @@ static void aop_wait_applied(struct aop *a, uint64_t index)
 	if (ret == 1) {
 		a->stage = AOP_APPLY;
 		a->w = (struct node_waiter){.at = index,
-					    .listed = true,
 					    .settle = aop_waiter,
 					    .arg = a,
 					    .until = &a->deadline};
-		struct node_waiter **pp = &n->appliers;
-		while (*pp && (*pp)->at <= index)
-			pp = &(*pp)->next;
-		a->w.next = *pp;
-		*pp = &a->w;
+		applier_add(n, &a->w);
 	}
 	pthread_mutex_unlock(&n->mu);
 	if (ret != 1)
