@@ -220,6 +220,8 @@ int raft_step(struct raft *r, const struct raft_message *m)
 {
 	if (m->to != r->id || m->from == RAFT_NONE || m->from == r->id)
 		return 0;
+	if (m->type == RAFT_MSG_PROPOSE || m->type == RAFT_MSG_PROPOSE_RESP)
+		return 0; /* the node layer's (raft.h) */
 	if (m->term > r->term) {
 		bool vote =
 		    m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
@@ -552,7 +554,7 @@ const char *raft_msg_type_name(enum raft_msg_type t)
 	    "none",	      "append",	    "append_resp",     "vote",
 	    "vote_resp",      "prevote",    "prevote_resp",    "heartbeat",
 	    "heartbeat_resp", "read_index", "read_index_resp", "snapshot",
-	    "timeout_now",
+	    "timeout_now",    "propose",    "propose_resp",
 	};
 	if ((unsigned)t >= sizeof(names) / sizeof(names[0]))
 		return "unknown";

@@ -68,8 +68,6 @@ static const struct http_route routes[] = {
      http_peer_stream_data, false},
     {PEER_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, PEER_MAX_BODY,
      http_peer_check, http_peer_message, NULL, false},
-    {"/raft/propose", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     PEER_MAX_PROPOSE, http_peer_check, http_peer_propose, NULL, false},
     {"/raft/snapshot", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
      SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot, NULL, true},
     /* membership (http_cluster.c) */

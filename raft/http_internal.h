@@ -4,7 +4,7 @@
  * of path prefixes, takes in the body (bounded) and calls the route's
  * handler once the request is complete. http_reply.c builds responses and
  * maps errors to statuses in one function; http_kv.c holds the client
- * endpoints. New endpoints (the peers' /raft/ endpoints, forwarding) are one
+ * endpoints. New endpoints (like the peers' /raft/ endpoints) are one
  * more line in the route table in http.c and a handler with this signature. */
 #ifndef KV_HTTP_INTERNAL_H
 #define KV_HTTP_INTERNAL_H
@@ -197,9 +197,6 @@ enum MHD_Result http_status_handle(struct http_req *r);
 
 /* ---- http_peer.c: what peers call ---- */
 
-/* Forwarded writes: a batch (forward.h) of up to 4 MiB of commands plus
- * one of the largest (a 16 MiB value in base64) fits well. */
-#define PEER_MAX_PROPOSE PEER_MAX_BODY
 bool http_peer_check(struct http_req *r);
 enum MHD_Result http_peer_message(struct http_req *r);
 /* POST /raft/stream: the check (http_peer_check and the protocol version
@@ -208,7 +205,6 @@ bool http_peer_stream_check(struct http_req *r);
 enum MHD_Result http_peer_stream_data(struct http_req *r, const char *data,
 				      size_t size);
 enum MHD_Result http_peer_stream_end(struct http_req *r);
-enum MHD_Result http_peer_propose(struct http_req *r);
 enum MHD_Result http_peer_snapshot(struct http_req *r);
 
 /* ---- http_cluster.c: membership (/cluster/members) ---- */

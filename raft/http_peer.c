@@ -5,10 +5,6 @@
  * docs/peer-protocol.md) handed to the node thread as soon as it is in;
  * Raft's answers travel on the stream the other way. POST /raft/message
  * carries one batch, answered 204 once it is handed over.
- * POST /raft/propose is a follower forwarding clients' writes
- * (forward.c): one command (a JSON object, the form before batches) or a
- * batch (a JSON array of them), answered once they are applied here, a
- * batch with one result per command.
  * POST /raft/snapshot brings a leader's db file in chunks (snapxfer.h);
  * a verified file waits for the snapshot message that installs it.
  * All refuse, before reading a body, a request without this cluster's id
@@ -20,7 +16,6 @@
 #include <string.h>
 
 #include "codec.h"
-#include "forward.h"
 #include "http_internal.h"
 #include "node_int.h"
 #include "snapxfer.h"
@@ -152,140 +147,6 @@ enum MHD_Result http_peer_stream_data(struct http_req *r, const char *data,
 enum MHD_Result http_peer_stream_end(struct http_req *r)
 {
 	return no_content(r);
-}
-
-/* ---- POST /raft/propose ---- */
-
-/* A batch between the handler's two runs. */
-struct propose_ctx {
-	struct fwd_span *spans;
-	size_t n;
-	bool single; /* the single form: one command, not an array */
-	int *rets;
-	uint64_t *index;
-	struct kv_result *res;
-};
-
-static void propose_ctx_free(void *arg)
-{
-	struct propose_ctx *c = arg;
-	free(c->spans);
-	free(c->rets);
-	free(c->index);
-	free(c->res);
-	free(c);
-}
-
-/* Split the body into its commands and hand them to the node: the
- * request is suspended until each has its outcome. */
-static enum MHD_Result propose_start(struct http_req *r)
-{
-	const char *p = (const char *)r->body;
-	size_t i = 0;
-	while (i < r->len && strchr(" \t\r\n", p[i]) && p[i])
-		i++;
-	struct propose_ctx *c = calloc(1, sizeof(*c));
-	if (!c)
-		return http_fail_err(r, -ENOMEM, NULL);
-	r->ctx = c;
-	r->ctx_free = propose_ctx_free;
-	c->single = !(i < r->len && p[i] == '[');
-	c->spans = malloc((c->single ? 1 : FWD_MAX_CMDS) * sizeof(*c->spans));
-	if (!c->spans)
-		return http_fail_err(r, -ENOMEM, NULL);
-	if (c->single) {
-		c->spans[0] = (struct fwd_span){p, r->len};
-		c->n = 1;
-	} else {
-		int err =
-		    fwd_batch_split(p, r->len, c->spans, FWD_MAX_CMDS, &c->n);
-		if (err == -E2BIG)
-			return http_fail(
-			    r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
-			    "more commands than a batch may carry");
-		if (err != 0)
-			return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
-					 "a batch is a JSON array of commands");
-	}
-	c->rets = calloc(c->n, sizeof(*c->rets));
-	c->index = calloc(c->n, sizeof(*c->index));
-	c->res = calloc(c->n, sizeof(*c->res));
-	if (!c->rets || !c->index || !c->res)
-		return http_fail_err(r, -ENOMEM, NULL);
-	if (!http_suspend(r))
-		return http_fail_err(r, KV_ESHUTDOWN, NULL);
-	http_started(r, node_propose_forwarded_async(r->node, c->spans, c->n,
-						     c->rets, c->res, c->index,
-						     http_done, r));
-	return MHD_YES;
-}
-
-/* The single form's answer: as one result, with 421 naming the leader. */
-static enum MHD_Result propose_single(struct http_req *r, struct propose_ctx *c)
-{
-	int err = c->rets[0];
-	char body[160];
-	int len;
-	if (err == KV_ENOTLEADER) {
-		uint64_t leader = node_leader(r->node, NULL, 0);
-		len = snprintf(body, sizeof(body),
-			       "{\"error\":\"not the leader\",\"code\":"
-			       "\"not_leader\",\"leader\":%" PRIu64 "}",
-			       leader);
-		return http_reply_json(r, 421, body, (size_t)len);
-	}
-	if (err != 0)
-		return http_fail_err(r, err, NULL);
-	len = snprintf(body, sizeof(body),
-		       "{\"index\":%" PRIu64 ",\"err\":%d,\"rev\":%" PRIu64 "}",
-		       c->index[0], c->res[0].err, c->res[0].rev);
-	return http_reply_json(r, MHD_HTTP_OK, body, (size_t)len);
-}
-
-/* A batch: one result per command, in order, each {"index","err","rev"}
- * or {"status":S} with the status the single form would have answered
- * (docs/peer-protocol.md). */
-static enum MHD_Result propose_batch(struct http_req *r, struct propose_ctx *c)
-{
-	enum MHD_Result mr;
-	struct kv_buf b;
-	kv_buf_init(&b);
-	kv_buf_puts(&b, "{\"results\":[");
-	for (size_t i = 0; i < c->n; i++) {
-		if (i > 0)
-			kv_buf_puts(&b, ",");
-		if (c->rets[i] == 0) {
-			kv_buf_printf(&b,
-				      "{\"index\":%" PRIu64 ",\"err\":%d,"
-				      "\"rev\":%" PRIu64 "}",
-				      c->index[i], c->res[i].err,
-				      c->res[i].rev);
-			continue;
-		}
-		unsigned status = 421;
-		const char *code = "not_leader";
-		if (c->rets[i] != KV_ENOTLEADER)
-			http_error_status(c->rets[i], &status, &code);
-		kv_buf_printf(&b, "{\"status\":%u,\"code\":\"%s\"}", status,
-			      code);
-	}
-	kv_buf_puts(&b, "]}");
-	if (b.err)
-		mr = http_fail_err(r, b.err, NULL);
-	else
-		mr = http_reply_json(r, MHD_HTTP_OK, b.p, b.len);
-	kv_buf_free(&b);
-	return mr;
-}
-
-enum MHD_Result http_peer_propose(struct http_req *r)
-{
-	struct propose_ctx *c = r->ctx;
-	if (!r->async_done)
-		return propose_start(r);
-	if (r->async_ret != 0) /* -ENOMEM: nothing was proposed */
-		return http_fail_err(r, r->async_ret, NULL);
-	return c->single ? propose_single(r, c) : propose_batch(r, c);
 }
 
 /* A raw query argument: the snapshot's are plain numbers. */

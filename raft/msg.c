@@ -34,6 +34,8 @@ static const char *const type_names[] = {
     [RAFT_MSG_READ_INDEX_RESP] = "read_index_resp",
     [RAFT_MSG_SNAPSHOT] = "snapshot",
     [RAFT_MSG_TIMEOUT_NOW] = "timeout_now",
+    [RAFT_MSG_PROPOSE] = "propose",
+    [RAFT_MSG_PROPOSE_RESP] = "propose_resp",
 };
 #define N_TYPES (sizeof(type_names) / sizeof(type_names[0]))
 
@@ -165,7 +167,8 @@ static int put_msg(struct kv_buf *b, const struct raft_message *m)
 	if ((unsigned)m->type >= N_TYPES || type_names[m->type] == NULL)
 		return -EINVAL;
 	if (m->n_entries > 0 &&
-	    (m->type != RAFT_MSG_APPEND || m->entries == NULL))
+	    ((m->type != RAFT_MSG_APPEND && m->type != RAFT_MSG_PROPOSE) ||
+	     m->entries == NULL))
 		return -EINVAL;
 	if (m->to > PEER_INT_MAX || m->term > PEER_INT_MAX)
 		return -ERANGE;
@@ -566,7 +569,8 @@ static int get_msg(struct dec *d, const cJSON *obj, struct raft_message *m)
 	}
 	if ((mask & (F_TYPE | F_TO | F_TERM)) != (F_TYPE | F_TO | F_TERM))
 		BAD(d, "a message lacks type, to or term");
-	if (entries != NULL && m->type != RAFT_MSG_APPEND)
+	if (entries != NULL && m->type != RAFT_MSG_APPEND &&
+	    m->type != RAFT_MSG_PROPOSE)
 		BAD(d, "\"entries\" in a %s message", type_names[m->type]);
 	if ((snapshot != NULL) != (m->type == RAFT_MSG_SNAPSHOT))
 		BAD(d, "\"snapshot\" goes with, and only with, a snapshot "

@@ -464,7 +464,7 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	clock_gettime(CLOCK_MONOTONIC, &n->started);
 	struct timespec wall;
 	clock_gettime(CLOCK_REALTIME, &wall);
-	n->read_issued = n->read_answered = n->read_need =
+	n->read_issued = n->read_answered = n->read_need = n->fwd_seq =
 	    (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
 	pthread_mutex_init(&n->mu, NULL);
 	pthread_mutex_init(&n->watch_mu, NULL);
@@ -557,12 +557,6 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 			       opt->data_dir, kv_strerror(ret));
 		goto err_peers;
 	}
-	ret = fwd_new(n->cluster_id, n->token, &n->fwd);
-	if (ret != 0) {
-		*errmsg =
-		    msgf("cannot start the forwarder: %s", kv_strerror(ret));
-		goto err_peers;
-	}
 	ret = node_loop_start(n);
 	if (ret != 0) {
 		*errmsg =
@@ -578,7 +572,6 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 err_loop:
 	node_loop_stop(n);
 err_peers:
-	fwd_free(n->fwd);
 	snapxfer_recv_free(n->snaprecv);
 	peers_free(n->peers);
 err_raft:
@@ -602,16 +595,13 @@ void node_close(struct kv_node *n)
 	if (!n)
 		return;
 	/* No more Raft: every call waiting on the node is answered
-	 * (KV_ESHUTDOWN), and new ones are refused. Then the forwarder
-	 * answers what it holds and the retrying threads end, so that no
-	 * request of the listener is left waiting when it stops (its
-	 * suspended connections must all be resumed). Then the senders; the
-	 * store finishes what it was handed. */
+	 * (KV_ESHUTDOWN), and new ones are refused. Then the retrying
+	 * threads end, so that no request of the listener is left waiting
+	 * when it stops (its suspended connections must all be resumed).
+	 * Then the senders; the store finishes what it was handed. */
 	node_loop_stop(n);
-	fwd_stop(n->fwd);
 	node_retry_wait(n);
 	node_http_stop(n->http);
-	fwd_free(n->fwd);
 	snapxfer_recv_free(n->snaprecv);
 	peers_free(n->peers);
 	store_close(n->store);

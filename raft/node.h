@@ -52,7 +52,7 @@ int node_read_barrier(struct kv_node *n, bool linearizable);
 /* The answer to an asynchronous call: ret as the blocking call would
  * return it, and for a write res (valid during the call only; NULL unless
  * ret is 0). Called exactly once, from one of the node's threads (the
- * node thread, the store's owner, the forwarder or a retrying thread),
+ * node thread, the store's owner or a retrying thread),
  * possibly before the call that started it returned; it must not block
  * and must not call back into the node's blocking calls. */
 typedef void (*node_done_fn)(void *ctx, int ret, const struct kv_result *res);

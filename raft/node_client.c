@@ -2,27 +2,23 @@
  * barriers, peer messages. Writes and read barriers come blocking (FUSE's
  * threads) and asynchronous (the HTTP listener), on the same lists.
  *
- * A write on the leader goes into the node thread's inbox and waits for
- * its entry to be applied here. On a follower it is handed to the
- * forwarder (forward.c), which sends what followers' clients wrote to the
- * leader in batches (POST /raft/propose, docs/peer-protocol.md); the
- * leader proposes a batch with one hand-off to its node thread and answers
- * once every command is applied there, with each entry's index, and the
- * follower answers its client once it applied that index too
- * (read-your-writes on every node). A write is retried only when it
- * surely was not applied (no leader, not the leader, lost to another
- * leader's entry, a connection refused, its deadline passed before it was
- * sent); once a forwarded write may have reached the leader, a missing
- * answer is reported as KV_ENOQUORUM with the outcome unknown, never
- * retried (a retry could apply it twice). Each command of a batch has its
- * own outcome: one bad command does not fail the others. */
+ * A write goes into the node thread's inbox and waits for its entry to be
+ * applied here, on the leader and on a follower alike: a follower's node
+ * thread sends the writes to the leader in PROPOSE messages, the leader
+ * answers where it appended them, and the follower's write then waits
+ * for that entry as the leader's own would (node_loop.c,
+ * docs/peer-protocol.md), so it answers its client only once it applied
+ * the write itself (read-your-writes on every node). A write is retried
+ * only when it surely was not applied (no leader, not the leader, lost to
+ * another leader's entry); once a forwarded write may have reached the
+ * leader, a missing answer is reported as KV_ENOQUORUM with the outcome
+ * unknown, never retried (a retry could apply it twice). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
-#include "forward.h"
 #include "node_int.h"
 
 /* ---- time ---- */
@@ -209,6 +205,10 @@ static int prop_wait(struct kv_node *n, struct prop *p,
 			unlink_prop(&n->waiting, &n->waiting_tail, p);
 			return n->stopping ? KV_ESHUTDOWN : KV_ENOQUORUM;
 		}
+		if (late && p->state == PROP_FORWARDED) {
+			unlink_prop(&n->forwarded, &n->forwarded_tail, p);
+			return n->stopping ? KV_ESHUTDOWN : KV_ENOQUORUM;
+		}
 		pthread_mutex_unlock(&n->mu);
 		if (late) {
 			/* PROP_TAKEN: the node thread holds it for a moment */
@@ -355,18 +355,10 @@ static int propose_json(struct kv_node *n, const char *json, size_t len,
 			ret = KV_ESHUTDOWN;
 			break;
 		}
-		if (n->role == RAFT_LEADER) {
+		if (n->role == RAFT_LEADER || n->leader != RAFT_NONE) {
+			/* the node thread forwards it if need be */
 			ret =
 			    propose_local(n, json, len, &deadline, res, &index);
-		} else if (n->leader != RAFT_NONE && n->leader_addr[0]) {
-			char addr[RAFT_ADDR_MAX];
-			memcpy(addr, n->leader_addr, sizeof(addr));
-			pthread_mutex_unlock(&n->mu);
-			ret = fwd_propose(n->fwd, addr, json, len, &deadline,
-					  res, &index);
-			pthread_mutex_lock(&n->mu);
-			if (ret == 0)
-				ret = wait_applied(n, index, &deadline);
 		} else {
 			ret = NODE_RETRY;
 		}
@@ -419,10 +411,9 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
 /* ---- asynchronous calls ----
  *
  * The same paths as the blocking calls, for the HTTP listener's one
- * thread, with the waiting done by whoever settles: a write on the leader
- * is a heap prop the node thread settles (aop_prop); on a follower it
- * goes to the forwarder, whose answer puts it on n->appliers until this
- * node applied its index; a read waits on n->readers, then maybe
+ * thread, with the waiting done by whoever settles: a write is a heap
+ * prop that the node thread or the store owner settles (aop_prop); a read
+ * waits on n->readers, then maybe
  * n->appliers (aop_waiter). Deadlines are the node thread's job
  * (expire_async in node_loop.c, every tick). A write that needs a retry
  * (no leader yet, or it lost to another leader's entry) is rare and takes
@@ -430,8 +421,7 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
 
 /* Where an asynchronous call waits. */
 enum aop_stage {
-	AOP_PROPOSE, /* on n->props or n->waiting (p) */
-	AOP_FORWARD, /* with the forwarder */
+	AOP_PROPOSE, /* on n->props, n->forwarded or n->waiting (p) */
 	AOP_READ,    /* on n->readers (w) */
 	AOP_APPLY,   /* on n->appliers (w) */
 };
@@ -558,21 +548,6 @@ static void aop_waiter(struct node_waiter *w)
 		aop_finish(a, 0);
 }
 
-/* The forwarder's answer (its thread). */
-static void aop_forwarded(void *ctx, int ret, uint64_t index,
-			  const struct kv_result *res)
-{
-	struct aop *a = ctx;
-	if (ret == NODE_RETRY) {
-		aop_retry(a);
-	} else if (ret != 0) {
-		aop_finish(a, ret);
-	} else {
-		a->res = *res;
-		aop_wait_applied(a, index);
-	}
-}
-
 int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 		       void *ctx)
 {
@@ -591,10 +566,9 @@ int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 	a->done = done;
 	a->ctx = ctx;
 	a->deadline = node_deadline(n->write_timeout_ms);
-	char addr[RAFT_ADDR_MAX] = "";
 	pthread_mutex_lock(&n->mu);
 	ret = n->fatal ? KV_EFAILED : n->stopping ? KV_ESHUTDOWN : 0;
-	if (ret == 0 && n->role == RAFT_LEADER) {
+	if (ret == 0 && (n->role == RAFT_LEADER || n->leader != RAFT_NONE)) {
 		a->stage = AOP_PROPOSE;
 		a->p = (struct prop){.json = a->json,
 				     .len = a->len,
@@ -611,22 +585,13 @@ int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 		pthread_mutex_unlock(&n->mu);
 		return 0;
 	}
-	if (ret == 0 && n->leader != RAFT_NONE && n->leader_addr[0])
-		memcpy(addr, n->leader_addr, sizeof(addr));
 	pthread_mutex_unlock(&n->mu);
-	if (ret == 0 && addr[0]) {
-		/* node_close frees the forwarder only after the listener
-		 * stopped; stopped before that, it refuses (KV_ESHUTDOWN) */
-		a->stage = AOP_FORWARD;
-		ret = fwd_submit(n->fwd, addr, a->json, a->len, &a->deadline,
-				 aop_forwarded, a);
-	} else if (ret == 0) {
+	if (ret == 0) {
 		aop_retry(a); /* no leader yet */
+		return 0;
 	}
-	if (ret != 0) {
-		free(a->json);
-		free(a);
-	}
+	free(a->json);
+	free(a);
 	return ret;
 }
 
@@ -645,117 +610,6 @@ static int forwarded_canon(const char *json, size_t len, char **canon,
 		ret = kv_cmd_encode(&cmd, canon, clen);
 	kv_cmd_clear(&cmd);
 	return ret;
-}
-
-/* A forwarded batch on its way (node_propose_forwarded_async): the
- * props of its good commands, each settled on its own; the last one
- * settled answers. */
-struct bop {
-	node_done_fn done;
-	void *ctx;
-	struct timespec deadline;
-	int *rets;
-	struct kv_result *res;
-	uint64_t *index;
-	size_t m;	    /* props */
-	atomic_size_t left; /* of them, not settled yet */
-	size_t *cmd;	    /* cmd[j]: the command of ps[j] */
-	struct prop ps[];
-};
-
-static void bop_finish(struct bop *b)
-{
-	b->done(b->ctx, 0, NULL);
-	for (size_t j = 0; j < b->m; j++)
-		free((char *)b->ps[j].json);
-	free(b->cmd);
-	free(b);
-}
-
-static void bop_prop(struct prop *p)
-{
-	struct bop *b = p->arg;
-	size_t i = b->cmd[p - b->ps];
-	/* surely not applied: the follower retries */
-	b->rets[i] = p->ret == NODE_RETRY ? KV_ENOTLEADER : p->ret;
-	if (p->ret == 0) {
-		b->res[i] = p->res;
-		b->index[i] = p->index;
-	}
-	/* the last one sees every other's results (acq_rel) */
-	if (atomic_fetch_sub(&b->left, 1) == 1)
-		bop_finish(b);
-}
-
-int node_propose_forwarded_async(struct kv_node *n, const struct fwd_span *cmds,
-				 size_t count, int *rets, struct kv_result *res,
-				 uint64_t *index, node_done_fn done, void *ctx)
-{
-	struct bop *b = calloc(1, sizeof(*b) + count * sizeof(struct prop));
-	size_t *cmd = calloc(count ? count : 1, sizeof(*cmd));
-	if (!b || !cmd) {
-		free(b);
-		free(cmd);
-		return -ENOMEM;
-	}
-	b->done = done;
-	b->ctx = ctx;
-	b->rets = rets;
-	b->res = res;
-	b->index = index;
-	b->cmd = cmd;
-	/* answer a little before the follower gives up on us */
-	int ms = n->write_timeout_ms > 400 ? n->write_timeout_ms - 200
-					   : n->write_timeout_ms;
-	b->deadline = node_deadline(ms);
-	/* the good commands go to ps[0..m) */
-	size_t m = 0;
-	uint64_t room = store_room(n->store), need = 0;
-	for (size_t i = 0; i < count; i++) {
-		char *canon = NULL;
-		size_t clen = 0;
-		res[i] = (struct kv_result){0};
-		index[i] = 0;
-		rets[i] =
-		    forwarded_canon(cmds[i].p, cmds[i].len, &canon, &clen);
-		if (rets[i] != 0)
-			continue;
-		need += (uint64_t)clen + 256; /* as room_for */
-		if (need > room) {
-			rets[i] = -ENOSPC;
-			free(canon);
-			continue;
-		}
-		cmd[m] = i;
-		b->ps[m++] = (struct prop){.json = canon,
-					   .len = clen,
-					   .state = PROP_QUEUED,
-					   .settle = bop_prop,
-					   .arg = b,
-					   .until = &b->deadline};
-	}
-	b->m = m;
-	atomic_init(&b->left, m);
-	pthread_mutex_lock(&n->mu);
-	bool take = m > 0 && n->role == RAFT_LEADER && !n->stopping;
-	if (take) {
-		for (size_t j = 0; j + 1 < m; j++)
-			b->ps[j].next = &b->ps[j + 1];
-		if (n->props_tail)
-			n->props_tail->next = &b->ps[0];
-		else
-			n->props = &b->ps[0];
-		n->props_tail = &b->ps[m - 1];
-		pthread_cond_signal(&n->cond);
-	}
-	int not_taken = n->stopping ? KV_ESHUTDOWN : KV_ENOTLEADER;
-	pthread_mutex_unlock(&n->mu);
-	if (!take) {
-		for (size_t j = 0; j < m; j++)
-			rets[cmd[j]] = not_taken;
-		bop_finish(b);
-	}
-	return 0;
 }
 
 /* List w as a reader of the next ReadIndex round. n->mu held. */
@@ -854,8 +708,38 @@ static void node_heard(struct kv_node *n, uint64_t id)
 	n->heard[i].ms = node_mono_ms();
 }
 
+/* Check and re-encode the commands of a follower's PROPOSE, as the
+ * single form does (the log keeps our own encoding, never a peer's
+ * bytes). A message with one that is refused is marked reject: the node
+ * thread answers it so, and appends none of it. */
+static void forwarded_check(struct raft_message *m)
+{
+	for (size_t i = 0; i < m->n_entries && !m->reject; i++) {
+		struct raft_entry *e = &m->entries[i];
+		char *canon = NULL;
+		size_t clen = 0;
+		int ret = e->type == RAFT_ENTRY_NORMAL
+			      ? forwarded_canon(e->data, e->len, &canon, &clen)
+			      : -EINVAL;
+		if (ret == 0) {
+			free(e->data);
+			e->data = canon;
+			e->len = clen;
+			continue;
+		}
+		fprintf(stderr,
+			"kvfs: node %llu forwarded a write that is refused: "
+			"%s\n",
+			(unsigned long long)m->from, kv_strerror(ret));
+		m->reject = true;
+	}
+}
+
 int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count)
 {
+	for (size_t i = 0; i < count; i++)
+		if (msgs[i].type == RAFT_MSG_PROPOSE)
+			forwarded_check(&msgs[i]);
 	struct inmsg *m = malloc(sizeof(*m));
 	if (!m) {
 		peer_msgs_free(msgs, count);

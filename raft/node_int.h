@@ -18,7 +18,6 @@
 #include <stdint.h>
 #include <time.h>
 
-#include "forward.h"
 #include "node.h"
 #include "raft.h"
 #include "snapxfer.h"
@@ -36,10 +35,11 @@
 /* A local proposal, on the proposer's stack (or in an asynchronous
  * call's state, node_client.c), guarded by n->mu. */
 enum prop_state {
-	PROP_QUEUED,  /* in n->props, not yet seen by the node thread */
-	PROP_TAKEN,   /* the node thread is proposing it */
-	PROP_WAITING, /* in the core's log at (index, term): on n->waiting */
-	PROP_DONE,    /* ret and res are final */
+	PROP_QUEUED,	/* in n->props, not yet seen by the node thread */
+	PROP_TAKEN,	/* the node thread is proposing it */
+	PROP_FORWARDED, /* sent to the leader as ctx: on n->forwarded */
+	PROP_WAITING,	/* in the core's log at (index, term): on n->waiting */
+	PROP_DONE,	/* ret and res are final */
 };
 
 struct prop {
@@ -51,7 +51,8 @@ struct prop {
 	uint64_t conf_id;
 	const char *conf_addr;
 	uint64_t index, term;
-	int ret; /* 0 (res holds the outcome), NODE_RETRY, or an error */
+	uint64_t ctx; /* PROP_FORWARDED: the batch it went in */
+	int ret;      /* 0 (res holds the outcome), NODE_RETRY, or an error */
 	struct kv_result res;
 	/* posted once, when it is settled (PROP_DONE), after n->mu is
 	 * released (see struct node_waiter) */
@@ -129,7 +130,6 @@ struct kv_node {
 	struct store *store;
 	struct node_http *http;
 	struct peer_set *peers;
-	struct fwd *fwd;   /* writes forwarded to the leader (forward.h) */
 	struct raft *raft; /* node thread only (and node_open/close) */
 	pthread_t thread;
 	bool thread_started;
@@ -165,6 +165,12 @@ struct kv_node {
 
 	/* proposals in the core's log, by increasing index (under mu) */
 	struct prop *waiting, *waiting_tail;
+	/* proposals sent to the leader and not answered yet, by batch
+	 * (ctx), in the order sent (under mu). Batches are numbered upward
+	 * from the wall clock in microseconds at start, as ReadIndex rounds
+	 * are, so an answer meant for an earlier process matches none. */
+	struct prop *forwarded, *forwarded_tail;
+	uint64_t fwd_seq; /* the latest batch's (node thread) */
 
 	/* ReadIndex rounds (under mu): readers want a round numbered at
 	 * least read_need; the node thread numbers rounds upward from a base
@@ -204,20 +210,6 @@ struct kv_node {
 int node_loop_start(struct kv_node *n);
 void node_loop_stop(struct kv_node *n);
 extern const struct store_raft_ops node_store_ops;
-
-/* node_client.c: the leader's side of a forwarded batch. Checks, then
- * proposes with one hand-off to the node thread, the commands cmds[0..
- * count) (copied), and calls done(ctx, 0, NULL) once each is applied
- * here or failed (by a deadline a little before the follower's), maybe
- * before returning. Then each rets[i] is 0 (index[i], res[i]), or the
- * error the single form answers: KV_ENOTLEADER (surely not applied),
- * -EINVAL/-ENAMETOOLONG/-EFBIG (a bad command), -ENOSPC, KV_ENOQUORUM,
- * KV_ESHUTDOWN, KV_EFAILED. The arrays (count each) are the caller's and
- * must stay until done. Returns 0, or -ENOMEM with nothing proposed and
- * done never called. Any thread. */
-int node_propose_forwarded_async(struct kv_node *n, const struct fwd_span *cmds,
-				 size_t count, int *rets, struct kv_result *res,
-				 uint64_t *index, node_done_fn done, void *ctx);
 
 /* node_client.c: wait until no thread retries an asynchronous write;
  * n->stopping is set, so none starts. Any thread but those. */

@@ -120,6 +120,7 @@ static void expire_async(struct kv_node *n, struct prop **done,
 	int ret = n->fatal ? KV_EFAILED : KV_ENOQUORUM;
 	props_expire(&n->props, &n->props_tail, &now, ret, done);
 	props_expire(&n->waiting, &n->waiting_tail, &now, ret, done);
+	props_expire(&n->forwarded, &n->forwarded_tail, &now, ret, done);
 	waiters_expire(&n->readers, &n->readers_tail, &now, ret, woken);
 	waiters_expire(&n->appliers, NULL, &now, ret, woken);
 }
@@ -536,31 +537,199 @@ static int conf_change(struct kv_node *n, struct prop *p)
 	return ret;
 }
 
-/* Propose what the inbox holds; called without n->mu, props TAKEN. */
+/* ---- writes forwarded from followers to the leader ----
+ *
+ * A follower's node thread sends the writes in its inbox to the leader as
+ * PROPOSE messages on the peer stream (raft.h), each a batch numbered by
+ * ctx, and keeps them on n->forwarded. The leader's node thread appends
+ * them and answers at once with where they went (PROPOSE_RESP); the
+ * follower then waits, like the leader's own writes, for the entry at
+ * that index and term to be applied here, and takes the outcome from its
+ * own apply. A batch whose answer never comes fails at its deadline with
+ * the outcome unknown (it may have been appended): it is never sent
+ * again, since a second copy could be applied twice. */
+
+/* Entries of one PROPOSE message, at most (so its answer comes soon). */
+#define FWD_MSG_ENTRIES 512
+#define FWD_MSG_BYTES	(1u << 20)
+
+/* p->ret of a prop the node thread forwards (not a result). */
+#define PROP_FORWARD 2
+
+/* List p as waiting for its entry, in index order. n->mu held. */
+static void waiting_add(struct kv_node *n, struct prop *p)
+{
+	p->state = PROP_WAITING;
+	if (!n->waiting_tail || n->waiting_tail->index <= p->index) {
+		p->next = NULL;
+		if (n->waiting_tail)
+			n->waiting_tail->next = p;
+		else
+			n->waiting = p;
+		n->waiting_tail = p;
+		return;
+	}
+	struct prop **pp = &n->waiting;
+	while ((*pp)->index <= p->index)
+		pp = &(*pp)->next;
+	p->next = *pp;
+	*pp = p;
+}
+
+/* Send the props of list marked PROP_FORWARD to leader, in PROPOSE
+ * messages, each numbered (p->ctx). Node thread; the props are TAKEN (so
+ * theirs until they are listed). */
+static void forward_props(struct kv_node *n, struct prop *list, size_t count,
+			  uint64_t leader)
+{
+	struct raft_entry *e = calloc(count, sizeof(*e));
+	struct raft_message *msgs = calloc(count, sizeof(*msgs));
+	if (!e || !msgs) {
+		free(e);
+		free(msgs);
+		for (struct prop *p = list; p; p = p->next)
+			if (p->ret == PROP_FORWARD)
+				p->ret = -ENOMEM; /* surely not applied */
+		return;
+	}
+	size_t k = 0, m = 0, bytes = 0;
+	for (struct prop *p = list; p; p = p->next) {
+		if (p->ret != PROP_FORWARD)
+			continue;
+		struct raft_message *msg = m ? &msgs[m - 1] : NULL;
+		if (!msg || msg->n_entries == FWD_MSG_ENTRIES ||
+		    bytes + p->len > FWD_MSG_BYTES) {
+			msg = &msgs[m++];
+			*msg = (struct raft_message){.type = RAFT_MSG_PROPOSE,
+						     .from = n->id,
+						     .to = leader,
+						     .ctx = ++n->fwd_seq,
+						     .entries = &e[k]};
+			bytes = 0;
+		}
+		/* borrowed: peers_send copies */
+		e[k++] = (struct raft_entry){.type = RAFT_ENTRY_NORMAL,
+					     .data = (void *)p->json,
+					     .len = p->len};
+		msg->n_entries++;
+		bytes += p->len;
+		p->ctx = msg->ctx;
+	}
+	peers_send(n->peers, msgs, m);
+	free(e);
+	free(msgs);
+}
+
+/* A follower's PROPOSE (node thread, the leader): append its entries
+ * and say where, in *resp. node_deliver checked each command and marked
+ * a message with one it refused with reject. */
+static void take_forwarded(struct kv_node *n, const struct raft_message *m,
+			   struct raft_message *resp)
+{
+	*resp = (struct raft_message){.type = RAFT_MSG_PROPOSE_RESP,
+				      .from = n->id,
+				      .to = m->from,
+				      .ctx = m->ctx,
+				      .reject = true};
+	uint64_t need = 0;
+	for (size_t i = 0; i < m->n_entries; i++)
+		need += (uint64_t)m->entries[i].len + 256; /* as room_for */
+	if (m->reject) {
+		resp->hint_term = EINVAL;
+		return;
+	}
+	if (raft_role(n->raft) != RAFT_LEADER)
+		return;
+	if (store_room(n->store) < need) {
+		resp->hint_term = ENOSPC;
+		return;
+	}
+	size_t count = 0;
+	for (; count < m->n_entries; count++) {
+		const struct raft_entry *e = &m->entries[count];
+		uint64_t index, term;
+		if (raft_propose(n->raft, RAFT_ENTRY_NORMAL, e->data, e->len,
+				 &index, &term) != 0)
+			break; /* busy (transfer) or out of memory */
+		if (count == 0) {
+			resp->index = index;
+			resp->log_term = term;
+		}
+	}
+	resp->hint_index = count;
+	resp->reject = count == 0;
+}
+
+/* The leader's answer to a PROPOSE of ours (node thread): its props wait
+ * for their entries, or fail. n->mu held; the settled go on *done. */
+static void forwarded_answer(struct kv_node *n, const struct raft_message *m,
+			     struct prop **done)
+{
+	struct prop **pp = &n->forwarded, *prev = NULL;
+	while (*pp && (*pp)->ctx != m->ctx) {
+		prev = *pp;
+		pp = &(*pp)->next;
+	}
+	int fail = !m->reject		    ? 0
+		   : m->hint_term == ENOSPC ? -ENOSPC
+		   : m->hint_term == EINVAL ? -EINVAL
+					    : NODE_RETRY;
+	for (uint64_t i = 0; *pp && (*pp)->ctx == m->ctx; i++) {
+		struct prop *p = *pp;
+		*pp = p->next;
+		if (n->forwarded_tail == p)
+			n->forwarded_tail = prev;
+		if (fail || i >= m->hint_index) {
+			/* not appended: safe to try again */
+			prop_finish(p, fail ? fail : NODE_RETRY, done);
+		} else if (m->index + i <= n->applied) {
+			/* the answer came after the entry was applied here
+			 * (messages reordered): its result is gone */
+			prop_finish(p, KV_ENOQUORUM, done);
+		} else {
+			p->index = m->index + i;
+			p->term = m->log_term;
+			waiting_add(n, p);
+		}
+	}
+}
+
+/* Propose what the inbox holds; called without n->mu, props TAKEN. A
+ * follower that knows the leader forwards the writes to it. */
 static void propose_all(struct kv_node *n, struct prop *list)
 {
 	struct prop *done = NULL;
+	uint64_t leader = raft_leader(n->raft);
+	bool forward = raft_role(n->raft) != RAFT_LEADER && leader != RAFT_NONE;
+	size_t nfwd = 0;
 	for (struct prop *p = list; p; p = p->next) {
 		if (p->conf_op) {
 			p->ret = conf_change(n, p);
-			continue;
+		} else if (forward) {
+			p->ret = PROP_FORWARD;
+			nfwd++;
+		} else {
+			p->ret =
+			    raft_propose(n->raft, RAFT_ENTRY_NORMAL, p->json,
+					 p->len, &p->index, &p->term);
 		}
-		int ret = raft_propose(n->raft, RAFT_ENTRY_NORMAL, p->json,
-				       p->len, &p->index, &p->term);
-		p->ret = ret;
 	}
+	if (nfwd)
+		forward_props(n, list, nfwd, leader);
 	pthread_mutex_lock(&n->mu);
 	while (list) {
 		struct prop *p = list;
 		list = p->next;
 		p->next = NULL;
 		if (p->ret == 0) {
-			p->state = PROP_WAITING;
-			if (n->waiting_tail)
-				n->waiting_tail->next = p;
+			waiting_add(n, p);
+		} else if (p->ret == PROP_FORWARD) {
+			p->state = PROP_FORWARDED;
+			if (n->forwarded_tail)
+				n->forwarded_tail->next = p;
 			else
-				n->waiting = p;
-			n->waiting_tail = p;
+				n->forwarded = p;
+			n->forwarded_tail = p;
 		} else {
 			bool retry = p->ret == RAFT_ENOTLEADER ||
 				     (p->ret == RAFT_EBUSY && !p->conf_op);
@@ -569,6 +738,25 @@ static void propose_all(struct kv_node *n, struct prop *list)
 	}
 	pthread_mutex_unlock(&n->mu);
 	props_wake(done);
+}
+
+/* A peer's message: forwarded writes are the node layer's, the rest the
+ * core's. Node thread, n->mu not held. */
+static void step(struct kv_node *n, const struct raft_message *m)
+{
+	if (m->type == RAFT_MSG_PROPOSE) {
+		struct raft_message resp;
+		take_forwarded(n, m, &resp);
+		peers_send(n->peers, &resp, 1);
+	} else if (m->type == RAFT_MSG_PROPOSE_RESP) {
+		struct prop *done = NULL;
+		pthread_mutex_lock(&n->mu);
+		forwarded_answer(n, m, &done);
+		pthread_mutex_unlock(&n->mu);
+		props_wake(done);
+	} else {
+		raft_step(n->raft, m);
+	}
 }
 
 static long ms_between(const struct timespec *a, const struct timespec *b)
@@ -669,7 +857,7 @@ static void *loop_main(void *arg)
 		for (struct inmsg *m = msgs, *next; m; m = next) {
 			next = m->next;
 			for (size_t i = 0; i < m->n; i++)
-				raft_step(n->raft, &m->msgs[i]);
+				step(n, &m->msgs[i]);
 			peer_msgs_free(m->msgs, m->n);
 			free(m);
 		}
@@ -773,6 +961,11 @@ void node_loop_stop(struct kv_node *n)
 		prop_finish(p, KV_ESHUTDOWN, &done);
 	}
 	n->waiting = n->waiting_tail = NULL;
+	for (struct prop *p = n->forwarded, *next; p; p = next) {
+		next = p->next;
+		prop_finish(p, KV_ESHUTDOWN, &done);
+	}
+	n->forwarded = n->forwarded_tail = NULL;
 	waiters_take(&n->readers, &n->readers_tail, UINT64_MAX, 0, KV_ESHUTDOWN,
 		     &woken);
 	waiters_take(&n->appliers, NULL, UINT64_MAX, 0, KV_ESHUTDOWN, &woken);

@@ -33,10 +33,27 @@ static int check_msg(const struct raft_message *m, uint64_t self, char *why,
 		BAD(why, why_len,
 		    "a %s message for node %" PRIu64 ", this is node %" PRIu64,
 		    peer_msg_type_name(m->type), m->to, self);
-	if (m->term == 0 && m->type != RAFT_MSG_READ_INDEX &&
-	    m->type != RAFT_MSG_READ_INDEX_RESP)
+	bool termless = m->type == RAFT_MSG_READ_INDEX ||
+			m->type == RAFT_MSG_READ_INDEX_RESP ||
+			m->type == RAFT_MSG_PROPOSE ||
+			m->type == RAFT_MSG_PROPOSE_RESP;
+	if (m->term == 0 && !termless)
 		BAD(why, why_len, "a %s message with term 0",
 		    peer_msg_type_name(m->type));
+	if (m->n_entries > 0 && m->type != RAFT_MSG_APPEND &&
+	    m->type != RAFT_MSG_PROPOSE)
+		BAD(why, why_len, "a %s message with entries",
+		    peer_msg_type_name(m->type));
+	if (m->type == RAFT_MSG_PROPOSE) {
+		/* commands only; the leader numbers them */
+		for (size_t i = 0; i < m->n_entries; i++)
+			if (m->entries[i].type != RAFT_ENTRY_NORMAL ||
+			    m->entries[i].term || m->entries[i].index)
+				BAD(why, why_len,
+				    "a propose entry with a term, an index "
+				    "or a type other than normal");
+		return 0;
+	}
 	for (size_t i = 0; i < m->n_entries; i++) {
 		const struct raft_entry *e = &m->entries[i];
 		uint64_t prev_term = i ? m->entries[i - 1].term : m->log_term;

@@ -151,6 +151,16 @@ enum raft_msg_type {
 	RAFT_MSG_SNAPSHOT,
 	/* Leader transfer (§3.10 diss.): start an election now. */
 	RAFT_MSG_TIMEOUT_NOW,
+	/* Writes a follower forwards to the leader: ctx, entries (type
+	 * NORMAL, data only; term and index 0). The node layer handles
+	 * these two, never the core (raft_step drops them); term is 0. */
+	RAFT_MSG_PROPOSE,
+	/* The leader's answer: ctx; on success the first hint_index entries
+	 * were appended at index, index + 1, ... in term log_term (fewer
+	 * than sent only if it ran out of memory: the rest were not). reject:
+	 * none was appended; hint_term says why: 0 not the leader (or busy:
+	 * retry), ENOSPC its disk is full, EINVAL a command it refused. */
+	RAFT_MSG_PROPOSE_RESP,
 };
 
 struct raft_message {
@@ -159,7 +169,7 @@ struct raft_message {
 	uint64_t index, log_term, commit, ctx;
 	uint64_t hint_index, hint_term;
 	bool reject, transfer;
-	struct raft_entry *entries; /* APPEND only */
+	struct raft_entry *entries; /* APPEND and PROPOSE only */
 	size_t n_entries;
 	struct raft_snapshot_meta snapshot; /* SNAPSHOT only */
 };

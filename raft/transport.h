@@ -18,7 +18,7 @@
 #include "raft.h"
 
 /* The wire format's version ("version" in every batch). */
-#define PEER_PROTOCOL_VERSION 1
+#define PEER_PROTOCOL_VERSION 2
 /* A sender streams its batches to PEER_STREAM_PATH, one long POST whose
  * body is a sequence of frames (peer_frames_feed); PEER_PATH takes one
  * batch per POST (the form before streams, still served). Both carry the

@@ -190,7 +190,7 @@ def check_peer_auth(c):
     step("/raft/message without the right token is refused")
     n = c[1]
     cluster_id = n.status().get("cluster_id", "")
-    body = json.dumps({"kvfs": "raft", "version": 1, "cluster": cluster_id,
+    body = json.dumps({"kvfs": "raft", "version": 2, "cluster": cluster_id,
                        "from": 2, "msgs": []}).encode()
     s, _, reply = n.request("POST", "/raft/message", body=body,
                             headers={"Content-Type": "application/json",
@@ -206,23 +206,23 @@ def check_peer_auth(c):
     s, _, reply = n.request("POST", "/raft/stream", body=b"0\n",
                             headers={"X-Kvfs-Cluster": cluster_id,
                                      "X-Kvfs-Token": "not-the-token",
-                                     "X-Kvfs-Protocol": "1"})
+                                     "X-Kvfs-Protocol": "2"})
     assert s == 403, "stream, wrong token: %d %r" % (s, reply)
     # the token a local cluster derived at bootstrap, kept in the data dir
     with open(os.path.join(n.data, "cluster.json")) as f:
         token = json.load(f)["token"]
     hdrs = {"X-Kvfs-Cluster": cluster_id, "X-Kvfs-Token": token}
     s, _, reply = n.request("POST", "/raft/stream", body=b"0\n",
-                            headers=dict(hdrs, **{"X-Kvfs-Protocol": "2"}))
-    assert s == 409 and b"peer protocol version 2" in reply, \
-        "stream, version 2: %d %r" % (s, reply)
+                            headers=dict(hdrs, **{"X-Kvfs-Protocol": "1"}))
+    assert s == 409 and b"peer protocol version 1" in reply, \
+        "stream, version 1: %d %r" % (s, reply)
     frame = b"%x\n" % len(body) + body
     s, _, reply = n.request("POST", "/raft/stream", body=frame + b"0\n",
-                            headers=dict(hdrs, **{"X-Kvfs-Protocol": "1"}))
+                            headers=dict(hdrs, **{"X-Kvfs-Protocol": "2"}))
     assert s == 204, "stream of an empty batch: %d %r" % (s, reply)
     try:
         n.request("POST", "/raft/stream", body=b"zz\n{}",
-                  headers=dict(hdrs, **{"X-Kvfs-Protocol": "1"}))
+                  headers=dict(hdrs, **{"X-Kvfs-Protocol": "2"}))
     except (ConnectionError, http.client.HTTPException):
         pass  # the stream is closed on the bad frame
     assert n.status()["role"] in ("leader", "follower")

@@ -132,7 +132,7 @@ static struct raft_message full_msg(enum raft_msg_type t)
 static void test_every_message_type_round_trips_with_all_fields(void **state)
 {
 	(void)state;
-	for (int t = RAFT_MSG_APPEND; t <= RAFT_MSG_TIMEOUT_NOW; t++) {
+	for (int t = RAFT_MSG_APPEND; t <= RAFT_MSG_PROPOSE_RESP; t++) {
 		struct raft_message m = full_msg((enum raft_msg_type)t);
 		if (t == RAFT_MSG_SNAPSHOT) {
 			m.snapshot.index = 500;
@@ -150,6 +150,40 @@ static void test_every_message_type_round_trips_with_all_fields(void **state)
 		m.reject = m.transfer = false;
 		round_trip(&m, 1, 3);
 	}
+}
+
+static void test_forwarded_writes_round_trip(void **state)
+{
+	static const unsigned char bin[] = {0x00, 0xff, 'k'};
+	static const char cmd[] = "{\"op\":\"put\",\"k\":\"a\"}";
+	struct raft_entry e[2] = {
+	    entry(0, 0, RAFT_ENTRY_NORMAL, cmd, strlen(cmd)),
+	    entry(0, 0, RAFT_ENTRY_NORMAL, bin, sizeof(bin)),
+	};
+	struct raft_message m[2] = {
+	    {.type = RAFT_MSG_PROPOSE,
+	     .from = 3,
+	     .to = 1,
+	     .ctx = 1763700000000001ull,
+	     .entries = e,
+	     .n_entries = 2},
+	    {.type = RAFT_MSG_PROPOSE_RESP,
+	     .from = 3,
+	     .to = 1,
+	     .ctx = 1763700000000001ull,
+	     .index = 41,
+	     .log_term = 7,
+	     .hint_index = 2},
+	};
+
+	(void)state;
+	round_trip(m, 2, 3);
+	m[1].reject = true;
+	m[1].hint_term = 28; /* ENOSPC */
+	m[1].index = m[1].log_term = m[1].hint_index = 0;
+	round_trip(m, 2, 3);
+	free(e[0].data);
+	free(e[1].data);
 }
 
 static void test_batch_keeps_messages_in_order(void **state)
@@ -273,7 +307,7 @@ static void expect(const char *doc, int err)
 		assert_true(why[0] != '\0' && strcmp(why, "ok") != 0);
 }
 
-#define HEAD   "{\"kvfs\":\"raft\",\"version\":1,\"cluster\":\"" CLUSTER "\","
+#define HEAD   "{\"kvfs\":\"raft\",\"version\":2,\"cluster\":\"" CLUSTER "\","
 #define ONE(m) HEAD "\"from\":1,\"msgs\":[" m "]}"
 
 static void test_decoder_accepts_a_minimal_batch(void **state)
@@ -299,14 +333,14 @@ static void test_decoder_rejects_malformed_documents(void **state)
 	    /* envelope */
 	    "{\"kvfs\":\"raft\",\"cluster\":\"" CLUSTER
 	    "\",\"from\":1,\"msgs\":[]}",
-	    "{\"kvfs\":\"other\",\"version\":1,\"cluster\":\"" CLUSTER
+	    "{\"kvfs\":\"other\",\"version\":2,\"cluster\":\"" CLUSTER
 	    "\",\"from\":1,\"msgs\":[]}",
-	    "{\"version\":1,\"cluster\":\"" CLUSTER
+	    "{\"version\":2,\"cluster\":\"" CLUSTER
 	    "\",\"from\":1,\"msgs\":[]}",
 	    "{\"kvfs\":\"raft\",\"version\":\"1\",\"cluster\":\"" CLUSTER
 	    "\",\"from\":1,\"msgs\":[]}",
-	    "{\"kvfs\":\"raft\",\"version\":1,\"from\":1,\"msgs\":[]}",
-	    "{\"kvfs\":\"raft\",\"version\":1,\"cluster\":7,\"from\":1,"
+	    "{\"kvfs\":\"raft\",\"version\":2,\"from\":1,\"msgs\":[]}",
+	    "{\"kvfs\":\"raft\",\"version\":2,\"cluster\":7,\"from\":1,"
 	    "\"msgs\":[]}",
 	    HEAD "\"msgs\":[]}",
 	    HEAD "\"from\":0,\"msgs\":[]}",
@@ -440,20 +474,25 @@ static void test_decoder_refuses_other_versions_and_clusters(void **state)
 	struct raft_message *out = NULL;
 	char why[160];
 	size_t n;
-	const char *v2 = "{\"kvfs\":\"raft\",\"version\":2,\"whatever\":[1]}";
+	const char *v3 = "{\"kvfs\":\"raft\",\"version\":3,\"whatever\":[1]}";
 
 	(void)state;
-	assert_int_equal(peer_msgs_decode(v2, strlen(v2), CLUSTER, NULL, &out,
+	assert_int_equal(peer_msgs_decode(v3, strlen(v3), CLUSTER, NULL, &out,
 					  &n, why, sizeof(why)),
 			 KV_EVERSION);
-	assert_non_null(strstr(why, "version 2"));
+	assert_non_null(strstr(why, "version 3"));
+	/* version 1 had no propose messages: its followers forwarded over
+	 * POST /raft/propose, which is gone */
+	expect("{\"kvfs\":\"raft\",\"version\":1,\"cluster\":\"" CLUSTER
+	       "\",\"from\":1,\"msgs\":[]}",
+	       KV_EVERSION);
 	expect("{\"kvfs\":\"raft\",\"version\":0,\"cluster\":\"" CLUSTER
 	       "\",\"from\":1,\"msgs\":[]}",
 	       KV_EVERSION);
-	expect("{\"kvfs\":\"raft\",\"version\":1,\"cluster\":\"other\","
+	expect("{\"kvfs\":\"raft\",\"version\":2,\"cluster\":\"other\","
 	       "\"from\":1,\"msgs\":[]}",
 	       -EPERM);
-	expect("{\"kvfs\":\"raft\",\"version\":1,\"cluster\":\"" CLUSTER
+	expect("{\"kvfs\":\"raft\",\"version\":2,\"cluster\":\"" CLUSTER
 	       "x\",\"from\":1,\"msgs\":[]}",
 	       -EPERM);
 }
@@ -526,6 +565,26 @@ static void test_handle_body_checks_destination_and_numbering(void **state)
 	    {ONE("{\"type\":\"vote\",\"to\":3,\"term\":1}"), -EINVAL},
 	    {ONE("{\"type\":\"vote\",\"to\":2,\"term\":0}"), -EINVAL},
 	    {ONE("{\"type\":\"read_index\",\"to\":2,\"term\":0}"), 0},
+	    /* forwarded writes: commands only, numbered by the leader */
+	    {ONE("{\"type\":\"propose\",\"to\":2,\"term\":0,\"ctx\":9,"
+		 "\"entries\":[{\"term\":0,\"index\":0,\"type\":"
+		 "\"normal\",\"data\":\"x\"}]}"),
+	     0},
+	    {ONE("{\"type\":\"propose\",\"to\":2,\"term\":0,\"ctx\":9,"
+		 "\"entries\":[{\"term\":1,\"index\":5,\"type\":"
+		 "\"normal\",\"data\":\"x\"}]}"),
+	     -EINVAL},
+	    {ONE("{\"type\":\"propose\",\"to\":2,\"term\":0,\"ctx\":9,"
+		 "\"entries\":[{\"term\":0,\"index\":0,\"type\":"
+		 "\"config\",\"data\":\"x\"}]}"),
+	     -EINVAL},
+	    {ONE("{\"type\":\"propose_resp\",\"to\":2,\"term\":0,"
+		 "\"ctx\":9,\"index\":4,\"log_term\":2,\"hint_index\":1}"),
+	     0},
+	    {ONE("{\"type\":\"propose_resp\",\"to\":2,\"term\":0,"
+		 "\"entries\":[{\"term\":2,\"index\":5,\"type\":"
+		 "\"noop\"}]}"),
+	     -EINVAL},
 	    {HEAD "\"from\":2,\"msgs\":[]}", -EINVAL}, /* from ourselves */
 	    {ONE("{\"type\":\"append\",\"to\":2,\"term\":3,\"index\":4,"
 		 "\"log_term\":2,\"entries\":[{\"term\":2,\"index\":5,"
@@ -558,7 +617,7 @@ static void test_handle_body_checks_destination_and_numbering(void **state)
 		 "\"type\":\"noop\"}]}"),
 	     -EINVAL},
 	    {"{\"kvfs\":\"raft\",\"version\":9}", KV_EVERSION},
-	    {"{\"kvfs\":\"raft\",\"version\":1,\"cluster\":\"x\",\"from\":1,"
+	    {"{\"kvfs\":\"raft\",\"version\":2,\"cluster\":\"x\",\"from\":1,"
 	     "\"msgs\":[]}",
 	     -EPERM},
 	};
@@ -728,6 +787,7 @@ int main(void)
 	    cmocka_unit_test(
 		test_every_message_type_round_trips_with_all_fields),
 	    cmocka_unit_test(test_batch_keeps_messages_in_order),
+	    cmocka_unit_test(test_forwarded_writes_round_trip),
 	    cmocka_unit_test(test_entries_with_text_and_binary_data_round_trip),
 	    cmocka_unit_test(test_large_entry_batch_round_trips),
 	    cmocka_unit_test(test_encoder_refuses_what_the_wire_cannot_carry),

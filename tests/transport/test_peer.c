@@ -496,7 +496,7 @@ static void test_messages_arrive_batched_in_order_on_one_stream(void **state)
 				    "application/x-kvfs-raft-stream");
 		assert_string_equal(s->reqs[i].cluster, CLUSTER);
 		assert_string_equal(s->reqs[i].token, TOKEN);
-		assert_string_equal(s->reqs[i].protocol, "1");
+		assert_string_equal(s->reqs[i].protocol, "2");
 		assert_int_equal(s->reqs[i].client_port,
 				 s->reqs[0].client_port);
 	}
