@@ -468,6 +468,7 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	    (uint64_t)wall.tv_sec * 1000000 + (uint64_t)wall.tv_nsec / 1000;
 	pthread_mutex_init(&n->mu, NULL);
 	pthread_mutex_init(&n->watch_mu, NULL);
+	pthread_mutex_init(&n->unsent_mu, NULL);
 	node_cond_init(&n->cond);
 	node_cond_init(&n->state_cond);
 	pthread_cond_init(&n->retry_cond, NULL);
@@ -543,7 +544,8 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	ret = core_open(n, &boot, errmsg);
 	if (ret != 0)
 		goto err_store;
-	ret = peers_new(n->cluster_id, n->token, n->id, NULL, &n->peers);
+	struct peer_options popt = {.unsent = node_unsent, .unsent_arg = n};
+	ret = peers_new(n->cluster_id, n->token, n->id, &popt, &n->peers);
 	if (ret != 0) {
 		*errmsg =
 		    msgf("cannot start the peer senders: %s", kv_strerror(ret));
@@ -582,6 +584,7 @@ err_free:
 	pthread_cond_destroy(&n->retry_cond);
 	pthread_cond_destroy(&n->state_cond);
 	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->unsent_mu);
 	pthread_mutex_destroy(&n->watch_mu);
 	pthread_mutex_destroy(&n->mu);
 	free(n->listen);
@@ -609,6 +612,7 @@ void node_close(struct kv_node *n)
 	pthread_cond_destroy(&n->retry_cond);
 	pthread_cond_destroy(&n->state_cond);
 	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->unsent_mu);
 	pthread_mutex_destroy(&n->watch_mu);
 	pthread_mutex_destroy(&n->mu);
 	free(n->listen);

@@ -171,6 +171,13 @@ struct kv_node {
 	 * are, so an answer meant for an earlier process matches none. */
 	struct prop *forwarded, *forwarded_tail;
 	uint64_t fwd_seq; /* the latest batch's (node thread) */
+	/* Batches a peer sender says never reached the leader (node_unsent,
+	 * from its thread): the node thread retries their writes. Under
+	 * unsent_mu alone, so that a sender never waits for n->mu (the
+	 * node thread may hold it while it stops that sender). */
+	pthread_mutex_t unsent_mu;
+	uint64_t unsent[64];
+	size_t n_unsent;
 
 	/* ReadIndex rounds (under mu): readers want a round numbered at
 	 * least read_need; the node thread numbers rounds upward from a base
@@ -208,6 +215,8 @@ struct kv_node {
 
 /* node_loop.c */
 int node_loop_start(struct kv_node *n);
+/* The peer senders' unsent callback (struct peer_options); arg is n. */
+void node_unsent(void *arg, uint64_t to, uint64_t ctx);
 void node_loop_stop(struct kv_node *n);
 extern const struct store_raft_ops node_store_ops;
 

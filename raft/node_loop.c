@@ -577,8 +577,7 @@ static void waiting_add(struct kv_node *n, struct prop *p)
 }
 
 /* Send the props of list marked PROP_FORWARD to leader, in PROPOSE
- * messages, each numbered (p->ctx). Node thread; the props are TAKEN (so
- * theirs until they are listed). */
+ * messages, each numbered (p->ctx). Node thread, n->mu held. */
 static void forward_props(struct kv_node *n, struct prop *list, size_t count,
 			  uint64_t leader)
 {
@@ -618,6 +617,46 @@ static void forward_props(struct kv_node *n, struct prop *list, size_t count,
 	peers_send(n->peers, msgs, m);
 	free(e);
 	free(msgs);
+}
+
+void node_unsent(void *arg, uint64_t to, uint64_t ctx)
+{
+	struct kv_node *n = arg;
+	(void)to;
+	pthread_mutex_lock(&n->unsent_mu);
+	/* more at once: those wait for their deadline */
+	if (n->n_unsent < sizeof(n->unsent) / sizeof(n->unsent[0]))
+		n->unsent[n->n_unsent++] = ctx;
+	pthread_mutex_unlock(&n->unsent_mu);
+	/* without n->mu: at worst the node thread sees it a tick later */
+	pthread_cond_signal(&n->cond);
+}
+
+/* Writes of batches that never reached the leader: surely not applied,
+ * so they are proposed again. n->mu held; the settled go on *done. */
+static void retry_unsent(struct kv_node *n, struct prop **done)
+{
+	uint64_t ctx[sizeof(n->unsent) / sizeof(n->unsent[0])];
+	pthread_mutex_lock(&n->unsent_mu);
+	size_t count = n->n_unsent;
+	memcpy(ctx, n->unsent, count * sizeof(ctx[0]));
+	n->n_unsent = 0;
+	pthread_mutex_unlock(&n->unsent_mu);
+	for (size_t i = 0; i < count; i++) {
+		struct prop **pp = &n->forwarded, *prev = NULL;
+		while (*pp) {
+			struct prop *p = *pp;
+			if (p->ctx != ctx[i]) {
+				prev = p;
+				pp = &p->next;
+				continue;
+			}
+			*pp = p->next;
+			if (n->forwarded_tail == p)
+				n->forwarded_tail = prev;
+			prop_finish(p, NODE_RETRY, done);
+		}
+	}
 }
 
 /* A follower's PROPOSE (node thread, the leader): append its entries
@@ -714,9 +753,12 @@ static void propose_all(struct kv_node *n, struct prop *list)
 					 p->len, &p->index, &p->term);
 		}
 	}
+	pthread_mutex_lock(&n->mu);
+	/* sent with n->mu held: once listed, a forwarded prop may be
+	 * settled (its deadline, node_unsent) and gone as soon as n->mu is
+	 * released, and peers_send copies it */
 	if (nfwd)
 		forward_props(n, list, nfwd, leader);
-	pthread_mutex_lock(&n->mu);
 	while (list) {
 		struct prop *p = list;
 		list = p->next;
@@ -782,6 +824,17 @@ static void *loop_main(void *arg)
 			pthread_mutex_unlock(&n->mu);
 			props_wake(done);
 			node_wake_all(woken);
+			pthread_mutex_lock(&n->mu);
+			continue;
+		}
+		pthread_mutex_lock(&n->unsent_mu);
+		bool unsent = n->n_unsent > 0;
+		pthread_mutex_unlock(&n->unsent_mu);
+		if (unsent) {
+			struct prop *done = NULL;
+			retry_unsent(n, &done);
+			pthread_mutex_unlock(&n->mu);
+			props_wake(done);
 			pthread_mutex_lock(&n->mu);
 			continue;
 		}

@@ -20,7 +20,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
@@ -57,6 +59,9 @@ struct peer {
 	char url[RAFT_ADDR_MAX + 32];
 	pthread_t thread;
 	CURLM *multi; /* outlives the thread, so a stopper may wake it */
+	/* the socket of the sender's one connection (open_sock), or
+	 * CURL_SOCKET_BAD; the sender thread's alone */
+	curl_socket_t fd;
 	atomic_bool stop;
 
 	/* the frame being written to the open stream: the sender
@@ -72,6 +77,11 @@ struct peer {
 		bool closing;	   /* idle: end the body */
 		size_t done_msgs;  /* handed to curl, not yet counted */
 		size_t done_frames; /* ditto, frames */
+		/* the ctx of each propose message in the frame, kept once
+		 * it is handed whole (whole) until the next one */
+		uint64_t *proposes;
+		size_t n_proposes, cap_proposes;
+		bool whole;
 	} out;
 
 	pthread_mutex_t mu; /* guards everything below */
@@ -356,19 +366,61 @@ static size_t on_read(char *dst, size_t size, size_t nitems, void *arg)
 		o->done_msgs += o->msgs;
 		o->done_frames++;
 		o->msgs = 0;
+		o->whole = true;
 	}
 	return n;
 }
 
+/* Note the propose messages of batch[0..n), the next frame's. False if
+ * out of memory. */
+static bool note_proposes(struct stream_out *o, const struct qmsg *batch,
+			  size_t n)
+{
+	o->n_proposes = 0;
+	o->whole = false;
+	for (const struct qmsg *q = batch; q != NULL && n > 0;
+	     q = q->next, n--) {
+		if (q->m.type != RAFT_MSG_PROPOSE)
+			continue;
+		if (o->n_proposes == o->cap_proposes) {
+			size_t cap = o->cap_proposes ? o->cap_proposes * 2 : 16;
+			uint64_t *p =
+			    realloc(o->proposes, cap * sizeof(*o->proposes));
+			if (p == NULL)
+				return false;
+			o->proposes = p;
+			o->cap_proposes = cap;
+		}
+		o->proposes[o->n_proposes++] = q->m.ctx;
+	}
+	return true;
+}
+
+/* Tell the owner about the propose messages of a frame that never went
+ * whole, and forget them. Sender thread, p->mu not held. */
+static void report_unsent(struct peer *p)
+{
+	const struct peer_options *opt = &p->set->opt;
+	for (size_t i = 0; opt->unsent != NULL && i < p->out.n_proposes; i++)
+		opt->unsent(opt->unsent_arg, p->id, p->out.proposes[i]);
+	p->out.n_proposes = 0;
+	p->out.whole = false;
+}
+
 /* Encode batch[0..n) as the next frame of p->out (empty). 0, or an error
- * with why filled (the batch is then lost). */
+ * with why filled (the batch is then lost; report_unsent tells of its
+ * propose messages). */
 static int frame_put(struct peer *p, struct qmsg *batch, size_t n, char *why,
 		     size_t why_len)
 {
 	struct stream_out *o = &p->out;
 	size_t len = 0;
-	int err = batch_encode(p, batch, n, &o->body, &len);
 
+	if (!note_proposes(o, batch, n)) {
+		snprintf(why, why_len, "no memory to note a batch");
+		return -ENOMEM;
+	}
+	int err = batch_encode(p, batch, n, &o->body, &len);
 	if (err < 0) {
 		snprintf(why, why_len, "encoding a batch: %s", strerror(-err));
 		return err;
@@ -379,6 +431,29 @@ static int frame_put(struct peer *p, struct qmsg *batch, size_t n, char *why,
 	o->msgs = n;
 	o->moved_ms = now_ms(CLOCK_MONOTONIC);
 	return 0;
+}
+
+/* The state of the stream's connection, seen from its socket. The peer
+ * sends nothing before the end of the stream, so an end of file or an
+ * error there means it is gone (a process killed, a node restarted); a
+ * paused upload's curl would notice only when it next writes, by which
+ * time another frame would be on its way to nobody. A reset also says
+ * the peer left bytes of ours unread: a connection closed with unread
+ * data is reset, and the unread bytes are the stream's last ones, so the
+ * last frame never arrived whole, and a receiver acts only on whole
+ * frames. An orderly close says nothing about what it read. */
+enum conn_state { CONN_OPEN, CONN_CLOSED, CONN_RESET };
+
+static enum conn_state conn_state(const struct peer *p)
+{
+	char c;
+	if (p->fd == CURL_SOCKET_BAD)
+		return CONN_OPEN; /* not connected yet */
+	ssize_t r = recv(p->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	if (r >= 0)
+		return r == 0 ? CONN_CLOSED : CONN_OPEN;
+	/* anything else (not connected yet, refused) is curl's to see */
+	return errno == ECONNRESET || errno == EPIPE ? CONN_RESET : CONN_OPEN;
 }
 
 /* Count what the stream handed to curl since last asked. mu held. */
@@ -446,6 +521,7 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 	struct resp resp = {.len = 0};
 	uint64_t last_frame = now_ms(CLOCK_MONOTONIC), closing_at = 0;
 	int running = 1, err = 0;
+	bool reset = false; /* the peer left bytes of ours unread */
 
 	resp.text[0] = '\0';
 	o->len = o->off = o->msgs = 0;
@@ -479,6 +555,7 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 				snprintf(p->info.last_err,
 					 sizeof(p->info.last_err), "%s", ewhy);
 				pthread_mutex_unlock(&p->mu);
+				report_unsent(p);
 			}
 			while (batch != NULL) {
 				struct qmsg *q = batch;
@@ -501,6 +578,18 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 		if (!running) {
 			err =
 			    stream_result(p, easy, &resp, errbuf, why, why_len);
+			long oserr = 0;
+			curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
+			reset =
+			    err != 0 && (oserr == ECONNRESET || oserr == EPIPE);
+			break;
+		}
+		enum conn_state cs = conn_state(p);
+		if (cs != CONN_OPEN && !o->closing) {
+			snprintf(why, why_len, "the peer %s the stream",
+				 cs == CONN_RESET ? "reset" : "closed");
+			err = -EIO;
+			reset = cs == CONN_RESET;
 			break;
 		}
 		uint64_t now = now_ms(CLOCK_MONOTONIC);
@@ -547,10 +636,37 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 	account(p);
 	p->info.dropped += o->msgs; /* a frame cut short is lost */
 	pthread_mutex_unlock(&p->mu);
+	if (o->len > 0 || (o->whole && reset))
+		report_unsent(p); /* never arrived whole: the peer ignored it */
+	o->n_proposes = 0;
+	o->whole = false;
 	free(o->body);
 	o->body = NULL;
 	o->len = o->off = o->msgs = 0;
 	return err;
+}
+
+/* curl opens and closes the connection's socket through these, so that
+ * conn_state can look at it (CURLINFO_ACTIVESOCKET names none while a
+ * transfer runs). One connection per sender at a time. */
+static curl_socket_t open_sock(void *arg, curlsocktype purpose,
+			       struct curl_sockaddr *a)
+{
+	struct peer *p = arg;
+	(void)purpose;
+	curl_socket_t fd =
+	    socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+	if (fd != CURL_SOCKET_BAD)
+		p->fd = fd;
+	return fd;
+}
+
+static int close_sock(void *arg, curl_socket_t fd)
+{
+	struct peer *p = arg;
+	if (p->fd == fd)
+		p->fd = CURL_SOCKET_BAD;
+	return close(fd);
 }
 
 static CURL *easy_new(struct peer *p, struct curl_slist **hdrs)
@@ -604,6 +720,10 @@ static CURL *easy_new(struct peer *p, struct curl_slist **hdrs)
 	curl_easy_setopt(easy, CURLOPT_READFUNCTION, on_read);
 	curl_easy_setopt(easy, CURLOPT_READDATA, p);
 	curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETFUNCTION, open_sock);
+	curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, p);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETFUNCTION, close_sock);
+	curl_easy_setopt(easy, CURLOPT_CLOSESOCKETDATA, p);
 	*hdrs = h;
 	return easy;
 
@@ -725,6 +845,7 @@ static ssize_t peer_find(struct peer_set *s, uint64_t id)
 static void peer_free(struct peer *p)
 {
 	queue_clear(p);
+	free(p->out.proposes);
 	curl_multi_cleanup(p->multi);
 	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
@@ -750,6 +871,8 @@ int peers_add(struct peer_set *s, uint64_t id, const char *addr)
 	    !addr_valid(addr))
 		return -EINVAL;
 	p = calloc(1, sizeof(*p));
+	if (p != NULL)
+		p->fd = CURL_SOCKET_BAD;
 	if (p == NULL)
 		return -ENOMEM;
 	p->set = s;

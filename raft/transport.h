@@ -169,6 +169,13 @@ struct peer_options {
 	unsigned backoff_min_ms;     /* first wait after a failure [10] */
 	unsigned backoff_max_ms;     /* cap of the doubling [1000] */
 	unsigned idle_ms;	     /* an idle stream is ended after [5000] */
+	/* Called with the ctx of each propose message a sender drops
+	 * knowing that the peer never got it: the frame that held it was
+	 * not yet handed whole to the connection when its stream failed (a
+	 * receiver ignores a frame cut short). From the sender's thread,
+	 * holding none of the set's locks. NULL: not told. */
+	void (*unsent)(void *arg, uint64_t to, uint64_t ctx);
+	void *unsent_arg;
 };
 
 /* A set of senders for node self_id of cluster cluster_id, presenting

@@ -358,9 +358,19 @@ static int setup(void **state)
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
 	if (node_leader(node, NULL, 0) != 1)
 		return -1;
-	/* the fake joins as a learner: the node streams to it */
+	/* the fake joins as a learner: the node streams to it (a change
+	 * waits until the new leader committed an entry of its term) */
 	snprintf(addr, sizeof(addr), "127.0.0.1:%u", fake.port);
-	return node_change_member(node, NODE_MEMBER_ADD, 2, addr) == 0 ? 0 : -1;
+	int ret = -1;
+	for (int i = 0; i < 1000 && ret != 0; i++) {
+		ret = node_change_member(node, NODE_MEMBER_ADD, 2, addr);
+		if (ret != 0)
+			nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	if (ret != 0)
+		fprintf(stderr, "adding the fake learner: %s\n",
+			kv_strerror(ret));
+	return ret == 0 ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -552,6 +552,74 @@ static void test_entries_reach_the_peer_intact(void **state)
 	server_stop(s);
 }
 
+/* What the unsent callback heard. */
+static struct {
+	pthread_mutex_t mu;
+	uint64_t to[64], ctx[64];
+	size_t n;
+} unsent = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void on_unsent(void *arg, uint64_t to, uint64_t ctx)
+{
+	assert_ptr_equal(arg, &unsent);
+	pthread_mutex_lock(&unsent.mu);
+	if (unsent.n < 64) {
+		unsent.to[unsent.n] = to;
+		unsent.ctx[unsent.n++] = ctx;
+	}
+	pthread_mutex_unlock(&unsent.mu);
+}
+
+static size_t unsent_count(void)
+{
+	pthread_mutex_lock(&unsent.mu);
+	size_t n = unsent.n;
+	pthread_mutex_unlock(&unsent.mu);
+	return n;
+}
+
+static struct raft_message propose(uint64_t to, uint64_t ctx)
+{
+	static char cmd[] = "{\"v\":1}";
+	static struct raft_entry e = {
+	    .type = RAFT_ENTRY_NORMAL, .data = cmd, .len = sizeof(cmd) - 1};
+	struct raft_message m = {.type = RAFT_MSG_PROPOSE,
+				 .from = SELF,
+				 .to = to,
+				 .ctx = ctx,
+				 .entries = &e,
+				 .n_entries = 1};
+	return m;
+}
+
+/* A follower forwards writes in propose messages and may send one again
+ * only if the leader surely never got it: the sender says so for those
+ * it could not hand over whole, and only for those. */
+static void test_a_propose_that_never_went_is_reported(void **state)
+{
+	struct peer_options o = {.unsent = on_unsent, .unsent_arg = &unsent};
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(&o);
+	uint64_t end = mono_ms() + DEADLINE_MS;
+
+	(void)state;
+	unsent.n = 0;
+	add(ps, 2, s->port);
+	add(ps, 3, dead_port());
+	struct raft_message m[3] = {propose(2, 41), hb(3, 1), propose(3, 42)};
+	assert_int_equal(peers_send(ps, m, 3), 3);
+	while (unsent_count() == 0 && mono_ms() < end)
+		nap();
+	wait_sent(ps, 2, 1);
+	assert_int_equal(unsent_count(), 1);
+	assert_int_equal(unsent.to[0], 3);
+	assert_int_equal(unsent.ctx[0], 42);
+	/* the one delivered is not reported, even once its stream ends */
+	stop_within(ps, 0, 3000);
+	assert_int_equal(unsent_count(), 1);
+	server_stop(s);
+}
+
 static void test_down_peer_backs_off_without_blocking_others(void **state)
 {
 	struct peer_options o = {.max_queue = 16, .timeout_ms = 60000};
@@ -766,6 +834,7 @@ int main(void)
 		test_messages_arrive_batched_in_order_on_one_stream),
 	    cmocka_unit_test(test_entries_reach_the_peer_intact),
 	    cmocka_unit_test(test_down_peer_backs_off_without_blocking_others),
+	    cmocka_unit_test(test_a_propose_that_never_went_is_reported),
 	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),
 	    cmocka_unit_test(test_stop_is_quick_while_a_stream_hangs),
 	    cmocka_unit_test(test_an_unanswered_end_of_stream_fails_in_time),
