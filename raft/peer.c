@@ -77,11 +77,9 @@ struct peer {
 		bool closing;	   /* idle: end the body */
 		size_t done_msgs;  /* handed to curl, not yet counted */
 		size_t done_frames; /* ditto, frames */
-		/* the ctx of each propose message in the frame, kept once
-		 * it is handed whole (whole) until the next one */
+		/* the ctx of each propose message in the frame */
 		uint64_t *proposes;
 		size_t n_proposes, cap_proposes;
-		bool whole;
 	} out;
 
 	pthread_mutex_t mu; /* guards everything below */
@@ -366,7 +364,7 @@ static size_t on_read(char *dst, size_t size, size_t nitems, void *arg)
 		o->done_msgs += o->msgs;
 		o->done_frames++;
 		o->msgs = 0;
-		o->whole = true;
+		o->n_proposes = 0; /* they may have arrived */
 	}
 	return n;
 }
@@ -377,7 +375,6 @@ static bool note_proposes(struct stream_out *o, const struct qmsg *batch,
 			  size_t n)
 {
 	o->n_proposes = 0;
-	o->whole = false;
 	for (const struct qmsg *q = batch; q != NULL && n > 0;
 	     q = q->next, n--) {
 		if (q->m.type != RAFT_MSG_PROPOSE)
@@ -404,7 +401,6 @@ static void report_unsent(struct peer *p)
 	for (size_t i = 0; opt->unsent != NULL && i < p->out.n_proposes; i++)
 		opt->unsent(opt->unsent_arg, p->id, p->out.proposes[i]);
 	p->out.n_proposes = 0;
-	p->out.whole = false;
 }
 
 /* Encode batch[0..n) as the next frame of p->out (empty). 0, or an error
@@ -433,27 +429,25 @@ static int frame_put(struct peer *p, struct qmsg *batch, size_t n, char *why,
 	return 0;
 }
 
-/* The state of the stream's connection, seen from its socket. The peer
- * sends nothing before the end of the stream, so an end of file or an
- * error there means it is gone (a process killed, a node restarted); a
- * paused upload's curl would notice only when it next writes, by which
- * time another frame would be on its way to nobody. A reset also says
- * the peer left bytes of ours unread: a connection closed with unread
- * data is reset, and the unread bytes are the stream's last ones, so the
- * last frame never arrived whole, and a receiver acts only on whole
- * frames. An orderly close says nothing about what it read. */
-enum conn_state { CONN_OPEN, CONN_CLOSED, CONN_RESET };
-
-static enum conn_state conn_state(const struct peer *p)
+/* True if the stream's connection is known to be gone. The peer sends
+ * nothing before the end of the stream, so an end of file or a reset on
+ * the socket means it closed (a process killed, a node restarted); a
+ * paused upload's curl would notice only when it next writes, and by then
+ * the next frame would be in the kernel's buffer, on its way to nobody,
+ * its propose messages of unknown fate. Noticed first, that frame is
+ * never handed over, and is reported unsent. (A frame handed over whole
+ * before a reset is not: the peer may have read all of it and left only
+ * the bytes of the chunked encoding after it unread.) */
+static bool conn_gone(const struct peer *p)
 {
 	char c;
 	if (p->fd == CURL_SOCKET_BAD)
-		return CONN_OPEN; /* not connected yet */
+		return false; /* not connected yet */
 	ssize_t r = recv(p->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
 	if (r >= 0)
-		return r == 0 ? CONN_CLOSED : CONN_OPEN;
+		return r == 0;
 	/* anything else (not connected yet, refused) is curl's to see */
-	return errno == ECONNRESET || errno == EPIPE ? CONN_RESET : CONN_OPEN;
+	return errno == ECONNRESET || errno == EPIPE;
 }
 
 /* Count what the stream handed to curl since last asked. mu held. */
@@ -521,7 +515,6 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 	struct resp resp = {.len = 0};
 	uint64_t last_frame = now_ms(CLOCK_MONOTONIC), closing_at = 0;
 	int running = 1, err = 0;
-	bool reset = false; /* the peer left bytes of ours unread */
 
 	resp.text[0] = '\0';
 	o->len = o->off = o->msgs = 0;
@@ -578,18 +571,11 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 		if (!running) {
 			err =
 			    stream_result(p, easy, &resp, errbuf, why, why_len);
-			long oserr = 0;
-			curl_easy_getinfo(easy, CURLINFO_OS_ERRNO, &oserr);
-			reset =
-			    err != 0 && (oserr == ECONNRESET || oserr == EPIPE);
 			break;
 		}
-		enum conn_state cs = conn_state(p);
-		if (cs != CONN_OPEN && !o->closing) {
-			snprintf(why, why_len, "the peer %s the stream",
-				 cs == CONN_RESET ? "reset" : "closed");
+		if (!o->closing && conn_gone(p)) {
+			snprintf(why, why_len, "the peer closed the stream");
 			err = -EIO;
-			reset = cs == CONN_RESET;
 			break;
 		}
 		uint64_t now = now_ms(CLOCK_MONOTONIC);
@@ -636,10 +622,8 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 	account(p);
 	p->info.dropped += o->msgs; /* a frame cut short is lost */
 	pthread_mutex_unlock(&p->mu);
-	if (o->len > 0 || (o->whole && reset))
-		report_unsent(p); /* never arrived whole: the peer ignored it */
-	o->n_proposes = 0;
-	o->whole = false;
+	if (o->len > 0)
+		report_unsent(p); /* never whole: the peer ignored it */
 	free(o->body);
 	o->body = NULL;
 	o->len = o->off = o->msgs = 0;
@@ -647,7 +631,7 @@ static int stream_run(struct peer *p, CURL *easy, char *why, size_t why_len)
 }
 
 /* curl opens and closes the connection's socket through these, so that
- * conn_state can look at it (CURLINFO_ACTIVESOCKET names none while a
+ * conn_gone can look at it (CURLINFO_ACTIVESOCKET names none while a
  * transfer runs). One connection per sender at a time. */
 static curl_socket_t open_sock(void *arg, curlsocktype purpose,
 			       struct curl_sockaddr *a)
