@@ -15,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "codec.h"
 #include "http_internal.h"
 #include "node_int.h"
 #include "snapxfer.h"
