@@ -90,7 +90,8 @@ int fs_handle_truncate(struct fs_handle *h, off_t size);
 /* The bytes a read sees now. Caller holds lock. */
 size_t fs_handle_size(const struct fs_handle *h);
 
-/* ---- inval.c: invalidating the kernel's caches off the owner thread ---- */
+/* ---- inval.c: invalidating the kernel's caches off the applying thread ----
+ */
 
 struct fs_inval_item;
 
@@ -115,7 +116,7 @@ struct fs_inval {
 int fs_inval_start(struct fs_inval *iv, const char *prefix, size_t plen,
 		   int (*invalidate)(void *ctx, const char *path), void *ctx);
 /* The node_watch callback: queue key's path (and its parent) and return
- * at once. Runs on the store-owner thread: never blocks beyond a short
+ * at once. Runs on the node thread: never blocks beyond a short
  * mutex, never calls FUSE. */
 void fs_inval_push(void *ctx, const char *key, size_t klen);
 /* Stop taking work and tell the thread to finish; fs_inval_join waits. */

@@ -1,7 +1,7 @@
 /* inval.c - invalidating the kernel's caches when a key changes.
  *
- * The node tells us of every applied change on the store-owner thread,
- * which must not block, and the kernel must not be told from inside a
+ * The node tells us of every applied change on its node thread, which
+ * must not block, and the kernel must not be told from inside a
  * FUSE operation on the same inode (the notification waits for locks the
  * operation holds: a deadlock). So the callback only queues the key's
  * path, and one thread of ours empties the queue, invalidating the path

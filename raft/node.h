@@ -124,8 +124,8 @@ unsigned node_port(const struct kv_node *n);
 int node_status_json(struct kv_node *n, char **out);
 
 /* Register the callback run after each applied change to a key (for the
- * mount's cache invalidation); NULL to remove. Runs on the store-owner
- * thread: it must not block or call back into the node. */
+ * mount's cache invalidation); NULL to remove. Runs on the node thread,
+ * which applies: it must not block or call back into the node. */
 void node_watch(struct kv_node *n,
 		void (*cb)(void *ctx, const char *key, size_t klen), void *ctx);
 

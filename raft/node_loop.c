@@ -5,9 +5,10 @@
  * feeds it to the core, ticks the clock every NODE_TICK_MS, and carries
  * out each update in raft.h's caller's order: hard state synced, messages
  * to the peer senders, entries to the store (group commit; the leader
- * sends before its own sync), committed entries to the store to apply.
- * The store's owner thread reports back through node_store_ops, which
- * complete proposals and wake readers. */
+ * sends before its own sync), committed entries applied through the store
+ * on this thread (store_apply needs no hand-off). The store reports back
+ * through node_store_ops: persisted from its sync thread, applied from
+ * this one; they complete proposals and wake readers. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +16,7 @@
 
 #include "node_int.h"
 
-/* ---- the store's reports (owner thread) ---- */
+/* ---- the store's reports ---- */
 
 static void on_persisted(void *ctx, uint64_t index, uint64_t term)
 {
@@ -202,7 +203,8 @@ static void to_store(const struct raft_entry *e, size_t n,
 					      .len = e[i].len};
 }
 
-/* Hand entries to the store (append or apply), in chunks on the stack. */
+/* Hand entries to the store to append, or apply them, in chunks on the
+ * stack. */
 static int store_entries(struct kv_node *n, const struct raft_entry *e,
 			 size_t count, bool apply)
 {

@@ -12,9 +12,19 @@
  * returned. Snapshots are written by a third thread from references to the
  * immutable records, so writes go on while a db is written.
  *
+ * The Raft path applies committed entries on the caller's thread (the node
+ * thread), not the owner's: store_apply takes map_lock for writing and
+ * changes the map, st->applied, st->applied_term and st->conf_json there.
+ * An entry is committed before it is applied, so applying it needs nothing
+ * of the log, and a hand-off per batch to the owner cost a thread wake-up
+ * on every write's path.
+ *
  * Invariants:
- *  1. Only the owner thread touches st->map, st->log and the fields below
- *     "owner state"; other threads only read st->map, under map_lock.
+ *  1. Only the owner thread touches st->log and the fields below "owner
+ *     state", except the applied state, which changes only under map_lock
+ *     held for writing (store_apply on the applier's thread; the owner's
+ *     install and legacy propose path, which never run at the same time as
+ *     an apply); other threads read it under map_lock.
  *  2. A proposal is answered only after the fdatasync covering its entry
  *     returned 0 and the entry was applied.
  *  3. A failed sync is sticky (st->failed): no later write is accepted.
@@ -23,6 +33,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +57,6 @@ enum req_type {
 	REQ_HARDSTATE,
 	REQ_SNAPSHOT,
 	REQ_APPEND, /* raft path, asynchronous: freed by the owner */
-	REQ_APPLY,  /* raft path, asynchronous */
 	REQ_RECOVER,
 	REQ_INSTALL,
 	REQ_SYNC_DONE, /* internal: the sync thread finished */
@@ -67,11 +77,8 @@ struct req {
 	uint64_t index;
 	struct kv_result *res;
 	struct store_status *status;
-	/* raft path: entries (data in one allocation after the array) and,
-	 * for REQ_APPLY, their decoded commands */
+	/* raft path: entries (data in one allocation after the array) */
 	struct store_entry *ents;
-	struct kv_cmd *cmds;
-	int *cmd_err;
 	size_t n;
 	size_t written; /* REQ_APPEND: entries written so far (full disk) */
 	uint64_t epoch; /* REQ_APPEND: st->epoch when written */
@@ -107,10 +114,10 @@ struct store {
 	pthread_rwlock_t map_lock;
 	struct map *map;
 	struct log *log;
-	uint64_t applied;
+	uint64_t applied, applied_term; /* under map_lock (invariant 1) */
 	uint64_t snap_index, snap_term;
 	uint64_t term, vote;
-	int failed;
+	_Atomic int failed; /* set by the owner, or by store_apply */
 	struct req *pending, *pending_tail;   /* appended, not yet syncing */
 	struct req *inflight, *inflight_tail; /* covered by the running sync */
 	bool sync_running;
@@ -245,23 +252,18 @@ static void *snap_main(void *arg)
 
 static void req_free(struct req *r)
 {
-	for (size_t i = 0; i < r->n; i++) {
+	for (size_t i = 0; i < r->n; i++)
 		free((void *)r->ents[i].data);
-		if (r->cmds)
-			kv_cmd_clear(&r->cmds[i]);
-	}
 	free(r->ents);
-	free(r->cmds);
-	free(r->cmd_err);
 	free(r);
 }
 
 /* A write or sync failed: refuse every later write (invariant 3). */
 static void set_failed(struct store *st, int err, const char *what)
 {
-	if (st->failed)
+	int none = 0;
+	if (!atomic_compare_exchange_strong(&st->failed, &none, err))
 		return;
-	st->failed = err;
 	fprintf(stderr, "kvfs: %s: %s; refusing writes\n", what,
 		kv_strerror(err));
 }
@@ -367,44 +369,43 @@ static char *conf_from_json(const char *json, size_t len, size_t *out_len)
 	return out;
 }
 
-/* What do_apply did with each entry of a batch. */
+/* What apply_chunk did with each entry. */
 enum applied_as { NOT_APPLIED, APPLIED, APPLIED_CMD };
 
-static void do_apply(struct store *st, struct req *r)
+#define APPLY_CHUNK 64
+
+/* Apply committed entries e[0..n) (n <= APPLY_CHUNK) with their decoded
+ * commands under one write lock, then report them with the lock released
+ * (the callbacks wake readers, who take it). The applier's thread. */
+static void apply_chunk(struct store *st, const struct store_entry *e,
+			const struct kv_cmd *cmds, const int *cmd_err, size_t n)
 {
-	/* apply the batch under one write lock, then report the entries
-	 * with the lock released (the callbacks wake readers, who take it) */
-	struct kv_result *res = calloc(r->n ? r->n : 1, sizeof(*res));
-	unsigned char *as = calloc(r->n ? r->n : 1, 1);
-	if (!res || !as) {
-		set_failed(st, -ENOMEM, "applying entries");
-		goto out_free;
-	}
+	struct kv_result res[APPLY_CHUNK];
+	unsigned char as[APPLY_CHUNK] = {0};
 	pthread_rwlock_wrlock(&st->map_lock);
-	for (size_t i = 0; i < r->n && !st->failed; i++) {
-		const struct store_entry *e = &r->ents[i];
-		if (e->index <= st->applied)
+	for (size_t i = 0; i < n && !st->failed; i++) {
+		if (e[i].index <= st->applied)
 			continue; /* applied before (db or an earlier batch) */
-		if (e->index != st->applied + 1) {
+		if (e[i].index != st->applied + 1) {
 			char what[96];
 			snprintf(what, sizeof(what),
 				 "entry %llu to apply after %llu",
-				 (unsigned long long)e->index,
+				 (unsigned long long)e[i].index,
 				 (unsigned long long)st->applied);
 			set_failed(st, KV_ECORRUPT, what);
 			break;
 		}
-		res[i] = (struct kv_result){.err = 0, .rev = e->index};
-		if (e->type == STORE_ENTRY_CMD) {
-			if (r->cmd_err[i]) {
-				res[i].err = r->cmd_err[i];
-			} else if (map_apply(st->map, e->index, &r->cmds[i],
+		res[i] = (struct kv_result){.err = 0, .rev = e[i].index};
+		if (e[i].type == STORE_ENTRY_CMD) {
+			if (cmd_err[i]) {
+				res[i].err = cmd_err[i];
+			} else if (map_apply(st->map, e[i].index, &cmds[i],
 					     &res[i], on_change, st) != 0) {
 				set_failed(st, -ENOMEM, "applying an entry");
 				break;
 			}
-		} else if (e->type == STORE_ENTRY_CONFIG) {
-			char *c = conf_to_json(e->data, e->len);
+		} else if (e[i].type == STORE_ENTRY_CONFIG) {
+			char *c = conf_to_json(e[i].data, e[i].len);
 			if (!c) {
 				set_failed(st, -ENOMEM, "applying a config");
 				break;
@@ -412,20 +413,17 @@ static void do_apply(struct store *st, struct req *r)
 			free(st->conf_json);
 			st->conf_json = c;
 		}
-		as[i] = e->type == STORE_ENTRY_CMD ? APPLIED_CMD : APPLIED;
-		st->applied = e->index;
-		st->pub_applied = e->index;
+		as[i] = e[i].type == STORE_ENTRY_CMD ? APPLIED_CMD : APPLIED;
+		st->applied = e[i].index;
+		st->applied_term = e[i].term;
+		st->pub_applied = e[i].index;
 	}
 	pthread_rwlock_unlock(&st->map_lock);
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < n; i++)
 		if (as[i] != NOT_APPLIED)
 			st->opt.raft->applied(
-			    st->opt.raft_ctx, r->ents[i].index, r->ents[i].term,
+			    st->opt.raft_ctx, e[i].index, e[i].term,
 			    as[i] == APPLIED_CMD ? &res[i] : NULL);
-out_free:
-	free(res);
-	free(as);
-	req_free(r);
 }
 
 static int do_install(struct store *st, struct req *r);
@@ -492,7 +490,7 @@ static int do_install(struct store *st, struct req *r)
 	free(st->conf_json);
 	st->conf_json = meta.conf;
 	st->snap_index = st->applied = st->pub_applied = meta.index;
-	st->snap_term = meta.term;
+	st->snap_term = st->applied_term = meta.term;
 	st->snap_retry_at = 0;
 	st->opt.raft->applied(st->opt.raft_ctx, meta.index, meta.term, NULL);
 	return 0;
@@ -587,26 +585,35 @@ static void update_room(struct store *st)
 	st->room = room + st->fs_room;
 }
 
+/* A db of the applied state. Not before the log holds the last applied
+ * entry: store_apply runs on another thread and may apply an entry the
+ * owner has not written yet (or one whose conflicting older copy it has
+ * not yet replaced), and the log is compacted up to the db's index. */
 static void start_snapshot(struct store *st)
 {
-	if (st->snap_running || st->applied == st->snap_index)
+	if (st->snap_running)
 		return;
-	struct kv_rec **recs;
-	size_t n;
-	if (map_collect(st->map, &recs, &n) != 0)
-		return; /* out of memory: try again later */
+	pthread_rwlock_rdlock(&st->map_lock);
+	uint64_t applied = st->applied;
+	struct kv_rec **recs = NULL;
+	size_t n = 0;
+	char *conf = NULL;
+	bool ok = applied != st->snap_index &&
+		  log_last_index(st->log) >= applied &&
+		  log_term_at(st->log, applied) == st->applied_term &&
+		  map_collect(st->map, &recs, &n) == 0; /* else: try later */
+	if (ok && st->conf_json && !(conf = strdup(st->conf_json))) {
+		map_collect_free(recs, n);
+		ok = false;
+	}
+	st->snap_meta.term = st->applied_term;
+	pthread_rwlock_unlock(&st->map_lock);
+	if (!ok)
+		return;
 	st->snap_recs = recs;
 	st->snap_n = n;
-	st->snap_meta.index = st->applied;
-	st->snap_meta.term = log_term_at(st->log, st->applied);
-	st->snap_meta.conf = NULL;
-	if (st->conf_json) {
-		st->snap_meta.conf = strdup(st->conf_json);
-		if (!st->snap_meta.conf) {
-			map_collect_free(recs, n);
-			return;
-		}
-	}
+	st->snap_meta.index = applied;
+	st->snap_meta.conf = conf;
 	st->snap_running = true;
 	pthread_mutex_lock(&st->mu);
 	st->snap_job = true;
@@ -639,7 +646,7 @@ static void finish_snapshot(struct store *st)
 		uint64_t every = st->opt.snapshot_every
 				     ? st->opt.snapshot_every
 				     : DEFAULT_SNAPSHOT_EVERY;
-		st->snap_retry_at = st->applied + every / 4 + 1;
+		st->snap_retry_at = st->pub_applied + every / 4 + 1;
 		fprintf(stderr, "kvfs: snapshot failed: %s\n",
 			kv_strerror(ret));
 	}
@@ -657,10 +664,10 @@ static void maybe_snapshot(struct store *st)
 						: DEFAULT_SNAPSHOT_EVERY;
 	uint64_t bytes = st->opt.snapshot_bytes ? st->opt.snapshot_bytes
 						: DEFAULT_SNAPSHOT_BYTES;
-	if (st->applied < st->snap_retry_at)
+	uint64_t applied = st->pub_applied;
+	if (applied < st->snap_retry_at)
 		return;
-	if (st->applied - st->snap_index >= every ||
-	    log_bytes(st->log) >= bytes)
+	if (applied - st->snap_index >= every || log_bytes(st->log) >= bytes)
 		start_snapshot(st);
 }
 
@@ -723,8 +730,10 @@ static void finish_sync(struct store *st)
 		int err =
 		    map_apply(st->map, r->index, r->cmd, r->res, on_change, st);
 		pthread_rwlock_unlock(&st->map_lock);
-		if (err == 0)
+		if (err == 0) {
 			st->applied = st->pub_applied = r->index;
+			st->applied_term = r->term;
+		}
 		complete(r, err);
 	}
 	st->inflight_tail = NULL;
@@ -761,18 +770,20 @@ static void do_propose(struct store *st, struct req *r)
 
 static void do_status(struct store *st, struct store_status *s)
 {
-	s->first_index = log_first_index(st->log);
-	s->last_index = log_last_index(st->log);
+	pthread_rwlock_rdlock(&st->map_lock);
 	s->applied_index = st->applied;
-	s->snapshot_index = st->snap_index;
-	s->snapshot_term = st->snap_term;
 	s->keys = map_count(st->map);
 	s->bytes = map_bytes(st->map);
+	s->state_hash = map_state_hash(st->map);
+	pthread_rwlock_unlock(&st->map_lock);
+	s->first_index = log_first_index(st->log);
+	s->last_index = log_last_index(st->log);
+	s->snapshot_index = st->snap_index;
+	s->snapshot_term = st->snap_term;
 	s->log_bytes = log_bytes(st->log);
 	s->term = st->term;
 	s->vote = st->vote;
 	s->failed = st->failed;
-	s->state_hash = map_state_hash(st->map);
 }
 
 static void handle(struct store *st, struct req *r)
@@ -805,9 +816,6 @@ static void handle(struct store *st, struct req *r)
 		break;
 	case REQ_APPEND:
 		do_append(st, r);
-		break;
-	case REQ_APPLY:
-		do_apply(st, r);
 		break;
 	case REQ_RECOVER:
 		complete(r, do_recover(st, r->recovery));
@@ -954,6 +962,7 @@ static int replay(struct store *st, char **errmsg)
 				return ret;
 		}
 		st->applied = i;
+		st->applied_term = e.term;
 	}
 	return 0;
 }
@@ -1006,7 +1015,7 @@ int store_open(const struct store_options *opt, struct store **out,
 		goto err_map;
 	st->conf_json = meta.conf;
 	st->snap_index = st->applied = meta.index;
-	st->snap_term = meta.term;
+	st->snap_term = st->applied_term = meta.term;
 	ret = log_open(st->dir, opt->segment_size, &st->log, errmsg);
 	if (ret != 0)
 		goto err_map;
@@ -1211,15 +1220,14 @@ int store_recover(struct store *st, struct store_recovery *out)
 	return call(st, &r);
 }
 
-/* A request holding copies of e[0..n); configuration texts become JSON
- * strings for REQ_APPEND (the log keeps JSON). */
-static struct req *entries_req(enum req_type type, const struct store_entry *e,
-			       size_t n)
+/* A REQ_APPEND holding copies of e[0..n); configuration texts become JSON
+ * strings (the log keeps JSON). */
+static struct req *append_req(const struct store_entry *e, size_t n)
 {
 	struct req *r = calloc(1, sizeof(*r));
 	if (!r)
 		return NULL;
-	r->type = type;
+	r->type = REQ_APPEND;
 	r->ents = calloc(n ? n : 1, sizeof(*r->ents));
 	if (!r->ents)
 		goto err;
@@ -1229,14 +1237,13 @@ static struct req *entries_req(enum req_type type, const struct store_entry *e,
 		c->data = NULL;
 		c->len = 0;
 		r->n = i + 1;
-		if (e[i].type == STORE_ENTRY_CONFIG && type == REQ_APPEND) {
+		if (e[i].type == STORE_ENTRY_CONFIG) {
 			char *j = conf_to_json(e[i].data, e[i].len);
 			if (!j)
 				goto err;
 			c->data = j;
 			c->len = strlen(j);
-		} else if (e[i].len && (type == REQ_APPEND ||
-					e[i].type == STORE_ENTRY_CONFIG)) {
+		} else if (e[i].len) {
 			void *d = malloc(e[i].len);
 			if (!d)
 				goto err;
@@ -1264,7 +1271,7 @@ int store_append(struct store *st, const struct store_entry *e, size_t n)
 {
 	if (n == 0)
 		return 0;
-	struct req *r = entries_req(REQ_APPEND, e, n);
+	struct req *r = append_req(e, n);
 	if (!r)
 		return -ENOMEM;
 	return post(st, r);
@@ -1272,30 +1279,31 @@ int store_append(struct store *st, const struct store_entry *e, size_t n)
 
 int store_apply(struct store *st, const struct store_entry *e, size_t n)
 {
-	if (n == 0)
-		return 0;
-	struct req *r = entries_req(REQ_APPLY, e, n);
-	if (!r)
-		return -ENOMEM;
-	/* decode here: the owner thread's time is the bottleneck */
-	r->cmds = calloc(n, sizeof(*r->cmds));
-	r->cmd_err = calloc(n, sizeof(*r->cmd_err));
-	if (!r->cmds || !r->cmd_err) {
-		req_free(r);
-		return -ENOMEM;
-	}
-	for (size_t i = 0; i < n; i++) {
-		if (e[i].type != STORE_ENTRY_CMD)
-			continue;
-		int ret = kv_cmd_decode(e[i].data, e[i].len, &r->cmds[i]);
-		if (ret == -ENOMEM) {
-			req_free(r);
-			return ret;
+	for (size_t i = 0; i < n; i += APPLY_CHUNK) {
+		size_t k = n - i < APPLY_CHUNK ? n - i : APPLY_CHUNK;
+		struct kv_cmd cmds[APPLY_CHUNK];
+		int cmd_err[APPLY_CHUNK];
+		int ret = 0;
+		memset(cmds, 0, k * sizeof(cmds[0]));
+		for (size_t j = 0; j < k && ret == 0; j++) {
+			cmd_err[j] = 0;
+			if (e[i + j].type != STORE_ENTRY_CMD)
+				continue;
+			ret = kv_cmd_decode(e[i + j].data, e[i + j].len,
+					    &cmds[j]);
+			if (ret != 0 && ret != -ENOMEM) {
+				cmd_err[j] = -EINVAL;
+				ret = 0;
+			}
 		}
+		if (ret == 0)
+			apply_chunk(st, e + i, cmds, cmd_err, k);
+		for (size_t j = 0; j < k; j++)
+			kv_cmd_clear(&cmds[j]);
 		if (ret != 0)
-			r->cmd_err[i] = -EINVAL;
+			return ret;
 	}
-	return post(st, r);
+	return 0;
 }
 
 uint64_t store_room(const struct store *st)

@@ -271,9 +271,12 @@ void store_recovery_free(struct store_recovery *rec);
  * thread but the owner; one thread at a time (order). */
 int store_append(struct store *st, const struct store_entry *e, size_t n);
 
-/* Queue committed entries e[0..n) (copied) to apply in order; each one
- * reported by ops->applied. 0, -ENOMEM, KV_ESHUTDOWN; a command that does
- * not decode is applied as a failed command (-EINVAL). Same threads. */
+/* Apply committed entries e[0..n) in order, on the calling thread (no
+ * hand-off to the owner); each one is reported by ops->applied before this
+ * returns. Entries already applied (a db or an earlier call) are skipped. A
+ * command that does not decode is applied as a failed command (-EINVAL).
+ * 0 or -ENOMEM. One thread at a time: the thread that also calls
+ * store_install, never the owner. */
 int store_apply(struct store *st, const struct store_entry *e, size_t n);
 
 /* Bytes the log can take now without creating a file on a full disk:
