@@ -710,10 +710,14 @@ static void node_heard(struct kv_node *n, uint64_t id)
 
 /* Check and re-encode the commands of a follower's PROPOSE, as the
  * single form does (the log keeps our own encoding, never a peer's
- * bytes). A message with one that is refused is marked reject: the node
- * thread answers it so, and appends none of it. */
+ * bytes). A message with one that is refused is marked reject with
+ * hint_term EINVAL, one we ran out of memory for with hint_term 0 (the
+ * follower may try again): the node thread answers it so, and appends
+ * none of it. What the peer put in those two fields is not looked at. */
 static void forwarded_check(struct raft_message *m)
 {
+	m->reject = false;
+	m->hint_term = 0;
 	for (size_t i = 0; i < m->n_entries && !m->reject; i++) {
 		struct raft_entry *e = &m->entries[i];
 		char *canon = NULL;
@@ -727,11 +731,19 @@ static void forwarded_check(struct raft_message *m)
 			e->len = clen;
 			continue;
 		}
+		m->reject = true;
+		if (ret == -ENOMEM) {
+			fprintf(stderr,
+				"kvfs: out of memory taking writes forwarded "
+				"by node %llu; it will send them again\n",
+				(unsigned long long)m->from);
+			continue;
+		}
+		m->hint_term = EINVAL;
 		fprintf(stderr,
 			"kvfs: node %llu forwarded a write that is refused: "
 			"%s\n",
 			(unsigned long long)m->from, kv_strerror(ret));
-		m->reject = true;
 	}
 }
 

@@ -663,7 +663,8 @@ static void retry_unsent(struct kv_node *n, struct prop **done)
 
 /* A follower's PROPOSE (node thread, the leader): append its entries
  * and say where, in *resp. node_deliver checked each command and marked
- * a message with one it refused with reject. */
+ * a message it did not take with reject, and why in hint_term (EINVAL:
+ * refused; 0: out of memory, to be sent again). */
 static void take_forwarded(struct kv_node *n, const struct raft_message *m,
 			   struct raft_message *resp)
 {
@@ -676,7 +677,7 @@ static void take_forwarded(struct kv_node *n, const struct raft_message *m,
 	for (size_t i = 0; i < m->n_entries; i++)
 		need += (uint64_t)m->entries[i].len + 256; /* as room_for */
 	if (m->reject) {
-		resp->hint_term = EINVAL;
+		resp->hint_term = m->hint_term;
 		return;
 	}
 	if (raft_role(n->raft) != RAFT_LEADER)

@@ -317,6 +317,22 @@ static void test_a_batch_with_a_bad_command_is_refused_whole(void **state)
 	free(g.data);
 }
 
+static void test_a_senders_reject_and_hint_are_not_taken_as_ours(void **state)
+{
+	(void)state;
+	/* the leader marks a PROPOSE it will not take in these fields; what
+	 * a peer sent in them must not pass for that mark */
+	struct raft_entry e = put_entry("fwd-marked", "z");
+	struct raft_message m = propose_msg(3001, &e, 1);
+	m.reject = true;
+	m.hint_term = ENOSPC;
+	send_as_node2(&m, 1);
+	struct raft_message r = answer_to(3001);
+	assert_false(r.reject);
+	assert_int_equal(r.hint_index, 1);
+	free(e.data);
+}
+
 /* ---- the node under test ---- */
 
 static int rm_entry(const char *path, const struct stat *sb, int flag,
@@ -390,6 +406,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_a_batch_is_appended_in_order_and_answered),
 	    cmocka_unit_test(test_a_batch_with_a_bad_command_is_refused_whole),
+	    cmocka_unit_test(
+		test_a_senders_reject_and_hint_are_not_taken_as_ours),
 	};
 	return cmocka_run_group_tests_name("forwarded", tests, setup, teardown);
 }
