@@ -9,7 +9,6 @@
  * side (waiting for its own apply) is exercised end to end by the e2e
  * tests, which write on followers. */
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -26,6 +25,7 @@
 
 #include "codec.h"
 #include "node.h"
+#include "rmtree.h"
 #include "store.h"
 #include "transport.h"
 
@@ -335,15 +335,6 @@ static void test_a_senders_reject_and_hint_are_not_taken_as_ours(void **state)
 
 /* ---- the node under test ---- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct node_options opt = {.id = 1, .listen = "127.0.0.1:0"};
@@ -396,7 +387,7 @@ static int teardown(void **state)
 	MHD_stop_daemon(fake.d);
 	for (size_t i = 0; i < fake.n; i++)
 		free(fake.frames[i]);
-	nftw(datadir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(datadir);
 	curl_global_cleanup();
 	return 0;
 }

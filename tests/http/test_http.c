@@ -15,7 +15,6 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -27,6 +26,7 @@
 
 #include "http_internal.h"
 #include "node.h"
+#include "rmtree.h"
 
 static struct kv_node *node;
 static unsigned port;
@@ -972,15 +972,6 @@ static void test_etags_parse_quoted_bare_and_weak(void **state)
 
 /* ---- the node under test ---- */
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	struct node_options opt = {
@@ -1005,7 +996,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	node_close(node);
-	nftw(datadir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(datadir);
 	curl_global_cleanup();
 	return 0;
 }

@@ -9,7 +9,6 @@
  * refuses to stop with a connection suspended). */
 #include <curl/curl.h>
 #include <errno.h>
-#include <ftw.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -28,6 +27,7 @@
 #include "http_internal.h"
 #include "node.h"
 #include "node_int.h"
+#include "rmtree.h"
 
 #define CLIENTS 16
 
@@ -208,15 +208,6 @@ static void test_closing_the_node_answers_every_suspended_request(void **state)
 	}
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag,
-		    struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
 static int setup(void **state)
 {
 	(void)state;
@@ -227,14 +218,14 @@ static int setup(void **state)
 static int each(void **state)
 {
 	(void)state;
-	nftw(datadir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(datadir);
 	return mkdir(datadir, 0700);
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	nftw(datadir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	rmtree(datadir);
 	curl_global_cleanup();
 	return 0;
 }
