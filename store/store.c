@@ -482,15 +482,16 @@ static int do_install(struct store *st, struct req *r)
 		set_failed(st, ret, "resetting the log after a snapshot");
 		goto err;
 	}
+	/* the applier waits for this install: the lock is for readers */
 	pthread_rwlock_wrlock(&st->map_lock);
 	struct map *old = st->map;
 	st->map = m;
-	pthread_rwlock_unlock(&st->map_lock);
-	map_free(old);
 	free(st->conf_json);
 	st->conf_json = meta.conf;
 	st->snap_index = st->applied = st->pub_applied = meta.index;
 	st->snap_term = st->applied_term = meta.term;
+	pthread_rwlock_unlock(&st->map_lock);
+	map_free(old);
 	st->snap_retry_at = 0;
 	st->opt.raft->applied(st->opt.raft_ctx, meta.index, meta.term, NULL);
 	return 0;
@@ -594,25 +595,25 @@ static void start_snapshot(struct store *st)
 	if (st->snap_running)
 		return;
 	pthread_rwlock_rdlock(&st->map_lock);
-	uint64_t applied = st->applied;
+	uint64_t applied = st->applied, term = st->applied_term;
 	struct kv_rec **recs = NULL;
 	size_t n = 0;
 	char *conf = NULL;
 	bool ok = applied != st->snap_index &&
 		  log_last_index(st->log) >= applied &&
-		  log_term_at(st->log, applied) == st->applied_term &&
+		  log_term_at(st->log, applied) == term &&
 		  map_collect(st->map, &recs, &n) == 0; /* else: try later */
 	if (ok && st->conf_json && !(conf = strdup(st->conf_json))) {
 		map_collect_free(recs, n);
 		ok = false;
 	}
-	st->snap_meta.term = st->applied_term;
 	pthread_rwlock_unlock(&st->map_lock);
 	if (!ok)
 		return;
 	st->snap_recs = recs;
 	st->snap_n = n;
 	st->snap_meta.index = applied;
+	st->snap_meta.term = term;
 	st->snap_meta.conf = conf;
 	st->snap_running = true;
 	pthread_mutex_lock(&st->mu);
@@ -729,11 +730,11 @@ static void finish_sync(struct store *st)
 		pthread_rwlock_wrlock(&st->map_lock);
 		int err =
 		    map_apply(st->map, r->index, r->cmd, r->res, on_change, st);
-		pthread_rwlock_unlock(&st->map_lock);
 		if (err == 0) {
 			st->applied = st->pub_applied = r->index;
 			st->applied_term = r->term;
 		}
+		pthread_rwlock_unlock(&st->map_lock);
 		complete(r, err);
 	}
 	st->inflight_tail = NULL;

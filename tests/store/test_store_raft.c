@@ -649,6 +649,66 @@ static void test_apply_reports_each_entry_with_its_result_in_order(void **s)
 	remove_dir(dir);
 }
 
+/* store_apply runs on its caller's thread, so an entry can be applied
+ * before the owner wrote it, or while the log still holds an older copy
+ * from another term. A db is not written until the log holds the last
+ * applied entry with its term: the log is compacted up to the db. */
+static void
+test_a_snapshot_waits_for_the_log_to_hold_the_applied_entry(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	struct store_entry old[3] = {
+	    put_entry(1, 1, "a", "1"),
+	    put_entry(2, 1, "b", "2"),
+	    put_entry(3, 1, "c", "stale"),
+	};
+	struct store_entry now[2] = {
+	    put_entry(3, 2, "c", "3"),
+	    put_entry(4, 2, "d", "4"),
+	};
+	assert_int_equal(store_append(st, old, 3), 0);
+	wait_persisted(ev, 3);
+	struct store_entry committed[4] = {old[0], old[1], now[0], now[1]};
+	assert_int_equal(store_apply(st, committed, 4), 0);
+	assert_int_equal(store_applied(st), 4);
+	expect_kv(st, "c", "3");
+
+	/* the log has index 3 from term 1 and no index 4: no db yet */
+	assert_int_equal(store_snapshot(st), 0);
+	pthread_mutex_lock(&ev->mu);
+	assert_int_equal(ev->ns, 0);
+	pthread_mutex_unlock(&ev->mu);
+	assert_int_equal(status_of(st).snapshot_index, 0);
+
+	/* once it holds them, the db is written at 4 with term 2 */
+	assert_int_equal(store_append(st, now, 2), 0);
+	wait_persisted(ev, 4);
+	assert_int_equal(store_snapshot(st), 0);
+	pthread_mutex_lock(&ev->mu);
+	assert_int_equal(ev->ns, 1);
+	assert_int_equal(ev->snap[0], 4);
+	pthread_mutex_unlock(&ev->mu);
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.snap_index, 4);
+	assert_int_equal(rec.snap_term, 2);
+	assert_int_equal(rec.n, 0);
+	store_recovery_free(&rec);
+	store_close(st);
+
+	st = open_raft(dir, ev, 0);
+	expect_kv(st, "c", "3");
+	expect_kv(st, "d", "4");
+	store_close(st);
+	free_entries(old, 3);
+	free_entries(now, 2);
+	events_free(ev);
+	remove_dir(dir);
+}
+
 /* ---- reopen and recover ---- */
 
 /* With .raft set, reopening loads the db and nothing of the log: entries
@@ -1264,6 +1324,9 @@ int main(void)
 		test_append_at_a_held_index_replaces_the_suffix, reset_gate),
 	    cmocka_unit_test_setup(
 		test_apply_reports_each_entry_with_its_result_in_order,
+		reset_gate),
+	    cmocka_unit_test_setup(
+		test_a_snapshot_waits_for_the_log_to_hold_the_applied_entry,
 		reset_gate),
 	    cmocka_unit_test_setup(
 		test_reopen_applies_only_the_db_and_recovers_the_log_after_it,
