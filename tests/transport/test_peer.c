@@ -322,23 +322,6 @@ static void wait_sent(struct peer_set *ps, uint64_t id, uint64_t n)
 	assert_int_equal(info(ps, id).sent, n);
 }
 
-/* A port on 127.0.0.1 with nothing listening (bound, then closed). */
-static unsigned dead_port(void)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t sl = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	unsigned port;
-
-	assert_true(fd >= 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 /* A port on 127.0.0.1 bound but not listening yet: connections are
  * refused until server_start_fd(fd) serves it. */
 static int reserved_port(unsigned *port)
@@ -353,6 +336,15 @@ static int reserved_port(unsigned *port)
 	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
 	*port = ntohs(sa.sin_port);
 	return fd;
+}
+
+/* A port on 127.0.0.1 with nothing listening (bound, then closed). */
+static unsigned dead_port(void)
+{
+	unsigned port;
+
+	close(reserved_port(&port));
+	return port;
 }
 
 /* Poll until peer id has failed n times in a row. */
