@@ -12,19 +12,25 @@
  * returned. Snapshots are written by a third thread from references to the
  * immutable records, so writes go on while a db is written.
  *
- * The Raft path applies committed entries on the caller's thread (the node
- * thread), not the owner's: store_apply takes map_lock for writing and
- * changes the map, st->applied, st->applied_term and st->conf_json there.
- * An entry is committed before it is applied, so applying it needs nothing
- * of the log, and a hand-off per batch to the owner cost a thread wake-up
- * on every write's path.
+ * The Raft path appends and applies on the caller's thread (the node
+ * thread), not the owner's. store_append writes entries into the log's
+ * mapping under log_mu and hands the sync thread a job if it is idle; the
+ * sync thread, when it finishes, reports the node its entries durable and
+ * takes whatever was written meanwhile as the next job. A stream of writes
+ * so needs no owner turn at all: each hand-off to the owner cost a thread
+ * wake-up on every write's path. The owner keeps what is slow or rare:
+ * appends stalled on a full disk, snapshots and compaction, installs,
+ * status. store_apply takes map_lock for writing and changes the map,
+ * st->applied, st->applied_term and st->conf_json there. An entry is
+ * committed before it is applied, so applying it needs nothing of the log.
  *
  * Invariants:
- *  1. Only the owner thread touches st->log and the fields below "owner
- *     state", except the applied state, which changes only under map_lock
- *     held for writing (store_apply on the applier's thread; the owner's
- *     install and legacy propose path, which never run at the same time as
- *     an apply); other threads read it under map_lock.
+ *  1. st->log, the stalled appends and the sync hand-off are touched only
+ *     under log_mu. The other fields below "owner state" are the owner's,
+ *     except the applied state, which changes only under map_lock held for
+ *     writing (store_apply on the applier's thread; the owner's install
+ *     and legacy propose path, which never run at the same time as an
+ *     apply); other threads read it under map_lock.
  *  2. A proposal is answered only after the fdatasync covering its entry
  *     returned 0 and the entry was applied.
  *  3. A failed sync is sticky (st->failed): no later write is accepted.
@@ -56,7 +62,6 @@ enum req_type {
 	REQ_STATUS,
 	REQ_HARDSTATE,
 	REQ_SNAPSHOT,
-	REQ_APPEND, /* raft path, asynchronous: freed by the owner */
 	REQ_RECOVER,
 	REQ_INSTALL,
 	REQ_SYNC_DONE, /* internal: the sync thread finished */
@@ -77,11 +82,11 @@ struct req {
 	uint64_t index;
 	struct kv_result *res;
 	struct store_status *status;
-	/* raft path: entries (data in one allocation after the array) */
+	/* raft path, a stalled append (st->stalled): copies of the entries
+	 * not yet written */
 	struct store_entry *ents;
 	size_t n;
-	size_t written; /* REQ_APPEND: entries written so far (full disk) */
-	uint64_t epoch; /* REQ_APPEND: st->epoch when written */
+	size_t written; /* entries written so far */
 	struct store_recovery *recovery;
 	const char *path; /* REQ_INSTALL */
 };
@@ -98,15 +103,31 @@ struct store {
 	bool workers_stop; /* the owner has exited: sync/snapshot threads too */
 
 	pthread_t owner, syncer, snapper;
-	/* one condition each: a shared one woke the db writer at every
-	 * sync (a wasted thread wake-up per group commit) */
-	pthread_cond_t sync_cond, snap_cond;
-	struct log_sync *sync_job;	    /* handed to the sync thread */
-	uint64_t sync_p_index, sync_p_term; /* the last append it covers */
-	int sync_ret;
+	pthread_cond_t snap_cond;
 	bool snap_job; /* the snapshot thread has work */
 	int snap_ret;
 	struct req sync_done, snap_done; /* preallocated internal requests */
+	bool sync_done_queued;		 /* sync_done is in the queue */
+
+	/* The log and the sync hand-off. The Raft path writes entries on the
+	 * caller's thread (store_append), the owner on its own (stalled
+	 * appends, the legacy propose path, compaction, installs): log_mu
+	 * guards st->log, the stalled list, the room, and the fields below.
+	 * snap_index and snap_term change under it too (the appender skips
+	 * what a db holds). Lock order: log_mu, then map_lock, then mu. */
+	pthread_mutex_t log_mu;
+	pthread_cond_t sync_cond;
+	struct log_sync *sync_job;	    /* handed to the sync thread */
+	uint64_t sync_p_index, sync_p_term; /* the last append it covers */
+	int sync_ret;
+	bool sync_busy;	  /* a job is with the sync thread */
+	bool sync_notify; /* the owner wants sync_done once it is idle */
+	/* an install waits: no new job (what it drops is never reported) */
+	bool sync_hold;
+	/* the last entry written since the last job was prepared (0: none):
+	 * the sync thread prepares the next job itself when it finishes, so
+	 * a stream of appends needs no owner turn per group commit */
+	uint64_t w_index, w_term;
 
 	/* owner state; the map is also read by other threads (store_get,
 	 * store_stat, store_list) under map_lock, which the owner takes for
@@ -118,9 +139,11 @@ struct store {
 	uint64_t snap_index, snap_term;
 	uint64_t term, vote;
 	_Atomic int failed; /* set by the owner, or by store_apply */
+	/* the legacy propose path: its writers wait for the sync covering
+	 * their entries, which only the owner starts for them */
 	struct req *pending, *pending_tail;   /* appended, not yet syncing */
 	struct req *inflight, *inflight_tail; /* covered by the running sync */
-	bool sync_running;
+	bool sync_running;		      /* the owner's sync */
 	bool snap_running;
 	uint64_t snap_retry_at; /* after a failed snapshot: applied index to
 				   wait for before trying again */
@@ -132,8 +155,8 @@ struct store {
 	/* raft path */
 	char *conf_json; /* configuration in effect at applied, as JSON */
 	struct req *stalled, *stalled_tail; /* appends waiting for space */
+	atomic_bool any_stalled;     /* stalled != NULL, for the owner's wait */
 	struct req *install_waiting; /* REQ_INSTALL behind a running db write */
-	uint64_t epoch; /* bumped by an install: older appends are gone */
 	uint64_t fs_room, fs_checked_ms; /* update_room's statvfs, cached */
 	_Atomic uint64_t room;
 	_Atomic uint64_t pub_applied;
@@ -194,19 +217,55 @@ static void on_change(void *ctx, const char *key, size_t klen)
 
 /* ---- sync and snapshot threads ---- */
 
+static void set_failed(struct store *st, int err, const char *what);
+
+/* Hand the sync thread a job covering what was written since the last
+ * one, if it is idle and something was. log_mu held. */
+static void kick_sync_locked(struct store *st)
+{
+	if (st->sync_busy || !st->w_index || st->failed || st->sync_hold)
+		return;
+	struct log_sync *job;
+	int ret = log_sync_prepare(st->log, &job);
+	if (ret != 0) {
+		set_failed(st, ret, "log sync failed");
+		st->w_index = 0;
+		return;
+	}
+	st->sync_job = job;
+	st->sync_p_index = st->w_index;
+	st->sync_p_term = st->w_term;
+	st->w_index = st->w_term = 0;
+	st->sync_busy = true;
+	pthread_cond_signal(&st->sync_cond);
+}
+
+/* Queue st->sync_done for the owner unless it is queued already. */
+static void notify_owner(struct store *st)
+{
+	pthread_mutex_lock(&st->mu);
+	if (!st->sync_done_queued) {
+		st->sync_done_queued = true;
+		/* internal requests bypass the stopping check: the owner
+		 * waits for them before it exits */
+		push_locked(st, &st->sync_done);
+	}
+	pthread_mutex_unlock(&st->mu);
+}
+
 static void *sync_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "kvfs-sync");
 	struct store *st = arg;
-	pthread_mutex_lock(&st->mu);
+	pthread_mutex_lock(&st->log_mu);
 	for (;;) {
 		while (!st->sync_job && !st->workers_stop)
-			pthread_cond_wait(&st->sync_cond, &st->mu);
+			pthread_cond_wait(&st->sync_cond, &st->log_mu);
 		if (!st->sync_job)
 			break;
 		struct log_sync *job = st->sync_job;
 		uint64_t p_index = st->sync_p_index, p_term = st->sync_p_term;
-		pthread_mutex_unlock(&st->mu);
+		pthread_mutex_unlock(&st->log_mu);
 		int ret = log_sync_run(job);
 		log_sync_done(job);
 		/* tell the node at once, not through the owner: one hand-off
@@ -215,15 +274,34 @@ static void *sync_main(void *arg)
 		if (ret == 0 && p_index)
 			st->opt.raft->persisted(st->opt.raft_ctx, p_index,
 						p_term);
-		pthread_mutex_lock(&st->mu);
+		if (ret != 0)
+			set_failed(st, ret, "fdatasync of the log failed");
+		pthread_mutex_lock(&st->log_mu);
 		st->sync_job = NULL;
 		st->sync_ret = ret;
-		/* internal requests bypass the stopping check: the owner
-		 * waits for them before it exits */
-		push_locked(st, &st->sync_done);
+		st->sync_busy = false;
+		/* what was written meanwhile: the next group commit */
+		kick_sync_locked(st);
+		if (!st->sync_busy && st->sync_notify) {
+			st->sync_notify = false;
+			notify_owner(st);
+		}
 	}
-	pthread_mutex_unlock(&st->mu);
+	pthread_mutex_unlock(&st->log_mu);
 	return NULL;
+}
+
+/* The owner is gone, or never started: the sync and db threads end. */
+static void stop_workers(struct store *st)
+{
+	pthread_mutex_lock(&st->mu);
+	st->workers_stop = true;
+	pthread_cond_broadcast(&st->snap_cond);
+	pthread_mutex_unlock(&st->mu);
+	pthread_mutex_lock(&st->log_mu);
+	st->workers_stop = true;
+	pthread_cond_broadcast(&st->sync_cond);
+	pthread_mutex_unlock(&st->log_mu);
 }
 
 static void *snap_main(void *arg)
@@ -258,6 +336,19 @@ static void req_free(struct req *r)
 	free(r);
 }
 
+/* Free the stalled appends (an install, a failure, the end); log_mu held
+ * or no other thread left. Never written, never acknowledged. */
+static void drop_stalled(struct store *st)
+{
+	while (st->stalled) {
+		struct req *r = st->stalled;
+		st->stalled = r->next;
+		req_free(r);
+	}
+	st->stalled_tail = NULL;
+	st->any_stalled = false;
+}
+
 /* A write or sync failed: refuse every later write (invariant 3). */
 static void set_failed(struct store *st, int err, const char *what)
 {
@@ -278,69 +369,100 @@ static void pending_push(struct store *st, struct req *r)
 	st->pending_tail = r;
 }
 
-/* Write r's entries from r->written on into the log. 0: all written, r is on
- * the pending list for the next sync; -ENOSPC: stalled, try again later;
- * anything else failed the store and freed r. */
-static int append_entries(struct store *st, struct req *r)
+static char *conf_to_json(const void *text, size_t len);
+
+/* Write entry e into the log; log_mu held. Entries a db holds are skipped
+ * (an install) but reported like the others. 0; -ENOSPC and -ENOMEM leave the
+ * log as it was; anything else failed the store. */
+static int write_entry(struct store *st, const struct store_entry *e)
 {
-	if (st->failed) {
-		req_free(r);
-		return st->failed;
+	if (e->index <= st->snap_index) {
+		/* durable in the db: still reported, or a node that installed
+		 * a snapshot past what its leader resends would never answer
+		 * for it */
+		st->w_index = e->index;
+		st->w_term = e->term;
+		return 0;
 	}
-	while (r->written < r->n) {
-		const struct store_entry *e = &r->ents[r->written];
-		if (e->index <= st->snap_index) {
-			r->written++; /* the db holds it (a snapshot install) */
-			continue;
-		}
-		struct log_entry le = {.index = e->index,
-				       .term = e->term,
-				       .type = (uint8_t)(e->type - 1),
-				       .data = e->data,
-				       .len = e->len};
-		int ret = log_append(st->log, &le);
-		if (ret == -ENOSPC)
-			return ret;
-		if (ret != 0) {
-			char what[96];
-			snprintf(what, sizeof(what), "log write of entry %llu",
-				 (unsigned long long)e->index);
-			set_failed(st, ret, what);
-			req_free(r);
-			return ret;
-		}
-		r->written++;
+	char *conf = NULL;
+	struct log_entry le = {.index = e->index,
+			       .term = e->term,
+			       .type = (uint8_t)(e->type - 1),
+			       .data = e->data,
+			       .len = e->len};
+	if (e->type == STORE_ENTRY_CONFIG) {
+		/* configuration texts become JSON strings: the log keeps
+		 * JSON */
+		conf = conf_to_json(e->data, e->len);
+		if (!conf)
+			return -ENOMEM;
+		le.data = conf;
+		le.len = strlen(conf);
 	}
-	r->epoch = st->epoch;
-	pending_push(st, r);
-	return 0;
+	int ret = log_append(st->log, &le);
+	free(conf);
+	if (ret == 0) {
+		st->w_index = e->index;
+		st->w_term = e->term;
+	} else if (ret != -ENOSPC) {
+		char what[96];
+		snprintf(what, sizeof(what), "log write of entry %llu",
+			 (unsigned long long)e->index);
+		set_failed(st, ret, what);
+	}
+	return ret;
 }
 
-static void do_append(struct store *st, struct req *r)
+/* A stalled append holding copies of e[0..n). */
+static struct req *stalled_req(const struct store_entry *e, size_t n)
 {
-	if (!st->stalled && append_entries(st, r) != -ENOSPC)
-		return;
-	/* behind a stalled append (order), or stalled itself */
-	r->next = NULL;
-	if (st->stalled_tail)
-		st->stalled_tail->next = r;
-	else
-		st->stalled = r;
-	st->stalled_tail = r;
+	struct req *r = calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->ents = calloc(n, sizeof(*r->ents));
+	if (!r->ents) {
+		free(r);
+		return NULL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		struct store_entry *c = &r->ents[i];
+		*c = e[i];
+		c->data = NULL;
+		if (e[i].len) {
+			void *d = malloc(e[i].len);
+			if (!d) {
+				req_free(r);
+				return NULL;
+			}
+			memcpy(d, e[i].data, e[i].len);
+			c->data = d;
+		}
+		r->n = i + 1;
+	}
+	return r;
 }
 
-/* Retry stalled appends (a full disk) in order. */
+/* Retry stalled appends (a full disk) in order; log_mu held. */
 static void retry_stalled(struct store *st)
 {
-	while (st->stalled) {
+	while (st->stalled && !st->failed) {
 		struct req *r = st->stalled;
-		struct req *next = r->next;
-		if (append_entries(st, r) == -ENOSPC)
-			return;
-		st->stalled = next;
-		if (!next)
+		while (r->written < r->n) {
+			int ret = write_entry(st, &r->ents[r->written]);
+			if (ret == -ENOSPC || ret == -ENOMEM)
+				return; /* again at the next turn */
+			if (ret != 0)
+				break; /* failed: dropped below */
+			r->written++;
+		}
+		st->stalled = r->next;
+		if (!st->stalled)
 			st->stalled_tail = NULL;
+		req_free(r);
 	}
+	if (st->failed)
+		drop_stalled(st);
+	st->any_stalled = st->stalled != NULL;
 }
 
 /* A configuration entry's text as the JSON string the log and db keep. */
@@ -430,14 +552,27 @@ static int do_install(struct store *st, struct req *r);
 
 /* Run a waiting install once no db write (its rename must not land over
  * the installed db) and no log sync (it reports its appends durable) is
- * under way; start_sync starts none while one waits. */
+ * under way; no sync starts while one waits (sync_hold). */
 static void maybe_install(struct store *st)
 {
-	if (!st->install_waiting || st->snap_running || st->sync_running)
+	if (!st->install_waiting)
+		return;
+	pthread_mutex_lock(&st->log_mu);
+	st->sync_hold = true;
+	bool busy = st->sync_busy;
+	if (busy)
+		st->sync_notify = true; /* sync_done brings us back */
+	pthread_mutex_unlock(&st->log_mu);
+	if (busy || st->snap_running || st->sync_running)
 		return;
 	struct req *r = st->install_waiting;
 	st->install_waiting = NULL;
-	complete(r, do_install(st, r));
+	int ret = do_install(st, r);
+	pthread_mutex_lock(&st->log_mu);
+	st->sync_hold = false;
+	kick_sync_locked(st); /* a refused install dropped nothing */
+	pthread_mutex_unlock(&st->log_mu);
+	complete(r, ret);
 }
 
 /* Put the snapshot file r->path in place of the map, the db and the log.
@@ -469,16 +604,14 @@ static int do_install(struct store *st, struct req *r)
 		goto err;
 	}
 	/* the db is in place: a crash from here on restarts from it. Appends
-	 * written before it, synced or not yet, are gone with the log. */
-	st->epoch++;
-	while (st->stalled) {
-		struct req *q = st->stalled;
-		st->stalled = q->next;
-		req_free(q);
-	}
-	st->stalled_tail = NULL;
+	 * written before it, synced or not yet, are gone with the log (the
+	 * appender waits for this install; the sync thread is idle). */
+	pthread_mutex_lock(&st->log_mu);
+	drop_stalled(st);
+	st->w_index = st->w_term = 0;
 	ret = log_reset(st->log, meta.index, meta.term);
 	if (ret != 0) {
+		pthread_mutex_unlock(&st->log_mu);
 		set_failed(st, ret, "resetting the log after a snapshot");
 		goto err;
 	}
@@ -491,6 +624,7 @@ static int do_install(struct store *st, struct req *r)
 	st->snap_index = st->applied = st->pub_applied = meta.index;
 	st->snap_term = st->applied_term = meta.term;
 	pthread_rwlock_unlock(&st->map_lock);
+	pthread_mutex_unlock(&st->log_mu);
 	map_free(old);
 	st->snap_retry_at = 0;
 	st->opt.raft->applied(st->opt.raft_ctx, meta.index, meta.term, NULL);
@@ -501,7 +635,17 @@ err:
 	return ret;
 }
 
+static int do_recover_locked(struct store *st, struct store_recovery *rec);
+
 static int do_recover(struct store *st, struct store_recovery *rec)
+{
+	pthread_mutex_lock(&st->log_mu);
+	int ret = do_recover_locked(st, rec);
+	pthread_mutex_unlock(&st->log_mu);
+	return ret;
+}
+
+static int do_recover_locked(struct store *st, struct store_recovery *rec)
 {
 	memset(rec, 0, sizeof(*rec));
 	rec->term = st->term;
@@ -561,7 +705,8 @@ out:
 	return ret;
 }
 
-/* What store_room reports (after each batch). */
+/* What store_room reports (after each batch); log_mu held, or no other
+ * thread yet. */
 static void update_room(struct store *st)
 {
 	uint64_t room = log_room(st->log);
@@ -600,8 +745,6 @@ static void start_snapshot(struct store *st)
 	size_t n = 0;
 	char *conf = NULL;
 	bool ok = applied != st->snap_index &&
-		  log_last_index(st->log) >= applied &&
-		  log_term_at(st->log, applied) == term &&
 		  map_collect(st->map, &recs, &n) == 0; /* else: try later */
 	if (ok && st->conf_json && !(conf = strdup(st->conf_json))) {
 		map_collect_free(recs, n);
@@ -610,6 +753,18 @@ static void start_snapshot(struct store *st)
 	pthread_rwlock_unlock(&st->map_lock);
 	if (!ok)
 		return;
+	/* checked after the collection (lock order): an applied entry is
+	 * committed, so once the log holds it only a compaction, ours,
+	 * removes it */
+	pthread_mutex_lock(&st->log_mu);
+	ok = log_last_index(st->log) >= applied &&
+	     log_term_at(st->log, applied) == term;
+	pthread_mutex_unlock(&st->log_mu);
+	if (!ok) {
+		map_collect_free(recs, n);
+		free(conf);
+		return;
+	}
 	st->snap_recs = recs;
 	st->snap_n = n;
 	st->snap_meta.index = applied;
@@ -631,9 +786,11 @@ static void finish_snapshot(struct store *st)
 	st->snap_meta.conf = NULL;
 	st->snap_running = false;
 	if (ret == 0) {
+		pthread_mutex_lock(&st->log_mu);
 		st->snap_index = st->snap_meta.index;
 		st->snap_term = st->snap_meta.term;
 		ret = log_compact(st->log, st->snap_index, st->snap_term);
+		pthread_mutex_unlock(&st->log_mu);
 		if (ret != 0)
 			fprintf(stderr, "kvfs: log compaction failed: %s\n",
 				kv_strerror(ret));
@@ -668,61 +825,72 @@ static void maybe_snapshot(struct store *st)
 	uint64_t applied = st->pub_applied;
 	if (applied < st->snap_retry_at)
 		return;
-	if (applied - st->snap_index >= every || log_bytes(st->log) >= bytes)
+	pthread_mutex_lock(&st->log_mu);
+	uint64_t log_size = log_bytes(st->log);
+	pthread_mutex_unlock(&st->log_mu);
+	if (applied - st->snap_index >= every || log_size >= bytes)
 		start_snapshot(st);
 }
 
+/* The legacy propose path's group commit: a sync covering the pending
+ * proposals, answered at sync_done. */
 static void start_sync(struct store *st)
 {
 	/* an install waiting for the running sync must not wait forever */
 	if (st->sync_running || !st->pending || st->install_waiting)
 		return;
+	pthread_mutex_lock(&st->log_mu);
+	if (st->sync_busy) {
+		st->sync_notify = true; /* sync_done brings us back */
+		pthread_mutex_unlock(&st->log_mu);
+		return;
+	}
 	struct log_sync *job;
 	int ret = log_sync_prepare(st->log, &job);
+	if (ret == 0) {
+		st->sync_job = job;
+		st->sync_p_index = st->sync_p_term = 0; /* nothing to report */
+		st->sync_busy = true;
+		st->sync_notify = true;
+		pthread_cond_signal(&st->sync_cond);
+	}
+	pthread_mutex_unlock(&st->log_mu);
 	if (ret != 0) {
 		set_failed(st, ret, "log sync failed");
 		while (st->pending) {
 			struct req *r = st->pending;
 			st->pending = r->next;
-			if (r->type == REQ_APPEND)
-				req_free(r); /* asynchronous: nobody waits */
-			else
-				complete(r, KV_EFAILED);
+			complete(r, KV_EFAILED);
 		}
 		st->pending_tail = NULL;
 		return;
 	}
-	uint64_t p_index = 0, p_term = 0;
-	for (struct req *r = st->pending; r; r = r->next)
-		if (r->type == REQ_APPEND && r->epoch == st->epoch) {
-			p_index = r->ents[r->n - 1].index;
-			p_term = r->ents[r->n - 1].term;
-		}
 	st->inflight = st->pending;
 	st->inflight_tail = st->pending_tail;
 	st->pending = st->pending_tail = NULL;
 	st->sync_running = true;
-	pthread_mutex_lock(&st->mu);
-	st->sync_job = job;
-	st->sync_p_index = p_index;
-	st->sync_p_term = p_term;
-	pthread_cond_signal(&st->sync_cond);
-	pthread_mutex_unlock(&st->mu);
 }
 
+/* sync_done: the sync thread went idle after a job of ours, or the owner
+ * asked to hear when it does (an install, the end). */
 static void finish_sync(struct store *st)
 {
+	pthread_mutex_lock(&st->mu);
+	st->sync_done_queued = false;
+	pthread_mutex_unlock(&st->mu);
+	if (!st->sync_running) {
+		maybe_install(st);
+		return;
+	}
+	pthread_mutex_lock(&st->log_mu);
 	int ret = st->sync_ret;
+	pthread_mutex_unlock(&st->log_mu);
 	st->sync_running = false;
 	if (ret != 0)
 		set_failed(st, ret, "fdatasync of the log failed");
 	while (st->inflight) {
 		struct req *r = st->inflight;
 		st->inflight = r->next;
-		if (r->type == REQ_APPEND) {
-			req_free(r); /* the sync thread reported them */
-			continue;
-		}
 		if (st->failed) {
 			complete(r, KV_EFAILED);
 			continue;
@@ -747,6 +915,7 @@ static void do_propose(struct store *st, struct req *r)
 		complete(r, KV_EFAILED);
 		return;
 	}
+	pthread_mutex_lock(&st->log_mu);
 	uint64_t index = log_last_index(st->log) + 1;
 	struct log_entry e = {.index = index,
 			      .term = r->term,
@@ -754,6 +923,7 @@ static void do_propose(struct store *st, struct req *r)
 			      .data = r->json,
 			      .len = r->json_len};
 	int ret = log_append(st->log, &e);
+	pthread_mutex_unlock(&st->log_mu);
 	if (ret != 0) {
 		/* -ENOSPC, -EINVAL, -ENOMEM leave the log unchanged; anything
 		 * else came from a sync the log ran itself, and is sticky. */
@@ -777,11 +947,13 @@ static void do_status(struct store *st, struct store_status *s)
 	s->bytes = map_bytes(st->map);
 	s->state_hash = map_state_hash(st->map);
 	pthread_rwlock_unlock(&st->map_lock);
+	pthread_mutex_lock(&st->log_mu);
 	s->first_index = log_first_index(st->log);
 	s->last_index = log_last_index(st->log);
+	s->log_bytes = log_bytes(st->log);
+	pthread_mutex_unlock(&st->log_mu);
 	s->snapshot_index = st->snap_index;
 	s->snapshot_term = st->snap_term;
-	s->log_bytes = log_bytes(st->log);
 	s->term = st->term;
 	s->vote = st->vote;
 	s->failed = st->failed;
@@ -815,9 +987,6 @@ static void handle(struct store *st, struct req *r)
 		r->next = st->snap_waiters;
 		st->snap_waiters = r;
 		break;
-	case REQ_APPEND:
-		do_append(st, r);
-		break;
 	case REQ_RECOVER:
 		complete(r, do_recover(st, r->recovery));
 		break;
@@ -834,15 +1003,39 @@ static void handle(struct store *st, struct req *r)
 	}
 }
 
+/* Stopping, and nothing left to finish; st->mu held. */
+static bool owner_done(const struct store *st, bool sync_busy)
+{
+	return st->stopping && !st->sync_running && !sync_busy &&
+	       !st->snap_running && !st->pending;
+}
+
 static void *owner_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "kvfs-store");
 	struct store *st = arg;
 	for (;;) {
+		/* at the end, the sync thread finishes before we do (it
+		 * reports to the node) */
 		pthread_mutex_lock(&st->mu);
-		while (!st->head && !(st->stopping && !st->sync_running &&
-				      !st->snap_running && !st->pending)) {
-			if (!st->stalled) {
+		bool stopping = st->stopping;
+		pthread_mutex_unlock(&st->mu);
+		bool sync_busy = false;
+		if (stopping) {
+			pthread_mutex_lock(&st->log_mu);
+			sync_busy = st->sync_busy;
+			if (sync_busy)
+				st->sync_notify = true;
+			pthread_mutex_unlock(&st->log_mu);
+		}
+		pthread_mutex_lock(&st->mu);
+		bool recheck = false;
+		while (!st->head && !owner_done(st, sync_busy)) {
+			if (st->stopping && !stopping) {
+				recheck = true; /* the sync thread first */
+				break;
+			}
+			if (!st->any_stalled) {
 				pthread_cond_wait(&st->cond, &st->mu);
 				continue;
 			}
@@ -860,11 +1053,10 @@ static void *owner_main(void *arg)
 		}
 		struct req *batch = st->head;
 		st->head = st->tail = NULL;
-		bool stop = !batch && st->stopping;
+		bool stop = !batch && !recheck && owner_done(st, sync_busy);
 		pthread_mutex_unlock(&st->mu);
 		if (stop)
 			break;
-		retry_stalled(st);
 		while (batch) {
 			struct req *r = batch;
 			batch = r->next;
@@ -873,7 +1065,11 @@ static void *owner_main(void *arg)
 		/* the room first: once the sync starts, its thread may report
 		 * these appends durable, and the room must already count them
 		 */
+		pthread_mutex_lock(&st->log_mu);
+		retry_stalled(st);
 		update_room(st);
+		kick_sync_locked(st);
+		pthread_mutex_unlock(&st->log_mu);
 		start_sync(st);
 		if (!st->failed)
 			maybe_snapshot(st);
@@ -1027,6 +1223,7 @@ int store_open(const struct store_options *opt, struct store **out,
 	update_room(st);
 
 	pthread_mutex_init(&st->mu, NULL);
+	pthread_mutex_init(&st->log_mu, NULL);
 	pthread_cond_init(&st->cond, NULL);
 	pthread_cond_init(&st->sync_cond, NULL);
 	pthread_cond_init(&st->snap_cond, NULL);
@@ -1052,24 +1249,17 @@ int store_open(const struct store_options *opt, struct store **out,
 	return 0;
 
 err_owner:
-	pthread_mutex_lock(&st->mu);
-	st->workers_stop = true;
-	pthread_cond_broadcast(&st->sync_cond);
-	pthread_cond_broadcast(&st->snap_cond);
-	pthread_mutex_unlock(&st->mu);
+	stop_workers(st);
 	pthread_join(st->snapper, NULL);
 err_snap:
-	pthread_mutex_lock(&st->mu);
-	st->workers_stop = true;
-	pthread_cond_broadcast(&st->sync_cond);
-	pthread_cond_broadcast(&st->snap_cond);
-	pthread_mutex_unlock(&st->mu);
+	stop_workers(st);
 	pthread_join(st->syncer, NULL);
 err_sync:
 	pthread_rwlock_destroy(&st->map_lock);
 	pthread_cond_destroy(&st->sync_cond);
 	pthread_cond_destroy(&st->snap_cond);
 	pthread_cond_destroy(&st->cond);
+	pthread_mutex_destroy(&st->log_mu);
 	pthread_mutex_destroy(&st->mu);
 err_log:
 	log_close(st->log);
@@ -1094,19 +1284,10 @@ void store_close(struct store *st)
 	pthread_cond_broadcast(&st->cond);
 	pthread_mutex_unlock(&st->mu);
 	pthread_join(st->owner, NULL);
-	pthread_mutex_lock(&st->mu);
-	st->workers_stop = true;
-	pthread_cond_broadcast(&st->sync_cond);
-	pthread_cond_broadcast(&st->snap_cond);
-	pthread_mutex_unlock(&st->mu);
+	stop_workers(st);
 	pthread_join(st->syncer, NULL);
 	pthread_join(st->snapper, NULL);
-	while (st->stalled) {
-		/* a full disk at shutdown: never written, never acknowledged */
-		struct req *r = st->stalled;
-		st->stalled = r->next;
-		req_free(r);
-	}
+	drop_stalled(st); /* a full disk at shutdown */
 	log_close(st->log);
 	map_free(st->map);
 	free(st->conf_json);
@@ -1114,6 +1295,7 @@ void store_close(struct store *st)
 	pthread_cond_destroy(&st->sync_cond);
 	pthread_cond_destroy(&st->snap_cond);
 	pthread_cond_destroy(&st->cond);
+	pthread_mutex_destroy(&st->log_mu);
 	pthread_mutex_destroy(&st->mu);
 	close(st->lock_fd);
 	free(st->dir);
@@ -1221,61 +1403,44 @@ int store_recover(struct store *st, struct store_recovery *out)
 	return call(st, &r);
 }
 
-/* A REQ_APPEND holding copies of e[0..n); configuration texts become JSON
- * strings (the log keeps JSON). */
-static struct req *append_req(const struct store_entry *e, size_t n)
-{
-	struct req *r = calloc(1, sizeof(*r));
-	if (!r)
-		return NULL;
-	r->type = REQ_APPEND;
-	r->ents = calloc(n ? n : 1, sizeof(*r->ents));
-	if (!r->ents)
-		goto err;
-	for (size_t i = 0; i < n; i++) {
-		struct store_entry *c = &r->ents[i];
-		*c = e[i];
-		c->data = NULL;
-		c->len = 0;
-		r->n = i + 1;
-		if (e[i].type == STORE_ENTRY_CONFIG) {
-			char *j = conf_to_json(e[i].data, e[i].len);
-			if (!j)
-				goto err;
-			c->data = j;
-			c->len = strlen(j);
-		} else if (e[i].len) {
-			void *d = malloc(e[i].len);
-			if (!d)
-				goto err;
-			memcpy(d, e[i].data, e[i].len);
-			c->data = d;
-			c->len = e[i].len;
-		}
-	}
-	return r;
-err:
-	req_free(r);
-	return NULL;
-}
-
-static int post(struct store *st, struct req *r)
-{
-	if (!enqueue(st, r)) {
-		req_free(r);
-		return KV_ESHUTDOWN;
-	}
-	return 0;
-}
-
 int store_append(struct store *st, const struct store_entry *e, size_t n)
 {
-	if (n == 0)
-		return 0;
-	struct req *r = append_req(e, n);
-	if (!r)
-		return -ENOMEM;
-	return post(st, r);
+	int ret = 0;
+	pthread_mutex_lock(&st->log_mu);
+	size_t i = 0;
+	if (!st->stalled) /* else behind them, in order */
+		for (; i < n && !st->failed; i++) {
+			ret = write_entry(st, &e[i]);
+			if (ret != 0)
+				break;
+		}
+	if (i < n && !st->failed && (ret == 0 || ret == -ENOSPC)) {
+		/* a full disk: the owner writes the rest when space returns,
+		 * and store_room tells proposers meanwhile */
+		struct req *r = stalled_req(e + i, n - i);
+		if (r) {
+			ret = 0;
+			if (st->stalled_tail)
+				st->stalled_tail->next = r;
+			else
+				st->stalled = r;
+			st->stalled_tail = r;
+			st->any_stalled = true;
+			pthread_mutex_lock(&st->mu);
+			pthread_cond_signal(&st->cond);
+			pthread_mutex_unlock(&st->mu);
+		} else {
+			ret = -ENOMEM;
+		}
+	} else if (st->failed) {
+		ret = 0; /* sticky: nothing more is reported */
+	}
+	/* the room first: once the sync starts, its thread may report these
+	 * appends durable, and the room must already count them */
+	update_room(st);
+	kick_sync_locked(st);
+	pthread_mutex_unlock(&st->log_mu);
+	return ret;
 }
 
 int store_apply(struct store *st, const struct store_entry *e, size_t n)

@@ -262,13 +262,15 @@ struct store_recovery {
 int store_recover(struct store *st, struct store_recovery *out);
 void store_recovery_free(struct store_recovery *rec);
 
-/* Queue entries e[0..n) (copied) for the log, in call order: an entry at
- * an index the log holds replaces it and everything after (Raft's
- * conflict truncation). Returns at once; ops->persisted reports when they
- * are durable (group commit). A full disk stalls the queue (retried until
- * space returns; store_room tells proposers); a failed write or sync is
- * sticky and nothing more is reported. 0, -ENOMEM, KV_ESHUTDOWN. Any
- * thread but the owner; one thread at a time (order). */
+/* Write entries e[0..n) into the log on the calling thread, in call
+ * order: an entry at an index the log holds replaces it and everything
+ * after (Raft's conflict truncation). Returns without waiting for a sync;
+ * ops->persisted reports when they are durable (group commit: the sync
+ * thread takes everything written since its last job). A full disk stalls
+ * them (copied; the owner retries until space returns, and store_room
+ * tells proposers); a failed write or sync is sticky and nothing more is
+ * reported. 0 or -ENOMEM. Any thread but the owner; one thread at a time
+ * (order), the one that calls store_install. */
 int store_append(struct store *st, const struct store_entry *e, size_t n);
 
 /* Apply committed entries e[0..n) in order, on the calling thread (no

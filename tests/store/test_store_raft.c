@@ -1112,6 +1112,47 @@ static void test_install_during_a_sync_reports_no_entry_it_dropped(void **s)
 	remove_dir(dir_b);
 }
 
+/* Entries a leader resends that an installed snapshot already holds are
+ * skipped, not written again, and still reported durable: the leader
+ * waits for that answer before it sends what comes after. */
+static void test_entries_an_install_holds_are_reported_durable(void **s)
+{
+	(void)s;
+	char *dir_a = make_dir(), *dir_b = make_dir();
+	struct events *ev_a = events_new(), *ev_b = events_new();
+	struct store *a = open_raft(dir_a, ev_a, 0);
+	struct store_entry ea[5];
+	for (size_t i = 0; i < 5; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "a%zu", i + 1);
+		ea[i] = put_entry(i + 1, 1, key, "x");
+	}
+	assert_int_equal(store_append(a, ea, 5), 0);
+	wait_persisted(ev_a, 5);
+	assert_int_equal(store_apply(a, ea, 5), 0);
+	wait_applied(ev_a, 5);
+	assert_int_equal(store_snapshot(a), 0);
+	store_close(a);
+	char src[4200], snap[4200];
+	snprintf(src, sizeof(src), "%s/db.jsonl", dir_a);
+	snprintf(snap, sizeof(snap), "%s/incoming.db", dir_b);
+	copy_file(src, snap);
+
+	struct store *b = open_raft(dir_b, ev_b, 0);
+	assert_int_equal(store_install(b, snap), 0);
+	assert_int_equal(store_append(b, &ea[1], 4), 0); /* 2..5 again */
+	wait_persisted(ev_b, 5);
+	struct store_status st = status_of(b);
+	assert_int_equal(st.last_index, 5);
+	assert_int_equal(st.first_index, 6); /* nothing written */
+	store_close(b);
+	free_entries(ea, 5);
+	events_free(ev_a);
+	events_free(ev_b);
+	remove_dir(dir_a);
+	remove_dir(dir_b);
+}
+
 /* ---- room and a full disk, on a tmpfs of our own ---- */
 
 #define SEG	(64u * 1024u)
@@ -1340,6 +1381,8 @@ int main(void)
 	    cmocka_unit_test_setup(
 		test_install_during_a_sync_reports_no_entry_it_dropped,
 		reset_gate),
+	    cmocka_unit_test_setup(
+		test_entries_an_install_holds_are_reported_durable, reset_gate),
 	    cmocka_unit_test_setup_teardown(
 		test_room_is_positive_and_drops_as_a_segment_fills, reset_gate,
 		unmount_leftover),
