@@ -1032,17 +1032,13 @@ static void *install_main(void *arg)
 	return NULL;
 }
 
-/* An install asked for while a sync runs waits for that sync (whose
- * entries the sync thread reports durable: they were, and the snapshot
- * covers them); entries appended but not yet synced are dropped by the
- * install and never reported durable afterwards. */
-static void test_install_during_a_sync_reports_no_entry_it_dropped(void **s)
+/* A db at index 5 (term 1) holding ea[0..5), written by a store in dir_a
+ * and copied to dir_b/incoming.db, whose path goes to snap. */
+static void snapshot_of_five(const char *dir_a, struct events *ev_a,
+			     struct store_entry ea[5], const char *dir_b,
+			     char snap[4200])
 {
-	(void)s;
-	char *dir_a = make_dir(), *dir_b = make_dir();
-	struct events *ev_a = events_new(), *ev_b = events_new();
 	struct store *a = open_raft(dir_a, ev_a, 0);
-	struct store_entry ea[5];
 	for (size_t i = 0; i < 5; i++) {
 		char key[16];
 		snprintf(key, sizeof(key), "a%zu", i + 1);
@@ -1054,10 +1050,24 @@ static void test_install_during_a_sync_reports_no_entry_it_dropped(void **s)
 	wait_applied(ev_a, 5);
 	assert_int_equal(store_snapshot(a), 0);
 	store_close(a);
-	char src[4200], snap[4200];
+	char src[4200];
 	snprintf(src, sizeof(src), "%s/db.jsonl", dir_a);
-	snprintf(snap, sizeof(snap), "%s/incoming.db", dir_b);
+	snprintf(snap, 4200, "%s/incoming.db", dir_b);
 	copy_file(src, snap);
+}
+
+/* An install asked for while a sync runs waits for that sync (whose
+ * entries the sync thread reports durable: they were, and the snapshot
+ * covers them); entries appended but not yet synced are dropped by the
+ * install and never reported durable afterwards. */
+static void test_install_during_a_sync_reports_no_entry_it_dropped(void **s)
+{
+	(void)s;
+	char *dir_a = make_dir(), *dir_b = make_dir();
+	struct events *ev_a = events_new(), *ev_b = events_new();
+	struct store_entry ea[5];
+	char snap[4200];
+	snapshot_of_five(dir_a, ev_a, ea, dir_b, snap);
 
 	struct store *b = open_raft(dir_b, ev_b, 0);
 	struct store_entry eb[7];
@@ -1120,23 +1130,9 @@ static void test_entries_an_install_holds_are_reported_durable(void **s)
 	(void)s;
 	char *dir_a = make_dir(), *dir_b = make_dir();
 	struct events *ev_a = events_new(), *ev_b = events_new();
-	struct store *a = open_raft(dir_a, ev_a, 0);
 	struct store_entry ea[5];
-	for (size_t i = 0; i < 5; i++) {
-		char key[16];
-		snprintf(key, sizeof(key), "a%zu", i + 1);
-		ea[i] = put_entry(i + 1, 1, key, "x");
-	}
-	assert_int_equal(store_append(a, ea, 5), 0);
-	wait_persisted(ev_a, 5);
-	assert_int_equal(store_apply(a, ea, 5), 0);
-	wait_applied(ev_a, 5);
-	assert_int_equal(store_snapshot(a), 0);
-	store_close(a);
-	char src[4200], snap[4200];
-	snprintf(src, sizeof(src), "%s/db.jsonl", dir_a);
-	snprintf(snap, sizeof(snap), "%s/incoming.db", dir_b);
-	copy_file(src, snap);
+	char snap[4200];
+	snapshot_of_five(dir_a, ev_a, ea, dir_b, snap);
 
 	struct store *b = open_raft(dir_b, ev_b, 0);
 	assert_int_equal(store_install(b, snap), 0);
