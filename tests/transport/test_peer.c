@@ -737,7 +737,6 @@ static void test_an_unanswered_end_of_stream_fails_in_time(void **state)
 	unsigned port;
 	int l = hung_listener(&port), c;
 	struct raft_message m = hb(2, 1);
-	uint64_t end = mono_ms() + DEADLINE_MS;
 	struct peer_info pi;
 	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
@@ -748,10 +747,8 @@ static void test_an_unanswered_end_of_stream_fails_in_time(void **state)
 	assert_int_equal(write(c, cont, sizeof(cont) - 1),
 			 (ssize_t)(sizeof(cont) - 1));
 	wait_sent(ps, 2, 1); /* the frame went; then nothing answers */
-	do {
-		pi = info(ps, 2);
-		nap();
-	} while (pi.failures == 0 && mono_ms() < end);
+	wait_failures(ps, 2, 1);
+	pi = info(ps, 2);
 	assert_int_equal(pi.failures, 1);
 	assert_false(pi.reachable);
 	assert_non_null(strstr(pi.last_err, "did not answer the end"));
@@ -764,7 +761,6 @@ static void test_refusal_is_reported_with_the_peers_reason(void **state)
 {
 	struct server *s = server_start();
 	struct peer_set *ps = new_set(NULL);
-	uint64_t end = mono_ms() + DEADLINE_MS;
 	struct raft_message m = hb(2, 1);
 	struct peer_info pi;
 
@@ -773,10 +769,8 @@ static void test_refusal_is_reported_with_the_peers_reason(void **state)
 	s->text = "peer protocol version 2, this node speaks 1\n";
 	add(ps, 2, s->port);
 	peers_send(ps, &m, 1);
-	do {
-		pi = info(ps, 2);
-		nap();
-	} while (pi.failures == 0 && mono_ms() < end);
+	wait_failures(ps, 2, 1);
+	pi = info(ps, 2);
 	assert_int_equal(pi.failures, 1);
 	assert_false(pi.reachable);
 	assert_int_equal(pi.sent, 0);
