@@ -9,6 +9,13 @@
  * makes listing a walk that skips each sub-directory with one lower-bound
  * seek, and renaming a directory a range move. Every change goes through
  * account(), which keeps the counters and the order-independent state hash.
+ * Beside the tree, a chained hash table indexes every node by its key and
+ * tail, so the exact lookups a write and a read make (is this key a file,
+ * an explicit directory; is an ancestor a file) cost a hash and one or two
+ * compares instead of a walk down the tree; seeks and walks still use the
+ * tree. The table only speeds lookups up: without memory to grow it, a
+ * longer chain still finds the node, and without a table at all find()
+ * walks the tree.
  * The rules of each command are in apply.c; semantics in docs/map-and-db.md.
  */
 #include <assert.h>
@@ -35,6 +42,8 @@ struct map_node {
 	 * subtree. */
 	char tail;
 	uint64_t hash; /* rec_hash(rec), a term of map->hash */
+	uint64_t kh;   /* key_hash(key, tail): its bucket in map->index */
+	struct map_node *hnext; /* next node in that bucket */
 };
 
 RB_HEAD(map_tree, map_node);
@@ -45,7 +54,15 @@ struct map {
 	uint64_t count; /* files */
 	uint64_t bytes; /* sum of file value sizes */
 	uint64_t hash;	/* sum of rec_hash over every node, mod 2^64 */
+	/* The hash index: nbuckets (a power of two, or 0 without a table)
+	 * chains of nodes linked by hnext. */
+	struct map_node **index;
+	size_t nbuckets;
 };
+
+/* Buckets of a new map's index; it doubles when the nodes outnumber the
+ * buckets. */
+#define MAP_INDEX_MIN 64
 
 /* Compare key a plus tail at with key b plus tail bt, bytes unsigned. Equal
  * effective strings (only possible with keys the rules reject) order the
@@ -85,8 +102,12 @@ struct map *map_new(void)
 {
 	struct map *m = calloc(1, sizeof(*m));
 
-	if (m != NULL)
-		RB_INIT(&m->tree);
+	if (m == NULL)
+		return NULL;
+	RB_INIT(&m->tree);
+	m->index = calloc(MAP_INDEX_MIN, sizeof(*m->index));
+	if (m->index != NULL)
+		m->nbuckets = MAP_INDEX_MIN;
 	return m;
 }
 
@@ -102,6 +123,7 @@ void map_free(struct map *m)
 		kv_rec_unref(n->rec);
 		free(n);
 	}
+	free(m->index);
 	free(m);
 }
 
@@ -180,6 +202,78 @@ static uint64_t rec_hash(const struct kv_rec *r)
 	return mix64(h);
 }
 
+/* ---- the hash index ---- */
+
+/* Not the record hash: the key and tail only, and fast for short keys. */
+static uint64_t key_hash(const char *key, size_t klen, char tail)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
+
+	for (size_t i = 0; i < klen; i++)
+		h = (h ^ (unsigned char)key[i]) * UINT64_C(0x100000001b3);
+	return mix64(h ^ (unsigned char)tail);
+}
+
+static struct map_node **bucket_of(const struct map *m, uint64_t kh)
+{
+	return &m->index[kh & (m->nbuckets - 1)];
+}
+
+/* Double the table when the nodes outnumber the buckets. Without memory
+ * the table stays as it is: chains get longer, lookups stay right. */
+static void index_grow(struct map *m)
+{
+	size_t nb = m->nbuckets * 2;
+	struct map_node **nt;
+
+	if (m->nodes <= m->nbuckets || nb == 0 ||
+	    (nt = calloc(nb, sizeof(*nt))) == NULL)
+		return;
+	for (size_t i = 0; i < m->nbuckets; i++) {
+		struct map_node *n = m->index[i], *next;
+		for (; n != NULL; n = next) {
+			next = n->hnext;
+			n->hnext = nt[n->kh & (nb - 1)];
+			nt[n->kh & (nb - 1)] = n;
+		}
+	}
+	free(m->index);
+	m->index = nt;
+	m->nbuckets = nb;
+}
+
+static void index_add(struct map *m, struct map_node *n)
+{
+	if (m->nbuckets == 0)
+		return;
+	index_grow(m);
+	struct map_node **b = bucket_of(m, n->kh);
+	n->hnext = *b;
+	*b = n;
+}
+
+static void index_del(struct map *m, struct map_node *n)
+{
+	if (m->nbuckets == 0)
+		return;
+	struct map_node **p = bucket_of(m, n->kh);
+	while (*p != n)
+		p = &(*p)->hnext;
+	*p = n->hnext;
+}
+
+static struct map_node *index_find(const struct map *m, const char *key,
+				   size_t klen, char tail)
+{
+	uint64_t kh = key_hash(key, klen, tail);
+
+	for (struct map_node *n = *bucket_of(m, kh); n != NULL; n = n->hnext)
+		if (n->kh == kh && n->klen == klen && n->tail == tail &&
+		    memcmp(n->key, key, klen) == 0)
+			return n;
+	return NULL;
+}
+
 /* ---- tree helpers ---- */
 
 static struct map_node *tree(const struct map *m, const char *key, size_t klen,
@@ -194,6 +288,8 @@ static struct map_node *tree(const struct map *m, const char *key, size_t klen,
 static struct map_node *find(const struct map *m, const char *key, size_t klen,
 			     char tail)
 {
+	if (m->nbuckets != 0)
+		return index_find(m, key, klen, tail);
 	return tree(m, key, klen, tail, true);
 }
 
@@ -268,6 +364,7 @@ static void node_set(struct map_node *n, struct kv_rec *rec)
 	n->klen = rec->klen;
 	n->tail = S_ISDIR(rec->mode) ? '/' : 0;
 	n->hash = rec_hash(rec);
+	n->kh = key_hash(n->key, n->klen, n->tail);
 }
 
 void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
@@ -282,24 +379,29 @@ void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
  * the node already there. */
 static int insert_rec(struct map *m, struct kv_rec *rec)
 {
-	struct map_node *n = malloc(sizeof(*n)), *old;
+	struct map_node *n, *clash;
 
+	n = find(m, rec->key, rec->klen, S_ISDIR(rec->mode) ? '/' : 0);
+	if (n != NULL) {
+		map_replace(m, n, rec);
+		return 0;
+	}
+	n = malloc(sizeof(*n));
 	if (n == NULL)
 		return -ENOMEM;
 	node_set(n, rec);
-	old = RB_INSERT(map_tree, &m->tree, n);
-	if (old != NULL) {
-		free(n);
-		map_replace(m, old, rec);
-		return 0;
-	}
+	clash = RB_INSERT(map_tree, &m->tree, n);
+	assert(clash == NULL);
+	(void)clash;
 	account(m, n, +1);
+	index_add(m, n);
 	return 0;
 }
 
 void map_remove_node(struct map *m, struct map_node *n)
 {
 	RB_REMOVE(map_tree, &m->tree, n);
+	index_del(m, n);
 	account(m, n, -1);
 	kv_rec_unref(n->rec);
 	free(n);
@@ -308,6 +410,7 @@ void map_remove_node(struct map *m, struct map_node *n)
 void map_detach(struct map *m, struct map_node *n)
 {
 	RB_REMOVE(map_tree, &m->tree, n);
+	index_del(m, n);
 	account(m, n, -1);
 }
 
@@ -320,6 +423,7 @@ void map_attach(struct map *m, struct map_node *n, struct kv_rec *rec)
 	assert(clash == NULL);
 	(void)clash;
 	account(m, n, +1);
+	index_add(m, n);
 }
 
 /* ---- what a path is ---- */

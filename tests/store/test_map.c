@@ -445,6 +445,50 @@ static void test_rename_of_a_directory_moves_every_key(void **state)
 	assert_non_null(strstr(f->changes, " src dst/inner"));
 }
 
+/* The hash index beside the tree (map.c) grows from 64 buckets as keys
+ * arrive and must drop every node a delete or a move takes out: a stale
+ * entry would answer for a key that is gone, a missing one would lose a
+ * key that is there. */
+static void
+test_lookups_stay_right_through_growth_deletes_and_moves(void **state)
+{
+	struct fixture *f = *state;
+	char k[64], want[64];
+
+	for (int i = 0; i < 3000; i++) {
+		snprintf(k, sizeof(k), "d%d/k%d", i % 3, i);
+		assert_int_equal(put(f, k, k), 0);
+	}
+	for (int i = 0; i < 3000; i += 2) {
+		snprintf(k, sizeof(k), "d%d/k%d", i % 3, i);
+		assert_int_equal(op1(f, KV_OP_DEL, k), 0);
+	}
+	assert_int_equal(ren(f, "d1", "moved", 0), 0);
+	assert_int_equal(op1(f, KV_OP_MKDIR, "d1"), 0);
+	for (int i = 0; i < 3000; i++) {
+		bool kept = i % 2 == 1, moved = i % 3 == 1;
+		snprintf(k, sizeof(k), "d%d/k%d", i % 3, i);
+		snprintf(want, sizeof(want), "%s", k);
+		if (moved || !kept)
+			assert_null(val(f, k));
+		else
+			assert_string_equal(val(f, k), want);
+		if (moved) {
+			snprintf(k, sizeof(k), "moved/k%d", i);
+			if (kept)
+				assert_string_equal(val(f, k), want);
+			else
+				assert_null(val(f, k));
+		}
+	}
+	assert_int_equal(map_count(f->m), 1500);
+	/* "d1" is an explicit directory again, empty: a put below it works
+	 * and a put onto it is refused. */
+	assert_int_equal(put(f, "d1", "x"), -EISDIR);
+	assert_int_equal(put(f, "d1/new", "x"), 0);
+	assert_string_equal(val(f, "d1/new"), "x");
+}
+
 static void test_rename_follows_posix_rules(void **state)
 {
 	struct fixture *f = *state;
@@ -770,6 +814,7 @@ int main(void)
 	    T(test_rmdir_rules),
 	    T(test_rename_of_a_key),
 	    T(test_rename_of_a_directory_moves_every_key),
+	    T(test_lookups_stay_right_through_growth_deletes_and_moves),
 	    T(test_rename_follows_posix_rules),
 	    T(test_rename_exchange_swaps_keys_and_directories),
 	    T(test_setattr_changes_mode_and_mtime),
