@@ -3,9 +3,11 @@
  * The encoder writes JSON by hand into a growable buffer (store/codec.h),
  * so a batch of large entries is copied once, never built as a cJSON tree;
  * entry data goes in as a JSON string when it is valid UTF-8 without NUL
- * ("data") and as base64 otherwise ("data64"). The decoder parses with
- * cJSON and is strict: it walks every object's fields itself, so unknown,
- * duplicate, mistyped and out-of-range fields are all refused. The field
+ * ("data") and as base64 otherwise ("data64"). The decoder checks the
+ * text as strict JSON once and then reads it in place (store/jread.h): no
+ * tree, one allocation per entry's data. It walks every object's fields
+ * itself, so unknown, duplicate, mistyped and out-of-range fields are all
+ * refused. The field
  * list is in docs/peer-protocol.md; the senders are in peer.c, the
  * receiving side's checks in peer_recv.c. */
 #include <errno.h>
@@ -15,9 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "codec.h"
+#include "jread.h"
 #include "store.h"
 #include "transport.h"
 
@@ -250,6 +251,7 @@ err_free:
 struct dec {
 	char *why;
 	size_t why_len;
+	struct jr r; /* the checked text (jread.h), read in place */
 };
 
 #define BAD(d, ...)                                                            \
@@ -258,25 +260,43 @@ struct dec {
 		return -EINVAL;                                                \
 	} while (0)
 
-static int get_u64(struct dec *d, const cJSON *it, uint64_t *out)
+/* Field names this long or longer are unknown: the longest is 10. */
+#define NAME_CAP 24
+
+static int get_u64(struct dec *d, const char *name, uint64_t *out)
 {
 	double v;
 
-	if (!cJSON_IsNumber(it))
-		BAD(d, "\"%s\" is not a number", it->string);
-	v = it->valuedouble;
+	if (jr_kind(&d->r) != 'n')
+		BAD(d, "\"%s\" is not a number", name);
+	v = jr_num(&d->r);
 	if (!(v >= 0 && v <= (double)PEER_INT_MAX) || v != (double)(uint64_t)v)
-		BAD(d, "\"%s\" is not an integer in [0, 2^53 - 1]", it->string);
+		BAD(d, "\"%s\" is not an integer in [0, 2^53 - 1]", name);
 	*out = (uint64_t)v;
 	return 0;
 }
 
-static int get_bool(struct dec *d, const cJSON *it, bool *out)
+static int get_bool(struct dec *d, const char *name, bool *out)
 {
-	if (!cJSON_IsBool(it))
-		BAD(d, "\"%s\" is not a boolean", it->string);
-	*out = cJSON_IsTrue(it);
+	char k = jr_kind(&d->r);
+
+	if (k != 't' && k != 'f')
+		BAD(d, "\"%s\" is not a boolean", name);
+	*out = jr_bool(&d->r);
 	return 0;
+}
+
+/* A string naming one of names[]: its index, or -1 (not a string, or no
+ * such name). */
+static int get_name(struct dec *d, const char *const *names, size_t n)
+{
+	char buf[NAME_CAP];
+	size_t len;
+
+	if (jr_kind(&d->r) != '"' ||
+	    (len = jr_str(&d->r, buf, sizeof(buf))) != strlen(buf))
+		return -1; /* too long, or a NUL inside */
+	return name_find(names, n, buf);
 }
 
 /* A field seen twice, or not at all when required. */
@@ -288,71 +308,94 @@ static int seen(struct dec *d, unsigned *mask, unsigned bit, const char *name)
 	return 0;
 }
 
-static int get_entry(struct dec *d, const cJSON *obj, struct raft_entry *e)
+/* "data": UTF-8 text without NUL, kept as is. */
+static int get_data(struct dec *d, struct raft_entry *e)
+{
+	char *p;
+	size_t n;
+	int err;
+
+	if (jr_kind(&d->r) != '"')
+		BAD(d, "\"data\" is not a string");
+	if ((err = jr_str_dup(&d->r, &p, &n)) < 0)
+		return err;
+	if (!kv_utf8_valid(p, n, false)) {
+		free(p);
+		BAD(d, "\"data\" is not UTF-8");
+	}
+	if (n == 0) {
+		free(p);
+		p = NULL;
+	}
+	e->data = p;
+	e->len = n;
+	return 0;
+}
+
+/* "data64": any bytes, as canonical base64. */
+static int get_data64(struct dec *d, struct raft_entry *e)
+{
+	unsigned char *p;
+	char *text;
+	size_t n;
+	int err;
+
+	if (jr_kind(&d->r) != '"')
+		BAD(d, "\"data64\" is not a string");
+	if ((err = jr_str_dup(&d->r, &text, &n)) < 0)
+		return err;
+	err = kv_base64_decode(text, n, &p, &n);
+	free(text);
+	if (err == -EINVAL)
+		BAD(d, "\"data64\" is not canonical base64");
+	if (err < 0)
+		return err;
+	if (n == 0) {
+		free(p);
+		p = NULL;
+	}
+	e->data = p;
+	e->len = n;
+	return 0;
+}
+
+static int get_entry(struct dec *d, struct raft_entry *e)
 {
 	enum { F_TERM = 1, F_INDEX = 2, F_TYPE = 4, F_DATA = 8 };
 	unsigned mask = 0;
-	const cJSON *it;
+	char k[NAME_CAP];
+	bool first = true;
 	int err;
 
-	if (!cJSON_IsObject(obj))
+	if (jr_kind(&d->r) != '{')
 		BAD(d, "an entry is not an object");
-	cJSON_ArrayForEach(it, obj)
-	{
-		const char *k = it->string;
-
+	jr_enter(&d->r);
+	while (jr_more(&d->r, &first)) {
+		jr_name(&d->r, k, sizeof(k));
 		if (strcmp(k, "term") == 0) {
 			if ((err = seen(d, &mask, F_TERM, k)) < 0 ||
-			    (err = get_u64(d, it, &e->term)) < 0)
+			    (err = get_u64(d, k, &e->term)) < 0)
 				return err;
 		} else if (strcmp(k, "index") == 0) {
 			if ((err = seen(d, &mask, F_INDEX, k)) < 0 ||
-			    (err = get_u64(d, it, &e->index)) < 0)
+			    (err = get_u64(d, k, &e->index)) < 0)
 				return err;
 		} else if (strcmp(k, "type") == 0) {
 			int t;
 			if ((err = seen(d, &mask, F_TYPE, k)) < 0)
 				return err;
-			if (!cJSON_IsString(it) ||
-			    (t = name_find(entry_type_names, N_ENTRY_TYPES,
-					   it->valuestring)) < 0)
+			if ((t = get_name(d, entry_type_names, N_ENTRY_TYPES)) <
+			    0)
 				BAD(d, "unknown entry type");
 			e->type = (enum raft_entry_type)t;
 		} else if (strcmp(k, "data") == 0) {
-			size_t n;
-			if ((err = seen(d, &mask, F_DATA, k)) < 0)
+			if ((err = seen(d, &mask, F_DATA, k)) < 0 ||
+			    (err = get_data(d, e)) < 0)
 				return err;
-			if (!cJSON_IsString(it))
-				BAD(d, "\"data\" is not a string");
-			n = strlen(it->valuestring);
-			if (!kv_utf8_valid(it->valuestring, n, false))
-				BAD(d, "\"data\" is not UTF-8");
-			if (n > 0) {
-				e->data = malloc(n);
-				if (e->data == NULL)
-					return -ENOMEM;
-				memcpy(e->data, it->valuestring, n);
-				e->len = n;
-			}
 		} else if (strcmp(k, "data64") == 0) {
-			unsigned char *p;
-			size_t n;
-			if ((err = seen(d, &mask, F_DATA, k)) < 0)
+			if ((err = seen(d, &mask, F_DATA, k)) < 0 ||
+			    (err = get_data64(d, e)) < 0)
 				return err;
-			if (!cJSON_IsString(it))
-				BAD(d, "\"data64\" is not a string");
-			err = kv_base64_decode(it->valuestring,
-					       strlen(it->valuestring), &p, &n);
-			if (err == -EINVAL)
-				BAD(d, "\"data64\" is not canonical base64");
-			if (err < 0)
-				return err;
-			if (n == 0) {
-				free(p);
-				p = NULL;
-			}
-			e->data = p;
-			e->len = n;
 		} else {
 			BAD(d, "unknown entry field \"%s\"", k);
 		}
@@ -362,22 +405,22 @@ static int get_entry(struct dec *d, const cJSON *obj, struct raft_entry *e)
 	return 0;
 }
 
-static int get_server(struct dec *d, const cJSON *obj, struct raft_server *s)
+static int get_server(struct dec *d, struct raft_server *s)
 {
 	enum { F_ID = 1, F_ROLE = 2, F_ADDR = 4 };
 	unsigned mask = 0;
-	const cJSON *it;
+	char k[NAME_CAP];
+	bool first = true;
 	int err;
 
-	if (!cJSON_IsObject(obj))
+	if (jr_kind(&d->r) != '{')
 		BAD(d, "a server is not an object");
-	cJSON_ArrayForEach(it, obj)
-	{
-		const char *k = it->string;
-
+	jr_enter(&d->r);
+	while (jr_more(&d->r, &first)) {
+		jr_name(&d->r, k, sizeof(k));
 		if (strcmp(k, "id") == 0) {
 			if ((err = seen(d, &mask, F_ID, k)) < 0 ||
-			    (err = get_u64(d, it, &s->id)) < 0)
+			    (err = get_u64(d, k, &s->id)) < 0)
 				return err;
 			if (s->id == RAFT_NONE)
 				BAD(d, "server id 0");
@@ -385,22 +428,19 @@ static int get_server(struct dec *d, const cJSON *obj, struct raft_server *s)
 			int r;
 			if ((err = seen(d, &mask, F_ROLE, k)) < 0)
 				return err;
-			if (!cJSON_IsString(it) ||
-			    (r = name_find(role_names, N_ROLES,
-					   it->valuestring)) < 0)
+			if ((r = get_name(d, role_names, N_ROLES)) < 0)
 				BAD(d, "unknown server role");
 			s->role = (enum raft_server_role)r;
 		} else if (strcmp(k, "addr") == 0) {
 			size_t n;
 			if ((err = seen(d, &mask, F_ADDR, k)) < 0)
 				return err;
-			if (!cJSON_IsString(it))
+			if (jr_kind(&d->r) != '"')
 				BAD(d, "\"addr\" is not a string");
-			n = strlen(it->valuestring);
-			if (n >= RAFT_ADDR_MAX ||
-			    !kv_utf8_valid(it->valuestring, n, false))
+			n = jr_str(&d->r, s->addr, sizeof(s->addr));
+			if (n >= sizeof(s->addr) ||
+			    !kv_utf8_valid(s->addr, n, false))
 				BAD(d, "bad server address");
-			memcpy(s->addr, it->valuestring, n + 1);
 		} else {
 			BAD(d, "unknown server field \"%s\"", k);
 		}
@@ -410,51 +450,55 @@ static int get_server(struct dec *d, const cJSON *obj, struct raft_server *s)
 	return 0;
 }
 
-static int get_snapshot(struct dec *d, const cJSON *obj,
-			struct raft_snapshot_meta *s)
+static int get_conf(struct dec *d, struct raft_config *c)
+{
+	bool first = true;
+	int err;
+
+	if (jr_kind(&d->r) != '[')
+		BAD(d, "\"conf\" is not an array of at most %d servers",
+		    RAFT_MAX_SERVERS);
+	jr_enter(&d->r);
+	while (jr_more(&d->r, &first)) {
+		struct raft_server *x = &c->servers[c->n];
+		if (c->n == RAFT_MAX_SERVERS)
+			BAD(d, "\"conf\" is not an array of at most %d servers",
+			    RAFT_MAX_SERVERS);
+		if ((err = get_server(d, x)) < 0)
+			return err;
+		for (unsigned i = 0; i < c->n; i++)
+			if (c->servers[i].id == x->id)
+				BAD(d, "server %" PRIu64 " twice", x->id);
+		c->n++;
+	}
+	return 0;
+}
+
+static int get_snapshot(struct dec *d, struct raft_snapshot_meta *s)
 {
 	enum { F_INDEX = 1, F_TERM = 2, F_CONF = 4 };
 	unsigned mask = 0;
-	const cJSON *it;
+	char k[NAME_CAP];
+	bool first = true;
 	int err;
 
-	if (!cJSON_IsObject(obj))
+	if (jr_kind(&d->r) != '{')
 		BAD(d, "\"snapshot\" is not an object");
-	cJSON_ArrayForEach(it, obj)
-	{
-		const char *k = it->string;
-
+	jr_enter(&d->r);
+	while (jr_more(&d->r, &first)) {
+		jr_name(&d->r, k, sizeof(k));
 		if (strcmp(k, "index") == 0) {
 			if ((err = seen(d, &mask, F_INDEX, k)) < 0 ||
-			    (err = get_u64(d, it, &s->index)) < 0)
+			    (err = get_u64(d, k, &s->index)) < 0)
 				return err;
 		} else if (strcmp(k, "term") == 0) {
 			if ((err = seen(d, &mask, F_TERM, k)) < 0 ||
-			    (err = get_u64(d, it, &s->term)) < 0)
+			    (err = get_u64(d, k, &s->term)) < 0)
 				return err;
 		} else if (strcmp(k, "conf") == 0) {
-			const cJSON *sv;
-			if ((err = seen(d, &mask, F_CONF, k)) < 0)
+			if ((err = seen(d, &mask, F_CONF, k)) < 0 ||
+			    (err = get_conf(d, &s->conf)) < 0)
 				return err;
-			if (!cJSON_IsArray(it) ||
-			    cJSON_GetArraySize(it) > RAFT_MAX_SERVERS)
-				BAD(d,
-				    "\"conf\" is not an array of at most "
-				    "%d servers",
-				    RAFT_MAX_SERVERS);
-			cJSON_ArrayForEach(sv, it)
-			{
-				struct raft_server *x =
-				    &s->conf.servers[s->conf.n];
-				if ((err = get_server(d, sv, x)) < 0)
-					return err;
-				for (unsigned i = 0; i < s->conf.n; i++)
-					if (s->conf.servers[i].id == x->id)
-						BAD(d,
-						    "server %" PRIu64 " twice",
-						    x->id);
-				s->conf.n++;
-			}
 		} else {
 			BAD(d, "unknown snapshot field \"%s\"", k);
 		}
@@ -464,29 +508,43 @@ static int get_snapshot(struct dec *d, const cJSON *obj,
 	return 0;
 }
 
-static int get_entries(struct dec *d, const cJSON *arr, struct raft_message *m)
+/* Make room for one more of n elements of size sz in *arr (capacity
+ * *cap), the new one zeroed. 0 or -ENOMEM. */
+static int grow(void **arr, size_t *cap, size_t n, size_t sz)
 {
-	const cJSON *it;
-	int n, err;
+	if (n == *cap) {
+		size_t c = *cap ? *cap * 2 : 16;
+		void *p = realloc(*arr, c * sz);
+		if (p == NULL)
+			return -ENOMEM;
+		*arr = p;
+		*cap = c;
+	}
+	memset((char *)*arr + n * sz, 0, sz);
+	return 0;
+}
 
-	if (!cJSON_IsArray(arr))
+static int get_entries(struct dec *d, struct raft_message *m)
+{
+	size_t cap = 0;
+	bool first = true;
+	int err;
+
+	if (jr_kind(&d->r) != '[')
 		BAD(d, "\"entries\" is not an array");
-	n = cJSON_GetArraySize(arr);
-	if (n == 0)
-		return 0;
-	m->entries = calloc((size_t)n, sizeof(*m->entries));
-	if (m->entries == NULL)
-		return -ENOMEM;
-	cJSON_ArrayForEach(it, arr)
-	{
+	jr_enter(&d->r);
+	while (jr_more(&d->r, &first)) {
+		if ((err = grow((void **)&m->entries, &cap, m->n_entries,
+				sizeof(*m->entries))) < 0)
+			return err;
 		/* Counted as it goes, so a failure frees what was decoded. */
-		if ((err = get_entry(d, it, &m->entries[m->n_entries++])) < 0)
+		if ((err = get_entry(d, &m->entries[m->n_entries++])) < 0)
 			return err;
 	}
 	return 0;
 }
 
-static int get_msg(struct dec *d, const cJSON *obj, struct raft_message *m)
+static int get_msg(struct dec *d, struct raft_message *m)
 {
 	enum {
 		F_TYPE = 1 << 0,
@@ -520,66 +578,76 @@ static int get_msg(struct dec *d, const cJSON *obj, struct raft_message *m)
 	     offsetof(struct raft_message, hint_term)},
 	};
 	unsigned mask = 0;
-	const cJSON *it, *entries = NULL, *snapshot = NULL;
+	/* Where entries and snapshot start: read once the type is known. */
+	struct jr entries, snapshot, end;
+	char k[NAME_CAP];
+	bool first = true;
 	int err;
 
-	if (!cJSON_IsObject(obj))
+	if (jr_kind(&d->r) != '{')
 		BAD(d, "a message is not an object");
-	cJSON_ArrayForEach(it, obj)
-	{
-		const char *k = it->string;
+	jr_enter(&d->r);
+	while (jr_more(&d->r, &first)) {
 		size_t i;
 
+		jr_name(&d->r, k, sizeof(k));
 		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
 			if (strcmp(k, nums[i].name) == 0)
 				break;
 		if (i < sizeof(nums) / sizeof(nums[0])) {
 			uint64_t *field = (uint64_t *)((char *)m + nums[i].off);
 			if ((err = seen(d, &mask, nums[i].bit, k)) < 0 ||
-			    (err = get_u64(d, it, field)) < 0)
+			    (err = get_u64(d, k, field)) < 0)
 				return err;
 		} else if (strcmp(k, "type") == 0) {
 			int t;
 			if ((err = seen(d, &mask, F_TYPE, k)) < 0)
 				return err;
-			if (!cJSON_IsString(it) ||
-			    (t = name_find(type_names, N_TYPES,
-					   it->valuestring)) < 0)
+			if ((t = get_name(d, type_names, N_TYPES)) < 0)
 				BAD(d, "unknown message type");
 			m->type = (enum raft_msg_type)t;
 		} else if (strcmp(k, "reject") == 0) {
 			if ((err = seen(d, &mask, F_REJECT, k)) < 0 ||
-			    (err = get_bool(d, it, &m->reject)) < 0)
+			    (err = get_bool(d, k, &m->reject)) < 0)
 				return err;
 		} else if (strcmp(k, "transfer") == 0) {
 			if ((err = seen(d, &mask, F_TRANSFER, k)) < 0 ||
-			    (err = get_bool(d, it, &m->transfer)) < 0)
+			    (err = get_bool(d, k, &m->transfer)) < 0)
 				return err;
 		} else if (strcmp(k, "entries") == 0) {
 			if ((err = seen(d, &mask, F_ENTRIES, k)) < 0)
 				return err;
-			entries = it;
+			entries = d->r;
+			jr_skip(&d->r);
 		} else if (strcmp(k, "snapshot") == 0) {
 			if ((err = seen(d, &mask, F_SNAPSHOT, k)) < 0)
 				return err;
-			snapshot = it;
+			snapshot = d->r;
+			jr_skip(&d->r);
 		} else {
 			BAD(d, "unknown message field \"%s\"", k);
 		}
 	}
 	if ((mask & (F_TYPE | F_TO | F_TERM)) != (F_TYPE | F_TO | F_TERM))
 		BAD(d, "a message lacks type, to or term");
-	if (entries != NULL && m->type != RAFT_MSG_APPEND &&
+	if ((mask & F_ENTRIES) && m->type != RAFT_MSG_APPEND &&
 	    m->type != RAFT_MSG_PROPOSE)
 		BAD(d, "\"entries\" in a %s message", type_names[m->type]);
-	if ((snapshot != NULL) != (m->type == RAFT_MSG_SNAPSHOT))
+	if (!!(mask & F_SNAPSHOT) != (m->type == RAFT_MSG_SNAPSHOT))
 		BAD(d, "\"snapshot\" goes with, and only with, a snapshot "
 		       "message");
-	if (entries != NULL && (err = get_entries(d, entries, m)) < 0)
-		return err;
-	if (snapshot != NULL &&
-	    (err = get_snapshot(d, snapshot, &m->snapshot)) < 0)
-		return err;
+	end = d->r;
+	if (mask & F_ENTRIES) {
+		d->r = entries;
+		if ((err = get_entries(d, m)) < 0)
+			return err;
+	}
+	if (mask & F_SNAPSHOT) {
+		d->r = snapshot;
+		if ((err = get_snapshot(d, &m->snapshot)) < 0)
+			return err;
+	}
+	d->r = end;
 	return 0;
 }
 
@@ -592,26 +660,106 @@ static bool blank(const char *p, size_t n)
 	return true;
 }
 
+/* The batch's own fields, in the order they came. A batch has five; a
+ * sixth is surely unknown or a duplicate, so no more are kept. */
+enum { F_KVFS = 1, F_VERSION = 2, F_CLUSTER = 4, F_FROM = 8, F_MSGS = 16 };
+#define TOP_MAX 6
+struct top {
+	unsigned bit; /* 0: unknown */
+	char name[NAME_CAP];
+	struct jr at; /* its value */
+};
+
+/* Everything before the messages: the version first (another version may
+ * have other fields), then the fields, the cluster and the sender. The
+ * messages' position in *list. */
+static int get_envelope(struct dec *d, const char *cluster_id, uint64_t *sender,
+			struct jr *list)
+{
+	struct top top[TOP_MAX];
+	const struct jr *kvfs = NULL, *version = NULL, *cluster = NULL;
+	char buf[PEER_ID_MAX + 1];
+	size_t ntop = 0;
+	unsigned mask = 0;
+	bool first = true;
+	uint64_t v;
+	int err;
+
+	if (jr_kind(&d->r) != '{')
+		BAD(d, "not a JSON object");
+	jr_enter(&d->r);
+	while (jr_more(&d->r, &first)) {
+		struct top t = {0};
+		jr_name(&d->r, t.name, sizeof(t.name));
+		t.bit = strcmp(t.name, "kvfs") == 0	 ? F_KVFS
+			: strcmp(t.name, "version") == 0 ? F_VERSION
+			: strcmp(t.name, "cluster") == 0 ? F_CLUSTER
+			: strcmp(t.name, "from") == 0	 ? F_FROM
+			: strcmp(t.name, "msgs") == 0	 ? F_MSGS
+							 : 0;
+		t.at = d->r;
+		jr_skip(&d->r);
+		if (ntop < TOP_MAX)
+			top[ntop++] = t;
+	}
+	for (size_t i = 0; i < ntop; i++) { /* the first of each counts */
+		if (top[i].bit == F_KVFS && kvfs == NULL)
+			kvfs = &top[i].at;
+		if (top[i].bit == F_VERSION && version == NULL)
+			version = &top[i].at;
+	}
+	if (kvfs == NULL || version == NULL || (d->r = *kvfs, 0) ||
+	    jr_kind(&d->r) != '"' || jr_str(&d->r, buf, sizeof(buf)) != 4 ||
+	    strcmp(buf, "raft") != 0)
+		BAD(d, "not a kvfs raft batch (no kvfs/version)");
+	d->r = *version;
+	if ((err = get_u64(d, "version", &v)) < 0)
+		return err;
+	if (v != PEER_PROTOCOL_VERSION) {
+		say(d->why, d->why_len,
+		    "peer protocol version %" PRIu64 ", this node speaks %d", v,
+		    PEER_PROTOCOL_VERSION);
+		return KV_EVERSION;
+	}
+	for (size_t i = 0; i < ntop; i++) {
+		if (top[i].bit == 0)
+			BAD(d, "unknown field \"%s\"", top[i].name);
+		if ((err = seen(d, &mask, top[i].bit, top[i].name)) < 0)
+			return err;
+		d->r = top[i].at;
+		if (top[i].bit == F_CLUSTER)
+			cluster = &top[i].at;
+		else if (top[i].bit == F_MSGS)
+			*list = top[i].at;
+		else if (top[i].bit == F_FROM &&
+			 (err = get_u64(d, "from", sender)) < 0)
+			return err;
+	}
+	if (cluster == NULL || (d->r = *cluster, jr_kind(&d->r)) != '"')
+		BAD(d, "no cluster id");
+	if (cluster_id == NULL ||
+	    jr_str(&d->r, buf, sizeof(buf)) != strlen(cluster_id) ||
+	    strcmp(buf, cluster_id) != 0) {
+		say(d->why, d->why_len, "from another cluster");
+		return -EPERM;
+	}
+	if (!(mask & F_FROM) || *sender == RAFT_NONE || !(mask & F_MSGS) ||
+	    (d->r = *list, jr_kind(&d->r)) != '[')
+		BAD(d, "no sender or no message list");
+	return 0;
+}
+
 int peer_msgs_decode(const char *body, size_t len, const char *cluster_id,
 		     uint64_t *from, struct raft_message **msgs, size_t *n,
 		     char *why, size_t why_len)
 {
-	enum {
-		F_KVFS = 1,
-		F_VERSION = 2,
-		F_CLUSTER = 4,
-		F_FROM = 8,
-		F_MSGS = 16,
-	};
-	struct dec d = {why, why_len};
-	struct dec *dp = &d;
-	const cJSON *it, *version = NULL, *cluster = NULL, *list = NULL;
-	const char *end = NULL;
+	struct dec d = {why, why_len, {body, body}};
 	struct raft_message *out = NULL;
-	size_t count = 0;
-	uint64_t sender = 0, v;
-	unsigned mask = 0;
-	cJSON *root;
+	size_t count = 0, cap = 0;
+	uint64_t sender = 0;
+	struct jr list;
+	const char *end;
+	bool first = true;
 	int err;
 
 	say(why, why_len, "ok");
@@ -619,104 +767,33 @@ int peer_msgs_decode(const char *body, size_t len, const char *cluster_id,
 		say(why, why_len, "no body");
 		return -EINVAL;
 	}
-	root = cJSON_ParseWithLengthOpts(body, len, &end, false);
-	if (root == NULL) {
-		/* cJSON says NULL for a malloc failure too; a body that
-		 * large is refused long before, so call it malformed. */
+	if (jr_check(body, len, &end) < 0) {
 		say(why, why_len, "not JSON");
 		return -EINVAL;
 	}
-	if (end == NULL || end < body || (size_t)(end - body) > len ||
-	    !blank(end, len - (size_t)(end - body))) {
+	if (!blank(end, len - (size_t)(end - body))) {
 		say(why, why_len, "bytes after the JSON document");
-		err = -EINVAL;
-		goto err_root;
+		return -EINVAL;
 	}
-	if (!cJSON_IsObject(root)) {
-		say(why, why_len, "not a JSON object");
-		err = -EINVAL;
-		goto err_root;
-	}
-	/* The version first: another version may have other fields. */
-	it = cJSON_GetObjectItemCaseSensitive(root, "kvfs");
-	version = cJSON_GetObjectItemCaseSensitive(root, "version");
-	if (!cJSON_IsString(it) || strcmp(it->valuestring, "raft") != 0 ||
-	    version == NULL) {
-		say(why, why_len, "not a kvfs raft batch (no kvfs/version)");
-		err = -EINVAL;
-		goto err_root;
-	}
-	if ((err = get_u64(dp, version, &v)) < 0)
-		goto err_root;
-	if (v != PEER_PROTOCOL_VERSION) {
-		say(why, why_len,
-		    "peer protocol version %" PRIu64 ", this node speaks %d", v,
-		    PEER_PROTOCOL_VERSION);
-		err = KV_EVERSION;
-		goto err_root;
-	}
-	cJSON_ArrayForEach(it, root)
-	{
-		const char *k = it->string;
-		unsigned bit = strcmp(k, "kvfs") == 0	   ? F_KVFS
-			       : strcmp(k, "version") == 0 ? F_VERSION
-			       : strcmp(k, "cluster") == 0 ? F_CLUSTER
-			       : strcmp(k, "from") == 0	   ? F_FROM
-			       : strcmp(k, "msgs") == 0	   ? F_MSGS
-							   : 0;
-		if (bit == 0) {
-			say(why, why_len, "unknown field \"%s\"", k);
+	d.r.end = end;
+	if ((err = get_envelope(&d, cluster_id, &sender, &list)) < 0)
+		return err;
+	d.r = list;
+	jr_enter(&d.r);
+	while (jr_more(&d.r, &first)) {
+		if (count == PEER_MAX_MSGS) {
+			say(why, why_len, "more than %d messages in one batch",
+			    PEER_MAX_MSGS);
 			err = -EINVAL;
-			goto err_root;
+			goto err_msgs;
 		}
-		if ((err = seen(dp, &mask, bit, k)) < 0)
-			goto err_root;
-		if (bit == F_CLUSTER)
-			cluster = it;
-		else if (bit == F_MSGS)
-			list = it;
-		else if (bit == F_FROM && (err = get_u64(dp, it, &sender)) < 0)
-			goto err_root;
-	}
-	if (cluster == NULL || !cJSON_IsString(cluster)) {
-		say(why, why_len, "no cluster id");
-		err = -EINVAL;
-		goto err_root;
-	}
-	if (cluster_id == NULL || strcmp(cluster->valuestring, cluster_id)) {
-		say(why, why_len, "from another cluster");
-		err = -EPERM;
-		goto err_root;
-	}
-	if (!(mask & F_FROM) || sender == RAFT_NONE || list == NULL ||
-	    !cJSON_IsArray(list)) {
-		say(why, why_len, "no sender or no message list");
-		err = -EINVAL;
-		goto err_root;
-	}
-	count = (size_t)cJSON_GetArraySize(list);
-	if (count > PEER_MAX_MSGS) {
-		say(why, why_len, "%zu messages in one batch, at most %d",
-		    count, PEER_MAX_MSGS);
-		err = -EINVAL;
-		goto err_root;
-	}
-	if (count > 0) {
-		out = calloc(count, sizeof(*out));
-		if (out == NULL) {
-			err = -ENOMEM;
-			goto err_root;
-		}
-	}
-	count = 0;
-	cJSON_ArrayForEach(it, list)
-	{
+		if ((err = grow((void **)&out, &cap, count, sizeof(*out))) < 0)
+			goto err_msgs;
 		struct raft_message *m = &out[count++];
-		if ((err = get_msg(dp, it, m)) < 0)
+		if ((err = get_msg(&d, m)) < 0)
 			goto err_msgs;
 		m->from = sender;
 	}
-	cJSON_Delete(root);
 	if (from != NULL)
 		*from = sender;
 	*msgs = out;
@@ -726,8 +803,6 @@ int peer_msgs_decode(const char *body, size_t len, const char *cluster_id,
 
 err_msgs:
 	peer_msgs_free(out, count);
-err_root:
-	cJSON_Delete(root);
 	return err;
 }
 
