@@ -1,4 +1,4 @@
-/* cmd.c - a command as one line of JSON (encode by hand, decode with cJSON).
+/* cmd.c - a command as one line of JSON (encoded by hand, read in place).
  *
  * The line is what the log stores and what Raft replicates, so it carries
  * its format version ("v":1) and decoding is strict: unknown fields, missing
@@ -6,15 +6,16 @@
  * version is KV_EVERSION. Values are JSON strings when they are valid UTF-8
  * without NUL ("val") and base64 otherwise ("val64"). The mtime is a decimal
  * string because JSON numbers are doubles in cJSON (exact only to 2^53) and
- * nanoseconds since 1970 are past that. Field list: docs/map-and-db.md. */
+ * nanoseconds since 1970 are past that. Field list: docs/map-and-db.md.
+ * Decoding reads the checked text in place (jread.h): every write is
+ * decoded on every node, and a cJSON tree cost more than the apply. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <cjson/cJSON.h>
-
 #include "codec.h"
+#include "jread.h"
 #include "store.h"
 
 static const char *const op_names[] = {
@@ -136,72 +137,88 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 	return 0;
 }
 
-static int get_str(const cJSON *item, char **out, size_t *len)
+/* A string of UTF-8 without NUL, malloc'd with a NUL after it. */
+static int get_str(struct jr *r, char **out, size_t *len)
 {
-	size_t n;
+	int err;
 
-	if (!cJSON_IsString(item))
+	if (jr_kind(r) != '"')
 		return -EINVAL;
-	n = strlen(item->valuestring);
-	if (!kv_utf8_valid(item->valuestring, n, false))
+	if ((err = jr_str_dup(r, out, len)) < 0)
+		return err;
+	if (!kv_utf8_valid(*out, *len, false)) {
+		free(*out);
+		*out = NULL;
 		return -EINVAL;
-	*out = malloc(n + 1);
-	if (*out == NULL)
-		return -ENOMEM;
-	memcpy(*out, item->valuestring, n + 1);
-	*len = n;
+	}
 	return 0;
 }
 
-static int decode_field(enum field f, const cJSON *item, struct kv_cmd *cmd)
+static int get_uint(struct jr *r, double max, uint64_t *out)
+{
+	if (jr_kind(r) != 'n')
+		return -EINVAL;
+	return kv_uint_of_double(jr_num(r), max, out);
+}
+
+static int decode_field(enum field f, struct jr *r, struct kv_cmd *cmd)
 {
 	uint64_t u = 0;
+	char buf[32];
 	int err;
 
 	switch (f) {
 	case F_V:
 	case F_OP:
-		return 0; /* read before the others */
+		jr_skip(r); /* read before the others */
+		return 0;
 	case F_K:
-		return get_str(item, &cmd->key, &cmd->klen);
+		return get_str(r, &cmd->key, &cmd->klen);
 	case F_K2:
-		return get_str(item, &cmd->key2, &cmd->k2len);
+		return get_str(r, &cmd->key2, &cmd->k2len);
 	case F_VAL: {
 		char *val = NULL;
-		err = get_str(item, &val, &cmd->vlen);
+		err = get_str(r, &val, &cmd->vlen);
 		cmd->val = (unsigned char *)val;
 		return err;
 	}
-	case F_VAL64:
-		if (!cJSON_IsString(item))
+	case F_VAL64: {
+		char *text;
+		size_t n;
+		if (jr_kind(r) != '"')
 			return -EINVAL;
-		return kv_base64_decode(item->valuestring,
-					strlen(item->valuestring), &cmd->val,
-					&cmd->vlen);
+		if ((err = jr_str_dup(r, &text, &n)) < 0)
+			return err;
+		err = kv_base64_decode(text, n, &cmd->val, &cmd->vlen);
+		free(text);
+		return err;
+	}
 	case F_MT:
 		cmd->set_mtime = true;
-		return kv_json_i64(item, &cmd->mtime_ns);
+		if (jr_kind(r) != '"' ||
+		    jr_str(r, buf, sizeof(buf)) != strlen(buf))
+			return -EINVAL; /* too long or a NUL inside */
+		return kv_i64_parse(buf, &cmd->mtime_ns);
 	case F_MODE:
 		cmd->set_mode = true;
-		err = kv_json_uint(item, 07777, &u);
+		err = get_uint(r, 07777, &u);
 		cmd->mode = (uint32_t)u;
 		return err;
 	case F_FLAGS:
-		err = kv_json_uint(
-		    item, KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE, &u);
+		err = get_uint(r, KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE, &u);
 		if (err == 0 && u == (KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE))
 			err = -EINVAL;
 		cmd->flags = (unsigned)u;
 		return err;
 	case F_IF_REV:
-		err = kv_json_uint(item, KV_JSON_INT_MAX, &cmd->if_rev);
+		err = get_uint(r, KV_JSON_INT_MAX, &cmd->if_rev);
 		if (err == 0 && cmd->if_rev == 0)
 			err = -EINVAL;
 		return err;
 	case F_IF_ABSENT:
-		if (!cJSON_IsBool(item))
+		if (jr_kind(r) != 't' && jr_kind(r) != 'f')
 			return -EINVAL;
-		cmd->if_absent = cJSON_IsTrue(item);
+		cmd->if_absent = jr_bool(r);
 		return 0;
 	case N_FIELDS:
 		break;
@@ -209,44 +226,77 @@ static int decode_field(enum field f, const cJSON *item, struct kv_cmd *cmd)
 	return -EINVAL;
 }
 
+/* The index of the field named k, or N_FIELDS. */
+static unsigned field_of(const char *k)
+{
+	unsigned f;
+
+	for (f = 0; f < N_FIELDS; f++)
+		if (strcmp(k, field_names[f]) == 0)
+			break;
+	return f;
+}
+
+/* The version and the op, wherever they are (another version may have
+ * other fields, so they come first): 0, -EINVAL or KV_EVERSION. */
+static int get_version_and_op(struct jr at, unsigned *opi)
+{
+	struct jr v = {NULL, NULL}, op = {NULL, NULL};
+	char k[16], name[16];
+	bool first = true;
+	uint64_t ver;
+	size_t n;
+
+	jr_enter(&at);
+	while (jr_more(&at, &first)) {
+		jr_name(&at, k, sizeof(k));
+		if (strcmp(k, "v") == 0 && v.p == NULL)
+			v = at;
+		else if (strcmp(k, "op") == 0 && op.p == NULL)
+			op = at;
+		jr_skip(&at);
+	}
+	if (v.p == NULL || get_uint(&v, KV_JSON_INT_MAX, &ver) != 0)
+		return -EINVAL;
+	if (ver != KV_FORMAT_VERSION)
+		return KV_EVERSION;
+	if (op.p == NULL || jr_kind(&op) != '"' ||
+	    (n = jr_str(&op, name, sizeof(name))) != strlen(name))
+		return -EINVAL;
+	for (*opi = 0; *opi < N_OPS; (*opi)++)
+		if (strcmp(name, op_names[*opi]) == 0)
+			return 0;
+	return -EINVAL;
+}
+
 int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 {
-	cJSON *root;
-	const cJSON *v, *op, *item;
+	const char *end;
+	struct jr r;
 	unsigned seen = 0, opi;
-	uint64_t ver;
-	int err = -EINVAL;
+	bool first = true;
+	char k[16];
+	int err;
 
 	memset(cmd, 0, sizeof(*cmd));
-	root = kv_json_parse(json, len);
-	if (root == NULL)
+	if (jr_check(json, len, &end) < 0)
 		return -EINVAL;
-	if (!cJSON_IsObject(root))
-		goto out_free_json;
-	/* The version first: another version may have other fields. */
-	v = cJSON_GetObjectItemCaseSensitive(root, "v");
-	if (kv_json_uint(v, KV_JSON_INT_MAX, &ver) != 0)
-		goto out_free_json;
-	if (ver != KV_FORMAT_VERSION) {
-		err = KV_EVERSION;
-		goto out_free_json;
-	}
-	op = cJSON_GetObjectItemCaseSensitive(root, "op");
-	if (!cJSON_IsString(op))
-		goto out_free_json;
-	for (opi = 0; opi < N_OPS; opi++)
-		if (strcmp(op->valuestring, op_names[opi]) == 0)
-			break;
-	if (opi == N_OPS)
-		goto out_free_json;
+	for (const char *p = end; p < json + len; p++)
+		if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r')
+			return -EINVAL;
+	r = (struct jr){json, end};
+	if (jr_kind(&r) != '{')
+		return -EINVAL;
+	if ((err = get_version_and_op(r, &opi)) != 0)
+		return err;
 	cmd->op = (enum kv_op)opi;
-	cJSON_ArrayForEach(item, root)
-	{
+	err = -EINVAL;
+	jr_enter(&r);
+	while (jr_more(&r, &first)) {
 		unsigned f;
 
-		for (f = 0; f < N_FIELDS; f++)
-			if (strcmp(item->string, field_names[f]) == 0)
-				break;
+		jr_name(&r, k, sizeof(k));
+		f = field_of(k);
 		if (f == N_FIELDS || (seen & B(f)))
 			goto out_clear;
 		/* val and val64 fill the same buffer: one or the other. */
@@ -256,7 +306,7 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 		seen |= B(f);
 		if (f > F_OP && !(op_allowed[opi] & B(f)))
 			goto out_clear;
-		err = decode_field((enum field)f, item, cmd);
+		err = decode_field((enum field)f, &r, cmd);
 		if (err != 0)
 			goto out_clear;
 		err = -EINVAL;
@@ -272,13 +322,10 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 		cmd->set_mode = false; /* only setattr uses the set_ flags */
 		cmd->set_mtime = false;
 	}
-	cJSON_Delete(root);
 	return 0;
 
 out_clear:
 	kv_cmd_clear(cmd);
-out_free_json:
-	cJSON_Delete(root);
 	return err;
 }
 

@@ -317,11 +317,13 @@ struct cJSON *kv_json_parse(const char *p, size_t n)
 /* A JSON number that is an integer in [0, max]. */
 int kv_json_uint(const cJSON *item, double max, uint64_t *out)
 {
-	double d;
-
 	if (!cJSON_IsNumber(item))
 		return -EINVAL;
-	d = item->valuedouble;
+	return kv_uint_of_double(item->valuedouble, max, out);
+}
+
+int kv_uint_of_double(double d, double max, uint64_t *out)
+{
 	if (!(d >= 0 && d <= max) || d != (double)(uint64_t)d)
 		return -EINVAL;
 	*out = (uint64_t)d;
@@ -331,14 +333,17 @@ int kv_json_uint(const cJSON *item, double max, uint64_t *out)
 /* A decimal int64 in a JSON string: optional '-', 1 to 19 digits. */
 int kv_json_i64(const cJSON *item, int64_t *out)
 {
-	const char *s;
+	if (!cJSON_IsString(item))
+		return -EINVAL;
+	return kv_i64_parse(item->valuestring, out);
+}
+
+int kv_i64_parse(const char *s, int64_t *out)
+{
 	char *end;
 	long long v;
 	size_t i = 0;
 
-	if (!cJSON_IsString(item))
-		return -EINVAL;
-	s = item->valuestring;
 	if (s[0] == '-')
 		i++;
 	if (s[i] == '\0' || strspn(s + i, "0123456789") != strlen(s + i))

@@ -47,6 +47,10 @@ int kv_json_uint(const struct cJSON *item, double max, uint64_t *out);
 /* A signed 64-bit integer written as a decimal string (optional '-', then
  * digits): how nanosecond times travel, since they exceed 2^53. */
 int kv_json_i64(const struct cJSON *item, int64_t *out);
+/* The same two rules on a number already read, and a string already read
+ * (for store/jread.h's readers). */
+int kv_uint_of_double(double d, double max, uint64_t *out);
+int kv_i64_parse(const char *s, int64_t *out);
 void kv_buf_i64(struct kv_buf *b, int64_t v); /* as "123", quoted */
 
 #endif

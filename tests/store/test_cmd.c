@@ -237,6 +237,20 @@ static void test_malformed_commands_are_rejected(void **state)
 	    "{\"v\":1,\"op\":\"rename\",\"k\":\"a\",\"k2\":\"b\",\"flags\":4}",
 	    "{\"v\":1,\"op\":\"noop\",\"k\":\"a\"}",
 	    "{\"v\":1,\"op\":\"noop\"} trailing",
+	    /* a NUL inside a key, a value or the op: cJSON used to cut the
+	     * string there, so "a\u0000b" silently became the key "a" */
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\\u0000b\",\"val\":\"x\","
+	    "\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\\u0000\","
+	    "\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"noop\\u0000x\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\","
+	    "\"mt\":\"1\\u00002\"}",
+	    /* raw control bytes and a lone surrogate are not JSON */
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\tb\",\"val\":\"x\","
+	    "\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"\\ud800\","
+	    "\"mt\":\"1\"}",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
