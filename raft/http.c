@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "codec.h"
 #include "http_internal.h"
 #include "snapxfer.h"
 #include "transport.h"
@@ -104,17 +105,6 @@ static const struct http_route *route_find(const char *path)
 	return NULL;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
 {
 	char *dst = malloc(len + 1);
@@ -131,7 +121,7 @@ int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
 			free(dst);
 			return -EINVAL;
 		}
-		int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+		int hi = kv_hex_val(src[i + 1]), lo = kv_hex_val(src[i + 2]);
 		if (hi < 0 || lo < 0) {
 			free(dst);
 			return -EINVAL;

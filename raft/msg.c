@@ -308,6 +308,17 @@ static int seen(struct dec *d, unsigned *mask, unsigned bit, const char *name)
 	return 0;
 }
 
+/* The entry's data: p[0..n) (taken; none when empty). */
+static void set_data(struct raft_entry *e, void *p, size_t n)
+{
+	if (n == 0) {
+		free(p);
+		p = NULL;
+	}
+	e->data = p;
+	e->len = n;
+}
+
 /* "data": UTF-8 text without NUL, kept as is. */
 static int get_data(struct dec *d, struct raft_entry *e)
 {
@@ -323,12 +334,7 @@ static int get_data(struct dec *d, struct raft_entry *e)
 		free(p);
 		BAD(d, "\"data\" is not UTF-8");
 	}
-	if (n == 0) {
-		free(p);
-		p = NULL;
-	}
-	e->data = p;
-	e->len = n;
+	set_data(e, p, n);
 	return 0;
 }
 
@@ -350,12 +356,7 @@ static int get_data64(struct dec *d, struct raft_entry *e)
 		BAD(d, "\"data64\" is not canonical base64");
 	if (err < 0)
 		return err;
-	if (n == 0) {
-		free(p);
-		p = NULL;
-	}
-	e->data = p;
-	e->len = n;
+	set_data(e, p, n);
 	return 0;
 }
 

@@ -187,6 +187,17 @@ void kv_buf_base64(struct kv_buf *b, const void *p, size_t n)
 	b->p[b->len] = '\0';
 }
 
+int kv_hex_val(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 static int b64_val(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')

@@ -28,6 +28,8 @@ void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n);
 /* Append base64 (standard alphabet, padded) without quotes. */
 void kv_buf_base64(struct kv_buf *b, const void *p, size_t n);
 
+/* The value of hex digit c (either case), or -1. */
+int kv_hex_val(char c);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates) with no NUL.
  */
 bool kv_utf8_valid(const void *p, size_t n, bool allow_nul);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "jread.h"
 
 static bool is_ws(char c)
@@ -17,17 +18,6 @@ static void ws(struct jr *r)
 		r->p++;
 }
 
-static int hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Four hex digits at p (p + 4 <= end checked by the caller): the code
  * unit, or -1. */
 static long hex4(const char *p)
@@ -35,7 +25,7 @@ static long hex4(const char *p)
 	long v = 0;
 
 	for (int i = 0; i < 4; i++) {
-		int h = hex(p[i]);
+		int h = kv_hex_val(p[i]);
 		if (h < 0)
 			return -1;
 		v = v << 4 | h;
