@@ -671,6 +671,13 @@ struct top {
 	struct jr at; /* its value */
 };
 
+/* Move the reader to a value found earlier: its kind. */
+static char kind_at(struct dec *d, const struct jr *at)
+{
+	d->r = *at;
+	return jr_kind(&d->r);
+}
+
 /* Everything before the messages: the version first (another version may
  * have other fields), then the fields, the cluster and the sender. The
  * messages' position in *list. */
@@ -709,9 +716,8 @@ static int get_envelope(struct dec *d, const char *cluster_id, uint64_t *sender,
 		if (top[i].bit == F_VERSION && version == NULL)
 			version = &top[i].at;
 	}
-	if (kvfs == NULL || version == NULL || (d->r = *kvfs, 0) ||
-	    jr_kind(&d->r) != '"' || jr_str(&d->r, buf, sizeof(buf)) != 4 ||
-	    strcmp(buf, "raft") != 0)
+	if (kvfs == NULL || version == NULL || kind_at(d, kvfs) != '"' ||
+	    jr_str(&d->r, buf, sizeof(buf)) != 4 || strcmp(buf, "raft") != 0)
 		BAD(d, "not a kvfs raft batch (no kvfs/version)");
 	d->r = *version;
 	if ((err = get_u64(d, "version", &v)) < 0)
@@ -736,7 +742,7 @@ static int get_envelope(struct dec *d, const char *cluster_id, uint64_t *sender,
 			 (err = get_u64(d, "from", sender)) < 0)
 			return err;
 	}
-	if (cluster == NULL || (d->r = *cluster, jr_kind(&d->r)) != '"')
+	if (cluster == NULL || kind_at(d, cluster) != '"')
 		BAD(d, "no cluster id");
 	if (cluster_id == NULL ||
 	    jr_str(&d->r, buf, sizeof(buf)) != strlen(cluster_id) ||
@@ -745,7 +751,7 @@ static int get_envelope(struct dec *d, const char *cluster_id, uint64_t *sender,
 		return -EPERM;
 	}
 	if (!(mask & F_FROM) || *sender == RAFT_NONE || !(mask & F_MSGS) ||
-	    (d->r = *list, jr_kind(&d->r)) != '[')
+	    kind_at(d, list) != '[')
 		BAD(d, "no sender or no message list");
 	return 0;
 }

@@ -42,7 +42,7 @@ struct map_node {
 	 * subtree. */
 	char tail;
 	uint64_t hash; /* rec_hash(rec), a term of map->hash */
-	uint64_t kh;   /* key_hash(key, tail): its bucket in map->index */
+	uint64_t kh;   /* key_hash(key, tail), set by index_add: its bucket */
 	struct map_node *hnext; /* next node in that bucket */
 };
 
@@ -242,10 +242,12 @@ static void index_grow(struct map *m)
 	m->nbuckets = nb;
 }
 
+/* n has a new key (inserted or attached); a replace keeps key and bucket. */
 static void index_add(struct map *m, struct map_node *n)
 {
 	if (m->nbuckets == 0)
 		return;
+	n->kh = key_hash(n->key, n->klen, n->tail);
 	index_grow(m);
 	struct map_node **b = bucket_of(m, n->kh);
 	n->hnext = *b;
@@ -364,7 +366,6 @@ static void node_set(struct map_node *n, struct kv_rec *rec)
 	n->klen = rec->klen;
 	n->tail = S_ISDIR(rec->mode) ? '/' : 0;
 	n->hash = rec_hash(rec);
-	n->kh = key_hash(n->key, n->klen, n->tail);
 }
 
 void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
