@@ -723,6 +723,8 @@ static void status_peers(struct kv_node *n, cJSON *j)
 			cJSON_AddNumberToObject(p, "queued",
 						(double)info.queued);
 			cJSON_AddNumberToObject(p, "sent", (double)info.sent);
+			cJSON_AddNumberToObject(p, "frames",
+						(double)info.batches);
 			cJSON_AddNumberToObject(p, "dropped",
 						(double)info.dropped);
 			if (info.last_err[0])

@@ -2,9 +2,9 @@
  *
  * Two pieces: the codec (msg.c) turns a batch of struct raft_message into
  * one versioned JSON document and back, strictly; the peer senders
- * (peer.c) run one thread per peer with a bounded queue that writes
- * batches as frames of one long POST to http://ADDR/raft/stream over a
- * kept-alive libcurl connection. The
+ * (peer.c) write batches as frames of one long POST to
+ * http://ADDR/raft/stream per peer, straight from the caller's thread when
+ * they can and else through one thread per peer with a bounded queue. The
  * receiving side is the HTTP listener (http*.c), which calls
  * peer_token_equal and peer_handle_body (peer_recv.c). The wire format,
  * headers, queue bounds and backoff are in docs/peer-protocol.md. */
@@ -195,12 +195,16 @@ int peers_add(struct peer_set *ps, uint64_t id, const char *addr);
  * -ENOENT. Any thread but a sender's. */
 int peers_remove(struct peer_set *ps, uint64_t id);
 
-/* Queue msgs for their destinations (m.to), copying them (entries and
- * data too); msgs stay the caller's. Never blocks on the network: a full
- * queue drops its oldest append or heartbeat (else its oldest message) to
- * make room. Messages of type RAFT_MSG_NONE are skipped; messages for
- * unknown peers are dropped. Returns how many were queued, or -ENOMEM
- * (those before were queued). Any thread. */
+/* Send msgs to their destinations (m.to); msgs stay the caller's. A
+ * destination's messages go as one frame written at once to its stream
+ * when the stream is open and nothing waits before them (a non-blocking
+ * write; what the socket does not take is left to the peer's thread);
+ * otherwise they are copied (entries and data too) into its queue. Never
+ * blocks on the network: a full queue drops its oldest append or
+ * heartbeat (else its oldest message) to make room. Messages of type
+ * RAFT_MSG_NONE are skipped; messages for unknown peers are dropped.
+ * Returns how many were written or queued, or -ENOMEM (those before
+ * were). Any thread. */
 int peers_send(struct peer_set *ps, const struct raft_message *msgs, size_t n);
 
 /* Fill *out for peer id. 0 or -ENOENT. Any thread. */

@@ -701,6 +701,121 @@ static void test_full_queue_drops_oldest_heartbeats_first(void **state)
 	server_stop(s);
 }
 
+/* Frames larger than the socket takes at once: the sender writes the
+ * rest, later messages wait behind it, and every byte arrives in order. */
+static void
+test_a_frame_the_socket_cannot_take_at_once_is_finished(void **state)
+{
+	enum { BIG = 3 * 1024 * 1024, N = 3 };
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(NULL);
+	char *data[N];
+	struct raft_entry e[N];
+	struct raft_message m, *got;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	m = hb(2, 1);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	wait_sent(ps, 2, 1); /* the stream is open */
+	for (int i = 0; i < N; i++) {
+		data[i] = malloc(BIG);
+		assert_non_null(data[i]);
+		memset(data[i], 'a' + i, BIG);
+		e[i] = (struct raft_entry){.term = 1,
+					   .index = (uint64_t)i + 1,
+					   .type = RAFT_ENTRY_NORMAL,
+					   .data = data[i],
+					   .len = BIG};
+		m = (struct raft_message){.type = RAFT_MSG_APPEND,
+					  .from = SELF,
+					  .to = 2,
+					  .term = 1,
+					  .index = (uint64_t)i,
+					  .log_term = i ? 1 : 0,
+					  .commit = (uint64_t)i,
+					  .entries = &e[i],
+					  .n_entries = 1};
+		assert_int_equal(peers_send(ps, &m, 1), 1);
+		m = hb(2, (uint64_t)i + 2);
+		assert_int_equal(peers_send(ps, &m, 1), 1);
+	}
+	for (int i = 0; i < N; i++)
+		free(data[i]); /* the caller's to free once sent */
+	wait_sent(ps, 2, 1 + 2 * N);
+	got = server_wait_msgs(s, 1 + 2 * N, &n);
+	assert_int_equal(n, 1 + 2 * N);
+	assert_int_equal(got[0].type, RAFT_MSG_HEARTBEAT);
+	for (int i = 0; i < N; i++) {
+		struct raft_message *a = &got[1 + 2 * i], *h = &got[2 + 2 * i];
+		assert_int_equal(a->type, RAFT_MSG_APPEND);
+		assert_int_equal(a->n_entries, 1);
+		assert_int_equal(a->entries[0].len, BIG);
+		for (size_t k = 0; k < BIG; k += 4099)
+			assert_int_equal(((char *)a->entries[0].data)[k],
+					 'a' + i);
+		assert_int_equal(h->type, RAFT_MSG_HEARTBEAT);
+		assert_int_equal(h->commit, (uint64_t)i + 2);
+	}
+	peer_msgs_free(got, n);
+	assert_int_equal(info(ps, 2).failures, 0);
+	assert_int_equal(info(ps, 2).dropped, 0);
+	peers_free(ps);
+	server_stop(s);
+}
+
+/* A peer that closed the stream (a killed process) never gets a propose
+ * written into the dead connection, where it would be lost with its
+ * outcome unknown: the propose waits for the next stream and arrives on
+ * it, and is not reported as unsent. */
+static void
+test_a_propose_after_the_peer_closed_goes_on_the_next_stream(void **state)
+{
+	struct peer_options o = {.unsent = on_unsent, .unsent_arg = &unsent};
+	struct peer_set *ps = new_set(&o);
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	unsigned port;
+	int l = hung_listener(&port), c;
+	struct raft_message m = hb(2, 1);
+	char buf[4096];
+	size_t have = 0;
+	uint64_t end = mono_ms() + DEADLINE_MS;
+
+	(void)state;
+	unsent.n = 0;
+	add(ps, 2, port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	c = accept_request(l);
+	assert_int_equal(write(c, cont, sizeof(cont) - 1),
+			 (ssize_t)(sizeof(cont) - 1));
+	wait_sent(ps, 2, 1);
+	close(c); /* the peer goes away; its listener stays */
+	m = propose(2, 77);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	c = accept_request(l); /* a new stream */
+	assert_int_equal(write(c, cont, sizeof(cont) - 1),
+			 (ssize_t)(sizeof(cont) - 1));
+	while (mono_ms() < end && have < sizeof(buf) - 1) {
+		struct pollfd pfd = {.fd = c, .events = POLLIN};
+		if (poll(&pfd, 1, 100) != 1)
+			continue;
+		ssize_t r = read(c, buf + have, sizeof(buf) - 1 - have);
+		assert_true(r > 0);
+		have += (size_t)r;
+		buf[have] = '\0';
+		if (strstr(buf, "\"ctx\":77") != NULL)
+			break;
+	}
+	assert_non_null(strstr(buf, "\"type\":\"propose\""));
+	assert_non_null(strstr(buf, "\"ctx\":77"));
+	assert_int_equal(unsent_count(), 0);
+	wait_sent(ps, 2, 2);
+	stop_within(ps, 0, 3000);
+	close(c);
+	close(l);
+}
+
 static void test_stop_is_quick_while_a_stream_hangs(void **state)
 {
 	struct peer_options o = {.timeout_ms = 60000,
@@ -822,6 +937,10 @@ int main(void)
 	    cmocka_unit_test(test_down_peer_backs_off_without_blocking_others),
 	    cmocka_unit_test(test_a_propose_that_never_went_is_reported),
 	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),
+	    cmocka_unit_test(
+		test_a_frame_the_socket_cannot_take_at_once_is_finished),
+	    cmocka_unit_test(
+		test_a_propose_after_the_peer_closed_goes_on_the_next_stream),
 	    cmocka_unit_test(test_stop_is_quick_while_a_stream_hangs),
 	    cmocka_unit_test(test_an_unanswered_end_of_stream_fails_in_time),
 	    cmocka_unit_test(test_refusal_is_reported_with_the_peers_reason),
