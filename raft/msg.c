@@ -101,8 +101,12 @@ static int put_u64(struct kv_buf *b, const char *name, uint64_t v)
 {
 	if (v > PEER_INT_MAX)
 		return -ERANGE;
-	if (v != 0)
-		kv_buf_printf(b, ",\"%s\":%" PRIu64, name, v);
+	if (v != 0) {
+		kv_buf_puts(b, ",\"");
+		kv_buf_puts(b, name);
+		kv_buf_puts(b, "\":");
+		kv_buf_u64(b, v);
+	}
 	return 0;
 }
 
@@ -115,9 +119,13 @@ static int put_entry(struct kv_buf *b, const struct raft_entry *e)
 		return -EINVAL;
 	if (e->len > 0 && e->data == NULL)
 		return -EINVAL;
-	kv_buf_printf(
-	    b, "{\"term\":%" PRIu64 ",\"index\":%" PRIu64 ",\"type\":\"%s\"",
-	    e->term, e->index, entry_type_names[e->type]);
+	kv_buf_puts(b, "{\"term\":");
+	kv_buf_u64(b, e->term);
+	kv_buf_puts(b, ",\"index\":");
+	kv_buf_u64(b, e->index);
+	kv_buf_puts(b, ",\"type\":\"");
+	kv_buf_puts(b, entry_type_names[e->type]);
+	kv_buf_puts(b, "\"");
 	if (e->len > 0 && kv_utf8_valid(e->data, e->len, false)) {
 		kv_buf_puts(b, ",\"data\":");
 		kv_buf_json_str(b, e->data, e->len);
@@ -173,9 +181,12 @@ static int put_msg(struct kv_buf *b, const struct raft_message *m)
 		return -EINVAL;
 	if (m->to > PEER_INT_MAX || m->term > PEER_INT_MAX)
 		return -ERANGE;
-	kv_buf_printf(b,
-		      "{\"type\":\"%s\",\"to\":%" PRIu64 ",\"term\":%" PRIu64,
-		      type_names[m->type], m->to, m->term);
+	kv_buf_puts(b, "{\"type\":\"");
+	kv_buf_puts(b, type_names[m->type]);
+	kv_buf_puts(b, "\",\"to\":");
+	kv_buf_u64(b, m->to);
+	kv_buf_puts(b, ",\"term\":");
+	kv_buf_u64(b, m->term);
 	if ((err = put_u64(b, "index", m->index)) < 0 ||
 	    (err = put_u64(b, "log_term", m->log_term)) < 0 ||
 	    (err = put_u64(b, "commit", m->commit)) < 0 ||
@@ -218,10 +229,13 @@ int peer_msgs_encode(const char *cluster_id, uint64_t from,
 	kv_buf_init(&b);
 	/* The cluster id is printable ASCII: it needs escaping of '"' and
 	 * '\\' only, which kv_buf_json_str does. */
-	kv_buf_printf(&b, "{\"kvfs\":\"raft\",\"version\":%d,\"cluster\":",
-		      PEER_PROTOCOL_VERSION);
+	kv_buf_puts(&b, "{\"kvfs\":\"raft\",\"version\":");
+	kv_buf_u64(&b, PEER_PROTOCOL_VERSION);
+	kv_buf_puts(&b, ",\"cluster\":");
 	kv_buf_json_str(&b, cluster_id, strlen(cluster_id));
-	kv_buf_printf(&b, ",\"from\":%" PRIu64 ",\"msgs\":[", from);
+	kv_buf_puts(&b, ",\"from\":");
+	kv_buf_u64(&b, from);
+	kv_buf_puts(&b, ",\"msgs\":[");
 	for (size_t i = 0; i < n; i++) {
 		if (msgs[i].from != from) {
 			err = -EINVAL;

@@ -83,8 +83,11 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 	if (op >= N_OPS)
 		return -EINVAL;
 	kv_buf_init(&b);
-	kv_buf_printf(&b, "{\"v\":%d,\"op\":\"%s\"", KV_FORMAT_VERSION,
-		      op_names[op]);
+	kv_buf_puts(&b, "{\"v\":");
+	kv_buf_u64(&b, KV_FORMAT_VERSION);
+	kv_buf_puts(&b, ",\"op\":\"");
+	kv_buf_puts(&b, op_names[op]);
+	kv_buf_puts(&b, "\"");
 	if (cmd->op != KV_OP_NOOP) {
 		kv_buf_puts(&b, ",\"k\":");
 		kv_buf_json_str(&b, cmd->key, cmd->klen);
@@ -97,10 +100,14 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 		put_val(&b, cmd->val, cmd->vlen);
 		kv_buf_puts(&b, ",\"mt\":");
 		kv_buf_i64(&b, cmd->mtime_ns);
-		if (cmd->mode != 0)
-			kv_buf_printf(&b, ",\"mode\":%" PRIu32, cmd->mode);
-		if (cmd->if_rev != 0)
-			kv_buf_printf(&b, ",\"if_rev\":%" PRIu64, cmd->if_rev);
+		if (cmd->mode != 0) {
+			kv_buf_puts(&b, ",\"mode\":");
+			kv_buf_u64(&b, cmd->mode);
+		}
+		if (cmd->if_rev != 0) {
+			kv_buf_puts(&b, ",\"if_rev\":");
+			kv_buf_u64(&b, cmd->if_rev);
+		}
 		if (cmd->if_absent)
 			kv_buf_puts(&b, ",\"if_absent\":true");
 		break;

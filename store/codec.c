@@ -367,7 +367,21 @@ int kv_i64_parse(const char *s, int64_t *out)
 	return 0;
 }
 
+void kv_buf_u64(struct kv_buf *b, uint64_t v)
+{
+	char t[20];
+	size_t n = 0;
+
+	do {
+		t[sizeof(t) - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	kv_buf_put(b, t + sizeof(t) - n, n);
+}
+
 void kv_buf_i64(struct kv_buf *b, int64_t v)
 {
-	kv_buf_printf(b, "\"%" PRId64 "\"", v);
+	kv_buf_puts(b, v < 0 ? "\"-" : "\"");
+	kv_buf_u64(b, v < 0 ? -(uint64_t)v : (uint64_t)v);
+	kv_buf_puts(b, "\"");
 }

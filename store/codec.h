@@ -53,6 +53,7 @@ int kv_json_i64(const struct cJSON *item, int64_t *out);
  * (for store/jread.h's readers). */
 int kv_uint_of_double(double d, double max, uint64_t *out);
 int kv_i64_parse(const char *s, int64_t *out);
-void kv_buf_i64(struct kv_buf *b, int64_t v); /* as "123", quoted */
+void kv_buf_i64(struct kv_buf *b, int64_t v);  /* as "123", quoted */
+void kv_buf_u64(struct kv_buf *b, uint64_t v); /* as 123 (no printf) */
 
 #endif
