@@ -8,6 +8,8 @@
  * and known to match the current leader's log, so acknowledgements can be
  * generated asynchronously after the write. */
 #include <assert.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "raft_impl.h"
 
@@ -82,8 +84,55 @@ static void send_snapshot(struct raft *r, struct raft_progress *p)
 	progress_become_snapshot(p, r->log.snap_index);
 }
 
+/* The append to `to` that this update already holds, if it is the last
+ * message to `to` and ends at prev, so that one starting after prev can
+ * go in it; else NULL. */
+static struct raft_message *pending_append(struct raft *r, uint64_t to,
+					   uint64_t prev)
+{
+	for (size_t i = r->n_out_msgs; i-- > 0;) {
+		struct raft_message *m = &r->out_msgs[i];
+		if (m->to != to)
+			continue;
+		if (m->type == RAFT_MSG_APPEND && m->term == r->term &&
+		    m->index + m->n_entries == prev)
+			return m;
+		return NULL;
+	}
+	return NULL;
+}
+
+/* Put entries prev+1..hi into m, the pending append ending at prev, and
+ * carry the current commit index in it. False if out of memory (m is
+ * unchanged). */
+static bool extend_append(struct raft *r, struct raft_message *m, uint64_t prev,
+			  uint64_t hi)
+{
+	size_t n = hi - prev;
+	if (n > 0) {
+		struct raft_entry *add = NULL, *v;
+		if (mlog_copy(&r->log, prev + 1, hi, &add) != 0)
+			return false;
+		v = realloc(m->entries, (m->n_entries + n) * sizeof(*v));
+		if (!v) {
+			entries_free(add, n);
+			return false;
+		}
+		memcpy(v + m->n_entries, add, n * sizeof(*v));
+		free(add); /* the entries moved into v */
+		m->entries = v;
+		m->n_entries += n;
+	}
+	m->commit = r->commit;
+	return true;
+}
+
 /* Figure 2 AppendEntries, sender side. send_empty: also send when there
- * are no new entries (a probe, or to carry a new commit index). */
+ * are no new entries (a probe, or to carry a new commit index). A
+ * follower being replicated to gets at most one append per update where
+ * they follow each other: a commit index learned from one ack, then
+ * another, then new entries proposed make one message, not three (each
+ * costs an encoding, a decoding and a step on the follower). */
 void send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 {
 	if (p->id == r->id)
@@ -118,6 +167,17 @@ void send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 	}
 	if (hi == prev && !send_empty && p->state == PROGRESS_REPLICATE)
 		return;
+	if (p->state == PROGRESS_REPLICATE) {
+		struct raft_message *pm = pending_append(r, p->id, prev);
+		if (pm &&
+		    pm->n_entries + (hi - prev) <= r->opt.max_batch_entries) {
+			if (extend_append(r, pm, prev, hi) && hi > prev) {
+				p->next = hi + 1;
+				progress_inflight_add(p, hi);
+			}
+			return;
+		}
+	}
 	struct raft_message *m = raft_msg_new(r, RAFT_MSG_APPEND, p->id);
 	if (!m)
 		return;

@@ -374,6 +374,55 @@ test_leader_counts_its_own_entry_only_after_it_is_persisted(void **st)
 	raft_free(r);
 }
 
+/* How many messages of type t the update sends to `to`. */
+static size_t count_sent(enum raft_msg_type t, uint64_t to)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < U.n_msgs; i++)
+		n += U.msgs[i].type == t && U.msgs[i].to == to;
+	return n;
+}
+
+/* Appends that follow each other in one update go to a follower as one
+ * message: a commit index learned from an ack and entries proposed after
+ * it reach follower 2 together, and two proposals reach follower 3 in one
+ * append, in order. */
+static void test_leader_sends_one_append_per_follower_per_update(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 1, NULL, 0);
+	elect(r); /* term 2, no-op at 1, probes sent */
+	raft_persisted(r, 1, 2);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 3,
+				      .term = 2,
+				      .index = 1});
+	take(r);
+	assert_int_equal(raft_commit_index(r), 1);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .index = 1});
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "a", 1, NULL, NULL),
+			 0);
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "b", 1, NULL, NULL),
+			 0);
+	take(r);
+	for (uint64_t to = 2; to <= 3; to++) {
+		assert_int_equal(count_sent(RAFT_MSG_APPEND, to), 1);
+		const struct raft_message *m = sent(RAFT_MSG_APPEND, to);
+		assert_int_equal(m->index, 1);
+		assert_int_equal(m->log_term, 2);
+		assert_int_equal(m->commit, 1);
+		assert_int_equal(m->n_entries, 2);
+		assert_int_equal(m->entries[0].index, 2);
+		assert_memory_equal(m->entries[0].data, "a", 1);
+		assert_int_equal(m->entries[1].index, 3);
+		assert_memory_equal(m->entries[1].data, "b", 1);
+	}
+	raft_free(r);
+}
+
 /* Pre-Vote (§9.6 diss.): asking for votes does not change the term. */
 static void test_pre_candidate_does_not_change_its_term(void **st)
 {
@@ -523,6 +572,7 @@ int main(void)
 	    T(test_new_leader_appends_a_noop_of_its_term),
 	    T(test_leader_never_commits_an_earlier_term_entry_by_counting_replicas),
 	    T(test_leader_counts_its_own_entry_only_after_it_is_persisted),
+	    T(test_leader_sends_one_append_per_follower_per_update),
 	    T(test_pre_candidate_does_not_change_its_term),
 	    T(test_follower_in_lease_ignores_vote_of_higher_term),
 	    T(test_proposal_on_follower_names_the_leader),
