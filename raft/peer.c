@@ -831,6 +831,8 @@ static int stream_serve(struct peer *p, struct answer *a, char *why,
 		size_t n = 0;
 		int err = 0;
 
+		if (atomic_load(&p->stop))
+			return KV_ESHUTDOWN;
 		pthread_mutex_lock(&p->mu);
 		if (p->sock_err == 0 && p->out.active &&
 		    (err = out_push(p)) < 0)
@@ -847,8 +849,6 @@ static int stream_serve(struct peer *p, struct answer *a, char *why,
 		}
 		p->info.queued = p->queued;
 		pthread_mutex_unlock(&p->mu);
-		if (atomic_load(&p->stop))
-			return KV_ESHUTDOWN;
 		if (batch != NULL) {
 			batch_to_out(p, batch, n);
 			continue;
