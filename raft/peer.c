@@ -823,7 +823,7 @@ static int stream_serve(struct peer *p, struct answer *a, char *why,
 			size_t why_len)
 {
 	const struct peer_options *o = &p->set->opt;
-	uint64_t closing_at = 0;
+	uint64_t closing_at = 0, answered_at = 0;
 	bool closing = false;
 
 	for (;;) {
@@ -861,6 +861,14 @@ static int stream_serve(struct peer *p, struct answer *a, char *why,
 			pthread_mutex_unlock(&p->mu);
 			snprintf(why, why_len,
 				 "the peer took nothing for %u ms",
+				 o->timeout_ms);
+			return -EIO;
+		}
+		if (answered_at && now - answered_at > o->timeout_ms) {
+			pthread_mutex_unlock(&p->mu);
+			snprintf(why, why_len,
+				 "the peer's answer did not come whole in %u "
+				 "ms",
 				 o->timeout_ms);
 			return -EIO;
 		}
@@ -904,6 +912,8 @@ static int stream_serve(struct peer *p, struct answer *a, char *why,
 			int end = stream_answered(p, a, closing, why, why_len);
 			if (end <= 0)
 				return end;
+			if (answered_at == 0) /* more of it to come */
+				answered_at = now_ms(CLOCK_MONOTONIC);
 		}
 	}
 }

@@ -872,6 +872,34 @@ static void test_an_unanswered_end_of_stream_fails_in_time(void **state)
 	close(l);
 }
 
+/* A peer that starts an answer mid-stream and never finishes it fails
+ * the stream in timeout_ms. */
+static void test_a_half_answer_fails_in_time(void **state)
+{
+	struct peer_options o = {.timeout_ms = 300};
+	struct peer_set *ps = new_set(&o);
+	unsigned port;
+	int l = hung_listener(&port), c;
+	struct raft_message m = hb(2, 1);
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	static const char half[] = "HTTP/1.1 500 Internal";
+
+	(void)state;
+	add(ps, 2, port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	c = accept_request(l);
+	assert_int_equal(write(c, cont, sizeof(cont) - 1),
+			 (ssize_t)(sizeof(cont) - 1));
+	wait_sent(ps, 2, 1);
+	assert_int_equal(write(c, half, sizeof(half) - 1),
+			 (ssize_t)(sizeof(half) - 1));
+	wait_failures(ps, 2, 1);
+	assert_non_null(strstr(info(ps, 2).last_err, "did not come whole"));
+	stop_within(ps, 0, 3000);
+	close(c);
+	close(l);
+}
+
 static void test_refusal_is_reported_with_the_peers_reason(void **state)
 {
 	struct server *s = server_start();
@@ -943,6 +971,7 @@ int main(void)
 		test_a_propose_after_the_peer_closed_goes_on_the_next_stream),
 	    cmocka_unit_test(test_stop_is_quick_while_a_stream_hangs),
 	    cmocka_unit_test(test_an_unanswered_end_of_stream_fails_in_time),
+	    cmocka_unit_test(test_a_half_answer_fails_in_time),
 	    cmocka_unit_test(test_refusal_is_reported_with_the_peers_reason),
 	    cmocka_unit_test(test_bad_arguments_are_refused),
 	};
