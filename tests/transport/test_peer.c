@@ -402,6 +402,18 @@ static int accept_request(int fd)
 	return -1;
 }
 
+/* Accept a stream on listener fd and let it start, as a peer does with
+ * "100 Continue". Returns the connection. */
+static int accept_stream(int fd)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	int c = accept_request(fd);
+
+	assert_int_equal(write(c, cont, sizeof(cont) - 1),
+			 (ssize_t)(sizeof(cont) - 1));
+	return c;
+}
+
 /* peers_free (or remove) on a thread, so the test can bound its wait. */
 struct stopper {
 	struct peer_set *ps;
@@ -774,7 +786,6 @@ test_a_propose_after_the_peer_closed_goes_on_the_next_stream(void **state)
 {
 	struct peer_options o = {.unsent = on_unsent, .unsent_arg = &unsent};
 	struct peer_set *ps = new_set(&o);
-	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	unsigned port;
 	int l = hung_listener(&port), c;
 	struct raft_message m = hb(2, 1);
@@ -786,16 +797,12 @@ test_a_propose_after_the_peer_closed_goes_on_the_next_stream(void **state)
 	unsent.n = 0;
 	add(ps, 2, port);
 	assert_int_equal(peers_send(ps, &m, 1), 1);
-	c = accept_request(l);
-	assert_int_equal(write(c, cont, sizeof(cont) - 1),
-			 (ssize_t)(sizeof(cont) - 1));
+	c = accept_stream(l);
 	wait_sent(ps, 2, 1);
 	close(c); /* the peer goes away; its listener stays */
 	m = propose(2, 77);
 	assert_int_equal(peers_send(ps, &m, 1), 1);
-	c = accept_request(l); /* a new stream */
-	assert_int_equal(write(c, cont, sizeof(cont) - 1),
-			 (ssize_t)(sizeof(cont) - 1));
+	c = accept_stream(l); /* a new stream */
 	while (mono_ms() < end && have < sizeof(buf) - 1) {
 		struct pollfd pfd = {.fd = c, .events = POLLIN};
 		if (poll(&pfd, 1, 100) != 1)
@@ -853,14 +860,11 @@ static void test_an_unanswered_end_of_stream_fails_in_time(void **state)
 	int l = hung_listener(&port), c;
 	struct raft_message m = hb(2, 1);
 	struct peer_info pi;
-	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 
 	(void)state;
 	add(ps, 2, port);
 	assert_int_equal(peers_send(ps, &m, 1), 1);
-	c = accept_request(l);
-	assert_int_equal(write(c, cont, sizeof(cont) - 1),
-			 (ssize_t)(sizeof(cont) - 1));
+	c = accept_stream(l);
 	wait_sent(ps, 2, 1); /* the frame went; then nothing answers */
 	wait_failures(ps, 2, 1);
 	pi = info(ps, 2);
@@ -881,15 +885,12 @@ static void test_a_half_answer_fails_in_time(void **state)
 	unsigned port;
 	int l = hung_listener(&port), c;
 	struct raft_message m = hb(2, 1);
-	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 	static const char half[] = "HTTP/1.1 500 Internal";
 
 	(void)state;
 	add(ps, 2, port);
 	assert_int_equal(peers_send(ps, &m, 1), 1);
-	c = accept_request(l);
-	assert_int_equal(write(c, cont, sizeof(cont) - 1),
-			 (ssize_t)(sizeof(cont) - 1));
+	c = accept_stream(l);
 	wait_sent(ps, 2, 1);
 	assert_int_equal(write(c, half, sizeof(half) - 1),
 			 (ssize_t)(sizeof(half) - 1));
