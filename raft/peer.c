@@ -153,6 +153,14 @@ static void wake(struct peer *p)
 	(void)r; /* a full counter wakes the sender as well */
 }
 
+/* Take the wake-ups the sender has seen (the sender thread). */
+static void drain_wake(struct peer *p)
+{
+	uint64_t v;
+	ssize_t r = read(p->wake_fd, &v, sizeof(v));
+	(void)r; /* nothing to take is fine */
+}
+
 /* ---- The queue (peer->mu held) ---- */
 
 static void qmsg_free(struct qmsg *q)
@@ -350,8 +358,8 @@ static void chunk_clear(struct chunk *c)
 	*c = (struct chunk){.active = false};
 }
 
-/* Count a frame the socket took whole. mu held. */
-static void count_sent(struct peer *p, size_t msgs)
+/* Count a frame the socket took whole at mono_ms. mu held. */
+static void count_sent(struct peer *p, size_t msgs, uint64_t mono_ms)
 {
 	p->info.sent += msgs;
 	p->info.batches++;
@@ -359,7 +367,7 @@ static void count_sent(struct peer *p, size_t msgs)
 	p->info.reachable = true;
 	p->info.failures = 0;
 	p->info.backoff_ms = 0;
-	p->last_frame_ms = now_ms(CLOCK_MONOTONIC);
+	p->last_frame_ms = mono_ms;
 }
 
 /* Write what the socket takes now of p->out; once all of it went, count
@@ -401,7 +409,7 @@ static int out_push(struct peer *p)
 		c->moved_ms = now_ms(CLOCK_MONOTONIC);
 	}
 	if (c->body != NULL)
-		count_sent(p, c->msgs);
+		count_sent(p, c->msgs, c->moved_ms);
 	chunk_clear(c);
 	return 1;
 }
@@ -599,11 +607,8 @@ static int wait_fd(struct peer *p, int fd, short events, uint64_t end_ms)
 		int r = poll(pf, 2, left > 1000000 ? 1000000 : (int)left);
 		if (r < 0 && errno != EINTR)
 			return 0;
-		if (r > 0 && pf[1].revents) {
-			uint64_t v;
-			ssize_t k = read(p->wake_fd, &v, sizeof(v));
-			(void)k;
-		}
+		if (r > 0 && pf[1].revents)
+			drain_wake(p);
 		if (r > 0 && pf[0].revents)
 			return 1;
 	}
@@ -798,10 +803,9 @@ static int stream_answered(struct peer *p, struct answer *a, bool closing,
 		return -EIO;
 	}
 	r = answer_parse(a, &status, text, sizeof(text));
-	if (r == 1 && status < 200)
-		return 1; /* an interim answer; the final one follows */
-	if (r == 0)
-		return 1;
+	if (r == 0 || (r == 1 && status < 200))
+		return 1; /* more to come (after an interim answer, the final)
+			   */
 	if (r < 0)
 		snprintf(why, why_len,
 			 "the peer answered something other than HTTP");
@@ -903,11 +907,8 @@ static int stream_serve(struct peer *p, struct answer *a, char *why,
 		if (r > 0 && (pf[0].revents & (POLLIN | POLLERR | POLLHUP)))
 			p->state = STREAM_ENDING; /* no frame goes now */
 		pthread_mutex_unlock(&p->mu);
-		if (r > 0 && pf[1].revents) {
-			uint64_t v;
-			ssize_t k = read(p->wake_fd, &v, sizeof(v));
-			(void)k;
-		}
+		if (r > 0 && pf[1].revents)
+			drain_wake(p);
 		if (r > 0 && (pf[0].revents & (POLLIN | POLLERR | POLLHUP))) {
 			int end = stream_answered(p, a, closing, why, why_len);
 			if (end <= 0)
