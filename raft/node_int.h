@@ -131,6 +131,12 @@ struct kv_node {
 	struct node_http *http;
 	struct peer_set *peers;
 	struct raft *raft; /* node thread only (and node_open/close) */
+	/* Messages of one node-thread turn, handed to the peers together:
+	 * one frame per peer and turn, not one per call, since every frame
+	 * wakes the listener on the other side. Each message owns its
+	 * entries (raft_message_clear). Node thread only. */
+	struct raft_message *outbox;
+	size_t n_outbox, cap_outbox;
 	pthread_t thread;
 	bool thread_started;
 

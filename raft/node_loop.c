@@ -220,6 +220,38 @@ static int store_entries(struct kv_node *n, const struct raft_entry *e,
 	return 0;
 }
 
+/* Hand the turn's messages to the peers, in the order they were added,
+ * and free them. Node thread. */
+static void outbox_flush(struct kv_node *n)
+{
+	if (n->n_outbox == 0)
+		return;
+	peers_send(n->peers, n->outbox, n->n_outbox);
+	for (size_t i = 0; i < n->n_outbox; i++)
+		raft_message_clear(&n->outbox[i]);
+	n->n_outbox = 0;
+}
+
+/* Move *m, and the entries it owns, into the outbox; *m is zeroed. Out
+ * of memory, the outbox and m go at once instead. Node thread. */
+static void outbox_add(struct kv_node *n, struct raft_message *m)
+{
+	if (n->n_outbox == n->cap_outbox) {
+		size_t cap = n->cap_outbox ? n->cap_outbox * 2 : 16;
+		struct raft_message *a = realloc(n->outbox, cap * sizeof(*a));
+		if (a == NULL) {
+			outbox_flush(n);
+			peers_send(n->peers, m, 1);
+			raft_message_clear(m);
+			return;
+		}
+		n->outbox = a;
+		n->cap_outbox = cap;
+	}
+	n->outbox[n->n_outbox++] = *m;
+	memset(m, 0, sizeof(*m));
+}
+
 /* Keep the peer senders in step with the configuration. */
 static void sync_peers(struct kv_node *n, const struct raft_config *c)
 {
@@ -414,7 +446,7 @@ static void reap_sends(struct kv_node *n, bool cancel_all)
 		*pp = ss->next;
 		if (!cancel_all) {
 			if (ss->ret == 0)
-				peers_send(n->peers, &ss->msg, 1);
+				outbox_add(n, &ss->msg);
 			raft_snapshot_done(n->raft, ss->id, ss->ret == 0);
 		}
 		free(ss);
@@ -470,15 +502,18 @@ static void process(struct kv_node *n, struct raft_update *u)
 			return;
 		}
 	}
-	/* a snapshot's data goes first, on a thread of its own */
+	/* a snapshot's data goes first, on a thread of its own; the rest
+	 * go now, with what the turn added before them, while the store
+	 * takes the entries */
 	for (size_t i = 0; i < u->n_msgs; i++) {
-		if (u->msgs[i].type != RAFT_MSG_SNAPSHOT)
-			continue;
-		start_send(n, &u->msgs[i]);
-		u->msgs[i].type = RAFT_MSG_NONE;
+		if (u->msgs[i].type == RAFT_MSG_SNAPSHOT) {
+			start_send(n, &u->msgs[i]);
+			u->msgs[i].type = RAFT_MSG_NONE;
+		} else {
+			outbox_add(n, &u->msgs[i]);
+		}
 	}
-	if (u->n_msgs)
-		peers_send(n->peers, u->msgs, u->n_msgs);
+	outbox_flush(n);
 	int ret = store_entries(n, u->entries, u->n_entries, false);
 	if (ret == 0)
 		ret = store_entries(n, u->committed, u->n_committed, true);
@@ -578,23 +613,36 @@ static void waiting_add(struct kv_node *n, struct prop *p)
 	*pp = p;
 }
 
-/* Send the props of list marked PROP_FORWARD to leader, in PROPOSE
- * messages, each numbered (p->ctx). Node thread, n->mu held. */
+/* A copy of e[0..n) that a message can own (raft_message_clear), or
+ * NULL. */
+static struct raft_entry *entries_dup(const struct raft_entry *e, size_t n)
+{
+	struct raft_entry *c = calloc(n, sizeof(*c));
+	for (size_t i = 0; c && i < n; i++) {
+		c[i] = e[i];
+		c[i].data = malloc(e[i].len ? e[i].len : 1);
+		if (c[i].data == NULL) {
+			while (i-- > 0)
+				free(c[i].data);
+			free(c);
+			return NULL;
+		}
+		memcpy(c[i].data, e[i].data, e[i].len);
+	}
+	return c;
+}
+
+/* Put the props of list marked PROP_FORWARD in the outbox for leader, in
+ * PROPOSE messages, each numbered (p->ctx). Copied: once listed as
+ * forwarded and n->mu released, a prop may be settled (its deadline) and
+ * gone before the turn's messages go. Node thread, n->mu held. */
 static void forward_props(struct kv_node *n, struct prop *list, size_t count,
 			  uint64_t leader)
 {
 	struct raft_entry *e = calloc(count, sizeof(*e));
 	struct raft_message *msgs = calloc(count, sizeof(*msgs));
-	if (!e || !msgs) {
-		free(e);
-		free(msgs);
-		for (struct prop *p = list; p; p = p->next)
-			if (p->ret == PROP_FORWARD)
-				p->ret = -ENOMEM; /* surely not applied */
-		return;
-	}
 	size_t k = 0, m = 0, bytes = 0;
-	for (struct prop *p = list; p; p = p->next) {
+	for (struct prop *p = list; e && msgs && p; p = p->next) {
 		if (p->ret != PROP_FORWARD)
 			continue;
 		struct raft_message *msg = m ? &msgs[m - 1] : NULL;
@@ -608,7 +656,6 @@ static void forward_props(struct kv_node *n, struct prop *list, size_t count,
 						     .entries = &e[k]};
 			bytes = 0;
 		}
-		/* borrowed: peers_send copies */
 		e[k++] = (struct raft_entry){.type = RAFT_ENTRY_NORMAL,
 					     .data = (void *)p->json,
 					     .len = p->len};
@@ -616,7 +663,24 @@ static void forward_props(struct kv_node *n, struct prop *list, size_t count,
 		bytes += p->len;
 		p->ctx = msg->ctx;
 	}
-	peers_send(n->peers, msgs, m);
+	size_t owned = 0;
+	for (; owned < m; owned++) {
+		struct raft_entry *c =
+		    entries_dup(msgs[owned].entries, msgs[owned].n_entries);
+		if (c == NULL)
+			break;
+		msgs[owned].entries = c;
+	}
+	if (e == NULL || msgs == NULL || owned < m) {
+		for (size_t i = 0; i < owned; i++)
+			raft_message_clear(&msgs[i]);
+		for (struct prop *p = list; p; p = p->next)
+			if (p->ret == PROP_FORWARD)
+				p->ret = -ENOMEM; /* surely not applied */
+	} else {
+		for (size_t i = 0; i < m; i++)
+			outbox_add(n, &msgs[i]);
+	}
 	free(e);
 	free(msgs);
 }
@@ -757,9 +821,6 @@ static void propose_all(struct kv_node *n, struct prop *list)
 		}
 	}
 	pthread_mutex_lock(&n->mu);
-	/* sent with n->mu held: once listed, a forwarded prop may be
-	 * settled (its deadline, node_unsent) and gone as soon as n->mu is
-	 * released, and peers_send copies it */
 	if (nfwd)
 		forward_props(n, list, nfwd, leader);
 	while (list) {
@@ -792,7 +853,7 @@ static void step(struct kv_node *n, const struct raft_message *m)
 	if (m->type == RAFT_MSG_PROPOSE) {
 		struct raft_message resp;
 		take_forwarded(n, m, &resp);
-		peers_send(n->peers, &resp, 1);
+		outbox_add(n, &resp);
 	} else if (m->type == RAFT_MSG_PROPOSE_RESP) {
 		struct prop *done = NULL;
 		pthread_mutex_lock(&n->mu);
@@ -952,6 +1013,7 @@ static void *loop_main(void *arg)
 			process(n, &u);
 			raft_update_free(&u);
 		}
+		outbox_flush(n); /* a turn without an update */
 		pthread_mutex_lock(&n->mu);
 		if (round_failed && n->read_issued == round) {
 			/* no leader known: ask again a tick later */
@@ -975,6 +1037,9 @@ static void *loop_main(void *arg)
 		publish(n);
 	}
 	pthread_mutex_unlock(&n->mu);
+	free(n->outbox);
+	n->outbox = NULL;
+	n->cap_outbox = 0;
 	return NULL;
 }
 
