@@ -1,4 +1,5 @@
-/* main.c - the kvfs program: options, daemonizing, node, mount.
+/* main.c - the kvfs program: options, daemonizing, and wiring the pieces
+ * (node, HTTP listener, mount) together.
  *
  * kvfs [options] [mountpoint]. Options are parsed with libfuse's fuse_opt
  * table, so every kvfs option works as --opt=value and as -o opt=value;
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "fs.h"
+#include "http.h"
 #include "node.h"
 
 struct cli {
@@ -282,8 +284,18 @@ int main(int argc, char **argv)
 		report_ready(&ready_fd, 1);
 		goto out_args;
 	}
+	struct http_server *http;
+	err = http_start(node, node_listen(node), &http, &errmsg);
+	if (err != 0) {
+		fprintf(stderr, "kvfs: cannot start: %s\n",
+			errmsg ? errmsg : kv_strerror(err));
+		free(errmsg);
+		report_ready(&ready_fd, 1);
+		node_close(node);
+		goto out_args;
+	}
 	fprintf(stderr, "kvfs: node %lu serving HTTP on port %u, data in %s\n",
-		c.id, node_port(node), no.data_dir);
+		c.id, http_port(http), no.data_dir);
 
 	if (!c.mountpoint) {
 		report_ready(&ready_fd, 0);
@@ -307,6 +319,10 @@ int main(int argc, char **argv)
 	ret = err == 0 ? 0 : 1;
 
 out_node:
+	/* the node first answers what the listener suspended, then the
+	 * listener stops, then the rest of the node */
+	node_stop(node);
+	http_stop(http);
 	node_close(node);
 out_args:
 	fuse_opt_free_args(&args);

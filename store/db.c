@@ -113,19 +113,6 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-int kv_sync_dir(const char *dir)
-{
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	int err = 0;
-
-	if (fd < 0)
-		return -errno;
-	if (fsync(fd) != 0)
-		err = -errno;
-	close(fd);
-	return err;
-}
-
 int db_write(const char *dir, const struct db_meta *meta,
 	     struct kv_rec *const *recs, size_t n)
 {

@@ -531,14 +531,6 @@ int map_stat(const struct map *m, const char *path, size_t plen,
 
 /* ---- listing ---- */
 
-void kv_list_clear(struct kv_list *list)
-{
-	for (size_t i = 0; i < list->n; i++)
-		free(list->ents[i].name);
-	free(list->ents);
-	memset(list, 0, sizeof(*list));
-}
-
 static int list_add(struct kv_list *out, size_t *cap, const char *name,
 		    size_t nlen, const struct kv_stat *st)
 {

@@ -1,0 +1,228 @@
+/* http_int.h - what the files of the HTTP API share (not public).
+ *
+ * http.c owns the listener and the life of a request: it routes by a table
+ * of path prefixes, takes in the body (bounded) and calls the route's
+ * handler once the request is complete. http_reply.c builds responses and
+ * maps errors to statuses in one function; http_kv.c holds the client
+ * endpoints. New endpoints (like the peers' /raft/ endpoints) are one
+ * more line in the route table in http.c and a handler with this signature. */
+#ifndef KV_HTTP_INTERNAL_H
+#define KV_HTTP_INTERNAL_H
+
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "http.h"
+
+/* Methods as bits, so a route can say which it allows. */
+enum http_method {
+	HTTP_GET = 1u << 0,
+	HTTP_HEAD = 1u << 1,
+	HTTP_PUT = 1u << 2,
+	HTTP_POST = 1u << 3,
+	HTTP_DELETE = 1u << 4,
+	HTTP_OTHER = 1u << 5,
+};
+
+/* How a route takes its body. */
+enum http_body {
+	HTTP_BODY_NONE,	  /* ignored (drained, not kept) */
+	HTTP_BODY_RAW,	  /* kept as bytes, up to the route's max_body */
+	HTTP_BODY_FORM,	  /* form fields through MHD's post processor */
+	HTTP_BODY_STREAM, /* handed to the route's stream callback piece by
+			     piece as it arrives, never held whole */
+};
+
+struct http_req;
+
+/* One entry of the route table. A request matches the first route whose
+ * prefix starts its path (exact: the whole path). */
+struct http_route {
+	const char *prefix;
+	bool exact;
+	unsigned methods;      /* enum http_method bits allowed */
+	unsigned body_methods; /* of those, the ones that carry a body */
+	enum http_body body;
+	size_t max_body; /* HTTP_BODY_RAW: largest body; FORM: largest
+			    field value */
+	/* Optional check right after the headers, before any body is read
+	 * (bad key, bad headers): true to go on; false after queueing an
+	 * error reply with http_fail* (or, if none was queued, to drop the
+	 * connection). */
+	bool (*check)(struct http_req *r);
+	/* Called once the whole request is in; must queue a response, or
+	 * suspend the request (http_suspend) and be called again once it is
+	 * resumed. Runs on the listener's one thread: it must not block,
+	 * unless the route is offloaded. */
+	enum MHD_Result (*handle)(struct http_req *r);
+	/* HTTP_BODY_STREAM: each piece of the body as it arrives (MHD_NO
+	 * drops the connection); handle runs once the body ended. */
+	enum MHD_Result (*stream)(struct http_req *r, const char *data,
+				  size_t size);
+	/* handle blocks (a membership change, a snapshot chunk to disk):
+	 * it runs on a thread of its own while the request is suspended,
+	 * and its reply is queued once the request is taken up again */
+	bool offload;
+};
+
+/* One request, from its headers to its completion. */
+struct http_req {
+	struct http_server *http;
+	struct kv_node *node;
+	struct MHD_Connection *conn;
+	const struct http_route *route;
+	unsigned method;  /* one enum http_method bit */
+	unsigned allow;	  /* methods named in a 405's Allow header */
+	const char *path; /* raw (still percent-encoded) path, no query */
+	const char *rest; /* path after the route's prefix, raw */
+
+	/* Decoded key (or directory) from rest, owned; set by a check. */
+	char *key;
+	size_t klen;
+
+	/* Conditions from If-Match / If-None-Match, parsed by a check. */
+	uint64_t if_rev;
+	bool if_absent;
+
+	/* The body (HTTP_BODY_RAW) or the form field "value" (FORM). */
+	unsigned char *body;
+	size_t len, cap;
+	uint64_t received; /* body bytes seen, kept or not */
+	size_t reserved;   /* bytes of the listener's body budget held */
+	bool too_large;	   /* the body or value went over max_body */
+	bool busy;	   /* the listener's body budget was exhausted */
+	bool has_value;	   /* FORM: a "value" field was present */
+	bool value_done;   /* FORM: later "value" fields are ignored */
+	bool bad_form;	   /* FORM: the post processor refused the body */
+	struct MHD_PostProcessor *pp;
+
+	/* A handler's own state for the request, freed with ctx_free. */
+	void *ctx;
+	void (*ctx_free)(void *ctx);
+
+	bool answered; /* a response was queued */
+
+	/* An asynchronous call (http_suspend, then http_done from whatever
+	 * thread answers): its outcome, read by the handler's second run. */
+	bool held;	 /* suspended, not taken up again yet */
+	bool async_done; /* the outcome is in */
+	int async_ret;
+	struct kv_result async_res;
+
+	/* An offloaded handler's reply, queued by the listener's thread. */
+	bool offloaded; /* handle runs on its own thread now */
+	bool drop;	/* it asked for the connection to be dropped */
+	struct MHD_Response *reply;
+	unsigned reply_status;
+};
+
+/* The listener: one per node. */
+struct http_server {
+	struct kv_node *node;
+	struct MHD_Daemon *daemon;
+	int listen_fd;
+	unsigned port;
+	atomic_size_t body_bytes; /* bodies held by all requests */
+	/* Suspended requests not taken up again, and offloaded handlers
+	 * running (under mu): the listener stops only once both are 0. */
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	unsigned held, workers;
+	bool closing; /* no more suspending */
+};
+
+/* ---- http.c: request helpers ---- */
+
+/* Percent-decode src[0..len) into a malloc'd, NUL-terminated buffer; *out
+ * and *outlen get it. '+' stays '+' (paths are not forms). -EINVAL for a
+ * malformed escape, -ENOMEM. */
+int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
+/* A query argument, percent-decoded (malloc'd, caller frees) or NULL if
+ * absent. *bad is set when present but malformed. */
+char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
+/* A request header or NULL. */
+const char *http_header(struct http_req *r, const char *name);
+/* Suspend r until http_done: the route's handler runs again then, with
+ * r->async_done set. Call it before starting the call that answers
+ * (which may answer at once). False, and r is not suspended, once the
+ * listener is stopping: answer at once then (KV_ESHUTDOWN). The
+ * listener's thread. */
+bool http_suspend(struct http_req *r);
+/* A node_done_fn (node.h) for a suspended request (ctx): keep the
+ * outcome and resume it. Any thread, once per http_suspend. */
+void http_done(void *ctx, int ret, const struct kv_result *res);
+/* After http_suspend: rc is what the call that answers returned; if it
+ * failed (done will not be called), answer with rc now. */
+void http_started(struct http_req *r, int rc);
+
+/* ---- http_reply.c: responses ---- */
+
+/* Map an error (negative errno or kv code) to an HTTP status and a stable
+ * code string. The one place this mapping lives. */
+void http_error_status(int err, unsigned *status, const char **code);
+/* Queue {"error":msg,"code":code} with status (and Retry-After for 503,
+ * Allow for 405 from the route). */
+enum MHD_Result http_fail(struct http_req *r, unsigned status, const char *code,
+			  const char *msg);
+/* http_fail with the status and code of err and kv_strerror's message
+ * (or msg if not NULL). */
+enum MHD_Result http_fail_err(struct http_req *r, int err, const char *msg);
+/* Queue a JSON body (text is copied). */
+enum MHD_Result http_reply_json(struct http_req *r, unsigned status,
+				const char *json, size_t len);
+/* Queue a response, adding the headers every reply carries; destroys it. */
+enum MHD_Result http_queue(struct http_req *r, unsigned status,
+			   struct MHD_Response *resp);
+/* Parse an entity tag as kvfs writes it ("12", also bare 12 or W/"12").
+ * 0 and the revision, or -EINVAL. */
+int http_parse_etag(const char *s, uint64_t *rev);
+/* Format a revision as a quoted ETag into buf (at least 24 bytes). */
+void http_format_etag(uint64_t rev, char *buf, size_t size);
+/* Format ns since the epoch as an HTTP date (IMF-fixdate) into buf (at
+ * least 30 bytes). */
+void http_format_date(int64_t ns, char *buf, size_t size);
+
+/* ---- http_kv.c: the handlers ---- */
+
+bool http_kv_check(struct http_req *r);
+enum MHD_Result http_kv_handle(struct http_req *r);
+bool http_mmapd_check(struct http_req *r);
+enum MHD_Result http_mmapd_set(struct http_req *r);
+enum MHD_Result http_mmapd_get(struct http_req *r);
+enum MHD_Result http_status_handle(struct http_req *r);
+
+/* ---- http_peer.c: what peers call ---- */
+
+bool http_peer_check(struct http_req *r);
+enum MHD_Result http_peer_message(struct http_req *r);
+/* POST /raft/stream: the check (http_peer_check and the protocol version
+ * header), each piece of the body, and its end. */
+bool http_peer_stream_check(struct http_req *r);
+enum MHD_Result http_peer_stream_data(struct http_req *r, const char *data,
+				      size_t size);
+enum MHD_Result http_peer_stream_end(struct http_req *r);
+enum MHD_Result http_peer_snapshot(struct http_req *r);
+
+/* ---- http_cluster.c: membership (/cluster/members) ---- */
+
+/* Parse a POST body {"id":N,"address":"H:P"} strictly: an object with
+ * exactly those fields, id an integer in [1, 2^53 - 1], address as
+ * cluster_addr_valid (join.h) and shorter than cap. 0 with *id and addr,
+ * or -EINVAL with *why a static message fit for a 400. Pure. */
+int http_cluster_parse_member(const char *body, size_t len, uint64_t *id,
+			      char *addr, size_t cap, const char **why);
+/* Parse the ID of /cluster/members/ID: decimal digits, 1..2^53 - 1. 0 or
+ * -EINVAL. Pure. */
+int http_cluster_parse_id(const char *s, uint64_t *id);
+/* A membership change's error as a status and code: KV_ENOTLEADER 421
+ * not_leader, -EBUSY 503 busy, the rest as http_error_status. Pure. */
+void http_cluster_status(int err, unsigned *status, const char **code);
+/* GET and POST /cluster/members; DELETE /cluster/members/ID. */
+enum MHD_Result http_cluster_members(struct http_req *r);
+enum MHD_Result http_cluster_member(struct http_req *r);
+
+#endif

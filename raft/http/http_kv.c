@@ -1,0 +1,511 @@
+/* http_kv.c - the client endpoints: /kv/, /status and mmapd's /set, /get.
+ *
+ * Each handler is short: decode and check the key (before the body, in a
+ * check), build a command or read the store, and answer. Writes go through
+ * node_propose_async, so they are answered only once committed and applied
+ * here; reads pass node_read_barrier_async first (linearizable unless the
+ * client asks for ?consistency=local). Both suspend the request and the
+ * handler runs a second time with the node's answer (http.c). Routing and
+ * bodies are in http.c, replies and the error mapping in http_reply.c. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "http_int.h"
+
+#define LIST_DEFAULT_LIMIT 1000
+#define LIST_MAX_LIMIT	   10000
+
+static bool is_listing(const struct http_req *r)
+{
+	size_t n = strlen(r->rest);
+	return n == 0 || r->rest[n - 1] == '/';
+}
+
+/* Decode r->rest[0..len) into r->key and check it as a key. */
+static bool decode_key(struct http_req *r, size_t len, bool allow_empty)
+{
+	int rc = http_unescape(r->rest, len, &r->key, &r->klen);
+
+	if (rc == -ENOMEM)
+		return false;
+	if (rc < 0) {
+		http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_key",
+			  "malformed percent-encoding in the key");
+		return false;
+	}
+	if (allow_empty && r->klen == 0)
+		return true;
+	rc = kv_key_check(r->key, r->klen);
+	if (rc < 0) {
+		http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_key",
+			  rc == -ENAMETOOLONG
+			      ? "the key or one of its segments is too long"
+			      : "bad key: it must be UTF-8 without NUL, with "
+				"'/'-separated segments that are not empty, "
+				"'.' or '..'");
+		return false;
+	}
+	return true;
+}
+
+/* If-Match and If-None-Match on a write. */
+static bool parse_conditions(struct http_req *r)
+{
+	const char *im = http_header(r, MHD_HTTP_HEADER_IF_MATCH);
+	const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+
+	if (im && http_parse_etag(im, &r->if_rev) < 0) {
+		http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+			  "If-Match takes one revision, as an ETag (\"12\")");
+		return false;
+	}
+	if (inm) {
+		const char *p = inm + strspn(inm, " \t");
+		if (p[0] != '*' || p[1 + strspn(p + 1, " \t")] != '\0' ||
+		    r->method == HTTP_DELETE) {
+			http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+				  "a write takes only If-None-Match: *");
+			return false;
+		}
+		r->if_absent = true;
+	}
+	return true;
+}
+
+bool http_kv_check(struct http_req *r)
+{
+	size_t len = strlen(r->rest);
+
+	if (is_listing(r)) {
+		if (!(r->method & (HTTP_GET | HTTP_HEAD))) {
+			r->allow = HTTP_GET | HTTP_HEAD;
+			http_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+				  "method_not_allowed",
+				  "a directory (a path ending in '/') is only "
+				  "listed");
+			return false;
+		}
+		return decode_key(r, len ? len - 1 : 0, true);
+	}
+	if (!decode_key(r, len, false))
+		return false;
+	if (r->method & (HTTP_PUT | HTTP_POST | HTTP_DELETE))
+		return parse_conditions(r);
+	return true;
+}
+
+bool http_mmapd_check(struct http_req *r)
+{
+	return decode_key(r, strlen(r->rest), false);
+}
+
+enum barrier {
+	BARRIER_PASSED, /* read the store now */
+	BARRIER_WAIT,	/* suspended until the node says (handler returns) */
+	BARRIER_FAILED, /* answered, or the connection is to be dropped */
+};
+
+/* ?consistency=local|linearizable, then the node's read barrier: a
+ * linearizable read suspends the request until the node may serve it,
+ * and passes here on the handler's second run. */
+static enum barrier read_barrier(struct http_req *r)
+{
+	bool bad;
+	char *c;
+
+	if (r->async_done) {
+		if (r->async_ret == 0)
+			return BARRIER_PASSED;
+		http_fail_err(r, r->async_ret, NULL);
+		return BARRIER_FAILED;
+	}
+	c = http_query(r, "consistency", NULL, &bad);
+	if (bad ||
+	    (c && strcmp(c, "local") != 0 && strcmp(c, "linearizable") != 0)) {
+		free(c);
+		http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+			  "consistency is local or linearizable");
+		return BARRIER_FAILED;
+	}
+	bool local = c && strcmp(c, "local") == 0;
+	free(c);
+	if (local)
+		return BARRIER_PASSED;
+	if (!http_suspend(r)) {
+		http_fail_err(r, KV_ESHUTDOWN, NULL);
+		return BARRIER_FAILED;
+	}
+	http_started(r, node_read_barrier_async(r->node, http_done, r));
+	return BARRIER_WAIT;
+}
+
+/* What a handler returns when read_barrier did not pass. */
+static enum MHD_Result barrier_held(struct http_req *r, enum barrier b)
+{
+	return b == BARRIER_WAIT || r->answered ? MHD_YES : MHD_NO;
+}
+
+static void rec_release(void *cls)
+{
+	kv_rec_unref(cls);
+}
+
+/* Does If-None-Match name the record's ETag (a cached copy is current)? */
+static bool etag_matches(const char *inm, uint64_t rev)
+{
+	char tag[32];
+	const char *p = inm;
+
+	if (p[strspn(p, " \t")] == '*')
+		return true;
+	http_format_etag(rev, tag, sizeof tag);
+	while (*p) {
+		p += strspn(p, " \t,");
+		size_t n = strcspn(p, ",");
+		const char *q = p;
+		if (strncmp(q, "W/", 2) == 0)
+			q += 2;
+		size_t tn = strlen(tag);
+		if ((size_t)(p + n - q) >= tn && strncmp(q, tag, tn) == 0)
+			return true;
+		p += n;
+	}
+	return false;
+}
+
+/* GET /kv/<key> and /get/<key>: the raw value with its revisions. */
+static enum MHD_Result get_value(struct http_req *r)
+{
+	struct kv_rec *rec = NULL;
+	struct MHD_Response *resp;
+	char buf[64];
+	int rc;
+
+	enum barrier b = read_barrier(r);
+	if (b != BARRIER_PASSED)
+		return barrier_held(r, b);
+	rc = store_get(node_store(r->node), r->key, r->klen, &rec);
+	if (rc == -ENOENT) {
+		/* a directory made only by keys below it is no key either,
+		 * but it is a conflict, not an absence */
+		struct kv_stat st;
+		if (store_stat(node_store(r->node), r->key, r->klen, &st) ==
+			0 &&
+		    st.is_dir)
+			rc = -EISDIR;
+	}
+	if (rc < 0)
+		return http_fail_err(r, rc,
+				     rc == -ENOENT ? "no such key"
+				     : rc == -EISDIR
+					 ? "this path is a directory; "
+					   "list it with a trailing "
+					   "'/'"
+					 : NULL);
+	const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	bool not_modified = inm && etag_matches(inm, rec->mod_rev);
+	static char empty[1];
+	void *val = rec->vlen ? (void *)rec->val : empty;
+	resp = MHD_create_response_from_buffer_with_free_callback_cls(
+	    not_modified ? 0 : rec->vlen, val, rec_release, rec);
+	if (!resp) {
+		kv_rec_unref(rec);
+		return MHD_NO;
+	}
+	http_format_etag(rec->mod_rev, buf, sizeof buf);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, buf);
+	http_format_date(rec->mtime_ns, buf, sizeof buf);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, buf);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/octet-stream");
+	snprintf(buf, sizeof buf, "%" PRIu64, rec->create_rev);
+	MHD_add_response_header(resp, "X-Kvfs-Create-Revision", buf);
+	snprintf(buf, sizeof buf, "%" PRIu64, rec->mod_rev);
+	MHD_add_response_header(resp, "X-Kvfs-Mod-Revision", buf);
+	snprintf(buf, sizeof buf, "%" PRId64, rec->mtime_ns);
+	MHD_add_response_header(resp, "X-Kvfs-Mtime-Ns", buf);
+	/* rec is released with the response, after it is sent. */
+	return http_queue(r, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK,
+			  resp);
+}
+
+static enum MHD_Result reply_rev(struct http_req *r, unsigned status,
+				 uint64_t rev)
+{
+	char body[48], tag[32];
+	int n = snprintf(body, sizeof body, "{\"rev\":%" PRIu64 "}", rev);
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	    (size_t)n, body, MHD_RESPMEM_MUST_COPY);
+
+	if (!resp)
+		return MHD_NO;
+	http_format_etag(rev, tag, sizeof tag);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, tag);
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/json");
+	return http_queue(r, status, resp);
+}
+
+/* Propose cmd (borrowed) for the request: suspended until the node
+ * answered; the handler's second run finds the outcome in r->async_*. */
+static enum MHD_Result propose(struct http_req *r, struct kv_cmd *cmd)
+{
+	if (!http_suspend(r))
+		return http_fail_err(r, KV_ESHUTDOWN, NULL);
+	http_started(r, node_propose_async(r->node, cmd, http_done, r));
+	return MHD_YES;
+}
+
+/* Propose a put of the request's body under its key; 201 if this write
+ * created the key, 200 if it replaced it. */
+static enum MHD_Result put_value(struct http_req *r)
+{
+	unsigned status = MHD_HTTP_OK;
+
+	if (!r->async_done) {
+		static unsigned char empty[1]; /* never a NULL value */
+		struct kv_cmd cmd = {
+		    .op = KV_OP_PUT,
+		    .key = r->key,
+		    .klen = r->klen,
+		    .val = r->body ? r->body : empty,
+		    .vlen = r->len,
+		    .mode = 0, /* a new key gets 0644, a replaced one keeps
+				  its mode */
+		    .if_rev = r->if_rev,
+		    .if_absent = r->if_absent,
+		};
+		return propose(r, &cmd);
+	}
+	int rc = r->async_ret;
+	struct kv_result res = r->async_res;
+	if (rc == 0 && res.err == -EEXIST && r->if_absent)
+		res.err = KV_EPRECOND;
+	if (rc == 0 && res.err == 0) {
+		/* The key's create revision is ours only if this entry made
+		 * it (a later delete and re-create is reported as 200). */
+		struct kv_rec *rec = NULL;
+		if (store_get(node_store(r->node), r->key, r->klen, &rec) ==
+			0 &&
+		    rec->create_rev == res.rev)
+			status = MHD_HTTP_CREATED;
+		kv_rec_unref(rec);
+	}
+	if (rc < 0)
+		return http_fail_err(r, rc, NULL);
+	if (res.err < 0)
+		return http_fail_err(
+		    r, res.err,
+		    res.err == -EISDIR || res.err == -ENOTDIR
+			? "the key conflicts with a directory: a key "
+			  "cannot be both a value and a directory"
+			: NULL);
+	return reply_rev(r, status, res.rev);
+}
+
+static enum MHD_Result delete_value(struct http_req *r)
+{
+	if (!r->async_done) {
+		struct kv_cmd cmd = {.op = KV_OP_DEL,
+				     .key = r->key,
+				     .klen = r->klen,
+				     .if_rev = r->if_rev};
+		return propose(r, &cmd);
+	}
+	int rc = r->async_ret;
+	struct kv_result res = r->async_res;
+	if (rc < 0)
+		return http_fail_err(r, rc, NULL);
+	if (res.err < 0)
+		return http_fail_err(r, res.err,
+				     res.err == -ENOENT ? "no such key" : NULL);
+	return reply_rev(r, MHD_HTTP_OK, res.rev);
+}
+
+static cJSON *raw_u64(uint64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof buf, "%" PRIu64, v);
+	return cJSON_CreateRaw(buf);
+}
+
+static cJSON *raw_i64(int64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof buf, "%" PRId64, v);
+	return cJSON_CreateRaw(buf);
+}
+
+/* The listing as JSON text (malloc'd), or NULL without memory. Numbers go
+ * in raw so that 64-bit values keep every digit. */
+static char *list_json(const char *dir, const struct kv_list *list)
+{
+	cJSON *o = cJSON_CreateObject(), *ents;
+	char *text = NULL;
+
+	if (!o || !cJSON_AddStringToObject(o, "dir", dir))
+		goto out;
+	ents = cJSON_AddArrayToObject(o, "entries");
+	if (!ents)
+		goto out;
+	for (size_t i = 0; i < list->n; i++) {
+		const struct kv_dirent *d = &list->ents[i];
+		cJSON *e = cJSON_CreateObject();
+		if (!e)
+			goto out;
+		cJSON_AddItemToArray(ents, e);
+		if (!cJSON_AddStringToObject(e, "name", d->name) ||
+		    !cJSON_AddStringToObject(e, "type",
+					     d->st.is_dir ? "dir" : "file"))
+			goto out;
+		cJSON_AddItemToObject(e, "size", raw_u64(d->st.size));
+		cJSON_AddItemToObject(e, "rev", raw_u64(d->st.mod_rev));
+		cJSON_AddItemToObject(e, "create_rev",
+				      raw_u64(d->st.create_rev));
+		cJSON_AddItemToObject(e, "mtime",
+				      raw_i64(d->st.mtime_ns / 1000000000));
+		cJSON_AddItemToObject(e, "mtime_ns", raw_i64(d->st.mtime_ns));
+	}
+	if (list->more && list->n > 0) {
+		if (!cJSON_AddStringToObject(o, "next",
+					     list->ents[list->n - 1].name))
+			goto out;
+	} else if (!cJSON_AddNullToObject(o, "next")) {
+		goto out;
+	}
+	text = cJSON_PrintUnformatted(o);
+out:
+	cJSON_Delete(o);
+	return text;
+}
+
+/* GET /kv/<dir>/ : children of dir, paginated by ?limit= and ?after=. */
+static enum MHD_Result list_dir(struct http_req *r)
+{
+	struct kv_list list = {0};
+	size_t limit = LIST_DEFAULT_LIMIT, alen = 0;
+	bool bad;
+	char *after = http_query(r, "after", &alen, &bad);
+	char *lim = NULL;
+	enum MHD_Result ret;
+	int rc;
+
+	if (bad || (after && strlen(after) != alen)) {
+		ret = http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+				"bad 'after' cursor");
+		goto out_free;
+	}
+	lim = http_query(r, "limit", NULL, &bad);
+	if (bad) {
+		ret = http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+				"bad limit");
+		goto out_free;
+	}
+	if (lim) {
+		char *end;
+		errno = 0;
+		unsigned long long v = strtoull(lim, &end, 10);
+		if (errno || end == lim || *end || lim[0] == '-' || v == 0) {
+			ret = http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+					"limit is a number from 1 to 10000");
+			goto out_free;
+		}
+		limit = v > LIST_MAX_LIMIT ? LIST_MAX_LIMIT : (size_t)v;
+	}
+	enum barrier b = read_barrier(r);
+	if (b != BARRIER_PASSED) {
+		ret = barrier_held(r, b);
+		goto out_free;
+	}
+	rc = store_list(node_store(r->node), r->key, r->klen,
+			after && after[0] ? after : NULL, limit, &list);
+	if (rc < 0) {
+		ret =
+		    http_fail_err(r, rc,
+				  rc == -ENOENT	   ? "no such directory"
+				  : rc == -ENOTDIR ? "this path is a key, not "
+						     "a directory"
+						   : NULL);
+		goto out_free;
+	}
+	char *text = list_json(r->key, &list);
+	kv_list_clear(&list);
+	if (!text) {
+		ret = MHD_NO;
+		goto out_free;
+	}
+	ret = http_reply_json(r, MHD_HTTP_OK, text, strlen(text));
+	free(text);
+out_free:
+	free(lim);
+	free(after);
+	return ret;
+}
+
+enum MHD_Result http_kv_handle(struct http_req *r)
+{
+	if (is_listing(r))
+		return list_dir(r);
+	switch (r->method) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+		return get_value(r);
+	case HTTP_PUT:
+	case HTTP_POST:
+		return put_value(r);
+	case HTTP_DELETE:
+		return delete_value(r);
+	default:
+		return http_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+				 "method_not_allowed", "method not allowed");
+	}
+}
+
+/* mmapd's POST /set/<key>: the value is the form field "value", from the
+ * body or, as Go's FormValue allows, from the query. */
+enum MHD_Result http_mmapd_set(struct http_req *r)
+{
+	if (!r->has_value && !r->async_done) {
+		bool bad;
+		size_t n = 0;
+		char *v = http_query(r, "value", &n, &bad);
+		if (!v)
+			return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+					 "the form field 'value' is missing");
+		if (n > KV_MAX_VALUE) {
+			free(v);
+			return http_fail(r, MHD_HTTP_CONTENT_TOO_LARGE,
+					 "too_large",
+					 "the value is larger than the limit");
+		}
+		free(r->body);
+		r->body = (unsigned char *)v;
+		r->len = n;
+	}
+	r->if_rev = 0;
+	r->if_absent = false;
+	return put_value(r);
+}
+
+enum MHD_Result http_mmapd_get(struct http_req *r)
+{
+	return get_value(r);
+}
+
+enum MHD_Result http_status_handle(struct http_req *r)
+{
+	char *json = NULL;
+	enum MHD_Result ret;
+	int rc = node_status_json(r->node, &json);
+
+	if (rc < 0)
+		return http_fail_err(r, rc, NULL);
+	ret = http_reply_json(r, MHD_HTTP_OK, json, strlen(json));
+	free(json);
+	return ret;
+}

@@ -1,0 +1,149 @@
+/* node.h - the node layer: what fs/ and the HTTP API call.
+ *
+ * A node owns the store, the Raft core (driven by the node thread,
+ * node_loop.c) and the peer senders of one kvfs process. Writes are proposed
+ * through it (forwarded to the leader from a follower) and answered once
+ * committed and applied on this node; reads ask it first whether the local map
+ * may be read (ReadIndex). One member is a cluster of one: the same path. */
+#ifndef KV_NODE_H
+#define KV_NODE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <stddef.h>
+
+#include "store.h"
+
+struct kv_node;
+
+struct node_options {
+	uint64_t id;		 /* this member's id (>= 1) */
+	const char *data_dir;	 /* data directory */
+	const char *listen;	 /* "HOST:PORT" for HTTP; port 0 picks one */
+	const char *peers;	 /* "1=HOST:PORT,2=..." or NULL: alone */
+	uint64_t snapshot_every; /* 0: store default */
+	uint64_t snapshot_bytes; /* 0: store default */
+	size_t segment_size;	 /* 0: store default */
+	int write_timeout_ms;	 /* bound on waiting for a quorum; 0: 5000 */
+	const char *cluster_token_file; /* shared secret, or NULL: derived */
+	const char *join; /* "HOST:PORT" of a member to join, or NULL */
+};
+
+/* Open the store (recovering it), join the cluster if asked, and start
+ * the node thread. The HTTP listener (raft/http/http.h) is started by the
+ * caller afterwards. On failure *errmsg (malloc'd) says why. Any thread. */
+int node_open(const struct node_options *opt, struct kv_node **out,
+	      char **errmsg);
+/* Stop taking part: the node thread ends, every call waiting on the node
+ * is answered KV_ESHUTDOWN and new ones are refused, and the threads that
+ * retry writes end. Idempotent. Call it before stopping the HTTP
+ * listener, so that no request it suspended is left waiting. */
+void node_stop(struct kv_node *n);
+/* node_stop if not done yet, then stop the peers and the store, free. */
+void node_close(struct kv_node *n);
+
+/* Propose cmd; wait until it is committed and applied here. cmd is
+ * borrowed; a zero mtime_ns is set to now (the proposer's clock, so every
+ * node records the same mtime). Keys are checked first (-EINVAL,
+ * -ENAMETOOLONG), values over KV_MAX_VALUE give -EFBIG. Returns 0 with the
+ * command's own outcome in res->err, or -ENOSPC, KV_EFAILED,
+ * KV_ENOQUORUM, KV_ESHUTDOWN. Any thread. */
+int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res);
+
+/* Wait until this node may serve a read from its map: linearizable waits
+ * for the leader's commit index to be applied here (ReadIndex); local
+ * returns at once. 0 or KV_ENOQUORUM, KV_ESHUTDOWN. Any thread. */
+int node_read_barrier(struct kv_node *n, bool linearizable);
+
+/* The answer to an asynchronous call: ret as the blocking call would
+ * return it, and for a write res (valid during the call only; NULL unless
+ * ret is 0). Called exactly once, from one of the node's threads (the
+ * node thread, the store's owner or a retrying thread),
+ * possibly before the call that started it returned; it must not block
+ * and must not call back into the node's blocking calls. */
+typedef void (*node_done_fn)(void *ctx, int ret, const struct kv_result *res);
+
+/* node_propose without blocking: the same checks at once (their error is
+ * returned, as are -ENOSPC, -ENOMEM, KV_EFAILED and KV_ESHUTDOWN, and done
+ * is never called), else 0 and done gets what node_propose would have
+ * returned, by the same deadline. cmd is borrowed for the call only. A
+ * write that must wait for a leader is retried on a thread of its own.
+ * Any thread. */
+int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
+		       void *ctx);
+
+/* node_read_barrier (linearizable) without blocking: 0 and done gets 0,
+ * KV_ENOQUORUM or KV_ESHUTDOWN later; or KV_ESHUTDOWN, -ENOMEM at once
+ * (done is never called). Any thread. */
+int node_read_barrier_async(struct kv_node *n, node_done_fn done, void *ctx);
+
+/* Hand a batch of peer messages (from peer_handle_body) to the node
+ * thread, which takes ownership. 0, or -EBUSY/-ENOMEM when it is dropped
+ * (a network may drop messages; Raft resends). Any thread. */
+struct raft_message;
+int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count);
+
+/* The address this node listens on, "HOST:PORT": --listen, or its own
+ * address in --peers, or 127.0.0.1:7001. Valid until node_close. */
+const char *node_listen(const struct kv_node *n);
+
+/* The cluster id and token peers must present (headers X-Kvfs-Cluster and
+ * X-Kvfs-Token), this node's id, and the leader as this node knows it
+ * (id 0 and "" if unknown; addr has room for 64 bytes). */
+const char *node_cluster_id(const struct kv_node *n);
+const char *node_token(const struct kv_node *n);
+uint64_t node_id(const struct kv_node *n);
+uint64_t node_leader(struct kv_node *n, char *addr, size_t cap);
+
+/* ---- Membership (one server at a time, raft.h) ---- */
+
+/* GET /cluster/members: {"leader":ID,"members":[{"id":N,"address":"H:P",
+ * "role":"voter"|"learner"}, ...]} as this node knows them. malloc'd. */
+int node_members_json(struct kv_node *n, char **out);
+
+/* Change the membership through the log, on the leader, and wait until
+ * the change is applied here. NODE_MEMBER_ADD adds id at addr as a
+ * learner, which the leader promotes to voter once it has caught up;
+ * NODE_MEMBER_REMOVE removes id (the leader too: it steps down once the
+ * change commits). 0, KV_ENOTLEADER (see node_leader), -EBUSY (another
+ * change is under way: retry), -EEXIST (id is a member), -ENOENT (id is
+ * not one), -EINVAL (bad id or address, or removing the last voter),
+ * KV_ENOQUORUM (not applied within the write timeout: outcome unknown),
+ * KV_ESHUTDOWN. Any thread. */
+enum node_member_op {
+	NODE_MEMBER_ADD = 1,
+	NODE_MEMBER_REMOVE,
+};
+int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
+		       const char *addr);
+
+/* What a joining node needs from the cluster (the answer to a POST
+ * /cluster/members): its id, and the token when it is the derived one
+ * (a derived token is no secret: it follows from the bootstrap members;
+ * a --cluster-token is never sent). token is "" otherwise. */
+/* Both buffers hold at least 257 bytes (PEER_ID_MAX + 1). */
+void node_join_info(struct kv_node *n, char *cluster_id, char *token);
+
+/* The store, for reads after node_read_barrier. */
+struct store *node_store(struct kv_node *n);
+
+/* The body of GET /status, malloc'd JSON. */
+int node_status_json(struct kv_node *n, char **out);
+
+/* Register the callback run after each applied change to a key (for the
+ * mount's cache invalidation); NULL to remove. Runs on the node thread,
+ * which applies: it must not block or call back into the node. */
+void node_watch(struct kv_node *n,
+		void (*cb)(void *ctx, const char *key, size_t klen), void *ctx);
+
+/* A chunk of a snapshot file a leader sends (POST /raft/snapshot,
+ * snapxfer.h): appended to the data directory's incoming file; *next is
+ * the offset the receiver expects next. 1 when the file is complete and
+ * verified (it then waits for the snapshot message that installs it), 0,
+ * or the errors of snapxfer_recv_chunk with why filled. Any thread. */
+struct snapxfer_chunk;
+int node_snapshot_chunk(struct kv_node *n, const struct snapxfer_chunk *c,
+			uint64_t *next, char *why, size_t why_len);
+
+#endif

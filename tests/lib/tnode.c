@@ -1,0 +1,64 @@
+/* tnode.c - a test's node and its listener (tnode.h). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tnode.h"
+
+int tnode_open(const struct node_options *opt, struct tnode *t, char **err)
+{
+	memset(t, 0, sizeof(*t));
+	*err = NULL;
+	int ret = node_open(opt, &t->node, err);
+	if (ret != 0)
+		return ret;
+	ret = http_start(t->node, node_listen(t->node), &t->http, err);
+	if (ret != 0) {
+		node_close(t->node);
+		memset(t, 0, sizeof(*t));
+		return ret;
+	}
+	t->port = http_port(t->http);
+	return 0;
+}
+
+void tnode_close(struct tnode *t)
+{
+	if (!t->node)
+		return;
+	node_stop(t->node);
+	http_stop(t->http);
+	node_close(t->node);
+	memset(t, 0, sizeof(*t));
+}
+
+unsigned tnode_free_port(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	unsigned port = 0;
+	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+uint64_t tnode_wait_leader(struct kv_node *n, int ms)
+{
+	for (int i = 0; i < ms; i += 10) {
+		uint64_t id = node_leader(n, NULL, 0);
+		if (id)
+			return id;
+		nanosleep(&(struct timespec){0, 10000000}, NULL);
+	}
+	return node_leader(n, NULL, 0);
+}

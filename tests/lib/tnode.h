@@ -1,0 +1,27 @@
+/* tnode.h - a test's node: a kvfs node with its HTTP listener, wired as
+ * fs/main.c wires them, for the tests of raft/node and raft/http. Also
+ * the small fixtures those tests share: free ports and temp dirs. */
+#ifndef KVFS_TESTS_TNODE_H
+#define KVFS_TESTS_TNODE_H
+
+#include "http.h"
+#include "node.h"
+#include "rmtree.h"
+
+struct tnode {
+	struct kv_node *node;
+	struct http_server *http;
+	unsigned port; /* the listener's */
+};
+
+/* node_open(opt), then http_start on node_listen. 0, or the error with
+ * *err (malloc'd, may be NULL) saying why; t is then zeroed. */
+int tnode_open(const struct node_options *opt, struct tnode *t, char **err);
+/* node_stop, http_stop, node_close (as fs/main.c does). */
+void tnode_close(struct tnode *t);
+/* A TCP port on 127.0.0.1 that nothing listened on a moment ago. */
+unsigned tnode_free_port(void);
+/* Wait up to ms for n to know a leader; its id or 0. */
+uint64_t tnode_wait_leader(struct kv_node *n, int ms);
+
+#endif

@@ -1,0 +1,1029 @@
+/* test_http.c - the HTTP API against a real node on 127.0.0.1.
+ *
+ * One node is opened on a temporary data directory with port 0; the tests
+ * talk to it with libcurl for well-formed requests and with raw sockets
+ * for hostile ones (half headers, truncated bodies, absurd lengths). Each
+ * test uses its own keys, so they share the node. Waits are bounded by
+ * socket deadlines, never by sleeps. The server is raft/http*.c. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "http_int.h"
+#include "tnode.h"
+
+static struct tnode tn;
+static struct kv_node *node;
+static unsigned port;
+static char datadir[] = "/tmp/kvfs-test-http-XXXXXX";
+
+/* ---- a small client ---- */
+
+struct resp {
+	long status;
+	char *body;
+	size_t len;
+	char *headers;
+	size_t hlen;
+};
+
+static void resp_clear(struct resp *r)
+{
+	free(r->body);
+	free(r->headers);
+	memset(r, 0, sizeof *r);
+}
+
+static size_t grow(char **buf, size_t *len, const void *data, size_t n)
+{
+	char *b = realloc(*buf, *len + n + 1);
+	assert_non_null(b);
+	memcpy(b + *len, data, n);
+	*len += n;
+	b[*len] = '\0';
+	*buf = b;
+	return n;
+}
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct resp *r = cls;
+	return grow(&r->body, &r->len, data, size * nmemb);
+}
+
+static size_t on_header(char *data, size_t size, size_t nmemb, void *cls)
+{
+	struct resp *r = cls;
+	return grow(&r->headers, &r->hlen, data, size * nmemb);
+}
+
+/* A response header's value (case-insensitive name), copied into buf. */
+static const char *header(const struct resp *r, const char *name, char *buf,
+			  size_t size)
+{
+	size_t nl = strlen(name);
+	const char *p = r->headers;
+
+	while (p && *p) {
+		const char *eol = strstr(p, "\r\n");
+		size_t n = eol ? (size_t)(eol - p) : strlen(p);
+		if (n > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+			const char *v = p + nl + 1;
+			while (*v == ' ')
+				v++;
+			size_t vn = n - (size_t)(v - p);
+			if (vn >= size)
+				vn = size - 1;
+			memcpy(buf, v, vn);
+			buf[vn] = '\0';
+			return buf;
+		}
+		p = eol ? eol + 2 : p + n;
+	}
+	return NULL;
+}
+
+/* Send method path with an optional body and extra headers (NULL-ended). */
+static void req(const char *method, const char *path, const void *body,
+		size_t blen, struct resp *r, ...)
+{
+	char url[4096];
+	CURL *c = curl_easy_init();
+	struct curl_slist *hdrs = NULL;
+	va_list ap;
+
+	memset(r, 0, sizeof *r);
+	assert_non_null(c);
+	snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	va_start(ap, r);
+	for (const char *h; (h = va_arg(ap, const char *));)
+		hdrs = curl_slist_append(hdrs, h);
+	va_end(ap);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	if (strcmp(method, "HEAD") == 0)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+	else
+		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)blen);
+	}
+	CURLcode rc = curl_easy_perform(c);
+	if (rc != CURLE_OK)
+		fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+}
+
+/* The error body's "code", checked against want. */
+static void assert_error(const struct resp *r, long status, const char *code)
+{
+	if (r->status != status)
+		fail_msg("status %ld, want %ld; body %s", r->status, status,
+			 r->body ? r->body : "");
+	assert_non_null(r->body);
+	cJSON *j = cJSON_Parse(r->body);
+	assert_non_null(j);
+	assert_true(cJSON_IsString(cJSON_GetObjectItem(j, "error")));
+	cJSON *c = cJSON_GetObjectItem(j, "code");
+	assert_true(cJSON_IsString(c));
+	assert_string_equal(c->valuestring, code);
+	cJSON_Delete(j);
+}
+
+static uint64_t body_rev(const struct resp *r)
+{
+	cJSON *j = cJSON_Parse(r->body);
+	assert_non_null(j);
+	cJSON *rev = cJSON_GetObjectItem(j, "rev");
+	assert_true(cJSON_IsNumber(rev));
+	uint64_t v = (uint64_t)rev->valuedouble;
+	cJSON_Delete(j);
+	assert_true(v > 0);
+	return v;
+}
+
+/* ---- raw sockets for hostile clients ---- */
+
+static int raw_connect(void)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct timeval tv = {.tv_sec = 60};
+
+	assert_true(fd >= 0);
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+	/* a deadline, so a broken server fails the test instead of hanging
+	 * it */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	return fd;
+}
+
+static void raw_send(int fd, const void *buf, size_t len)
+{
+	const char *p = buf;
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return; /* the server may close early; that is fine */
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* Read until the server closes (or the deadline); returns the status code
+ * of the first response line, 0 if none; the text in buf. */
+static int raw_read_status(int fd, char *buf, size_t size)
+{
+	size_t len = 0;
+	int status = 0;
+
+	for (;;) {
+		ssize_t n = recv(fd, buf + len, size - 1 - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == size - 1)
+			break;
+		buf[len] = '\0';
+		/* A whole response: headers and a body of its length. */
+		char *end = strstr(buf, "\r\n\r\n");
+		char *cl = strcasestr(buf, "Content-Length:");
+		if (end && cl && cl < end &&
+		    len >= (size_t)(end + 4 - buf) + strtoul(cl + 15, NULL, 10))
+			break;
+	}
+	buf[len] = '\0';
+	if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1)
+		status = 0;
+	return status;
+}
+
+static void assert_node_serves(void)
+{
+	struct resp r;
+	req("GET", "/status", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+}
+
+/* ---- the tests ---- */
+
+static void test_put_get_delete_round_trip_binary_values(void **state)
+{
+	static const char val[] = "a\0b\xff\xfe\n\r\x01 end";
+	const size_t vlen = sizeof val - 1;
+	struct resp r;
+	char buf[256], etag[64];
+
+	(void)state;
+	req("PUT", "/kv/bin/one", val, vlen, &r, NULL);
+	assert_int_equal(r.status, 201);
+	uint64_t rev = body_rev(&r);
+	snprintf(etag, sizeof etag, "\"%llu\"", (unsigned long long)rev);
+	assert_non_null(header(&r, "ETag", buf, sizeof buf));
+	assert_string_equal(buf, etag);
+	resp_clear(&r);
+
+	req("GET", "/kv/bin/one", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, vlen);
+	assert_memory_equal(r.body, val, vlen);
+	assert_string_equal(header(&r, "ETag", buf, sizeof buf), etag);
+	assert_string_equal(header(&r, "Content-Type", buf, sizeof buf),
+			    "application/octet-stream");
+	assert_non_null(header(&r, "Last-Modified", buf, sizeof buf));
+	time_t lm = curl_getdate(buf, NULL);
+	assert_true(lm > 0);
+	assert_true(llabs((long long)(lm - time(NULL))) < 24 * 3600);
+	assert_non_null(header(&r, "X-Kvfs-Create-Revision", buf, sizeof buf));
+	assert_int_equal(strtoull(buf, NULL, 10), rev);
+	resp_clear(&r);
+
+	req("HEAD", "/kv/bin/one", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	assert_int_equal(
+	    strtoul(header(&r, "Content-Length", buf, sizeof buf), NULL, 10),
+	    vlen);
+	resp_clear(&r);
+
+	/* replacing is 200 with a newer revision */
+	req("POST", "/kv/bin/one", "\xff", 1, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_true(body_rev(&r) > rev);
+	resp_clear(&r);
+	req("GET", "/kv/bin/one?consistency=local", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 1);
+	assert_int_equal((unsigned char)r.body[0], 0xff);
+	resp_clear(&r);
+
+	req("DELETE", "/kv/bin/one", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_true(body_rev(&r) > rev);
+	resp_clear(&r);
+	req("GET", "/kv/bin/one", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+	req("DELETE", "/kv/bin/one", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+}
+
+static void test_empty_and_large_values_round_trip(void **state)
+{
+	size_t big = 2u * 1024 * 1024 + 7;
+	char *val = malloc(big);
+	struct resp r;
+
+	(void)state;
+	assert_non_null(val);
+	for (size_t i = 0; i < big; i++)
+		val[i] = (char)(i * 131 + (i >> 9));
+	req("PUT", "/kv/big/empty", "", 0, &r, NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", "/kv/big/empty", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	resp_clear(&r);
+
+	req("PUT", "/kv/big/two-mib", val, big, &r, NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", "/kv/big/two-mib", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, big);
+	assert_memory_equal(r.body, val, big);
+	resp_clear(&r);
+	free(val);
+}
+
+static void test_conditional_writes_give_412_on_conflict(void **state)
+{
+	struct resp r;
+	char hdr[64], stale[64];
+
+	(void)state;
+	req("PUT", "/kv/cas/k", "v1", 2, &r, "If-None-Match: *", NULL);
+	assert_int_equal(r.status, 201);
+	uint64_t rev1 = body_rev(&r);
+	resp_clear(&r);
+	req("PUT", "/kv/cas/k", "v2", 2, &r, "If-None-Match: *", NULL);
+	assert_error(&r, 412, "precondition_failed");
+	resp_clear(&r);
+
+	/* quoted, as the ETag was given */
+	snprintf(hdr, sizeof hdr, "If-Match: \"%llu\"",
+		 (unsigned long long)rev1);
+	snprintf(stale, sizeof stale, "%s", hdr);
+	req("PUT", "/kv/cas/k", "v2", 2, &r, hdr, NULL);
+	assert_int_equal(r.status, 200);
+	uint64_t rev2 = body_rev(&r);
+	resp_clear(&r);
+	req("PUT", "/kv/cas/k", "v3", 2, &r, stale, NULL);
+	assert_error(&r, 412, "precondition_failed");
+	resp_clear(&r);
+
+	/* bare */
+	snprintf(hdr, sizeof hdr, "If-Match: %llu", (unsigned long long)rev2);
+	req("PUT", "/kv/cas/k", "v3", 2, &r, hdr, NULL);
+	assert_int_equal(r.status, 200);
+	uint64_t rev3 = body_rev(&r);
+	resp_clear(&r);
+	req("GET", "/kv/cas/k", NULL, 0, &r, NULL);
+	assert_int_equal(r.len, 2);
+	assert_memory_equal(r.body, "v3", 2);
+	resp_clear(&r);
+
+	/* a malformed If-Match is a bad request, not a silent write */
+	req("PUT", "/kv/cas/k", "v4", 2, &r, "If-Match: twelve", NULL);
+	assert_error(&r, 400, "bad_request");
+	resp_clear(&r);
+
+	req("DELETE", "/kv/cas/k", NULL, 0, &r, stale, NULL);
+	assert_error(&r, 412, "precondition_failed");
+	resp_clear(&r);
+	snprintf(hdr, sizeof hdr, "If-Match: \"%llu\"",
+		 (unsigned long long)rev3);
+	req("DELETE", "/kv/cas/k", NULL, 0, &r, hdr, NULL);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+}
+
+/* Walk /kv/<dir>/ with limit, collecting "name:type" joined by ','. */
+static void list_all(const char *dir, int limit, char *out, size_t size,
+		     int *pages)
+{
+	char path[512], *after = NULL;
+
+	out[0] = '\0';
+	*pages = 0;
+	for (;;) {
+		struct resp r;
+		char *esc = NULL;
+		if (after) {
+			CURL *c = curl_easy_init();
+			esc = curl_easy_escape(c, after, 0);
+			curl_easy_cleanup(c);
+		}
+		snprintf(path, sizeof path, "/kv/%s?limit=%d%s%s", dir, limit,
+			 esc ? "&after=" : "", esc ? esc : "");
+		curl_free(esc);
+		req("GET", path, NULL, 0, &r, NULL);
+		assert_int_equal(r.status, 200);
+		(*pages)++;
+		cJSON *j = cJSON_Parse(r.body);
+		assert_non_null(j);
+		cJSON *ents = cJSON_GetObjectItem(j, "entries");
+		assert_true(cJSON_IsArray(ents));
+		assert_true(cJSON_GetArraySize(ents) <= limit);
+		cJSON *e;
+		cJSON_ArrayForEach(e, ents)
+		{
+			cJSON *name = cJSON_GetObjectItem(e, "name");
+			cJSON *type = cJSON_GetObjectItem(e, "type");
+			assert_true(cJSON_IsString(name));
+			assert_true(cJSON_IsString(type));
+			assert_true(
+			    cJSON_IsNumber(cJSON_GetObjectItem(e, "size")));
+			assert_true(
+			    cJSON_IsNumber(cJSON_GetObjectItem(e, "rev")));
+			assert_true(
+			    cJSON_IsNumber(cJSON_GetObjectItem(e, "mtime")));
+			if (out[0])
+				strncat(out, ",", size - strlen(out) - 1);
+			strncat(out, name->valuestring, size - strlen(out) - 1);
+			strncat(out, ":", size - strlen(out) - 1);
+			strncat(out, type->valuestring, size - strlen(out) - 1);
+		}
+		cJSON *next = cJSON_GetObjectItem(j, "next");
+		assert_non_null(next);
+		free(after);
+		after = NULL;
+		if (cJSON_IsString(next))
+			after = strdup(next->valuestring);
+		else
+			assert_true(cJSON_IsNull(next));
+		cJSON_Delete(j);
+		resp_clear(&r);
+		if (!after)
+			break;
+		assert_true(*pages < 100);
+	}
+}
+
+static void test_listing_paginates_with_limit_and_after(void **state)
+{
+	static const char *keys[] = {"ls/a", "ls/b",	 "ls/c",    "ls/d",
+				     "ls/e", "ls/sub/x", "ls/sub/y"};
+	char path[64], got[1024];
+	int pages;
+	struct resp r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		snprintf(path, sizeof path, "/kv/%s", keys[i]);
+		req("PUT", path, "xyz", 3, &r, NULL);
+		assert_int_equal(r.status, 201);
+		resp_clear(&r);
+	}
+	list_all("ls/", 2, got, sizeof got, &pages);
+	assert_string_equal(got, "a:file,b:file,c:file,d:file,e:file,sub:dir");
+	assert_true(pages >= 3);
+	list_all("ls/", 1000, got, sizeof got, &pages);
+	assert_string_equal(got, "a:file,b:file,c:file,d:file,e:file,sub:dir");
+	assert_int_equal(pages, 1);
+	list_all("ls/sub/", 1, got, sizeof got, &pages);
+	assert_string_equal(got, "x:file,y:file");
+
+	/* the root lists top-level names */
+	req("GET", "/kv/", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"name\":\"ls\""));
+	resp_clear(&r);
+
+	req("GET", "/kv/no-such-dir/", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+	req("GET", "/kv/ls/?limit=0", NULL, 0, &r, NULL);
+	assert_error(&r, 400, "bad_request");
+	resp_clear(&r);
+	req("GET", "/kv/ls/?limit=abc", NULL, 0, &r, NULL);
+	assert_error(&r, 400, "bad_request");
+	resp_clear(&r);
+}
+
+static void test_bad_keys_are_refused_with_400_bad_key(void **state)
+{
+	static const char *bad[] = {
+	    "/kv/a%00b", "/kv/bad%FFutf8", "/kv/%C0%AF", "/kv/a/../b",
+	    "/kv/..",	 "/kv/a//b",	   "/kv/./a",	 "/kv/a%zz",
+	    "/kv/a%2",	 "/kv/%2E%2E",	   "/kv/x%2F",	 "/get/a%00",
+	    "/set/..",
+	};
+	struct resp r;
+	char longkey[1200];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		const char *m = strncmp(bad[i], "/set/", 5) == 0   ? "POST"
+				: strncmp(bad[i], "/get/", 5) == 0 ? "GET"
+								   : "PUT";
+		req(m, bad[i], "v", 1, &r, NULL);
+		if (r.status != 400)
+			fail_msg("%s %s: %ld", m, bad[i], r.status);
+		assert_error(&r, 400, "bad_key");
+		resp_clear(&r);
+	}
+	memset(longkey, 'k', sizeof longkey);
+	memcpy(longkey, "/kv/", 4);
+	longkey[sizeof longkey - 1] = '\0';
+	req("PUT", longkey, "v", 1, &r, NULL);
+	assert_error(&r, 400, "bad_key");
+	resp_clear(&r);
+
+	/* an escaped '/' is a separator, and UTF-8 is fine */
+	req("PUT", "/kv/esc%2Fk%C3%A9y", "v", 1, &r, NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", "/kv/esc/k\xc3\xa9y", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+}
+
+/* The longest key, every byte of it percent-encoded (a URL of 3 KiB),
+ * fits the per-connection memory MHD parses a request in. */
+static void test_longest_key_percent_encoded_round_trips(void **state)
+{
+	char path[4 * 127 * 6 + 64] = "/kv/", key[KV_MAX_KEY + 1] = "";
+	struct resp r;
+
+	(void)state;
+	for (int s = 0; s < 4; s++) {
+		for (int i = 0; i < 127; i++) {
+			strcat(path, "%C3%A9");
+			strcat(key, "\xc3\xa9");
+		}
+		strcat(path, "/");
+		strcat(key, "/");
+	}
+	strcat(path, "abcd");
+	strcat(key, "abcd");
+	assert_int_equal(strlen(key), KV_MAX_KEY);
+	req("PUT", path, "long", 4, &r, NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", path, NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 4);
+	assert_memory_equal(r.body, "long", 4);
+	resp_clear(&r);
+}
+
+static void test_errors_carry_json_bodies_and_stable_codes(void **state)
+{
+	struct resp r;
+	char buf[256];
+
+	(void)state;
+	req("GET", "/nowhere", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+
+	req("DELETE", "/status", NULL, 0, &r, NULL);
+	assert_error(&r, 405, "method_not_allowed");
+	assert_non_null(header(&r, "Allow", buf, sizeof buf));
+	assert_non_null(strstr(buf, "GET"));
+	resp_clear(&r);
+	req("PATCH", "/kv/x", "v", 1, &r, NULL);
+	assert_error(&r, 405, "method_not_allowed");
+	resp_clear(&r);
+	req("PUT", "/kv/dir/", "v", 1, &r, NULL);
+	assert_error(&r, 405, "method_not_allowed");
+	assert_string_equal(header(&r, "Allow", buf, sizeof buf), "GET, HEAD");
+	resp_clear(&r);
+
+	req("GET", "/kv/x?consistency=sometimes", NULL, 0, &r, NULL);
+	assert_error(&r, 400, "bad_request");
+	resp_clear(&r);
+
+	/* a key and a directory of the same name conflict: 409 */
+	req("PUT", "/kv/conf/d/leaf", "v", 1, &r, NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("PUT", "/kv/conf/d", "v", 1, &r, NULL);
+	assert_error(&r, 409, "conflict");
+	resp_clear(&r);
+	req("PUT", "/kv/conf/d/leaf/under", "v", 1, &r, NULL);
+	assert_error(&r, 409, "conflict");
+	resp_clear(&r);
+	req("GET", "/kv/conf/d", NULL, 0, &r, NULL);
+	assert_error(&r, 409, "conflict");
+	resp_clear(&r);
+}
+
+static void test_put_without_length_is_411(void **state)
+{
+	static const char rq[] = "PUT /kv/nolen HTTP/1.1\r\nHost: x\r\n"
+				 "Connection: close\r\n\r\n";
+	char buf[4096];
+	int fd = raw_connect();
+
+	(void)state;
+	raw_send(fd, rq, sizeof rq - 1);
+	assert_int_equal(raw_read_status(fd, buf, sizeof buf), 411);
+	assert_non_null(strstr(buf, "\"code\":\"length_required\""));
+	close(fd);
+}
+
+static void test_oversized_bodies_are_413_without_being_read(void **state)
+{
+	char rq[512], buf[4096];
+	int fd = raw_connect();
+
+	(void)state;
+	/* a declared length over the limit is refused from the headers */
+	snprintf(rq, sizeof rq,
+		 "PUT /kv/huge HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: %u\r\n\r\n",
+		 KV_MAX_VALUE + 1);
+	raw_send(fd, rq, strlen(rq));
+	raw_send(fd, "only a little", 13);
+	assert_int_equal(raw_read_status(fd, buf, sizeof buf), 413);
+	assert_non_null(strstr(buf, "\"code\":\"too_large\""));
+	close(fd);
+
+	/* an absurd one is refused too (by us or by MHD), and the node
+	 * stays */
+	fd = raw_connect();
+	snprintf(rq, sizeof rq,
+		 "PUT /kv/huge HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: 999999999999999999999999\r\n\r\n");
+	raw_send(fd, rq, strlen(rq));
+	int st = raw_read_status(fd, buf, sizeof buf);
+	assert_true(st == 413 || st == 400);
+	close(fd);
+	assert_node_serves();
+}
+
+struct feeder {
+	size_t left;
+};
+
+static size_t feed(char *buf, size_t size, size_t nmemb, void *cls)
+{
+	struct feeder *f = cls;
+	size_t n = size * nmemb;
+	if (n > f->left)
+		n = f->left;
+	memset(buf, 'z', n);
+	f->left -= n;
+	return n;
+}
+
+static void test_chunked_body_over_the_limit_is_413(void **state)
+{
+	char url[128];
+	struct feeder f = {.left = KV_MAX_VALUE + 64 * 1024};
+	struct resp r = {0};
+	struct curl_slist *hdrs = NULL;
+	CURL *c = curl_easy_init();
+
+	(void)state;
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/kv/chunky", port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+	curl_easy_setopt(c, CURLOPT_READFUNCTION, feed);
+	curl_easy_setopt(c, CURLOPT_READDATA, &f);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
+	hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
+	hdrs = curl_slist_append(hdrs, "Expect:");
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	curl_slist_free_all(hdrs);
+	curl_easy_cleanup(c);
+	assert_error(&r, 413, "too_large");
+	resp_clear(&r);
+
+	req("GET", "/kv/chunky", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+}
+
+static void test_mmapd_set_and_get_keep_working(void **state)
+{
+	struct resp r;
+
+	(void)state;
+	/* urlencoded, with NUL, 0xFF and '+' for a space */
+	req("POST", "/set/mm/k", "other=1&value=a%00b%FF+c%2B&x=2", 31, &r,
+	    "Content-Type: application/x-www-form-urlencoded", NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", "/get/mm/k", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 7);
+	assert_memory_equal(r.body, "a\0b\xff c+", 7);
+	resp_clear(&r);
+
+	/* Go's FormValue also reads the query */
+	req("POST", "/set/mm/q?value=from%20query", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", "/kv/mm/q", NULL, 0, &r, NULL);
+	assert_int_equal(r.len, 10);
+	assert_memory_equal(r.body, "from query", 10);
+	resp_clear(&r);
+
+	/* multipart, as curl -F sends it */
+	CURL *c = curl_easy_init();
+	char url[128];
+	curl_mime *mime = curl_mime_init(c);
+	curl_mimepart *part = curl_mime_addpart(mime);
+	curl_mime_name(part, "value");
+	curl_mime_data(part, "multi\0part", 10);
+	snprintf(url, sizeof url, "http://127.0.0.1:%u/set/mm/m", port);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
+	memset(&r, 0, sizeof r);
+	assert_int_equal(curl_easy_perform(c), CURLE_OK);
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+	curl_mime_free(mime);
+	curl_easy_cleanup(c);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", "/get/mm/m", NULL, 0, &r, NULL);
+	assert_int_equal(r.len, 10);
+	assert_memory_equal(r.body, "multi\0part", 10);
+	resp_clear(&r);
+
+	req("POST", "/set/mm/none", "other=1", 7, &r,
+	    "Content-Type: application/x-www-form-urlencoded", NULL);
+	assert_error(&r, 400, "bad_request");
+	resp_clear(&r);
+	req("GET", "/get/mm/absent", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+}
+
+static void test_status_has_every_field_issue_2_names(void **state)
+{
+	static const char *fields[] = {
+	    "id",
+	    "role",
+	    "term",
+	    "leader",
+	    "leader_address",
+	    "commit_index",
+	    "applied_index",
+	    "first_index",
+	    "last_index",
+	    "snapshot_index",
+	    "keys",
+	    "bytes",
+	    "version",
+	    "uptime_s",
+	};
+	struct resp r;
+	char buf[128];
+
+	(void)state;
+	req("GET", "/status", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_string_equal(header(&r, "Content-Type", buf, sizeof buf),
+			    "application/json");
+	cJSON *j = cJSON_Parse(r.body);
+	assert_non_null(j);
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++)
+		if (!cJSON_GetObjectItem(j, fields[i]))
+			fail_msg("/status lacks %s: %s", fields[i], r.body);
+	cJSON *role = cJSON_GetObjectItem(j, "role");
+	assert_true(cJSON_IsString(role));
+	cJSON_Delete(j);
+	resp_clear(&r);
+}
+
+static void test_slow_client_does_not_block_others(void **state)
+{
+	static const char half[] =
+	    "GET /kv/slowpoke HTTP/1.1\r\nHost: x\r\nX-Ha";
+	int slow[4];
+	struct resp r;
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		slow[i] = raw_connect();
+		raw_send(slow[i], half, sizeof half - 1);
+	}
+	/* while they sit there, others are served */
+	req("PUT", "/kv/slow/other", "v", 1, &r, NULL);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	req("GET", "/kv/slow/other", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+	/* and the slow ones can still finish */
+	raw_send(slow[0], "lf: done\r\n\r\n", 12);
+	char buf[4096];
+	assert_int_equal(raw_read_status(slow[0], buf, sizeof buf), 404);
+	for (int i = 0; i < 4; i++)
+		close(slow[i]);
+}
+
+static void test_truncated_body_stores_nothing(void **state)
+{
+	static const char rq[] = "PUT /kv/trunc HTTP/1.1\r\nHost: x\r\n"
+				 "Content-Length: 100\r\n\r\n0123456789";
+	struct resp r;
+	int fd = raw_connect();
+
+	(void)state;
+	raw_send(fd, rq, sizeof rq - 1);
+	close(fd);
+	/* a request behind it on a fresh connection is served, and the
+	 * truncated one left nothing */
+	assert_node_serves();
+	req("GET", "/kv/trunc", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+}
+
+static void test_huge_headers_and_garbage_do_not_hurt_the_node(void **state)
+{
+	size_t big = 200 * 1024;
+	char *rq = malloc(big + 256);
+	char buf[4096];
+	int fd;
+
+	(void)state;
+	assert_non_null(rq);
+	strcpy(rq, "GET /kv/x HTTP/1.1\r\nHost: x\r\nX-Big: ");
+	size_t n = strlen(rq);
+	memset(rq + n, 'a', big);
+	strcpy(rq + n + big, "\r\n\r\n");
+	fd = raw_connect();
+	raw_send(fd, rq, strlen(rq));
+	int st = raw_read_status(fd, buf, sizeof buf);
+	assert_true(st == 0 || st == 431 || st == 414 || st == 413 ||
+		    st == 400);
+	close(fd);
+	free(rq);
+
+	fd = raw_connect();
+	raw_send(fd, "\x16\x03\x01\x02\x00garbage\r\n\r\n", 16);
+	raw_read_status(fd, buf, sizeof buf);
+	close(fd);
+
+	/* a body sent with GET is read and ignored */
+	fd = raw_connect();
+	static const char getbody[] = "GET /status HTTP/1.1\r\nHost: x\r\n"
+				      "Content-Length: 5\r\n\r\nhello";
+	raw_send(fd, getbody, sizeof getbody - 1);
+	assert_int_equal(raw_read_status(fd, buf, sizeof buf), 200);
+	close(fd);
+	assert_node_serves();
+}
+
+/* Many uploads that each claim the largest body do not exhaust memory:
+ * past the listener's budget they are told to retry (503), and once they
+ * go away uploads are taken again. Probes are uploads of the same size, so
+ * the budget is exceeded even if a hog or two were refused while another
+ * request held part of it. */
+static void test_many_large_uploads_at_once_get_503_retry(void **state)
+{
+	enum { HOGS = 16, PROBES = 32 };
+	char rq[256], buf[4096];
+	int hogs[HOGS], probes[PROBES], np = 0, st = 0;
+
+	(void)state;
+	snprintf(rq, sizeof rq,
+		 "PUT /kv/hog HTTP/1.1\r\nHost: x\r\n"
+		 "Content-Length: %u\r\n\r\nxx",
+		 KV_MAX_VALUE);
+	for (int i = 0; i < HOGS; i++) {
+		hogs[i] = raw_connect();
+		raw_send(hogs[i], rq, strlen(rq));
+	}
+	/* the hogs' headers are handled in their own threads: poll with
+	 * probes; an accepted probe waits for its body (no answer within a
+	 * second) and stays open as one more hog */
+	time_t deadline = time(NULL) + 30;
+	while (st != 503 && np < PROBES && time(NULL) < deadline) {
+		int fd = raw_connect();
+		struct timeval tv = {.tv_sec = 1};
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+		raw_send(fd, rq, strlen(rq));
+		st = raw_read_status(fd, buf, sizeof buf);
+		if (st == 503) {
+			assert_non_null(strstr(buf, "\"not_ready\""));
+			assert_non_null(strcasestr(buf, "Retry-After:"));
+			close(fd);
+		} else {
+			assert_int_equal(st, 0); /* accepted, waiting */
+			probes[np++] = fd;
+		}
+	}
+	assert_int_equal(st, 503);
+	for (int i = 0; i < HOGS; i++)
+		close(hogs[i]);
+	for (int i = 0; i < np; i++)
+		close(probes[i]);
+	deadline = time(NULL) + 30;
+	while (time(NULL) < deadline) {
+		struct resp r;
+		req("PUT", "/kv/hog-small", "v", 1, &r, NULL);
+		st = (int)r.status;
+		resp_clear(&r);
+		if (st != 503)
+			break;
+	}
+	assert_true(st == 200 || st == 201);
+}
+
+static void test_errors_map_to_one_status_and_code_each(void **state)
+{
+	static const struct {
+		int err;
+		unsigned status;
+		const char *code;
+	} cases[] = {
+	    {-EINVAL, 400, "bad_request"},
+	    {-ENAMETOOLONG, 400, "bad_key"},
+	    {-ENOENT, 404, "not_found"},
+	    {-EISDIR, 409, "conflict"},
+	    {-ENOTDIR, 409, "conflict"},
+	    {KV_EPRECOND, 412, "precondition_failed"},
+	    {-EFBIG, 413, "too_large"},
+	    {KV_ENOQUORUM, 503, "no_quorum"},
+	    {KV_ESHUTDOWN, 503, "not_ready"},
+	    {KV_ENOTLEADER, 503, "not_ready"},
+	    {-ENOSPC, 507, "disk_full"},
+	    {KV_EFAILED, 500, "internal"},
+	    {KV_ECORRUPT, 500, "internal"},
+	    {-EIO, 500, "internal"},
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		unsigned status = 0;
+		const char *code = NULL;
+		http_error_status(cases[i].err, &status, &code);
+		assert_int_equal(status, cases[i].status);
+		assert_string_equal(code, cases[i].code);
+	}
+}
+
+static void test_etags_parse_quoted_bare_and_weak(void **state)
+{
+	uint64_t rev = 0;
+
+	(void)state;
+	assert_int_equal(http_parse_etag("\"12\"", &rev), 0);
+	assert_int_equal(rev, 12);
+	assert_int_equal(http_parse_etag(" 13 ", &rev), 0);
+	assert_int_equal(rev, 13);
+	assert_int_equal(http_parse_etag("W/\"14\"", &rev), 0);
+	assert_int_equal(rev, 14);
+	assert_int_equal(http_parse_etag("\"15", &rev), -EINVAL);
+	assert_int_equal(http_parse_etag("*", &rev), -EINVAL);
+	assert_int_equal(http_parse_etag("0", &rev), -EINVAL);
+	assert_int_equal(http_parse_etag("\"1\", \"2\"", &rev), -EINVAL);
+	assert_int_equal(http_parse_etag("99999999999999999999999", &rev),
+			 -EINVAL);
+}
+
+/* ---- the node under test ---- */
+
+static int setup(void **state)
+{
+	struct node_options opt = {
+	    .id = 1, .data_dir = NULL, .listen = "127.0.0.1:0"};
+	char *err = NULL;
+
+	(void)state;
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (!mkdtemp(datadir))
+		return -1;
+	opt.data_dir = datadir;
+	if (tnode_open(&opt, &tn, &err) != 0) {
+		fprintf(stderr, "tnode_open: %s\n", err ? err : "?");
+		free(err);
+		return -1;
+	}
+	node = tn.node;
+	port = tn.port;
+	return port ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	tnode_close(&tn);
+	rmtree(datadir);
+	curl_global_cleanup();
+	return 0;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_put_get_delete_round_trip_binary_values),
+	    cmocka_unit_test(test_empty_and_large_values_round_trip),
+	    cmocka_unit_test(test_conditional_writes_give_412_on_conflict),
+	    cmocka_unit_test(test_listing_paginates_with_limit_and_after),
+	    cmocka_unit_test(test_bad_keys_are_refused_with_400_bad_key),
+	    cmocka_unit_test(test_longest_key_percent_encoded_round_trips),
+	    cmocka_unit_test(test_errors_carry_json_bodies_and_stable_codes),
+	    cmocka_unit_test(test_put_without_length_is_411),
+	    cmocka_unit_test(test_oversized_bodies_are_413_without_being_read),
+	    cmocka_unit_test(test_chunked_body_over_the_limit_is_413),
+	    cmocka_unit_test(test_mmapd_set_and_get_keep_working),
+	    cmocka_unit_test(test_status_has_every_field_issue_2_names),
+	    cmocka_unit_test(test_slow_client_does_not_block_others),
+	    cmocka_unit_test(test_truncated_body_stores_nothing),
+	    cmocka_unit_test(
+		test_huge_headers_and_garbage_do_not_hurt_the_node),
+	    cmocka_unit_test(test_many_large_uploads_at_once_get_503_retry),
+	    cmocka_unit_test(test_errors_map_to_one_status_and_code_each),
+	    cmocka_unit_test(test_etags_parse_quoted_bare_and_weak),
+	};
+	return cmocka_run_group_tests_name("http", tests, setup, teardown);
+}

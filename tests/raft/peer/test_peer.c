@@ -1,0 +1,980 @@
+/* test_peer.c - the peer senders (raft/peer.c) against real sockets.
+ *
+ * A tiny libmicrohttpd server on 127.0.0.1 (port picked by the kernel)
+ * cuts every stream into frames and records each with its request's
+ * method, path, headers and client port. Peers that are down are ports
+ * with nothing listening (one bound but not listening yet comes up when
+ * the test starts a server on it), and a listening socket that never
+ * answers stands for a hung peer. Every wait polls with a
+ * deadline; nothing sleeps a fixed time before an assertion. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <microhttpd.h>
+
+#include "peer.h"
+
+#define CLUSTER "test-cluster"
+#define TOKEN	"t0ken-Secret"
+#define SELF	1
+/* Deadline of every wait: generous, since a shared machine may be slow,
+ * and only reached when something is broken. */
+#define DEADLINE_MS 10000
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Wait briefly between polls (not an assertion's timing). */
+static void nap(void)
+{
+	struct timespec ts = {0, 2 * 1000 * 1000};
+	nanosleep(&ts, NULL);
+}
+
+/* ---- The recording server ---- */
+
+#define MAX_REQS 4096
+
+/* One frame received, with what its stream's request carried. */
+struct req {
+	char method[8];
+	char url[64];
+	char ctype[64];
+	char cluster[64];
+	char token[64];
+	char protocol[16];
+	unsigned client_port;
+	char *body;
+	size_t len;
+};
+
+struct server {
+	struct MHD_Daemon *d;
+	unsigned port;
+	pthread_mutex_t mu;
+	unsigned status;  /* refuse every stream with this (0: take it) ... */
+	const char *text; /* ... and this body */
+	unsigned streams; /* requests that began */
+	struct req reqs[MAX_REQS];
+	unsigned n;
+};
+
+/* A stream being received: its request's fields and its frames so far. */
+struct upload {
+	struct server *s;
+	struct req head; /* every field but body and len */
+	struct peer_frames f;
+};
+
+static void copy_header(struct MHD_Connection *c, const char *name, char *out,
+			size_t cap)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+	snprintf(out, cap, "%s", v ? v : "");
+}
+
+static int on_frame(void *ctx, const char *p, size_t len)
+{
+	struct upload *up = ctx;
+	struct server *s = up->s;
+
+	pthread_mutex_lock(&s->mu);
+	if (s->n < MAX_REQS) {
+		struct req *r = &s->reqs[s->n++];
+		*r = up->head;
+		r->body = malloc(len + 1);
+		assert_non_null(r->body);
+		memcpy(r->body, p, len);
+		r->body[len] = '\0';
+		r->len = len;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return 0;
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
+			     const char *text)
+{
+	struct MHD_Response *resp = MHD_create_response_from_buffer(
+	    text ? strlen(text) : 0, (void *)(text ? text : ""),
+	    MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret = MHD_queue_response(c, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
+				  const char *url, const char *method,
+				  const char *version, const char *data,
+				  size_t *size, void **con_cls)
+{
+	struct server *s = cls;
+	struct upload *up = *con_cls;
+
+	(void)version;
+	if (up == NULL) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+		    c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		pthread_mutex_lock(&s->mu);
+		s->streams++;
+		pthread_mutex_unlock(&s->mu);
+		if (s->status) /* refused before the body, as kvfs does */
+			return reply(c, s->status, s->text);
+		up = calloc(1, sizeof(*up));
+		if (up == NULL)
+			return MHD_NO;
+		up->s = s;
+		snprintf(up->head.method, sizeof(up->head.method), "%s",
+			 method);
+		snprintf(up->head.url, sizeof(up->head.url), "%s", url);
+		copy_header(c, "Content-Type", up->head.ctype,
+			    sizeof(up->head.ctype));
+		copy_header(c, PEER_HDR_CLUSTER, up->head.cluster,
+			    sizeof(up->head.cluster));
+		copy_header(c, PEER_HDR_TOKEN, up->head.token,
+			    sizeof(up->head.token));
+		copy_header(c, PEER_HDR_PROTOCOL, up->head.protocol,
+			    sizeof(up->head.protocol));
+		if (ci != NULL)
+			up->head.client_port =
+			    ntohs(((const struct sockaddr_in *)ci->client_addr)
+				      ->sin_port);
+		*con_cls = up;
+		return MHD_YES;
+	}
+	if (*size > 0) {
+		int rc = peer_frames_feed(&up->f, data, *size, PEER_MAX_BODY,
+					  on_frame, up, NULL, 0);
+		*size = 0;
+		return rc == 0 ? MHD_YES : MHD_NO;
+	}
+	return reply(c, MHD_HTTP_NO_CONTENT, NULL);
+}
+
+static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
+		    enum MHD_RequestTerminationCode toe)
+{
+	struct upload *up = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (up != NULL) {
+		peer_frames_free(&up->f);
+		free(up);
+	}
+	*con_cls = NULL;
+}
+
+/* A server on listening socket fd (-1: a new one on a free port). */
+static struct server *server_start_fd(int fd)
+{
+	struct server *s = calloc(1, sizeof(*s));
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	const union MHD_DaemonInfo *di;
+
+	assert_non_null(s);
+	pthread_mutex_init(&s->mu, NULL);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd >= 0) {
+		assert_int_equal(listen(fd, 16), 0);
+		s->d = MHD_start_daemon(
+		    MHD_USE_THREAD_PER_CONNECTION |
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+		    0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_END);
+	} else {
+		s->d = MHD_start_daemon(
+		    MHD_USE_THREAD_PER_CONNECTION |
+			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
+		    0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
+		    MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_END);
+	}
+	assert_non_null(s->d);
+	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+	assert_non_null(di);
+	s->port = di->port;
+	assert_true(s->port > 0);
+	return s;
+}
+
+static struct server *server_start(void)
+{
+	return server_start_fd(-1);
+}
+
+static void server_stop(struct server *s)
+{
+	MHD_stop_daemon(s->d);
+	for (unsigned i = 0; i < s->n; i++)
+		free(s->reqs[i].body);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* Decode every recorded frame in order into one list of messages. */
+static struct raft_message *server_msgs(struct server *s, size_t *count)
+{
+	struct raft_message *all = NULL;
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->mu);
+	for (unsigned i = 0; i < s->n; i++) {
+		struct raft_message *m;
+		size_t k;
+		char why[160];
+		int rc = peer_handle_body(s->reqs[i].body, s->reqs[i].len,
+					  CLUSTER, 2, &m, &k, why, sizeof(why));
+		if (rc != 0)
+			print_error("frame %u refused: %s\n", i, why);
+		assert_int_equal(rc, 0);
+		all = realloc(all, (n + k + 1) * sizeof(*all));
+		assert_non_null(all);
+		memcpy(all + n, m, k * sizeof(*m));
+		free(m); /* the entries moved into all */
+		n += k;
+	}
+	pthread_mutex_unlock(&s->mu);
+	*count = n;
+	return all;
+}
+
+/* server_msgs once at least want messages arrived (a sender counts a
+ * frame sent when its connection took it, a moment before the server
+ * has read it). */
+static struct raft_message *server_wait_msgs(struct server *s, size_t want,
+					     size_t *count)
+{
+	uint64_t end = mono_ms() + DEADLINE_MS;
+
+	for (;;) {
+		struct raft_message *all = server_msgs(s, count);
+		if (*count >= want || mono_ms() >= end)
+			return all;
+		peer_msgs_free(all, *count);
+		nap();
+	}
+}
+
+/* ---- Helpers ---- */
+
+static struct raft_message hb(uint64_t to, uint64_t seq)
+{
+	struct raft_message m = {.type = RAFT_MSG_HEARTBEAT,
+				 .from = SELF,
+				 .to = to,
+				 .term = 1,
+				 .commit = seq};
+	return m;
+}
+
+static struct peer_set *new_set(const struct peer_options *o)
+{
+	struct peer_set *ps = NULL;
+
+	assert_int_equal(peers_new(CLUSTER, TOKEN, SELF, o, &ps), 0);
+	return ps;
+}
+
+static void add(struct peer_set *ps, uint64_t id, unsigned port)
+{
+	char addr[32];
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	assert_int_equal(peers_add(ps, id, addr), 0);
+}
+
+static struct peer_info info(struct peer_set *ps, uint64_t id)
+{
+	struct peer_info pi;
+
+	assert_int_equal(peers_info(ps, id, &pi), 0);
+	return pi;
+}
+
+/* Poll until peer id has sent n messages. */
+static void wait_sent(struct peer_set *ps, uint64_t id, uint64_t n)
+{
+	uint64_t end = mono_ms() + DEADLINE_MS;
+
+	while (info(ps, id).sent < n && mono_ms() < end)
+		nap();
+	assert_int_equal(info(ps, id).sent, n);
+}
+
+/* A port on 127.0.0.1 bound but not listening yet: connections are
+ * refused until server_start_fd(fd) serves it. */
+static int reserved_port(unsigned *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* A port on 127.0.0.1 with nothing listening (bound, then closed). */
+static unsigned dead_port(void)
+{
+	unsigned port;
+
+	close(reserved_port(&port));
+	return port;
+}
+
+/* Poll until peer id has failed n times in a row. */
+static void wait_failures(struct peer_set *ps, uint64_t id, uint64_t n)
+{
+	uint64_t end = mono_ms() + DEADLINE_MS;
+
+	while (info(ps, id).failures < n && mono_ms() < end)
+		nap();
+	assert_int_equal(info(ps, id).failures, n);
+}
+
+/* A socket that listens but never answers: a hung peer. */
+static int hung_listener(unsigned *port)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	assert_true(fd >= 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 16), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	*port = ntohs(sa.sin_port);
+	return fd;
+}
+
+/* Accept one connection on fd and read until the request's headers are
+ * in: a stream is then open. Returns the connection. */
+static int accept_request(int fd)
+{
+	uint64_t end = mono_ms() + DEADLINE_MS;
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	char buf[4096];
+	size_t have = 0;
+	int c;
+
+	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
+	c = accept(fd, NULL, NULL);
+	assert_true(c >= 0);
+	while (mono_ms() < end) {
+		ssize_t r;
+		pfd.fd = c;
+		if (poll(&pfd, 1, 100) != 1)
+			continue;
+		r = read(c, buf + have, sizeof(buf) - 1 - have);
+		assert_true(r > 0);
+		have += (size_t)r;
+		buf[have] = '\0';
+		if (strstr(buf, "\r\n\r\n") != NULL)
+			return c;
+	}
+	fail_msg("no request arrived");
+	return -1;
+}
+
+/* Accept a stream on listener fd and let it start, as a peer does with
+ * "100 Continue". Returns the connection. */
+static int accept_stream(int fd)
+{
+	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	int c = accept_request(fd);
+
+	assert_int_equal(write(c, cont, sizeof(cont) - 1),
+			 (ssize_t)(sizeof(cont) - 1));
+	return c;
+}
+
+/* peers_free (or remove) on a thread, so the test can bound its wait. */
+struct stopper {
+	struct peer_set *ps;
+	uint64_t remove_id; /* 0: peers_free */
+	atomic_bool done;
+};
+
+static void *stopper_main(void *arg)
+{
+	struct stopper *st = arg;
+
+	if (st->remove_id)
+		peers_remove(st->ps, st->remove_id);
+	else
+		peers_free(st->ps);
+	atomic_store(&st->done, true);
+	return NULL;
+}
+
+/* Run the stop on a thread; it must finish well before any curl timeout
+ * (the options below set 60 s). */
+static void stop_within(struct peer_set *ps, uint64_t remove_id, int ms)
+{
+	struct stopper st = {.ps = ps, .remove_id = remove_id};
+	uint64_t end = mono_ms() + (uint64_t)ms;
+	pthread_t t;
+
+	atomic_init(&st.done, false);
+	assert_int_equal(pthread_create(&t, NULL, stopper_main, &st), 0);
+	while (!atomic_load(&st.done) && mono_ms() < end)
+		nap();
+	assert_true(atomic_load(&st.done));
+	pthread_join(t, NULL);
+}
+
+/* ---- Tests ---- */
+
+/* What was queued while the peer could not be reached goes in one frame
+ * once it can; later messages follow as frames of the same stream, on one
+ * connection, with the cluster's headers. */
+static void test_messages_arrive_batched_in_order_on_one_stream(void **state)
+{
+	struct peer_options o = {.backoff_min_ms = 1000};
+	unsigned port;
+	int fd = reserved_port(&port);
+	struct peer_set *ps = new_set(&o);
+	struct raft_message *got, m[200];
+	struct server *s;
+	struct peer_info pi;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, port);
+	m[0] = hb(2, 0);
+	assert_int_equal(peers_send(ps, m, 1), 1);
+	wait_failures(ps, 2, 1); /* refused: lost; the sender waits 1 s */
+	for (int i = 0; i < 200; i++)
+		m[i] = hb(2, (uint64_t)i + 1);
+	assert_int_equal(peers_send(ps, m, 100), 100);
+	assert_int_equal(peers_send(ps, m + 100, 100), 100);
+	s = server_start_fd(fd);
+	wait_sent(ps, 2, 200);
+	for (int i = 0; i < 10; i++) {
+		m[0] = hb(2, 201 + (uint64_t)i);
+		assert_int_equal(peers_send(ps, m, 1), 1);
+		wait_sent(ps, 2, 201 + (uint64_t)i);
+	}
+
+	got = server_wait_msgs(s, 210, &n);
+	assert_int_equal(n, 210);
+	for (size_t i = 0; i < n; i++) {
+		assert_int_equal(got[i].commit, i + 1);
+		assert_int_equal(got[i].from, SELF);
+		assert_int_equal(got[i].type, RAFT_MSG_HEARTBEAT);
+	}
+	peer_msgs_free(got, n);
+	/* The 200 in one frame, then one frame each, in one stream. */
+	assert_int_equal(s->n, 11);
+	assert_int_equal(s->streams, 1);
+	for (unsigned i = 0; i < s->n; i++) {
+		assert_string_equal(s->reqs[i].method, "POST");
+		assert_string_equal(s->reqs[i].url, PEER_STREAM_PATH);
+		assert_string_equal(s->reqs[i].ctype,
+				    "application/x-kvfs-raft-stream");
+		assert_string_equal(s->reqs[i].cluster, CLUSTER);
+		assert_string_equal(s->reqs[i].token, TOKEN);
+		assert_string_equal(s->reqs[i].protocol, "2");
+		assert_int_equal(s->reqs[i].client_port,
+				 s->reqs[0].client_port);
+	}
+	pi = info(ps, 2);
+	assert_int_equal(pi.batches, 11);
+	assert_int_equal(pi.sent, 210);
+	assert_true(pi.reachable);
+	assert_true(pi.last_ok_ms > 0);
+	assert_int_equal(pi.failures, 0);
+	assert_int_equal(pi.queued, 0);
+	assert_int_equal(pi.dropped, 1);
+	assert_non_null(strstr(pi.addr, "127.0.0.1:"));
+	peers_free(ps);
+	server_stop(s);
+}
+
+static void test_entries_reach_the_peer_intact(void **state)
+{
+	static const unsigned char bin[] = {0, 0xfe, 'x', 0};
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(NULL);
+	struct raft_entry e[2] = {
+	    {1, 8, RAFT_ENTRY_NORMAL, (void *)"{\"op\":\"put\"}", 12},
+	    {1, 9, RAFT_ENTRY_NORMAL, (void *)bin, sizeof(bin)},
+	};
+	struct raft_message m = {.type = RAFT_MSG_APPEND,
+				 .from = SELF,
+				 .to = 2,
+				 .term = 1,
+				 .index = 7,
+				 .log_term = 1,
+				 .commit = 6,
+				 .entries = e,
+				 .n_entries = 2};
+	struct raft_message *got;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	/* The caller's copy is its own: change it after sending. */
+	m.entries = NULL;
+	m.n_entries = 0;
+	wait_sent(ps, 2, 1);
+	got = server_wait_msgs(s, 1, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(got[0].n_entries, 2);
+	assert_memory_equal(got[0].entries[0].data, "{\"op\":\"put\"}", 12);
+	assert_int_equal(got[0].entries[1].len, sizeof(bin));
+	assert_memory_equal(got[0].entries[1].data, bin, sizeof(bin));
+	peer_msgs_free(got, n);
+	peers_free(ps);
+	server_stop(s);
+}
+
+/* What the unsent callback heard. */
+static struct {
+	pthread_mutex_t mu;
+	uint64_t to[64], ctx[64];
+	size_t n;
+} unsent = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+static void on_unsent(void *arg, uint64_t to, uint64_t ctx)
+{
+	assert_ptr_equal(arg, &unsent);
+	pthread_mutex_lock(&unsent.mu);
+	if (unsent.n < 64) {
+		unsent.to[unsent.n] = to;
+		unsent.ctx[unsent.n++] = ctx;
+	}
+	pthread_mutex_unlock(&unsent.mu);
+}
+
+static size_t unsent_count(void)
+{
+	pthread_mutex_lock(&unsent.mu);
+	size_t n = unsent.n;
+	pthread_mutex_unlock(&unsent.mu);
+	return n;
+}
+
+static struct raft_message propose(uint64_t to, uint64_t ctx)
+{
+	static char cmd[] = "{\"v\":1}";
+	static struct raft_entry e = {
+	    .type = RAFT_ENTRY_NORMAL, .data = cmd, .len = sizeof(cmd) - 1};
+	struct raft_message m = {.type = RAFT_MSG_PROPOSE,
+				 .from = SELF,
+				 .to = to,
+				 .ctx = ctx,
+				 .entries = &e,
+				 .n_entries = 1};
+	return m;
+}
+
+/* A follower forwards writes in propose messages and may send one again
+ * only if the leader surely never got it: the sender says so for those
+ * it could not hand over whole, and only for those. */
+static void test_a_propose_that_never_went_is_reported(void **state)
+{
+	struct peer_options o = {.unsent = on_unsent, .unsent_arg = &unsent};
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(&o);
+	uint64_t end = mono_ms() + DEADLINE_MS;
+
+	(void)state;
+	unsent.n = 0;
+	add(ps, 2, s->port);
+	add(ps, 3, dead_port());
+	struct raft_message m[3] = {propose(2, 41), hb(3, 1), propose(3, 42)};
+	assert_int_equal(peers_send(ps, m, 3), 3);
+	while (unsent_count() == 0 && mono_ms() < end)
+		nap();
+	wait_sent(ps, 2, 1);
+	assert_int_equal(unsent_count(), 1);
+	assert_int_equal(unsent.to[0], 3);
+	assert_int_equal(unsent.ctx[0], 42);
+	/* the one delivered is not reported, even once its stream ends */
+	stop_within(ps, 0, 3000);
+	assert_int_equal(unsent_count(), 1);
+	server_stop(s);
+}
+
+static void test_down_peer_backs_off_without_blocking_others(void **state)
+{
+	struct peer_options o = {.max_queue = 16, .timeout_ms = 60000};
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(&o);
+	uint64_t end = mono_ms() + DEADLINE_MS;
+	unsigned last_backoff = 0, grew = 0;
+	struct peer_info pi;
+
+	(void)state;
+	add(ps, 2, s->port);
+	add(ps, 3, dead_port());
+	for (int i = 0; i < 300; i++) {
+		struct raft_message m[2] = {hb(3, (uint64_t)i),
+					    hb(2, (uint64_t)i)};
+		assert_int_equal(peers_send(ps, m, 2), 2);
+		/* The queue of the dead peer never exceeds its bound. */
+		assert_true(info(ps, 3).queued <= o.max_queue);
+		/* Paced below the live peer's bound, so it loses nothing. */
+		if (i % 8 == 7)
+			wait_sent(ps, 2, (uint64_t)i + 1);
+	}
+	wait_sent(ps, 2, 300);
+
+	/* Keep feeding the dead peer; its backoff doubles up to the cap. */
+	do {
+		struct raft_message m = hb(3, 1);
+		peers_send(ps, &m, 1);
+		pi = info(ps, 3);
+		assert_true(pi.queued <= o.max_queue);
+		assert_true(pi.backoff_ms <= 1000);
+		if (pi.backoff_ms > last_backoff) {
+			grew++;
+			last_backoff = pi.backoff_ms;
+		}
+		nap();
+	} while (last_backoff < 1000 && mono_ms() < end);
+	assert_int_equal(last_backoff, 1000);
+	assert_true(grew >= 3); /* 10, 20, 40, ... 1000 */
+	assert_false(pi.reachable);
+	assert_true(pi.failures >= 5);
+	assert_true(pi.last_err[0] != '\0');
+	assert_true(pi.last_err_ms > 0);
+	assert_int_equal(pi.last_ok_ms, 0);
+	assert_int_equal(pi.sent, 0);
+	assert_true(pi.dropped > 0);
+	assert_true(info(ps, 2).reachable);
+	print_message("dead peer: %s\n", pi.last_err);
+	stop_within(ps, 0, 3000);
+	server_stop(s);
+}
+
+static void test_full_queue_drops_oldest_heartbeats_first(void **state)
+{
+	struct peer_options o = {.max_queue = 8, .backoff_min_ms = 1000};
+	unsigned port;
+	int fd = reserved_port(&port);
+	struct peer_set *ps = new_set(&o);
+	struct raft_message *got, m;
+	struct raft_message vote = {
+	    .type = RAFT_MSG_VOTE, .from = SELF, .to = 2, .term = 2};
+	struct server *s;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, port);
+	m = hb(2, 1000);
+	peers_send(ps, &m, 1);
+	wait_failures(ps, 2, 1); /* refused; the sender waits 1 s */
+	assert_int_equal(peers_send(ps, &vote, 1), 1);
+	for (int i = 0; i < 50; i++) {
+		m = hb(2, (uint64_t)i);
+		assert_int_equal(peers_send(ps, &m, 1), 1);
+	}
+	assert_int_equal(info(ps, 2).queued, 8);
+	assert_int_equal(info(ps, 2).dropped, 1 + 43);
+	s = server_start_fd(fd);
+	wait_sent(ps, 2, 8);
+
+	got = server_wait_msgs(s, 8, &n);
+	assert_int_equal(n, 8);
+	assert_int_equal(got[0].type, RAFT_MSG_VOTE);
+	for (size_t i = 1; i < 8; i++)
+		assert_int_equal(got[i].commit, 43 + (i - 1));
+	peer_msgs_free(got, n);
+	peers_free(ps);
+	server_stop(s);
+}
+
+/* Frames larger than the socket takes at once: the sender writes the
+ * rest, later messages wait behind it, and every byte arrives in order. */
+static void
+test_a_frame_the_socket_cannot_take_at_once_is_finished(void **state)
+{
+	enum { BIG = 3 * 1024 * 1024, N = 3 };
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(NULL);
+	char *data[N];
+	struct raft_entry e[N];
+	struct raft_message m, *got;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	m = hb(2, 1);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	wait_sent(ps, 2, 1); /* the stream is open */
+	for (int i = 0; i < N; i++) {
+		data[i] = malloc(BIG);
+		assert_non_null(data[i]);
+		memset(data[i], 'a' + i, BIG);
+		e[i] = (struct raft_entry){.term = 1,
+					   .index = (uint64_t)i + 1,
+					   .type = RAFT_ENTRY_NORMAL,
+					   .data = data[i],
+					   .len = BIG};
+		m = (struct raft_message){.type = RAFT_MSG_APPEND,
+					  .from = SELF,
+					  .to = 2,
+					  .term = 1,
+					  .index = (uint64_t)i,
+					  .log_term = i ? 1 : 0,
+					  .commit = (uint64_t)i,
+					  .entries = &e[i],
+					  .n_entries = 1};
+		assert_int_equal(peers_send(ps, &m, 1), 1);
+		m = hb(2, (uint64_t)i + 2);
+		assert_int_equal(peers_send(ps, &m, 1), 1);
+	}
+	for (int i = 0; i < N; i++)
+		free(data[i]); /* the caller's to free once sent */
+	wait_sent(ps, 2, 1 + 2 * N);
+	got = server_wait_msgs(s, 1 + 2 * N, &n);
+	assert_int_equal(n, 1 + 2 * N);
+	assert_int_equal(got[0].type, RAFT_MSG_HEARTBEAT);
+	for (int i = 0; i < N; i++) {
+		struct raft_message *a = &got[1 + 2 * i], *h = &got[2 + 2 * i];
+		assert_int_equal(a->type, RAFT_MSG_APPEND);
+		assert_int_equal(a->n_entries, 1);
+		assert_int_equal(a->entries[0].len, BIG);
+		for (size_t k = 0; k < BIG; k += 4099)
+			assert_int_equal(((char *)a->entries[0].data)[k],
+					 'a' + i);
+		assert_int_equal(h->type, RAFT_MSG_HEARTBEAT);
+		assert_int_equal(h->commit, (uint64_t)i + 2);
+	}
+	peer_msgs_free(got, n);
+	assert_int_equal(info(ps, 2).failures, 0);
+	assert_int_equal(info(ps, 2).dropped, 0);
+	peers_free(ps);
+	server_stop(s);
+}
+
+/* A peer that closed the stream (a killed process) never gets a propose
+ * written into the dead connection, where it would be lost with its
+ * outcome unknown: the propose waits for the next stream and arrives on
+ * it, and is not reported as unsent. */
+static void
+test_a_propose_after_the_peer_closed_goes_on_the_next_stream(void **state)
+{
+	struct peer_options o = {.unsent = on_unsent, .unsent_arg = &unsent};
+	struct peer_set *ps = new_set(&o);
+	unsigned port;
+	int l = hung_listener(&port), c;
+	struct raft_message m = hb(2, 1);
+	char buf[4096];
+	size_t have = 0;
+	uint64_t end = mono_ms() + DEADLINE_MS;
+
+	(void)state;
+	unsent.n = 0;
+	add(ps, 2, port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	c = accept_stream(l);
+	wait_sent(ps, 2, 1);
+	close(c); /* the peer goes away; its listener stays */
+	m = propose(2, 77);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	c = accept_stream(l); /* a new stream */
+	while (mono_ms() < end && have < sizeof(buf) - 1) {
+		struct pollfd pfd = {.fd = c, .events = POLLIN};
+		if (poll(&pfd, 1, 100) != 1)
+			continue;
+		ssize_t r = read(c, buf + have, sizeof(buf) - 1 - have);
+		assert_true(r > 0);
+		have += (size_t)r;
+		buf[have] = '\0';
+		if (strstr(buf, "\"ctx\":77") != NULL)
+			break;
+	}
+	assert_non_null(strstr(buf, "\"type\":\"propose\""));
+	assert_non_null(strstr(buf, "\"ctx\":77"));
+	assert_int_equal(unsent_count(), 0);
+	wait_sent(ps, 2, 2);
+	stop_within(ps, 0, 3000);
+	close(c);
+	close(l);
+}
+
+static void test_stop_is_quick_while_a_stream_hangs(void **state)
+{
+	struct peer_options o = {.timeout_ms = 60000,
+				 .connect_timeout_ms = 60000};
+	struct peer_set *ps = new_set(&o);
+	unsigned port2, port3;
+	int l2 = hung_listener(&port2), l3 = hung_listener(&port3);
+	int c2, c3;
+	struct raft_message m[2] = {hb(2, 1), hb(3, 1)};
+
+	(void)state;
+	add(ps, 2, port2);
+	add(ps, 3, port3);
+	assert_int_equal(peers_send(ps, m, 2), 2);
+	c2 = accept_request(l2);
+	c3 = accept_request(l3);
+	/* Both streams hang; removing one and freeing the rest is quick. */
+	stop_within(ps, 2, 3000);
+	assert_int_equal(peers_info(ps, 2, &(struct peer_info){0}), -ENOENT);
+	assert_int_equal(peers_info(ps, 3, &(struct peer_info){0}), 0);
+	stop_within(ps, 0, 3000);
+	close(c2);
+	close(c3);
+	close(l2);
+	close(l3);
+}
+
+/* A peer that takes a stream's frames but never answers its end fails
+ * the stream in timeout_ms; the sender does not wait for it forever. */
+static void test_an_unanswered_end_of_stream_fails_in_time(void **state)
+{
+	struct peer_options o = {.timeout_ms = 300, .idle_ms = 100};
+	struct peer_set *ps = new_set(&o);
+	unsigned port;
+	int l = hung_listener(&port), c;
+	struct raft_message m = hb(2, 1);
+	struct peer_info pi;
+
+	(void)state;
+	add(ps, 2, port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	c = accept_stream(l);
+	wait_sent(ps, 2, 1); /* the frame went; then nothing answers */
+	wait_failures(ps, 2, 1);
+	pi = info(ps, 2);
+	assert_int_equal(pi.failures, 1);
+	assert_false(pi.reachable);
+	assert_non_null(strstr(pi.last_err, "did not answer the end"));
+	stop_within(ps, 0, 3000);
+	close(c);
+	close(l);
+}
+
+/* A peer that starts an answer mid-stream and never finishes it fails
+ * the stream in timeout_ms. */
+static void test_a_half_answer_fails_in_time(void **state)
+{
+	struct peer_options o = {.timeout_ms = 300};
+	struct peer_set *ps = new_set(&o);
+	unsigned port;
+	int l = hung_listener(&port), c;
+	struct raft_message m = hb(2, 1);
+	static const char half[] = "HTTP/1.1 500 Internal";
+
+	(void)state;
+	add(ps, 2, port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	c = accept_stream(l);
+	wait_sent(ps, 2, 1);
+	assert_int_equal(write(c, half, sizeof(half) - 1),
+			 (ssize_t)(sizeof(half) - 1));
+	wait_failures(ps, 2, 1);
+	assert_non_null(strstr(info(ps, 2).last_err, "did not come whole"));
+	stop_within(ps, 0, 3000);
+	close(c);
+	close(l);
+}
+
+static void test_refusal_is_reported_with_the_peers_reason(void **state)
+{
+	struct server *s = server_start();
+	struct peer_set *ps = new_set(NULL);
+	struct raft_message m = hb(2, 1);
+	struct peer_info pi;
+
+	(void)state;
+	s->status = 409;
+	s->text = "peer protocol version 2, this node speaks 1\n";
+	add(ps, 2, s->port);
+	peers_send(ps, &m, 1);
+	wait_failures(ps, 2, 1);
+	pi = info(ps, 2);
+	assert_int_equal(pi.failures, 1);
+	assert_false(pi.reachable);
+	assert_int_equal(pi.sent, 0);
+	assert_int_equal(pi.dropped, 1);
+	assert_string_equal(pi.last_err,
+			    "HTTP 409: peer protocol version 2, this node "
+			    "speaks 1");
+	peers_free(ps);
+	server_stop(s);
+}
+
+static void test_bad_arguments_are_refused(void **state)
+{
+	struct peer_set *ps = NULL;
+	struct raft_message m = hb(9, 1);
+
+	(void)state;
+	assert_int_equal(peers_new("", TOKEN, SELF, NULL, &ps), -EINVAL);
+	assert_int_equal(peers_new(CLUSTER, "a b", SELF, NULL, &ps), -EINVAL);
+	assert_int_equal(peers_new(CLUSTER, "x\r\nEvil: 1", SELF, NULL, &ps),
+			 -EINVAL);
+	assert_int_equal(peers_new(CLUSTER, TOKEN, 0, NULL, &ps), -EINVAL);
+	ps = new_set(NULL);
+	assert_int_equal(peers_add(ps, SELF, "127.0.0.1:1"), -EINVAL);
+	assert_int_equal(peers_add(ps, 0, "127.0.0.1:1"), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:1/x?y"), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, ""), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:1"), 0);
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:2"), -EEXIST);
+	assert_int_equal(peers_remove(ps, 5), -ENOENT);
+	/* Unknown destination, wrong sender, NONE: nothing queued. */
+	assert_int_equal(peers_send(ps, &m, 1), 0);
+	m = hb(2, 1);
+	m.from = 4;
+	assert_int_equal(peers_send(ps, &m, 1), 0);
+	m = hb(2, 1);
+	m.type = RAFT_MSG_NONE;
+	assert_int_equal(peers_send(ps, &m, 1), 0);
+	peers_free(ps);
+	peers_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(
+		test_messages_arrive_batched_in_order_on_one_stream),
+	    cmocka_unit_test(test_entries_reach_the_peer_intact),
+	    cmocka_unit_test(test_down_peer_backs_off_without_blocking_others),
+	    cmocka_unit_test(test_a_propose_that_never_went_is_reported),
+	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),
+	    cmocka_unit_test(
+		test_a_frame_the_socket_cannot_take_at_once_is_finished),
+	    cmocka_unit_test(
+		test_a_propose_after_the_peer_closed_goes_on_the_next_stream),
+	    cmocka_unit_test(test_stop_is_quick_while_a_stream_hangs),
+	    cmocka_unit_test(test_an_unanswered_end_of_stream_fails_in_time),
+	    cmocka_unit_test(test_a_half_answer_fails_in_time),
+	    cmocka_unit_test(test_refusal_is_reported_with_the_peers_reason),
+	    cmocka_unit_test(test_bad_arguments_are_refused),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,300 @@
+/* test_cmd.c - commands as JSON lines: every op round-trips through
+ * kv_cmd_encode/kv_cmd_decode, values of any bytes (NUL, invalid UTF-8,
+ * newlines, 0xFF, KV_MAX_VALUE bytes) come back exactly, and malformed
+ * JSON, wrong types, unknown fields or ops and another version are
+ * rejected. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "kv.h"
+
+static void assert_cmd_equal(const struct kv_cmd *a, const struct kv_cmd *b)
+{
+	assert_int_equal(a->op, b->op);
+	assert_int_equal(a->klen, b->klen);
+	if (a->klen)
+		assert_memory_equal(a->key, b->key, a->klen);
+	assert_int_equal(a->k2len, b->k2len);
+	if (a->k2len)
+		assert_memory_equal(a->key2, b->key2, a->k2len);
+	assert_int_equal(a->vlen, b->vlen);
+	if (a->vlen)
+		assert_memory_equal(a->val, b->val, a->vlen);
+	assert_int_equal(a->mtime_ns, b->mtime_ns);
+	assert_int_equal(a->mode, b->mode);
+	assert_int_equal(a->flags, b->flags);
+	assert_int_equal(a->if_rev, b->if_rev);
+	assert_int_equal(a->if_absent, b->if_absent);
+	assert_int_equal(a->set_mode, b->set_mode);
+	assert_int_equal(a->set_mtime, b->set_mtime);
+}
+
+/* Encode, check it is one line, decode, compare. */
+static void round_trip(const struct kv_cmd *c)
+{
+	struct kv_cmd d;
+	char *line;
+	size_t len;
+
+	assert_int_equal(kv_cmd_encode(c, &line, &len), 0);
+	assert_int_equal(strlen(line), len);
+	assert_null(memchr(line, '\n', len));
+	assert_int_equal(kv_cmd_decode(line, len, &d), 0);
+	assert_cmd_equal(c, &d);
+	kv_cmd_clear(&d);
+	free(line);
+}
+
+static struct kv_cmd cmd(enum kv_op op, const char *key)
+{
+	struct kv_cmd c = {.op = op};
+	if (key != NULL) {
+		c.key = (char *)key;
+		c.klen = strlen(key);
+	}
+	return c;
+}
+
+static void test_every_op_round_trips(void **state)
+{
+	struct kv_cmd c;
+
+	(void)state;
+	round_trip(&(struct kv_cmd){.op = KV_OP_NOOP});
+
+	c = cmd(KV_OP_PUT, "dir/k\xc3\xa9y \"quoted\"");
+	c.val = (unsigned char *)"hello\nworld";
+	c.vlen = 11;
+	c.mtime_ns = 1712345678123456789LL;
+	round_trip(&c);
+	c.mode = 0600;
+	c.if_rev = 77;
+	round_trip(&c);
+	c.if_rev = 0;
+	c.if_absent = true;
+	c.mtime_ns = -5;
+	round_trip(&c);
+
+	c = cmd(KV_OP_PUT, "empty");
+	c.val = (unsigned char *)"";
+	round_trip(&c);
+
+	c = cmd(KV_OP_DEL, "a/b");
+	round_trip(&c);
+	c.if_rev = 9007199254740992ULL;
+	round_trip(&c);
+
+	c = cmd(KV_OP_MKDIR, "a/b");
+	c.mode = 0750;
+	c.mtime_ns = INT64_MAX;
+	round_trip(&c);
+
+	round_trip(&(struct kv_cmd){.op = KV_OP_RMDIR, .key = "x", .klen = 1});
+
+	c = cmd(KV_OP_RENAME, "a");
+	c.key2 = "b/c";
+	c.k2len = 3;
+	round_trip(&c);
+	c.flags = KV_RENAME_NOREPLACE;
+	round_trip(&c);
+	c.flags = KV_RENAME_EXCHANGE;
+	round_trip(&c);
+
+	c = cmd(KV_OP_SETATTR, "f");
+	round_trip(&c);
+	c.set_mode = true;
+	c.mode = 04755;
+	round_trip(&c);
+	c.set_mtime = true;
+	c.mtime_ns = INT64_MIN;
+	round_trip(&c);
+	c.set_mode = false;
+	c.mode = 0;
+	round_trip(&c);
+}
+
+static void test_binary_values_round_trip_exactly(void **state)
+{
+	unsigned char all[256];
+	struct kv_cmd c = cmd(KV_OP_PUT, "bin");
+
+	(void)state;
+	for (int i = 0; i < 256; i++)
+		all[i] = (unsigned char)i;
+	c.val = all;
+	for (size_t n = 0; n <= 256; n++) { /* every prefix of all bytes */
+		c.vlen = n;
+		round_trip(&c);
+	}
+	c.val = (unsigned char *)"\0";
+	c.vlen = 1;
+	round_trip(&c);
+	c.val = (unsigned char *)"\xff\xfe";
+	c.vlen = 2;
+	round_trip(&c);
+	c.val = (unsigned char *)"ok\xc3"; /* truncated UTF-8 */
+	c.vlen = 3;
+	round_trip(&c);
+	c.val = (unsigned char *)"\xed\xa0\x80"; /* a surrogate */
+	round_trip(&c);
+}
+
+static void test_largest_values_round_trip(void **state)
+{
+	struct kv_cmd c = cmd(KV_OP_PUT, "big");
+	unsigned char *v = malloc(KV_MAX_VALUE);
+
+	(void)state;
+	assert_non_null(v);
+	for (size_t i = 0; i < KV_MAX_VALUE; i++)
+		v[i] = (unsigned char)(i * 2654435761u >> 13);
+	c.val = v;
+	c.vlen = KV_MAX_VALUE;
+	round_trip(&c); /* binary: base64 */
+	for (size_t i = 0; i < KV_MAX_VALUE; i++)
+		v[i] = (unsigned char)('a' + i % 26);
+	v[1000] = '\n';
+	v[2000] = '"';
+	round_trip(&c); /* text: a JSON string */
+	free(v);
+}
+
+static int decode(const char *json)
+{
+	struct kv_cmd c;
+	int err = kv_cmd_decode(json, strlen(json), &c);
+	if (err == 0)
+		kv_cmd_clear(&c);
+	return err;
+}
+
+static void test_valid_hand_written_command_decodes(void **state)
+{
+	struct kv_cmd c;
+	const char *j = "{\"v\":1,\"op\":\"put\",\"k\":\"a\\u00e9\","
+			"\"val64\":\"AP8=\",\"mt\":\"12\",\"if_absent\":true}";
+
+	(void)state;
+	assert_int_equal(kv_cmd_decode(j, strlen(j), &c), 0);
+	assert_int_equal(c.op, KV_OP_PUT);
+	assert_string_equal(c.key, "a\xc3\xa9");
+	assert_int_equal(c.vlen, 2);
+	assert_memory_equal(c.val, "\0\xff", 2);
+	assert_int_equal(c.mtime_ns, 12);
+	assert_true(c.if_absent);
+	kv_cmd_clear(&c);
+}
+
+static void test_malformed_commands_are_rejected(void **state)
+{
+	static const char *const bad[] = {
+	    "",
+	    "{",
+	    "not json",
+	    "[]",
+	    "\"put\"",
+	    "{\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":\"1\"}",
+	    "{\"v\":\"1\",\"op\":\"noop\"}",
+	    "{\"v\":1.5,\"op\":\"noop\"}",
+	    "{\"v\":1}",
+	    "{\"v\":1,\"op\":\"frobnicate\"}",
+	    "{\"v\":1,\"op\":7}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":1}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":\"1x\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\","
+	    "\"mt\":\"99999999999999999999\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"val64\":"
+	    "\"eA==\",\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val64\":\"eA=\","
+	    "\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":5,\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":1,\"val\":\"x\",\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":\"1\","
+	    "\"if_absent\":1}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":\"1\","
+	    "\"mode\":-1}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":\"1\","
+	    "\"mode\":4096}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":\"1\","
+	    "\"surprise\":1}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"k\":\"b\",\"val\":\"x\","
+	    "\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"del\",\"k\":\"a\",\"val\":\"x\"}",
+	    "{\"v\":1,\"op\":\"del\",\"k\":\"a\",\"if_rev\":0}",
+	    "{\"v\":1,\"op\":\"del\",\"k\":\"a\",\"if_rev\":-3}",
+	    "{\"v\":1,\"op\":\"del\"}",
+	    "{\"v\":1,\"op\":\"rename\",\"k\":\"a\"}",
+	    "{\"v\":1,\"op\":\"rename\",\"k\":\"a\",\"k2\":\"b\",\"flags\":3}",
+	    "{\"v\":1,\"op\":\"rename\",\"k\":\"a\",\"k2\":\"b\",\"flags\":4}",
+	    "{\"v\":1,\"op\":\"noop\",\"k\":\"a\"}",
+	    "{\"v\":1,\"op\":\"noop\"} trailing",
+	    /* a NUL inside a key, a value or the op: cJSON used to cut the
+	     * string there, so "a\u0000b" silently became the key "a" */
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\\u0000b\",\"val\":\"x\","
+	    "\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\\u0000\","
+	    "\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"noop\\u0000x\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\","
+	    "\"mt\":\"1\\u00002\"}",
+	    /* raw control bytes and a lone surrogate are not JSON */
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\tb\",\"val\":\"x\","
+	    "\"mt\":\"1\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"\\ud800\","
+	    "\"mt\":\"1\"}",
+	};
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int err = decode(bad[i]);
+		if (err != -EINVAL)
+			fail_msg("accepted or wrong error %d: %s", err, bad[i]);
+	}
+}
+
+static void test_other_versions_are_refused_as_version_errors(void **state)
+{
+	(void)state;
+	assert_int_equal(decode("{\"v\":2,\"op\":\"noop\"}"), KV_EVERSION);
+	assert_int_equal(decode("{\"v\":0,\"op\":\"noop\",\"new\":[1]}"),
+			 KV_EVERSION);
+	assert_int_equal(decode("{\"v\":1,\"op\":\"noop\"}"), 0);
+}
+
+static void test_decode_reads_exactly_the_given_length(void **state)
+{
+	const char *j = "{\"v\":1,\"op\":\"noop\"}GARBAGE";
+	size_t n = strlen("{\"v\":1,\"op\":\"noop\"}");
+	struct kv_cmd c;
+
+	(void)state;
+	assert_int_equal(kv_cmd_decode(j, n, &c), 0);
+	kv_cmd_clear(&c);
+	assert_int_equal(kv_cmd_decode(j, n - 1, &c), -EINVAL);
+	assert_int_equal(kv_cmd_decode(j, n + 1, &c), -EINVAL);
+	assert_int_equal(
+	    kv_cmd_decode("{\"v\":1,\"op\":\"noop\"} \r", n + 2, &c), 0);
+	kv_cmd_clear(&c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_every_op_round_trips),
+	    cmocka_unit_test(test_binary_values_round_trip_exactly),
+	    cmocka_unit_test(test_largest_values_round_trip),
+	    cmocka_unit_test(test_valid_hand_written_command_decodes),
+	    cmocka_unit_test(test_malformed_commands_are_rejected),
+	    cmocka_unit_test(test_other_versions_are_refused_as_version_errors),
+	    cmocka_unit_test(test_decode_reads_exactly_the_given_length),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
