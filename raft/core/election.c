@@ -12,49 +12,10 @@
 
 #include "raft_impl.h"
 
-/* splitmix64: tiny, good enough to spread election timeouts. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* §5.2: "election timeouts are chosen randomly from a fixed interval". */
-void election_reset_timeout(struct raft *r)
-{
-	unsigned e = r->opt.election_ticks;
-	r->election_elapsed = 0;
-	r->timeout = e + (unsigned)(rng_next(&r->rng) % e);
-}
-
 bool in_lease(const struct raft *r)
 {
 	return !r->opt.disable_check_quorum && r->leader != RAFT_NONE &&
 	       r->election_elapsed < r->opt.election_ticks;
-}
-
-/* §5.1: "If RPC request or response contains term T > currentTerm: set
- * currentTerm = T, convert to follower". Also used to step down in the
- * same term (check-quorum, lost pre-vote, transfer). */
-void become_follower(struct raft *r, uint64_t term, uint64_t leader)
-{
-	bool was_leader = r->role == RAFT_LEADER;
-	assert(term >= r->term);
-	if (term != r->term) {
-		r->term = term;
-		r->vote = RAFT_NONE;
-		r->hs_dirty = true;
-		r->verified = 0; /* what matched the old leader may not match */
-	}
-	r->role = RAFT_FOLLOWER;
-	r->leader = leader;
-	r->heartbeat_elapsed = 0;
-	r->transferee = RAFT_NONE;
-	election_reset_timeout(r);
-	if (was_leader)
-		readindex_fail_all(r);
 }
 
 static bool record_vote(struct raft *r, uint64_t id, bool granted)
@@ -97,20 +58,12 @@ void campaign(struct raft *r, bool pre_vote, bool transfer)
 	if (r->role == RAFT_LEADER)
 		readindex_fail_all(r);
 	if (pre_vote) {
-		r->role = RAFT_PRE_CANDIDATE;
+		become_pre_candidate(r);
 		term = r->term + 1;
 	} else {
-		r->role = RAFT_CANDIDATE;
-		r->term++;
-		r->vote = r->id;
-		r->hs_dirty = true;
-		r->verified = 0;
+		become_candidate(r);
 		term = r->term;
 	}
-	r->leader = RAFT_NONE;
-	r->transferee = RAFT_NONE;
-	election_reset_timeout(r);
-	r->n_granted = r->n_rejected = 0;
 	if (raft_is_voter(r, r->id))
 		record_vote(r, r->id, true);
 	if (r->n_granted >= raft_quorum(r)) {

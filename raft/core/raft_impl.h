@@ -143,9 +143,14 @@ void raft_set_conf(struct raft *r, const struct raft_config *c, uint64_t index);
 void raft_conf_refresh(struct raft *r);
 int raft_push_read(struct raft *r, uint64_t ctx, uint64_t index, int err);
 
-/* election.c */
+/* convert.c */
 void election_reset_timeout(struct raft *r);
 void become_follower(struct raft *r, uint64_t term, uint64_t leader);
+void become_pre_candidate(struct raft *r);
+void become_candidate(struct raft *r);
+void become_leader(struct raft *r);
+
+/* election.c */
 void campaign(struct raft *r, bool pre_vote, bool transfer);
 void election_tick(struct raft *r);
 void election_step_vote(struct raft *r, const struct raft_message *m);
@@ -153,7 +158,6 @@ void election_step_vote_resp(struct raft *r, const struct raft_message *m);
 bool in_lease(const struct raft *r);
 
 /* replication.c */
-void become_leader(struct raft *r);
 void leader_tick(struct raft *r);
 void send_append(struct raft *r, struct raft_progress *p, bool send_empty);
 void bcast_append(struct raft *r);

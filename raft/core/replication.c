@@ -46,32 +46,6 @@ int leader_append(struct raft *r, enum raft_entry_type type, const void *data,
 	return 0;
 }
 
-/* §5.2 "Upon election: send initial empty AppendEntries RPCs"; §5.4.2 and
- * §8: a new leader appends a no-op of its term, because it may only count
- * replicas of entries from its own term, and reads need one committed. */
-void become_leader(struct raft *r)
-{
-	r->role = RAFT_LEADER;
-	r->leader = r->id;
-	r->heartbeat_elapsed = 0;
-	r->election_elapsed = 0;
-	r->transferee = RAFT_NONE;
-	uint64_t last = mlog_last_index(&r->log);
-	for (size_t i = 0; i < r->n_prs; i++) {
-		progress_reset(&r->prs[i], r->prs[i].id, last + 1);
-		r->prs[i].recent_active = true;
-	}
-	struct raft_progress *self = raft_pr(r, r->id);
-	if (self)
-		progress_update(self, min_u64(r->persisted, last));
-	if (leader_append(r, RAFT_ENTRY_NOOP, NULL, 0) != 0) {
-		/* Out of memory: the no-op is needed for commitment. */
-		become_follower(r, r->term, RAFT_NONE);
-		return;
-	}
-	bcast_append(r);
-}
-
 /* Send the snapshot meta; the node streams the data (issue 6). */
 static void send_snapshot(struct raft *r, struct raft_progress *p)
 {

@@ -1,0 +1,107 @@
+/* convert.c - role changes: follower, pre-candidate, candidate, leader.
+ *
+ * Every change of role happens here, so the rules that decide on one
+ * (election.c, replication.c) call down into this file and never into each
+ * other. Each change resets what the new role must not inherit (timers, a
+ * leader transfer, the vote tally) and restarts the randomized election
+ * timer (§5.2). Deciding *when* to change is the caller's job. */
+#include <assert.h>
+
+#include "raft_impl.h"
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? a : b;
+}
+
+/* splitmix64: tiny, good enough to spread election timeouts. */
+static uint64_t rng_next(uint64_t *s)
+{
+	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/* §5.2: "election timeouts are chosen randomly from a fixed interval". */
+void election_reset_timeout(struct raft *r)
+{
+	unsigned e = r->opt.election_ticks;
+	r->election_elapsed = 0;
+	r->timeout = e + (unsigned)(rng_next(&r->rng) % e);
+}
+
+/* §5.1: "If RPC request or response contains term T > currentTerm: set
+ * currentTerm = T, convert to follower". Also used to step down in the
+ * same term (check-quorum, lost pre-vote, transfer). */
+void become_follower(struct raft *r, uint64_t term, uint64_t leader)
+{
+	bool was_leader = r->role == RAFT_LEADER;
+	assert(term >= r->term);
+	if (term != r->term) {
+		r->term = term;
+		r->vote = RAFT_NONE;
+		r->hs_dirty = true;
+		r->verified = 0; /* what matched the old leader may not match */
+	}
+	r->role = RAFT_FOLLOWER;
+	r->leader = leader;
+	r->heartbeat_elapsed = 0;
+	r->transferee = RAFT_NONE;
+	election_reset_timeout(r);
+	if (was_leader)
+		readindex_fail_all(r);
+}
+
+/* Start an election round: no leader, no transfer, an empty tally. */
+static void start_round(struct raft *r)
+{
+	r->leader = RAFT_NONE;
+	r->transferee = RAFT_NONE;
+	election_reset_timeout(r);
+	r->n_granted = r->n_rejected = 0;
+}
+
+/* §9.6 diss.: ask for pre-votes for term+1; nothing persistent changes. */
+void become_pre_candidate(struct raft *r)
+{
+	r->role = RAFT_PRE_CANDIDATE;
+	start_round(r);
+}
+
+/* §5.2: "increment currentTerm, vote for self, reset election timer". */
+void become_candidate(struct raft *r)
+{
+	r->role = RAFT_CANDIDATE;
+	r->term++;
+	r->vote = r->id;
+	r->hs_dirty = true;
+	r->verified = 0;
+	start_round(r);
+}
+
+/* §5.2 "Upon election: send initial empty AppendEntries RPCs"; §5.4.2 and
+ * §8: a new leader appends a no-op of its term, because it may only count
+ * replicas of entries from its own term, and reads need one committed. */
+void become_leader(struct raft *r)
+{
+	r->role = RAFT_LEADER;
+	r->leader = r->id;
+	r->heartbeat_elapsed = 0;
+	r->election_elapsed = 0;
+	r->transferee = RAFT_NONE;
+	uint64_t last = mlog_last_index(&r->log);
+	for (size_t i = 0; i < r->n_prs; i++) {
+		progress_reset(&r->prs[i], r->prs[i].id, last + 1);
+		r->prs[i].recent_active = true;
+	}
+	struct raft_progress *self = raft_pr(r, r->id);
+	if (self)
+		progress_update(self, min_u64(r->persisted, last));
+	if (leader_append(r, RAFT_ENTRY_NOOP, NULL, 0) != 0) {
+		/* Out of memory: the no-op is needed for commitment. */
+		become_follower(r, r->term, RAFT_NONE);
+		return;
+	}
+	bcast_append(r);
+}
