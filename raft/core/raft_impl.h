@@ -133,15 +133,26 @@ struct raft {
 	int oom; /* sticky -ENOMEM while building output */
 };
 
-/* core.c */
+/* output.c */
 struct raft_message *raft_msg_new(struct raft *r, enum raft_msg_type t,
 				  uint64_t to);
+int raft_push_read(struct raft *r, uint64_t ctx, uint64_t index, int err);
+
+/* membership.c */
 uint64_t raft_quorum(const struct raft *r);
 bool raft_is_voter(const struct raft *r, uint64_t id);
 struct raft_progress *raft_pr(struct raft *r, uint64_t id);
 void raft_set_conf(struct raft *r, const struct raft_config *c, uint64_t index);
 void raft_conf_refresh(struct raft *r);
-int raft_push_read(struct raft *r, uint64_t ctx, uint64_t index, int err);
+
+/* leader.c */
+bool committed_in_term(const struct raft *r);
+int leader_append(struct raft *r, enum raft_entry_type type, const void *data,
+		  size_t len);
+void send_append(struct raft *r, struct raft_progress *p, bool send_empty);
+void bcast_append(struct raft *r);
+void bcast_append_commit(struct raft *r);
+void bcast_heartbeat(struct raft *r);
 
 /* convert.c */
 void election_reset_timeout(struct raft *r);
@@ -159,9 +170,6 @@ bool in_lease(const struct raft *r);
 
 /* replication.c */
 void leader_tick(struct raft *r);
-void send_append(struct raft *r, struct raft_progress *p, bool send_empty);
-void bcast_append(struct raft *r);
-void bcast_heartbeat(struct raft *r);
 void follower_step_append(struct raft *r, const struct raft_message *m);
 void follower_step_heartbeat(struct raft *r, const struct raft_message *m);
 void follower_step_snapshot(struct raft *r, const struct raft_message *m);
@@ -169,9 +177,6 @@ void follower_ack(struct raft *r);
 void leader_step_append_resp(struct raft *r, const struct raft_message *m);
 void leader_step_heartbeat_resp(struct raft *r, const struct raft_message *m);
 bool maybe_commit(struct raft *r);
-bool committed_in_term(const struct raft *r);
-int leader_append(struct raft *r, enum raft_entry_type type, const void *data,
-		  size_t len);
 
 /* readindex.c */
 void readindex_request(struct raft *r, uint64_t ctx, uint64_t from);
