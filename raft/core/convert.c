@@ -7,12 +7,11 @@
  * timer (§5.2). Deciding *when* to change is the caller's job. */
 #include <assert.h>
 
+#include "convert.h"
+#include "leader.h"
+#include "membership.h"
 #include "raft_impl.h"
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
+#include "readindex.h"
 
 /* splitmix64: tiny, good enough to spread election timeouts. */
 static uint64_t rng_next(uint64_t *s)
@@ -23,18 +22,14 @@ static uint64_t rng_next(uint64_t *s)
 	return z ^ (z >> 31);
 }
 
-/* §5.2: "election timeouts are chosen randomly from a fixed interval". */
-void election_reset_timeout(struct raft *r)
+void conv_reset_timeout(struct raft *r)
 {
 	unsigned e = r->opt.election_ticks;
 	r->election_elapsed = 0;
 	r->timeout = e + (unsigned)(rng_next(&r->rng) % e);
 }
 
-/* §5.1: "If RPC request or response contains term T > currentTerm: set
- * currentTerm = T, convert to follower". Also used to step down in the
- * same term (check-quorum, lost pre-vote, transfer). */
-void become_follower(struct raft *r, uint64_t term, uint64_t leader)
+void conv_become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
 	bool was_leader = r->role == RAFT_LEADER;
 	assert(term >= r->term);
@@ -48,9 +43,9 @@ void become_follower(struct raft *r, uint64_t term, uint64_t leader)
 	r->leader = leader;
 	r->heartbeat_elapsed = 0;
 	r->transferee = RAFT_NONE;
-	election_reset_timeout(r);
+	conv_reset_timeout(r);
 	if (was_leader)
-		readindex_fail_all(r);
+		ri_fail_all(r);
 }
 
 /* Start an election round: no leader, no transfer, an empty tally. */
@@ -58,19 +53,17 @@ static void start_round(struct raft *r)
 {
 	r->leader = RAFT_NONE;
 	r->transferee = RAFT_NONE;
-	election_reset_timeout(r);
+	conv_reset_timeout(r);
 	r->n_granted = r->n_rejected = 0;
 }
 
-/* §9.6 diss.: ask for pre-votes for term+1; nothing persistent changes. */
-void become_pre_candidate(struct raft *r)
+void conv_become_pre_candidate(struct raft *r)
 {
 	r->role = RAFT_PRE_CANDIDATE;
 	start_round(r);
 }
 
-/* §5.2: "increment currentTerm, vote for self, reset election timer". */
-void become_candidate(struct raft *r)
+void conv_become_candidate(struct raft *r)
 {
 	r->role = RAFT_CANDIDATE;
 	r->term++;
@@ -80,10 +73,7 @@ void become_candidate(struct raft *r)
 	start_round(r);
 }
 
-/* §5.2 "Upon election: send initial empty AppendEntries RPCs"; §5.4.2 and
- * §8: a new leader appends a no-op of its term, because it may only count
- * replicas of entries from its own term, and reads need one committed. */
-void become_leader(struct raft *r)
+void conv_become_leader(struct raft *r)
 {
 	r->role = RAFT_LEADER;
 	r->leader = r->id;
@@ -95,13 +85,14 @@ void become_leader(struct raft *r)
 		progress_reset(&r->prs[i], r->prs[i].id, last + 1);
 		r->prs[i].recent_active = true;
 	}
-	struct raft_progress *self = raft_pr(r, r->id);
+	/* Our own entries count once durable (raft_persisted). */
+	struct raft_progress *self = memb_progress(r, r->id);
 	if (self)
-		progress_update(self, min_u64(r->persisted, last));
-	if (leader_append(r, RAFT_ENTRY_NOOP, NULL, 0) != 0) {
+		progress_update(self, u64_min(r->persisted, last));
+	if (lead_append(r, RAFT_ENTRY_NOOP, NULL, 0) != 0) {
 		/* Out of memory: the no-op is needed for commitment. */
-		become_follower(r, r->term, RAFT_NONE);
+		conv_become_follower(r, r->term, RAFT_NONE);
 		return;
 	}
-	bcast_append(r);
+	lead_bcast_append(r);
 }

@@ -1,5 +1,5 @@
 /* election.c - leader election (§5.2), the election restriction (§5.4.1),
- * Pre-Vote and the leader lease (§9.6 diss.), randomized timeouts.
+ * Pre-Vote and the leader lease (§9.6 diss.).
  *
  * A follower whose election timeout runs out first asks for pre-votes for
  * term+1 without changing its term; only with a quorum of pre-votes does it
@@ -7,12 +7,17 @@
  * bump the cluster's term and depose a healthy leader. With check-quorum,
  * servers that heard from a leader within the minimum election timeout
  * ignore vote requests (the lease) unless a leader transfer sent them.
- * Timeouts come from a small PRNG seeded by the caller: runs replay. */
+ * The role changes themselves, and the randomized timer they restart, are
+ * convert.c's. */
 #include <assert.h>
 
+#include "convert.h"
+#include "election.h"
+#include "membership.h"
+#include "output.h"
 #include "raft_impl.h"
 
-bool in_lease(const struct raft *r)
+bool elect_in_lease(const struct raft *r)
 {
 	return !r->opt.disable_check_quorum && r->leader != RAFT_NONE &&
 	       r->election_elapsed < r->opt.election_ticks;
@@ -42,42 +47,40 @@ static bool record_vote(struct raft *r, uint64_t id, bool granted)
  * counts only the votes of the new configuration's voters. */
 static bool may_campaign(const struct raft *r)
 {
-	return raft_is_voter(r, r->id) ||
+	return memb_is_voter(r, r->id) ||
 	       (raft_config_get(&r->conf, r->id) == NULL &&
 		r->conf_index > r->commit);
 }
 
-/* §5.2: "increment currentTerm, vote for self, reset election timer, send
- * RequestVote RPCs to all other servers"; with pre_vote, the same for
- * term+1 without changing anything persistent. */
-void campaign(struct raft *r, bool pre_vote, bool transfer)
+/* §5.2: "... send RequestVote RPCs to all other servers"; with pre_vote,
+ * the same for term+1 without changing anything persistent. */
+void elect_campaign(struct raft *r, bool pre_vote, bool transfer)
 {
+	assert(r->role != RAFT_LEADER);
 	if (!may_campaign(r))
 		return;
 	uint64_t term;
-	if (r->role == RAFT_LEADER)
-		readindex_fail_all(r);
 	if (pre_vote) {
-		become_pre_candidate(r);
+		conv_become_pre_candidate(r);
 		term = r->term + 1;
 	} else {
-		become_candidate(r);
+		conv_become_candidate(r);
 		term = r->term;
 	}
-	if (raft_is_voter(r, r->id))
+	if (memb_is_voter(r, r->id))
 		record_vote(r, r->id, true);
-	if (r->n_granted >= raft_quorum(r)) {
+	if (r->n_granted >= memb_quorum(r)) {
 		if (pre_vote)
-			campaign(r, false, transfer);
+			elect_campaign(r, false, transfer);
 		else
-			become_leader(r);
+			conv_become_leader(r);
 		return;
 	}
 	for (unsigned i = 0; i < r->conf.n; i++) {
 		const struct raft_server *s = &r->conf.servers[i];
 		if (s->id == r->id || s->role != RAFT_VOTER)
 			continue;
-		struct raft_message *m = raft_msg_new(
+		struct raft_message *m = out_msg(
 		    r, pre_vote ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, s->id);
 		if (!m)
 			continue;
@@ -88,20 +91,20 @@ void campaign(struct raft *r, bool pre_vote, bool transfer)
 	}
 }
 
-void election_tick(struct raft *r)
+void elect_tick(struct raft *r)
 {
 	r->election_elapsed++;
 	if (r->election_elapsed >= r->timeout && may_campaign(r))
-		campaign(r, !r->opt.disable_pre_vote, false);
+		elect_campaign(r, !r->opt.disable_pre_vote, false);
 	else if (r->election_elapsed >= r->timeout)
-		election_reset_timeout(r);
+		conv_reset_timeout(r);
 }
 
-/* §5.2 and §5.4.1, Figure 2 RequestVote receiver: "If votedFor is null or
- * candidateId, and candidate's log is at least as up-to-date as receiver's
- * log, grant vote". Called with m->term >= r->term for VOTE. A pre-vote is
- * granted for a term above ours by the same log rule, without recording. */
-void election_step_vote(struct raft *r, const struct raft_message *m)
+/* Figure 2 RequestVote receiver: "If votedFor is null or candidateId, and
+ * candidate's log is at least as up-to-date as receiver's log (§5.4.1),
+ * grant vote". A pre-vote is granted for a term above ours by the same log
+ * rule, without recording anything. */
+void elect_step_vote(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE;
 	uint64_t last = mlog_last_index(&r->log);
@@ -115,7 +118,7 @@ void election_step_vote(struct raft *r, const struct raft_message *m)
 		can = m->term == r->term &&
 		      (r->vote == m->from ||
 		       (r->vote == RAFT_NONE && r->leader == RAFT_NONE));
-	struct raft_message *resp = raft_msg_new(
+	struct raft_message *resp = out_msg(
 	    r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
 	if (can && up_to_date) {
 		if (resp)
@@ -131,7 +134,7 @@ void election_step_vote(struct raft *r, const struct raft_message *m)
 	}
 }
 
-void election_step_vote_resp(struct raft *r, const struct raft_message *m)
+void elect_step_vote_resp(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE_RESP;
 	if (pre) {
@@ -142,17 +145,17 @@ void election_step_vote_resp(struct raft *r, const struct raft_message *m)
 	} else if (r->role != RAFT_CANDIDATE || m->term != r->term) {
 		return;
 	}
-	if (!raft_is_voter(r, m->from) || !record_vote(r, m->from, !m->reject))
+	if (!memb_is_voter(r, m->from) || !record_vote(r, m->from, !m->reject))
 		return;
-	uint64_t q = raft_quorum(r);
+	uint64_t q = memb_quorum(r);
 	if (r->n_granted >= q) {
 		/* §5.2: "If votes received from majority of servers: become
 		 * leader". */
 		if (pre)
-			campaign(r, false, false);
+			elect_campaign(r, false, false);
 		else
-			become_leader(r);
+			conv_become_leader(r);
 	} else if (r->n_rejected >= q) {
-		become_follower(r, r->term, RAFT_NONE);
+		conv_become_follower(r, r->term, RAFT_NONE);
 	}
 }

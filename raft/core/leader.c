@@ -10,20 +10,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "leader.h"
+#include "membership.h"
+#include "output.h"
 #include "raft_impl.h"
 
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-bool committed_in_term(const struct raft *r)
+bool lead_committed_in_term(const struct raft *r)
 {
 	return mlog_term(&r->log, r->commit) == r->term;
 }
 
-int leader_append(struct raft *r, enum raft_entry_type type, const void *data,
-		  size_t len)
+int lead_append(struct raft *r, enum raft_entry_type type, const void *data,
+		size_t len)
 {
 	struct raft_entry e = {
 	    .term = r->term,
@@ -36,14 +34,14 @@ int leader_append(struct raft *r, enum raft_entry_type type, const void *data,
 	if (rc)
 		return rc;
 	if (type == RAFT_ENTRY_CONFIG)
-		raft_conf_refresh(r); /* §4.1 diss.: in effect once logged */
+		memb_conf_refresh(r); /* §4.1 diss.: in effect once logged */
 	return 0;
 }
 
-/* Send the snapshot meta; the node streams the data (issue 6). */
+/* §7: send the snapshot meta; the node streams the data itself. */
 static void send_snapshot(struct raft *r, struct raft_progress *p)
 {
-	struct raft_message *m = raft_msg_new(r, RAFT_MSG_SNAPSHOT, p->id);
+	struct raft_message *m = out_msg(r, RAFT_MSG_SNAPSHOT, p->id);
 	if (!m)
 		return;
 	m->snapshot.index = r->log.snap_index;
@@ -83,7 +81,7 @@ static bool extend_append(struct raft *r, struct raft_message *m, uint64_t prev,
 			return false;
 		v = realloc(m->entries, (m->n_entries + n) * sizeof(*v));
 		if (!v) {
-			entries_free(add, n);
+			mlog_entries_free(add, n);
 			return false;
 		}
 		memcpy(v + m->n_entries, add, n * sizeof(*v));
@@ -95,13 +93,11 @@ static bool extend_append(struct raft *r, struct raft_message *m, uint64_t prev,
 	return true;
 }
 
-/* Figure 2 AppendEntries, sender side. send_empty: also send when there
- * are no new entries (a probe, or to carry a new commit index). A
- * follower being replicated to gets at most one append per update where
+/* A follower being replicated to gets at most one append per update where
  * they follow each other: a commit index learned from one ack, then
  * another, then new entries proposed make one message, not three (each
  * costs an encoding, a decoding and a step on the follower). */
-void send_append(struct raft *r, struct raft_progress *p, bool send_empty)
+void lead_send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 {
 	if (p->id == r->id)
 		return;
@@ -146,7 +142,7 @@ void send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 			return;
 		}
 	}
-	struct raft_message *m = raft_msg_new(r, RAFT_MSG_APPEND, p->id);
+	struct raft_message *m = out_msg(r, RAFT_MSG_APPEND, p->id);
 	if (!m)
 		return;
 	m->index = prev;
@@ -167,31 +163,30 @@ void send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 	}
 }
 
-void bcast_append(struct raft *r)
+void lead_bcast_append(struct raft *r)
 {
 	for (size_t i = 0; i < r->n_prs; i++)
-		send_append(r, &r->prs[i], false);
+		lead_send_append(r, &r->prs[i], false);
 }
 
-void bcast_append_commit(struct raft *r)
+void lead_bcast_commit(struct raft *r)
 {
 	for (size_t i = 0; i < r->n_prs; i++)
-		send_append(r, &r->prs[i], true);
+		lead_send_append(r, &r->prs[i], true);
 }
 
-void bcast_heartbeat(struct raft *r)
+void lead_bcast_heartbeat(struct raft *r)
 {
 	for (size_t i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
 		if (p->id == r->id)
 			continue;
-		struct raft_message *m =
-		    raft_msg_new(r, RAFT_MSG_HEARTBEAT, p->id);
+		struct raft_message *m = out_msg(r, RAFT_MSG_HEARTBEAT, p->id);
 		if (!m)
 			continue;
 		/* Only what the follower is known to have (etcd): a follower
 		 * never commits an entry it might not hold. */
-		m->commit = min_u64(p->match, r->commit);
+		m->commit = u64_min(p->match, r->commit);
 		m->ctx = r->read_seq;
 	}
 }

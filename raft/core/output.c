@@ -9,15 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "output.h"
 #include "raft_impl.h"
 
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-struct raft_message *raft_msg_new(struct raft *r, enum raft_msg_type t,
-				  uint64_t to)
+struct raft_message *out_msg(struct raft *r, enum raft_msg_type t, uint64_t to)
 {
 	if (r->n_out_msgs == r->cap_out_msgs) {
 		size_t cap = r->cap_out_msgs ? r->cap_out_msgs * 2 : 16;
@@ -36,7 +31,7 @@ struct raft_message *raft_msg_new(struct raft *r, enum raft_msg_type t,
 	return m;
 }
 
-int raft_push_read(struct raft *r, uint64_t ctx, uint64_t index, int err)
+int out_read(struct raft *r, uint64_t ctx, uint64_t index, int err)
 {
 	if (r->n_out_reads == r->cap_out_reads) {
 		size_t cap = r->cap_out_reads ? r->cap_out_reads * 2 : 16;
@@ -51,9 +46,23 @@ int raft_push_read(struct raft *r, uint64_t ctx, uint64_t index, int err)
 	return 0;
 }
 
+void out_close(struct raft *r)
+{
+	for (size_t i = 0; i < r->n_out_msgs; i++)
+		raft_message_clear(&r->out_msgs[i]);
+	free(r->out_msgs);
+	free(r->out_reads);
+	r->out_msgs = NULL;
+	r->out_reads = NULL;
+	r->n_out_msgs = r->cap_out_msgs = 0;
+	r->n_out_reads = r->cap_out_reads = 0;
+}
+
+/* Committed entries are applied only once durable here too (raft.h step
+ * 5): a follower may learn a commit index ahead of its own sync. */
 static uint64_t apply_limit(const struct raft *r)
 {
-	return min_u64(r->commit, r->persisted);
+	return u64_min(r->commit, r->persisted);
 }
 
 bool raft_has_update(const struct raft *r)
@@ -75,7 +84,7 @@ int raft_update_get(struct raft *r, struct raft_update *u)
 	}
 	if (r->applied < hi) {
 		if (mlog_copy(&r->log, r->applied + 1, hi, &u->committed)) {
-			entries_free(u->entries, u->n_entries);
+			mlog_entries_free(u->entries, u->n_entries);
 			memset(u, 0, sizeof(*u));
 			return RAFT_ENOMEM;
 		}
@@ -106,14 +115,14 @@ int raft_update_get(struct raft *r, struct raft_update *u)
 
 void raft_message_clear(struct raft_message *m)
 {
-	entries_free(m->entries, m->n_entries);
+	mlog_entries_free(m->entries, m->n_entries);
 	memset(m, 0, sizeof(*m));
 }
 
 void raft_update_free(struct raft_update *u)
 {
-	entries_free(u->entries, u->n_entries);
-	entries_free(u->committed, u->n_committed);
+	mlog_entries_free(u->entries, u->n_entries);
+	mlog_entries_free(u->committed, u->n_committed);
 	for (size_t i = 0; i < u->n_msgs; i++)
 		raft_message_clear(&u->msgs[i]);
 	free(u->msgs);

@@ -4,11 +4,11 @@
  * As in etcd: PROBE sends one append at a time until the follower accepts
  * one, REPLICATE pipelines appends optimistically with at most max_inflight
  * outstanding (a ring of their last indexes), SNAPSHOT waits while a
- * snapshot is being installed. The leader's decisions live in
- * replication.c; this file only keeps the numbers consistent. */
+ * snapshot is being installed. The leader's decisions live in leader.c
+ * and replication.c; this file only keeps the numbers consistent. */
 #include <string.h>
 
-#include "raft_impl.h"
+#include "progress.h"
 
 void progress_reset(struct raft_progress *p, uint64_t id, uint64_t next)
 {

@@ -302,7 +302,7 @@ static uint64_t disk_last(const struct sim_disk *d, uint64_t *term)
 static void disk_drop_ops(struct sim_disk *d)
 {
 	for (size_t i = 0; i < d->n_ops; i++)
-		entries_free(d->ops[i].ents, d->ops[i].n);
+		mlog_entries_free(d->ops[i].ents, d->ops[i].n);
 	d->n_ops = 0;
 }
 
