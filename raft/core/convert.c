@@ -25,13 +25,13 @@ static uint64_t rng_next(uint64_t *s)
 void conv_reset_timeout(struct raft *r)
 {
 	unsigned e = r->opt.election_ticks;
+	assert(e > 0);
 	r->election_elapsed = 0;
 	r->timeout = e + (unsigned)(rng_next(&r->rng) % e);
 }
 
 void conv_become_follower(struct raft *r, uint64_t term, uint64_t leader)
 {
-	bool was_leader = r->role == RAFT_LEADER;
 	assert(term >= r->term);
 	if (term != r->term) {
 		r->term = term;
@@ -39,13 +39,14 @@ void conv_become_follower(struct raft *r, uint64_t term, uint64_t leader)
 		r->hs_dirty = true;
 		r->verified = 0; /* what matched the old leader may not match */
 	}
+	/* The refusals carry the new term: the asker learns it. */
+	if (r->role == RAFT_LEADER)
+		ri_fail_all(r);
 	r->role = RAFT_FOLLOWER;
 	r->leader = leader;
 	r->heartbeat_elapsed = 0;
 	r->transferee = RAFT_NONE;
 	conv_reset_timeout(r);
-	if (was_leader)
-		ri_fail_all(r);
 }
 
 /* Start an election round: no leader, no transfer, an empty tally. */
@@ -59,12 +60,14 @@ static void start_round(struct raft *r)
 
 void conv_become_pre_candidate(struct raft *r)
 {
+	assert(r->role != RAFT_LEADER);
 	r->role = RAFT_PRE_CANDIDATE;
 	start_round(r);
 }
 
 void conv_become_candidate(struct raft *r)
 {
+	assert(r->role != RAFT_LEADER);
 	r->role = RAFT_CANDIDATE;
 	r->term++;
 	r->vote = r->id;
@@ -75,6 +78,8 @@ void conv_become_candidate(struct raft *r)
 
 void conv_become_leader(struct raft *r)
 {
+	assert(r->role == RAFT_CANDIDATE && r->vote == r->id);
+	assert(r->n_reads == 0); /* reads wait only on a leader */
 	r->role = RAFT_LEADER;
 	r->leader = r->id;
 	r->heartbeat_elapsed = 0;

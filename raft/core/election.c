@@ -23,6 +23,7 @@ bool elect_in_lease(const struct raft *r)
 	       r->election_elapsed < r->opt.election_ticks;
 }
 
+/* Count id's answer once; false if it answered this round already. */
 static bool record_vote(struct raft *r, uint64_t id, bool granted)
 {
 	for (unsigned i = 0; i < r->n_granted; i++)
@@ -31,6 +32,7 @@ static bool record_vote(struct raft *r, uint64_t id, bool granted)
 	for (unsigned i = 0; i < r->n_rejected; i++)
 		if (r->rejected[i] == id)
 			return false;
+	assert(r->n_granted + r->n_rejected < RAFT_MAX_SERVERS);
 	if (granted)
 		r->granted[r->n_granted++] = id;
 	else
@@ -93,6 +95,7 @@ void elect_campaign(struct raft *r, bool pre_vote, bool transfer)
 
 void elect_tick(struct raft *r)
 {
+	assert(r->role != RAFT_LEADER);
 	r->election_elapsed++;
 	if (r->election_elapsed >= r->timeout && may_campaign(r))
 		elect_campaign(r, !r->opt.disable_pre_vote, false);
@@ -107,6 +110,9 @@ void elect_tick(struct raft *r)
 void elect_step_vote(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE;
+	assert(pre || m->type == RAFT_MSG_VOTE);
+	/* core.c adopted a vote's higher term; a pre-vote's stays above. */
+	assert(pre ? m->term >= r->term : m->term == r->term);
 	uint64_t last = mlog_last_index(&r->log);
 	uint64_t last_term = mlog_last_term(&r->log);
 	bool up_to_date = m->log_term > last_term ||
@@ -137,6 +143,8 @@ void elect_step_vote(struct raft *r, const struct raft_message *m)
 void elect_step_vote_resp(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE_RESP;
+	assert(pre || m->type == RAFT_MSG_VOTE_RESP);
+	assert(m->term >= r->term);
 	if (pre) {
 		if (r->role != RAFT_PRE_CANDIDATE)
 			return;

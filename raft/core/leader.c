@@ -17,12 +17,14 @@
 
 bool lead_committed_in_term(const struct raft *r)
 {
+	assert(r->role == RAFT_LEADER);
 	return mlog_term(&r->log, r->commit) == r->term;
 }
 
 int lead_append(struct raft *r, enum raft_entry_type type, const void *data,
 		size_t len)
 {
+	assert(r->role == RAFT_LEADER);
 	struct raft_entry e = {
 	    .term = r->term,
 	    .index = mlog_last_index(&r->log) + 1,
@@ -41,6 +43,7 @@ int lead_append(struct raft *r, enum raft_entry_type type, const void *data,
 /* §7: send the snapshot meta; the node streams the data itself. */
 static void send_snapshot(struct raft *r, struct raft_progress *p)
 {
+	assert(p->id != r->id && p->next <= r->log.snap_index);
 	struct raft_message *m = out_msg(r, RAFT_MSG_SNAPSHOT, p->id);
 	if (!m)
 		return;
@@ -99,6 +102,8 @@ static bool extend_append(struct raft *r, struct raft_message *m, uint64_t prev,
  * costs an encoding, a decoding and a step on the follower). */
 void lead_send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 {
+	assert(r->role == RAFT_LEADER);
+	assert(p->next > p->match);
 	if (p->id == r->id)
 		return;
 	switch (p->state) {
@@ -165,18 +170,21 @@ void lead_send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 
 void lead_bcast_append(struct raft *r)
 {
+	assert(r->role == RAFT_LEADER);
 	for (size_t i = 0; i < r->n_prs; i++)
 		lead_send_append(r, &r->prs[i], false);
 }
 
 void lead_bcast_commit(struct raft *r)
 {
+	assert(r->role == RAFT_LEADER);
 	for (size_t i = 0; i < r->n_prs; i++)
 		lead_send_append(r, &r->prs[i], true);
 }
 
 void lead_bcast_heartbeat(struct raft *r)
 {
+	assert(r->role == RAFT_LEADER);
 	for (size_t i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
 		if (p->id == r->id)

@@ -63,6 +63,7 @@ struct raft_progress *memb_progress(struct raft *r, uint64_t id)
 
 void memb_set_conf(struct raft *r, const struct raft_config *c, uint64_t index)
 {
+	assert(c->n <= RAFT_MAX_SERVERS);
 	r->conf = *c;
 	r->conf_index = index;
 	struct raft_progress old[RAFT_MAX_SERVERS];
@@ -91,6 +92,7 @@ void memb_set_conf(struct raft *r, const struct raft_config *c, uint64_t index)
 uint64_t memb_conf_at(const struct raft *r, uint64_t index,
 		      struct raft_config *out)
 {
+	assert(index >= r->log.snap_index && index <= mlog_last_index(&r->log));
 	for (uint64_t i = index; i > r->log.snap_index; i--) {
 		const struct raft_entry *e = mlog_get(&r->log, i);
 		struct raft_config c;

@@ -93,6 +93,7 @@ void ri_request(struct raft *r, uint64_t ctx, uint64_t from)
 
 void ri_fail_all(struct raft *r)
 {
+	assert(r->role == RAFT_LEADER);
 	for (size_t i = 0; i < r->n_reads; i++)
 		answer(r, &r->reads[i], RAFT_ENOTLEADER);
 	r->n_reads = 0;

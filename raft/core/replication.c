@@ -35,6 +35,7 @@ static bool heard_from_quorum(struct raft *r)
 
 void repl_tick(struct raft *r)
 {
+	assert(r->role == RAFT_LEADER);
 	r->heartbeat_elapsed++;
 	r->election_elapsed++;
 	if (r->election_elapsed >= r->opt.election_ticks) {
@@ -64,6 +65,7 @@ static uint64_t match_of(const struct raft *r, const struct raft_progress *p)
 
 bool repl_maybe_commit(struct raft *r)
 {
+	assert(r->role == RAFT_LEADER);
 	uint64_t idx = memb_quorum_value(r, match_of);
 	if (idx <= r->commit || mlog_term(&r->log, idx) != r->term)
 		return false;
@@ -111,8 +113,19 @@ static void reject_append(struct raft *r, const struct raft_message *m)
  * follow it. 4. Append any new entries not already in the log. 5. If
  * leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
  * last new entry)". */
+/* core.c hands a follower only its leader's messages of its term. */
+static void assert_from_leader(const struct raft *r,
+			       const struct raft_message *m)
+{
+	assert(r->role == RAFT_FOLLOWER && r->leader == m->from);
+	assert(m->term == r->term);
+	(void)r;
+	(void)m;
+}
+
 void repl_step_append(struct raft *r, const struct raft_message *m)
 {
+	assert_from_leader(r, m);
 	uint64_t prev = m->index;
 	uint64_t prev_term = m->log_term;
 	const struct raft_entry *ents = m->entries;
@@ -141,8 +154,11 @@ void repl_step_append(struct raft *r, const struct raft_message *m)
 	uint64_t last_new = prev;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t idx = prev + 1 + i;
-		if (ents[i].index != idx)
-			break; /* malformed */
+		uint64_t before = i ? ents[i - 1].term : prev_term;
+		/* Malformed (no leader sends it): the rest is dropped. */
+		if (ents[i].index != idx || ents[i].term < before ||
+		    ents[i].term > m->term)
+			break;
 		if (idx <= mlog_last_index(&r->log)) {
 			if (mlog_term(&r->log, idx) == ents[i].term) {
 				last_new = idx;
@@ -178,6 +194,7 @@ void repl_step_append(struct raft *r, const struct raft_message *m)
 
 void repl_step_heartbeat(struct raft *r, const struct raft_message *m)
 {
+	assert_from_leader(r, m);
 	uint64_t c = u64_min(m->commit, mlog_last_index(&r->log));
 	if (c > r->commit)
 		r->commit = c;
@@ -198,7 +215,10 @@ void repl_step_heartbeat(struct raft *r, const struct raft_message *m)
  * (raft_persisted(snapshot.index, snapshot.term)). */
 void repl_step_snapshot(struct raft *r, const struct raft_message *m)
 {
+	assert_from_leader(r, m);
 	const struct raft_snapshot_meta *s = &m->snapshot;
+	if (s->conf.n > RAFT_MAX_SERVERS)
+		return; /* malformed: dropped */
 	if (s->index <= r->commit) {
 		r->verified = u64_max(r->verified, r->commit);
 		repl_ack(r);
@@ -224,6 +244,7 @@ void repl_step_snapshot(struct raft *r, const struct raft_message *m)
 
 void repl_step_append_resp(struct raft *r, const struct raft_message *m)
 {
+	assert(r->role == RAFT_LEADER && m->term == r->term);
 	struct raft_progress *p = memb_progress(r, m->from);
 	if (!p || p->id == r->id)
 		return;
@@ -264,6 +285,7 @@ void repl_step_append_resp(struct raft *r, const struct raft_message *m)
 
 void repl_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 {
+	assert(r->role == RAFT_LEADER && m->term == r->term);
 	struct raft_progress *p = memb_progress(r, m->from);
 	if (!p || p->id == r->id)
 		return;

@@ -26,7 +26,8 @@ ALLOWED = {
     "snprintf", "vsnprintf", "sscanf", "__isoc99_sscanf",
     "__assert_fail", "__stack_chk_fail",
 }
-COMPILER_PREFIXES = ("__asan_", "__ubsan_", "__sanitizer_", "__lsan_")
+COMPILER_PREFIXES = ("__asan_", "__ubsan_", "__sanitizer_", "__lsan_",
+                     "_GLOBAL_OFFSET_TABLE_")
 
 
 def node_of(path):

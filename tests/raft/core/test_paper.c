@@ -224,6 +224,50 @@ static void test_follower_rejects_append_with_mismatched_prev_term(void **st)
 	raft_free(r);
 }
 
+/* Bad input never asserts (a leader never sends these): entries whose
+ * terms go backwards or run past the leader's term, and a snapshot with
+ * more servers than a configuration holds, are dropped. */
+static void test_follower_drops_malformed_appends_and_snapshots(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 1};
+	struct raft *r = mk(1, 3, t, 2);
+	struct raft_entry back[2] = {
+	    {.term = 2, .index = 3, .type = RAFT_ENTRY_NORMAL},
+	    {.term = 1, .index = 4, .type = RAFT_ENTRY_NORMAL},
+	};
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 3,
+				      .index = 2,
+				      .log_term = 1,
+				      .entries = back,
+				      .n_entries = 2});
+	assert_int_equal(raft_last_index(r), 3);
+	assert_int_equal(raft_term_at(r, 3), 2);
+	struct raft_entry ahead = {
+	    .term = 4, .index = 4, .type = RAFT_ENTRY_NORMAL};
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
+				      .from = 2,
+				      .term = 3,
+				      .index = 3,
+				      .log_term = 2,
+				      .entries = &ahead,
+				      .n_entries = 1});
+	assert_int_equal(raft_last_index(r), 3);
+	struct raft_message snap = {
+	    .type = RAFT_MSG_SNAPSHOT, .from = 2, .term = 3};
+	snap.snapshot.index = 9;
+	snap.snapshot.term = 3;
+	snap.snapshot.conf.n = RAFT_MAX_SERVERS + 1;
+	step(r, snap);
+	take(r);
+	assert_false(U.has_snapshot);
+	assert_int_equal(raft_snapshot_index(r), 0);
+	assert_int_equal(raft_config(r)->n, 3);
+	raft_free(r);
+}
+
 /* Figure 2 AppendEntries 3-4: "If an existing entry conflicts with a new
  * one, delete the existing entry and all that follow it. Append any new
  * entries not already in the log." The caller is told to cut its log. */
@@ -567,6 +611,7 @@ int main(void)
 	    T(test_leader_seeing_higher_term_becomes_follower),
 	    T(test_follower_rejects_append_with_mismatched_prev_term),
 	    T(test_follower_truncates_conflicting_suffix_and_appends),
+	    T(test_follower_drops_malformed_appends_and_snapshots),
 	    T(test_follower_acknowledges_entries_only_after_they_are_persisted),
 	    T(test_follower_commit_is_min_of_leader_commit_and_last_new_entry),
 	    T(test_new_leader_appends_a_noop_of_its_term),
