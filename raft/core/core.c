@@ -53,6 +53,7 @@ int raft_new(const struct raft_options *opt, const struct raft_restore *rs,
 	r->rng = opt->seed ^ (opt->id * 0x9e3779b97f4a7c15ull);
 	r->term = rs->term;
 	r->vote = rs->vote;
+	r->abstain_until = rs->abstain_until;
 	mlog_init(&r->log, rs->snapshot.index, rs->snapshot.term);
 	for (size_t i = 0; i < rs->n_entries; i++) {
 		const struct raft_entry *e = &rs->entries[i];

@@ -40,15 +40,26 @@ static bool record_vote(struct raft *r, uint64_t id, bool granted)
 	return true;
 }
 
-/* May this node stand for election? A voter may. So may a node its latest
- * configuration leaves out while that configuration is not known to be
- * committed (§4.2.2 diss.): a leader that removed itself and lost
- * leadership before the change committed may hold the only copy of it,
- * and the remaining voters, still on the old configuration, cannot elect
- * one of their own without its vote, which its longer log denies. It
- * counts only the votes of the new configuration's voters. */
+/* After a damaged last entry (raft.h, raft_restore.abstain_until): our
+ * log may lack an entry we acknowledged, so we must not help elect a
+ * leader, ourselves included, until a leader has given it back. */
+static bool abstaining(const struct raft *r)
+{
+	return mlog_last_index(&r->log) < r->abstain_until;
+}
+
+/* May this node stand for election? Not while abstaining. A voter may. So
+ * may a node its latest configuration leaves out while that configuration
+ * is not known to be committed (§4.2.2 diss.): a leader that removed
+ * itself and lost leadership before the change committed may hold the
+ * only copy of it, and the remaining voters, still on the old
+ * configuration, cannot elect one of their own without its vote, which
+ * its longer log denies. It counts only the votes of the new
+ * configuration's voters. */
 static bool may_campaign(const struct raft *r)
 {
+	if (abstaining(r))
+		return false;
 	return memb_is_voter(r, r->id) ||
 	       (raft_config_get(&r->conf, r->id) == NULL &&
 		r->conf_index > r->commit);
@@ -126,7 +137,7 @@ void elect_step_vote(struct raft *r, const struct raft_message *m)
 		       (r->vote == RAFT_NONE && r->leader == RAFT_NONE));
 	struct raft_message *resp = out_msg(
 	    r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
-	if (can && up_to_date) {
+	if (can && up_to_date && !abstaining(r)) {
 		if (resp)
 			resp->term = m->term;
 		if (!pre) {

@@ -39,6 +39,9 @@ struct raft {
 	/* Follower: highest index known to match the current term's leader
 	 * log (only acknowledged once also persisted). */
 	uint64_t verified;
+	/* raft_restore.abstain_until: no votes, no campaigns while the log
+	 * ends before it (election.c). */
+	uint64_t abstain_until;
 
 	struct raft_config conf; /* in effect: the last in the log (§4.1) */
 	uint64_t conf_index;	 /* index of its entry, snapshot index if 0 */
