@@ -106,6 +106,20 @@ static struct raft_message vote(uint64_t from, uint64_t term, uint64_t last,
 				     .log_term = last_term};
 }
 
+/* AppendEntries from leader `from`: n entries after prev (of prev_term). */
+static struct raft_message append(uint64_t from, uint64_t term, uint64_t prev,
+				  uint64_t prev_term, struct raft_entry *e,
+				  size_t n)
+{
+	return (struct raft_message){.type = RAFT_MSG_APPEND,
+				     .from = from,
+				     .term = term,
+				     .index = prev,
+				     .log_term = prev_term,
+				     .entries = e,
+				     .n_entries = n};
+}
+
 static int teardown(void **st)
 {
 	(void)st;
@@ -247,24 +261,12 @@ static void test_follower_drops_malformed_appends_and_snapshots(void **st)
 	    {.term = 2, .index = 3, .type = RAFT_ENTRY_NORMAL},
 	    {.term = 1, .index = 4, .type = RAFT_ENTRY_NORMAL},
 	};
-	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
-				      .from = 2,
-				      .term = 3,
-				      .index = 2,
-				      .log_term = 1,
-				      .entries = back,
-				      .n_entries = 2});
+	step(r, append(2, 3, 2, 1, back, 2));
 	assert_int_equal(raft_last_index(r), 3);
 	assert_int_equal(raft_term_at(r, 3), 2);
 	struct raft_entry ahead = {
 	    .term = 4, .index = 4, .type = RAFT_ENTRY_NORMAL};
-	step(r, (struct raft_message){.type = RAFT_MSG_APPEND,
-				      .from = 2,
-				      .term = 3,
-				      .index = 3,
-				      .log_term = 2,
-				      .entries = &ahead,
-				      .n_entries = 1});
+	step(r, append(2, 3, 3, 2, &ahead, 1));
 	assert_int_equal(raft_last_index(r), 3);
 	struct raft_message snap = {
 	    .type = RAFT_MSG_SNAPSHOT, .from = 2, .term = 3};
@@ -520,19 +522,6 @@ static struct raft_message prevote(uint64_t from, uint64_t term, uint64_t last,
 	return m;
 }
 
-/* An append from leader `from` of one entry at index, of term. */
-static struct raft_message append1(uint64_t from, uint64_t term,
-				   struct raft_entry *e, uint64_t prev_term)
-{
-	return (struct raft_message){.type = RAFT_MSG_APPEND,
-				     .from = from,
-				     .term = term,
-				     .index = e->index - 1,
-				     .log_term = prev_term,
-				     .entries = e,
-				     .n_entries = 1};
-}
-
 /* Tick n times; true if no (pre-)vote request went out and r stayed a
  * follower. */
 static bool ticks_without_campaign(struct raft *r, unsigned n)
@@ -582,7 +571,7 @@ test_abstaining_node_refuses_votes_and_prevotes_and_never_campaigns(void **st)
 	assert_int_equal(raft_term(r), 3);
 
 	struct raft_entry e3 = {.term = 3, .index = 3, .type = RAFT_ENTRY_NOOP};
-	step(r, append1(2, 3, &e3, 2));
+	step(r, append(2, 3, 2, 2, &e3, 1));
 	raft_persisted(r, 3, 3);
 	take(r);
 	const struct raft_message *ack = sent(RAFT_MSG_APPEND_RESP, 2);
@@ -609,8 +598,8 @@ test_abstaining_node_votes_again_once_a_leader_brings_its_log_there(void **st)
 	struct raft_entry e3 = {.term = 3, .index = 3, .type = RAFT_ENTRY_NOOP};
 	struct raft_entry e4 = {
 	    .term = 3, .index = 4, .type = RAFT_ENTRY_NORMAL};
-	step(r, append1(2, 3, &e3, 2));
-	step(r, append1(2, 3, &e4, 3));
+	step(r, append(2, 3, 2, 2, &e3, 1));
+	step(r, append(2, 3, 3, 3, &e4, 1));
 	take(r);
 	assert_int_equal(raft_last_index(r), 4);
 	for (int i = 0; i < 40 && raft_role(r) == RAFT_FOLLOWER; i++)
