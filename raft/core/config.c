@@ -5,12 +5,12 @@
  * copied by value into messages and snapshots. The text form is versioned
  * and line based so the node can log it as-is: "raftconf 1\n" then one
  * "id v|l addr\n" line per server. Which configuration is in effect is
- * decided in core.c (raft_conf_refresh). */
+ * decided in core.c (memb_conf_refresh). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft_impl.h"
+#include "raft.h"
 
 const struct raft_server *raft_config_get(const struct raft_config *c,
 					  uint64_t id)

@@ -1,127 +1,24 @@
 /* core.c - the core's entry points: lifetime, the event functions, message
- * dispatch by term (§5.1), and collecting the update.
+ * dispatch by term (§5.1), and inspection.
  *
  * Every event runs to completion and leaves its effects in the pending
- * output (messages, reads, snapshot) or in the log (entries past
+ * output (output.c: messages, reads, snapshot) or in the log (entries past
  * `unsaved`, committed entries past `applied`); raft_update_get moves all
- * of it to the caller at once. The rules per role live in election.c,
- * replication.c and readindex.c; configurations in config.c. */
+ * of it to the caller at once. This file sits on top of the others: the
+ * rules live in election.c, replication.c and readindex.c, the role
+ * changes in convert.c, membership in membership.c. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "convert.h"
+#include "election.h"
+#include "leader.h"
+#include "membership.h"
+#include "output.h"
 #include "raft_impl.h"
-
-static uint64_t min_u64(uint64_t a, uint64_t b)
-{
-	return a < b ? a : b;
-}
-
-struct raft_message *raft_msg_new(struct raft *r, enum raft_msg_type t,
-				  uint64_t to)
-{
-	if (r->n_out_msgs == r->cap_out_msgs) {
-		size_t cap = r->cap_out_msgs ? r->cap_out_msgs * 2 : 16;
-		struct raft_message *p = realloc(r->out_msgs, cap * sizeof(*p));
-		if (!p)
-			return NULL; /* dropped, as a network may */
-		r->out_msgs = p;
-		r->cap_out_msgs = cap;
-	}
-	struct raft_message *m = &r->out_msgs[r->n_out_msgs++];
-	memset(m, 0, sizeof(*m));
-	m->type = t;
-	m->from = r->id;
-	m->to = to;
-	m->term = r->term;
-	return m;
-}
-
-int raft_push_read(struct raft *r, uint64_t ctx, uint64_t index, int err)
-{
-	if (r->n_out_reads == r->cap_out_reads) {
-		size_t cap = r->cap_out_reads ? r->cap_out_reads * 2 : 16;
-		struct raft_read *p = realloc(r->out_reads, cap * sizeof(*p));
-		if (!p)
-			return RAFT_ENOMEM;
-		r->out_reads = p;
-		r->cap_out_reads = cap;
-	}
-	r->out_reads[r->n_out_reads++] =
-	    (struct raft_read){.ctx = ctx, .index = index, .err = err};
-	return 0;
-}
-
-bool raft_is_voter(const struct raft *r, uint64_t id)
-{
-	const struct raft_server *s = raft_config_get(&r->conf, id);
-	return s && s->role == RAFT_VOTER;
-}
-
-uint64_t raft_quorum(const struct raft *r)
-{
-	uint64_t n = 0;
-	for (unsigned i = 0; i < r->conf.n; i++)
-		if (r->conf.servers[i].role == RAFT_VOTER)
-			n++;
-	return n / 2 + 1;
-}
-
-struct raft_progress *raft_pr(struct raft *r, uint64_t id)
-{
-	for (size_t i = 0; i < r->n_prs; i++)
-		if (r->prs[i].id == id)
-			return &r->prs[i];
-	return NULL;
-}
-
-/* Install c as the configuration in effect; the leader keeps the progress
- * of members that stay and starts probing new ones. */
-void raft_set_conf(struct raft *r, const struct raft_config *c, uint64_t index)
-{
-	r->conf = *c;
-	r->conf_index = index;
-	struct raft_progress old[RAFT_MAX_SERVERS];
-	size_t n_old = r->n_prs;
-	memcpy(old, r->prs, n_old * sizeof(old[0]));
-	struct raft_progress *prs = r->prs;
-	uint64_t last = mlog_last_index(&r->log);
-	for (unsigned i = 0; i < c->n; i++) {
-		uint64_t id = c->servers[i].id;
-		bool found = false;
-		for (size_t j = 0; j < n_old; j++)
-			if (old[j].id == id) {
-				prs[i] = old[j];
-				found = true;
-			}
-		if (!found) {
-			progress_reset(&prs[i], id, last + 1);
-			prs[i].recent_active = true;
-			if (id == r->id)
-				prs[i].match = min_u64(r->persisted, last);
-		}
-	}
-	r->n_prs = c->n;
-}
-
-/* §4.1 diss.: "a server always uses the latest configuration in its log,
- * regardless of whether the entry is committed". */
-void raft_conf_refresh(struct raft *r)
-{
-	for (uint64_t i = mlog_last_index(&r->log); i > r->log.snap_index;
-	     i--) {
-		const struct raft_entry *e = mlog_get(&r->log, i);
-		struct raft_config c;
-		if (e->type == RAFT_ENTRY_CONFIG &&
-		    raft_config_decode(e->data, e->len, &c) == 0) {
-			if (r->conf_index != i ||
-			    memcmp(&c, &r->conf, sizeof(c)) != 0)
-				raft_set_conf(r, &c, i);
-			return;
-		}
-	}
-	raft_set_conf(r, &r->snap_conf, r->log.snap_index);
-}
+#include "readindex.h"
+#include "replication.h"
 
 int raft_new(const struct raft_options *opt, const struct raft_restore *rs,
 	     struct raft **out)
@@ -156,6 +53,7 @@ int raft_new(const struct raft_options *opt, const struct raft_restore *rs,
 	r->rng = opt->seed ^ (opt->id * 0x9e3779b97f4a7c15ull);
 	r->term = rs->term;
 	r->vote = rs->vote;
+	r->abstain_until = rs->abstain_until;
 	mlog_init(&r->log, rs->snapshot.index, rs->snapshot.term);
 	for (size_t i = 0; i < rs->n_entries; i++) {
 		const struct raft_entry *e = &rs->entries[i];
@@ -173,13 +71,12 @@ int raft_new(const struct raft_options *opt, const struct raft_restore *rs,
 	if (applied > mlog_last_index(&r->log))
 		goto err_log;
 	r->snap_conf = rs->snapshot.conf;
-	r->conf_index = UINT64_MAX; /* force raft_set_conf */
-	raft_conf_refresh(r);
+	r->conf_index = UINT64_MAX; /* force memb_set_conf */
+	memb_conf_refresh(r);
 	r->commit = r->applied = applied;
 	r->persisted = mlog_last_index(&r->log);
 	r->unsaved = r->persisted + 1;
-	r->role = RAFT_FOLLOWER;
-	election_reset_timeout(r);
+	conv_become_follower(r, r->term, RAFT_NONE);
 	*out = r;
 	return 0;
 err_log:
@@ -195,19 +92,16 @@ void raft_free(struct raft *r)
 		return;
 	mlog_close(&r->log);
 	free(r->reads);
-	for (size_t i = 0; i < r->n_out_msgs; i++)
-		raft_message_clear(&r->out_msgs[i]);
-	free(r->out_msgs);
-	free(r->out_reads);
+	out_close(r);
 	free(r);
 }
 
 void raft_tick(struct raft *r)
 {
 	if (r->role == RAFT_LEADER)
-		leader_tick(r);
+		repl_tick(r);
 	else
-		election_tick(r);
+		elect_tick(r);
 }
 
 static bool from_leader(enum raft_msg_type t)
@@ -216,33 +110,32 @@ static bool from_leader(enum raft_msg_type t)
 	       t == RAFT_MSG_SNAPSHOT;
 }
 
-int raft_step(struct raft *r, const struct raft_message *m)
+/* §5.1: terms order everything. Adopt a higher term (stepping down), or
+ * answer a stale one so its sender learns ours. True if m is still to be
+ * handled in our (possibly new) term. */
+static bool step_term(struct raft *r, const struct raft_message *m)
 {
-	if (m->to != r->id || m->from == RAFT_NONE || m->from == r->id)
-		return 0;
-	if (m->type == RAFT_MSG_PROPOSE || m->type == RAFT_MSG_PROPOSE_RESP)
-		return 0; /* the node layer's (raft.h) */
 	if (m->term > r->term) {
 		bool vote =
 		    m->type == RAFT_MSG_VOTE || m->type == RAFT_MSG_PREVOTE;
 		/* The lease (§9.6 diss., §4.2.3): while we hear from a leader,
 		 * a disruptive server cannot make us change term. */
-		if (vote && !m->transfer && in_lease(r))
-			return 0;
+		if (vote && !m->transfer && elect_in_lease(r))
+			return false;
 		if (m->type == RAFT_MSG_PREVOTE ||
 		    (m->type == RAFT_MSG_PREVOTE_RESP && !m->reject)) {
 			/* Pre-vote never changes anyone's term. */
 		} else {
-			become_follower(r, m->term,
-					from_leader(m->type) ? m->from
-							     : RAFT_NONE);
+			conv_become_follower(r, m->term,
+					     from_leader(m->type) ? m->from
+								  : RAFT_NONE);
 		}
 	} else if (m->term < r->term) {
 		/* §5.1: "If a server receives a request with a stale term
 		 * number, it rejects the request." A stale leader learns our
 		 * term from the answer and steps down. */
 		if (from_leader(m->type) || m->type == RAFT_MSG_PREVOTE) {
-			struct raft_message *resp = raft_msg_new(
+			struct raft_message *resp = out_msg(
 			    r,
 			    m->type == RAFT_MSG_PREVOTE ? RAFT_MSG_PREVOTE_RESP
 							: RAFT_MSG_APPEND_RESP,
@@ -250,54 +143,72 @@ int raft_step(struct raft *r, const struct raft_message *m)
 			if (resp)
 				resp->reject = m->type == RAFT_MSG_PREVOTE;
 		}
-		return 0;
+		return false;
 	}
+	return true;
+}
+
+/* A message from the leader of our term: there is one leader per term, so
+ * a leader drops it; anyone else follows the sender. */
+static void step_from_leader(struct raft *r, const struct raft_message *m)
+{
+	if (r->role == RAFT_LEADER)
+		return;
+	if (r->role != RAFT_FOLLOWER)
+		conv_become_follower(r, m->term, m->from);
+	/* §5.2 "If election timeout elapses without receiving AppendEntries
+	 * RPC from current leader": reset it. */
+	r->leader = m->from;
+	r->election_elapsed = 0;
+	if (m->type == RAFT_MSG_APPEND)
+		repl_step_append(r, m);
+	else if (m->type == RAFT_MSG_HEARTBEAT)
+		repl_step_heartbeat(r, m);
+	else
+		repl_step_snapshot(r, m);
+}
+
+int raft_step(struct raft *r, const struct raft_message *m)
+{
+	if (m->to != r->id || m->from == RAFT_NONE || m->from == r->id)
+		return 0;
+	if (m->type == RAFT_MSG_PROPOSE || m->type == RAFT_MSG_PROPOSE_RESP)
+		return 0; /* the node layer's (raft.h) */
+	if (!step_term(r, m))
+		return 0;
 	switch (m->type) {
 	case RAFT_MSG_VOTE:
 	case RAFT_MSG_PREVOTE:
-		election_step_vote(r, m);
+		elect_step_vote(r, m);
 		break;
 	case RAFT_MSG_VOTE_RESP:
 	case RAFT_MSG_PREVOTE_RESP:
-		election_step_vote_resp(r, m);
+		elect_step_vote_resp(r, m);
 		break;
 	case RAFT_MSG_APPEND:
 	case RAFT_MSG_HEARTBEAT:
 	case RAFT_MSG_SNAPSHOT:
-		if (r->role == RAFT_LEADER)
-			break; /* one leader per term: not from a leader */
-		if (r->role != RAFT_FOLLOWER)
-			become_follower(r, m->term, m->from);
-		/* §5.2 "If election timeout elapses without receiving
-		 * AppendEntries RPC from current leader": reset it. */
-		r->leader = m->from;
-		r->election_elapsed = 0;
-		if (m->type == RAFT_MSG_APPEND)
-			follower_step_append(r, m);
-		else if (m->type == RAFT_MSG_HEARTBEAT)
-			follower_step_heartbeat(r, m);
-		else
-			follower_step_snapshot(r, m);
+		step_from_leader(r, m);
 		break;
 	case RAFT_MSG_APPEND_RESP:
 		if (r->role == RAFT_LEADER)
-			leader_step_append_resp(r, m);
+			repl_step_append_resp(r, m);
 		break;
 	case RAFT_MSG_HEARTBEAT_RESP:
 		if (r->role == RAFT_LEADER)
-			leader_step_heartbeat_resp(r, m);
+			repl_step_heartbeat_resp(r, m);
 		break;
 	case RAFT_MSG_READ_INDEX:
-		readindex_request(r, m->ctx, m->from);
+		ri_request(r, m->ctx, m->from);
 		break;
 	case RAFT_MSG_READ_INDEX_RESP:
-		readindex_step_resp(r, m);
+		ri_step_resp(r, m);
 		break;
 	case RAFT_MSG_TIMEOUT_NOW:
 		/* §3.10 diss.: start an election at once, skipping the
 		 * pre-vote, with the transfer flag to get past leases. */
 		if (r->role != RAFT_LEADER)
-			campaign(r, false, true);
+			elect_campaign(r, false, true);
 		break;
 	default:
 		break;
@@ -316,14 +227,14 @@ int raft_propose(struct raft *r, enum raft_entry_type type, const void *data,
 		return RAFT_EINVAL;
 	if (r->transferee != RAFT_NONE)
 		return RAFT_EBUSY;
-	int rc = leader_append(r, type, data, len);
+	int rc = lead_append(r, type, data, len);
 	if (rc)
 		return rc;
 	if (index)
 		*index = mlog_last_index(&r->log);
 	if (term)
 		*term = r->term;
-	bcast_append(r);
+	lead_bcast_append(r);
 	/* Alone: durable is committed, once persisted. */
 	return 0;
 }
@@ -335,27 +246,25 @@ void raft_persisted(struct raft *r, uint64_t index, uint64_t term)
 		return;
 	r->persisted = index;
 	if (r->role == RAFT_LEADER) {
-		struct raft_progress *self = raft_pr(r, r->id);
+		struct raft_progress *self = memb_progress(r, r->id);
 		if (self)
 			progress_update(self, index);
-		if (maybe_commit(r))
-			for (size_t i = 0; i < r->n_prs; i++)
-				send_append(r, &r->prs[i], true);
+		if (repl_maybe_commit(r))
+			lead_bcast_commit(r);
 	} else if (r->verified > 0) {
-		follower_ack(r);
+		repl_ack(r);
 	}
 }
 
 int raft_read_index(struct raft *r, uint64_t ctx)
 {
 	if (r->role == RAFT_LEADER) {
-		readindex_request(r, ctx, r->id);
+		ri_request(r, ctx, r->id);
 		return 0;
 	}
 	if (r->leader == RAFT_NONE)
 		return RAFT_ENOTLEADER;
-	struct raft_message *m =
-	    raft_msg_new(r, RAFT_MSG_READ_INDEX, r->leader);
+	struct raft_message *m = out_msg(r, RAFT_MSG_READ_INDEX, r->leader);
 	if (!m)
 		return RAFT_ENOMEM;
 	m->ctx = ctx;
@@ -368,15 +277,15 @@ int raft_transfer_leadership(struct raft *r, uint64_t id)
 		return RAFT_ENOTLEADER;
 	if (id == r->id)
 		return 0;
-	if (!raft_is_voter(r, id))
+	if (!memb_is_voter(r, id))
 		return RAFT_EINVAL;
-	struct raft_progress *p = raft_pr(r, id);
+	struct raft_progress *p = memb_progress(r, id);
 	r->transferee = id;
 	r->election_elapsed = 0; /* the transfer times out after a timeout */
 	if (p->match == mlog_last_index(&r->log))
-		raft_msg_new(r, RAFT_MSG_TIMEOUT_NOW, id);
+		out_msg(r, RAFT_MSG_TIMEOUT_NOW, id);
 	else
-		send_append(r, p, true);
+		lead_send_append(r, p, true);
 	return 0;
 }
 
@@ -388,58 +297,22 @@ int raft_change_membership(struct raft *r, enum raft_conf_op op, uint64_t id,
 	/* §4.1 diss.: one change at a time, and (the fix of the single-server
 	 * bug) only once an entry of this term is committed. */
 	if (r->transferee != RAFT_NONE || r->conf_index > r->commit ||
-	    !committed_in_term(r))
+	    !lead_committed_in_term(r))
 		return RAFT_EBUSY;
-	struct raft_config c = r->conf;
-	struct raft_server *s = NULL;
-	for (unsigned i = 0; i < c.n; i++)
-		if (c.servers[i].id == id)
-			s = &c.servers[i];
-	if (id == RAFT_NONE)
-		return RAFT_EINVAL;
-	switch (op) {
-	case RAFT_CONF_ADD_LEARNER:
-		if (s || c.n == RAFT_MAX_SERVERS)
-			return RAFT_EINVAL;
-		s = &c.servers[c.n++];
-		memset(s, 0, sizeof(*s));
-		s->id = id;
-		s->role = RAFT_LEARNER;
-		if (addr) {
-			if (strlen(addr) >= RAFT_ADDR_MAX)
-				return RAFT_EINVAL;
-			strcpy(s->addr, addr);
-		}
-		break;
-	case RAFT_CONF_PROMOTE:
-		if (!s || s->role != RAFT_LEARNER)
-			return RAFT_EINVAL;
-		s->role = RAFT_VOTER;
-		break;
-	case RAFT_CONF_REMOVE:
-		if (!s || (s->role == RAFT_VOTER && raft_quorum(r) == 1 &&
-			   r->conf.n == 1))
-			return RAFT_EINVAL;
-		*s = c.servers[--c.n];
-		break;
-	default:
-		return RAFT_EINVAL;
-	}
-	unsigned voters = 0;
-	for (unsigned i = 0; i < c.n; i++)
-		voters += c.servers[i].role == RAFT_VOTER;
-	if (voters == 0)
-		return RAFT_EINVAL;
+	struct raft_config c;
+	int rc = memb_conf_change(&r->conf, op, id, addr, &c);
+	if (rc)
+		return rc;
 	char buf[RAFT_MAX_SERVERS * (RAFT_ADDR_MAX + 32) + 16];
 	int len = raft_config_encode(&c, buf, sizeof(buf));
 	if (len < 0 || (size_t)len >= sizeof(buf))
 		return RAFT_EINVAL;
-	int rc = leader_append(r, RAFT_ENTRY_CONFIG, buf, (size_t)len);
+	rc = lead_append(r, RAFT_ENTRY_CONFIG, buf, (size_t)len);
 	if (rc)
 		return rc;
 	if (index)
 		*index = mlog_last_index(&r->log);
-	bcast_append(r);
+	lead_bcast_append(r);
 	return 0;
 }
 
@@ -447,13 +320,8 @@ int raft_compact(struct raft *r, uint64_t index)
 {
 	if (index <= r->log.snap_index || index > r->applied)
 		return RAFT_EINVAL;
-	struct raft_config c = r->snap_conf;
-	for (uint64_t i = index; i > r->log.snap_index; i--) {
-		const struct raft_entry *e = mlog_get(&r->log, i);
-		if (e->type == RAFT_ENTRY_CONFIG &&
-		    raft_config_decode(e->data, e->len, &c) == 0)
-			break;
-	}
+	struct raft_config c;
+	memb_conf_at(r, index, &c);
 	mlog_compact(&r->log, index);
 	r->snap_conf = c;
 	return 0;
@@ -463,7 +331,7 @@ void raft_snapshot_done(struct raft *r, uint64_t id, bool ok)
 {
 	if (r->role != RAFT_LEADER)
 		return;
-	struct raft_progress *p = raft_pr(r, id);
+	struct raft_progress *p = memb_progress(r, id);
 	if (!p || p->state != PROGRESS_SNAPSHOT)
 		return;
 	if (ok) {
@@ -476,89 +344,6 @@ void raft_snapshot_done(struct raft *r, uint64_t id, bool ok)
 		progress_become_probe(p);
 		p->probe_sent = true;
 	}
-}
-
-static uint64_t apply_limit(const struct raft *r)
-{
-	return min_u64(r->commit, r->persisted);
-}
-
-bool raft_has_update(const struct raft *r)
-{
-	return r->hs_dirty || r->out_has_snapshot || r->n_out_msgs ||
-	       r->n_out_reads || r->unsaved <= mlog_last_index(&r->log) ||
-	       r->applied < apply_limit(r);
-}
-
-int raft_update_get(struct raft *r, struct raft_update *u)
-{
-	memset(u, 0, sizeof(*u));
-	uint64_t last = mlog_last_index(&r->log);
-	uint64_t hi = apply_limit(r);
-	if (r->unsaved <= last) {
-		if (mlog_copy(&r->log, r->unsaved, last, &u->entries))
-			return RAFT_ENOMEM;
-		u->n_entries = last - r->unsaved + 1;
-	}
-	if (r->applied < hi) {
-		if (mlog_copy(&r->log, r->applied + 1, hi, &u->committed)) {
-			entries_free(u->entries, u->n_entries);
-			memset(u, 0, sizeof(*u));
-			return RAFT_ENOMEM;
-		}
-		u->n_committed = hi - r->applied;
-		r->applied = hi;
-	}
-	r->unsaved = last + 1;
-	u->role = r->role;
-	u->leader = r->leader;
-	u->commit = r->commit;
-	u->hard_state_changed = r->hs_dirty;
-	u->term = r->term;
-	u->vote = r->vote;
-	r->hs_dirty = false;
-	u->has_snapshot = r->out_has_snapshot;
-	u->snapshot = r->out_snapshot;
-	r->out_has_snapshot = false;
-	u->msgs = r->out_msgs;
-	u->n_msgs = r->n_out_msgs;
-	r->out_msgs = NULL;
-	r->n_out_msgs = r->cap_out_msgs = 0;
-	u->reads = r->out_reads;
-	u->n_reads = r->n_out_reads;
-	r->out_reads = NULL;
-	r->n_out_reads = r->cap_out_reads = 0;
-	return 0;
-}
-
-void raft_message_clear(struct raft_message *m)
-{
-	entries_free(m->entries, m->n_entries);
-	memset(m, 0, sizeof(*m));
-}
-
-void raft_update_free(struct raft_update *u)
-{
-	entries_free(u->entries, u->n_entries);
-	entries_free(u->committed, u->n_committed);
-	for (size_t i = 0; i < u->n_msgs; i++)
-		raft_message_clear(&u->msgs[i]);
-	free(u->msgs);
-	free(u->reads);
-	memset(u, 0, sizeof(*u));
-}
-
-const char *raft_msg_type_name(enum raft_msg_type t)
-{
-	static const char *const names[] = {
-	    "none",	      "append",	    "append_resp",     "vote",
-	    "vote_resp",      "prevote",    "prevote_resp",    "heartbeat",
-	    "heartbeat_resp", "read_index", "read_index_resp", "snapshot",
-	    "timeout_now",    "propose",    "propose_resp",
-	};
-	if ((unsigned)t >= sizeof(names) / sizeof(names[0]))
-		return "unknown";
-	return names[t];
 }
 
 enum raft_role raft_role(const struct raft *r)

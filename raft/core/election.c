@@ -1,5 +1,5 @@
 /* election.c - leader election (§5.2), the election restriction (§5.4.1),
- * Pre-Vote and the leader lease (§9.6 diss.), randomized timeouts.
+ * Pre-Vote and the leader lease (§9.6 diss.).
  *
  * A follower whose election timeout runs out first asks for pre-votes for
  * term+1 without changing its term; only with a quorum of pre-votes does it
@@ -7,56 +7,23 @@
  * bump the cluster's term and depose a healthy leader. With check-quorum,
  * servers that heard from a leader within the minimum election timeout
  * ignore vote requests (the lease) unless a leader transfer sent them.
- * Timeouts come from a small PRNG seeded by the caller: runs replay. */
+ * The role changes themselves, and the randomized timer they restart, are
+ * convert.c's. */
 #include <assert.h>
 
+#include "convert.h"
+#include "election.h"
+#include "membership.h"
+#include "output.h"
 #include "raft_impl.h"
 
-/* splitmix64: tiny, good enough to spread election timeouts. */
-static uint64_t rng_next(uint64_t *s)
-{
-	uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-	return z ^ (z >> 31);
-}
-
-/* §5.2: "election timeouts are chosen randomly from a fixed interval". */
-void election_reset_timeout(struct raft *r)
-{
-	unsigned e = r->opt.election_ticks;
-	r->election_elapsed = 0;
-	r->timeout = e + (unsigned)(rng_next(&r->rng) % e);
-}
-
-bool in_lease(const struct raft *r)
+bool elect_in_lease(const struct raft *r)
 {
 	return !r->opt.disable_check_quorum && r->leader != RAFT_NONE &&
 	       r->election_elapsed < r->opt.election_ticks;
 }
 
-/* §5.1: "If RPC request or response contains term T > currentTerm: set
- * currentTerm = T, convert to follower". Also used to step down in the
- * same term (check-quorum, lost pre-vote, transfer). */
-void become_follower(struct raft *r, uint64_t term, uint64_t leader)
-{
-	bool was_leader = r->role == RAFT_LEADER;
-	assert(term >= r->term);
-	if (term != r->term) {
-		r->term = term;
-		r->vote = RAFT_NONE;
-		r->hs_dirty = true;
-		r->verified = 0; /* what matched the old leader may not match */
-	}
-	r->role = RAFT_FOLLOWER;
-	r->leader = leader;
-	r->heartbeat_elapsed = 0;
-	r->transferee = RAFT_NONE;
-	election_reset_timeout(r);
-	if (was_leader)
-		readindex_fail_all(r);
-}
-
+/* Count id's answer once; false if it answered this round already. */
 static bool record_vote(struct raft *r, uint64_t id, bool granted)
 {
 	for (unsigned i = 0; i < r->n_granted; i++)
@@ -65,6 +32,7 @@ static bool record_vote(struct raft *r, uint64_t id, bool granted)
 	for (unsigned i = 0; i < r->n_rejected; i++)
 		if (r->rejected[i] == id)
 			return false;
+	assert(r->n_granted + r->n_rejected < RAFT_MAX_SERVERS);
 	if (granted)
 		r->granted[r->n_granted++] = id;
 	else
@@ -72,59 +40,60 @@ static bool record_vote(struct raft *r, uint64_t id, bool granted)
 	return true;
 }
 
-/* May this node stand for election? A voter may. So may a node its latest
- * configuration leaves out while that configuration is not known to be
- * committed (§4.2.2 diss.): a leader that removed itself and lost
- * leadership before the change committed may hold the only copy of it,
- * and the remaining voters, still on the old configuration, cannot elect
- * one of their own without its vote, which its longer log denies. It
- * counts only the votes of the new configuration's voters. */
+/* After a damaged last entry (raft.h, raft_restore.abstain_until): our
+ * log may lack an entry we acknowledged, so we must not help elect a
+ * leader, ourselves included, until a leader has given it back. */
+static bool abstaining(const struct raft *r)
+{
+	return mlog_last_index(&r->log) < r->abstain_until;
+}
+
+/* May this node stand for election? Not while abstaining. A voter may. So
+ * may a node its latest configuration leaves out while that configuration
+ * is not known to be committed (§4.2.2 diss.): a leader that removed
+ * itself and lost leadership before the change committed may hold the
+ * only copy of it, and the remaining voters, still on the old
+ * configuration, cannot elect one of their own without its vote, which
+ * its longer log denies. It counts only the votes of the new
+ * configuration's voters. */
 static bool may_campaign(const struct raft *r)
 {
-	return raft_is_voter(r, r->id) ||
+	if (abstaining(r))
+		return false;
+	return memb_is_voter(r, r->id) ||
 	       (raft_config_get(&r->conf, r->id) == NULL &&
 		r->conf_index > r->commit);
 }
 
-/* §5.2: "increment currentTerm, vote for self, reset election timer, send
- * RequestVote RPCs to all other servers"; with pre_vote, the same for
- * term+1 without changing anything persistent. */
-void campaign(struct raft *r, bool pre_vote, bool transfer)
+/* §5.2: "... send RequestVote RPCs to all other servers"; with pre_vote,
+ * the same for term+1 without changing anything persistent. */
+void elect_campaign(struct raft *r, bool pre_vote, bool transfer)
 {
+	assert(r->role != RAFT_LEADER);
 	if (!may_campaign(r))
 		return;
 	uint64_t term;
-	if (r->role == RAFT_LEADER)
-		readindex_fail_all(r);
 	if (pre_vote) {
-		r->role = RAFT_PRE_CANDIDATE;
+		conv_become_pre_candidate(r);
 		term = r->term + 1;
 	} else {
-		r->role = RAFT_CANDIDATE;
-		r->term++;
-		r->vote = r->id;
-		r->hs_dirty = true;
-		r->verified = 0;
+		conv_become_candidate(r);
 		term = r->term;
 	}
-	r->leader = RAFT_NONE;
-	r->transferee = RAFT_NONE;
-	election_reset_timeout(r);
-	r->n_granted = r->n_rejected = 0;
-	if (raft_is_voter(r, r->id))
+	if (memb_is_voter(r, r->id))
 		record_vote(r, r->id, true);
-	if (r->n_granted >= raft_quorum(r)) {
+	if (r->n_granted >= memb_quorum(r)) {
 		if (pre_vote)
-			campaign(r, false, transfer);
+			elect_campaign(r, false, transfer);
 		else
-			become_leader(r);
+			conv_become_leader(r);
 		return;
 	}
 	for (unsigned i = 0; i < r->conf.n; i++) {
 		const struct raft_server *s = &r->conf.servers[i];
 		if (s->id == r->id || s->role != RAFT_VOTER)
 			continue;
-		struct raft_message *m = raft_msg_new(
+		struct raft_message *m = out_msg(
 		    r, pre_vote ? RAFT_MSG_PREVOTE : RAFT_MSG_VOTE, s->id);
 		if (!m)
 			continue;
@@ -135,22 +104,26 @@ void campaign(struct raft *r, bool pre_vote, bool transfer)
 	}
 }
 
-void election_tick(struct raft *r)
+void elect_tick(struct raft *r)
 {
+	assert(r->role != RAFT_LEADER);
 	r->election_elapsed++;
 	if (r->election_elapsed >= r->timeout && may_campaign(r))
-		campaign(r, !r->opt.disable_pre_vote, false);
+		elect_campaign(r, !r->opt.disable_pre_vote, false);
 	else if (r->election_elapsed >= r->timeout)
-		election_reset_timeout(r);
+		conv_reset_timeout(r);
 }
 
-/* §5.2 and §5.4.1, Figure 2 RequestVote receiver: "If votedFor is null or
- * candidateId, and candidate's log is at least as up-to-date as receiver's
- * log, grant vote". Called with m->term >= r->term for VOTE. A pre-vote is
- * granted for a term above ours by the same log rule, without recording. */
-void election_step_vote(struct raft *r, const struct raft_message *m)
+/* Figure 2 RequestVote receiver: "If votedFor is null or candidateId, and
+ * candidate's log is at least as up-to-date as receiver's log (§5.4.1),
+ * grant vote". A pre-vote is granted for a term above ours by the same log
+ * rule, without recording anything. */
+void elect_step_vote(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE;
+	assert(pre || m->type == RAFT_MSG_VOTE);
+	/* core.c adopted a vote's higher term; a pre-vote's stays above. */
+	assert(pre ? m->term >= r->term : m->term == r->term);
 	uint64_t last = mlog_last_index(&r->log);
 	uint64_t last_term = mlog_last_term(&r->log);
 	bool up_to_date = m->log_term > last_term ||
@@ -162,9 +135,9 @@ void election_step_vote(struct raft *r, const struct raft_message *m)
 		can = m->term == r->term &&
 		      (r->vote == m->from ||
 		       (r->vote == RAFT_NONE && r->leader == RAFT_NONE));
-	struct raft_message *resp = raft_msg_new(
+	struct raft_message *resp = out_msg(
 	    r, pre ? RAFT_MSG_PREVOTE_RESP : RAFT_MSG_VOTE_RESP, m->from);
-	if (can && up_to_date) {
+	if (can && up_to_date && !abstaining(r)) {
 		if (resp)
 			resp->term = m->term;
 		if (!pre) {
@@ -178,9 +151,11 @@ void election_step_vote(struct raft *r, const struct raft_message *m)
 	}
 }
 
-void election_step_vote_resp(struct raft *r, const struct raft_message *m)
+void elect_step_vote_resp(struct raft *r, const struct raft_message *m)
 {
 	bool pre = m->type == RAFT_MSG_PREVOTE_RESP;
+	assert(pre || m->type == RAFT_MSG_VOTE_RESP);
+	assert(m->term >= r->term);
 	if (pre) {
 		if (r->role != RAFT_PRE_CANDIDATE)
 			return;
@@ -189,17 +164,17 @@ void election_step_vote_resp(struct raft *r, const struct raft_message *m)
 	} else if (r->role != RAFT_CANDIDATE || m->term != r->term) {
 		return;
 	}
-	if (!raft_is_voter(r, m->from) || !record_vote(r, m->from, !m->reject))
+	if (!memb_is_voter(r, m->from) || !record_vote(r, m->from, !m->reject))
 		return;
-	uint64_t q = raft_quorum(r);
+	uint64_t q = memb_quorum(r);
 	if (r->n_granted >= q) {
 		/* §5.2: "If votes received from majority of servers: become
 		 * leader". */
 		if (pre)
-			campaign(r, false, false);
+			elect_campaign(r, false, false);
 		else
-			become_leader(r);
+			conv_become_leader(r);
 	} else if (r->n_rejected >= q) {
-		become_follower(r, r->term, RAFT_NONE);
+		conv_become_follower(r, r->term, RAFT_NONE);
 	}
 }

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "raft_impl.h"
+#include "log_mem.h"
 
 void mlog_init(struct raft_log *l, uint64_t snap_index, uint64_t snap_term)
 {
@@ -17,7 +17,7 @@ void mlog_init(struct raft_log *l, uint64_t snap_index, uint64_t snap_term)
 	l->snap_term = snap_term;
 }
 
-void entries_free(struct raft_entry *ents, size_t n)
+void mlog_entries_free(struct raft_entry *ents, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		free(ents[i].data);
@@ -26,7 +26,7 @@ void entries_free(struct raft_entry *ents, size_t n)
 
 void mlog_close(struct raft_log *l)
 {
-	entries_free(l->ents, l->n);
+	mlog_entries_free(l->ents, l->n);
 	l->ents = NULL;
 	l->n = l->cap = 0;
 }
@@ -133,7 +133,7 @@ int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		if (entry_copy(&v[i], mlog_get(l, lo + i))) {
-			entries_free(v, i);
+			mlog_entries_free(v, i);
 			return -ENOMEM;
 		}
 	}

@@ -4,11 +4,12 @@
  * As in etcd: PROBE sends one append at a time until the follower accepts
  * one, REPLICATE pipelines appends optimistically with at most max_inflight
  * outstanding (a ring of their last indexes), SNAPSHOT waits while a
- * snapshot is being installed. The leader's decisions live in
- * replication.c; this file only keeps the numbers consistent. */
+ * snapshot is being installed. The leader's decisions live in leader.c
+ * and replication.c; this file only keeps the numbers consistent. */
+#include <assert.h>
 #include <string.h>
 
-#include "raft_impl.h"
+#include "progress.h"
 
 void progress_reset(struct raft_progress *p, uint64_t id, uint64_t next)
 {
@@ -34,6 +35,7 @@ void progress_become_probe(struct raft_progress *p)
 
 void progress_become_replicate(struct raft_progress *p)
 {
+	assert(p->state != PROGRESS_REPLICATE);
 	p->state = PROGRESS_REPLICATE;
 	p->next = p->match + 1;
 	p->probe_sent = false;
@@ -42,6 +44,7 @@ void progress_become_replicate(struct raft_progress *p)
 
 void progress_become_snapshot(struct raft_progress *p, uint64_t index)
 {
+	assert(p->state != PROGRESS_SNAPSHOT);
 	p->state = PROGRESS_SNAPSHOT;
 	p->pending_snapshot = index;
 	p->probe_sent = false;
@@ -55,6 +58,8 @@ bool progress_inflight_full(const struct raft_progress *p, unsigned max)
 
 void progress_inflight_add(struct raft_progress *p, uint64_t last)
 {
+	assert(p->state == PROGRESS_REPLICATE &&
+	       p->in_count < RAFT_MAX_INFLIGHT);
 	unsigned slot = (p->in_head + p->in_count) % RAFT_MAX_INFLIGHT;
 	p->inflight[slot] = last;
 	p->in_count++;

@@ -6,9 +6,9 @@
  * raft_propose, raft_persisted, raft_read_index, ...); everything the caller
  * must do comes out in one struct raft_update (raft_update_get). Time is a
  * count of ticks, randomness a seed given at raft_new. The node thread
- * (node.c) is the only caller in production; tests/raft/ drives many cores
- * in a simulated cluster. Section numbers (§5.2 ...) refer to the Raft paper
- * (Ongaro & Ousterhout, "In Search of an Understandable Consensus
+ * (raft/node/) is the only caller in production; tests/raft/core/ drives
+ * many cores in a simulated cluster. Section numbers (§5.2 ...) refer to the
+ * Raft paper (Ongaro & Ousterhout, "In Search of an Understandable Consensus
  * Algorithm", extended version) and "§4.x diss." to Ongaro's dissertation.
  *
  * THE CALLER'S ORDER, for each struct raft_update u:
@@ -52,7 +52,9 @@
 #include <stdint.h>
 
 /* Errors: 0 or a negative code. RAFT_ENOTLEADER has the value of
- * KV_ENOTLEADER (store/store.h) so the node layer passes it through. */
+ * KV_ENOTLEADER (store/kv/kv.h) so the node layer passes it through; the
+ * core does not include kv.h (it includes nothing outside raft/core/), so
+ * the two are kept equal by hand. */
 #define RAFT_ENOTLEADER (-1100)	  /* not the leader: see raft_leader() */
 #define RAFT_ENOMEM	(-ENOMEM) /* out of memory; the core is unchanged */
 #define RAFT_EINVAL	(-EINVAL) /* bad argument (unknown id, bad index) */
@@ -121,7 +123,7 @@ struct raft_snapshot_meta {
 	struct raft_config conf;
 };
 
-/* ---- Messages: plain structs of numbers, for the node to serialize ---- */
+/* ---- Messages: plain structs of numbers, for raft/peer/ to serialize ---- */
 
 enum raft_msg_type {
 	RAFT_MSG_NONE = 0,
@@ -236,6 +238,25 @@ struct raft_restore {
 	size_t n_entries;
 	uint64_t applied; /* entries the state machine already applied (all
 			     committed); >= snapshot.index */
+	/* 0, or the index of an entry the store dropped because its line was
+	 * damaged: complete, but with a bad checksum (a flipped byte, not a
+	 * torn write). This node may have acknowledged that entry to a leader,
+	 * which may have counted it towards a commit; voting for a candidate
+	 * that lacks it could elect a leader without a committed entry
+	 * (§5.4.1 relies on every voter's log keeping what it acknowledged).
+	 * So while raft_last_index() < abstain_until the core grants no vote
+	 * and no pre-vote, and never campaigns (election timeouts pass, a
+	 * TimeoutNow is ignored); it still follows a leader and appends. Once
+	 * a leader's entries (or its snapshot) bring the log to the index, it
+	 * behaves normally: a leader's log holds every committed entry, so the
+	 * entry now at that index is the committed one if there was one.
+	 * Not voting is always safe; only liveness can suffer: a majority must
+	 * be able to elect a leader without this node (with no other voter it
+	 * never leads again; there the entry is lost either way). After a
+	 * restart the damaged line is gone, so the caller must keep the value
+	 * (beside the hard state) and pass it again until raft_last_index()
+	 * reaches it. */
+	uint64_t abstain_until;
 };
 
 struct raft;
@@ -264,7 +285,8 @@ int raft_step(struct raft *r, const struct raft_message *m);
  * index with term comes out in u.committed; another term there means it
  * was lost. RAFT_ENOTLEADER on a non-leader (raft_leader() names the leader
  * to forward to, RAFT_NONE if unknown), RAFT_EBUSY during a leader
- * transfer, RAFT_EINVAL for type CONFIG (use raft_change_membership). */
+ * transfer, RAFT_EINVAL for type CONFIG (use raft_change_membership),
+ * RAFT_ENOMEM. */
 int raft_propose(struct raft *r, enum raft_entry_type type, const void *data,
 		 size_t len, uint64_t *index, uint64_t *term);
 

@@ -12,40 +12,28 @@
  * per request; a quorum's ack of round N confirms every round up to N).
  * A new leader first commits its no-op (§8), since before that its commit
  * index may lag. Followers ask the leader. */
+#include <assert.h>
 #include <stdlib.h>
 
+#include "leader.h"
+#include "membership.h"
+#include "output.h"
 #include "raft_impl.h"
+#include "readindex.h"
 
-/* The highest round acknowledged by a quorum of voters. */
-static uint64_t acked_round(const struct raft *r)
+/* The round a voter acknowledged; ours is the latest we started. */
+static uint64_t read_round(const struct raft *r, const struct raft_progress *p)
 {
-	uint64_t m[RAFT_MAX_SERVERS];
-	unsigned n = 0;
-	for (size_t i = 0; i < r->n_prs; i++) {
-		const struct raft_progress *p = &r->prs[i];
-		if (!raft_is_voter(r, p->id))
-			continue;
-		m[n++] = p->id == r->id ? r->read_seq : p->read_ack;
-	}
-	if (n == 0)
-		return 0;
-	for (unsigned i = 1; i < n; i++)
-		for (unsigned j = i; j > 0 && m[j] > m[j - 1]; j--) {
-			uint64_t t = m[j];
-			m[j] = m[j - 1];
-			m[j - 1] = t;
-		}
-	return m[raft_quorum(r) - 1];
+	return p->id == r->id ? r->read_seq : p->read_ack;
 }
 
 static void answer(struct raft *r, const struct read_req *q, int err)
 {
 	if (q->from == r->id) {
-		raft_push_read(r, q->ctx, err ? 0 : q->index, err);
+		out_read(r, q->ctx, err ? 0 : q->index, err);
 		return;
 	}
-	struct raft_message *m =
-	    raft_msg_new(r, RAFT_MSG_READ_INDEX_RESP, q->from);
+	struct raft_message *m = out_msg(r, RAFT_MSG_READ_INDEX_RESP, q->from);
 	if (!m)
 		return;
 	m->ctx = q->ctx;
@@ -54,16 +42,16 @@ static void answer(struct raft *r, const struct read_req *q, int err)
 }
 
 /* Assign, release, and start a round when one is needed. */
-static void readindex_progress(struct raft *r)
+void ri_advance(struct raft *r)
 {
-	if (r->role != RAFT_LEADER || !committed_in_term(r))
+	if (r->role != RAFT_LEADER || !lead_committed_in_term(r))
 		return;
 	for (size_t i = 0; i < r->n_reads; i++)
 		if (r->reads[i].seq == 0) {
 			r->reads[i].index = r->commit;
 			r->reads[i].seq = r->read_seq + 1;
 		}
-	uint64_t acked = acked_round(r);
+	uint64_t acked = memb_quorum_value(r, read_round);
 	size_t keep = 0;
 	bool waiting = false;
 	for (size_t i = 0; i < r->n_reads; i++) {
@@ -78,13 +66,13 @@ static void readindex_progress(struct raft *r)
 	r->n_reads = keep;
 	if (waiting) {
 		r->read_seq++;
-		bcast_heartbeat(r);
-		if (acked_round(r) == r->read_seq)
-			readindex_progress(r); /* alone: confirmed at once */
+		lead_bcast_heartbeat(r);
+		if (memb_quorum_value(r, read_round) == r->read_seq)
+			ri_advance(r); /* alone: confirmed at once */
 	}
 }
 
-void readindex_request(struct raft *r, uint64_t ctx, uint64_t from)
+void ri_request(struct raft *r, uint64_t ctx, uint64_t from)
 {
 	if (r->role != RAFT_LEADER) {
 		struct read_req q = {.ctx = ctx, .from = from};
@@ -100,28 +88,19 @@ void readindex_request(struct raft *r, uint64_t ctx, uint64_t from)
 		r->cap_reads = cap;
 	}
 	r->reads[r->n_reads++] = (struct read_req){.ctx = ctx, .from = from};
-	readindex_progress(r);
+	ri_advance(r);
 }
 
-void readindex_on_ack(struct raft *r)
+void ri_fail_all(struct raft *r)
 {
-	readindex_progress(r);
-}
-
-void readindex_on_commit(struct raft *r)
-{
-	readindex_progress(r);
-}
-
-void readindex_fail_all(struct raft *r)
-{
+	assert(r->role == RAFT_LEADER);
 	for (size_t i = 0; i < r->n_reads; i++)
 		answer(r, &r->reads[i], RAFT_ENOTLEADER);
 	r->n_reads = 0;
 }
 
-void readindex_step_resp(struct raft *r, const struct raft_message *m)
+void ri_step_resp(struct raft *r, const struct raft_message *m)
 {
-	raft_push_read(r, m->ctx, m->reject ? 0 : m->index,
-		       m->reject ? RAFT_ENOTLEADER : 0);
+	out_read(r, m->ctx, m->reject ? 0 : m->index,
+		 m->reject ? RAFT_ENOTLEADER : 0);
 }

@@ -1,310 +1,93 @@
-/* replication.c - log replication (§5.3), commitment (§5.4.2), heartbeats,
- * check-quorum and snapshots on the wire (§7).
+/* replication.c - the rules of log replication (§5.3), commitment
+ * (§5.4.2), heartbeats, check-quorum and snapshots (§7), on both sides.
  *
- * The leader keeps a progress per follower (progress.c) and sends appends
- * from its in-memory log, batched and bounded in flight; rejections carry a
- * conflict hint so the leader skips a whole term per round trip. Followers
- * acknowledge an index only once it is both durable here (raft_persisted)
- * and known to match the current leader's log, so acknowledgements can be
- * generated asynchronously after the write. */
+ * The leader keeps a progress per follower (progress.c) and sends from its
+ * in-memory log (leader.c); rejections carry a conflict hint so the leader
+ * skips a whole term per round trip. Followers acknowledge an index only
+ * once it is both durable here (raft_persisted) and known to match the
+ * current leader's log, so acknowledgements can be generated
+ * asynchronously after the write. */
 #include <assert.h>
-#include <stdlib.h>
-#include <string.h>
 
+#include "convert.h"
+#include "leader.h"
+#include "membership.h"
+#include "output.h"
 #include "raft_impl.h"
+#include "readindex.h"
+#include "replication.h"
 
-static uint64_t min_u64(uint64_t a, uint64_t b)
+/* Check-quorum (§6.2 diss.): did a quorum of voters answer us in the last
+ * election timeout? Starts the next period. */
+static bool heard_from_quorum(struct raft *r)
 {
-	return a < b ? a : b;
-}
-
-static uint64_t max_u64(uint64_t a, uint64_t b)
-{
-	return a > b ? a : b;
-}
-
-bool committed_in_term(const struct raft *r)
-{
-	return mlog_term(&r->log, r->commit) == r->term;
-}
-
-int leader_append(struct raft *r, enum raft_entry_type type, const void *data,
-		  size_t len)
-{
-	struct raft_entry e = {
-	    .term = r->term,
-	    .index = mlog_last_index(&r->log) + 1,
-	    .type = type,
-	    .data = (void *)data,
-	    .len = len,
-	};
-	int rc = mlog_append(&r->log, &e);
-	if (rc)
-		return rc;
-	if (type == RAFT_ENTRY_CONFIG)
-		raft_conf_refresh(r); /* §4.1 diss.: in effect once logged */
-	return 0;
-}
-
-/* §5.2 "Upon election: send initial empty AppendEntries RPCs"; §5.4.2 and
- * §8: a new leader appends a no-op of its term, because it may only count
- * replicas of entries from its own term, and reads need one committed. */
-void become_leader(struct raft *r)
-{
-	r->role = RAFT_LEADER;
-	r->leader = r->id;
-	r->heartbeat_elapsed = 0;
-	r->election_elapsed = 0;
-	r->transferee = RAFT_NONE;
-	uint64_t last = mlog_last_index(&r->log);
-	for (size_t i = 0; i < r->n_prs; i++) {
-		progress_reset(&r->prs[i], r->prs[i].id, last + 1);
-		r->prs[i].recent_active = true;
-	}
-	struct raft_progress *self = raft_pr(r, r->id);
-	if (self)
-		progress_update(self, min_u64(r->persisted, last));
-	if (leader_append(r, RAFT_ENTRY_NOOP, NULL, 0) != 0) {
-		/* Out of memory: the no-op is needed for commitment. */
-		become_follower(r, r->term, RAFT_NONE);
-		return;
-	}
-	bcast_append(r);
-}
-
-/* Send the snapshot meta; the node streams the data (issue 6). */
-static void send_snapshot(struct raft *r, struct raft_progress *p)
-{
-	struct raft_message *m = raft_msg_new(r, RAFT_MSG_SNAPSHOT, p->id);
-	if (!m)
-		return;
-	m->snapshot.index = r->log.snap_index;
-	m->snapshot.term = r->log.snap_term;
-	m->snapshot.conf = r->snap_conf;
-	progress_become_snapshot(p, r->log.snap_index);
-}
-
-/* The append to `to` that this update already holds, if it is the last
- * message to `to` and ends at prev, so that one starting after prev can
- * go in it; else NULL. */
-static struct raft_message *pending_append(struct raft *r, uint64_t to,
-					   uint64_t prev)
-{
-	for (size_t i = r->n_out_msgs; i-- > 0;) {
-		struct raft_message *m = &r->out_msgs[i];
-		if (m->to != to)
-			continue;
-		if (m->type == RAFT_MSG_APPEND && m->term == r->term &&
-		    m->index + m->n_entries == prev)
-			return m;
-		return NULL;
-	}
-	return NULL;
-}
-
-/* Put entries prev+1..hi into m, the pending append ending at prev, and
- * carry the current commit index in it. False if out of memory (m is
- * unchanged). */
-static bool extend_append(struct raft *r, struct raft_message *m, uint64_t prev,
-			  uint64_t hi)
-{
-	size_t n = hi - prev;
-	if (n > 0) {
-		struct raft_entry *add = NULL, *v;
-		if (mlog_copy(&r->log, prev + 1, hi, &add) != 0)
-			return false;
-		v = realloc(m->entries, (m->n_entries + n) * sizeof(*v));
-		if (!v) {
-			entries_free(add, n);
-			return false;
-		}
-		memcpy(v + m->n_entries, add, n * sizeof(*v));
-		free(add); /* the entries moved into v */
-		m->entries = v;
-		m->n_entries += n;
-	}
-	m->commit = r->commit;
-	return true;
-}
-
-/* Figure 2 AppendEntries, sender side. send_empty: also send when there
- * are no new entries (a probe, or to carry a new commit index). A
- * follower being replicated to gets at most one append per update where
- * they follow each other: a commit index learned from one ack, then
- * another, then new entries proposed make one message, not three (each
- * costs an encoding, a decoding and a step on the follower). */
-void send_append(struct raft *r, struct raft_progress *p, bool send_empty)
-{
-	if (p->id == r->id)
-		return;
-	switch (p->state) {
-	case PROGRESS_SNAPSHOT:
-		return;
-	case PROGRESS_PROBE:
-		if (p->probe_sent)
-			return;
-		break;
-	case PROGRESS_REPLICATE:
-		if (progress_inflight_full(p, r->opt.max_inflight))
-			return;
-		break;
-	}
-	uint64_t prev = p->next - 1;
-	if (prev < r->log.snap_index) {
-		/* §7: the entries it needs were compacted away. */
-		send_snapshot(r, p);
-		return;
-	}
-	uint64_t last = mlog_last_index(&r->log);
-	uint64_t hi = prev;
-	size_t bytes = 0;
-	while (hi < last && hi - prev < r->opt.max_batch_entries) {
-		size_t len = mlog_get(&r->log, hi + 1)->len;
-		if (hi > prev && bytes + len > r->opt.max_batch_bytes)
-			break;
-		bytes += len;
-		hi++;
-	}
-	if (hi == prev && !send_empty && p->state == PROGRESS_REPLICATE)
-		return;
-	if (p->state == PROGRESS_REPLICATE) {
-		struct raft_message *pm = pending_append(r, p->id, prev);
-		if (pm &&
-		    pm->n_entries + (hi - prev) <= r->opt.max_batch_entries) {
-			if (extend_append(r, pm, prev, hi) && hi > prev) {
-				p->next = hi + 1;
-				progress_inflight_add(p, hi);
-			}
-			return;
-		}
-	}
-	struct raft_message *m = raft_msg_new(r, RAFT_MSG_APPEND, p->id);
-	if (!m)
-		return;
-	m->index = prev;
-	m->log_term = mlog_term(&r->log, prev);
-	m->commit = r->commit;
-	if (mlog_copy(&r->log, prev + 1, hi, &m->entries) != 0) {
-		m->type = RAFT_MSG_NONE; /* dropped, like the network might */
-		return;
-	}
-	m->n_entries = hi - prev;
-	if (p->state == PROGRESS_REPLICATE) {
-		if (hi > prev) {
-			p->next = hi + 1;
-			progress_inflight_add(p, hi);
-		}
-	} else {
-		p->probe_sent = true;
-	}
-}
-
-void bcast_append(struct raft *r)
-{
-	for (size_t i = 0; i < r->n_prs; i++)
-		send_append(r, &r->prs[i], false);
-}
-
-static void bcast_append_commit(struct raft *r)
-{
-	for (size_t i = 0; i < r->n_prs; i++)
-		send_append(r, &r->prs[i], true);
-}
-
-void bcast_heartbeat(struct raft *r)
-{
+	uint64_t active = 0;
 	for (size_t i = 0; i < r->n_prs; i++) {
 		struct raft_progress *p = &r->prs[i];
-		if (p->id == r->id)
-			continue;
-		struct raft_message *m =
-		    raft_msg_new(r, RAFT_MSG_HEARTBEAT, p->id);
-		if (!m)
-			continue;
-		/* Only what the follower is known to have (etcd): a follower
-		 * never commits an entry it might not hold. */
-		m->commit = min_u64(p->match, r->commit);
-		m->ctx = r->read_seq;
+		if (memb_is_voter(r, p->id) &&
+		    (p->id == r->id || p->recent_active))
+			active++;
+		if (p->id != r->id)
+			p->recent_active = false;
 	}
+	return active >= memb_quorum(r);
 }
 
-void leader_tick(struct raft *r)
+void repl_tick(struct raft *r)
 {
+	assert(r->role == RAFT_LEADER);
 	r->heartbeat_elapsed++;
 	r->election_elapsed++;
 	if (r->election_elapsed >= r->opt.election_ticks) {
 		r->election_elapsed = 0;
-		if (!r->opt.disable_check_quorum) {
-			/* Check-quorum (§6.2 diss.): a leader that did not
-			 * hear from a quorum in an election timeout steps
-			 * down, so clients of a partitioned leader fail
-			 * fast and the lease of the others stays sound. */
-			uint64_t active = 0;
-			for (size_t i = 0; i < r->n_prs; i++) {
-				struct raft_progress *p = &r->prs[i];
-				if (raft_is_voter(r, p->id) &&
-				    (p->id == r->id || p->recent_active))
-					active++;
-				if (p->id != r->id)
-					p->recent_active = false;
-			}
-			if (active < raft_quorum(r)) {
-				become_follower(r, r->term, RAFT_NONE);
-				return;
-			}
+		/* A leader that did not hear from a quorum steps down, so
+		 * clients of a partitioned leader fail fast and the lease of
+		 * the others stays sound. */
+		if (!r->opt.disable_check_quorum && !heard_from_quorum(r)) {
+			conv_become_follower(r, r->term, RAFT_NONE);
+			return;
 		}
 		r->transferee = RAFT_NONE; /* a transfer that took too long */
 	}
 	if (r->heartbeat_elapsed >= r->opt.heartbeat_ticks) {
 		r->heartbeat_elapsed = 0;
-		bcast_heartbeat(r);
+		lead_bcast_heartbeat(r);
 	}
 }
 
-/* §5.3/§5.4.2 Figure 2 Leaders: "If there exists an N such that N >
- * commitIndex, a majority of matchIndex[i] >= N, and log[N].term ==
- * currentTerm: set commitIndex = N". The leader's own match counts only
- * once its entries are durable (raft_persisted). */
-bool maybe_commit(struct raft *r)
+/* matchIndex[i]; the leader's own match counts only once its entries are
+ * durable (raft_persisted). */
+static uint64_t match_of(const struct raft *r, const struct raft_progress *p)
 {
-	uint64_t m[RAFT_MAX_SERVERS];
-	unsigned n = 0;
-	for (size_t i = 0; i < r->n_prs; i++)
-		if (raft_is_voter(r, r->prs[i].id))
-			m[n++] = r->prs[i].match;
-	if (n == 0)
-		return false;
-	/* Sort descending (n <= 16). */
-	for (unsigned i = 1; i < n; i++)
-		for (unsigned j = i; j > 0 && m[j] > m[j - 1]; j--) {
-			uint64_t t = m[j];
-			m[j] = m[j - 1];
-			m[j - 1] = t;
-		}
-	uint64_t q = raft_quorum(r);
-	uint64_t idx = m[q - 1];
+	(void)r;
+	return p->match;
+}
+
+bool repl_maybe_commit(struct raft *r)
+{
+	assert(r->role == RAFT_LEADER);
+	uint64_t idx = memb_quorum_value(r, match_of);
 	if (idx <= r->commit || mlog_term(&r->log, idx) != r->term)
 		return false;
 	r->commit = idx;
-	readindex_on_commit(r);
+	ri_advance(r);
 	/* §4.2.2 diss.: a leader removed from the configuration steps down
 	 * once the change is committed. */
-	if (!raft_is_voter(r, r->id) && r->commit >= r->conf_index) {
-		bcast_append_commit(r);
-		become_follower(r, r->term, RAFT_NONE);
+	if (!memb_is_voter(r, r->id) && r->commit >= r->conf_index) {
+		lead_bcast_commit(r);
+		conv_become_follower(r, r->term, RAFT_NONE);
 		return false;
 	}
 	return true;
 }
 
-void follower_ack(struct raft *r)
+void repl_ack(struct raft *r)
 {
 	if (r->role != RAFT_FOLLOWER || r->leader == RAFT_NONE)
 		return;
-	struct raft_message *m =
-	    raft_msg_new(r, RAFT_MSG_APPEND_RESP, r->leader);
+	struct raft_message *m = out_msg(r, RAFT_MSG_APPEND_RESP, r->leader);
 	if (m)
-		m->index = min_u64(r->persisted, r->verified);
+		m->index = u64_min(r->persisted, r->verified);
 }
 
 static void reject_append(struct raft *r, const struct raft_message *m)
@@ -312,10 +95,9 @@ static void reject_append(struct raft *r, const struct raft_message *m)
 	/* §5.3 optimization: tell the leader where our log could match: the
 	 * last index at or before prev whose term is <= the leader's term at
 	 * prev, so it skips a whole conflicting term at once. */
-	uint64_t hint = min_u64(m->index, mlog_last_index(&r->log));
+	uint64_t hint = u64_min(m->index, mlog_last_index(&r->log));
 	hint = mlog_find_conflict_by_term(&r->log, hint, m->log_term);
-	struct raft_message *resp =
-	    raft_msg_new(r, RAFT_MSG_APPEND_RESP, m->from);
+	struct raft_message *resp = out_msg(r, RAFT_MSG_APPEND_RESP, m->from);
 	if (!resp)
 		return;
 	resp->reject = true;
@@ -331,8 +113,19 @@ static void reject_append(struct raft *r, const struct raft_message *m)
  * follow it. 4. Append any new entries not already in the log. 5. If
  * leaderCommit > commitIndex, set commitIndex = min(leaderCommit, index of
  * last new entry)". */
-void follower_step_append(struct raft *r, const struct raft_message *m)
+/* core.c hands a follower only its leader's messages of its term. */
+static void assert_from_leader(const struct raft *r,
+			       const struct raft_message *m)
 {
+	assert(r->role == RAFT_FOLLOWER && r->leader == m->from);
+	assert(m->term == r->term);
+	(void)r;
+	(void)m;
+}
+
+void repl_step_append(struct raft *r, const struct raft_message *m)
+{
+	assert_from_leader(r, m);
 	uint64_t prev = m->index;
 	uint64_t prev_term = m->log_term;
 	const struct raft_entry *ents = m->entries;
@@ -343,8 +136,8 @@ void follower_step_append(struct raft *r, const struct raft_message *m)
 		 * compacted indexes. */
 		uint64_t skip = r->commit - prev;
 		if (skip >= n) {
-			r->verified = max_u64(r->verified, r->commit);
-			follower_ack(r);
+			r->verified = u64_max(r->verified, r->commit);
+			repl_ack(r);
 			return;
 		}
 		prev_term = ents[skip - 1].term;
@@ -361,8 +154,11 @@ void follower_step_append(struct raft *r, const struct raft_message *m)
 	uint64_t last_new = prev;
 	for (size_t i = 0; i < n; i++) {
 		uint64_t idx = prev + 1 + i;
-		if (ents[i].index != idx)
-			break; /* malformed */
+		uint64_t before = i ? ents[i - 1].term : prev_term;
+		/* Malformed (no leader sends it): the rest is dropped. */
+		if (ents[i].index != idx || ents[i].term < before ||
+		    ents[i].term > m->term)
+			break;
 		if (idx <= mlog_last_index(&r->log)) {
 			if (mlog_term(&r->log, idx) == ents[i].term) {
 				last_new = idx;
@@ -385,28 +181,29 @@ void follower_step_append(struct raft *r, const struct raft_message *m)
 		last_new = idx;
 	}
 	if (conf_changed)
-		raft_conf_refresh(r);
-	r->verified = max_u64(r->verified, last_new);
-	uint64_t c = min_u64(m->commit, last_new);
+		memb_conf_refresh(r);
+	r->verified = u64_max(r->verified, last_new);
+	uint64_t c = u64_min(m->commit, last_new);
 	if (c > r->commit)
 		r->commit = c;
 	/* Acknowledge now if all of it is durable already, else when
 	 * raft_persisted says so. */
-	if (min_u64(r->persisted, r->verified) >= last_new)
-		follower_ack(r);
+	if (u64_min(r->persisted, r->verified) >= last_new)
+		repl_ack(r);
 }
 
-void follower_step_heartbeat(struct raft *r, const struct raft_message *m)
+void repl_step_heartbeat(struct raft *r, const struct raft_message *m)
 {
-	uint64_t c = min_u64(m->commit, mlog_last_index(&r->log));
+	assert_from_leader(r, m);
+	uint64_t c = u64_min(m->commit, mlog_last_index(&r->log));
 	if (c > r->commit)
 		r->commit = c;
 	struct raft_message *resp =
-	    raft_msg_new(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
+	    out_msg(r, RAFT_MSG_HEARTBEAT_RESP, m->from);
 	if (resp) {
 		resp->ctx = m->ctx;
 		/* where our log ends: a leader that believes we hold more
-		 * learns that we lost it (leader_step_heartbeat_resp) */
+		 * learns that we lost it (repl_step_heartbeat_resp) */
 		resp->index = mlog_last_index(&r->log);
 	}
 }
@@ -416,25 +213,28 @@ void follower_step_heartbeat(struct raft *r, const struct raft_message *m)
  * and reply. Discard the entire log. Reset state machine using snapshot
  * contents". The reply waits until the caller installed it
  * (raft_persisted(snapshot.index, snapshot.term)). */
-void follower_step_snapshot(struct raft *r, const struct raft_message *m)
+void repl_step_snapshot(struct raft *r, const struct raft_message *m)
 {
+	assert_from_leader(r, m);
 	const struct raft_snapshot_meta *s = &m->snapshot;
+	if (s->conf.n > RAFT_MAX_SERVERS)
+		return; /* malformed: dropped */
 	if (s->index <= r->commit) {
-		r->verified = max_u64(r->verified, r->commit);
-		follower_ack(r);
+		r->verified = u64_max(r->verified, r->commit);
+		repl_ack(r);
 		return;
 	}
 	if (mlog_term(&r->log, s->index) == s->term) {
 		r->commit = s->index;
-		r->verified = max_u64(r->verified, s->index);
+		r->verified = u64_max(r->verified, s->index);
 		if (r->persisted >= s->index)
-			follower_ack(r);
+			repl_ack(r);
 		return;
 	}
-	r->persisted = min_u64(r->persisted, r->commit);
+	r->persisted = u64_min(r->persisted, r->commit);
 	mlog_reset(&r->log, s->index, s->term);
 	r->snap_conf = s->conf;
-	raft_conf_refresh(r);
+	memb_conf_refresh(r);
 	r->commit = r->applied = s->index;
 	r->verified = s->index;
 	r->unsaved = s->index + 1;
@@ -442,9 +242,10 @@ void follower_step_snapshot(struct raft *r, const struct raft_message *m)
 	r->out_snapshot = *s;
 }
 
-void leader_step_append_resp(struct raft *r, const struct raft_message *m)
+void repl_step_append_resp(struct raft *r, const struct raft_message *m)
 {
-	struct raft_progress *p = raft_pr(r, m->from);
+	assert(r->role == RAFT_LEADER && m->term == r->term);
+	struct raft_progress *p = memb_progress(r, m->from);
 	if (!p || p->id == r->id)
 		return;
 	p->recent_active = true;
@@ -456,7 +257,7 @@ void leader_step_append_resp(struct raft *r, const struct raft_message *m)
 		if (progress_decr(p, m->index, hint)) {
 			if (p->state == PROGRESS_REPLICATE)
 				progress_become_probe(p);
-			send_append(r, p, true);
+			lead_send_append(r, p, true);
 		}
 		return;
 	}
@@ -469,22 +270,23 @@ void leader_step_append_resp(struct raft *r, const struct raft_message *m)
 			progress_become_replicate(p);
 		else
 			progress_inflight_free_to(p, p->match);
-		if (maybe_commit(r))
-			bcast_append_commit(r);
+		if (repl_maybe_commit(r))
+			lead_bcast_commit(r);
 		else if (r->role == RAFT_LEADER)
-			send_append(r, p, false);
+			lead_send_append(r, p, false);
 		if (r->role == RAFT_LEADER && r->transferee == p->id &&
 		    p->match == mlog_last_index(&r->log))
-			raft_msg_new(r, RAFT_MSG_TIMEOUT_NOW, p->id);
+			out_msg(r, RAFT_MSG_TIMEOUT_NOW, p->id);
 	} else if (p->state == PROGRESS_PROBE) {
 		p->probe_sent = false;
-		send_append(r, p, false);
+		lead_send_append(r, p, false);
 	}
 }
 
-void leader_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
+void repl_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 {
-	struct raft_progress *p = raft_pr(r, m->from);
+	assert(r->role == RAFT_LEADER && m->term == r->term);
+	struct raft_progress *p = memb_progress(r, m->from);
 	if (!p || p->id == r->id)
 		return;
 	p->recent_active = true;
@@ -506,12 +308,12 @@ void leader_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 			p->stall = 0;
 			progress_become_probe(p);
 		}
-		send_append(r, p, false);
+		lead_send_append(r, p, false);
 	} else {
 		p->stall = 0;
 	}
 	if (m->ctx > p->read_ack) {
 		p->read_ack = m->ctx;
-		readindex_on_ack(r);
+		ri_advance(r);
 	}
 }

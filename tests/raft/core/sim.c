@@ -43,6 +43,7 @@ struct sim_node {
 	enum raft_role last_role;
 	uint64_t last_term;
 	unsigned restarts;
+	uint64_t abstain_until; /* given at every boot (sim_damage_last) */
 };
 
 struct sim_pkt {
@@ -302,7 +303,7 @@ static uint64_t disk_last(const struct sim_disk *d, uint64_t *term)
 static void disk_drop_ops(struct sim_disk *d)
 {
 	for (size_t i = 0; i < d->n_ops; i++)
-		entries_free(d->ops[i].ents, d->ops[i].n);
+		mlog_entries_free(d->ops[i].ents, d->ops[i].n);
 	d->n_ops = 0;
 }
 
@@ -532,6 +533,7 @@ static void boot(struct sim *s, unsigned i)
 	    .entries = nd->d.log,
 	    .n_entries = nd->d.n,
 	    .applied = nd->d.snap.index,
+	    .abstain_until = nd->abstain_until,
 	};
 	if (raft_new(&o, &rs, &nd->r) != 0)
 		abort();
@@ -633,6 +635,25 @@ void sim_restart(struct sim *s, unsigned i)
 		return;
 	nd->restarts++;
 	boot(s, i);
+}
+
+uint64_t sim_damage_last(struct sim *s, unsigned i, bool abstain)
+{
+	struct sim_node *nd = &s->nodes[i];
+	struct sim_disk *d = &nd->d;
+	if (nd->r || d->n == 0)
+		return 0;
+	uint64_t index = d->log[d->n - 1].index;
+	disk_truncate(d, index);
+	if (abstain)
+		nd->abstain_until = index;
+	return index;
+}
+
+uint64_t sim_durable_index(const struct sim *s, unsigned i)
+{
+	uint64_t term;
+	return disk_last(&s->nodes[i].d, &term);
 }
 
 bool sim_up(const struct sim *s, unsigned i)

@@ -43,6 +43,14 @@ void sim_cut(struct sim *s, unsigned i, unsigned j, bool cut);
 void sim_isolate(struct sim *s, unsigned i);
 void sim_heal(struct sim *s);
 
+/* Node i (down) lost its last durable entry, as a store drops a damaged
+ * last log line; with abstain, it boots from now on with
+ * raft_restore.abstain_until = that entry's index. Returns the index, or 0
+ * if its disk holds no entry after its snapshot. */
+uint64_t sim_damage_last(struct sim *s, unsigned i, bool abstain);
+/* The last index durable on node i's disk. */
+uint64_t sim_durable_index(const struct sim *s, unsigned i);
+
 struct raft *sim_raft(struct sim *s, unsigned i); /* NULL if down */
 /* The index of the node that is leader of the highest term, or -1. */
 int sim_leader(struct sim *s);

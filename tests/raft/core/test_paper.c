@@ -27,9 +27,11 @@ static struct raft_config conf3(void)
 	return c;
 }
 
-/* A core with id, term and a log whose entry i has term terms[i]. */
-static struct raft *mk(uint64_t id, uint64_t term, const uint64_t *terms,
-		       size_t n)
+/* A core with id, term and a log whose entry i has term terms[i], whose
+ * store dropped a damaged entry at abstain_until (0: none). */
+static struct raft *mk_abstaining(uint64_t id, uint64_t term,
+				  const uint64_t *terms, size_t n,
+				  uint64_t abstain_until)
 {
 	struct raft_entry *e = calloc(n ? n : 1, sizeof(*e));
 	for (size_t i = 0; i < n; i++) {
@@ -37,13 +39,22 @@ static struct raft *mk(uint64_t id, uint64_t term, const uint64_t *terms,
 		e[i].term = terms[i];
 		e[i].type = RAFT_ENTRY_NORMAL;
 	}
-	struct raft_restore rs = {.term = term, .entries = e, .n_entries = n};
+	struct raft_restore rs = {.term = term,
+				  .entries = e,
+				  .n_entries = n,
+				  .abstain_until = abstain_until};
 	rs.snapshot.conf = conf3();
 	struct raft_options o = {.id = id, .seed = 42};
 	struct raft *r;
 	assert_int_equal(raft_new(&o, &rs, &r), 0);
 	free(e);
 	return r;
+}
+
+static struct raft *mk(uint64_t id, uint64_t term, const uint64_t *terms,
+		       size_t n)
+{
+	return mk_abstaining(id, term, terms, n, 0);
 }
 
 static struct raft_update U;
@@ -93,6 +104,20 @@ static struct raft_message vote(uint64_t from, uint64_t term, uint64_t last,
 				     .term = term,
 				     .index = last,
 				     .log_term = last_term};
+}
+
+/* AppendEntries from leader `from`: n entries after prev (of prev_term). */
+static struct raft_message append(uint64_t from, uint64_t term, uint64_t prev,
+				  uint64_t prev_term, struct raft_entry *e,
+				  size_t n)
+{
+	return (struct raft_message){.type = RAFT_MSG_APPEND,
+				     .from = from,
+				     .term = term,
+				     .index = prev,
+				     .log_term = prev_term,
+				     .entries = e,
+				     .n_entries = n};
 }
 
 static int teardown(void **st)
@@ -221,6 +246,38 @@ static void test_follower_rejects_append_with_mismatched_prev_term(void **st)
 	m = sent(RAFT_MSG_APPEND_RESP, 2);
 	assert_true(m->reject);
 	assert_int_equal(m->hint_index, 4);
+	raft_free(r);
+}
+
+/* Bad input never asserts (a leader never sends these): entries whose
+ * terms go backwards or run past the leader's term, and a snapshot with
+ * more servers than a configuration holds, are dropped. */
+static void test_follower_drops_malformed_appends_and_snapshots(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 1};
+	struct raft *r = mk(1, 3, t, 2);
+	struct raft_entry back[2] = {
+	    {.term = 2, .index = 3, .type = RAFT_ENTRY_NORMAL},
+	    {.term = 1, .index = 4, .type = RAFT_ENTRY_NORMAL},
+	};
+	step(r, append(2, 3, 2, 1, back, 2));
+	assert_int_equal(raft_last_index(r), 3);
+	assert_int_equal(raft_term_at(r, 3), 2);
+	struct raft_entry ahead = {
+	    .term = 4, .index = 4, .type = RAFT_ENTRY_NORMAL};
+	step(r, append(2, 3, 3, 2, &ahead, 1));
+	assert_int_equal(raft_last_index(r), 3);
+	struct raft_message snap = {
+	    .type = RAFT_MSG_SNAPSHOT, .from = 2, .term = 3};
+	snap.snapshot.index = 9;
+	snap.snapshot.term = 3;
+	snap.snapshot.conf.n = RAFT_MAX_SERVERS + 1;
+	step(r, snap);
+	take(r);
+	assert_false(U.has_snapshot);
+	assert_int_equal(raft_snapshot_index(r), 0);
+	assert_int_equal(raft_config(r)->n, 3);
 	raft_free(r);
 }
 
@@ -457,6 +514,109 @@ static void test_follower_in_lease_ignores_vote_of_higher_term(void **st)
 	raft_free(r);
 }
 
+static struct raft_message prevote(uint64_t from, uint64_t term, uint64_t last,
+				   uint64_t last_term)
+{
+	struct raft_message m = vote(from, term, last, last_term);
+	m.type = RAFT_MSG_PREVOTE;
+	return m;
+}
+
+/* Tick n times; true if no (pre-)vote request went out and r stayed a
+ * follower. */
+static bool ticks_without_campaign(struct raft *r, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		raft_tick(r);
+		take(r);
+		if (raft_role(r) != RAFT_FOLLOWER ||
+		    sent(RAFT_MSG_PREVOTE, 0) || sent(RAFT_MSG_VOTE, 0))
+			return false;
+	}
+	return true;
+}
+
+/* Issue 20: the store dropped a damaged entry 4 this node may have
+ * acknowledged (raft_restore.abstain_until = 4). Requests a node with the
+ * same log grants are refused, election timeouts pass, TimeoutNow is
+ * ignored; the node still follows a leader and appends, and stays out of
+ * elections while its log ends before 4. */
+static void
+test_abstaining_node_refuses_votes_and_prevotes_and_never_campaigns(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 2};
+	struct raft *same = mk(1, 2, t, 2);
+	step(same, prevote(2, 3, 3, 2));
+	step(same, vote(2, 3, 3, 2));
+	take(same);
+	assert_false(sent(RAFT_MSG_PREVOTE_RESP, 2)->reject);
+	assert_false(sent(RAFT_MSG_VOTE_RESP, 2)->reject);
+	raft_free(same);
+
+	struct raft *r = mk_abstaining(1, 2, t, 2, 4);
+	step(r, prevote(2, 3, 3, 2));
+	step(r, vote(2, 3, 3, 2));
+	take(r);
+	assert_true(sent(RAFT_MSG_PREVOTE_RESP, 2)->reject);
+	assert_true(sent(RAFT_MSG_VOTE_RESP, 2)->reject);
+	assert_int_equal(raft_term(r), 3); /* terms still order everything */
+	assert_int_equal(U.vote, RAFT_NONE);
+	assert_true(ticks_without_campaign(r, 100));
+	step(r, (struct raft_message){
+		    .type = RAFT_MSG_TIMEOUT_NOW, .from = 2, .term = 3});
+	take(r);
+	assert_null(sent(RAFT_MSG_VOTE, 0));
+	assert_int_equal(raft_role(r), RAFT_FOLLOWER);
+	assert_int_equal(raft_term(r), 3);
+
+	struct raft_entry e3 = {.term = 3, .index = 3, .type = RAFT_ENTRY_NOOP};
+	step(r, append(2, 3, 2, 2, &e3, 1));
+	raft_persisted(r, 3, 3);
+	take(r);
+	const struct raft_message *ack = sent(RAFT_MSG_APPEND_RESP, 2);
+	assert_non_null(ack);
+	assert_false(ack->reject);
+	assert_int_equal(ack->index, 3);
+	assert_true(ticks_without_campaign(r, 100));
+	struct raft_message v = vote(3, 4, 3, 3);
+	v.transfer = true; /* past the lease of leader 2 */
+	step(r, v);
+	take(r);
+	assert_true(sent(RAFT_MSG_VOTE_RESP, 3)->reject);
+	raft_free(r);
+}
+
+/* ... and once a leader's appends bring its log to index 4, it campaigns
+ * and votes again. */
+static void
+test_abstaining_node_votes_again_once_a_leader_brings_its_log_there(void **st)
+{
+	(void)st;
+	uint64_t t[] = {1, 2};
+	struct raft *r = mk_abstaining(1, 2, t, 2, 4);
+	struct raft_entry e3 = {.term = 3, .index = 3, .type = RAFT_ENTRY_NOOP};
+	struct raft_entry e4 = {
+	    .term = 3, .index = 4, .type = RAFT_ENTRY_NORMAL};
+	step(r, append(2, 3, 2, 2, &e3, 1));
+	step(r, append(2, 3, 3, 3, &e4, 1));
+	take(r);
+	assert_int_equal(raft_last_index(r), 4);
+	for (int i = 0; i < 40 && raft_role(r) == RAFT_FOLLOWER; i++)
+		raft_tick(r);
+	assert_int_equal(raft_role(r), RAFT_PRE_CANDIDATE);
+	take(r);
+	assert_non_null(sent(RAFT_MSG_PREVOTE, 2));
+	step(r, vote(3, 4, 4, 3));
+	take(r);
+	const struct raft_message *m = sent(RAFT_MSG_VOTE_RESP, 3);
+	assert_non_null(m);
+	assert_false(m->reject);
+	assert_true(U.hard_state_changed);
+	assert_int_equal(U.vote, 3);
+	raft_free(r);
+}
+
 /* A proposal on a follower: "not leader, the leader is X". */
 static void test_proposal_on_follower_names_the_leader(void **st)
 {
@@ -567,6 +727,7 @@ int main(void)
 	    T(test_leader_seeing_higher_term_becomes_follower),
 	    T(test_follower_rejects_append_with_mismatched_prev_term),
 	    T(test_follower_truncates_conflicting_suffix_and_appends),
+	    T(test_follower_drops_malformed_appends_and_snapshots),
 	    T(test_follower_acknowledges_entries_only_after_they_are_persisted),
 	    T(test_follower_commit_is_min_of_leader_commit_and_last_new_entry),
 	    T(test_new_leader_appends_a_noop_of_its_term),
@@ -575,6 +736,8 @@ int main(void)
 	    T(test_leader_sends_one_append_per_follower_per_update),
 	    T(test_pre_candidate_does_not_change_its_term),
 	    T(test_follower_in_lease_ignores_vote_of_higher_term),
+	    T(test_abstaining_node_refuses_votes_and_prevotes_and_never_campaigns),
+	    T(test_abstaining_node_votes_again_once_a_leader_brings_its_log_there),
 	    T(test_proposal_on_follower_names_the_leader),
 	    T(test_leader_sends_snapshot_when_follower_needs_compacted_entries),
 	    T(test_read_index_waits_for_a_quorum_heartbeat_round),

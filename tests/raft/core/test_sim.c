@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <cmocka.h>
@@ -264,6 +265,74 @@ test_reads_on_leader_and_followers_see_acknowledged_writes(void **st)
 	sim_free(s);
 }
 
+/* Issue 20's damaged last log line: A leads, B is down, and entry X is
+ * committed by A and C alone. Then A and C stop, C's store finds its last
+ * line (X) damaged and drops it, and C and B come back without A. Neither
+ * holds X: whichever of them led would lack a committed entry (the sim's
+ * leader completeness check). abstain: C boots with abstain_until = X.
+ * Returns the sim after 5 s with A still down; *a is A's slot, *x is X. */
+static struct sim *damaged_entry_scenario(bool abstain, unsigned *a,
+					  uint64_t *x)
+{
+	struct sim *s = sim_new(3, 43, NULL);
+	unsigned l = elect(s), b = (l + 1) % 3, c = (l + 2) % 3;
+	propose_n(s, 5);
+	ok(s, sim_run_until(s, 3000, converged), "converged");
+	sim_crash(s, b);
+	ok(s, sim_propose(s, l), "X proposed");
+	*a = l;
+	*x = raft_last_index(sim_raft(s, l));
+	for (unsigned t = 0; t < 3000 && raft_commit_index(sim_raft(s, l)) < *x;
+	     t++)
+		ok(s, sim_run(s, 1), "run");
+	assert_true(raft_commit_index(sim_raft(s, l)) >= *x);
+	/* C acknowledged X, so X is durable there and its last entry. */
+	assert_int_equal(sim_durable_index(s, c), *x);
+	sim_crash(s, l);
+	sim_crash(s, c);
+	ok(s, sim_run(s, 50), "A's last messages are lost");
+	assert_int_equal(sim_damage_last(s, c, abstain), *x);
+	sim_restart(s, c);
+	sim_restart(s, b);
+	sim_run(s, 5000);
+	return s;
+}
+
+static void
+test_node_that_dropped_a_committed_entry_helps_elect_no_leader_without_it(
+    void **st)
+{
+	(void)st;
+	unsigned a;
+	uint64_t x;
+	struct sim *s = damaged_entry_scenario(true, &a, &x);
+	ok(s, !sim_has_leader(s), "no leader without A");
+	sim_restart(s, a);
+	ok(s, sim_run_until(s, 5000, converged), "A returns, C gets X back");
+	for (unsigned i = 0; i < 3; i++)
+		assert_true(raft_last_index(sim_raft(s, i)) >= x);
+	/* C votes again: without A, B and C elect a leader, which has X. */
+	sim_crash(s, a);
+	unsigned l = elect(s);
+	assert_int_not_equal(l, a);
+	propose_n(s, 5);
+	ok(s, sim_run_until(s, 5000, converged), "B and C go on");
+	sim_free(s);
+}
+
+/* The same without abstain_until: B or C is elected and the committed
+ * entry is lost, which the check above would catch. */
+static void test_without_abstaining_the_same_scenario_loses_the_entry(void **st)
+{
+	(void)st;
+	unsigned a;
+	uint64_t x;
+	struct sim *s = damaged_entry_scenario(false, &a, &x);
+	assert_non_null(sim_error(s));
+	assert_non_null(strstr(sim_error(s), "leader completeness"));
+	sim_free(s);
+}
+
 /* Every node's view, for a failing seed replayed with KV_SIM_SEED. */
 static void dump(struct sim *s)
 {
@@ -469,6 +538,10 @@ int main(int argc, char **argv)
 		test_leader_that_removed_itself_and_crashed_does_not_block_the_rest),
 	    cmocka_unit_test(
 		test_reads_on_leader_and_followers_see_acknowledged_writes),
+	    cmocka_unit_test(
+		test_node_that_dropped_a_committed_entry_helps_elect_no_leader_without_it),
+	    cmocka_unit_test(
+		test_without_abstaining_the_same_scenario_loses_the_entry),
 	    cmocka_unit_test(test_random_seeds_keep_every_invariant),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
