@@ -942,6 +942,10 @@ static void test_bad_arguments_are_refused(void **state)
 	assert_int_equal(peers_add(ps, 0, "127.0.0.1:1"), -EINVAL);
 	assert_int_equal(peers_add(ps, 2, "127.0.0.1:1/x?y"), -EINVAL);
 	assert_int_equal(peers_add(ps, 2, ""), -EINVAL);
+	/* The port is 1..65535, as everywhere (kv_addr_parse). */
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:99999"), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:0"), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, "::1:7001"), -EINVAL);
 	assert_int_equal(peers_add(ps, 2, "127.0.0.1:1"), 0);
 	assert_int_equal(peers_add(ps, 2, "127.0.0.1:2"), -EEXIST);
 	assert_int_equal(peers_remove(ps, 5), -ENOENT);

@@ -758,6 +758,27 @@ static void test_sender_refuses_a_file_that_is_another_snapshot(void **state)
 	server_stop(s);
 }
 
+/* The address is a member address (cluster_addr_valid): a port out of
+ * range or a host that would bend the URL is refused before any request. */
+static void test_sender_refuses_a_bad_address(void **state)
+{
+	static const char *const bad[] = {"127.0.0.1:99999", "127.0.0.1:0",
+					  "127.0.0.1", "h@127.0.0.1:80",
+					  "h/x:80"};
+	struct fixture *f = *state;
+	struct snapxfer_send_stats st;
+	char why[200];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(snapxfer_send(f->db, 7, 2, bad[i], CLUSTER,
+					       TOKEN, &fast, NULL, &st, why,
+					       sizeof(why)),
+				 -EINVAL);
+		assert_int_equal(st.posts, 0);
+		assert_non_null(strstr(why, "bad address"));
+	}
+}
+
 static void test_sender_gives_up_at_once_on_a_wrong_token(void **state)
 {
 	struct fixture *f = *state;
@@ -851,6 +872,7 @@ int main(void)
 	    T(test_sender_picks_up_where_a_receiver_left_off),
 	    T(test_sender_restarts_the_receiver_for_a_newer_snapshot),
 	    T(test_sender_refuses_a_file_that_is_another_snapshot),
+	    T(test_sender_refuses_a_bad_address),
 	    T(test_sender_gives_up_at_once_on_a_wrong_token),
 	    T(test_sender_gives_up_on_a_peer_that_is_down),
 	    T(test_sender_stops_when_cancelled_mid_request),
