@@ -256,6 +256,43 @@ static int fill_answer(const cJSON *o, struct join_answer *out)
 	return 0;
 }
 
+/* Where a 421 or 503 answer (text) sends a leader request next: to the
+ * leader a 421 names (true: ask it at once, up to MAX_REDIRECTS in a row;
+ * a 421 naming no usable leader leaves target as it is, false), or after a
+ * 503 back to member (false: after the backoff), since a leader we were
+ * sent to may have been removed or deposed and know no leader since.
+ * target (JOIN_ADDR_MAX + 1 bytes) is updated, last (JOIN_REASON_MAX)
+ * says what happened. */
+static bool next_target(long status, const char *text, const char *member,
+			char *target, char *last, int *redirects, bool *retried)
+{
+	cJSON *o = cJSON_Parse(text);
+	bool follow = false;
+
+	if (status == 421) {
+		const char *lead = o ? str_field(o, "leader_address") : NULL;
+		snprintf(last, JOIN_REASON_MAX,
+			 "%s is not the leader (leader: %.64s)", target,
+			 lead && lead[0] ? lead : "unknown");
+		if (lead && cluster_addr_valid(lead) &&
+		    strcmp(lead, target) != 0 && *redirects < MAX_REDIRECTS) {
+			snprintf(target, JOIN_ADDR_MAX + 1, "%s", lead);
+			(*redirects)++;
+			follow = true;
+		}
+	} else {
+		char why[JOIN_REASON_MAX - 80];
+		answer_reason(o, why, sizeof(why));
+		snprintf(last, JOIN_REASON_MAX, "%s answered 503: %s", target,
+			 why);
+		if (retried)
+			*retried = true;
+		snprintf(target, JOIN_ADDR_MAX + 1, "%s", member);
+	}
+	cJSON_Delete(o);
+	return follow;
+}
+
 int cluster_leader_request(const char *member, const char *method,
 			   const char *path, const char *body, int timeout_ms,
 			   long *status, char **resp, bool *retried,
@@ -283,8 +320,7 @@ int cluster_leader_request(const char *member, const char *method,
 	for (;;) {
 		long left = kv_ms_left(&deadline);
 		char *text = NULL, *terr = NULL;
-		cJSON *o;
-		bool follow = false;
+		bool follow;
 		int rc;
 
 		if (left <= 0)
@@ -312,33 +348,8 @@ int cluster_leader_request(const char *member, const char *method,
 			*resp = text;
 			return 0;
 		}
-		o = cJSON_Parse(text);
-		if (*status == 421) {
-			const char *lead =
-			    o ? str_field(o, "leader_address") : NULL;
-			snprintf(last, sizeof(last),
-				 "%s is not the leader (leader: %.64s)", target,
-				 lead && lead[0] ? lead : "unknown");
-			if (lead && cluster_addr_valid(lead) &&
-			    strcmp(lead, target) != 0 &&
-			    redirects < MAX_REDIRECTS) {
-				snprintf(target, sizeof(target), "%s", lead);
-				redirects++;
-				follow = true;
-			}
-		} else {
-			char why[JOIN_REASON_MAX - 80];
-			answer_reason(o, why, sizeof(why));
-			snprintf(last, sizeof(last), "%s answered 503: %s",
-				 target, why);
-			if (retried)
-				*retried = true;
-			/* A leader we were sent to may have been removed or
-			 * deposed and know no leader since: start over at
-			 * member, which sends us on again. */
-			snprintf(target, sizeof(target), "%s", member);
-		}
-		cJSON_Delete(o);
+		follow = next_target(*status, text, member, target, last,
+				     &redirects, retried);
 		free(text);
 		if (follow)
 			continue;

@@ -329,39 +329,40 @@ static int get_entries(struct dec *d, struct raft_message *m)
 	return 0;
 }
 
+/* A message's fields, one bit each, and the integers among them. */
+enum {
+	M_TYPE = 1 << 0,
+	M_TO = 1 << 1,
+	M_TERM = 1 << 2,
+	M_INDEX = 1 << 3,
+	M_LOG_TERM = 1 << 4,
+	M_COMMIT = 1 << 5,
+	M_CTX = 1 << 6,
+	M_HINT_INDEX = 1 << 7,
+	M_HINT_TERM = 1 << 8,
+	M_REJECT = 1 << 9,
+	M_TRANSFER = 1 << 10,
+	M_ENTRIES = 1 << 11,
+	M_SNAPSHOT = 1 << 12,
+};
+static const struct {
+	const char *name;
+	unsigned bit;
+	size_t off;
+} msg_nums[] = {
+    {"to", M_TO, offsetof(struct raft_message, to)},
+    {"term", M_TERM, offsetof(struct raft_message, term)},
+    {"index", M_INDEX, offsetof(struct raft_message, index)},
+    {"log_term", M_LOG_TERM, offsetof(struct raft_message, log_term)},
+    {"commit", M_COMMIT, offsetof(struct raft_message, commit)},
+    {"ctx", M_CTX, offsetof(struct raft_message, ctx)},
+    {"hint_index", M_HINT_INDEX, offsetof(struct raft_message, hint_index)},
+    {"hint_term", M_HINT_TERM, offsetof(struct raft_message, hint_term)},
+};
+#define N_MSG_NUMS (sizeof(msg_nums) / sizeof(msg_nums[0]))
+
 static int get_msg(struct dec *d, struct raft_message *m)
 {
-	enum {
-		F_TYPE = 1 << 0,
-		F_TO = 1 << 1,
-		F_TERM = 1 << 2,
-		F_INDEX = 1 << 3,
-		F_LOG_TERM = 1 << 4,
-		F_COMMIT = 1 << 5,
-		F_CTX = 1 << 6,
-		F_HINT_INDEX = 1 << 7,
-		F_HINT_TERM = 1 << 8,
-		F_REJECT = 1 << 9,
-		F_TRANSFER = 1 << 10,
-		F_ENTRIES = 1 << 11,
-		F_SNAPSHOT = 1 << 12,
-	};
-	static const struct {
-		const char *name;
-		unsigned bit;
-		size_t off;
-	} nums[] = {
-	    {"to", F_TO, offsetof(struct raft_message, to)},
-	    {"term", F_TERM, offsetof(struct raft_message, term)},
-	    {"index", F_INDEX, offsetof(struct raft_message, index)},
-	    {"log_term", F_LOG_TERM, offsetof(struct raft_message, log_term)},
-	    {"commit", F_COMMIT, offsetof(struct raft_message, commit)},
-	    {"ctx", F_CTX, offsetof(struct raft_message, ctx)},
-	    {"hint_index", F_HINT_INDEX,
-	     offsetof(struct raft_message, hint_index)},
-	    {"hint_term", F_HINT_TERM,
-	     offsetof(struct raft_message, hint_term)},
-	};
 	unsigned mask = 0;
 	/* Where entries and snapshot start: read once the type is known. */
 	struct jr entries, snapshot, end;
@@ -376,36 +377,37 @@ static int get_msg(struct dec *d, struct raft_message *m)
 		size_t i;
 
 		jr_name(&d->r, k, sizeof(k));
-		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
-			if (strcmp(k, nums[i].name) == 0)
+		for (i = 0; i < N_MSG_NUMS; i++)
+			if (strcmp(k, msg_nums[i].name) == 0)
 				break;
-		if (i < sizeof(nums) / sizeof(nums[0])) {
-			uint64_t *field = (uint64_t *)((char *)m + nums[i].off);
-			if ((err = seen(d, &mask, nums[i].bit, k)) < 0 ||
+		if (i < N_MSG_NUMS) {
+			uint64_t *field =
+			    (uint64_t *)((char *)m + msg_nums[i].off);
+			if ((err = seen(d, &mask, msg_nums[i].bit, k)) < 0 ||
 			    (err = get_u64(d, k, field)) < 0)
 				return err;
 		} else if (strcmp(k, "type") == 0) {
 			int t;
-			if ((err = seen(d, &mask, F_TYPE, k)) < 0)
+			if ((err = seen(d, &mask, M_TYPE, k)) < 0)
 				return err;
 			if ((t = get_name(d, &msg_types)) < 0)
 				BAD(d, "unknown message type");
 			m->type = (enum raft_msg_type)t;
 		} else if (strcmp(k, "reject") == 0) {
-			if ((err = seen(d, &mask, F_REJECT, k)) < 0 ||
+			if ((err = seen(d, &mask, M_REJECT, k)) < 0 ||
 			    (err = get_bool(d, k, &m->reject)) < 0)
 				return err;
 		} else if (strcmp(k, "transfer") == 0) {
-			if ((err = seen(d, &mask, F_TRANSFER, k)) < 0 ||
+			if ((err = seen(d, &mask, M_TRANSFER, k)) < 0 ||
 			    (err = get_bool(d, k, &m->transfer)) < 0)
 				return err;
 		} else if (strcmp(k, "entries") == 0) {
-			if ((err = seen(d, &mask, F_ENTRIES, k)) < 0)
+			if ((err = seen(d, &mask, M_ENTRIES, k)) < 0)
 				return err;
 			entries = d->r;
 			jr_skip(&d->r);
 		} else if (strcmp(k, "snapshot") == 0) {
-			if ((err = seen(d, &mask, F_SNAPSHOT, k)) < 0)
+			if ((err = seen(d, &mask, M_SNAPSHOT, k)) < 0)
 				return err;
 			snapshot = d->r;
 			jr_skip(&d->r);
@@ -413,22 +415,22 @@ static int get_msg(struct dec *d, struct raft_message *m)
 			BAD(d, "unknown message field \"%s\"", k);
 		}
 	}
-	if ((mask & (F_TYPE | F_TO | F_TERM)) != (F_TYPE | F_TO | F_TERM))
+	if ((mask & (M_TYPE | M_TO | M_TERM)) != (M_TYPE | M_TO | M_TERM))
 		BAD(d, "a message lacks type, to or term");
-	if ((mask & F_ENTRIES) && m->type != RAFT_MSG_APPEND &&
+	if ((mask & M_ENTRIES) && m->type != RAFT_MSG_APPEND &&
 	    m->type != RAFT_MSG_PROPOSE)
 		BAD(d, "\"entries\" in a %s message",
 		    peer_msg_type_name(m->type));
-	if (!!(mask & F_SNAPSHOT) != (m->type == RAFT_MSG_SNAPSHOT))
+	if (!!(mask & M_SNAPSHOT) != (m->type == RAFT_MSG_SNAPSHOT))
 		BAD(d, "\"snapshot\" goes with, and only with, a snapshot "
 		       "message");
 	end = d->r;
-	if (mask & F_ENTRIES) {
+	if (mask & M_ENTRIES) {
 		d->r = entries;
 		if ((err = get_entries(d, m)) < 0)
 			return err;
 	}
-	if (mask & F_SNAPSHOT) {
+	if (mask & M_SNAPSHOT) {
 		d->r = snapshot;
 		if ((err = get_snapshot(d, &m->snapshot)) < 0)
 			return err;
