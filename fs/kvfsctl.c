@@ -3,7 +3,7 @@
  * kvfsctl [--node=H:P] [--timeout=MS] [--json] COMMAND talks to one node's
  * HTTP API: status, the member list, membership changes (which only the
  * leader makes: a 421 is followed to the leader it names and a busy or
- * leaderless cluster is retried until the timeout, raft/join.c), and a
+ * leaderless cluster is retried until the timeout, raft/peer/join.c), and a
  * key's value. It keeps no state and prints either pretty JSON or a short
  * table. Exit codes: 0 success, 1 the request failed, 2 bad usage. The
  * endpoints are in docs/http-api.md. */
@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "join.h"
+#include "kv.h"
 
 #define EXIT_USAGE	   2
 #define DEFAULT_NODE	   "127.0.0.1:7001"
@@ -171,6 +172,27 @@ static int parse_id(const char *s, uint64_t *id)
 	return 0;
 }
 
+/* Is a a member address (HOST:PORT, port 1..65535)? If not, say why on
+ * stderr, naming what (the option or argument it came from). */
+static bool addr_ok(const char *what, const char *a)
+{
+	char host[KV_ADDR_MAX + 1];
+	const char *why = NULL;
+
+	if (kv_addr_parse(a, false, host, sizeof(host), NULL, &why) != 0) {
+		fprintf(stderr, "kvfsctl: %s \"%s\": %s\n", what, a, why);
+		return false;
+	}
+	if (!cluster_addr_valid(a)) {
+		fprintf(stderr,
+			"kvfsctl: %s \"%s\": the host may hold only letters, "
+			"digits, '.', '-' and '_', or be an [IPv6] address\n",
+			what, a);
+		return false;
+	}
+	return true;
+}
+
 /* A membership change at the leader. */
 static int change(const struct ctl *c, const char *method, const char *path,
 		  const char *body, const char *what, long *status, char **resp,
@@ -209,10 +231,12 @@ static int cmd_add(const struct ctl *c, const char *ids, const char *addr)
 	bool retried = false;
 	int rc;
 
-	if (parse_id(ids, &id) != 0 || !cluster_addr_valid(addr)) {
+	if (parse_id(ids, &id) != 0) {
 		fprintf(stderr, "kvfsctl: add: want ID (>= 1) and HOST:PORT\n");
 		return EXIT_USAGE;
 	}
+	if (!addr_ok("add: address", addr))
+		return EXIT_USAGE;
 	snprintf(body, sizeof(body), "{\"id\":%" PRIu64 ",\"address\":\"%s\"}",
 		 id, addr);
 	rc = change(c, "POST", "/cluster/members", body, "add", &status, &resp,
@@ -432,10 +456,8 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	if (!cluster_addr_valid(c.node)) {
-		fprintf(stderr, "kvfsctl: --node must be HOST:PORT\n");
+	if (!addr_ok("--node", c.node))
 		return EXIT_USAGE;
-	}
 	if (optind >= argc) {
 		usage(stderr);
 		return EXIT_USAGE;

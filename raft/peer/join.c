@@ -7,7 +7,9 @@
  * backoff. The request is idempotent by design: a 409 whose body shows
  * this id already at this address is taken as success, so a joiner that
  * crashed after the change committed, or whose answer was lost in a
- * timeout, just asks again. The server side is http_cluster.c. */
+ * timeout, just asks again. Deadlines are kv_deadline's (monotonic);
+ * addresses are checked by cluster_addr_valid, on kv_addr_parse. The
+ * server side is raft/http/http_cluster.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -21,6 +23,7 @@
 #include <curl/curl.h>
 
 #include "join.h"
+#include "kv.h"
 
 #define JOIN_PATH	   "/cluster/members"
 #define BACKOFF_MIN_MS	   20
@@ -53,77 +56,39 @@ static void set_err(char **errmsg, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t mono_ms(void)
+static void sleep_ms(long ms)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(uint64_t ms)
-{
-	struct timespec ts = {(time_t)(ms / 1000),
-			      (long)(ms % 1000) * 1000000L};
+	struct timespec ts = {(time_t)(ms / 1000), (ms % 1000) * 1000000L};
 
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
 
-static bool is_digit(char c)
-{
-	return c >= '0' && c <= '9';
-}
-
+/* A character of a host name kvfs takes in a member address: nothing
+ * that could bend a URL or a Host header. */
 static bool is_host_char(char c)
 {
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       is_digit(c) || c == '.' || c == '-' || c == '_';
+	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
 }
 
-static bool is_hex(char c)
+/* A character of a bracketed IPv6 address (with an IPv4 tail). */
+static bool is_ip6_char(char c)
 {
-	return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F') || c == ':' || c == '.';
 }
 
 bool cluster_addr_valid(const char *a)
 {
-	const char *colon, *p;
-	size_t n;
-	unsigned long port = 0;
+	char host[KV_ADDR_MAX + 1];
 
-	if (!a)
+	if (kv_addr_parse(a, false, host, sizeof(host), NULL, NULL) != 0)
 		return false;
-	n = strlen(a);
-	if (n == 0 || n > JOIN_ADDR_MAX)
-		return false;
-	if (a[0] == '[') {
-		const char *close = strchr(a, ']');
-		if (!close || close == a + 1 || close[1] != ':')
+	for (const char *p = host; *p; p++)
+		if (a[0] == '[' ? !is_ip6_char(*p) : !is_host_char(*p))
 			return false;
-		for (p = a + 1; p < close; p++)
-			if (!is_hex(*p) && *p != ':' && *p != '.')
-				return false;
-		colon = close + 1;
-	} else {
-		colon = strchr(a, ':');
-		if (!colon || colon == a)
-			return false;
-		for (p = a; p < colon; p++)
-			if (!is_host_char(*p))
-				return false;
-	}
-	p = colon + 1;
-	if (!*p)
-		return false;
-	for (; *p; p++) {
-		if (!is_digit(*p))
-			return false;
-		port = port * 10 + (unsigned long)(*p - '0');
-		if (port > 65535)
-			return false;
-	}
-	return port >= 1;
+	return true;
 }
 
 /* ---- one request ---- */
@@ -291,14 +256,51 @@ static int fill_answer(const cJSON *o, struct join_answer *out)
 	return 0;
 }
 
+/* Where a 421 or 503 answer (text) sends a leader request next: to the
+ * leader a 421 names (true: ask it at once, up to MAX_REDIRECTS in a row;
+ * a 421 naming no usable leader leaves target as it is, false), or after a
+ * 503 back to member (false: after the backoff), since a leader we were
+ * sent to may have been removed or deposed and know no leader since.
+ * target (JOIN_ADDR_MAX + 1 bytes) is updated, last (JOIN_REASON_MAX)
+ * says what happened. */
+static bool next_target(long status, const char *text, const char *member,
+			char *target, char *last, int *redirects, bool *retried)
+{
+	cJSON *o = cJSON_Parse(text);
+	bool follow = false;
+
+	if (status == 421) {
+		const char *lead = o ? str_field(o, "leader_address") : NULL;
+		snprintf(last, JOIN_REASON_MAX,
+			 "%s is not the leader (leader: %.64s)", target,
+			 lead && lead[0] ? lead : "unknown");
+		if (lead && cluster_addr_valid(lead) &&
+		    strcmp(lead, target) != 0 && *redirects < MAX_REDIRECTS) {
+			snprintf(target, JOIN_ADDR_MAX + 1, "%s", lead);
+			(*redirects)++;
+			follow = true;
+		}
+	} else {
+		char why[JOIN_REASON_MAX - 80];
+		answer_reason(o, why, sizeof(why));
+		snprintf(last, JOIN_REASON_MAX, "%s answered 503: %s", target,
+			 why);
+		if (retried)
+			*retried = true;
+		snprintf(target, JOIN_ADDR_MAX + 1, "%s", member);
+	}
+	cJSON_Delete(o);
+	return follow;
+}
+
 int cluster_leader_request(const char *member, const char *method,
 			   const char *path, const char *body, int timeout_ms,
 			   long *status, char **resp, bool *retried,
 			   char **errmsg)
 {
 	char target[JOIN_ADDR_MAX + 1], last[JOIN_REASON_MAX] = "";
-	uint64_t deadline = mono_ms() + (uint64_t)timeout_ms;
-	uint64_t backoff = BACKOFF_MIN_MS;
+	struct timespec deadline = kv_deadline(timeout_ms);
+	long backoff = BACKOFF_MIN_MS;
 	int redirects = 0, attempts = 0;
 
 	if (errmsg)
@@ -316,18 +318,17 @@ int cluster_leader_request(const char *member, const char *method,
 	}
 	snprintf(target, sizeof(target), "%s", member);
 	for (;;) {
-		uint64_t now = mono_ms();
+		long left = kv_ms_left(&deadline);
 		char *text = NULL, *terr = NULL;
-		cJSON *o;
-		bool follow = false;
+		bool follow;
 		int rc;
 
-		if (now >= deadline)
+		if (left <= 0)
 			break;
 		attempts++;
-		rc = cluster_http(
-		    target, method, path, body, body ? strlen(body) : 0,
-		    (int)(deadline - now), status, &text, NULL, NULL, &terr);
+		rc = cluster_http(target, method, path, body,
+				  body ? strlen(body) : 0, (int)left, status,
+				  &text, NULL, NULL, &terr);
 		if (rc == -ENOMEM || rc == -EINVAL) {
 			set_err(errmsg, "%s", terr ? terr : strerror(-rc));
 			free(terr);
@@ -347,42 +348,17 @@ int cluster_leader_request(const char *member, const char *method,
 			*resp = text;
 			return 0;
 		}
-		o = cJSON_Parse(text);
-		if (*status == 421) {
-			const char *lead =
-			    o ? str_field(o, "leader_address") : NULL;
-			snprintf(last, sizeof(last),
-				 "%s is not the leader (leader: %.64s)", target,
-				 lead && lead[0] ? lead : "unknown");
-			if (lead && cluster_addr_valid(lead) &&
-			    strcmp(lead, target) != 0 &&
-			    redirects < MAX_REDIRECTS) {
-				snprintf(target, sizeof(target), "%s", lead);
-				redirects++;
-				follow = true;
-			}
-		} else {
-			char why[JOIN_REASON_MAX - 80];
-			answer_reason(o, why, sizeof(why));
-			snprintf(last, sizeof(last), "%s answered 503: %s",
-				 target, why);
-			if (retried)
-				*retried = true;
-			/* A leader we were sent to may have been removed or
-			 * deposed and know no leader since: start over at
-			 * member, which sends us on again. */
-			snprintf(target, sizeof(target), "%s", member);
-		}
-		cJSON_Delete(o);
+		follow = next_target(*status, text, member, target, last,
+				     &redirects, retried);
 		free(text);
 		if (follow)
 			continue;
 		redirects = 0;
 	retry:
-		now = mono_ms();
-		if (now >= deadline)
+		left = kv_ms_left(&deadline);
+		if (left <= 0)
 			break;
-		sleep_ms(backoff < deadline - now ? backoff : deadline - now);
+		sleep_ms(backoff < left ? backoff : left);
 		backoff =
 		    backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
 	}

@@ -4,7 +4,7 @@
  * its Raft node: it POSTs /cluster/members to any member, follows a 421 to
  * the leader and retries a busy or leaderless cluster until a deadline.
  * kvfsctl uses the same one-shot request helper. The server side is
- * raft/http_cluster.c; the endpoints are in docs/http-api.md. */
+ * raft/http/http_cluster.c; the endpoints are in docs/http-api.md. */
 #ifndef KV_RAFT_JOIN_H
 #define KV_RAFT_JOIN_H
 
@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Longest cluster id or token carried in an answer (transport.h's
+/* Longest cluster id or token carried in an answer (peer.h's
  * PEER_ID_MAX) and longest member address (raft.h's RAFT_ADDR_MAX - 1). */
 #define JOIN_ID_MAX   256
 #define JOIN_ADDR_MAX 63
@@ -25,10 +25,13 @@ struct join_answer {
 	char token[JOIN_ID_MAX + 1];
 };
 
-/* True if a is a member address kvfs accepts: "host:port" or "[v6]:port",
- * shorter than 64 bytes, host of letters, digits and ".-_" (or a bracketed
- * IPv6 address), port 1..65535, no spaces or anything that could bend a
- * URL. Pure; any thread. */
+/* True if a is a member address kvfs accepts: a HOST:PORT that
+ * kv_addr_parse takes (port 1..65535, at most KV_ADDR_MAX bytes, an IPv6
+ * host in brackets) whose host is letters, digits and ".-_", or a
+ * bracketed IPv6 address: nothing that could bend a URL or a Host header.
+ * The one rule for the module: the peer senders, the snapshot sender, the
+ * joining client and (through this function) the membership API and
+ * kvfsctl use it. NULL is false. Pure; any thread. */
 bool cluster_addr_valid(const char *a);
 
 /* Ask the cluster that member (HOST:PORT) belongs to to add this node,

@@ -1,15 +1,19 @@
-/* transport.h - how Raft messages travel between nodes (node layer only).
+/* peer.h - how Raft messages travel between nodes (the node layer uses
+ * it; snapshot transfer and joining have their own headers, snapxfer.h
+ * and join.h).
  *
- * Two pieces: the codec (msg.c) turns a batch of struct raft_message into
- * one versioned JSON document and back, strictly; the peer senders
- * (peer.c) write batches as frames of one long POST to
+ * Three pieces: the codec (msg_encode.c, msg_decode.c) turns a batch of
+ * struct raft_message into one versioned JSON document and back, strictly;
+ * the peer senders (peer_set.c and the other peer_*.c, sharing
+ * peer_int.h) write batches as frames of one long POST to
  * http://ADDR/raft/stream per peer, straight from the caller's thread when
- * they can and else through one thread per peer with a bounded queue. The
- * receiving side is the HTTP listener (http*.c), which calls
- * peer_token_equal and peer_handle_body (peer_recv.c). The wire format,
- * headers, queue bounds and backoff are in docs/peer-protocol.md. */
-#ifndef KV_RAFT_TRANSPORT_H
-#define KV_RAFT_TRANSPORT_H
+ * they can and else through one thread per peer with a bounded queue; the
+ * receiving side's checks and frames (peer_recv.c) serve the HTTP
+ * listener (raft/http/), which calls peer_token_equal and
+ * peer_handle_body. The wire format, headers, queue bounds and backoff
+ * are in docs/peer-protocol.md. */
+#ifndef KV_RAFT_PEER_H
+#define KV_RAFT_PEER_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -50,7 +54,7 @@ bool peer_id_valid(const char *s);
  * encoder refuses larger ones with -ERANGE. */
 #define PEER_INT_MAX 9007199254740991ull
 
-/* ---- The codec (msg.c); pure functions, any thread ---- */
+/* ---- The codec (msg_encode.c, msg_decode.c); pure, any thread ---- */
 
 /* Encode msgs[0..n) (every field; entries with their data) from node
  * `from` of cluster cluster_id as one JSON document. On success *out is
@@ -139,7 +143,7 @@ int peer_frames_feed(struct peer_frames *f, const char *data, size_t n,
 		     size_t why_len);
 void peer_frames_free(struct peer_frames *f);
 
-/* ---- The peer senders (peer.c) ---- */
+/* ---- The peer senders (peer_set.c, peer_*.c) ---- */
 
 struct peer_set;
 
@@ -180,14 +184,13 @@ struct peer_options {
 
 /* A set of senders for node self_id of cluster cluster_id, presenting
  * token (both copied; see PEER_ID_MAX for what they may hold). opt may be
- * NULL. Initializes libcurl (curl_global_init) the first time. 0, -EINVAL,
- * -ENOMEM. Any thread. */
+ * NULL. 0, -EINVAL, -ENOMEM. Any thread. */
 int peers_new(const char *cluster_id, const char *token, uint64_t self_id,
 	      const struct peer_options *opt, struct peer_set **out);
 
 /* Start a sender for peer id at addr ("host:port"), copied. -EEXIST if id
- * has one, -EINVAL (id 0 or self, bad addr), -ENOMEM, or a pthread error.
- * Any thread. */
+ * has one, -EINVAL (id 0 or self, an addr cluster_addr_valid refuses: see
+ * join.h), -ENOMEM, or a pthread error. Any thread. */
 int peers_add(struct peer_set *ps, uint64_t id, const char *addr);
 
 /* Stop peer id's sender (aborting a POST in progress), drop its queue and

@@ -1,10 +1,10 @@
 /* peer_recv.c - the receiving side of the peer protocol, for the HTTP
  * handlers of POST /raft/stream and /raft/message.
  *
- * It decodes a batch with the codec (msg.c), then refuses what no correct
- * peer sends this node (messages for another node, an append whose entries
- * are not numbered after its prev index), so the Raft core only sees
- * well-formed input. The token check runs in constant time; one function
+ * It decodes a batch with the codec (msg_decode.c), then refuses what no
+ * correct peer sends this node (messages for another node, an append whose
+ * entries are not numbered after its prev index), so the Raft core only
+ * sees well-formed input. The token check runs in constant time; one function
  * maps results to HTTP statuses. A stream's body is cut into frames here
  * too, whatever pieces the network delivers it in. Protocol:
  * docs/peer-protocol.md. */

@@ -28,7 +28,7 @@
 
 struct snapxfer_recv {
 	pthread_mutex_t mu; /* guards everything below */
-	char *dir, *inc, *meta, *meta_tmp, *ready;
+	char *dir, *inc, *meta, *ready;
 	int fd;		      /* snapshot.incoming, or -1 */
 	uint64_t index, term; /* its snapshot; index 0: none */
 	uint64_t end;	      /* its length */
@@ -136,24 +136,6 @@ static char *join(const char *dir, const char *name)
 	return p;
 }
 
-static int pwrite_all(int fd, const void *buf, size_t n, uint64_t off)
-{
-	const char *p = buf;
-
-	while (n > 0) {
-		ssize_t w = pwrite(fd, p, n, (off_t)off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-		off += (uint64_t)w;
-	}
-	return 0;
-}
-
 /* Read the sidecar: 0 and the snapshot, or -EINVAL / -errno. */
 static int meta_read(const char *path, uint64_t *index, uint64_t *term)
 {
@@ -187,6 +169,8 @@ static int meta_read(const char *path, uint64_t *index, uint64_t *term)
 	return err;
 }
 
+/* Replace the sidecar with one naming (index, term): temp file, fsync,
+ * rename, fsync the directory (kv_file_replace). */
 static int meta_write(struct snapxfer_recv *r, uint64_t index, uint64_t term)
 {
 	char buf[160];
@@ -195,21 +179,8 @@ static int meta_write(struct snapxfer_recv *r, uint64_t index, uint64_t term)
 		     "{\"kvfs\":\"snapxfer\",\"version\":%d,\"index\":%" PRIu64
 		     ",\"term\":%" PRIu64 "}\n",
 		     KV_FORMAT_VERSION, index, term);
-	int fd, err;
 
-	fd = open(r->meta_tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	err = pwrite_all(fd, buf, (size_t)len, 0);
-	if (err == 0 && fsync(fd) != 0)
-		err = -errno;
-	if (close(fd) != 0 && err == 0)
-		err = -errno;
-	if (err == 0 && rename(r->meta_tmp, r->meta) != 0)
-		err = -errno;
-	if (err != 0)
-		unlink(r->meta_tmp);
-	return err;
+	return kv_file_replace(r->dir, SNAPXFER_META, buf, (size_t)len, 0644);
 }
 
 static void forget(struct snapxfer_recv *r)
@@ -264,10 +235,9 @@ int snapxfer_recv_new(const char *dir, struct snapxfer_recv **out)
 	r->dir = strdup(dir);
 	r->inc = join(dir, SNAPXFER_INCOMING);
 	r->meta = join(dir, SNAPXFER_META);
-	r->meta_tmp = join(dir, SNAPXFER_META ".tmp");
 	r->ready = join(dir, SNAPXFER_READY);
 	if (r->dir == NULL || r->inc == NULL || r->meta == NULL ||
-	    r->meta_tmp == NULL || r->ready == NULL) {
+	    r->ready == NULL) {
 		snapxfer_recv_free(r);
 		return -ENOMEM;
 	}
@@ -293,14 +263,13 @@ void snapxfer_recv_free(struct snapxfer_recv *r)
 	if (r == NULL)
 		return;
 	if (r->dir != NULL && r->inc != NULL && r->meta != NULL &&
-	    r->meta_tmp != NULL && r->ready != NULL) {
+	    r->ready != NULL) {
 		forget(r);
 		pthread_mutex_destroy(&r->mu);
 	}
 	free(r->dir);
 	free(r->inc);
 	free(r->meta);
-	free(r->meta_tmp);
 	free(r->ready);
 	free(r);
 }
@@ -433,7 +402,7 @@ static int take(struct snapxfer_recv *r, const struct snapxfer_chunk *c,
 
 		/* Bytes past the new end (a resent chunk behind the end)
 		 * stay until finish() cuts the file at r->end. */
-		err = pwrite_all(r->fd, c->data, c->len, c->offset);
+		err = kv_pwrite_all(r->fd, c->data, c->len, c->offset);
 		if (err != 0) {
 			/* Whatever landed is checked at the end; resume
 			 * from the last offset known to be whole. */

@@ -21,7 +21,7 @@
 /* The path chunks are POSTed to (query: index, term, offset, and on the
  * last chunk done=1, total, crc) and the header carrying a chunk's
  * CRC-32C (8 hex digits). The usual X-Kvfs-Cluster / X-Kvfs-Token headers
- * (transport.h) go with every request. */
+ * (peer.h) go with every request. */
 #define SNAPXFER_PATH	 "/raft/snapshot"
 #define SNAPXFER_HDR_CRC "X-Kvfs-Crc32c"
 /* The largest chunk a receiver accepts (the HTTP route's max_body), and
@@ -148,8 +148,10 @@ struct snapxfer_send_stats {
  * is -EACCES at once. *cancel (may be NULL) stops it within about 50 ms:
  * -ECANCELED. 0 once the receiver reported the file complete and
  * verified. why (may be NULL) gets a one-line reason on failure; stats
- * (may be NULL) is filled in any case. Initializes libcurl once. Any
- * thread; several transfers may run at once. */
+ * (may be NULL) is filled in any case. -EINVAL, before any request, for
+ * an addr cluster_addr_valid (join.h) refuses, a bad cluster id or token,
+ * or index 0. Initializes libcurl once. Any thread; several transfers may
+ * run at once. */
 int snapxfer_send(const char *path, uint64_t index, uint64_t term,
 		  const char *addr, const char *cluster_id, const char *token,
 		  const struct snapxfer_send_options *opt,

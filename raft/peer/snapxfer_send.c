@@ -23,6 +23,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 
+#include "join.h"
 #include "kv.h"
 #include "peer.h"
 #include "snapxfer.h"
@@ -82,21 +83,6 @@ struct answer {
 static bool cancelled(const struct xfer *x)
 {
 	return x->cancel != NULL && atomic_load(x->cancel);
-}
-
-/* "host:port", "[v6]:port": nothing that could bend the URL. */
-static bool addr_valid(const char *a)
-{
-	size_t n = strlen(a);
-
-	if (n == 0 || n >= RAFT_ADDR_MAX || strchr(a, ':') == NULL)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (!((a[i] >= 'a' && a[i] <= 'z') ||
-		      (a[i] >= 'A' && a[i] <= 'Z') ||
-		      (a[i] >= '0' && a[i] <= '9') || strchr(".-:[]_", a[i])))
-			return false;
-	return true;
 }
 
 /* ---- the file ---- */
@@ -449,7 +435,7 @@ int snapxfer_send(const char *path, uint64_t index, uint64_t term,
 		x->opt.backoff_max_ms = DEF_BACKOFF_MAX_MS;
 	if (x->opt.max_failures == 0)
 		x->opt.max_failures = DEF_MAX_FAILURES;
-	if (!addr_valid(addr) || !peer_id_valid(cluster_id) ||
+	if (!cluster_addr_valid(addr) || !peer_id_valid(cluster_id) ||
 	    !peer_id_valid(token) || index == 0) {
 		WHY("bad address, cluster id, token or index");
 		return -EINVAL;

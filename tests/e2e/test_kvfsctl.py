@@ -102,6 +102,9 @@ def single_node(binary, kvfsctl):
                 assert rc == 2, (args, rc)
             rc, _, _ = ctl(kvfsctl, "not-an-address", "status")
             assert rc == 2, rc
+            # A port out of range is a usage error that says why.
+            rc, _, err = ctl(kvfsctl, "127.0.0.1:99999", "status")
+            assert rc == 2 and "at most 65535" in err, (rc, err)
             dead = "127.0.0.1:%d" % free_port()
             rc, _, err = ctl(kvfsctl, dead, "status", timeout_ms=500)
             assert rc == 1 and dead in err, (rc, err)

@@ -1,15 +1,14 @@
-/* test_peer.c - the peer senders (raft/peer.c) against real sockets.
+/* test_peer.c - the peer senders (raft/peer/peer_*.c) against real
+ * sockets.
  *
- * A tiny libmicrohttpd server on 127.0.0.1 (port picked by the kernel)
- * cuts every stream into frames and records each with its request's
- * method, path, headers and client port. Peers that are down are ports
- * with nothing listening (one bound but not listening yet comes up when
- * the test starts a server on it), and a listening socket that never
- * answers stands for a hung peer. Every wait polls with a
- * deadline; nothing sleeps a fixed time before an assertion. */
-#include <arpa/inet.h>
+ * The peers are hand-made (tests/lib/fakepeer.h): a libmicrohttpd server
+ * on 127.0.0.1 that cuts every stream into frames and records each with
+ * its request's method, path, headers and client port; ports with nothing
+ * listening for peers that are down (one bound but not listening yet comes
+ * up when the test serves it); a listening socket that never answers for
+ * a hung peer. Every wait polls with a deadline; nothing sleeps a fixed
+ * time before an assertion. */
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -20,261 +19,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <microhttpd.h>
 
+#include "fakepeer.h"
+#include "kv.h"
 #include "peer.h"
 
 #define CLUSTER "test-cluster"
 #define TOKEN	"t0ken-Secret"
 #define SELF	1
-/* Deadline of every wait: generous, since a shared machine may be slow,
- * and only reached when something is broken. */
-#define DEADLINE_MS 10000
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* Wait briefly between polls (not an assertion's timing). */
-static void nap(void)
-{
-	struct timespec ts = {0, 2 * 1000 * 1000};
-	nanosleep(&ts, NULL);
-}
-
-/* ---- The recording server ---- */
-
-#define MAX_REQS 4096
-
-/* One frame received, with what its stream's request carried. */
-struct req {
-	char method[8];
-	char url[64];
-	char ctype[64];
-	char cluster[64];
-	char token[64];
-	char protocol[16];
-	unsigned client_port;
-	char *body;
-	size_t len;
-};
-
-struct server {
-	struct MHD_Daemon *d;
-	unsigned port;
-	pthread_mutex_t mu;
-	unsigned status;  /* refuse every stream with this (0: take it) ... */
-	const char *text; /* ... and this body */
-	unsigned streams; /* requests that began */
-	struct req reqs[MAX_REQS];
-	unsigned n;
-};
-
-/* A stream being received: its request's fields and its frames so far. */
-struct upload {
-	struct server *s;
-	struct req head; /* every field but body and len */
-	struct peer_frames f;
-};
-
-static void copy_header(struct MHD_Connection *c, const char *name, char *out,
-			size_t cap)
-{
-	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
-	snprintf(out, cap, "%s", v ? v : "");
-}
-
-static int on_frame(void *ctx, const char *p, size_t len)
-{
-	struct upload *up = ctx;
-	struct server *s = up->s;
-
-	pthread_mutex_lock(&s->mu);
-	if (s->n < MAX_REQS) {
-		struct req *r = &s->reqs[s->n++];
-		*r = up->head;
-		r->body = malloc(len + 1);
-		assert_non_null(r->body);
-		memcpy(r->body, p, len);
-		r->body[len] = '\0';
-		r->len = len;
-	}
-	pthread_mutex_unlock(&s->mu);
-	return 0;
-}
-
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned status,
-			     const char *text)
-{
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-	    text ? strlen(text) : 0, (void *)(text ? text : ""),
-	    MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ret = MHD_queue_response(c, status, resp);
-	MHD_destroy_response(resp);
-	return ret;
-}
-
-static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
-				  const char *url, const char *method,
-				  const char *version, const char *data,
-				  size_t *size, void **con_cls)
-{
-	struct server *s = cls;
-	struct upload *up = *con_cls;
-
-	(void)version;
-	if (up == NULL) {
-		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
-		    c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		pthread_mutex_lock(&s->mu);
-		s->streams++;
-		pthread_mutex_unlock(&s->mu);
-		if (s->status) /* refused before the body, as kvfs does */
-			return reply(c, s->status, s->text);
-		up = calloc(1, sizeof(*up));
-		if (up == NULL)
-			return MHD_NO;
-		up->s = s;
-		snprintf(up->head.method, sizeof(up->head.method), "%s",
-			 method);
-		snprintf(up->head.url, sizeof(up->head.url), "%s", url);
-		copy_header(c, "Content-Type", up->head.ctype,
-			    sizeof(up->head.ctype));
-		copy_header(c, PEER_HDR_CLUSTER, up->head.cluster,
-			    sizeof(up->head.cluster));
-		copy_header(c, PEER_HDR_TOKEN, up->head.token,
-			    sizeof(up->head.token));
-		copy_header(c, PEER_HDR_PROTOCOL, up->head.protocol,
-			    sizeof(up->head.protocol));
-		if (ci != NULL)
-			up->head.client_port =
-			    ntohs(((const struct sockaddr_in *)ci->client_addr)
-				      ->sin_port);
-		*con_cls = up;
-		return MHD_YES;
-	}
-	if (*size > 0) {
-		int rc = peer_frames_feed(&up->f, data, *size, PEER_MAX_BODY,
-					  on_frame, up, NULL, 0);
-		*size = 0;
-		return rc == 0 ? MHD_YES : MHD_NO;
-	}
-	return reply(c, MHD_HTTP_NO_CONTENT, NULL);
-}
-
-static void on_done(void *cls, struct MHD_Connection *c, void **con_cls,
-		    enum MHD_RequestTerminationCode toe)
-{
-	struct upload *up = *con_cls;
-
-	(void)cls;
-	(void)c;
-	(void)toe;
-	if (up != NULL) {
-		peer_frames_free(&up->f);
-		free(up);
-	}
-	*con_cls = NULL;
-}
-
-/* A server on listening socket fd (-1: a new one on a free port). */
-static struct server *server_start_fd(int fd)
-{
-	struct server *s = calloc(1, sizeof(*s));
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	const union MHD_DaemonInfo *di;
-
-	assert_non_null(s);
-	pthread_mutex_init(&s->mu, NULL);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd >= 0) {
-		assert_int_equal(listen(fd, 16), 0);
-		s->d = MHD_start_daemon(
-		    MHD_USE_THREAD_PER_CONNECTION |
-			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-		    0, NULL, NULL, on_request, s, MHD_OPTION_LISTEN_SOCKET, fd,
-		    MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_END);
-	} else {
-		s->d = MHD_start_daemon(
-		    MHD_USE_THREAD_PER_CONNECTION |
-			MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
-		    0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sa,
-		    MHD_OPTION_NOTIFY_COMPLETED, on_done, s, MHD_OPTION_END);
-	}
-	assert_non_null(s->d);
-	di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	assert_non_null(di);
-	s->port = di->port;
-	assert_true(s->port > 0);
-	return s;
-}
-
-static struct server *server_start(void)
-{
-	return server_start_fd(-1);
-}
-
-static void server_stop(struct server *s)
-{
-	MHD_stop_daemon(s->d);
-	for (unsigned i = 0; i < s->n; i++)
-		free(s->reqs[i].body);
-	pthread_mutex_destroy(&s->mu);
-	free(s);
-}
-
-/* Decode every recorded frame in order into one list of messages. */
-static struct raft_message *server_msgs(struct server *s, size_t *count)
-{
-	struct raft_message *all = NULL;
-	size_t n = 0;
-
-	pthread_mutex_lock(&s->mu);
-	for (unsigned i = 0; i < s->n; i++) {
-		struct raft_message *m;
-		size_t k;
-		char why[160];
-		int rc = peer_handle_body(s->reqs[i].body, s->reqs[i].len,
-					  CLUSTER, 2, &m, &k, why, sizeof(why));
-		if (rc != 0)
-			print_error("frame %u refused: %s\n", i, why);
-		assert_int_equal(rc, 0);
-		all = realloc(all, (n + k + 1) * sizeof(*all));
-		assert_non_null(all);
-		memcpy(all + n, m, k * sizeof(*m));
-		free(m); /* the entries moved into all */
-		n += k;
-	}
-	pthread_mutex_unlock(&s->mu);
-	*count = n;
-	return all;
-}
-
-/* server_msgs once at least want messages arrived (a sender counts a
- * frame sent when its connection took it, a moment before the server
- * has read it). */
-static struct raft_message *server_wait_msgs(struct server *s, size_t want,
-					     size_t *count)
-{
-	uint64_t end = mono_ms() + DEADLINE_MS;
-
-	for (;;) {
-		struct raft_message *all = server_msgs(s, count);
-		if (*count >= want || mono_ms() >= end)
-			return all;
-		peer_msgs_free(all, *count);
-		nap();
-	}
-}
+/* Deadline of every wait: the fixture's (generous, only reached when
+ * something is broken). */
+#define DEADLINE_MS FAKEPEER_DEADLINE_MS
 
 /* ---- Helpers ---- */
 
@@ -315,103 +73,21 @@ static struct peer_info info(struct peer_set *ps, uint64_t id)
 /* Poll until peer id has sent n messages. */
 static void wait_sent(struct peer_set *ps, uint64_t id, uint64_t n)
 {
-	uint64_t end = mono_ms() + DEADLINE_MS;
+	uint64_t end = kv_mono_ms() + DEADLINE_MS;
 
-	while (info(ps, id).sent < n && mono_ms() < end)
-		nap();
+	while (info(ps, id).sent < n && kv_mono_ms() < end)
+		fakepeer_nap();
 	assert_int_equal(info(ps, id).sent, n);
-}
-
-/* A port on 127.0.0.1 bound but not listening yet: connections are
- * refused until server_start_fd(fd) serves it. */
-static int reserved_port(unsigned *port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t sl = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
-/* A port on 127.0.0.1 with nothing listening (bound, then closed). */
-static unsigned dead_port(void)
-{
-	unsigned port;
-
-	close(reserved_port(&port));
-	return port;
 }
 
 /* Poll until peer id has failed n times in a row. */
 static void wait_failures(struct peer_set *ps, uint64_t id, uint64_t n)
 {
-	uint64_t end = mono_ms() + DEADLINE_MS;
+	uint64_t end = kv_mono_ms() + DEADLINE_MS;
 
-	while (info(ps, id).failures < n && mono_ms() < end)
-		nap();
+	while (info(ps, id).failures < n && kv_mono_ms() < end)
+		fakepeer_nap();
 	assert_int_equal(info(ps, id).failures, n);
-}
-
-/* A socket that listens but never answers: a hung peer. */
-static int hung_listener(unsigned *port)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET};
-	socklen_t sl = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	assert_true(fd >= 0);
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-	assert_int_equal(listen(fd, 16), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
-	*port = ntohs(sa.sin_port);
-	return fd;
-}
-
-/* Accept one connection on fd and read until the request's headers are
- * in: a stream is then open. Returns the connection. */
-static int accept_request(int fd)
-{
-	uint64_t end = mono_ms() + DEADLINE_MS;
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
-	char buf[4096];
-	size_t have = 0;
-	int c;
-
-	assert_int_equal(poll(&pfd, 1, DEADLINE_MS), 1);
-	c = accept(fd, NULL, NULL);
-	assert_true(c >= 0);
-	while (mono_ms() < end) {
-		ssize_t r;
-		pfd.fd = c;
-		if (poll(&pfd, 1, 100) != 1)
-			continue;
-		r = read(c, buf + have, sizeof(buf) - 1 - have);
-		assert_true(r > 0);
-		have += (size_t)r;
-		buf[have] = '\0';
-		if (strstr(buf, "\r\n\r\n") != NULL)
-			return c;
-	}
-	fail_msg("no request arrived");
-	return -1;
-}
-
-/* Accept a stream on listener fd and let it start, as a peer does with
- * "100 Continue". Returns the connection. */
-static int accept_stream(int fd)
-{
-	static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-	int c = accept_request(fd);
-
-	assert_int_equal(write(c, cont, sizeof(cont) - 1),
-			 (ssize_t)(sizeof(cont) - 1));
-	return c;
 }
 
 /* peers_free (or remove) on a thread, so the test can bound its wait. */
@@ -438,13 +114,13 @@ static void *stopper_main(void *arg)
 static void stop_within(struct peer_set *ps, uint64_t remove_id, int ms)
 {
 	struct stopper st = {.ps = ps, .remove_id = remove_id};
-	uint64_t end = mono_ms() + (uint64_t)ms;
+	uint64_t end = kv_mono_ms() + (uint64_t)ms;
 	pthread_t t;
 
 	atomic_init(&st.done, false);
 	assert_int_equal(pthread_create(&t, NULL, stopper_main, &st), 0);
-	while (!atomic_load(&st.done) && mono_ms() < end)
-		nap();
+	while (!atomic_load(&st.done) && kv_mono_ms() < end)
+		fakepeer_nap();
 	assert_true(atomic_load(&st.done));
 	pthread_join(t, NULL);
 }
@@ -458,10 +134,10 @@ static void test_messages_arrive_batched_in_order_on_one_stream(void **state)
 {
 	struct peer_options o = {.backoff_min_ms = 1000};
 	unsigned port;
-	int fd = reserved_port(&port);
+	int fd = fakepeer_reserved_port(&port);
 	struct peer_set *ps = new_set(&o);
 	struct raft_message *got, m[200];
-	struct server *s;
+	struct fakepeer *s;
 	struct peer_info pi;
 	size_t n;
 
@@ -474,7 +150,7 @@ static void test_messages_arrive_batched_in_order_on_one_stream(void **state)
 		m[i] = hb(2, (uint64_t)i + 1);
 	assert_int_equal(peers_send(ps, m, 100), 100);
 	assert_int_equal(peers_send(ps, m + 100, 100), 100);
-	s = server_start_fd(fd);
+	s = fakepeer_start_fd(fd);
 	wait_sent(ps, 2, 200);
 	for (int i = 0; i < 10; i++) {
 		m[0] = hb(2, 201 + (uint64_t)i);
@@ -482,7 +158,7 @@ static void test_messages_arrive_batched_in_order_on_one_stream(void **state)
 		wait_sent(ps, 2, 201 + (uint64_t)i);
 	}
 
-	got = server_wait_msgs(s, 210, &n);
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 210, &n);
 	assert_int_equal(n, 210);
 	for (size_t i = 0; i < n; i++) {
 		assert_int_equal(got[i].commit, i + 1);
@@ -494,15 +170,15 @@ static void test_messages_arrive_batched_in_order_on_one_stream(void **state)
 	assert_int_equal(s->n, 11);
 	assert_int_equal(s->streams, 1);
 	for (unsigned i = 0; i < s->n; i++) {
-		assert_string_equal(s->reqs[i].method, "POST");
-		assert_string_equal(s->reqs[i].url, PEER_STREAM_PATH);
-		assert_string_equal(s->reqs[i].ctype,
+		assert_string_equal(s->frames[i].method, "POST");
+		assert_string_equal(s->frames[i].url, PEER_STREAM_PATH);
+		assert_string_equal(s->frames[i].ctype,
 				    "application/x-kvfs-raft-stream");
-		assert_string_equal(s->reqs[i].cluster, CLUSTER);
-		assert_string_equal(s->reqs[i].token, TOKEN);
-		assert_string_equal(s->reqs[i].protocol, "2");
-		assert_int_equal(s->reqs[i].client_port,
-				 s->reqs[0].client_port);
+		assert_string_equal(s->frames[i].cluster, CLUSTER);
+		assert_string_equal(s->frames[i].token, TOKEN);
+		assert_string_equal(s->frames[i].protocol, "2");
+		assert_int_equal(s->frames[i].client_port,
+				 s->frames[0].client_port);
 	}
 	pi = info(ps, 2);
 	assert_int_equal(pi.batches, 11);
@@ -514,13 +190,13 @@ static void test_messages_arrive_batched_in_order_on_one_stream(void **state)
 	assert_int_equal(pi.dropped, 1);
 	assert_non_null(strstr(pi.addr, "127.0.0.1:"));
 	peers_free(ps);
-	server_stop(s);
+	fakepeer_stop(s);
 }
 
 static void test_entries_reach_the_peer_intact(void **state)
 {
 	static const unsigned char bin[] = {0, 0xfe, 'x', 0};
-	struct server *s = server_start();
+	struct fakepeer *s = fakepeer_start();
 	struct peer_set *ps = new_set(NULL);
 	struct raft_entry e[2] = {
 	    {1, 8, RAFT_ENTRY_NORMAL, (void *)"{\"op\":\"put\"}", 12},
@@ -545,7 +221,7 @@ static void test_entries_reach_the_peer_intact(void **state)
 	m.entries = NULL;
 	m.n_entries = 0;
 	wait_sent(ps, 2, 1);
-	got = server_wait_msgs(s, 1, &n);
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 1, &n);
 	assert_int_equal(n, 1);
 	assert_int_equal(got[0].n_entries, 2);
 	assert_memory_equal(got[0].entries[0].data, "{\"op\":\"put\"}", 12);
@@ -553,7 +229,7 @@ static void test_entries_reach_the_peer_intact(void **state)
 	assert_memory_equal(got[0].entries[1].data, bin, sizeof(bin));
 	peer_msgs_free(got, n);
 	peers_free(ps);
-	server_stop(s);
+	fakepeer_stop(s);
 }
 
 /* What the unsent callback heard. */
@@ -602,18 +278,18 @@ static struct raft_message propose(uint64_t to, uint64_t ctx)
 static void test_a_propose_that_never_went_is_reported(void **state)
 {
 	struct peer_options o = {.unsent = on_unsent, .unsent_arg = &unsent};
-	struct server *s = server_start();
+	struct fakepeer *s = fakepeer_start();
 	struct peer_set *ps = new_set(&o);
-	uint64_t end = mono_ms() + DEADLINE_MS;
+	uint64_t end = kv_mono_ms() + DEADLINE_MS;
 
 	(void)state;
 	unsent.n = 0;
 	add(ps, 2, s->port);
-	add(ps, 3, dead_port());
+	add(ps, 3, fakepeer_dead_port());
 	struct raft_message m[3] = {propose(2, 41), hb(3, 1), propose(3, 42)};
 	assert_int_equal(peers_send(ps, m, 3), 3);
-	while (unsent_count() == 0 && mono_ms() < end)
-		nap();
+	while (unsent_count() == 0 && kv_mono_ms() < end)
+		fakepeer_nap();
 	wait_sent(ps, 2, 1);
 	assert_int_equal(unsent_count(), 1);
 	assert_int_equal(unsent.to[0], 3);
@@ -621,21 +297,21 @@ static void test_a_propose_that_never_went_is_reported(void **state)
 	/* the one delivered is not reported, even once its stream ends */
 	stop_within(ps, 0, 3000);
 	assert_int_equal(unsent_count(), 1);
-	server_stop(s);
+	fakepeer_stop(s);
 }
 
 static void test_down_peer_backs_off_without_blocking_others(void **state)
 {
 	struct peer_options o = {.max_queue = 16, .timeout_ms = 60000};
-	struct server *s = server_start();
+	struct fakepeer *s = fakepeer_start();
 	struct peer_set *ps = new_set(&o);
-	uint64_t end = mono_ms() + DEADLINE_MS;
+	uint64_t end = kv_mono_ms() + DEADLINE_MS;
 	unsigned last_backoff = 0, grew = 0;
 	struct peer_info pi;
 
 	(void)state;
 	add(ps, 2, s->port);
-	add(ps, 3, dead_port());
+	add(ps, 3, fakepeer_dead_port());
 	for (int i = 0; i < 300; i++) {
 		struct raft_message m[2] = {hb(3, (uint64_t)i),
 					    hb(2, (uint64_t)i)};
@@ -659,8 +335,8 @@ static void test_down_peer_backs_off_without_blocking_others(void **state)
 			grew++;
 			last_backoff = pi.backoff_ms;
 		}
-		nap();
-	} while (last_backoff < 1000 && mono_ms() < end);
+		fakepeer_nap();
+	} while (last_backoff < 1000 && kv_mono_ms() < end);
 	assert_int_equal(last_backoff, 1000);
 	assert_true(grew >= 3); /* 10, 20, 40, ... 1000 */
 	assert_false(pi.reachable);
@@ -673,19 +349,19 @@ static void test_down_peer_backs_off_without_blocking_others(void **state)
 	assert_true(info(ps, 2).reachable);
 	print_message("dead peer: %s\n", pi.last_err);
 	stop_within(ps, 0, 3000);
-	server_stop(s);
+	fakepeer_stop(s);
 }
 
 static void test_full_queue_drops_oldest_heartbeats_first(void **state)
 {
 	struct peer_options o = {.max_queue = 8, .backoff_min_ms = 1000};
 	unsigned port;
-	int fd = reserved_port(&port);
+	int fd = fakepeer_reserved_port(&port);
 	struct peer_set *ps = new_set(&o);
 	struct raft_message *got, m;
 	struct raft_message vote = {
 	    .type = RAFT_MSG_VOTE, .from = SELF, .to = 2, .term = 2};
-	struct server *s;
+	struct fakepeer *s;
 	size_t n;
 
 	(void)state;
@@ -700,17 +376,17 @@ static void test_full_queue_drops_oldest_heartbeats_first(void **state)
 	}
 	assert_int_equal(info(ps, 2).queued, 8);
 	assert_int_equal(info(ps, 2).dropped, 1 + 43);
-	s = server_start_fd(fd);
+	s = fakepeer_start_fd(fd);
 	wait_sent(ps, 2, 8);
 
-	got = server_wait_msgs(s, 8, &n);
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 8, &n);
 	assert_int_equal(n, 8);
 	assert_int_equal(got[0].type, RAFT_MSG_VOTE);
 	for (size_t i = 1; i < 8; i++)
 		assert_int_equal(got[i].commit, 43 + (i - 1));
 	peer_msgs_free(got, n);
 	peers_free(ps);
-	server_stop(s);
+	fakepeer_stop(s);
 }
 
 /* Frames larger than the socket takes at once: the sender writes the
@@ -719,7 +395,7 @@ static void
 test_a_frame_the_socket_cannot_take_at_once_is_finished(void **state)
 {
 	enum { BIG = 3 * 1024 * 1024, N = 3 };
-	struct server *s = server_start();
+	struct fakepeer *s = fakepeer_start();
 	struct peer_set *ps = new_set(NULL);
 	char *data[N];
 	struct raft_entry e[N];
@@ -756,7 +432,7 @@ test_a_frame_the_socket_cannot_take_at_once_is_finished(void **state)
 	for (int i = 0; i < N; i++)
 		free(data[i]); /* the caller's to free once sent */
 	wait_sent(ps, 2, 1 + 2 * N);
-	got = server_wait_msgs(s, 1 + 2 * N, &n);
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 1 + 2 * N, &n);
 	assert_int_equal(n, 1 + 2 * N);
 	assert_int_equal(got[0].type, RAFT_MSG_HEARTBEAT);
 	for (int i = 0; i < N; i++) {
@@ -774,7 +450,7 @@ test_a_frame_the_socket_cannot_take_at_once_is_finished(void **state)
 	assert_int_equal(info(ps, 2).failures, 0);
 	assert_int_equal(info(ps, 2).dropped, 0);
 	peers_free(ps);
-	server_stop(s);
+	fakepeer_stop(s);
 }
 
 /* A peer that closed the stream (a killed process) never gets a propose
@@ -787,23 +463,23 @@ test_a_propose_after_the_peer_closed_goes_on_the_next_stream(void **state)
 	struct peer_options o = {.unsent = on_unsent, .unsent_arg = &unsent};
 	struct peer_set *ps = new_set(&o);
 	unsigned port;
-	int l = hung_listener(&port), c;
+	int l = fakepeer_hung_listener(&port), c;
 	struct raft_message m = hb(2, 1);
 	char buf[4096];
 	size_t have = 0;
-	uint64_t end = mono_ms() + DEADLINE_MS;
+	uint64_t end = kv_mono_ms() + DEADLINE_MS;
 
 	(void)state;
 	unsent.n = 0;
 	add(ps, 2, port);
 	assert_int_equal(peers_send(ps, &m, 1), 1);
-	c = accept_stream(l);
+	c = fakepeer_accept_stream(l);
 	wait_sent(ps, 2, 1);
 	close(c); /* the peer goes away; its listener stays */
 	m = propose(2, 77);
 	assert_int_equal(peers_send(ps, &m, 1), 1);
-	c = accept_stream(l); /* a new stream */
-	while (mono_ms() < end && have < sizeof(buf) - 1) {
+	c = fakepeer_accept_stream(l); /* a new stream */
+	while (kv_mono_ms() < end && have < sizeof(buf) - 1) {
 		struct pollfd pfd = {.fd = c, .events = POLLIN};
 		if (poll(&pfd, 1, 100) != 1)
 			continue;
@@ -829,7 +505,8 @@ static void test_stop_is_quick_while_a_stream_hangs(void **state)
 				 .connect_timeout_ms = 60000};
 	struct peer_set *ps = new_set(&o);
 	unsigned port2, port3;
-	int l2 = hung_listener(&port2), l3 = hung_listener(&port3);
+	int l2 = fakepeer_hung_listener(&port2),
+	    l3 = fakepeer_hung_listener(&port3);
 	int c2, c3;
 	struct raft_message m[2] = {hb(2, 1), hb(3, 1)};
 
@@ -837,8 +514,8 @@ static void test_stop_is_quick_while_a_stream_hangs(void **state)
 	add(ps, 2, port2);
 	add(ps, 3, port3);
 	assert_int_equal(peers_send(ps, m, 2), 2);
-	c2 = accept_request(l2);
-	c3 = accept_request(l3);
+	c2 = fakepeer_accept_request(l2);
+	c3 = fakepeer_accept_request(l3);
 	/* Both streams hang; removing one and freeing the rest is quick. */
 	stop_within(ps, 2, 3000);
 	assert_int_equal(peers_info(ps, 2, &(struct peer_info){0}), -ENOENT);
@@ -857,14 +534,14 @@ static void test_an_unanswered_end_of_stream_fails_in_time(void **state)
 	struct peer_options o = {.timeout_ms = 300, .idle_ms = 100};
 	struct peer_set *ps = new_set(&o);
 	unsigned port;
-	int l = hung_listener(&port), c;
+	int l = fakepeer_hung_listener(&port), c;
 	struct raft_message m = hb(2, 1);
 	struct peer_info pi;
 
 	(void)state;
 	add(ps, 2, port);
 	assert_int_equal(peers_send(ps, &m, 1), 1);
-	c = accept_stream(l);
+	c = fakepeer_accept_stream(l);
 	wait_sent(ps, 2, 1); /* the frame went; then nothing answers */
 	wait_failures(ps, 2, 1);
 	pi = info(ps, 2);
@@ -883,14 +560,14 @@ static void test_a_half_answer_fails_in_time(void **state)
 	struct peer_options o = {.timeout_ms = 300};
 	struct peer_set *ps = new_set(&o);
 	unsigned port;
-	int l = hung_listener(&port), c;
+	int l = fakepeer_hung_listener(&port), c;
 	struct raft_message m = hb(2, 1);
 	static const char half[] = "HTTP/1.1 500 Internal";
 
 	(void)state;
 	add(ps, 2, port);
 	assert_int_equal(peers_send(ps, &m, 1), 1);
-	c = accept_stream(l);
+	c = fakepeer_accept_stream(l);
 	wait_sent(ps, 2, 1);
 	assert_int_equal(write(c, half, sizeof(half) - 1),
 			 (ssize_t)(sizeof(half) - 1));
@@ -903,7 +580,7 @@ static void test_a_half_answer_fails_in_time(void **state)
 
 static void test_refusal_is_reported_with_the_peers_reason(void **state)
 {
-	struct server *s = server_start();
+	struct fakepeer *s = fakepeer_start();
 	struct peer_set *ps = new_set(NULL);
 	struct raft_message m = hb(2, 1);
 	struct peer_info pi;
@@ -923,7 +600,7 @@ static void test_refusal_is_reported_with_the_peers_reason(void **state)
 			    "HTTP 409: peer protocol version 2, this node "
 			    "speaks 1");
 	peers_free(ps);
-	server_stop(s);
+	fakepeer_stop(s);
 }
 
 static void test_bad_arguments_are_refused(void **state)
@@ -942,6 +619,10 @@ static void test_bad_arguments_are_refused(void **state)
 	assert_int_equal(peers_add(ps, 0, "127.0.0.1:1"), -EINVAL);
 	assert_int_equal(peers_add(ps, 2, "127.0.0.1:1/x?y"), -EINVAL);
 	assert_int_equal(peers_add(ps, 2, ""), -EINVAL);
+	/* The port is 1..65535, as everywhere (kv_addr_parse). */
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:99999"), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, "127.0.0.1:0"), -EINVAL);
+	assert_int_equal(peers_add(ps, 2, "::1:7001"), -EINVAL);
 	assert_int_equal(peers_add(ps, 2, "127.0.0.1:1"), 0);
 	assert_int_equal(peers_add(ps, 2, "127.0.0.1:2"), -EEXIST);
 	assert_int_equal(peers_remove(ps, 5), -ENOENT);

@@ -1,12 +1,13 @@
-/* test_snapxfer.c - the snapshot transfer (raft/snapxfer.c, the receiver,
- * and raft/snapxfer_send.c, the sender).
+/* test_snapxfer.c - the snapshot transfer (raft/peer/snapxfer.c, the
+ * receiver, and raft/peer/snapxfer_send.c, the sender).
  *
  * The receiver is driven directly (chunks in order, a lost chunk, a bad
  * checksum, a newer snapshot, a restart of the receiving process, a
  * truncated or damaged final file) and through a tiny libmicrohttpd server
  * on 127.0.0.1 that does what the node's handler does (token, cluster,
  * query, CRC header, reply) and can lose, corrupt or hold a request, so the
- * sender is tested against real sockets. Waits poll with a deadline. */
+ * sender is tested against real sockets (the daemon and a dead port come
+ * from tests/lib/fakepeer.h). Waits poll with a deadline. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -20,34 +21,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 #include <microhttpd.h>
 
+#include "fakepeer.h"
 #include "kv.h"
 #include "peer.h"
 #include "snapxfer.h"
 
 #define CLUSTER	    "test-cluster"
 #define TOKEN	    "t0ken-Secret"
-#define DEADLINE_MS 10000
+#define DEADLINE_MS FAKEPEER_DEADLINE_MS
 #define CHUNK	    8192
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void nap(void)
-{
-	struct timespec ts = {0, 2 * 1000 * 1000};
-	nanosleep(&ts, NULL);
-}
 
 /* ---- files ---- */
 
@@ -588,21 +575,12 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 static struct server *server_start(struct snapxfer_recv *r)
 {
 	struct server *s = calloc(1, sizeof(*s));
-	const union MHD_DaemonInfo *info;
 
 	assert_non_null(s);
 	s->r = r;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
-	s->d = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-		MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, on_request, s, MHD_OPTION_NOTIFY_COMPLETED,
-	    on_completed, s, MHD_OPTION_END);
-	assert_non_null(s->d);
-	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	assert_non_null(info);
-	s->port = info->port;
+	s->d = fakepeer_mhd_start(-1, on_request, on_completed, s, &s->port);
 	return s;
 }
 
@@ -758,6 +736,27 @@ static void test_sender_refuses_a_file_that_is_another_snapshot(void **state)
 	server_stop(s);
 }
 
+/* The address is a member address (cluster_addr_valid): a port out of
+ * range or a host that would bend the URL is refused before any request. */
+static void test_sender_refuses_a_bad_address(void **state)
+{
+	static const char *const bad[] = {"127.0.0.1:99999", "127.0.0.1:0",
+					  "127.0.0.1", "h@127.0.0.1:80",
+					  "h/x:80"};
+	struct fixture *f = *state;
+	struct snapxfer_send_stats st;
+	char why[200];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(snapxfer_send(f->db, 7, 2, bad[i], CLUSTER,
+					       TOKEN, &fast, NULL, &st, why,
+					       sizeof(why)),
+				 -EINVAL);
+		assert_int_equal(st.posts, 0);
+		assert_non_null(strstr(why, "bad address"));
+	}
+}
+
 static void test_sender_gives_up_at_once_on_a_wrong_token(void **state)
 {
 	struct fixture *f = *state;
@@ -779,10 +778,13 @@ static void test_sender_gives_up_on_a_peer_that_is_down(void **state)
 	struct snapxfer_send_stats st;
 	char why[200];
 
-	/* Port 1 on loopback: nothing listens, connections are refused. */
+	char addr[32];
+
+	/* Nothing listens there: connections are refused. */
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", fakepeer_dead_port());
 	o.max_failures = 3;
-	assert_int_equal(snapxfer_send(f->db, 7, 2, "127.0.0.1:1", CLUSTER,
-				       TOKEN, &o, NULL, &st, why, sizeof(why)),
+	assert_int_equal(snapxfer_send(f->db, 7, 2, addr, CLUSTER, TOKEN, &o,
+				       NULL, &st, why, sizeof(why)),
 			 -EIO);
 	assert_int_equal(st.failures, 3);
 	assert_int_equal(st.posts, 3);
@@ -810,16 +812,16 @@ static void test_sender_stops_when_cancelled_mid_request(void **state)
 	struct fixture *f = *state;
 	struct server *s = server_start(f->r);
 	struct bg b = {.f = f, .s = s, .result = 1};
-	uint64_t deadline = mono_ms() + DEADLINE_MS;
+	uint64_t deadline = kv_mono_ms() + DEADLINE_MS;
 	pthread_t t;
 
 	atomic_init(&b.cancel, false);
 	s->hold = true;
 	assert_int_equal(pthread_create(&t, NULL, bg_send, &b), 0);
 	pthread_mutex_lock(&s->mu);
-	while (s->held == 0 && mono_ms() < deadline) {
+	while (s->held == 0 && kv_mono_ms() < deadline) {
 		pthread_mutex_unlock(&s->mu);
-		nap();
+		fakepeer_nap();
 		pthread_mutex_lock(&s->mu);
 	}
 	assert_int_equal(s->held, 1);
@@ -851,6 +853,7 @@ int main(void)
 	    T(test_sender_picks_up_where_a_receiver_left_off),
 	    T(test_sender_restarts_the_receiver_for_a_newer_snapshot),
 	    T(test_sender_refuses_a_file_that_is_another_snapshot),
+	    T(test_sender_refuses_a_bad_address),
 	    T(test_sender_gives_up_at_once_on_a_wrong_token),
 	    T(test_sender_gives_up_on_a_peer_that_is_down),
 	    T(test_sender_stops_when_cancelled_mid_request),

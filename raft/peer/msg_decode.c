@@ -1,15 +1,12 @@
-/* msg.c - a batch of Raft messages as one versioned JSON document.
+/* msg_decode.c - reading a batch of Raft messages, strictly.
  *
- * The encoder writes JSON by hand into a growable buffer (store/codec.h),
- * so a batch of large entries is copied once, never built as a cJSON tree;
- * entry data goes in as a JSON string when it is valid UTF-8 without NUL
- * ("data") and as base64 otherwise ("data64"). The decoder checks the
- * text as strict JSON once and then reads it in place (store/jread.h): no
- * tree, one allocation per entry's data. It walks every object's fields
- * itself, so unknown, duplicate, mistyped and out-of-range fields are all
- * refused. The field
- * list is in docs/peer-protocol.md; the senders are in peer.c, the
- * receiving side's checks in peer_recv.c. */
+ * The decoder checks the text as strict JSON once and then reads it in
+ * place (store/kv's jread.h): no tree, one allocation per entry's data. It
+ * walks every object's fields itself, so unknown, duplicate, mistyped and
+ * out-of-range fields are all refused, and the version is read before any
+ * other field. The field list is in docs/peer-protocol.md; the encoder is
+ * msg_encode.c, the receiving side's checks on what decodes are in
+ * peer_recv.c. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -20,66 +17,8 @@
 #include "codec.h"
 #include "jread.h"
 #include "kv.h"
+#include "msg_int.h"
 #include "peer.h"
-
-static const char *const type_names[] = {
-    [RAFT_MSG_APPEND] = "append",
-    [RAFT_MSG_APPEND_RESP] = "append_resp",
-    [RAFT_MSG_VOTE] = "vote",
-    [RAFT_MSG_VOTE_RESP] = "vote_resp",
-    [RAFT_MSG_PREVOTE] = "prevote",
-    [RAFT_MSG_PREVOTE_RESP] = "prevote_resp",
-    [RAFT_MSG_HEARTBEAT] = "heartbeat",
-    [RAFT_MSG_HEARTBEAT_RESP] = "heartbeat_resp",
-    [RAFT_MSG_READ_INDEX] = "read_index",
-    [RAFT_MSG_READ_INDEX_RESP] = "read_index_resp",
-    [RAFT_MSG_SNAPSHOT] = "snapshot",
-    [RAFT_MSG_TIMEOUT_NOW] = "timeout_now",
-    [RAFT_MSG_PROPOSE] = "propose",
-    [RAFT_MSG_PROPOSE_RESP] = "propose_resp",
-};
-#define N_TYPES (sizeof(type_names) / sizeof(type_names[0]))
-
-static const char *const entry_type_names[] = {
-    [RAFT_ENTRY_NORMAL] = "normal",
-    [RAFT_ENTRY_NOOP] = "noop",
-    [RAFT_ENTRY_CONFIG] = "config",
-};
-#define N_ENTRY_TYPES (sizeof(entry_type_names) / sizeof(entry_type_names[0]))
-
-static const char *const role_names[] = {
-    [RAFT_VOTER] = "voter",
-    [RAFT_LEARNER] = "learner",
-};
-#define N_ROLES (sizeof(role_names) / sizeof(role_names[0]))
-
-const char *peer_msg_type_name(enum raft_msg_type t)
-{
-	if ((unsigned)t >= N_TYPES || type_names[t] == NULL)
-		return "none";
-	return type_names[t];
-}
-
-/* Index of name in names[1..n), or -1. */
-static int name_find(const char *const *names, size_t n, const char *name)
-{
-	for (size_t i = 1; i < n; i++)
-		if (names[i] != NULL && strcmp(names[i], name) == 0)
-			return (int)i;
-	return -1;
-}
-
-bool peer_id_valid(const char *s)
-{
-	size_t n = 0;
-
-	if (s == NULL)
-		return false;
-	for (; s[n] != '\0'; n++)
-		if (s[n] < 0x21 || s[n] > 0x7e || n >= PEER_ID_MAX)
-			return false;
-	return n > 0;
-}
 
 static void say(char *why, size_t why_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -93,174 +32,6 @@ static void say(char *why, size_t why_len, const char *fmt, ...)
 	vsnprintf(why, why_len, fmt, ap);
 	va_end(ap);
 }
-
-/* ---- Encoding ---- */
-
-/* ,"name":v when v is not zero (zero is the default on the wire). */
-static int put_u64(struct kv_buf *b, const char *name, uint64_t v)
-{
-	if (v > PEER_INT_MAX)
-		return -ERANGE;
-	if (v != 0) {
-		kv_buf_puts(b, ",\"");
-		kv_buf_puts(b, name);
-		kv_buf_puts(b, "\":");
-		kv_buf_u64(b, v);
-	}
-	return 0;
-}
-
-static int put_entry(struct kv_buf *b, const struct raft_entry *e)
-{
-	if (e->term > PEER_INT_MAX || e->index > PEER_INT_MAX)
-		return -ERANGE;
-	if ((unsigned)e->type >= N_ENTRY_TYPES ||
-	    entry_type_names[e->type] == NULL)
-		return -EINVAL;
-	if (e->len > 0 && e->data == NULL)
-		return -EINVAL;
-	kv_buf_puts(b, "{\"term\":");
-	kv_buf_u64(b, e->term);
-	kv_buf_puts(b, ",\"index\":");
-	kv_buf_u64(b, e->index);
-	kv_buf_puts(b, ",\"type\":\"");
-	kv_buf_puts(b, entry_type_names[e->type]);
-	kv_buf_puts(b, "\"");
-	if (e->len > 0 && kv_utf8_valid(e->data, e->len, false)) {
-		kv_buf_puts(b, ",\"data\":");
-		kv_buf_json_str(b, e->data, e->len);
-	} else if (e->len > 0) {
-		kv_buf_puts(b, ",\"data64\":\"");
-		kv_buf_base64(b, e->data, e->len);
-		kv_buf_puts(b, "\"");
-	}
-	kv_buf_puts(b, "}");
-	return 0;
-}
-
-static int put_snapshot(struct kv_buf *b, const struct raft_snapshot_meta *s)
-{
-	const struct raft_config *c = &s->conf;
-
-	if (s->index > PEER_INT_MAX || s->term > PEER_INT_MAX ||
-	    c->n > RAFT_MAX_SERVERS)
-		return -ERANGE;
-	kv_buf_printf(b,
-		      ",\"snapshot\":{\"index\":%" PRIu64 ",\"term\":%" PRIu64
-		      ",\"conf\":[",
-		      s->index, s->term);
-	for (unsigned i = 0; i < c->n; i++) {
-		const struct raft_server *sv = &c->servers[i];
-		size_t alen = strnlen(sv->addr, RAFT_ADDR_MAX);
-
-		if (sv->id > PEER_INT_MAX)
-			return -ERANGE;
-		if ((unsigned)sv->role >= N_ROLES ||
-		    role_names[sv->role] == NULL || alen == RAFT_ADDR_MAX ||
-		    !kv_utf8_valid(sv->addr, alen, false))
-			return -EINVAL;
-		kv_buf_printf(b,
-			      "%s{\"id\":%" PRIu64 ",\"role\":\"%s\",\"addr\":",
-			      i ? "," : "", sv->id, role_names[sv->role]);
-		kv_buf_json_str(b, sv->addr, alen);
-		kv_buf_puts(b, "}");
-	}
-	kv_buf_puts(b, "]}");
-	return 0;
-}
-
-static int put_msg(struct kv_buf *b, const struct raft_message *m)
-{
-	int err;
-
-	if ((unsigned)m->type >= N_TYPES || type_names[m->type] == NULL)
-		return -EINVAL;
-	if (m->n_entries > 0 &&
-	    ((m->type != RAFT_MSG_APPEND && m->type != RAFT_MSG_PROPOSE) ||
-	     m->entries == NULL))
-		return -EINVAL;
-	if (m->to > PEER_INT_MAX || m->term > PEER_INT_MAX)
-		return -ERANGE;
-	kv_buf_puts(b, "{\"type\":\"");
-	kv_buf_puts(b, type_names[m->type]);
-	kv_buf_puts(b, "\",\"to\":");
-	kv_buf_u64(b, m->to);
-	kv_buf_puts(b, ",\"term\":");
-	kv_buf_u64(b, m->term);
-	if ((err = put_u64(b, "index", m->index)) < 0 ||
-	    (err = put_u64(b, "log_term", m->log_term)) < 0 ||
-	    (err = put_u64(b, "commit", m->commit)) < 0 ||
-	    (err = put_u64(b, "ctx", m->ctx)) < 0 ||
-	    (err = put_u64(b, "hint_index", m->hint_index)) < 0 ||
-	    (err = put_u64(b, "hint_term", m->hint_term)) < 0)
-		return err;
-	if (m->reject)
-		kv_buf_puts(b, ",\"reject\":true");
-	if (m->transfer)
-		kv_buf_puts(b, ",\"transfer\":true");
-	if (m->n_entries > 0) {
-		kv_buf_puts(b, ",\"entries\":[");
-		for (size_t i = 0; i < m->n_entries; i++) {
-			if (i > 0)
-				kv_buf_puts(b, ",");
-			if ((err = put_entry(b, &m->entries[i])) < 0)
-				return err;
-		}
-		kv_buf_puts(b, "]");
-	}
-	if (m->type == RAFT_MSG_SNAPSHOT &&
-	    (err = put_snapshot(b, &m->snapshot)) < 0)
-		return err;
-	kv_buf_puts(b, "}");
-	return 0;
-}
-
-int peer_msgs_encode(const char *cluster_id, uint64_t from,
-		     const struct raft_message *msgs, size_t n, char **out,
-		     size_t *len)
-{
-	struct kv_buf b;
-	int err = 0;
-
-	if (!peer_id_valid(cluster_id) || from == RAFT_NONE)
-		return -EINVAL;
-	if (from > PEER_INT_MAX)
-		return -ERANGE;
-	kv_buf_init(&b);
-	/* The cluster id is printable ASCII: it needs escaping of '"' and
-	 * '\\' only, which kv_buf_json_str does. */
-	kv_buf_puts(&b, "{\"kvfs\":\"raft\",\"version\":");
-	kv_buf_u64(&b, PEER_PROTOCOL_VERSION);
-	kv_buf_puts(&b, ",\"cluster\":");
-	kv_buf_json_str(&b, cluster_id, strlen(cluster_id));
-	kv_buf_puts(&b, ",\"from\":");
-	kv_buf_u64(&b, from);
-	kv_buf_puts(&b, ",\"msgs\":[");
-	for (size_t i = 0; i < n; i++) {
-		if (msgs[i].from != from) {
-			err = -EINVAL;
-			goto err_free;
-		}
-		if (i > 0)
-			kv_buf_puts(&b, ",");
-		if ((err = put_msg(&b, &msgs[i])) < 0)
-			goto err_free;
-	}
-	kv_buf_puts(&b, "]}");
-	if (b.err) {
-		err = b.err;
-		goto err_free;
-	}
-	*out = b.p;
-	*len = b.len;
-	return 0;
-
-err_free:
-	kv_buf_free(&b);
-	return err;
-}
-
-/* ---- Decoding ---- */
 
 struct dec {
 	char *why;
@@ -302,7 +73,7 @@ static int get_bool(struct dec *d, const char *name, bool *out)
 
 /* A string naming one of names[]: its index, or -1 (not a string, or no
  * such name). */
-static int get_name(struct dec *d, const char *const *names, size_t n)
+static int get_name(struct dec *d, const struct msg_names *names)
 {
 	char buf[NAME_CAP];
 	size_t len;
@@ -310,7 +81,7 @@ static int get_name(struct dec *d, const char *const *names, size_t n)
 	if (jr_kind(&d->r) != '"' ||
 	    (len = jr_str(&d->r, buf, sizeof(buf))) != strlen(buf))
 		return -1; /* too long, or a NUL inside */
-	return name_find(names, n, buf);
+	return msg_name_find(names, buf);
 }
 
 /* A field seen twice, or not at all when required. */
@@ -399,8 +170,7 @@ static int get_entry(struct dec *d, struct raft_entry *e)
 			int t;
 			if ((err = seen(d, &mask, F_TYPE, k)) < 0)
 				return err;
-			if ((t = get_name(d, entry_type_names, N_ENTRY_TYPES)) <
-			    0)
+			if ((t = get_name(d, &msg_entry_types)) < 0)
 				BAD(d, "unknown entry type");
 			e->type = (enum raft_entry_type)t;
 		} else if (strcmp(k, "data") == 0) {
@@ -443,7 +213,7 @@ static int get_server(struct dec *d, struct raft_server *s)
 			int r;
 			if ((err = seen(d, &mask, F_ROLE, k)) < 0)
 				return err;
-			if ((r = get_name(d, role_names, N_ROLES)) < 0)
+			if ((r = get_name(d, &msg_roles)) < 0)
 				BAD(d, "unknown server role");
 			s->role = (enum raft_server_role)r;
 		} else if (strcmp(k, "addr") == 0) {
@@ -559,39 +329,40 @@ static int get_entries(struct dec *d, struct raft_message *m)
 	return 0;
 }
 
+/* A message's fields, one bit each, and the integers among them. */
+enum {
+	M_TYPE = 1 << 0,
+	M_TO = 1 << 1,
+	M_TERM = 1 << 2,
+	M_INDEX = 1 << 3,
+	M_LOG_TERM = 1 << 4,
+	M_COMMIT = 1 << 5,
+	M_CTX = 1 << 6,
+	M_HINT_INDEX = 1 << 7,
+	M_HINT_TERM = 1 << 8,
+	M_REJECT = 1 << 9,
+	M_TRANSFER = 1 << 10,
+	M_ENTRIES = 1 << 11,
+	M_SNAPSHOT = 1 << 12,
+};
+static const struct {
+	const char *name;
+	unsigned bit;
+	size_t off;
+} msg_nums[] = {
+    {"to", M_TO, offsetof(struct raft_message, to)},
+    {"term", M_TERM, offsetof(struct raft_message, term)},
+    {"index", M_INDEX, offsetof(struct raft_message, index)},
+    {"log_term", M_LOG_TERM, offsetof(struct raft_message, log_term)},
+    {"commit", M_COMMIT, offsetof(struct raft_message, commit)},
+    {"ctx", M_CTX, offsetof(struct raft_message, ctx)},
+    {"hint_index", M_HINT_INDEX, offsetof(struct raft_message, hint_index)},
+    {"hint_term", M_HINT_TERM, offsetof(struct raft_message, hint_term)},
+};
+#define N_MSG_NUMS (sizeof(msg_nums) / sizeof(msg_nums[0]))
+
 static int get_msg(struct dec *d, struct raft_message *m)
 {
-	enum {
-		F_TYPE = 1 << 0,
-		F_TO = 1 << 1,
-		F_TERM = 1 << 2,
-		F_INDEX = 1 << 3,
-		F_LOG_TERM = 1 << 4,
-		F_COMMIT = 1 << 5,
-		F_CTX = 1 << 6,
-		F_HINT_INDEX = 1 << 7,
-		F_HINT_TERM = 1 << 8,
-		F_REJECT = 1 << 9,
-		F_TRANSFER = 1 << 10,
-		F_ENTRIES = 1 << 11,
-		F_SNAPSHOT = 1 << 12,
-	};
-	static const struct {
-		const char *name;
-		unsigned bit;
-		size_t off;
-	} nums[] = {
-	    {"to", F_TO, offsetof(struct raft_message, to)},
-	    {"term", F_TERM, offsetof(struct raft_message, term)},
-	    {"index", F_INDEX, offsetof(struct raft_message, index)},
-	    {"log_term", F_LOG_TERM, offsetof(struct raft_message, log_term)},
-	    {"commit", F_COMMIT, offsetof(struct raft_message, commit)},
-	    {"ctx", F_CTX, offsetof(struct raft_message, ctx)},
-	    {"hint_index", F_HINT_INDEX,
-	     offsetof(struct raft_message, hint_index)},
-	    {"hint_term", F_HINT_TERM,
-	     offsetof(struct raft_message, hint_term)},
-	};
 	unsigned mask = 0;
 	/* Where entries and snapshot start: read once the type is known. */
 	struct jr entries, snapshot, end;
@@ -606,36 +377,37 @@ static int get_msg(struct dec *d, struct raft_message *m)
 		size_t i;
 
 		jr_name(&d->r, k, sizeof(k));
-		for (i = 0; i < sizeof(nums) / sizeof(nums[0]); i++)
-			if (strcmp(k, nums[i].name) == 0)
+		for (i = 0; i < N_MSG_NUMS; i++)
+			if (strcmp(k, msg_nums[i].name) == 0)
 				break;
-		if (i < sizeof(nums) / sizeof(nums[0])) {
-			uint64_t *field = (uint64_t *)((char *)m + nums[i].off);
-			if ((err = seen(d, &mask, nums[i].bit, k)) < 0 ||
+		if (i < N_MSG_NUMS) {
+			uint64_t *field =
+			    (uint64_t *)((char *)m + msg_nums[i].off);
+			if ((err = seen(d, &mask, msg_nums[i].bit, k)) < 0 ||
 			    (err = get_u64(d, k, field)) < 0)
 				return err;
 		} else if (strcmp(k, "type") == 0) {
 			int t;
-			if ((err = seen(d, &mask, F_TYPE, k)) < 0)
+			if ((err = seen(d, &mask, M_TYPE, k)) < 0)
 				return err;
-			if ((t = get_name(d, type_names, N_TYPES)) < 0)
+			if ((t = get_name(d, &msg_types)) < 0)
 				BAD(d, "unknown message type");
 			m->type = (enum raft_msg_type)t;
 		} else if (strcmp(k, "reject") == 0) {
-			if ((err = seen(d, &mask, F_REJECT, k)) < 0 ||
+			if ((err = seen(d, &mask, M_REJECT, k)) < 0 ||
 			    (err = get_bool(d, k, &m->reject)) < 0)
 				return err;
 		} else if (strcmp(k, "transfer") == 0) {
-			if ((err = seen(d, &mask, F_TRANSFER, k)) < 0 ||
+			if ((err = seen(d, &mask, M_TRANSFER, k)) < 0 ||
 			    (err = get_bool(d, k, &m->transfer)) < 0)
 				return err;
 		} else if (strcmp(k, "entries") == 0) {
-			if ((err = seen(d, &mask, F_ENTRIES, k)) < 0)
+			if ((err = seen(d, &mask, M_ENTRIES, k)) < 0)
 				return err;
 			entries = d->r;
 			jr_skip(&d->r);
 		} else if (strcmp(k, "snapshot") == 0) {
-			if ((err = seen(d, &mask, F_SNAPSHOT, k)) < 0)
+			if ((err = seen(d, &mask, M_SNAPSHOT, k)) < 0)
 				return err;
 			snapshot = d->r;
 			jr_skip(&d->r);
@@ -643,21 +415,22 @@ static int get_msg(struct dec *d, struct raft_message *m)
 			BAD(d, "unknown message field \"%s\"", k);
 		}
 	}
-	if ((mask & (F_TYPE | F_TO | F_TERM)) != (F_TYPE | F_TO | F_TERM))
+	if ((mask & (M_TYPE | M_TO | M_TERM)) != (M_TYPE | M_TO | M_TERM))
 		BAD(d, "a message lacks type, to or term");
-	if ((mask & F_ENTRIES) && m->type != RAFT_MSG_APPEND &&
+	if ((mask & M_ENTRIES) && m->type != RAFT_MSG_APPEND &&
 	    m->type != RAFT_MSG_PROPOSE)
-		BAD(d, "\"entries\" in a %s message", type_names[m->type]);
-	if (!!(mask & F_SNAPSHOT) != (m->type == RAFT_MSG_SNAPSHOT))
+		BAD(d, "\"entries\" in a %s message",
+		    peer_msg_type_name(m->type));
+	if (!!(mask & M_SNAPSHOT) != (m->type == RAFT_MSG_SNAPSHOT))
 		BAD(d, "\"snapshot\" goes with, and only with, a snapshot "
 		       "message");
 	end = d->r;
-	if (mask & F_ENTRIES) {
+	if (mask & M_ENTRIES) {
 		d->r = entries;
 		if ((err = get_entries(d, m)) < 0)
 			return err;
 	}
-	if (mask & F_SNAPSHOT) {
+	if (mask & M_SNAPSHOT) {
 		d->r = snapshot;
 		if ((err = get_snapshot(d, &m->snapshot)) < 0)
 			return err;
