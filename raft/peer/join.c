@@ -8,7 +8,7 @@
  * this id already at this address is taken as success, so a joiner that
  * crashed after the change committed, or whose answer was lost in a
  * timeout, just asks again. Deadlines are kv_deadline's (monotonic);
- * addresses are checked by cluster_addr_valid, on kv_addr_parse. The
+ * addresses are checked by cluster_addr_valid (kv_addr_valid). The
  * server side is raft/http/http_cluster.c. */
 #include <errno.h>
 #include <inttypes.h>
@@ -64,31 +64,9 @@ static void sleep_ms(long ms)
 		;
 }
 
-/* A character of a host name kvfs takes in a member address: nothing
- * that could bend a URL or a Host header. */
-static bool is_host_char(char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
-}
-
-/* A character of a bracketed IPv6 address (with an IPv4 tail). */
-static bool is_ip6_char(char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-	       (c >= 'A' && c <= 'F') || c == ':' || c == '.';
-}
-
 bool cluster_addr_valid(const char *a)
 {
-	char host[KV_ADDR_MAX + 1];
-
-	if (kv_addr_parse(a, false, host, sizeof(host), NULL, NULL) != 0)
-		return false;
-	for (const char *p = host; *p; p++)
-		if (a[0] == '[' ? !is_ip6_char(*p) : !is_host_char(*p))
-			return false;
-	return true;
+	return kv_addr_valid(a);
 }
 
 /* ---- one request ---- */

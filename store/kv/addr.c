@@ -4,11 +4,26 @@
  * take addresses; each used to parse them its own way, and one accepted
  * port 99999 (listening on 99999 mod 65536). This is the only parser: the
  * port is decimal digits in 1..65535 (0 only where the kernel may pick),
- * an IPv6 host goes in brackets, and nothing else is guessed. */
+ * an IPv6 host goes in brackets, a host holds nothing that could bend a
+ * URL or a Host header, and nothing else is guessed. */
 #include <errno.h>
 #include <string.h>
 
 #include "kv.h"
+
+/* A character of a host name (or IPv4 address). */
+static bool is_host_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
+}
+
+/* A character of a bracketed IPv6 address (with an IPv4 tail). */
+static bool is_ip6_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+	       (c >= 'A' && c <= 'F') || c == ':' || c == '.';
+}
 
 static int fail(const char **why, const char *msg)
 {
@@ -50,6 +65,11 @@ int kv_addr_parse(const char *s, bool allow_zero, char *host, size_t cap,
 	}
 	if (hlen == 0)
 		return fail(why, "no host; expected HOST:PORT");
+	for (size_t i = 0; i < hlen; i++)
+		if (s[0] == '[' ? !is_ip6_char(h[i]) : !is_host_char(h[i]))
+			return fail(why, "the host may hold letters, digits, "
+					 "'.', '-' and '_' (an IPv6 address: "
+					 "hex digits, ':' and '.')");
 	const char *p = colon + 1;
 	if (*p == '\0')
 		return fail(why, "no port; expected HOST:PORT");
