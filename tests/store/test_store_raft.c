@@ -1,9 +1,10 @@
 /* test_store_raft.c - the store's Raft path: store_append, store_apply,
  * store_recover, store_install, store_room and the store_raft_ops callbacks.
  *
- * Callbacks land on the owner thread; they are recorded under a mutex and
- * the test waits on a condition variable with a generous deadline, never a
- * fixed sleep. fdatasync is wrapped at link time (-Wl,--wrap=fdatasync, see
+ * Callbacks land on the store's threads (persisted on the sync thread,
+ * applied on the caller's, snapshotted on the owner); they are recorded
+ * under a mutex and the test waits on a condition variable with a generous
+ * deadline, never a fixed sleep. fdatasync is wrapped at link time (-Wl,--wrap=fdatasync, see
  * tests/store/meson.build) so a test can hold the log's sync open or make it
  * fail and see what is reported meanwhile. The full-disk tests mount their
  * own small tmpfs and skip when that is not allowed. The rest of the store is
@@ -305,11 +306,15 @@ static void remove_dir(char *dir)
 	free(dir);
 }
 
-static struct store *open_raft(const char *dir, struct events *ev,
-			       size_t segment_size)
+/* A store on the Raft path with the given schedule (0: the defaults). */
+static struct store *open_raft_every(const char *dir, struct events *ev,
+				     size_t segment_size, uint64_t every,
+				     uint64_t bytes)
 {
 	struct store_options o = {.dir = dir,
 				  .segment_size = segment_size,
+				  .snapshot_every = every,
+				  .snapshot_bytes = bytes,
 				  .raft = &raft_ops,
 				  .raft_ctx = ev};
 	struct store *st;
@@ -320,6 +325,12 @@ static struct store *open_raft(const char *dir, struct events *ev,
 			 msg ? msg : "");
 	free(msg);
 	return st;
+}
+
+static struct store *open_raft(const char *dir, struct events *ev,
+			       size_t segment_size)
+{
+	return open_raft_every(dir, ev, segment_size, 0, 0);
 }
 
 static struct store_status status_of(struct store *st)
@@ -349,6 +360,8 @@ static struct store_entry put_entry(uint64_t index, uint64_t term,
 				    .data = json,
 				    .len = len};
 }
+
+static struct store_entry big_entry(uint64_t index, uint64_t term);
 
 static struct store_entry del_entry(uint64_t index, uint64_t term,
 				    const char *key)
@@ -705,6 +718,106 @@ test_a_snapshot_waits_for_the_log_to_hold_the_applied_entry(void **s)
 	store_close(st);
 	free_entries(old, 3);
 	free_entries(now, 2);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* ---- snapshots on schedule ---- */
+
+/* Wait until a snapshotted report names index or later; its index. The
+ * wait is on the callback alone: no store call that could give the owner
+ * a turn. */
+static uint64_t wait_snapshotted(struct events *ev, uint64_t index)
+{
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	pthread_mutex_lock(&ev->mu);
+	int ret = 0;
+	while (!(ev->ns && ev->snap[ev->ns - 1] >= index) && ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&ev->cond, &ev->mu, &t);
+	uint64_t last = ev->ns ? ev->snap[ev->ns - 1] : 0;
+	pthread_mutex_unlock(&ev->mu);
+	if (last < index)
+		fail_msg("no snapshot at %llu or later within %d s (last %llu)",
+			 (unsigned long long)index, DEADLINE_S,
+			 (unsigned long long)last);
+	return last;
+}
+
+/* Append e[0..n) and apply them as the node does: append, wait for the
+ * persisted report, apply. */
+static void append_and_apply(struct store *st, struct events *ev,
+			     const struct store_entry *e, size_t n)
+{
+	assert_int_equal(store_append(st, e, n), 0);
+	wait_persisted(ev, e[n - 1].index);
+	assert_int_equal(store_apply(st, e, n), 0);
+}
+
+/* The log holds nothing the db covers: its first index is right after the
+ * snapshot's (entries the last segment keeps are not counted). */
+static void expect_compacted_at(struct store *st, uint64_t index)
+{
+	struct store_status ss = status_of(st);
+	assert_true(ss.snapshot_index >= index);
+	assert_int_equal(ss.first_index, ss.snapshot_index + 1);
+}
+
+/* The bug of issue 20: on the Raft path nothing woke the owner thread,
+ * whose loop alone checked the schedule, so a running node never took a
+ * snapshot. Entries applied past snapshot_every get a db and a compacted
+ * log with no other call, and the schedule goes on after the first. */
+static void test_applied_entries_past_snapshot_every_get_a_db(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	enum { N = 500 };
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "k%zu", i % 50);
+		e[i] = put_entry(i + 1, 1, key, "value");
+	}
+	for (size_t i = 0; i < 250; i += 10)
+		append_and_apply(st, ev, &e[i], 10);
+	uint64_t first = wait_snapshotted(ev, 100);
+	assert_true(first <= 250);
+	expect_compacted_at(st, first);
+	for (size_t i = 250; i < N; i += 10)
+		append_and_apply(st, ev, &e[i], 10);
+	uint64_t later = wait_snapshotted(ev, N - 100);
+	expect_compacted_at(st, later);
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* The same by log bytes: with snapshot_every out of reach, a log that
+ * grows past snapshot_bytes gets a db and is compacted. */
+static void test_log_bytes_past_snapshot_bytes_get_a_db(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	enum { N = 100, BYTES = 32 * 1024 };
+	struct store *st =
+	    open_raft_every(dir, ev, 8 * 1024, 1000 * 1000 * 1000, BYTES);
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++)
+		e[i] = big_entry(i + 1, 1);
+	for (size_t i = 0; i < N; i += 5)
+		append_and_apply(st, ev, &e[i], 5);
+	uint64_t snap = wait_snapshotted(ev, BYTES / 1100);
+	expect_compacted_at(st, snap);
+	/* everything applied is covered in the end: the log shrinks below
+	 * the bound */
+	wait_snapshotted(ev, N - BYTES / 1000);
+	assert_true(status_of(st).log_bytes < BYTES);
+	store_close(st);
+	free_entries(e, N);
 	events_free(ev);
 	remove_dir(dir);
 }
@@ -1365,6 +1478,10 @@ int main(void)
 	    cmocka_unit_test_setup(
 		test_a_snapshot_waits_for_the_log_to_hold_the_applied_entry,
 		reset_gate),
+	    cmocka_unit_test_setup(
+		test_applied_entries_past_snapshot_every_get_a_db, reset_gate),
+	    cmocka_unit_test_setup(test_log_bytes_past_snapshot_bytes_get_a_db,
+				   reset_gate),
 	    cmocka_unit_test_setup(
 		test_reopen_applies_only_the_db_and_recovers_the_log_after_it,
 		reset_gate),
