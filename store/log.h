@@ -18,7 +18,11 @@ struct log;
 /* One entry. data is the command's JSON text (one line: no '\n', no NUL),
  * stored verbatim; len 0 (data may be NULL) is stored as `null` and reads
  * back as len 0. When returned by log_get, data points into the mapping and
- * stays valid until the next call that changes the log. */
+ * stays valid until that entry is dropped (log_truncate or a conflicting
+ * log_append at or below its index, log_compact past its segment,
+ * log_reset, log_close): segments are mapped once, whole, and never move,
+ * so later appends do not invalidate it (the snapshot replica reads
+ * committed entries so, without the store's log lock). */
 struct log_entry {
 	uint64_t index;
 	uint64_t term;
