@@ -181,8 +181,8 @@ static int stall(struct store *st, const struct store_entry *e, size_t n)
 	st->stalled_tail = r;
 	st->any_stalled = true;
 	if (!st->stall_error) {
+		st->stall_ms = kv_mono_ms(); /* before the error: readers */
 		st->stall_error = -ENOSPC;
-		st->stall_ms = kv_mono_ms();
 		fprintf(stderr,
 			"kvfs: %s: the disk is full: log appends "
 			"wait for space\n",
@@ -274,4 +274,17 @@ int store_append(struct store *st, const struct store_entry *e, size_t n)
 uint64_t store_room(const struct store *st)
 {
 	return st->room;
+}
+
+int store_write_error(const struct store *st, uint64_t *since_ms)
+{
+	int err = st->failed; /* sticky: it outranks a stall */
+	uint64_t since = st->failed_ms;
+	if (!err) {
+		err = st->stall_error;
+		since = err ? st->stall_ms : 0;
+	}
+	if (since_ms)
+		*since_ms = since;
+	return err;
 }

@@ -89,18 +89,13 @@ static void do_status(struct store *st, struct store_status *s)
 	s->first_index = log_first_index(st->log);
 	s->last_index = log_last_index(st->log);
 	s->log_bytes = log_bytes(st->log);
-	s->write_error = st->stall_error;
-	s->write_error_since_ms = st->stall_error ? st->stall_ms : 0;
 	pthread_mutex_unlock(&st->log_mu);
 	s->snapshot_index = st->snap_index;
 	s->snapshot_term = st->snap_term;
 	s->term = st->term;
 	s->vote = st->vote;
 	s->failed = st->failed;
-	if (s->failed) { /* sticky: it outranks a stall */
-		s->write_error = s->failed;
-		s->write_error_since_ms = st->failed_ms;
-	}
+	s->write_error = store_write_error(st, &s->write_error_since_ms);
 }
 
 static void handle(struct store *st, struct req *r)

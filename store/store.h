@@ -38,7 +38,9 @@ struct store_entry {
  * thread it runs on. */
 struct store_raft_ops {
 	/* Every entry up to (index, term) is durable (store_append). On the
-	 * store's sync thread, in index order, never after a failed sync. */
+	 * store's sync thread, in the order of the appends (after a conflict
+	 * truncation the index may be below the last report's), never after
+	 * a failed sync, with no store lock held. */
 	void (*persisted)(void *ctx, uint64_t index, uint64_t term);
 	/* The entry at (index, term) was applied; res is the command's
 	 * outcome, NULL for a no-op, a configuration or an installed
@@ -199,6 +201,14 @@ int store_apply(struct store *st, const struct store_entry *e, size_t n);
  * Proposers refuse writes that do not fit with -ENOSPC. Lock-free; any
  * thread. */
 uint64_t store_room(const struct store *st);
+
+/* What store_status reports as write_error, lock-free: 0 if the log takes
+ * writes, -ENOSPC while appends wait for space, or the sticky error of a
+ * failed write or sync; *since_ms (may be NULL) gets when it began
+ * (kv_mono_ms), 0 with no error. For the node thread, which may look every
+ * tick without a hand-off to the owner. Any thread, the callbacks
+ * included. */
+int store_write_error(const struct store *st, uint64_t *since_ms);
 
 /* Applied index, lock-free. Any thread, the callbacks included. */
 uint64_t store_applied(const struct store *st);

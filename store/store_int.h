@@ -134,8 +134,10 @@ struct store {
 	 * a stream of appends needs no owner turn per group commit */
 	uint64_t w_index, w_term;
 	struct req *stalled, *stalled_tail; /* appends waiting for space */
-	int stall_error;		 /* -ENOSPC while appends are stalled */
-	uint64_t stall_ms;		 /* since when (kv_mono_ms) */
+	/* -ENOSPC while appends are stalled, and since when (kv_mono_ms):
+	 * written under log_mu (ms first), read lock-free */
+	_Atomic int stall_error;
+	_Atomic uint64_t stall_ms;
 	uint64_t fs_room, fs_checked_ms; /* the last statvfs */
 	/* the db in place; changed by the owner under log_mu (the appender
 	 * skips what a db holds), so the owner reads them without it */

@@ -541,6 +541,9 @@ static void test_a_failed_sync_reports_nothing_and_stays_failed(void **s)
 	assert_int_equal(ss.write_error, -EIO);
 	assert_true(ss.write_error_since_ms > 0);
 	assert_true(ss.write_error_since_ms <= kv_mono_ms());
+	uint64_t since = 0;
+	assert_int_equal(store_write_error(st, &since), -EIO);
+	assert_int_equal(since, ss.write_error_since_ms);
 	assert_int_equal(store_append(st, &e[1], 1), 0);
 	ss = status_of(st); /* the second append was handled */
 	assert_int_equal(ss.failed, -EIO);
@@ -1572,6 +1575,9 @@ static void test_full_disk_stalls_appends_until_space_returns(void **s)
 	assert_true(stalled_at > 0 && stalled_at <= kv_mono_ms());
 	ss = status_of(st);
 	assert_int_equal(ss.write_error_since_ms, stalled_at);
+	uint64_t since = 0;
+	assert_int_equal(store_write_error(st, &since), -ENOSPC);
+	assert_int_equal(since, stalled_at);
 	pthread_mutex_lock(&ev->mu);
 	assert_int_equal(ev->p_index[ev->np - 1], written);
 	pthread_mutex_unlock(&ev->mu);
@@ -1586,6 +1592,9 @@ static void test_full_disk_stalls_appends_until_space_returns(void **s)
 	/* written again: the error is gone */
 	assert_int_equal(ss.write_error, 0);
 	assert_int_equal(ss.write_error_since_ms, 0);
+	assert_int_equal(store_write_error(st, &since), 0);
+	assert_int_equal(since, 0);
+	assert_int_equal(store_write_error(st, NULL), 0);
 	store_close(st);
 
 	st = open_raft(dir, ev, SEG);
