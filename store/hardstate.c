@@ -1,9 +1,9 @@
 /* hardstate.c - Raft's term and vote in raft-state.json.
  *
- * One JSON line with a format version and a CRC-32C, replaced atomically:
- * write a temporary file, fsync it, rename it over the old one, fsync the
- * directory. A crash leaves the old state or the new one. The format is in
- * docs/log-format.md. */
+ * One JSON line with a format version and a CRC-32C, replaced atomically
+ * by kv_file_replace (a temporary file, fsync, rename over the old one,
+ * fsync of the directory). A crash leaves the old state or the new one.
+ * The format is in docs/log-format.md. */
 #include "hardstate.h"
 #include "store.h"
 
@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #define HS_FILE	   "raft-state.json"
-#define HS_TMP	   "raft-state.json.tmp"
 #define HS_VERSION 1
 #define HS_MAX	   4096 /* a valid file is far smaller */
 
@@ -131,50 +130,7 @@ int hardstate_save(const char *dir, uint64_t term, uint64_t vote)
 		     "{\"kvfs\":\"hardstate\",\"version\":%d,\"term\":%" PRIu64
 		     ",\"vote\":%" PRIu64 ",\"crc\":\"%08" PRIx32 "\"}\n",
 		     HS_VERSION, term, vote, hs_crc(term, vote));
-	int dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dirfd < 0)
-		return -errno;
-	int ret = 0;
-	int fd = openat(dirfd, HS_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-			0644);
-	if (fd < 0) {
-		ret = -errno;
-		goto err_dir;
-	}
-	for (int off = 0; off < len;) {
-		ssize_t w = write(fd, buf + off, (size_t)(len - off));
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			ret = -errno;
-			goto err_tmp;
-		}
-		off += (int)w;
-	}
-	if (fsync(fd) < 0) {
-		ret = -errno;
-		goto err_tmp;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		ret = -errno;
-		goto err_tmp;
-	}
-	fd = -1;
-	if (renameat(dirfd, HS_TMP, dirfd, HS_FILE) < 0) {
-		ret = -errno;
-		goto err_tmp;
-	}
-	if (fsync(dirfd) < 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
-
-err_tmp:
-	if (fd >= 0)
-		close(fd);
-	unlinkat(dirfd, HS_TMP, 0);
-err_dir:
-	close(dirfd);
-	return ret;
+	/* invariant 10 of docs/log-format.md: kv_file_replace writes
+	 * HS_FILE ".tmp", syncs it, renames it, syncs the directory */
+	return kv_file_replace(dir, HS_FILE, buf, (size_t)len, 0644);
 }

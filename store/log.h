@@ -3,9 +3,10 @@
  * JSON Lines in mmap'd segment files, one entry a line with a checksum.
  * Segments are preallocated with posix_fallocate so that writing through
  * the mapping never hits a hole on a full disk (SIGBUS); growth fails with
- * -ENOSPC instead. Only the store-owner thread calls these, except
- * log_sync_run, which the sync thread calls. Formats and the durability
- * invariants: docs/log-format.md. */
+ * -ENOSPC instead. One thread at a time calls these (the store holds its
+ * log lock around each call), except log_sync_run, which the sync thread
+ * calls without it. Formats and the durability invariants:
+ * docs/log-format.md. */
 #ifndef KV_STORE_LOG_H
 #define KV_STORE_LOG_H
 
@@ -17,7 +18,11 @@ struct log;
 /* One entry. data is the command's JSON text (one line: no '\n', no NUL),
  * stored verbatim; len 0 (data may be NULL) is stored as `null` and reads
  * back as len 0. When returned by log_get, data points into the mapping and
- * stays valid until the next call that changes the log. */
+ * stays valid until that entry is dropped (log_truncate or a conflicting
+ * log_append at or below its index, log_compact past its segment,
+ * log_reset, log_close): segments are mapped once, whole, and never move,
+ * so later appends do not invalidate it (the snapshot replica reads
+ * committed entries so, without the store's log lock). */
 struct log_entry {
 	uint64_t index;
 	uint64_t term;
@@ -27,9 +32,11 @@ struct log_entry {
 };
 
 /* Open the log in dir (creating it if empty), replaying the segments: a
- * torn last line is cut off; damage anywhere else returns KV_ECORRUPT with
- * *errmsg naming the file and offset. Unknown version: KV_EVERSION.
- * segment_size 0 means the default (64 MiB). */
+ * torn last line is cut off; a complete last line that is damaged is cut
+ * off too, said on stderr and reported by log_lost_index; damage anywhere
+ * else returns KV_ECORRUPT with *errmsg naming the file and offset.
+ * Unknown version: KV_EVERSION. segment_size 0 means the default (64 MiB).
+ */
 int log_open(const char *dir, size_t segment_size, struct log **out,
 	     char **errmsg);
 void log_close(struct log *log);
@@ -41,8 +48,13 @@ uint64_t log_last_index(const struct log *log);
 /* Term of the entry at index; also answers for the snapshot's index
  * (log_reset/compact remember it). 0 if unknown. */
 uint64_t log_term_at(const struct log *log, uint64_t index);
-/* Bytes of the entries first..last as stored (drops with compaction). */
+/* Bytes of the entries first..last as stored (drops with compaction).
+ * O(1). */
 uint64_t log_bytes(const struct log *log);
+/* The index of the entry whose line log_open cut because it was complete
+ * (it ended in its newline) but damaged (checksum or syntax), 0 if none:
+ * that entry may have been acknowledged, and is gone from this log. */
+uint64_t log_lost_index(const struct log *log);
 
 /* Write e into the mapping (not yet durable). e->index must be last + 1,
  * or first..last, in which case the suffix from e->index is dropped first

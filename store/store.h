@@ -1,8 +1,12 @@
 /* store.h - the public API of the store module.
  *
  * The store owns the key-value map and the files of one node (log, db
- * snapshot, hard state). What every layer shares (errors, key rules,
- * records, commands) is in kv.h, which this header includes. */
+ * snapshot, hard state) for the Raft node above it: the node hands it
+ * entries to make durable (store_append) and committed entries to apply
+ * (store_apply); the store reports back through store_raft_ops, takes db
+ * snapshots on schedule and compacts the log. What every layer shares
+ * (errors, key rules, records, commands) is in kv.h, which this header
+ * includes. The threads and who owns what: store/store_int.h. */
 #ifndef KV_STORE_H
 #define KV_STORE_H
 
@@ -12,12 +16,9 @@
 
 #include "kv.h"
 
-/* ---- The store-owner thread ---- */
-
 struct store;
 
-/* ---- The Raft path: the node thread hands entries in, the owner thread
- * reports back through these callbacks (store_options.raft). ---- */
+/* ---- Entries and the callbacks that report on them ---- */
 
 /* One log entry as the Raft core hands it out. type: 1 a command (data is
  * kv_cmd_encode JSON), 2 a leader's no-op (no data), 3 a configuration
@@ -32,89 +33,132 @@ struct store_entry {
 #define STORE_ENTRY_NOOP   2
 #define STORE_ENTRY_CONFIG 3
 
-/* Called on the owner thread; they must not block nor call the store. */
+/* The store's reports. None may block or call a store function that
+ * waits for the owner (store_status, store_snapshot, ...); each says the
+ * thread it runs on. */
 struct store_raft_ops {
-	/* Every entry up to (index, term) is durable (store_append). */
+	/* Every entry up to (index, term) is durable (store_append). On the
+	 * store's sync thread, in the order of the appends (after a conflict
+	 * truncation the index may be below the last report's), never after
+	 * a failed sync, with no store lock held. */
 	void (*persisted)(void *ctx, uint64_t index, uint64_t term);
-	/* The entry at (index, term) was applied (store_apply); res is the
-	 * command's outcome, NULL for a no-op or a configuration. */
+	/* The entry at (index, term) was applied; res is the command's
+	 * outcome, NULL for a no-op, a configuration or an installed
+	 * snapshot (index is then the snapshot's). On the thread that called
+	 * store_apply or store_install, before that call returns, with no
+	 * store lock held (it may call store_get). */
 	void (*applied)(void *ctx, uint64_t index, uint64_t term,
 			const struct kv_result *res);
 	/* A db covering index is in place (the log before it may be gone).
-	 */
+	 * On the store's owner thread. */
 	void (*snapshotted)(void *ctx, uint64_t index);
 };
 
 struct store_options {
 	const char *dir; /* data directory, created if missing */
-	uint64_t
-	    snapshot_every; /* applied entries between snapshots; 0: 10000 */
-	uint64_t snapshot_bytes; /* or this much log; 0: 64 MiB */
-	size_t segment_size;	 /* log segment size; 0: 64 MiB */
-	/* Called on the owner thread after a change to key is applied (for
-	 * cache invalidation). Must not block or call back into the store. */
+	/* The snapshot schedule: a db is written once this many entries were
+	 * applied since the last one (0: 10000), or once the log holds this
+	 * many bytes of entries (0: 64 MiB), whichever comes first, whatever
+	 * the traffic; the log before it is then dropped. A failed db (a full
+	 * disk) is tried again after 1 s, then 2, 4 ... up to 60 s. */
+	uint64_t snapshot_every;
+	uint64_t snapshot_bytes;
+	size_t segment_size; /* log segment size; 0: 64 MiB */
+	/* Called after a change to key is applied (for cache invalidation),
+	 * on the thread that calls store_apply, with the map's write lock
+	 * held: it must not block nor call into the store (store_get would
+	 * deadlock). May be NULL. */
 	void (*on_change)(void *ctx, const char *key, size_t klen);
 	void *on_change_ctx;
-	/* Set: the Raft path. Recovery then applies only the db; the log's
-	 * entries after it are handed to the core (store_recover), which
-	 * applies them again once it knows they are committed. */
+	/* Required: the reports on appended and applied entries. Recovery
+	 * applies only the db; the log's entries after it are handed to the
+	 * core (store_recover), which applies them again once it knows they
+	 * are committed. */
 	const struct store_raft_ops *raft;
 	void *raft_ctx;
 };
 
-/* Open (recovering db and log) and start the owner thread. On failure
- * *errmsg (malloc'd, caller frees) says what and where, e.g. the file and
- * offset of damaged data. Returns 0, -errno, KV_ECORRUPT or KV_EVERSION. */
+/* Open (recovering the db and checking the log), start the store's
+ * threads (owner, sync, db-writer). On failure *errmsg (malloc'd, caller
+ * frees) says what and where, e.g. the file and offset of damaged data.
+ * Returns 0, -EINVAL (opt->raft or one of its callbacks missing),
+ * -EBUSY (another process has dir), -errno, KV_ECORRUPT or KV_EVERSION.
+ * Any thread. */
 int store_open(const struct store_options *opt, struct store **out,
 	       char **errmsg);
-/* Stop the owner thread after the requests queued so far, sync, close. */
+/* Finish the requests queued so far, a db being written (and one due by
+ * the schedule), the running sync; stop the threads; free st. Entries
+ * still stalled on a full disk are dropped (never reported). Any thread
+ * but the store's own, once no other call on st runs; st may be NULL. */
 void store_close(struct store *st);
 
-/* Single-member path (until the raft node drives the store): log cmd as the
- * next entry at term, wait until it is durable (group commit), apply it,
- * and return its result in *res. Returns 0 (res->err tells the outcome of
- * the command), -ENOSPC, KV_EFAILED, KV_ESHUTDOWN. Any thread but the
- * owner. */
-int store_propose(struct store *st, uint64_t term, const struct kv_cmd *cmd,
-		  struct kv_result *res);
+/* ---- Reads: the caller's thread, under the map's read lock ---- */
 
 /* Read one key: *out is a counted reference (kv_rec_unref it) or NULL with
- * -ENOENT. A directory returns -EISDIR. Any thread, including the store's
- * callbacks (it runs on the caller's thread under the map's read lock;
- * it sees every entry whose applied callback has run). */
+ * -ENOENT. A directory returns -EISDIR. Any thread, including the applied
+ * and persisted callbacks (not on_change); it sees every entry whose
+ * applied callback has run. */
 int store_get(struct store *st, const char *key, size_t klen,
 	      struct kv_rec **out);
-/* stat a path ("" is the root). -ENOENT if neither key nor directory. */
+/* stat a path ("" is the root). -ENOENT if neither key nor directory. Any
+ * thread, as store_get. */
 int store_stat(struct store *st, const char *path, size_t plen,
 	       struct kv_stat *out);
 /* List the children of directory dir ("" is the root), in byte order,
  * starting after name `after` (NULL: from the start), at most limit (0:
- * no limit). -ENOENT if dir does not exist, -ENOTDIR if it is a key. */
+ * no limit). -ENOENT if dir does not exist, -ENOTDIR if it is a key,
+ * -ENOMEM; release *out with kv_list_clear. Any thread, as store_get. */
 int store_list(struct store *st, const char *dir, size_t dlen,
 	       const char *after, size_t limit, struct kv_list *out);
+
+/* ---- Requests to the owner thread: they wait for its answer ---- */
 
 struct store_status {
 	uint64_t first_index, last_index;
 	uint64_t applied_index, snapshot_index, snapshot_term;
 	uint64_t keys, bytes; /* keys (files) and bytes of values */
-	uint64_t log_bytes;
-	uint64_t term, vote; /* hard state */
-	int failed;	     /* sticky error, 0 if none */
+	uint64_t log_bytes;   /* entries first..last as stored */
+	uint64_t term, vote;  /* hard state */
+	int failed;	      /* sticky error, 0 if none */
+	/* This store cannot write its log now: -ENOSPC while appends wait
+	 * for space (a full disk; cleared once they are written), or the
+	 * sticky error of a failed write or sync (= failed, never cleared).
+	 * 0 if writes go through. since_ms: when it began, kv_mono_ms(). A
+	 * leader that refuses proposals by store_room never stalls: there
+	 * store_room is the sign of a full disk. */
+	int write_error;
+	uint64_t write_error_since_ms;
 	uint64_t state_hash; /* map_state_hash: equal maps, equal hashes */
 };
+/* Fill *out. 0 or KV_ESHUTDOWN. Any thread but the store's own (not from
+ * a callback). */
 int store_status(struct store *st, struct store_status *out);
 
-/* Raft hard state: persisted atomically (written, synced, renamed). */
+/* Raft hard state: persisted atomically (written, synced, renamed, the
+ * directory synced) before this returns. 0, -errno, KV_ESHUTDOWN. Any
+ * thread but the store's own. */
 int store_save_hardstate(struct store *st, uint64_t term, uint64_t vote);
 
-/* Write a db snapshot now (waits until it is in place). */
+/* Write a db snapshot of the applied state now, or wait for the one being
+ * written, until it is in place and the log compacted. 0 (also when
+ * nothing was applied since the last db, or the log does not yet hold the
+ * last applied entry: no db then), -errno (the old db stays), KV_ESHUTDOWN.
+ * Any thread but the store's own. */
 int store_snapshot(struct store *st);
 
-/* ---- The Raft path (store_options.raft set) ---- */
+/* ---- Recovery, appends, applies: the node's thread ---- */
 
 /* What the store recovered, for raft_new: the hard state, the db's
  * (index, term) and configuration text (raft_config_encode format, NULL if
- * the db has none), and copies of the log's entries after the db. */
+ * the db has none), and copies of the log's entries after the db.
+ *
+ * lost_index: the index of an entry this log lost, 0 if none. Its line
+ * was the last of the log and complete (it ended in its newline) but
+ * damaged (a bad checksum: a flipped byte, not a torn write), so it was
+ * cut at open and said on stderr; entries come back up to lost_index - 1.
+ * That entry may have been acknowledged to the leader, so this node should
+ * not vote until its leader has given it back (raft_restore's
+ * abstain_until). Entries a db covers are never reported lost. */
 struct store_recovery {
 	uint64_t term, vote;
 	uint64_t snap_index, snap_term;
@@ -122,9 +166,11 @@ struct store_recovery {
 	size_t conf_len;
 	struct store_entry *entries; /* malloc'd, each data malloc'd */
 	size_t n;
+	uint64_t lost_index;
 };
-/* Fill *out; call before the first store_append. 0, -ENOMEM, KV_ECORRUPT.
- * Release with store_recovery_free. Any thread but the owner. */
+/* Fill *out; call before the first store_append. 0, -ENOMEM, KV_ECORRUPT,
+ * KV_ESHUTDOWN. Release with store_recovery_free (any thread). Any thread
+ * but the store's own. */
 int store_recover(struct store *st, struct store_recovery *out);
 void store_recovery_free(struct store_recovery *rec);
 
@@ -133,36 +179,48 @@ void store_recovery_free(struct store_recovery *rec);
  * after (Raft's conflict truncation). Returns without waiting for a sync;
  * ops->persisted reports when they are durable (group commit: the sync
  * thread takes everything written since its last job). A full disk stalls
- * them (copied; the owner retries until space returns, and store_room
- * tells proposers); a failed write or sync is sticky and nothing more is
- * reported. 0 or -ENOMEM. Any thread but the owner; one thread at a time
- * (order), the one that calls store_install. */
+ * them (copied; the owner retries until space returns, store_room tells
+ * proposers and store_status's write_error says since when); a failed
+ * write or sync is sticky and nothing more is reported. 0 or -ENOMEM.
+ * Checks the snapshot schedule (by log bytes). The node's thread: one
+ * thread for store_append, store_apply and store_install. */
 int store_append(struct store *st, const struct store_entry *e, size_t n);
 
 /* Apply committed entries e[0..n) in order, on the calling thread (no
  * hand-off to the owner); each one is reported by ops->applied before this
  * returns. Entries already applied (a db or an earlier call) are skipped. A
  * command that does not decode is applied as a failed command (-EINVAL).
- * 0 or -ENOMEM. One thread at a time: the thread that also calls
- * store_install, never the owner. */
+ * Checks the snapshot schedule (by applied entries and log bytes) and
+ * wakes the owner when a db is due. 0 or -ENOMEM. The node's thread: the
+ * one that calls store_append and store_install, never a callback. */
 int store_apply(struct store *st, const struct store_entry *e, size_t n);
 
 /* Bytes the log can take now without creating a file on a full disk:
  * what is left in the open segment, plus a whole segment when the file
- * system has room for one (checked after each batch). Proposers refuse
- * writes that do not fit with -ENOSPC. Any thread. */
+ * system has room for one (checked after each append and owner turn).
+ * Proposers refuse writes that do not fit with -ENOSPC. Lock-free; any
+ * thread. */
 uint64_t store_room(const struct store *st);
 
-/* Applied index, lock-free. Any thread. */
+/* What store_status reports as write_error, lock-free: 0 if the log takes
+ * writes, -ENOSPC while appends wait for space, or the sticky error of a
+ * failed write or sync; *since_ms (may be NULL) gets when it began
+ * (kv_mono_ms), 0 with no error. For the node thread, which may look every
+ * tick without a hand-off to the owner. Any thread, the callbacks
+ * included. */
+int store_write_error(const struct store *st, uint64_t *since_ms);
+
+/* Applied index, lock-free. Any thread, the callbacks included. */
 uint64_t store_applied(const struct store *st);
 
 /* Install the verified db snapshot file at path (from the leader): load
  * and check it, put it in place of db.jsonl, drop the log (it starts
- * after the snapshot) and the map, and report the snapshot's index through
- * ops->applied. Entries up to that index handed to store_append or
- * store_apply later are skipped: the snapshot holds them. Waits for a db
- * being written to finish first. 0, KV_ECORRUPT (with the reason on
- * stderr), -errno. Any thread but the owner. */
+ * after the snapshot) and the map (on the owner thread), then report the
+ * snapshot's index through ops->applied on the calling thread. Entries up
+ * to that index handed to store_append or store_apply later are skipped:
+ * the snapshot holds them. Waits for a db being written and a running
+ * sync to finish first. 0, KV_ECORRUPT (with the reason on stderr),
+ * -errno, KV_ESHUTDOWN. The node's thread (as store_apply). */
 int store_install(struct store *st, const char *path);
 
 #endif

@@ -270,6 +270,31 @@ static void test_log_truncates_conflicting_suffix_then_appends(void **state)
 	check_range(f->log, 2, 3, 4);
 }
 
+/* Run reopen(f, seg_size) with stderr going to a buffer; what was said. */
+static char *reopen_capturing_stderr(struct fx *f, size_t seg_size)
+{
+	char path[96];
+	snprintf(path, sizeof(path), "%s.stderr", f->dir);
+	int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	int saved = dup(2);
+	assert_true(saved >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	int ret = reopen_err(f, seg_size);
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2); /* before any assertion fails */
+	close(saved);
+	close(fd);
+	size_t len;
+	char *said = slurp(path, &len);
+	unlink(path);
+	if (ret)
+		fail_msg("log_open: %d %s (said: %s)", ret,
+			 f->msg ? f->msg : "", said);
+	return said;
+}
+
 static void test_log_cuts_torn_last_line(void **state)
 {
 	struct fx *f = *state;
@@ -287,9 +312,13 @@ static void test_log_cuts_torn_last_line(void **state)
 	free(buf);
 	const char torn[] = "{\"i\":11,\"t\":1,\"y\":0,\"crc\":\"12";
 	poke(path, used, torn, sizeof(torn) - 1);
-	reopen(f, 0);
+	char *said = reopen_capturing_stderr(f, 0);
 	assert_int_equal(log_last_index(f->log), 10);
 	assert_int_equal(log_bytes(f->log), bytes);
+	/* torn: cut without a word, nothing reported lost */
+	assert_int_equal(log_lost_index(f->log), 0);
+	assert_string_equal(said, "");
+	free(said);
 	/* the torn bytes are gone from the file, not just skipped */
 	buf = slurp(path, &len);
 	for (size_t k = used; k < len; k++)
@@ -299,14 +328,49 @@ static void test_log_cuts_torn_last_line(void **state)
 	assert_int_equal(log_sync(f->log), 0);
 	reopen(f, 0);
 	check_range(f->log, 1, 12, 1);
+}
 
-	/* a whole last line with a wrong checksum (a torn page inside it)
-	 * followed only by zeros is torn too */
-	size_t off = line_offset(path, 12);
-	poke(path, off + 30, "Z", 1);
+/* A complete last line (it ends in its newline, no zero byte in it) with
+ * one flipped byte was written whole, maybe synced and acknowledged: it
+ * is cut like a torn one, but said on stderr with file, offset and index,
+ * and reported by log_lost_index. */
+static void test_log_cuts_a_damaged_last_line_and_reports_it(void **state)
+{
+	struct fx *f = *state;
 	reopen(f, 0);
+	append_range(f->log, 1, 12, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	size_t off = line_offset(path, 12);
+	poke(path, off + 50, "#", 1);
+	char *said = reopen_capturing_stderr(f, 0);
 	assert_int_equal(log_last_index(f->log), 11);
+	assert_int_equal(log_lost_index(f->log), 12);
 	check_range(f->log, 1, 11, 1);
+	char want[64];
+	snprintf(want, sizeof(want), "offset %zu", off);
+	assert_non_null(strstr(said, path));
+	assert_non_null(strstr(said, want));
+	assert_non_null(strstr(said, "checksum"));
+	assert_non_null(strstr(said, "entry 12 "));
+	free(said);
+	/* the cut is durable: the entry is written again in its place, and
+	 * the next open has nothing to report */
+	append_range(f->log, 12, 13, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 0);
+	assert_int_equal(log_lost_index(f->log), 0);
+	check_range(f->log, 1, 13, 1);
+
+	/* a flipped byte in the syntax of the line is damage of the same
+	 * kind: the index it held is the one after the previous entry */
+	off = line_offset(path, 13);
+	poke(path, off + 2, "j", 1); /* {"i": becomes {"j": */
+	said = reopen_capturing_stderr(f, 0);
+	assert_int_equal(log_lost_index(f->log), 13);
+	assert_non_null(strstr(said, "entry 13 "));
+	free(said);
 }
 
 static void test_log_drops_torn_new_segment(void **state)
@@ -642,6 +706,7 @@ int main(void)
 	    T(test_log_spreads_over_many_segments),
 	    T(test_log_truncates_conflicting_suffix_then_appends),
 	    T(test_log_cuts_torn_last_line),
+	    T(test_log_cuts_a_damaged_last_line_and_reports_it),
 	    T(test_log_drops_torn_new_segment),
 	    T(test_log_reports_bad_checksum_in_the_middle),
 	    T(test_log_reports_unparsable_line_followed_by_valid_ones),

@@ -1,19 +1,24 @@
-/* test_store.c - the store-owner thread: proposals, group commit, reads,
- * snapshots with compaction, recovery, and refusal of damaged data.
+/* test_store.c - the store as a node uses it: proposals through the Raft
+ * path, group commit, reads, snapshots with compaction, recovery, and
+ * refusal of damaged data or missing options.
  *
  * Each test opens a store on a fresh temporary directory and talks to it
- * only through store.h, from one or many threads. */
+ * only through store.h, from one or many threads, with a minimal node
+ * (below) doing what raft/node does: append, wait for the persisted
+ * report, apply. The Raft path's own rules are in test_store_raft.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -36,20 +41,167 @@ static void remove_dir(char *dir)
 	free(dir);
 }
 
-static struct store *open_store(const char *dir, uint64_t every)
-{
-	struct store_options o = {
-	    .dir = dir, .snapshot_every = every, .segment_size = 64 * 1024};
+/* ---- a minimal node: the Raft path as raft/node drives it ---- */
+
+/* Proposals from any thread get the next index and are appended in that
+ * order (store_append, one caller at a time); an applier thread applies
+ * what the persisted report covers (store_apply), as the node does once
+ * entries are committed; the applied report answers the proposer. Results
+ * are kept by index. */
+#define MAX_INDEX 8192
+
+struct node {
 	struct store *st;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	uint64_t next;			    /* the index of the next proposal */
+	uint64_t persisted, applied;	    /* reported so far */
+	struct store_entry ents[MAX_INDEX]; /* by index; data malloc'd */
+	struct kv_result res[MAX_INDEX];
+	bool stop;
+	pthread_t applier;
+};
+
+static void on_persisted(void *ctx, uint64_t index, uint64_t term)
+{
+	(void)term;
+	struct node *n = ctx;
+	pthread_mutex_lock(&n->mu);
+	if (index > n->persisted)
+		n->persisted = index;
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->mu);
+}
+
+static void on_applied(void *ctx, uint64_t index, uint64_t term,
+		       const struct kv_result *res)
+{
+	(void)term;
+	struct node *n = ctx;
+	pthread_mutex_lock(&n->mu);
+	if (res && index < MAX_INDEX)
+		n->res[index] = *res;
+	n->applied = index;
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->mu);
+}
+
+static void on_snapshotted(void *ctx, uint64_t index)
+{
+	(void)ctx;
+	(void)index;
+}
+
+static const struct store_raft_ops node_ops = {.persisted = on_persisted,
+					       .applied = on_applied,
+					       .snapshotted = on_snapshotted};
+
+/* Apply every persisted entry, in order, until stopped. */
+static void *applier_main(void *arg)
+{
+	struct node *n = arg;
+	pthread_mutex_lock(&n->mu);
+	for (;;) {
+		while (!n->stop && n->applied >= n->persisted)
+			pthread_cond_wait(&n->cond, &n->mu);
+		if (n->applied >= n->persisted)
+			break;
+		uint64_t from = n->applied + 1, to = n->persisted;
+		pthread_mutex_unlock(&n->mu);
+		/* ents[from..to] are not changed while they are unapplied */
+		assert_int_equal(
+		    store_apply(n->st, &n->ents[from], (size_t)(to - from + 1)),
+		    0);
+		pthread_mutex_lock(&n->mu);
+	}
+	pthread_mutex_unlock(&n->mu);
+	return NULL;
+}
+
+static struct store_options node_options(const char *dir, uint64_t every,
+					 struct node *n)
+{
+	return (struct store_options){.dir = dir,
+				      .snapshot_every = every,
+				      .segment_size = 64 * 1024,
+				      .raft = &node_ops,
+				      .raft_ctx = n};
+}
+
+/* Open the store in dir and start the node: the log's entries after the
+ * db are applied again (they were all committed), as the core would. */
+static struct node *node_open(const char *dir, uint64_t every)
+{
+	struct node *n = calloc(1, sizeof(*n));
+	assert_non_null(n);
+	pthread_mutex_init(&n->mu, NULL);
+	pthread_cond_init(&n->cond, NULL);
+	struct store_options o = node_options(dir, every, n);
 	char *msg = NULL;
-	int ret = store_open(&o, &st, &msg);
+	int ret = store_open(&o, &n->st, &msg);
 	if (ret != 0)
 		fail_msg("store_open: %s: %s", kv_strerror(ret),
 			 msg ? msg : "");
-	return st;
+	struct store_recovery rec;
+	assert_int_equal(store_recover(n->st, &rec), 0);
+	n->applied = n->persisted = rec.snap_index;
+	n->next = rec.snap_index + 1;
+	assert_true(rec.snap_index + rec.n < MAX_INDEX);
+	for (size_t i = 0; i < rec.n; i++) {
+		n->ents[n->next] = rec.entries[i];
+		rec.entries[i].data = NULL; /* taken over */
+		n->next++;
+	}
+	n->persisted = n->next - 1;
+	store_recovery_free(&rec);
+	assert_int_equal(pthread_create(&n->applier, NULL, applier_main, n), 0);
+	return n;
 }
 
-static int put(struct store *st, const char *key, const void *val, size_t vlen,
+static void node_close(struct node *n)
+{
+	pthread_mutex_lock(&n->mu);
+	n->stop = true;
+	pthread_cond_broadcast(&n->cond);
+	pthread_mutex_unlock(&n->mu);
+	pthread_join(n->applier, NULL);
+	store_close(n->st);
+	for (size_t i = 0; i < MAX_INDEX; i++)
+		free((void *)n->ents[i].data);
+	pthread_cond_destroy(&n->cond);
+	pthread_mutex_destroy(&n->mu);
+	free(n);
+}
+
+/* Propose cmd at term 1 and wait until it is applied: 0 with its result
+ * in *res, or the store's error. Any thread. */
+static int propose(struct node *n, const struct kv_cmd *cmd,
+		   struct kv_result *res)
+{
+	char *json;
+	size_t len;
+	int ret = kv_cmd_encode(cmd, &json, &len);
+	if (ret != 0)
+		return ret;
+	pthread_mutex_lock(&n->mu);
+	uint64_t index = n->next++;
+	assert_true(index < MAX_INDEX);
+	n->ents[index] = (struct store_entry){.index = index,
+					      .term = 1,
+					      .type = STORE_ENTRY_CMD,
+					      .data = json,
+					      .len = len};
+	/* under n->mu: appends in index order, one caller at a time */
+	ret = store_append(n->st, &n->ents[index], 1);
+	while (ret == 0 && n->applied < index)
+		pthread_cond_wait(&n->cond, &n->mu);
+	if (ret == 0)
+		*res = n->res[index];
+	pthread_mutex_unlock(&n->mu);
+	return ret;
+}
+
+static int put(struct node *n, const char *key, const void *val, size_t vlen,
 	       struct kv_result *res)
 {
 	struct kv_cmd c = {.op = KV_OP_PUT,
@@ -58,7 +210,31 @@ static int put(struct store *st, const char *key, const void *val, size_t vlen,
 			   .val = (unsigned char *)val,
 			   .vlen = vlen,
 			   .mtime_ns = 1};
-	return store_propose(st, 1, &c, res);
+	return propose(n, &c, res);
+}
+
+static struct store_status status_of(struct node *n)
+{
+	struct store_status ss;
+	assert_int_equal(store_status(n->st, &ss), 0);
+	return ss;
+}
+
+/* Wait until index is applied (the applier catches up after an open). */
+static void wait_applied(struct node *n, uint64_t index)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += 60;
+	pthread_mutex_lock(&n->mu);
+	int ret = 0;
+	while (n->applied < index && ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&n->cond, &n->mu, &t);
+	uint64_t got = n->applied;
+	pthread_mutex_unlock(&n->mu);
+	if (got < index)
+		fail_msg("applied %llu, not %llu, within 60 s",
+			 (unsigned long long)got, (unsigned long long)index);
 }
 
 static void expect_stored(struct store *st, const char *key, const void *val,
@@ -75,24 +251,24 @@ static void test_store_applies_a_proposal_and_serves_it(void **state)
 {
 	(void)state;
 	char *dir = make_dir();
-	struct store *st = open_store(dir, 0);
+	struct node *n = node_open(dir, 0);
 	struct kv_result res;
 	const unsigned char bin[] = {0, 0xff, '\n', 'x'};
-	assert_int_equal(put(st, "a/b", bin, sizeof(bin), &res), 0);
+	assert_int_equal(put(n, "a/b", bin, sizeof(bin), &res), 0);
 	assert_int_equal(res.err, 0);
 	assert_int_equal(res.rev, 1);
-	expect_stored(st, "a/b", bin, sizeof(bin));
+	expect_stored(n->st, "a/b", bin, sizeof(bin));
 	struct kv_rec *rec;
-	assert_int_equal(store_get(st, "a/c", 3, &rec), -ENOENT);
+	assert_int_equal(store_get(n->st, "a/c", 3, &rec), -ENOENT);
 	struct kv_stat s;
-	assert_int_equal(store_stat(st, "a", 1, &s), 0);
+	assert_int_equal(store_stat(n->st, "a", 1, &s), 0);
 	assert_true(s.is_dir);
 	struct kv_list l;
-	assert_int_equal(store_list(st, "a", 1, NULL, 0, &l), 0);
+	assert_int_equal(store_list(n->st, "a", 1, NULL, 0, &l), 0);
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.ents[0].name, "b");
 	kv_list_clear(&l);
-	store_close(st);
+	node_close(n);
 	remove_dir(dir);
 }
 
@@ -100,9 +276,9 @@ static void test_store_reports_a_command_failure_as_its_result(void **state)
 {
 	(void)state;
 	char *dir = make_dir();
-	struct store *st = open_store(dir, 0);
+	struct node *n = node_open(dir, 0);
 	struct kv_result res;
-	assert_int_equal(put(st, "k", "v1", 2, &res), 0);
+	assert_int_equal(put(n, "k", "v1", 2, &res), 0);
 	struct kv_cmd c = {.op = KV_OP_PUT,
 			   .key = "k",
 			   .klen = 1,
@@ -110,29 +286,29 @@ static void test_store_reports_a_command_failure_as_its_result(void **state)
 			   .vlen = 2,
 			   .mtime_ns = 1,
 			   .if_rev = 99};
-	assert_int_equal(store_propose(st, 1, &c, &res), 0);
+	assert_int_equal(propose(n, &c, &res), 0);
 	assert_int_equal(res.err, KV_EPRECOND);
-	expect_stored(st, "k", "v1", 2);
-	store_close(st);
+	expect_stored(n->st, "k", "v1", 2);
+	node_close(n);
 	remove_dir(dir);
 }
 
 struct writer {
-	struct store *st;
+	struct node *n;
 	int id;
-	int n;
+	int n_puts;
 	int failures;
 };
 
 static void *writer_main(void *arg)
 {
 	struct writer *w = arg;
-	for (int i = 0; i < w->n; i++) {
+	for (int i = 0; i < w->n_puts; i++) {
 		char key[64], val[64];
 		snprintf(key, sizeof(key), "w%d/k%d", w->id, i);
 		snprintf(val, sizeof(val), "value %d %d", w->id, i);
 		struct kv_result res;
-		if (put(w->st, key, val, strlen(val), &res) != 0 || res.err)
+		if (put(w->n, key, val, strlen(val), &res) != 0 || res.err)
 			w->failures++;
 	}
 	return NULL;
@@ -144,12 +320,12 @@ static void test_store_commits_concurrent_writers_and_recovers_them(void **s)
 {
 	(void)s;
 	char *dir = make_dir();
-	struct store *st = open_store(dir, 0);
+	struct node *n = node_open(dir, 0);
 	enum { W = 16, N = 200 };
 	struct writer ws[W];
 	pthread_t th[W];
 	for (int i = 0; i < W; i++) {
-		ws[i] = (struct writer){.st = st, .id = i, .n = N};
+		ws[i] = (struct writer){.n = n, .id = i, .n_puts = N};
 		assert_int_equal(
 		    pthread_create(&th[i], NULL, writer_main, &ws[i]), 0);
 	}
@@ -157,55 +333,54 @@ static void test_store_commits_concurrent_writers_and_recovers_them(void **s)
 		pthread_join(th[i], NULL);
 		assert_int_equal(ws[i].failures, 0);
 	}
-	struct store_status ss;
-	assert_int_equal(store_status(st, &ss), 0);
+	struct store_status ss = status_of(n);
 	assert_int_equal(ss.keys, W * N);
 	assert_int_equal(ss.applied_index, W * N);
-	store_close(st);
+	node_close(n);
 
-	st = open_store(dir, 0);
-	assert_int_equal(store_status(st, &ss), 0);
+	n = node_open(dir, 0);
+	wait_applied(n, W * N);
+	ss = status_of(n);
 	assert_int_equal(ss.keys, W * N);
 	for (int i = 0; i < W; i++)
 		for (int j = 0; j < N; j += 37) {
 			char key[64], val[64];
 			snprintf(key, sizeof(key), "w%d/k%d", i, j);
 			snprintf(val, sizeof(val), "value %d %d", i, j);
-			expect_stored(st, key, val, strlen(val));
+			expect_stored(n->st, key, val, strlen(val));
 		}
-	store_close(st);
+	node_close(n);
 	remove_dir(dir);
 }
 
-/* Automatic snapshots compact the log; a reopen loads the db and replays
- * only the rest, with the same content. */
+/* Snapshots compact the log; a reopen loads the db and replays only the
+ * rest, with the same content. */
 static void test_store_snapshots_compact_the_log_and_reload(void **state)
 {
 	(void)state;
 	char *dir = make_dir();
-	struct store *st = open_store(dir, 100);
+	struct node *n = node_open(dir, 100);
 	struct kv_result res;
 	for (int i = 0; i < 1000; i++) {
 		char key[32], val[32];
 		snprintf(key, sizeof(key), "k%04d", i % 300);
 		snprintf(val, sizeof(val), "v%d", i);
-		assert_int_equal(put(st, key, val, strlen(val), &res), 0);
+		assert_int_equal(put(n, key, val, strlen(val), &res), 0);
 	}
-	assert_int_equal(store_snapshot(st), 0);
-	struct store_status ss;
-	assert_int_equal(store_status(st, &ss), 0);
+	assert_int_equal(store_snapshot(n->st), 0);
+	struct store_status ss = status_of(n);
 	assert_int_equal(ss.snapshot_index, 1000);
 	assert_true(ss.first_index > 1); /* segments were dropped */
-	store_close(st);
+	node_close(n);
 
-	st = open_store(dir, 100);
-	assert_int_equal(store_status(st, &ss), 0);
+	n = node_open(dir, 100);
+	ss = status_of(n);
 	assert_int_equal(ss.keys, 300);
 	assert_int_equal(ss.applied_index, 1000);
-	expect_stored(st, "k0099", "v999", 4);
-	assert_int_equal(put(st, "after", "x", 1, &res), 0);
+	expect_stored(n->st, "k0099", "v999", 4);
+	assert_int_equal(put(n, "after", "x", 1, &res), 0);
 	assert_int_equal(res.rev, 1001);
-	store_close(st);
+	node_close(n);
 	remove_dir(dir);
 }
 
@@ -213,15 +388,14 @@ static void test_store_persists_hard_state(void **state)
 {
 	(void)state;
 	char *dir = make_dir();
-	struct store *st = open_store(dir, 0);
-	assert_int_equal(store_save_hardstate(st, 7, 3), 0);
-	store_close(st);
-	st = open_store(dir, 0);
-	struct store_status ss;
-	assert_int_equal(store_status(st, &ss), 0);
+	struct node *n = node_open(dir, 0);
+	assert_int_equal(store_save_hardstate(n->st, 7, 3), 0);
+	node_close(n);
+	n = node_open(dir, 0);
+	struct store_status ss = status_of(n);
 	assert_int_equal(ss.term, 7);
 	assert_int_equal(ss.vote, 3);
-	store_close(st);
+	node_close(n);
 	remove_dir(dir);
 }
 
@@ -230,15 +404,37 @@ static void test_store_refuses_a_directory_in_use(void **state)
 {
 	(void)state;
 	char *dir = make_dir();
-	struct store *st = open_store(dir, 0);
-	struct store_options o = {.dir = dir};
+	struct node *n = node_open(dir, 0);
+	struct store_options o = node_options(dir, 0, n);
 	struct store *st2;
 	char *msg = NULL;
 	assert_int_equal(store_open(&o, &st2, &msg), -EBUSY);
 	assert_non_null(msg);
 	assert_non_null(strstr(msg, "in use"));
 	free(msg);
-	store_close(st);
+	node_close(n);
+	remove_dir(dir);
+}
+
+/* The Raft path is the only one: without its callbacks nothing would ever
+ * report an entry durable or applied, so the open is refused. */
+static void test_store_refuses_options_without_raft_callbacks(void **state)
+{
+	(void)state;
+	char *dir = make_dir();
+	struct store_options o = {.dir = dir};
+	struct store *st = NULL;
+	char *msg = NULL;
+	assert_int_equal(store_open(&o, &st, &msg), -EINVAL);
+	assert_null(st);
+	assert_non_null(msg);
+	assert_non_null(strstr(msg, "raft"));
+	free(msg);
+	struct store_raft_ops half = {.persisted = on_persisted};
+	o.raft = &half;
+	msg = NULL;
+	assert_int_equal(store_open(&o, &st, &msg), -EINVAL);
+	free(msg);
 	remove_dir(dir);
 }
 
@@ -247,19 +443,21 @@ static void test_store_refuses_a_damaged_db_with_its_name(void **state)
 {
 	(void)state;
 	char *dir = make_dir();
-	struct store *st = open_store(dir, 0);
+	struct node *n = node_open(dir, 0);
 	struct kv_result res;
 	for (int i = 0; i < 50; i++)
-		assert_int_equal(put(st, "k", "value", 5, &res), 0);
-	assert_int_equal(store_snapshot(st), 0);
-	store_close(st);
+		assert_int_equal(put(n, "k", "value", 5, &res), 0);
+	assert_int_equal(store_snapshot(n->st), 0);
+	node_close(n);
 	char path[4200];
 	snprintf(path, sizeof(path), "%s/db.jsonl", dir);
 	int fd = open(path, O_WRONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "#", 1, 20), 1);
 	close(fd);
-	struct store_options o = {.dir = dir};
+	struct node dummy = {0};
+	struct store_options o = node_options(dir, 0, &dummy);
+	struct store *st;
 	char *msg = NULL;
 	assert_int_equal(store_open(&o, &st, &msg), KV_ECORRUPT);
 	assert_non_null(msg);
@@ -288,6 +486,7 @@ int main(void)
 	    cmocka_unit_test(test_store_snapshots_compact_the_log_and_reload),
 	    cmocka_unit_test(test_store_persists_hard_state),
 	    cmocka_unit_test(test_store_refuses_a_directory_in_use),
+	    cmocka_unit_test(test_store_refuses_options_without_raft_callbacks),
 	    cmocka_unit_test(test_store_refuses_a_damaged_db_with_its_name),
 	    cmocka_unit_test(test_kv_strerror_names_every_code),
 	};

@@ -1,13 +1,14 @@
 /* test_store_raft.c - the store's Raft path: store_append, store_apply,
  * store_recover, store_install, store_room and the store_raft_ops callbacks.
  *
- * Callbacks land on the owner thread; they are recorded under a mutex and
- * the test waits on a condition variable with a generous deadline, never a
- * fixed sleep. fdatasync is wrapped at link time (-Wl,--wrap=fdatasync, see
- * tests/store/meson.build) so a test can hold the log's sync open or make it
- * fail and see what is reported meanwhile. The full-disk tests mount their
- * own small tmpfs and skip when that is not allowed. The rest of the store is
- * tested in test_store.c. */
+ * Callbacks land on the store's threads (persisted on the sync thread,
+ * applied on the caller's, snapshotted on the owner); they are recorded
+ * under a mutex and the test waits on a condition variable with a generous
+ * deadline, never a fixed sleep. fdatasync is wrapped at link time
+ * (-Wl,--wrap=fdatasync, see tests/store/meson.build) so a test can hold the
+ * log's sync open or make it fail and see what is reported meanwhile. The
+ * full-disk tests mount their own small tmpfs and skip when that is not
+ * allowed. The rest of the store is tested in test_store.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -305,11 +306,15 @@ static void remove_dir(char *dir)
 	free(dir);
 }
 
-static struct store *open_raft(const char *dir, struct events *ev,
-			       size_t segment_size)
+/* A store on the Raft path with the given schedule (0: the defaults). */
+static struct store *open_raft_every(const char *dir, struct events *ev,
+				     size_t segment_size, uint64_t every,
+				     uint64_t bytes)
 {
 	struct store_options o = {.dir = dir,
 				  .segment_size = segment_size,
+				  .snapshot_every = every,
+				  .snapshot_bytes = bytes,
 				  .raft = &raft_ops,
 				  .raft_ctx = ev};
 	struct store *st;
@@ -320,6 +325,12 @@ static struct store *open_raft(const char *dir, struct events *ev,
 			 msg ? msg : "");
 	free(msg);
 	return st;
+}
+
+static struct store *open_raft(const char *dir, struct events *ev,
+			       size_t segment_size)
+{
+	return open_raft_every(dir, ev, segment_size, 0, 0);
 }
 
 static struct store_status status_of(struct store *st)
@@ -349,6 +360,8 @@ static struct store_entry put_entry(uint64_t index, uint64_t term,
 				    .data = json,
 				    .len = len};
 }
+
+static struct store_entry big_entry(uint64_t index, uint64_t term);
 
 static struct store_entry del_entry(uint64_t index, uint64_t term,
 				    const char *key)
@@ -524,9 +537,17 @@ static void test_a_failed_sync_reports_nothing_and_stays_failed(void **s)
 	}
 	gate_set_fail(0);
 	assert_int_equal(ss.failed, -EIO);
+	/* the node learns that this store cannot write, and since when */
+	assert_int_equal(ss.write_error, -EIO);
+	assert_true(ss.write_error_since_ms > 0);
+	assert_true(ss.write_error_since_ms <= kv_mono_ms());
+	uint64_t since = 0;
+	assert_int_equal(store_write_error(st, &since), -EIO);
+	assert_int_equal(since, ss.write_error_since_ms);
 	assert_int_equal(store_append(st, &e[1], 1), 0);
 	ss = status_of(st); /* the second append was handled */
 	assert_int_equal(ss.failed, -EIO);
+	assert_int_equal(ss.write_error, -EIO); /* sticky */
 	assert_int_equal(n_persisted(ev), 0);
 	store_close(st);
 	assert_int_equal(n_persisted(ev), 0);
@@ -709,6 +730,122 @@ test_a_snapshot_waits_for_the_log_to_hold_the_applied_entry(void **s)
 	remove_dir(dir);
 }
 
+/* ---- snapshots on schedule ---- */
+
+/* Wait until a snapshotted report names index or later; its index. The
+ * wait is on the callback alone: no store call that could give the owner
+ * a turn. */
+static uint64_t wait_snapshotted(struct events *ev, uint64_t index)
+{
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	pthread_mutex_lock(&ev->mu);
+	int ret = 0;
+	while (!(ev->ns && ev->snap[ev->ns - 1] >= index) && ret != ETIMEDOUT)
+		ret = pthread_cond_timedwait(&ev->cond, &ev->mu, &t);
+	uint64_t last = ev->ns ? ev->snap[ev->ns - 1] : 0;
+	pthread_mutex_unlock(&ev->mu);
+	if (last < index)
+		fail_msg("no snapshot at %llu or later within %d s (last %llu)",
+			 (unsigned long long)index, DEADLINE_S,
+			 (unsigned long long)last);
+	return last;
+}
+
+/* Append e[0..n) and apply them as the node does: append, wait for the
+ * persisted report, apply. */
+static void append_and_apply(struct store *st, struct events *ev,
+			     const struct store_entry *e, size_t n)
+{
+	assert_int_equal(store_append(st, e, n), 0);
+	wait_persisted(ev, e[n - 1].index);
+	assert_int_equal(store_apply(st, e, n), 0);
+}
+
+/* The log holds nothing the db covers: its first index is right after the
+ * snapshot's (entries the last segment keeps are not counted). */
+static void expect_compacted_at(struct store *st, uint64_t index)
+{
+	struct store_status ss = status_of(st);
+	assert_true(ss.snapshot_index >= index);
+	assert_int_equal(ss.first_index, ss.snapshot_index + 1);
+}
+
+/* The bug of issue 20: on the Raft path nothing woke the owner thread,
+ * whose loop alone checked the schedule, so a running node never took a
+ * snapshot. Entries applied past snapshot_every get a db and a compacted
+ * log with no other call, and the schedule goes on after the first. */
+static void test_applied_entries_past_snapshot_every_get_a_db(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	enum { N = 500 };
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "k%zu", i % 50);
+		e[i] = put_entry(i + 1, 1, key, "value");
+	}
+	for (size_t i = 0; i < 250; i += 10)
+		append_and_apply(st, ev, &e[i], 10);
+	uint64_t first = wait_snapshotted(ev, 100);
+	assert_true(first <= 250);
+	expect_compacted_at(st, first);
+	for (size_t i = 250; i < 400; i += 10)
+		append_and_apply(st, ev, &e[i], 10);
+	uint64_t later = wait_snapshotted(ev, 300);
+	expect_compacted_at(st, later);
+	/* the db is the map's state: a reopen loads the same hash */
+	assert_int_equal(store_snapshot(st), 0);
+	struct store_status before = status_of(st);
+	assert_int_equal(before.snapshot_index, 400);
+	store_close(st);
+	st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	assert_int_equal(status_of(st).state_hash, before.state_hash);
+	/* the next db starts from the db on disk: the same again */
+	for (size_t i = 400; i < N; i += 10)
+		append_and_apply(st, ev, &e[i], 10);
+	later = wait_snapshotted(ev, 500);
+	expect_compacted_at(st, later);
+	before = status_of(st);
+	store_close(st);
+	st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	assert_int_equal(status_of(st).state_hash, before.state_hash);
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* The same by log bytes: with snapshot_every out of reach, a log that
+ * grows past snapshot_bytes gets a db and is compacted. */
+static void test_log_bytes_past_snapshot_bytes_get_a_db(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	enum { N = 100, BYTES = 32 * 1024 };
+	struct store *st =
+	    open_raft_every(dir, ev, 8 * 1024, 1000 * 1000 * 1000, BYTES);
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++)
+		e[i] = big_entry(i + 1, 1);
+	for (size_t i = 0; i < N; i += 5)
+		append_and_apply(st, ev, &e[i], 5);
+	uint64_t snap = wait_snapshotted(ev, BYTES / 1100);
+	expect_compacted_at(st, snap);
+	/* everything applied is covered in the end: the log shrinks below
+	 * the bound */
+	wait_snapshotted(ev, N - BYTES / 1000);
+	assert_true(status_of(st).log_bytes < BYTES);
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	remove_dir(dir);
+}
+
 /* ---- reopen and recover ---- */
 
 /* With .raft set, reopening loads the db and nothing of the log: entries
@@ -833,6 +970,117 @@ test_recover_reports_hard_state_and_the_db_after_a_snapshot(void **s)
 	expect_absent(st, "y");
 	store_close(st);
 	free_entries(e, 5);
+	events_free(ev);
+	remove_dir(dir);
+}
+
+/* Offset of the line of entry index in the log segment file path. */
+static size_t line_offset(const char *path, uint64_t index)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	char pat[64];
+	snprintf(pat, sizeof(pat), "{\"i\":%llu,", (unsigned long long)index);
+	static char line[4096];
+	size_t off = 0;
+	while (fgets(line, sizeof(line), f) && line[0]) {
+		if (strncmp(line, pat, strlen(pat)) == 0) {
+			fclose(f);
+			return off;
+		}
+		off += strlen(line);
+	}
+	fclose(f);
+	fail_msg("no line for entry %llu in %s", (unsigned long long)index,
+		 path);
+	return 0;
+}
+
+static void flip_byte(const char *path, size_t off)
+{
+	int fd = open(path, O_RDWR);
+	assert_true(fd >= 0);
+	char c;
+	assert_int_equal(pread(fd, &c, 1, (off_t)off), 1);
+	c = c == 'x' ? 'y' : 'x';
+	assert_int_equal(pwrite(fd, &c, 1, (off_t)off), 1);
+	close(fd);
+}
+
+/* A damaged, complete last line of the log costs its entry: the store
+ * opens without it and store_recover names it (lost_index), so that the
+ * node abstains from voting until its leader gives it back. A torn last
+ * line loses nothing acknowledged and is not reported. An entry the db
+ * already holds is not lost either. */
+static void test_recover_reports_the_entry_of_a_damaged_last_line(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft(dir, ev, 0);
+	struct store_entry e[6];
+	for (size_t i = 0; i < 6; i++)
+		e[i] = put_entry(i + 1, 1, "k", "some value");
+	assert_int_equal(store_append(st, e, 5), 0);
+	wait_persisted(ev, 5);
+	store_close(st);
+	char seg[4200];
+	snprintf(seg, sizeof(seg), "%s/log-%020u.jsonl", dir, 1);
+	flip_byte(seg, line_offset(seg, 5) + 40);
+
+	st = open_raft(dir, ev, 0);
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.lost_index, 5);
+	assert_int_equal(rec.n, 4);
+	for (size_t i = 0; i < 4; i++)
+		expect_same_entry(&rec.entries[i], &e[i]);
+	store_recovery_free(&rec);
+	/* the leader gives it back; the next open has lost nothing */
+	assert_int_equal(store_append(st, &e[4], 2), 0);
+	wait_persisted(ev, 6);
+	store_close(st);
+	st = open_raft(dir, ev, 0);
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.lost_index, 0);
+	assert_int_equal(rec.n, 6);
+	store_recovery_free(&rec);
+	store_close(st);
+
+	/* torn: the last line cut short (its end and newline zeroed) */
+	size_t off = line_offset(seg, 6);
+	int fd = open(seg, O_RDWR);
+	assert_true(fd >= 0);
+	char line[512];
+	ssize_t got = pread(fd, line, sizeof(line), (off_t)off);
+	assert_true(got > 0);
+	size_t len = (size_t)(strchr(line, '\n') - line) + 1;
+	static const char zeros[512];
+	assert_int_equal(
+	    pwrite(fd, zeros, len / 2, (off_t)(off + len - len / 2)),
+	    (ssize_t)(len / 2));
+	close(fd);
+	st = open_raft(dir, ev, 0);
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.lost_index, 0);
+	assert_int_equal(rec.n, 5);
+	store_recovery_free(&rec);
+
+	/* covered by a db: damaged, cut, but not lost */
+	assert_int_equal(store_apply(st, e, 5), 0);
+	wait_applied(ev, 5);
+	assert_int_equal(store_snapshot(st), 0);
+	assert_int_equal(status_of(st).snapshot_index, 5);
+	store_close(st);
+	flip_byte(seg, line_offset(seg, 5) + 40);
+	st = open_raft(dir, ev, 0);
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.lost_index, 0);
+	assert_int_equal(rec.snap_index, 5);
+	assert_int_equal(rec.n, 0);
+	store_recovery_free(&rec);
+	store_close(st);
+	free_entries(e, 6);
 	events_free(ev);
 	remove_dir(dir);
 }
@@ -1320,6 +1568,16 @@ static void test_full_disk_stalls_appends_until_space_returns(void **s)
 	ss = status_of(st);
 	assert_int_equal(ss.last_index, written);
 	assert_true(store_room(st) < SEG);
+	/* stalled: the store says it cannot write its log, since the first
+	 * append that did not fit */
+	uint64_t stalled_at = ss.write_error_since_ms;
+	assert_int_equal(ss.write_error, -ENOSPC);
+	assert_true(stalled_at > 0 && stalled_at <= kv_mono_ms());
+	ss = status_of(st);
+	assert_int_equal(ss.write_error_since_ms, stalled_at);
+	uint64_t since = 0;
+	assert_int_equal(store_write_error(st, &since), -ENOSPC);
+	assert_int_equal(since, stalled_at);
 	pthread_mutex_lock(&ev->mu);
 	assert_int_equal(ev->p_index[ev->np - 1], written);
 	pthread_mutex_unlock(&ev->mu);
@@ -1331,6 +1589,12 @@ static void test_full_disk_stalls_appends_until_space_returns(void **s)
 	ss = status_of(st);
 	assert_int_equal(ss.failed, 0);
 	assert_int_equal(ss.last_index, N);
+	/* written again: the error is gone */
+	assert_int_equal(ss.write_error, 0);
+	assert_int_equal(ss.write_error_since_ms, 0);
+	assert_int_equal(store_write_error(st, &since), 0);
+	assert_int_equal(since, 0);
+	assert_int_equal(store_write_error(st, NULL), 0);
 	store_close(st);
 
 	st = open_raft(dir, ev, SEG);
@@ -1340,6 +1604,110 @@ static void test_full_disk_stalls_appends_until_space_returns(void **s)
 	for (size_t i = 0; i < N; i++)
 		expect_same_entry(&rec.entries[i], &e[i]);
 	store_recovery_free(&rec);
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	unmount_small_fs(mnt);
+}
+
+/* stderr into a file for the running test (restored by the teardown
+ * even when an assertion ended the test early). */
+static int saved_stderr = -1;
+static char said_path[4200];
+
+static void capture_stderr(const char *dir)
+{
+	snprintf(said_path, sizeof(said_path), "%s.stderr", dir);
+	int fd = open(said_path, O_RDWR | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	fflush(stderr);
+	saved_stderr = dup(2);
+	assert_true(saved_stderr >= 0);
+	assert_int_equal(dup2(fd, 2), 2);
+	close(fd);
+}
+
+static void restore_stderr(void)
+{
+	if (saved_stderr < 0)
+		return;
+	fflush(stderr);
+	dup2(saved_stderr, 2);
+	close(saved_stderr);
+	saved_stderr = -1;
+	unlink(said_path);
+}
+
+/* Times text appears in what was said so far. */
+static int count_said(const char *text)
+{
+	fflush(stderr);
+	FILE *f = fopen(said_path, "r");
+	assert_non_null(f);
+	char line[1024];
+	int n = 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
+static int teardown_fs_and_stderr(void **state)
+{
+	restore_stderr();
+	return unmount_leftover(state);
+}
+
+/* A db that cannot be written (a full disk) is tried again after a pause,
+ * not in a loop and not only when more entries come: once space returns,
+ * the retry puts it in place with no other call. */
+static void test_a_failed_snapshot_is_retried_after_a_pause(void **s)
+{
+	(void)s;
+	char *mnt = mount_small_fs();
+	if (!mnt) {
+		skip();
+		return;
+	}
+	char dir[4200], filler[4200];
+	snprintf(dir, sizeof(dir), "%s/data", mnt);
+	snprintf(filler, sizeof(filler), "%s/filler", mnt);
+	struct events *ev = events_new();
+	struct store *st = open_raft_every(dir, ev, SEG, 20, 0);
+	enum { N = 30 };
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++)
+		e[i] = big_entry(i + 1, 1);
+	append_and_apply(st, ev, e, 2); /* the open segment has room */
+	fill_fs(filler);
+	capture_stderr(mnt);
+	append_and_apply(st, ev, &e[2], N - 2);
+
+	/* the job fails once, and is not tried again at once */
+	struct timespec t;
+	deadline_in(&t, DEADLINE_S);
+	while (count_said("snapshot at") == 0) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		if (now.tv_sec > t.tv_sec)
+			fail_msg("no failed snapshot within %d s", DEADLINE_S);
+		struct timespec pause = {0, 10 * 1000 * 1000};
+		nanosleep(&pause, NULL); /* polling pace, not a wait */
+	}
+	uint64_t failed_at = kv_mono_ms();
+	assert_int_equal(count_said("No space left on device"), 1);
+	assert_int_equal(n_applied(ev), N);
+	assert_int_equal(status_of(st).snapshot_index, 0);
+
+	/* space returns: the retry (after its pause) succeeds */
+	assert_int_equal(unlink(filler), 0);
+	uint64_t snap = wait_snapshotted(ev, 20);
+	uint64_t took = kv_mono_ms() - failed_at;
+	assert_true(took >= 500); /* the first pause is 1 s */
+	assert_int_equal(count_said("snapshot at"), 1);
+	restore_stderr();
+	expect_compacted_at(st, snap);
+	assert_int_equal(status_of(st).failed, 0);
 	store_close(st);
 	free_entries(e, N);
 	events_free(ev);
@@ -1366,10 +1734,17 @@ int main(void)
 		test_a_snapshot_waits_for_the_log_to_hold_the_applied_entry,
 		reset_gate),
 	    cmocka_unit_test_setup(
+		test_applied_entries_past_snapshot_every_get_a_db, reset_gate),
+	    cmocka_unit_test_setup(test_log_bytes_past_snapshot_bytes_get_a_db,
+				   reset_gate),
+	    cmocka_unit_test_setup(
 		test_reopen_applies_only_the_db_and_recovers_the_log_after_it,
 		reset_gate),
 	    cmocka_unit_test_setup(
 		test_recover_reports_hard_state_and_the_db_after_a_snapshot,
+		reset_gate),
+	    cmocka_unit_test_setup(
+		test_recover_reports_the_entry_of_a_damaged_last_line,
 		reset_gate),
 	    cmocka_unit_test_setup(
 		test_install_puts_the_snapshot_in_place_of_map_and_log,
@@ -1385,6 +1760,9 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(
 		test_full_disk_stalls_appends_until_space_returns, reset_gate,
 		unmount_leftover),
+	    cmocka_unit_test_setup_teardown(
+		test_a_failed_snapshot_is_retried_after_a_pause, reset_gate,
+		teardown_fs_and_stderr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,119 @@
+/* applier.c - store_apply: committed entries into the map.
+ *
+ * Applying runs on the caller's thread (the node's), with no hand-off:
+ * commands are decoded first, then a chunk of entries is applied under one
+ * write lock of map_lock, and reported with the lock released (the
+ * callbacks wake readers, who take it). An entry is committed before it
+ * is applied, so applying needs nothing of the log. After each chunk the
+ * snapshot schedule is checked (two atomic loads), so snapshots follow the
+ * applied entries whatever the traffic. What a command does to the map is
+ * apply.c's; threads and locks: store_int.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+/* What apply_chunk did with each entry. */
+enum applied_as { NOT_APPLIED, APPLIED, APPLIED_CMD };
+
+#define APPLY_CHUNK 64
+
+static void on_change(void *ctx, const char *key, size_t klen)
+{
+	struct store *st = ctx;
+	if (st->opt.on_change)
+		st->opt.on_change(st->opt.on_change_ctx, key, klen);
+}
+
+/* Apply entry e (its command decoded in cmd, or cmd_err) to the map at
+ * applied + 1; map_lock held for writing. false if the store failed. */
+static bool apply_one(struct store *st, const struct store_entry *e,
+		      const struct kv_cmd *cmd, int cmd_err,
+		      struct kv_result *res)
+{
+	if (e->index != st->applied + 1) {
+		char what[96];
+		snprintf(what, sizeof(what), "entry %llu to apply after %llu",
+			 (unsigned long long)e->index,
+			 (unsigned long long)st->applied);
+		store_fail(st, KV_ECORRUPT, what);
+		return false;
+	}
+	*res = (struct kv_result){.err = 0, .rev = e->index};
+	if (e->type == STORE_ENTRY_CMD) {
+		if (cmd_err) {
+			res->err = cmd_err;
+		} else if (map_apply(st->map, e->index, cmd, res, on_change,
+				     st) != 0) {
+			store_fail(st, -ENOMEM, "applying an entry");
+			return false;
+		}
+	} else if (e->type == STORE_ENTRY_CONFIG) {
+		char *c = recovery_conf_to_json(e->data, e->len);
+		if (!c) {
+			store_fail(st, -ENOMEM, "applying a config");
+			return false;
+		}
+		free(st->conf_json);
+		st->conf_json = c;
+	}
+	st->applied = e->index;
+	st->applied_term = e->term;
+	st->pub_applied = e->index;
+	return true;
+}
+
+/* Apply committed entries e[0..n) (n <= APPLY_CHUNK) with their decoded
+ * commands under one write lock, then report them with it released. */
+static void apply_chunk(struct store *st, const struct store_entry *e,
+			const struct kv_cmd *cmds, const int *cmd_err, size_t n)
+{
+	struct kv_result res[APPLY_CHUNK];
+	unsigned char as[APPLY_CHUNK] = {0};
+	pthread_rwlock_wrlock(&st->map_lock);
+	for (size_t i = 0; i < n && !st->failed; i++) {
+		if (e[i].index <= st->applied)
+			continue; /* applied before (db or an earlier batch) */
+		if (!apply_one(st, &e[i], &cmds[i], cmd_err[i], &res[i]))
+			break;
+		as[i] = e[i].type == STORE_ENTRY_CMD ? APPLIED_CMD : APPLIED;
+	}
+	pthread_rwlock_unlock(&st->map_lock);
+	for (size_t i = 0; i < n; i++)
+		if (as[i] != NOT_APPLIED)
+			st->opt.raft->applied(
+			    st->opt.raft_ctx, e[i].index, e[i].term,
+			    as[i] == APPLIED_CMD ? &res[i] : NULL);
+}
+
+int store_apply(struct store *st, const struct store_entry *e, size_t n)
+{
+	for (size_t i = 0; i < n; i += APPLY_CHUNK) {
+		size_t k = n - i < APPLY_CHUNK ? n - i : APPLY_CHUNK;
+		struct kv_cmd cmds[APPLY_CHUNK];
+		int cmd_err[APPLY_CHUNK];
+		int ret = 0;
+		memset(cmds, 0, k * sizeof(cmds[0]));
+		for (size_t j = 0; j < k && ret == 0; j++) {
+			cmd_err[j] = 0;
+			if (e[i + j].type != STORE_ENTRY_CMD)
+				continue;
+			ret = kv_cmd_decode(e[i + j].data, e[i + j].len,
+					    &cmds[j]);
+			if (ret != 0 && ret != -ENOMEM) {
+				cmd_err[j] = -EINVAL;
+				ret = 0;
+			}
+		}
+		if (ret == 0)
+			apply_chunk(st, e + i, cmds, cmd_err, k);
+		for (size_t j = 0; j < k; j++)
+			kv_cmd_clear(&cmds[j]);
+		if (ret != 0)
+			return ret;
+		snapshot_kick_if_due(st);
+	}
+	return 0;
+}

@@ -1,0 +1,103 @@
+/* log_int.h - what the files of the log share (private to store/log*.c).
+ *
+ * The log is three files: log_format.c (the line formats: checksums,
+ * parsing), log_replay.c (reading the segments back at open: the torn-tail
+ * and damaged-tail rules) and log.c (segments, appends, truncation,
+ * compaction, syncs). One struct log has one owner at a time (the store
+ * holds log_mu around every call but log_sync_run); nothing here locks.
+ * The formats and the numbered durability invariants are in
+ * docs/log-format.md. */
+#ifndef KV_STORE_LOG_INT_H
+#define KV_STORE_LOG_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define LOG_VERSION	    1
+#define LOG_DEFAULT_SEGMENT (64u * 1024u * 1024u)
+#define SEG_NAME_LEN	    30	/* "log-" + 20 digits + ".jsonl" */
+#define HDR_MAX		    256 /* a header line is shorter than this */
+
+/* One segment file, mapped whole. */
+struct seg {
+	char name[SEG_NAME_LEN + 1];
+	int fd;
+	unsigned char *map;
+	size_t map_len; /* mapped bytes: the file size */
+	size_t limit;	/* bytes we may write: fallocated, <= map_len */
+	size_t used;	/* header and entries; zeros from here on */
+	uint64_t first; /* index of the first entry */
+	uint64_t prev_term;
+	uint64_t count;
+	uint64_t cap;
+	size_t *off;	 /* off[k]: offset of entry first + k */
+	uint64_t *terms; /* terms[k]: its term */
+	bool dirty;	 /* written since the last log_sync_prepare */
+};
+
+struct log {
+	char *dir;
+	int dirfd;
+	size_t seg_size;
+	size_t page;
+	struct seg **segs; /* ascending by first */
+	size_t nsegs, capsegs;
+	uint64_t first, last; /* logical: entries first..last */
+	uint64_t prev_term;   /* term of first - 1 (snapshot or header) */
+	uint64_t bytes;	      /* log_bytes: entries first..last as stored */
+	uint64_t lost_index;  /* log_lost_index: set by the replay */
+	bool dir_dirty;	      /* a segment was created since the last sync */
+};
+
+/* One entry line as parsed (data points into the line). */
+struct log_line {
+	uint64_t index, term;
+	uint8_t type;
+	const char *data;
+	size_t len;
+};
+
+/* ---- log_format.c: the line formats ---- */
+
+/* The checksum of an entry: CRC-32C over index (8 bytes little-endian),
+ * term (8 bytes little-endian), type (1 byte) and the command bytes. */
+uint32_t logfmt_crc(uint64_t index, uint64_t term, uint8_t type,
+		    const char *data, size_t len);
+/* The start of an entry line, up to and including `"c":`, into buf[n]
+ * (128 bytes are always enough); its length. */
+int logfmt_prefix(char *buf, size_t n, const struct log_entry *e);
+/* Parse one entry line p[0..n) (without its '\n') and check its CRC:
+ * NULL, or why it is bad ("unparsable entry", "entry checksum mismatch"). */
+const char *logfmt_parse_line(const unsigned char *p, size_t n,
+			      struct log_line *out);
+/* The header line of a segment, newline included; its length. */
+int logfmt_header(char *buf, size_t n, uint64_t first, uint64_t prev_term);
+/* Parse the header line p[0..n) (without '\n'): 0, KV_EVERSION or
+ * KV_ECORRUPT. */
+int logfmt_parse_header(const unsigned char *p, size_t n, uint64_t *first,
+			uint64_t *prev_term);
+/* True if p[0..n) holds only zero bytes. */
+bool logfmt_all_zero(const unsigned char *p, size_t n);
+
+/* ---- log.c: segments, for the replay ---- */
+
+void seg_free(struct seg *s);
+/* Record an entry at offset off with term in s. 0 or -ENOMEM. */
+int seg_push(struct seg *s, size_t off, uint64_t term);
+/* Room for one more segment in log->segs. 0 or -ENOMEM. */
+int segs_reserve(struct log *log);
+/* log->bytes computed from the segments (after open, truncation,
+ * compaction). */
+uint64_t log_bytes_scan(const struct log *log);
+
+/* ---- log_replay.c ---- */
+
+/* Read every segment of log->dir into log (empty on entry): the rules of
+ * "Recovery" in docs/log-format.md. 0, KV_ECORRUPT or KV_EVERSION with
+ * *errmsg naming file and offset, -errno. */
+int log_replay(struct log *log, char **errmsg);
+
+#endif

@@ -1,0 +1,250 @@
+/* recovery.c - where a store's state comes from: its own files at open,
+ * or a leader's snapshot.
+ *
+ * At open the db is loaded into the map and the log is checked to go on
+ * from it; the log's entries after the db are not applied but handed to
+ * the Raft core (store_recover), which applies them again once it knows
+ * they are committed. An install puts a verified snapshot file in place of
+ * the db, the map and the log, on the owner thread, once no db job and no
+ * log sync runs. Opening the files is store.c's; threads: store_int.h. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "store_int.h"
+
+char *recovery_conf_to_json(const void *text, size_t len)
+{
+	char *t = strndup(text, len);
+	if (!t)
+		return NULL;
+	cJSON *j = cJSON_CreateString(t);
+	free(t);
+	char *out = j ? cJSON_PrintUnformatted(j) : NULL;
+	cJSON_Delete(j);
+	return out;
+}
+
+char *recovery_conf_from_json(const char *json, size_t len, size_t *out_len)
+{
+	cJSON *j = cJSON_ParseWithLength(json, len);
+	char *out = NULL;
+	if (cJSON_IsString(j)) {
+		out = strdup(j->valuestring);
+		if (out)
+			*out_len = strlen(out);
+	}
+	cJSON_Delete(j);
+	return out;
+}
+
+/* ---- open ---- */
+
+int recovery_check_log(struct store *st, char **errmsg)
+{
+	uint64_t first = log_first_index(st->log);
+	uint64_t last = log_last_index(st->log);
+	if (last < st->snap_index) {
+		/* the db is ahead of the whole log: start the log after it */
+		return log_reset(st->log, st->snap_index, st->snap_term);
+	}
+	if (first > st->snap_index + 1) {
+		if (asprintf(errmsg,
+			     "the db ends at index %llu but the log starts "
+			     "at %llu: entries are missing",
+			     (unsigned long long)st->snap_index,
+			     (unsigned long long)first) < 0)
+			*errmsg = NULL;
+		return KV_ECORRUPT;
+	}
+	return 0; /* the core applies what it knows is committed */
+}
+
+/* ---- store_recover ---- */
+
+void store_recovery_free(struct store_recovery *rec)
+{
+	for (size_t i = 0; i < rec->n; i++)
+		free((void *)rec->entries[i].data);
+	free(rec->entries);
+	free(rec->conf);
+	memset(rec, 0, sizeof(*rec));
+}
+
+/* A copy of log entry le as the core sees it (configurations back to
+ * their text). 0, -ENOMEM, KV_ECORRUPT. */
+static int copy_entry(const struct log_entry *le, struct store_entry *e)
+{
+	e->index = le->index;
+	e->term = le->term;
+	e->type = le->type + 1;
+	void *data = NULL;
+	size_t len = 0;
+	if (e->type == STORE_ENTRY_CONFIG) {
+		data = recovery_conf_from_json(le->data, le->len, &len);
+		if (!data)
+			return KV_ECORRUPT;
+	} else if (le->len) {
+		data = malloc(le->len);
+		if (!data)
+			return -ENOMEM;
+		memcpy(data, le->data, le->len);
+		len = le->len;
+	}
+	e->data = data;
+	e->len = len;
+	return 0;
+}
+
+/* The log's entries after the db; log_mu held. */
+static int copy_entries(struct store *st, struct store_recovery *rec)
+{
+	uint64_t last = log_last_index(st->log);
+	uint64_t from = st->snap_index + 1;
+	if (last < from)
+		return 0;
+	rec->entries = calloc(last - from + 1, sizeof(*rec->entries));
+	if (!rec->entries)
+		return -ENOMEM;
+	for (uint64_t i = from; i <= last; i++) {
+		struct log_entry le;
+		int ret = log_get(st->log, i, &le);
+		if (ret == 0)
+			ret = copy_entry(&le, &rec->entries[rec->n]);
+		if (ret != 0)
+			return ret;
+		rec->n++;
+	}
+	return 0;
+}
+
+int recovery_recover(struct store *st, struct store_recovery *rec)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->term = st->term;
+	rec->vote = st->vote;
+	rec->snap_index = st->snap_index;
+	rec->snap_term = st->snap_term;
+	rec->lost_index = st->lost_index;
+	int ret = 0;
+	if (st->conf_json) {
+		rec->conf = recovery_conf_from_json(
+		    st->conf_json, strlen(st->conf_json), &rec->conf_len);
+		if (!rec->conf)
+			ret = KV_ECORRUPT;
+	}
+	if (ret == 0) {
+		pthread_mutex_lock(&st->log_mu);
+		ret = copy_entries(st, rec);
+		pthread_mutex_unlock(&st->log_mu);
+	}
+	if (ret != 0)
+		store_recovery_free(rec);
+	return ret;
+}
+
+/* ---- install ---- */
+
+/* The loaded snapshot (m, meta) replaces the log and the map; its file is
+ * already the db. log_mu is taken here. 0 or -errno (the store failed). */
+static int replace_state(struct store *st, struct map *m, struct db_meta *meta)
+{
+	/* Appends written before, synced or not yet, are gone with the log
+	 * (the appender waits for this install; the sync thread is idle). */
+	pthread_mutex_lock(&st->log_mu);
+	append_drop_stalled(st);
+	st->w_index = st->w_term = 0;
+	int ret = log_reset(st->log, meta->index, meta->term);
+	if (ret != 0) {
+		pthread_mutex_unlock(&st->log_mu);
+		store_fail(st, ret, "resetting the log after a snapshot");
+		return ret;
+	}
+	/* the applier waits for this install: the lock is for readers */
+	pthread_rwlock_wrlock(&st->map_lock);
+	struct map *old = st->map;
+	st->map = m;
+	free(st->conf_json);
+	st->conf_json = meta->conf;
+	meta->conf = NULL;
+	st->snap_index = st->applied = st->pub_applied = meta->index;
+	st->snap_term = st->applied_term = meta->term;
+	pthread_rwlock_unlock(&st->map_lock);
+	append_update_room_locked(st);
+	pthread_mutex_unlock(&st->log_mu);
+	map_free(old);
+	return 0;
+}
+
+/* Put the snapshot file r->path in place of the map, the db and the log.
+ */
+static int do_install(struct store *st, struct req *r)
+{
+	struct map *m = map_new();
+	if (!m)
+		return -ENOMEM;
+	struct db_meta meta = {0};
+	char *why = NULL;
+	int ret = db_load_file(r->path, m, &meta, &why);
+	if (ret != 0) {
+		fprintf(stderr, "kvfs: snapshot %s refused: %s\n", r->path,
+			why ? why : kv_strerror(ret));
+		free(why);
+		goto err;
+	}
+	char db[4096];
+	snprintf(db, sizeof(db), "%s/db.jsonl", st->dir);
+	if (rename(r->path, db) != 0) {
+		ret = -errno;
+		goto err;
+	}
+	/* the db is in place once the directory is synced: a crash from
+	 * then on restarts from it */
+	ret = kv_sync_dir(st->dir);
+	if (ret != 0) {
+		store_fail(st, ret, "syncing the installed snapshot");
+		goto err;
+	}
+	ret = replace_state(st, m, &meta);
+	if (ret != 0)
+		goto err;
+	snapshot_drop_replica(st); /* it follows the old db */
+	st->snap.failures = 0;
+	st->snap.retry_ms = 0;
+	r->index = meta.index;
+	r->term = meta.term;
+	return 0;
+err:
+	free(meta.conf);
+	map_free(m);
+	return ret;
+}
+
+/* Run a waiting install once no db job (its rename must not land over the
+ * installed db, and its replica reads the log) and no log sync (it reports
+ * its appends durable) is under way; no sync starts while one waits
+ * (sync_hold). */
+void recovery_maybe_install(struct store *st)
+{
+	if (!st->install_waiting)
+		return;
+	pthread_mutex_lock(&st->log_mu);
+	st->sync_hold = true;
+	bool busy = st->sync_busy;
+	if (busy)
+		st->sync_notify = true; /* sync_done brings us back */
+	pthread_mutex_unlock(&st->log_mu);
+	if (busy || st->snap.running)
+		return;
+	struct req *r = st->install_waiting;
+	st->install_waiting = NULL;
+	int ret = do_install(st, r);
+	pthread_mutex_lock(&st->log_mu);
+	st->sync_hold = false;
+	append_kick_sync_locked(st); /* a refused install dropped nothing */
+	pthread_mutex_unlock(&st->log_mu);
+	owner_complete(r, ret);
+}
