@@ -110,7 +110,7 @@ static int write_entry(struct store *st, const struct store_entry *e)
 	if (e->type == STORE_ENTRY_CONFIG) {
 		/* configuration texts become JSON strings: the log keeps
 		 * JSON */
-		conf = recovery_conf_to_json(e->data, e->len);
+		conf = store_conf_to_json(e->data, e->len);
 		if (!conf)
 			return -ENOMEM;
 		le.data = conf;
@@ -267,7 +267,7 @@ int store_append(struct store *st, const struct store_entry *e, size_t n)
 	append_update_room_locked(st);
 	append_kick_sync_locked(st);
 	pthread_mutex_unlock(&st->log_mu);
-	snapshot_kick_if_due(st);
+	owner_kick_if_due(st);
 	return ret;
 }
 

@@ -51,7 +51,7 @@ static bool apply_one(struct store *st, const struct store_entry *e,
 			return false;
 		}
 	} else if (e->type == STORE_ENTRY_CONFIG) {
-		char *c = recovery_conf_to_json(e->data, e->len);
+		char *c = store_conf_to_json(e->data, e->len);
 		if (!c) {
 			store_fail(st, -ENOMEM, "applying a config");
 			return false;
@@ -113,7 +113,7 @@ int store_apply(struct store *st, const struct store_entry *e, size_t n)
 			kv_cmd_clear(&cmds[j]);
 		if (ret != 0)
 			return ret;
-		snapshot_kick_if_due(st);
+		owner_kick_if_due(st);
 	}
 	return 0;
 }

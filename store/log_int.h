@@ -82,9 +82,11 @@ int logfmt_parse_header(const unsigned char *p, size_t n, uint64_t *first,
 /* True if p[0..n) holds only zero bytes. */
 bool logfmt_all_zero(const unsigned char *p, size_t n);
 
-/* ---- log.c: segments, for the replay ---- */
+/* ---- log_seg.c: the table of segments, for log.c and the replay ---- */
 
 void seg_free(struct seg *s);
+/* Room for n more entries in s's tables. 0 or -ENOMEM. */
+int seg_reserve(struct seg *s, uint64_t n);
 /* Record an entry at offset off with term in s. 0 or -ENOMEM. */
 int seg_push(struct seg *s, size_t off, uint64_t term);
 /* Room for one more segment in log->segs. 0 or -ENOMEM. */

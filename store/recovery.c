@@ -16,31 +16,6 @@
 
 #include "store_int.h"
 
-char *recovery_conf_to_json(const void *text, size_t len)
-{
-	char *t = strndup(text, len);
-	if (!t)
-		return NULL;
-	cJSON *j = cJSON_CreateString(t);
-	free(t);
-	char *out = j ? cJSON_PrintUnformatted(j) : NULL;
-	cJSON_Delete(j);
-	return out;
-}
-
-char *recovery_conf_from_json(const char *json, size_t len, size_t *out_len)
-{
-	cJSON *j = cJSON_ParseWithLength(json, len);
-	char *out = NULL;
-	if (cJSON_IsString(j)) {
-		out = strdup(j->valuestring);
-		if (out)
-			*out_len = strlen(out);
-	}
-	cJSON_Delete(j);
-	return out;
-}
-
 /* ---- open ---- */
 
 int recovery_check_log(struct store *st, char **errmsg)
@@ -84,7 +59,7 @@ static int copy_entry(const struct log_entry *le, struct store_entry *e)
 	void *data = NULL;
 	size_t len = 0;
 	if (e->type == STORE_ENTRY_CONFIG) {
-		data = recovery_conf_from_json(le->data, le->len, &len);
+		data = store_conf_from_json(le->data, le->len, &len);
 		if (!data)
 			return KV_ECORRUPT;
 	} else if (le->len) {
@@ -131,7 +106,7 @@ int recovery_recover(struct store *st, struct store_recovery *rec)
 	rec->lost_index = st->lost_index;
 	int ret = 0;
 	if (st->conf_json) {
-		rec->conf = recovery_conf_from_json(
+		rec->conf = store_conf_from_json(
 		    st->conf_json, strlen(st->conf_json), &rec->conf_len);
 		if (!rec->conf)
 			ret = KV_ECORRUPT;

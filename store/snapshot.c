@@ -116,16 +116,6 @@ long snapshot_retry_in_ms(const struct store *st)
 	return now >= st->snap.retry_ms ? 0 : (long)(st->snap.retry_ms - now);
 }
 
-void snapshot_kick_if_due(struct store *st)
-{
-	if (st->pub_applied < st->due_applied &&
-	    st->pub_log_bytes < st->due_bytes)
-		return;
-	if (atomic_exchange(&st->kicked, true))
-		return; /* a turn is asked for already */
-	owner_wake(st);
-}
-
 /* The db at meta is in place: the log before it goes (invariant 4). */
 static void compact(struct store *st, const struct db_meta *meta)
 {
@@ -193,7 +183,6 @@ void snapshot_finish(struct store *st)
 	free(sn->meta.conf);
 	sn->meta.conf = NULL;
 	answer_waiters(st, ret);
-	recovery_maybe_install(st);
 }
 
 void snapshot_drop_replica(struct store *st)

@@ -21,30 +21,6 @@
 
 /* ---- the queue ---- */
 
-void owner_complete(struct req *r, int ret)
-{
-	r->ret = ret;
-	sem_post(&r->done);
-}
-
-void owner_push_locked(struct store *st, struct req *r)
-{
-	r->next = NULL;
-	if (st->tail)
-		st->tail->next = r;
-	else
-		st->head = r;
-	st->tail = r;
-	pthread_cond_signal(&st->cond);
-}
-
-void owner_wake(struct store *st)
-{
-	pthread_mutex_lock(&st->mu);
-	pthread_cond_signal(&st->cond);
-	pthread_mutex_unlock(&st->mu);
-}
-
 /* Submit r and wait for the owner's answer. */
 static int call(struct store *st, struct req *r)
 {
@@ -62,16 +38,6 @@ static int call(struct store *st, struct req *r)
 		;
 	sem_destroy(&r->done);
 	return r->ret;
-}
-
-void store_fail(struct store *st, int err, const char *what)
-{
-	int none = 0;
-	if (!atomic_compare_exchange_strong(&st->failed, &none, err))
-		return;
-	st->failed_ms = kv_mono_ms();
-	fprintf(stderr, "kvfs: %s: %s; refusing writes\n", what,
-		kv_strerror(err));
 }
 
 /* ---- the owner thread ---- */
@@ -140,6 +106,8 @@ static void handle(struct store *st, struct req *r)
 		break;
 	case REQ_SNAP_DONE:
 		snapshot_finish(st);
+		/* an install waits for a running db write to end */
+		recovery_maybe_install(st);
 		break;
 	}
 }

@@ -164,12 +164,12 @@ struct store {
 	_Atomic uint64_t pub_applied;	/* store_applied */
 	_Atomic uint64_t pub_log_bytes; /* log_bytes after the last change */
 	/* the schedule as the owner published it: it wants a turn once
-	 * applied or the log's bytes reach these (snapshot_kick_if_due) */
+	 * applied or the log's bytes reach these (owner_kick_if_due) */
 	_Atomic uint64_t due_applied, due_bytes;
 	atomic_bool kicked; /* a turn was asked for since the last one */
 };
 
-/* ---- store.c: the owner ---- */
+/* ---- owner.c: reaching the owner, failing, the trigger ---- */
 
 /* Post r's answer. */
 void owner_complete(struct req *r, int ret);
@@ -182,6 +182,13 @@ void owner_wake(struct store *st);
 /* A write, sync or apply failed: refuse every later write (invariant 3)
  * and say so on stderr, once. Any thread, any lock. */
 void store_fail(struct store *st, int err, const char *what);
+/* Wake the owner if the published snapshot schedule is due. Any thread,
+ * any lock but mu. Cheap when not due: two atomic loads. */
+void owner_kick_if_due(struct store *st);
+/* A configuration's text as the JSON string the log and the db keep, and
+ * back: malloc'd, NULL if out of memory (or, back, not a JSON string). */
+char *store_conf_to_json(const void *text, size_t len);
+char *store_conf_from_json(const char *json, size_t len, size_t *out_len);
 
 /* ---- append.c: the log appender and the sync thread ---- */
 
@@ -214,9 +221,6 @@ void snapshot_finish(struct store *st);
 /* Milliseconds until a retry after a failed job is due (then the owner
  * wants a turn), -1 if none waits. Owner. */
 long snapshot_retry_in_ms(const struct store *st);
-/* Wake the owner if the published schedule is due. Any thread, any lock
- * but mu. Cheap when not due: two atomic loads. */
-void snapshot_kick_if_due(struct store *st);
 /* Forget the replica (an install replaced the db, or the end). Owner,
  * with no job running. */
 void snapshot_drop_replica(struct store *st);
@@ -233,9 +237,5 @@ int recovery_check_log(struct store *st, char **errmsg);
 int recovery_recover(struct store *st, struct store_recovery *rec);
 /* Run the waiting install once no db job and no log sync runs. Owner. */
 void recovery_maybe_install(struct store *st);
-/* A configuration's text as the JSON string the log and the db keep, and
- * back: malloc'd, NULL if out of memory (or, back, not a JSON string). */
-char *recovery_conf_to_json(const void *text, size_t len);
-char *recovery_conf_from_json(const char *json, size_t len, size_t *out_len);
 
 #endif

@@ -28,8 +28,8 @@ struct join_answer {
 /* True if a is a member address kvfs accepts: kv_addr_valid (kv.h: port
  * 1..65535, at most KV_ADDR_MAX bytes, a host of letters, digits and
  * ".-_" or a bracketed IPv6 address: nothing that could bend a URL or a
- * Host header). The one rule for the module: the peer senders, the snapshot sender, the
- * joining client and (through this function) the membership API and
+ * Host header). The one rule for the module: the peer senders, the snapshot
+ * sender, the joining client and (through this function) the membership API and
  * kvfsctl use it. NULL is false. Pure; any thread. */
 bool cluster_addr_valid(const char *a);
 

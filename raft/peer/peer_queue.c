@@ -6,11 +6,28 @@
  * loss, so a full queue drops old messages (appends and heartbeats first,
  * which the core supersedes or resends) rather than refuse a new one. A
  * batch is what goes in one frame: about batch_bytes when encoded, at most
- * PEER_BATCH_MSGS messages. The shared state is described in peer_int.h. */
+ * PEER_BATCH_MSGS messages. The sender sleeps on an eventfd the queue's
+ * writers poke (peer_wake) and it drains (peer_drain_wake). The shared
+ * state is described in peer_int.h. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "peer_int.h"
+
+void peer_wake(struct peer *p)
+{
+	uint64_t one = 1;
+	ssize_t r = write(p->wake_fd, &one, sizeof(one));
+	(void)r; /* a full counter wakes the sender as well */
+}
+
+void peer_drain_wake(struct peer *p)
+{
+	uint64_t v;
+	ssize_t r = read(p->wake_fd, &v, sizeof(v));
+	(void)r; /* nothing to take is fine */
+}
 
 void peer_qmsg_free(struct qmsg *q)
 {

@@ -34,20 +34,6 @@
  * message), so no connection waits for nothing. */
 #define DEF_IDLE_MS 5000
 
-void peer_wake(struct peer *p)
-{
-	uint64_t one = 1;
-	ssize_t r = write(p->wake_fd, &one, sizeof(one));
-	(void)r; /* a full counter wakes the sender as well */
-}
-
-void peer_drain_wake(struct peer *p)
-{
-	uint64_t v;
-	ssize_t r = read(p->wake_fd, &v, sizeof(v));
-	(void)r; /* nothing to take is fine */
-}
-
 /* ---- Sending ---- */
 
 /* May peers_send write to p's stream itself? Only when the stream is

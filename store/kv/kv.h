@@ -197,10 +197,10 @@ int kv_cond_init(pthread_cond_t *c);
 /* The longest "host:port" kvfs keeps (RAFT_ADDR_MAX - 1). */
 #define KV_ADDR_MAX 63
 /* Parse "HOST:PORT" (HOST a name or an IPv4 address of letters, digits
- * and ".-_", or an IPv6 address in brackets, "[::1]:7001"; PORT decimal digits only, 1..65535, or 0 when
- * allow_zero: the kernel picks). host gets HOST without brackets
- * (NUL-terminated, at most cap - 1 bytes), *port the number. 0, or
- * -EINVAL with *why (may be NULL) a static reason fit for a message. */
+ * and ".-_", or an IPv6 address in brackets, "[::1]:7001"; PORT decimal digits
+ * only, 1..65535, or 0 when allow_zero: the kernel picks). host gets HOST
+ * without brackets (NUL-terminated, at most cap - 1 bytes), *port the number.
+ * 0, or -EINVAL with *why (may be NULL) a static reason fit for a message. */
 int kv_addr_parse(const char *s, bool allow_zero, char *host, size_t cap,
 		  unsigned *port, const char **why);
 /* True if s is a "HOST:PORT" kvfs accepts for a member (port 1..65535, at
