@@ -88,6 +88,20 @@ static unsigned members_copy(struct kv_node *n, struct node_member *m,
 	return count;
 }
 
+/* {"id","address","role"} of m, added to arr; NULL without memory. */
+static cJSON *member_add(cJSON *arr, const struct node_member *m)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return NULL;
+	cJSON_AddItemToArray(arr, o);
+	cJSON_AddNumberToObject(o, "id", (double)m->id);
+	cJSON_AddStringToObject(o, "address", m->addr);
+	cJSON_AddStringToObject(o, "role",
+				m->role == RAFT_LEARNER ? "learner" : "voter");
+	return o;
+}
+
 /* The senders' view of the connection to a peer. */
 static void peer_connection(cJSON *p, const struct peer_info *info,
 			    uint64_t heard, uint64_t mono)
@@ -122,14 +136,9 @@ static void status_peers(struct kv_node *n, cJSON *j)
 	for (unsigned i = 0; i < count; i++) {
 		if (m[i].id == n->id)
 			continue;
-		cJSON *p = cJSON_CreateObject();
+		cJSON *p = member_add(arr, &m[i]);
 		if (!p)
 			return;
-		cJSON_AddItemToArray(arr, p);
-		cJSON_AddNumberToObject(p, "id", (double)m[i].id);
-		cJSON_AddStringToObject(p, "address", m[i].addr);
-		cJSON_AddStringToObject(
-		    p, "role", m[i].role == RAFT_LEARNER ? "learner" : "voter");
 		struct peer_info info;
 		if (peers_info(n->peers, m[i].id, &info) == 0)
 			peer_connection(p, &info, heard[i], mono);
@@ -156,16 +165,8 @@ static cJSON *members_array(struct kv_node *n)
 		return NULL;
 	struct node_member m[RAFT_MAX_SERVERS];
 	unsigned count = members_copy(n, m, NULL);
-	for (unsigned i = 0; i < count; i++) {
-		cJSON *o = cJSON_CreateObject();
-		if (!o)
-			break;
-		cJSON_AddItemToArray(arr, o);
-		cJSON_AddNumberToObject(o, "id", (double)m[i].id);
-		cJSON_AddStringToObject(o, "address", m[i].addr);
-		cJSON_AddStringToObject(
-		    o, "role", m[i].role == RAFT_LEARNER ? "learner" : "voter");
-	}
+	for (unsigned i = 0; i < count && member_add(arr, &m[i]); i++)
+		;
 	return arr;
 }
 
