@@ -428,7 +428,7 @@ void members_publish(struct kv_node *n);
 /* Publish role, leader, term, commit, last index; true if the leader or
  * term changed since the last call. */
 bool status_publish(struct kv_node *n);
-/* Record a fatal error (first one wins): the node stops taking part. */
+/* Record a fatal error (the latest is kept): the node stops taking part. */
 void status_set_fatal(struct kv_node *n, int err);
 
 /* snapshot.c: snapshot senders (leader). Node thread. */
