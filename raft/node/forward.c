@@ -42,8 +42,9 @@ static struct raft_entry *entries_dup(const struct raft_entry *e, size_t n)
 	return c;
 }
 
-/* Copied: a call listed as forwarded may be settled (its deadline) and
- * gone before the turn's messages go. */
+/* The commands are copied: the outbox's messages own their entries
+ * (raft_message_clear), and a call's command goes with the call, which
+ * nothing ties to the message once it is listed as forwarded. */
 void forward_calls(struct kv_node *n, struct node_call *list, size_t count,
 		   uint64_t leader)
 {
