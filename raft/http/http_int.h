@@ -1,11 +1,14 @@
 /* http_int.h - what the files of the HTTP API share (not public).
  *
- * http.c owns the listener and the life of a request: it routes by a table
- * of path prefixes, takes in the body (bounded) and calls the route's
- * handler once the request is complete. http_reply.c builds responses and
- * maps errors to statuses in one function; http_kv.c holds the client
- * endpoints. New endpoints (like the peers' /raft/ endpoints) are one
- * more line in the route table in http.c and a handler with this signature. */
+ * http.c owns the listener and its life (suspended and offloaded
+ * requests); http_request.c routes a request by a table of path prefixes
+ * and runs the route's handler once the request is complete; http_body.c
+ * takes in the body (bounded); http_reply.c builds responses and maps
+ * errors to statuses in one function; http_kv.c, http_peer.c and
+ * http_cluster.c hold the endpoints. New endpoints are one more line in
+ * the route table in http_request.c and a handler with this signature.
+ * Everything here runs on the listener's one thread unless it says
+ * otherwise. */
 #ifndef KV_HTTP_INTERNAL_H
 #define KV_HTTP_INTERNAL_H
 
@@ -135,7 +138,46 @@ struct http_server {
 	bool closing; /* no more suspending */
 };
 
-/* ---- http.c: request helpers ---- */
+/* ---- http.c: the listener's side of a request ---- */
+
+/* Run r's route's handler on a thread of its own, r suspended meanwhile;
+ * its reply is queued once r is taken up again. */
+enum MHD_Result http_offload(struct http_req *r);
+/* A suspended request is taken up again (or ends): it no longer holds
+ * the listener open. */
+void http_release_hold(struct http_req *r);
+
+/* ---- http_request.c: routing and the life of a request ---- */
+
+/* libmicrohttpd's access handler and completion callback (cls is the
+ * struct http_server). */
+enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
+				const char *url, const char *method,
+				const char *version, const char *upload_data,
+				size_t *upload_data_size, void **con_cls);
+void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		       enum MHD_RequestTerminationCode toe);
+
+/* ---- http_body.c: bodies ---- */
+
+/* Content-Length and Transfer-Encoding decide, before the body, whether a
+ * body is acceptable at all: true to go on, false after queueing an error
+ * reply (or, if none was queued, to drop the connection). */
+bool http_body_begin(struct http_req *r);
+/* Body bytes as they arrive: kept within the route's limit, counted past
+ * it, handed to the route's stream callback for a stream. MHD_NO cuts the
+ * connection. */
+enum MHD_Result http_body_piece(struct http_req *r, const char *data,
+				size_t size);
+/* The whole body is in: true, with *ret from the reply queued, if it was
+ * too large, over the budget or a malformed form. */
+bool http_body_refused(struct http_req *r, enum MHD_Result *ret);
+/* Release the form parser (the body itself stays for the handler). */
+void http_body_done(struct http_req *r);
+/* Release the body and its share of the listener's budget. */
+void http_body_drop(struct http_req *r);
+
+/* ---- request helpers (http_request.c) ---- */
 
 /* Percent-decode src[0..len) into a malloc'd, NUL-terminated buffer; *out
  * and *outlen get it. '+' stays '+' (paths are not forms). -EINVAL for a
@@ -146,6 +188,8 @@ int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
 /* A request header or NULL. */
 const char *http_header(struct http_req *r, const char *name);
+/* ---- suspending (http.c) ---- */
+
 /* Suspend r until http_done: the route's handler runs again then, with
  * r->async_done set. Call it before starting the call that answers
  * (which may answer at once). False, and r is not suspended, once the

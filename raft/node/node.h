@@ -1,10 +1,14 @@
 /* node.h - the node layer: what fs/ and the HTTP API call.
  *
  * A node owns the store, the Raft core (driven by the node thread,
- * node_loop.c) and the peer senders of one kvfs process. Writes are proposed
+ * loop.c) and the peer senders of one kvfs process. Writes are proposed
  * through it (forwarded to the leader from a follower) and answered once
- * committed and applied on this node; reads ask it first whether the local map
- * may be read (ReadIndex). One member is a cluster of one: the same path. */
+ * committed and applied on this node; reads ask it first whether the local
+ * map may be read (ReadIndex). One member is a cluster of one: the same
+ * path. Every call is asynchronous inside: the blocking ones start the
+ * asynchronous call and wait for its answer, so they must never be made
+ * from the node thread (nor from a node_done_fn or node_watch callback,
+ * which run on it): that thread would wait for itself. */
 #ifndef KV_NODE_H
 #define KV_NODE_H
 
@@ -30,17 +34,23 @@ struct node_options {
 	const char *join; /* "HOST:PORT" of a member to join, or NULL */
 };
 
-/* Open the store (recovering it), join the cluster if asked, and start
- * the node thread. The HTTP listener (raft/http/http.h) is started by the
- * caller afterwards. On failure *errmsg (malloc'd) says why. Any thread. */
+/* Check the options (--listen may have port 0, --peers and --join
+ * addresses need a port from 1 to 65535: -EINVAL before the data
+ * directory is touched), open the store (recovering it), join the
+ * cluster if asked, and start the node thread. The HTTP listener
+ * (raft/http/http.h) is started by the caller afterwards. On failure
+ * *errmsg (malloc'd, may be NULL) says why. Any thread. */
 int node_open(const struct node_options *opt, struct kv_node **out,
 	      char **errmsg);
-/* Stop taking part: the node thread ends, every call waiting on the node
- * is answered KV_ESHUTDOWN and new ones are refused, and the threads that
- * retry writes end. Idempotent. Call it before stopping the HTTP
- * listener, so that no request it suspended is left waiting. */
+/* Stop taking part: the node thread ends, then every call it held is
+ * answered KV_ESHUTDOWN (on this thread) and new ones are refused.
+ * Idempotent. Call it before stopping the HTTP listener, so that no
+ * request it suspended is left waiting. Any thread but the node's own:
+ * not from a node_done_fn or node_watch callback. */
 void node_stop(struct kv_node *n);
-/* node_stop if not done yet, then stop the peers and the store, free. */
+/* node_stop if not done yet, then stop the peers and the store, free.
+ * After http_stop (the listener uses the node). The thread that opened
+ * it, or any thread but the node's own; NULL is fine. */
 void node_close(struct kv_node *n);
 
 /* Propose cmd; wait until it is committed and applied here. cmd is
@@ -48,49 +58,60 @@ void node_close(struct kv_node *n);
  * node records the same mtime). Keys are checked first (-EINVAL,
  * -ENAMETOOLONG), values over KV_MAX_VALUE give -EFBIG. Returns 0 with the
  * command's own outcome in res->err, or -ENOSPC, KV_EFAILED,
- * KV_ENOQUORUM, KV_ESHUTDOWN. Any thread. */
+ * KV_ENOQUORUM (not applied by the write timeout; unknown whether it
+ * will be once the core took it), KV_ESHUTDOWN. Blocks: any thread but
+ * the node's own (FUSE's threads, the listener's offloaded handlers). */
 int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res);
 
 /* Wait until this node may serve a read from its map: linearizable waits
  * for the leader's commit index to be applied here (ReadIndex); local
- * returns at once. 0 or KV_ENOQUORUM, KV_ESHUTDOWN. Any thread. */
+ * returns at once. 0, KV_ENOQUORUM, KV_EFAILED or KV_ESHUTDOWN. Blocks:
+ * any thread but the node's own. */
 int node_read_barrier(struct kv_node *n, bool linearizable);
 
 /* The answer to an asynchronous call: ret as the blocking call would
  * return it, and for a write res (valid during the call only; NULL unless
- * ret is 0). Called exactly once, from one of the node's threads (the
- * node thread, the store's owner or a retrying thread),
- * possibly before the call that started it returned; it must not block
- * and must not call back into the node's blocking calls. */
+ * ret is 0). Called exactly once, on the node thread, or on the thread in
+ * node_stop once the node thread ended; possibly before the call that
+ * started it returned. It must not block and must not call the node's
+ * blocking calls (the node thread would wait for itself). */
 typedef void (*node_done_fn)(void *ctx, int ret, const struct kv_result *res);
 
 /* node_propose without blocking: the same checks at once (their error is
  * returned, as are -ENOSPC, -ENOMEM, KV_EFAILED and KV_ESHUTDOWN, and done
  * is never called), else 0 and done gets what node_propose would have
- * returned, by the same deadline. cmd is borrowed for the call only. A
- * write that must wait for a leader is retried on a thread of its own.
- * Any thread. */
+ * returned, by the same deadline (the node thread watches it, within a
+ * tick). cmd is borrowed for the call only. A write that must wait for a
+ * leader waits on the node thread and is proposed again once one is
+ * known. Any thread. */
 int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 		       void *ctx);
 
 /* node_read_barrier (linearizable) without blocking: 0 and done gets 0,
- * KV_ENOQUORUM or KV_ESHUTDOWN later; or KV_ESHUTDOWN, -ENOMEM at once
- * (done is never called). Any thread. */
+ * KV_ENOQUORUM, KV_EFAILED or KV_ESHUTDOWN later; or KV_ESHUTDOWN,
+ * -ENOMEM at once (done is never called). Any thread. */
 int node_read_barrier_async(struct kv_node *n, node_done_fn done, void *ctx);
 
 /* Hand a batch of peer messages (from peer_handle_body) to the node
- * thread, which takes ownership. 0, or -EBUSY/-ENOMEM when it is dropped
- * (a network may drop messages; Raft resends). Any thread. */
+ * thread, which takes ownership. A follower's forwarded writes are
+ * checked and re-encoded on the calling thread first. 0, or
+ * -EBUSY/-ENOMEM when it is dropped (a network may drop messages; Raft
+ * resends). Any thread (the listener's, in practice); never blocks on
+ * the node thread. */
 struct raft_message;
 int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count);
 
 /* The address this node listens on, "HOST:PORT": --listen, or its own
- * address in --peers, or 127.0.0.1:7001. Valid until node_close. */
+ * address in --peers, or 127.0.0.1:7001. Valid until node_close. Any
+ * thread. */
 const char *node_listen(const struct kv_node *n);
 
 /* The cluster id and token peers must present (headers X-Kvfs-Cluster and
- * X-Kvfs-Token), this node's id, and the leader as this node knows it
- * (id 0 and "" if unknown; addr has room for 64 bytes). */
+ * X-Kvfs-Token), this node's id (all fixed until node_close), and the
+ * leader as this node knows it (id 0 and "" if unknown; addr, may be
+ * NULL, has room for cap bytes: 64 hold any address). Any thread: the
+ * leader is a copy the node thread published at the end of its latest
+ * turn. */
 const char *node_cluster_id(const struct kv_node *n);
 const char *node_token(const struct kv_node *n);
 uint64_t node_id(const struct kv_node *n);
@@ -99,7 +120,9 @@ uint64_t node_leader(struct kv_node *n, char *addr, size_t cap);
 /* ---- Membership (one server at a time, raft.h) ---- */
 
 /* GET /cluster/members: {"leader":ID,"members":[{"id":N,"address":"H:P",
- * "role":"voter"|"learner"}, ...]} as this node knows them. malloc'd. */
+ * "role":"voter"|"learner"}, ...]} as this node knows them (the node
+ * thread's latest published configuration). *out malloc'd, the caller
+ * frees. 0 or -ENOMEM. Any thread. */
 int node_members_json(struct kv_node *n, char **out);
 
 /* Change the membership through the log, on the leader, and wait until
@@ -110,7 +133,7 @@ int node_members_json(struct kv_node *n, char **out);
  * change is under way: retry), -EEXIST (id is a member), -ENOENT (id is
  * not one), -EINVAL (bad id or address, or removing the last voter),
  * KV_ENOQUORUM (not applied within the write timeout: outcome unknown),
- * KV_ESHUTDOWN. Any thread. */
+ * KV_EFAILED, KV_ESHUTDOWN. Blocks: any thread but the node's own. */
 enum node_member_op {
 	NODE_MEMBER_ADD = 1,
 	NODE_MEMBER_REMOVE,
@@ -121,19 +144,25 @@ int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
 /* What a joining node needs from the cluster (the answer to a POST
  * /cluster/members): its id, and the token when it is the derived one
  * (a derived token is no secret: it follows from the bootstrap members;
- * a --cluster-token is never sent). token is "" otherwise. */
-/* Both buffers hold at least 257 bytes (PEER_ID_MAX + 1). */
+ * a --cluster-token is never sent). token is "" otherwise. Both buffers
+ * hold at least 257 bytes (PEER_ID_MAX + 1). Any thread. */
 void node_join_info(struct kv_node *n, char *cluster_id, char *token);
 
-/* The store, for reads after node_read_barrier. */
+/* The store, for reads after node_read_barrier. Fixed until node_close.
+ * Any thread. */
 struct store *node_store(struct kv_node *n);
 
-/* The body of GET /status, malloc'd JSON. */
+/* The body of GET /status, JSON in *out (malloc'd, the caller frees).
+ * 0, -ENOMEM or store_status's error. Blocks on the store's owner thread
+ * (store_status): any thread but that one and the node's. */
 int node_status_json(struct kv_node *n, char **out);
 
 /* Register the callback run after each applied change to a key (for the
- * mount's cache invalidation); NULL to remove. Runs on the node thread,
- * which applies: it must not block or call back into the node. */
+ * mount's cache invalidation); NULL to remove (once node_watch returns,
+ * the old callback is not running and will not run). The callback runs
+ * on the node thread (store_apply) while the store holds its map's write
+ * lock: it must not block, nor call the store or the node. node_watch
+ * itself: any thread, but not from the callback. */
 void node_watch(struct kv_node *n,
 		void (*cb)(void *ctx, const char *key, size_t klen), void *ctx);
 
@@ -141,7 +170,9 @@ void node_watch(struct kv_node *n,
  * snapxfer.h): appended to the data directory's incoming file; *next is
  * the offset the receiver expects next. 1 when the file is complete and
  * verified (it then waits for the snapshot message that installs it), 0,
- * or the errors of snapxfer_recv_chunk with why filled. Any thread. */
+ * or the errors of snapxfer_recv_chunk with why filled. Blocks on the
+ * disk: any thread but the node's own (the listener's offloaded
+ * handlers; chunks are serialized inside). */
 struct snapxfer_chunk;
 int node_snapshot_chunk(struct kv_node *n, const struct snapxfer_chunk *c,
 			uint64_t *next, char *why, size_t why_len);

@@ -1,13 +1,21 @@
 /* node_int.h - what the files of the node layer share (not public).
  *
- * node.c opens and closes a node (identity, store, core, peers, listener)
- * and renders /status; node_loop.c is the node thread, the only one that
- * touches the Raft core; node_client.c is what other threads call:
- * proposals, forwarding and read barriers. They meet in struct kv_node
- * under n->mu: an inbox the node thread drains, and soft state it
- * publishes. Locking order: n->mu, then the store's or the peers' own
- * locks (enqueueing); the store's owner thread takes n->mu in its
- * callbacks while holding none of its own. */
+ * A node is one thread that drives the Raft core (loop.c) and the calls
+ * other threads make of it (call.c, propose.c, read.c, deliver.c). struct
+ * kv_node is split by concern; each part says beside its fields who owns
+ * them: fixed from node_open to node_close, the node thread's alone, or
+ * guarded by the part's own mutex. Every call another thread makes is a
+ * struct node_call, settled exactly once, by the node thread (or by
+ * node_stop once that thread has ended); a blocking call is the same call
+ * with a done callback that posts a semaphore.
+ *
+ * Lock order: the node's mutexes (inbox, reads, status, members, snap)
+ * are leaves: none is held while another is taken, nor while calling the
+ * store, the peers or a callback, and the node thread holds none while it
+ * stops a peer sender (peers_remove waits for that sender's thread, which
+ * may be calling node_unsent). watch_mu is the exception: the store takes
+ * it under its map lock (on_change) and holds it while the mount's
+ * callback runs, so nothing may hold watch_mu and then call the store. */
 #ifndef KV_NODE_INT_H
 #define KV_NODE_INT_H
 
@@ -29,71 +37,209 @@
 #define NODE_ELECTION	    10	 /* 0.5 .. 1 s, randomized */
 #define NODE_READ_RETRY_MS  500	 /* a ReadIndex round unanswered this long */
 #define NODE_READ_PIPELINE  4	 /* ReadIndex rounds in flight at once */
+#define NODE_RETRY_PAUSE_MS 20	 /* a write that must wait for a leader */
 #define NODE_COMPACT_TRAIL  5000 /* entries kept in memory after a db */
 #define NODE_MAX_INBOX_MSGS 65536
-
-/* A local proposal, on the proposer's stack (or in an asynchronous
- * call's state, node_client.c), guarded by n->mu. */
-enum prop_state {
-	PROP_QUEUED,	/* in n->props, not yet seen by the node thread */
-	PROP_TAKEN,	/* the node thread is proposing it */
-	PROP_FORWARDED, /* sent to the leader as ctx: on n->forwarded */
-	PROP_WAITING,	/* in the core's log at (index, term): on n->waiting */
-	PROP_DONE,	/* ret and res are final */
-};
-
-struct prop {
-	struct prop *next;
-	enum prop_state state;
-	const char *json; /* a command, or */
-	size_t len;
-	enum raft_conf_op conf_op; /* nonzero: a membership change */
-	uint64_t conf_id;
-	const char *conf_addr;
-	uint64_t index, term;
-	uint64_t ctx; /* PROP_FORWARDED: the batch it went in */
-	int ret;      /* 0 (res holds the outcome), NODE_RETRY, or an error */
-	struct kv_result res;
-	/* posted once, when it is settled (PROP_DONE), after n->mu is
-	 * released (see struct node_waiter) */
-	sem_t sem;
-	struct prop *wake_next;
-	/* An asynchronous call's: settle is called instead of the post
-	 * (n->mu not held, from the thread that settled it; arg is the
-	 * call's); the node thread fails it once until passed. */
-	void (*settle)(struct prop *p);
-	void *arg;
-	const struct timespec *until;
-};
-
-/* A thread waiting for a ReadIndex round or for an index to be applied.
- * It sleeps on a semaphore of its own, which whoever settles it posts
- * once, after releasing n->mu: a condition variable wakes its waiters into
- * n->mu, and 64 readers woken by one broadcast fought for it (futex
- * contention was a tenth of a follower's time under linearizable GETs). */
-struct node_waiter {
-	struct node_waiter *next; /* on its list, under n->mu */
-	struct node_waiter *wake_next;
-	uint64_t at;	/* the round (reader) or index (applier) awaited */
-	uint64_t index; /* a reader's answer: the read index */
-	int ret;	/* 0 or KV_ESHUTDOWN, set when settled */
-	bool listed;	/* on its list: not settled yet (under n->mu) */
-	sem_t sem;
-	/* an asynchronous call's, as in struct prop */
-	void (*settle)(struct node_waiter *w);
-	void *arg;
-	const struct timespec *until;
-};
+#define NODE_MAX_UNSENT	    64 /* unsent batches noted at once */
 
 /* Not applied and never will be (not the leader, or its entry lost to
- * another leader's): safe to propose again. */
+ * another leader's): safe to propose again. A call's internal result. */
 #define NODE_RETRY 1
+
+/* ---- Calls ---- */
+
+enum call_kind {
+	CALL_WRITE, /* a command (node_propose) */
+	CALL_CONF,  /* a membership change (node_change_member) */
+	CALL_READ,  /* a read barrier (node_read_barrier) */
+};
+
+/* Where a call is; each place is one list, linked by next. */
+enum call_stage {
+	CALL_QUEUED,	/* in the inbox (in.calls), not yet seen */
+	CALL_PARKED,	/* surely not applied, waiting for a leader (retry) */
+	CALL_FORWARDED, /* sent to the leader in batch fwd: props.forwarded */
+	CALL_WAITING,	/* in the core's log at (index, term): props.waiting */
+	CALL_APPLIED,	/* its entry applied: on props.applied until settled */
+	CALL_READER,	/* waiting for ReadIndex round `round`: rd.readers */
+	CALL_APPLIER,	/* waiting for index to be applied: rd.appliers */
+	CALL_DONE,
+};
+
+/* One call of another thread into the node. An asynchronous call's is
+ * malloc'd (heap, freed once its done callback returned); a blocking
+ * call's is on the caller's stack and done posts the caller's semaphore,
+ * after which the call is never touched again. Fields other than next and
+ * stage are set before the call is listed and then belong to whoever
+ * holds it. */
+struct node_call {
+	struct node_call *next;
+	enum call_kind kind;
+	enum call_stage stage;
+	node_done_fn done;
+	void *ctx;
+	bool heap;
+	struct timespec deadline; /* CLOCK_MONOTONIC */
+	/* CALL_WRITE: the encoded command (heap: owned) */
+	const char *json;
+	size_t len;
+	/* CALL_CONF */
+	enum raft_conf_op conf_op;
+	uint64_t conf_id;
+	char conf_addr[RAFT_ADDR_MAX];
+	/* the entry (writes, changes) or the index to be applied (reads) */
+	uint64_t index, term;
+	uint64_t fwd;	/* CALL_FORWARDED: the batch it went in */
+	uint64_t round; /* CALL_READER: the round it waits for */
+	/* CALL_PARKED: not retried before retry_ms (CLOCK_MONOTONIC)
+	 * unless the leader or term changed since epoch */
+	uint64_t retry_ms, epoch;
+	int ret; /* the outcome once settled */
+	struct kv_result res;
+	struct node_call *wake_next; /* settled under a lock, woken after */
+};
+
+/* A list of calls, in order. */
+struct call_list {
+	struct node_call *head, *tail;
+};
+
+/* call.c */
+void calls_push(struct call_list *l, struct node_call *c);
+/* Insert c by increasing c->index (after those with an equal index). */
+void calls_insert_by_index(struct call_list *l, struct node_call *c);
+/* Take c off l; prev is the call before it (NULL: c is the head). */
+void calls_unlink(struct call_list *l, struct node_call *prev,
+		  struct node_call *c);
+/* Finish, with ret, the calls of l (a list no other thread touches)
+ * whose deadline passed (expired), or all of them. */
+void calls_settle(struct call_list *l, bool expired, int ret);
+/* Answer c with ret: its done callback, then (heap) free it. No lock
+ * held. Any thread that holds c (off every list). */
+void call_finish(struct node_call *c, int ret);
+/* Finish every call of a list linked by wake_next, in order. */
+void calls_finish_woken(struct node_call *list);
+/* What a call whose deadline passed gets: KV_EFAILED once the store
+ * failed, else KV_ENOQUORUM. */
+int call_expired(struct kv_node *n);
+/* Fill the fields every call has; the deadline is the write timeout
+ * from now. */
+void call_init(struct kv_node *n, struct node_call *c, enum call_kind kind,
+	       node_done_fn done, void *ctx);
+/* A blocking call: c gets a done that posts s; call_wait waits for that
+ * one post. At c's deadline it asks the node thread to settle what
+ * expired (inbox_expire), then goes on waiting: whoever holds c answers
+ * it, so the post is always consumed before s and c go away. Returns the
+ * call's ret; *res (may be NULL) gets a write's result. */
+struct call_sync {
+	sem_t sem;
+	int ret;
+	struct kv_result res;
+};
+void call_sync_init(struct kv_node *n, struct node_call *c, enum call_kind kind,
+		    struct call_sync *s);
+int call_wait(struct kv_node *n, struct node_call *c, struct call_sync *s,
+	      struct kv_result *res);
+
+/* ---- The parts of struct kv_node ---- */
 
 /* A batch of peer messages waiting for the node thread. */
 struct inmsg {
 	struct inmsg *next;
 	struct raft_message *msgs;
 	size_t n;
+};
+
+/* What other threads hand the node thread (all under mu). cond wakes the
+ * node thread; whoever adds something signals it while holding mu, so no
+ * wake-up is lost. */
+struct node_inbox {
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	struct call_list calls; /* writes and changes, in arrival order */
+	struct inmsg *msgs, *msgs_tail;
+	size_t n_msgs;
+	uint64_t persisted_index, persisted_term; /* latest reported */
+	bool persisted_new;
+	uint64_t snapshotted; /* latest db index reported, 0 none */
+	bool sends_finished;  /* a snapshot sender finished */
+	bool reads;	      /* a reader wants a ReadIndex round */
+	bool expire;	      /* a blocking call's deadline passed */
+	/* Batches a peer sender says never reached the leader
+	 * (node_unsent): the node thread retries their writes. More at once
+	 * than there is room for wait for their deadline. */
+	uint64_t unsent[NODE_MAX_UNSENT];
+	size_t n_unsent;
+};
+
+/* Proposals the node thread holds (node thread only, and node_stop's
+ * once it ended). */
+struct node_props {
+	/* sent to the leader and not answered yet, by batch (fwd), in the
+	 * order sent. Batches are numbered upward from the wall clock in
+	 * microseconds at start, as ReadIndex rounds are, so an answer meant
+	 * for an earlier process matches none. */
+	struct call_list forwarded;
+	uint64_t fwd_seq; /* the latest batch's */
+	/* in the core's log, by increasing index */
+	struct call_list waiting;
+	/* taken off waiting by the store's applied callback, settled by the
+	 * node thread once the store returns (the callback may run on the
+	 * store's owner, while the node thread waits in store_install) */
+	struct call_list applied;
+	/* writes that surely were not applied, waiting for a leader, in the
+	 * order parked */
+	struct call_list parked;
+	/* counts leader and term changes: a parked write is retried at once
+	 * when it changed, else after NODE_RETRY_PAUSE_MS */
+	uint64_t epoch;
+};
+
+/* Read barriers. Readers want a round numbered at least need; the node
+ * thread numbers rounds upward from a base of its own (the wall clock in
+ * microseconds at start, so answers to an earlier process's rounds fall
+ * outside) and never reuses a number; the latest answered round and its
+ * index serve every reader that arrived before that round was issued.
+ * Each reader sleeps on a semaphore of its own (its done callback), posted
+ * once, after mu is released: a condition variable wakes its waiters into
+ * the mutex, and 64 readers woken by one broadcast fought for it (futex
+ * contention was a tenth of a follower's time under linearizable GETs). */
+struct node_reads {
+	pthread_mutex_t mu; /* guards the fields up to readers */
+	uint64_t need, issued, answered, index;
+	unsigned inflight; /* rounds issued, not answered nor failed */
+	/* readers waiting for a round, in arrival order (so by round) */
+	struct call_list readers;
+	/* the node thread's alone: */
+	/* readers answered, waiting for their index to be applied here, by
+	 * increasing index (added and settled on the node thread only) */
+	struct call_list appliers;
+	uint64_t issued_ms; /* when the latest round was issued */
+	uint64_t retry_ms;  /* no leader: no round before this */
+	bool want;	    /* readers wait for a round not issued yet */
+};
+
+/* The soft state the node thread publishes for other threads. */
+struct node_soft {
+	enum raft_role role;
+	uint64_t leader, term, commit, last_index;
+	char leader_addr[RAFT_ADDR_MAX];
+};
+struct node_status {
+	pthread_mutex_t mu; /* guards soft */
+	struct node_soft soft;
+	/* the store failed, or the hard state could not be saved: no more
+	 * progress. Written by the node thread, read without a lock. */
+	atomic_int fatal;
+};
+
+/* What /status shows of one member, published by the node thread. */
+struct node_member {
+	uint64_t id;
+	enum raft_server_role role;
+	char addr[RAFT_ADDR_MAX];
+	bool has_progress; /* leader only */
+	struct raft_progress_info prog;
 };
 
 /* A snapshot being sent to one follower, on a thread of its own. */
@@ -106,140 +252,217 @@ struct snap_send {
 	struct raft_message msg; /* the meta, sent once the data is in */
 	pthread_t thread;
 	atomic_bool cancel;
-	bool finished; /* under n->mu: the thread is done, ret is final */
+	atomic_bool finished; /* the thread is done: ret is final */
 	int ret;
 };
 
-/* What /status shows of one member, published by the node thread. */
-struct node_member {
-	uint64_t id;
-	enum raft_server_role role;
-	char addr[RAFT_ADDR_MAX];
-	bool has_progress; /* leader only */
-	struct raft_progress_info prog;
+/* Membership: the configuration as published, when each peer was heard
+ * from, and the node thread's peer senders. */
+struct node_members {
+	pthread_mutex_t mu; /* guards list, n and heard */
+	struct node_member list[RAFT_MAX_SERVERS];
+	unsigned n;
+	/* When each peer's messages last reached this node (CLOCK_MONOTONIC
+	 * ms; node_deliver): /status's last contact. A sender cannot tell:
+	 * its stream takes bytes while a frozen peer's socket has room. */
+	struct {
+		uint64_t id, ms;
+	} heard[RAFT_MAX_SERVERS];
+	/* the node thread's alone: */
+	struct raft_config synced; /* what the senders were set up for */
+	uint64_t linger; /* a removed leader whose sender stays for now */
+	struct snap_send *sends; /* snapshot senders */
+};
+
+/* The latest verified snapshot file received (node_snapshot_chunk, from
+ * the listener's threads), which the node thread installs. */
+struct node_snap {
+	struct snapxfer_recv *recv; /* fixed */
+	pthread_mutex_t mu;	    /* guards ready and has_ready */
+	struct snapxfer_ready ready;
+	bool has_ready;
 };
 
 struct kv_node {
+	/* Fixed from node_open to node_close: any thread, no lock. */
 	uint64_t id;
 	char *listen;
 	char *data_dir;
 	char cluster_id[PEER_ID_MAX + 1];
 	char token[PEER_ID_MAX + 1];
+	bool token_derived;
 	int write_timeout_ms;
-	struct timespec started;
+	uint64_t started_ms; /* CLOCK_MONOTONIC */
 	struct store *store;
 	struct peer_set *peers;
-	struct raft *raft; /* node thread only (and node_open/close) */
+	/* node_stop began: calls are refused from now on. Set once; each
+	 * list is emptied under its own lock after the node thread ended. */
+	atomic_bool stopping;
+
+	/* The node thread's alone (and node_open's before it starts,
+	 * node_stop's after it ended). */
+	struct raft *raft;
 	/* Messages of one node-thread turn, handed to the peers together:
 	 * one frame per peer and turn, not one per call, since every frame
 	 * wakes the listener on the other side. Each message owns its
-	 * entries (raft_message_clear). Node thread only. */
+	 * entries (raft_message_clear). */
 	struct raft_message *outbox;
 	size_t n_outbox, cap_outbox;
+	uint64_t compacted;	   /* the db index the core was compacted for */
+	struct node_soft pub_last; /* what was published last */
 	pthread_t thread;
 	bool thread_started;
 
-	pthread_mutex_t mu;
-	pthread_cond_t cond;	   /* wakes the node thread */
-	pthread_cond_t state_cond; /* leader changes: waiters */
-	unsigned state_waiters;	   /* threads waiting on state_cond */
-	/* threads waiting for an index to be applied, by increasing index */
-	struct node_waiter *appliers;
-	bool stopping;
-	/* threads retrying asynchronous writes (node_client.c), and their
-	 * condition: node_close waits until there are none */
-	unsigned retrying;
-	pthread_cond_t retry_cond;
+	struct node_inbox in;
+	struct node_props props;
+	struct node_reads rd;
+	struct node_status st;
+	struct node_members mb;
+	struct node_snap snap;
 
-	/* inbox (under mu) */
-	struct prop *props, *props_tail;
-	struct inmsg *msgs, *msgs_tail;
-	size_t inbox_msgs;
-	uint64_t persisted_index, persisted_term; /* latest reported */
-	bool persisted_new;
-	uint64_t snapshotted; /* latest db index reported, 0 none */
-	uint64_t linger;      /* a removed leader whose sender stays for now */
-	struct snap_send *sends; /* snapshot senders (node thread starts) */
-	bool sends_finished;	 /* one of them finished */
-
-	/* the latest verified snapshot file received (http_peer.c) */
-	struct snapxfer_recv *snaprecv;
-	struct snapxfer_ready ready;
-	bool has_ready;
-	bool token_derived;
-
-	/* proposals in the core's log, by increasing index (under mu) */
-	struct prop *waiting, *waiting_tail;
-	/* proposals sent to the leader and not answered yet, by batch
-	 * (ctx), in the order sent (under mu). Batches are numbered upward
-	 * from the wall clock in microseconds at start, as ReadIndex rounds
-	 * are, so an answer meant for an earlier process matches none. */
-	struct prop *forwarded, *forwarded_tail;
-	uint64_t fwd_seq; /* the latest batch's (node thread) */
-	/* Batches a peer sender says never reached the leader (node_unsent,
-	 * from its thread): the node thread retries their writes. Under
-	 * unsent_mu alone, so that a sender never waits for n->mu (the
-	 * node thread may hold it while it stops that sender). */
-	pthread_mutex_t unsent_mu;
-	uint64_t unsent[64];
-	size_t n_unsent;
-
-	/* ReadIndex rounds (under mu): readers want a round numbered at
-	 * least read_need; the node thread numbers rounds upward from a base
-	 * of its own (the wall clock in microseconds at start, so answers to
-	 * an earlier process's rounds fall outside) and never reuses a
-	 * number; the latest answered round and its index serve every reader
-	 * that arrived before that round was issued. */
-	uint64_t read_need, read_issued, read_answered, read_index;
-	/* readers waiting for a round, in arrival order (so by round) */
-	struct node_waiter *readers, *readers_tail;
-	unsigned read_inflight; /* rounds issued, not answered nor failed */
-
-	/* When each peer's messages last reached this node (CLOCK_MONOTONIC
-	 * ms; under mu): /status's last contact. A sender cannot tell: its
-	 * stream takes bytes while a frozen peer's socket has room. */
-	struct {
-		uint64_t id, ms;
-	} heard[RAFT_MAX_SERVERS];
-	struct timespec read_issued_at;
-	struct timespec read_retry_at; /* no leader: not before this */
-
-	/* soft state published by the node thread (under mu) */
-	enum raft_role role;
-	uint64_t leader, term, commit, last_index;
-	char leader_addr[RAFT_ADDR_MAX];
-	struct node_member members[RAFT_MAX_SERVERS];
-	unsigned n_members;
-	uint64_t applied; /* from the store's applied callback */
-	int fatal;	  /* the store failed: no more progress */
-
+	/* The mount's callback for applied changes (node_watch). */
 	pthread_mutex_t watch_mu;
 	void (*watch_cb)(void *ctx, const char *key, size_t klen);
 	void *watch_ctx;
 };
 
-/* node_loop.c */
+/* ---- What the files offer each other ---- */
+
+/* loop.c: the node thread. */
 int node_loop_start(struct kv_node *n);
-/* The peer senders' unsent callback (struct peer_options); arg is n. */
-void node_unsent(void *arg, uint64_t to, uint64_t ctx);
 void node_loop_stop(struct kv_node *n);
+/* Hand c (a write or change, listed by nobody) to the node thread. 0, or
+ * KV_ESHUTDOWN once stopping (c is not taken). Any thread. */
+int inbox_add_call(struct kv_node *n, struct node_call *c);
+/* Ask the node thread to settle the calls whose deadline passed now
+ * rather than at its next tick. Any thread. */
+void inbox_expire(struct kv_node *n);
+/* Wake the node thread for a reader's round. Any thread, no lock held. */
+void inbox_wake_reads(struct kv_node *n);
+
+/* update.c: carrying out an update (raft.h's order). Node thread. */
+void update_process(struct kv_node *n, struct raft_update *u);
+/* Move *m, and the entries it owns, into the outbox; *m is zeroed. */
+void outbox_add(struct kv_node *n, struct raft_message *m);
+/* Hand the turn's messages to the peers, in order, and free them. */
+void outbox_flush(struct kv_node *n);
 extern const struct store_raft_ops node_store_ops;
 
-/* node_client.c: wait until no thread retries an asynchronous write;
- * n->stopping is set, so none starts. Any thread but those. */
-void node_retry_wait(struct kv_node *n);
+/* propose.c: the node thread's side of writes and changes. */
+/* A command's keys and size: 0, -EINVAL, -ENAMETOOLONG, -EFBIG. */
+int propose_check(const struct kv_cmd *cmd);
+/* Propose list (linked by next, taken from the inbox or parked) in one
+ * turn: through the core, or forwarded to the leader. */
+void props_propose(struct kv_node *n, struct node_call *list);
+/* Settle c (off every list) with ret: a write that surely was not
+ * applied is parked to be retried, anything else finished. */
+void props_settle(struct kv_node *n, struct node_call *c, int ret);
+/* Settle what the store's applied callback took off props.waiting. */
+void props_settle_applied(struct kv_node *n);
+/* The parked writes whose time to be retried came, taken off the list
+ * (NULL if none, or no leader is known). */
+struct node_call *props_take_due(struct kv_node *n);
+/* When the first parked write is due (CLOCK_MONOTONIC ms), 0 if none. */
+uint64_t props_next_due(const struct kv_node *n);
+/* Settle, with ret, every parked write (a failed store). */
+void props_fail_parked(struct kv_node *n, int ret);
+/* Settle every write and change whose deadline passed. */
+void props_expire(struct kv_node *n);
+/* Settle every write and change the node still holds with ret
+ * (shutdown, after the node thread ended). */
+void props_drain(struct kv_node *n, int ret);
+/* The store's applied callback: the waiting calls up to (index, term). */
+void props_on_applied(struct kv_node *n, uint64_t index, uint64_t term,
+		      const struct kv_result *res);
 
-/* CLOCK_MONOTONIC in ms. */
-uint64_t node_mono_ms(void);
-/* Absolute CLOCK_MONOTONIC deadline ms from now, and the test. */
-struct timespec node_deadline(int ms);
-bool node_past(const struct timespec *deadline);
-/* pthread_cond_timedwait on a CLOCK_MONOTONIC condvar. */
-int node_cond_init(pthread_cond_t *c);
-/* Wait for sem until the CLOCK_MONOTONIC deadline (NULL: no limit): 0,
- * or ETIMEDOUT. */
-int node_sem_wait(sem_t *sem, const struct timespec *deadline);
-/* Post every waiter of a list linked by wake_next (n->mu not held). */
-void node_wake_all(struct node_waiter *list);
+/* forward.c: writes a follower forwards to the leader. Node thread. */
+/* Put the writes of list marked forward (ret NODE_FORWARD) in PROPOSE
+ * messages to leader; each gets its batch in c->fwd, or ret -ENOMEM. */
+#define NODE_FORWARD 2
+void forward_calls(struct kv_node *n, struct node_call *list, size_t count,
+		   uint64_t leader);
+/* The leader's side: a follower's PROPOSE, answered in *resp. */
+void forward_take(struct kv_node *n, const struct raft_message *m,
+		  struct raft_message *resp);
+/* The follower's side: the leader's PROPOSE_RESP. */
+void forward_answer(struct kv_node *n, const struct raft_message *m);
+/* Writes of batches that never reached the leader: proposed again. */
+void forward_unsent(struct kv_node *n, const uint64_t *batch, size_t count);
+/* Check and re-encode the commands of a follower's PROPOSE before the
+ * node thread sees it (node_deliver, any thread). */
+void forward_check(struct raft_message *m);
+
+/* deliver.c: the peer senders' unsent callback (struct peer_options);
+ * arg is n. A sender's thread, holding none of the peers' locks. */
+void node_unsent(void *arg, uint64_t to, uint64_t ctx);
+
+/* read.c: read barriers, the node thread's side. */
+/* The ReadIndex round to ask for now, numbered before it is asked; 0 if
+ * none is due. */
+uint64_t reads_round_next(struct kv_node *n);
+/* raft_read_index refused round (no leader): ask again a tick later. */
+void reads_round_failed(struct kv_node *n, uint64_t round);
+/* The core's answers to rounds. */
+void reads_answered(struct kv_node *n, const struct raft_read *reads,
+		    size_t count);
+/* Settle the readers waiting for an index now applied here. */
+void reads_settle_applied(struct kv_node *n);
+/* Settle every reader whose deadline passed. */
+void reads_expire(struct kv_node *n);
+/* Settle every reader with ret (shutdown, after the node thread ended). */
+void reads_drain(struct kv_node *n, int ret);
+
+/* members.c: membership on the node thread. */
+/* Keep the peer senders in step with the core's configuration, and stop
+ * a lingering removed leader's once another node leads. */
+void members_sync(struct kv_node *n);
+/* Promote learners that caught up. Leader only, once a tick. */
+void members_promote(struct kv_node *n);
+/* A membership change through the core: 0 with c->index/term, or the
+ * error node_change_member documents (NODE_RETRY: not the leader). */
+int members_change(struct kv_node *n, struct node_call *c);
+/* Publish the configuration (and the leader's progress) for /status. */
+void members_publish(struct kv_node *n);
+
+/* status.c: the published soft state. Node thread. */
+/* Publish role, leader, term, commit, last index; true if the leader or
+ * term changed since the last call. */
+bool status_publish(struct kv_node *n);
+/* Record a fatal error (the latest is kept): the node stops taking part. */
+void status_set_fatal(struct kv_node *n, int err);
+
+/* snapshot.c: snapshot senders (leader). Node thread. */
+/* The core wants a snapshot sent to m->to: start a sender unless one is
+ * running; the message (the meta) goes once the data is there. */
+void snapshot_send_start(struct kv_node *n, struct raft_message *m);
+/* Reap finished senders (the meta goes out, the core learns the
+ * outcome); cancel_all stops and reaps every one (shutdown). */
+void snapshot_send_reap(struct kv_node *n, bool cancel_all);
+/* The verified file received, taken for installing: its path and index,
+ * false if none. */
+bool snapshot_ready_take(struct kv_node *n, char *path, size_t cap,
+			 uint64_t *index);
+void snapshot_ready_clear(struct kv_node *n);
+
+/* identity.c: cluster.json and --peers. */
+/* Parse "ID=HOST:PORT,..." into c (voters sorted by id); id must be
+ * listed. what names the list in *errmsg ("--peers"); allow_zero admits
+ * port 0 (a --listen that picks its port). 0 or -EINVAL. */
+int identity_parse_peers(const char *peers, uint64_t id, bool allow_zero,
+			 const char *what, struct raft_config *c,
+			 char **errmsg);
+/* Read the token file (first line, printable ASCII) into n->token. */
+int identity_read_token(struct kv_node *n, const char *path, char **errmsg);
+/* Load or create the data dir's identity: n->cluster_id, n->token
+ * (unless a token file set it) and *boot (the bootstrap members). given
+ * is the members --peers gave (or this node alone); joined, if not NULL,
+ * the answer of the cluster this node just joined. */
+struct join_answer;
+int identity_load(struct kv_node *n, bool peers_given,
+		  const struct raft_config *given, bool have_token,
+		  const struct join_answer *joined, struct raft_config *boot,
+		  char **errmsg);
+/* A malloc'd message, or NULL without memory. */
+char *node_msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -1,6 +1,7 @@
 /* tnode.c - a test's node and its listener (tnode.h). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,6 +25,17 @@ int tnode_open(const struct node_options *opt, struct tnode *t, char **err)
 	}
 	t->port = http_port(t->http);
 	return 0;
+}
+
+int tnode_start(const struct node_options *opt, struct tnode *t)
+{
+	char *err = NULL;
+	int ret = tnode_open(opt, t, &err);
+	if (ret != 0)
+		fprintf(stderr, "tnode_open: %s\n",
+			err ? err : kv_strerror(ret));
+	free(err);
+	return ret == 0 ? 0 : -1;
 }
 
 void tnode_close(struct tnode *t)
@@ -54,11 +66,9 @@ unsigned tnode_free_port(void)
 
 uint64_t tnode_wait_leader(struct kv_node *n, int ms)
 {
-	for (int i = 0; i < ms; i += 10) {
-		uint64_t id = node_leader(n, NULL, 0);
-		if (id)
-			return id;
+	struct timespec deadline = kv_deadline(ms);
+	uint64_t id;
+	while ((id = node_leader(n, NULL, 0)) == 0 && !kv_past(&deadline))
 		nanosleep(&(struct timespec){0, 10000000}, NULL);
-	}
-	return node_leader(n, NULL, 0);
+	return id ? id : node_leader(n, NULL, 0);
 }

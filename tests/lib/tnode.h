@@ -17,11 +17,14 @@ struct tnode {
 /* node_open(opt), then http_start on node_listen. 0, or the error with
  * *err (malloc'd, may be NULL) saying why; t is then zeroed. */
 int tnode_open(const struct node_options *opt, struct tnode *t, char **err);
+/* tnode_open for a test's setup: on failure it says why on stderr. 0 or
+ * -1. */
+int tnode_start(const struct node_options *opt, struct tnode *t);
 /* node_stop, http_stop, node_close (as fs/main.c does). */
 void tnode_close(struct tnode *t);
 /* A TCP port on 127.0.0.1 that nothing listened on a moment ago. */
 unsigned tnode_free_port(void);
-/* Wait up to ms for n to know a leader; its id or 0. */
+/* Poll, up to ms from now, until n knows a leader; its id or 0. */
 uint64_t tnode_wait_leader(struct kv_node *n, int ms);
 
 #endif

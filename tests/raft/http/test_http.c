@@ -976,18 +976,14 @@ static int setup(void **state)
 {
 	struct node_options opt = {
 	    .id = 1, .data_dir = NULL, .listen = "127.0.0.1:0"};
-	char *err = NULL;
 
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if (!mkdtemp(datadir))
 		return -1;
 	opt.data_dir = datadir;
-	if (tnode_open(&opt, &tn, &err) != 0) {
-		fprintf(stderr, "tnode_open: %s\n", err ? err : "?");
-		free(err);
+	if (tnode_start(&opt, &tn) != 0)
 		return -1;
-	}
 	node = tn.node;
 	port = tn.port;
 	return port ? 0 : -1;

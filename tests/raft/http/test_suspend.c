@@ -46,9 +46,8 @@ static struct tnode *open_alone(int write_timeout_ms)
 				   .listen = listen,
 				   .peers = peers,
 				   .write_timeout_ms = write_timeout_ms};
-	char *err = NULL;
-	if (tnode_open(&opt, &t, &err) != 0)
-		fail_msg("tnode_open: %s", err ? err : "?");
+	if (tnode_start(&opt, &t) != 0)
+		fail_msg("tnode_open failed");
 	return &t;
 }
 

@@ -338,7 +338,7 @@ static void test_a_senders_reject_and_hint_are_not_taken_as_ours(void **state)
 static int setup(void **state)
 {
 	struct node_options opt = {.id = 1, .listen = "127.0.0.1:0"};
-	char *err = NULL, addr[64];
+	char addr[64];
 	(void)state;
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -354,17 +354,12 @@ static int setup(void **state)
 	if (!mkdtemp(datadir))
 		return -1;
 	opt.data_dir = datadir;
-	if (tnode_open(&opt, &tn, &err) != 0) {
-		fprintf(stderr, "tnode_open: %s\n", err ? err : "?");
-		free(err);
+	if (tnode_start(&opt, &tn) != 0)
 		return -1;
-	}
 	node = tn.node;
 	port = tn.port;
 	/* a one-node cluster elects itself: wait for it, with a deadline */
-	for (int i = 0; i < 2000 && node_leader(node, NULL, 0) != 1; i++)
-		nanosleep(&(struct timespec){0, 10000000}, NULL);
-	if (node_leader(node, NULL, 0) != 1)
+	if (tnode_wait_leader(node, 20000) != 1)
 		return -1;
 	/* the fake joins as a learner: the node streams to it (a change
 	 * waits until the new leader committed an entry of its term) */

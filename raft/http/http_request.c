@@ -1,0 +1,228 @@
+/* http_request.c - the life of one request: routing, then the handler.
+ *
+ * A request is routed by the table below as soon as its headers are in,
+ * so bad keys, unknown paths and oversized bodies are refused before any
+ * body is read; its body is then taken in (http_body.c) and the route's
+ * handler runs once the request is complete, on the listener's thread or,
+ * for the few that block, on a thread of its own (http.c); a stream (a
+ * peer's /raft/stream) is handed over piece by piece instead. New
+ * endpoints are one more line in the table and a handler (http_int.h).
+ * Responses and the error mapping are in http_reply.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "http_int.h"
+#include "peer.h"
+#include "snapxfer.h"
+
+static const struct http_route routes[] = {
+    {"/kv/", false, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_POST | HTTP_DELETE,
+     HTTP_PUT | HTTP_POST, HTTP_BODY_RAW, KV_MAX_VALUE, http_kv_check,
+     http_kv_handle, NULL, false},
+    /* offloaded: it asks the store's owner thread, which may be busy */
+    {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
+     http_status_handle, NULL, true},
+    /* mmapd's endpoints, kept for its users. */
+    {"/set/", false, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT, HTTP_BODY_FORM,
+     KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL, false},
+    {"/get/", false, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
+     http_mmapd_check, http_mmapd_get, NULL, false},
+    /* peers (http_peer.c); max_body of a stream is one frame's payload */
+    {PEER_STREAM_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_STREAM,
+     PEER_MAX_BODY, http_peer_stream_check, http_peer_stream_end,
+     http_peer_stream_data, false},
+    {PEER_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, PEER_MAX_BODY,
+     http_peer_check, http_peer_message, NULL, false},
+    {"/raft/snapshot", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
+     SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot, NULL, true},
+    /* membership (http_cluster.c) */
+    {"/cluster/members", true, HTTP_GET | HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
+     1024, NULL, http_cluster_members, NULL, true},
+    {"/cluster/members/", false, HTTP_DELETE, 0, HTTP_BODY_NONE, 0, NULL,
+     http_cluster_member, NULL, true},
+};
+
+static unsigned method_bit(const char *m)
+{
+	static const struct {
+		const char *name;
+		unsigned bit;
+	} methods[] = {
+	    {"GET", HTTP_GET},	 {"HEAD", HTTP_HEAD},	  {"PUT", HTTP_PUT},
+	    {"POST", HTTP_POST}, {"DELETE", HTTP_DELETE},
+	};
+	for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+		if (strcmp(m, methods[i].name) == 0)
+			return methods[i].bit;
+	return HTTP_OTHER;
+}
+
+static const struct http_route *route_find(const char *path)
+{
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const struct http_route *rt = &routes[i];
+		size_t n = strlen(rt->prefix);
+		if (rt->exact ? strcmp(path, rt->prefix) == 0
+			      : strncmp(path, rt->prefix, n) == 0)
+			return rt;
+	}
+	return NULL;
+}
+
+int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
+{
+	char *dst = malloc(len + 1);
+	size_t n = 0;
+
+	if (!dst)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (src[i] != '%') {
+			dst[n++] = src[i];
+			continue;
+		}
+		if (i + 2 >= len) {
+			free(dst);
+			return -EINVAL;
+		}
+		int hi = kv_hex_val(src[i + 1]), lo = kv_hex_val(src[i + 2]);
+		if (hi < 0 || lo < 0) {
+			free(dst);
+			return -EINVAL;
+		}
+		dst[n++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	dst[n] = '\0';
+	*out = dst;
+	*outlen = n;
+	return 0;
+}
+
+char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad)
+{
+	const char *raw =
+	    MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+	char *out = NULL;
+	size_t n = 0;
+
+	*bad = false;
+	if (!raw)
+		return NULL;
+	/* MHD turned '+' into ' ' already; our unescape callback left the
+	 * percent escapes for this. */
+	if (http_unescape(raw, strlen(raw), &out, &n) < 0) {
+		*bad = true;
+		return NULL;
+	}
+	if (len)
+		*len = n;
+	return out;
+}
+
+const char *http_header(struct http_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* The first call for a request: its headers are in, no body yet. Route
+ * it and refuse what can be refused now. */
+static enum MHD_Result request_begin(struct http_req *r, const char *url,
+				     const char *method)
+{
+	r->method = method_bit(method);
+	r->path = url;
+	r->route = route_find(url);
+	if (!r->route)
+		return http_fail(r, MHD_HTTP_NOT_FOUND, "not_found",
+				 "no such endpoint");
+	r->allow = r->route->methods;
+	r->rest = url + strlen(r->route->prefix);
+	if (!(r->method & r->route->methods))
+		return http_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED,
+				 "method_not_allowed",
+				 "method not allowed here");
+	if (r->route->check && !r->route->check(r))
+		return r->answered ? MHD_YES : MHD_NO;
+	if ((r->method & r->route->body_methods) && !http_body_begin(r))
+		return r->answered ? MHD_YES : MHD_NO;
+	return MHD_YES;
+}
+
+enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
+				const char *url, const char *method,
+				const char *version, const char *upload_data,
+				size_t *upload_data_size, void **con_cls)
+{
+	struct http_server *h = cls;
+	struct http_req *r = *con_cls;
+
+	(void)version;
+	if (!r) {
+		r = calloc(1, sizeof *r);
+		if (!r)
+			return MHD_NO;
+		r->http = h;
+		r->node = h->node;
+		r->conn = conn;
+		*con_cls = r;
+		return request_begin(r, url, method);
+	}
+	if (r->held) {
+		/* taken up again after http_suspend */
+		http_release_hold(r);
+		if (r->route->offload) {
+			/* its handler ran on its own thread */
+			if (r->drop || !r->reply)
+				return MHD_NO;
+			struct MHD_Response *resp = r->reply;
+			r->reply = NULL;
+			enum MHD_Result ret =
+			    MHD_queue_response(conn, r->reply_status, resp);
+			MHD_destroy_response(resp);
+			return ret;
+		}
+	}
+	if (r->answered) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		enum MHD_Result ret =
+		    http_body_piece(r, upload_data, *upload_data_size);
+		*upload_data_size = 0;
+		return ret;
+	}
+	/* The whole request is in. */
+	enum MHD_Result refused;
+	if (http_body_refused(r, &refused))
+		return refused;
+	http_body_done(r);
+	if (r->route->offload)
+		return http_offload(r);
+	return r->route->handle(r);
+}
+
+void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+		       enum MHD_RequestTerminationCode toe)
+{
+	struct http_req *r = *con_cls;
+
+	(void)cls;
+	(void)conn;
+	(void)toe;
+	if (!r)
+		return;
+	http_release_hold(r);
+	if (r->reply)
+		MHD_destroy_response(r->reply);
+	http_body_done(r);
+	if (r->ctx_free)
+		r->ctx_free(r->ctx);
+	http_body_drop(r);
+	free(r->key);
+	free(r);
+	*con_cls = NULL;
+}

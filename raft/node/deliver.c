@@ -1,0 +1,83 @@
+/* deliver.c - what the peer layer hands the node.
+ *
+ * Batches of messages come from the listener's thread (a peer's stream
+ * frames, POST /raft/message) and go into the node thread's inbox; a
+ * follower's forwarded writes are checked and re-encoded here, on the
+ * delivering thread, so the node thread only appends them (forward.c).
+ * Each batch notes when its sender was last heard from, for /status. The
+ * peer senders report the propose batches they know never left
+ * (node_unsent), which the node thread then proposes again. */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "node_int.h"
+
+/* Note that peer id was heard from now. */
+static void heard(struct kv_node *n, uint64_t id)
+{
+	uint64_t now = kv_mono_ms();
+	struct node_members *mb = &n->mb;
+	pthread_mutex_lock(&mb->mu);
+	size_t free_slot = RAFT_MAX_SERVERS, oldest = 0, i;
+	for (i = 0; i < RAFT_MAX_SERVERS; i++) {
+		if (mb->heard[i].id == id)
+			break;
+		if (mb->heard[i].id == 0 && free_slot == RAFT_MAX_SERVERS)
+			free_slot = i;
+		if (mb->heard[i].ms < mb->heard[oldest].ms)
+			oldest = i;
+	}
+	/* a removed member's slot is the oldest once the table is full */
+	if (i == RAFT_MAX_SERVERS)
+		i = free_slot < RAFT_MAX_SERVERS ? free_slot : oldest;
+	mb->heard[i].id = id;
+	mb->heard[i].ms = now;
+	pthread_mutex_unlock(&mb->mu);
+}
+
+int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count)
+{
+	for (size_t i = 0; i < count; i++)
+		if (msgs[i].type == RAFT_MSG_PROPOSE)
+			forward_check(&msgs[i]);
+	struct inmsg *m = malloc(sizeof(*m));
+	if (!m) {
+		peer_msgs_free(msgs, count);
+		return -ENOMEM;
+	}
+	uint64_t from = count ? msgs[0].from : 0;
+	*m = (struct inmsg){.msgs = msgs, .n = count};
+	struct node_inbox *in = &n->in;
+	pthread_mutex_lock(&in->mu);
+	if (atomic_load(&n->stopping) ||
+	    in->n_msgs + count > NODE_MAX_INBOX_MSGS) {
+		/* the node thread is behind: drop, as a network would */
+		pthread_mutex_unlock(&in->mu);
+		peer_msgs_free(msgs, count);
+		free(m);
+		return -EBUSY;
+	}
+	if (in->msgs_tail)
+		in->msgs_tail->next = m;
+	else
+		in->msgs = m;
+	in->msgs_tail = m;
+	in->n_msgs += count;
+	pthread_cond_signal(&in->cond);
+	pthread_mutex_unlock(&in->mu);
+	if (from)
+		heard(n, from);
+	return 0;
+}
+
+void node_unsent(void *arg, uint64_t to, uint64_t ctx)
+{
+	struct kv_node *n = arg;
+	(void)to;
+	pthread_mutex_lock(&n->in.mu);
+	/* more at once: those wait for their deadline */
+	if (n->in.n_unsent < NODE_MAX_UNSENT)
+		n->in.unsent[n->in.n_unsent++] = ctx;
+	pthread_cond_signal(&n->in.cond);
+	pthread_mutex_unlock(&n->in.mu);
+}

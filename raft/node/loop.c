@@ -1,0 +1,278 @@
+/* loop.c - the node thread: the one thread that drives the Raft core.
+ *
+ * Each turn it takes everything other threads left in the inbox (calls,
+ * peer messages, durability reports from the store, a finished db or
+ * snapshot sender, batches that never left), feeds it to the core, ticks
+ * the clock every NODE_TICK_MS, settles the calls whose deadline passed,
+ * and carries out each update (update.c). It holds the inbox lock only to
+ * take the inbox and to sleep: what it took, the core and the calls it
+ * carries are its own. node_stop ends it and answers what it held. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_int.h"
+
+/* ---- the inbox ---- */
+
+int inbox_add_call(struct kv_node *n, struct node_call *c)
+{
+	struct node_inbox *in = &n->in;
+	pthread_mutex_lock(&in->mu);
+	if (atomic_load(&n->stopping)) {
+		pthread_mutex_unlock(&in->mu);
+		return KV_ESHUTDOWN;
+	}
+	c->stage = CALL_QUEUED;
+	calls_push(&in->calls, c);
+	pthread_cond_signal(&in->cond);
+	pthread_mutex_unlock(&in->mu);
+	return 0;
+}
+
+void inbox_expire(struct kv_node *n)
+{
+	pthread_mutex_lock(&n->in.mu);
+	n->in.expire = true;
+	pthread_cond_signal(&n->in.cond);
+	pthread_mutex_unlock(&n->in.mu);
+}
+
+void inbox_wake_reads(struct kv_node *n)
+{
+	pthread_mutex_lock(&n->in.mu);
+	n->in.reads = true;
+	pthread_cond_signal(&n->in.cond);
+	pthread_mutex_unlock(&n->in.mu);
+}
+
+/* What one turn took from the inbox. */
+struct turn {
+	struct node_call *calls;
+	struct inmsg *msgs;
+	bool persisted;
+	uint64_t p_index, p_term;
+	uint64_t snapshotted;
+	bool sends;
+	bool expire;
+	uint64_t unsent[NODE_MAX_UNSENT];
+	size_t n_unsent;
+};
+
+/* Did other threads leave work? in.mu held. */
+static bool inbox_has_work(const struct kv_node *n)
+{
+	const struct node_inbox *in = &n->in;
+	return in->calls.head || in->msgs || in->persisted_new ||
+	       in->sends_finished || in->snapshotted > n->compacted ||
+	       in->n_unsent || in->reads || in->expire;
+}
+
+/* Take the inbox into t. in.mu held. */
+static void inbox_take(struct kv_node *n, struct turn *t)
+{
+	struct node_inbox *in = &n->in;
+	t->calls = in->calls.head;
+	in->calls.head = in->calls.tail = NULL;
+	t->msgs = in->msgs;
+	in->msgs = in->msgs_tail = NULL;
+	in->n_msgs = 0;
+	t->persisted = in->persisted_new;
+	t->p_index = in->persisted_index;
+	t->p_term = in->persisted_term;
+	in->persisted_new = false;
+	t->snapshotted = in->snapshotted;
+	t->sends = in->sends_finished;
+	in->sends_finished = false;
+	t->expire = in->expire;
+	in->expire = false;
+	in->reads = false;
+	t->n_unsent = in->n_unsent;
+	memcpy(t->unsent, in->unsent, in->n_unsent * sizeof(in->unsent[0]));
+	in->n_unsent = 0;
+}
+
+static void msgs_free(struct inmsg *m)
+{
+	while (m) {
+		struct inmsg *next = m->next;
+		peer_msgs_free(m->msgs, m->n);
+		free(m);
+		m = next;
+	}
+}
+
+/* ---- a turn ---- */
+
+/* A peer's message: forwarded writes are the node layer's, the rest the
+ * core's. */
+static void step(struct kv_node *n, const struct raft_message *m)
+{
+	if (m->type == RAFT_MSG_PROPOSE) {
+		struct raft_message resp;
+		forward_take(n, m, &resp);
+		outbox_add(n, &resp);
+	} else if (m->type == RAFT_MSG_PROPOSE_RESP) {
+		forward_answer(n, m);
+	} else {
+		raft_step(n->raft, m);
+	}
+}
+
+/* The store wrote a db at index: drop the core's log before it, but keep
+ * a trail in memory so that a follower a little behind still gets
+ * entries, not a snapshot. */
+static void compact(struct kv_node *n, uint64_t index)
+{
+	if (index > NODE_COMPACT_TRAIL &&
+	    raft_compact(n->raft, index - NODE_COMPACT_TRAIL) != 0)
+		fprintf(stderr, "kvfs: raft compaction at %llu refused\n",
+			(unsigned long long)(index - NODE_COMPACT_TRAIL));
+	n->compacted = index;
+}
+
+/* A failed store: the node stops taking part, and every write fails at
+ * once. */
+static void turn_failed(struct kv_node *n, struct turn *t)
+{
+	msgs_free(t->msgs);
+	n->compacted = t->snapshotted;
+	forward_unsent(n, t->unsent, t->n_unsent); /* parked, then failed */
+	for (struct node_call *c = t->calls, *next; c; c = next) {
+		next = c->next;
+		call_finish(c, KV_EFAILED);
+	}
+	props_fail_parked(n, KV_EFAILED);
+}
+
+static void turn_run(struct kv_node *n, struct turn *t, bool tick)
+{
+	if (t->expire || tick) {
+		props_expire(n);
+		reads_expire(n);
+	}
+	if (atomic_load(&n->st.fatal)) {
+		turn_failed(n, t);
+		return;
+	}
+	for (struct inmsg *m = t->msgs; m; m = m->next)
+		for (size_t i = 0; i < m->n; i++)
+			step(n, &m->msgs[i]);
+	msgs_free(t->msgs);
+	if (t->persisted)
+		raft_persisted(n->raft, t->p_index, t->p_term);
+	if (t->n_unsent)
+		forward_unsent(n, t->unsent, t->n_unsent);
+	if (t->snapshotted > n->compacted)
+		compact(n, t->snapshotted);
+	if (t->sends)
+		snapshot_send_reap(n, false);
+	/* writes parked for a leader go first: they are older */
+	struct node_call *list = props_take_due(n);
+	if (list) {
+		struct node_call *last = list;
+		while (last->next)
+			last = last->next;
+		last->next = t->calls;
+	} else {
+		list = t->calls;
+	}
+	if (list)
+		props_propose(n, list);
+	if (tick) {
+		raft_tick(n->raft);
+		if (raft_role(n->raft) == RAFT_LEADER)
+			members_promote(n);
+	}
+	uint64_t round = reads_round_next(n);
+	bool round_failed = round && raft_read_index(n->raft, round) != 0;
+	while (raft_has_update(n->raft)) {
+		struct raft_update u;
+		if (raft_update_get(n->raft, &u) != 0)
+			break; /* out of memory: next turn */
+		update_process(n, &u);
+		raft_update_free(&u);
+	}
+	outbox_flush(n); /* a turn without an update */
+	if (round_failed)
+		reads_round_failed(n, round);
+	members_sync(n);
+	if (status_publish(n))
+		n->props.epoch++;
+	members_publish(n);
+}
+
+static void *loop_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "kvfs-node");
+	struct kv_node *n = arg;
+	struct node_inbox *in = &n->in;
+	uint64_t next_tick = kv_mono_ms() + NODE_TICK_MS;
+	pthread_mutex_lock(&in->mu);
+	while (!atomic_load(&n->stopping)) {
+		uint64_t now = kv_mono_ms();
+		uint64_t wake = next_tick, due = props_next_due(n);
+		if (due && due < wake)
+			wake = due;
+		bool reads = n->rd.want && now >= n->rd.retry_ms;
+		if (!inbox_has_work(n) && !reads && now < wake) {
+			struct timespec until = kv_deadline((int)(wake - now));
+			pthread_cond_timedwait(&in->cond, &in->mu, &until);
+			continue;
+		}
+		struct turn t;
+		inbox_take(n, &t);
+		pthread_mutex_unlock(&in->mu);
+		bool tick = now >= next_tick;
+		if (tick)
+			next_tick = now + NODE_TICK_MS;
+		turn_run(n, &t, tick);
+		pthread_mutex_lock(&in->mu);
+	}
+	pthread_mutex_unlock(&in->mu);
+	free(n->outbox);
+	n->outbox = NULL;
+	n->cap_outbox = 0;
+	return NULL;
+}
+
+int node_loop_start(struct kv_node *n)
+{
+	members_sync(n);
+	status_publish(n);
+	members_publish(n);
+	int ret = -pthread_create(&n->thread, NULL, loop_main, n);
+	if (ret == 0)
+		n->thread_started = true;
+	return ret;
+}
+
+void node_loop_stop(struct kv_node *n)
+{
+	if (!n->thread_started)
+		return;
+	atomic_store(&n->stopping, true);
+	pthread_mutex_lock(&n->in.mu);
+	pthread_cond_broadcast(&n->in.cond);
+	pthread_mutex_unlock(&n->in.mu);
+	pthread_join(n->thread, NULL);
+	n->thread_started = false;
+	snapshot_send_reap(n, true);
+	/* What the node held will not be answered by the core any more.
+	 * Nothing is listed from now on: every start sees stopping. */
+	pthread_mutex_lock(&n->in.mu);
+	struct node_call *calls = n->in.calls.head;
+	n->in.calls.head = n->in.calls.tail = NULL;
+	struct inmsg *msgs = n->in.msgs;
+	n->in.msgs = n->in.msgs_tail = NULL;
+	n->in.n_msgs = 0;
+	pthread_mutex_unlock(&n->in.mu);
+	msgs_free(msgs);
+	for (struct node_call *c = calls, *next; c; c = next) {
+		next = c->next;
+		call_finish(c, KV_ESHUTDOWN);
+	}
+	props_drain(n, KV_ESHUTDOWN);
+	reads_drain(n, KV_ESHUTDOWN);
+}

@@ -1,0 +1,299 @@
+/* propose.c - writes and membership changes, from the caller to the log.
+ *
+ * A write goes into the node thread's inbox and waits for its entry to be
+ * applied here, on the leader and on a follower alike: a follower's node
+ * thread forwards it to the leader (forward.c), and the write then waits
+ * for that entry as the leader's own would, so it answers its client only
+ * once it applied the write itself (read-your-writes on every node). A
+ * write is retried only when it surely was not applied (no leader, not the
+ * leader, lost to another leader's entry): it is parked on the node
+ * thread until a leader is known, then proposed again, all within its
+ * deadline. Once it may have reached a log, a missing answer is reported
+ * as KV_ENOQUORUM with the outcome unknown, never retried (a retry could
+ * apply it twice). The calls themselves are in call.c. */
+#include <assert.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "node_int.h"
+
+/* ---- the callers' side ---- */
+
+int propose_check(const struct kv_cmd *cmd)
+{
+	int ret;
+	if (cmd->op != KV_OP_NOOP) {
+		ret = kv_key_check(cmd->key, cmd->klen);
+		if (ret != 0)
+			return ret;
+	}
+	if (cmd->op == KV_OP_RENAME) {
+		ret = kv_key_check(cmd->key2, cmd->k2len);
+		if (ret != 0)
+			return ret;
+	}
+	if (cmd->op == KV_OP_PUT && cmd->vlen > KV_MAX_VALUE)
+		return -EFBIG;
+	return 0;
+}
+
+/* Check cmd, stamp its mtime (the proposer's clock, so every node records
+ * the same) and encode it; *json is the caller's. Then check there is
+ * room for it (with its line's framing) in the log. */
+static int cmd_prepare(struct kv_node *n, struct kv_cmd *cmd, char **json,
+		       size_t *len)
+{
+	int ret = propose_check(cmd);
+	if (ret != 0)
+		return ret;
+	if (cmd->mtime_ns == 0 &&
+	    (cmd->op == KV_OP_PUT || cmd->op == KV_OP_MKDIR ||
+	     cmd->op == KV_OP_RENAME || cmd->op == KV_OP_SETATTR))
+		cmd->mtime_ns = kv_wall_ns();
+	ret = kv_cmd_encode(cmd, json, len);
+	if (ret == 0 && store_room(n->store) < (uint64_t)*len + 256) {
+		free(*json);
+		ret = -ENOSPC;
+	}
+	return ret;
+}
+
+/* Hand c to the node thread: 0, or KV_EFAILED, KV_ESHUTDOWN (c is not
+ * taken, its done is never called). */
+static int propose_start(struct kv_node *n, struct node_call *c)
+{
+	if (atomic_load(&n->st.fatal))
+		return KV_EFAILED;
+	return inbox_add_call(n, c);
+}
+
+int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
+		       void *ctx)
+{
+	struct node_call *c = malloc(sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	char *json;
+	size_t len;
+	int ret = cmd_prepare(n, cmd, &json, &len);
+	if (ret != 0) {
+		free(c);
+		return ret;
+	}
+	call_init(n, c, CALL_WRITE, done, ctx);
+	c->heap = true;
+	c->json = json;
+	c->len = len;
+	ret = propose_start(n, c);
+	if (ret != 0) {
+		free(json);
+		free(c);
+	}
+	return ret;
+}
+
+int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
+{
+	char *json;
+	size_t len;
+	int ret = cmd_prepare(n, cmd, &json, &len);
+	if (ret != 0)
+		return ret;
+	res->err = 0;
+	res->rev = 0;
+	struct node_call c;
+	struct call_sync s;
+	call_sync_init(n, &c, CALL_WRITE, &s);
+	c.json = json;
+	c.len = len;
+	ret = propose_start(n, &c);
+	if (ret == 0)
+		ret = call_wait(n, &c, &s, res);
+	else
+		sem_destroy(&s.sem);
+	free(json);
+	return ret;
+}
+
+int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
+		       const char *addr)
+{
+	if (id == 0 || id > PEER_INT_MAX)
+		return -EINVAL;
+	if (op == NODE_MEMBER_ADD && !kv_addr_valid(addr))
+		return -EINVAL;
+	pthread_mutex_lock(&n->st.mu);
+	bool leader = n->st.soft.role == RAFT_LEADER;
+	pthread_mutex_unlock(&n->st.mu);
+	if (!leader)
+		return KV_ENOTLEADER;
+	struct node_call c;
+	struct call_sync s;
+	call_sync_init(n, &c, CALL_CONF, &s);
+	c.conf_op =
+	    op == NODE_MEMBER_ADD ? RAFT_CONF_ADD_LEARNER : RAFT_CONF_REMOVE;
+	c.conf_id = id;
+	if (op == NODE_MEMBER_ADD)
+		memcpy(c.conf_addr, addr, strlen(addr) + 1); /* checked */
+	int ret = propose_start(n, &c);
+	if (ret == 0)
+		ret = call_wait(n, &c, &s, NULL);
+	else
+		sem_destroy(&s.sem);
+	/* not taken: no longer the leader, or still queued at the deadline
+	 * (then a 503 to retry, not a 421 that may name this very node) */
+	if (ret == NODE_RETRY)
+		ret = kv_past(&c.deadline) ? KV_ENOQUORUM : KV_ENOTLEADER;
+	if (ret == RAFT_EINVAL)
+		ret = -EINVAL;
+	return ret;
+}
+
+/* ---- the node thread's side ---- */
+
+void props_settle(struct kv_node *n, struct node_call *c, int ret)
+{
+	if (ret != NODE_RETRY || c->kind != CALL_WRITE) {
+		call_finish(c, ret);
+		return;
+	}
+	/* surely not applied: once more when a leader is known */
+	if (kv_past(&c->deadline)) {
+		call_finish(c, call_expired(n));
+		return;
+	}
+	c->stage = CALL_PARKED;
+	c->retry_ms = kv_mono_ms() + NODE_RETRY_PAUSE_MS;
+	c->epoch = n->props.epoch;
+	calls_push(&n->props.parked, c);
+}
+
+void props_propose(struct kv_node *n, struct node_call *list)
+{
+	uint64_t leader = raft_leader(n->raft);
+	bool forward = raft_role(n->raft) != RAFT_LEADER && leader != RAFT_NONE;
+	size_t nfwd = 0;
+	for (struct node_call *c = list; c; c = c->next) {
+		if (kv_past(&c->deadline)) {
+			/* surely not applied, but its time is up */
+			c->ret = call_expired(n);
+		} else if (c->kind == CALL_CONF) {
+			c->ret = members_change(n, c);
+		} else if (forward) {
+			c->ret = NODE_FORWARD;
+			nfwd++;
+		} else {
+			c->ret =
+			    raft_propose(n->raft, RAFT_ENTRY_NORMAL, c->json,
+					 c->len, &c->index, &c->term);
+			if (c->ret == RAFT_ENOTLEADER || c->ret == RAFT_EBUSY)
+				c->ret = NODE_RETRY;
+		}
+	}
+	if (nfwd)
+		forward_calls(n, list, nfwd, leader);
+	while (list) {
+		struct node_call *c = list;
+		list = c->next;
+		c->next = NULL;
+		if (c->ret == 0) {
+			c->stage = CALL_WAITING;
+			calls_insert_by_index(&n->props.waiting, c);
+		} else if (c->ret == NODE_FORWARD) {
+			c->stage = CALL_FORWARDED;
+			calls_push(&n->props.forwarded, c);
+		} else {
+			props_settle(n, c, c->ret);
+		}
+	}
+}
+
+/* Is the first parked write due: a leader is known, and its pause is over
+ * or the leader or term changed since it was parked? Calls are parked in
+ * order, so the later ones have later times and no earlier epochs. */
+static bool parked_due(const struct kv_node *n, uint64_t now)
+{
+	const struct node_call *c = n->props.parked.head;
+	if (!c || (raft_role(n->raft) != RAFT_LEADER &&
+		   raft_leader(n->raft) == RAFT_NONE))
+		return false;
+	return c->epoch != n->props.epoch || c->retry_ms <= now;
+}
+
+struct node_call *props_take_due(struct kv_node *n)
+{
+	uint64_t now = kv_mono_ms();
+	struct call_list due = {0};
+	while (parked_due(n, now)) {
+		struct node_call *c = n->props.parked.head;
+		calls_unlink(&n->props.parked, NULL, c);
+		calls_push(&due, c);
+	}
+	return due.head;
+}
+
+uint64_t props_next_due(const struct kv_node *n)
+{
+	const struct node_call *c = n->props.parked.head;
+	if (!c || (raft_role(n->raft) != RAFT_LEADER &&
+		   raft_leader(n->raft) == RAFT_NONE))
+		return 0;
+	return c->epoch != n->props.epoch ? 1 : c->retry_ms;
+}
+
+void props_fail_parked(struct kv_node *n, int ret)
+{
+	calls_settle(&n->props.parked, false, ret);
+}
+
+void props_expire(struct kv_node *n)
+{
+	/* parked: surely not applied, but that is what a write answers once
+	 * its time is up; forwarded or waiting: the outcome is unknown */
+	int ret = call_expired(n);
+	calls_settle(&n->props.parked, true, ret);
+	calls_settle(&n->props.forwarded, true, ret);
+	calls_settle(&n->props.waiting, true, ret);
+}
+
+void props_drain(struct kv_node *n, int ret)
+{
+	props_settle_applied(n);
+	calls_settle(&n->props.parked, false, ret);
+	calls_settle(&n->props.forwarded, false, ret);
+	calls_settle(&n->props.waiting, false, ret);
+}
+
+void props_on_applied(struct kv_node *n, uint64_t index, uint64_t term,
+		      const struct kv_result *res)
+{
+	/* waiting is in index order: everything up to index is settled */
+	struct call_list *w = &n->props.waiting;
+	while (w->head && w->head->index <= index) {
+		struct node_call *c = w->head;
+		assert(c->stage == CALL_WAITING);
+		calls_unlink(w, NULL, c);
+		if (c->index == index && c->term == term) {
+			if (res)
+				c->res = *res;
+			c->ret = 0;
+		} else {
+			c->ret = NODE_RETRY; /* lost to another leader */
+		}
+		c->stage = CALL_APPLIED;
+		calls_push(&n->props.applied, c);
+	}
+}
+
+void props_settle_applied(struct kv_node *n)
+{
+	struct node_call *c = n->props.applied.head;
+	n->props.applied.head = n->props.applied.tail = NULL;
+	while (c) {
+		struct node_call *next = c->next;
+		props_settle(n, c, c->ret);
+		c = next;
+	}
+}

@@ -1,0 +1,195 @@
+/* update.c - carrying out one update of the Raft core, in raft.h's order.
+ *
+ * Install a snapshot the leader sent, sync the hard state, hand the
+ * messages to the peer senders (the leader sends before its own sync),
+ * append the entries (group commit: the store reports them durable
+ * later), apply the committed ones on this thread (store_apply needs no
+ * hand-off), then answer what the update settled: writes whose entry was
+ * applied, readers whose round was answered or whose index is now here.
+ * The store reports back through node_store_ops: persisted from its sync
+ * thread, snapshotted from its owner (both into the inbox), applied from
+ * the applying thread. The node thread itself is loop.c. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "node_int.h"
+
+/* ---- the store's reports ---- */
+
+static void on_persisted(void *ctx, uint64_t index, uint64_t term)
+{
+	struct kv_node *n = ctx;
+	pthread_mutex_lock(&n->in.mu);
+	n->in.persisted_index = index;
+	n->in.persisted_term = term;
+	n->in.persisted_new = true;
+	pthread_cond_signal(&n->in.cond);
+	pthread_mutex_unlock(&n->in.mu);
+}
+
+/* The node thread, in store_apply; or the store's owner reporting a
+ * snapshot installed, while the node thread waits in store_install:
+ * never both at once, so the proposals are the node thread's still. */
+static void on_applied(void *ctx, uint64_t index, uint64_t term,
+		       const struct kv_result *res)
+{
+	props_on_applied(ctx, index, term, res);
+}
+
+static void on_snapshotted(void *ctx, uint64_t index)
+{
+	struct kv_node *n = ctx;
+	pthread_mutex_lock(&n->in.mu);
+	n->in.snapshotted = index;
+	pthread_cond_signal(&n->in.cond);
+	pthread_mutex_unlock(&n->in.mu);
+}
+
+const struct store_raft_ops node_store_ops = {
+    .persisted = on_persisted,
+    .applied = on_applied,
+    .snapshotted = on_snapshotted,
+};
+
+/* ---- the outbox ---- */
+
+void outbox_flush(struct kv_node *n)
+{
+	if (n->n_outbox == 0)
+		return;
+	peers_send(n->peers, n->outbox, n->n_outbox);
+	for (size_t i = 0; i < n->n_outbox; i++)
+		raft_message_clear(&n->outbox[i]);
+	n->n_outbox = 0;
+}
+
+/* Out of memory, the outbox and m go at once instead. */
+void outbox_add(struct kv_node *n, struct raft_message *m)
+{
+	if (n->n_outbox == n->cap_outbox) {
+		size_t cap = n->cap_outbox ? n->cap_outbox * 2 : 16;
+		struct raft_message *a = realloc(n->outbox, cap * sizeof(*a));
+		if (a == NULL) {
+			outbox_flush(n);
+			peers_send(n->peers, m, 1);
+			raft_message_clear(m);
+			return;
+		}
+		n->outbox = a;
+		n->cap_outbox = cap;
+	}
+	n->outbox[n->n_outbox++] = *m;
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- the update ---- */
+
+static void to_store(const struct raft_entry *e, size_t n,
+		     struct store_entry *out)
+{
+	for (size_t i = 0; i < n; i++)
+		out[i] = (struct store_entry){.index = e[i].index,
+					      .term = e[i].term,
+					      .type = (int)e[i].type,
+					      .data = e[i].data,
+					      .len = e[i].len};
+}
+
+/* Hand entries to the store to append, or apply them, in chunks on the
+ * stack. */
+static int store_entries(struct kv_node *n, const struct raft_entry *e,
+			 size_t count, bool apply)
+{
+	struct store_entry buf[64];
+	for (size_t i = 0; i < count; i += 64) {
+		size_t k = count - i < 64 ? count - i : 64;
+		to_store(e + i, k, buf);
+		int ret = apply ? store_apply(n->store, buf, k)
+				: store_append(n->store, buf, k);
+		if (ret != 0)
+			return ret;
+	}
+	return 0;
+}
+
+/* Step 1 of the caller's order: the leader sent the meta of a snapshot
+ * at index X once its db file (at index Y >= X: the leader keeps a trail
+ * of entries after its db) arrived whole and verified. The store installs
+ * the file (its map, its log starting after Y) and skips entries up to Y
+ * when the core hands them again. 0, or an error: the core dropped its
+ * log for the snapshot, so the node cannot go on (restart recovers). */
+static int install_snapshot(struct kv_node *n, const struct raft_update *u)
+{
+	char path[sizeof(n->snap.ready.path)];
+	uint64_t index = 0;
+	if (!snapshot_ready_take(n, path, sizeof(path), &index))
+		index = 0;
+	if (index < u->snapshot.index) {
+		fprintf(stderr,
+			"kvfs: a snapshot at %llu was announced but the file "
+			"received is at %llu\n",
+			(unsigned long long)u->snapshot.index,
+			(unsigned long long)index);
+		return -ESTALE;
+	}
+	int ret = store_install(n->store, path);
+	if (ret != 0) {
+		fprintf(stderr, "kvfs: cannot install the snapshot %s: %s\n",
+			path, kv_strerror(ret));
+		return ret;
+	}
+	snapshot_ready_clear(n);
+	fprintf(stderr, "kvfs: node %llu installed a snapshot at index %llu\n",
+		(unsigned long long)n->id, (unsigned long long)index);
+	raft_persisted(n->raft, u->snapshot.index, u->snapshot.term);
+	return 0;
+}
+
+void update_process(struct kv_node *n, struct raft_update *u)
+{
+	if (u->has_snapshot && install_snapshot(n, u) != 0) {
+		status_set_fatal(n, KV_ECORRUPT);
+		return;
+	}
+	if (u->hard_state_changed) {
+		int ret = store_save_hardstate(n->store, u->term, u->vote);
+		if (ret != 0) {
+			/* a vote or term that is not durable must not be
+			 * acted on: send nothing, and stop */
+			fprintf(stderr,
+				"kvfs: cannot save the raft hard state: %s; "
+				"this node stops taking part\n",
+				kv_strerror(ret));
+			status_set_fatal(n, ret);
+			return;
+		}
+	}
+	/* a snapshot's data goes first, on a thread of its own; the rest
+	 * go now, with what the turn added before them, while the store
+	 * takes the entries */
+	for (size_t i = 0; i < u->n_msgs; i++) {
+		if (u->msgs[i].type == RAFT_MSG_SNAPSHOT) {
+			snapshot_send_start(n, &u->msgs[i]);
+			u->msgs[i].type = RAFT_MSG_NONE;
+		} else {
+			outbox_add(n, &u->msgs[i]);
+		}
+	}
+	outbox_flush(n);
+	int ret = store_entries(n, u->entries, u->n_entries, false);
+	if (ret == 0)
+		ret = store_entries(n, u->committed, u->n_committed, true);
+	if (ret != 0 && ret != KV_ESHUTDOWN) {
+		fprintf(stderr, "kvfs: cannot hand entries to the store: %s\n",
+			kv_strerror(ret));
+		status_set_fatal(n, ret);
+	}
+	/* the writes applied (or lost to another leader's entries), the
+	 * readers whose index is now here, then the rounds answered */
+	props_settle_applied(n);
+	reads_settle_applied(n);
+	if (u->n_reads)
+		reads_answered(n, u->reads, u->n_reads);
+}
