@@ -160,8 +160,10 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 		for (size_t i = 0; i < m->n; i++)
 			step(n, &m->msgs[i]);
 	msgs_free(t->msgs);
-	if (t->persisted)
+	if (t->persisted) {
 		raft_persisted(n->raft, t->p_index, t->p_term);
+		node_abstain_check(n, t->p_index);
+	}
 	if (t->n_unsent)
 		forward_unsent(n, t->unsent, t->n_unsent);
 	if (t->snapshotted > n->compacted)

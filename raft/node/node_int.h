@@ -308,7 +308,11 @@ struct kv_node {
 	 * entries (raft_message_clear). */
 	struct raft_message *outbox;
 	size_t n_outbox, cap_outbox;
-	uint64_t compacted;	   /* the db index the core was compacted for */
+	uint64_t compacted; /* the db index the core was compacted for */
+	/* A dropped damaged entry's index (raft_restore.abstain_until), kept
+	 * in DATA_DIR/abstain until an entry at or past it is durable here
+	 * again; 0 if none (node.c). */
+	uint64_t abstain_until;
 	struct node_soft pub_last; /* what was published last */
 	pthread_t thread;
 	bool thread_started;
@@ -330,6 +334,9 @@ struct kv_node {
 
 /* loop.c: the node thread. */
 int node_loop_start(struct kv_node *n);
+/* The node thread, after a durability report up to index: once the
+ * dropped entry's index is durable again, forget DATA_DIR/abstain. */
+void node_abstain_check(struct kv_node *n, uint64_t index);
 void node_loop_stop(struct kv_node *n);
 /* Hand c (a write or change, listed by nobody) to the node thread. 0, or
  * KV_ESHUTDOWN once stopping (c is not taken). Any thread. */
