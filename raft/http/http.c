@@ -11,8 +11,10 @@
  * and a small per-connection memory pool keep slow or hostile clients
  * from starving the others, and the listener stops only once every
  * suspended request was taken up again. Routing and the request's life
- * are in http_request.c, bodies in http_body.c, responses in
- * http_reply.c, the endpoints in http_kv.c, http_peer.c, http_cluster.c. */
+ * are in http_request.c, what a handler does with its request (headers,
+ * the query, suspending, offloading) in http_call.c, bodies in
+ * http_body.c, responses in http_reply.c, the endpoints in http_kv.c,
+ * http_peer.c, http_cluster.c. */
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -40,99 +42,6 @@
 #define HTTP_CONN_MEMORY	   (16u * 1024u)
 #define HTTP_CONN_MEMORY_INCREMENT (4u * 1024u)
 
-bool http_suspend(struct http_req *r)
-{
-	pthread_mutex_lock(&r->http->mu);
-	bool closing = r->http->closing;
-	if (!closing)
-		r->http->held++;
-	pthread_mutex_unlock(&r->http->mu);
-	if (closing)
-		return false;
-	r->held = true;
-	MHD_suspend_connection(r->conn);
-	return true;
-}
-
-void http_done(void *ctx, int ret, const struct kv_result *res)
-{
-	struct http_req *r = ctx;
-	r->async_ret = ret;
-	if (res)
-		r->async_res = *res;
-	r->async_done = true;
-	/* MHD's lock orders these writes before the listener's reads */
-	MHD_resume_connection(r->conn);
-}
-
-void http_started(struct http_req *r, int rc)
-{
-	if (rc != 0)
-		http_done(r, rc, NULL);
-}
-
-/* A suspended request is taken up again (or ends): it no longer holds
- * the listener open. The listener's thread. */
-void http_release_hold(struct http_req *r)
-{
-	if (!r->held)
-		return;
-	r->held = false;
-	pthread_mutex_lock(&r->http->mu);
-	if (--r->http->held == 0)
-		pthread_cond_broadcast(&r->http->cond);
-	pthread_mutex_unlock(&r->http->mu);
-}
-
-static void *offload_main(void *arg)
-{
-	struct http_req *r = arg;
-	struct http_server *h = r->http;
-	if (r->route->handle(r) != MHD_YES && !r->reply)
-		r->drop = true;
-	r->offloaded = false;
-	MHD_resume_connection(r->conn); /* r may be gone from here on */
-	pthread_mutex_lock(&h->mu);
-	if (--h->workers == 0)
-		pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->mu);
-	return NULL;
-}
-
-/* Run the route's handler on a thread of its own, the request
- * suspended meanwhile. */
-enum MHD_Result http_offload(struct http_req *r)
-{
-	struct http_server *h = r->http;
-	pthread_attr_t attr;
-	pthread_t t;
-
-	if (!http_suspend(r))
-		return http_fail_err(r, KV_ESHUTDOWN, NULL);
-	pthread_mutex_lock(&h->mu);
-	h->workers++;
-	pthread_mutex_unlock(&h->mu);
-	r->offloaded = true;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	int err = pthread_create(&t, &attr, offload_main, r);
-	pthread_attr_destroy(&attr);
-	if (err == 0)
-		return MHD_YES;
-	pthread_mutex_lock(&h->mu);
-	h->workers--;
-	pthread_mutex_unlock(&h->mu);
-	/* a reply kept for when it is taken up again, as a worker's */
-	if (http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
-		      "no thread for this request; retry") != MHD_YES)
-		r->drop = true;
-	r->offloaded = false;
-	MHD_resume_connection(r->conn);
-	return MHD_YES;
-}
-
-/* Keys are percent-decoded by the handlers, so that %00 and %2F are seen
- * as what they are; MHD must leave the URL alone. */
 static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 {
 	(void)cls;

@@ -138,7 +138,7 @@ struct http_server {
 	bool closing; /* no more suspending */
 };
 
-/* ---- http.c: the listener's side of a request ---- */
+/* ---- http_call.c: offloading and holds ---- */
 
 /* Run r's route's handler on a thread of its own, r suspended meanwhile;
  * its reply is queued once r is taken up again. */
@@ -177,7 +177,7 @@ void http_body_done(struct http_req *r);
 /* Release the body and its share of the listener's budget. */
 void http_body_drop(struct http_req *r);
 
-/* ---- request helpers (http_request.c) ---- */
+/* ---- http_call.c: a handler's helpers ---- */
 
 /* Percent-decode src[0..len) into a malloc'd, NUL-terminated buffer; *out
  * and *outlen get it. '+' stays '+' (paths are not forms). -EINVAL for a
@@ -188,7 +188,8 @@ int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
 /* A request header or NULL. */
 const char *http_header(struct http_req *r, const char *name);
-/* ---- suspending (http.c) ---- */
+
+/* ---- http_call.c: suspending ---- */
 
 /* Suspend r until http_done: the route's handler runs again then, with
  * r->async_done set. Call it before starting the call that answers

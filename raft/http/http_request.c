@@ -4,7 +4,7 @@
  * so bad keys, unknown paths and oversized bodies are refused before any
  * body is read; its body is then taken in (http_body.c) and the route's
  * handler runs once the request is complete, on the listener's thread or,
- * for the few that block, on a thread of its own (http.c); a stream (a
+ * for the few that block, on a thread of its own (http_call.c); a stream (a
  * peer's /raft/stream) is handed over piece by piece instead. New
  * endpoints are one more line in the table and a handler (http_int.h).
  * Responses and the error mapping are in http_reply.c. */
@@ -71,64 +71,6 @@ static const struct http_route *route_find(const char *path)
 	return NULL;
 }
 
-int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
-{
-	char *dst = malloc(len + 1);
-	size_t n = 0;
-
-	if (!dst)
-		return -ENOMEM;
-	for (size_t i = 0; i < len; i++) {
-		if (src[i] != '%') {
-			dst[n++] = src[i];
-			continue;
-		}
-		if (i + 2 >= len) {
-			free(dst);
-			return -EINVAL;
-		}
-		int hi = kv_hex_val(src[i + 1]), lo = kv_hex_val(src[i + 2]);
-		if (hi < 0 || lo < 0) {
-			free(dst);
-			return -EINVAL;
-		}
-		dst[n++] = (char)(hi << 4 | lo);
-		i += 2;
-	}
-	dst[n] = '\0';
-	*out = dst;
-	*outlen = n;
-	return 0;
-}
-
-char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad)
-{
-	const char *raw =
-	    MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-	char *out = NULL;
-	size_t n = 0;
-
-	*bad = false;
-	if (!raw)
-		return NULL;
-	/* MHD turned '+' into ' ' already; our unescape callback left the
-	 * percent escapes for this. */
-	if (http_unescape(raw, strlen(raw), &out, &n) < 0) {
-		*bad = true;
-		return NULL;
-	}
-	if (len)
-		*len = n;
-	return out;
-}
-
-const char *http_header(struct http_req *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-/* The first call for a request: its headers are in, no body yet. Route
- * it and refuse what can be refused now. */
 static enum MHD_Result request_begin(struct http_req *r, const char *url,
 				     const char *method)
 {

@@ -1,0 +1,169 @@
+/* http_call.c - what a handler does with its request: read a header or
+ * the query, suspend it while the node works and resume it with the
+ * node's answer, or run a blocking handler on a thread of its own.
+ *
+ * These are the helpers every endpoint (http_kv.c, http_peer.c,
+ * http_cluster.c) and the router (http_request.c) call; they sit below
+ * both, so that the router, which knows the endpoints, is called by the
+ * listener (http.c) and calls down only. The server's counters of held
+ * requests and running workers, which the listener waits for when it
+ * stops, are described in http_int.h. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "http_int.h"
+
+int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
+{
+	char *dst = malloc(len + 1);
+	size_t n = 0;
+
+	if (!dst)
+		return -ENOMEM;
+	for (size_t i = 0; i < len; i++) {
+		if (src[i] != '%') {
+			dst[n++] = src[i];
+			continue;
+		}
+		if (i + 2 >= len) {
+			free(dst);
+			return -EINVAL;
+		}
+		int hi = kv_hex_val(src[i + 1]), lo = kv_hex_val(src[i + 2]);
+		if (hi < 0 || lo < 0) {
+			free(dst);
+			return -EINVAL;
+		}
+		dst[n++] = (char)(hi << 4 | lo);
+		i += 2;
+	}
+	dst[n] = '\0';
+	*out = dst;
+	*outlen = n;
+	return 0;
+}
+
+char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad)
+{
+	const char *raw =
+	    MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+	char *out = NULL;
+	size_t n = 0;
+
+	*bad = false;
+	if (!raw)
+		return NULL;
+	/* MHD turned '+' into ' ' already; our unescape callback left the
+	 * percent escapes for this. */
+	if (http_unescape(raw, strlen(raw), &out, &n) < 0) {
+		*bad = true;
+		return NULL;
+	}
+	if (len)
+		*len = n;
+	return out;
+}
+
+const char *http_header(struct http_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* The first call for a request: its headers are in, no body yet. Route
+ * it and refuse what can be refused now. */
+bool http_suspend(struct http_req *r)
+{
+	pthread_mutex_lock(&r->http->mu);
+	bool closing = r->http->closing;
+	if (!closing)
+		r->http->held++;
+	pthread_mutex_unlock(&r->http->mu);
+	if (closing)
+		return false;
+	r->held = true;
+	MHD_suspend_connection(r->conn);
+	return true;
+}
+
+void http_done(void *ctx, int ret, const struct kv_result *res)
+{
+	struct http_req *r = ctx;
+	r->async_ret = ret;
+	if (res)
+		r->async_res = *res;
+	r->async_done = true;
+	/* MHD's lock orders these writes before the listener's reads */
+	MHD_resume_connection(r->conn);
+}
+
+void http_started(struct http_req *r, int rc)
+{
+	if (rc != 0)
+		http_done(r, rc, NULL);
+}
+
+/* A suspended request is taken up again (or ends): it no longer holds
+ * the listener open. The listener's thread. */
+void http_release_hold(struct http_req *r)
+{
+	if (!r->held)
+		return;
+	r->held = false;
+	pthread_mutex_lock(&r->http->mu);
+	if (--r->http->held == 0)
+		pthread_cond_broadcast(&r->http->cond);
+	pthread_mutex_unlock(&r->http->mu);
+}
+
+static void *offload_main(void *arg)
+{
+	struct http_req *r = arg;
+	struct http_server *h = r->http;
+	if (r->route->handle(r) != MHD_YES && !r->reply)
+		r->drop = true;
+	r->offloaded = false;
+	MHD_resume_connection(r->conn); /* r may be gone from here on */
+	pthread_mutex_lock(&h->mu);
+	if (--h->workers == 0)
+		pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+/* Run the route's handler on a thread of its own, the request
+ * suspended meanwhile. */
+enum MHD_Result http_offload(struct http_req *r)
+{
+	struct http_server *h = r->http;
+	pthread_attr_t attr;
+	pthread_t t;
+
+	if (!http_suspend(r))
+		return http_fail_err(r, KV_ESHUTDOWN, NULL);
+	pthread_mutex_lock(&h->mu);
+	h->workers++;
+	pthread_mutex_unlock(&h->mu);
+	r->offloaded = true;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, offload_main, r);
+	pthread_attr_destroy(&attr);
+	if (err == 0)
+		return MHD_YES;
+	pthread_mutex_lock(&h->mu);
+	h->workers--;
+	pthread_mutex_unlock(&h->mu);
+	/* a reply kept for when it is taken up again, as a worker's */
+	if (http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
+		      "no thread for this request; retry") != MHD_YES)
+		r->drop = true;
+	r->offloaded = false;
+	MHD_resume_connection(r->conn);
+	return MHD_YES;
+}
+
+/* Keys are percent-decoded by the handlers, so that %00 and %2F are seen
+ * as what they are; MHD must leave the URL alone. */
