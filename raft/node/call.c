@@ -153,3 +153,36 @@ int call_wait(struct kv_node *n, struct node_call *c, struct call_sync *s,
 		*res = s->res;
 	return s->ret;
 }
+
+/* ---- handing a call to the node thread ---- */
+
+int inbox_add_call(struct kv_node *n, struct node_call *c)
+{
+	struct node_inbox *in = &n->in;
+	pthread_mutex_lock(&in->mu);
+	if (atomic_load(&n->stopping)) {
+		pthread_mutex_unlock(&in->mu);
+		return KV_ESHUTDOWN;
+	}
+	c->stage = CALL_QUEUED;
+	calls_push(&in->calls, c);
+	pthread_cond_signal(&in->cond);
+	pthread_mutex_unlock(&in->mu);
+	return 0;
+}
+
+void inbox_expire(struct kv_node *n)
+{
+	pthread_mutex_lock(&n->in.mu);
+	n->in.expire = true;
+	pthread_cond_signal(&n->in.cond);
+	pthread_mutex_unlock(&n->in.mu);
+}
+
+void inbox_wake_reads(struct kv_node *n)
+{
+	pthread_mutex_lock(&n->in.mu);
+	n->in.reads = true;
+	pthread_cond_signal(&n->in.cond);
+	pthread_mutex_unlock(&n->in.mu);
+}

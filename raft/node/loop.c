@@ -14,39 +14,6 @@
 
 #include "node_int.h"
 
-/* ---- the inbox ---- */
-
-int inbox_add_call(struct kv_node *n, struct node_call *c)
-{
-	struct node_inbox *in = &n->in;
-	pthread_mutex_lock(&in->mu);
-	if (atomic_load(&n->stopping)) {
-		pthread_mutex_unlock(&in->mu);
-		return KV_ESHUTDOWN;
-	}
-	c->stage = CALL_QUEUED;
-	calls_push(&in->calls, c);
-	pthread_cond_signal(&in->cond);
-	pthread_mutex_unlock(&in->mu);
-	return 0;
-}
-
-void inbox_expire(struct kv_node *n)
-{
-	pthread_mutex_lock(&n->in.mu);
-	n->in.expire = true;
-	pthread_cond_signal(&n->in.cond);
-	pthread_mutex_unlock(&n->in.mu);
-}
-
-void inbox_wake_reads(struct kv_node *n)
-{
-	pthread_mutex_lock(&n->in.mu);
-	n->in.reads = true;
-	pthread_cond_signal(&n->in.cond);
-	pthread_mutex_unlock(&n->in.mu);
-}
-
 /* What one turn took from the inbox. */
 struct turn {
 	struct node_call *calls;
@@ -146,6 +113,49 @@ static void turn_failed(struct kv_node *n, struct turn *t)
 	props_fail_parked(n, KV_EFAILED);
 }
 
+/* Propose the calls of a turn: through the core on the leader, to the
+ * leader (forward.c) on a follower that knows one; the rest are parked for
+ * a retry or answered (props_settle). */
+static void propose_turn(struct kv_node *n, struct node_call *list)
+{
+	uint64_t leader = raft_leader(n->raft);
+	bool forward = raft_role(n->raft) != RAFT_LEADER && leader != RAFT_NONE;
+	size_t nfwd = 0;
+	for (struct node_call *c = list; c; c = c->next) {
+		if (kv_past(&c->deadline)) {
+			/* surely not applied, but its time is up */
+			c->ret = call_expired(n);
+		} else if (c->kind == CALL_CONF) {
+			c->ret = members_change(n, c);
+		} else if (forward) {
+			c->ret = NODE_FORWARD;
+			nfwd++;
+		} else {
+			c->ret =
+			    raft_propose(n->raft, RAFT_ENTRY_NORMAL, c->json,
+					 c->len, &c->index, &c->term);
+			if (c->ret == RAFT_ENOTLEADER || c->ret == RAFT_EBUSY)
+				c->ret = NODE_RETRY;
+		}
+	}
+	if (nfwd)
+		forward_calls(n, list, nfwd, leader);
+	while (list) {
+		struct node_call *c = list;
+		list = c->next;
+		c->next = NULL;
+		if (c->ret == 0) {
+			c->stage = CALL_WAITING;
+			calls_insert_by_index(&n->props.waiting, c);
+		} else if (c->ret == NODE_FORWARD) {
+			c->stage = CALL_FORWARDED;
+			calls_push(&n->props.forwarded, c);
+		} else {
+			props_settle(n, c, c->ret);
+		}
+	}
+}
+
 static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 {
 	if (t->expire || tick) {
@@ -181,7 +191,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 		list = t->calls;
 	}
 	if (list)
-		props_propose(n, list);
+		propose_turn(n, list);
 	if (tick) {
 		raft_tick(n->raft);
 		if (raft_role(n->raft) == RAFT_LEADER)

@@ -334,10 +334,9 @@ struct kv_node {
 
 /* loop.c: the node thread. */
 int node_loop_start(struct kv_node *n);
-/* The node thread, after a durability report up to index: once the
- * dropped entry's index is durable again, forget DATA_DIR/abstain. */
-void node_abstain_check(struct kv_node *n, uint64_t index);
 void node_loop_stop(struct kv_node *n);
+
+/* call.c: handing calls to the node thread. */
 /* Hand c (a write or change, listed by nobody) to the node thread. 0, or
  * KV_ESHUTDOWN once stopping (c is not taken). Any thread. */
 int inbox_add_call(struct kv_node *n, struct node_call *c);
@@ -349,18 +348,17 @@ void inbox_wake_reads(struct kv_node *n);
 
 /* update.c: carrying out an update (raft.h's order). Node thread. */
 void update_process(struct kv_node *n, struct raft_update *u);
+extern const struct store_raft_ops node_store_ops;
+
+/* outbox.c: the turn's messages. Node thread. */
 /* Move *m, and the entries it owns, into the outbox; *m is zeroed. */
 void outbox_add(struct kv_node *n, struct raft_message *m);
 /* Hand the turn's messages to the peers, in order, and free them. */
 void outbox_flush(struct kv_node *n);
-extern const struct store_raft_ops node_store_ops;
 
 /* propose.c: the node thread's side of writes and changes. */
 /* A command's keys and size: 0, -EINVAL, -ENAMETOOLONG, -EFBIG. */
 int propose_check(const struct kv_cmd *cmd);
-/* Propose list (linked by next, taken from the inbox or parked) in one
- * turn: through the core, or forwarded to the leader. */
-void props_propose(struct kv_node *n, struct node_call *list);
 /* Settle c (off every list) with ret: a write that surely was not
  * applied is parked to be retried, anything else finished. */
 void props_settle(struct kv_node *n, struct node_call *c, int ret);
@@ -471,5 +469,12 @@ int identity_load(struct kv_node *n, bool peers_given,
 		  char **errmsg);
 /* A malloc'd message, or NULL without memory. */
 char *node_msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* abstain.c: at open, the index of a dropped damaged entry (lost, from
+ * the store, or kept in DATA_DIR/abstain) into n->abstain_until, kept on
+ * disk; 0 or -errno with *errmsg. The node thread, after a durability
+ * report up to index: once that entry is durable again, forget it. */
+int node_abstain_open(struct kv_node *n, uint64_t lost, char **errmsg);
+void node_abstain_check(struct kv_node *n, uint64_t index);
 
 #endif

@@ -10,7 +10,8 @@
  * thread until a leader is known, then proposed again, all within its
  * deadline. Once it may have reached a log, a missing answer is reported
  * as KV_ENOQUORUM with the outcome unknown, never retried (a retry could
- * apply it twice). The calls themselves are in call.c. */
+ * apply it twice). The calls themselves are in call.c; the node thread
+ * proposes what its inbox holds in loop.c. */
 #include <assert.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -168,46 +169,6 @@ void props_settle(struct kv_node *n, struct node_call *c, int ret)
 	c->retry_ms = kv_mono_ms() + NODE_RETRY_PAUSE_MS;
 	c->epoch = n->props.epoch;
 	calls_push(&n->props.parked, c);
-}
-
-void props_propose(struct kv_node *n, struct node_call *list)
-{
-	uint64_t leader = raft_leader(n->raft);
-	bool forward = raft_role(n->raft) != RAFT_LEADER && leader != RAFT_NONE;
-	size_t nfwd = 0;
-	for (struct node_call *c = list; c; c = c->next) {
-		if (kv_past(&c->deadline)) {
-			/* surely not applied, but its time is up */
-			c->ret = call_expired(n);
-		} else if (c->kind == CALL_CONF) {
-			c->ret = members_change(n, c);
-		} else if (forward) {
-			c->ret = NODE_FORWARD;
-			nfwd++;
-		} else {
-			c->ret =
-			    raft_propose(n->raft, RAFT_ENTRY_NORMAL, c->json,
-					 c->len, &c->index, &c->term);
-			if (c->ret == RAFT_ENOTLEADER || c->ret == RAFT_EBUSY)
-				c->ret = NODE_RETRY;
-		}
-	}
-	if (nfwd)
-		forward_calls(n, list, nfwd, leader);
-	while (list) {
-		struct node_call *c = list;
-		list = c->next;
-		c->next = NULL;
-		if (c->ret == 0) {
-			c->stage = CALL_WAITING;
-			calls_insert_by_index(&n->props.waiting, c);
-		} else if (c->ret == NODE_FORWARD) {
-			c->stage = CALL_FORWARDED;
-			calls_push(&n->props.forwarded, c);
-		} else {
-			props_settle(n, c, c->ret);
-		}
-	}
 }
 
 /* Is the first parked write due: a leader is known, and its pause is over

@@ -53,37 +53,6 @@ const struct store_raft_ops node_store_ops = {
     .snapshotted = on_snapshotted,
 };
 
-/* ---- the outbox ---- */
-
-void outbox_flush(struct kv_node *n)
-{
-	if (n->n_outbox == 0)
-		return;
-	peers_send(n->peers, n->outbox, n->n_outbox);
-	for (size_t i = 0; i < n->n_outbox; i++)
-		raft_message_clear(&n->outbox[i]);
-	n->n_outbox = 0;
-}
-
-/* Out of memory, the outbox and m go at once instead. */
-void outbox_add(struct kv_node *n, struct raft_message *m)
-{
-	if (n->n_outbox == n->cap_outbox) {
-		size_t cap = n->cap_outbox ? n->cap_outbox * 2 : 16;
-		struct raft_message *a = realloc(n->outbox, cap * sizeof(*a));
-		if (a == NULL) {
-			outbox_flush(n);
-			peers_send(n->peers, m, 1);
-			raft_message_clear(m);
-			return;
-		}
-		n->outbox = a;
-		n->cap_outbox = cap;
-	}
-	n->outbox[n->n_outbox++] = *m;
-	memset(m, 0, sizeof(*m));
-}
-
 /* ---- the update ---- */
 
 static void to_store(const struct raft_entry *e, size_t n,
