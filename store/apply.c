@@ -110,12 +110,13 @@ void apply_touch_commit(struct map *m, struct apply_touch *tp)
 
 /* ---- put, del, mkdir, rmdir ---- */
 
-/* A put or mkdir sets the permission bits when set_mode says so or they
- * are nonzero (callers that predate set_mode; kv_cmd_encode writes the
- * mode in both cases, so a decoded command means the same). */
+/* A put or mkdir sets the permission bits when set_mode says so or the
+ * mode (kind included) is nonzero (callers that predate set_mode);
+ * kv_cmd_encode writes the mode in both cases, so a decoded command means
+ * the same as the one proposed. */
 static bool mode_given(const struct kv_cmd *cmd)
 {
-	return cmd->set_mode || (cmd->mode & 07777) != 0;
+	return cmd->set_mode || cmd->mode != 0;
 }
 
 /* The kind a put makes, and whether its value fits that kind: 0 or the
@@ -208,10 +209,9 @@ static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	if (old == NULL && (err = apply_touch_prepare(m, cmd->key, cmd->klen, t,
 						      index, &tp)) != 0)
 		goto err_unref;
-	rec->mode = kind | (mode_given(cmd)   ? cmd->mode & 07777
-			    : old	      ? old->mode & 07777
-			    : kind == S_IFLNK ? 0777
-					      : 0644);
+	rec->mode = kind | (mode_given(cmd) ? cmd->mode & 07777
+			    : old	    ? old->mode & 07777
+					    : 0644);
 	rec->uid = cmd->set_uid ? cmd->uid : old ? old->uid : KV_NO_OWNER;
 	rec->gid = cmd->set_gid ? cmd->gid : old ? old->gid : KV_NO_OWNER;
 	rec->create_rev = old ? old->create_rev : index;

@@ -55,8 +55,9 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 int map_stat(const struct map *m, const char *path, size_t plen,
 	     struct kv_stat *out);
 /* The children of dir as store_list describes, in map order: byte order
- * of names where a directory sorts as its name plus '/'. `after` is the
- * last name of the previous page. 0, -ENOENT, -ENOTDIR, -ENOMEM; *out is
+ * of names where a directory sorts as its name plus '/', and dir's own
+ * record (out->self, referenced). `after` is the last name of the
+ * previous page. 0, -ENOENT, -ENOTDIR, -ENOMEM; *out is
  * released with kv_list_clear. Cost: O((children + 1) log n). */
 int map_list(const struct map *m, const char *dir, size_t dlen,
 	     const char *after, size_t limit, struct kv_list *out);

@@ -77,6 +77,9 @@ int map_list(const struct map *m, const char *dir, size_t dlen,
 		return -ENOENT;
 	if (k == MAP_FILE)
 		return -ENOTDIR;
+	struct kv_rec *self = k == MAP_DIR    ? map_node_rec(n)
+			      : k == MAP_ROOT ? (struct kv_rec *)map_root(m)
+					      : NULL;
 	if (after != NULL && after[0] != '\0') {
 		/* The prefix "dir/" is dir's bytes and a '/', so build it. */
 		char *pre = malloc(prelen + 1);
@@ -91,6 +94,10 @@ int map_list(const struct map *m, const char *dir, size_t dlen,
 			return err;
 	} else {
 		n = map_subtree_first(m, dir, dlen);
+	}
+	if (self != NULL) {
+		kv_rec_ref(self);
+		out->self = self;
 	}
 	for (; n != NULL && map_in_subtree(n, dir, dlen);) {
 		const struct kv_rec *r = map_node_rec(n);

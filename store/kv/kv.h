@@ -224,6 +224,11 @@ struct kv_list {
 	struct kv_dirent *ents;
 	size_t n;
 	bool more; /* truncated at the limit: list again after the last name */
+	/* The listed directory's own record, a reference (kv_list_clear
+	 * drops it): an explicit directory's, the root's once it has one;
+	 * NULL for an implicit directory. How a reader gets at a
+	 * directory's extended attributes. */
+	struct kv_rec *self;
 };
 void kv_list_clear(struct kv_list *list);
 

@@ -144,5 +144,6 @@ void kv_list_clear(struct kv_list *list)
 	for (size_t i = 0; i < list->n; i++)
 		free(list->ents[i].name);
 	free(list->ents);
+	kv_rec_unref(list->self);
 	memset(list, 0, sizeof(*list));
 }

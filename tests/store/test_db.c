@@ -137,7 +137,7 @@ static void fill_v2(struct fixture *f)
 			    .klen = 4,
 			    .val = (unsigned char *)"../a b\xff",
 			    .vlen = 7,
-			    .mode = S_IFLNK,
+			    .mode = S_IFLNK | 0777,
 			    .mtime_ns = 1};
 	apply_ok(f, &c);
 	c.key = "fifo";

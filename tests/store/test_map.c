@@ -689,7 +689,7 @@ static void test_put_makes_links_fifos_and_sockets(void **state)
 			   .klen = 1,
 			   .val = (unsigned char *)"../target",
 			   .vlen = 9,
-			   .mode = S_IFLNK,
+			   .mode = S_IFLNK | 0777,
 			   .mtime_ns = 5};
 
 	assert_int_equal(apply(f, &c), 0);
@@ -716,6 +716,8 @@ static void test_put_makes_links_fifos_and_sockets(void **state)
 	assert_int_equal(apply(f, &c), 0);
 	assert_int_equal(rec_of(f, "sock")->mode, S_IFSOCK | 0755);
 	c.mode = S_IFCHR | 0600; /* devices are not kept */
+	c.key = "dev";
+	c.klen = 3;
 	assert_int_equal(apply(f, &c), -EINVAL);
 	/* A plain put over a link makes it a file again. */
 	assert_int_equal(put(f, "l", "content"), 0);
@@ -982,6 +984,20 @@ static void test_xattrs_are_set_replaced_removed_and_limited(void **state)
 	assert_true(S_ISDIR(rec_of(f, "d")->mode));
 	assert_int_equal(setx(f, "", "user.r", "root", 4, 0), 0);
 	assert_non_null(kv_rec_xattr(map_root(f->m), "user.r", 6));
+	/* A listing hands back the directory's own record: how a reader
+	 * gets a directory's attributes. */
+	struct kv_list l;
+	assert_int_equal(map_list(f->m, "d", 1, NULL, 1, &l), 0);
+	assert_non_null(l.self);
+	assert_non_null(kv_rec_xattr(l.self, "user.d", 6));
+	kv_list_clear(&l);
+	assert_int_equal(map_list(f->m, "", 0, "zzz", 0, &l), 0);
+	assert_ptr_equal(l.self, map_root(f->m));
+	kv_list_clear(&l);
+	assert_int_equal(put(f, "i/x", "1"), 0);
+	assert_int_equal(map_list(f->m, "i", 1, NULL, 0, &l), 0);
+	assert_null(l.self); /* implicit: no record */
+	kv_list_clear(&l);
 }
 
 static void test_a_put_may_carry_the_whole_attribute_set(void **state)
