@@ -330,6 +330,16 @@ int fs_child_key(struct fs *fs, struct fs_inode *dir, const char *name,
  * S_IFDIR..., then gets S_ISGID too). */
 void fs_new_owner(struct fs *fs, fuse_req_t req, struct fs_inode *dir,
 		  uint32_t *uid, uint32_t *gid, uint32_t *mode);
+/* The command that makes a new entry key[0..klen) of op (put or mkdir)
+ * with mode (the kind for a put, and the permission bits), owned by
+ * uid:gid, made now (its mtime, ctime and atime). */
+void fs_new_entry_cmd(struct kv_cmd *cmd, enum kv_op op, char *key, size_t klen,
+		      uint32_t mode, uint32_t uid, uint32_t gid);
+/* Make name in dir (parent) as op with mode and value val[0..vlen) (a
+ * put is create-only), owned by req's caller, and reply with its entry
+ * or the error. */
+void fs_make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   enum kv_op op, uint32_t mode, const char *val, size_t vlen);
 /* Reply to req with the entry of name in dir (key[0..klen)), just made:
  * read without a barrier (the change was applied here). */
 void fs_reply_made(fuse_req_t req, struct fs *fs, struct fs_inode *dir,

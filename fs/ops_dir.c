@@ -33,6 +33,15 @@ struct fs_dir {
 	bool pending_taken;
 };
 
+static void dir_free(struct fs *fs, struct fs_dir *d)
+{
+	kv_list_clear(&d->page);
+	fs_names_free(d->pending, d->npending);
+	fs_inode_put(&fs->itab, d->in);
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
 void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs *fs = fs_of(req);
@@ -50,21 +59,14 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	pthread_mutex_init(&d->lock, NULL);
 	fi->fh = (uint64_t)(uintptr_t)d;
-	if (fuse_reply_open(req, fi) != 0)
-		fs_op_releasedir(req, ino, fi);
+	if (fuse_reply_open(req, fi) != 0) /* interrupted: never opened */
+		dir_free(fs, d);
 }
 
 void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
-
 	(void)ino;
-	kv_list_clear(&d->page);
-	fs_names_free(d->pending, d->npending);
-	fs_inode_put(&fs->itab, d->in);
-	pthread_mutex_destroy(&d->lock);
-	free(d);
+	dir_free(fs_of(req), (struct fs_dir *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
 }
 
@@ -337,39 +339,8 @@ void fs_reply_made(fuse_req_t req, struct fs *fs, struct fs_inode *dir,
 void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 mode_t mode)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_inode *dir = fs_inode_get(&fs->itab, parent);
-	char key[KV_MAX_KEY + 1];
-	size_t klen;
-	uint32_t uid, gid, m = S_IFDIR | (mode & 07777);
-	int64_t now = fs_now();
-	int ret;
-
-	if (dir == NULL) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	ret = fs_child_key(fs, dir, name, key, &klen);
-	if (ret == 0) {
-		fs_new_owner(fs, req, dir, &uid, &gid, &m);
-		struct kv_cmd cmd = {.op = KV_OP_MKDIR,
-				     .key = key,
-				     .klen = klen,
-				     .mode = m & 07777,
-				     .set_mode = true,
-				     .uid = uid,
-				     .gid = gid,
-				     .set_uid = true,
-				     .set_gid = true,
-				     .mtime_ns = now,
-				     .time_ns = now};
-		ret = fs_propose(fs, &cmd, NULL);
-	}
-	if (ret == 0)
-		fs_reply_made(req, fs, dir, name, key, klen);
-	else
-		fuse_reply_err(req, -ret);
-	fs_inode_put(&fs->itab, dir);
+	fs_make_entry(req, parent, name, KV_OP_MKDIR, S_IFDIR | (mode & 07777),
+		      NULL, 0);
 }
 
 void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -146,25 +146,14 @@ void fs_new_owner(struct fs *fs, fuse_req_t req, struct fs_inode *dir,
 }
 
 /* O_EXCL: a create-only put now, exact across nodes. *rev its entry. */
-static int create_exclusive(struct fs *fs, const char *key, size_t klen,
+static int create_exclusive(struct fs *fs, char *key, size_t klen,
 			    uint32_t mode, uint32_t uid, uint32_t gid,
 			    uint64_t *rev)
 {
-	int64_t now = fs_now();
-	struct kv_cmd cmd = {.op = KV_OP_PUT,
-			     .key = (char *)key,
-			     .klen = klen,
-			     .val = (unsigned char *)"",
-			     .vlen = 0,
-			     .mode = mode,
-			     .set_mode = true,
-			     .uid = uid,
-			     .gid = gid,
-			     .set_uid = true,
-			     .set_gid = true,
-			     .mtime_ns = now,
-			     .time_ns = now,
-			     .if_absent = true};
+	struct kv_cmd cmd;
+
+	fs_new_entry_cmd(&cmd, KV_OP_PUT, key, klen, mode, uid, gid);
+	cmd.val = (unsigned char *)"";
 	return fs_propose(fs, &cmd, rev);
 }
 
@@ -255,8 +244,11 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	fs_inode_put(&fs->itab, dir);
 	if (ret != 0)
 		fuse_reply_err(req, -ret);
-	else if (fuse_reply_create(req, &e, fi) != 0)
+	else if (fuse_reply_create(req, &e, fi) != 0) {
+		/* interrupted: never opened, and the lookup not counted */
+		fs_inode_forget(&fs->itab, e.ino, 1);
 		fs_op_release(NULL, e.ino, fi);
+	}
 }
 
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

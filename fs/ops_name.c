@@ -19,17 +19,35 @@
 
 #include "fs_int.h"
 
-/* A create-only put of a key of kind mode (S_IFMT | permissions) with
- * value val[0..vlen), owned by req's caller; then the entry. */
-static void make_key(fuse_req_t req, fuse_ino_t parent, const char *name,
-		     uint32_t mode, const char *val, size_t vlen)
+void fs_new_entry_cmd(struct kv_cmd *cmd, enum kv_op op, char *key, size_t klen,
+		      uint32_t mode, uint32_t uid, uint32_t gid)
+{
+	int64_t now = fs_now();
+
+	*cmd = (struct kv_cmd){.op = op,
+			       .key = key,
+			       .klen = klen,
+			       .mode = op == KV_OP_MKDIR ? mode & 07777 : mode,
+			       .set_mode = true,
+			       .uid = uid,
+			       .gid = gid,
+			       .set_uid = true,
+			       .set_gid = true,
+			       .mtime_ns = now,
+			       .atime_ns = now,
+			       .set_atime = true,
+			       .time_ns = now,
+			       .if_absent = op == KV_OP_PUT};
+}
+
+void fs_make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
+		   enum kv_op op, uint32_t mode, const char *val, size_t vlen)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_inode *dir = fs_inode_get(&fs->itab, parent);
 	char key[KV_MAX_KEY + 1];
 	size_t klen;
 	uint32_t uid, gid;
-	int64_t now = fs_now();
 	int ret;
 
 	if (dir == NULL) {
@@ -44,21 +62,11 @@ static void make_key(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fs_inode_put(&fs->itab, c);
 	}
 	if (ret == 0) {
+		struct kv_cmd cmd;
 		fs_new_owner(fs, req, dir, &uid, &gid, &mode);
-		struct kv_cmd cmd = {.op = KV_OP_PUT,
-				     .key = key,
-				     .klen = klen,
-				     .val = (unsigned char *)val,
-				     .vlen = vlen,
-				     .mode = mode,
-				     .set_mode = true,
-				     .uid = uid,
-				     .gid = gid,
-				     .set_uid = true,
-				     .set_gid = true,
-				     .mtime_ns = now,
-				     .time_ns = now,
-				     .if_absent = true};
+		fs_new_entry_cmd(&cmd, op, key, klen, mode, uid, gid);
+		cmd.val = (unsigned char *)val;
+		cmd.vlen = vlen;
 		ret = fs_propose(fs, &cmd, NULL);
 	}
 	if (ret == 0)
@@ -81,7 +89,8 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		fuse_reply_err(req, EPERM);
 		return;
 	}
-	make_key(req, parent, name, kind | (mode & 07777), "", 0);
+	fs_make_entry(req, parent, name, KV_OP_PUT, kind | (mode & 07777), "",
+		      0);
 }
 
 void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
@@ -93,7 +102,7 @@ void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 		fuse_reply_err(req, ENAMETOOLONG);
 		return;
 	}
-	make_key(req, parent, name, S_IFLNK | 0777, link, n);
+	fs_make_entry(req, parent, name, KV_OP_PUT, S_IFLNK | 0777, link, n);
 }
 
 void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)

@@ -30,6 +30,18 @@ int64_t apply_time(const struct kv_cmd *cmd)
 	return 0;
 }
 
+/* rec takes old's kind, mode, owner, create revision and times. */
+static void same_attrs(struct kv_rec *rec, const struct kv_rec *old)
+{
+	rec->mode = old->mode;
+	rec->uid = old->uid;
+	rec->gid = old->gid;
+	rec->create_rev = old->create_rev;
+	rec->mtime_ns = old->mtime_ns;
+	rec->ctime_ns = old->ctime_ns;
+	rec->atime_ns = old->atime_ns;
+}
+
 struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
 			      size_t klen, uint64_t index)
 {
@@ -38,14 +50,8 @@ struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
 
 	if (rec == NULL)
 		return NULL;
-	rec->mode = old->mode;
-	rec->uid = old->uid;
-	rec->gid = old->gid;
-	rec->create_rev = old->create_rev;
+	same_attrs(rec, old);
 	rec->mod_rev = index;
-	rec->mtime_ns = old->mtime_ns;
-	rec->ctime_ns = old->ctime_ns;
-	rec->atime_ns = old->atime_ns;
 	return rec;
 }
 
@@ -369,13 +375,7 @@ static struct kv_rec *attr_copy(const struct map *m, const struct kv_cmd *cmd,
 	if (rec == NULL)
 		return NULL;
 	if (old != NULL) {
-		rec->mode = old->mode;
-		rec->uid = old->uid;
-		rec->gid = old->gid;
-		rec->create_rev = old->create_rev;
-		rec->mtime_ns = old->mtime_ns;
-		rec->ctime_ns = old->ctime_ns;
-		rec->atime_ns = old->atime_ns;
+		same_attrs(rec, old);
 	} else {
 		rec->mode = S_IFDIR | 0755;
 		if (k == MAP_IMPLICIT) {
