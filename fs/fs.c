@@ -1,12 +1,16 @@
 /* fs.c - mounting kvfs: the context, the operations table, the loop.
  *
- * One struct fs per mount, reached from every operation through
- * fuse_get_context()->private_data (no globals). libfuse's high-level API
- * hands us paths, which are keys (path.c); the operations live in
- * ops_file.c (contents) and ops_tree.c (names). Cache settings are chosen
- * in fs_init: kernel attributes for attr_timeout seconds, no negative
- * entries, pages dropped on open, and every applied change invalidated
- * through inval.c; docs/mount.md explains why. */
+ * One struct fs per mount, the session's userdata (no globals). The mount
+ * uses libfuse's low-level API: the kernel names inodes, inode.c maps them
+ * to keys, and every operation (ops_*.c) replies itself. The high-level
+ * API resolves a path before it calls the filesystem, so it could not
+ * serve an fstat of a file removed while open (the kernel sends it by
+ * inode, without a handle); owning the inodes also lets all opens of a
+ * file share one state, and replies be sent later. Cache settings are
+ * chosen in fs_init: kernel attributes for attr_timeout seconds, no
+ * negative entries, pages dropped on open, permissions checked by the
+ * kernel, and every applied change invalidated through inval.c;
+ * docs/mount.md explains why. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -19,25 +23,14 @@
 
 #include "fs_int.h"
 
-struct fs *fs_ctx(void)
+struct fs *fs_of(fuse_req_t req)
 {
-	return fuse_get_context()->private_data;
+	return fuse_req_userdata(req);
 }
 
-int fs_key(const struct fs *fs, const char *path, char *out, size_t *klen,
-	   bool allow_root)
+int64_t fs_now(void)
 {
-	if (!path)
-		return -ENOENT;
-	int ret = fs_path_to_key(fs->prefix, fs->plen, path, out,
-				 KV_MAX_KEY + 1, klen);
-	if (ret != 0)
-		return ret;
-	if (*klen == 0)
-		return allow_root ? 0 : -EPERM; /* the root is no key */
-	if (*klen == fs->plen && !allow_root)
-		return -EPERM; /* nor is the root of a subdir mount */
-	return kv_key_check(out, *klen);
+	return kv_wall_ns();
 }
 
 int fs_barrier(struct fs *fs)
@@ -45,93 +38,245 @@ int fs_barrier(struct fs *fs)
 	return fs_errno(node_read_barrier(fs->node, fs->linearizable));
 }
 
-int fs_propose(struct fs *fs, struct kv_cmd *cmd)
+int fs_propose(struct fs *fs, struct kv_cmd *cmd, uint64_t *rev)
 {
 	struct kv_result res = {0};
 	int ret = node_propose(fs->node, cmd, &res);
 	if (ret == 0)
 		ret = res.err;
+	if (rev != NULL)
+		*rev = res.rev;
 	return fs_errno(ret);
 }
 
-void fs_fill_stat(const struct fs *fs, const struct kv_stat *ks,
+int fs_child_key(struct fs *fs, struct fs_inode *dir, const char *name,
+		 char *out, size_t *klen)
+{
+	int ret = fs_inode_child_key(&fs->itab, fs->prefix, fs->plen, dir, name,
+				     out, klen);
+	return ret == -ENOENT ? -ESTALE : ret;
+}
+
+int fs_key_of(struct fs *fs, struct fs_inode *in, char *out, size_t *klen)
+{
+	int ret = fs_inode_key(&fs->itab, fs->prefix, fs->plen, in, out, klen);
+	return ret == -ENOENT ? -ESTALE : ret;
+}
+
+static void set_time(struct timespec *ts, int64_t ns)
+{
+	ts->tv_sec = (time_t)(ns / 1000000000);
+	ts->tv_nsec = (long)(ns % 1000000000);
+	if (ts->tv_nsec < 0) {
+		ts->tv_sec--;
+		ts->tv_nsec += 1000000000;
+	}
+}
+
+static void fill_owner(const struct fs *fs, uint32_t uid, uint32_t gid,
+		       struct stat *st)
+{
+	st->st_uid = uid == KV_NO_OWNER ? fs->uid : (uid_t)uid;
+	st->st_gid = gid == KV_NO_OWNER ? fs->gid : (gid_t)gid;
+}
+
+void fs_fill_stat(const struct fs *fs, uint64_t ino, const struct kv_stat *ks,
 		  struct stat *st)
 {
 	memset(st, 0, sizeof(*st));
-	uint32_t perm = ks->mode & 07777;
-	if (ks->is_dir) {
-		st->st_mode = S_IFDIR | (perm ? perm : 0755);
-		st->st_nlink = 2;
-	} else {
-		st->st_mode = S_IFREG | perm;
-		st->st_nlink = 1;
+	st->st_ino = (ino_t)ino;
+	st->st_mode = ks->is_dir ? S_IFDIR | (ks->mode & 07777) : ks->mode;
+	st->st_nlink = ks->nlink ? ks->nlink : 1;
+	fill_owner(fs, ks->uid, ks->gid, st);
+	if (!ks->is_dir) {
 		st->st_size = (off_t)ks->size;
 		st->st_blocks = (blkcnt_t)((ks->size + 511) / 512);
 	}
-	st->st_uid = fs->uid;
-	st->st_gid = fs->gid;
 	st->st_blksize = 4096;
-	int64_t mt = ks->mtime_ns;
-	if (mt == 0 && ks->is_dir)
-		mt = fs->mount_ns; /* implicit directories carry no time */
-	st->st_mtim.tv_sec = (time_t)(mt / 1000000000);
-	st->st_mtim.tv_nsec = (long)(mt % 1000000000);
-	st->st_ctim = st->st_mtim;
-	st->st_atim = st->st_mtim;
+	int64_t mt = ks->mtime_ns, ct = ks->ctime_ns, at = ks->atime_ns;
+	if (ks->is_dir && mt == 0 && ct == 0)
+		mt = ct = at = fs->mount_ns; /* a root that has none */
+	set_time(&st->st_mtim, mt);
+	set_time(&st->st_ctim, ct);
+	set_time(&st->st_atim, at);
 }
 
-static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+void fs_fill_file_stat(const struct fs *fs, uint64_t ino,
+		       const struct fs_file *f, struct stat *st)
 {
-	struct fs *fs = fuse_get_context()->private_data;
-	cfg->use_ino = 0;
-	cfg->entry_timeout = fs->timeout;
-	cfg->attr_timeout = fs->timeout;
-	/* No negative entries: a key created by another path must be
-	 * visible at once, and nothing could invalidate a cached miss. */
-	cfg->negative_timeout = 0;
-	cfg->kernel_cache = 0;
-	cfg->auto_cache = 0;
-	/* Removing an open file removes the key (no .fuse_hidden files in
-	 * the store); its later writes go nowhere, as on a local disk. */
-	cfg->hard_remove = 1;
-	cfg->nullpath_ok = 0; /* commits need the file's current path */
-	conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	size_t size = fs_file_size(f);
+
+	memset(st, 0, sizeof(*st));
+	st->st_ino = (ino_t)ino;
+	st->st_mode = f->attr.mode;
+	st->st_nlink = 1;
+	fill_owner(fs, f->attr.uid, f->attr.gid, st);
+	st->st_size = (off_t)size;
+	st->st_blocks = (blkcnt_t)((size + 511) / 512);
+	st->st_blksize = 4096;
+	set_time(&st->st_mtim, f->attr.mtime_ns);
+	set_time(&st->st_ctim, f->attr.ctime_ns);
+	set_time(&st->st_atim, f->attr.atime_ns);
+}
+
+void fs_fill_entry(const struct fs *fs, const struct fs_inode *in,
+		   const struct stat *st, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = in->ino;
+	e->attr = *st;
+	e->attr_timeout = fs->timeout;
+	e->entry_timeout = fs->timeout;
+}
+
+/* An open file's view, if it holds what the store does not (changes, or
+ * a file with no name left): 1 with st filled, else 0. The view of a
+ * clean file is refreshed from the store's record (rec, borrowed). */
+static int file_view(struct fs *fs, struct fs_inode *in, bool unlinked,
+		     struct kv_rec *rec, struct stat *st)
+{
+	struct fs_file *f = fs_inode_peek(&fs->itab, in);
+	int shown = 0;
+
+	if (f == NULL)
+		return 0;
+	pthread_mutex_lock(&f->lock);
+	if (f->opens > 0 && rec != NULL) {
+		kv_rec_ref(rec);
+		fs_file_refresh(f, rec);
+	}
+	if (f->opens > 0 && (fs_file_dirty(f) || unlinked)) {
+		fs_fill_file_stat(fs, in->ino, f, st);
+		if (unlinked)
+			st->st_nlink = 0;
+		shown = 1;
+	}
+	pthread_mutex_unlock(&f->lock);
+	return shown;
+}
+
+int fs_stat_inode(struct fs *fs, struct fs_inode *in, bool barrier,
+		  struct stat *st)
+{
+	char key[KV_MAX_KEY + 1];
+	size_t klen;
+	struct kv_stat ks;
+	int ret = fs_key_of(fs, in, key, &klen);
+
+	if (ret == -ESTALE && file_view(fs, in, true, NULL, st))
+		return 0;
+	if (ret != 0)
+		return ret;
+	if (file_view(fs, in, false, NULL, st))
+		return 0;
+	if (barrier && (ret = fs_barrier(fs)) != 0)
+		return ret;
+	ret = store_stat(node_store(fs->node), key, klen, &ks);
+	if (ret == -ENOENT && in->ino == FUSE_ROOT_ID) {
+		/* The subtree of -o subdir does not exist yet: an empty
+		 * root until a key appears under it. */
+		memset(&ks, 0, sizeof(ks));
+		ks.is_dir = true;
+		ks.mode = S_IFDIR | 0755;
+		ks.uid = ks.gid = KV_NO_OWNER;
+		ks.nlink = 2;
+		ret = 0;
+	}
+	if (ret != 0)
+		return fs_errno(ret);
+	if (S_ISREG(ks.mode)) {
+		/* An open clean file follows the store. */
+		struct kv_rec *rec = NULL;
+		if (fs_inode_peek(&fs->itab, in) != NULL &&
+		    store_get(node_store(fs->node), key, klen, &rec) == 0) {
+			int shown = file_view(fs, in, false, rec, st);
+			kv_rec_unref(rec);
+			if (shown)
+				return 0;
+		}
+	}
+	fs_fill_stat(fs, in->ino, &ks, st);
+	return 0;
+}
+
+static void fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	/* O_TRUNC is part of the open, not a separate truncate: the empty
+	 * value and the writes after it are one commit. */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	/* Always readdirplus: ls -l gets every attribute with the listing */
 	if (conn->capable & FUSE_CAP_READDIRPLUS)
 		conn->want |= FUSE_CAP_READDIRPLUS;
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	/* Every write() reaches the file's buffer (its size and times are
+	 * ours to show), and the kernel clears set-user-ID and set-group-ID
+	 * itself, by a setattr, where Linux does (a write or truncate by a
+	 * caller without CAP_FSETID, a chown). */
 	conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-	return fs;
+	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 }
 
-static const struct fuse_operations fs_ops = {
+static const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_init,
+    .lookup = fs_op_lookup,
+    .forget = fs_op_forget,
+    .forget_multi = fs_op_forget_multi,
     .getattr = fs_op_getattr,
+    .setattr = fs_op_setattr,
+    .readlink = fs_op_readlink,
+    .mknod = fs_op_mknod,
+    .mkdir = fs_op_mkdir,
+    .unlink = fs_op_unlink,
+    .rmdir = fs_op_rmdir,
+    .symlink = fs_op_symlink,
+    .rename = fs_op_rename,
+    .link = fs_op_link,
     .open = fs_op_open,
-    .create = fs_op_create,
     .read = fs_op_read,
     .write = fs_op_write,
     .flush = fs_op_flush,
-    .fsync = fs_op_fsync,
     .release = fs_op_release,
-    .truncate = fs_op_truncate,
+    .fsync = fs_op_fsync,
     .opendir = fs_op_opendir,
     .readdir = fs_op_readdir,
     .releasedir = fs_op_releasedir,
-    .mkdir = fs_op_mkdir,
-    .rmdir = fs_op_rmdir,
-    .unlink = fs_op_unlink,
-    .rename = fs_op_rename,
-    .chmod = fs_op_chmod,
-    .chown = fs_op_chown,
-    .utimens = fs_op_utimens,
     .statfs = fs_op_statfs,
+    .setxattr = fs_op_setxattr,
+    .getxattr = fs_op_getxattr,
+    .listxattr = fs_op_listxattr,
+    .removexattr = fs_op_removexattr,
+    .create = fs_op_create,
+    .readdirplus = fs_op_readdirplus,
+    /* No getlk/setlk/flock: the kernel keeps locks on this node. */
 };
 
+/* The production invalidation (inval.c calls it off the node thread):
+ * the kernel drops what it caches of path's inode, and forgets the name
+ * when the key is gone or changed kind, so the next use looks it up. */
 static int invalidate_path(void *ctx, const char *path)
 {
 	struct fs *fs = ctx;
-	return fuse_invalidate_path(fs->fuse, path);
+	char name[KV_MAX_SEGMENT + 1], key[KV_MAX_KEY + 1];
+	uint64_t pino = 0;
+	size_t klen;
+	struct kv_stat ks;
+	struct fs_inode *in =
+	    fs_inode_at(&fs->itab, path, &pino, name, sizeof(name));
+
+	if (in == NULL)
+		return -ENOENT; /* the kernel does not know it either */
+	fuse_lowlevel_notify_inval_inode(fs->se, in->ino, 0, 0);
+	if (pino != 0 &&
+	    fs_path_to_key(fs->prefix, fs->plen, path, key, sizeof(key),
+			   &klen) == 0 &&
+	    (store_stat(node_store(fs->node), key, klen, &ks) != 0 ||
+	     (ks.is_dir ? (uint32_t)S_IFDIR : ks.mode & S_IFMT) != in->kind))
+		fuse_lowlevel_notify_inval_entry(fs->se, pino, name,
+						 strlen(name));
+	fs_inode_put(&fs->itab, in);
+	return 0;
 }
 
 /* A clear message for a mountpoint that cannot be used. */
@@ -169,6 +314,51 @@ static int check_mountpoint(const char *mp)
 	return 0;
 }
 
+/* The FUSE arguments the session gets: the caller's, plus the mount's
+ * name and, unless turned off, the kernel's permission checks. */
+static int session_args(const struct fuse_args *in,
+			const struct fs_options *opt, struct fuse_args *out)
+{
+	*out = (struct fuse_args)FUSE_ARGS_INIT(0, NULL);
+	if (fuse_opt_add_arg(out, in && in->argc > 0 ? in->argv[0] : "kvfs"))
+		return -ENOMEM;
+	for (int i = 1; in && i < in->argc; i++)
+		if (fuse_opt_add_arg(out, in->argv[i]) != 0)
+			return -ENOMEM;
+	if (fuse_opt_add_arg(out, "-osubtype=kvfs,fsname=kvfs") != 0)
+		return -ENOMEM;
+	if (!opt->no_default_permissions &&
+	    fuse_opt_add_arg(out, "-odefault_permissions") != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static int fs_setup(struct fs *fs, struct kv_node *n, const char *mountpoint,
+		    const struct fs_options *opt)
+{
+	int ret;
+
+	fs->node = n;
+	fs->linearizable = !opt->local_reads;
+	fs->timeout = opt->attr_timeout >= 0 ? opt->attr_timeout : 1.0;
+	fs->uid = getuid();
+	fs->gid = getgid();
+	fs->mount_ns = kv_wall_ns();
+	ret = fs_prefix_new(opt->subdir, &fs->prefix, &fs->plen);
+	if (ret != 0) {
+		fprintf(stderr, "kvfs: bad subdir \"%s\": %s\n", opt->subdir,
+			kv_strerror(ret));
+		return ret;
+	}
+	if (opt->data_dir && !(fs->data_dir = strdup(opt->data_dir)))
+		return -ENOMEM;
+	if (!(fs->mountpoint = strdup(mountpoint)))
+		return -ENOMEM;
+	if (pthread_mutex_init(&fs->handles_lock, NULL) != 0)
+		return -ENOMEM;
+	return fs_itable_init(&fs->itab, S_IFDIR);
+}
+
 int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 	     const struct fs_options *opt, struct fs **out)
 {
@@ -178,47 +368,26 @@ int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 	struct fs *fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
-	fs->node = n;
-	fs->linearizable = !opt->local_reads;
-	fs->timeout = opt->attr_timeout >= 0 ? opt->attr_timeout : 1.0;
-	fs->uid = getuid();
-	fs->gid = getgid();
-	struct timespec now;
-	clock_gettime(CLOCK_REALTIME, &now);
-	fs->mount_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec;
-	ret = fs_prefix_new(opt->subdir, &fs->prefix, &fs->plen);
-	if (ret != 0) {
-		fprintf(stderr, "kvfs: bad subdir \"%s\": %s\n", opt->subdir,
-			kv_strerror(ret));
+	struct fuse_args sargs = FUSE_ARGS_INIT(0, NULL);
+	if ((ret = fs_setup(fs, n, mountpoint, opt)) != 0)
 		goto err_free;
-	}
-	if (opt->data_dir && !(fs->data_dir = strdup(opt->data_dir))) {
-		ret = -ENOMEM;
-		goto err_free;
-	}
-	fs->mountpoint = strdup(mountpoint);
-	if (!fs->mountpoint) {
-		ret = -ENOMEM;
-		goto err_free;
-	}
-
-	char *argv0[] = {"kvfs", NULL};
-	struct fuse_args none = FUSE_ARGS_INIT(1, argv0);
-	fs->fuse = fuse_new(args && args->argc > 0 ? args : &none, &fs_ops,
-			    sizeof(fs_ops), fs);
-	if (!fs->fuse) {
+	if ((ret = session_args(args, opt, &sargs)) != 0)
+		goto err_table;
+	fs->se = fuse_session_new(&sargs, &fs_ops, sizeof(fs_ops), fs);
+	fuse_opt_free_args(&sargs);
+	if (!fs->se) {
 		fprintf(stderr, "kvfs: cannot set up FUSE (see the message "
 				"above for the option it refused)\n");
 		ret = -EINVAL;
-		goto err_free;
+		goto err_table;
 	}
-	if (fuse_mount(fs->fuse, mountpoint) != 0) {
+	if (fuse_session_mount(fs->se, mountpoint) != 0) {
 		fprintf(stderr,
 			"kvfs: cannot mount on %s (is /dev/fuse there and "
 			"fusermount3 installed? is the mountpoint busy?)\n",
 			mountpoint);
 		ret = -EIO;
-		goto err_fuse;
+		goto err_session;
 	}
 	fs->mounted = true;
 	ret = fs_inval_start(&fs->inval, fs->prefix, fs->plen, invalidate_path,
@@ -231,10 +400,13 @@ int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 	return 0;
 
 err_unmount:
-	fuse_unmount(fs->fuse);
-err_fuse:
-	fuse_destroy(fs->fuse);
+	fuse_session_unmount(fs->se);
+err_session:
+	fuse_session_destroy(fs->se);
+err_table:
+	fs_itable_close(&fs->itab);
 err_free:
+	fuse_opt_free_args(&sargs);
 	free(fs->mountpoint);
 	free(fs->data_dir);
 	free(fs->prefix);
@@ -244,14 +416,19 @@ err_free:
 
 int fs_loop(struct fs *fs)
 {
-	struct fuse_session *se = fuse_get_session(fs->fuse);
-	if (fuse_set_signal_handlers(se) != 0)
+	if (fuse_set_signal_handlers(fs->se) != 0)
 		return -EIO;
 	struct fuse_loop_config cfg = {.clone_fd = 0, .max_idle_threads = 10};
-	int ret = fuse_loop_mt(fs->fuse, &cfg);
-	fuse_remove_signal_handlers(se);
+	int ret = fuse_session_loop_mt(fs->se, &cfg);
+	fuse_remove_signal_handlers(fs->se);
 	/* > 0: the signal that ended it (SIGTERM...): a clean stop too */
 	return ret < 0 ? -EIO : 0;
+}
+
+void fs_commit_open(struct fs *fs)
+{
+	if (fs)
+		fs_commit_all(fs);
 }
 
 void fs_free(struct fs *fs)
@@ -265,9 +442,15 @@ void fs_free(struct fs *fs)
 		node_watch(fs->node, NULL, NULL);
 	fs_inval_stop(&fs->inval);
 	if (fs->mounted)
-		fuse_unmount(fs->fuse);
+		fuse_session_unmount(fs->se);
 	fs_inval_join(&fs->inval);
-	fuse_destroy(fs->fuse);
+	fuse_session_destroy(fs->se);
+	/* Handles the kernel never released (files still open at the
+	 * stop): their changes were committed by fs_commit_open. */
+	while (fs->handles)
+		fs_handle_forget(fs, fs->handles);
+	pthread_mutex_destroy(&fs->handles_lock);
+	fs_itable_close(&fs->itab);
 	free(fs->mountpoint);
 	free(fs->data_dir);
 	free(fs->prefix);

@@ -30,6 +30,7 @@ struct cli {
 	unsigned long segment_size;
 	char *subdir;
 	int local_reads;
+	int no_default_permissions;
 	char *attr_timeout;
 	int write_timeout;
 	int foreground;
@@ -65,6 +66,8 @@ static const struct fuse_opt cli_opts[] = {
     OPT("subdir=%s", subdir, 0),
     OPT("--local-reads", local_reads, 1),
     OPT("local_reads", local_reads, 1),
+    OPT("--no-default-permissions", no_default_permissions, 1),
+    OPT("no_default_permissions", no_default_permissions, 1),
     OPT("--attr-timeout=%s", attr_timeout, 0),
     OPT("attr_timeout=%s", attr_timeout, 0),
     OPT("--write-timeout=%i", write_timeout, 0),
@@ -117,6 +120,10 @@ static void usage(FILE *out)
 	    "  --subdir=PREFIX       mount only the keys under PREFIX\n"
 	    "  --local-reads         mount reads skip ReadIndex (may be "
 	    "stale)\n"
+	    "  --no-default-permissions\n"
+	    "                        do not have the kernel check the "
+	    "stored modes\n"
+	    "                        and owners (checked by default)\n"
 	    "  --attr-timeout=SECS   kernel attribute cache (default "
 	    "1)\n"
 	    "  --write-timeout=MS    bound on waiting for a leader or a "
@@ -236,6 +243,8 @@ int main(int argc, char **argv)
 	}
 	struct fs_options fso = {.subdir = c.subdir,
 				 .local_reads = c.local_reads,
+				 .no_default_permissions =
+				     c.no_default_permissions,
 				 .attr_timeout = 1.0};
 	if (c.attr_timeout) {
 		char *end;
@@ -315,6 +324,9 @@ int main(int argc, char **argv)
 	report_ready(&ready_fd, 0);
 	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
 	err = fs_loop(fs);
+	/* The loop has ended: commit what open files hold while the node
+	 * still runs, then unmount, then stop the node. */
+	fs_commit_open(fs);
 	fs_free(fs);
 	ret = err == 0 ? 0 : 1;
 

@@ -1,11 +1,15 @@
 /* ops_file.c - the FUSE operations on file contents: open, create, read,
- * write, truncate, flush, fsync, release.
+ * write, flush, fsync, release.
  *
- * A file's content is one value: a writable open buffers its writes in a
- * struct fs_handle (handle.c) and commits the whole buffer as one PUT on
- * flush, fsync or release, only when it changed, so readers see the old
- * value or the new one. A failed commit comes back from close()/fsync()
- * and nothing is stored; release does not retry a commit that failed. */
+ * Every open of a file on this node shares its inode's struct fs_file
+ * (file.c): writes go to one buffer, reads see it, and a commit
+ * (commit.c) sends it as one put when a writer's descriptor is closed
+ * (flush), on fsync and on the last release. A file made without O_EXCL
+ * is not proposed at create: it exists here (pending) until its first
+ * commit, so create + write + close is one entry. O_EXCL must be exact
+ * across nodes, so it proposes a create-only put at once (then the close
+ * is a second entry); if that file then overflows and is never written,
+ * its last release removes it again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -17,41 +21,34 @@
 
 static struct fs_handle *handle_of(const struct fuse_file_info *fi)
 {
-	return fi ? (struct fs_handle *)(uintptr_t)fi->fh : NULL;
+	return (struct fs_handle *)(uintptr_t)fi->fh;
 }
 
-/* Allocate a handle for fi and fill it from rec (borrowed) per the open
- * flags; rec NULL means an empty new file with mode. */
-static int handle_open(struct fuse_file_info *fi, struct kv_rec *rec,
-		       uint32_t mode)
+/* Count an open of f (caller holds f->lock) and hand the kernel a handle
+ * holding in's reference. 0 or -ENOMEM (nothing counted then). */
+static int add_handle(struct fs *fs, struct fs_file *f, struct fs_inode *in,
+		      struct fuse_file_info *fi, bool made)
 {
 	struct fs_handle *h = malloc(sizeof(*h));
-	if (!h)
-		return -ENOMEM;
 	int acc = fi->flags & O_ACCMODE;
-	int ret;
-	if (acc == O_RDONLY && rec) {
-		kv_rec_ref(rec);
-		ret = fs_handle_init_read(h, rec);
-		if (ret != 0)
-			kv_rec_unref(rec);
-	} else {
-		bool trunc = (fi->flags & O_TRUNC) && acc != O_RDONLY;
-		const void *val = rec && !trunc ? rec->val : NULL;
-		size_t len = rec && !trunc ? rec->vlen : 0;
-		ret = fs_handle_init_buf(h, val, len, KV_MAX_VALUE,
-					 acc != O_RDONLY,
-					 (fi->flags & O_APPEND) != 0,
-					 rec ? rec->mode & 07777 : mode);
-		/* O_TRUNC on an existing value: the empty value is a change
-		 * to commit even if nothing is written. */
-		if (ret == 0 && trunc && rec)
-			h->dirty = true;
-	}
-	if (ret != 0) {
-		free(h);
-		return ret;
-	}
+
+	if (h == NULL)
+		return -ENOMEM;
+	h->fs = fs;
+	h->in = in;
+	h->writable = acc != O_RDONLY;
+	h->append = (fi->flags & O_APPEND) != 0;
+	h->commits = h->writable || made;
+	pthread_mutex_lock(&fs->handles_lock);
+	h->prev = NULL;
+	h->next = fs->handles;
+	if (h->next)
+		h->next->prev = h;
+	fs->handles = h;
+	pthread_mutex_unlock(&fs->handles_lock);
+	f->opens++;
+	if (h->writable)
+		f->writers++;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	/* Pages are dropped on every open (keep_cache off): a new open
 	 * reads what this node applied; see docs/mount.md. */
@@ -60,200 +57,332 @@ static int handle_open(struct fuse_file_info *fi, struct kv_rec *rec,
 	return 0;
 }
 
-int fs_op_open(const char *path, struct fuse_file_info *fi)
+/* Join or start in's file for an open with fi's flags: the store's
+ * record after a read barrier, unless the file already holds changes
+ * (then it is the truth here). in's reference passes to the handle. */
+static int open_file(struct fs *fs, struct fs_inode *in,
+		     struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_ctx();
+	struct fs_file *f = fs_inode_file(&fs->itab, in);
+	struct kv_rec *rec = NULL;
 	char key[KV_MAX_KEY + 1];
 	size_t klen;
-	int ret = fs_key(fs, path, key, &klen, false);
-	if (ret != 0)
-		return ret;
-	ret = fs_barrier(fs);
-	if (ret != 0)
-		return ret;
-	struct kv_rec *rec = NULL;
-	ret = store_get(node_store(fs->node), key, klen, &rec);
-	if (ret != 0)
-		return fs_errno(ret);
-	ret = handle_open(fi, rec, 0);
+	int ret = 0;
+
+	if (f == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&f->lock);
+	bool active = f->opens > 0;
+	bool fresh = active && fs_file_dirty(f);
+	pthread_mutex_unlock(&f->lock);
+	if (!fresh) {
+		ret = fs_key_of(fs, in, key, &klen);
+		if (ret == 0 && (ret = fs_barrier(fs)) == 0)
+			ret = fs_errno(
+			    store_get(node_store(fs->node), key, klen, &rec));
+		if (ret == -ESTALE && active)
+			ret = 0; /* no name: the open file is all there is */
+		if (ret != 0)
+			return ret;
+	}
+	pthread_mutex_lock(&f->lock);
+	if (f->opens == 0 && rec == NULL) {
+		ret = -ENOENT; /* it was all there was, and it closed */
+	} else {
+		if (f->opens == 0)
+			fs_file_start(f, rec, NULL);
+		else if (rec != NULL)
+			fs_file_refresh(f, rec);
+		rec = NULL;
+		ret = add_handle(fs, f, in, fi, false);
+		if (ret == 0 && (fi->flags & O_TRUNC) &&
+		    (fi->flags & O_ACCMODE) != O_RDONLY)
+			ret = fs_file_truncate(f, 0, fs_now());
+	}
+	pthread_mutex_unlock(&f->lock);
 	kv_rec_unref(rec);
 	return ret;
 }
 
-int fs_op_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct fs *fs = fs_ctx();
+	struct fs *fs = fs_of(req);
+	struct fs_inode *in = fs_inode_get(&fs->itab, ino);
+	int ret;
+
+	if (in == NULL) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	ret = open_file(fs, in, fi);
+	if (ret != 0) {
+		fs_inode_put(&fs->itab, in);
+		fuse_reply_err(req, -ret);
+		return;
+	}
+	if (fuse_reply_open(req, fi) != 0) /* interrupted: never opened */
+		fs_op_release(NULL, ino, fi);
+}
+
+/* The owner of a new entry in dir: the caller, with dir's group when dir
+ * is set-group-ID (then a new directory is set-group-ID too). */
+void fs_new_owner(struct fs *fs, fuse_req_t req, struct fs_inode *dir,
+		  uint32_t *uid, uint32_t *gid, uint32_t *mode)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 	char key[KV_MAX_KEY + 1];
 	size_t klen;
-	int ret = fs_key(fs, path, key, &klen, false);
+	struct kv_stat ks;
+
+	*uid = (uint32_t)ctx->uid;
+	*gid = (uint32_t)ctx->gid;
+	if (fs_key_of(fs, dir, key, &klen) == 0 &&
+	    store_stat(node_store(fs->node), key, klen, &ks) == 0 &&
+	    (ks.mode & S_ISGID)) {
+		*gid = ks.gid != KV_NO_OWNER ? ks.gid : (uint32_t)fs->gid;
+		if (S_ISDIR(*mode))
+			*mode |= S_ISGID;
+	}
+}
+
+/* O_EXCL: a create-only put now, exact across nodes. *rev its entry. */
+static int create_exclusive(struct fs *fs, char *key, size_t klen,
+			    uint32_t mode, uint32_t uid, uint32_t gid,
+			    uint64_t *rev)
+{
+	struct kv_cmd cmd;
+
+	fs_new_entry_cmd(&cmd, KV_OP_PUT, key, klen, mode, uid, gid);
+	cmd.val = (unsigned char *)"";
+	return fs_propose(fs, &cmd, rev);
+}
+
+static int do_create(struct fs *fs, fuse_req_t req, struct fs_inode *dir,
+		     const char *name, mode_t mode, struct fuse_file_info *fi,
+		     struct fuse_entry_param *e)
+{
+	char key[KV_MAX_KEY + 1];
+	size_t klen;
+	uint32_t uid, gid, m = S_IFREG | (mode & 07777);
+	uint64_t rev = 0;
+	struct kv_stat ks;
+	bool excl = fi->flags & O_EXCL;
+	int ret = fs_child_key(fs, dir, name, key, &klen);
+
 	if (ret != 0)
 		return ret;
-	struct kv_cmd cmd = {.op = KV_OP_PUT,
-			     .key = key,
-			     .klen = klen,
-			     .mode = mode & 07777,
-			     .if_absent = true};
-	ret = fs_propose(fs, &cmd);
-	if (ret == 0)
-		return handle_open(fi, NULL, mode & 07777);
-	if (ret != -EEXIST || (fi->flags & O_EXCL))
+	fs_new_owner(fs, req, dir, &uid, &gid, &m);
+	struct fs_inode *old = fs_inode_child(&fs->itab, dir, name);
+	bool here = old != NULL && fs_inode_is_pending(&fs->itab, old);
+	fs_inode_put(&fs->itab, old);
+	bool exists =
+	    here || store_stat(node_store(fs->node), key, klen, &ks) == 0;
+	if (exists && !excl) {
+		/* It appeared since the kernel looked: open it as it is. */
+		if (!here && ks.is_dir)
+			return -EISDIR;
+		if (!here && !S_ISREG(ks.mode))
+			return -EEXIST;
+	} else if (excl && (ret = here ? -EEXIST
+				       : create_exclusive(fs, key, klen, m, uid,
+							  gid, &rev)) != 0) {
 		return ret;
-	/* It appeared since the kernel looked: open it as it is. */
-	return fs_op_open(path, fi);
+	}
+	struct fs_inode *in = fs_inode_link(&fs->itab, dir, name, S_IFREG);
+	struct fs_file *f = in ? fs_inode_file(&fs->itab, in) : NULL;
+	if (f == NULL) {
+		fs_inode_put(&fs->itab, in);
+		return -ENOMEM;
+	}
+	if (exists || excl) {
+		/* An existing file (or the one O_EXCL just made): open it.
+		 * The kernel counts the lookup of this reply. */
+		ret = open_file(fs, in, fi);
+		if (ret == 0 && excl) {
+			pthread_mutex_lock(&f->lock);
+			if (f->opens == 1 && !fs_file_dirty(f))
+				f->excl_rev = rev;
+			pthread_mutex_unlock(&f->lock);
+		}
+	} else {
+		int64_t now = fs_now();
+		struct fs_attr a = {m, uid, gid, now, now, now};
+		pthread_mutex_lock(&f->lock);
+		if (f->opens == 0) {
+			fs_file_start(f, NULL, &a);
+			fs_inode_set_pending(&fs->itab, in, true);
+		}
+		ret = add_handle(fs, f, in, fi, true);
+		pthread_mutex_unlock(&f->lock);
+	}
+	if (ret != 0) {
+		fs_inode_forget(&fs->itab, in->ino, 1);
+		fs_inode_put(&fs->itab, in);
+		return ret;
+	}
+	struct stat st;
+	pthread_mutex_lock(&f->lock);
+	fs_fill_file_stat(fs, in->ino, f, &st);
+	pthread_mutex_unlock(&f->lock);
+	fs_fill_entry(fs, in, &st, e);
+	return 0; /* in's reference went to the handle */
 }
 
-int fs_op_read(const char *path, char *buf, size_t size, off_t off,
-	       struct fuse_file_info *fi)
+void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  mode_t mode, struct fuse_file_info *fi)
 {
-	(void)path;
-	struct fs_handle *h = handle_of(fi);
-	if (!h)
-		return -EBADF;
-	pthread_mutex_lock(&h->lock);
-	size_t n = fs_handle_read(h, buf, size, off);
-	pthread_mutex_unlock(&h->lock);
-	return (int)n;
+	struct fs *fs = fs_of(req);
+	struct fs_inode *dir = fs_inode_get(&fs->itab, parent);
+	struct fuse_entry_param e;
+	int ret;
+
+	if (dir == NULL) {
+		fuse_reply_err(req, ENOENT);
+		return;
+	}
+	ret = do_create(fs, req, dir, name, mode, fi, &e);
+	fs_inode_put(&fs->itab, dir);
+	if (ret != 0)
+		fuse_reply_err(req, -ret);
+	else if (fuse_reply_create(req, &e, fi) != 0) {
+		/* interrupted: never opened, and the lookup not counted */
+		fs_inode_forget(&fs->itab, e.ino, 1);
+		fs_op_release(NULL, e.ino, fi);
+	}
 }
 
-int fs_op_write(const char *path, const char *buf, size_t size, off_t off,
+void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		struct fuse_file_info *fi)
 {
-	(void)path;
 	struct fs_handle *h = handle_of(fi);
-	if (!h)
-		return -EBADF;
-	pthread_mutex_lock(&h->lock);
-	int ret = fs_handle_write(h, buf, size, off);
-	pthread_mutex_unlock(&h->lock);
-	return ret;
+	struct fs_file *f = h->in->file;
+
+	(void)ino;
+	pthread_mutex_lock(&f->lock);
+	const unsigned char *data = fs_file_data(f);
+	size_t len = fs_file_size(f), n = 0;
+	if (off >= 0 && (uint64_t)off < len) {
+		n = len - (size_t)off;
+		if (n > size)
+			n = size;
+	}
+	/* Straight from the view; the lock keeps it in place meanwhile. */
+	fuse_reply_buf(req, n ? (const char *)data + off : NULL, n);
+	pthread_mutex_unlock(&f->lock);
 }
 
-/* Commit h's buffer as the value of path (the file's current path, as
- * libfuse tracks renames; NULL once it was removed: then the data goes
- * with it, as on a local disk). Caller holds h->lock. */
-static int commit_locked(struct fs *fs, struct fs_handle *h, const char *path)
+void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
+		 off_t off, struct fuse_file_info *fi)
 {
-	if (h->poison)
-		return h->poison;
-	if (!h->dirty)
-		return 0;
-	if (!path) {
-		h->dirty = false;
-		return 0;
+	struct fs_handle *h = handle_of(fi);
+	struct fs_file *f = h->in->file;
+	int ret;
+
+	(void)ino;
+	if (!h->writable) {
+		fuse_reply_err(req, EBADF);
+		return;
 	}
+	pthread_mutex_lock(&f->lock);
+	ret = fs_file_write(f, buf, size, off, h->append, fs_now());
+	pthread_mutex_unlock(&f->lock);
+	if (ret < 0)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, (size_t)ret);
+}
+
+/* Every close() of a descriptor that could write (or made the file). */
+void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_handle *h = handle_of(fi);
+	int ret = h->commits ? fs_commit(fs_of(req), h->in) : 0;
+
+	(void)ino;
+	fuse_reply_err(req, -ret);
+}
+
+void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		 struct fuse_file_info *fi)
+{
+	(void)ino;
+	(void)datasync;
+	fuse_reply_err(req, -fs_commit(fs_of(req), handle_of(fi)->in));
+}
+
+/* The last close of a file O_EXCL made that then overflowed and never
+ * stored a value: remove what the create left. */
+static void remove_excl(struct fs *fs, struct fs_inode *in, uint64_t rev)
+{
 	char key[KV_MAX_KEY + 1];
 	size_t klen;
-	int ret = fs_key(fs, path, key, &klen, false);
-	if (ret != 0)
-		return ret;
-	struct kv_cmd cmd = {.op = KV_OP_PUT,
+
+	if (fs_key_of(fs, in, key, &klen) != 0)
+		return;
+	struct kv_cmd cmd = {.op = KV_OP_DEL,
 			     .key = key,
 			     .klen = klen,
-			     .val = h->buf,
-			     .vlen = h->len,
-			     .mode = h->mode};
-	ret = fs_propose(fs, &cmd);
-	if (ret == 0) {
-		h->dirty = false;
-		h->failed = 0;
-	} else {
-		h->failed = ret;
-	}
-	return ret;
+			     .if_rev = rev,
+			     .time_ns = fs_now()};
+	if (fs_propose(fs, &cmd, NULL) == 0)
+		fs_inode_detach(&fs->itab, in);
 }
 
-int fs_op_flush(const char *path, struct fuse_file_info *fi)
+void fs_handle_forget(struct fs *fs, struct fs_handle *h)
+{
+	pthread_mutex_lock(&fs->handles_lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		fs->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&fs->handles_lock);
+	free(h);
+}
+
+/* req is NULL when an open's reply failed (nothing to answer). */
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = handle_of(fi);
-	if (!h)
-		return 0;
-	pthread_mutex_lock(&h->lock);
-	int ret = commit_locked(fs_ctx(), h, path);
-	pthread_mutex_unlock(&h->lock);
-	return ret;
-}
+	struct fs_inode *in = h->in;
+	struct fs_file *f = in->file;
+	struct fs *fs = h->fs;
 
-int fs_op_fsync(const char *path, int datasync, struct fuse_file_info *fi)
-{
-	(void)datasync;
-	return fs_op_flush(path, fi);
-}
-
-int fs_op_release(const char *path, struct fuse_file_info *fi)
-{
-	struct fs_handle *h = handle_of(fi);
-	if (!h)
-		return 0;
-	pthread_mutex_lock(&h->lock);
+	(void)ino;
+	pthread_mutex_lock(&f->lock);
+	bool last = f->opens == 1;
+	bool retry = fs_file_dirty(f) && !f->failed && !f->poison &&
+		     (h->commits || last);
+	pthread_mutex_unlock(&f->lock);
 	/* Writes after the last flush (a shared mapping written back) are
 	 * committed here; a commit that already failed is not retried: its
 	 * close() reported the error and nothing may appear later. */
-	if (h->dirty && !h->failed && !h->poison) {
-		int ret = commit_locked(fs_ctx(), h, path);
+	if (retry) {
+		int ret = fs_commit(fs, in);
 		if (ret != 0)
-			fprintf(stderr, "kvfs: %s: commit on release: %s\n",
-				path, kv_strerror(ret));
+			fprintf(stderr, "kvfs: commit on release: %s\n",
+				kv_strerror(ret));
 	}
-	pthread_mutex_unlock(&h->lock);
-	fs_handle_close(h);
-	free(h);
-	fi->fh = 0;
-	return 0;
-}
-
-int fs_op_truncate(const char *path, off_t size, struct fuse_file_info *fi)
-{
-	struct fs_handle *h = handle_of(fi);
-	if (h && h->writable) {
-		pthread_mutex_lock(&h->lock);
-		int ret = fs_handle_truncate(h, size);
-		pthread_mutex_unlock(&h->lock);
-		return ret;
+	pthread_mutex_lock(&f->lock);
+	f->opens--;
+	if (h->writable)
+		f->writers--;
+	uint64_t excl = 0;
+	bool dropped = false;
+	if (f->opens == 0) {
+		if (f->poison && f->excl_rev)
+			excl = f->excl_rev;
+		dropped = f->pending; /* never committed: it never was */
+		fs_file_stop(f);
 	}
-	if (size < 0)
-		return -EINVAL;
-	if ((uint64_t)size > KV_MAX_VALUE)
-		return -EFBIG;
-	struct fs *fs = fs_ctx();
-	char key[KV_MAX_KEY + 1];
-	size_t klen;
-	int ret = fs_key(fs, path, key, &klen, false);
-	if (ret != 0)
-		return ret;
-	/* truncate(2) by name: a read-modify-write of the whole value,
-	 * conditional on the revision read so a concurrent write is not
-	 * lost; retried a few times if one wins the race. */
-	for (int attempt = 0; attempt < 8; attempt++) {
-		ret = fs_barrier(fs);
-		if (ret != 0)
-			return ret;
-		struct kv_rec *rec = NULL;
-		ret = store_get(node_store(fs->node), key, klen, &rec);
-		if (ret != 0)
-			return fs_errno(ret);
-		unsigned char *val = NULL;
-		if (size > 0) {
-			val = calloc(1, (size_t)size);
-			if (!val) {
-				kv_rec_unref(rec);
-				return -ENOMEM;
-			}
-			memcpy(val, rec->val,
-			       rec->vlen < (size_t)size ? rec->vlen
-							: (size_t)size);
-		}
-		struct kv_cmd cmd = {.op = KV_OP_PUT,
-				     .key = key,
-				     .klen = klen,
-				     .val = val,
-				     .vlen = (size_t)size,
-				     .mode = rec->mode & 07777,
-				     .if_rev = rec->mod_rev};
-		kv_rec_unref(rec);
-		ret = fs_propose(fs, &cmd);
-		free(val);
-		if (ret != -EEXIST) /* KV_EPRECOND: someone else wrote */
-			return ret;
-	}
-	return -EAGAIN;
+	pthread_mutex_unlock(&f->lock);
+	if (excl)
+		remove_excl(fs, in, excl);
+	if (dropped)
+		fs_inode_detach(&fs->itab, in);
+	fs_inode_put(&fs->itab, in);
+	fs_handle_forget(fs, h);
+	if (req)
+		fuse_reply_err(req, 0);
 }

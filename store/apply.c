@@ -1,91 +1,264 @@
 /* apply.c - the state machine: what each command does to the map.
  *
  * map_apply checks a command against the map (POSIX-like rules for files,
- * directories and rename) and changes the tree only through map_impl.h, so
- * map.c keeps its counters and state hash. Everything that can fail
- * (allocation) happens before the tree changes, and every outcome is a
- * function of the map and the entry alone: every node that applies the
- * same log gets the same map. The rules are tabled in docs/map-and-db.md.
- */
+ * directories and attributes; rename is in apply_rename.c) and changes the
+ * tree only through map_impl.h, so map.c keeps its counters and state
+ * hash. Everything that can fail (allocation) happens before the tree
+ * changes, and every outcome is a function of the map and the entry alone
+ * (times come from the command, never from this node's clock): every node
+ * that applies the same log gets the same map. The rules are tabled in
+ * docs/map-and-db.md. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
-#include "map_impl.h"
+#include "apply_int.h"
 
-typedef void (*change_fn)(void *ctx, const char *key, size_t klen);
-
-static void changed(change_fn fn, void *ctx, const char *key, size_t klen)
+void apply_changed(change_fn fn, void *ctx, const char *key, size_t klen)
 {
 	if (fn != NULL)
 		fn(ctx, key, klen);
 }
 
-/* A new record for key with old's value and attributes, changed at index. */
-static struct kv_rec *rec_copy(const struct kv_rec *old, const char *key,
-			       size_t klen, uint64_t index)
+int64_t apply_time(const struct kv_cmd *cmd)
 {
-	struct kv_rec *rec = kv_rec_new(key, klen, old->val, old->vlen);
+	if (cmd->time_ns != 0)
+		return cmd->time_ns;
+	if (cmd->op == KV_OP_PUT || cmd->op == KV_OP_MKDIR)
+		return cmd->mtime_ns;
+	return 0;
+}
+
+/* rec takes old's kind, mode, owner, create revision and times. */
+static void same_attrs(struct kv_rec *rec, const struct kv_rec *old)
+{
+	rec->mode = old->mode;
+	rec->uid = old->uid;
+	rec->gid = old->gid;
+	rec->create_rev = old->create_rev;
+	rec->mtime_ns = old->mtime_ns;
+	rec->ctime_ns = old->ctime_ns;
+	rec->atime_ns = old->atime_ns;
+}
+
+struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
+			      size_t klen, uint64_t index)
+{
+	struct kv_rec *rec = kv_rec_new_x(key, klen, old->val, old->vlen,
+					  old->xattrs, old->nxattr);
 
 	if (rec == NULL)
 		return NULL;
-	rec->mode = old->mode;
-	rec->create_rev = old->create_rev;
+	same_attrs(rec, old);
 	rec->mod_rev = index;
-	rec->mtime_ns = old->mtime_ns;
 	return rec;
+}
+
+/* ---- parents' times ---- */
+
+static size_t parent_len(const char *key, size_t klen)
+{
+	const char *s = memrchr(key, '/', klen);
+	return s ? (size_t)(s - key) : 0;
+}
+
+int apply_touch_prepare(const struct map *m, const char *key, size_t klen,
+			int64_t t, uint64_t index, struct apply_touch *tp)
+{
+	size_t plen = parent_len(key, klen);
+	const struct kv_rec *old;
+
+	tp->rec = NULL;
+	if (t == 0)
+		return 0;
+	if (plen == 0) {
+		old = map_root(m);
+	} else {
+		struct map_node *n = map_find(m, key, plen, '/');
+		if (n == NULL)
+			return 0; /* implicit: no times of its own */
+		old = map_node_rec(n);
+	}
+	if (old != NULL) {
+		tp->rec = apply_rec_copy(old, key, plen, index);
+	} else {
+		tp->rec = kv_rec_new(key, 0, NULL, 0);
+		if (tp->rec != NULL)
+			tp->rec->mode = S_IFDIR | 0755;
+	}
+	if (tp->rec == NULL)
+		return -ENOMEM;
+	tp->rec->mod_rev = index;
+	tp->rec->mtime_ns = t;
+	tp->rec->ctime_ns = t;
+	return 0;
+}
+
+void apply_touch_commit(struct map *m, struct apply_touch *tp)
+{
+	struct kv_rec *rec = tp->rec;
+	struct map_node *n;
+
+	if (rec == NULL)
+		return;
+	tp->rec = NULL;
+	if (rec->klen == 0) {
+		map_set_root(m, rec);
+		return;
+	}
+	n = map_find(m, rec->key, rec->klen, '/');
+	if (n != NULL)
+		map_replace(m, n, rec);
+	else
+		kv_rec_unref(rec); /* cannot happen: the change kept it */
+}
+
+/* ---- put, del, mkdir, rmdir ---- */
+
+/* A put or mkdir sets the permission bits when set_mode says so or the
+ * mode (kind included) is nonzero (callers that predate set_mode);
+ * kv_cmd_encode writes the mode in both cases, so a decoded command means
+ * the same as the one proposed. */
+static bool mode_given(const struct kv_cmd *cmd)
+{
+	return cmd->set_mode || cmd->mode != 0;
+}
+
+/* The kind a put makes, and whether its value fits that kind: 0 or the
+ * command's error. */
+static int put_kind(const struct kv_cmd *cmd, uint32_t *kind)
+{
+	*kind = cmd->mode & S_IFMT ? cmd->mode & S_IFMT : S_IFREG;
+	switch (*kind) {
+	case S_IFREG:
+		return cmd->vlen > KV_MAX_VALUE ? -EFBIG : 0;
+	case S_IFLNK:
+		if (cmd->vlen > KV_MAX_LINK)
+			return -ENAMETOOLONG;
+		if (cmd->vlen == 0 || memchr(cmd->val, '\0', cmd->vlen))
+			return -EINVAL;
+		return 0;
+	case S_IFIFO:
+	case S_IFSOCK:
+		return cmd->vlen == 0 ? 0 : -EINVAL;
+	default:
+		return -EINVAL;
+	}
+}
+
+/* A put's attribute set: valid names, each once, within the limits. */
+static int check_xattrs(const struct kv_xattr *xa, size_t n)
+{
+	int err;
+
+	for (size_t i = 0; i < n; i++) {
+		if ((err = kv_xattr_name_check(xa[i].name, xa[i].nlen)) != 0)
+			return err;
+		if (xa[i].vlen > KV_MAX_XATTR_VALUE)
+			return -E2BIG;
+		for (size_t j = 0; j < i; j++)
+			if (xa[j].nlen == xa[i].nlen &&
+			    memcmp(xa[j].name, xa[i].name, xa[i].nlen) == 0)
+				return -EINVAL;
+	}
+	return kv_xattrs_size(xa, n) > KV_MAX_XATTR_TOTAL ? -ENOSPC : 0;
+}
+
+/* Can the put go, given what the key is (k, old)? 0 or its error. */
+static int put_check(const struct map *m, const struct kv_cmd *cmd,
+		     enum map_kind k, const struct kv_rec *old)
+{
+	int err;
+
+	if ((err = map_check_ancestors(m, cmd->key, cmd->klen)) != 0)
+		return err;
+	if (map_kind_is_dir(k))
+		return -EISDIR;
+	if ((cmd->if_absent && k == MAP_FILE) ||
+	    (cmd->if_rev != 0 &&
+	     (k != MAP_FILE || old->mod_rev != cmd->if_rev)))
+		return KV_EPRECOND;
+	if (cmd->set_xattrs)
+		return check_xattrs(cmd->xattrs, cmd->nxattr);
+	return 0;
 }
 
 static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		     int *res)
 {
 	struct map_node *n;
+	struct kv_rec *rec, *old = NULL;
+	struct apply_touch tp = {0};
 	enum map_kind k;
-	struct kv_rec *rec;
-	uint32_t perm = 0644;
+	uint32_t kind;
+	int64_t t = apply_time(cmd);
 	int err;
 
-	if ((*res = kv_key_check(cmd->key, cmd->klen)) != 0)
-		return 0;
-	if (cmd->vlen > KV_MAX_VALUE) {
-		*res = -EFBIG;
-		return 0;
-	}
-	if ((*res = map_check_ancestors(m, cmd->key, cmd->klen)) != 0)
+	if ((*res = kv_key_check(cmd->key, cmd->klen)) != 0 ||
+	    (*res = put_kind(cmd, &kind)) != 0)
 		return 0;
 	k = map_lookup(m, cmd->key, cmd->klen, &n);
-	if (map_kind_is_dir(k)) {
-		*res = -EISDIR;
+	if (k == MAP_FILE)
+		old = map_node_rec(n);
+	if ((*res = put_check(m, cmd, k, old)) != 0)
 		return 0;
-	}
-	if ((cmd->if_absent && k == MAP_FILE) ||
-	    (cmd->if_rev != 0 &&
-	     (k != MAP_FILE || map_node_rec(n)->mod_rev != cmd->if_rev))) {
-		*res = KV_EPRECOND;
-		return 0;
-	}
-	rec = kv_rec_new(cmd->key, cmd->klen, cmd->val, cmd->vlen);
+	if (cmd->set_xattrs || old == NULL)
+		rec = kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen,
+				   cmd->xattrs,
+				   cmd->set_xattrs ? cmd->nxattr : 0);
+	else
+		rec = kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen,
+				   old->xattrs, old->nxattr);
 	if (rec == NULL)
 		return -ENOMEM;
-	if (k == MAP_FILE)
-		perm = map_node_rec(n)->mode & 07777;
-	if (cmd->mode != 0)
-		perm = cmd->mode & 07777;
-	rec->mode = S_IFREG | perm;
-	rec->create_rev = k == MAP_FILE ? map_node_rec(n)->create_rev : index;
+	if (old == NULL && (err = apply_touch_prepare(m, cmd->key, cmd->klen, t,
+						      index, &tp)) != 0)
+		goto err_unref;
+	rec->mode = kind | (mode_given(cmd) ? cmd->mode & 07777
+			    : old	    ? old->mode & 07777
+					    : 0644);
+	rec->uid = cmd->set_uid ? cmd->uid : old ? old->uid : KV_NO_OWNER;
+	rec->gid = cmd->set_gid ? cmd->gid : old ? old->gid : KV_NO_OWNER;
+	rec->create_rev = old ? old->create_rev : index;
 	rec->mod_rev = index;
 	rec->mtime_ns = cmd->mtime_ns;
-	if (k == MAP_FILE) {
+	rec->ctime_ns = t;
+	rec->atime_ns = cmd->set_atime ? cmd->atime_ns
+			: old	       ? old->atime_ns
+				       : t;
+	if (old != NULL) {
 		map_replace(m, n, rec);
-	} else if ((err = map_insert(m, rec)) != 0) {
-		kv_rec_unref(rec);
-		return err;
+		return 0;
 	}
+	if ((err = map_insert(m, rec)) != 0)
+		goto err_unref;
+	apply_touch_commit(m, &tp);
+	return 0;
+
+err_unref:
+	kv_rec_unref(tp.rec);
+	kv_rec_unref(rec);
+	return err;
+}
+
+/* Remove the file or explicit directory n, touching its parent. */
+static int remove_touching(struct map *m, uint64_t index,
+			   const struct kv_cmd *cmd, struct map_node *n)
+{
+	struct apply_touch tp;
+	int err = apply_touch_prepare(m, cmd->key, cmd->klen, apply_time(cmd),
+				      index, &tp);
+
+	if (err != 0)
+		return err;
+	map_remove_node(m, n);
+	apply_touch_commit(m, &tp);
 	return 0;
 }
 
-static int apply_del(struct map *m, const struct kv_cmd *cmd, int *res)
+static int apply_del(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+		     int *res)
 {
 	struct map_node *n;
 	enum map_kind k;
@@ -101,7 +274,7 @@ static int apply_del(struct map *m, const struct kv_cmd *cmd, int *res)
 	else if (k == MAP_NONE)
 		*res = -ENOENT;
 	else
-		map_remove_node(m, n);
+		return remove_touching(m, index, cmd, n);
 	return 0;
 }
 
@@ -110,6 +283,8 @@ static int apply_mkdir(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 {
 	struct map_node *n;
 	struct kv_rec *rec;
+	struct apply_touch tp;
+	int64_t t = apply_time(cmd);
 	int err;
 
 	if ((*res = kv_key_check(cmd->key, cmd->klen)) != 0)
@@ -123,16 +298,30 @@ static int apply_mkdir(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	rec = kv_rec_new(cmd->key, cmd->klen, NULL, 0);
 	if (rec == NULL)
 		return -ENOMEM;
-	rec->mode = S_IFDIR | (cmd->mode ? cmd->mode & 07777 : 0755);
+	if ((err = apply_touch_prepare(m, cmd->key, cmd->klen, t, index,
+				       &tp)) != 0) {
+		kv_rec_unref(rec);
+		return err;
+	}
+	rec->mode = S_IFDIR | (mode_given(cmd) ? cmd->mode & 07777 : 0755);
+	rec->uid = cmd->set_uid ? cmd->uid : KV_NO_OWNER;
+	rec->gid = cmd->set_gid ? cmd->gid : KV_NO_OWNER;
 	rec->create_rev = index;
 	rec->mod_rev = index;
 	rec->mtime_ns = cmd->mtime_ns;
-	if ((err = map_insert(m, rec)) != 0)
+	rec->ctime_ns = t;
+	rec->atime_ns = cmd->set_atime ? cmd->atime_ns : t;
+	if ((err = map_insert(m, rec)) != 0) {
+		kv_rec_unref(tp.rec);
 		kv_rec_unref(rec);
-	return err;
+		return err;
+	}
+	apply_touch_commit(m, &tp);
+	return 0;
 }
 
-static int apply_rmdir(struct map *m, const struct kv_cmd *cmd, int *res)
+static int apply_rmdir(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+		       int *res)
 {
 	struct map_node *n;
 	enum map_kind k;
@@ -147,45 +336,70 @@ static int apply_rmdir(struct map *m, const struct kv_cmd *cmd, int *res)
 	else if (map_has_children(m, cmd->key, cmd->klen, k, n))
 		*res = -ENOTEMPTY;
 	else
-		map_remove_node(m, n);
+		return remove_touching(m, index, cmd, n);
 	return 0;
 }
 
-/* chmod and utimens. An implicit directory becomes an explicit one, since
- * its attributes now need a record. */
-static int apply_setattr(struct map *m, uint64_t index,
-			 const struct kv_cmd *cmd, int *res)
+/* ---- attributes: setattr, setxattr, rmxattr ---- */
+
+/* The key's attributes as a new record (changed at index) with the
+ * attribute set xa[0..nx) (NULL: the key's own) for the op to change and
+ * attr_install to put in place. The root and an implicit directory, which
+ * have no record, get one: an implicit directory becomes explicit, since
+ * its attributes now need a record. *res: -ENOENT, -EINVAL. */
+static struct kv_rec *attr_copy(const struct map *m, const struct kv_cmd *cmd,
+				uint64_t index, const struct kv_xattr *xa,
+				size_t nx, int *res)
 {
 	struct map_node *n;
+	const struct kv_rec *old;
 	struct kv_rec *rec;
 	enum map_kind k;
-	int err;
 
-	if ((*res = kv_key_check(cmd->key, cmd->klen)) != 0)
-		return 0;
+	if (cmd->klen != 0 && (*res = kv_key_check(cmd->key, cmd->klen)) != 0)
+		return NULL;
 	k = map_lookup(m, cmd->key, cmd->klen, &n);
 	if (k == MAP_NONE) {
 		*res = -ENOENT;
-		return 0;
+		return NULL;
 	}
-	if (k == MAP_IMPLICIT) {
-		rec = kv_rec_new(cmd->key, cmd->klen, NULL, 0);
-		if (rec == NULL)
-			return -ENOMEM;
-		rec->mode = S_IFDIR | 0755;
-		rec->create_rev = index;
-		rec->mtime_ns = map_node_rec(n)->mtime_ns;
+	old = k == MAP_ROOT	  ? map_root(m)
+	      : k == MAP_IMPLICIT ? NULL
+				  : map_node_rec(n);
+	if (old != NULL && xa == NULL) {
+		xa = old->xattrs;
+		nx = old->nxattr;
+	}
+	rec = kv_rec_new_x(cmd->key, cmd->klen, old ? old->val : NULL,
+			   old ? old->vlen : 0, xa, nx);
+	if (rec == NULL)
+		return NULL;
+	if (old != NULL) {
+		same_attrs(rec, old);
 	} else {
-		rec = rec_copy(map_node_rec(n), cmd->key, cmd->klen, index);
-		if (rec == NULL)
-			return -ENOMEM;
+		rec->mode = S_IFDIR | 0755;
+		if (k == MAP_IMPLICIT) {
+			int64_t t = map_node_rec(n)->mtime_ns;
+			rec->create_rev = index;
+			rec->mtime_ns = rec->ctime_ns = rec->atime_ns = t;
+		}
 	}
 	rec->mod_rev = index;
-	if (cmd->set_mode)
-		rec->mode = (rec->mode & S_IFMT) | (cmd->mode & 07777);
-	if (cmd->set_mtime)
-		rec->mtime_ns = cmd->mtime_ns;
-	if (k != MAP_IMPLICIT) {
+	if (apply_time(cmd) != 0)
+		rec->ctime_ns = apply_time(cmd);
+	return rec;
+}
+
+/* Put rec (from attr_copy) in place of the key's attributes. */
+static int attr_install(struct map *m, struct kv_rec *rec)
+{
+	struct map_node *n;
+	enum map_kind k = map_lookup(m, rec->key, rec->klen, &n);
+	int err;
+
+	if (k == MAP_ROOT) {
+		map_set_root(m, rec);
+	} else if (k != MAP_IMPLICIT) {
 		map_replace(m, n, rec);
 	} else if ((err = map_insert(m, rec)) != 0) {
 		kv_rec_unref(rec);
@@ -194,193 +408,86 @@ static int apply_setattr(struct map *m, uint64_t index,
 	return 0;
 }
 
-/* ---- rename: moving a file or a subtree ---- */
-
-struct move {
-	struct map_node *node;
-	struct kv_rec *old, *rec; /* before and after */
-};
-
-struct moves {
-	struct move *v;
-	size_t n, cap;
-};
-
-/* Add the nodes of path p (kind k, node n from lookup) to mv. */
-static int gather(const struct map *m, const char *p, size_t plen,
-		  enum map_kind k, struct map_node *n, struct moves *mv)
+static int apply_setattr(struct map *m, uint64_t index,
+			 const struct kv_cmd *cmd, int *res)
 {
-	for (; n != NULL; n = map_next(m, n)) {
-		if (k != MAP_FILE && !map_in_subtree(n, p, plen))
-			break;
-		if (mv->n == mv->cap) {
-			size_t cap = mv->cap ? mv->cap * 2 : 16;
-			struct move *v = realloc(mv->v, cap * sizeof(*v));
-			if (v == NULL)
-				return -ENOMEM;
-			mv->v = v;
-			mv->cap = cap;
-		}
-		mv->v[mv->n++] =
-		    (struct move){.node = n, .old = map_node_rec(n)};
-		if (k == MAP_FILE)
-			break;
+	struct kv_rec *rec = attr_copy(m, cmd, index, NULL, 0, res);
+
+	if (rec == NULL)
+		return *res != 0 ? 0 : -ENOMEM;
+	if (cmd->set_mode)
+		rec->mode = (rec->mode & S_IFMT) | (cmd->mode & 07777);
+	if (cmd->set_uid)
+		rec->uid = cmd->uid;
+	if (cmd->set_gid)
+		rec->gid = cmd->gid;
+	if (cmd->set_mtime) {
+		rec->mtime_ns = cmd->mtime_ns;
+		if (cmd->time_ns == 0) /* version 1: no ctime of its own */
+			rec->ctime_ns = cmd->mtime_ns;
 	}
-	return 0;
+	if (cmd->set_atime)
+		rec->atime_ns = cmd->atime_ns;
+	return attr_install(m, rec);
 }
 
-/* New records for moves [from, to) of mv: prefix p (plen) replaced by q. */
-static int make_moved(struct moves *mv, size_t from, size_t to, size_t plen,
-		      const char *q, size_t qlen, uint64_t index, int *res)
+/* setxattr and rmxattr: the key's attribute set with cmd's name set to
+ * cmd's value, or removed. */
+static int apply_xattr(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+		       int *res)
 {
-	char *buf = NULL;
-	size_t cap = 0;
-	int err = 0;
+	struct map_node *n;
+	const struct kv_rec *old;
+	const struct kv_xattr *cur = NULL;
+	struct kv_xattr *xa;
+	struct kv_rec *rec;
+	size_t nx = 0, w = 0;
+	bool set = cmd->op == KV_OP_SETXATTR;
 
-	for (size_t i = from; i < to; i++) {
-		struct kv_rec *old = mv->v[i].old;
-		size_t slen = old->klen - plen, nlen = qlen + slen;
-
-		if (nlen > KV_MAX_KEY) {
-			*res = -ENAMETOOLONG;
-			break;
-		}
-		if (nlen > cap) {
-			char *b = realloc(buf, nlen);
-			if (b == NULL) {
-				err = -ENOMEM;
-				break;
-			}
-			buf = b;
-			cap = nlen;
-		}
-		memcpy(buf, q, qlen);
-		memcpy(buf + qlen, old->key + plen, slen);
-		mv->v[i].rec = rec_copy(old, buf, nlen, index);
-		if (mv->v[i].rec == NULL) {
-			err = -ENOMEM;
-			break;
-		}
-	}
-	free(buf);
-	return err;
-}
-
-static bool is_below(const char *a, size_t alen, const char *b, size_t blen)
-{
-	return alen > blen && memcmp(a, b, blen) == 0 && a[blen] == '/';
-}
-
-/* The POSIX checks of rename(2) and renameat2(2) flags; 0 if it may go. */
-static int rename_check(const struct map *m, const struct kv_cmd *cmd,
-			enum map_kind sk, enum map_kind dk, struct map_node *dn)
-{
-	bool sdir = map_kind_is_dir(sk), ddir = map_kind_is_dir(dk);
-	int err;
-
-	if (sk == MAP_NONE)
-		return -ENOENT;
-	if ((err = map_check_ancestors(m, cmd->key2, cmd->k2len)) != 0)
-		return err;
-	if (is_below(cmd->key2, cmd->k2len, cmd->key, cmd->klen))
-		return -EINVAL; /* into its own subtree */
-	if (cmd->flags & KV_RENAME_EXCHANGE) {
-		if (dk == MAP_NONE)
-			return -ENOENT;
-		if (is_below(cmd->key, cmd->klen, cmd->key2, cmd->k2len))
-			return -EINVAL;
+	if ((*res = kv_xattr_name_check(cmd->xname, cmd->xnlen)) != 0)
+		return 0;
+	if (set && cmd->vlen > KV_MAX_XATTR_VALUE) {
+		*res = -E2BIG;
 		return 0;
 	}
-	if (dk == MAP_NONE)
-		return 0;
-	if (cmd->flags & KV_RENAME_NOREPLACE)
-		return -EEXIST;
-	if (!sdir && ddir)
-		return -EISDIR;
-	if (sdir && !ddir)
-		return -ENOTDIR;
-	if (ddir && map_has_children(m, cmd->key2, cmd->k2len, dk, dn))
-		return -ENOTEMPTY;
-	return 0;
-}
-
-static int apply_rename(struct map *m, uint64_t index, const struct kv_cmd *cmd,
-			int *res, change_fn fn, void *ctx)
-{
-	struct moves mv = {0};
-	struct map_node *sn, *dn;
-	enum map_kind sk, dk;
-	size_t na;
-	int err = 0;
-
-	if ((*res = kv_key_check(cmd->key, cmd->klen)) != 0 ||
-	    (*res = kv_key_check(cmd->key2, cmd->k2len)) != 0)
-		return 0;
-	if ((cmd->flags & ~(KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE)) ||
-	    cmd->flags == (KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE)) {
-		*res = -EINVAL;
+	enum map_kind k = map_lookup(m, cmd->key, cmd->klen, &n);
+	old = k == MAP_ROOT		      ? map_root(m)
+	      : k == MAP_FILE || k == MAP_DIR ? map_node_rec(n)
+					      : NULL;
+	if (old != NULL) {
+		cur = old->xattrs;
+		nx = old->nxattr;
+	}
+	const struct kv_xattr *x =
+	    old ? kv_rec_xattr(old, cmd->xname, cmd->xnlen) : NULL;
+	if ((!set && x == NULL) ||
+	    (set && x == NULL && (cmd->flags & KV_XATTR_REPLACE))) {
+		*res = k == MAP_NONE ? -ENOENT : -ENODATA;
 		return 0;
 	}
-	sk = map_lookup(m, cmd->key, cmd->klen, &sn);
-	dk = map_lookup(m, cmd->key2, cmd->k2len, &dn);
-	if (sk != MAP_NONE && cmd->klen == cmd->k2len &&
-	    memcmp(cmd->key, cmd->key2, cmd->klen) == 0) {
-		/* Same path: nothing to do, as rename(2) does. */
-		if (cmd->flags & KV_RENAME_NOREPLACE)
-			*res = -EEXIST;
+	if (set && x != NULL && (cmd->flags & KV_XATTR_CREATE)) {
+		*res = -EEXIST;
 		return 0;
 	}
-	if ((*res = rename_check(m, cmd, sk, dk, dn)) != 0)
+	xa = malloc((nx + 1) * sizeof(*xa));
+	if (xa == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < nx; i++)
+		if (&cur[i] != x)
+			xa[w++] = cur[i];
+	if (set)
+		xa[w++] = (struct kv_xattr){cmd->xname, cmd->xnlen, cmd->val,
+					    cmd->vlen};
+	if (kv_xattrs_size(xa, w) > KV_MAX_XATTR_TOTAL) {
+		free(xa);
+		*res = -ENOSPC;
 		return 0;
-
-	/* Everything that can fail happens before the tree changes. */
-	if ((err = gather(m, cmd->key, cmd->klen, sk, sn, &mv)) != 0)
-		goto out_free;
-	na = mv.n;
-	if (cmd->flags & KV_RENAME_EXCHANGE)
-		err = gather(m, cmd->key2, cmd->k2len, dk, dn, &mv);
-	if (err != 0)
-		goto out_free;
-	err = make_moved(&mv, 0, na, cmd->klen, cmd->key2, cmd->k2len, index,
-			 res);
-	if (err == 0 && *res == 0)
-		err = make_moved(&mv, na, mv.n, cmd->k2len, cmd->key, cmd->klen,
-				 index, res);
-	if (err != 0 || *res != 0)
-		goto out_free;
-
-	/* Replaced target: a file, or an empty explicit directory. */
-	if (!(cmd->flags & KV_RENAME_EXCHANGE) &&
-	    (dk == MAP_FILE || dk == MAP_DIR))
-		map_remove_node(m, dn);
-	for (size_t i = 0; i < mv.n; i++)
-		map_detach(m, mv.v[i].node);
-	for (size_t i = 0; i < mv.n; i++) {
-		map_attach(m, mv.v[i].node, mv.v[i].rec);
-		mv.v[i].rec = NULL;
 	}
-	for (size_t i = 0; i < mv.n; i++) {
-		struct kv_rec *o = mv.v[i].old, *r = map_node_rec(mv.v[i].node);
-		changed(fn, ctx, o->key, o->klen);
-		changed(fn, ctx, r->key, r->klen);
-		kv_rec_unref(o);
-	}
-	/* An implicit directory has no record of its own to report. */
-	if (sk == MAP_IMPLICIT ||
-	    (dk == MAP_IMPLICIT && (cmd->flags & KV_RENAME_EXCHANGE))) {
-		changed(fn, ctx, cmd->key, cmd->klen);
-		changed(fn, ctx, cmd->key2, cmd->k2len);
-	}
-	if (dk == MAP_FILE || dk == MAP_DIR)
-		changed(fn, ctx, cmd->key2, cmd->k2len);
-	free(mv.v);
-	return 0;
-
-out_free:
-	for (size_t i = 0; i < mv.n; i++)
-		kv_rec_unref(mv.v[i].rec);
-	free(mv.v);
-	return err;
+	rec = attr_copy(m, cmd, index, xa, w, res);
+	free(xa);
+	if (rec == NULL)
+		return *res != 0 ? 0 : -ENOMEM;
+	return attr_install(m, rec);
 }
 
 int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
@@ -398,16 +505,20 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		err = apply_put(m, index, cmd, &r);
 		break;
 	case KV_OP_DEL:
-		err = apply_del(m, cmd, &r);
+		err = apply_del(m, index, cmd, &r);
 		break;
 	case KV_OP_MKDIR:
 		err = apply_mkdir(m, index, cmd, &r);
 		break;
 	case KV_OP_RMDIR:
-		err = apply_rmdir(m, cmd, &r);
+		err = apply_rmdir(m, index, cmd, &r);
 		break;
 	case KV_OP_SETATTR:
 		err = apply_setattr(m, index, cmd, &r);
+		break;
+	case KV_OP_SETXATTR:
+	case KV_OP_RMXATTR:
+		err = apply_xattr(m, index, cmd, &r);
 		break;
 	case KV_OP_RENAME:
 		err = apply_rename(m, index, cmd, &r, on_change, ctx);
@@ -418,6 +529,6 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	res->err = err != 0 ? err : r;
 	if (err == 0 && r == 0 && cmd->op != KV_OP_NOOP &&
 	    cmd->op != KV_OP_RENAME)
-		changed(on_change, ctx, cmd->key, cmd->klen);
+		apply_changed(on_change, ctx, cmd->key, cmd->klen);
 	return err;
 }

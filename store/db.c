@@ -7,7 +7,9 @@
  * db.jsonl and syncs the directory, so db.jsonl is always a complete
  * snapshot: any damage, a missing trailer included, is KV_ECORRUPT at load.
  * db_load maps the file and parses it a line at a time with cJSON. The
- * format is in docs/map-and-db.md. */
+ * format (version 2: owners, ctime, atime, kinds, extended attributes and
+ * the root's record; version 1 files still load, with their defaults) is
+ * in docs/map-and-db.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -23,9 +25,10 @@
 #include "codec.h"
 #include "db.h"
 
-#define DB_NAME	 "db.jsonl"
-#define DB_TMP	 "db.jsonl.tmp"
-#define FLUSH_AT (1u << 20)
+#define DB_VERSION 2 /* 1 still loads */
+#define DB_NAME	   "db.jsonl"
+#define DB_TMP	   "db.jsonl.tmp"
+#define FLUSH_AT   (1u << 20)
 
 struct writer {
 	int fd;
@@ -63,22 +66,51 @@ static int flush(struct writer *w, bool force)
 	return err;
 }
 
+/* Bytes as "name":"text" (UTF-8 without NUL) or "name64":"base64". */
+static void put_bytes(struct kv_buf *b, const char *name, const void *p,
+		      size_t n)
+{
+	if (kv_utf8_valid(p, n, false)) {
+		kv_buf_printf(b, "\"%s\":", name);
+		kv_buf_json_str(b, p, n);
+	} else {
+		kv_buf_printf(b, "\"%s64\":\"", name);
+		kv_buf_base64(b, p, n);
+		kv_buf_puts(b, "\"");
+	}
+}
+
 static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 {
 	kv_buf_puts(b, "{\"k\":");
 	kv_buf_json_str(b, r->key, r->klen);
-	if (kv_utf8_valid(r->val, r->vlen, false)) {
-		kv_buf_puts(b, ",\"v\":");
-		kv_buf_json_str(b, r->val, r->vlen);
-	} else {
-		kv_buf_puts(b, ",\"v64\":\"");
-		kv_buf_base64(b, r->val, r->vlen);
-		kv_buf_puts(b, "\"");
-	}
+	kv_buf_puts(b, ",");
+	put_bytes(b, "v", r->val, r->vlen);
 	kv_buf_printf(b, ",\"cr\":%" PRIu64 ",\"mr\":%" PRIu64 ",\"mt\":",
 		      r->create_rev, r->mod_rev);
 	kv_buf_i64(b, r->mtime_ns);
-	kv_buf_printf(b, ",\"mode\":%" PRIu32 "}\n", r->mode);
+	kv_buf_puts(b, ",\"ct\":");
+	kv_buf_i64(b, r->ctime_ns);
+	kv_buf_puts(b, ",\"at\":");
+	kv_buf_i64(b, r->atime_ns);
+	kv_buf_printf(b, ",\"mode\":%" PRIu32, r->mode);
+	if (r->uid != KV_NO_OWNER)
+		kv_buf_printf(b, ",\"uid\":%" PRIu32, r->uid);
+	if (r->gid != KV_NO_OWNER)
+		kv_buf_printf(b, ",\"gid\":%" PRIu32, r->gid);
+	if (r->nxattr > 0) {
+		kv_buf_puts(b, ",\"x\":[");
+		for (size_t i = 0; i < r->nxattr; i++) {
+			kv_buf_puts(b, i ? ",{\"n\":" : "{\"n\":");
+			kv_buf_json_str(b, r->xattrs[i].name,
+					r->xattrs[i].nlen);
+			kv_buf_puts(b, ",");
+			put_bytes(b, "v", r->xattrs[i].val, r->xattrs[i].vlen);
+			kv_buf_puts(b, "}");
+		}
+		kv_buf_puts(b, "]");
+	}
+	kv_buf_puts(b, "}\n");
 }
 
 static int put_header(struct kv_buf *b, const struct db_meta *meta, size_t n)
@@ -86,7 +118,7 @@ static int put_header(struct kv_buf *b, const struct db_meta *meta, size_t n)
 	kv_buf_printf(b,
 		      "{\"kvfs\":\"db\",\"version\":%d,\"index\":%" PRIu64
 		      ",\"term\":%" PRIu64 ",\"count\":%zu,\"conf\":",
-		      KV_FORMAT_VERSION, meta->index, meta->term, n);
+		      DB_VERSION, meta->index, meta->term, n);
 	if (meta->conf != NULL) {
 		/* Re-printed unformatted: one line, and known to be JSON. */
 		cJSON *conf = cJSON_Parse(meta->conf);
@@ -174,6 +206,7 @@ out_free:
 
 struct loader {
 	const char *path;
+	uint64_t version; /* the header's */
 	const char *base; /* the mapping */
 	size_t size;
 	char **errmsg;
@@ -190,8 +223,8 @@ static int damaged(const struct loader *l, size_t off, const char *what)
 	return KV_ECORRUPT;
 }
 
-static int load_header(const struct loader *l, const cJSON *h,
-		       struct db_meta *meta, uint64_t *count)
+static int load_header(struct loader *l, const cJSON *h, struct db_meta *meta,
+		       uint64_t *count)
 {
 	const cJSON *kvfs = cJSON_GetObjectItemCaseSensitive(h, "kvfs");
 	const cJSON *ver = cJSON_GetObjectItemCaseSensitive(h, "version");
@@ -201,17 +234,18 @@ static int load_header(const struct loader *l, const cJSON *h,
 	if (!cJSON_IsString(kvfs) || strcmp(kvfs->valuestring, "db") != 0 ||
 	    kv_json_uint(ver, KV_JSON_INT_MAX, &v) != 0)
 		return damaged(l, 0, "not a kvfs db header");
-	if (v != KV_FORMAT_VERSION) {
+	if (v < 1 || v > DB_VERSION) {
 		if (l->errmsg != NULL) {
 			free(*l->errmsg);
 			if (asprintf(l->errmsg,
 				     "%s: unknown format version %" PRIu64
-				     " (this kvfs reads %d)",
-				     l->path, v, KV_FORMAT_VERSION) < 0)
+				     " (this kvfs reads 1 to %d)",
+				     l->path, v, DB_VERSION) < 0)
 				*l->errmsg = NULL;
 		}
 		return KV_EVERSION;
 	}
+	l->version = v;
 	if (kv_json_uint(cJSON_GetObjectItemCaseSensitive(h, "index"),
 			 KV_JSON_INT_MAX, &meta->index) != 0 ||
 	    kv_json_uint(cJSON_GetObjectItemCaseSensitive(h, "term"),
@@ -228,81 +262,226 @@ static int load_header(const struct loader *l, const cJSON *h,
 	return 0;
 }
 
-/* One record line into a new kv_rec; NULL with *why set if it is bad. */
-static struct kv_rec *load_rec(const cJSON *o, const char **why, int *err)
+/* The fields of a record line, by name; version 2 added the second row. */
+static const char *const rec_fields[] = {
+    "k",  "v",	"v64", "cr",  "mr", "mt", "mode", /* version 1 */
+    "ct", "at", "uid", "gid", "x",
+};
+enum {
+	R_K,
+	R_V,
+	R_V64,
+	R_CR,
+	R_MR,
+	R_MT,
+	R_MODE,
+	R_CT,
+	R_AT,
+	R_UID,
+	R_GID,
+	R_X,
+	N_REC_FIELDS,
+	N_V1_REC_FIELDS = R_CT
+};
+
+/* Bytes from "v" (a UTF-8 string) or "v64" (base64): *p borrowed from
+ * the tree, or malloc'd into *bin. 0 or -EINVAL with *why. */
+static int get_bytes(const cJSON *v, const cJSON *v64, const void **p,
+		     size_t *n, unsigned char **bin, const char **why)
 {
-	const cJSON *k = NULL, *v = NULL, *v64 = NULL, *cr = NULL, *mr = NULL,
-		    *mt = NULL, *mode = NULL, *it;
+	*bin = NULL;
+	if ((v == NULL) == (v64 == NULL))
+		return -EINVAL;
+	if (v != NULL) {
+		if (!cJSON_IsString(v))
+			return -EINVAL;
+		*p = v->valuestring;
+		*n = strlen(v->valuestring);
+		if (!kv_utf8_valid(*p, *n, false)) {
+			*why = "value is not UTF-8";
+			return -EINVAL;
+		}
+		return 0;
+	}
+	if (!cJSON_IsString(v64) ||
+	    kv_base64_decode(v64->valuestring, strlen(v64->valuestring), bin,
+			     n) != 0) {
+		*why = "bad base64 value";
+		return -EINVAL;
+	}
+	*p = *bin;
+	return 0;
+}
+
+struct xattrs {
+	struct kv_xattr *v;
+	unsigned char **bins; /* what get_bytes decoded, freed after */
+	size_t n;
+};
+
+static void xattrs_free(struct xattrs *x)
+{
+	for (size_t i = 0; i < x->n; i++)
+		free(x->bins[i]);
+	free(x->bins);
+	free(x->v);
+}
+
+/* "x": [{"n": name, "v"|"v64": value}, ...], checked as apply checks a
+ * put's set. 0, -EINVAL (*why), -ENOMEM. */
+static int load_xattrs(const cJSON *x, struct xattrs *out, const char **why)
+{
+	size_t n = (size_t)cJSON_GetArraySize(x);
+	const cJSON *it;
+
+	*why = "bad extended attribute";
+	if (!cJSON_IsArray(x) || n == 0)
+		return -EINVAL;
+	out->v = calloc(n, sizeof(*out->v));
+	out->bins = calloc(n, sizeof(*out->bins));
+	if (out->v == NULL || out->bins == NULL)
+		return -ENOMEM;
+	cJSON_ArrayForEach(it, x)
+	{
+		const cJSON *nm = cJSON_GetObjectItemCaseSensitive(it, "n");
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "v");
+		const cJSON *v64 = cJSON_GetObjectItemCaseSensitive(it, "v64");
+		struct kv_xattr *xa = &out->v[out->n];
+		const void *val;
+
+		if (!cJSON_IsObject(it) || cJSON_GetArraySize(it) != 2 ||
+		    !cJSON_IsString(nm) ||
+		    get_bytes(v, v64, &val, &xa->vlen, &out->bins[out->n],
+			      why) != 0)
+			return -EINVAL;
+		out->n++;
+		xa->name = nm->valuestring;
+		xa->nlen = strlen(nm->valuestring);
+		xa->val = val;
+		if (kv_xattr_name_check(xa->name, xa->nlen) != 0 ||
+		    xa->vlen > KV_MAX_XATTR_VALUE)
+			return -EINVAL;
+		for (size_t i = 0; i + 1 < out->n; i++)
+			if (strcmp(out->v[i].name, xa->name) == 0)
+				return -EINVAL;
+	}
+	return kv_xattrs_size(out->v, out->n) > KV_MAX_XATTR_TOTAL ? -EINVAL
+								   : 0;
+}
+
+/* The mode's kind, and the value it may have; NULL if they fit. Version
+ * 1 knew files and directories only. */
+static const char *kind_problem(uint64_t md, uint64_t version, size_t klen,
+				const unsigned char *val, size_t vlen)
+{
+	uint64_t kind = md & S_IFMT;
+
+	if ((md & ~(uint64_t)(S_IFMT | 07777)) != 0 ||
+	    (version < 2 && kind != S_IFREG && kind != S_IFDIR))
+		return "bad mode";
+	if (klen == 0 && kind != S_IFDIR)
+		return "the root is not a directory";
+	switch (kind) {
+	case S_IFDIR:
+		return vlen == 0 ? NULL : "directory with a value";
+	case S_IFIFO:
+	case S_IFSOCK:
+		return vlen == 0 ? NULL : "special file with a value";
+	case S_IFLNK:
+		if (vlen == 0 || vlen > KV_MAX_LINK ||
+		    memchr(val, '\0', vlen) != NULL)
+			return "bad symbolic link target";
+		return NULL;
+	case S_IFREG:
+		return vlen > KV_MAX_VALUE ? "value over the limit" : NULL;
+	default:
+		return "bad mode";
+	}
+}
+
+/* The numbers of a record line into rec. 0 or -EINVAL. */
+static int load_numbers(const cJSON **f, struct kv_rec *rec)
+{
+	uint64_t u;
+
+	if (kv_json_uint(f[R_CR], KV_JSON_INT_MAX, &rec->create_rev) != 0 ||
+	    kv_json_uint(f[R_MR], KV_JSON_INT_MAX, &rec->mod_rev) != 0 ||
+	    kv_json_i64(f[R_MT], &rec->mtime_ns) != 0)
+		return -EINVAL;
+	rec->ctime_ns = rec->atime_ns = rec->mtime_ns;
+	if ((f[R_CT] && kv_json_i64(f[R_CT], &rec->ctime_ns) != 0) ||
+	    (f[R_AT] && kv_json_i64(f[R_AT], &rec->atime_ns) != 0))
+		return -EINVAL;
+	if (f[R_UID]) {
+		if (kv_json_uint(f[R_UID], KV_NO_OWNER - 1, &u) != 0)
+			return -EINVAL;
+		rec->uid = (uint32_t)u;
+	}
+	if (f[R_GID]) {
+		if (kv_json_uint(f[R_GID], KV_NO_OWNER - 1, &u) != 0)
+			return -EINVAL;
+		rec->gid = (uint32_t)u;
+	}
+	return 0;
+}
+
+/* One record line into a new kv_rec; NULL with *why set if it is bad (or
+ * *err set without memory). */
+static struct kv_rec *load_rec(const cJSON *o, uint64_t version,
+			       const char **why, int *err)
+{
+	const cJSON *f[N_REC_FIELDS] = {0}, *it;
+	size_t nfields = version < 2 ? N_V1_REC_FIELDS : N_REC_FIELDS;
+	struct xattrs xa = {0};
 	unsigned char *bin = NULL;
-	const void *val;
-	size_t vlen, klen;
-	uint64_t create, modrev, md;
-	int64_t mtime;
-	struct kv_rec *rec;
+	const void *val = NULL;
+	struct kv_rec *rec = NULL;
+	const char *key, *problem;
+	size_t vlen = 0, klen;
+	uint64_t md;
 
 	*why = "bad record";
 	cJSON_ArrayForEach(it, o)
 	{
-		const cJSON **slot = strcmp(it->string, "k") == 0      ? &k
-				     : strcmp(it->string, "v") == 0    ? &v
-				     : strcmp(it->string, "v64") == 0  ? &v64
-				     : strcmp(it->string, "cr") == 0   ? &cr
-				     : strcmp(it->string, "mr") == 0   ? &mr
-				     : strcmp(it->string, "mt") == 0   ? &mt
-				     : strcmp(it->string, "mode") == 0 ? &mode
-								       : NULL;
-		if (slot == NULL || *slot != NULL)
+		size_t i = 0;
+		while (i < nfields && strcmp(it->string, rec_fields[i]) != 0)
+			i++;
+		if (i == nfields || f[i] != NULL)
 			return NULL; /* unknown or repeated field */
-		*slot = it;
+		f[i] = it;
 	}
-	if (!cJSON_IsString(k) || (v == NULL) == (v64 == NULL) ||
-	    kv_json_uint(cr, KV_JSON_INT_MAX, &create) != 0 ||
-	    kv_json_uint(mr, KV_JSON_INT_MAX, &modrev) != 0 ||
-	    kv_json_i64(mt, &mtime) != 0 ||
-	    kv_json_uint(mode, 0xffffffffu, &md) != 0)
+	if (!cJSON_IsString(f[R_K]) || kv_json_uint(f[R_MODE], 0xffff, &md))
 		return NULL;
-	klen = strlen(k->valuestring);
-	if (kv_key_check(k->valuestring, klen) != 0) {
+	key = f[R_K]->valuestring;
+	klen = strlen(key);
+	if ((klen != 0 || version < 2) && kv_key_check(key, klen) != 0) {
 		*why = "bad key";
 		return NULL;
 	}
-	if (!(S_ISREG(md) || S_ISDIR(md)) || (md & ~(S_IFMT | 07777)) != 0) {
-		*why = "bad mode";
+	if (get_bytes(f[R_V], f[R_V64], &val, &vlen, &bin, why) != 0)
 		return NULL;
+	if ((problem = kind_problem(md, version, klen, val, vlen)) != NULL) {
+		*why = problem;
+		goto out_free;
 	}
-	if (v != NULL) {
-		if (!cJSON_IsString(v))
-			return NULL;
-		val = v->valuestring;
-		vlen = strlen(v->valuestring);
-		if (!kv_utf8_valid(val, vlen, false)) {
-			*why = "value is not UTF-8";
-			return NULL;
-		}
-	} else {
-		if (!cJSON_IsString(v64) ||
-		    kv_base64_decode(v64->valuestring, strlen(v64->valuestring),
-				     &bin, &vlen) != 0) {
-			*why = "bad base64 value";
-			return NULL;
-		}
-		val = bin;
+	if (f[R_X] && (*err = load_xattrs(f[R_X], &xa, why)) != 0) {
+		if (*err == -EINVAL)
+			*err = 0;
+		goto out_free;
 	}
-	if (S_ISDIR(md) && vlen != 0) {
-		*why = "directory with a value";
-		free(bin);
-		return NULL;
-	}
-	rec = kv_rec_new(k->valuestring, klen, val, vlen);
-	free(bin);
+	rec = kv_rec_new_x(key, klen, val, vlen, xa.v, xa.n);
 	if (rec == NULL) {
 		*err = -ENOMEM;
-		return NULL;
+		goto out_free;
 	}
 	rec->mode = (uint32_t)md;
-	rec->create_rev = create;
-	rec->mod_rev = modrev;
-	rec->mtime_ns = mtime;
+	if (load_numbers(f, rec) != 0) {
+		kv_rec_unref(rec);
+		rec = NULL;
+	}
+out_free:
+	xattrs_free(&xa);
+	free(bin);
 	return rec;
 }
 
@@ -327,8 +506,7 @@ static int load_trailer(const struct loader *l, const cJSON *t, size_t off,
 	return 0;
 }
 
-static int load_lines(const struct loader *l, struct map *m,
-		      struct db_meta *meta)
+static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 {
 	size_t off = 0;
 	uint64_t count = 0, seen = 0;
@@ -362,7 +540,8 @@ static int load_lines(const struct loader *l, struct map *m,
 			return err;
 		} else {
 			const char *why;
-			struct kv_rec *rec = load_rec(o, &why, &err);
+			struct kv_rec *rec =
+			    load_rec(o, l->version, &why, &err);
 
 			if (rec == NULL && err == 0)
 				err = damaged(l, off, why);

@@ -1,4 +1,4 @@
-/* map.c - the ordered map of keys: the tree, lookups, listings, the hash.
+/* map.c - the ordered map of keys: the tree, lookups, the hash, the root.
  *
  * An intrusive red-black tree from libbsd (sys/tree.h) holds one node per
  * file and per explicit directory, each pointing at an immutable kv_rec; a
@@ -7,8 +7,13 @@
  * by its key plus '/', so a directory's record sits right before its
  * contents and the subtree of "d" is exactly the range ["d/", "d0"). That
  * makes listing a walk that skips each sub-directory with one lower-bound
- * seek, and renaming a directory a range move. Every change goes through
- * account(), which keeps the counters and the order-independent state hash.
+ * seek (map_list.c), and renaming a directory a range move. Every change
+ * goes through account(), which keeps the counters and the
+ * order-independent state hash, and every insertion and removal through
+ * dirs_note(), which keeps the number of sub-directories of each
+ * directory (its link count) from the node's two neighbours. The root
+ * directory has no node: its record (NULL until a change gives it
+ * attributes) hangs off the map itself.
  * Beside the tree, a chained hash table indexes every node by its key and
  * tail, so the exact lookups a write and a read make (is this key a file,
  * an explicit directory; is an ancestor a file) cost a hash and one or two
@@ -30,6 +35,7 @@
 #endif
 #include <bsd/sys/tree.h>
 
+#include "dircount.h"
 #include "map_impl.h"
 
 struct map_node {
@@ -41,8 +47,8 @@ struct map_node {
 	 * file; '0' (the byte after '/') in a search node seeks past a
 	 * subtree. */
 	char tail;
-	uint64_t hash; /* rec_hash(rec), a term of map->hash */
-	uint64_t kh;   /* key_hash(key, tail), set by index_add: its bucket */
+	uint64_t hash; /* map_rec_hash(rec), a term of map->hash */
+	uint64_t kh; /* map_key_hash(key, tail), set by index_add: its bucket */
 	struct map_node *hnext; /* next node in that bucket */
 };
 
@@ -53,11 +59,20 @@ struct map {
 	uint64_t nodes; /* files and explicit directories */
 	uint64_t count; /* files */
 	uint64_t bytes; /* sum of file value sizes */
-	uint64_t hash;	/* sum of rec_hash over every node, mod 2^64 */
+	/* sum of rec_hash over every node and the root's record, mod 2^64 */
+	uint64_t hash;
 	/* The hash index: nbuckets (a power of two, or 0 without a table)
 	 * chains of nodes linked by hnext. */
 	struct map_node **index;
 	size_t nbuckets;
+	struct kv_rec *root; /* the root's attributes, or NULL: defaults */
+	uint64_t root_hash;  /* map_rec_hash(root), a term of hash */
+	/* Sub-directory counts (derived, not hashed): the root's, and the
+	 * table of every other directory that has some. Without memory for
+	 * an entry the counts are dropped (dirs.lost) and every directory
+	 * shows one link, which find(1) reads as "unknown". */
+	uint32_t root_subdirs;
+	struct dircounts dirs;
 };
 
 /* Buckets of a new map's index; it doubles when the nodes outnumber the
@@ -93,7 +108,7 @@ static int node_cmp(const struct map_node *a, const struct map_node *b)
 
 RB_GENERATE_STATIC(map_tree, map_node, link, node_cmp)
 
-static bool node_is_dir(const struct map_node *n)
+bool map_node_is_dir(const struct map_node *n)
 {
 	return n->tail == '/';
 }
@@ -124,6 +139,8 @@ void map_free(struct map *m)
 		free(n);
 	}
 	free(m->index);
+	kv_rec_unref(m->root);
+	dircounts_free(&m->dirs);
 	free(m);
 }
 
@@ -140,78 +157,6 @@ uint64_t map_bytes(const struct map *m)
 uint64_t map_state_hash(const struct map *m)
 {
 	return m->hash;
-}
-
-/* ---- the record hash ---- */
-
-/* A bijective 64-bit mixer (the splitmix64 finalizer's shifts and
- * multipliers): every input bit affects every output bit. */
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= UINT64_C(0xbf58476d1ce4e5b9);
-	x ^= x >> 27;
-	x *= UINT64_C(0x94d049bb133111eb);
-	x ^= x >> 31;
-	return x;
-}
-
-static uint64_t absorb(uint64_t h, uint64_t w)
-{
-	return mix64(h ^ w) + UINT64_C(0x9e3779b97f4a7c15);
-}
-
-/* Length first, then 8-byte little-endian words, the tail zero-padded:
- * the length makes the padding unambiguous, and the byte order makes the
- * hash the same on every host. */
-static uint64_t absorb_bytes(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *b = p;
-	size_t i = 0;
-
-	h = absorb(h, (uint64_t)n);
-	for (; i + 8 <= n; i += 8) {
-		uint64_t w = 0;
-		for (int j = 7; j >= 0; j--)
-			w = w << 8 | b[i + (size_t)j];
-		h = absorb(h, w);
-	}
-	if (i < n) {
-		uint64_t w = 0;
-		for (size_t j = n; j > i; j--)
-			w = w << 8 | b[j - 1];
-		h = absorb(h, w);
-	}
-	return h;
-}
-
-/* A hash of everything a record holds. The state hash is the sum of these
- * over the map: order-independent, so a map built by applying commands and
- * one loaded from a db agree, and O(1) to update on every change. Meant to
- * make accidental divergence visible, not to resist a forger. */
-static uint64_t rec_hash(const struct kv_rec *r)
-{
-	uint64_t h = UINT64_C(0x6b76667303);
-
-	h = absorb_bytes(h, r->key, r->klen);
-	h = absorb_bytes(h, r->val, r->vlen);
-	h = absorb(h, r->mode);
-	h = absorb(h, r->create_rev);
-	h = absorb(h, r->mod_rev);
-	h = absorb(h, (uint64_t)r->mtime_ns);
-	return mix64(h);
-}
-
-/* ---- the hash index ---- */
-
-/* Not the record hash: the key and tail only, and fast for short keys. */
-static uint64_t key_hash(const char *key, size_t klen, char tail)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325); /* FNV-1a */
-
-	for (size_t i = 0; i < klen; i++)
-		h = (h ^ (unsigned char)key[i]) * UINT64_C(0x100000001b3);
-	return mix64(h ^ (unsigned char)tail);
 }
 
 static struct map_node **bucket_of(const struct map *m, uint64_t kh)
@@ -247,7 +192,7 @@ static void index_add(struct map *m, struct map_node *n)
 {
 	if (m->nbuckets == 0)
 		return;
-	n->kh = key_hash(n->key, n->klen, n->tail);
+	n->kh = map_key_hash(n->key, n->klen, n->tail);
 	index_grow(m);
 	struct map_node **b = bucket_of(m, n->kh);
 	n->hnext = *b;
@@ -267,7 +212,7 @@ static void index_del(struct map *m, struct map_node *n)
 static struct map_node *index_find(const struct map *m, const char *key,
 				   size_t klen, char tail)
 {
-	uint64_t kh = key_hash(key, klen, tail);
+	uint64_t kh = map_key_hash(key, klen, tail);
 
 	for (struct map_node *n = *bucket_of(m, kh); n != NULL; n = n->hnext)
 		if (n->kh == kh && n->klen == klen && n->tail == tail &&
@@ -287,17 +232,16 @@ static struct map_node *tree(const struct map *m, const char *key, size_t klen,
 	return exact ? RB_FIND(map_tree, t, &s) : RB_NFIND(map_tree, t, &s);
 }
 
-static struct map_node *find(const struct map *m, const char *key, size_t klen,
-			     char tail)
+struct map_node *map_find(const struct map *m, const char *key, size_t klen,
+			  char tail)
 {
 	if (m->nbuckets != 0)
 		return index_find(m, key, klen, tail);
 	return tree(m, key, klen, tail, true);
 }
 
-/* First node whose effective key is >= key + tail. */
-static struct map_node *lower_bound(const struct map *m, const char *key,
-				    size_t klen, char tail)
+struct map_node *map_lower_bound(const struct map *m, const char *key,
+				 size_t klen, char tail)
 {
 	return tree(m, key, klen, tail, false);
 }
@@ -320,20 +264,74 @@ bool map_in_subtree(const struct map_node *n, const char *p, size_t plen)
 	if (n->klen < plen || memcmp(n->key, p, plen) != 0)
 		return false;
 	if (n->klen == plen)
-		return node_is_dir(n);
+		return map_node_is_dir(n);
 	return n->key[plen] == '/';
 }
 
-static struct map_node *subtree_first(const struct map *m, const char *p,
-				      size_t plen)
+struct map_node *map_subtree_first(const struct map *m, const char *p,
+				   size_t plen)
 {
 	struct map_node *n;
 
 	if (plen == 0)
 		return RB_MIN(map_tree, (struct map_tree *)&m->tree);
-	n = lower_bound(m, p, plen, '/');
+	n = map_lower_bound(m, p, plen, '/');
 	return n != NULL && map_in_subtree(n, p, plen) ? n : NULL;
 }
+
+/* ---- sub-directory counts ---- */
+
+/* Directory p[0..plen) gained (sign > 0) or lost a sub-directory. */
+static void dirs_adjust(struct map *m, const char *p, size_t plen, int sign)
+{
+	if (plen == 0)
+		m->root_subdirs += sign > 0 ? 1 : -1;
+	else
+		dircount_adjust(&m->dirs, p, plen, map_key_hash(p, plen, 0),
+				sign);
+}
+
+static size_t last_slash(const char *key, size_t end)
+{
+	const char *s = memrchr(key, '/', end);
+	return s ? (size_t)(s - key) : 0;
+}
+
+/* n, in the tree, was just inserted (sign > 0) or is about to be removed.
+ * The directories n makes exist are its own path if it is a directory and
+ * each of its ancestors; one of them exists only by n exactly when
+ * neither of n's neighbours lies in its subtree (a subtree is a range of
+ * the order). Then its parent gains or loses a sub-directory. Deepest
+ * first, stopping at the first that has other nodes: its ancestors do. */
+static void dirs_note(struct map *m, struct map_node *n, int sign)
+{
+	struct map_node *prev = RB_PREV(map_tree, &m->tree, n);
+	struct map_node *next = RB_NEXT(map_tree, &m->tree, n);
+	size_t end = map_node_is_dir(n) ? n->klen : last_slash(n->key, n->klen);
+
+	if (m->dirs.lost)
+		return;
+	while (end > 0) {
+		size_t up;
+		if ((prev != NULL && map_in_subtree(prev, n->key, end)) ||
+		    (next != NULL && map_in_subtree(next, n->key, end)))
+			break;
+		up = last_slash(n->key, end);
+		dirs_adjust(m, n->key, up, sign);
+		end = up;
+	}
+}
+
+uint32_t map_nlink(const struct map *m, const char *p, size_t plen)
+{
+	if (m->dirs.lost)
+		return 1;
+	if (plen == 0)
+		return 2 + m->root_subdirs;
+	return 2 + dircount_get(&m->dirs, p, plen, map_key_hash(p, plen, 0));
+}
+
+/* ---- changes ---- */
 
 /* Count n's record in (sign > 0) or out of the counters and the hash.
  * Every change to the tree goes through here. */
@@ -365,7 +363,7 @@ static void node_set(struct map_node *n, struct kv_rec *rec)
 	n->key = rec->key;
 	n->klen = rec->klen;
 	n->tail = S_ISDIR(rec->mode) ? '/' : 0;
-	n->hash = rec_hash(rec);
+	n->hash = map_rec_hash(rec);
 }
 
 void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
@@ -376,13 +374,52 @@ void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
 	account(m, n, +1);
 }
 
+/* Insert n (set) into the tree and the index. */
+static void link_node(struct map *m, struct map_node *n)
+{
+	struct map_node *clash = RB_INSERT(map_tree, &m->tree, n);
+
+	assert(clash == NULL);
+	(void)clash;
+	account(m, n, +1);
+	index_add(m, n);
+	dirs_note(m, n, +1);
+}
+
+static void unlink_node(struct map *m, struct map_node *n)
+{
+	dirs_note(m, n, -1);
+	RB_REMOVE(map_tree, &m->tree, n);
+	index_del(m, n);
+	account(m, n, -1);
+}
+
+void map_set_root(struct map *m, struct kv_rec *rec)
+{
+	assert(rec->klen == 0 && S_ISDIR(rec->mode));
+	m->hash -= m->root_hash;
+	kv_rec_unref(m->root);
+	m->root = rec;
+	m->root_hash = map_rec_hash(rec);
+	m->hash += m->root_hash;
+}
+
+const struct kv_rec *map_root(const struct map *m)
+{
+	return m->root;
+}
+
 /* Insert a node for rec (takes the reference), or replace the record of
  * the node already there. */
 static int insert_rec(struct map *m, struct kv_rec *rec)
 {
-	struct map_node *n, *clash;
+	struct map_node *n;
 
-	n = find(m, rec->key, rec->klen, S_ISDIR(rec->mode) ? '/' : 0);
+	if (rec->klen == 0) {
+		map_set_root(m, rec);
+		return 0;
+	}
+	n = map_find(m, rec->key, rec->klen, S_ISDIR(rec->mode) ? '/' : 0);
 	if (n != NULL) {
 		map_replace(m, n, rec);
 		return 0;
@@ -391,40 +428,26 @@ static int insert_rec(struct map *m, struct kv_rec *rec)
 	if (n == NULL)
 		return -ENOMEM;
 	node_set(n, rec);
-	clash = RB_INSERT(map_tree, &m->tree, n);
-	assert(clash == NULL);
-	(void)clash;
-	account(m, n, +1);
-	index_add(m, n);
+	link_node(m, n);
 	return 0;
 }
 
 void map_remove_node(struct map *m, struct map_node *n)
 {
-	RB_REMOVE(map_tree, &m->tree, n);
-	index_del(m, n);
-	account(m, n, -1);
+	unlink_node(m, n);
 	kv_rec_unref(n->rec);
 	free(n);
 }
 
 void map_detach(struct map *m, struct map_node *n)
 {
-	RB_REMOVE(map_tree, &m->tree, n);
-	index_del(m, n);
-	account(m, n, -1);
+	unlink_node(m, n);
 }
 
 void map_attach(struct map *m, struct map_node *n, struct kv_rec *rec)
 {
-	struct map_node *clash;
-
 	node_set(n, rec);
-	clash = RB_INSERT(map_tree, &m->tree, n);
-	assert(clash == NULL);
-	(void)clash;
-	account(m, n, +1);
-	index_add(m, n);
+	link_node(m, n);
 }
 
 /* ---- what a path is ---- */
@@ -437,12 +460,12 @@ enum map_kind map_lookup(const struct map *m, const char *p, size_t plen,
 	*np = NULL;
 	if (plen == 0)
 		return MAP_ROOT;
-	n = find(m, p, plen, 0);
+	n = map_find(m, p, plen, 0);
 	if (n != NULL) {
 		*np = n;
 		return MAP_FILE;
 	}
-	n = subtree_first(m, p, plen);
+	n = map_subtree_first(m, p, plen);
 	if (n == NULL)
 		return MAP_NONE;
 	*np = n;
@@ -468,36 +491,58 @@ bool map_has_children(const struct map *m, const char *p, size_t plen,
 int map_check_ancestors(const struct map *m, const char *key, size_t klen)
 {
 	for (size_t i = 1; i < klen; i++)
-		if (key[i] == '/' && find(m, key, i, 0) != NULL)
+		if (key[i] == '/' && map_find(m, key, i, 0) != NULL)
 			return -ENOTDIR;
 	return 0;
 }
 
-static void stat_of(enum map_kind k, const struct map_node *n,
-		    struct kv_stat *st)
+static void stat_rec(const struct kv_rec *r, struct kv_stat *st)
+{
+	st->mode = r->mode;
+	st->uid = r->uid;
+	st->gid = r->gid;
+	st->create_rev = r->create_rev;
+	st->mod_rev = r->mod_rev;
+	st->mtime_ns = r->mtime_ns;
+	st->ctime_ns = r->ctime_ns;
+	st->atime_ns = r->atime_ns;
+}
+
+void map_stat_of(const struct map *m, enum map_kind k, const struct map_node *n,
+		 const char *path, size_t plen, struct kv_stat *st)
 {
 	memset(st, 0, sizeof(*st));
 	st->is_dir = map_kind_is_dir(k);
+	st->uid = st->gid = KV_NO_OWNER;
+	st->nlink = 1;
+	if (st->is_dir)
+		st->nlink = map_nlink(m, path, plen);
 	if (k == MAP_ROOT) {
 		st->mode = S_IFDIR | 0755;
+		if (m->root != NULL)
+			stat_rec(m->root, st);
 		return;
 	}
-	/* An implicit directory shows the revisions and mtime of the first
-	 * key below it: cheap (no subtree scan) and stable while that key
-	 * is unchanged. */
-	st->mode = k == MAP_IMPLICIT ? (S_IFDIR | 0755) : n->rec->mode;
-	st->size = k == MAP_FILE ? n->rec->vlen : 0;
-	st->create_rev = n->rec->create_rev;
-	st->mod_rev = n->rec->mod_rev;
-	st->mtime_ns = n->rec->mtime_ns;
+	if (k == MAP_IMPLICIT) {
+		/* The revisions and times of the first key below it: cheap
+		 * (no subtree scan) and stable while that key is. */
+		st->mode = S_IFDIR | 0755;
+		st->create_rev = n->rec->create_rev;
+		st->mod_rev = n->rec->mod_rev;
+		st->mtime_ns = st->ctime_ns = st->atime_ns = n->rec->mtime_ns;
+		return;
+	}
+	stat_rec(n->rec, st);
+	if (k == MAP_FILE)
+		st->size = n->rec->vlen;
 }
 
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen)
 {
-	struct map_node *n = find(m, key, klen, 0);
+	struct map_node *n = map_find(m, key, klen, 0);
 
 	if (n == NULL)
-		n = find(m, key, klen, '/');
+		n = map_find(m, key, klen, '/');
 	return n != NULL ? n->rec : NULL;
 }
 
@@ -510,6 +555,9 @@ int map_append(struct map *m, struct kv_rec *rec)
 {
 	struct map_node *last = RB_MAX(map_tree, &m->tree);
 
+	if (rec->klen == 0) /* the root comes first, once */
+		return last != NULL || m->root != NULL ? -EINVAL
+						       : insert_rec(m, rec);
 	if (last != NULL &&
 	    eff_cmp(last->key, last->klen, last->tail, rec->key, rec->klen,
 		    S_ISDIR(rec->mode) ? '/' : 0) >= 0)
@@ -525,127 +573,8 @@ int map_stat(const struct map *m, const char *path, size_t plen,
 
 	if (k == MAP_NONE)
 		return -ENOENT;
-	stat_of(k, n, out);
+	map_stat_of(m, k, n, path, plen, out);
 	return 0;
-}
-
-/* ---- listing ---- */
-
-static int list_add(struct kv_list *out, size_t *cap, const char *name,
-		    size_t nlen, const struct kv_stat *st)
-{
-	struct kv_dirent *e;
-
-	if (out->n == *cap) {
-		size_t ncap = *cap ? *cap * 2 : 64;
-		e = realloc(out->ents, ncap * sizeof(*e));
-		if (e == NULL)
-			return -ENOMEM;
-		out->ents = e;
-		*cap = ncap;
-	}
-	e = &out->ents[out->n];
-	e->name = malloc(nlen + 1);
-	if (e->name == NULL)
-		return -ENOMEM;
-	memcpy(e->name, name, nlen);
-	e->name[nlen] = '\0';
-	e->st = *st;
-	out->n++;
-	return 0;
-}
-
-/* Where a listing resumes after child `after` of the directory whose
- * children start with prefix pre (the directory plus '/', or "" at the
- * root). Children come in effective-key order: a directory sorts as its
- * name plus '/'. */
-static int list_resume(const struct map *m, const char *pre, size_t prelen,
-		       const char *after, struct map_node **out)
-{
-	size_t alen = strlen(after), clen = prelen + alen;
-	struct map_node *n;
-	char *c = malloc(clen + 1);
-
-	if (c == NULL)
-		return -ENOMEM;
-	memcpy(c, pre, prelen);
-	memcpy(c + prelen, after, alen);
-	n = find(m, c, clen, 0);
-	if (n != NULL) /* a file: the next node */
-		n = map_next(m, n);
-	else if (subtree_first(m, c, clen) != NULL) /* a directory */
-		n = lower_bound(m, c, clen, '0');
-	else /* gone since: whatever sorts after its name */
-		n = lower_bound(m, c, clen, 0);
-	free(c);
-	*out = n;
-	return 0;
-}
-
-int map_list(const struct map *m, const char *dir, size_t dlen,
-	     const char *after, size_t limit, struct kv_list *out)
-{
-	struct map_node *n;
-	enum map_kind k = map_lookup(m, dir, dlen, &n);
-	size_t cap = 0, prelen = dlen ? dlen + 1 : 0;
-	int err = 0;
-
-	memset(out, 0, sizeof(*out));
-	if (k == MAP_NONE)
-		return -ENOENT;
-	if (k == MAP_FILE)
-		return -ENOTDIR;
-	if (after != NULL && after[0] != '\0') {
-		/* The prefix "dir/" is dir's bytes and a '/', so build it. */
-		char *pre = malloc(prelen + 1);
-		if (pre == NULL)
-			return -ENOMEM;
-		memcpy(pre, dir, dlen);
-		if (dlen)
-			pre[dlen] = '/';
-		err = list_resume(m, pre, prelen, after, &n);
-		free(pre);
-		if (err != 0)
-			return err;
-	} else {
-		n = subtree_first(m, dir, dlen);
-	}
-	for (; n != NULL && map_in_subtree(n, dir, dlen);) {
-		const char *rest = n->key + prelen, *slash;
-		size_t rlen, nlen;
-		struct map_node *nx;
-		struct kv_stat st;
-
-		if (n->klen < prelen) { /* dir's own explicit record */
-			n = map_next(m, n);
-			continue;
-		}
-		rlen = n->klen - prelen;
-		slash = memchr(rest, '/', rlen);
-		nlen = slash ? (size_t)(slash - rest) : rlen;
-		if (slash == NULL && !node_is_dir(n)) {
-			stat_of(MAP_FILE, n, &st);
-			nx = map_next(m, n);
-		} else {
-			/* A sub-directory: its explicit record, if any, comes
-			 * first; then skip everything below it. */
-			stat_of(slash ? MAP_IMPLICIT : MAP_DIR, n, &st);
-			nx = lower_bound(m, n->key, prelen + nlen, '0');
-		}
-		if (limit != 0 && out->n == limit) {
-			out->more = true;
-			break;
-		}
-		err = list_add(out, &cap, rest, nlen, &st);
-		if (err != 0)
-			goto err_clear;
-		n = nx;
-	}
-	return 0;
-
-err_clear:
-	kv_list_clear(out);
-	return err;
 }
 
 int map_collect(const struct map *m, struct kv_rec ***out, size_t *n)
@@ -654,9 +583,13 @@ int map_collect(const struct map *m, struct kv_rec ***out, size_t *n)
 	struct kv_rec **recs;
 	size_t i = 0;
 
-	recs = malloc((m->nodes ? m->nodes : 1) * sizeof(*recs));
+	recs = malloc((m->nodes + 1) * sizeof(*recs));
 	if (recs == NULL)
 		return -ENOMEM;
+	if (m->root != NULL) {
+		kv_rec_ref(m->root);
+		recs[i++] = m->root;
+	}
 	RB_FOREACH(node, map_tree, (struct map_tree *)&m->tree)
 	{
 		kv_rec_ref(node->rec);

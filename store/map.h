@@ -18,8 +18,9 @@ void map_free(struct map *m);
 uint64_t map_count(const struct map *m); /* keys (files) */
 uint64_t map_bytes(const struct map *m); /* sum of value sizes */
 /* A 64-bit hash of the whole content: the sum (mod 2^64) over every record
- * (files and explicit directories) of a hash of its key, value, mode,
- * create_rev, mod_rev and mtime_ns. Independent of how the map was built
+ * (files, explicit directories and the root's, when it has one) of a hash
+ * of everything the record holds: key, value, mode, owner, revisions,
+ * times and extended attributes. Independent of how the map was built
  * (applied commands, map_insert, map_append in any order), kept up to date
  * by every change in O(1) beyond hashing the changed records; 0 for an
  * empty map. For spotting divergence between nodes, not cryptographic. */
@@ -27,12 +28,14 @@ uint64_t map_state_hash(const struct map *m);
 
 /* Borrowed record for key, or NULL. */
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen);
-/* Insert or replace (takes ownership of rec; unrefs the one replaced).
- * Used by snapshot loading; no rules checked. 0 or -ENOMEM. */
+/* Insert or replace (takes ownership of rec; unrefs the one replaced);
+ * a record with the empty key is the root's (a directory). Used by
+ * snapshot loading; no rules checked. 0 or -ENOMEM. */
 int map_insert(struct map *m, struct kv_rec *rec);
 /* Insert rec, which must sort after every record in m (loading a snapshot
- * written in map order): takes ownership on success; -EINVAL if it does not
- * sort last (out of order or a duplicate: the file is damaged), -ENOMEM. */
+ * written in map order; the root's record, key "", only first): takes
+ * ownership on success; -EINVAL if it does not sort last (out of order or a
+ * duplicate: the file is damaged), -ENOMEM. */
 int map_append(struct map *m, struct kv_rec *rec);
 
 /* Apply cmd carried by the entry at index. The outcome goes in res (errors
@@ -46,20 +49,22 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	      void *ctx);
 
 /* stat of a file, an explicit or implicit directory, or "" (the root):
- * 0 or -ENOENT. An implicit directory shows mode 0755 and the times of the
- * first key below it. */
+ * 0 or -ENOENT. An implicit directory shows mode 0755, no owner and the
+ * revisions of the first key below it, whose mtime is all its times. A
+ * directory's nlink is 2 plus its sub-directories. */
 int map_stat(const struct map *m, const char *path, size_t plen,
 	     struct kv_stat *out);
 /* The children of dir as store_list describes, in map order: byte order
- * of names where a directory sorts as its name plus '/'. `after` is the
- * last name of the previous page. 0, -ENOENT, -ENOTDIR, -ENOMEM; *out is
+ * of names where a directory sorts as its name plus '/', and dir's own
+ * record (out->self, referenced). `after` is the last name of the
+ * previous page. 0, -ENOENT, -ENOTDIR, -ENOMEM; *out is
  * released with kv_list_clear. Cost: O((children + 1) log n). */
 int map_list(const struct map *m, const char *dir, size_t dlen,
 	     const char *after, size_t limit, struct kv_list *out);
 
-/* Every record in key order, each with a reference taken, for a snapshot
- * written on another thread. *out malloc'd; release with map_collect_free.
- */
+/* Every record in key order (the root's first, if it has one), each with a
+ * reference taken, for a snapshot written on another thread. *out
+ * malloc'd; release with map_collect_free. */
 int map_collect(const struct map *m, struct kv_rec ***out, size_t *n);
 void map_collect_free(struct kv_rec **recs, size_t n);
 

@@ -1,18 +1,22 @@
 /* cmd.c - a command as one line of JSON (encoded by hand, read in place).
  *
  * The line is what the log stores and what Raft replicates, so it carries
- * its format version ("v":1) and decoding is strict: unknown fields, missing
- * required fields, wrong types and out-of-range numbers are -EINVAL, another
- * version is KV_EVERSION. Values are JSON strings when they are valid UTF-8
- * without NUL ("val") and base64 otherwise ("val64"). The mtime is a decimal
- * string because JSON numbers are doubles in cJSON (exact only to 2^53) and
- * nanoseconds since 1970 are past that. Field list: docs/map-and-db.md.
- * Decoding reads the checked text in place (jread.h): every write is
- * decoded on every node, and a cJSON tree cost more than the apply. */
+ * its format version ("v":2, KV_CMD_VERSION) and decoding is strict:
+ * unknown fields, fields the op or the version does not take, missing
+ * required fields, wrong types and out-of-range numbers are -EINVAL, an
+ * unknown version is KV_EVERSION. Version 1 lines (no owners, ctime, atime,
+ * kinds or extended attributes) still decode, meaning what they meant.
+ * Values are JSON strings when they are valid UTF-8 without NUL ("val")
+ * and base64 otherwise ("val64"). Times are decimal strings because JSON
+ * numbers are doubles (exact only to 2^53) and nanoseconds since 1970 are
+ * past that. Field list: docs/map-and-db.md. Decoding reads the checked
+ * text in place (jread.h): every write is decoded on every node, and a
+ * cJSON tree cost more than the apply. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 #include "jread.h"
@@ -22,9 +26,11 @@ static const char *const op_names[] = {
     [KV_OP_NOOP] = "noop",	 [KV_OP_PUT] = "put",
     [KV_OP_DEL] = "del",	 [KV_OP_MKDIR] = "mkdir",
     [KV_OP_RMDIR] = "rmdir",	 [KV_OP_RENAME] = "rename",
-    [KV_OP_SETATTR] = "setattr",
+    [KV_OP_SETATTR] = "setattr", [KV_OP_SETXATTR] = "setxattr",
+    [KV_OP_RMXATTR] = "rmxattr",
 };
-#define N_OPS (sizeof(op_names) / sizeof(op_names[0]))
+#define N_OPS	 (sizeof(op_names) / sizeof(op_names[0]))
+#define N_V1_OPS (KV_OP_SETATTR + 1)
 
 enum field {
 	F_V,
@@ -38,41 +44,148 @@ enum field {
 	F_FLAGS,
 	F_IF_REV,
 	F_IF_ABSENT,
+	/* version 2 */
+	F_T,
+	F_AT,
+	F_UID,
+	F_GID,
+	F_X,
+	F_XN,
 	N_FIELDS
 };
 static const char *const field_names[N_FIELDS] = {
-    "v",  "op",	  "k",	   "k2",     "val",	  "val64",
-    "mt", "mode", "flags", "if_rev", "if_absent",
+    "v",      "op",	   "k", "k2", "val", "val64", "mt", "mode", "flags",
+    "if_rev", "if_absent", "t", "at", "uid", "gid",   "x",  "xn",
 };
-#define B(f) (1u << (f))
+#define B(f)	  (1u << (f))
+#define V2_FIELDS (B(F_T) | B(F_AT) | B(F_UID) | B(F_GID) | B(F_X) | B(F_XN))
+#define OWNER	  (B(F_UID) | B(F_GID))
 /* Which fields an op may carry (allowed) and must carry (required). */
 static const unsigned op_allowed[N_OPS] = {
     [KV_OP_NOOP] = 0,
     [KV_OP_PUT] = B(F_K) | B(F_VAL) | B(F_VAL64) | B(F_MT) | B(F_MODE) |
-		  B(F_IF_REV) | B(F_IF_ABSENT),
-    [KV_OP_DEL] = B(F_K) | B(F_IF_REV),
-    [KV_OP_MKDIR] = B(F_K) | B(F_MT) | B(F_MODE),
-    [KV_OP_RMDIR] = B(F_K),
-    [KV_OP_RENAME] = B(F_K) | B(F_K2) | B(F_FLAGS),
-    [KV_OP_SETATTR] = B(F_K) | B(F_MT) | B(F_MODE),
+		  B(F_IF_REV) | B(F_IF_ABSENT) | B(F_T) | B(F_AT) | OWNER |
+		  B(F_X),
+    [KV_OP_DEL] = B(F_K) | B(F_IF_REV) | B(F_T),
+    [KV_OP_MKDIR] = B(F_K) | B(F_MT) | B(F_MODE) | B(F_T) | B(F_AT) | OWNER,
+    [KV_OP_RMDIR] = B(F_K) | B(F_T),
+    [KV_OP_RENAME] = B(F_K) | B(F_K2) | B(F_FLAGS) | B(F_T),
+    [KV_OP_SETATTR] = B(F_K) | B(F_MT) | B(F_MODE) | B(F_T) | B(F_AT) | OWNER,
+    [KV_OP_SETXATTR] =
+	B(F_K) | B(F_XN) | B(F_VAL) | B(F_VAL64) | B(F_FLAGS) | B(F_T),
+    [KV_OP_RMXATTR] = B(F_K) | B(F_XN) | B(F_T),
 };
 static const unsigned op_required[N_OPS] = {
-    [KV_OP_NOOP] = 0,	      [KV_OP_PUT] = B(F_K) | B(F_MT),
-    [KV_OP_DEL] = B(F_K),     [KV_OP_MKDIR] = B(F_K) | B(F_MT),
-    [KV_OP_RMDIR] = B(F_K),   [KV_OP_RENAME] = B(F_K) | B(F_K2),
+    [KV_OP_NOOP] = 0,
+    [KV_OP_PUT] = B(F_K) | B(F_MT),
+    [KV_OP_DEL] = B(F_K),
+    [KV_OP_MKDIR] = B(F_K) | B(F_MT),
+    [KV_OP_RMDIR] = B(F_K),
+    [KV_OP_RENAME] = B(F_K) | B(F_K2),
     [KV_OP_SETATTR] = B(F_K),
+    [KV_OP_SETXATTR] = B(F_K) | B(F_XN),
+    [KV_OP_RMXATTR] = B(F_K) | B(F_XN),
 };
 
-static void put_val(struct kv_buf *b, const unsigned char *val, size_t vlen)
+/* Bytes as "name":"text" when they are UTF-8 without NUL, else as
+ * "name64":"base64". */
+static void put_bytes(struct kv_buf *b, const char *name, const void *p,
+		      size_t n)
 {
-	if (kv_utf8_valid(val, vlen, false)) {
-		kv_buf_puts(b, ",\"val\":");
-		kv_buf_json_str(b, val, vlen);
+	kv_buf_puts(b, ",\"");
+	kv_buf_puts(b, name);
+	if (kv_utf8_valid(p, n, false)) {
+		kv_buf_puts(b, "\":");
+		kv_buf_json_str(b, p, n);
 	} else {
-		kv_buf_puts(b, ",\"val64\":\"");
-		kv_buf_base64(b, val, vlen);
+		kv_buf_puts(b, "64\":\"");
+		kv_buf_base64(b, p, n);
 		kv_buf_puts(b, "\"");
 	}
+}
+
+static void put_time(struct kv_buf *b, const char *name, int64_t ns)
+{
+	kv_buf_printf(b, ",\"%s\":", name);
+	kv_buf_i64(b, ns);
+}
+
+static void put_owner(struct kv_buf *b, const struct kv_cmd *cmd)
+{
+	if (cmd->set_uid)
+		kv_buf_printf(b, ",\"uid\":%" PRIu32, cmd->uid);
+	if (cmd->set_gid)
+		kv_buf_printf(b, ",\"gid\":%" PRIu32, cmd->gid);
+}
+
+static void put_xattrs(struct kv_buf *b, const struct kv_cmd *cmd)
+{
+	kv_buf_puts(b, ",\"x\":[");
+	for (size_t i = 0; i < cmd->nxattr; i++) {
+		const struct kv_xattr *x = &cmd->xattrs[i];
+		kv_buf_puts(b, i ? ",{\"n\":" : "{\"n\":");
+		kv_buf_json_str(b, x->name, x->nlen);
+		put_bytes(b, "v", x->val, x->vlen);
+		kv_buf_puts(b, "}");
+	}
+	kv_buf_puts(b, "]");
+}
+
+/* The fields of each op after "k". */
+static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
+{
+	switch (cmd->op) {
+	case KV_OP_NOOP:
+	case KV_OP_RMDIR:
+	case KV_OP_DEL:
+		break;
+	case KV_OP_PUT:
+		put_bytes(b, "val", cmd->val, cmd->vlen);
+		put_time(b, "mt", cmd->mtime_ns);
+		/* A mode without set_mode is set too when nonzero (callers
+		 * that predate the flag). */
+		if (cmd->set_mode || cmd->mode != 0)
+			kv_buf_printf(b, ",\"mode\":%" PRIu32, cmd->mode);
+		if (cmd->if_absent)
+			kv_buf_puts(b, ",\"if_absent\":true");
+		if (cmd->set_xattrs)
+			put_xattrs(b, cmd);
+		break;
+	case KV_OP_MKDIR:
+		put_time(b, "mt", cmd->mtime_ns);
+		if (cmd->set_mode || cmd->mode != 0)
+			kv_buf_printf(b, ",\"mode\":%" PRIu32, cmd->mode);
+		break;
+	case KV_OP_RENAME:
+		kv_buf_puts(b, ",\"k2\":");
+		kv_buf_json_str(b, cmd->key2, cmd->k2len);
+		if (cmd->flags != 0)
+			kv_buf_printf(b, ",\"flags\":%u", cmd->flags);
+		break;
+	case KV_OP_SETATTR:
+		if (cmd->set_mtime)
+			put_time(b, "mt", cmd->mtime_ns);
+		if (cmd->set_mode)
+			kv_buf_printf(b, ",\"mode\":%" PRIu32, cmd->mode);
+		break;
+	case KV_OP_SETXATTR:
+	case KV_OP_RMXATTR:
+		kv_buf_puts(b, ",\"xn\":");
+		kv_buf_json_str(b, cmd->xname, cmd->xnlen);
+		if (cmd->op == KV_OP_SETXATTR)
+			put_bytes(b, "val", cmd->val, cmd->vlen);
+		if (cmd->flags != 0)
+			kv_buf_printf(b, ",\"flags\":%u", cmd->flags);
+		break;
+	}
+	if ((op_allowed[cmd->op] & B(F_IF_REV)) && cmd->if_rev != 0)
+		kv_buf_printf(b, ",\"if_rev\":%" PRIu64, cmd->if_rev);
+	if ((op_allowed[cmd->op] & B(F_AT)) && cmd->set_atime)
+		put_time(b, "at", cmd->atime_ns);
+	if (op_allowed[cmd->op] & OWNER)
+		put_owner(b, cmd);
+	if ((op_allowed[cmd->op] & B(F_T)) && cmd->time_ns != 0)
+		put_time(b, "t", cmd->time_ns);
 }
 
 int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
@@ -84,7 +197,7 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 		return -EINVAL;
 	kv_buf_init(&b);
 	kv_buf_puts(&b, "{\"v\":");
-	kv_buf_u64(&b, KV_FORMAT_VERSION);
+	kv_buf_u64(&b, KV_CMD_VERSION);
 	kv_buf_puts(&b, ",\"op\":\"");
 	kv_buf_puts(&b, op_names[op]);
 	kv_buf_puts(&b, "\"");
@@ -92,47 +205,7 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 		kv_buf_puts(&b, ",\"k\":");
 		kv_buf_json_str(&b, cmd->key, cmd->klen);
 	}
-	switch (cmd->op) {
-	case KV_OP_NOOP:
-	case KV_OP_RMDIR:
-		break;
-	case KV_OP_PUT:
-		put_val(&b, cmd->val, cmd->vlen);
-		kv_buf_puts(&b, ",\"mt\":");
-		kv_buf_i64(&b, cmd->mtime_ns);
-		if (cmd->mode != 0) {
-			kv_buf_puts(&b, ",\"mode\":");
-			kv_buf_u64(&b, cmd->mode);
-		}
-		if (cmd->if_rev != 0) {
-			kv_buf_puts(&b, ",\"if_rev\":");
-			kv_buf_u64(&b, cmd->if_rev);
-		}
-		if (cmd->if_absent)
-			kv_buf_puts(&b, ",\"if_absent\":true");
-		break;
-	case KV_OP_DEL:
-		if (cmd->if_rev != 0)
-			kv_buf_printf(&b, ",\"if_rev\":%" PRIu64, cmd->if_rev);
-		break;
-	case KV_OP_MKDIR:
-		kv_buf_printf(&b, ",\"mt\":\"%" PRId64 "\",\"mode\":%" PRIu32,
-			      cmd->mtime_ns, cmd->mode);
-		break;
-	case KV_OP_RENAME:
-		kv_buf_puts(&b, ",\"k2\":");
-		kv_buf_json_str(&b, cmd->key2, cmd->k2len);
-		if (cmd->flags != 0)
-			kv_buf_printf(&b, ",\"flags\":%u", cmd->flags);
-		break;
-	case KV_OP_SETATTR:
-		if (cmd->set_mtime)
-			kv_buf_printf(&b, ",\"mt\":\"%" PRId64 "\"",
-				      cmd->mtime_ns);
-		if (cmd->set_mode)
-			kv_buf_printf(&b, ",\"mode\":%" PRIu32, cmd->mode);
-		break;
-	}
+	put_fields(&b, cmd);
 	kv_buf_puts(&b, "}");
 	if (b.err) {
 		int err = b.err;
@@ -161,6 +234,22 @@ static int get_str(struct jr *r, char **out, size_t *len)
 	return 0;
 }
 
+/* Base64 text decoded into *out. */
+static int get_b64(struct jr *r, unsigned char **out, size_t *len)
+{
+	char *text;
+	size_t n;
+	int err;
+
+	if (jr_kind(r) != '"')
+		return -EINVAL;
+	if ((err = jr_str_dup(r, &text, &n)) < 0)
+		return err;
+	err = kv_base64_decode(text, n, out, len);
+	free(text);
+	return err;
+}
+
 static int get_uint(struct jr *r, double max, uint64_t *out)
 {
 	if (jr_kind(r) != 'n')
@@ -168,10 +257,111 @@ static int get_uint(struct jr *r, double max, uint64_t *out)
 	return kv_uint_of_double(jr_num(r), max, out);
 }
 
-static int decode_field(enum field f, struct jr *r, struct kv_cmd *cmd)
+static int get_time(struct jr *r, int64_t *out)
+{
+	char buf[32];
+
+	if (jr_kind(r) != '"' || jr_str(r, buf, sizeof(buf)) != strlen(buf))
+		return -EINVAL; /* too long or a NUL inside */
+	return kv_i64_parse(buf, out);
+}
+
+/* A mode as the op and version allow: permission bits, and for a put in
+ * version 2 a kind that is not a directory. */
+static int get_mode(struct jr *r, unsigned opi, uint64_t ver, uint32_t *out)
+{
+	uint64_t u;
+	int err = get_uint(r, 0xffff, &u);
+
+	if (err != 0)
+		return err;
+	if (opi == KV_OP_PUT && ver >= 2) {
+		uint64_t kind = u & S_IFMT;
+		if ((u & ~(uint64_t)(S_IFMT | 07777)) != 0 ||
+		    !(kind == 0 || kind == S_IFREG || kind == S_IFLNK ||
+		      kind == S_IFIFO || kind == S_IFSOCK))
+			return -EINVAL;
+	} else if (u > 07777) {
+		return -EINVAL;
+	}
+	*out = (uint32_t)u;
+	return 0;
+}
+
+/* One {"n":name,"v"|"v64":value} of "x", into x (which then owns the
+ * name and the value). */
+static int get_xattr(struct jr *r, struct kv_xattr *x)
+{
+	char k[8], *name = NULL, *text = NULL;
+	unsigned char *val = NULL;
+	bool first = true, has_val = false;
+	size_t n;
+	int err = -EINVAL;
+
+	if (jr_kind(r) != '{')
+		return -EINVAL;
+	jr_enter(r);
+	while (jr_more(r, &first)) {
+		jr_name(r, k, sizeof(k));
+		if (strcmp(k, "n") == 0 && name == NULL) {
+			err = get_str(r, &name, &x->nlen);
+		} else if (strcmp(k, "v") == 0 && !has_val) {
+			err = get_str(r, &text, &n);
+			val = (unsigned char *)text;
+			x->vlen = n;
+			has_val = true;
+		} else if (strcmp(k, "v64") == 0 && !has_val) {
+			err = get_b64(r, &val, &x->vlen);
+			has_val = true;
+		} else {
+			err = -EINVAL;
+		}
+		if (err != 0)
+			break;
+	}
+	if (err == 0 && (name == NULL || !has_val))
+		err = -EINVAL;
+	if (err != 0) {
+		free(name);
+		free(val);
+		return err;
+	}
+	x->name = name;
+	x->val = val;
+	return 0;
+}
+
+static int get_xattrs(struct jr *r, struct kv_cmd *cmd)
+{
+	bool first = true;
+	size_t cap = 0;
+	int err;
+
+	cmd->set_xattrs = true;
+	if (jr_kind(r) != '[')
+		return -EINVAL;
+	jr_enter(r);
+	while (jr_more(r, &first)) {
+		if (cmd->nxattr == cap) {
+			size_t nc = cap ? cap * 2 : 4;
+			struct kv_xattr *v =
+			    realloc(cmd->xattrs, nc * sizeof(*v));
+			if (v == NULL)
+				return -ENOMEM;
+			cmd->xattrs = v;
+			cap = nc;
+		}
+		if ((err = get_xattr(r, &cmd->xattrs[cmd->nxattr])) != 0)
+			return err;
+		cmd->nxattr++;
+	}
+	return 0;
+}
+
+static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
+			struct kv_cmd *cmd)
 {
 	uint64_t u = 0;
-	char buf[32];
 	int err;
 
 	switch (f) {
@@ -183,40 +373,52 @@ static int decode_field(enum field f, struct jr *r, struct kv_cmd *cmd)
 		return get_str(r, &cmd->key, &cmd->klen);
 	case F_K2:
 		return get_str(r, &cmd->key2, &cmd->k2len);
+	case F_XN:
+		return get_str(r, &cmd->xname, &cmd->xnlen);
 	case F_VAL: {
 		char *val = NULL;
 		err = get_str(r, &val, &cmd->vlen);
 		cmd->val = (unsigned char *)val;
 		return err;
 	}
-	case F_VAL64: {
-		char *text;
-		size_t n;
-		if (jr_kind(r) != '"')
-			return -EINVAL;
-		if ((err = jr_str_dup(r, &text, &n)) < 0)
-			return err;
-		err = kv_base64_decode(text, n, &cmd->val, &cmd->vlen);
-		free(text);
-		return err;
-	}
+	case F_VAL64:
+		return get_b64(r, &cmd->val, &cmd->vlen);
 	case F_MT:
-		cmd->set_mtime = true;
-		if (jr_kind(r) != '"' ||
-		    jr_str(r, buf, sizeof(buf)) != strlen(buf))
-			return -EINVAL; /* too long or a NUL inside */
-		return kv_i64_parse(buf, &cmd->mtime_ns);
+		cmd->set_mtime = opi == KV_OP_SETATTR;
+		return get_time(r, &cmd->mtime_ns);
+	case F_AT:
+		cmd->set_atime = true;
+		return get_time(r, &cmd->atime_ns);
+	case F_T:
+		err = get_time(r, &cmd->time_ns);
+		return err == 0 && cmd->time_ns == 0 ? -EINVAL : err;
 	case F_MODE:
-		cmd->set_mode = true;
-		err = get_uint(r, 07777, &u);
-		cmd->mode = (uint32_t)u;
+		err = get_mode(r, opi, ver, &cmd->mode);
+		/* Version 1: a put or mkdir with mode 0 kept the mode or
+		 * took the default. */
+		cmd->set_mode = !(ver < 2 && cmd->mode == 0 &&
+				  (opi == KV_OP_PUT || opi == KV_OP_MKDIR));
 		return err;
-	case F_FLAGS:
-		err = get_uint(r, KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE, &u);
-		if (err == 0 && u == (KV_RENAME_NOREPLACE | KV_RENAME_EXCHANGE))
+	case F_UID:
+	case F_GID:
+		err = get_uint(r, (double)(KV_NO_OWNER - 1), &u);
+		if (f == F_UID) {
+			cmd->uid = (uint32_t)u;
+			cmd->set_uid = true;
+		} else {
+			cmd->gid = (uint32_t)u;
+			cmd->set_gid = true;
+		}
+		return err;
+	case F_FLAGS: {
+		/* rename: NOREPLACE or EXCHANGE; setxattr: CREATE or
+		 * REPLACE; never both */
+		err = get_uint(r, 3, &u);
+		if (err == 0 && u == 3)
 			err = -EINVAL;
 		cmd->flags = (unsigned)u;
 		return err;
+	}
 	case F_IF_REV:
 		err = get_uint(r, KV_JSON_INT_MAX, &cmd->if_rev);
 		if (err == 0 && cmd->if_rev == 0)
@@ -227,6 +429,8 @@ static int decode_field(enum field f, struct jr *r, struct kv_cmd *cmd)
 			return -EINVAL;
 		cmd->if_absent = jr_bool(r);
 		return 0;
+	case F_X:
+		return get_xattrs(r, cmd);
 	case N_FIELDS:
 		break;
 	}
@@ -246,12 +450,11 @@ static unsigned field_of(const char *k)
 
 /* The version and the op, wherever they are (another version may have
  * other fields, so they come first): 0, -EINVAL or KV_EVERSION. */
-static int get_version_and_op(struct jr at, unsigned *opi)
+static int get_version_and_op(struct jr at, uint64_t *ver, unsigned *opi)
 {
 	struct jr v = {NULL, NULL}, op = {NULL, NULL};
 	char k[16], name[16];
 	bool first = true;
-	uint64_t ver;
 	size_t n;
 
 	jr_enter(&at);
@@ -263,17 +466,29 @@ static int get_version_and_op(struct jr at, unsigned *opi)
 			op = at;
 		jr_skip(&at);
 	}
-	if (v.p == NULL || get_uint(&v, KV_JSON_INT_MAX, &ver) != 0)
+	if (v.p == NULL || get_uint(&v, KV_JSON_INT_MAX, ver) != 0)
 		return -EINVAL;
-	if (ver != KV_FORMAT_VERSION)
+	if (*ver < 1 || *ver > KV_CMD_VERSION)
 		return KV_EVERSION;
 	if (op.p == NULL || jr_kind(&op) != '"' ||
 	    (n = jr_str(&op, name, sizeof(name))) != strlen(name))
 		return -EINVAL;
-	for (*opi = 0; *opi < N_OPS; (*opi)++)
+	for (*opi = 0; *opi < (*ver < 2 ? N_V1_OPS : N_OPS); (*opi)++)
 		if (strcmp(name, op_names[*opi]) == 0)
 			return 0;
 	return -EINVAL;
+}
+
+/* The checks that span fields, once all are read. */
+static bool fields_agree(const struct kv_cmd *cmd, unsigned seen)
+{
+	bool has_val = seen & (B(F_VAL) | B(F_VAL64));
+
+	if ((cmd->op == KV_OP_PUT || cmd->op == KV_OP_SETXATTR) && !has_val)
+		return false;
+	if (cmd->op == KV_OP_PUT && cmd->if_absent && cmd->if_rev != 0)
+		return false;
+	return true;
 }
 
 int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
@@ -281,6 +496,7 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 	const char *end;
 	struct jr r;
 	unsigned seen = 0, opi;
+	uint64_t ver;
 	bool first = true;
 	char k[16];
 	int err;
@@ -294,7 +510,7 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 	r = (struct jr){json, end};
 	if (jr_kind(&r) != '{')
 		return -EINVAL;
-	if ((err = get_version_and_op(r, &opi)) != 0)
+	if ((err = get_version_and_op(r, &ver, &opi)) != 0)
 		return err;
 	cmd->op = (enum kv_op)opi;
 	err = -EINVAL;
@@ -313,22 +529,16 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 		seen |= B(f);
 		if (f > F_OP && !(op_allowed[opi] & B(f)))
 			goto out_clear;
-		err = decode_field((enum field)f, &r, cmd);
+		if (ver < 2 && (B(f) & V2_FIELDS))
+			goto out_clear;
+		err = decode_field((enum field)f, opi, ver, &r, cmd);
 		if (err != 0)
 			goto out_clear;
 		err = -EINVAL;
 	}
-	if ((seen & op_required[opi]) != op_required[opi])
+	if ((seen & op_required[opi]) != op_required[opi] ||
+	    !fields_agree(cmd, seen))
 		goto out_clear;
-	if (cmd->op == KV_OP_PUT &&
-	    !!(seen & B(F_VAL)) == !!(seen & B(F_VAL64)))
-		goto out_clear;
-	if (cmd->op == KV_OP_PUT && cmd->if_absent && cmd->if_rev != 0)
-		goto out_clear;
-	if (cmd->op == KV_OP_PUT || cmd->op == KV_OP_MKDIR) {
-		cmd->set_mode = false; /* only setattr uses the set_ flags */
-		cmd->set_mtime = false;
-	}
 	return 0;
 
 out_clear:
@@ -341,5 +551,11 @@ void kv_cmd_clear(struct kv_cmd *cmd)
 	free(cmd->key);
 	free(cmd->key2);
 	free(cmd->val);
+	free(cmd->xname);
+	for (size_t i = 0; i < cmd->nxattr; i++) {
+		free((char *)cmd->xattrs[i].name);
+		free((unsigned char *)cmd->xattrs[i].val);
+	}
+	free(cmd->xattrs);
 	memset(cmd, 0, sizeof(*cmd));
 }

@@ -17,17 +17,37 @@
 #include <stdint.h>
 #include <time.h>
 
-/* Every file and every message carries a format version; this is ours. */
+/* Every file and every message carries a format version; this is ours.
+ * The command JSON has its own, KV_CMD_VERSION (version 2 added owners,
+ * ctime and atime, file kinds and extended attributes; version 1 commands
+ * still decode, with the defaults docs/map-and-db.md lists). */
 #define KV_FORMAT_VERSION 1
+#define KV_CMD_VERSION	  2
 
 /* Key rules (kv_key_check): valid UTF-8, '/'-separated segments, no empty,
  * "." or ".." segment (so no leading, trailing or double '/'), no NUL, at
- * most KV_MAX_KEY bytes in all and KV_MAX_SEGMENT bytes a segment (the
- * kernel's NAME_MAX, so every key is a legal file name). */
-#define KV_MAX_KEY     1024
+ * most KV_MAX_KEY bytes in all (the kernel's PATH_MAX) and KV_MAX_SEGMENT
+ * bytes a segment (its NAME_MAX), so every key is a legal file name. */
+#define KV_MAX_KEY     4096
 #define KV_MAX_SEGMENT 255
 /* Largest value: 16 MiB. A value is any byte string up to this size. */
 #define KV_MAX_VALUE (16u * 1024u * 1024u)
+/* Largest symbolic link target (PATH_MAX less its NUL). */
+#define KV_MAX_LINK 4095
+/* Extended attributes: a name is valid UTF-8 without NUL, at most
+ * KV_MAX_XATTR_NAME bytes, in the "user." namespace (others are the
+ * mount's to answer); a value at most KV_MAX_XATTR_VALUE bytes (-E2BIG);
+ * the names and values of one key at most KV_MAX_XATTR_TOTAL bytes
+ * together (-ENOSPC). "user.kvfs." names are reserved (read-only
+ * attributes the mount computes). */
+#define KV_MAX_XATTR_NAME  255
+#define KV_MAX_XATTR_VALUE (64u * 1024u)
+#define KV_MAX_XATTR_TOTAL (256u * 1024u)
+#define KV_XATTR_USER	   "user."
+#define KV_XATTR_RESERVED  "user.kvfs."
+/* uid or gid of a record that has no owner (written over HTTP, or kept
+ * from before owners were recorded): the mount shows its own user. */
+#define KV_NO_OWNER UINT32_MAX
 
 /* Errors: functions return 0 (or a count) on success, a negative errno for
  * the world's errors, or one of these codes from a reserved range. */
@@ -52,57 +72,116 @@ int kv_key_check(const char *key, size_t len);
 /* CRC-32C (Castagnoli) of buf, continuing from crc (start with 0). */
 uint32_t kv_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* One extended attribute: name (NUL-terminated) and value bytes. */
+struct kv_xattr {
+	const char *name;
+	size_t nlen;
+	const unsigned char *val;
+	size_t vlen;
+};
+
 /* One key as the map holds it. Immutable once published, shared by
  * reference count, so readers and the snapshot writer can hold it while
- * the owner thread replaces it. The key and value bytes live in the same
- * allocation; val may hold NULs and is not terminated. */
+ * the owner thread replaces it. The key, value and attributes live in the
+ * same allocation; val may hold NULs and is not terminated. Times are
+ * nanoseconds since 1970 taken from the commands (the proposer's clock),
+ * so they are the same on every node. */
 struct kv_rec {
 	atomic_uint refs;
-	uint32_t mode;	     /* S_IFREG or S_IFDIR plus permission bits */
+	/* The kind (S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK) plus the
+	 * permission bits (07777). */
+	uint32_t mode;
+	uint32_t uid, gid;   /* owner, or KV_NO_OWNER */
 	uint64_t create_rev; /* log index that created the key */
 	uint64_t mod_rev;    /* log index of the last change */
-	int64_t mtime_ns; /* wall clock of the proposer, same on every node */
+	int64_t mtime_ns;    /* content (or, for a directory, entries) */
+	int64_t ctime_ns;    /* any change: content, attributes, name */
+	int64_t atime_ns;    /* set at creation and by utimensat only */
 	size_t klen;
 	size_t vlen;
 	const char *key; /* NUL-terminated for convenience */
+	/* A file's content; a symbolic link's target; empty otherwise. */
 	const unsigned char *val;
+	size_t nxattr;
+	const struct kv_xattr *xattrs; /* sorted by name (bytes) */
 };
 
-/* A new record with refs = 1, copying key and value. NULL if out of memory. */
+/* A new record with refs = 1, copying key and value, no owner, zero times
+ * and no attributes. NULL if out of memory. */
 struct kv_rec *kv_rec_new(const char *key, size_t klen, const void *val,
 			  size_t vlen);
+/* The same with the extended attributes xa[0..n) copied too (any order:
+ * the record keeps them sorted; names must differ). */
+struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
+			    size_t vlen, const struct kv_xattr *xa, size_t n);
 void kv_rec_ref(struct kv_rec *rec);
 void kv_rec_unref(struct kv_rec *rec); /* frees at zero; NULL is fine */
+/* The attribute of rec named name[0..nlen), or NULL. */
+const struct kv_xattr *kv_rec_xattr(const struct kv_rec *rec, const char *name,
+				    size_t nlen);
+/* The bytes xa[0..n) count against KV_MAX_XATTR_TOTAL: names and values. */
+size_t kv_xattrs_size(const struct kv_xattr *xa, size_t n);
+/* 0 if name[0..nlen) may be stored (valid UTF-8, no NUL, "user." and not
+ * reserved, at most KV_MAX_XATTR_NAME bytes); -EINVAL, -ERANGE (too
+ * long), -EOPNOTSUPP (another namespace) or -EPERM (reserved). */
+int kv_xattr_name_check(const char *name, size_t nlen);
 
 /* A command: one change to the map, as proposed, logged and applied. */
 enum kv_op {
 	KV_OP_NOOP = 0,
-	KV_OP_PUT,     /* key, val, mode, mtime; conditions */
-	KV_OP_DEL,     /* key; if_rev */
-	KV_OP_MKDIR,   /* key, mode, mtime */
-	KV_OP_RMDIR,   /* key */
-	KV_OP_RENAME,  /* key -> key2 (a key or a directory), flags */
-	KV_OP_SETATTR, /* key; mode if set_mode, mtime if set_mtime */
+	KV_OP_PUT,	/* key, val, mode, mtime; conditions */
+	KV_OP_DEL,	/* key; if_rev */
+	KV_OP_MKDIR,	/* key, mode, mtime */
+	KV_OP_RMDIR,	/* key */
+	KV_OP_RENAME,	/* key -> key2 (a key or a directory), flags */
+	KV_OP_SETATTR,	/* key; each attribute whose set_ flag is set */
+	KV_OP_SETXATTR, /* key, xname, val; flags */
+	KV_OP_RMXATTR,	/* key, xname */
 };
 
 #define KV_RENAME_NOREPLACE 1u
 #define KV_RENAME_EXCHANGE  2u
+#define KV_XATTR_CREATE	    1u /* setxattr: -EEXIST if it exists */
+#define KV_XATTR_REPLACE    2u /* setxattr: -ENODATA if it does not */
 
+/* A command. Decoded commands own their buffers (kv_cmd_clear); a
+ * proposer's command borrows whatever it points at. Which op takes which
+ * field, and what an absent one means, is tabled in docs/map-and-db.md. */
 struct kv_cmd {
 	enum kv_op op;
-	char *key; /* owned, NUL-terminated */
+	char *key; /* NUL-terminated; "" (the root) for setattr, *xattr */
 	size_t klen;
-	char *key2; /* rename target, owned */
+	char *key2; /* rename target */
 	size_t k2len;
-	unsigned char *val; /* put value, owned */
+	/* put: the value (a symbolic link's target); setxattr: the
+	 * attribute's value */
+	unsigned char *val;
 	size_t vlen;
-	int64_t mtime_ns;
-	uint32_t mode; /* permission bits (07777) */
-	unsigned flags;
-	uint64_t if_rev; /* nonzero: only if the key's mod_rev equals it */
-	bool if_absent;	 /* only if the key does not exist */
+	char *xname; /* setxattr, rmxattr: the attribute's name */
+	size_t xnlen;
+	/* put with set_xattrs: every extended attribute the key has after */
+	struct kv_xattr *xattrs;
+	size_t nxattr;
+	int64_t mtime_ns; /* put, mkdir; setattr with set_mtime */
+	int64_t atime_ns; /* with set_atime (put, mkdir, setattr) */
+	/* When the change was made (the proposer's clock): the changed
+	 * key's ctime and, for an op that adds or removes a name, its
+	 * parent directories' mtime and ctime. 0: put and mkdir use
+	 * mtime_ns; other ops leave those times alone. */
+	int64_t time_ns;
+	/* Permission bits (07777); put also takes a kind (S_IFREG,
+	 * S_IFLNK, S_IFIFO, S_IFSOCK; none is S_IFREG). */
+	uint32_t mode;
+	uint32_t uid, gid; /* with set_uid, set_gid */
+	unsigned flags;	   /* rename: KV_RENAME_*; setxattr: KV_XATTR_* */
+	uint64_t if_rev;   /* nonzero: only if the key's mod_rev equals it */
+	bool if_absent;	   /* only if the key does not exist */
 	bool set_mode;
 	bool set_mtime;
+	bool set_atime;
+	bool set_uid;
+	bool set_gid;
+	bool set_xattrs;
 };
 
 /* Encode cmd as one line of JSON (no newline in it). *out is malloc'd,
@@ -126,11 +205,13 @@ struct kv_result {
  * or an implicit one (keys exist below it). */
 struct kv_stat {
 	bool is_dir;
-	uint32_t mode;
+	uint32_t mode;	   /* kind and permission bits */
+	uint32_t uid, gid; /* or KV_NO_OWNER */
+	uint32_t nlink;	   /* 1; a directory: 2 + its sub-directories */
 	uint64_t size;
 	uint64_t create_rev;
 	uint64_t mod_rev;
-	int64_t mtime_ns;
+	int64_t mtime_ns, ctime_ns, atime_ns;
 };
 
 /* One child of a directory in a listing. */
@@ -143,9 +224,12 @@ struct kv_list {
 	struct kv_dirent *ents;
 	size_t n;
 	bool more; /* truncated at the limit: list again after the last name */
+	/* The listed directory's own record, a reference (kv_list_clear
+	 * drops it): an explicit directory's, the root's once it has one;
+	 * NULL for an implicit directory. How a reader gets at a
+	 * directory's extended attributes. */
+	struct kv_rec *self;
 };
-void kv_list_clear(struct kv_list *list);
-
 void kv_list_clear(struct kv_list *list);
 
 /* ---- Durable files (file.c) ---- */

@@ -1,5 +1,6 @@
 /* test_fs.c - unit tests of the mount's pure parts: path<->key mapping,
- * the errno mapping, the per-open buffer and the invalidation queue.
+ * the errno mapping, an open file's state (buffer, attributes, extended
+ * attributes), the inode table and the invalidation queue.
  *
  * These run without FUSE or a node; the end-to-end scripts beside this
  * file (shell.sh, tree.sh, lifecycle.sh) mount a real kvfs. */
@@ -120,104 +121,285 @@ static void test_node_errors_become_the_errno_a_shell_expects(void **state)
 	assert_int_equal(fs_errno(-100000), -EIO);
 }
 
+/* A file over a record holding val (mode 0640, owner 7:8, times 1..3),
+ * started as its first open would. */
+static void file_over(struct fs_file *f, const char *val, size_t n)
+{
+	struct kv_rec *rec = kv_rec_new("k", 1, val, n);
+	assert_non_null(rec);
+	rec->mode = S_IFREG | 0640;
+	rec->uid = 7;
+	rec->gid = 8;
+	rec->mtime_ns = 1;
+	rec->ctime_ns = 2;
+	rec->atime_ns = 3;
+	rec->mod_rev = 5;
+	assert_int_equal(fs_file_init(f), 0);
+	fs_file_start(f, rec, NULL);
+}
+
+static void test_a_file_shows_its_record_until_changed(void **state)
+{
+	(void)state;
+	struct fs_file f;
+	char out[16];
+	file_over(&f, "old\0value", 9);
+	assert_false(fs_file_dirty(&f));
+	assert_int_equal(fs_file_size(&f), 9);
+	assert_int_equal(f.attr.mode, S_IFREG | 0640);
+	assert_int_equal(f.attr.uid, 7);
+	assert_int_equal(f.attr.atime_ns, 3);
+	assert_int_equal(fs_file_read(&f, out, sizeof(out), 0), 9);
+	assert_memory_equal(out, "old\0value", 9);
+	assert_false(f.has_buf); /* reads need no copy */
+	fs_file_close(&f);	 /* drops the reference: ASan checks the free */
+}
+
 static void test_writes_at_offsets_fill_holes_with_zeros(void **state)
 {
 	(void)state;
-	struct fs_handle h;
-	assert_int_equal(
-	    fs_handle_init_buf(&h, "abc", 3, 100, true, false, 0644), 0);
-	assert_false(h.dirty);
-	assert_int_equal(fs_handle_write(&h, "XY", 2, 5), 2);
-	assert_true(h.dirty);
+	struct fs_file f;
 	char out[16];
-	assert_int_equal(fs_handle_read(&h, out, sizeof(out), 0), 7);
+	file_over(&f, "abc", 3);
+	assert_int_equal(fs_file_write(&f, "XY", 2, 5, false, 100), 2);
+	assert_true(fs_file_dirty(&f));
+	assert_int_equal(f.dirty, FS_DIRTY_DATA);
+	/* a write marks mtime and ctime, not atime */
+	assert_int_equal(f.attr.mtime_ns, 100);
+	assert_int_equal(f.attr.ctime_ns, 100);
+	assert_int_equal(f.attr.atime_ns, 3);
+	assert_int_equal(fs_file_size(&f), 7);
+	assert_int_equal(fs_file_read(&f, out, sizeof(out), 0), 7);
 	assert_memory_equal(out, "abc\0\0XY", 7);
-	assert_int_equal(fs_handle_read(&h, out, sizeof(out), 7), 0);
-	assert_int_equal(fs_handle_read(&h, out, 2, 1), 2);
+	assert_int_equal(fs_file_read(&f, out, sizeof(out), 7), 0);
+	assert_int_equal(fs_file_read(&f, out, 2, 1), 2);
 	assert_memory_equal(out, "bc", 2);
-	fs_handle_close(&h);
+	fs_file_close(&f);
 }
 
 static void test_append_writes_at_the_end_whatever_the_offset(void **state)
 {
 	(void)state;
-	struct fs_handle h;
-	assert_int_equal(
-	    fs_handle_init_buf(&h, "abc", 3, 100, true, true, 0644), 0);
-	assert_int_equal(fs_handle_write(&h, "d", 1, 0), 1);
+	struct fs_file f;
 	char out[8];
-	assert_int_equal(fs_handle_read(&h, out, sizeof(out), 0), 4);
+	file_over(&f, "abc", 3);
+	assert_int_equal(fs_file_write(&f, "d", 1, 0, true, 1), 1);
+	assert_int_equal(fs_file_read(&f, out, sizeof(out), 0), 4);
 	assert_memory_equal(out, "abcd", 4);
-	fs_handle_close(&h);
+	fs_file_close(&f);
 }
 
 static void test_truncate_shrinks_and_grows_with_zeros(void **state)
 {
 	(void)state;
-	struct fs_handle h;
-	assert_int_equal(
-	    fs_handle_init_buf(&h, "abcdef", 6, 100, true, false, 0644), 0);
-	assert_int_equal(fs_handle_truncate(&h, 2), 0);
-	assert_int_equal(fs_handle_truncate(&h, 4), 0);
+	struct fs_file f;
 	char out[8];
-	assert_int_equal(fs_handle_read(&h, out, sizeof(out), 0), 4);
+	file_over(&f, "abcdef", 6);
+	f.max = 100;
+	assert_int_equal(fs_file_truncate(&f, 2, 9), 0);
+	assert_int_equal(f.attr.mtime_ns, 9);
+	assert_int_equal(fs_file_truncate(&f, 4, 9), 0);
+	assert_int_equal(fs_file_read(&f, out, sizeof(out), 0), 4);
 	assert_memory_equal(out, "ab\0\0", 4);
-	assert_int_equal(fs_handle_truncate(&h, 101), -EFBIG);
-	assert_int_equal(fs_handle_truncate(&h, -1), -EINVAL);
-	assert_int_equal(fs_handle_size(&h), 4);
-	fs_handle_close(&h);
+	assert_int_equal(fs_file_truncate(&f, 101, 9), -EFBIG);
+	assert_int_equal(fs_file_truncate(&f, -1, 9), -EINVAL);
+	assert_int_equal(fs_file_size(&f), 4);
+	fs_file_close(&f);
 }
 
-static void test_a_write_past_the_limit_poisons_the_handle(void **state)
+static void test_a_write_past_the_limit_poisons_the_file(void **state)
 {
 	(void)state;
-	struct fs_handle h;
-	assert_int_equal(fs_handle_init_buf(&h, NULL, 0, 10, true, false, 0644),
-			 0);
-	assert_int_equal(fs_handle_write(&h, "12345678", 8, 0), 8);
-	assert_int_equal(fs_handle_write(&h, "abc", 3, 8), -EFBIG);
+	struct fs_file f;
+	file_over(&f, "", 0);
+	f.max = 10;
+	assert_int_equal(fs_file_write(&f, "12345678", 8, 0, false, 1), 8);
+	assert_int_equal(fs_file_write(&f, "abc", 3, 8, false, 1), -EFBIG);
 	/* the buffer holds a half-written value: it never commits */
-	assert_int_equal(h.poison, -EFBIG);
-	assert_int_equal(fs_handle_write(&h, "a", 1, 0), -EFBIG);
-	fs_handle_close(&h);
+	assert_int_equal(f.poison, -EFBIG);
+	assert_int_equal(fs_file_write(&f, "a", 1, 0, false, 1), -EFBIG);
+	fs_file_close(&f);
 }
 
 static void test_a_value_exactly_at_the_limit_is_accepted(void **state)
 {
 	(void)state;
-	struct fs_handle h;
-	assert_int_equal(fs_handle_init_buf(&h, NULL, 0, 10, true, false, 0644),
-			 0);
-	assert_int_equal(fs_handle_write(&h, "1234567890", 10, 0), 10);
-	assert_int_equal(h.poison, 0);
-	assert_int_equal(fs_handle_size(&h), 10);
-	fs_handle_close(&h);
+	struct fs_file f;
+	file_over(&f, "", 0);
+	f.max = 10;
+	assert_int_equal(fs_file_write(&f, "1234567890", 10, 0, false, 1), 10);
+	assert_int_equal(f.poison, 0);
+	assert_int_equal(fs_file_size(&f), 10);
+	fs_file_close(&f);
 }
 
-static void test_a_read_only_handle_refuses_writes(void **state)
+static void test_a_new_file_is_pending_with_its_attributes(void **state)
 {
 	(void)state;
-	struct fs_handle h;
-	assert_int_equal(fs_handle_init_buf(&h, "x", 1, 10, false, false, 0644),
-			 0);
-	assert_int_equal(fs_handle_write(&h, "a", 1, 0), -EBADF);
-	assert_int_equal(fs_handle_truncate(&h, 0), -EBADF);
-	fs_handle_close(&h);
+	struct fs_file f;
+	struct fs_attr a = {S_IFREG, 1000, 1000, 5, 5, 5};
+	assert_int_equal(fs_file_init(&f), 0);
+	fs_file_start(&f, NULL, &a);
+	assert_true(f.pending);
+	assert_true(fs_file_dirty(&f));
+	assert_int_equal(fs_file_size(&f), 0);
+	assert_int_equal(f.attr.mode, S_IFREG); /* mode 0 stays 0 */
+	fs_file_stop(&f);
+	assert_false(fs_file_dirty(&f)); /* idle again */
+	fs_file_close(&f);
 }
 
-static void test_a_read_handle_keeps_the_value_it_opened(void **state)
+static void
+test_a_clean_file_follows_the_store_a_dirty_one_does_not(void **state)
 {
 	(void)state;
-	struct kv_rec *rec = kv_rec_new("k", 1, "old\0value", 9);
-	assert_non_null(rec);
-	rec->mode = 0100640;
-	struct fs_handle h;
-	assert_int_equal(fs_handle_init_read(&h, rec), 0);
-	assert_int_equal(h.mode, 0640);
-	char out[16];
-	assert_int_equal(fs_handle_read(&h, out, sizeof(out), 0), 9);
-	assert_memory_equal(out, "old\0value", 9);
-	fs_handle_close(&h); /* drops the reference: ASan checks the free */
+	struct fs_file f;
+	char out[8];
+	file_over(&f, "one", 3);
+	struct kv_rec *newer = kv_rec_new("k", 1, "two!", 4);
+	newer->mode = S_IFREG | 0600;
+	newer->mod_rev = 6;
+	fs_file_refresh(&f, newer);
+	assert_int_equal(fs_file_size(&f), 4);
+	assert_int_equal(f.attr.mode, S_IFREG | 0600);
+	assert_int_equal(fs_file_write(&f, "X", 1, 0, false, 1), 1);
+	struct kv_rec *newest = kv_rec_new("k", 1, "three", 5);
+	newest->mod_rev = 7;
+	fs_file_refresh(&f, newest); /* dropped: local changes win here */
+	assert_int_equal(fs_file_read(&f, out, sizeof(out), 0), 4);
+	assert_memory_equal(out, "Xwo!", 4);
+	fs_file_close(&f);
+}
+
+static void test_xattrs_fold_into_the_file_with_their_flags(void **state)
+{
+	(void)state;
+	struct fs_file f;
+	size_t n;
+	const struct kv_xattr *xa;
+	file_over(&f, "v", 1);
+	assert_int_equal(fs_file_setxattr(&f, "user.a", "1", 1, 0, 4), 0);
+	assert_true(f.dirty & FS_DIRTY_XATTR);
+	assert_int_equal(f.attr.ctime_ns, 4);
+	assert_int_equal(
+	    fs_file_setxattr(&f, "user.a", "2", 1, KV_XATTR_CREATE, 4),
+	    -EEXIST);
+	assert_int_equal(
+	    fs_file_setxattr(&f, "user.b", "2", 1, KV_XATTR_REPLACE, 4),
+	    -ENODATA);
+	assert_int_equal(
+	    fs_file_setxattr(&f, "user.a", "22", 2, KV_XATTR_REPLACE, 4), 0);
+	xa = fs_file_xattrs(&f, &n);
+	assert_int_equal(n, 1);
+	assert_int_equal(xa[0].vlen, 2);
+	assert_int_equal(fs_file_setxattr(&f, "user.a", NULL, 0, 0, 4), 0);
+	assert_int_equal(fs_file_setxattr(&f, "user.a", NULL, 0, 0, 4),
+			 -ENODATA);
+	fs_file_xattrs(&f, &n);
+	assert_int_equal(n, 0);
+	static char big[KV_MAX_XATTR_VALUE + 1];
+	assert_int_equal(
+	    fs_file_setxattr(&f, "user.big", big, sizeof(big), 0, 4), -E2BIG);
+	fs_file_close(&f);
+}
+
+/* ---- the inode table ---- */
+
+static void test_inodes_map_numbers_names_and_keys(void **state)
+{
+	(void)state;
+	struct fs_itable t;
+	char key[KV_MAX_KEY + 1];
+	size_t klen;
+	assert_int_equal(fs_itable_init(&t, S_IFDIR), 0);
+	struct fs_inode *d = fs_inode_link(&t, &t.root, "d", S_IFDIR);
+	struct fs_inode *f = fs_inode_link(&t, d, "f", S_IFREG);
+	assert_non_null(d);
+	assert_non_null(f);
+	assert_int_equal(fs_inode_key(&t, "", 0, f, key, &klen), 0);
+	assert_string_equal(key, "d/f");
+	assert_int_equal(fs_inode_key(&t, "pre", 3, f, key, &klen), 0);
+	assert_string_equal(key, "pre/d/f");
+	assert_int_equal(fs_inode_key(&t, "pre", 3, &t.root, key, &klen), 0);
+	assert_string_equal(key, "pre");
+	assert_int_equal(fs_inode_child_key(&t, "", 0, d, "g", key, &klen), 0);
+	assert_string_equal(key, "d/g");
+	assert_int_equal(
+	    fs_inode_child_key(&t, "", 0, d, "bad\xff", key, &klen), -EINVAL);
+	assert_ptr_equal(fs_inode_get(&t, f->ino), f);
+	fs_inode_put(&t, f);
+	/* The same name and kind: the same inode, one more lookup. */
+	assert_ptr_equal(fs_inode_link(&t, d, "f", S_IFREG), f);
+	assert_int_equal(f->nlookup, 2);
+	fs_inode_put(&t, f);
+	/* A directory rename moves what is below it: one move here. */
+	fs_inode_move(&t, &t.root, "d", &t.root, "e", false);
+	assert_int_equal(fs_inode_key(&t, "", 0, f, key, &klen), 0);
+	assert_string_equal(key, "e/f");
+	fs_inode_put(&t, f);
+	fs_inode_put(&t, d);
+	fs_itable_close(&t);
+}
+
+static void test_an_unlinked_inode_lives_until_forgotten(void **state)
+{
+	(void)state;
+	struct fs_itable t;
+	char key[KV_MAX_KEY + 1];
+	size_t klen;
+	assert_int_equal(fs_itable_init(&t, S_IFDIR), 0);
+	struct fs_inode *f = fs_inode_link(&t, &t.root, "f", S_IFREG);
+	uint64_t ino = f->ino;
+	fs_inode_put(&t, f);
+	fs_inode_unlink(&t, &t.root, "f");
+	assert_null(fs_inode_child(&t, &t.root, "f"));
+	f = fs_inode_get(&t, ino); /* the kernel still holds it */
+	assert_non_null(f);
+	assert_int_equal(fs_inode_key(&t, "", 0, f, key, &klen), -ENOENT);
+	fs_inode_put(&t, f);
+	fs_inode_forget(&t, ino, 1);
+	assert_null(fs_inode_get(&t, ino)); /* gone: ASan checks the free */
+	/* A name replaced by another kind gets a new inode. */
+	f = fs_inode_link(&t, &t.root, "x", S_IFREG);
+	struct fs_inode *d = fs_inode_link(&t, &t.root, "x", S_IFDIR);
+	assert_ptr_not_equal(f, d);
+	assert_int_not_equal(f->ino, d->ino);
+	assert_int_equal(fs_inode_key(&t, "", 0, f, key, &klen), -ENOENT);
+	fs_inode_put(&t, f);
+	fs_inode_put(&t, d);
+	fs_itable_close(&t);
+}
+
+static void test_pending_children_are_counted_and_named(void **state)
+{
+	(void)state;
+	struct fs_itable t;
+	char **names;
+	size_t n;
+	assert_int_equal(fs_itable_init(&t, S_IFDIR), 0);
+	struct fs_inode *d = fs_inode_link(&t, &t.root, "d", S_IFDIR);
+	struct fs_inode *a = fs_inode_link(&t, d, "a", S_IFREG);
+	struct fs_inode *b = fs_inode_link(&t, d, "b", S_IFREG);
+	fs_inode_set_pending(&t, a, true);
+	fs_inode_set_pending(&t, b, true);
+	assert_int_equal(fs_inode_pending_kids(&t, d), 2);
+	fs_inode_set_pending(&t, b, false); /* committed */
+	assert_int_equal(fs_inode_pending_names(&t, d, &names, &n), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(names[0], "a");
+	fs_names_free(names, n);
+	/* Moved to another directory, its count moves with it. */
+	struct fs_inode *e = fs_inode_link(&t, &t.root, "e", S_IFDIR);
+	fs_inode_move(&t, d, "a", e, "a2", false);
+	assert_int_equal(fs_inode_pending_kids(&t, d), 0);
+	assert_int_equal(fs_inode_pending_kids(&t, e), 1);
+	fs_inode_unlink(&t, e, "a2");
+	assert_int_equal(fs_inode_pending_kids(&t, e), 0);
+	fs_inode_put(&t, a);
+	fs_inode_put(&t, b);
+	fs_inode_put(&t, d);
+	fs_inode_put(&t, e);
+	fs_itable_close(&t);
 }
 
 /* The invalidation queue, with a recorder in place of FUSE. */
@@ -290,13 +472,19 @@ int main(void)
 	    cmocka_unit_test(test_parent_of_a_path),
 	    cmocka_unit_test(test_prefix_is_normalized_and_checked),
 	    cmocka_unit_test(test_node_errors_become_the_errno_a_shell_expects),
+	    cmocka_unit_test(test_a_file_shows_its_record_until_changed),
 	    cmocka_unit_test(test_writes_at_offsets_fill_holes_with_zeros),
 	    cmocka_unit_test(test_append_writes_at_the_end_whatever_the_offset),
 	    cmocka_unit_test(test_truncate_shrinks_and_grows_with_zeros),
-	    cmocka_unit_test(test_a_write_past_the_limit_poisons_the_handle),
+	    cmocka_unit_test(test_a_write_past_the_limit_poisons_the_file),
 	    cmocka_unit_test(test_a_value_exactly_at_the_limit_is_accepted),
-	    cmocka_unit_test(test_a_read_only_handle_refuses_writes),
-	    cmocka_unit_test(test_a_read_handle_keeps_the_value_it_opened),
+	    cmocka_unit_test(test_a_new_file_is_pending_with_its_attributes),
+	    cmocka_unit_test(
+		test_a_clean_file_follows_the_store_a_dirty_one_does_not),
+	    cmocka_unit_test(test_xattrs_fold_into_the_file_with_their_flags),
+	    cmocka_unit_test(test_inodes_map_numbers_names_and_keys),
+	    cmocka_unit_test(test_an_unlinked_inode_lives_until_forgotten),
+	    cmocka_unit_test(test_pending_children_are_counted_and_named),
 	    cmocka_unit_test(
 		test_changed_keys_are_invalidated_with_their_parent),
 	    cmocka_unit_test(test_a_stopped_queue_drops_new_changes),

@@ -1,8 +1,11 @@
 /* test_db.c - the db snapshot file (store/db.c): write and load round trip
- * of a map with binary values and directories, a missing file, damage in
+ * of a map with binary values, directories, links, FIFOs, sockets, owners,
+ * times, extended attributes and the root's record, a missing file, a
+ * version 1 file (its defaults; version 2 fields refused in it), damage in
  * the middle (a structural byte: the exact line offset; a byte inside a
- * value: the checksum), every truncation, an unknown version, a full disk
- * (on a small tmpfs, when the test may mount one), and a big map. */
+ * value: the checksum), bad records of each kind, every truncation, an
+ * unknown version, a full disk (on a small tmpfs, when the test may mount
+ * one), and a big map. */
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -20,6 +23,7 @@
 #include <cmocka.h>
 
 #include "db.h"
+#include "map_impl.h"
 
 struct fixture {
 	char dir[64];
@@ -95,6 +99,70 @@ static int write_map(struct fixture *f, const char *conf)
 	return err;
 }
 
+static void apply_ok(struct fixture *f, struct kv_cmd *c)
+{
+	struct kv_result res;
+
+	assert_int_equal(map_apply(f->m, ++f->index, c, &res, NULL, NULL), 0);
+	assert_int_equal(res.err, 0);
+}
+
+/* Links, special files, owners, times, attributes, the root's record. */
+static void fill_v2(struct fixture *f)
+{
+	struct kv_xattr xa[2] = {{"user.t", 6, (const unsigned char *)"v", 1},
+				 {"user.b", 6, (const unsigned char *)"\0", 1}};
+	struct kv_cmd c = {.op = KV_OP_PUT,
+			   .key = "owned",
+			   .klen = 5,
+			   .val = (unsigned char *)"o",
+			   .vlen = 1,
+			   .mtime_ns = 10,
+			   .time_ns = 20,
+			   .atime_ns = 30,
+			   .set_atime = true,
+			   .uid = 1000,
+			   .gid = 0,
+			   .set_uid = true,
+			   .set_gid = true,
+			   .set_mode = true,
+			   .mode = 04750,
+			   .xattrs = xa,
+			   .nxattr = 2,
+			   .set_xattrs = true};
+
+	apply_ok(f, &c);
+	c = (struct kv_cmd){.op = KV_OP_PUT,
+			    .key = "link",
+			    .klen = 4,
+			    .val = (unsigned char *)"../a b\xff",
+			    .vlen = 7,
+			    .mode = S_IFLNK | 0777,
+			    .mtime_ns = 1};
+	apply_ok(f, &c);
+	c.key = "fifo";
+	c.vlen = 0;
+	c.mode = S_IFIFO | 0600;
+	apply_ok(f, &c);
+	c.key = "sock";
+	c.mode = S_IFSOCK | 0755;
+	apply_ok(f, &c);
+	c = (struct kv_cmd){.op = KV_OP_SETATTR,
+			    .key = "",
+			    .mode = 01777,
+			    .set_mode = true,
+			    .time_ns = 5};
+	apply_ok(f, &c);
+	c = (struct kv_cmd){.op = KV_OP_SETXATTR,
+			    .key = "d",
+			    .klen = 1,
+			    .xname = "user.dir",
+			    .xnlen = 8,
+			    .val = (unsigned char *)"yes",
+			    .vlen = 3};
+	apply_ok(f, &c);
+}
+
 static void fill(struct fixture *f)
 {
 	unsigned char all[256];
@@ -111,6 +179,8 @@ static void fill(struct fixture *f)
 	mkdir_(f, "d");
 	mkdir_(f, "d/e");
 	put(f, "d/e/f", "f", 1);
+	put(f, "d/i/j", "implicit", 8);
+	fill_v2(f);
 }
 
 /* Load the db into a fresh map: the result; *errmsg kept for checks. */
@@ -139,9 +209,30 @@ static void assert_maps_equal(struct map *a, struct map *b)
 		assert_int_equal(ra[i]->create_rev, rb[i]->create_rev);
 		assert_int_equal(ra[i]->mod_rev, rb[i]->mod_rev);
 		assert_int_equal(ra[i]->mtime_ns, rb[i]->mtime_ns);
+		assert_int_equal(ra[i]->ctime_ns, rb[i]->ctime_ns);
+		assert_int_equal(ra[i]->atime_ns, rb[i]->atime_ns);
+		assert_int_equal(ra[i]->uid, rb[i]->uid);
+		assert_int_equal(ra[i]->gid, rb[i]->gid);
+		assert_int_equal(ra[i]->nxattr, rb[i]->nxattr);
+		for (size_t j = 0; j < ra[i]->nxattr; j++) {
+			const struct kv_xattr *x = &ra[i]->xattrs[j];
+			const struct kv_xattr *y = &rb[i]->xattrs[j];
+			assert_string_equal(x->name, y->name);
+			assert_int_equal(x->vlen, y->vlen);
+			assert_memory_equal(x->val, y->val, x->vlen);
+		}
+		if (S_ISDIR(ra[i]->mode)) { /* the derived link counts too */
+			struct kv_stat sa, sb;
+			assert_int_equal(
+			    map_stat(a, ra[i]->key, ra[i]->klen, &sa), 0);
+			assert_int_equal(
+			    map_stat(b, rb[i]->key, rb[i]->klen, &sb), 0);
+			assert_int_equal(sa.nlink, sb.nlink);
+		}
 	}
 	assert_int_equal(map_count(a), map_count(b));
 	assert_int_equal(map_bytes(a), map_bytes(b));
+	assert_int_equal(map_state_hash(a), map_state_hash(b));
 	map_collect_free(ra, na);
 	map_collect_free(rb, nb);
 }
@@ -203,6 +294,10 @@ static void test_write_and_load_round_trip_binary_values_and_dirs(void **state)
 	assert_maps_equal(f->m, m);
 	assert_int_equal(map_stat(m, "d/e", 3, &st), 0);
 	assert_int_equal(st.mode, S_IFDIR | 0700);
+	assert_int_equal(map_stat(m, "d", 1, &st), 0);
+	assert_int_equal(st.nlink, 4); /* d/e and the implicit d/i */
+	assert_int_equal(map_stat(m, "", 0, &st), 0);
+	assert_int_equal(st.mode, S_IFDIR | 01777);
 	free(meta.conf);
 	map_free(m);
 	assert_true(asprintf(&tmp, "%s/db.jsonl.tmp", f->dir) > 0);
@@ -300,6 +395,155 @@ static void test_every_truncation_is_corrupt(void **state)
 	free(buf);
 }
 
+/* Write lines (the header's version, then records) as a complete db. */
+static void write_lines(struct fixture *f, int version, const char *const *recs,
+			size_t n)
+{
+	char *buf = NULL, trailer[96];
+	size_t len = 0;
+	FILE *fp = open_memstream(&buf, &len);
+
+	assert_non_null(fp);
+	fprintf(fp,
+		"{\"kvfs\":\"db\",\"version\":%d,\"index\":9,\"term\":1,"
+		"\"count\":%zu,\"conf\":null}\n",
+		version, n);
+	for (size_t i = 0; i < n; i++)
+		fprintf(fp, "%s\n", recs[i]);
+	fclose(fp);
+	snprintf(trailer, sizeof(trailer),
+		 "{\"end\":true,\"count\":%zu,\"crc\":\"%08x\"}\n", n,
+		 (unsigned)kv_crc32c(0, buf, len));
+	fp = fopen(f->path, "wb");
+	assert_non_null(fp);
+	fwrite(buf, 1, len, fp);
+	fputs(trailer, fp);
+	fclose(fp);
+	free(buf);
+}
+
+static void test_a_version_1_db_loads_with_the_defaults(void **state)
+{
+	struct fixture *f = *state;
+	const char *recs[] = {
+	    "{\"k\":\"d\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"5\","
+	    "\"mode\":16877}",
+	    "{\"k\":\"d/f\",\"v\":\"x\",\"cr\":2,\"mr\":3,\"mt\":\"7\","
+	    "\"mode\":33188}",
+	};
+	struct db_meta meta;
+	struct map *m;
+	struct kv_rec *r;
+	char *msg;
+
+	write_lines(f, 1, recs, 2);
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	r = map_get(m, "d/f", 3);
+	assert_non_null(r);
+	assert_int_equal(r->mode, S_IFREG | 0644);
+	assert_int_equal(r->mtime_ns, 7);
+	assert_int_equal(r->ctime_ns, 7); /* absent times: the mtime */
+	assert_int_equal(r->atime_ns, 7);
+	assert_int_equal(r->uid, KV_NO_OWNER);
+	assert_int_equal(r->gid, KV_NO_OWNER);
+	assert_int_equal(r->nxattr, 0);
+	assert_null(map_root(m));
+	map_free(m);
+	free(meta.conf);
+}
+
+static void test_bad_records_are_corrupt(void **state)
+{
+	struct fixture *f = *state;
+	static const struct {
+		int version;
+		const char *rec, *why;
+	} bad[] = {
+	    /* version 2 fields and kinds are not version 1's */
+	    {1,
+	     "{\"k\":\"f\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":33188,\"uid\":0}",
+	     "bad record"},
+	    {1,
+	     "{\"k\":\"l\",\"v\":\"t\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":41471}",
+	     "bad mode"},
+	    {1,
+	     "{\"k\":\"\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":16877}",
+	     "bad key"},
+	    /* kinds and what they may hold */
+	    {2,
+	     "{\"k\":\"l\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":41471}",
+	     "bad symbolic link target"},
+	    {2,
+	     "{\"k\":\"p\",\"v\":\"x\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":4480}",
+	     "special file with a value"},
+	    {2,
+	     "{\"k\":\"c\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":8630}",
+	     "bad mode"},
+	    {2,
+	     "{\"k\":\"\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":33188}",
+	     "the root is not a directory"},
+	    /* owners and times */
+	    {2,
+	     "{\"k\":\"f\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":33188,\"uid\":4294967295}",
+	     "bad record"},
+	    {2,
+	     "{\"k\":\"f\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"ct\":2,\"mode\":33188}",
+	     "bad record"},
+	    /* attributes: the user namespace, not reserved, each once */
+	    {2,
+	     "{\"k\":\"f\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":33188,\"x\":[{\"n\":\"security.x\",\"v\":\"1\"}]}",
+	     "bad extended attribute"},
+	    {2,
+	     "{\"k\":\"f\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":33188,\"x\":[{\"n\":\"user.kvfs.rev\",\"v\":\"1\"}]}",
+	     "bad extended attribute"},
+	    {2,
+	     "{\"k\":\"f\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":33188,\"x\":[{\"n\":\"user.a\",\"v\":\"1\"},"
+	     "{\"n\":\"user.a\",\"v\":\"2\"}]}",
+	     "bad extended attribute"},
+	    {2,
+	     "{\"k\":\"f\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	     "\"mode\":33188,\"x\":[]}",
+	     "bad extended attribute"},
+	};
+	const char *good =
+	    "{\"k\":\"a\",\"v\":\"\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+	    "\"mode\":33188}";
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *recs[2] = {good, bad[i].rec};
+		write_lines(f, bad[i].version, recs, 2);
+		expect_corrupt(f, bad[i].why);
+	}
+	/* The root's record comes first or not at all. */
+	{
+		const char *recs[2] = {
+		    good,
+		    "{\"k\":\"\",\"v\":\"\",\"cr\":0,\"mr\":1,\"mt\":\"1\","
+		    "\"mode\":16877}"};
+		write_lines(f, 2, recs, 2);
+		expect_corrupt(f, "out of order");
+		write_lines(f, 2, (const char *[]){recs[1], recs[0]}, 2);
+		struct db_meta meta;
+		struct map *m;
+		char *msg;
+		assert_int_equal(load(f, &m, &meta, &msg), 0);
+		assert_non_null(map_root(m));
+		map_free(m);
+	}
+}
+
 static void test_unknown_version_is_a_version_error(void **state)
 {
 	struct fixture *f = *state;
@@ -311,13 +555,13 @@ static void test_unknown_version_is_a_version_error(void **state)
 	put(f, "k", "v", 1);
 	assert_int_equal(write_map(f, NULL), 0);
 	buf = slurp(f->path, &n);
-	v = strstr(buf, "\"version\":1");
+	v = strstr(buf, "\"version\":2");
 	assert_non_null(v);
-	v[10] = '2';
+	v[10] = '3';
 	spit(f->path, buf, n);
 	assert_int_equal(load(f, &m, &meta, &msg), KV_EVERSION);
 	assert_non_null(msg);
-	assert_non_null(strstr(msg, "version 2"));
+	assert_non_null(strstr(msg, "version 3"));
 	free(msg);
 	map_free(m);
 	free(buf);
@@ -392,6 +636,8 @@ int main(void)
 	    T(test_damaged_line_is_corrupt_with_its_offset),
 	    T(test_changed_value_byte_fails_the_checksum),
 	    T(test_every_truncation_is_corrupt),
+	    T(test_a_version_1_db_loads_with_the_defaults),
+	    T(test_bad_records_are_corrupt),
 	    T(test_unknown_version_is_a_version_error),
 	    T(test_full_disk_fails_and_keeps_the_old_db),
 	    T(test_big_map_round_trips),

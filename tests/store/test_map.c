@@ -2,9 +2,12 @@
  * put and delete, byte order, listings of implicit and explicit
  * directories with pagination and their cost, and every apply rule:
  * directories, rename of keys and whole directories (NOREPLACE, EXCHANGE),
- * rmdir, setattr, conditional put and delete, change notifications; and
- * the state hash: the same however a map was built (applied, inserted in
- * any order, loaded from a db), different when any field differs. */
+ * rmdir, setattr, conditional put and delete, change notifications;
+ * kinds (links, FIFOs, sockets), owners, ctime and atime, the parents'
+ * times, directory link counts, the root's attributes, extended
+ * attributes and their limits, version 1 commands; and the state hash:
+ * the same however a map was built (applied, inserted in any order, loaded
+ * from a db), different when any field differs. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +22,7 @@
 #include <cmocka.h>
 
 #include "db.h"
-#include "map.h"
+#include "map_impl.h"
 
 struct fixture {
 	struct map *m;
@@ -198,14 +201,16 @@ static void test_keys_are_kept_in_byte_order(void **state)
 	for (size_t i = 0; i < 7; i++)
 		assert_int_equal(put(f, keys[i], "x"), 0);
 	assert_int_equal(map_collect(f->m, &recs, &n), 0);
-	assert_int_equal(n, 7);
-	assert_string_equal(recs[0]->key, "B");
-	assert_string_equal(recs[1]->key, "a");
-	assert_string_equal(recs[2]->key, "a-");
-	assert_string_equal(recs[3]->key, "a0");
-	assert_string_equal(recs[4]->key, "ab");
-	assert_string_equal(recs[5]->key, "b");
-	assert_string_equal(recs[6]->key, "\xc3\xa9");
+	assert_int_equal(n, 8);
+	/* The root's record first (the puts gave it times), then the keys. */
+	assert_string_equal(recs[0]->key, "");
+	assert_string_equal(recs[1]->key, "B");
+	assert_string_equal(recs[2]->key, "a");
+	assert_string_equal(recs[3]->key, "a-");
+	assert_string_equal(recs[4]->key, "a0");
+	assert_string_equal(recs[5]->key, "ab");
+	assert_string_equal(recs[6]->key, "b");
+	assert_string_equal(recs[7]->key, "\xc3\xa9");
 	/* A collected record outlives its replacement in the map. */
 	assert_int_equal(put(f, "a", "new"), 0);
 	assert_int_equal(recs[1]->vlen, 1);
@@ -284,7 +289,8 @@ static void test_explicit_dirs_list_once_and_show_their_mode(void **state)
 	assert_int_equal(l.n, 1);
 	assert_true(l.ents[0].st.is_dir);
 	assert_int_equal(l.ents[0].st.mode, S_IFDIR | 0700);
-	assert_int_equal(l.ents[0].st.mtime_ns, 55);
+	/* d/e/f was made in d/e after: d/e's mtime is that put's */
+	assert_int_equal(l.ents[0].st.mtime_ns, 1000);
 	kv_list_clear(&l);
 	assert_int_equal(map_stat(f->m, "d/e", 3, &st), 0);
 	assert_int_equal(st.mode, S_IFDIR | 0700);
@@ -611,6 +617,455 @@ static void test_conditional_put_and_delete(void **state)
 	assert_null(map_get(f->m, "k", 1));
 }
 
+/* ---- kinds, owners, times, link counts, the root, attributes ---- */
+
+static struct kv_rec *rec_of(struct fixture *f, const char *k)
+{
+	struct kv_rec *r = map_get(f->m, k, strlen(k));
+	assert_non_null(r);
+	return r;
+}
+
+static struct kv_stat stat_of(struct fixture *f, const char *p)
+{
+	struct kv_stat st;
+	assert_int_equal(map_stat(f->m, p, strlen(p), &st), 0);
+	return st;
+}
+
+static void test_put_sets_kind_owner_and_times_and_keeps_them(void **state)
+{
+	struct fixture *f = *state;
+	struct kv_cmd c = {.op = KV_OP_PUT,
+			   .key = "f",
+			   .klen = 1,
+			   .val = (unsigned char *)"data",
+			   .vlen = 4,
+			   .mtime_ns = 100,
+			   .time_ns = 200,
+			   .set_mode = true,
+			   .mode = 0,
+			   .uid = 1000,
+			   .gid = 100,
+			   .set_uid = true,
+			   .set_gid = true};
+	struct kv_rec *r;
+
+	/* open(O_CREAT, 0) makes a file of mode 0: 0 is a mode too. */
+	assert_int_equal(apply(f, &c), 0);
+	r = rec_of(f, "f");
+	assert_int_equal(r->mode, S_IFREG);
+	assert_int_equal(r->uid, 1000);
+	assert_int_equal(r->gid, 100);
+	assert_int_equal(r->mtime_ns, 100);
+	assert_int_equal(r->ctime_ns, 200);
+	assert_int_equal(r->atime_ns, 200); /* a new key: when it was made */
+	/* A put that says nothing of them keeps mode, owner and atime. */
+	assert_int_equal(put(f, "f", "new"), 0);
+	r = rec_of(f, "f");
+	assert_int_equal(r->mode, S_IFREG);
+	assert_int_equal(r->uid, 1000);
+	assert_int_equal(r->gid, 100);
+	assert_int_equal(r->mtime_ns, 1000);
+	assert_int_equal(r->ctime_ns, 1000); /* no t: its mtime */
+	assert_int_equal(r->atime_ns, 200);
+	c.set_atime = true;
+	c.atime_ns = 7;
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "f")->atime_ns, 7);
+	/* Keys written without an owner have none. */
+	assert_int_equal(put(f, "http", "x"), 0);
+	assert_int_equal(rec_of(f, "http")->uid, KV_NO_OWNER);
+	assert_int_equal(rec_of(f, "http")->gid, KV_NO_OWNER);
+	assert_int_equal(stat_of(f, "http").uid, KV_NO_OWNER);
+}
+
+static void test_put_makes_links_fifos_and_sockets(void **state)
+{
+	struct fixture *f = *state;
+	char longer[KV_MAX_LINK + 2];
+	struct kv_cmd c = {.op = KV_OP_PUT,
+			   .key = "l",
+			   .klen = 1,
+			   .val = (unsigned char *)"../target",
+			   .vlen = 9,
+			   .mode = S_IFLNK | 0777,
+			   .mtime_ns = 5};
+
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "l")->mode, S_IFLNK | 0777);
+	assert_int_equal(stat_of(f, "l").size, 9);
+	assert_false(stat_of(f, "l").is_dir);
+	c.vlen = 0;
+	assert_int_equal(apply(f, &c), -EINVAL); /* no target */
+	memset(longer, 'x', sizeof(longer));
+	c.val = (unsigned char *)longer;
+	c.vlen = KV_MAX_LINK + 1;
+	assert_int_equal(apply(f, &c), -ENAMETOOLONG);
+	c.vlen = KV_MAX_LINK;
+	assert_int_equal(apply(f, &c), 0);
+	c.key = "fifo";
+	c.klen = 4;
+	c.mode = S_IFIFO | 0640;
+	assert_int_equal(apply(f, &c), -EINVAL); /* a FIFO holds no value */
+	c.vlen = 0;
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "fifo")->mode, S_IFIFO | 0640);
+	c.key = "sock";
+	c.mode = S_IFSOCK | 0755;
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "sock")->mode, S_IFSOCK | 0755);
+	c.mode = S_IFCHR | 0600; /* devices are not kept */
+	c.key = "dev";
+	c.klen = 3;
+	assert_int_equal(apply(f, &c), -EINVAL);
+	/* A plain put over a link makes it a file again. */
+	assert_int_equal(put(f, "l", "content"), 0);
+	assert_int_equal(rec_of(f, "l")->mode, S_IFREG | 0777);
+}
+
+static void test_new_and_removed_names_change_the_parents_times(void **state)
+{
+	struct fixture *f = *state;
+	struct kv_cmd c = {
+	    .op = KV_OP_MKDIR, .key = "p", .klen = 1, .mtime_ns = 10};
+	struct kv_rec *r;
+	uint64_t rev;
+
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(stat_of(f, "").mtime_ns, 10); /* the root's too */
+	c.key = "q";
+	assert_int_equal(apply(f, &c), 0);
+	c = (struct kv_cmd){.op = KV_OP_PUT,
+			    .key = "p/f",
+			    .klen = 3,
+			    .val = (unsigned char *)"v",
+			    .vlen = 1,
+			    .mtime_ns = 20};
+	assert_int_equal(apply(f, &c), 0);
+	r = rec_of(f, "p");
+	assert_int_equal(r->mtime_ns, 20);
+	assert_int_equal(r->ctime_ns, 20);
+	assert_int_equal(r->mod_rev, f->index);
+	rev = r->mod_rev;
+	/* Rewriting a file changes no name: the directory stays. */
+	c.mtime_ns = 30;
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "p")->mtime_ns, 20);
+	assert_int_equal(rec_of(f, "p")->mod_rev, rev);
+	c = (struct kv_cmd){
+	    .op = KV_OP_DEL, .key = "p/f", .klen = 3, .time_ns = 40};
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "p")->mtime_ns, 40);
+	c = (struct kv_cmd){
+	    .op = KV_OP_MKDIR, .key = "p/s", .klen = 3, .mtime_ns = 50};
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "p")->ctime_ns, 50);
+	c = (struct kv_cmd){
+	    .op = KV_OP_RMDIR, .key = "p/s", .klen = 3, .time_ns = 60};
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "p")->mtime_ns, 60);
+	/* rename: both parents, and the moved file's ctime, not its mtime */
+	assert_int_equal(put(f, "p/a", "x"), 0); /* mtime 1000 */
+	c = (struct kv_cmd){.op = KV_OP_RENAME,
+			    .key = "p/a",
+			    .klen = 3,
+			    .key2 = "q/b",
+			    .k2len = 3,
+			    .time_ns = 70};
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "p")->mtime_ns, 70);
+	assert_int_equal(rec_of(f, "q")->mtime_ns, 70);
+	assert_int_equal(rec_of(f, "q")->ctime_ns, 70);
+	assert_int_equal(rec_of(f, "q/b")->mtime_ns, 1000);
+	assert_int_equal(rec_of(f, "q/b")->ctime_ns, 70);
+	/* A delete that carries no time (an older proposer) changes no
+	 * parent; nor does anything in an implicit directory, which has no
+	 * times of its own (and gets no record). */
+	c = (struct kv_cmd){.op = KV_OP_DEL, .key = "q/b", .klen = 3};
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "q")->mtime_ns, 70);
+	assert_int_equal(put(f, "i/x", "1"), 0);
+	assert_int_equal(put(f, "i/y", "2"), 0);
+	assert_null(map_get(f->m, "i", 1));
+	assert_int_equal(stat_of(f, "i").mtime_ns, 1000);
+}
+
+static void test_directory_link_counts_count_subdirectories(void **state)
+{
+	struct fixture *f = *state;
+	struct kv_list l;
+
+	assert_int_equal(stat_of(f, "").nlink, 2);
+	assert_int_equal(op1(f, KV_OP_MKDIR, "a"), 0);
+	assert_int_equal(stat_of(f, "").nlink, 3);
+	assert_int_equal(stat_of(f, "a").nlink, 2);
+	assert_int_equal(put(f, "a/f", "1"), 0); /* files are no links */
+	assert_int_equal(stat_of(f, "a").nlink, 2);
+	assert_int_equal(stat_of(f, "a/f").nlink, 1);
+	assert_int_equal(put(f, "a/b/c", "1"), 0); /* implicit a/b */
+	assert_int_equal(put(f, "a/b/d", "1"), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 3);
+	assert_int_equal(stat_of(f, "a/b").nlink, 2);
+	assert_int_equal(op1(f, KV_OP_MKDIR, "a/x"), 0);
+	assert_int_equal(op1(f, KV_OP_MKDIR, "a/x/y"), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 4);
+	assert_int_equal(stat_of(f, "a/x").nlink, 3);
+	assert_int_equal(map_list(f->m, "a", 1, NULL, 0, &l), 0);
+	assert_int_equal(l.n, 3); /* b/ f x/ */
+	assert_int_equal(l.ents[0].st.nlink, 2);
+	assert_int_equal(l.ents[1].st.nlink, 1);
+	assert_int_equal(l.ents[2].st.nlink, 3);
+	kv_list_clear(&l);
+	/* The implicit a/b goes with its last key. */
+	assert_int_equal(op1(f, KV_OP_DEL, "a/b/c"), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 4);
+	assert_int_equal(op1(f, KV_OP_DEL, "a/b/d"), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 3);
+	/* A subtree moved up a level takes its counts with it. */
+	assert_int_equal(ren(f, "a/x", "x", 0), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 2);
+	assert_int_equal(stat_of(f, "").nlink, 4);
+	assert_int_equal(stat_of(f, "x").nlink, 3);
+	assert_int_equal(ren(f, "x", "a", KV_RENAME_EXCHANGE), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 3);
+	assert_int_equal(stat_of(f, "x").nlink, 2);
+	assert_int_equal(op1(f, KV_OP_RMDIR, "a/y"), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 2);
+	assert_int_equal(stat_of(f, "").nlink, 4);
+}
+
+static void test_setattr_sets_owner_times_and_the_roots(void **state)
+{
+	struct fixture *f = *state;
+	struct kv_cmd c = {.op = KV_OP_SETATTR,
+			   .key = "f",
+			   .klen = 1,
+			   .uid = 5,
+			   .set_uid = true,
+			   .atime_ns = 11,
+			   .set_atime = true,
+			   .time_ns = 99};
+	struct kv_rec *r;
+	const struct kv_rec *root;
+	struct kv_rec **recs;
+	size_t n;
+
+	assert_int_equal(put(f, "f", "v"), 0);
+	assert_int_equal(apply(f, &c), 0);
+	r = rec_of(f, "f");
+	assert_int_equal(r->uid, 5);
+	assert_int_equal(r->gid, KV_NO_OWNER); /* not given: unchanged */
+	assert_int_equal(r->atime_ns, 11);
+	assert_int_equal(r->mtime_ns, 1000);
+	assert_int_equal(r->ctime_ns, 99);
+	assert_int_equal(r->mod_rev, f->index);
+	/* The root has attributes like any directory. */
+	c = (struct kv_cmd){.op = KV_OP_SETATTR,
+			    .key = "",
+			    .set_mode = true,
+			    .mode = 01777,
+			    .gid = 50,
+			    .set_gid = true,
+			    .time_ns = 123};
+	assert_int_equal(apply(f, &c), 0);
+	assert_string_equal(f->changes, "");
+	assert_int_equal(stat_of(f, "").mode, S_IFDIR | 01777);
+	assert_int_equal(stat_of(f, "").gid, 50);
+	assert_int_equal(stat_of(f, "").ctime_ns, 123);
+	root = map_root(f->m);
+	assert_non_null(root);
+	assert_int_equal(root->klen, 0);
+	assert_int_equal(map_collect(f->m, &recs, &n), 0);
+	assert_int_equal(n, 2);
+	assert_ptr_equal(recs[0], root);
+	map_collect_free(recs, n);
+	/* Other keys still follow the key rules. */
+	c.key = "a//b";
+	c.klen = 4;
+	assert_int_equal(apply(f, &c), -EINVAL);
+}
+
+static int setx(struct fixture *f, const char *k, const char *name,
+		const void *v, size_t vlen, unsigned flags)
+{
+	struct kv_cmd c = {.op = KV_OP_SETXATTR,
+			   .key = (char *)k,
+			   .klen = strlen(k),
+			   .xname = (char *)name,
+			   .xnlen = strlen(name),
+			   .val = (unsigned char *)v,
+			   .vlen = vlen,
+			   .flags = flags,
+			   .time_ns = 500};
+	return apply(f, &c);
+}
+
+static int rmx(struct fixture *f, const char *k, const char *name)
+{
+	struct kv_cmd c = {.op = KV_OP_RMXATTR,
+			   .key = (char *)k,
+			   .klen = strlen(k),
+			   .xname = (char *)name,
+			   .xnlen = strlen(name),
+			   .time_ns = 600};
+	return apply(f, &c);
+}
+
+static const char *xval(struct fixture *f, const char *k, const char *name)
+{
+	static char buf[64];
+	const struct kv_xattr *x =
+	    kv_rec_xattr(rec_of(f, k), name, strlen(name));
+	if (x == NULL)
+		return NULL;
+	snprintf(buf, sizeof(buf), "%.*s", (int)x->vlen, x->val);
+	return buf;
+}
+
+static void test_xattrs_are_set_replaced_removed_and_limited(void **state)
+{
+	struct fixture *f = *state;
+	static char big[KV_MAX_XATTR_VALUE + 1];
+	char name[32];
+	struct kv_rec *r;
+
+	assert_int_equal(put(f, "k", "v"), 0);
+	assert_int_equal(setx(f, "k", "user.b", "2", 1, 0), 0);
+	assert_string_equal(f->changes, "k");
+	assert_int_equal(setx(f, "k", "user.a", "1", 1, KV_XATTR_CREATE), 0);
+	r = rec_of(f, "k");
+	assert_int_equal(r->nxattr, 2);
+	assert_string_equal(r->xattrs[0].name, "user.a"); /* sorted */
+	assert_int_equal(r->ctime_ns, 500);
+	assert_int_equal(r->mtime_ns, 1000);
+	assert_int_equal(setx(f, "k", "user.a", "x", 1, KV_XATTR_CREATE),
+			 -EEXIST);
+	assert_int_equal(setx(f, "k", "user.c", "x", 1, KV_XATTR_REPLACE),
+			 -ENODATA);
+	assert_int_equal(setx(f, "k", "user.a", "one", 3, KV_XATTR_REPLACE), 0);
+	assert_string_equal(xval(f, "k", "user.a"), "one");
+	assert_int_equal(setx(f, "k", "user.e", "", 0, 0), 0); /* empty */
+	assert_string_equal(xval(f, "k", "user.e"), "");
+	assert_int_equal(rmx(f, "k", "user.e"), 0);
+	assert_null(xval(f, "k", "user.e"));
+	assert_int_equal(rec_of(f, "k")->ctime_ns, 600);
+	assert_int_equal(rmx(f, "k", "user.e"), -ENODATA);
+	assert_int_equal(rmx(f, "missing", "user.e"), -ENOENT);
+	/* Names: the user namespace only, the kvfs part of it reserved. */
+	assert_int_equal(setx(f, "k", "security.x", "1", 1, 0), -EOPNOTSUPP);
+	assert_int_equal(setx(f, "k", "trusted.x", "1", 1, 0), -EOPNOTSUPP);
+	assert_int_equal(setx(f, "k", "user.kvfs.rev", "1", 1, 0), -EPERM);
+	assert_int_equal(setx(f, "k", "user.", "1", 1, 0), -EINVAL);
+	/* Limits: one value, and all of a key's together. */
+	memset(big, 'v', sizeof(big));
+	assert_int_equal(setx(f, "k", "user.big", big, sizeof(big), 0), -E2BIG);
+	assert_int_equal(setx(f, "k", "user.big", big, KV_MAX_XATTR_VALUE, 0),
+			 0);
+	int err = 0, i;
+	for (i = 0; i < 8 && err == 0; i++) {
+		snprintf(name, sizeof(name), "user.fill%d", i);
+		err = setx(f, "k", name, big, KV_MAX_XATTR_VALUE, 0);
+	}
+	assert_int_equal(err, -ENOSPC);
+	assert_int_equal(i, 3); /* 4 of 64 KiB, their names past 256 KiB */
+	assert_true(
+	    kv_xattrs_size(rec_of(f, "k")->xattrs, rec_of(f, "k")->nxattr) <=
+	    KV_MAX_XATTR_TOTAL);
+	/* A rewrite of the value keeps them, a rename too. */
+	assert_int_equal(put(f, "k", "w"), 0);
+	assert_string_equal(xval(f, "k", "user.a"), "one");
+	assert_int_equal(ren(f, "k", "k2", 0), 0);
+	assert_string_equal(xval(f, "k2", "user.b"), "2");
+	/* On directories: an implicit one becomes explicit; the root. */
+	assert_int_equal(put(f, "d/x", "1"), 0);
+	assert_int_equal(setx(f, "d", "user.d", "dir", 3, 0), 0);
+	assert_non_null(map_get(f->m, "d", 1));
+	assert_true(S_ISDIR(rec_of(f, "d")->mode));
+	assert_int_equal(setx(f, "", "user.r", "root", 4, 0), 0);
+	assert_non_null(kv_rec_xattr(map_root(f->m), "user.r", 6));
+	/* A listing hands back the directory's own record: how a reader
+	 * gets a directory's attributes. */
+	struct kv_list l;
+	assert_int_equal(map_list(f->m, "d", 1, NULL, 1, &l), 0);
+	assert_non_null(l.self);
+	assert_non_null(kv_rec_xattr(l.self, "user.d", 6));
+	kv_list_clear(&l);
+	assert_int_equal(map_list(f->m, "", 0, "zzz", 0, &l), 0);
+	assert_ptr_equal(l.self, map_root(f->m));
+	kv_list_clear(&l);
+	assert_int_equal(put(f, "i/x", "1"), 0);
+	assert_int_equal(map_list(f->m, "i", 1, NULL, 0, &l), 0);
+	assert_null(l.self); /* implicit: no record */
+	kv_list_clear(&l);
+}
+
+static void test_a_put_may_carry_the_whole_attribute_set(void **state)
+{
+	struct fixture *f = *state;
+	struct kv_xattr xa[2] = {{"user.z", 6, (const unsigned char *)"26", 2},
+				 {"user.y", 6, (const unsigned char *)"25", 2}};
+	struct kv_cmd c = {.op = KV_OP_PUT,
+			   .key = "k",
+			   .klen = 1,
+			   .val = (unsigned char *)"v",
+			   .vlen = 1,
+			   .mtime_ns = 1,
+			   .xattrs = xa,
+			   .nxattr = 2,
+			   .set_xattrs = true};
+
+	assert_int_equal(setx(f, "k", "user.a", "1", 1, 0), -ENOENT);
+	assert_int_equal(put(f, "k", "v"), 0);
+	assert_int_equal(setx(f, "k", "user.a", "1", 1, 0), 0);
+	assert_int_equal(apply(f, &c), 0);
+	assert_null(xval(f, "k", "user.a"));
+	assert_string_equal(xval(f, "k", "user.y"), "25");
+	assert_string_equal(xval(f, "k", "user.z"), "26");
+	c.nxattr = 0; /* an empty set removes every one */
+	assert_int_equal(apply(f, &c), 0);
+	assert_int_equal(rec_of(f, "k")->nxattr, 0);
+	/* A set with a bad name or a repeated one changes nothing. */
+	xa[1].name = "user.z";
+	c.nxattr = 2;
+	assert_int_equal(apply(f, &c), -EINVAL);
+	xa[1].name = "system.posix_acl_access";
+	xa[1].nlen = strlen(xa[1].name);
+	assert_int_equal(apply(f, &c), -EOPNOTSUPP);
+}
+
+static void test_version_1_commands_keep_their_meaning(void **state)
+{
+	struct fixture *f = *state;
+	const char *lines[] = {
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"f\",\"val\":\"a\",\"mt\":\"5\","
+	    "\"mode\":384}",
+	    /* mode 0 in version 1: keep the old mode */
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"f\",\"val\":\"b\",\"mt\":\"6\","
+	    "\"mode\":0}",
+	    /* mode 0 in version 1 mkdir: the default */
+	    "{\"v\":1,\"op\":\"mkdir\",\"k\":\"d\",\"mt\":\"7\",\"mode\":0}",
+	    /* a version 1 setattr's mtime is its ctime too */
+	    "{\"v\":1,\"op\":\"setattr\",\"k\":\"f\",\"mt\":\"8\"}",
+	};
+	struct kv_cmd c;
+	struct kv_rec *r;
+
+	for (size_t i = 0; i < 4; i++) {
+		assert_int_equal(kv_cmd_decode(lines[i], strlen(lines[i]), &c),
+				 0);
+		assert_int_equal(apply(f, &c), 0);
+		kv_cmd_clear(&c);
+	}
+	r = rec_of(f, "f");
+	assert_int_equal(r->mode, S_IFREG | 0600);
+	assert_int_equal(r->mtime_ns, 8);
+	assert_int_equal(r->ctime_ns, 8);
+	assert_int_equal(r->atime_ns, 5);
+	assert_int_equal(r->uid, KV_NO_OWNER);
+	assert_int_equal(rec_of(f, "d")->mode, S_IFDIR | 0755);
+}
+
 /* ---- the state hash ---- */
 
 /* A record with every field given. */
@@ -685,7 +1140,7 @@ static void test_state_hash_is_the_same_however_the_map_was_built(void **state)
 	h = map_state_hash(f->m);
 	assert_int_not_equal(h, 0);
 	assert_int_equal(map_collect(f->m, &recs, &n), 0);
-	assert_int_equal(n, 6); /* a bin empty r/ r/e/ r/e/f r/x */
+	assert_int_equal(n, 7); /* (root) a bin empty r/ r/e/ r/e/f r/x */
 
 	/* Inserted backwards, and appended in order. */
 	back = map_new();
@@ -760,23 +1215,65 @@ static void test_state_hash_changes_when_any_field_changes(void **state)
 			 h[0]);
 }
 
+static void test_state_hash_covers_owner_times_and_xattrs(void **state)
+{
+	const struct kv_xattr xa = {"user.a", 6, (const unsigned char *)"1", 1};
+	const struct kv_xattr xb = {"user.a", 6, (const unsigned char *)"2", 1};
+	const struct kv_xattr xc = {"user.b", 6, (const unsigned char *)"1", 1};
+	struct kv_rec *r[8];
+	uint64_t h[8];
+
+	(void)state;
+	for (size_t i = 0; i < 8; i++) {
+		const struct kv_xattr *x = i == 5 ? &xa : i == 6 ? &xb : &xc;
+		r[i] = kv_rec_new_x("k", 1, "v", 1, x, i >= 5 ? 1 : 0);
+		assert_non_null(r[i]);
+		r[i]->mode = S_IFREG | 0644;
+		r[i]->uid = r[i]->gid = 1;
+		r[i]->mtime_ns = r[i]->ctime_ns = r[i]->atime_ns = 3;
+	}
+	r[1]->uid = 2;
+	r[2]->gid = 2;
+	r[3]->ctime_ns = 4;
+	r[4]->atime_ns = 4;
+	for (size_t i = 0; i < 8; i++)
+		h[i] = hash_of_one(r[i]);
+	for (size_t i = 0; i < 8; i++)
+		for (size_t j = i + 1; j < 8; j++)
+			assert_int_not_equal(h[i], h[j]);
+	/* The root's record counts too, and only while it has one. */
+	{
+		struct map *m = map_new();
+		struct kv_rec *root = kv_rec_new("", 0, NULL, 0);
+		assert_non_null(m);
+		assert_non_null(root);
+		root->mode = S_IFDIR | 0700;
+		assert_int_equal(map_state_hash(m), 0);
+		assert_int_equal(map_insert(m, root), 0);
+		assert_int_not_equal(map_state_hash(m), 0);
+		map_free(m);
+	}
+}
+
 static void test_state_hash_comes_back_when_a_change_is_undone(void **state)
 {
 	struct fixture *f = *state;
 	uint64_t h0, h1;
 
-	assert_int_equal(op1(f, KV_OP_MKDIR, "d"), 0);
-	assert_int_not_equal(map_state_hash(f->m), 0);
-	assert_int_equal(op1(f, KV_OP_RMDIR, "d"), 0);
-	assert_int_equal(map_state_hash(f->m), 0);
-
+	/* Names added and removed in an implicit directory, which has no
+	 * times of its own to change. (Elsewhere the parent's mtime, ctime
+	 * and revision record the change, as on a local filesystem.) */
 	assert_int_equal(put(f, "a", "1"), 0);
 	assert_int_equal(put(f, "b/c", "2"), 0);
 	h0 = map_state_hash(f->m);
-	assert_int_equal(put(f, "x", "3"), 0);
+	assert_int_equal(op1(f, KV_OP_MKDIR, "b/d"), 0);
+	assert_int_not_equal(map_state_hash(f->m), h0);
+	assert_int_equal(op1(f, KV_OP_RMDIR, "b/d"), 0);
+	assert_int_equal(map_state_hash(f->m), h0);
+	assert_int_equal(put(f, "b/x", "3"), 0);
 	h1 = map_state_hash(f->m);
 	assert_int_not_equal(h1, h0);
-	assert_int_equal(op1(f, KV_OP_DEL, "x"), 0);
+	assert_int_equal(op1(f, KV_OP_DEL, "b/x"), 0);
 	assert_int_equal(map_state_hash(f->m), h0);
 	/* A failed command changes nothing. */
 	assert_int_equal(op1(f, KV_OP_DEL, "nope"), -ENOENT);
@@ -819,8 +1316,17 @@ int main(void)
 	    T(test_rename_exchange_swaps_keys_and_directories),
 	    T(test_setattr_changes_mode_and_mtime),
 	    T(test_conditional_put_and_delete),
+	    T(test_put_sets_kind_owner_and_times_and_keeps_them),
+	    T(test_put_makes_links_fifos_and_sockets),
+	    T(test_new_and_removed_names_change_the_parents_times),
+	    T(test_directory_link_counts_count_subdirectories),
+	    T(test_setattr_sets_owner_times_and_the_roots),
+	    T(test_xattrs_are_set_replaced_removed_and_limited),
+	    T(test_a_put_may_carry_the_whole_attribute_set),
+	    T(test_version_1_commands_keep_their_meaning),
 	    T(test_state_hash_is_the_same_however_the_map_was_built),
 	    T(test_state_hash_changes_when_any_field_changes),
+	    T(test_state_hash_covers_owner_times_and_xattrs),
 	    T(test_state_hash_comes_back_when_a_change_is_undone),
 	};
 	return cmocka_run_group_tests_name("map", tests, NULL, NULL);

@@ -1,8 +1,9 @@
-/* test_cmd.c - commands as JSON lines: every op round-trips through
+/* test_cmd.c - commands as JSON lines: every op and every field
+ * (owners, times, kinds, extended attributes) round-trips through
  * kv_cmd_encode/kv_cmd_decode, values of any bytes (NUL, invalid UTF-8,
- * newlines, 0xFF, KV_MAX_VALUE bytes) come back exactly, and malformed
- * JSON, wrong types, unknown fields or ops and another version are
- * rejected. */
+ * newlines, 0xFF, KV_MAX_VALUE bytes) come back exactly, version 1 lines
+ * still decode, and malformed JSON, wrong types, unknown fields or ops,
+ * fields a version does not have and another version are rejected. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -34,6 +36,30 @@ static void assert_cmd_equal(const struct kv_cmd *a, const struct kv_cmd *b)
 	assert_int_equal(a->if_absent, b->if_absent);
 	assert_int_equal(a->set_mode, b->set_mode);
 	assert_int_equal(a->set_mtime, b->set_mtime);
+	assert_int_equal(a->xnlen, b->xnlen);
+	if (a->xnlen)
+		assert_memory_equal(a->xname, b->xname, a->xnlen);
+	assert_int_equal(a->set_xattrs, b->set_xattrs);
+	assert_int_equal(a->nxattr, b->nxattr);
+	for (size_t i = 0; i < a->nxattr; i++) {
+		assert_int_equal(a->xattrs[i].nlen, b->xattrs[i].nlen);
+		assert_memory_equal(a->xattrs[i].name, b->xattrs[i].name,
+				    a->xattrs[i].nlen);
+		assert_int_equal(a->xattrs[i].vlen, b->xattrs[i].vlen);
+		if (a->xattrs[i].vlen)
+			assert_memory_equal(a->xattrs[i].val, b->xattrs[i].val,
+					    a->xattrs[i].vlen);
+	}
+	assert_int_equal(a->time_ns, b->time_ns);
+	assert_int_equal(a->set_atime, b->set_atime);
+	if (a->set_atime)
+		assert_int_equal(a->atime_ns, b->atime_ns);
+	assert_int_equal(a->set_uid, b->set_uid);
+	assert_int_equal(a->set_gid, b->set_gid);
+	if (a->set_uid)
+		assert_int_equal(a->uid, b->uid);
+	if (a->set_gid)
+		assert_int_equal(a->gid, b->gid);
 }
 
 /* Encode, check it is one line, decode, compare. */
@@ -75,6 +101,7 @@ static void test_every_op_round_trips(void **state)
 	c.mtime_ns = 1712345678123456789LL;
 	round_trip(&c);
 	c.mode = 0600;
+	c.set_mode = true;
 	c.if_rev = 77;
 	round_trip(&c);
 	c.if_rev = 0;
@@ -93,6 +120,7 @@ static void test_every_op_round_trips(void **state)
 
 	c = cmd(KV_OP_MKDIR, "a/b");
 	c.mode = 0750;
+	c.set_mode = true;
 	c.mtime_ns = INT64_MAX;
 	round_trip(&c);
 
@@ -118,6 +146,76 @@ static void test_every_op_round_trips(void **state)
 	c.set_mode = false;
 	c.mode = 0;
 	round_trip(&c);
+}
+
+static void test_version_2_fields_round_trip(void **state)
+{
+	struct kv_xattr xa[3] = {
+	    {"user.text", 9, (const unsigned char *)"hello", 5},
+	    {"user.bin", 8, (const unsigned char *)"\0\xff", 2},
+	    {"user.empty", 10, (const unsigned char *)"", 0},
+	};
+	struct kv_cmd c = cmd(KV_OP_PUT, "f");
+
+	(void)state;
+	c.val = (unsigned char *)"x";
+	c.vlen = 1;
+	c.mtime_ns = 1;
+	c.time_ns = 1712345678123456789LL;
+	c.atime_ns = -1;
+	c.set_atime = true;
+	c.uid = 0;
+	c.set_uid = true;
+	c.gid = KV_NO_OWNER - 1;
+	c.set_gid = true;
+	c.set_mode = true;
+	c.mode = 0; /* mode 0 is a mode */
+	round_trip(&c);
+	c.mode = S_IFLNK | 0777;
+	round_trip(&c);
+	c.mode = S_IFIFO | 0600;
+	c.xattrs = xa;
+	c.nxattr = 3;
+	c.set_xattrs = true;
+	round_trip(&c);
+	c.nxattr = 0; /* an empty set: every attribute removed */
+	round_trip(&c);
+
+	c = cmd(KV_OP_SETATTR, ""); /* the root */
+	c.uid = 7;
+	c.set_uid = true;
+	c.atime_ns = 5;
+	c.set_atime = true;
+	c.time_ns = 6;
+	round_trip(&c);
+
+	c = cmd(KV_OP_SETXATTR, "f");
+	c.xname = "user.a";
+	c.xnlen = 6;
+	c.val = (unsigned char *)"\x01\x02";
+	c.vlen = 2;
+	round_trip(&c);
+	c.flags = KV_XATTR_CREATE;
+	c.time_ns = 9;
+	round_trip(&c);
+	c.flags = KV_XATTR_REPLACE;
+	c.val = (unsigned char *)"";
+	c.vlen = 0;
+	round_trip(&c);
+
+	c = cmd(KV_OP_RMXATTR, "f");
+	c.xname = "user.a";
+	c.xnlen = 6;
+	round_trip(&c);
+	for (int op = KV_OP_DEL; op <= KV_OP_RENAME; op++) {
+		if (op == KV_OP_MKDIR)
+			continue;
+		c = cmd((enum kv_op)op, "a");
+		c.key2 = "b";
+		c.k2len = op == KV_OP_RENAME ? 1 : 0;
+		c.time_ns = 42;
+		round_trip(&c);
+	}
 }
 
 static void test_binary_values_round_trip_exactly(void **state)
@@ -251,6 +349,52 @@ static void test_malformed_commands_are_rejected(void **state)
 	    "\"mt\":\"1\"}",
 	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"\\ud800\","
 	    "\"mt\":\"1\"}",
+	    /* version 1 has none of version 2's fields or ops */
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":\"1\","
+	    "\"uid\":0}",
+	    "{\"v\":1,\"op\":\"del\",\"k\":\"a\",\"t\":\"5\"}",
+	    "{\"v\":1,\"op\":\"rmxattr\",\"k\":\"a\",\"xn\":\"user.a\"}",
+	    "{\"v\":1,\"op\":\"put\",\"k\":\"a\",\"val\":\"x\",\"mt\":\"1\","
+	    "\"mode\":41471}",
+	    /* kinds: a put makes no directory or device; setattr and mkdir
+	     * take permission bits only */
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"mode\":16877}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"mode\":8630}",
+	    "{\"v\":2,\"op\":\"setattr\",\"k\":\"a\",\"mode\":33188}",
+	    "{\"v\":2,\"op\":\"mkdir\",\"k\":\"a\",\"mt\":\"1\",\"mode\":4096}",
+	    /* owners: no negative, and KV_NO_OWNER is not an owner */
+	    "{\"v\":2,\"op\":\"setattr\",\"k\":\"a\",\"uid\":-1}",
+	    "{\"v\":2,\"op\":\"setattr\",\"k\":\"a\",\"gid\":4294967295}",
+	    "{\"v\":2,\"op\":\"setattr\",\"k\":\"a\",\"uid\":\"0\"}",
+	    /* times: decimal strings, and t is never 0 */
+	    "{\"v\":2,\"op\":\"del\",\"k\":\"a\",\"t\":\"0\"}",
+	    "{\"v\":2,\"op\":\"del\",\"k\":\"a\",\"t\":5}",
+	    "{\"v\":2,\"op\":\"setattr\",\"k\":\"a\",\"at\":\"x\"}",
+	    "{\"v\":2,\"op\":\"rmdir\",\"k\":\"a\",\"at\":\"1\"}",
+	    /* attribute sets: an array of {n, v|v64}, on a put only */
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"x\":{}}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"x\":[{\"n\":\"user.a\"}]}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"x\":[{\"v\":\"1\"}]}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"x\":[{\"n\":\"user.a\",\"v\":\"1\",\"v64\":\"MQ==\"}]}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"x\":[{\"n\":\"user.a\",\"v\":\"1\",\"z\":1}]}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"x\":[{\"n\":\"user.a\",\"v64\":\"M\"}]}",
+	    "{\"v\":2,\"op\":\"setattr\",\"k\":\"a\",\"x\":[]}",
+	    /* setxattr needs a name and a value; rmxattr a name */
+	    "{\"v\":2,\"op\":\"setxattr\",\"k\":\"a\",\"val\":\"1\"}",
+	    "{\"v\":2,\"op\":\"setxattr\",\"k\":\"a\",\"xn\":\"user.a\"}",
+	    "{\"v\":2,\"op\":\"setxattr\",\"k\":\"a\",\"xn\":\"user.a\","
+	    "\"val\":\"1\",\"flags\":3}",
+	    "{\"v\":2,\"op\":\"rmxattr\",\"k\":\"a\"}",
+	    "{\"v\":2,\"op\":\"rmxattr\",\"k\":\"a\",\"xn\":\"user.a\","
+	    "\"val\":\"1\"}",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -263,10 +407,11 @@ static void test_malformed_commands_are_rejected(void **state)
 static void test_other_versions_are_refused_as_version_errors(void **state)
 {
 	(void)state;
-	assert_int_equal(decode("{\"v\":2,\"op\":\"noop\"}"), KV_EVERSION);
+	assert_int_equal(decode("{\"v\":3,\"op\":\"noop\"}"), KV_EVERSION);
 	assert_int_equal(decode("{\"v\":0,\"op\":\"noop\",\"new\":[1]}"),
 			 KV_EVERSION);
 	assert_int_equal(decode("{\"v\":1,\"op\":\"noop\"}"), 0);
+	assert_int_equal(decode("{\"v\":2,\"op\":\"noop\"}"), 0);
 }
 
 static void test_decode_reads_exactly_the_given_length(void **state)
@@ -289,6 +434,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_every_op_round_trips),
+	    cmocka_unit_test(test_version_2_fields_round_trip),
 	    cmocka_unit_test(test_binary_values_round_trip_exactly),
 	    cmocka_unit_test(test_largest_values_round_trip),
 	    cmocka_unit_test(test_valid_hand_written_command_decodes),

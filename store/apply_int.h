@@ -1,0 +1,36 @@
+/* apply_int.h - what the files of the state machine share (internal to
+ * the store module): apply.c has the rules of every op but rename, which
+ * is apply_rename.c; both change the map through map_impl.h. */
+#ifndef KV_STORE_APPLY_INT_H
+#define KV_STORE_APPLY_INT_H
+
+#include "map_impl.h"
+
+typedef void (*change_fn)(void *ctx, const char *key, size_t klen);
+
+/* fn(ctx, key, klen) if fn is set. */
+void apply_changed(change_fn fn, void *ctx, const char *key, size_t klen);
+/* When cmd's change was made (docs/map-and-db.md): its "t", else for put
+ * and mkdir its mtime, else 0 (then no parent's times change). */
+int64_t apply_time(const struct kv_cmd *cmd);
+/* A new record for key with old's value, attributes and times, changed
+ * at index (mod_rev); NULL without memory. */
+struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
+			      size_t klen, uint64_t index);
+
+/* A parent directory's new times, made before the tree changes (it may
+ * fail) and put in place after (it cannot). */
+struct apply_touch {
+	struct kv_rec *rec; /* NULL: nothing to change */
+};
+/* The parent of key gets mtime and ctime t (and mod_rev index) if it has
+ * a record of its own (an explicit directory or the root; an implicit one
+ * has no times); t 0 changes nothing. 0 or -ENOMEM. */
+int apply_touch_prepare(const struct map *m, const char *key, size_t klen,
+			int64_t t, uint64_t index, struct apply_touch *tp);
+void apply_touch_commit(struct map *m, struct apply_touch *tp);
+
+int apply_rename(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+		 int *res, change_fn fn, void *ctx);
+
+#endif
