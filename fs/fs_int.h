@@ -9,8 +9,8 @@
  * every open of it on this node (file.c holds its pure parts, commit.c
  * turns it into commands). The pure helpers beside them: path<->key
  * mapping (path.c), error mapping (errno.c), the invalidation queue
- * (inval.c). The operations are in ops_*.c; mounting and the loop in
- * fs.c. */
+ * (inval.c). The operations are in ops_*.c, below them what they share
+ * (ctx.c, entry.c); mounting, the operations table and the loop in fs.c. */
 #ifndef KV_FS_INT_H
 #define KV_FS_INT_H
 
@@ -312,6 +312,8 @@ struct fs_handle {
 /* Take h off fs's list and free it. */
 void fs_handle_forget(struct fs *fs, struct fs_handle *h);
 
+/* ---- ctx.c: what every operation uses ---- */
+
 /* The mount of a request. */
 struct fs *fs_of(fuse_req_t req);
 /* The caller's clock, for times (kv_wall_ns). */
@@ -325,6 +327,8 @@ int fs_propose(struct fs *fs, struct kv_cmd *cmd, uint64_t *rev);
  * out holds KV_MAX_KEY + 1 bytes. */
 int fs_child_key(struct fs *fs, struct fs_inode *dir, const char *name,
 		 char *out, size_t *klen);
+/* ---- entry.c: making new entries ---- */
+
 /* The owner of a new entry in dir made by req's caller: its uid and
  * gid, or dir's gid when dir is set-group-ID (a new directory, *mode
  * S_IFDIR..., then gets S_ISGID too). */

@@ -309,33 +309,6 @@ void fs_op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 /* ---- mkdir, rmdir ---- */
 
-/* Reply with the entry of name in dir, kind, just made (read locally:
- * the change was applied here). */
-void fs_reply_made(fuse_req_t req, struct fs *fs, struct fs_inode *dir,
-		   const char *name, const char *key, size_t klen)
-{
-	struct kv_stat ks;
-	struct fuse_entry_param e;
-	struct stat st;
-	int ret = fs_errno(store_stat(node_store(fs->node), key, klen, &ks));
-
-	if (ret != 0) { /* changed again since: the kernel looks it up */
-		fuse_reply_err(req, -ret);
-		return;
-	}
-	struct fs_inode *in = fs_inode_link(
-	    &fs->itab, dir, name, ks.is_dir ? S_IFDIR : ks.mode & S_IFMT);
-	if (in == NULL) {
-		fuse_reply_err(req, ENOMEM);
-		return;
-	}
-	fs_fill_stat(fs, in->ino, &ks, &st);
-	fs_fill_entry(fs, in, &st, &e);
-	if (fuse_reply_entry(req, &e) != 0)
-		fs_inode_forget(&fs->itab, in->ino, 1);
-	fs_inode_put(&fs->itab, in);
-}
-
 void fs_op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 mode_t mode)
 {

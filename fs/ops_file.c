@@ -124,27 +124,6 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		fs_op_release(NULL, ino, fi);
 }
 
-/* The owner of a new entry in dir: the caller, with dir's group when dir
- * is set-group-ID (then a new directory is set-group-ID too). */
-void fs_new_owner(struct fs *fs, fuse_req_t req, struct fs_inode *dir,
-		  uint32_t *uid, uint32_t *gid, uint32_t *mode)
-{
-	const struct fuse_ctx *ctx = fuse_req_ctx(req);
-	char key[KV_MAX_KEY + 1];
-	size_t klen;
-	struct kv_stat ks;
-
-	*uid = (uint32_t)ctx->uid;
-	*gid = (uint32_t)ctx->gid;
-	if (fs_key_of(fs, dir, key, &klen) == 0 &&
-	    store_stat(node_store(fs->node), key, klen, &ks) == 0 &&
-	    (ks.mode & S_ISGID)) {
-		*gid = ks.gid != KV_NO_OWNER ? ks.gid : (uint32_t)fs->gid;
-		if (S_ISDIR(*mode))
-			*mode |= S_ISGID;
-	}
-}
-
 /* O_EXCL: a create-only put now, exact across nodes. *rev its entry. */
 static int create_exclusive(struct fs *fs, char *key, size_t klen,
 			    uint32_t mode, uint32_t uid, uint32_t gid,

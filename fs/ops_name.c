@@ -19,63 +19,6 @@
 
 #include "fs_int.h"
 
-void fs_new_entry_cmd(struct kv_cmd *cmd, enum kv_op op, char *key, size_t klen,
-		      uint32_t mode, uint32_t uid, uint32_t gid)
-{
-	int64_t now = fs_now();
-
-	*cmd = (struct kv_cmd){.op = op,
-			       .key = key,
-			       .klen = klen,
-			       .mode = op == KV_OP_MKDIR ? mode & 07777 : mode,
-			       .set_mode = true,
-			       .uid = uid,
-			       .gid = gid,
-			       .set_uid = true,
-			       .set_gid = true,
-			       .mtime_ns = now,
-			       .atime_ns = now,
-			       .set_atime = true,
-			       .time_ns = now,
-			       .if_absent = op == KV_OP_PUT};
-}
-
-void fs_make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
-		   enum kv_op op, uint32_t mode, const char *val, size_t vlen)
-{
-	struct fs *fs = fs_of(req);
-	struct fs_inode *dir = fs_inode_get(&fs->itab, parent);
-	char key[KV_MAX_KEY + 1];
-	size_t klen;
-	uint32_t uid, gid;
-	int ret;
-
-	if (dir == NULL) {
-		fuse_reply_err(req, ENOENT);
-		return;
-	}
-	ret = fs_child_key(fs, dir, name, key, &klen);
-	if (ret == 0) {
-		struct fs_inode *c = fs_inode_child(&fs->itab, dir, name);
-		if (c != NULL && fs_inode_is_pending(&fs->itab, c))
-			ret = -EEXIST; /* made here, not yet committed */
-		fs_inode_put(&fs->itab, c);
-	}
-	if (ret == 0) {
-		struct kv_cmd cmd;
-		fs_new_owner(fs, req, dir, &uid, &gid, &mode);
-		fs_new_entry_cmd(&cmd, op, key, klen, mode, uid, gid);
-		cmd.val = (unsigned char *)val;
-		cmd.vlen = vlen;
-		ret = fs_propose(fs, &cmd, NULL);
-	}
-	if (ret == 0)
-		fs_reply_made(req, fs, dir, name, key, klen);
-	else
-		fuse_reply_err(req, -ret);
-	fs_inode_put(&fs->itab, dir);
-}
-
 void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		 mode_t mode, dev_t rdev)
 {

@@ -15,105 +15,6 @@
 
 #include "apply_int.h"
 
-void apply_changed(change_fn fn, void *ctx, const char *key, size_t klen)
-{
-	if (fn != NULL)
-		fn(ctx, key, klen);
-}
-
-int64_t apply_time(const struct kv_cmd *cmd)
-{
-	if (cmd->time_ns != 0)
-		return cmd->time_ns;
-	if (cmd->op == KV_OP_PUT || cmd->op == KV_OP_MKDIR)
-		return cmd->mtime_ns;
-	return 0;
-}
-
-/* rec takes old's kind, mode, owner, create revision and times. */
-static void same_attrs(struct kv_rec *rec, const struct kv_rec *old)
-{
-	rec->mode = old->mode;
-	rec->uid = old->uid;
-	rec->gid = old->gid;
-	rec->create_rev = old->create_rev;
-	rec->mtime_ns = old->mtime_ns;
-	rec->ctime_ns = old->ctime_ns;
-	rec->atime_ns = old->atime_ns;
-}
-
-struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
-			      size_t klen, uint64_t index)
-{
-	struct kv_rec *rec = kv_rec_new_x(key, klen, old->val, old->vlen,
-					  old->xattrs, old->nxattr);
-
-	if (rec == NULL)
-		return NULL;
-	same_attrs(rec, old);
-	rec->mod_rev = index;
-	return rec;
-}
-
-/* ---- parents' times ---- */
-
-static size_t parent_len(const char *key, size_t klen)
-{
-	const char *s = memrchr(key, '/', klen);
-	return s ? (size_t)(s - key) : 0;
-}
-
-int apply_touch_prepare(const struct map *m, const char *key, size_t klen,
-			int64_t t, uint64_t index, struct apply_touch *tp)
-{
-	size_t plen = parent_len(key, klen);
-	const struct kv_rec *old;
-
-	tp->rec = NULL;
-	if (t == 0)
-		return 0;
-	if (plen == 0) {
-		old = map_root(m);
-	} else {
-		struct map_node *n = map_find(m, key, plen, '/');
-		if (n == NULL)
-			return 0; /* implicit: no times of its own */
-		old = map_node_rec(n);
-	}
-	if (old != NULL) {
-		tp->rec = apply_rec_copy(old, key, plen, index);
-	} else {
-		tp->rec = kv_rec_new(key, 0, NULL, 0);
-		if (tp->rec != NULL)
-			tp->rec->mode = S_IFDIR | 0755;
-	}
-	if (tp->rec == NULL)
-		return -ENOMEM;
-	tp->rec->mod_rev = index;
-	tp->rec->mtime_ns = t;
-	tp->rec->ctime_ns = t;
-	return 0;
-}
-
-void apply_touch_commit(struct map *m, struct apply_touch *tp)
-{
-	struct kv_rec *rec = tp->rec;
-	struct map_node *n;
-
-	if (rec == NULL)
-		return;
-	tp->rec = NULL;
-	if (rec->klen == 0) {
-		map_set_root(m, rec);
-		return;
-	}
-	n = map_find(m, rec->key, rec->klen, '/');
-	if (n != NULL)
-		map_replace(m, n, rec);
-	else
-		kv_rec_unref(rec); /* cannot happen: the change kept it */
-}
-
 /* ---- put, del, mkdir, rmdir ---- */
 
 /* A put or mkdir sets the permission bits when set_mode says so or the
@@ -375,7 +276,7 @@ static struct kv_rec *attr_copy(const struct map *m, const struct kv_cmd *cmd,
 	if (rec == NULL)
 		return NULL;
 	if (old != NULL) {
-		same_attrs(rec, old);
+		apply_same_attrs(rec, old);
 	} else {
 		rec->mode = S_IFDIR | 0755;
 		if (k == MAP_IMPLICIT) {

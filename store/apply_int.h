@@ -1,6 +1,7 @@
 /* apply_int.h - what the files of the state machine share (internal to
  * the store module): apply.c has the rules of every op but rename, which
- * is apply_rename.c; both change the map through map_impl.h. */
+ * is apply_rename.c; both change the map through map_impl.h and share the
+ * helpers of apply_common.c, declared first. */
 #ifndef KV_STORE_APPLY_INT_H
 #define KV_STORE_APPLY_INT_H
 
@@ -13,6 +14,8 @@ void apply_changed(change_fn fn, void *ctx, const char *key, size_t klen);
 /* When cmd's change was made (docs/map-and-db.md): its "t", else for put
  * and mkdir its mtime, else 0 (then no parent's times change). */
 int64_t apply_time(const struct kv_cmd *cmd);
+/* rec takes old's kind, mode, owner, create revision and times. */
+void apply_same_attrs(struct kv_rec *rec, const struct kv_rec *old);
 /* A new record for key with old's value, attributes and times, changed
  * at index (mod_rev); NULL without memory. */
 struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
