@@ -115,7 +115,7 @@ static void usage(FILE *out)
 	    "                        data directory (local clusters "
 	    "only)\n"
 	    "  --snapshot-every=N    applied entries between snapshots "
-	    "(default 10000)\n"
+	    "(default 100000)\n"
 	    "  --segment-size=BYTES  log segment size (default 64 MiB)\n"
 	    "  --subdir=PREFIX       mount only the keys under PREFIX\n"
 	    "  --local-reads         mount reads skip ReadIndex (may be "

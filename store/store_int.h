@@ -45,7 +45,7 @@
 #include "map.h"
 #include "store.h"
 
-#define DEFAULT_SNAPSHOT_EVERY 10000
+#define DEFAULT_SNAPSHOT_EVERY 100000
 #define DEFAULT_SNAPSHOT_BYTES (64u * 1024 * 1024)
 #define DEFAULT_SEGMENT_SIZE   (64u * 1024 * 1024)
 
