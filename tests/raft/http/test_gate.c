@@ -482,20 +482,9 @@ static void test_limits_left_zero_take_their_defaults(void **state)
 static int setup(void **state)
 {
 	(void)state;
-	char peers[128], listen[64];
 	if (!mkdtemp(datadir))
 		return -1;
-	unsigned p1 = tnode_free_port();
-	snprintf(listen, sizeof(listen), "127.0.0.1:%u", p1);
-	snprintf(peers, sizeof(peers),
-		 "1=127.0.0.1:%u,2=127.0.0.1:%u,3=127.0.0.1:%u", p1,
-		 tnode_free_port(), tnode_free_port());
-	struct node_options opt = {.id = 1,
-				   .data_dir = datadir,
-				   .listen = listen,
-				   .peers = peers,
-				   .write_timeout_ms = WRITE_TIMEOUT_MS};
-	return tnode_start(&opt, &node);
+	return tnode_start_leaderless(datadir, WRITE_TIMEOUT_MS, &node);
 }
 
 static int teardown(void **state)
