@@ -7,10 +7,11 @@
  * reply. A thread per connection cost two thread switches per request
  * (docs/benchmarks.md). The few handlers that do block (/status asks the
  * store's owner thread, membership changes, snapshot chunks) are
- * offloaded to a thread of their own. A connection limit, an idle timeout
- * and a small per-connection memory pool keep slow or hostile clients
- * from starving the others, and the listener stops only once every
- * suspended request was taken up again. Routing and the request's life
+ * offloaded to a thread of their own. The gate (http_gate.h) admits
+ * connections and closes those past their deadlines, and a small
+ * per-connection memory pool bounds each, so that slow or hostile clients
+ * cannot starve the others; the listener stops only once every suspended
+ * request was taken up again. Routing and the request's life
  * are in http_request.c, what a handler does with its request (headers,
  * the query, suspending, offloading) in http_call.c, bodies in
  * http_body.c, responses in http_reply.c, the endpoints in http_kv.c,
@@ -27,12 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "http_gate.h"
 #include "http_int.h"
 
-/* Connections at once. */
-#define HTTP_MAX_CONNECTIONS 512
-/* Seconds a connection may stay idle (a slow client) before it is closed. */
-#define HTTP_IDLE_TIMEOUT_S 30
+/* Connections the kernel queues until the listener accepts them: the gate
+ * (http_gate.c) answers each at once, so this only absorbs bursts. */
+#define HTTP_LISTEN_BACKLOG 1024
 /* Per-connection pool: request line and headers must fit (MHD answers 414
  * or 431 itself beyond it); body bytes are passed through in pieces. MHD
  * zeroes the whole pool between two requests of a connection: at 64 KiB
@@ -51,9 +52,11 @@ static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s)
 
 static void on_log(void *cls, const char *fmt, va_list ap)
 {
+	struct http_server *h = cls;
 	char buf[512];
 
-	(void)cls;
+	if (!http_gate_log_ok(h->gate))
+		return;
 	vsnprintf(buf, sizeof buf, fmt, ap);
 	size_t n = strlen(buf);
 	fprintf(stderr, "kvfs http: %s%s", buf,
@@ -97,7 +100,7 @@ static int open_listener(const char *addr, int *fd_out, unsigned *port_out,
 		}
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 		if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 &&
-		    listen(fd, 128) == 0)
+		    listen(fd, HTTP_LISTEN_BACKLOG) == 0)
 			break;
 		err = -errno;
 		close(fd);
@@ -126,7 +129,15 @@ static int open_listener(const char *addr, int *fd_out, unsigned *port_out,
 int http_start(struct kv_node *n, const char *listen, struct http_server **out,
 	       char **errmsg)
 {
+	return http_start_with(n, listen, NULL, out, errmsg);
+}
+
+int http_start_with(struct kv_node *n, const char *listen,
+		    const struct http_limits *limits, struct http_server **out,
+		    char **errmsg)
+{
 	struct http_server *h;
+	struct http_limits lim;
 	int rc;
 
 	*out = NULL;
@@ -149,19 +160,27 @@ int http_start(struct kv_node *n, const char *listen, struct http_server **out,
 			free(msg);
 		goto err_free;
 	}
+	http_gate_limits(limits, &lim);
+	rc = http_gate_new(&lim, node_token(n), &h->gate);
+	if (rc < 0)
+		goto err_close;
+	/* The gate admits and times connections (http_gate.h): libmicrohttpd's
+	 * limit is above the gate's, its timeout only for stalled replies. */
 	h->daemon = MHD_start_daemon(
 	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
 		MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, http_on_request, h,
+	    0, http_gate_accept, h->gate, http_conn_request, h,
 	    /* the logger first, so MHD logs nothing on its own */
 	    MHD_OPTION_EXTERNAL_LOGGER, on_log, h, MHD_OPTION_LISTEN_SOCKET,
 	    h->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
-	    (unsigned)HTTP_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT,
-	    (unsigned)HTTP_IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+	    http_gate_mhd_limit(h->gate), MHD_OPTION_CONNECTION_TIMEOUT,
+	    http_gate_mhd_timeout(h->gate), MHD_OPTION_NOTIFY_CONNECTION,
+	    http_gate_notify, h->gate, MHD_OPTION_URI_LOG_CALLBACK,
+	    http_gate_uri, h->gate, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 	    (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_MEMORY_INCREMENT,
 	    (size_t)HTTP_CONN_MEMORY_INCREMENT, MHD_OPTION_NOTIFY_COMPLETED,
-	    http_on_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, h,
-	    MHD_OPTION_END);
+	    http_conn_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+	    h, MHD_OPTION_END);
 	if (!h->daemon) {
 		rc = -EIO;
 		if (errmsg && asprintf(errmsg,
@@ -169,11 +188,14 @@ int http_start(struct kv_node *n, const char *listen, struct http_server **out,
 				       "on %s",
 				       listen) < 0)
 			*errmsg = NULL;
-		goto err_close;
+		goto err_gate;
 	}
 	*out = h;
 	return 0;
 
+err_gate:
+	http_gate_stop(h->gate);
+	http_gate_free(h->gate);
 err_close:
 	close(h->listen_fd);
 err_free:
@@ -204,8 +226,11 @@ void http_stop(struct http_server *h)
 				h->held, h->workers);
 	}
 	pthread_mutex_unlock(&h->mu);
-	/* MHD closes the listen socket it was given. */
+	/* MHD closes the listen socket it was given, and tells the gate of
+	 * every connection it closes. */
+	http_gate_stop(h->gate);
 	MHD_stop_daemon(h->daemon);
+	http_gate_free(h->gate);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
@@ -214,4 +239,13 @@ void http_stop(struct http_server *h)
 unsigned http_port(const struct http_server *h)
 {
 	return h ? h->port : 0;
+}
+
+void http_stats(struct http_server *h, struct http_stats *out)
+{
+	if (!h) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	http_gate_stats(h->gate, out);
 }

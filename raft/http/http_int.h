@@ -127,6 +127,7 @@ struct http_req {
 struct http_server {
 	struct kv_node *node;
 	struct MHD_Daemon *daemon;
+	struct http_gate *gate; /* deadlines and admission (http_gate.h) */
 	int listen_fd;
 	unsigned port;
 	atomic_size_t body_bytes; /* bodies held by all requests */
@@ -157,6 +158,22 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
 				size_t *upload_data_size, void **con_cls);
 void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		       enum MHD_RequestTerminationCode toe);
+
+/* ---- http_conn.c: a request's steps, the gate's then the router's ---- */
+
+/* libmicrohttpd's access handler and completion callback as the listener
+ * registers them: the gate (http_gate.h) hears of each step, then
+ * http_on_request and http_on_completed run (cls is the server). */
+enum MHD_Result http_conn_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls);
+void http_conn_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+			 enum MHD_RequestTerminationCode toe);
+
+/* ---- http_limits.c: GET /status/http, the listener's counters ---- */
+
+enum MHD_Result http_gate_status(struct http_req *r);
 
 /* ---- http_body.c: bodies ---- */
 

@@ -24,6 +24,9 @@ static const struct http_route routes[] = {
     /* offloaded: it asks the store's owner thread, which may be busy */
     {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
      http_status_handle, NULL, true},
+    /* the listener's own counters (http_gate.c) */
+    {"/status/http", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
+     http_gate_status, NULL, false},
     /* mmapd's endpoints, kept for its users. */
     {"/set/", false, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT, HTTP_BODY_FORM,
      KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL, false},

@@ -38,6 +38,23 @@ int tnode_start(const struct node_options *opt, struct tnode *t)
 	return ret == 0 ? 0 : -1;
 }
 
+int tnode_start_leaderless(const char *data_dir, int write_timeout_ms,
+			   struct tnode *t)
+{
+	char peers[128], listen[64];
+	unsigned p1 = tnode_free_port();
+	snprintf(listen, sizeof(listen), "127.0.0.1:%u", p1);
+	snprintf(peers, sizeof(peers),
+		 "1=127.0.0.1:%u,2=127.0.0.1:%u,3=127.0.0.1:%u", p1,
+		 tnode_free_port(), tnode_free_port());
+	struct node_options opt = {.id = 1,
+				   .data_dir = data_dir,
+				   .listen = listen,
+				   .peers = peers,
+				   .write_timeout_ms = write_timeout_ms};
+	return tnode_start(&opt, t);
+}
+
 void tnode_close(struct tnode *t)
 {
 	if (!t->node)

@@ -20,6 +20,12 @@ int tnode_open(const struct node_options *opt, struct tnode *t, char **err);
 /* tnode_open for a test's setup: on failure it says why on stderr. 0 or
  * -1. */
 int tnode_start(const struct node_options *opt, struct tnode *t);
+/* A node that can never lead, for tests of waiting requests: member 1 of
+ * a three-member cluster whose other two do not exist, on data_dir, with
+ * its listener; its writes and linearizable reads wait write_timeout_ms
+ * and fail. 0 or -1, as tnode_start. */
+int tnode_start_leaderless(const char *data_dir, int write_timeout_ms,
+			   struct tnode *t);
 /* node_stop, http_stop, node_close (as fs/main.c does). */
 void tnode_close(struct tnode *t);
 /* A TCP port on 127.0.0.1 that nothing listened on a moment ago. */

@@ -35,18 +35,7 @@ static char datadir[] = "/tmp/kvfs-test-suspend-XXXXXX";
 static struct tnode *open_alone(int write_timeout_ms)
 {
 	static struct tnode t;
-	char peers[128], listen[64];
-	unsigned p1 = tnode_free_port();
-	snprintf(listen, sizeof(listen), "127.0.0.1:%u", p1);
-	snprintf(peers, sizeof(peers),
-		 "1=127.0.0.1:%u,2=127.0.0.1:%u,3=127.0.0.1:%u", p1,
-		 tnode_free_port(), tnode_free_port());
-	struct node_options opt = {.id = 1,
-				   .data_dir = datadir,
-				   .listen = listen,
-				   .peers = peers,
-				   .write_timeout_ms = write_timeout_ms};
-	if (tnode_start(&opt, &t) != 0)
+	if (tnode_start_leaderless(datadir, write_timeout_ms, &t) != 0)
 		fail_msg("tnode_open failed");
 	return &t;
 }
