@@ -4,9 +4,12 @@
  * HTTP API: status, the member list, membership changes (which only the
  * leader makes: a 421 is followed to the leader it names and a busy or
  * leaderless cluster is retried until the timeout, raft/peer/join.c), and a
- * key's value. It keeps no state and prints either pretty JSON or a short
- * table. Exit codes: 0 success, 1 the request failed, 2 bad usage. The
- * endpoints are in docs/http-api.md. */
+ * key's value; new-token prints a fresh cluster token. It speaks https://
+ * with --tls-ca (and --tls-cert, --tls-key) and presents tokens read from
+ * files only (--cluster-token, --token), never from the command line, where
+ * ps would show them. It keeps no state and prints either pretty JSON or a
+ * short table. Exit codes: 0 success, 1 the request failed, 2 bad usage.
+ * The endpoints are in docs/http-api.md, security in docs/security.md. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -18,6 +21,8 @@
 
 #include "join.h"
 #include "kv.h"
+#include "peer.h"
+#include "peer_tls.h"
 
 #define EXIT_USAGE	   2
 #define DEFAULT_NODE	   "127.0.0.1:7001"
@@ -28,6 +33,7 @@ struct ctl {
 	const char *node;
 	int timeout_ms;
 	bool json;
+	struct cluster_auth auth; /* what every request presents */
 };
 
 static void usage(FILE *f)
@@ -43,11 +49,21 @@ static void usage(FILE *f)
 	    "  remove ID            remove a member (the leader too)\n"
 	    "  get KEY              print KEY's value\n"
 	    "  put KEY VALUE|-      set KEY (- reads the value from stdin)\n"
+	    "  new-token            print a new cluster token (for "
+	    "--cluster-token)\n"
 	    "options:\n"
 	    "  --node=HOST:PORT     the node to ask (default " DEFAULT_NODE
 	    ")\n"
 	    "  --timeout=MS         give up after MS (default %d)\n"
 	    "  --json               print JSON, not a table\n"
+	    "  --tls-ca=FILE        speak https, checking the node against "
+	    "this CA\n"
+	    "  --tls-cert=FILE, --tls-key=FILE\n"
+	    "                       present this certificate (PEM)\n"
+	    "  --token=FILE         present the client token in FILE "
+	    "(--auth)\n"
+	    "  --cluster-token=FILE present the cluster's token (membership "
+	    "changes)\n"
 	    "exit: 0 success, 1 failure, 2 usage\n",
 	    DEFAULT_TIMEOUT_MS);
 }
@@ -82,8 +98,9 @@ static int request(const struct ctl *c, const char *method, const char *path,
 		   size_t *resp_len)
 {
 	char *err = NULL;
-	int rc = cluster_http(c->node, method, path, body, len, c->timeout_ms,
-			      status, resp, resp_len, NULL, &err);
+	int rc =
+	    cluster_http(c->node, &c->auth, method, path, body, len,
+			 c->timeout_ms, status, resp, resp_len, NULL, &err);
 
 	if (rc != 0) {
 		fprintf(stderr, "kvfsctl: %s\n", err ? err : strerror(-rc));
@@ -200,8 +217,8 @@ static int change(const struct ctl *c, const char *method, const char *path,
 {
 	char *err = NULL;
 	int rc =
-	    cluster_leader_request(c->node, method, path, body, c->timeout_ms,
-				   status, resp, retried, &err);
+	    cluster_leader_request(c->node, &c->auth, method, path, body,
+				   c->timeout_ms, status, resp, retried, &err);
 
 	if (rc != 0) {
 		fprintf(stderr, "kvfsctl: %s: %s\n", what,
@@ -417,6 +434,73 @@ static int cmd_put(const struct ctl *c, const char *key, const char *value)
 	return rc;
 }
 
+static int cmd_new_token(void)
+{
+	char tok[2 * PEER_TOKEN_BYTES + 1];
+	int rc = peer_token_new(tok);
+
+	if (rc != 0) {
+		fprintf(stderr, "kvfsctl: new-token: %s\n", strerror(-rc));
+		return 1;
+	}
+	printf("%s\n", tok);
+	explicit_bzero(tok, sizeof(tok));
+	return 0;
+}
+
+/* The token files and the TLS identity the options named. */
+struct secrets {
+	const char *token_file, *cluster_file;
+	struct peer_tls_files tls;
+	char token[PEER_TOKENS][PEER_ID_MAX + 1];
+	char cluster[PEER_TOKENS][PEER_ID_MAX + 1];
+	struct peer_tls *t;
+};
+
+/* Load what s names into c->auth. 0, or 2 with the reason on stderr. */
+static int secrets_load(struct secrets *s, struct ctl *c)
+{
+	char *err = NULL;
+	size_t n;
+
+	if (s->token_file &&
+	    peer_tokens_read(s->token_file, s->token, &n, &err) != 0)
+		goto fail;
+	if (s->cluster_file &&
+	    peer_tokens_read(s->cluster_file, s->cluster, &n, &err) != 0)
+		goto fail;
+	if ((s->tls.ca || s->tls.cert || s->tls.key) &&
+	    peer_tls_new(&s->tls, &s->t, &err) != 0)
+		goto fail;
+	c->auth = (struct cluster_auth){
+	    .tls = s->t,
+	    .token = s->cluster_file ? s->cluster[0] : NULL,
+	    .bearer = s->token_file ? s->token[0] : NULL};
+	return 0;
+fail:
+	fprintf(stderr, "kvfsctl: %s\n", err ? err : "out of memory");
+	free(err);
+	return EXIT_USAGE;
+}
+
+static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
+{
+	if (strcmp(cmd, "status") == 0 && nargs == 0)
+		return cmd_status(c);
+	if (strcmp(cmd, "members") == 0 && nargs == 0)
+		return cmd_members(c);
+	if (strcmp(cmd, "add") == 0 && nargs == 2)
+		return cmd_add(c, argv[0], argv[1]);
+	if (strcmp(cmd, "remove") == 0 && nargs == 1)
+		return cmd_remove(c, argv[0]);
+	if (strcmp(cmd, "get") == 0 && nargs == 1)
+		return cmd_get(c, argv[0]);
+	if (strcmp(cmd, "put") == 0 && nargs == 2)
+		return cmd_put(c, argv[0], argv[1]);
+	usage(stderr);
+	return EXIT_USAGE;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -424,14 +508,35 @@ int main(int argc, char **argv)
 	    {"timeout", required_argument, NULL, 't'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"tls-ca", required_argument, NULL, 'A'},
+	    {"tls-cert", required_argument, NULL, 'C'},
+	    {"tls-key", required_argument, NULL, 'K'},
+	    {"token", required_argument, NULL, 'T'},
+	    {"cluster-token", required_argument, NULL, 'S'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct ctl c = {DEFAULT_NODE, DEFAULT_TIMEOUT_MS, false};
+	struct ctl c = {DEFAULT_NODE, DEFAULT_TIMEOUT_MS, false, {0}};
+	struct secrets sec = {0};
 	const char *cmd;
 	int o, nargs;
 
 	while ((o = getopt_long(argc, argv, "+n:t:jh", opts, NULL)) != -1) {
 		switch (o) {
+		case 'A':
+			sec.tls.ca = optarg;
+			break;
+		case 'C':
+			sec.tls.cert = optarg;
+			break;
+		case 'K':
+			sec.tls.key = optarg;
+			break;
+		case 'T':
+			sec.token_file = optarg;
+			break;
+		case 'S':
+			sec.cluster_file = optarg;
+			break;
 		case 'n':
 			c.node = optarg;
 			break;
@@ -465,18 +570,13 @@ int main(int argc, char **argv)
 	cmd = argv[optind];
 	nargs = argc - optind - 1;
 	argv += optind + 1;
-	if (strcmp(cmd, "status") == 0 && nargs == 0)
-		return cmd_status(&c);
-	if (strcmp(cmd, "members") == 0 && nargs == 0)
-		return cmd_members(&c);
-	if (strcmp(cmd, "add") == 0 && nargs == 2)
-		return cmd_add(&c, argv[0], argv[1]);
-	if (strcmp(cmd, "remove") == 0 && nargs == 1)
-		return cmd_remove(&c, argv[0]);
-	if (strcmp(cmd, "get") == 0 && nargs == 1)
-		return cmd_get(&c, argv[0]);
-	if (strcmp(cmd, "put") == 0 && nargs == 2)
-		return cmd_put(&c, argv[0], argv[1]);
-	usage(stderr);
-	return EXIT_USAGE;
+	if (strcmp(cmd, "new-token") == 0 && nargs == 0)
+		return cmd_new_token();
+	int rc = secrets_load(&sec, &c);
+	if (rc == 0)
+		rc = run(&c, cmd, nargs, argv);
+	explicit_bzero(sec.token, sizeof(sec.token));
+	explicit_bzero(sec.cluster, sizeof(sec.cluster));
+	peer_tls_free(sec.t);
+	return rc;
 }

@@ -5,10 +5,16 @@
  * table, so every kvfs option works as --opt=value and as -o opt=value;
  * what the table does not know (-d, -o allow_other, ...) goes to FUSE.
  * Without -f the process forks before any thread starts, and the parent
- * exits only once the node serves (or with its error). */
+ * exits only once the node serves (or with its error). Secrets come from
+ * files only (--cluster-token, --auth, --tls-key), so ps shows none; a
+ * node that would serve a non-loopback address with neither TLS nor
+ * client tokens refuses to start unless --insecure says it is meant to.
+ * SIGHUP rereads the token files, in HTTP-only and mount mode alike. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +23,9 @@
 
 #include "fs.h"
 #include "http.h"
+#include "join.h"
 #include "node.h"
+#include "peer_tls.h"
 
 struct cli {
 	unsigned long id;
@@ -26,6 +34,11 @@ struct cli {
 	char *peers;
 	char *cluster_token;
 	char *join;
+	char *tls_cert, *tls_key, *tls_ca;
+	int tls_client_auth;
+	char *auth;
+	int status_public;
+	int insecure;
 	unsigned long snapshot_every;
 	unsigned long segment_size;
 	char *subdir;
@@ -58,6 +71,20 @@ static const struct fuse_opt cli_opts[] = {
     OPT("cluster_token=%s", cluster_token, 0),
     OPT("--join=%s", join, 0),
     OPT("join=%s", join, 0),
+    OPT("--tls-cert=%s", tls_cert, 0),
+    OPT("tls_cert=%s", tls_cert, 0),
+    OPT("--tls-key=%s", tls_key, 0),
+    OPT("tls_key=%s", tls_key, 0),
+    OPT("--tls-ca=%s", tls_ca, 0),
+    OPT("tls_ca=%s", tls_ca, 0),
+    OPT("--tls-client-auth", tls_client_auth, 1),
+    OPT("tls_client_auth", tls_client_auth, 1),
+    OPT("--auth=%s", auth, 0),
+    OPT("auth=%s", auth, 0),
+    OPT("--status-public", status_public, 1),
+    OPT("status_public", status_public, 1),
+    OPT("--insecure", insecure, 1),
+    OPT("insecure", insecure, 1),
     OPT("--snapshot-every=%lu", snapshot_every, 0),
     OPT("snapshot_every=%lu", snapshot_every, 0),
     OPT("--segment-size=%lu", segment_size, 0),
@@ -108,12 +135,29 @@ static void usage(FILE *out)
 	    "promoted once\n"
 	    "                        caught up; --listen is the address "
 	    "peers dial\n"
-	    "  --cluster-token=FILE  shared secret for peer requests (first "
-	    "line);\n"
-	    "                        default: derived from --peers and "
-	    "kept in the\n"
-	    "                        data directory (local clusters "
-	    "only)\n"
+	    "  --cluster-token=FILE  the cluster's secret (kvfsctl new-token "
+	    "> FILE),\n"
+	    "                        the same file on every member; a "
+	    "second line is\n"
+	    "                        accepted too (a rotation). A member "
+	    "alone keeps\n"
+	    "                        a random one in DIR/cluster-token\n"
+	    "  --tls-cert=FILE, --tls-key=FILE, --tls-ca=FILE\n"
+	    "                        TLS (PEM) for clients and peers; "
+	    "peers must\n"
+	    "                        present a certificate of the CA\n"
+	    "  --tls-client-auth     clients must present one too\n"
+	    "  --auth=FILE           client tokens: NAME ROLE sha256:HEX "
+	    "[PREFIX] a line,\n"
+	    "                        ROLE read, write or admin "
+	    "(reread on SIGHUP)\n"
+	    "  --status-public       /status without a token (with "
+	    "--auth)\n"
+	    "  --insecure            serve a non-loopback address "
+	    "without TLS and\n"
+	    "                        without --auth (anyone who reaches "
+	    "it may do\n"
+	    "                        anything)\n"
 	    "  --snapshot-every=N    applied entries between snapshots "
 	    "(default 100000)\n"
 	    "  --segment-size=BYTES  log segment size (default 64 MiB)\n"
@@ -172,6 +216,136 @@ static int cli_proc(void *data, const char *arg, int key,
 	}
 }
 
+/* The address this node will listen on: --listen, else its own in
+ * --peers, else the default. */
+static const char *listen_address(const struct cli *c, char *buf, size_t cap)
+{
+	if (c->listen)
+		return c->listen;
+	for (const char *p = c->peers; p && *p;) {
+		char *end;
+		unsigned long id = strtoul(p, &end, 10);
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - end) : strlen(end);
+		if (*end == '=' && id == c->id && len > 1 && len < cap) {
+			memcpy(buf, end + 1, len - 1);
+			buf[len - 1] = '\0';
+			return buf;
+		}
+		p = comma ? comma + 1 : p + strlen(p);
+	}
+	return "127.0.0.1:7001";
+}
+
+/* Safe by default: serving anything but loopback needs TLS or client
+ * tokens, or --insecure. true to go on. */
+static bool exposure_ok(const struct cli *c)
+{
+	char buf[128], host[KV_ADDR_MAX + 1];
+	const char *addr = listen_address(c, buf, sizeof(buf));
+
+	/* an address that does not parse is node_open's to refuse, naming
+	 * its option */
+	if (kv_addr_parse(addr, true, host, sizeof(host), NULL, NULL) != 0 ||
+	    cluster_addr_loopback(addr) || c->tls_cert || c->auth)
+		return true;
+	if (c->insecure) {
+		fprintf(stderr,
+			"kvfs: warning: serving %s without TLS and without "
+			"--auth (--insecure): anyone who reaches it may read "
+			"and write every key\n",
+			addr);
+		return true;
+	}
+	fprintf(stderr,
+		"kvfs: refusing to serve %s, which is not a loopback "
+		"address, without protection: anyone who can reach it could "
+		"read and write every key, and without TLS the cluster's "
+		"token and the data cross the network in clear. Give "
+		"--tls-cert, --tls-key and --tls-ca (and --auth with client "
+		"tokens), or --insecure if the network itself is trusted "
+		"(docs/security.md)\n",
+		addr);
+	return false;
+}
+
+/* The TLS identity the options name (none: *out NULL). 0, or -1 with
+ * the reason on stderr. */
+static int open_tls(const struct cli *c, struct peer_tls **out)
+{
+	struct peer_tls_files tf = {c->tls_cert, c->tls_key, c->tls_ca};
+	char *errmsg = NULL;
+
+	*out = NULL;
+	if (c->tls_client_auth && !c->tls_cert) {
+		fprintf(stderr, "kvfs: --tls-client-auth needs TLS "
+				"(--tls-cert, --tls-key, --tls-ca)\n");
+		return -1;
+	}
+	if (!c->tls_cert && !c->tls_key && !c->tls_ca)
+		return 0;
+	if (!c->tls_cert) {
+		fprintf(stderr, "kvfs: TLS needs --tls-cert and --tls-key: a "
+				"node presents its certificate to clients and "
+				"peers\n");
+		return -1;
+	}
+	if (peer_tls_new(&tf, out, &errmsg) != 0) {
+		fprintf(stderr, "kvfs: cannot start: %s\n",
+			errmsg ? errmsg : "TLS");
+		free(errmsg);
+		return -1;
+	}
+	return 0;
+}
+
+/* SIGHUP rereads the token files. A thread of its own waits for it, so
+ * that it works the same whether the main thread waits for signals or
+ * runs the FUSE loop; every thread keeps SIGHUP blocked. */
+struct reloader {
+	pthread_t thread;
+	struct kv_node *node;
+	struct http_server *http;
+	atomic_bool stop;
+};
+
+static void *reload_main(void *arg)
+{
+	struct reloader *rl = arg;
+	sigset_t hup;
+
+	pthread_setname_np(pthread_self(), "kvfs-sighup");
+	sigemptyset(&hup);
+	sigaddset(&hup, SIGHUP);
+	for (;;) {
+		int sig;
+		char *err = NULL;
+		if (sigwait(&hup, &sig) != 0 || atomic_load(&rl->stop))
+			break;
+		if (node_reload_tokens(rl->node, &err) != 0)
+			fprintf(stderr,
+				"kvfs: SIGHUP: kept the cluster tokens: %s\n",
+				err ? err : "cannot read the file");
+		else
+			fprintf(stderr, "kvfs: SIGHUP: cluster tokens read\n");
+		free(err);
+		err = NULL;
+		if (http_reload(rl->http, &err) != 0)
+			fprintf(stderr,
+				"kvfs: SIGHUP: kept the client tokens: %s\n",
+				err ? err : "cannot read the file");
+		free(err);
+	}
+	return NULL;
+}
+
+static void reloader_stop(struct reloader *rl)
+{
+	atomic_store(&rl->stop, true);
+	pthread_kill(rl->thread, SIGHUP);
+	pthread_join(rl->thread, NULL);
+}
+
 /* Fork; the parent waits for one status byte from the child. Returns the
  * write end of the pipe in the child (-1 in the foreground). */
 static int daemonize(void)
@@ -216,6 +390,10 @@ static void report_ready(int *fd, char status)
 	}
 }
 
+/* main wires the pieces in order (options, TLS, node, listener, the
+ * SIGHUP thread, the mount) and unwinds them in reverse through its goto
+ * labels; split, one cleanup would be spread over several functions, so
+ * it stays one function past 100 lines. */
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
@@ -260,11 +438,16 @@ int main(int argc, char **argv)
 			strerror(errno));
 		goto out_args;
 	}
+	struct peer_tls *tls = NULL;
+	char *errmsg = NULL;
+	if (!exposure_ok(&c) || open_tls(&c, &tls) != 0)
+		goto out_args;
 
 	int ready_fd = c.foreground ? -1 : daemonize();
 
-	/* Signals go to the main thread only: block them before any thread
-	 * starts, so every thread inherits the mask. */
+	/* Signals go to the main thread (and SIGHUP to the reloader) only:
+	 * block them before any thread starts, so every thread inherits the
+	 * mask. */
 	signal(SIGPIPE, SIG_IGN);
 	sigset_t sigs;
 	sigemptyset(&sigs);
@@ -279,33 +462,48 @@ int main(int argc, char **argv)
 				  .peers = c.peers,
 				  .cluster_token_file = c.cluster_token,
 				  .join = c.join,
+				  .tls = tls,
 				  .snapshot_every = c.snapshot_every,
 				  .segment_size = c.segment_size,
 				  .write_timeout_ms = c.write_timeout};
 	fso.data_dir = no.data_dir;
 	struct kv_node *node;
-	char *errmsg = NULL;
 	int err = node_open(&no, &node, &errmsg);
 	if (err != 0) {
 		fprintf(stderr, "kvfs: cannot start: %s\n",
 			errmsg ? errmsg : kv_strerror(err));
 		free(errmsg);
 		report_ready(&ready_fd, 1);
-		goto out_args;
+		goto out_tls;
 	}
 	struct http_server *http;
-	err = http_start(node, node_listen(node), &http, &errmsg);
+	struct http_options ho = {.listen = node_listen(node),
+				  .tls = tls,
+				  .tls_client_auth = c.tls_client_auth,
+				  .auth_file = c.auth,
+				  .status_public = c.status_public};
+	err = http_start_with(node, &ho, &http, &errmsg);
 	if (err != 0) {
 		fprintf(stderr, "kvfs: cannot start: %s\n",
 			errmsg ? errmsg : kv_strerror(err));
 		free(errmsg);
 		report_ready(&ready_fd, 1);
 		node_close(node);
-		goto out_args;
+		goto out_tls;
 	}
-	fprintf(stderr, "kvfs: node %lu serving HTTP on port %u, data in %s\n",
-		c.id, http_port(http), no.data_dir);
+	fprintf(stderr, "kvfs: node %lu serving %s on port %u, data in %s\n",
+		c.id, tls ? "HTTPS" : "HTTP", http_port(http), no.data_dir);
+	struct reloader rl = {.node = node, .http = http};
+	atomic_init(&rl.stop, false);
+	if (pthread_create(&rl.thread, NULL, reload_main, &rl) != 0) {
+		fprintf(stderr, "kvfs: cannot start the SIGHUP thread\n");
+		report_ready(&ready_fd, 1);
+		goto out_http;
+	}
 
+	/* the main thread takes SIGINT and SIGTERM; SIGHUP is the
+	 * reloader's */
+	sigdelset(&sigs, SIGHUP);
 	if (!c.mountpoint) {
 		report_ready(&ready_fd, 0);
 		int sig;
@@ -331,11 +529,15 @@ int main(int argc, char **argv)
 	ret = err == 0 ? 0 : 1;
 
 out_node:
+	reloader_stop(&rl);
+out_http:
 	/* the node first answers what the listener suspended, then the
 	 * listener stops, then the rest of the node */
 	node_stop(node);
 	http_stop(http);
 	node_close(node);
+out_tls:
+	peer_tls_free(tls);
 out_args:
 	fuse_opt_free_args(&args);
 	free(c.data);
@@ -343,6 +545,10 @@ out_args:
 	free(c.peers);
 	free(c.cluster_token);
 	free(c.join);
+	free(c.tls_cert);
+	free(c.tls_key);
+	free(c.tls_ca);
+	free(c.auth);
 	free(c.subdir);
 	free(c.attr_timeout);
 	free(c.mountpoint);

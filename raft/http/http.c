@@ -129,13 +129,20 @@ static int open_listener(const char *addr, int *fd_out, unsigned *port_out,
 int http_start(struct kv_node *n, const char *listen, struct http_server **out,
 	       char **errmsg)
 {
-	return http_start_with(n, listen, NULL, out, errmsg);
+	struct http_options o = {.listen = listen};
+	return http_start_with(n, &o, out, errmsg);
 }
 
-int http_start_with(struct kv_node *n, const char *listen,
-		    const struct http_limits *limits, struct http_server **out,
-		    char **errmsg)
+/* The gate's test for a peer: one of the cluster's tokens. */
+static bool gate_is_peer(void *ctx, const char *tok)
 {
+	return node_token_check(ctx, tok);
+}
+
+int http_start_with(struct kv_node *n, const struct http_options *o,
+		    struct http_server **out, char **errmsg)
+{
+	const char *listen = o->listen;
 	struct http_server *h;
 	struct http_limits lim;
 	int rc;
@@ -150,7 +157,20 @@ int http_start_with(struct kv_node *n, const char *listen,
 	atomic_init(&h->body_bytes, 0);
 	pthread_mutex_init(&h->mu, NULL);
 	pthread_cond_init(&h->cond, NULL);
+	pthread_mutex_init(&h->certs.mu, NULL);
+	h->status_public = o->status_public;
 	char *msg = NULL;
+	if (o->auth_file &&
+	    (rc = http_auth_new(o->auth_file, &h->auth, &msg))) {
+		if (errmsg)
+			*errmsg = msg;
+		else
+			free(msg);
+		goto err_free;
+	}
+	unsigned tls =
+	    http_tls_options(h, o->tls, o->tls_client_auth, h->tls_opts,
+			     sizeof h->tls_opts / sizeof h->tls_opts[0]);
 	rc = open_listener(listen ? listen : "127.0.0.1:7001", &h->listen_fd,
 			   &h->port, &msg);
 	if (rc < 0) {
@@ -160,15 +180,15 @@ int http_start_with(struct kv_node *n, const char *listen,
 			free(msg);
 		goto err_free;
 	}
-	http_gate_limits(limits, &lim);
-	rc = http_gate_new(&lim, node_token(n), &h->gate);
+	http_gate_limits(o->limits, &lim);
+	rc = http_gate_new(&lim, gate_is_peer, n, &h->gate);
 	if (rc < 0)
 		goto err_close;
 	/* The gate admits and times connections (http_gate.h): libmicrohttpd's
 	 * limit is above the gate's, its timeout only for stalled replies. */
 	h->daemon = MHD_start_daemon(
 	    MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME |
-		MHD_USE_ERROR_LOG,
+		MHD_USE_ERROR_LOG | tls,
 	    0, http_gate_accept, h->gate, http_conn_request, h,
 	    /* the logger first, so MHD logs nothing on its own */
 	    MHD_OPTION_EXTERNAL_LOGGER, on_log, h, MHD_OPTION_LISTEN_SOCKET,
@@ -180,7 +200,9 @@ int http_start_with(struct kv_node *n, const char *listen,
 	    (size_t)HTTP_CONN_MEMORY, MHD_OPTION_CONNECTION_MEMORY_INCREMENT,
 	    (size_t)HTTP_CONN_MEMORY_INCREMENT, MHD_OPTION_NOTIFY_COMPLETED,
 	    http_conn_completed, h, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
-	    h, MHD_OPTION_END);
+	    h,
+	    /* TLS (http_tls.c): certificate, key, the CA, priorities */
+	    MHD_OPTION_ARRAY, h->tls_opts, MHD_OPTION_END);
 	if (!h->daemon) {
 		rc = -EIO;
 		if (errmsg && asprintf(errmsg,
@@ -199,9 +221,25 @@ err_gate:
 err_close:
 	close(h->listen_fd);
 err_free:
+	http_auth_free(h->auth);
+	pthread_mutex_destroy(&h->certs.mu);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->mu);
 	free(h);
+	return rc;
+}
+
+int http_reload(struct http_server *h, char **errmsg)
+{
+	size_t count = 0;
+
+	*errmsg = NULL;
+	if (!h->auth)
+		return 0;
+	int rc = http_auth_reload(h->auth, &count, errmsg);
+	if (rc == 0)
+		fprintf(stderr, "kvfs http: --auth reloaded: %zu tokens\n",
+			count);
 	return rc;
 }
 
@@ -231,6 +269,8 @@ void http_stop(struct http_server *h)
 	http_gate_stop(h->gate);
 	MHD_stop_daemon(h->daemon);
 	http_gate_free(h->gate);
+	http_auth_free(h->auth);
+	pthread_mutex_destroy(&h->certs.mu);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->mu);
 	free(h);

@@ -9,9 +9,34 @@
 #ifndef KV_HTTP_H
 #define KV_HTTP_H
 
+#include <stdbool.h>
+
 #include "node.h"
 
 struct http_server;
+struct peer_tls; /* raft/peer/peer_tls.h */
+struct http_limits;
+
+/* How a listener serves (docs/security.md). */
+struct http_options {
+	const char *listen; /* "HOST:PORT"; NULL: 127.0.0.1:7001 */
+	/* TLS with this identity (borrowed; it must outlive the server):
+	 * https only, members must present a certificate of its CA.
+	 * NULL: plain HTTP. */
+	const struct peer_tls *tls;
+	bool tls_client_auth; /* every client must present one too */
+	/* Client tokens with roles (the file's format: http_auth.c),
+	 * reread by http_reload. NULL: clients need no token. */
+	const char *auth_file;
+	bool status_public; /* /status without a token, even with auth */
+	/* What each connection is allowed (below); NULL: the defaults.
+	 * The listener raises the process's soft RLIMIT_NOFILE, up to the
+	 * hard limit, to what its connections need (max_connections +
+	 * reserve + 256 for peers and in-flight closes + 256 for the rest
+	 * of the process), and lowers max_connections to fit if the hard
+	 * limit is lower (logged). */
+	const struct http_limits *limits;
+};
 
 /* What the listener allows each connection, so that slow, idle or many
  * clients cannot lock the others (or the peers) out. Every field 0 takes
@@ -61,15 +86,16 @@ struct http_stats {
  * in use. 0, -EINVAL, -ENOMEM, -EIO, -errno. Any thread. */
 int http_start(struct kv_node *n, const char *listen, struct http_server **out,
 	       char **errmsg);
-/* http_start with limits (NULL: the defaults; a field 0: its default).
- * The listener raises the process's soft RLIMIT_NOFILE, up to the hard
- * limit, to what its connections need (max_connections + reserve + 256
- * for peers and in-flight closes + 256 for the rest of the process), and
- * lowers max_connections to fit if the hard limit is lower (logged).
- * Errors and threads as http_start. */
-int http_start_with(struct kv_node *n, const char *listen,
-		    const struct http_limits *limits, struct http_server **out,
-		    char **errmsg);
+/* http_start with every option (o is read during the call only). The
+ * same errors, and -EINVAL with *errmsg for an --auth file that does not
+ * parse (naming the line). Any thread. */
+int http_start_with(struct kv_node *n, const struct http_options *o,
+		    struct http_server **out, char **errmsg);
+/* Read the --auth file again (SIGHUP): the new tokens serve the next
+ * requests; a file that does not parse keeps the old table and returns
+ * -EINVAL with *errmsg (malloc'd) naming the line. 0 without a file. Any
+ * thread but the listener's. */
+int http_reload(struct http_server *h, char **errmsg);
 /* Stop serving and free h: waits until every suspended request was
  * answered (call node_stop first, so that the node answers them at once)
  * and every offloaded handler returned. NULL is fine. Any thread but the

@@ -9,7 +9,9 @@
  * requests and running workers, which the listener waits for when it
  * stops, are described in http_int.h. */
 #include <errno.h>
+#include <netdb.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,8 +74,42 @@ const char *http_header(struct http_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-/* The first call for a request: its headers are in, no body yet. Route
- * it and refuse what can be refused now. */
+void http_remote(struct http_req *r, char *buf, size_t cap)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+	    r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char host[64] = "?", port[8] = "?";
+
+	if (ci && ci->client_addr) {
+		socklen_t len = ci->client_addr->sa_family == AF_INET6
+				    ? sizeof(struct sockaddr_in6)
+				    : sizeof(struct sockaddr_in);
+		if (getnameinfo(ci->client_addr, len, host, sizeof(host), port,
+				sizeof(port),
+				NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+			snprintf(host, sizeof(host), "?");
+	}
+	snprintf(buf, cap, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+const char *http_method_name(unsigned method)
+{
+	switch (method) {
+	case HTTP_GET:
+		return "GET";
+	case HTTP_HEAD:
+		return "HEAD";
+	case HTTP_PUT:
+		return "PUT";
+	case HTTP_POST:
+		return "POST";
+	case HTTP_DELETE:
+		return "DELETE";
+	default:
+		return "?";
+	}
+}
+
 bool http_suspend(struct http_req *r)
 {
 	pthread_mutex_lock(&r->http->mu);

@@ -155,14 +155,12 @@ static enum MHD_Result reply_object(struct http_req *r, unsigned status,
 	return ret;
 }
 
+/* What a joiner needs: the cluster's id. Never the token: the joiner
+ * proved it holds it. */
 static bool add_join_info(struct http_req *r, cJSON *o)
 {
-	char cid[JOIN_ID_MAX + 1] = "", tok[JOIN_ID_MAX + 1] = "";
-
-	node_join_info(r->node, cid, tok);
-	if (!cJSON_AddStringToObject(o, "cluster_id", cid))
-		return false;
-	return !tok[0] || cJSON_AddStringToObject(o, "token", tok);
+	return cJSON_AddStringToObject(o, "cluster_id",
+				       node_cluster_id(r->node)) != NULL;
 }
 
 /* The address id has in node_members_json, into addr (cap bytes); false

@@ -60,8 +60,9 @@ struct gate_list {
 
 struct http_gate {
 	struct http_limits lim;
-	const char *token; /* the cluster's (borrowed) */
-	uint64_t tick_ms;  /* longest sleep of the timer */
+	http_gate_peer_fn is_peer; /* tells a peer by its token */
+	void *peer_ctx;
+	uint64_t tick_ms; /* longest sleep of the timer */
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	pthread_t timer;
@@ -312,7 +313,7 @@ enum http_gate_verdict http_gate_headers(struct http_gate *g,
 		return HTTP_GATE_GO;
 	const char *tok =
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, PEER_HDR_TOKEN);
-	bool peer = !c->peer && tok && peer_token_equal(tok, g->token);
+	bool peer = !c->peer && tok && g->is_peer(g->peer_ctx, tok);
 	pthread_mutex_lock(&g->mu);
 	uint64_t now = kv_mono_ms();
 	if (c->phase == CLOSING) {
@@ -467,8 +468,8 @@ static void *timer_main(void *arg)
 
 /* ---- life ---- */
 
-int http_gate_new(const struct http_limits *lim, const char *token,
-		  struct http_gate **out)
+int http_gate_new(const struct http_limits *lim, http_gate_peer_fn is_peer,
+		  void *ctx, struct http_gate **out)
 {
 	struct http_gate *g = calloc(1, sizeof(*g));
 	int rc;
@@ -476,7 +477,8 @@ int http_gate_new(const struct http_limits *lim, const char *token,
 	if (!g)
 		return -ENOMEM;
 	g->lim = *lim;
-	g->token = token;
+	g->is_peer = is_peer;
+	g->peer_ctx = ctx;
 	unsigned shortest = lim->header_ms;
 	if (lim->idle_ms < shortest)
 		shortest = lim->idle_ms;

@@ -80,11 +80,14 @@ enum http_gate_verdict {
 	HTTP_GATE_DROP, /* the gate closed the connection already */
 };
 
-/* A gate with these limits (as http_gate_limits filled them); token is
- * the cluster's (borrowed), whose bearer is a peer. Starts its timer
- * thread. 0, -ENOMEM or -errno. */
-int http_gate_new(const struct http_limits *lim, const char *token,
-		  struct http_gate **out);
+/* Is tok (an X-Kvfs-Token header) one of the cluster's tokens? Then its
+ * bearer is a peer. Any thread, in constant time (node_token_check). */
+typedef bool (*http_gate_peer_fn)(void *ctx, const char *tok);
+/* A gate with these limits (as http_gate_limits filled them), telling
+ * peers by is_peer(ctx, ...). Starts its timer thread. 0, -ENOMEM or
+ * -errno. */
+int http_gate_new(const struct http_limits *lim, http_gate_peer_fn is_peer,
+		  void *ctx, struct http_gate **out);
 /* What to give libmicrohttpd as its connection limit and timeout (s). */
 unsigned http_gate_mhd_limit(const struct http_gate *g);
 unsigned http_gate_mhd_timeout(const struct http_gate *g);

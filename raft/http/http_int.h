@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "kv.h"
 
 /* Methods as bits, so a route can say which it allows. */
 enum http_method {
@@ -41,6 +42,23 @@ enum http_body {
 };
 
 struct http_req;
+
+/* Who may call a route (http_auth.c has the rules). */
+enum http_access {
+	HTTP_ACCESS_CLIENT,  /* /kv/, /set/, /get/: read or write by method,
+				within a token's prefix */
+	HTTP_ACCESS_STATUS,  /* /status: read, or anyone (--status-public) */
+	HTTP_ACCESS_MEMBERS, /* /cluster/members: GET read; changes admin */
+	HTTP_ACCESS_PEER,    /* /raft/: members only */
+};
+
+/* A client token's role, each allowing what the one before does. */
+enum http_role {
+	HTTP_ROLE_NONE,
+	HTTP_ROLE_READ,
+	HTTP_ROLE_WRITE,
+	HTTP_ROLE_ADMIN,
+};
 
 /* One entry of the route table. A request matches the first route whose
  * prefix starts its path (exact: the whole path). */
@@ -70,6 +88,7 @@ struct http_route {
 	 * it runs on a thread of its own while the request is suspended,
 	 * and its reply is queued once the request is taken up again */
 	bool offload;
+	enum http_access access;
 };
 
 /* One request, from its headers to its completion. */
@@ -82,6 +101,15 @@ struct http_req {
 	unsigned allow;	  /* methods named in a 405's Allow header */
 	const char *path; /* raw (still percent-encoded) path, no query */
 	const char *rest; /* path after the route's prefix, raw */
+
+	/* Who it is from (http_auth.c): a member, or a client token's
+	 * role, name and key prefix (owned; NULL: every key). */
+	bool peer;
+	enum http_role role;
+	char who[72];
+	char *prefix;
+	int cert; /* TLS: 1 a good client certificate, -1 a bad one, 0 not
+		     looked at yet or none */
 
 	/* Decoded key (or directory) from rest, owned; set by a check. */
 	char *key;
@@ -123,6 +151,21 @@ struct http_req {
 	unsigned reply_status;
 };
 
+/* Client certificates found good (http_tls.c), by the SHA-256 of the
+ * leaf: a client pays the check about once a minute, not per request. */
+#define HTTP_CERT_SLOTS 64
+#define HTTP_CERT_FP	32
+struct http_cert_cache {
+	pthread_mutex_t mu;
+	struct {
+		unsigned char fp[HTTP_CERT_FP];
+		uint64_t until_ms; /* CLOCK_MONOTONIC; 0: empty */
+	} slot[HTTP_CERT_SLOTS];
+	unsigned next;
+};
+
+struct http_auth;
+
 /* The listener: one per node. */
 struct http_server {
 	struct kv_node *node;
@@ -137,7 +180,44 @@ struct http_server {
 	pthread_cond_t cond;
 	unsigned held, workers;
 	bool closing; /* no more suspending */
+	/* Security, fixed once started (http_start_with): */
+	const struct peer_tls *tls; /* NULL: plain HTTP */
+	bool tls_client_auth;	    /* every client needs a certificate */
+	bool status_public;	    /* /status without a token */
+	struct http_auth *auth;	    /* --auth's table; NULL: no tokens */
+	struct http_cert_cache certs;
+	struct MHD_OptionItem tls_opts[8];
 };
+
+/* ---- http_auth.c: who a request is from, what it may do ---- */
+
+/* Load an --auth file (http_auth.c's top comment has the format). 0 or
+ * -EINVAL / -errno with *errmsg (malloc'd) naming the line. */
+int http_auth_new(const char *file, struct http_auth **out, char **errmsg);
+/* Read the file again; a bad file keeps the table as it was (the error,
+ * with *errmsg). *count: the tokens now. Any thread. */
+int http_auth_reload(struct http_auth *a, size_t *count, char **errmsg);
+void http_auth_free(struct http_auth *a);
+/* Right after routing: who r is from and whether its route and method
+ * are allowed; false after queueing 401 (unauthenticated: no, a wrong or
+ * an unknown token or certificate; logged with the remote address) or
+ * 403 (forbidden: the role does not allow it). */
+bool http_auth_check(struct http_req *r);
+/* After the route's check decoded the key: a token with a prefix reaches
+ * only keys under it (403 forbidden otherwise). */
+bool http_auth_key_check(struct http_req *r);
+
+/* ---- http_tls.c: TLS on the listener ---- */
+
+/* The MHD flags and options (into opts[0..cap), ended by MHD_OPTION_END,
+ * cap >= 5) for identity t (NULL: plain: no option, 0); sets h->tls and
+ * h->tls_client_auth. */
+unsigned http_tls_options(struct http_server *h, const struct peer_tls *t,
+			  bool client_auth, struct MHD_OptionItem *opts,
+			  size_t cap);
+/* The certificate r's client presented: 1 good (the cluster's CA, valid
+ * now), -1 bad (logged), 0 none or plain HTTP. Kept in r->cert. */
+int http_tls_client_cert(struct http_req *r);
 
 /* ---- http_call.c: offloading and holds ---- */
 
@@ -205,6 +285,10 @@ int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
 /* A request header or NULL. */
 const char *http_header(struct http_req *r, const char *name);
+/* The client's address as "HOST:PORT" into buf, for a log line. */
+void http_remote(struct http_req *r, char *buf, size_t cap);
+/* A method bit's name ("GET", ...; "?" for HTTP_OTHER). */
+const char *http_method_name(unsigned method);
 
 /* ---- http_call.c: suspending ---- */
 

@@ -2,7 +2,8 @@
  *
  * A request is routed by the table below as soon as its headers are in,
  * so bad keys, unknown paths and oversized bodies are refused before any
- * body is read; its body is then taken in (http_body.c) and the route's
+ * body is read, and so is a request its sender may not make
+ * (http_auth.c); its body is then taken in (http_body.c) and the route's
  * handler runs once the request is complete, on the listener's thread or,
  * for the few that block, on a thread of its own (http_call.c); a stream (a
  * peer's /raft/stream) is handed over piece by piece instead. New
@@ -20,31 +21,33 @@
 static const struct http_route routes[] = {
     {"/kv/", false, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_POST | HTTP_DELETE,
      HTTP_PUT | HTTP_POST, HTTP_BODY_RAW, KV_MAX_VALUE, http_kv_check,
-     http_kv_handle, NULL, false},
+     http_kv_handle, NULL, false, HTTP_ACCESS_CLIENT},
     /* offloaded: it asks the store's owner thread, which may be busy */
     {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_status_handle, NULL, true},
+     http_status_handle, NULL, true, HTTP_ACCESS_STATUS},
     /* the listener's own counters (http_gate.c) */
     {"/status/http", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_gate_status, NULL, false},
+     http_gate_status, NULL, false, HTTP_ACCESS_STATUS},
     /* mmapd's endpoints, kept for its users. */
     {"/set/", false, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT, HTTP_BODY_FORM,
-     KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL, false},
+     KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL, false,
+     HTTP_ACCESS_CLIENT},
     {"/get/", false, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
-     http_mmapd_check, http_mmapd_get, NULL, false},
+     http_mmapd_check, http_mmapd_get, NULL, false, HTTP_ACCESS_CLIENT},
     /* peers (http_peer.c); max_body of a stream is one frame's payload */
     {PEER_STREAM_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_STREAM,
      PEER_MAX_BODY, http_peer_stream_check, http_peer_stream_end,
-     http_peer_stream_data, false},
+     http_peer_stream_data, false, HTTP_ACCESS_PEER},
     {PEER_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, PEER_MAX_BODY,
-     http_peer_check, http_peer_message, NULL, false},
+     http_peer_check, http_peer_message, NULL, false, HTTP_ACCESS_PEER},
     {"/raft/snapshot", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot, NULL, true},
+     SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot, NULL, true,
+     HTTP_ACCESS_PEER},
     /* membership (http_cluster.c) */
     {"/cluster/members", true, HTTP_GET | HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     1024, NULL, http_cluster_members, NULL, true},
+     1024, NULL, http_cluster_members, NULL, true, HTTP_ACCESS_MEMBERS},
     {"/cluster/members/", false, HTTP_DELETE, 0, HTTP_BODY_NONE, 0, NULL,
-     http_cluster_member, NULL, true},
+     http_cluster_member, NULL, true, HTTP_ACCESS_MEMBERS},
 };
 
 static unsigned method_bit(const char *m)
@@ -89,7 +92,12 @@ static enum MHD_Result request_begin(struct http_req *r, const char *url,
 		return http_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED,
 				 "method_not_allowed",
 				 "method not allowed here");
+	/* who may, before anything of the request is looked at */
+	if (!http_auth_check(r))
+		return r->answered ? MHD_YES : MHD_NO;
 	if (r->route->check && !r->route->check(r))
+		return r->answered ? MHD_YES : MHD_NO;
+	if (!http_auth_key_check(r))
 		return r->answered ? MHD_YES : MHD_NO;
 	if ((r->method & r->route->body_methods) && !http_body_begin(r))
 		return r->answered ? MHD_YES : MHD_NO;
@@ -168,6 +176,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		r->ctx_free(r->ctx);
 	http_body_drop(r);
 	free(r->key);
+	free(r->prefix);
 	free(r);
 	*con_cls = NULL;
 }

@@ -1,16 +1,25 @@
-/* identity.c - which cluster and member a data directory belongs to.
+/* identity.c - which cluster and member a data directory belongs to, and
+ * the cluster's secret.
  *
  * cluster.json in the data directory records the cluster id (derived from
- * the bootstrap --peers list), the member's id, the bootstrap members and,
- * when no --cluster-token file is given, the token derived at bootstrap.
- * It is written once, atomically (kv_file_replace), and checked at every
- * start: a directory of another cluster or id is refused. The --peers
- * list is parsed here too, with every address checked by kv_addr_parse. */
+ * the bootstrap --peers list: an id, no secret), the member's id and the
+ * bootstrap members. It is written once, atomically (kv_file_replace), and
+ * checked at every start: a directory of another cluster or id is
+ * refused. The token is a secret of random bytes (peer_token.c): a member
+ * alone makes one at bootstrap and keeps it in DATA_DIR/cluster-token
+ * (mode 0600); every other member is given the same --cluster-token file,
+ * reread on SIGHUP for a rotation. Tokens are never in cluster.json (a
+ * token an older kvfs derived from --peers and kept there is refused, with
+ * the fix). The --peers list is parsed here too, with every address
+ * checked by kv_addr_parse. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <fcntl.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -130,29 +139,150 @@ static char *members_text(const struct raft_config *c)
 	return t;
 }
 
-int identity_read_token(struct kv_node *n, const char *path, char **errmsg)
+/* Put tokens[0..n) in place: the first presented, all accepted. */
+static void tokens_set(struct kv_node *n, char tokens[][PEER_ID_MAX + 1],
+		       size_t count)
 {
-	FILE *f = fopen(path, "re");
-	if (!f) {
-		int err = -errno;
-		*errmsg = node_msgf("cannot read --cluster-token file %s: %s",
-				    path, strerror(-err));
-		return err;
+	pthread_mutex_lock(&n->tok.mu);
+	memcpy(n->tok.present, tokens[0], sizeof(n->tok.present));
+	for (size_t i = 0; i < PEER_TOKENS; i++)
+		if (i < count)
+			memcpy(n->tok.accept[i], tokens[i], PEER_ID_MAX + 1);
+		else
+			memset(n->tok.accept[i], 0, PEER_ID_MAX + 1);
+	pthread_mutex_unlock(&n->tok.mu);
+}
+
+/* What to do without a token file, said once. */
+#define TOKEN_HOW                                                              \
+	"make one with `kvfsctl new-token > FILE`, copy FILE to every "        \
+	"member (mode 0600) and start each with --cluster-token=FILE"
+
+int identity_tokens_open(struct kv_node *n, const struct node_options *opt,
+			 const struct raft_config *given, char **errmsg)
+{
+	char tokens[PEER_TOKENS][PEER_ID_MAX + 1], path[4096];
+	size_t count = 0;
+
+	pthread_mutex_init(&n->tok.mu, NULL);
+	n->tls = opt->tls;
+	if (opt->cluster_token_file) {
+		if (strlen(opt->cluster_token_file) >= sizeof(n->tok.file)) {
+			*errmsg = node_msgf("--cluster-token: path too long");
+			return -EINVAL;
+		}
+		int ret = peer_tokens_read(opt->cluster_token_file, tokens,
+					   &count, errmsg);
+		if (ret != 0)
+			return ret;
+		snprintf(n->tok.file, sizeof(n->tok.file), "%s",
+			 opt->cluster_token_file);
+		tokens_set(n, tokens, count);
+		explicit_bzero(tokens, sizeof(tokens));
+		return 0;
 	}
-	char line[PEER_ID_MAX + 2];
-	bool ok = fgets(line, sizeof(line), f) != NULL;
-	fclose(f);
-	if (ok)
-		line[strcspn(line, "\r\n")] = '\0';
-	if (!ok || !peer_id_valid(line)) {
-		*errmsg = node_msgf("--cluster-token file %s: the first line "
-				    "must hold 1 to %d printable ASCII "
-				    "characters without spaces",
-				    path, PEER_ID_MAX);
+	snprintf(path, sizeof(path), "%s/cluster.json", opt->data_dir);
+	if (access(path, F_OK) == 0)
+		return 0; /* identity_load says what this member needs */
+	if (opt->join) {
+		*errmsg = node_msgf("--join needs the cluster's token: give "
+				    "this node the members' --cluster-token "
+				    "file (a member alone keeps it in its "
+				    "DATA_DIR/cluster-token)");
 		return -EINVAL;
 	}
-	memcpy(n->token, line, strlen(line) + 1); /* at most PEER_ID_MAX */
+	if (given->n > 1) {
+		*errmsg = node_msgf("a cluster of %u members needs one secret "
+				    "on every member: " TOKEN_HOW,
+				    given->n);
+		return -EINVAL;
+	}
 	return 0;
+}
+
+/* DATA_DIR/cluster-token of a member alone: read it, or make it when
+ * create. */
+static int data_token(struct kv_node *n, bool create, char **errmsg)
+{
+	char tokens[PEER_TOKENS][PEER_ID_MAX + 1], path[4096];
+	size_t count = 0;
+	int ret;
+
+	snprintf(path, sizeof(path), "%s/cluster-token", n->data_dir);
+	if (create) {
+		char text[2 * PEER_TOKEN_BYTES + 2];
+		if ((ret = peer_token_new(text)) != 0) {
+			*errmsg = node_msgf("cannot make a token: %s",
+					    strerror(-ret));
+			return ret;
+		}
+		strcat(text, "\n");
+		ret = kv_file_replace(n->data_dir, "cluster-token", text,
+				      strlen(text), 0600);
+		explicit_bzero(text, sizeof(text));
+		if (ret != 0) {
+			*errmsg = node_msgf("cannot write %s: %s", path,
+					    strerror(-ret));
+			return ret;
+		}
+	}
+	char *why = NULL;
+	ret = peer_tokens_read(path, tokens, &count, &why);
+	if (ret == -ENOENT) {
+		free(why);
+		*errmsg = node_msgf("this member has no token: give it the "
+				    "members' --cluster-token file");
+		return -EINVAL;
+	}
+	if (ret != 0) {
+		*errmsg = why;
+		return ret;
+	}
+	tokens_set(n, tokens, count);
+	explicit_bzero(tokens, sizeof(tokens));
+	return 0;
+}
+
+int node_reload_tokens(struct kv_node *n, char **errmsg)
+{
+	char tokens[PEER_TOKENS][PEER_ID_MAX + 1];
+	size_t count = 0;
+
+	*errmsg = NULL;
+	if (!n->tok.file[0])
+		return 0;
+	int ret = peer_tokens_read(n->tok.file, tokens, &count, errmsg);
+	if (ret != 0)
+		return ret;
+	tokens_set(n, tokens, count);
+	ret = peers_set_token(n->peers, tokens[0]);
+	explicit_bzero(tokens, sizeof(tokens));
+	return ret;
+}
+
+void node_token_copy(struct kv_node *n, char *buf)
+{
+	pthread_mutex_lock(&n->tok.mu);
+	memcpy(buf, n->tok.present, sizeof(n->tok.present));
+	pthread_mutex_unlock(&n->tok.mu);
+}
+
+bool node_token_check(struct kv_node *n, const char *got)
+{
+	const char *want[PEER_TOKENS];
+
+	pthread_mutex_lock(&n->tok.mu);
+	for (size_t i = 0; i < PEER_TOKENS; i++)
+		want[i] = n->tok.accept[i][0] ? n->tok.accept[i] : NULL;
+	bool ok = peer_token_any(got, want, PEER_TOKENS);
+	pthread_mutex_unlock(&n->tok.mu);
+	return ok;
+}
+
+struct cluster_auth identity_auth(struct kv_node *n)
+{
+	/* read at open, before any reload can run */
+	return (struct cluster_auth){.tls = n->tls, .token = n->tok.present};
 }
 
 /* A new identity: n->cluster_id, n->token and *boot, written to
@@ -166,36 +296,29 @@ static int identity_create(struct kv_node *n, const struct raft_config *given,
 	if (joined) {
 		snprintf(n->cluster_id, sizeof(n->cluster_id), "%s",
 			 joined->cluster_id);
-		if (!have_token) {
-			snprintf(n->token, sizeof(n->token), "%s",
-				 joined->token);
-			n->token_derived = true;
-		}
 		memset(boot, 0, sizeof(*boot));
 	} else {
 		/* bootstrap (or a data dir from before cluster.json) */
 		snprintf(n->cluster_id, sizeof(n->cluster_id), "%s", want_id);
 		*boot = *given;
-		if (!have_token) {
-			snprintf(n->token, sizeof(n->token), "dt-%016llx",
-				 (unsigned long long)fnv64("token\n", want));
-			n->token_derived = true;
-		}
 	}
+	/* a member alone makes its secret (identity_tokens_open refused
+	 * every other case without a file) */
+	int ret = have_token ? 0 : data_token(n, true, errmsg);
+	if (ret != 0)
+		return ret;
 	cJSON *j = cJSON_CreateObject();
 	cJSON_AddNumberToObject(j, "version", KV_FORMAT_VERSION);
 	cJSON_AddStringToObject(j, "cluster_id", n->cluster_id);
 	cJSON_AddNumberToObject(j, "id", (double)n->id);
 	cJSON_AddStringToObject(j, "members", joined ? "" : want);
-	if (!have_token)
-		cJSON_AddStringToObject(j, "token", n->token);
 	char *out = cJSON_PrintUnformatted(j);
 	cJSON_Delete(j);
 	char *text = out ? node_msgf("%s\n", out) : NULL;
 	free(out);
-	int ret = text ? kv_file_replace(n->data_dir, "cluster.json", text,
-					 strlen(text), 0644)
-		       : -ENOMEM;
+	ret = text ? kv_file_replace(n->data_dir, "cluster.json", text,
+				     strlen(text), 0644)
+		   : -ENOMEM;
 	free(text);
 	if (ret != 0)
 		*errmsg = node_msgf("cannot write %s/cluster.json: %s",
@@ -263,15 +386,18 @@ static int identity_check(struct kv_node *n, const char *path, const char *text,
 			*errmsg = node_msgf("%s: %s", path,
 					    err2 ? err2 : "bad members");
 			free(err2);
-		} else if (!have_token && !tok) {
-			*errmsg = node_msgf("%s holds no token: give this "
-					    "member --cluster-token",
-					    path);
+		} else if (!have_token && tok) {
+			/* kvfs before secret tokens derived one from
+			 * --peers and kept it here: anyone could compute it */
+			*errmsg = node_msgf(
+			    "%s holds a token derived from the member list, "
+			    "which anyone who knows the members can compute; "
+			    "it is no longer accepted: " TOKEN_HOW
+			    " (docs/security.md, \"Upgrading\")",
+			    path);
 			ret = -EINVAL;
 		} else if (!have_token) {
-			snprintf(n->token, sizeof(n->token), "%s",
-				 tok->valuestring);
-			n->token_derived = true;
+			ret = data_token(n, false, errmsg);
 		}
 	}
 	cJSON_Delete(j);
@@ -315,13 +441,4 @@ int identity_load(struct kv_node *n, bool peers_given,
 	free(text);
 	free(want);
 	return ret;
-}
-
-void node_join_info(struct kv_node *n, char *cluster_id, char *token)
-{
-	memcpy(cluster_id, n->cluster_id, sizeof(n->cluster_id));
-	if (n->token_derived)
-		memcpy(token, n->token, sizeof(n->token));
-	else
-		token[0] = '\0';
 }

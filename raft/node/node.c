@@ -33,8 +33,7 @@ static void node_on_change(void *ctx, const char *key, size_t klen)
  * this node (as a learner, promoted once caught up); one with an identity
  * already joined (or bootstrapped) and just restarts. */
 static int join_cluster(struct kv_node *n, const struct node_options *opt,
-			bool have_token, struct join_answer *ans, bool *joining,
-			char **errmsg)
+			struct join_answer *ans, bool *joining, char **errmsg)
 {
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/cluster.json", opt->data_dir);
@@ -54,17 +53,14 @@ static int join_cluster(struct kv_node *n, const struct node_options *opt,
 	fprintf(stderr, "kvfs: asking %s to add node %llu at %s\n", opt->join,
 		(unsigned long long)n->id, n->listen);
 	char *why = NULL;
-	int ret = cluster_join(opt->join, n->id, n->listen, 60000, ans, &why);
+	struct cluster_auth auth = identity_auth(n);
+	int ret =
+	    cluster_join(opt->join, &auth, n->id, n->listen, 60000, ans, &why);
 	if (ret != 0) {
 		*errmsg = node_msgf("cannot join through %s: %s", opt->join,
 				    why ? why : kv_strerror(ret));
 		free(why);
 		return ret;
-	}
-	if (!ans->token[0] && !have_token) {
-		*errmsg = node_msgf("the cluster uses a --cluster-token file: "
-				    "give this node the same file");
-		return -EACCES;
 	}
 	*joining = true;
 	return 0;
@@ -78,8 +74,9 @@ static void add_join_peers(struct kv_node *n, const char *member)
 {
 	long status = 0;
 	char *body = NULL, *why = NULL;
-	if (cluster_http(member, "GET", "/cluster/members", NULL, 0, 5000,
-			 &status, &body, NULL, NULL, &why) != 0 ||
+	struct cluster_auth auth = identity_auth(n);
+	if (cluster_http(member, &auth, "GET", "/cluster/members", NULL, 0,
+			 5000, &status, &body, NULL, NULL, &why) != 0 ||
 	    status != 200) {
 		fprintf(stderr,
 			"kvfs: cannot list the members through %s (%s); "
@@ -289,8 +286,8 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	n->data_dir = strdup(opt->data_dir);
 	ret = !n->listen || !n->data_dir ? -ENOMEM : 0;
 	bool have_token = opt->cluster_token_file != NULL;
-	if (ret == 0 && have_token)
-		ret = identity_read_token(n, opt->cluster_token_file, errmsg);
+	if (ret == 0)
+		ret = identity_tokens_open(n, opt, &given, errmsg);
 	if (ret == 0)
 		ret = store_start(n, opt, errmsg);
 	if (ret != 0)
@@ -298,7 +295,7 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	struct join_answer ans;
 	bool joining = false;
 	if (opt->join) {
-		ret = join_cluster(n, opt, have_token, &ans, &joining, errmsg);
+		ret = join_cluster(n, opt, &ans, &joining, errmsg);
 		if (ret != 0)
 			goto err_store;
 	}
@@ -308,8 +305,9 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 		ret = core_open(n, &boot, errmsg);
 	if (ret != 0)
 		goto err_store;
-	struct peer_options popt = {.unsent = node_unsent, .unsent_arg = n};
-	ret = peers_new(n->cluster_id, n->token, n->id, &popt, &n->peers);
+	struct peer_options popt = {
+	    .unsent = node_unsent, .unsent_arg = n, .tls = n->tls};
+	ret = peers_new(n->cluster_id, n->tok.present, n->id, &popt, &n->peers);
 	if (ret != 0) {
 		*errmsg = node_msgf("cannot start the peer senders: %s",
 				    kv_strerror(ret));
@@ -379,7 +377,7 @@ const char *node_cluster_id(const struct kv_node *n)
 
 const char *node_token(const struct kv_node *n)
 {
-	return n->token;
+	return n->tok.present;
 }
 
 uint64_t node_id(const struct kv_node *n)

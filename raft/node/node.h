@@ -20,6 +20,7 @@
 #include "store.h"
 
 struct kv_node;
+struct peer_tls; /* raft/peer/peer_tls.h */
 
 struct node_options {
 	uint64_t id;		 /* this member's id (>= 1) */
@@ -30,8 +31,15 @@ struct node_options {
 	uint64_t snapshot_bytes; /* 0: store default */
 	size_t segment_size;	 /* 0: store default */
 	int write_timeout_ms;	 /* bound on waiting for a quorum; 0: 5000 */
-	const char *cluster_token_file; /* shared secret, or NULL: derived */
+	/* The cluster's secret: a file of one token (two during a
+	 * rotation: the first presented, both accepted), reread by
+	 * node_reload_tokens. NULL: a member alone keeps a random one in
+	 * DATA_DIR/cluster-token; every other member needs the file. */
+	const char *cluster_token_file;
 	const char *join; /* "HOST:PORT" of a member to join, or NULL */
+	/* TLS for every connection to a peer (streams, snapshots, joining;
+	 * borrowed, it must outlive the node), NULL: plain. */
+	const struct peer_tls *tls;
 };
 
 /* Check the options (--listen may have port 0, --peers and --join
@@ -106,14 +114,27 @@ int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count);
  * thread. */
 const char *node_listen(const struct kv_node *n);
 
-/* The cluster id and token peers must present (headers X-Kvfs-Cluster and
- * X-Kvfs-Token), this node's id (all fixed until node_close), and the
- * leader as this node knows it (id 0 and "" if unknown; addr, may be
- * NULL, has room for cap bytes: 64 hold any address). Any thread: the
- * leader is a copy the node thread published at the end of its latest
- * turn. */
+/* The cluster id peers must present (header X-Kvfs-Cluster), the token
+ * this node presents (X-Kvfs-Token; it changes only in
+ * node_reload_tokens: a thread that may race one takes node_token_copy),
+ * this node's id (fixed until node_close), and the leader as this node
+ * knows it (id 0 and "" if unknown; addr, may be NULL, has room for cap
+ * bytes: 64 hold any address). Any thread: the leader is a copy the node
+ * thread published at the end of its latest turn. */
 const char *node_cluster_id(const struct kv_node *n);
 const char *node_token(const struct kv_node *n);
+/* Copy the token this node presents into buf (257 bytes:
+ * PEER_ID_MAX + 1). Any thread. */
+void node_token_copy(struct kv_node *n, char *buf);
+/* True if got (an X-Kvfs-Token header, NULL if missing) is one of the
+ * tokens this node accepts, compared in constant time. Any thread. */
+bool node_token_check(struct kv_node *n, const char *got);
+/* Read the --cluster-token file again (SIGHUP): the tokens accepted and
+ * the one presented change at once, and the peer streams open again with
+ * it. Without a file, nothing (0). A bad file keeps the tokens as they
+ * were: -EINVAL / -errno with *errmsg (malloc'd) naming the file and the
+ * line. Any thread but the node's. */
+int node_reload_tokens(struct kv_node *n, char **errmsg);
 uint64_t node_id(const struct kv_node *n);
 uint64_t node_leader(struct kv_node *n, char *addr, size_t cap);
 
@@ -140,13 +161,6 @@ enum node_member_op {
 };
 int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
 		       const char *addr);
-
-/* What a joining node needs from the cluster (the answer to a POST
- * /cluster/members): its id, and the token when it is the derived one
- * (a derived token is no secret: it follows from the bootstrap members;
- * a --cluster-token is never sent). token is "" otherwise. Both buffers
- * hold at least 257 bytes (PEER_ID_MAX + 1). Any thread. */
-void node_join_info(struct kv_node *n, char *cluster_id, char *token);
 
 /* The store, for reads after node_read_barrier. Fixed until node_close.
  * Any thread. */

@@ -26,6 +26,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "join.h"
 #include "node.h"
 #include "peer.h"
 #include "raft.h"
@@ -283,14 +284,25 @@ struct node_snap {
 	bool has_ready;
 };
 
+/* The cluster's tokens (identity.c): the one this node presents and the
+ * ones it accepts (the same, and one more during a rotation). */
+struct node_tokens {
+	pthread_mutex_t mu; /* guards present and accept; a leaf */
+	char present[PEER_ID_MAX + 1];
+	char accept[PEER_TOKENS][PEER_ID_MAX + 1]; /* "": none */
+	/* Fixed: the --cluster-token file ("": DATA_DIR/cluster-token,
+	 * never reread). */
+	char file[4096];
+};
+
 struct kv_node {
 	/* Fixed from node_open to node_close: any thread, no lock. */
 	uint64_t id;
 	char *listen;
 	char *data_dir;
 	char cluster_id[PEER_ID_MAX + 1];
-	char token[PEER_ID_MAX + 1];
-	bool token_derived;
+	const struct peer_tls *tls; /* borrowed; NULL: plain */
+	struct node_tokens tok;
 	int write_timeout_ms;
 	uint64_t started_ms; /* CLOCK_MONOTONIC */
 	struct store *store;
@@ -456,10 +468,18 @@ void snapshot_ready_clear(struct kv_node *n);
 int identity_parse_peers(const char *peers, uint64_t id, bool allow_zero,
 			 const char *what, struct raft_config *c,
 			 char **errmsg);
-/* Read the token file (first line, printable ASCII) into n->token. */
-int identity_read_token(struct kv_node *n, const char *path, char **errmsg);
-/* Load or create the data dir's identity: n->cluster_id, n->token
- * (unless a token file set it) and *boot (the bootstrap members). given
+/* The tokens, before the store is opened: --cluster-token's file if
+ * given (n->tok), else nothing yet (identity_load takes or makes
+ * DATA_DIR/cluster-token); a cluster of several members, or a join,
+ * without a file is refused here, with the command that makes one. Sets
+ * n->tls too. 0 or -EINVAL / -errno with *errmsg. */
+int identity_tokens_open(struct kv_node *n, const struct node_options *opt,
+			 const struct raft_config *given, char **errmsg);
+/* Who this node is to the members it asks (joining), for join.h. */
+struct cluster_auth identity_auth(struct kv_node *n);
+/* Load or create the data dir's identity: n->cluster_id, the tokens
+ * (unless a token file set them: DATA_DIR/cluster-token, made for a
+ * member alone) and *boot (the bootstrap members). given
  * is the members --peers gave (or this node alone); joined, if not NULL,
  * the answer of the cluster this node just joined. */
 struct join_answer;

@@ -23,10 +23,14 @@ static void *send_main(void *arg)
 	char path[4096], why[200] = "";
 	snprintf(path, sizeof(path), "%s/db.jsonl", n->data_dir);
 	struct snapxfer_send_stats st;
+	struct snapxfer_send_options so = {.tls = n->tls};
+	char token[PEER_ID_MAX + 1];
+	node_token_copy(n, token);
 	uint64_t t0 = kv_mono_ms();
 	int ret =
 	    snapxfer_send(path, ss->index, ss->term, ss->addr, n->cluster_id,
-			  n->token, NULL, &ss->cancel, &st, why, sizeof(why));
+			  token, &so, &ss->cancel, &st, why, sizeof(why));
+	explicit_bzero(token, sizeof(token));
 	double secs = (double)(kv_mono_ms() - t0) / 1e3;
 	if (ret == 0)
 		fprintf(stderr,

@@ -10,6 +10,7 @@
  * timeout, just asks again. Deadlines are kv_deadline's (monotonic);
  * addresses are checked by cluster_addr_valid (kv_addr_valid). The
  * server side is raft/http/http_cluster.c. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -24,6 +25,8 @@
 
 #include "join.h"
 #include "kv.h"
+#include "peer.h"
+#include "peer_tls.h"
 
 #define JOIN_PATH	   "/cluster/members"
 #define BACKOFF_MIN_MS	   20
@@ -69,6 +72,45 @@ bool cluster_addr_valid(const char *a)
 	return kv_addr_valid(a);
 }
 
+bool cluster_addr_loopback(const char *a)
+{
+	char host[KV_ADDR_MAX + 1];
+	struct in_addr v4;
+	struct in6_addr v6;
+
+	if (!a || kv_addr_parse(a, true, host, sizeof(host), NULL, NULL) != 0)
+		return false;
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* Add auth's tokens to the header list *h (curl copies them). 0 or
+ * -ENOMEM. */
+static int auth_headers(struct curl_slist **h, const struct cluster_auth *a)
+{
+	char line[PEER_ID_MAX + 64];
+	int err = 0;
+
+	for (int i = 0; i < 2 && err == 0; i++) {
+		const char *v = a ? (i ? a->bearer : a->token) : NULL;
+		if (!v)
+			continue;
+		snprintf(line, sizeof(line), "%s: %s%s",
+			 i ? "Authorization" : PEER_HDR_TOKEN,
+			 i ? "Bearer " : "", v);
+		struct curl_slist *t = curl_slist_append(*h, line);
+		if (!t)
+			err = -ENOMEM;
+		else
+			*h = t;
+	}
+	explicit_bzero(line, sizeof(line));
+	return err;
+}
+
 /* ---- one request ---- */
 
 struct buf {
@@ -112,10 +154,10 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *cls)
 	return n;
 }
 
-int cluster_http(const char *addr, const char *method, const char *path,
-		 const char *body, size_t len, int timeout_ms, long *status,
-		 char **resp, size_t *resp_len, unsigned *retry_after,
-		 char **errmsg)
+int cluster_http(const char *addr, const struct cluster_auth *auth,
+		 const char *method, const char *path, const char *body,
+		 size_t len, int timeout_ms, long *status, char **resp,
+		 size_t *resp_len, unsigned *retry_after, char **errmsg)
 {
 	struct buf b = {0};
 	struct curl_slist *hdrs = NULL;
@@ -130,8 +172,9 @@ int cluster_http(const char *addr, const char *method, const char *path,
 			curl_easy_strerror(curl_init_rc));
 		return -EIO;
 	}
-	if (snprintf(url, sizeof(url), "http://%s%s", addr, path) >=
-	    (int)sizeof(url)) {
+	if (snprintf(url, sizeof(url), "%s://%s%s",
+		     peer_tls_scheme(auth ? auth->tls : NULL), addr,
+		     path) >= (int)sizeof(url)) {
 		set_err(errmsg, "request path too long");
 		return -EINVAL;
 	}
@@ -142,10 +185,11 @@ int cluster_http(const char *addr, const char *method, const char *path,
 	if (body)
 		hdrs =
 		    curl_slist_append(hdrs, "Content-Type: application/json");
-	if (!hdrs) {
+	if (!hdrs || auth_headers(&hdrs, auth) != 0) {
 		err = -ENOMEM;
-		goto err_easy;
+		goto err_headers;
 	}
+	peer_tls_curl(c, auth ? auth->tls : NULL);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_PROXY, "");
@@ -176,9 +220,14 @@ int cluster_http(const char *addr, const char *method, const char *path,
 			err = -EIO;
 		} else {
 			set_err(errmsg, "%s: %s", addr, curl_easy_strerror(rc));
+			/* a certificate refused is not worth retrying */
 			err = rc == CURLE_COULDNT_CONNECT      ? -ECONNREFUSED
 			      : rc == CURLE_OPERATION_TIMEDOUT ? -ETIMEDOUT
-							       : -EIO;
+			      : rc == CURLE_PEER_FAILED_VERIFICATION ||
+				      rc == CURLE_SSL_CERTPROBLEM ||
+				      rc == CURLE_SSL_CACERT_BADFILE
+				  ? -EACCES
+				  : -EIO;
 		}
 		goto err_headers;
 	}
@@ -198,7 +247,6 @@ int cluster_http(const char *addr, const char *method, const char *path,
 		*retry_after = b.retry_after;
 err_headers:
 	curl_slist_free_all(hdrs);
-err_easy:
 	curl_easy_cleanup(c);
 	free(b.data);
 	return err;
@@ -220,17 +268,14 @@ static void answer_reason(const cJSON *o, char *why, size_t cap)
 	snprintf(why, cap, "%s", e ? e : "no reason given");
 }
 
-/* Take cluster_id and token from a 201 or a matching 409. */
+/* Take cluster_id from a 201 or a matching 409. */
 static int fill_answer(const cJSON *o, struct join_answer *out)
 {
 	const char *cid = str_field(o, "cluster_id");
-	const char *tok = str_field(o, "token");
 
-	if (!cid || !cid[0] || strlen(cid) > JOIN_ID_MAX ||
-	    (tok && strlen(tok) > JOIN_ID_MAX))
+	if (!cid || !cid[0] || strlen(cid) > JOIN_ID_MAX)
 		return -EPROTO;
 	snprintf(out->cluster_id, sizeof(out->cluster_id), "%s", cid);
-	snprintf(out->token, sizeof(out->token), "%s", tok ? tok : "");
 	return 0;
 }
 
@@ -271,10 +316,10 @@ static bool next_target(long status, const char *text, const char *member,
 	return follow;
 }
 
-int cluster_leader_request(const char *member, const char *method,
-			   const char *path, const char *body, int timeout_ms,
-			   long *status, char **resp, bool *retried,
-			   char **errmsg)
+int cluster_leader_request(const char *member, const struct cluster_auth *auth,
+			   const char *method, const char *path,
+			   const char *body, int timeout_ms, long *status,
+			   char **resp, bool *retried, char **errmsg)
 {
 	char target[JOIN_ADDR_MAX + 1], last[JOIN_REASON_MAX] = "";
 	struct timespec deadline = kv_deadline(timeout_ms);
@@ -304,10 +349,10 @@ int cluster_leader_request(const char *member, const char *method,
 		if (left <= 0)
 			break;
 		attempts++;
-		rc = cluster_http(target, method, path, body,
+		rc = cluster_http(target, auth, method, path, body,
 				  body ? strlen(body) : 0, (int)left, status,
 				  &text, NULL, NULL, &terr);
-		if (rc == -ENOMEM || rc == -EINVAL) {
+		if (rc == -ENOMEM || rc == -EINVAL || rc == -EACCES) {
 			set_err(errmsg, "%s", terr ? terr : strerror(-rc));
 			free(terr);
 			return rc;
@@ -347,8 +392,9 @@ int cluster_leader_request(const char *member, const char *method,
 	return -ETIMEDOUT;
 }
 
-int cluster_join(const char *member, uint64_t id, const char *self_addr,
-		 int timeout_ms, struct join_answer *out, char **errmsg)
+int cluster_join(const char *member, const struct cluster_auth *auth,
+		 uint64_t id, const char *self_addr, int timeout_ms,
+		 struct join_answer *out, char **errmsg)
 {
 	char body[160], *resp = NULL, *err = NULL;
 	long status = 0;
@@ -375,8 +421,8 @@ int cluster_join(const char *member, uint64_t id, const char *self_addr,
 	}
 	snprintf(body, sizeof(body), "{\"id\":%" PRIu64 ",\"address\":\"%s\"}",
 		 id, self_addr);
-	rc = cluster_leader_request(member, "POST", JOIN_PATH, body, timeout_ms,
-				    &status, &resp, NULL, &err);
+	rc = cluster_leader_request(member, auth, "POST", JOIN_PATH, body,
+				    timeout_ms, &status, &resp, NULL, &err);
 	if (rc != 0) {
 		set_err(errmsg, "join: %s", err ? err : strerror(-rc));
 		free(err);
@@ -415,7 +461,10 @@ int cluster_join(const char *member, uint64_t id, const char *self_addr,
 		char why[JOIN_REASON_MAX - 80];
 		answer_reason(o, why, sizeof(why));
 		set_err(errmsg, "join: refused (HTTP %ld): %s", status, why);
-		rc = status == 400 ? -EINVAL : status == 403 ? -EPERM : -EPROTO;
+		rc = status == 400   ? -EINVAL
+		     : status == 401 ? -EACCES
+		     : status == 403 ? -EPERM
+				     : -EPROTO;
 		break;
 	}
 	}

@@ -21,6 +21,8 @@
 
 #include "raft.h"
 
+struct peer_tls; /* peer_tls.h */
+
 /* The wire format's version ("version" in every batch). */
 #define PEER_PROTOCOL_VERSION 2
 /* A sender streams its batches to PEER_STREAM_PATH, one long POST whose
@@ -48,6 +50,24 @@
 
 /* True if s is a valid cluster id or token (safe in an HTTP header). */
 bool peer_id_valid(const char *s);
+
+/* ---- The cluster token (peer_token.c) ---- */
+
+/* A new token is PEER_TOKEN_BYTES random bytes in hex; a token read from
+ * a file must have at least PEER_TOKEN_MIN_LEN characters; a token file
+ * holds at most PEER_TOKENS (the first presented, all accepted). */
+#define PEER_TOKEN_BYTES   32
+#define PEER_TOKEN_MIN_LEN 32
+#define PEER_TOKENS	   2
+/* Write a new token, from getrandom, into out (2 * PEER_TOKEN_BYTES + 1
+ * bytes). 0 or -errno. Any thread. */
+int peer_token_new(char *out);
+/* Read a token file: one token a line (blank lines skipped), 1 to
+ * PEER_TOKENS of them, each peer_id_valid and at least PEER_TOKEN_MIN_LEN
+ * long, into tokens[0..*n). 0, or -EINVAL / -errno with *errmsg (malloc'd)
+ * naming the file and the line, never a token. Any thread. */
+int peer_tokens_read(const char *path, char tokens[][PEER_ID_MAX + 1],
+		     size_t *n, char **errmsg);
 /* Every number on the wire is a JSON integer in [0, 2^53 - 1]: a double,
  * and so cJSON, holds those exactly, and a larger text cannot round down
  * into the range. Terms, indexes and read contexts stay far below; the
@@ -103,10 +123,14 @@ int peer_handle_body(const char *body, size_t len, const char *cluster_id,
  * missing) equals the cluster's token. The time taken depends only on the
  * length of want, never on where the strings differ. */
 bool peer_token_equal(const char *got, const char *want);
+/* True if got equals one of want[0..n) (NULL entries skipped); every one
+ * is compared, so the time does not say which matched. */
+bool peer_token_any(const char *got, const char *const *want, size_t n);
 
 /* The HTTP status for a result of peer_handle_body or the token check:
- * 0 -> 204, -EINVAL -> 400, -EACCES (bad token) and -EPERM (other
- * cluster) -> 403, KV_EVERSION -> 409, -ENOMEM -> 503, else 500. */
+ * 0 -> 204, -EINVAL -> 400, -EACCES (missing or wrong token) -> 401,
+ * -EPERM (other cluster) -> 403, KV_EVERSION -> 409, -ENOMEM -> 503,
+ * else 500. */
 int peer_http_status(int err);
 
 /* ---- Frames of a stream (peer_recv.c); pure, any thread ---- */
@@ -180,6 +204,9 @@ struct peer_options {
 	 * holding none of the set's locks. NULL: not told. */
 	void (*unsent)(void *arg, uint64_t to, uint64_t ctx);
 	void *unsent_arg;
+	/* The TLS identity streams use (peer_tls.h; borrowed, it must
+	 * outlive the set), NULL: plain TCP. */
+	const struct peer_tls *tls;
 };
 
 /* A set of senders for node self_id of cluster cluster_id, presenting
@@ -187,6 +214,11 @@ struct peer_options {
  * NULL. 0, -EINVAL, -ENOMEM. Any thread. */
 int peers_new(const char *cluster_id, const char *token, uint64_t self_id,
 	      const struct peer_options *opt, struct peer_set **out);
+
+/* Present token (copied) from now on: streams open with it, and the
+ * open ones are ended so that they open again with it (a cluster token
+ * rotation, docs/security.md). 0 or -EINVAL. Any thread. */
+int peers_set_token(struct peer_set *ps, const char *token);
 
 /* Start a sender for peer id at addr ("host:port"), copied. -EEXIST if id
  * has one, -EINVAL (id 0 or self, an addr cluster_addr_valid refuses: see

@@ -17,9 +17,10 @@
 #include "kv.h"
 #include "peer_int.h"
 
-int peer_http_request(const struct peer *p, char *buf, size_t cap)
+int peer_http_request(struct peer *p, char *buf, size_t cap)
 {
-	const struct peer_set *s = p->set;
+	struct peer_set *s = p->set;
+	pthread_mutex_lock(&s->token_mu);
 	int n = snprintf(buf, cap,
 			 "POST %s HTTP/1.1\r\n"
 			 "Host: %s\r\n"
@@ -30,6 +31,7 @@ int peer_http_request(const struct peer *p, char *buf, size_t cap)
 			 PEER_STREAM_PATH, p->addr, PEER_HDR_CLUSTER,
 			 s->cluster_id, PEER_HDR_TOKEN, s->token,
 			 PEER_HDR_PROTOCOL, PEER_PROTOCOL_VERSION);
+	pthread_mutex_unlock(&s->token_mu);
 	return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
 }
 
@@ -63,21 +65,20 @@ void peer_chunk_clear(struct chunk *c)
 	*c = (struct chunk){.active = false};
 }
 
-int peer_answer_read(int fd, struct answer *a)
+int peer_answer_read(struct peer *p, struct answer *a)
 {
+	size_t got = 0;
+
 	if (a->len == PEER_ANSWER_MAX) {
 		a->eof = true; /* enough to judge it */
 		return 0;
 	}
-	ssize_t r =
-	    recv(fd, a->buf + a->len, PEER_ANSWER_MAX - a->len, MSG_DONTWAIT);
-	if (r > 0)
-		a->len += (size_t)r;
-	else if (r == 0)
+	int r =
+	    peer_conn_recv(p, a->buf + a->len, PEER_ANSWER_MAX - a->len, &got);
+	a->len += got;
+	if (r == 1)
 		a->eof = true;
-	else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-		return -errno;
-	return 0;
+	return r < 0 ? r : 0;
 }
 
 /* The value of header name (lower case, with its ':') in head[0..n), or

@@ -6,9 +6,10 @@
  * queue and how messages are cut into batches), peer_out.c (a frame on its
  * way into the socket: encoding a batch, writing it, counting it),
  * peer_http.c (the HTTP/1.1 of a stream: its request, its body's chunks,
- * the peer's answer) and peer_stream.c (one stream's connection, from
- * connect to its end, and the sender thread). The protocol is in
- * docs/peer-protocol.md.
+ * the peer's answer), peer_conn.c (the bytes on the socket, plain or
+ * TLS) and peer_stream.c (one stream's connection, from connect to its
+ * end, and the sender thread); peer_tls.c loads the TLS identity. The protocol
+ * is in docs/peer-protocol.md.
  *
  * Threads and locks. Three kinds of thread touch a peer: the caller of
  * peers_send (the node thread), the peer's own sender thread, and any
@@ -24,8 +25,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <gnutls/gnutls.h>
+
 #include "kv.h"
 #include "peer.h"
+#include "peer_tls.h"
 
 /* One queued message, a deep copy (the queue owns its entries' data). */
 struct qmsg {
@@ -44,6 +48,7 @@ struct chunk {
 	char *body;	    /* the encoded batch; NULL for the body's end */
 	size_t blen;	    /* its length */
 	size_t off;	    /* bytes of head, body and CRLF the socket took */
+	bool corked;	    /* TLS: all of it is in the session, to flush */
 	size_t msgs;	    /* messages in the frame */
 	uint64_t *proposes; /* the ctx of each propose message in it */
 	size_t n_proposes;
@@ -76,7 +81,11 @@ struct peer {
 	 * held (so the sender may read it without mu); written to by
 	 * peers_send (mu held) only while STREAM_OPEN. */
 	int fd;
+	/* The stream's TLS session (NULL: plain), set and cleared with fd
+	 * by the sender; used by whoever may use fd (peer_conn.c). */
+	gnutls_session_t tls;
 	bool sleeping; /* the sender polls its open stream */
+	bool retoken;  /* the token changed: end the stream (peers_set_token) */
 	bool busy;     /* the sender encodes a batch it took from the queue */
 	int sock_err;  /* a write to the stream failed with this errno */
 	struct chunk out;	/* what the socket has not taken yet */
@@ -89,10 +98,12 @@ struct peer {
 struct peer_set {
 	/* Set by peers_new, then read-only: any thread reads them. */
 	char *cluster_id;
-	char *token;
 	uint64_t self;
 	struct peer_options opt; /* defaults filled in */
 
+	/* The token presented when a stream opens (peers_set_token). */
+	pthread_mutex_t token_mu;
+	char token[PEER_ID_MAX + 1];
 	pthread_mutex_t mu; /* guards the array; held while sending */
 	struct peer **peers;
 	size_t n, cap;
@@ -168,20 +179,47 @@ struct answer {
 /* The stream's request head for p (POST PEER_STREAM_PATH, chunked,
  * "Expect: 100-continue", the cluster's headers) into buf[0..cap): its
  * length, or -ENOSPC if it does not fit. */
-int peer_http_request(const struct peer *p, char *buf, size_t cap);
+int peer_http_request(struct peer *p, char *buf, size_t cap);
 /* Make c the frame of payload body[0..blen) (taken, with proposes) as
  * one HTTP chunk, or the body's end (the last chunk) when body is NULL. */
 void peer_chunk_set(struct chunk *c, char *body, size_t blen, size_t msgs,
 		    uint64_t *proposes, size_t n_proposes);
 /* Free what c holds and mark it empty. */
 void peer_chunk_clear(struct chunk *c);
-/* Read what socket fd holds now into a (non-blocking). 0, or -errno. */
-int peer_answer_read(int fd, struct answer *a);
+/* Read what p's connection holds now into a (non-blocking). 0, or
+ * -errno. The sender thread. */
+int peer_answer_read(struct peer *p, struct answer *a);
 /* Is a whole answer in a (its head and the start of its body)? 1: yes,
  * with *status and text (the body's first PEER_RESP_KEEP bytes, made
  * printable) set; an interim 1xx answer is also taken off a. 0: more is
  * needed. -1: not HTTP. */
 int peer_answer_parse(struct answer *a, int *status, char *text, size_t cap);
+
+/* ---- peer_conn.c: the stream's socket, plain or TLS ---- */
+
+/* Wait until fd is ready for events, end_ms (monotonic) passes or the
+ * sender is stopped: 1, 0 or KV_ESHUTDOWN. The sender thread. */
+int peer_wait_fd(struct peer *p, int fd, short events, uint64_t end_ms);
+/* With a TLS identity, run the handshake on the connected socket fd
+ * within timeout_ms (the peer's certificate checked against the CA) and
+ * set p->tls; without one, nothing. 0, -EIO with why, KV_ESHUTDOWN. The
+ * sender thread, p->fd already set. */
+int peer_conn_handshake(struct peer *p, int fd, char *why, size_t why_len);
+/* Write buf[0..len) whole within timeout_ms (the stream's request). 0,
+ * -EIO with why, KV_ESHUTDOWN. The sender thread. */
+int peer_conn_send(struct peer *p, const char *buf, size_t len, char *why,
+		   size_t why_len);
+/* Write what the socket takes now of c (non-blocking): 1 all of it went,
+ * 0 the rest waits for room, -errno. p->mu held. */
+int peer_conn_push(struct peer *p, struct chunk *c);
+/* Read what is there now into buf[0..cap): *got bytes; 0, 1 at the end
+ * of the stream, or -errno. The sender thread. */
+int peer_conn_recv(struct peer *p, char *buf, size_t cap, size_t *got);
+/* End the session (clean: say so to the peer first) and close the
+ * socket. p->mu held. */
+void peer_conn_close(struct peer *p, bool clean);
+/* peer_tls.c: the identity's GnuTLS credentials. */
+gnutls_certificate_credentials_t peer_tls_cred(const struct peer_tls *t);
 
 /* ---- peer_stream.c ---- */
 

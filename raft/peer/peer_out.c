@@ -1,8 +1,9 @@
 /* peer_out.c - a frame on its way into a stream's socket.
  *
  * A batch is encoded once (msg_encode.c) into the payload of one HTTP
- * chunk (peer_http.c) and written with one non-blocking sendmsg of its
- * head, payload and CRLF; what a full socket does not take stays in
+ * chunk (peer_http.c) and written without blocking (peer_conn.c: one
+ * sendmsg of its head, payload and CRLF, or one corked TLS flush); what a
+ * full socket does not take stays in
  * p->out for the sender thread to finish, so a frame is never split by
  * another. A frame counts as sent when the socket took its last byte.
  * Propose messages are remembered per frame: if the stream fails before
@@ -12,8 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
 
 #include "kv.h"
 #include "peer_int.h"
@@ -32,39 +31,11 @@ static void count_sent(struct peer *p, size_t msgs, uint64_t mono_ms)
 
 int peer_out_push(struct peer *p)
 {
-	static const char crlf[2] = {'\r', '\n'};
 	struct chunk *c = &p->out;
+	int r = peer_conn_push(p, c);
 
-	for (;;) {
-		const char *seg[3] = {c->head, c->body, crlf};
-		size_t len[3] = {c->hlen, c->blen, c->body ? 2 : 0};
-		size_t skip = c->off;
-		struct iovec iov[3];
-		int k = 0;
-
-		for (int i = 0; i < 3; i++) {
-			if (skip >= len[i]) {
-				skip -= len[i];
-				continue;
-			}
-			iov[k].iov_base = (void *)(seg[i] + skip);
-			iov[k++].iov_len = len[i] - skip;
-			skip = 0;
-		}
-		if (k == 0)
-			break;
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-		ssize_t r = sendmsg(p->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 0;
-			return -errno;
-		}
-		c->off += (size_t)r;
-		c->moved_ms = kv_mono_ms();
-	}
+	if (r <= 0)
+		return r;
 	if (c->body != NULL)
 		count_sent(p, c->msgs, c->moved_ms);
 	peer_chunk_clear(c);

@@ -123,6 +123,16 @@ bool peer_token_equal(const char *got, const char *want)
 	return diff == 0 && wlen > 0;
 }
 
+bool peer_token_any(const char *got, const char *const *want, size_t n)
+{
+	bool any = false;
+
+	for (size_t i = 0; i < n; i++)
+		if (want[i] != NULL)
+			any |= peer_token_equal(got, want[i]);
+	return any;
+}
+
 int peer_http_status(int err)
 {
 	switch (err) {
@@ -131,6 +141,7 @@ int peer_http_status(int err)
 	case -EINVAL:
 		return 400;
 	case -EACCES:
+		return 401;
 	case -EPERM:
 		return 403;
 	case KV_EVERSION:

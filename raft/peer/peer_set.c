@@ -154,9 +154,9 @@ int peers_new(const char *cluster_id, const char *token, uint64_t self_id,
 	if (s == NULL)
 		return -ENOMEM;
 	s->cluster_id = strdup(cluster_id);
-	s->token = strdup(token);
-	if (s->cluster_id == NULL || s->token == NULL)
+	if (s->cluster_id == NULL)
 		goto err_free;
+	snprintf(s->token, sizeof(s->token), "%s", token);
 	s->self = self_id;
 	if (opt != NULL)
 		s->opt = *opt;
@@ -173,14 +173,36 @@ int peers_new(const char *cluster_id, const char *token, uint64_t self_id,
 	if (s->opt.backoff_max_ms < s->opt.backoff_min_ms)
 		s->opt.backoff_max_ms = s->opt.backoff_min_ms;
 	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->token_mu, NULL);
 	*out = s;
 	return 0;
 
 err_free:
 	free(s->cluster_id);
-	free(s->token);
 	free(s);
 	return -ENOMEM;
+}
+
+int peers_set_token(struct peer_set *s, const char *token)
+{
+	if (!peer_id_valid(token))
+		return -EINVAL;
+	pthread_mutex_lock(&s->token_mu);
+	bool same = strcmp(s->token, token) == 0;
+	snprintf(s->token, sizeof(s->token), "%s", token);
+	pthread_mutex_unlock(&s->token_mu);
+	if (same)
+		return 0;
+	pthread_mutex_lock(&s->mu);
+	for (size_t i = 0; i < s->n; i++) {
+		struct peer *p = s->peers[i];
+		pthread_mutex_lock(&p->mu);
+		p->retoken = true; /* the sender ends its stream */
+		pthread_mutex_unlock(&p->mu);
+		peer_wake(p);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return 0;
 }
 
 /* Index of peer id in s->peers, or -1. s->mu held. */
@@ -331,7 +353,8 @@ void peers_free(struct peer_set *s)
 	}
 	free(s->peers);
 	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->token_mu);
 	free(s->cluster_id);
-	free(s->token);
+	explicit_bzero(s->token, sizeof(s->token));
 	free(s);
 }

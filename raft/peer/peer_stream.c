@@ -25,29 +25,6 @@
 /* A sender with an open stream looks at its timers this often. */
 #define STREAM_TICK_MS 100
 
-/* Wait until fd is ready for events, end_ms (monotonic) passes or the
- * sender is stopped: 1, 0 or KV_ESHUTDOWN. */
-static int wait_fd(struct peer *p, int fd, short events, uint64_t end_ms)
-{
-	for (;;) {
-		if (atomic_load(&p->stop))
-			return KV_ESHUTDOWN;
-		uint64_t now = kv_mono_ms();
-		if (now >= end_ms)
-			return 0;
-		struct pollfd pf[2] = {{.fd = fd, .events = events},
-				       {.fd = p->wake_fd, .events = POLLIN}};
-		uint64_t left = end_ms - now;
-		int r = poll(pf, 2, left > 1000000 ? 1000000 : (int)left);
-		if (r < 0 && errno != EINTR)
-			return 0;
-		if (r > 0 && pf[1].revents)
-			peer_drain_wake(p);
-		if (r > 0 && pf[0].revents)
-			return 1;
-	}
-}
-
 /* Try one address of the peer's: a connected socket, or -1 with *err
  * (an errno) set, or KV_ESHUTDOWN. */
 static int try_connect(struct peer *p, const struct addrinfo *ai, uint64_t end,
@@ -64,7 +41,7 @@ static int try_connect(struct peer *p, const struct addrinfo *ai, uint64_t end,
 		return fd;
 	*err = errno;
 	if (*err == EINPROGRESS) {
-		int w = wait_fd(p, fd, POLLOUT, end);
+		int w = peer_wait_fd(p, fd, POLLOUT, end);
 		socklen_t sl = sizeof(*err);
 		if (w == KV_ESHUTDOWN) {
 			close(fd);
@@ -122,43 +99,20 @@ static int sock_connect(struct peer *p, char *why, size_t why_len)
 	return fd < 0 ? -EIO : fd;
 }
 
-/* Write the stream's request on fd within timeout_ms. 0, -EIO with why,
- * or KV_ESHUTDOWN. */
-static int request_write(struct peer *p, int fd, char *why, size_t why_len)
+/* Write the stream's request within timeout_ms. 0, -EIO with why, or
+ * KV_ESHUTDOWN. */
+static int request_write(struct peer *p, char *why, size_t why_len)
 {
 	char req[2 * PEER_ID_MAX + RAFT_ADDR_MAX + 512];
 	int rl = peer_http_request(p, req, sizeof(req));
-	uint64_t end = kv_mono_ms() + p->set->opt.timeout_ms;
-	size_t off = 0;
 
 	if (rl < 0) {
 		snprintf(why, why_len, "the stream's request does not fit");
 		return -EIO;
 	}
-	while (off < (size_t)rl) {
-		ssize_t r = send(fd, req + off, (size_t)rl - off,
-				 MSG_DONTWAIT | MSG_NOSIGNAL);
-		if (r > 0) {
-			off += (size_t)r;
-			continue;
-		}
-		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
-		    errno != EINTR) {
-			snprintf(why, why_len, "writing to %s: %s", p->addr,
-				 strerror(errno));
-			return -EIO;
-		}
-		int w = wait_fd(p, fd, POLLOUT, end);
-		if (w == KV_ESHUTDOWN)
-			return w;
-		if (w == 0) {
-			snprintf(why, why_len,
-				 "the peer took nothing for %u ms",
-				 p->set->opt.timeout_ms);
-			return -EIO;
-		}
-	}
-	return 0;
+	int r = peer_conn_send(p, req, (size_t)rl, why, why_len);
+	explicit_bzero(req, sizeof(req)); /* it holds the token */
+	return r;
 }
 
 /* Connect to the peer and send the stream's request; p->fd is the
@@ -175,12 +129,15 @@ static int stream_connect(struct peer *p, char *why, size_t why_len)
 	pthread_mutex_lock(&p->mu);
 	p->fd = fd;
 	pthread_mutex_unlock(&p->mu);
+	int err = peer_conn_handshake(p, fd, why, why_len);
+	if (err != 0)
+		return err;
 	/* The body's length is not known: it is written as frames come.
 	 * "Expect: 100-continue" costs one round trip when a stream opens:
 	 * a peer that refuses it (token, cluster, version) answers before
 	 * any frame is sent, so its reason arrives whole and no frame is
 	 * lost to it. */
-	return request_write(p, fd, why, why_len);
+	return request_write(p, why, why_len);
 }
 
 /* Wait for the peer's "100 Continue" to the stream's request. 0, -EIO
@@ -214,7 +171,7 @@ static int stream_accepted(struct peer *p, struct answer *a, char *why,
 				 "answering");
 			return -EIO;
 		}
-		int w = wait_fd(p, p->fd, POLLIN, end);
+		int w = peer_wait_fd(p, p->fd, POLLIN, end);
 		if (w == KV_ESHUTDOWN)
 			return w;
 		if (w == 0) {
@@ -224,7 +181,7 @@ static int stream_accepted(struct peer *p, struct answer *a, char *why,
 				 p->set->opt.timeout_ms);
 			return -EIO;
 		}
-		if ((r = peer_answer_read(p->fd, a)) < 0) {
+		if ((r = peer_answer_read(p, a)) < 0) {
 			snprintf(why, why_len, "reading from %s: %s", p->addr,
 				 strerror(-r));
 			return -EIO;
@@ -240,7 +197,7 @@ static int stream_answered(struct peer *p, struct answer *a, bool closing,
 {
 	char text[PEER_RESP_KEEP + 1];
 	int status = 0;
-	int r = peer_answer_read(p->fd, a);
+	int r = peer_answer_read(p, a);
 
 	if (r == -ECONNRESET || r == -EPIPE || (r == 0 && a->eof && !a->len)) {
 		snprintf(why, why_len, "the peer closed the stream");
@@ -336,8 +293,11 @@ static int serve_timers(struct peer *p, struct serve *sv, uint64_t now,
 			 "ms",
 			 o->timeout_ms);
 		r = -EIO;
-	} else if (!sv->closing && !*waiting && p->head == NULL &&
-		   now - p->last_frame_ms >= o->idle_ms) {
+	} else if (!sv->closing && !*waiting &&
+		   (p->retoken || (p->head == NULL &&
+				   now - p->last_frame_ms >= o->idle_ms))) {
+		/* idle, or to open again with a new token */
+		p->retoken = false;
 		sv->closing = true;
 		sv->closing_at = now;
 		p->state = STREAM_ENDING; /* what comes is queued */
@@ -351,7 +311,9 @@ static int serve_timers(struct peer *p, struct serve *sv, uint64_t now,
 }
 
 /* Sleep until the socket (its answer, or room for what waits), a new
- * message (peers_send wakes us) or the next tick. 1: go on; 0: the
+ * message (peers_send wakes us) or the next tick. (A TLS session holds
+ * nothing decrypted that poll cannot see: the peer sends nothing before
+ * its answer, which is read whole when it comes.) 1: go on; 0: the
  * stream ended well; -EIO with why. */
 static int serve_sleep(struct peer *p, struct serve *sv, bool waiting,
 		       char *why, size_t why_len)
@@ -447,9 +409,7 @@ static int stream_run(struct peer *p, char *why, size_t why_len)
 
 	pthread_mutex_lock(&p->mu);
 	p->state = STREAM_DOWN;
-	if (p->fd >= 0)
-		close(p->fd);
-	p->fd = -1;
+	peer_conn_close(p, err == 0);
 	p->sock_err = 0;
 	struct chunk lost = p->out;
 	p->out = (struct chunk){.active = false};

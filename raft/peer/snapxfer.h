@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct peer_tls; /* peer_tls.h */
+
 /* The path chunks are POSTed to (query: index, term, offset, and on the
  * last chunk done=1, total, crc) and the header carrying a chunk's
  * CRC-32C (8 hex digits). The usual X-Kvfs-Cluster / X-Kvfs-Token headers
@@ -125,6 +127,8 @@ struct snapxfer_send_options {
 	unsigned backoff_min_ms;     /* first wait after a failure [10] */
 	unsigned backoff_max_ms;     /* cap of the doubling [1000] */
 	unsigned max_failures;	     /* consecutive failures to give up [8] */
+	/* The TLS identity (peer_tls.h; borrowed), NULL: plain HTTP. */
+	const struct peer_tls *tls;
 };
 
 /* What a transfer did (for logs and /status). */
@@ -144,14 +148,14 @@ struct snapxfer_send_stats {
  * probe asks where the receiver stands, then chunks go from there; every
  * answer carries the offset to go on from. A failure (network, timeout,
  * 5xx, a refused checksum) is retried after a backoff, with a probe, up
- * to opt->max_failures in a row (then -EIO); 403 (wrong token or cluster)
- * is -EACCES at once. *cancel (may be NULL) stops it within about 50 ms:
- * -ECANCELED. 0 once the receiver reported the file complete and
- * verified. why (may be NULL) gets a one-line reason on failure; stats
- * (may be NULL) is filled in any case. -EINVAL, before any request, for
- * an addr cluster_addr_valid (join.h) refuses, a bad cluster id or token,
- * or index 0. Initializes libcurl once. Any thread; several transfers may
- * run at once. */
+ * to opt->max_failures in a row (then -EIO); 401 (wrong token or
+ * certificate) or 403 (another cluster) is -EACCES at once. *cancel (may be
+ * NULL) stops it within about 50 ms: -ECANCELED. 0 once the receiver reported
+ * the file complete and verified. why (may be NULL) gets a one-line reason on
+ * failure; stats (may be NULL) is filled in any case. -EINVAL, before any
+ * request, for an addr cluster_addr_valid (join.h) refuses, a bad cluster id or
+ * token, or index 0. Initializes libcurl once. Any thread; several transfers
+ * may run at once. */
 int snapxfer_send(const char *path, uint64_t index, uint64_t term,
 		  const char *addr, const char *cluster_id, const char *token,
 		  const struct snapxfer_send_options *opt,

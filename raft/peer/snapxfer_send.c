@@ -26,6 +26,7 @@
 #include "join.h"
 #include "kv.h"
 #include "peer.h"
+#include "peer_tls.h"
 #include "snapxfer.h"
 
 #define DEF_CONNECT_MS	   1000
@@ -58,7 +59,7 @@ struct xfer {
 	int fd;
 	uint64_t size, index, term;
 	uint32_t crc;
-	char base[RAFT_ADDR_MAX + 64]; /* http://addr/raft/snapshot */
+	char base[RAFT_ADDR_MAX + 64]; /* http(s)://addr/raft/snapshot */
 	struct snapxfer_send_options opt;
 	const atomic_bool *cancel;
 	struct snapxfer_send_stats *st;
@@ -216,6 +217,8 @@ static int setup_curl(struct xfer *x, const char *cluster_id, const char *token)
 			 (long)x->opt.connect_timeout_ms);
 	curl_easy_setopt(x->easy, CURLOPT_TIMEOUT_MS, (long)x->opt.timeout_ms);
 	curl_easy_setopt(x->easy, CURLOPT_WRITEFUNCTION, on_body);
+	peer_tls_curl(x->easy, x->opt.tls);
+	explicit_bzero(line, sizeof(line)); /* it held the token */
 	return 0;
 }
 
@@ -440,7 +443,8 @@ int snapxfer_send(const char *path, uint64_t index, uint64_t term,
 		WHY("bad address, cluster id, token or index");
 		return -EINVAL;
 	}
-	snprintf(x->base, sizeof(x->base), "http://%s%s", addr, SNAPXFER_PATH);
+	snprintf(x->base, sizeof(x->base), "%s://%s%s",
+		 peer_tls_scheme(x->opt.tls), addr, SNAPXFER_PATH);
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_rc != CURLE_OK) {
 		WHY("curl_global_init failed");

@@ -21,7 +21,7 @@ import time
 import traceback
 
 from faults import FaultProxy
-from harness import Node
+from harness import Node, write_token
 
 # --- ports -----------------------------------------------------------------
 
@@ -70,9 +70,11 @@ class FaultCluster:
                         for i in range(n)]
         peers = ",".join("%d=127.0.0.1:%d" % (i + 1, self.proxies[i].port)
                          for i in range(n))
+        token = write_token(os.path.join(root, "cluster-token"))
         self.nodes = [Node(binary, os.path.join(root, "n%d" % (i + 1)),
                            port=ports[i],
-                           extra=["--id=%d" % (i + 1), "--peers=" + peers] +
+                           extra=["--id=%d" % (i + 1), "--peers=" + peers,
+                                  "--cluster-token=" + token] +
                            list(extra))
                       for i in range(n)]
         self.down = set()  # killed by us, not restarted yet

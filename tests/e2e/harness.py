@@ -9,9 +9,11 @@ import http.client
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -42,8 +44,27 @@ def wait_for(pred, timeout, what):
     raise AssertionError("timed out after %ss waiting for %s" % (timeout, what))
 
 
+def write_token(path):
+    """A new cluster token in a file of mode 0600 (what kvfsctl new-token
+    prints); returns path."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(secrets.token_hex(32) + "\n")
+    return path
+
+
+def client_context(ca, cert=None, key=None):
+    """An ssl context that checks a node against the CA (not its name:
+    members are members by the CA) and presents cert and key if given."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    if cert:
+        ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 class Node:
-    def __init__(self, binary, data, port=None, extra=()):
+    def __init__(self, binary, data, port=None, extra=(), tls=None):
         self.binary = binary
         self.data = data
         self.port = port or free_port()
@@ -51,6 +72,10 @@ class Node:
         self.proc = None
         self.log = None
         self.log_path = data.rstrip("/") + ".log"
+        # an ssl context for requests (https), or None; headers every
+        # request carries (a client token, say)
+        self.tls = tls
+        self.headers = {}
 
     def command(self, mountpoint=None):
         args = [self.binary, "-f", "--data=" + self.data,
@@ -84,9 +109,15 @@ class Node:
             return ""
 
     def request(self, method, path, body=None, headers=None, timeout=10):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        if self.tls:
+            c = http.client.HTTPSConnection("127.0.0.1", self.port,
+                                            timeout=timeout, context=self.tls)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port,
+                                           timeout=timeout)
         try:
-            c.request(method, path, body=body, headers=headers or {})
+            c.request(method, path, body=body,
+                      headers=dict(self.headers, **(headers or {})))
             r = c.getresponse()
             return r.status, dict(r.getheaders()), r.read()
         finally:
@@ -210,8 +241,8 @@ class ClusterNode(Node):
     across restarts, with a marker line per start."""
 
     def __init__(self, binary, node_id, data, port, peers, mountpoint=None,
-                 extra=(), log_path=None):
-        super().__init__(binary, data, port=port, extra=extra)
+                 extra=(), log_path=None, tls=None):
+        super().__init__(binary, data, port=port, extra=extra, tls=tls)
         self.id = node_id
         self.peers = peers
         self.mountpoint = mountpoint
@@ -315,16 +346,21 @@ class ClusterNode(Node):
 
 
 class Cluster:
-    """N kvfs members on 127.0.0.1 with free ports and the same --peers list,
-    under root (a directory the caller owns): root/nodeI (data),
-    root/nodeI.log, root/mntI (mount, if mounts). Use as a context manager:
+    """N kvfs members on 127.0.0.1 with free ports and the same --peers list
+    and cluster token (root/cluster-token, given to each as
+    --cluster-token), under root (a directory the caller owns): root/nodeI
+    (data), root/nodeI.log, root/mntI (mount, if mounts). tls, if given, is
+    the ssl context requests use (the members' TLS options go in extra).
+    Use as a context manager:
     on exit every node is stopped (kill -9 if SIGTERM does not work) and
     every mount removed, also after a failed assertion, and on an exception
     the node logs are printed to stderr first. Call from the test's main
     thread."""
 
-    def __init__(self, binary, root, n=3, mounts=True, extra=()):
+    def __init__(self, binary, root, n=3, mounts=True, extra=(), tls=None):
         self.root = root
+        self.token_file = write_token(os.path.join(root, "cluster-token"))
+        extra = ["--cluster-token=" + self.token_file] + list(extra)
         ports = set()
         while len(ports) < n:
             ports.add(free_port())
@@ -337,7 +373,7 @@ class Cluster:
             self.nodes[i] = ClusterNode(
                 binary, i, os.path.join(root, "node%d" % i), port, self.peers,
                 mountpoint=mnt, extra=extra,
-                log_path=os.path.join(root, "node%d.log" % i))
+                log_path=os.path.join(root, "node%d.log" % i), tls=tls)
 
     def __enter__(self):
         return self

@@ -10,7 +10,7 @@ printed), writes go on until the log is compacted past the old leader's,
 which rejoins from a snapshot without raising the term (pre-vote); with two of three nodes stopped a write fails in bounded time
 (503 + Retry-After, EIO on the mount) and works again once one returns;
 at the end every acknowledged write is on every node. Also: a peer request
-without the token is 403, a data dir is refused under another --id or
+without the token is 401, a data dir is refused under another --id or
 cluster, bytes 0..255 round-trip through mounts. The harness (harness.py)
 owns the processes and mounts and prints the node logs on failure."""
 import errno
@@ -195,22 +195,22 @@ def check_peer_auth(c):
     s, _, reply = n.request("POST", "/raft/message", body=body,
                             headers={"Content-Type": "application/json",
                                      "X-Kvfs-Cluster": cluster_id})
-    assert s == 403, "no token: %d %r" % (s, reply)
+    assert s == 401, "no token: %d %r" % (s, reply)
     s, _, reply = n.request("POST", "/raft/message", body=body,
                             headers={"Content-Type": "application/json",
                                      "X-Kvfs-Cluster": cluster_id,
                                      "X-Kvfs-Token": "not-the-token"})
-    assert s == 403, "wrong token: %d %r" % (s, reply)
+    assert s == 401, "wrong token: %d %r" % (s, reply)
     step("/raft/stream without the right token, or in another version, is "
          "refused; a malformed frame ends the stream, not the node")
     s, _, reply = n.request("POST", "/raft/stream", body=b"0\n",
                             headers={"X-Kvfs-Cluster": cluster_id,
                                      "X-Kvfs-Token": "not-the-token",
                                      "X-Kvfs-Protocol": "2"})
-    assert s == 403, "stream, wrong token: %d %r" % (s, reply)
-    # the token a local cluster derived at bootstrap, kept in the data dir
-    with open(os.path.join(n.data, "cluster.json")) as f:
-        token = json.load(f)["token"]
+    assert s == 401, "stream, wrong token: %d %r" % (s, reply)
+    # the cluster's token, the file every member was given
+    with open(c.token_file) as f:
+        token = f.read().strip()
     hdrs = {"X-Kvfs-Cluster": cluster_id, "X-Kvfs-Token": token}
     s, _, reply = n.request("POST", "/raft/stream", body=b"0\n",
                             headers=dict(hdrs, **{"X-Kvfs-Protocol": "1"}))

@@ -64,14 +64,22 @@ def single_node(binary, kvfsctl):
             assert rc == 1 and "404" in err, (rc, err)
 
             # A learner that never comes up: one voter commits it alone.
+            # Membership changes need the cluster's token: a member
+            # alone keeps it in its data directory.
             ghost = "127.0.0.1:%d" % free_port()
-            out = ok(kvfsctl, addr, "--json", "add", "2", ghost)
+            rc, _, err = ctl(kvfsctl, addr, "add", "2", ghost)
+            assert rc == 1 and "401" in err, (rc, err)
+            tokfile = os.path.join(tmp, "data", "cluster-token")
+            with open(tokfile) as f:
+                node.headers = {"X-Kvfs-Token": f.read().strip()}
+            tok = "--cluster-token=" + tokfile
+            out = ok(kvfsctl, addr, tok, "--json", "add", "2", ghost)
             answer = json.loads(out)
             assert answer["id"] == 2 and answer["address"] == ghost, answer
             assert answer["cluster_id"] == st["cluster_id"], answer
             have, doc = members(kvfsctl, addr)
             assert have == {1: "voter", 2: "learner"}, doc
-            rc, _, err = ctl(kvfsctl, addr, "add", "2", ghost)
+            rc, _, err = ctl(kvfsctl, addr, tok, "add", "2", ghost)
             assert rc == 1 and "409" in err, (rc, err)
             # The endpoint itself: 409 names the member's address.
             s, _, body = node.request(
@@ -79,10 +87,10 @@ def single_node(binary, kvfsctl):
                 json.dumps({"id": 2, "address": ghost}).encode(),
                 {"Content-Type": "application/json"})
             assert s == 409 and json.loads(body)["address"] == ghost, (s, body)
-            ok(kvfsctl, addr, "remove", "2")
+            ok(kvfsctl, addr, tok, "remove", "2")
             have, _ = members(kvfsctl, addr)
             assert have == {1: "voter"}, have
-            rc, _, err = ctl(kvfsctl, addr, "remove", "2")
+            rc, _, err = ctl(kvfsctl, addr, tok, "remove", "2")
             assert rc == 1 and "404" in err, (rc, err)
 
             # Strict bodies.
@@ -108,7 +116,8 @@ def single_node(binary, kvfsctl):
             dead = "127.0.0.1:%d" % free_port()
             rc, _, err = ctl(kvfsctl, dead, "status", timeout_ms=500)
             assert rc == 1 and dead in err, (rc, err)
-            rc, _, err = ctl(kvfsctl, dead, "add", "3", ghost, timeout_ms=500)
+            rc, _, err = ctl(kvfsctl, dead, tok, "add", "3", ghost,
+                             timeout_ms=500)
             assert rc == 1 and dead in err, (rc, err)
         finally:
             node.stop()
@@ -122,6 +131,9 @@ def cluster(binary, kvfsctl):
         faddr = "127.0.0.1:%d" % follower.port
         laddr = "127.0.0.1:%d" % leader.port
         ghost = "127.0.0.1:%d" % free_port()
+        tok = "--cluster-token=" + c.token_file
+        with open(c.token_file) as f:
+            follower.headers = {"X-Kvfs-Token": f.read().strip()}
 
         # The follower names the leader.
         s, _, body = follower.request(
@@ -134,18 +146,18 @@ def cluster(binary, kvfsctl):
         assert answer["leader_address"] == laddr, answer
 
         # kvfsctl follows it, for add and for remove.
-        ok(kvfsctl, faddr, "add", "4", ghost)
+        ok(kvfsctl, faddr, tok, "add", "4", ghost)
         have, _ = members(kvfsctl, laddr)
         assert have.get(4) == "learner", have
         wait_for(lambda: members(kvfsctl, faddr)[0].get(4) == "learner", 20,
                  "the follower to learn of member 4")
-        ok(kvfsctl, faddr, "remove", "4")
+        ok(kvfsctl, faddr, tok, "remove", "4")
         have, _ = members(kvfsctl, laddr)
         assert 4 not in have and len(have) == 3, have
 
         # The leader removes itself (asked through a follower): it steps
         # down once the change commits and the other two elect a leader.
-        ok(kvfsctl, faddr, "remove", str(leader.id))
+        ok(kvfsctl, faddr, tok, "remove", str(leader.id))
         rest = [n for n in c.nodes.values() if n.id != leader.id]
         def new_leader():
             have, doc = members(kvfsctl, faddr)

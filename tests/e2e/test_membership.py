@@ -267,6 +267,19 @@ def lat(values):
 
 # --- members ------------------------------------------------------------------
 
+# The cluster's token file (harness.Cluster writes it): joiners present it,
+# membership changes need it.
+TOKEN = {"file": None, "headers": {}}
+
+
+def use_token(c):
+    TOKEN["file"] = c.token_file
+    with open(c.token_file) as f:
+        TOKEN["headers"] = {"X-Kvfs-Token": f.read().strip()}
+    for n in c.nodes.values():
+        n.headers = TOKEN["headers"]
+
+
 class JoinNode(ClusterNode):
     """A node started with --join=ADDR instead of --peers."""
 
@@ -274,8 +287,10 @@ class JoinNode(ClusterNode):
         super().__init__(binary, node_id, os.path.join(root, "node%d" %
                                                        node_id),
                          free_port(), None,
+                         extra=["--cluster-token=" + TOKEN["file"]],
                          log_path=os.path.join(root, "node%d.log" % node_id))
         self.join_addr = join_addr
+        self.headers = TOKEN["headers"]
 
     def command(self, mountpoint=None):
         return [self.binary, "-f", "--id=%d" % self.id, "--data=" + self.data,
@@ -339,7 +354,8 @@ def wait_members(node, want, timeout=30):
 
 
 def ctl(kvfsctl, node, *args):
-    p = subprocess.run([kvfsctl, "--node=" + addr(node), "--timeout=20000"] +
+    p = subprocess.run([kvfsctl, "--node=" + addr(node), "--timeout=20000",
+                        "--cluster-token=" + TOKEN["file"]] +
                        list(args), capture_output=True, timeout=60)
     assert p.returncode == 0, "kvfsctl %s: exit %d: %s" % (
         " ".join(args), p.returncode, p.stderr.decode(errors="replace"))
@@ -442,7 +458,7 @@ def join_node4(c, binary, root, writer, leader, followers):
         say("(the leader took a snapshot, %d -> %d, as the writer started: "
             "the baseline starts after it)", a, b)
     n4 = JoinNode(binary, 4, root, addr(followers[0]))
-    n4.extra = ["--snapshot-every=%d" % SNAP_EVERY]
+    n4.extra += ["--snapshot-every=%d" % SNAP_EVERY]
     c.nodes[4] = n4
     snap1 = leader.status()["snapshot_index"]
     need = must_snapshot(leader)
@@ -545,7 +561,7 @@ def add_node5(c, binary, root, kvfsctl, leader, via):
     node itself with --join: its join is answered 409 at its own address,
     which counts as success."""
     n5 = JoinNode(binary, 5, root, addr(via))
-    n5.extra = ["--snapshot-every=%d" % SNAP_EVERY]
+    n5.extra += ["--snapshot-every=%d" % SNAP_EVERY]
     c.nodes[5] = n5
     if kvfsctl:
         ctl(kvfsctl, via, "add", "5", addr(n5))
@@ -691,6 +707,7 @@ def main():
     with TempDir() as root, Cluster(binary, root, n=3, mounts=False,
                                     extra=["--snapshot-every=%d" %
                                            SNAP_EVERY]) as c:
+        use_token(c)
         c.start()
         leader = c.leader()
         load(c, leader)

@@ -196,6 +196,15 @@ class Harness:
         self.nodes = []
 
     def node(self, name, extra=(), mount=True):
+        extra = list(extra)
+        if any(a.startswith("--peers=") and "," in a for a in extra) and \
+                not any(a.startswith("--cluster-token=") for a in extra):
+            # members of a cluster share its token (docs/security.md)
+            tok = os.path.join(self.tmp, "cluster-token")
+            if not os.path.exists(tok):
+                with open(tok, "w") as f:
+                    f.write("fs-test-token-%s\n" % os.urandom(16).hex())
+            extra.append("--cluster-token=" + tok)
         n = Node(self.kvfs, self.tmp, name, extra, mount)
         self.nodes.append(n)
         return n

@@ -5,13 +5,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "tnode.h"
 
-int tnode_open(const struct node_options *opt, struct tnode *t, char **err)
+/* A member of several needs the cluster's token (docs/security.md): a
+ * test that gives none gets one written beside its data directory. */
+static const char *token_file(const struct node_options *opt, char *path,
+			      size_t cap)
 {
+	if (opt->cluster_token_file || !opt->peers || !strchr(opt->peers, ','))
+		return opt->cluster_token_file;
+	snprintf(path, cap, "%s/test-token", opt->data_dir);
+	mkdir(opt->data_dir, 0700); /* removed with the data directory */
+	FILE *f = fopen(path, "we");
+	if (!f)
+		return NULL;
+	fprintf(f, "test-cluster-token-0123456789abcdef0123456789\n");
+	fclose(f);
+	return path;
+}
+
+int tnode_open(const struct node_options *given, struct tnode *t, char **err)
+{
+	char path[4096];
+	struct node_options o = *given, *opt = &o;
+	o.cluster_token_file = token_file(given, path, sizeof(path));
 	memset(t, 0, sizeof(*t));
 	*err = NULL;
 	int ret = node_open(opt, &t->node, err);

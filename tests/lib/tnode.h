@@ -15,7 +15,9 @@ struct tnode {
 };
 
 /* node_open(opt), then http_start on node_listen. 0, or the error with
- * *err (malloc'd, may be NULL) saying why; t is then zeroed. */
+ * *err (malloc'd, may be NULL) saying why; t is then zeroed. A member of
+ * several members without a cluster_token_file gets a test token in
+ * DATA_DIR/test-token, the same for every such node of the test. */
 int tnode_open(const struct node_options *opt, struct tnode *t, char **err);
 /* tnode_open for a test's setup: on failure it says why on stderr. 0 or
  * -1. */

@@ -36,7 +36,7 @@ struct kv_node {
 	uint64_t leader;
 	char leader_addr[64];
 	char members[512]; /* node_members_json's answer */
-	char cluster_id[64], token[64];
+	char cluster_id[64];
 	int script[SCRIPT_MAX]; /* node_change_member's answers in turn */
 	int n_script, next;	/* past the end: 0 */
 	int calls;
@@ -82,12 +82,9 @@ uint64_t node_leader(struct kv_node *n, char *addr, size_t cap)
 	return id;
 }
 
-void node_join_info(struct kv_node *n, char *cluster_id, char *token)
+const char *node_cluster_id(const struct kv_node *n)
 {
-	pthread_mutex_lock(&n->mu);
-	strcpy(cluster_id, n->cluster_id);
-	strcpy(token, n->token);
-	pthread_mutex_unlock(&n->mu);
+	return n->cluster_id;
 }
 
 static void script(struct kv_node *n, int count, ...)
@@ -207,7 +204,6 @@ static struct server *server_start(void)
 	assert_non_null(s);
 	pthread_mutex_init(&s->node.mu, NULL);
 	strcpy(s->node.cluster_id, "c-test");
-	strcpy(s->node.token, "derived-token");
 	s->d = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
 		MHD_USE_ERROR_LOG,
@@ -233,9 +229,9 @@ static cJSON *call(struct server *s, const char *method, const char *path,
 		   const char *body, long *status, unsigned *retry_after)
 {
 	char *resp = NULL, *err = NULL;
-	int rc =
-	    cluster_http(s->addr, method, path, body, body ? strlen(body) : 0,
-			 10000, status, &resp, NULL, retry_after, &err);
+	int rc = cluster_http(s->addr, NULL, method, path, body,
+			      body ? strlen(body) : 0, 10000, status, &resp,
+			      NULL, retry_after, &err);
 	cJSON *o;
 
 	if (rc != 0)
@@ -436,14 +432,7 @@ static void test_add_on_the_leader_is_201_with_what_a_joiner_needs(void **state)
 	assert_int_equal((int)jnum(o, "id"), 4);
 	assert_string_equal(jstr(o, "address"), "127.0.0.1:7004");
 	assert_string_equal(jstr(o, "cluster_id"), "c-test");
-	assert_string_equal(jstr(o, "token"), "derived-token");
-	cJSON_Delete(o);
-
-	/* A --cluster-token is never sent: no "token" at all. */
-	s->node.token[0] = '\0';
-	o = call(s, "POST", "/cluster/members",
-		 "{\"id\":5,\"address\":\"127.0.0.1:7005\"}", &status, NULL);
-	assert_int_equal(status, 201);
+	/* The token is never sent: the joiner presented it. */
 	assert_null(cJSON_GetObjectItemCaseSensitive(o, "token"));
 	cJSON_Delete(o);
 	server_stop(s);
@@ -575,9 +564,9 @@ static void test_join_follows_421_and_retries_a_busy_leader(void **state)
 	strcpy(follower->node.leader_addr, leader->addr);
 	script(&follower->node, 3, KV_ENOTLEADER, KV_ENOTLEADER, KV_ENOTLEADER);
 	script(&leader->node, 2, -EBUSY, KV_ENOQUORUM);
-	assert_int_equal(
-	    cluster_join(follower->addr, 7, "127.0.0.1:7007", 10000, &a, &err),
-	    0);
+	assert_int_equal(cluster_join(follower->addr, NULL, 7, "127.0.0.1:7007",
+				      10000, &a, &err),
+			 0);
 	assert_null(err);
 	/* Each 503 starts over at the member it was given. */
 	assert_int_equal(calls(&follower->node), 3);
@@ -585,7 +574,6 @@ static void test_join_follows_421_and_retries_a_busy_leader(void **state)
 	assert_int_equal(leader->node.last_id, 7);
 	assert_string_equal(leader->node.last_addr, "127.0.0.1:7007");
 	assert_string_equal(a.cluster_id, "c-test");
-	assert_string_equal(a.token, "derived-token");
 	server_stop(follower);
 	server_stop(leader);
 }
@@ -603,9 +591,10 @@ static void test_leader_requests_say_whether_they_were_sent_again(void **state)
 	/* Following a 421 is no retry: the follower applied nothing. */
 	script(&follower->node, 1, KV_ENOTLEADER);
 	script(&leader->node, 1, -ENOENT);
-	assert_int_equal(cluster_leader_request(
-			     follower->addr, "DELETE", "/cluster/members/5",
-			     NULL, 10000, &status, &resp, &retried, &err),
+	assert_int_equal(cluster_leader_request(follower->addr, NULL, "DELETE",
+						"/cluster/members/5", NULL,
+						10000, &status, &resp, &retried,
+						&err),
 			 0);
 	assert_int_equal(status, 404);
 	assert_false(retried);
@@ -615,9 +604,10 @@ static void test_leader_requests_say_whether_they_were_sent_again(void **state)
 	/* After a 503 whose outcome is unknown, it is. */
 	script(&follower->node, 2, KV_ENOTLEADER, KV_ENOTLEADER);
 	script(&leader->node, 2, KV_ENOQUORUM, -ENOENT);
-	assert_int_equal(cluster_leader_request(
-			     follower->addr, "DELETE", "/cluster/members/5",
-			     NULL, 10000, &status, &resp, &retried, &err),
+	assert_int_equal(cluster_leader_request(follower->addr, NULL, "DELETE",
+						"/cluster/members/5", NULL,
+						10000, &status, &resp, &retried,
+						&err),
 			 0);
 	assert_int_equal(status, 404);
 	assert_true(retried);
@@ -636,16 +626,15 @@ static void test_join_is_idempotent_for_the_same_address(void **state)
 	strcpy(s->node.members, "{\"leader\":1,\"members\":[{\"id\":7,"
 				"\"address\":\"127.0.0.1:7007\",\"role\":"
 				"\"learner\"}]}");
-	s->node.token[0] = '\0';
 	script(&s->node, 1, -EEXIST);
 	assert_int_equal(
-	    cluster_join(s->addr, 7, "127.0.0.1:7007", 10000, &a, &err), 0);
+	    cluster_join(s->addr, NULL, 7, "127.0.0.1:7007", 10000, &a, &err),
+	    0);
 	assert_string_equal(a.cluster_id, "c-test");
-	assert_string_equal(a.token, "");
 
 	script(&s->node, 1, -EEXIST);
 	assert_int_equal(
-	    cluster_join(s->addr, 7, "127.0.0.1:7008", 10000, &a, &err),
+	    cluster_join(s->addr, NULL, 7, "127.0.0.1:7008", 10000, &a, &err),
 	    -EEXIST);
 	assert_non_null(err);
 	assert_non_null(strstr(err, "127.0.0.1:7007"));
@@ -662,7 +651,7 @@ static void test_join_reports_refusals_with_the_servers_reason(void **state)
 	(void)state;
 	script(&s->node, 1, -EINVAL);
 	assert_int_equal(
-	    cluster_join(s->addr, 7, "127.0.0.1:7007", 10000, &a, &err),
+	    cluster_join(s->addr, NULL, 7, "127.0.0.1:7007", 10000, &a, &err),
 	    -EINVAL);
 	assert_non_null(strstr(err, "400"));
 	assert_non_null(strstr(err, "bad id or address"));
@@ -672,7 +661,7 @@ static void test_join_reports_refusals_with_the_servers_reason(void **state)
 	s->node.raw_status = 201;
 	s->node.raw_body = "{\"id\":7}";
 	assert_int_equal(
-	    cluster_join(s->addr, 7, "127.0.0.1:7007", 10000, &a, &err),
+	    cluster_join(s->addr, NULL, 7, "127.0.0.1:7007", 10000, &a, &err),
 	    -EPROTO);
 	assert_non_null(strstr(err, "cluster_id"));
 	free(err);
@@ -680,7 +669,7 @@ static void test_join_reports_refusals_with_the_servers_reason(void **state)
 
 	s->node.raw_body = "garbage";
 	assert_int_equal(
-	    cluster_join(s->addr, 7, "127.0.0.1:7007", 10000, &a, &err),
+	    cluster_join(s->addr, NULL, 7, "127.0.0.1:7007", 10000, &a, &err),
 	    -EPROTO);
 	free(err);
 	server_stop(s);
@@ -698,7 +687,7 @@ test_join_gives_up_at_its_deadline_with_the_last_reason(void **state)
 	s->node.raw_status = 503;
 	s->node.raw_body = "{\"error\":\"still busy\",\"code\":\"busy\"}";
 	assert_int_equal(
-	    cluster_join(s->addr, 7, "127.0.0.1:7007", 300, &a, &err),
+	    cluster_join(s->addr, NULL, 7, "127.0.0.1:7007", 300, &a, &err),
 	    -ETIMEDOUT);
 	assert_non_null(strstr(err, "still busy"));
 	free(err);
@@ -707,8 +696,9 @@ test_join_gives_up_at_its_deadline_with_the_last_reason(void **state)
 	/* A member nobody listens at any more. */
 	snprintf(dead, sizeof(dead), "%s", s->addr);
 	server_stop(s);
-	assert_int_equal(cluster_join(dead, 7, "127.0.0.1:7007", 300, &a, &err),
-			 -ETIMEDOUT);
+	assert_int_equal(
+	    cluster_join(dead, NULL, 7, "127.0.0.1:7007", 300, &a, &err),
+	    -ETIMEDOUT);
 	assert_non_null(strstr(err, dead));
 	free(err);
 }
@@ -720,18 +710,18 @@ static void test_join_refuses_bad_arguments(void **state)
 
 	(void)state;
 	assert_int_equal(
-	    cluster_join("nohost", 7, "127.0.0.1:7007", 100, &a, &err),
+	    cluster_join("nohost", NULL, 7, "127.0.0.1:7007", 100, &a, &err),
 	    -EINVAL);
 	assert_non_null(err);
 	free(err);
 	err = NULL;
-	assert_int_equal(
-	    cluster_join("127.0.0.1:1", 0, "127.0.0.1:7007", 100, &a, &err),
-	    -EINVAL);
+	assert_int_equal(cluster_join("127.0.0.1:1", NULL, 0, "127.0.0.1:7007",
+				      100, &a, &err),
+			 -EINVAL);
 	free(err);
 	err = NULL;
 	assert_int_equal(
-	    cluster_join("127.0.0.1:1", 7, "bad addr:1", 100, &a, &err),
+	    cluster_join("127.0.0.1:1", NULL, 7, "bad addr:1", 100, &a, &err),
 	    -EINVAL);
 	free(err);
 }

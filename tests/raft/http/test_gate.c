@@ -52,7 +52,8 @@ static struct http_server *listener(const struct http_limits *lim)
 {
 	struct http_server *h = NULL;
 	char *err = NULL;
-	if (http_start_with(node.node, "127.0.0.1:0", lim, &h, &err) != 0)
+	struct http_options o = {.listen = "127.0.0.1:0", .limits = lim};
+	if (http_start_with(node.node, &o, &h, &err) != 0)
 		fail_msg("http_start_with: %s", err ? err : "?");
 	return h;
 }
@@ -438,7 +439,7 @@ test_a_peer_has_no_deadline_and_its_host_no_address_limit(void **state)
 	int bad = dial(h, "127.0.0.11");
 	say(bad, "POST /raft/stream HTTP/1.1\r\nHost: t\r\nX-Kvfs-Token: no\r\n"
 		 "Transfer-Encoding: chunked\r\n\r\n");
-	assert_int_equal(answer(bad, NULL, 0), 403);
+	assert_int_equal(answer(bad, NULL, 0), 401);
 	assert_int_equal(stats(h).peers, 1);
 	for (int i = 0; i < 6; i++)
 		close(more[i]);
@@ -447,13 +448,20 @@ test_a_peer_has_no_deadline_and_its_host_no_address_limit(void **state)
 	http_stop(h);
 }
 
+/* The gate's peer test for these tests: the token "token". */
+static bool token_is(void *ctx, const char *tok)
+{
+	(void)ctx;
+	return strcmp(tok, "token") == 0;
+}
+
 static void test_the_listener_log_is_rate_limited(void **state)
 {
 	(void)state;
 	struct http_limits lim;
 	struct http_gate *g;
 	http_gate_limits(&short_limits, &lim);
-	assert_int_equal(http_gate_new(&lim, "token", &g), 0);
+	assert_int_equal(http_gate_new(&lim, token_is, NULL, &g), 0);
 	int ok = 0;
 	for (int i = 0; i < 100; i++)
 		ok += http_gate_log_ok(g);

@@ -30,10 +30,19 @@ static struct kv_node *open_node(bool lonely, int write_timeout_ms)
 	snprintf(peers, sizeof(peers),
 		 "1=127.0.0.1:%u,2=127.0.0.1:%u,3=127.0.0.1:%u", p1,
 		 tnode_free_port(), tnode_free_port());
+	/* a member of several needs the cluster's token */
+	static char token[sizeof(datadir) + 8];
+	snprintf(token, sizeof(token), "%s/token", datadir);
+	FILE *f = fopen(token, "we");
+	if (!f ||
+	    fprintf(f, "test-calls-token-0123456789abcdef0123456789\n") < 0)
+		fail_msg("cannot write %s", token);
+	fclose(f);
 	struct node_options opt = {.id = 1,
 				   .data_dir = datadir,
 				   .listen = listen,
 				   .peers = lonely ? peers : NULL,
+				   .cluster_token_file = lonely ? token : NULL,
 				   .write_timeout_ms = write_timeout_ms};
 	struct kv_node *n = NULL;
 	char *err = NULL;

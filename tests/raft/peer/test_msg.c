@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -655,9 +656,97 @@ static void test_token_compare_and_status_mapping(void **state)
 	assert_int_equal(peer_http_status(0), 204);
 	assert_int_equal(peer_http_status(-EINVAL), 400);
 	assert_int_equal(peer_http_status(-EPERM), 403);
-	assert_int_equal(peer_http_status(-EACCES), 403);
+	assert_int_equal(peer_http_status(-EACCES), 401);
+	/* two tokens during a rotation: either is accepted */
+	const char *two[] = {"old-s3cret", NULL, "new-s3cret"};
+	assert_true(peer_token_any("old-s3cret", two, 3));
+	assert_true(peer_token_any("new-s3cret", two, 3));
+	assert_false(peer_token_any("s3cret", two, 3));
+	assert_false(peer_token_any(NULL, two, 3));
+	assert_false(peer_token_any("old-s3cret", two, 0));
 	assert_int_equal(peer_http_status(KV_EVERSION), 409);
 	assert_int_equal(peer_http_status(-ENOMEM), 503);
+}
+
+/* ---- The cluster token (peer_token.c) ---- */
+
+static void test_new_tokens_are_random_hex_of_32_bytes(void **state)
+{
+	char a[2 * PEER_TOKEN_BYTES + 1], b[sizeof(a)];
+	(void)state;
+	assert_int_equal(peer_token_new(a), 0);
+	assert_int_equal(peer_token_new(b), 0);
+	assert_int_equal(strlen(a), 64);
+	assert_int_equal(strspn(a, "0123456789abcdef"), 64);
+	assert_string_not_equal(a, b);
+	assert_true(peer_id_valid(a));
+}
+
+/* Write text to a temp file; its path (static). */
+static const char *token_file(const char *text)
+{
+	static char path[] = "/tmp/kvfs-test-token-XXXXXX";
+	strcpy(path + strlen(path) - 6, "XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+static void
+test_token_files_hold_one_or_two_tokens_and_name_a_bad_line(void **state)
+{
+	char t[PEER_TOKENS][PEER_ID_MAX + 1];
+	size_t n = 9;
+	char *err = NULL;
+	const char *a = "0123456789abcdef0123456789abcdef";
+	const char *b = "fedcba9876543210fedcba9876543210";
+	char text[256];
+	(void)state;
+
+	snprintf(text, sizeof(text), "%s\n", a);
+	const char *p = token_file(text);
+	assert_int_equal(peer_tokens_read(p, t, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(t[0], a);
+	unlink(p);
+	/* two, blank lines skipped, no final newline */
+	snprintf(text, sizeof(text), "\n%s\r\n\n%s", b, a);
+	p = token_file(text);
+	assert_int_equal(peer_tokens_read(p, t, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(t[0], b);
+	assert_string_equal(t[1], a);
+	unlink(p);
+	/* three: one too many */
+	snprintf(text, sizeof(text), "%s\n%s\n%s\n", a, b, a);
+	p = token_file(text);
+	assert_int_equal(peer_tokens_read(p, t, &n, &err), -EINVAL);
+	assert_non_null(strstr(err, "more than 2"));
+	assert_int_equal(n, 0);
+	free(err);
+	unlink(p);
+	/* too short, a space: the line is named, the token is not */
+	const char *bad[] = {"short\n", "0123456789abcdef 0123456789abcdef\n"};
+	for (size_t i = 0; i < 2; i++) {
+		snprintf(text, sizeof(text), "%s\n%s", a, bad[i]);
+		p = token_file(text);
+		err = NULL;
+		assert_int_equal(peer_tokens_read(p, t, &n, &err), -EINVAL);
+		assert_non_null(strstr(err, "line 2"));
+		assert_null(strstr(err, "short"));
+		assert_null(strstr(err, a));
+		free(err);
+		unlink(p);
+	}
+	/* empty, and missing */
+	p = token_file("\n\n");
+	assert_int_equal(peer_tokens_read(p, t, &n, &err), -EINVAL);
+	free(err);
+	unlink(p);
+	assert_int_equal(peer_tokens_read(p, t, &n, &err), -ENOENT);
+	free(err);
 }
 
 /* ---- Frames of a stream (peer_recv.c) ---- */
@@ -799,6 +888,9 @@ int main(void)
 		test_decoder_survives_truncated_and_mutated_batches),
 	    cmocka_unit_test(test_handle_body_checks_destination_and_numbering),
 	    cmocka_unit_test(test_token_compare_and_status_mapping),
+	    cmocka_unit_test(test_new_tokens_are_random_hex_of_32_bytes),
+	    cmocka_unit_test(
+		test_token_files_hold_one_or_two_tokens_and_name_a_bad_line),
 	    cmocka_unit_test(test_frames_arrive_whole_in_any_pieces),
 	    cmocka_unit_test(
 		test_frames_refuse_bad_lengths_and_stop_on_request),
