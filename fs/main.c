@@ -390,58 +390,182 @@ static void report_ready(int *fd, char status)
 	}
 }
 
+/* Frees what fuse_opt_parse allocated into c. */
+static void cli_free(struct cli *c)
+{
+	char **strs[] = {&c->data,	    &c->listen,	      &c->peers,
+			 &c->cluster_token, &c->join,	      &c->tls_cert,
+			 &c->tls_key,	    &c->tls_ca,	      &c->auth,
+			 &c->subdir,	    &c->attr_timeout, &c->mountpoint};
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
+/* Parses and checks the command line into c and fso. Returns -1 to go
+ * on, else the exit code (0 after --help or --version). */
+static int parse_cli(struct fuse_args *args, struct cli *c,
+		     struct fs_options *fso)
+{
+	if (fuse_opt_parse(args, c, cli_opts, cli_proc) != 0) {
+		fprintf(stderr, "kvfs: try --help\n");
+		return 1;
+	}
+	if (c->help) {
+		usage(stdout);
+		return 0;
+	}
+	if (c->version) {
+		printf("kvfs %s (format version %d)\n", KVFS_VERSION,
+		       KV_FORMAT_VERSION);
+		return 0;
+	}
+	if (c->id == 0) {
+		fprintf(stderr, "kvfs: --id must be at least 1\n");
+		return 1;
+	}
+	*fso = (struct fs_options){.subdir = c->subdir,
+				   .local_reads = c->local_reads,
+				   .no_default_permissions =
+				       c->no_default_permissions,
+				   .data_dir = c->data ? c->data : "kvfs-data",
+				   .attr_timeout = 1.0};
+	if (c->attr_timeout) {
+		char *end;
+		fso->attr_timeout = strtod(c->attr_timeout, &end);
+		if (*end || fso->attr_timeout < 0) {
+			fprintf(stderr, "kvfs: bad --attr-timeout: %s\n",
+				c->attr_timeout);
+			return 1;
+		}
+	}
+	if (c->mountpoint && access(c->mountpoint, F_OK) != 0) {
+		fprintf(stderr, "kvfs: mountpoint %s: %s\n", c->mountpoint,
+			strerror(errno));
+		return 1;
+	}
+	return -1;
+}
+
+/* The running pieces, started by serve_start and stopped by serve_stop
+ * in reverse order. */
+struct serving {
+	struct peer_tls *tls;
+	struct kv_node *node;
+	struct http_server *http;
+	struct reloader rl;
+};
+
+static void say_cannot_start(int err, char *errmsg)
+{
+	fprintf(stderr, "kvfs: cannot start: %s\n",
+		errmsg ? errmsg : kv_strerror(err));
+	free(errmsg);
+}
+
+/* Opens the node, starts the listener and the SIGHUP thread. On failure
+ * undoes what it did and returns nonzero. */
+static int serve_start(struct serving *sv, const struct cli *c,
+		       const char *data_dir)
+{
+	char *errmsg = NULL;
+	struct node_options no = {.id = c->id,
+				  .data_dir = data_dir,
+				  .listen = c->listen,
+				  .peers = c->peers,
+				  .cluster_token_file = c->cluster_token,
+				  .join = c->join,
+				  .tls = sv->tls,
+				  .snapshot_every = c->snapshot_every,
+				  .segment_size = c->segment_size,
+				  .write_timeout_ms = c->write_timeout};
+	int err = node_open(&no, &sv->node, &errmsg);
+	if (err != 0) {
+		say_cannot_start(err, errmsg);
+		return 1;
+	}
+	struct http_options ho = {.listen = node_listen(sv->node),
+				  .tls = sv->tls,
+				  .tls_client_auth = c->tls_client_auth,
+				  .auth_file = c->auth,
+				  .status_public = c->status_public};
+	err = http_start_with(sv->node, &ho, &sv->http, &errmsg);
+	if (err != 0) {
+		say_cannot_start(err, errmsg);
+		node_close(sv->node);
+		return 1;
+	}
+	fprintf(stderr, "kvfs: node %lu serving %s on port %u, data in %s\n",
+		c->id, sv->tls ? "HTTPS" : "HTTP", http_port(sv->http),
+		data_dir);
+	sv->rl = (struct reloader){.node = sv->node, .http = sv->http};
+	atomic_init(&sv->rl.stop, false);
+	if (pthread_create(&sv->rl.thread, NULL, reload_main, &sv->rl) != 0) {
+		fprintf(stderr, "kvfs: cannot start the SIGHUP thread\n");
+		node_stop(sv->node);
+		http_stop(sv->http);
+		node_close(sv->node);
+		return 1;
+	}
+	return 0;
+}
+
+static void serve_stop(struct serving *sv)
+{
+	reloader_stop(&sv->rl);
+	/* the node first answers what the listener suspended, then the
+	 * listener stops, then the rest of the node */
+	node_stop(sv->node);
+	http_stop(sv->http);
+	node_close(sv->node);
+}
+
+/* Serves until the end: with a mountpoint, the FUSE loop (which ends on
+ * SIGINT, SIGTERM or an unmount), else a wait for SIGINT or SIGTERM.
+ * sigs holds those two, blocked. Returns the exit code. */
+static int serve_until_done(struct serving *sv, const struct cli *c,
+			    struct fuse_args *args,
+			    const struct fs_options *fso, sigset_t *sigs,
+			    int *ready_fd)
+{
+	if (!c->mountpoint) {
+		report_ready(ready_fd, 0);
+		int sig;
+		sigwait(sigs, &sig);
+		fprintf(stderr, "kvfs: signal %d, shutting down\n", sig);
+		return 0;
+	}
+	struct fs *fs;
+	if (fs_mount(sv->node, c->mountpoint, args, fso, &fs) != 0) {
+		report_ready(ready_fd, 1);
+		return 1;
+	}
+	report_ready(ready_fd, 0);
+	pthread_sigmask(SIG_UNBLOCK, sigs, NULL);
+	int err = fs_loop(fs);
+	/* The loop has ended: commit what open files hold while the node
+	 * still runs, then unmount; the node stops after. */
+	fs_commit_open(fs);
+	fs_free(fs);
+	return err == 0 ? 0 : 1;
+}
+
 /* main wires the pieces in order (options, TLS, node, listener, the
- * SIGHUP thread, the mount) and unwinds them in reverse through its goto
- * labels; split, one cleanup would be spread over several functions, so
- * it stays one function past 100 lines. */
+ * SIGHUP thread, the mount) and unwinds them in reverse. */
 int main(int argc, char **argv)
 {
 	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
 	struct cli c = {.id = 1, .write_timeout = 0};
-	int ret = 1;
+	struct fs_options fso;
+	struct serving sv = {0};
 
-	if (fuse_opt_parse(&args, &c, cli_opts, cli_proc) != 0) {
-		fprintf(stderr, "kvfs: try --help\n");
-		goto out_args;
-	}
-	if (c.help) {
-		usage(stdout);
-		ret = 0;
-		goto out_args;
-	}
-	if (c.version) {
-		printf("kvfs %s (format version %d)\n", KVFS_VERSION,
-		       KV_FORMAT_VERSION);
-		ret = 0;
-		goto out_args;
-	}
-	if (c.id == 0) {
-		fprintf(stderr, "kvfs: --id must be at least 1\n");
-		goto out_args;
-	}
-	struct fs_options fso = {.subdir = c.subdir,
-				 .local_reads = c.local_reads,
-				 .no_default_permissions =
-				     c.no_default_permissions,
-				 .attr_timeout = 1.0};
-	if (c.attr_timeout) {
-		char *end;
-		fso.attr_timeout = strtod(c.attr_timeout, &end);
-		if (*end || fso.attr_timeout < 0) {
-			fprintf(stderr, "kvfs: bad --attr-timeout: %s\n",
-				c.attr_timeout);
-			goto out_args;
-		}
-	}
-	if (c.mountpoint && access(c.mountpoint, F_OK) != 0) {
-		fprintf(stderr, "kvfs: mountpoint %s: %s\n", c.mountpoint,
-			strerror(errno));
-		goto out_args;
-	}
-	struct peer_tls *tls = NULL;
-	char *errmsg = NULL;
-	if (!exposure_ok(&c) || open_tls(&c, &tls) != 0)
-		goto out_args;
+	int ret = parse_cli(&args, &c, &fso);
+	if (ret >= 0)
+		goto out;
+	ret = 1;
+	if (!exposure_ok(&c) || open_tls(&c, &sv.tls) != 0)
+		goto out;
 
 	int ready_fd = c.foreground ? -1 : daemonize();
 
@@ -456,101 +580,18 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	struct node_options no = {.id = c.id,
-				  .data_dir = c.data ? c.data : "kvfs-data",
-				  .listen = c.listen,
-				  .peers = c.peers,
-				  .cluster_token_file = c.cluster_token,
-				  .join = c.join,
-				  .tls = tls,
-				  .snapshot_every = c.snapshot_every,
-				  .segment_size = c.segment_size,
-				  .write_timeout_ms = c.write_timeout};
-	fso.data_dir = no.data_dir;
-	struct kv_node *node;
-	int err = node_open(&no, &node, &errmsg);
-	if (err != 0) {
-		fprintf(stderr, "kvfs: cannot start: %s\n",
-			errmsg ? errmsg : kv_strerror(err));
-		free(errmsg);
+	if (serve_start(&sv, &c, fso.data_dir) != 0) {
 		report_ready(&ready_fd, 1);
-		goto out_tls;
+	} else {
+		/* the main thread takes SIGINT and SIGTERM; SIGHUP is the
+		 * reloader's */
+		sigdelset(&sigs, SIGHUP);
+		ret = serve_until_done(&sv, &c, &args, &fso, &sigs, &ready_fd);
+		serve_stop(&sv);
 	}
-	struct http_server *http;
-	struct http_options ho = {.listen = node_listen(node),
-				  .tls = tls,
-				  .tls_client_auth = c.tls_client_auth,
-				  .auth_file = c.auth,
-				  .status_public = c.status_public};
-	err = http_start_with(node, &ho, &http, &errmsg);
-	if (err != 0) {
-		fprintf(stderr, "kvfs: cannot start: %s\n",
-			errmsg ? errmsg : kv_strerror(err));
-		free(errmsg);
-		report_ready(&ready_fd, 1);
-		node_close(node);
-		goto out_tls;
-	}
-	fprintf(stderr, "kvfs: node %lu serving %s on port %u, data in %s\n",
-		c.id, tls ? "HTTPS" : "HTTP", http_port(http), no.data_dir);
-	struct reloader rl = {.node = node, .http = http};
-	atomic_init(&rl.stop, false);
-	if (pthread_create(&rl.thread, NULL, reload_main, &rl) != 0) {
-		fprintf(stderr, "kvfs: cannot start the SIGHUP thread\n");
-		report_ready(&ready_fd, 1);
-		goto out_http;
-	}
-
-	/* the main thread takes SIGINT and SIGTERM; SIGHUP is the
-	 * reloader's */
-	sigdelset(&sigs, SIGHUP);
-	if (!c.mountpoint) {
-		report_ready(&ready_fd, 0);
-		int sig;
-		sigwait(&sigs, &sig);
-		fprintf(stderr, "kvfs: signal %d, shutting down\n", sig);
-		ret = 0;
-		goto out_node;
-	}
-
-	struct fs *fs;
-	err = fs_mount(node, c.mountpoint, &args, &fso, &fs);
-	if (err != 0) {
-		report_ready(&ready_fd, 1);
-		goto out_node;
-	}
-	report_ready(&ready_fd, 0);
-	pthread_sigmask(SIG_UNBLOCK, &sigs, NULL);
-	err = fs_loop(fs);
-	/* The loop has ended: commit what open files hold while the node
-	 * still runs, then unmount, then stop the node. */
-	fs_commit_open(fs);
-	fs_free(fs);
-	ret = err == 0 ? 0 : 1;
-
-out_node:
-	reloader_stop(&rl);
-out_http:
-	/* the node first answers what the listener suspended, then the
-	 * listener stops, then the rest of the node */
-	node_stop(node);
-	http_stop(http);
-	node_close(node);
-out_tls:
-	peer_tls_free(tls);
-out_args:
+	peer_tls_free(sv.tls);
+out:
 	fuse_opt_free_args(&args);
-	free(c.data);
-	free(c.listen);
-	free(c.peers);
-	free(c.cluster_token);
-	free(c.join);
-	free(c.tls_cert);
-	free(c.tls_key);
-	free(c.tls_ca);
-	free(c.auth);
-	free(c.subdir);
-	free(c.attr_timeout);
-	free(c.mountpoint);
+	cli_free(&c);
 	return ret;
 }
