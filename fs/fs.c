@@ -149,7 +149,10 @@ static int session_args(const struct fuse_args *in,
 	for (int i = 1; in && i < in->argc; i++)
 		if (fuse_opt_add_arg(out, in->argv[i]) != 0)
 			return -ENOMEM;
-	if (fuse_opt_add_arg(out, "-osubtype=kvfs,fsname=kvfs") != 0)
+	char names[300];
+	snprintf(names, sizeof(names), "-osubtype=kvfs,fsname=%s",
+		 opt->fsname ? opt->fsname : "kvfs");
+	if (fuse_opt_add_arg(out, names) != 0)
 		return -ENOMEM;
 	if (!opt->no_default_permissions &&
 	    fuse_opt_add_arg(out, "-odefault_permissions") != 0)

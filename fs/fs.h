@@ -23,6 +23,9 @@ struct fs_options {
 	/* The kernel checks permissions against the stored modes and owners
 	 * (-o default_permissions) unless this is set. */
 	bool no_default_permissions;
+	/* The name the mount table shows as its source (fsname); NULL:
+	 * "kvfs". Letters, digits and ._:@/- only. */
+	const char *fsname;
 };
 
 struct fs;

@@ -21,6 +21,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "fs.h"
 #include "http.h"
 #include "join.h"
@@ -37,6 +38,7 @@ struct cli {
 	char *tls_cert, *tls_key, *tls_ca;
 	int tls_client_auth;
 	char *auth;
+	char *log;
 	int status_public;
 	int insecure;
 	unsigned long snapshot_every;
@@ -49,6 +51,7 @@ struct cli {
 	int foreground;
 	int help;
 	int version;
+	char *source; /* mount(8)'s first argument: the mount's name */
 	char *mountpoint;
 };
 
@@ -79,6 +82,8 @@ static const struct fuse_opt cli_opts[] = {
     OPT("tls_ca=%s", tls_ca, 0),
     OPT("--tls-client-auth", tls_client_auth, 1),
     OPT("tls_client_auth", tls_client_auth, 1),
+    OPT("--log=%s", log, 0),
+    OPT("log=%s", log, 0),
     OPT("--auth=%s", auth, 0),
     OPT("auth=%s", auth, 0),
     OPT("--status-public", status_public, 1),
@@ -112,10 +117,11 @@ static void usage(FILE *out)
 {
 	fprintf(
 	    out,
-	    "usage: kvfs [options] [mountpoint]\n"
+	    "usage: kvfs [options] [[source] mountpoint]\n"
 	    "\n"
 	    "A key-value store replicated with Raft, exposed as files.\n"
 	    "Without a mountpoint the node serves its HTTP API only.\n"
+	    "The source, as mount -t fuse.kvfs passes it, names the mount.\n"
 	    "\n"
 	    "options (also as -o name=value, with _ for -):\n"
 	    "  --id=N                this member's id (default 1)\n"
@@ -175,6 +181,8 @@ static void usage(FILE *out)
 	    "                        writes and linearizable reads "
 	    "(default 5000);\n"
 	    "                        then HTTP 503, EIO on the mount\n"
+	    "  --log=FILE            append the log to FILE (default: stderr;\n"
+	    "                        in the background, syslog)\n"
 	    "  -f                    stay in the foreground\n"
 	    "  -d                    FUSE debug output (implies -f)\n"
 	    "  -o OPT[,OPT...]       FUSE mount options\n"
@@ -201,7 +209,14 @@ static int cli_proc(void *data, const char *arg, int key,
 		c->foreground = 1;
 		return 1; /* FUSE sees -d too */
 	case FUSE_OPT_KEY_NONOPT:
+		/* kvfs MOUNTPOINT, or kvfs SOURCE MOUNTPOINT as mount(8)
+		 * and mount.fuse3 call it (mount -t fuse.kvfs, fstab) */
 		if (!c->mountpoint) {
+			c->mountpoint = strdup(arg);
+			return 0;
+		}
+		if (!c->source) {
+			c->source = c->mountpoint;
 			c->mountpoint = strdup(arg);
 			return 0;
 		}
@@ -346,48 +361,14 @@ static void reloader_stop(struct reloader *rl)
 	pthread_join(rl->thread, NULL);
 }
 
-/* Fork; the parent waits for one status byte from the child. Returns the
- * write end of the pipe in the child (-1 in the foreground). */
-static int daemonize(void)
+/* 0 if path can be opened to append a log to, else -1 and errno. */
+static int access_log(const char *path)
 {
-	int fds[2];
-	if (pipe(fds) != 0) {
-		perror("kvfs: pipe");
-		exit(1);
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("kvfs: fork");
-		exit(1);
-	}
-	if (pid > 0) {
-		close(fds[1]);
-		char status = 1;
-		if (read(fds[0], &status, 1) != 1)
-			status = 1;
-		_exit(status);
-	}
-	close(fds[0]);
-	setsid();
-	return fds[1];
-}
-
-static void report_ready(int *fd, char status)
-{
-	if (*fd < 0)
-		return;
-	if (write(*fd, &status, 1) != 1) {
-		/* the parent is gone; nothing to tell */
-	}
-	close(*fd);
-	*fd = -1;
-	/* the parent returned: detach from the terminal */
-	int devnull = open("/dev/null", O_RDWR);
-	if (devnull >= 0) {
-		dup2(devnull, STDIN_FILENO);
-		dup2(devnull, STDOUT_FILENO);
-		close(devnull);
-	}
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	close(fd);
+	return 0;
 }
 
 /* Frees what fuse_opt_parse allocated into c. */
@@ -396,7 +377,8 @@ static void cli_free(struct cli *c)
 	char **strs[] = {&c->data,	    &c->listen,	      &c->peers,
 			 &c->cluster_token, &c->join,	      &c->tls_cert,
 			 &c->tls_key,	    &c->tls_ca,	      &c->auth,
-			 &c->subdir,	    &c->attr_timeout, &c->mountpoint};
+			 &c->subdir,	    &c->attr_timeout, &c->mountpoint,
+			 &c->source};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -437,6 +419,20 @@ static int parse_cli(struct fuse_args *args, struct cli *c,
 		if (*end || fso->attr_timeout < 0) {
 			fprintf(stderr, "kvfs: bad --attr-timeout: %s\n",
 				c->attr_timeout);
+			return 1;
+		}
+	}
+	if (c->source) {
+		fso->fsname = c->source;
+		size_t n = strlen(c->source);
+		if (n == 0 || n > 255 ||
+		    strspn(c->source, "abcdefghijklmnopqrstuvwxyz"
+				      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				      "0123456789._:@/-") != n) {
+			fprintf(stderr,
+				"kvfs: bad source name %s: 1 to 255 letters, "
+				"digits and ._:@/- (kvfs SOURCE MOUNTPOINT)\n",
+				c->source);
 			return 1;
 		}
 	}
@@ -530,7 +526,7 @@ static int serve_until_done(struct serving *sv, const struct cli *c,
 			    int *ready_fd)
 {
 	if (!c->mountpoint) {
-		report_ready(ready_fd, 0);
+		daemon_ready(ready_fd, 0, c->log);
 		int sig;
 		sigwait(sigs, &sig);
 		fprintf(stderr, "kvfs: signal %d, shutting down\n", sig);
@@ -538,10 +534,10 @@ static int serve_until_done(struct serving *sv, const struct cli *c,
 	}
 	struct fs *fs;
 	if (fs_mount(sv->node, c->mountpoint, args, fso, &fs) != 0) {
-		report_ready(ready_fd, 1);
+		daemon_ready(ready_fd, 1, c->log);
 		return 1;
 	}
-	report_ready(ready_fd, 0);
+	daemon_ready(ready_fd, 0, c->log);
 	pthread_sigmask(SIG_UNBLOCK, sigs, NULL);
 	int err = fs_loop(fs);
 	/* The loop has ended: commit what open files hold while the node
@@ -567,7 +563,15 @@ int main(int argc, char **argv)
 	if (!exposure_ok(&c) || open_tls(&c, &sv.tls) != 0)
 		goto out;
 
-	int ready_fd = c.foreground ? -1 : daemonize();
+	/* --log: in the foreground from now on; in the background once the
+	 * parent has returned (until then errors reach the caller), checked
+	 * here so that a bad path is told on the terminal */
+	if (c.log && (c.foreground ? daemon_log_to_file(c.log)
+				   : access_log(c.log)) != 0) {
+		fprintf(stderr, "kvfs: --log=%s: %s\n", c.log, strerror(errno));
+		goto out;
+	}
+	int ready_fd = c.foreground ? -1 : daemon_fork();
 
 	/* Signals go to the main thread (and SIGHUP to the reloader) only:
 	 * block them before any thread starts, so every thread inherits the
@@ -581,7 +585,7 @@ int main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	if (serve_start(&sv, &c, fso.data_dir) != 0) {
-		report_ready(&ready_fd, 1);
+		daemon_ready(&ready_fd, 1, c.log);
 	} else {
 		/* the main thread takes SIGINT and SIGTERM; SIGHUP is the
 		 * reloader's */
@@ -590,6 +594,7 @@ int main(int argc, char **argv)
 		serve_stop(&sv);
 	}
 	peer_tls_free(sv.tls);
+	daemon_log_end();
 out:
 	fuse_opt_free_args(&args);
 	cli_free(&c);
