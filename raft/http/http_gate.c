@@ -299,7 +299,8 @@ static bool is_status(const char *method, const char *url)
 	return (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
 		strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) &&
 	       (strcmp(url, "/status") == 0 ||
-		strcmp(url, "/status/http") == 0);
+		strcmp(url, "/status/http") == 0 ||
+		strcmp(url, "/health") == 0 || strcmp(url, "/readyz") == 0);
 }
 
 enum http_gate_verdict http_gate_headers(struct http_gate *g,

@@ -341,6 +341,11 @@ enum MHD_Result http_mmapd_set(struct http_req *r);
 enum MHD_Result http_mmapd_get(struct http_req *r);
 enum MHD_Result http_status_handle(struct http_req *r);
 
+/* ---- http_health.c: /health and /readyz ---- */
+
+enum MHD_Result http_health_handle(struct http_req *r);
+enum MHD_Result http_readyz_handle(struct http_req *r);
+
 /* ---- http_peer.c: what peers call ---- */
 
 bool http_peer_check(struct http_req *r);

@@ -25,6 +25,11 @@ static const struct http_route routes[] = {
     /* offloaded: it asks the store's owner thread, which may be busy */
     {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
      http_status_handle, NULL, true, HTTP_ACCESS_STATUS},
+    /* for service managers and load balancers (http_health.c) */
+    {"/health", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
+     http_health_handle, NULL, false, HTTP_ACCESS_STATUS},
+    {"/readyz", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
+     http_readyz_handle, NULL, false, HTTP_ACCESS_STATUS},
     /* the listener's own counters (http_gate.c) */
     {"/status/http", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
      http_gate_status, NULL, false, HTTP_ACCESS_STATUS},

@@ -370,6 +370,11 @@ const char *node_listen(const struct kv_node *n)
 	return n->listen;
 }
 
+const char *node_data_dir(const struct kv_node *n)
+{
+	return n->data_dir;
+}
+
 const char *node_cluster_id(const struct kv_node *n)
 {
 	return n->cluster_id;

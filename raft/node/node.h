@@ -113,6 +113,8 @@ int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count);
  * address in --peers, or 127.0.0.1:7001. Valid until node_close. Any
  * thread. */
 const char *node_listen(const struct kv_node *n);
+/* The data directory, as given in node_options. */
+const char *node_data_dir(const struct kv_node *n);
 
 /* The cluster id peers must present (header X-Kvfs-Cluster), the token
  * this node presents (X-Kvfs-Token; it changes only in
