@@ -62,7 +62,12 @@ void *append_sync_main(void *arg)
 		struct log_sync *job = st->sync_job;
 		uint64_t p_index = st->sync_p_index, p_term = st->sync_p_term;
 		pthread_mutex_unlock(&st->log_mu);
+		uint64_t t0 = kv_mono_ns();
 		int ret = log_sync_run(job);
+		kv_hist_observe_ns(store_m_fsync_seconds.hists,
+				   kv_mono_ns() - t0);
+		if (ret != 0)
+			kv_metric_add(&store_m_fsync_errors, 0, 1);
 		log_sync_done(job);
 		/* tell the node at once, not through the owner: one hand-off
 		 * less on every write's path (an install waits for this sync,

@@ -318,7 +318,13 @@ void *snapshot_writer_main(void *arg)
 		if (!st->snap_job)
 			break;
 		pthread_mutex_unlock(&st->mu);
+		uint64_t t0 = kv_mono_ns();
 		int ret = write_job(st);
+		if (ret == 0) {
+			kv_metric_add(&store_m_snapshots, 0, 1);
+			kv_hist_observe_ns(store_m_snapshot_seconds.hists,
+					   kv_mono_ns() - t0);
+		}
 		pthread_mutex_lock(&st->mu);
 		st->snap_job = false;
 		st->snap.ret = ret;

@@ -365,6 +365,7 @@ static void free_store(struct store *st)
 int store_open(const struct store_options *opt, struct store **out,
 	       char **errmsg)
 {
+	store_metrics_register();
 	*errmsg = NULL;
 	if (!opt->raft || !opt->raft->persisted || !opt->raft->applied ||
 	    !opt->raft->snapshotted) {

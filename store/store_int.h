@@ -43,6 +43,7 @@
 #include "db.h"
 #include "log.h"
 #include "map.h"
+#include "metrics.h"
 #include "store.h"
 
 #define DEFAULT_SNAPSHOT_EVERY 100000
@@ -237,5 +238,10 @@ int recovery_check_log(struct store *st, char **errmsg);
 int recovery_recover(struct store *st, struct store_recovery *rec);
 /* Run the waiting install once no db job and no log sync runs. Owner. */
 void recovery_maybe_install(struct store *st);
+
+/* store_metrics.c: what the store counts for /metrics. */
+extern struct kv_metric store_m_fsync_seconds, store_m_fsync_errors,
+    store_m_snapshots, store_m_snapshot_seconds;
+void store_metrics_register(void);
 
 #endif

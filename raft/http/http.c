@@ -150,6 +150,7 @@ int http_start_with(struct kv_node *n, const struct http_options *o,
 	*out = NULL;
 	if (errmsg)
 		*errmsg = NULL;
+	http_metrics_register();
 	h = calloc(1, sizeof *h);
 	if (!h)
 		return -ENOMEM;

@@ -300,7 +300,8 @@ static bool is_status(const char *method, const char *url)
 		strcmp(method, MHD_HTTP_METHOD_HEAD) == 0) &&
 	       (strcmp(url, "/status") == 0 ||
 		strcmp(url, "/status/http") == 0 ||
-		strcmp(url, "/health") == 0 || strcmp(url, "/readyz") == 0);
+		strcmp(url, "/health") == 0 || strcmp(url, "/readyz") == 0 ||
+		strcmp(url, "/metrics") == 0);
 }
 
 enum http_gate_verdict http_gate_headers(struct http_gate *g,

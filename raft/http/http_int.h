@@ -148,7 +148,8 @@ struct http_req {
 	bool offloaded; /* handle runs on its own thread now */
 	bool drop;	/* it asked for the connection to be dropped */
 	struct MHD_Response *reply;
-	unsigned reply_status;
+	unsigned reply_status; /* the status answered (every reply) */
+	uint64_t t0_ns;	       /* its headers arrived (kv_mono_ns) */
 };
 
 /* Client certificates found good (http_tls.c), by the SHA-256 of the
@@ -345,6 +346,13 @@ enum MHD_Result http_status_handle(struct http_req *r);
 
 enum MHD_Result http_health_handle(struct http_req *r);
 enum MHD_Result http_readyz_handle(struct http_req *r);
+
+/* ---- http_metrics.c: GET /metrics, the listener's own counts ---- */
+
+void http_metrics_register(void);
+/* Count a completed request (its class, code and time). */
+void http_metrics_done(const struct http_req *r);
+enum MHD_Result http_metrics_handle(struct http_req *r);
 
 /* ---- http_peer.c: what peers call ---- */
 

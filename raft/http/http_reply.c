@@ -100,6 +100,7 @@ enum MHD_Result http_queue(struct http_req *r, unsigned status,
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
 		add_allow(resp, r->allow);
+	r->reply_status = status;
 	if (r->offloaded) {
 		/* not the listener's thread: kept for it (http.c) */
 		if (r->reply)

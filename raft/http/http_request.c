@@ -30,6 +30,9 @@ static const struct http_route routes[] = {
      http_health_handle, NULL, false, HTTP_ACCESS_STATUS},
     {"/readyz", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
      http_readyz_handle, NULL, false, HTTP_ACCESS_STATUS},
+    /* Prometheus (http_metrics.c); offloaded as /status is */
+    {"/metrics", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
+     http_metrics_handle, NULL, true, HTTP_ACCESS_STATUS},
     /* the listener's own counters (http_gate.c) */
     {"/status/http", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
      http_gate_status, NULL, false, HTTP_ACCESS_STATUS},
@@ -125,6 +128,7 @@ enum MHD_Result http_on_request(void *cls, struct MHD_Connection *conn,
 		r->http = h;
 		r->node = h->node;
 		r->conn = conn;
+		r->t0_ns = kv_mono_ns();
 		*con_cls = r;
 		return request_begin(r, url, method);
 	}
@@ -173,6 +177,7 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (!r)
 		return;
+	http_metrics_done(r);
 	http_release_hold(r);
 	if (r->reply)
 		MHD_destroy_response(r->reply);

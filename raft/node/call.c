@@ -70,6 +70,9 @@ void call_finish(struct node_call *c, int ret)
 	void *ctx = c->ctx;
 	c->stage = CALL_DONE;
 	c->ret = ret;
+	if (c->kind == CALL_WRITE && c->t0_ns)
+		kv_hist_observe_ns(node_m_write_seconds.hists,
+				   kv_mono_ns() - c->t0_ns);
 	const struct kv_result *res =
 	    ret == 0 && c->kind == CALL_WRITE ? &c->res : NULL;
 	if (!c->heap) {

@@ -142,6 +142,7 @@ void forward_take(struct kv_node *n, const struct raft_message *m,
 		if (raft_propose(n->raft, RAFT_ENTRY_NORMAL, e->data, e->len,
 				 &index, &term) != 0)
 			break; /* busy (transfer) or out of memory */
+		kv_metric_add(&node_m_proposals, 0, 1);
 		if (count == 0) {
 			resp->index = index;
 			resp->log_term = term;

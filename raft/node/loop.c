@@ -134,6 +134,8 @@ static void propose_turn(struct kv_node *n, struct node_call *list)
 			c->ret =
 			    raft_propose(n->raft, RAFT_ENTRY_NORMAL, c->json,
 					 c->len, &c->index, &c->term);
+			if (c->ret == 0)
+				kv_metric_add(&node_m_proposals, 0, 1);
 			if (c->ret == RAFT_ENOTLEADER || c->ret == RAFT_EBUSY)
 				c->ret = NODE_RETRY;
 		}
@@ -199,6 +201,8 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	}
 	uint64_t round = reads_round_next(n);
 	bool round_failed = round && raft_read_index(n->raft, round) != 0;
+	if (round && !round_failed)
+		kv_metric_add(&node_m_read_rounds, 0, 1);
 	while (raft_has_update(n->raft)) {
 		struct raft_update u;
 		if (raft_update_get(n->raft, &u) != 0)

@@ -273,6 +273,7 @@ static int store_start(struct kv_node *n, const struct node_options *opt,
 int node_open(const struct node_options *opt, struct kv_node **out,
 	      char **errmsg)
 {
+	node_metrics_register();
 	*errmsg = NULL;
 	struct raft_config given, boot;
 	int ret = check_options(opt, &given, errmsg);

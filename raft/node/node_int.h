@@ -27,6 +27,7 @@
 #include <time.h>
 
 #include "join.h"
+#include "metrics.h"
 #include "node.h"
 #include "peer.h"
 #include "raft.h"
@@ -97,6 +98,7 @@ struct node_call {
 	uint64_t retry_ms, epoch;
 	int ret; /* the outcome once settled */
 	struct kv_result res;
+	uint64_t t0_ns; /* CALL_WRITE: when it was made (kv_mono_ns) */
 	struct node_call *wake_next; /* settled under a lock, woken after */
 };
 
@@ -496,5 +498,11 @@ char *node_msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * report up to index: once that entry is durable again, forget it. */
 int node_abstain_open(struct kv_node *n, uint64_t lost, char **errmsg);
 void node_abstain_check(struct kv_node *n, uint64_t index);
+
+/* node_metrics.c: what the node counts for /metrics. */
+extern struct kv_metric node_m_proposals, node_m_write_seconds,
+    node_m_leader_changes, node_m_elections, node_m_read_rounds,
+    node_m_read_barriers;
+void node_metrics_register(void);
 
 #endif

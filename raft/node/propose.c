@@ -67,6 +67,7 @@ static int propose_start(struct kv_node *n, struct node_call *c)
 {
 	if (atomic_load(&n->st.fatal))
 		return KV_EFAILED;
+	c->t0_ns = kv_mono_ns();
 	return inbox_add_call(n, c);
 }
 

@@ -21,6 +21,7 @@
  * (c is not taken, its done is never called). */
 static int read_start(struct kv_node *n, struct node_call *c)
 {
+	kv_metric_add(&node_m_read_barriers, 0, 1);
 	struct node_reads *rd = &n->rd;
 	pthread_mutex_lock(&rd->mu);
 	if (atomic_load(&n->stopping)) {

@@ -30,6 +30,13 @@ bool status_publish(struct kv_node *n)
 		 ls ? ls->addr : "");
 	struct node_soft *p = &n->pub_last;
 	bool changed = s.leader != p->leader || s.term != p->term;
+	if (changed && s.leader != 0)
+		kv_metric_add(&node_m_leader_changes, 0, 1);
+	/* a node is candidate or leader in a new term only by its own
+	 * election (a pre-vote that fails does not raise the term) */
+	if (s.term > p->term &&
+	    (s.role == RAFT_CANDIDATE || s.role == RAFT_LEADER))
+		kv_metric_add(&node_m_elections, 0, 1);
 	if (!changed && s.role == p->role && s.commit == p->commit &&
 	    s.last_index == p->last_index &&
 	    strcmp(s.leader_addr, p->leader_addr) == 0)

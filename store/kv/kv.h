@@ -265,6 +265,8 @@ int kv_file_replace(const char *dir, const char *name, const void *data,
 
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t kv_mono_ms(void);
+/* CLOCK_MONOTONIC in nanoseconds (for measuring durations). */
+uint64_t kv_mono_ns(void);
 /* CLOCK_REALTIME in nanoseconds since 1970 (what mtimes record). */
 int64_t kv_wall_ns(void);
 /* The absolute CLOCK_MONOTONIC time ms from now, and whether a time of
