@@ -39,6 +39,7 @@ struct cli {
 	int tls_client_auth;
 	char *auth;
 	char *log;
+	char *restore;
 	int status_public;
 	int insecure;
 	unsigned long snapshot_every;
@@ -82,6 +83,8 @@ static const struct fuse_opt cli_opts[] = {
     OPT("tls_ca=%s", tls_ca, 0),
     OPT("--tls-client-auth", tls_client_auth, 1),
     OPT("tls_client_auth", tls_client_auth, 1),
+    OPT("--restore=%s", restore, 0),
+    OPT("restore=%s", restore, 0),
     OPT("--log=%s", log, 0),
     OPT("log=%s", log, 0),
     OPT("--auth=%s", auth, 0),
@@ -164,6 +167,10 @@ static void usage(FILE *out)
 	    "                        without --auth (anyone who reaches "
 	    "it may do\n"
 	    "                        anything)\n"
+	    "  --restore=FILE        start a new cluster from a backup (GET\n"
+	    "                        /snapshot, kvfsctl snapshot save) on an\n"
+	    "                        empty DIR; every bootstrap member gets "
+	    "it\n"
 	    "  --snapshot-every=N    applied entries between snapshots "
 	    "(default 100000)\n"
 	    "  --segment-size=BYTES  log segment size (default 64 MiB)\n"
@@ -378,7 +385,7 @@ static void cli_free(struct cli *c)
 			 &c->cluster_token, &c->join,	      &c->tls_cert,
 			 &c->tls_key,	    &c->tls_ca,	      &c->auth,
 			 &c->subdir,	    &c->attr_timeout, &c->mountpoint,
-			 &c->source};
+			 &c->source,	    &c->log,	      &c->restore};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -475,7 +482,8 @@ static int serve_start(struct serving *sv, const struct cli *c,
 				  .tls = sv->tls,
 				  .snapshot_every = c->snapshot_every,
 				  .segment_size = c->segment_size,
-				  .write_timeout_ms = c->write_timeout};
+				  .write_timeout_ms = c->write_timeout,
+				  .restore = c->restore};
 	int err = node_open(&no, &sv->node, &errmsg);
 	if (err != 0) {
 		say_cannot_start(err, errmsg);

@@ -191,26 +191,6 @@ static void *owner_main(void *arg)
 
 /* ---- opening ---- */
 
-static int mkdir_p(const char *dir)
-{
-	char *p = strdup(dir);
-	if (!p)
-		return -ENOMEM;
-	int ret = 0;
-	for (char *s = p + 1; *s && ret == 0; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
-			ret = -errno;
-		*s = '/';
-	}
-	if (ret == 0 && mkdir(p, 0755) != 0 && errno != EEXIST)
-		ret = -errno;
-	free(p);
-	return ret;
-}
-
 static char *fmt_msg(const char *fmt, const char *a, const char *b)
 {
 	char *m = NULL;
@@ -223,7 +203,7 @@ static char *fmt_msg(const char *fmt, const char *a, const char *b)
  */
 static int lock_dir(struct store *st, char **errmsg)
 {
-	int ret = mkdir_p(st->dir);
+	int ret = kv_mkdir_p(st->dir);
 	if (ret != 0) {
 		*errmsg = fmt_msg("cannot create data directory %s: %s",
 				  st->dir, strerror(-ret));

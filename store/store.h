@@ -84,6 +84,13 @@ struct store_options {
  * Returns 0, -EINVAL (opt->raft or one of its callbacks missing),
  * -EBUSY (another process has dir), -errno, KV_ECORRUPT or KV_EVERSION.
  * Any thread. */
+/* Seed the empty data directory dir from the db snapshot at path (a
+ * backup): verified whole, then written as dir's db at the backup's
+ * index with no configuration and term 1 (restore.c). *index is that
+ * index. 0, or KV_ECORRUPT / KV_EVERSION / -errno with *errmsg saying
+ * what (malloc'd). Before store_open, no store running on dir. */
+int store_restore(const char *dir, const char *path, uint64_t *index,
+		  char **errmsg);
 int store_open(const struct store_options *opt, struct store **out,
 	       char **errmsg);
 /* Finish the requests queued so far, a db being written (and one due by

@@ -360,6 +360,17 @@ bool http_auth_check(struct http_req *r)
 			return refuse(r, MHD_HTTP_FORBIDDEN,
 				      "membership changes need the admin role");
 		break;
+	case HTTP_ACCESS_ADMIN:
+		if (r->role == HTTP_ROLE_NONE)
+			return refuse(r, MHD_HTTP_UNAUTHORIZED,
+				      h->auth ? "this needs an admin token or "
+						"the cluster token"
+					      : "this needs the cluster token "
+						"(" PEER_HDR_TOKEN ")");
+		if (r->role < HTTP_ROLE_ADMIN)
+			return refuse(r, MHD_HTTP_FORBIDDEN,
+				      "this needs the admin role");
+		break;
 	case HTTP_ACCESS_CLIENT:
 		if (!h->auth)
 			return true;

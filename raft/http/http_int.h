@@ -50,6 +50,8 @@ enum http_access {
 	HTTP_ACCESS_STATUS,  /* /status: read, or anyone (--status-public) */
 	HTTP_ACCESS_MEMBERS, /* /cluster/members: GET read; changes admin */
 	HTTP_ACCESS_PEER,    /* /raft/: members only */
+	HTTP_ACCESS_ADMIN,   /* /snapshot: the cluster token, or with --auth
+				an admin token (every method) */
 };
 
 /* A client token's role, each allowing what the one before does. */
@@ -346,6 +348,10 @@ enum MHD_Result http_status_handle(struct http_req *r);
 
 enum MHD_Result http_health_handle(struct http_req *r);
 enum MHD_Result http_readyz_handle(struct http_req *r);
+
+/* ---- http_backup.c: GET /snapshot ---- */
+
+enum MHD_Result http_snapshot_handle(struct http_req *r);
 
 /* ---- http_metrics.c: GET /metrics, the listener's own counts ---- */
 

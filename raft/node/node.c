@@ -270,6 +270,26 @@ static int store_start(struct kv_node *n, const struct node_options *opt,
 	return ret;
 }
 
+/* --restore: the empty data directory seeded from the backup, before the
+ * store opens it; a new cluster is then bootstrapped on it. */
+static int restore_backup(const struct node_options *opt, char **errmsg)
+{
+	if (opt->join) {
+		*errmsg = node_msgf("--restore starts a new cluster; it does "
+				    "not go with --join (a joining member "
+				    "gets the data from the leader)");
+		return -EINVAL;
+	}
+	uint64_t index = 0;
+	int ret = store_restore(opt->data_dir, opt->restore, &index, errmsg);
+	if (ret == 0)
+		fprintf(stderr,
+			"kvfs: restored %s (revision %llu) into %s: a new "
+			"cluster starts from it\n",
+			opt->restore, (unsigned long long)index, opt->data_dir);
+	return ret;
+}
+
 int node_open(const struct node_options *opt, struct kv_node **out,
 	      char **errmsg)
 {
@@ -289,6 +309,8 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	bool have_token = opt->cluster_token_file != NULL;
 	if (ret == 0)
 		ret = identity_tokens_open(n, opt, &given, errmsg);
+	if (ret == 0 && opt->restore)
+		ret = restore_backup(opt, errmsg);
 	if (ret == 0)
 		ret = store_start(n, opt, errmsg);
 	if (ret != 0)

@@ -40,6 +40,9 @@ struct node_options {
 	/* TLS for every connection to a peer (streams, snapshots, joining;
 	 * borrowed, it must outlive the node), NULL: plain. */
 	const struct peer_tls *tls;
+	/* A backup (GET /snapshot) to start a new cluster from: the data
+	 * directory must be empty; NULL: none (store_restore). */
+	const char *restore;
 };
 
 /* Check the options (--listen may have port 0, --peers and --join

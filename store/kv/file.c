@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "kv.h"
@@ -134,4 +136,24 @@ int kv_file_replace(const char *dir, const char *name, const void *data,
 		return err;
 	}
 	return kv_tmpfile_commit(&t);
+}
+
+int kv_mkdir_p(const char *dir)
+{
+	char *p = strdup(dir);
+	if (!p)
+		return -ENOMEM;
+	int ret = 0;
+	for (char *s = p + 1; *s && ret == 0; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST)
+			ret = -errno;
+		*s = '/';
+	}
+	if (ret == 0 && mkdir(p, 0755) != 0 && errno != EEXIST)
+		ret = -errno;
+	free(p);
+	return ret;
 }

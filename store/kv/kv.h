@@ -257,6 +257,8 @@ int kv_tmpfile_open(struct kv_tmpfile *t, const char *dir, const char *name,
 		    unsigned mode);
 int kv_tmpfile_commit(struct kv_tmpfile *t);
 void kv_tmpfile_abort(struct kv_tmpfile *t);
+/* mkdir -p dir (mode 0755). 0 or -errno. */
+int kv_mkdir_p(const char *dir);
 /* The whole dance for data[0..len) in one call. */
 int kv_file_replace(const char *dir, const char *name, const void *data,
 		    size_t len, unsigned mode);
