@@ -25,17 +25,12 @@
 #include "peer.h"
 #include "peer_tls.h"
 
+#include "kvfsctl.h"
+
 #define EXIT_USAGE	   2
 #define DEFAULT_NODE	   "127.0.0.1:7001"
 #define DEFAULT_TIMEOUT_MS 10000
 #define STDIN_MAX	   (16u * 1024u * 1024u + 1u)
-
-struct ctl {
-	const char *node;
-	int timeout_ms;
-	bool json;
-	struct cluster_auth auth; /* what every request presents */
-};
 
 static void usage(FILE *f)
 {
@@ -54,6 +49,10 @@ static void usage(FILE *f)
 	    "cluster\n"
 	    "                       token or an admin token); kvfs "
 	    "--restore=FILE\n"
+	    "  export FILE|-        every key and value as JSON lines "
+	    "(needs what\n"
+	    "                       snapshot save needs)\n"
+	    "  import FILE|-        PUT every key of an export\n"
 	    "  new-token            print a new cluster token (for "
 	    "--cluster-token)\n"
 	    "options:\n"
@@ -73,61 +72,20 @@ static void usage(FILE *f)
 	    DEFAULT_TIMEOUT_MS);
 }
 
-/* The "error" of a JSON error body, or the body itself. */
-static void print_failure(const char *what, long status, const char *resp)
-{
-	cJSON *o = cJSON_Parse(resp);
-	const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "error");
-
-	fprintf(stderr, "kvfsctl: %s: HTTP %ld: %s\n", what, status,
-		cJSON_IsString(e) ? e->valuestring
-		: resp[0]	  ? resp
-				  : "(no body)");
-	cJSON_Delete(o);
-}
-
-/* Print a JSON answer pretty (or as it came if it is not JSON). */
-static void print_json(const char *resp)
-{
-	cJSON *o = cJSON_Parse(resp);
-	char *text = o ? cJSON_Print(o) : NULL;
-
-	printf("%s\n", text ? text : resp);
-	free(text);
-	cJSON_Delete(o);
-}
-
-/* One request to the node itself; 0 or 1 (the message printed). */
-static int request(const struct ctl *c, const char *method, const char *path,
-		   const char *body, size_t len, long *status, char **resp,
-		   size_t *resp_len)
-{
-	char *err = NULL;
-	int rc =
-	    cluster_http(c->node, &c->auth, method, path, body, len,
-			 c->timeout_ms, status, resp, resp_len, NULL, &err);
-
-	if (rc != 0) {
-		fprintf(stderr, "kvfsctl: %s\n", err ? err : strerror(-rc));
-		free(err);
-		return 1;
-	}
-	return 0;
-}
-
 static int cmd_status(const struct ctl *c)
 {
 	long status = 0;
 	char *resp = NULL;
-	int rc = request(c, "GET", "/status", NULL, 0, &status, &resp, NULL);
+	int rc =
+	    ctl_request(c, "GET", "/status", NULL, 0, &status, &resp, NULL);
 
 	if (rc != 0)
 		return rc;
 	if (status != 200) {
-		print_failure("status", status, resp);
+		ctl_print_failure("status", status, resp);
 		rc = 1;
 	} else {
-		print_json(resp);
+		ctl_print_json(resp);
 	}
 	free(resp);
 	return rc;
@@ -139,19 +97,19 @@ static int cmd_members(const struct ctl *c)
 	char *resp = NULL;
 	cJSON *o, *m;
 	double leader = 0;
-	int rc = request(c, "GET", "/cluster/members", NULL, 0, &status, &resp,
-			 NULL);
+	int rc = ctl_request(c, "GET", "/cluster/members", NULL, 0, &status,
+			     &resp, NULL);
 
 	if (rc != 0)
 		return rc;
 	if (status != 200) {
-		print_failure("members", status, resp);
+		ctl_print_failure("members", status, resp);
 		free(resp);
 		return 1;
 	}
 	o = cJSON_Parse(resp);
 	if (c->json || !o) {
-		print_json(resp);
+		ctl_print_json(resp);
 		goto out;
 	}
 	m = cJSON_GetObjectItemCaseSensitive(o, "leader");
@@ -267,7 +225,7 @@ static int cmd_add(const struct ctl *c, const char *ids, const char *addr)
 		return rc;
 	if (status == 201) {
 		if (c->json)
-			print_json(resp);
+			ctl_print_json(resp);
 		else
 			printf("added %" PRIu64 " at %s as a learner\n", id,
 			       addr);
@@ -277,7 +235,7 @@ static int cmd_add(const struct ctl *c, const char *ids, const char *addr)
 		       "attempt)\n",
 		       id, addr);
 	} else {
-		print_failure("add", status, resp);
+		ctl_print_failure("add", status, resp);
 		rc = 1;
 	}
 	free(resp);
@@ -303,7 +261,7 @@ static int cmd_remove(const struct ctl *c, const char *ids)
 		return rc;
 	if (status == 200) {
 		if (c->json)
-			print_json(resp);
+			ctl_print_json(resp);
 		else
 			printf("removed %" PRIu64 "\n", id);
 	} else if (status == 404 && retried) {
@@ -312,48 +270,23 @@ static int cmd_remove(const struct ctl *c, const char *ids)
 		 * it: the id is gone either way. */
 		printf("removed %" PRIu64 " (by an earlier attempt)\n", id);
 	} else {
-		print_failure("remove", status, resp);
+		ctl_print_failure("remove", status, resp);
 		rc = 1;
 	}
 	free(resp);
 	return rc;
 }
 
-/* "/kv/" + KEY percent-encoded (slashes kept: they are the key's
- * directories); NULL if too long. malloc'd. */
-static char *kv_path(const char *key)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(key);
-	char *p = malloc(4 + 3 * n + 1), *o;
-
-	if (!p)
-		return NULL;
-	o = p + sprintf(p, "/kv/");
-	for (const unsigned char *k = (const unsigned char *)key; *k; k++) {
-		if ((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') ||
-		    (*k >= '0' && *k <= '9') || strchr("-._~/", *k)) {
-			*o++ = (char)*k;
-		} else {
-			*o++ = '%';
-			*o++ = hex[*k >> 4];
-			*o++ = hex[*k & 15];
-		}
-	}
-	*o = '\0';
-	return p;
-}
-
 static int cmd_get(const struct ctl *c, const char *key)
 {
-	char *path = kv_path(key), *resp = NULL;
+	char *path = ctl_kv_path(key), *resp = NULL;
 	size_t len = 0;
 	long status = 0;
 	int rc;
 
 	if (!path)
 		return 1;
-	rc = request(c, "GET", path, NULL, 0, &status, &resp, &len);
+	rc = ctl_request(c, "GET", path, NULL, 0, &status, &resp, &len);
 	free(path);
 	if (rc != 0)
 		return rc;
@@ -362,7 +295,7 @@ static int cmd_get(const struct ctl *c, const char *key)
 		if (fwrite(resp, 1, len, stdout) != len)
 			rc = 1;
 	} else {
-		print_failure("get", status, resp);
+		ctl_print_failure("get", status, resp);
 		rc = 1;
 	}
 	free(resp);
@@ -407,7 +340,7 @@ static int read_stdin(char **out, size_t *len)
 
 static int cmd_put(const struct ctl *c, const char *key, const char *value)
 {
-	char *path = kv_path(key), *resp = NULL, *data = NULL;
+	char *path = ctl_kv_path(key), *resp = NULL, *data = NULL;
 	const char *body = value;
 	size_t len = strlen(value);
 	long status = 0;
@@ -423,96 +356,17 @@ static int cmd_put(const struct ctl *c, const char *key, const char *value)
 		}
 		body = data;
 	}
-	rc = request(c, "PUT", path, body, len, &status, &resp, NULL);
+	rc = ctl_request(c, "PUT", path, body, len, &status, &resp, NULL);
 	free(path);
 	free(data);
 	if (rc != 0)
 		return rc;
 	if (status == 200 || status == 201) {
 		if (c->json)
-			print_json(resp);
+			ctl_print_json(resp);
 	} else {
-		print_failure("put", status, resp);
+		ctl_print_failure("put", status, resp);
 		rc = 1;
-	}
-	free(resp);
-	return rc;
-}
-
-/* The backup in data[0..len) checks itself: a header with the revision,
- * and a trailer whose CRC-32C covers every byte before it. 0 and the
- * revision, or 1 with the reason printed. */
-static int backup_check(const char *data, size_t len, uint64_t *rev)
-{
-	const char *nl = memchr(data, '\n', len);
-	cJSON *h = nl ? kv_json_parse(data, (size_t)(nl - data)) : NULL;
-	const cJSON *i = cJSON_GetObjectItemCaseSensitive(h, "index");
-	bool head_ok =
-	    cJSON_IsString(cJSON_GetObjectItemCaseSensitive(h, "kvfs")) &&
-	    cJSON_IsNumber(i);
-	*rev = head_ok ? (uint64_t)i->valuedouble : 0;
-	cJSON_Delete(h);
-	/* the trailer: the last line */
-	size_t end = len && data[len - 1] == '\n' ? len - 1 : len;
-	size_t start = end;
-	while (start > 0 && data[start - 1] != '\n')
-		start--;
-	cJSON *t = kv_json_parse(data + start, end - start);
-	const cJSON *c = cJSON_GetObjectItemCaseSensitive(t, "crc");
-	char want[9] = "";
-	snprintf(want, sizeof want, "%08" PRIx32, kv_crc32c(0, data, start));
-	bool tail_ok =
-	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "end")) &&
-	    cJSON_IsString(c) && strcmp(c->valuestring, want) == 0;
-	cJSON_Delete(t);
-	if (head_ok && tail_ok && end == len - 1)
-		return 0;
-	fprintf(stderr,
-		"kvfsctl: snapshot: the node's answer is not a whole "
-		"snapshot (%s)\n",
-		!head_ok ? "no header" : "bad trailer or checksum");
-	return 1;
-}
-
-/* GET /snapshot into path: checked, written to path.tmp, synced, renamed
- * over path, so path is a whole backup or untouched. */
-static int cmd_snapshot_save(const struct ctl *c, const char *path)
-{
-	char *resp = NULL;
-	size_t len = 0;
-	long status = 0;
-	uint64_t rev = 0;
-	int rc = request(c, "GET", "/snapshot", NULL, 0, &status, &resp, &len);
-	if (rc != 0)
-		return rc;
-	if (status != 200) {
-		print_failure("snapshot", status, resp ? resp : "");
-		free(resp);
-		return 1;
-	}
-	rc = backup_check(resp, len, &rev);
-	if (rc == 0) {
-		char *dir = strdup(path),
-		     *slash = dir ? strrchr(dir, '/') : NULL;
-		const char *name = slash ? slash + 1 : path;
-		if (slash)
-			*slash = '\0';
-		int err = dir ? kv_file_replace(slash ? dir : ".", name, resp,
-						len, 0600)
-			      : -ENOMEM;
-		free(dir);
-		if (err != 0) {
-			fprintf(stderr,
-				"kvfsctl: snapshot: cannot write %s: %s\n",
-				path, kv_strerror(err));
-			rc = 1;
-		} else if (c->json) {
-			printf("{\"revision\":%" PRIu64 ",\"bytes\":%zu}\n",
-			       rev, len);
-		} else {
-			printf("saved revision %" PRIu64 " to %s (%zu bytes)\n",
-			       rev, path, len);
-		}
 	}
 	free(resp);
 	return rc;
@@ -583,7 +437,11 @@ static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
 		return cmd_put(c, argv[0], argv[1]);
 	if (strcmp(cmd, "snapshot") == 0 && nargs == 2 &&
 	    strcmp(argv[0], "save") == 0)
-		return cmd_snapshot_save(c, argv[1]);
+		return ctl_snapshot_save(c, argv[1]);
+	if (strcmp(cmd, "export") == 0 && nargs == 1)
+		return ctl_export(c, argv[0]);
+	if (strcmp(cmd, "import") == 0 && nargs == 1)
+		return ctl_import(c, argv[0]);
 	usage(stderr);
 	return EXIT_USAGE;
 }

@@ -1,0 +1,37 @@
+/* kvfsctl.h - what the files of the kvfs command-line client share:
+ * its settings and the helpers that speak to one node (kvfsctl_http.c).
+ * kvfsctl.c is the program and the cluster commands, kvfsctl_data.c the
+ * commands that move data in bulk (snapshot save, export, import). */
+#ifndef KVFSCTL_H
+#define KVFSCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "join.h"
+
+struct ctl {
+	const char *node;
+	int timeout_ms;
+	bool json;
+	struct cluster_auth auth; /* what every request presents */
+};
+
+/* One request to the node itself; 0 or 1 (the message printed). */
+int ctl_request(const struct ctl *c, const char *method, const char *path,
+		const char *body, size_t len, long *status, char **resp,
+		size_t *resp_len);
+/* Say on stderr why `what` failed: a JSON error body's "error", or the
+ * body. */
+void ctl_print_failure(const char *what, long status, const char *resp);
+/* Print a JSON answer pretty (or as it came if it is not JSON). */
+void ctl_print_json(const char *resp);
+/* "/kv/" + KEY percent-encoded (slashes kept); NULL if out of memory. */
+char *ctl_kv_path(const char *key);
+
+/* kvfsctl_data.c */
+int ctl_snapshot_save(const struct ctl *c, const char *path);
+int ctl_export(const struct ctl *c, const char *path);
+int ctl_import(const struct ctl *c, const char *path);
+
+#endif
