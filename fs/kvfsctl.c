@@ -39,6 +39,8 @@ static void usage(FILE *f)
 	    "usage: kvfsctl [--node=HOST:PORT] [--timeout=MS] [--json] "
 	    "COMMAND\n"
 	    "  status               the node's /status (JSON)\n"
+	    "  health               healthy or not, and why (a table; exit 1 "
+	    "if not)\n"
 	    "  members              the members as the node knows them\n"
 	    "  add ID HOST:PORT     add a member (a learner, promoted once "
 	    "caught up)\n"
@@ -425,6 +427,8 @@ static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
 {
 	if (strcmp(cmd, "status") == 0 && nargs == 0)
 		return cmd_status(c);
+	if (strcmp(cmd, "health") == 0 && nargs == 0)
+		return ctl_health(c);
 	if (strcmp(cmd, "members") == 0 && nargs == 0)
 		return cmd_members(c);
 	if (strcmp(cmd, "add") == 0 && nargs == 2)

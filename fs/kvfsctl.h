@@ -29,6 +29,9 @@ void ctl_print_json(const char *resp);
 /* "/kv/" + KEY percent-encoded (slashes kept); NULL if out of memory. */
 char *ctl_kv_path(const char *key);
 
+/* kvfsctl_health.c */
+int ctl_health(const struct ctl *c);
+
 /* kvfsctl_data.c */
 int ctl_snapshot_save(const struct ctl *c, const char *path);
 int ctl_export(const struct ctl *c, const char *path);

@@ -69,6 +69,29 @@ char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad)
 	return out;
 }
 
+struct has_arg {
+	const char *name;
+	bool found;
+};
+
+static enum MHD_Result arg_seen(void *cls, enum MHD_ValueKind kind,
+				const char *key, const char *value)
+{
+	struct has_arg *h = cls;
+	(void)kind;
+	(void)value;
+	if (strcmp(key, h->name) == 0)
+		h->found = true;
+	return h->found ? MHD_NO : MHD_YES;
+}
+
+bool http_query_has(struct http_req *r, const char *name)
+{
+	struct has_arg h = {.name = name};
+	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, arg_seen, &h);
+	return h.found;
+}
+
 const char *http_header(struct http_req *r, const char *name)
 {
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);

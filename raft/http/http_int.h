@@ -286,6 +286,8 @@ int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
 /* A query argument, percent-decoded (malloc'd, caller frees) or NULL if
  * absent. *bad is set when present but malformed. */
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
+/* Is the query argument there at all (?name, ?name=, ?name=x)? */
+bool http_query_has(struct http_req *r, const char *name);
 /* A request header or NULL. */
 const char *http_header(struct http_req *r, const char *name);
 /* The client's address as "HOST:PORT" into buf, for a log line. */

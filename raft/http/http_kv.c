@@ -505,6 +505,16 @@ enum MHD_Result http_status_handle(struct http_req *r)
 
 	if (rc < 0)
 		return http_fail_err(r, rc, NULL);
+	/* ?pretty: indented, for people with curl */
+	if (http_query_has(r, "pretty")) {
+		cJSON *o = cJSON_Parse(json);
+		char *p = o ? cJSON_Print(o) : NULL;
+		cJSON_Delete(o);
+		if (p) {
+			free(json);
+			json = p;
+		}
+	}
 	ret = http_reply_json(r, MHD_HTTP_OK, json, strlen(json));
 	free(json);
 	return ret;

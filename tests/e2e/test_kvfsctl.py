@@ -6,7 +6,9 @@ one-voter cluster commits it alone), add again (409), remove, remove again
 (404), usage errors (exit 2) and an unreachable node (exit 1). Then a
 3-member cluster without mounts: a follower answers a membership change 421
 naming the leader, and kvfsctl pointed at the follower follows it for add
-and remove, also when the leader removes itself. Usage: test_kvfsctl.py KVFS KVFSCTL."""
+and remove, also when the leader removes itself; `kvfsctl health` says
+healthy, then names a stopped member, then healthy again; /status?pretty
+is indented. Usage: test_kvfsctl.py KVFS KVFSCTL."""
 import json
 import os
 import subprocess
@@ -135,6 +137,18 @@ def cluster(binary, kvfsctl):
         with open(c.token_file) as f:
             follower.headers = {"X-Kvfs-Token": f.read().strip()}
 
+        # health: a table and a verdict, exit 0 healthy, 1 not
+        def healthy():
+            rc, out, err = ctl(kvfsctl, laddr, "health")
+            return out.decode() if rc == 0 else None
+        out = wait_for(healthy, 20, "kvfsctl health to say healthy")
+        assert out.strip().endswith("healthy") and "PEER" in out, out
+        assert "leader" in out.splitlines()[0], out
+        # /status?pretty is indented JSON
+        s, _, body = leader.request("GET", "/status?pretty")
+        assert s == 200 and body.count(b"\n") > 10, body[:200]
+        assert json.loads(body)["id"] == leader.id
+
         # The follower names the leader.
         s, _, body = follower.request(
             "POST", "/cluster/members",
@@ -154,6 +168,18 @@ def cluster(binary, kvfsctl):
         ok(kvfsctl, faddr, tok, "remove", "4")
         have, _ = members(kvfsctl, laddr)
         assert 4 not in have and len(have) == 3, have
+
+        # A member down: the leader says so, and why.
+        third = next(n for n in c.nodes.values()
+                     if n.id not in (leader.id, follower.id))
+        third.stop()
+        def unhealthy():
+            rc, out, _ = ctl(kvfsctl, laddr, "health")
+            return out.decode() if rc == 1 else None
+        out = wait_for(unhealthy, 20, "kvfsctl health to see the stopped member")
+        assert "NOT healthy" in out and ("peer %d unreachable" % third.id) in out, out
+        third.start()
+        wait_for(healthy, 30, "healthy again once the member is back")
 
         # The leader removes itself (asked through a follower): it steps
         # down once the change commits and the other two elect a leader.
