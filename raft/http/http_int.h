@@ -355,6 +355,11 @@ enum MHD_Result http_readyz_handle(struct http_req *r);
 
 enum MHD_Result http_snapshot_handle(struct http_req *r);
 
+/* ---- http_page.c: GET / and /status/cluster ---- */
+
+enum MHD_Result http_page_handle(struct http_req *r);
+enum MHD_Result http_status_cluster(struct http_req *r);
+
 /* ---- http_metrics.c: GET /metrics, the listener's own counts ---- */
 
 void http_metrics_register(void);

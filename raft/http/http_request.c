@@ -30,6 +30,12 @@ static const struct http_route routes[] = {
      http_health_handle, NULL, false, HTTP_ACCESS_STATUS},
     {"/readyz", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
      http_readyz_handle, NULL, false, HTTP_ACCESS_STATUS},
+    /* the status page and what it polls (http_page.c); the second
+     * asks every member, so it is offloaded */
+    {"/", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
+     http_page_handle, NULL, false, HTTP_ACCESS_STATUS},
+    {"/status/cluster", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
+     http_status_cluster, NULL, true, HTTP_ACCESS_STATUS},
     /* a backup (http_backup.c): waits for the store, so offloaded */
     {"/snapshot", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
      http_snapshot_handle, NULL, true, HTTP_ACCESS_ADMIN},
