@@ -66,21 +66,35 @@ static void *log_main(void *arg)
 	return NULL;
 }
 
+/* stderr to /dev/null: never the caller's once detached. */
+static void stderr_to_null(void)
+{
+	int devnull = open("/dev/null", O_WRONLY);
+	if (devnull >= 0) {
+		dup2(devnull, STDERR_FILENO);
+		close(devnull);
+	}
+}
+
 static void stderr_to_syslog(void)
 {
 	int fds[2];
-	if (pipe2(fds, O_CLOEXEC) != 0)
+	if (pipe2(fds, O_CLOEXEC) != 0) {
+		stderr_to_null();
 		return;
+	}
 	FILE *in = fdopen(fds[0], "r");
 	if (!in) {
 		close(fds[0]);
 		close(fds[1]);
+		stderr_to_null();
 		return;
 	}
 	openlog("kvfs", LOG_PID, LOG_DAEMON);
 	if (pthread_create(&log_thread, NULL, log_main, in) != 0) {
 		fclose(in);
 		close(fds[1]);
+		stderr_to_null();
 		return;
 	}
 	log_running = true;
@@ -127,11 +141,7 @@ void daemon_log_end(void)
 	if (!log_running)
 		return;
 	/* the pipe's last writer goes: the thread reads to its end */
-	int devnull = open("/dev/null", O_WRONLY);
-	if (devnull >= 0) {
-		dup2(devnull, STDERR_FILENO);
-		close(devnull);
-	}
+	stderr_to_null();
 	pthread_join(log_thread, NULL);
 	log_running = false;
 }
