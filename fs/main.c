@@ -39,6 +39,7 @@ struct cli {
 	int tls_client_auth;
 	char *auth;
 	char *log;
+	char *log_level;
 	char *restore;
 	int status_public;
 	int insecure;
@@ -85,6 +86,8 @@ static const struct fuse_opt cli_opts[] = {
     OPT("tls_client_auth", tls_client_auth, 1),
     OPT("--restore=%s", restore, 0),
     OPT("restore=%s", restore, 0),
+    OPT("--log-level=%s", log_level, 0),
+    OPT("log_level=%s", log_level, 0),
     OPT("--log=%s", log, 0),
     OPT("log=%s", log, 0),
     OPT("--auth=%s", auth, 0),
@@ -188,6 +191,7 @@ static void usage(FILE *out)
 	    "                        writes and linearizable reads "
 	    "(default 5000);\n"
 	    "                        then HTTP 503, EIO on the mount\n"
+	    "  --log-level=LEVEL     error, warn, info (default) or debug\n"
 	    "  --log=FILE            append the log to FILE (default: stderr;\n"
 	    "                        in the background, syslog)\n"
 	    "  -f                    stay in the foreground\n"
@@ -381,11 +385,11 @@ static int access_log(const char *path)
 /* Frees what fuse_opt_parse allocated into c. */
 static void cli_free(struct cli *c)
 {
-	char **strs[] = {&c->data,	    &c->listen,	      &c->peers,
-			 &c->cluster_token, &c->join,	      &c->tls_cert,
-			 &c->tls_key,	    &c->tls_ca,	      &c->auth,
-			 &c->subdir,	    &c->attr_timeout, &c->mountpoint,
-			 &c->source,	    &c->log,	      &c->restore};
+	char **strs[] = {
+	    &c->data,	&c->listen,   &c->peers,	&c->cluster_token,
+	    &c->join,	&c->tls_cert, &c->tls_key,	&c->tls_ca,
+	    &c->auth,	&c->subdir,   &c->attr_timeout, &c->mountpoint,
+	    &c->source, &c->log,      &c->restore,	&c->log_level};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -429,6 +433,15 @@ static int parse_cli(struct fuse_args *args, struct cli *c,
 			return 1;
 		}
 	}
+	enum kv_log_level lvl = KV_LOG_INFO;
+	if (c->log_level && kv_log_level_parse(c->log_level, &lvl) != 0) {
+		fprintf(stderr,
+			"kvfs: bad --log-level: %s (error, warn, info or "
+			"debug)\n",
+			c->log_level);
+		return 1;
+	}
+	kv_log_set_level(lvl);
 	if (c->source) {
 		fso->fsname = c->source;
 		size_t n = strlen(c->source);

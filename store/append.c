@@ -64,8 +64,14 @@ void *append_sync_main(void *arg)
 		pthread_mutex_unlock(&st->log_mu);
 		uint64_t t0 = kv_mono_ns();
 		int ret = log_sync_run(job);
-		kv_hist_observe_ns(store_m_fsync_seconds.hists,
-				   kv_mono_ns() - t0);
+		uint64_t took = kv_mono_ns() - t0;
+		kv_hist_observe_ns(store_m_fsync_seconds.hists, took);
+		if (took > STORE_SLOW_SYNC_NS)
+			kv_log(
+			    KV_LOG_WARN,
+			    "slow fdatasync of the log: %llu ms (writes wait "
+			    "for it)",
+			    (unsigned long long)(took / 1000000));
 		if (ret != 0)
 			kv_metric_add(&store_m_fsync_errors, 0, 1);
 		log_sync_done(job);

@@ -239,6 +239,10 @@ int recovery_recover(struct store *st, struct store_recovery *rec);
 /* Run the waiting install once no db job and no log sync runs. Owner. */
 void recovery_maybe_install(struct store *st);
 
+/* A log sync longer than this is logged as slow (half an election
+ * timeout's worth of waiting for every write). */
+#define STORE_SLOW_SYNC_NS (500ull * 1000 * 1000)
+
 /* store_metrics.c: what the store counts for /metrics. */
 extern struct kv_metric store_m_fsync_seconds, store_m_fsync_errors,
     store_m_snapshots, store_m_snapshot_seconds;

@@ -58,9 +58,11 @@ static void on_log(void *cls, const char *fmt, va_list ap)
 	if (!http_gate_log_ok(h->gate))
 		return;
 	vsnprintf(buf, sizeof buf, fmt, ap);
-	size_t n = strlen(buf);
-	fprintf(stderr, "kvfs http: %s%s", buf,
-		n && buf[n - 1] == '\n' ? "" : "\n");
+	/* libmicrohttpd's chatter (clients that hang up, ...) is for
+	 * --log-level=debug; what it says of TLS is worth a warning */
+	bool tls = strstr(buf, "TLS") || strstr(buf, "andshake") ||
+		   strstr(buf, "ertificate");
+	kv_log(tls ? KV_LOG_WARN : KV_LOG_DEBUG, "http: %s", buf);
 }
 
 static int open_listener(const char *addr, int *fd_out, unsigned *port_out,

@@ -294,6 +294,7 @@ int node_open(const struct node_options *opt, struct kv_node **out,
 	      char **errmsg)
 {
 	node_metrics_register();
+	kv_log_set_node(opt->id);
 	*errmsg = NULL;
 	struct raft_config given, boot;
 	int ret = check_options(opt, &given, errmsg);

@@ -16,6 +16,21 @@
 
 #include "node_int.h"
 
+static const char *role_name(enum raft_role r);
+
+/* The log line of a change of leader or term. */
+static void say_leader(const struct kv_node *n, const struct node_soft *s)
+{
+	if (s->leader)
+		kv_log(KV_LOG_INFO, "leader: node %llu in term %llu%s",
+		       (unsigned long long)s->leader,
+		       (unsigned long long)s->term,
+		       s->leader == n->id ? " (this node)" : "");
+	else
+		kv_log(KV_LOG_INFO, "no leader in term %llu (this node: %s)",
+		       (unsigned long long)s->term, role_name(s->role));
+}
+
 bool status_publish(struct kv_node *n)
 {
 	struct raft *r = n->raft;
@@ -32,6 +47,8 @@ bool status_publish(struct kv_node *n)
 	bool changed = s.leader != p->leader || s.term != p->term;
 	if (changed && s.leader != 0)
 		kv_metric_add(&node_m_leader_changes, 0, 1);
+	if (changed)
+		say_leader(n, &s);
 	/* a node is candidate or leader in a new term only by its own
 	 * election (a pre-vote that fails does not raise the term) */
 	if (s.term > p->term &&

@@ -23,6 +23,9 @@ static void count_sent(struct peer *p, size_t msgs, uint64_t mono_ms)
 	p->info.sent += msgs;
 	p->info.batches++;
 	p->info.last_ok_ms = peer_wall_ms();
+	if (!p->info.reachable)
+		kv_log(KV_LOG_INFO, "peer %llu (%s) up",
+		       (unsigned long long)p->id, p->info.addr);
 	p->info.reachable = true;
 	p->info.failures = 0;
 	p->info.backoff_ms = 0;

@@ -440,6 +440,10 @@ static void note_failure(struct peer *p, const char *why)
 
 	p->info.last_err_ms = peer_wall_ms();
 	snprintf(p->info.last_err, sizeof(p->info.last_err), "%s", why);
+	/* once when it goes, not at every retry */
+	if (p->info.reachable || p->info.failures == 0)
+		kv_log(KV_LOG_WARN, "peer %llu (%s) down: %s",
+		       (unsigned long long)p->id, p->info.addr, why);
 	p->info.reachable = false;
 	p->info.failures++;
 	if (p->info.backoff_ms == 0)

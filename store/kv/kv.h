@@ -11,6 +11,7 @@
 #define KV_KV_H
 
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -262,6 +263,22 @@ int kv_mkdir_p(const char *dir);
 /* The whole dance for data[0..len) in one call. */
 int kv_file_replace(const char *dir, const char *name, const void *data,
 		    size_t len, unsigned mode);
+
+/* ---- The log (logging.c) ---- */
+
+/* One line an event on stderr: "2026-12-02T04:20:01.123Z INFO node=1
+ * message". Any thread; lines never interleave. */
+enum kv_log_level { KV_LOG_ERROR, KV_LOG_WARN, KV_LOG_INFO, KV_LOG_DEBUG };
+void kv_log(enum kv_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void kv_logv(enum kv_log_level level, const char *fmt, va_list ap);
+/* Lines above max are dropped (default KV_LOG_INFO). */
+void kv_log_set_level(enum kv_log_level max);
+bool kv_log_on(enum kv_log_level level);
+/* The id each line shows (0: none). */
+void kv_log_set_node(uint64_t id);
+/* "error", "warn", "info" or "debug". 0 or -EINVAL. */
+int kv_log_level_parse(const char *s, enum kv_log_level *out);
 
 /* ---- Time (clock.c) ---- */
 
