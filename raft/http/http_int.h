@@ -91,6 +91,10 @@ struct http_route {
 	 * and its reply is queued once the request is taken up again */
 	bool offload;
 	enum http_access access;
+	/* The query parameters it takes, space-separated ("" none); any
+	 * other is 400 naming it, so that ?ttl=5 is never silently
+	 * ignored. NULL: not checked (the peers' routes). */
+	const char *params;
 };
 
 /* One request, from its headers to its completion. */

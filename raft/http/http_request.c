@@ -10,6 +10,7 @@
  * endpoints are one more line in the table and a handler (http_int.h).
  * Responses and the error mapping are in http_reply.c. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,50 +22,51 @@
 static const struct http_route routes[] = {
     {"/kv/", false, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_POST | HTTP_DELETE,
      HTTP_PUT | HTTP_POST, HTTP_BODY_RAW, KV_MAX_VALUE, http_kv_check,
-     http_kv_handle, NULL, false, HTTP_ACCESS_CLIENT},
+     http_kv_handle, NULL, false, HTTP_ACCESS_CLIENT,
+     "consistency after limit"},
     /* offloaded: it asks the store's owner thread, which may be busy */
     {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_status_handle, NULL, true, HTTP_ACCESS_STATUS},
+     http_status_handle, NULL, true, HTTP_ACCESS_STATUS, "pretty"},
     /* for service managers and load balancers (http_health.c) */
     {"/health", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_health_handle, NULL, false, HTTP_ACCESS_STATUS},
+     http_health_handle, NULL, false, HTTP_ACCESS_STATUS, ""},
     {"/readyz", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_readyz_handle, NULL, false, HTTP_ACCESS_STATUS},
+     http_readyz_handle, NULL, false, HTTP_ACCESS_STATUS, ""},
     /* the status page and what it polls (http_page.c); the second
      * asks every member, so it is offloaded */
     {"/", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_page_handle, NULL, false, HTTP_ACCESS_STATUS},
+     http_page_handle, NULL, false, HTTP_ACCESS_STATUS, ""},
     {"/status/cluster", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_status_cluster, NULL, true, HTTP_ACCESS_STATUS},
+     http_status_cluster, NULL, true, HTTP_ACCESS_STATUS, ""},
     /* a backup (http_backup.c): waits for the store, so offloaded */
     {"/snapshot", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_snapshot_handle, NULL, true, HTTP_ACCESS_ADMIN},
+     http_snapshot_handle, NULL, true, HTTP_ACCESS_ADMIN, ""},
     /* Prometheus (http_metrics.c); offloaded as /status is */
     {"/metrics", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_metrics_handle, NULL, true, HTTP_ACCESS_STATUS},
+     http_metrics_handle, NULL, true, HTTP_ACCESS_STATUS, ""},
     /* the listener's own counters (http_gate.c) */
     {"/status/http", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
-     http_gate_status, NULL, false, HTTP_ACCESS_STATUS},
+     http_gate_status, NULL, false, HTTP_ACCESS_STATUS, ""},
     /* mmapd's endpoints, kept for its users. */
     {"/set/", false, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT, HTTP_BODY_FORM,
      KV_MAX_VALUE, http_mmapd_check, http_mmapd_set, NULL, false,
-     HTTP_ACCESS_CLIENT},
+     HTTP_ACCESS_CLIENT, NULL},
     {"/get/", false, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
-     http_mmapd_check, http_mmapd_get, NULL, false, HTTP_ACCESS_CLIENT},
+     http_mmapd_check, http_mmapd_get, NULL, false, HTTP_ACCESS_CLIENT, NULL},
     /* peers (http_peer.c); max_body of a stream is one frame's payload */
     {PEER_STREAM_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_STREAM,
      PEER_MAX_BODY, http_peer_stream_check, http_peer_stream_end,
-     http_peer_stream_data, false, HTTP_ACCESS_PEER},
+     http_peer_stream_data, false, HTTP_ACCESS_PEER, NULL},
     {PEER_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, PEER_MAX_BODY,
-     http_peer_check, http_peer_message, NULL, false, HTTP_ACCESS_PEER},
+     http_peer_check, http_peer_message, NULL, false, HTTP_ACCESS_PEER, NULL},
     {"/raft/snapshot", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
      SNAPXFER_MAX_CHUNK, http_peer_check, http_peer_snapshot, NULL, true,
-     HTTP_ACCESS_PEER},
+     HTTP_ACCESS_PEER, NULL},
     /* membership (http_cluster.c) */
     {"/cluster/members", true, HTTP_GET | HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
-     1024, NULL, http_cluster_members, NULL, true, HTTP_ACCESS_MEMBERS},
+     1024, NULL, http_cluster_members, NULL, true, HTTP_ACCESS_MEMBERS, ""},
     {"/cluster/members/", false, HTTP_DELETE, 0, HTTP_BODY_NONE, 0, NULL,
-     http_cluster_member, NULL, true, HTTP_ACCESS_MEMBERS},
+     http_cluster_member, NULL, true, HTTP_ACCESS_MEMBERS, ""},
 };
 
 static unsigned method_bit(const char *m)
@@ -94,6 +96,30 @@ static const struct http_route *route_find(const char *path)
 	return NULL;
 }
 
+/* The first query parameter the route does not take, if any. */
+struct param_scan {
+	const char *allowed;
+	char bad[64];
+};
+
+static enum MHD_Result param_seen(void *cls, enum MHD_ValueKind kind,
+				  const char *key, const char *value)
+{
+	struct param_scan *ps = cls;
+	(void)kind;
+	(void)value;
+	size_t n = strlen(key);
+	for (const char *a = ps->allowed; *a;) {
+		size_t m = strcspn(a, " ");
+		if (m == n && strncmp(a, key, n) == 0)
+			return MHD_YES;
+		a += m;
+		a += strspn(a, " ");
+	}
+	snprintf(ps->bad, sizeof ps->bad, "%s", key);
+	return MHD_NO;
+}
+
 static enum MHD_Result request_begin(struct http_req *r, const char *url,
 				     const char *method)
 {
@@ -109,6 +135,18 @@ static enum MHD_Result request_begin(struct http_req *r, const char *url,
 		return http_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED,
 				 "method_not_allowed",
 				 "method not allowed here");
+	if (r->route->params) {
+		struct param_scan ps = {.allowed = r->route->params};
+		MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND,
+					  param_seen, &ps);
+		if (ps.bad[0]) {
+			char msg[128];
+			snprintf(msg, sizeof msg, "unknown query parameter: %s",
+				 ps.bad);
+			return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+					 msg);
+		}
+	}
 	/* who may, before anything of the request is looked at */
 	if (!http_auth_check(r))
 		return r->answered ? MHD_YES : MHD_NO;

@@ -486,6 +486,49 @@ static void test_listing_paginates_with_limit_and_after(void **state)
 	resp_clear(&r);
 }
 
+static void test_unknown_query_parameters_are_400_naming_them(void **state)
+{
+	static const char *bad[] = {
+	    "/kv/qp?ttl=5",	 "/kv/qp?wait=true",	 "/kv/?recursive",
+	    "/status?verbose",	 "/health?x=1",		 "/metrics?name=a",
+	    "/kv/qp?limit=1&zz", "/cluster/members?all",
+	};
+	struct resp r;
+	(void)state;
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		req("GET", bad[i], NULL, 0, &r, NULL);
+		assert_error(&r, 400, "bad_request");
+		const char *name = strchr(bad[i], '?') + 1;
+		char want[64];
+		snprintf(want, sizeof want, "unknown query parameter: %.*s",
+			 (int)strcspn(name, "=&"), name);
+		if (strstr(bad[i], "&zz"))
+			snprintf(want, sizeof want,
+				 "unknown query parameter: zz");
+		if (!strstr(r.body, want))
+			fail_msg("%s: %s lacks \"%s\"", bad[i], r.body, want);
+		resp_clear(&r);
+	}
+	/* a write with an unknown parameter is refused before it is made */
+	req("PUT", "/kv/qp?ttl=5", "v", 1, &r, NULL);
+	assert_error(&r, 400, "bad_request");
+	resp_clear(&r);
+	req("GET", "/kv/qp", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 404);
+	resp_clear(&r);
+	/* the ones each route takes still work */
+	req("GET", "/kv/?limit=5&after=a", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+	req("GET", "/status?pretty", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strchr(r.body, '\n'));
+	resp_clear(&r);
+	req("GET", "/kv/qp?consistency=local", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 404);
+	resp_clear(&r);
+}
+
 static void test_bad_keys_are_refused_with_400_bad_key(void **state)
 {
 	static const char *bad[] = {
@@ -1024,6 +1067,7 @@ int main(void)
 	    cmocka_unit_test(test_many_large_uploads_at_once_get_503_retry),
 	    cmocka_unit_test(test_errors_map_to_one_status_and_code_each),
 	    cmocka_unit_test(test_etags_parse_quoted_bare_and_weak),
+	    cmocka_unit_test(test_unknown_query_parameters_are_400_naming_them),
 	};
 	return cmocka_run_group_tests_name("http", tests, setup, teardown);
 }
