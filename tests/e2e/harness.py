@@ -22,10 +22,9 @@ import time
 import urllib.parse
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from ports import free_port  # noqa: E402,F401
 
 
 def wait_for(pred, timeout, what):

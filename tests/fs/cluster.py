@@ -11,7 +11,6 @@ hashes agree at the end.
 usage: cluster.py path/to/kvfs
 """
 import os
-import socket
 import stat
 import sys
 import threading
@@ -20,10 +19,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mountlib import USER, GROUP, check, check_eq, errno_of, run, wait_for  # noqa: E402
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from ports import free_port  # noqa: E402,F401
 
 
 def attrs(p):

@@ -14,7 +14,6 @@ again on the same data has them), options kvfs does not know are an
 error, and a bad source name is refused with a message.
 """
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -26,10 +25,9 @@ from mountlib import check, check_eq, run, wait_for, is_mounted  # noqa: E402
 LINK = "/usr/local/bin/kvfs"
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from ports import free_port  # noqa: E402,F401
 
 
 def mount_line(path):

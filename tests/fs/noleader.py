@@ -11,7 +11,6 @@ while a read started before it is still waiting.
 usage: noleader.py path/to/kvfs
 """
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,10 +21,9 @@ from mountlib import check, check_eq, run, wait_for  # noqa: E402
 TIMEOUT_MS = 4000
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "..", "lib"))
+from ports import free_port  # noqa: E402,F401
 
 
 def main(h):
