@@ -279,11 +279,21 @@ struct node_members {
 
 /* The latest verified snapshot file received (node_snapshot_chunk, from
  * the listener's threads), which the node thread installs. */
+/* A snapshot transfer as /status and the log report it. */
+struct node_xfer {
+	uint64_t peer;	     /* to (sending) or 0 (receiving) */
+	uint64_t index;	     /* the snapshot's; 0: slot free */
+	uint64_t have, size; /* bytes the receiver has; size 0: unknown */
+	uint64_t t0_ms, last_ms, logged_ms; /* started, last chunk, logged */
+};
+
 struct node_snap {
 	struct snapxfer_recv *recv; /* fixed */
-	pthread_mutex_t mu;	    /* guards ready and has_ready */
+	pthread_mutex_t mu; /* guards ready, has_ready, sending, receiving */
 	struct snapxfer_ready ready;
 	bool has_ready;
+	struct node_xfer sending[RAFT_MAX_SERVERS];
+	struct node_xfer receiving;
 };
 
 /* The cluster's tokens (identity.c): the one this node presents and the
@@ -498,6 +508,11 @@ char *node_msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * report up to index: once that entry is durable again, forget it. */
 int node_abstain_open(struct kv_node *n, uint64_t lost, char **errmsg);
 void node_abstain_check(struct kv_node *n, uint64_t index);
+
+/* snapshot.c: the transfers in progress, as /status shows them (under
+ * snap.mu: "snapshot_transfers", an array). */
+struct cJSON;
+void snapshot_status(struct kv_node *n, struct cJSON *j);
 
 /* node_metrics.c: what the node counts for /metrics. */
 extern struct kv_metric node_m_proposals, node_m_write_seconds,

@@ -257,6 +257,7 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON_AddNumberToObject(
 	    j, "uptime_s", (double)((kv_mono_ms() - n->started_ms) / 1000));
 	status_peers(n, j);
+	snapshot_status(n, j);
 	cJSON *mem = members_array(n);
 	if (mem)
 		cJSON_AddItemToObject(j, "members", mem);
