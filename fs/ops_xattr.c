@@ -94,7 +94,7 @@ static void reply_value(fuse_req_t req, const void *value, size_t len,
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
-		fuse_reply_err(req, ERANGE);
+		fs_reply_err(req, ERANGE);
 	else
 		fuse_reply_buf(req, value, len);
 }
@@ -116,7 +116,7 @@ static void get_from(void *ctx, const struct kv_xattr *xa, size_t n)
 			reply_value(g->req, xa[i].val, xa[i].vlen, g->size);
 			return;
 		}
-	fuse_reply_err(g->req, ENODATA);
+	fs_reply_err(g->req, ENODATA);
 }
 
 /* user.kvfs.rev and user.kvfs.create_rev: the key's revisions. */
@@ -154,12 +154,12 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	/* First and without a lock: asked before every write. */
 	if (ns == NS_OTHER || ns == NS_UNKNOWN) {
-		fuse_reply_err(req, ns == NS_OTHER ? ENODATA : EOPNOTSUPP);
+		fs_reply_err(req, ns == NS_OTHER ? ENODATA : EOPNOTSUPP);
 		return;
 	}
 	fs = fs_of(req);
 	if ((in = fs_inode_get(&fs->itab, ino)) == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	struct get g = {req, name, size};
@@ -174,12 +174,12 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		if (rec != NULL)
 			get_from(&g, rec->xattrs, rec->nxattr);
 		else
-			fuse_reply_err(req, ENODATA);
+			fs_reply_err(req, ENODATA);
 		kv_rec_unref(rec);
 	}
 	fs_inode_put(&fs->itab, in);
 	if (ret < 0)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 }
 
 struct list {
@@ -196,7 +196,7 @@ static void list_from(void *ctx, const struct kv_xattr *xa, size_t n)
 		total += xa[i].nlen + 1;
 	char *buf = malloc(total ? total : 1), *p = buf;
 	if (buf == NULL) {
-		fuse_reply_err(l->req, ENOMEM);
+		fs_reply_err(l->req, ENOMEM);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -216,7 +216,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int ret = 0;
 
 	if (in == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	if (!with_local(fs, in, list_from, &l) &&
@@ -226,7 +226,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	fs_inode_put(&fs->itab, in);
 	if (ret != 0)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 }
 
 /* setxattr (value non-NULL) and removexattr. */
@@ -276,7 +276,7 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int ret;
 
 	if (in == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	if (flags & XATTR_CREATE)
@@ -287,7 +287,7 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		  ? -EINVAL
 		  : change_xattr(fs, in, name, value ? value : "", size, kf);
 	fs_inode_put(&fs->itab, in);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }
 
 void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -299,5 +299,5 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	if (in != NULL)
 		ret = change_xattr(fs, in, name, NULL, 0, 0);
 	fs_inode_put(&fs->itab, in);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }

@@ -9,6 +9,9 @@ stopped: one PUT to the leader raises kvfs_raft_proposals_total there by
 exactly one; one PUT through a follower raises it on the leader by one and
 the follower's kv_write request count by one; a linearizable GET on the
 follower raises its read barrier count; the role gauges name one leader.
+Through the follower's mount: a `cat` of a key raises the mount's open
+counter by exactly one and its read counter and read-latency count, a
+`cat` of a missing name raises the ENOENT error counter.
 """
 import json
 import re
@@ -78,7 +81,7 @@ def main():
     binary = kvfs_binary()
     with TempDir() as tmp:
         os.mkdir(os.path.join(tmp, "c"))
-        with Cluster(binary, os.path.join(tmp, "c"), n=3, mounts=False) as c:
+        with Cluster(binary, os.path.join(tmp, "c"), n=3, mounts=True) as c:
             c.start()
             leader = c.leader()
             lid = leader.id
@@ -146,6 +149,32 @@ def main():
             s, _, body = follower.get("two", local=True)
             assert value(follower, "kvfs_raft_read_barriers_total") == rb + 1
             print("ok   - a linearizable GET: a read barrier +1; a local one: none")
+
+            mnt = follower.mountpoint
+            op = 'kvfs_fs_operations_total'
+            before = parse(scrape(follower))
+            r = subprocess.run(["cat", os.path.join(mnt, "two")],
+                               capture_output=True)
+            assert r.returncode == 0 and r.stdout == b"2", r
+            after = parse(scrape(follower))
+
+            def moved(name, labels):
+                return after.get((name, labels), 0) - before.get(
+                    (name, labels), 0)
+            assert moved(op, '{op="open"}') == 1, moved(op, '{op="open"}')
+            assert moved(op, '{op="read"}') >= 1, moved(op, '{op="read"}')
+            assert moved("kvfs_fs_operation_seconds_count",
+                         '{kind="read"}') >= 1
+            before = parse(scrape(follower))
+            r = subprocess.run(["cat", os.path.join(mnt, "nope")],
+                               capture_output=True)
+            assert r.returncode != 0
+            after = parse(scrape(follower))
+            assert moved("kvfs_fs_errors_total", '{errno="ENOENT"}') >= 1
+            assert moved(op, '{op="lookup"}') >= 1
+            promtool(scrape(follower))
+            print("ok   - cat through the mount: open +1, read and its "
+                  "latency count up; a missing name: ENOENT counted")
 
 
 if __name__ == "__main__":
