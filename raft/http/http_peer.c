@@ -56,7 +56,7 @@ static int take_batch(struct http_req *r, const char *p, size_t len, char *why,
 			why[0] ? why : kv_strerror(err));
 		return err;
 	}
-	if (n > 0 && node_deliver(r->node, msgs, n) != 0)
+	if (n > 0 && node_deliver(r->node, msgs, n, len) != 0)
 		return -EBUSY;
 	return 0;
 }

@@ -108,9 +108,11 @@ int node_read_barrier_async(struct kv_node *n, node_done_fn done, void *ctx);
  * checked and re-encoded on the calling thread first. 0, or
  * -EBUSY/-ENOMEM when it is dropped (a network may drop messages; Raft
  * resends). Any thread (the listener's, in practice); never blocks on
- * the node thread. */
+ * the node thread. bytes is the batch's encoded size, counted as received
+ * from its sender (/status peers, /metrics). */
 struct raft_message;
-int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count);
+int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count,
+		 size_t bytes);
 
 /* The address this node listens on, "HOST:PORT": --listen, or its own
  * address in --peers, or 127.0.0.1:7001. Valid until node_close. Any

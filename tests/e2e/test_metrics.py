@@ -123,6 +123,20 @@ def main():
             assert fs[("kvfs_raft_role", '{role="follower"}')] == 1
             print("ok   - role gauges: one leader, the follower a follower")
 
+            sent = ("kvfs_peer_sent_bytes_total", '{peer="%d"}' % fid)
+            got = ("kvfs_peer_received_bytes_total", '{peer="%d"}' % lid)
+            frames = ("kvfs_peer_frames_received_total", '{peer="%d"}' % lid)
+            assert samples[sent] > 0 and fs[got] > 0 and fs[frames] > 0, (
+                samples.get(sent), fs.get(got), fs.get(frames))
+            # a 64 KiB value crosses to the follower: both sides count it
+            s, _, _ = leader.put("big", b"x" * 65536)
+            assert s in (200, 201)
+            wait_for(lambda: parse(scrape(follower))[got] >= fs[got] + 65536,
+                     10, "the follower counting the value's bytes")
+            assert parse(scrape(leader))[sent] >= samples[sent] + 65536
+            print("ok   - peer bytes: the leader's sent and the follower's "
+                  "received count a 64 KiB value")
+
             before = value(leader, "kvfs_raft_proposals_total")
             s, _, _ = leader.put("one", b"1")
             assert s in (200, 201)
