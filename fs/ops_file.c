@@ -340,8 +340,8 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (retry) {
 		int ret = fs_commit(fs, in);
 		if (ret != 0)
-			fprintf(stderr, "kvfs: commit on release: %s\n",
-				kv_strerror(ret));
+			kv_log(KV_LOG_ERROR, "commit on release: %s",
+			       kv_strerror(ret));
 	}
 	pthread_mutex_lock(&f->lock);
 	f->opens--;
