@@ -98,6 +98,13 @@ typedef void (*node_done_fn)(void *ctx, int ret, const struct kv_result *res);
 int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 		       void *ctx);
 
+/* True if a linearizable read may be served now, without a round or a
+ * wait: this node is the leader and only voter of a committed
+ * configuration and has applied its commit index (counted as a read
+ * barrier). node_read_barrier tries it first; an asynchronous caller
+ * tries it before it suspends. Any thread, never blocks. */
+bool node_read_now(struct kv_node *n);
+
 /* node_read_barrier (linearizable) without blocking: 0 and done gets 0,
  * KV_ENOQUORUM, KV_EFAILED or KV_ESHUTDOWN later; or KV_ESHUTDOWN,
  * -ENOMEM at once (done is never called). Any thread. */

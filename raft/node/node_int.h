@@ -220,6 +220,11 @@ struct node_reads {
 	uint64_t issued_ms; /* when the latest round was issued */
 	uint64_t retry_ms;  /* no leader: no round before this */
 	bool want;	    /* readers wait for a round not issued yet */
+	/* raft_read_is_local's commit index, or 0: written by the node
+	 * thread before anything of a turn leaves it (reads_solo_publish),
+	 * 0 before it appends a configuration change; read by any reader
+	 * (node_read_now) */
+	_Atomic uint64_t solo_index;
 };
 
 /* The soft state the node thread publishes for other threads. */
@@ -436,6 +441,10 @@ void reads_answered(struct kv_node *n, const struct raft_read *reads,
 		    size_t count);
 /* Settle the readers waiting for an index now applied here. */
 void reads_settle_applied(struct kv_node *n);
+/* Publish rd.solo_index from the core (raft_read_is_local), or set it to
+ * 0 before appending a configuration change. Node thread. */
+void reads_solo_publish(struct kv_node *n);
+void reads_solo_off(struct kv_node *n);
 /* Settle every reader whose deadline passed. */
 void reads_expire(struct kv_node *n);
 /* Settle every reader with ret (shutdown, after the node thread ended). */
@@ -517,7 +526,7 @@ void snapshot_status(struct kv_node *n, struct cJSON *j);
 /* node_metrics.c: what the node counts for /metrics. */
 extern struct kv_metric node_m_proposals, node_m_write_seconds,
     node_m_leader_changes, node_m_elections, node_m_read_rounds,
-    node_m_read_barriers;
+    node_m_read_barriers, node_m_read_local;
 void node_metrics_register(void);
 
 #endif

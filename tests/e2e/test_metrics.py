@@ -22,7 +22,7 @@ import os
 import threading
 import time
 
-from harness import Cluster, TempDir, kvfs_binary, wait_for
+from harness import Cluster, Node, TempDir, kvfs_binary, wait_for
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 
@@ -189,6 +189,25 @@ def main():
             promtool(scrape(follower))
             print("ok   - cat through the mount: open +1, read and its "
                   "latency count up; a missing name: ENOENT counted")
+
+        # one node, the only voter: a linearizable read needs no round
+        n = Node(binary, os.path.join(tmp, "one")).start()
+        try:
+            assert n.request("PUT", "/kv/k", b"v")[0] in (200, 201)
+            before = parse(scrape(n))
+            s, _, body = n.request("GET", "/kv/k")
+            assert s == 200 and body == b"v", (s, body)
+            after = parse(scrape(n))
+
+            def moved(name):
+                return after.get((name, ""), 0) - before.get((name, ""), 0)
+            assert moved("kvfs_raft_read_barriers_total") == 1
+            assert moved("kvfs_raft_read_barriers_local_total") == 1
+            assert moved("kvfs_raft_read_index_rounds_total") == 0
+            print("ok   - one node: a linearizable GET passes its barrier "
+                  "at once, without a ReadIndex round")
+        finally:
+            n.stop()
 
 
 if __name__ == "__main__":
