@@ -9,9 +9,12 @@
  * "user.kvfs." names are kept for such attributes (a TTL, later). The
  * other namespaces (security., trusted., system.) are answered at once,
  * with no lock, barrier or commit, as a filesystem without them would:
- * there is no such attribute (ENODATA), and none can be set (EOPNOTSUPP).
- * That matters: the kernel asks for security.capability before every
- * write. */
+ * EOPNOTSUPP, the namespace is not supported. That matters: the kernel
+ * asks for security.capability before every write, and ls -l asks for
+ * security.selinux and the POSIX ACL of every file unless the answer
+ * says "not supported" (then it stops asking for the whole mount; an
+ * ENODATA it takes for "none on this file" and asks again for the next,
+ * two FUSE round trips a file). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -154,7 +157,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	/* First and without a lock: asked before every write. */
 	if (ns == NS_OTHER || ns == NS_UNKNOWN) {
-		fs_reply_err(req, ns == NS_OTHER ? ENODATA : EOPNOTSUPP);
+		fs_reply_err(req, EOPNOTSUPP);
 		return;
 	}
 	fs = fs_of(req);
@@ -239,7 +242,7 @@ static int change_xattr(struct fs *fs, struct fs_inode *in, const char *name,
 	int ret;
 
 	if (ns == NS_OTHER || ns == NS_UNKNOWN)
-		return value ? -EOPNOTSUPP : -ENODATA;
+		return -EOPNOTSUPP; /* the namespace is not supported */
 	if ((ret = kv_xattr_name_check(name, strlen(name))) != 0)
 		return ret;
 	struct fs_file *f = fs_inode_peek(&fs->itab, in);
