@@ -47,6 +47,7 @@ int hist_init(struct store_history *h, const struct store_options *opt)
 	if (!h->ring)
 		return -ENOMEM;
 	h->oldest = 1;
+	pthread_cond_init(&h->idle, NULL);
 	return -pthread_mutex_init(&h->mu, NULL);
 }
 
@@ -58,6 +59,7 @@ void hist_free(struct store_history *h)
 		event_clear(&h->ring[(h->head + i) % h->cap]);
 	free(h->ring);
 	h->ring = NULL;
+	pthread_cond_destroy(&h->idle);
 	pthread_mutex_destroy(&h->mu);
 }
 
@@ -156,9 +158,14 @@ void hist_notify(struct store *st)
 	unsigned n = h->n_hooks;
 	struct store_hook hooks[STORE_MAX_HOOKS];
 	memcpy(hooks, h->hooks, sizeof(hooks));
+	h->notifying = true;
 	pthread_mutex_unlock(&h->mu);
 	for (unsigned i = 0; i < n; i++)
 		hooks[i].fn(hooks[i].ctx);
+	pthread_mutex_lock(&h->mu);
+	h->notifying = false;
+	pthread_cond_broadcast(&h->idle);
+	pthread_mutex_unlock(&h->mu);
 }
 
 int store_watch_hook(struct store *st, void (*fn)(void *ctx), void *ctx)
@@ -172,6 +179,21 @@ int store_watch_hook(struct store *st, void (*fn)(void *ctx), void *ctx)
 		h->hooks[h->n_hooks++] = (struct store_hook){fn, ctx};
 	pthread_mutex_unlock(&h->mu);
 	return ret;
+}
+
+void store_watch_unhook(struct store *st, void (*fn)(void *ctx), void *ctx)
+{
+	struct store_history *h = &st->hist;
+	pthread_mutex_lock(&h->mu);
+	for (unsigned i = 0; i < h->n_hooks; i++)
+		if (h->hooks[i].fn == fn && h->hooks[i].ctx == ctx) {
+			h->hooks[i] = h->hooks[--h->n_hooks];
+			break;
+		}
+	/* a call that copied the hooks before may still run: wait it out */
+	while (h->notifying)
+		pthread_cond_wait(&h->idle, &h->mu);
+	pthread_mutex_unlock(&h->mu);
 }
 
 /* Does an event touch prefix: the key itself, or a key under it? "" is

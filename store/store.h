@@ -258,6 +258,8 @@ void store_events_free(struct store_event *e, size_t n);
  * thread, no store lock held; it must not block). At most 4 hooks;
  * -ENOSPC. */
 int store_watch_hook(struct store *st, void (*fn)(void *ctx), void *ctx);
+/* Remove that hook (once this returns it is not running nor called). */
+void store_watch_unhook(struct store *st, void (*fn)(void *ctx), void *ctx);
 /* A number that grows with every change to the history. */
 uint64_t store_watch_seq(struct store *st);
 

@@ -115,6 +115,8 @@ struct store_history {
 	uint64_t seq;	 /* bumped by every change */
 	struct store_hook hooks[STORE_MAX_HOOKS];
 	unsigned n_hooks;
+	bool notifying;	     /* hooks are being called */
+	pthread_cond_t idle; /* signalled when they return */
 };
 int hist_init(struct store_history *h, const struct store_options *opt);
 void hist_free(struct store_history *h);

@@ -449,6 +449,12 @@ out_free:
 
 enum MHD_Result http_kv_handle(struct http_req *r)
 {
+	if (r->method == HTTP_GET && http_query_has(r, "watch")) {
+		enum barrier b = read_barrier(r);
+		if (b != BARRIER_PASSED)
+			return barrier_held(r, b);
+		return http_watch_start(r);
+	}
 	if (is_listing(r))
 		return list_dir(r);
 	switch (r->method) {
