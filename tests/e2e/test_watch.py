@@ -18,6 +18,7 @@ import base64
 import http.client
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -86,6 +87,7 @@ def delete(node, key):
 
 def main():
     binary = kvfs_binary()
+    kvfsctl = sys.argv[2]
     with TempDir() as tmp:
         os.mkdir(os.path.join(tmp, "c"))
         with Cluster(binary, os.path.join(tmp, "c"), n=3, mounts=False) as c:
@@ -222,6 +224,26 @@ def main():
             say("a since older than the history (20 events): 410 naming "
                 "the oldest revision %d, from which the watch works"
                 % doc["oldest"])
+            ctl = ["--node=127.0.0.1:%d" % n.port, "watch", "w"]
+            r = subprocess.run([kvfsctl] + ctl + [str(doc["oldest"]), "20"],
+                               capture_output=True, text=True, timeout=30)
+            lines = r.stdout.splitlines()
+            assert r.returncode == 0 and len(lines) == 20, (r.returncode,
+                                                            r.stdout, r.stderr)
+            assert lines[0] == "%d put w/20 (1 bytes)" % doc["oldest"], lines[0]
+            r = subprocess.run([kvfsctl] + ctl + ["1", "1"], capture_output=True,
+                               text=True, timeout=30)
+            assert r.returncode == 1 and "410" in r.stderr, (r.returncode, r.stderr)
+            # a change made while kvfsctl waits is printed when it comes
+            p = subprocess.Popen([kvfsctl] + ctl + ["0", "1"],
+                                 stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)
+            s, _, b = n.request("PUT", "/kv/w/late", b"late")
+            out, _ = p.communicate(timeout=30)
+            assert p.returncode == 0 and out == "%d put w/late (4 bytes)\n" % (
+                json.loads(b)["rev"]), out
+            say("kvfsctl watch: the changes as lines, a 410 as an error, "
+                "a change that comes while it waits")
             # a node stopped while a watch streams ends the stream cleanly
             w = Watch(n, "")
             time.sleep(0.3)
