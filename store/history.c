@@ -107,7 +107,10 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 	struct store_history *h = &st->hist;
 	if (!h->ring || cmd->op == KV_OP_NOOP)
 		return;
-	struct store_event e = {.rev = rev, .op = op_of(cmd->op)};
+	struct store_event e = {.rev = rev,
+				.op = op_of(cmd->op),
+				.recursive = cmd->op == KV_OP_RMDIR &&
+					     (cmd->flags & KV_RMDIR_RECURSIVE)};
 	e.key = malloc(cmd->klen + 1);
 	if (cmd->key2)
 		e.key2 = malloc(cmd->k2len + 1);
@@ -234,11 +237,14 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 			stopped = true;
 			break;
 		}
+		/* a recursive rmdir above the prefix removed it too */
 		if (!under(e->key, e->klen, prefix, plen) &&
-		    !under(e->key2, e->k2len, prefix, plen))
+		    !under(e->key2, e->k2len, prefix, plen) &&
+		    !(e->recursive && under(prefix, plen, e->key, e->klen)))
 			continue;
 		struct store_event *o = &out[*n];
-		*o = (struct store_event){.rev = e->rev, .op = e->op};
+		*o = (struct store_event){
+		    .rev = e->rev, .op = e->op, .recursive = e->recursive};
 		o->key = strdup(e->key);
 		o->key2 = e->key2 ? strdup(e->key2) : NULL;
 		o->klen = e->klen;
