@@ -228,10 +228,18 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 	uint64_t upto = st->pub_applied;
 	uint64_t cursor = since;
 	bool stopped = false;
-	for (size_t i = 0; i < h->n; i++) {
+	/* the ring is in revision order: the first event at since, by
+	 * bisection, not by walking a long history for every read */
+	size_t lo = 0, hi = h->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->ring[(h->head + mid) % h->cap].rev < since)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < h->n; i++) {
 		const struct store_event *e = &h->ring[(h->head + i) % h->cap];
-		if (e->rev < since)
-			continue;
 		if (e->rev > upto || *n == max) {
 			cursor = e->rev; /* not yet published, or no room */
 			stopped = true;
