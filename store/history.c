@@ -119,6 +119,7 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 		event_clear(&e);
 		hist_start_after(h, rev);
 		st->hist_added = true;
+		st->hist_first = 0;
 		return;
 	}
 	memcpy(e.key, cmd->key, cmd->klen);
@@ -148,6 +149,8 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 	h->n++;
 	h->seq++;
 	pthread_mutex_unlock(&h->mu);
+	if (!st->hist_added)
+		st->hist_first = rev;
 	st->hist_added = true;
 }
 
@@ -156,6 +159,7 @@ void hist_notify(struct store *st)
 	if (!st->hist_added)
 		return;
 	st->hist_added = false;
+	uint64_t first = st->hist_first;
 	struct store_history *h = &st->hist;
 	pthread_mutex_lock(&h->mu);
 	unsigned n = h->n_hooks;
@@ -164,14 +168,15 @@ void hist_notify(struct store *st)
 	h->notifying = true;
 	pthread_mutex_unlock(&h->mu);
 	for (unsigned i = 0; i < n; i++)
-		hooks[i].fn(hooks[i].ctx);
+		hooks[i].fn(hooks[i].ctx, first);
 	pthread_mutex_lock(&h->mu);
 	h->notifying = false;
 	pthread_cond_broadcast(&h->idle);
 	pthread_mutex_unlock(&h->mu);
 }
 
-int store_watch_hook(struct store *st, void (*fn)(void *ctx), void *ctx)
+int store_watch_hook(struct store *st, void (*fn)(void *ctx, uint64_t first),
+		     void *ctx)
 {
 	struct store_history *h = &st->hist;
 	int ret = 0;
@@ -184,7 +189,8 @@ int store_watch_hook(struct store *st, void (*fn)(void *ctx), void *ctx)
 	return ret;
 }
 
-void store_watch_unhook(struct store *st, void (*fn)(void *ctx), void *ctx)
+void store_watch_unhook(struct store *st, void (*fn)(void *ctx, uint64_t first),
+			void *ctx)
 {
 	struct store_history *h = &st->hist;
 	pthread_mutex_lock(&h->mu);
@@ -272,6 +278,36 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 	*next = cursor;
 	pthread_mutex_unlock(&h->mu);
 	return 0;
+}
+
+bool store_watch_any(struct store *st, uint64_t from, const char *prefix,
+		     size_t plen)
+{
+	struct store_history *h = &st->hist;
+	bool any = false;
+	pthread_mutex_lock(&h->mu);
+	if (from < h->oldest) {
+		any = true; /* the watcher must hear it is behind */
+	} else {
+		size_t lo = 0, hi = h->n;
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo) / 2;
+			if (h->ring[(h->head + mid) % h->cap].rev < from)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+		for (size_t i = lo; i < h->n && !any; i++) {
+			const struct store_event *e =
+			    &h->ring[(h->head + i) % h->cap];
+			any = under(e->key, e->klen, prefix, plen) ||
+			      under(e->key2, e->k2len, prefix, plen) ||
+			      (e->recursive &&
+			       under(prefix, plen, e->key, e->klen));
+		}
+	}
+	pthread_mutex_unlock(&h->mu);
+	return any;
 }
 
 void store_events_free(struct store_event *e, size_t n)

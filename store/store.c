@@ -502,6 +502,7 @@ int store_install(struct store *st, const char *path)
 		/* the map was replaced, not changed event by event */
 		hist_start_after(&st->hist, r.index);
 		st->hist_added = true;
+		st->hist_first = 0;
 		hist_notify(st);
 		st->opt.raft->applied(st->opt.raft_ctx, r.index, r.term, NULL);
 	}

@@ -259,12 +259,19 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 		     size_t plen, struct store_event *out, size_t max,
 		     size_t *n, uint64_t *next, uint64_t *oldest);
 void store_events_free(struct store_event *e, size_t n);
-/* fn(ctx) is called after every batch of applied changes (the applier's
- * thread, no store lock held; it must not block). At most 4 hooks;
- * -ENOSPC. */
-int store_watch_hook(struct store *st, void (*fn)(void *ctx), void *ctx);
+/* fn(ctx, first) is called after every batch of applied changes (the
+ * applier's thread, no store lock held; it must not block): first is the
+ * batch's first revision, 0 if the history started again (a snapshot
+ * installed). At most 4 hooks; -ENOSPC. */
+int store_watch_hook(struct store *st, void (*fn)(void *ctx, uint64_t first),
+		     void *ctx);
 /* Remove that hook (once this returns it is not running nor called). */
-void store_watch_unhook(struct store *st, void (*fn)(void *ctx), void *ctx);
+void store_watch_unhook(struct store *st, void (*fn)(void *ctx, uint64_t first),
+			void *ctx);
+/* Is there an event at revision >= from touching prefix (or is from
+ * older than the history)? For a hook deciding whom to wake. */
+bool store_watch_any(struct store *st, uint64_t from, const char *prefix,
+		     size_t plen);
 /* A number that grows with every change to the history. */
 uint64_t store_watch_seq(struct store *st);
 

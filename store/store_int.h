@@ -103,7 +103,7 @@ struct snap_state {
 /* The history of changes (history.c). */
 #define STORE_MAX_HOOKS 4
 struct store_hook {
-	void (*fn)(void *ctx);
+	void (*fn)(void *ctx, uint64_t first);
 	void *ctx;
 };
 struct store_history {
@@ -181,7 +181,8 @@ struct store {
 	uint64_t applied, applied_term;
 	char *conf_json; /* configuration in effect at applied, as JSON */
 	struct store_history hist;
-	bool hist_added; /* the applier's: events since hist_notify */
+	bool hist_added;     /* the applier's: events since hist_notify */
+	uint64_t hist_first; /* the first of them; 0: the history restarted */
 
 	/* owner */
 	uint64_t term, vote;

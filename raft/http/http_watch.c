@@ -32,8 +32,19 @@
 #define WATCH_BATCH	   64
 #define WATCH_BLOCK	   (32u << 10)
 
+/* The distinct prefixes watched: a batch of changes is matched once per
+ * prefix, not once per watch (ws->mu). */
+struct wprefix {
+	struct wprefix *next;
+	char *p;
+	size_t plen;
+	unsigned refs;
+	bool hit; /* the batch being dispatched touched it */
+};
+
 struct watch {
 	struct watch *prev, *next; /* in the server's list (ws->mu) */
+	struct wprefix *pfx;
 	struct http_watches *ws;
 	struct MHD_Connection *conn;
 	struct store *st;
@@ -59,31 +70,84 @@ struct http_watches {
 	pthread_cond_t cond; /* the ticker sleeps on it */
 	struct store *st;
 	unsigned n;
+	struct wprefix *prefixes;
 };
 
-/* Take every parked watch up again (ws->mu held); all of them with all,
- * else only those with a keep-alive or a deadline due. */
-static void unpark(struct http_watches *ws, bool all, uint64_t now)
+enum wake { WAKE_ALL, WAKE_DUE, WAKE_HIT };
+
+/* Take parked watches up again (ws->mu held): all of them, those with a
+ * keep-alive or a deadline due, or those whose prefix a batch hit. */
+static void unpark(struct http_watches *ws, enum wake why, uint64_t now)
 {
 	for (struct watch *w = ws->head; w; w = w->next) {
 		if (!w->parked)
 			continue;
 		bool due = now - w->last_ms >= WATCH_KEEPALIVE_MS ||
 			   (w->deadline && now >= w->deadline);
-		if (!all && !due)
+		if ((why == WAKE_DUE && !due) ||
+		    (why == WAKE_HIT && !w->pfx->hit))
 			continue;
 		w->parked = false;
 		MHD_resume_connection(w->conn);
 	}
 }
 
-/* The store's hook: changes were applied. */
-static void on_changes(void *ctx)
+/* The store's hook: a batch of changes from revision first was applied.
+ * Each watched prefix is matched against the batch once; only the
+ * watches of a prefix it touched wake (1,000 watches of other keys cost
+ * one check, not 1,000 wake-ups). first 0: everyone looks again. */
+static void on_changes(void *ctx, uint64_t first)
 {
 	struct http_watches *ws = ctx;
 	pthread_mutex_lock(&ws->mu);
-	unpark(ws, true, 0);
+	if (first == 0) {
+		unpark(ws, WAKE_ALL, 0);
+	} else {
+		bool any = false;
+		for (struct wprefix *p = ws->prefixes; p; p = p->next)
+			any |= p->hit =
+			    store_watch_any(ws->st, first, p->p, p->plen);
+		if (any)
+			unpark(ws, WAKE_HIT, 0);
+	}
 	pthread_mutex_unlock(&ws->mu);
+}
+
+/* The group of prefix p (a reference), made if new. ws->mu held. */
+static struct wprefix *prefix_get(struct http_watches *ws, const char *p,
+				  size_t plen)
+{
+	struct wprefix *x;
+	for (x = ws->prefixes; x; x = x->next)
+		if (x->plen == plen && memcmp(x->p, p, plen) == 0) {
+			x->refs++;
+			return x;
+		}
+	x = calloc(1, sizeof(*x));
+	if (!x || !(x->p = malloc(plen + 1))) {
+		free(x);
+		return NULL;
+	}
+	memcpy(x->p, p, plen);
+	x->p[plen] = '\0';
+	x->plen = plen;
+	x->refs = 1;
+	x->next = ws->prefixes;
+	ws->prefixes = x;
+	return x;
+}
+
+static void prefix_put(struct http_watches *ws, struct wprefix *x)
+{
+	if (!x || --x->refs)
+		return;
+	for (struct wprefix **pp = &ws->prefixes; *pp; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	free(x->p);
+	free(x);
 }
 
 static void *ticker_main(void *arg)
@@ -94,7 +158,7 @@ static void *ticker_main(void *arg)
 	while (!ws->closing) {
 		struct timespec t = kv_deadline(1000);
 		pthread_cond_timedwait(&ws->cond, &ws->mu, &t);
-		unpark(ws, false, kv_mono_ms());
+		unpark(ws, WAKE_DUE, kv_mono_ms());
 	}
 	pthread_mutex_unlock(&ws->mu);
 	return NULL;
@@ -130,7 +194,7 @@ void http_watches_stop(struct http_watches *ws)
 		return;
 	pthread_mutex_lock(&ws->mu);
 	ws->closing = true;
-	unpark(ws, true, 0);
+	unpark(ws, WAKE_ALL, 0);
 	pthread_cond_broadcast(&ws->cond);
 	pthread_mutex_unlock(&ws->mu);
 	if (ws->ticking)
@@ -314,6 +378,7 @@ static void watch_free(void *cls)
 	if (w->next)
 		w->next->prev = w->prev;
 	ws->n--;
+	prefix_put(ws, w->pfx);
 	pthread_mutex_unlock(&ws->mu);
 	kv_buf_free(&w->out);
 	free(w->prefix);
@@ -399,6 +464,13 @@ enum MHD_Result http_watch_start(struct http_req *r)
 	progress_line(w);
 	pthread_mutex_lock(&ws->mu);
 	bool closing = ws->closing;
+	if (!closing && !(w->pfx = prefix_get(ws, w->prefix, w->plen))) {
+		pthread_mutex_unlock(&ws->mu);
+		kv_buf_free(&w->out);
+		free(w->prefix);
+		free(w);
+		return http_fail_err(r, -ENOMEM, NULL);
+	}
 	if (!closing) {
 		w->next = ws->head;
 		if (ws->head)
