@@ -1,7 +1,7 @@
 /* http_leader.c - POST /cluster/leader: hand leadership to another member.
  *
- * The target is named by ?id=N or a body {"id":N}; neither (or {}) means the voter
- * with the longest log. The leader does it (node_transfer_leader: writes
+ * The target is named by ?id=N or a body {"id":N}; neither (or {}) means the
+ * voter with the longest log. The leader does it (node_transfer_leader: writes
  * wait meanwhile, §3.10 of Ongaro's dissertation) and answers once the new
  * leader is known; a follower answers 421 naming the leader, as the
  * membership endpoints do (kvfsctl follows it), and every refusal has a
@@ -33,7 +33,8 @@ static int leader_target(struct http_req *r, uint64_t *id, const char **why)
 		goto out;
 	if (q) {
 		if (r->len != 0) {
-			*why = "name the target once: ?id=N or a body, not both";
+			*why =
+			    "name the target once: ?id=N or a body, not both";
 			goto out;
 		}
 		err = http_cluster_parse_id(q, id);
@@ -46,9 +47,9 @@ static int leader_target(struct http_req *r, uint64_t *id, const char **why)
 	if (cJSON_IsObject(o) && cJSON_GetArraySize(o) == 0) {
 		err = 0; /* {}: any voter */
 	} else if (cJSON_IsObject(o) && cJSON_GetArraySize(o) == 1 &&
-	    cJSON_IsNumber(j) && j->valuedouble >= 1.0 &&
-	    j->valuedouble <= 9007199254740991.0 &&
-	    j->valuedouble == (double)(uint64_t)j->valuedouble) {
+		   cJSON_IsNumber(j) && j->valuedouble >= 1.0 &&
+		   j->valuedouble <= 9007199254740991.0 &&
+		   j->valuedouble == (double)(uint64_t)j->valuedouble) {
 		*id = (uint64_t)j->valuedouble;
 		err = 0;
 	}
@@ -89,7 +90,8 @@ static enum MHD_Result leader_failed(struct http_req *r, int err, uint64_t id)
 		cJSON_Delete(o);
 		if (!text)
 			return MHD_NO;
-		enum MHD_Result ret = http_reply_json(r, 421, text, strlen(text));
+		enum MHD_Result ret =
+		    http_reply_json(r, 421, text, strlen(text));
 		free(text);
 		return ret;
 	case -ENOENT:
@@ -134,15 +136,14 @@ enum MHD_Result http_cluster_leader(struct http_req *r)
 
 	if (leader_target(r, &id, &why) != 0)
 		return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", why);
-	int err = node_transfer_leader(r->node, id, 0, &leader, laddr,
-				       sizeof(laddr));
+	int err =
+	    node_transfer_leader(r->node, id, 0, &leader, laddr, sizeof(laddr));
 	if (err != 0)
 		return leader_failed(r, err, id);
-	int len = snprintf(body, sizeof(body),
-			   "{\"leader\":%" PRIu64 ",\"previous\":%" PRIu64
-			   ",\"leader_address\":\"%s\",\"took_ms\":%" PRIu64
-			   "}",
-			   leader, node_id(r->node), laddr,
-			   kv_mono_ms() - t0);
+	int len =
+	    snprintf(body, sizeof(body),
+		     "{\"leader\":%" PRIu64 ",\"previous\":%" PRIu64
+		     ",\"leader_address\":\"%s\",\"took_ms\":%" PRIu64 "}",
+		     leader, node_id(r->node), laddr, kv_mono_ms() - t0);
 	return http_reply_json(r, MHD_HTTP_OK, body, (size_t)len);
 }

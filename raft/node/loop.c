@@ -202,6 +202,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	if (list)
 		propose_turn(n, list);
 	if (tick) {
+		writable_check(n);
 		raft_tick(n->raft);
 		if (raft_role(n->raft) == RAFT_LEADER)
 			members_promote(n);

@@ -51,9 +51,9 @@
 /* ---- Calls ---- */
 
 enum call_kind {
-	CALL_WRITE, /* a command (node_propose) */
-	CALL_CONF,  /* a membership change (node_change_member) */
-	CALL_READ,  /* a read barrier (node_read_barrier) */
+	CALL_WRITE,    /* a command (node_propose) */
+	CALL_CONF,     /* a membership change (node_change_member) */
+	CALL_READ,     /* a read barrier (node_read_barrier) */
 	CALL_TRANSFER, /* a leadership transfer (node_transfer_leader) */
 };
 
@@ -234,8 +234,14 @@ struct node_soft {
 	char leader_addr[RAFT_ADDR_MAX];
 };
 struct node_status {
-	pthread_mutex_t mu; /* guards soft */
+	pthread_mutex_t mu; /* guards soft and write_err* */
 	struct node_soft soft;
+	/* this member cannot write its log (writable.c): the error, 0 if
+	 * none, and since when (CLOCK_MONOTONIC ms, and the wall clock's ms
+	 * since the epoch) */
+	int write_err;
+	uint64_t write_err_mono_ms;
+	int64_t write_err_wall_ms;
 	/* the store failed, or the hard state could not be saved: no more
 	 * progress. Written by the node thread, read without a lock. */
 	atomic_int fatal;
@@ -332,6 +338,12 @@ struct kv_node {
 	 * in DATA_DIR/abstain until an entry at or past it is durable here
 	 * again; 0 if none (node.c). */
 	uint64_t abstain_until;
+	/* writable.c: the log cannot be written (0: it can), since when
+	 * (CLOCK_MONOTONIC ms) */
+	struct {
+		int err;
+		uint64_t since_ms;
+	} wr;
 	struct node_soft pub_last; /* what was published last */
 	pthread_t thread;
 	bool thread_started;
@@ -406,6 +418,14 @@ void transfer_begin(struct kv_node *n, struct node_call *c);
 /* At the end of a turn: answer the transfers that ended (another member
  * leads: 0; the core abandoned it: -ETIMEDOUT). */
 void transfer_check(struct kv_node *n);
+
+/* writable.c: a member that cannot write its log. Node thread. */
+/* Once a tick: look at the store; on a change tell the core whether this
+ * member may be a candidate, log it and publish it for /status. */
+void writable_check(struct kv_node *n);
+/* This member cannot write and another voter can take over: writes sent
+ * to it as leader are answered "retry" rather than "disk full". */
+bool writable_handing_over(struct kv_node *n);
 
 /* forward.c: writes a follower forwards to the leader. Node thread. */
 /* Put the writes of list marked forward (ret NODE_FORWARD) in PROPOSE

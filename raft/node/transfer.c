@@ -29,7 +29,8 @@ void transfer_begin(struct kv_node *n, struct node_call *c)
 	}
 	if (id == n->id) {
 		/* it leads already: nothing to do */
-		const struct raft_server *s = raft_config_get(raft_config(r), id);
+		const struct raft_server *s =
+		    raft_config_get(raft_config(r), id);
 		snprintf(c->conf_addr, sizeof(c->conf_addr), "%s",
 			 s ? s->addr : "");
 		c->index = n->id;
@@ -37,7 +38,8 @@ void transfer_begin(struct kv_node *n, struct node_call *c)
 		return;
 	}
 	if (id != 0) {
-		const struct raft_server *s = raft_config_get(raft_config(r), id);
+		const struct raft_server *s =
+		    raft_config_get(raft_config(r), id);
 		if (!s) {
 			call_finish(c, -ENOENT);
 			return;
@@ -112,7 +114,8 @@ int node_transfer_leader(struct kv_node *n, uint64_t id, int timeout_ms,
 	if (timeout_ms > 0)
 		c.deadline = kv_deadline(timeout_ms);
 	c.conf_id = id;
-	int ret = atomic_load(&n->st.fatal) ? KV_EFAILED : inbox_add_call(n, &c);
+	int ret =
+	    atomic_load(&n->st.fatal) ? KV_EFAILED : inbox_add_call(n, &c);
 	if (ret == 0)
 		ret = call_wait(n, &c, &s, NULL);
 	else
@@ -136,8 +139,9 @@ void node_handover(struct kv_node *n)
 		return;
 	uint64_t t0 = kv_mono_ms(), to = 0;
 	int ret = -ETIMEDOUT;
-	kv_log(KV_LOG_INFO, "stopping: handing leadership over first (at most "
-			    "%d ms)",
+	kv_log(KV_LOG_INFO,
+	       "stopping: handing leadership over first (at most "
+	       "%d ms)",
 	       HANDOVER_MS);
 	while (ret == -ETIMEDOUT || ret == -EBUSY || ret == KV_ENOQUORUM) {
 		int left = HANDOVER_MS - (int)(kv_mono_ms() - t0);
@@ -153,8 +157,8 @@ void node_handover(struct kv_node *n)
 		/* Followers that still forward to this node are answered
 		 * "not the leader" (and retry at the new one) while it runs:
 		 * a moment for what is in flight, then the stop. */
-		struct timespec linger = {0, NODE_HEARTBEAT * NODE_TICK_MS *
-						 2 * 1000000};
+		struct timespec linger = {0, NODE_HEARTBEAT * NODE_TICK_MS * 2 *
+						 1000000};
 		nanosleep(&linger, NULL);
 		return;
 	}
