@@ -245,24 +245,23 @@ void fs_commit_all(struct fs *fs)
 			ok++;
 		if (ret != 0) {
 			failed++;
-			fprintf(stderr,
-				"kvfs: stopping: %s: the changes of this open "
-				"file were NOT committed: %s\n",
-				c->klen ? c->key : "(a file)",
-				kv_strerror(ret));
+			kv_log(KV_LOG_ERROR,
+			       "stopping: %s: the changes of this open "
+			       "file were NOT committed: %s",
+			       c->klen ? c->key : "(a file)", kv_strerror(ret));
 		}
 		fs_inode_put(&fs->itab, c->in);
 		free(c);
 	}
 	free(a.v);
 	if (a.lost > 0)
-		fprintf(stderr,
-			"kvfs: stopping: out of memory: %zu open files could "
-			"not be committed\n",
-			a.lost);
+		kv_log(KV_LOG_ERROR,
+		       "stopping: out of memory: %zu open files could "
+		       "not be committed",
+		       a.lost);
 	if (ok > 0 || failed > 0)
-		fprintf(stderr,
-			"kvfs: stopping: committed %zu open files, %zu "
-			"failed\n",
-			ok, failed);
+		kv_log(KV_LOG_INFO,
+		       "stopping: committed %zu open files, %zu "
+		       "failed",
+		       ok, failed);
 }

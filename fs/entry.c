@@ -66,7 +66,7 @@ void fs_make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int ret;
 
 	if (dir == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	ret = fs_child_key(fs, dir, name, key, &klen);
@@ -87,7 +87,7 @@ void fs_make_entry(fuse_req_t req, fuse_ino_t parent, const char *name,
 	if (ret == 0)
 		fs_reply_made(req, fs, dir, name, key, klen);
 	else
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	fs_inode_put(&fs->itab, dir);
 }
 
@@ -102,13 +102,13 @@ void fs_reply_made(fuse_req_t req, struct fs *fs, struct fs_inode *dir,
 	int ret = fs_errno(store_stat(node_store(fs->node), key, klen, &ks));
 
 	if (ret != 0) { /* changed again since: the kernel looks it up */
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 		return;
 	}
 	struct fs_inode *in = fs_inode_link(
 	    &fs->itab, dir, name, ks.is_dir ? S_IFDIR : ks.mode & S_IFMT);
 	if (in == NULL) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
 	fs_fill_stat(fs, in->ino, &ks, &st);

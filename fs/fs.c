@@ -42,37 +42,105 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
 }
 
+/* Each operation through a wrapper that counts and times it
+ * (fs_metrics.c): every operation has replied when it returns. */
+#define METERED(op, OP, params, args)                                          \
+	static void m_##op params                                              \
+	{                                                                      \
+		uint64_t t0 = kv_mono_ns();                                    \
+		fs_op_##op args;                                               \
+		fs_metric_op(FS_OP_##OP, t0);                                  \
+	}
+typedef struct fuse_file_info ffi;
+METERED(lookup, LOOKUP, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+METERED(forget, FORGET, (fuse_req_t r, fuse_ino_t i, uint64_t n), (r, i, n))
+METERED(forget_multi, FORGET,
+	(fuse_req_t r, size_t c, struct fuse_forget_data *f), (r, c, f))
+METERED(getattr, GETATTR, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
+METERED(setattr, SETATTR,
+	(fuse_req_t r, fuse_ino_t i, struct stat *a, int s, ffi *fi),
+	(r, i, a, s, fi))
+METERED(readlink, READLINK, (fuse_req_t r, fuse_ino_t i), (r, i))
+METERED(mknod, MKNOD,
+	(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, dev_t d),
+	(r, p, n, m, d))
+METERED(mkdir, MKDIR, (fuse_req_t r, fuse_ino_t p, const char *n, mode_t m),
+	(r, p, n, m))
+METERED(unlink, UNLINK, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+METERED(rmdir, RMDIR, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+METERED(symlink, SYMLINK,
+	(fuse_req_t r, const char *l, fuse_ino_t p, const char *n),
+	(r, l, p, n))
+METERED(rename, RENAME,
+	(fuse_req_t r, fuse_ino_t p, const char *n, fuse_ino_t np,
+	 const char *nn, unsigned int f),
+	(r, p, n, np, nn, f))
+METERED(link, LINK, (fuse_req_t r, fuse_ino_t i, fuse_ino_t p, const char *n),
+	(r, i, p, n))
+METERED(open, OPEN, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
+METERED(read, READ, (fuse_req_t r, fuse_ino_t i, size_t s, off_t o, ffi *fi),
+	(r, i, s, o, fi))
+METERED(write, WRITE,
+	(fuse_req_t r, fuse_ino_t i, const char *b, size_t s, off_t o, ffi *fi),
+	(r, i, b, s, o, fi))
+METERED(flush, FLUSH, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
+METERED(release, RELEASE, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
+METERED(fsync, FSYNC, (fuse_req_t r, fuse_ino_t i, int d, ffi *fi),
+	(r, i, d, fi))
+METERED(opendir, OPENDIR, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
+METERED(readdir, READDIR,
+	(fuse_req_t r, fuse_ino_t i, size_t s, off_t o, ffi *fi),
+	(r, i, s, o, fi))
+METERED(readdirplus, READDIR,
+	(fuse_req_t r, fuse_ino_t i, size_t s, off_t o, ffi *fi),
+	(r, i, s, o, fi))
+METERED(releasedir, RELEASEDIR, (fuse_req_t r, fuse_ino_t i, ffi *fi),
+	(r, i, fi))
+METERED(statfs, STATFS, (fuse_req_t r, fuse_ino_t i), (r, i))
+METERED(setxattr, SETXATTR,
+	(fuse_req_t r, fuse_ino_t i, const char *n, const char *v, size_t s,
+	 int f),
+	(r, i, n, v, s, f))
+METERED(getxattr, GETXATTR,
+	(fuse_req_t r, fuse_ino_t i, const char *n, size_t s), (r, i, n, s))
+METERED(listxattr, LISTXATTR, (fuse_req_t r, fuse_ino_t i, size_t s), (r, i, s))
+METERED(removexattr, REMOVEXATTR, (fuse_req_t r, fuse_ino_t i, const char *n),
+	(r, i, n))
+METERED(create, CREATE,
+	(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, ffi *fi),
+	(r, p, n, m, fi))
+
 static const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_init,
-    .lookup = fs_op_lookup,
-    .forget = fs_op_forget,
-    .forget_multi = fs_op_forget_multi,
-    .getattr = fs_op_getattr,
-    .setattr = fs_op_setattr,
-    .readlink = fs_op_readlink,
-    .mknod = fs_op_mknod,
-    .mkdir = fs_op_mkdir,
-    .unlink = fs_op_unlink,
-    .rmdir = fs_op_rmdir,
-    .symlink = fs_op_symlink,
-    .rename = fs_op_rename,
-    .link = fs_op_link,
-    .open = fs_op_open,
-    .read = fs_op_read,
-    .write = fs_op_write,
-    .flush = fs_op_flush,
-    .release = fs_op_release,
-    .fsync = fs_op_fsync,
-    .opendir = fs_op_opendir,
-    .readdir = fs_op_readdir,
-    .releasedir = fs_op_releasedir,
-    .statfs = fs_op_statfs,
-    .setxattr = fs_op_setxattr,
-    .getxattr = fs_op_getxattr,
-    .listxattr = fs_op_listxattr,
-    .removexattr = fs_op_removexattr,
-    .create = fs_op_create,
-    .readdirplus = fs_op_readdirplus,
+    .lookup = m_lookup,
+    .forget = m_forget,
+    .forget_multi = m_forget_multi,
+    .getattr = m_getattr,
+    .setattr = m_setattr,
+    .readlink = m_readlink,
+    .mknod = m_mknod,
+    .mkdir = m_mkdir,
+    .unlink = m_unlink,
+    .rmdir = m_rmdir,
+    .symlink = m_symlink,
+    .rename = m_rename,
+    .link = m_link,
+    .open = m_open,
+    .read = m_read,
+    .write = m_write,
+    .flush = m_flush,
+    .release = m_release,
+    .fsync = m_fsync,
+    .opendir = m_opendir,
+    .readdir = m_readdir,
+    .releasedir = m_releasedir,
+    .statfs = m_statfs,
+    .setxattr = m_setxattr,
+    .getxattr = m_getxattr,
+    .listxattr = m_listxattr,
+    .removexattr = m_removexattr,
+    .create = m_create,
+    .readdirplus = m_readdirplus,
     /* No getlk/setlk/flock: the kernel keeps locks on this node. */
 };
 
@@ -192,6 +260,7 @@ int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 	int ret = check_mountpoint(mountpoint);
 	if (ret != 0)
 		return ret;
+	fs_metrics_register(); /* a node without a mount has none */
 	struct fs *fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;

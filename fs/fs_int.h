@@ -22,6 +22,7 @@
 #include <sys/types.h>
 
 #include "fs.h"
+#include "metrics.h"
 
 /* ---- path.c: FUSE paths and store keys ---- */
 
@@ -377,6 +378,46 @@ int fs_commit(struct fs *fs, struct fs_inode *in);
  * write timeout; report on stderr what could not be. For the stop, once
  * the loop has ended and before the node stops. */
 void fs_commit_all(struct fs *fs);
+
+/* What the mount counts (fs_metrics.c, /metrics): each operation, timed
+ * by the operations table's wrappers, and each error reply by errno. */
+enum fs_op {
+	FS_OP_LOOKUP,
+	FS_OP_FORGET,
+	FS_OP_GETATTR,
+	FS_OP_SETATTR,
+	FS_OP_READLINK,
+	FS_OP_MKNOD,
+	FS_OP_MKDIR,
+	FS_OP_UNLINK,
+	FS_OP_RMDIR,
+	FS_OP_SYMLINK,
+	FS_OP_RENAME,
+	FS_OP_LINK,
+	FS_OP_OPEN,
+	FS_OP_READ,
+	FS_OP_WRITE,
+	FS_OP_FLUSH,
+	FS_OP_RELEASE,
+	FS_OP_FSYNC,
+	FS_OP_OPENDIR,
+	FS_OP_READDIR,
+	FS_OP_RELEASEDIR,
+	FS_OP_STATFS,
+	FS_OP_SETXATTR,
+	FS_OP_GETXATTR,
+	FS_OP_LISTXATTR,
+	FS_OP_REMOVEXATTR,
+	FS_OP_CREATE,
+	FS_OP_LOCK,
+	FS_OP_N
+};
+void fs_metrics_register(void);
+/* Count op, started at t0_ns (kv_mono_ns), as answered now. */
+void fs_metric_op(enum fs_op op, uint64_t t0_ns);
+/* fuse_reply_err, counting a non-zero err by its errno. Every error reply
+ * of the mount goes through it. */
+int fs_reply_err(fuse_req_t req, int err);
 
 /* The operations (ops_*.c), in the low-level API's signatures. */
 void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);

@@ -71,7 +71,7 @@ void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret;
 
 	if (dir == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	if ((ret = pending_entry(fs, dir, name, &e)) != -ENOENT)
@@ -97,7 +97,7 @@ out:
 	if (ret == 0)
 		fuse_reply_entry(req, &e);
 	else
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 }
 
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -125,7 +125,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 	(void)fi;
 	if (in == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	/* The root without a barrier: stat of the mountpoint must work
@@ -135,7 +135,7 @@ void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (ret == 0)
 		fuse_reply_attr(req, &st, fs->timeout);
 	else
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 }
 
 static int64_t ns_of(const struct timespec *ts)
@@ -316,7 +316,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	int ret;
 
 	if (in == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	ret = do_setattr(fs, in, attr, to_set, fi);
@@ -326,7 +326,7 @@ void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 	if (ret == 0)
 		fuse_reply_attr(req, &st, fs->timeout);
 	else
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 }
 
 void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
@@ -342,7 +342,7 @@ void fs_op_statfs(fuse_req_t req, fuse_ino_t ino)
 	memset(&ss, 0, sizeof(ss));
 	int ret = store_status(node_store(fs->node), &ss);
 	if (ret != 0) {
-		fuse_reply_err(req, -fs_errno(ret));
+		fs_reply_err(req, -fs_errno(ret));
 		return;
 	}
 	/* Space is the data directory's filesystem, in 4 KiB blocks. */

@@ -48,13 +48,13 @@ void fs_op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct fs_dir *d = calloc(1, sizeof(*d));
 
 	if (d == NULL) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
 	d->in = fs_inode_get(&fs->itab, ino);
 	if (d->in == NULL) {
 		free(d);
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	pthread_mutex_init(&d->lock, NULL);
@@ -67,7 +67,7 @@ void fs_op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	(void)ino;
 	dir_free(fs_of(req), (struct fs_dir *)(uintptr_t)fi->fh);
-	fuse_reply_err(req, 0);
+	fs_reply_err(req, 0);
 }
 
 /* Make d->page hold entry idx (or end the listing: *eof). */
@@ -279,7 +279,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 
 	b.p = malloc(size ? size : 1);
 	if (b.p == NULL) {
-		fuse_reply_err(req, ENOMEM);
+		fs_reply_err(req, ENOMEM);
 		return;
 	}
 	pthread_mutex_lock(&d->lock);
@@ -287,7 +287,7 @@ static void readdir_common(fuse_req_t req, size_t size, off_t off,
 	pthread_mutex_unlock(&d->lock);
 	/* An error after some entries: send those; the next call sees it. */
 	if (ret != 0 && b.pos == 0)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else
 		fuse_reply_buf(req, b.p, b.pos);
 	free(b.p);
@@ -325,7 +325,7 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret;
 
 	if (dir == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	struct fs_inode *c = fs_inode_child(&fs->itab, dir, name);
@@ -344,5 +344,5 @@ void fs_op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	if (ret == 0)
 		fs_inode_unlink(&fs->itab, dir, name);
 	fs_inode_put(&fs->itab, dir);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }

@@ -111,13 +111,13 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret;
 
 	if (in == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	ret = open_file(fs, in, fi);
 	if (ret != 0) {
 		fs_inode_put(&fs->itab, in);
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 		return;
 	}
 	if (fuse_reply_open(req, fi) != 0) /* interrupted: never opened */
@@ -216,13 +216,13 @@ void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	int ret;
 
 	if (dir == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	ret = do_create(fs, req, dir, name, mode, fi, &e);
 	fs_inode_put(&fs->itab, dir);
 	if (ret != 0)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else if (fuse_reply_create(req, &e, fi) != 0) {
 		/* interrupted: never opened, and the lookup not counted */
 		fs_inode_forget(&fs->itab, e.ino, 1);
@@ -259,14 +259,14 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 
 	(void)ino;
 	if (!h->writable) {
-		fuse_reply_err(req, EBADF);
+		fs_reply_err(req, EBADF);
 		return;
 	}
 	pthread_mutex_lock(&f->lock);
 	ret = fs_file_write(f, buf, size, off, h->append, fs_now());
 	pthread_mutex_unlock(&f->lock);
 	if (ret < 0)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 	else
 		fuse_reply_write(req, (size_t)ret);
 }
@@ -278,7 +278,7 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	int ret = h->commits ? fs_commit(fs_of(req), h->in) : 0;
 
 	(void)ino;
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -286,7 +286,7 @@ void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 {
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, -fs_commit(fs_of(req), handle_of(fi)->in));
+	fs_reply_err(req, -fs_commit(fs_of(req), handle_of(fi)->in));
 }
 
 /* The last close of a file O_EXCL made that then overflowed and never
@@ -340,8 +340,8 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (retry) {
 		int ret = fs_commit(fs, in);
 		if (ret != 0)
-			fprintf(stderr, "kvfs: commit on release: %s\n",
-				kv_strerror(ret));
+			kv_log(KV_LOG_ERROR, "commit on release: %s",
+			       kv_strerror(ret));
 	}
 	pthread_mutex_lock(&f->lock);
 	f->opens--;
@@ -363,5 +363,5 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fs_inode_put(&fs->itab, in);
 	fs_handle_forget(fs, h);
 	if (req)
-		fuse_reply_err(req, 0);
+		fs_reply_err(req, 0);
 }

@@ -29,7 +29,7 @@ void fs_op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		kind = S_IFREG;
 	/* Devices are not kept (and a FUSE mount is nodev anyway). */
 	if (kind != S_IFREG && kind != S_IFIFO && kind != S_IFSOCK) {
-		fuse_reply_err(req, EPERM);
+		fs_reply_err(req, EPERM);
 		return;
 	}
 	fs_make_entry(req, parent, name, KV_OP_PUT, kind | (mode & 07777), "",
@@ -42,7 +42,7 @@ void fs_op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
 	size_t n = strlen(link);
 
 	if (n > KV_MAX_LINK) {
-		fuse_reply_err(req, ENAMETOOLONG);
+		fs_reply_err(req, ENAMETOOLONG);
 		return;
 	}
 	fs_make_entry(req, parent, name, KV_OP_PUT, S_IFLNK | 0777, link, n);
@@ -58,7 +58,7 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	int ret;
 
 	if (in == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	ret = fs_key_of(fs, in, key, &klen);
@@ -76,7 +76,7 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	if (ret == 0)
 		fuse_reply_readlink(req, target);
 	else
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 }
 
 void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
@@ -85,7 +85,7 @@ void fs_op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	(void)ino;
 	(void)newparent;
 	(void)newname;
-	fuse_reply_err(req, EPERM);
+	fs_reply_err(req, EPERM);
 }
 
 void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -97,7 +97,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	int ret;
 
 	if (dir == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	c = fs_inode_child(&fs->itab, dir, name);
@@ -117,7 +117,7 @@ void fs_op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	}
 	fs_inode_put(&fs->itab, c);
 	fs_inode_put(&fs->itab, dir);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }
 
 /* Before a rename: the changes of name in dir (a file open here) go to
@@ -192,5 +192,5 @@ void fs_op_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		ret = do_rename(fs, dir, name, newdir, newname, flags);
 	fs_inode_put(&fs->itab, dir);
 	fs_inode_put(&fs->itab, newdir);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }

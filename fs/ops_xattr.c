@@ -9,9 +9,12 @@
  * "user.kvfs." names are kept for such attributes (a TTL, later). The
  * other namespaces (security., trusted., system.) are answered at once,
  * with no lock, barrier or commit, as a filesystem without them would:
- * there is no such attribute (ENODATA), and none can be set (EOPNOTSUPP).
- * That matters: the kernel asks for security.capability before every
- * write. */
+ * EOPNOTSUPP, the namespace is not supported. That matters: the kernel
+ * asks for security.capability before every write, and ls -l asks for
+ * security.selinux and the POSIX ACL of every file unless the answer
+ * says "not supported" (then it stops asking for the whole mount; an
+ * ENODATA it takes for "none on this file" and asks again for the next,
+ * two FUSE round trips a file). */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -94,7 +97,7 @@ static void reply_value(fuse_req_t req, const void *value, size_t len,
 	if (size == 0)
 		fuse_reply_xattr(req, len);
 	else if (size < len)
-		fuse_reply_err(req, ERANGE);
+		fs_reply_err(req, ERANGE);
 	else
 		fuse_reply_buf(req, value, len);
 }
@@ -116,7 +119,7 @@ static void get_from(void *ctx, const struct kv_xattr *xa, size_t n)
 			reply_value(g->req, xa[i].val, xa[i].vlen, g->size);
 			return;
 		}
-	fuse_reply_err(g->req, ENODATA);
+	fs_reply_err(g->req, ENODATA);
 }
 
 /* user.kvfs.rev and user.kvfs.create_rev: the key's revisions. */
@@ -154,12 +157,12 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 
 	/* First and without a lock: asked before every write. */
 	if (ns == NS_OTHER || ns == NS_UNKNOWN) {
-		fuse_reply_err(req, ns == NS_OTHER ? ENODATA : EOPNOTSUPP);
+		fs_reply_err(req, EOPNOTSUPP);
 		return;
 	}
 	fs = fs_of(req);
 	if ((in = fs_inode_get(&fs->itab, ino)) == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	struct get g = {req, name, size};
@@ -174,12 +177,12 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		if (rec != NULL)
 			get_from(&g, rec->xattrs, rec->nxattr);
 		else
-			fuse_reply_err(req, ENODATA);
+			fs_reply_err(req, ENODATA);
 		kv_rec_unref(rec);
 	}
 	fs_inode_put(&fs->itab, in);
 	if (ret < 0)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 }
 
 struct list {
@@ -196,7 +199,7 @@ static void list_from(void *ctx, const struct kv_xattr *xa, size_t n)
 		total += xa[i].nlen + 1;
 	char *buf = malloc(total ? total : 1), *p = buf;
 	if (buf == NULL) {
-		fuse_reply_err(l->req, ENOMEM);
+		fs_reply_err(l->req, ENOMEM);
 		return;
 	}
 	for (size_t i = 0; i < n; i++) {
@@ -216,7 +219,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	int ret = 0;
 
 	if (in == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	if (!with_local(fs, in, list_from, &l) &&
@@ -226,7 +229,7 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	fs_inode_put(&fs->itab, in);
 	if (ret != 0)
-		fuse_reply_err(req, -ret);
+		fs_reply_err(req, -ret);
 }
 
 /* setxattr (value non-NULL) and removexattr. */
@@ -239,7 +242,7 @@ static int change_xattr(struct fs *fs, struct fs_inode *in, const char *name,
 	int ret;
 
 	if (ns == NS_OTHER || ns == NS_UNKNOWN)
-		return value ? -EOPNOTSUPP : -ENODATA;
+		return -EOPNOTSUPP; /* the namespace is not supported */
 	if ((ret = kv_xattr_name_check(name, strlen(name))) != 0)
 		return ret;
 	struct fs_file *f = fs_inode_peek(&fs->itab, in);
@@ -276,7 +279,7 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	int ret;
 
 	if (in == NULL) {
-		fuse_reply_err(req, ENOENT);
+		fs_reply_err(req, ENOENT);
 		return;
 	}
 	if (flags & XATTR_CREATE)
@@ -287,7 +290,7 @@ void fs_op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		  ? -EINVAL
 		  : change_xattr(fs, in, name, value ? value : "", size, kf);
 	fs_inode_put(&fs->itab, in);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }
 
 void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -299,5 +302,5 @@ void fs_op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
 	if (in != NULL)
 		ret = change_xattr(fs, in, name, NULL, 0, 0);
 	fs_inode_put(&fs->itab, in);
-	fuse_reply_err(req, -ret);
+	fs_reply_err(req, -ret);
 }

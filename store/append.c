@@ -194,10 +194,10 @@ static int stall(struct store *st, const struct store_entry *e, size_t n)
 	if (!st->stall_error) {
 		st->stall_ms = kv_mono_ms(); /* before the error: readers */
 		st->stall_error = -ENOSPC;
-		fprintf(stderr,
-			"kvfs: %s: the disk is full: log appends "
-			"wait for space\n",
-			st->dir);
+		kv_log(KV_LOG_WARN,
+		       "%s: the disk is full: log appends "
+		       "wait for space",
+		       st->dir);
 	}
 	owner_wake(st); /* it retries them */
 	return 0;
@@ -233,8 +233,8 @@ void append_retry_stalled_locked(struct store *st)
 		req_free(r);
 	}
 	if (!st->failed && st->stall_error)
-		fprintf(stderr, "kvfs: %s: log appends go through again\n",
-			st->dir);
+		kv_log(KV_LOG_INFO, "%s: log appends go through again",
+		       st->dir);
 	append_drop_stalled(st); /* none left, or failed */
 }
 

@@ -160,12 +160,12 @@ static int seg_bad_line(struct log *log, struct seg *s, bool is_last,
 		return KV_ECORRUPT;
 	}
 	if (complete) {
-		fprintf(stderr,
-			"kvfs: %s/%s: offset %zu: %s in the last line, which "
-			"is complete (it ends in its newline): damaged, not "
-			"torn; entry %" PRIu64 " cut, to be had again from "
-			"the leader\n",
-			log->dir, s->name, pos, why, index);
+		kv_log(KV_LOG_WARN,
+		       "%s/%s: offset %zu: %s in the last line, which "
+		       "is complete (it ends in its newline): damaged, not "
+		       "torn; entry %" PRIu64 " cut, to be had again from "
+		       "the leader",
+		       log->dir, s->name, pos, why, index);
 		log->lost_index = index;
 	}
 	return seg_cut(s, pos, tail);

@@ -47,8 +47,7 @@ void store_fail(struct store *st, int err, const char *what)
 	if (!atomic_compare_exchange_strong(&st->failed, &none, err))
 		return;
 	st->failed_ms = kv_mono_ms();
-	fprintf(stderr, "kvfs: %s: %s; refusing writes\n", what,
-		kv_strerror(err));
+	kv_log(KV_LOG_ERROR, "%s: %s; refusing writes", what, kv_strerror(err));
 }
 
 void owner_kick_if_due(struct store *st)

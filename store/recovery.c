@@ -165,8 +165,8 @@ static int do_install(struct store *st, struct req *r)
 	char *why = NULL;
 	int ret = db_load_file(r->path, m, &meta, &why);
 	if (ret != 0) {
-		fprintf(stderr, "kvfs: snapshot %s refused: %s\n", r->path,
-			why ? why : kv_strerror(ret));
+		kv_log(KV_LOG_WARN, "snapshot %s refused: %s", r->path,
+		       why ? why : kv_strerror(ret));
 		free(why);
 		goto err;
 	}

@@ -126,8 +126,8 @@ static void compact(struct store *st, const struct db_meta *meta)
 	append_update_room_locked(st);
 	pthread_mutex_unlock(&st->log_mu);
 	if (ret != 0) /* the db is in place; compaction can wait */
-		fprintf(stderr, "kvfs: log compaction failed: %s\n",
-			kv_strerror(ret));
+		kv_log(KV_LOG_WARN, "log compaction failed: %s",
+		       kv_strerror(ret));
 }
 
 /* store_snapshot calls wait for a db at the index applied when they were
@@ -175,10 +175,10 @@ void snapshot_finish(struct store *st)
 			delay = RETRY_MAX_MS;
 		sn->failures++;
 		sn->retry_ms = kv_mono_ms() + delay;
-		fprintf(stderr,
-			"kvfs: snapshot at %" PRIu64 " failed: %s; next try "
-			"in %" PRIu64 " ms\n",
-			sn->meta.index, kv_strerror(ret), delay);
+		kv_log(KV_LOG_WARN,
+		       "snapshot at %" PRIu64 " failed: %s; next try "
+		       "in %" PRIu64 " ms",
+		       sn->meta.index, kv_strerror(ret), delay);
 	}
 	free(sn->meta.conf);
 	sn->meta.conf = NULL;
@@ -208,8 +208,8 @@ static int replica_load(struct store *st)
 	if (ret == 0 && meta.index != sn->base)
 		ret = KV_ECORRUPT;
 	if (ret != 0) {
-		fprintf(stderr, "kvfs: loading the db for a snapshot: %s\n",
-			why ? why : kv_strerror(ret));
+		kv_log(KV_LOG_INFO, "loading the db for a snapshot: %s",
+		       why ? why : kv_strerror(ret));
 		free(why);
 		map_free(m);
 		return ret;
@@ -286,11 +286,11 @@ static int write_job(struct store *st)
 	if (ret == 0)
 		ret = replica_catch_up(st);
 	if (ret == 0 && map_state_hash(sn->replica) != sn->hash) {
-		fprintf(stderr,
-			"kvfs: snapshot at %" PRIu64 ": the replica's state "
-			"hash %016" PRIx64 " is not the map's %016" PRIx64
-			"; it is rebuilt from the db\n",
-			sn->meta.index, map_state_hash(sn->replica), sn->hash);
+		kv_log(KV_LOG_WARN,
+		       "snapshot at %" PRIu64 ": the replica's state "
+		       "hash %016" PRIx64 " is not the map's %016" PRIx64
+		       "; it is rebuilt from the db",
+		       sn->meta.index, map_state_hash(sn->replica), sn->hash);
 		ret = KV_ECORRUPT;
 	}
 	if (ret != 0) {

@@ -248,10 +248,10 @@ static int load_files(struct store *st, char **errmsg)
 	uint64_t lost = log_lost_index(st->log);
 	st->lost_index = lost > st->snap_index ? lost : 0;
 	if (lost && !st->lost_index)
-		fprintf(stderr,
-			"kvfs: %s: entry %llu is in the db: nothing "
-			"is lost\n",
-			st->dir, (unsigned long long)lost);
+		kv_log(KV_LOG_INFO,
+		       "%s: entry %llu is in the db: nothing "
+		       "is lost",
+		       st->dir, (unsigned long long)lost);
 	ret = recovery_check_log(st, errmsg);
 	if (ret != 0)
 		return ret;

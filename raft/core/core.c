@@ -272,6 +272,13 @@ int raft_read_index(struct raft *r, uint64_t ctx)
 	return 0;
 }
 
+bool raft_read_is_local(const struct raft *r)
+{
+	return r->role == RAFT_LEADER && r->conf_index <= r->commit &&
+	       memb_quorum(r) == 1 && memb_is_voter(r, r->id) &&
+	       lead_committed_in_term(r);
+}
+
 int raft_transfer_leadership(struct raft *r, uint64_t id)
 {
 	if (r->role != RAFT_LEADER)

@@ -303,6 +303,13 @@ void raft_persisted(struct raft *r, uint64_t index, uint64_t term);
  * RAFT_ENOTLEADER if no leader is known. */
 int raft_read_index(struct raft *r, uint64_t ctx);
 
+/* True when a read needs no round: this node is the leader, the only voter
+ * of a committed configuration, and has committed an entry of its term.
+ * No other leader can then exist, and the commit index is already what a
+ * round would confirm. False again before a configuration change takes
+ * effect (it takes effect on append, in raft_change_membership's turn). */
+bool raft_read_is_local(const struct raft *r);
+
 /* Hand leadership to voter id (§3.10 diss.): bring its log up to ours,
  * then send it TimeoutNow; it campaigns at once, and its vote requests
  * carry `transfer`, which gets them past the other voters' leases (the

@@ -11,7 +11,8 @@
  * the rest of the current one and then its own (at most one new round
  * per request; a quorum's ack of round N confirms every round up to N).
  * A new leader first commits its no-op (§8), since before that its commit
- * index may lag. Followers ask the leader. */
+ * index may lag. Followers ask the leader; the asking counts as the
+ * follower's acknowledgement (asker_confirms). */
 #include <assert.h>
 #include <stdlib.h>
 
@@ -41,6 +42,27 @@ static void answer(struct raft *r, const struct read_req *q, int err)
 	m->reject = err != 0;
 }
 
+/* A follower's request is its own acknowledgement: it was in our term
+ * when it asked, after its reads arrived, so it had voted in no later
+ * term by then. With us and the voters that acknowledged a round issued
+ * after the request arrived, is that a quorum? In a cluster of three a
+ * follower's read is then answered at once, without a heartbeat round:
+ * one round trip to the leader, not two. */
+static bool asker_confirms(const struct raft *r, const struct read_req *q)
+{
+	if (q->from == r->id || !memb_is_voter(r, q->from))
+		return false;
+	uint64_t n = 0;
+	for (size_t i = 0; i < r->n_prs; i++) {
+		const struct raft_progress *p = &r->prs[i];
+		if (memb_is_voter(r, p->id) &&
+		    (p->id == r->id || p->id == q->from ||
+		     p->read_ack >= q->seq))
+			n++;
+	}
+	return n >= memb_quorum(r);
+}
+
 /* Assign, release, and start a round when one is needed. */
 void ri_advance(struct raft *r)
 {
@@ -55,7 +77,8 @@ void ri_advance(struct raft *r)
 	size_t keep = 0;
 	bool waiting = false;
 	for (size_t i = 0; i < r->n_reads; i++) {
-		if (r->reads[i].seq <= acked) {
+		if (r->reads[i].seq <= acked ||
+		    asker_confirms(r, &r->reads[i])) {
 			answer(r, &r->reads[i], 0);
 			continue;
 		}

@@ -241,8 +241,7 @@ int http_reload(struct http_server *h, char **errmsg)
 		return 0;
 	int rc = http_auth_reload(h->auth, &count, errmsg);
 	if (rc == 0)
-		fprintf(stderr, "kvfs http: --auth reloaded: %zu tokens\n",
-			count);
+		kv_log(KV_LOG_INFO, "--auth reloaded: %zu tokens", count);
 	return rc;
 }
 
@@ -261,10 +260,10 @@ void http_stop(struct http_server *h)
 		clock_gettime(CLOCK_REALTIME, &t);
 		t.tv_sec += 5;
 		if (pthread_cond_timedwait(&h->cond, &h->mu, &t) == ETIMEDOUT)
-			fprintf(stderr,
-				"kvfs http: stopping: waiting for %u "
-				"suspended requests and %u handlers\n",
-				h->held, h->workers);
+			kv_log(KV_LOG_INFO,
+			       "stopping: waiting for %u "
+			       "suspended requests and %u handlers",
+			       h->held, h->workers);
 	}
 	pthread_mutex_unlock(&h->mu);
 	/* MHD closes the listen socket it was given, and tells the gate of

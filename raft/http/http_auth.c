@@ -274,9 +274,9 @@ static bool refuse(struct http_req *r, unsigned status, const char *msg)
 	if (status == MHD_HTTP_UNAUTHORIZED) {
 		char from[80];
 		http_remote(r, from, sizeof(from));
-		fprintf(stderr, "kvfs http: refused %s %s from %s: %s\n",
-			http_method_name(r->method), r->route->prefix, from,
-			msg);
+		kv_log(KV_LOG_WARN, "refused %s %s from %s: %s",
+		       http_method_name(r->method), r->route->prefix, from,
+		       msg);
 	}
 	http_fail(r, status,
 		  status == MHD_HTTP_UNAUTHORIZED ? "unauthenticated"

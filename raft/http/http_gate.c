@@ -428,20 +428,19 @@ static void summarize(struct http_gate *g, uint64_t now)
 	    s->refused_reserve == o->refused_reserve &&
 	    s->log_dropped == o->log_dropped)
 		return;
-	fprintf(stderr,
-		"kvfs http: in the last minute: closed %" PRIu64
-		" connections with slow headers, %" PRIu64 " idle, %" PRIu64
-		" with slow bodies; %" PRIu64 " to make room; refused %" PRIu64
-		" over the per-address limit, %" PRIu64
-		" for want of room, %" PRIu64 " in the reserve; %" PRIu64
-		" log lines dropped\n",
-		s->closed_header - o->closed_header,
-		s->closed_idle - o->closed_idle,
-		s->closed_body - o->closed_body, s->evicted - o->evicted,
-		s->refused_address - o->refused_address,
-		s->refused_full - o->refused_full,
-		s->refused_reserve - o->refused_reserve,
-		s->log_dropped - o->log_dropped);
+	kv_log(KV_LOG_WARN,
+	       "in the last minute: closed %" PRIu64
+	       " connections with slow headers, %" PRIu64 " idle, %" PRIu64
+	       " with slow bodies; %" PRIu64 " to make room; refused %" PRIu64
+	       " over the per-address limit, %" PRIu64
+	       " for want of room, %" PRIu64 " in the reserve; %" PRIu64
+	       " log lines dropped",
+	       s->closed_header - o->closed_header,
+	       s->closed_idle - o->closed_idle, s->closed_body - o->closed_body,
+	       s->evicted - o->evicted, s->refused_address - o->refused_address,
+	       s->refused_full - o->refused_full,
+	       s->refused_reserve - o->refused_reserve,
+	       s->log_dropped - o->log_dropped);
 	g->summarized = *s;
 }
 

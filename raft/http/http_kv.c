@@ -134,7 +134,7 @@ static enum barrier read_barrier(struct http_req *r)
 	}
 	bool local = c && strcmp(c, "local") == 0;
 	free(c);
-	if (local)
+	if (local || node_read_now(r->node))
 		return BARRIER_PASSED;
 	if (!http_suspend(r)) {
 		http_fail_err(r, KV_ESHUTDOWN, NULL);

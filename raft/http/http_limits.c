@@ -33,11 +33,11 @@ static void fit_fds(struct http_limits *l)
 		return;
 	unsigned fit =
 	    r.rlim_cur > extra + 16 ? (unsigned)(r.rlim_cur - extra) : 16;
-	fprintf(stderr,
-		"kvfs http: the file descriptor limit (%llu) allows %u client "
-		"connections, not %u (raise it: ulimit -n %llu)\n",
-		(unsigned long long)r.rlim_cur, fit, l->max_connections,
-		(unsigned long long)need);
+	kv_log(KV_LOG_WARN,
+	       "the file descriptor limit (%llu) allows %u client "
+	       "connections, not %u (raise it: ulimit -n %llu)",
+	       (unsigned long long)r.rlim_cur, fit, l->max_connections,
+	       (unsigned long long)need);
 	l->max_connections = fit;
 }
 

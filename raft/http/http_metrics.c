@@ -202,6 +202,14 @@ static void peer_states(struct out *o, const cJSON *st)
 	     "Raft messages the peer accepted from this node."},
 	    {"frames", "kvfs_peer_frames_sent_total", "counter",
 	     "Frames (batches of messages) the peer accepted."},
+	    {"bytes_sent", "kvfs_peer_sent_bytes_total", "counter",
+	     "Bytes of the frames the peer accepted (HTTP chunk heads "
+	     "included)."},
+	    {"frames_received", "kvfs_peer_frames_received_total", "counter",
+	     "Frames (batches of messages) received from the peer and "
+	     "decoded."},
+	    {"bytes_received", "kvfs_peer_received_bytes_total", "counter",
+	     "Bytes of the frames received from the peer (their bodies)."},
 	    {"dropped", "kvfs_peer_messages_dropped_total", "counter",
 	     "Messages to the peer dropped (queue full, failed batch)."},
 	    {"match_index", "kvfs_peer_match_index", "gauge",

@@ -27,11 +27,11 @@ bool http_peer_check(struct http_req *r)
 	if (!cid || strcmp(cid, node_cluster_id(r->node)) != 0) {
 		char from[80];
 		http_remote(r, from, sizeof(from));
-		fprintf(stderr,
-			"kvfs: refused a peer request from %s for cluster "
-			"%.64s: this node is in cluster %s\n",
-			from, peer_id_valid(cid ? cid : "") ? cid : "(none)",
-			node_cluster_id(r->node));
+		kv_log(KV_LOG_WARN,
+		       "refused a peer request from %s for cluster "
+		       "%.64s: this node is in cluster %s",
+		       from, peer_id_valid(cid ? cid : "") ? cid : "(none)",
+		       node_cluster_id(r->node));
 		http_fail(r, MHD_HTTP_FORBIDDEN, "other_cluster",
 			  "this node belongs to another cluster");
 		return false;
@@ -51,12 +51,12 @@ static int take_batch(struct http_req *r, const char *p, size_t len, char *why,
 	int err = peer_handle_body(p, len, node_cluster_id(r->node),
 				   node_id(r->node), &msgs, &n, why, why_len);
 	if (err != 0) {
-		fprintf(stderr, "kvfs: refused a peer batch%s: %s\n",
-			err == KV_EVERSION ? " in another format version" : "",
-			why[0] ? why : kv_strerror(err));
+		kv_log(KV_LOG_WARN, "refused a peer batch%s: %s",
+		       err == KV_EVERSION ? " in another format version" : "",
+		       why[0] ? why : kv_strerror(err));
 		return err;
 	}
-	if (n > 0 && node_deliver(r->node, msgs, n) != 0)
+	if (n > 0 && node_deliver(r->node, msgs, n, len) != 0)
 		return -EBUSY;
 	return 0;
 }
@@ -99,9 +99,8 @@ bool http_peer_stream_check(struct http_req *r)
 	snprintf(why, sizeof(why),
 		 "peer protocol version %.16s, this node speaks %d",
 		 v ? v : "(none)", PEER_PROTOCOL_VERSION);
-	fprintf(stderr,
-		"kvfs: refused a peer stream in another format version: %s\n",
-		why);
+	kv_log(KV_LOG_WARN,
+	       "refused a peer stream in another format version: %s", why);
 	http_fail(r, MHD_HTTP_CONFLICT, "version", why);
 	return false;
 }
@@ -136,7 +135,7 @@ enum MHD_Result http_peer_stream_data(struct http_req *r, const char *data,
 	int err = peer_frames_feed(f, data, size, r->route->max_body, on_frame,
 				   r, why, sizeof(why));
 	if (err == -EINVAL || err == -EFBIG)
-		fprintf(stderr, "kvfs: closed a peer stream: %s\n", why);
+		kv_log(KV_LOG_WARN, "closed a peer stream: %s", why);
 	/* a bad frame ends the stream: the sender opens a new one */
 	return err == 0 ? MHD_YES : MHD_NO;
 }

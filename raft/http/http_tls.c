@@ -101,9 +101,8 @@ int http_tls_client_cert(struct http_req *r)
 		gnutls_certificate_verification_status_print(
 		    status, GNUTLS_CRT_X509, &txt, 0);
 		http_remote(r, from, sizeof(from));
-		fprintf(stderr,
-			"kvfs http: refused the certificate of %s: %s\n", from,
-			txt.data ? (char *)txt.data : "cannot be checked");
+		kv_log(KV_LOG_WARN, "refused the certificate of %s: %s", from,
+		       txt.data ? (char *)txt.data : "cannot be checked");
 		gnutls_free(txt.data);
 		return r->cert = -1;
 	}

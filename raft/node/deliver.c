@@ -35,7 +35,8 @@ static void heard(struct kv_node *n, uint64_t id)
 	pthread_mutex_unlock(&mb->mu);
 }
 
-int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count)
+int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count,
+		 size_t bytes)
 {
 	for (size_t i = 0; i < count; i++)
 		if (msgs[i].type == RAFT_MSG_PROPOSE)
@@ -46,6 +47,8 @@ int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count)
 		return -ENOMEM;
 	}
 	uint64_t from = count ? msgs[0].from : 0;
+	if (from)
+		peers_note_received(n->peers, from, bytes);
 	*m = (struct inmsg){.msgs = msgs, .n = count};
 	struct node_inbox *in = &n->in;
 	pthread_mutex_lock(&in->mu);

@@ -224,6 +224,8 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	if (round_failed)
 		reads_round_failed(n, round);
 	members_sync(n);
+	reads_solo_publish(
+	    n); /* a turn without an update, or a refused change */
 	if (status_publish(n))
 		n->props.epoch++;
 	members_publish(n);

@@ -89,6 +89,7 @@ void members_promote(struct kv_node *n)
 		    !pi.recent_active || pi.match < commit)
 			continue;
 		uint64_t index;
+		reads_solo_off(n); /* a second voter: reads need rounds */
 		if (raft_change_membership(n->raft, RAFT_CONF_PROMOTE, s->id,
 					   s->addr, &index) == 0)
 			fprintf(stderr,
@@ -108,6 +109,7 @@ int members_change(struct kv_node *n, struct node_call *c)
 		return -EEXIST;
 	if (c->conf_op == RAFT_CONF_REMOVE && !s)
 		return -ENOENT;
+	reads_solo_off(n); /* republished once the change is committed */
 	int ret = raft_change_membership(n->raft, c->conf_op, c->conf_id,
 					 c->conf_addr, &c->index);
 	if (ret == 0)

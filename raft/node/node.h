@@ -98,6 +98,13 @@ typedef void (*node_done_fn)(void *ctx, int ret, const struct kv_result *res);
 int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 		       void *ctx);
 
+/* True if a linearizable read may be served now, without a round or a
+ * wait: this node is the leader and only voter of a committed
+ * configuration and has applied its commit index (counted as a read
+ * barrier). node_read_barrier tries it first; an asynchronous caller
+ * tries it before it suspends. Any thread, never blocks. */
+bool node_read_now(struct kv_node *n);
+
 /* node_read_barrier (linearizable) without blocking: 0 and done gets 0,
  * KV_ENOQUORUM, KV_EFAILED or KV_ESHUTDOWN later; or KV_ESHUTDOWN,
  * -ENOMEM at once (done is never called). Any thread. */
@@ -108,9 +115,11 @@ int node_read_barrier_async(struct kv_node *n, node_done_fn done, void *ctx);
  * checked and re-encoded on the calling thread first. 0, or
  * -EBUSY/-ENOMEM when it is dropped (a network may drop messages; Raft
  * resends). Any thread (the listener's, in practice); never blocks on
- * the node thread. */
+ * the node thread. bytes is the batch's encoded size, counted as received
+ * from its sender (/status peers, /metrics). */
 struct raft_message;
-int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count);
+int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count,
+		 size_t bytes);
 
 /* The address this node listens on, "HOST:PORT": --listen, or its own
  * address in --peers, or 127.0.0.1:7001. Valid until node_close. Any

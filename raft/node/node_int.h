@@ -225,6 +225,11 @@ struct node_reads {
 	uint64_t issued_ms; /* when the latest round was issued */
 	uint64_t retry_ms;  /* no leader: no round before this */
 	bool want;	    /* readers wait for a round not issued yet */
+	/* raft_read_is_local's commit index, or 0: written by the node
+	 * thread before anything of a turn leaves it (reads_solo_publish),
+	 * 0 before it appends a configuration change; read by any reader
+	 * (node_read_now) */
+	_Atomic uint64_t solo_index;
 };
 
 /* The soft state the node thread publishes for other threads. */
@@ -290,11 +295,21 @@ struct node_members {
 
 /* The latest verified snapshot file received (node_snapshot_chunk, from
  * the listener's threads), which the node thread installs. */
+/* A snapshot transfer as /status and the log report it. */
+struct node_xfer {
+	uint64_t peer;	     /* to (sending) or 0 (receiving) */
+	uint64_t index;	     /* the snapshot's; 0: slot free */
+	uint64_t have, size; /* bytes the receiver has; size 0: unknown */
+	uint64_t t0_ms, last_ms, logged_ms; /* started, last chunk, logged */
+};
+
 struct node_snap {
 	struct snapxfer_recv *recv; /* fixed */
-	pthread_mutex_t mu;	    /* guards ready and has_ready */
+	pthread_mutex_t mu; /* guards ready, has_ready, sending, receiving */
 	struct snapxfer_ready ready;
 	bool has_ready;
+	struct node_xfer sending[RAFT_MAX_SERVERS];
+	struct node_xfer receiving;
 };
 
 /* The cluster's tokens (identity.c): the one this node presents and the
@@ -459,6 +474,10 @@ void reads_answered(struct kv_node *n, const struct raft_read *reads,
 		    size_t count);
 /* Settle the readers waiting for an index now applied here. */
 void reads_settle_applied(struct kv_node *n);
+/* Publish rd.solo_index from the core (raft_read_is_local), or set it to
+ * 0 before appending a configuration change. Node thread. */
+void reads_solo_publish(struct kv_node *n);
+void reads_solo_off(struct kv_node *n);
 /* Settle every reader whose deadline passed. */
 void reads_expire(struct kv_node *n);
 /* Settle every reader with ret (shutdown, after the node thread ended). */
@@ -532,10 +551,15 @@ char *node_msgf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int node_abstain_open(struct kv_node *n, uint64_t lost, char **errmsg);
 void node_abstain_check(struct kv_node *n, uint64_t index);
 
+/* snapshot.c: the transfers in progress, as /status shows them (under
+ * snap.mu: "snapshot_transfers", an array). */
+struct cJSON;
+void snapshot_status(struct kv_node *n, struct cJSON *j);
+
 /* node_metrics.c: what the node counts for /metrics. */
 extern struct kv_metric node_m_proposals, node_m_write_seconds,
     node_m_leader_changes, node_m_elections, node_m_read_rounds,
-    node_m_read_barriers;
+    node_m_read_barriers, node_m_read_local;
 void node_metrics_register(void);
 
 #endif

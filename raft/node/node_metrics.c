@@ -26,8 +26,14 @@ struct kv_metric node_m_read_barriers = KV_METRIC_COUNTER_INIT(
     "kvfs_raft_read_barriers_total",
     "Linearizable read barriers asked of this node (HTTP and mount).");
 
+struct kv_metric node_m_read_local = KV_METRIC_COUNTER_INIT(
+    "kvfs_raft_read_barriers_local_total",
+    "Read barriers passed at once, without a ReadIndex round: this node "
+    "is the leader and only voter and had applied its commit index.");
+
 void node_metrics_register(void)
 {
+	kv_metric_register(&node_m_read_local);
 	kv_metric_register(&node_m_proposals);
 	kv_metric_register(&node_m_write_seconds);
 	kv_metric_register(&node_m_leader_changes);

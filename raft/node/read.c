@@ -17,6 +17,21 @@
 
 /* ---- the callers' side ---- */
 
+bool node_read_now(struct kv_node *n)
+{
+	/* read after the reader arrived: if set, at that moment this node
+	 * was the leader and only voter, and every write acknowledged
+	 * anywhere had an index at most this one (it is published before
+	 * any message or answer of the turn that committed further) */
+	uint64_t solo = atomic_load(&n->rd.solo_index);
+	if (solo == 0 || store_applied(n->store) < solo ||
+	    atomic_load(&n->st.fatal) || atomic_load(&n->stopping))
+		return false;
+	kv_metric_add(&node_m_read_barriers, 0, 1);
+	kv_metric_add(&node_m_read_local, 0, 1);
+	return true;
+}
+
 /* List c as a reader of the next ReadIndex round: 0, or KV_ESHUTDOWN
  * (c is not taken, its done is never called). */
 static int read_start(struct kv_node *n, struct node_call *c)
@@ -62,7 +77,7 @@ int node_read_barrier_async(struct kv_node *n, node_done_fn done, void *ctx)
 
 int node_read_barrier(struct kv_node *n, bool linearizable)
 {
-	if (!linearizable)
+	if (!linearizable || node_read_now(n))
 		return 0;
 	struct node_call c;
 	struct call_sync s;
@@ -75,6 +90,18 @@ int node_read_barrier(struct kv_node *n, bool linearizable)
 }
 
 /* ---- the node thread's side ---- */
+
+void reads_solo_publish(struct kv_node *n)
+{
+	struct raft *r = n->raft;
+	atomic_store(&n->rd.solo_index,
+		     raft_read_is_local(r) ? raft_commit_index(r) : 0);
+}
+
+void reads_solo_off(struct kv_node *n)
+{
+	atomic_store(&n->rd.solo_index, 0);
+}
 
 /* Readers wait for a round not issued yet, and one may be issued. rd.mu
  * held. */

@@ -13,7 +13,121 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "node_int.h"
+
+/* ---- progress: a line a second in the log, and /status ---- */
+
+#define XFER_LOG_MS 1000
+
+static double mib(uint64_t b)
+{
+	return (double)b / (1024.0 * 1024.0);
+}
+
+static double rate(const struct node_xfer *x, uint64_t now)
+{
+	return now > x->t0_ms ? mib(x->have) * 1000.0 / (double)(now - x->t0_ms)
+			      : 0.0;
+}
+
+/* Note that x now has `have` bytes; log once a second. snap.mu held. */
+static void xfer_note(struct node_xfer *x, uint64_t have, uint64_t size)
+{
+	uint64_t now = kv_mono_ms();
+	x->have = have;
+	x->size = size;
+	x->last_ms = now;
+	if (now - x->logged_ms < XFER_LOG_MS)
+		return;
+	x->logged_ms = now;
+	if (x->peer && size)
+		kv_log(KV_LOG_INFO,
+		       "snapshot at %llu to node %llu: %.1f of %.1f MiB "
+		       "(%.1f MiB/s)",
+		       (unsigned long long)x->index,
+		       (unsigned long long)x->peer, mib(have), mib(size),
+		       rate(x, now));
+	else
+		kv_log(KV_LOG_INFO,
+		       "receiving the snapshot at %llu: %.1f MiB (%.1f MiB/s)",
+		       (unsigned long long)x->index, mib(have), rate(x, now));
+}
+
+static void send_progress(void *ctx, uint64_t have, uint64_t size)
+{
+	struct snap_send *ss = ctx;
+	struct kv_node *n = ss->n;
+	pthread_mutex_lock(&n->snap.mu);
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		struct node_xfer *x = &n->snap.sending[i];
+		if (x->peer == ss->id && x->index == ss->index) {
+			xfer_note(x, have, size);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&n->snap.mu);
+}
+
+/* A slot in sending for ss (sending true) or its release. */
+static void send_slot(struct snap_send *ss, bool sending)
+{
+	struct kv_node *n = ss->n;
+	pthread_mutex_lock(&n->snap.mu);
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		struct node_xfer *x = &n->snap.sending[i];
+		if (sending && x->index == 0) {
+			uint64_t now = kv_mono_ms();
+			*x = (struct node_xfer){.peer = ss->id,
+						.index = ss->index,
+						.t0_ms = now,
+						.last_ms = now,
+						.logged_ms = now};
+			break;
+		}
+		if (!sending && x->peer == ss->id && x->index == ss->index) {
+			*x = (struct node_xfer){0};
+			break;
+		}
+	}
+	pthread_mutex_unlock(&n->snap.mu);
+}
+
+static void xfer_json(cJSON *arr, const struct node_xfer *x, uint64_t now)
+{
+	cJSON *o = cJSON_CreateObject();
+	if (!o)
+		return;
+	cJSON_AddItemToArray(arr, o);
+	cJSON_AddStringToObject(o, "direction", x->peer ? "send" : "receive");
+	if (x->peer)
+		cJSON_AddNumberToObject(o, "peer", (double)x->peer);
+	cJSON_AddNumberToObject(o, "index", (double)x->index);
+	cJSON_AddNumberToObject(o, "bytes", (double)x->have);
+	if (x->size)
+		cJSON_AddNumberToObject(o, "total", (double)x->size);
+	cJSON_AddNumberToObject(o, "bytes_per_s",
+				rate(x, now) * 1024.0 * 1024.0);
+	cJSON_AddNumberToObject(o, "seconds", (double)(now - x->t0_ms) / 1e3);
+}
+
+void snapshot_status(struct kv_node *n, cJSON *j)
+{
+	cJSON *arr = cJSON_AddArrayToObject(j, "snapshot_transfers");
+	if (!arr)
+		return;
+	uint64_t now = kv_mono_ms();
+	pthread_mutex_lock(&n->snap.mu);
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++)
+		if (n->snap.sending[i].index)
+			xfer_json(arr, &n->snap.sending[i], now);
+	/* a receipt is in progress while chunks keep coming */
+	const struct node_xfer *r = &n->snap.receiving;
+	if (r->index && now - r->last_ms < 10000)
+		xfer_json(arr, r, now);
+	pthread_mutex_unlock(&n->snap.mu);
+}
 
 static void *send_main(void *arg)
 {
@@ -23,7 +137,9 @@ static void *send_main(void *arg)
 	char path[4096], why[200] = "";
 	snprintf(path, sizeof(path), "%s/db.jsonl", n->data_dir);
 	struct snapxfer_send_stats st;
-	struct snapxfer_send_options so = {.tls = n->tls};
+	struct snapxfer_send_options so = {
+	    .tls = n->tls, .progress = send_progress, .progress_ctx = ss};
+	send_slot(ss, true);
 	char token[PEER_ID_MAX + 1];
 	node_token_copy(n, token);
 	uint64_t t0 = kv_mono_ms();
@@ -31,6 +147,7 @@ static void *send_main(void *arg)
 	    snapxfer_send(path, ss->index, ss->term, ss->addr, n->cluster_id,
 			  token, &so, &ss->cancel, &st, why, sizeof(why));
 	explicit_bzero(token, sizeof(token));
+	send_slot(ss, false);
 	double secs = (double)(kv_mono_ms() - t0) / 1e3;
 	if (ret == 0)
 		fprintf(stderr,
@@ -114,12 +231,32 @@ int node_snapshot_chunk(struct kv_node *n, const struct snapxfer_chunk *c,
 	struct snapxfer_ready ready;
 	int err =
 	    snapxfer_recv_chunk(n->snap.recv, c, next, &ready, why, why_len);
+	pthread_mutex_lock(&n->snap.mu);
+	struct node_xfer *x = &n->snap.receiving;
+	if (err >= 0 && c->len) {
+		if (x->index != c->index) {
+			uint64_t now = kv_mono_ms();
+			*x = (struct node_xfer){
+			    .index = c->index, .t0_ms = now, .logged_ms = now};
+			kv_log(KV_LOG_INFO,
+			       "receiving the snapshot at %llu (from byte "
+			       "%llu)",
+			       (unsigned long long)c->index,
+			       (unsigned long long)c->offset);
+		}
+		xfer_note(x, c->offset + c->len, 0);
+	}
 	if (err == 1) {
-		pthread_mutex_lock(&n->snap.mu);
 		n->snap.ready = ready;
 		n->snap.has_ready = true;
-		pthread_mutex_unlock(&n->snap.mu);
+		uint64_t now = kv_mono_ms();
+		kv_log(KV_LOG_INFO,
+		       "received the snapshot at %llu: %.1f MiB in %.2f s",
+		       (unsigned long long)c->index, mib(ready.size),
+		       (double)(now - (x->t0_ms ? x->t0_ms : now)) / 1e3);
+		*x = (struct node_xfer){0};
 	}
+	pthread_mutex_unlock(&n->snap.mu);
 	return err;
 }
 

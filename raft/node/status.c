@@ -141,6 +141,11 @@ static void peer_connection(cJSON *p, const struct peer_info *info,
 	cJSON_AddNumberToObject(p, "queued", (double)info->queued);
 	cJSON_AddNumberToObject(p, "sent", (double)info->sent);
 	cJSON_AddNumberToObject(p, "frames", (double)info->batches);
+	cJSON_AddNumberToObject(p, "bytes_sent", (double)info->bytes_sent);
+	cJSON_AddNumberToObject(p, "frames_received",
+				(double)info->frames_received);
+	cJSON_AddNumberToObject(p, "bytes_received",
+				(double)info->bytes_received);
 	cJSON_AddNumberToObject(p, "dropped", (double)info->dropped);
 	if (info->last_err[0])
 		cJSON_AddStringToObject(p, "last_error", info->last_err);
@@ -304,6 +309,7 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON_AddNumberToObject(
 	    j, "uptime_s", (double)((kv_mono_ms() - n->started_ms) / 1000));
 	status_peers(n, j);
+	snapshot_status(n, j);
 	cJSON *mem = members_array(n);
 	if (mem)
 		cJSON_AddItemToObject(j, "members", mem);

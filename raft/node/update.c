@@ -118,6 +118,9 @@ static int install_snapshot(struct kv_node *n, const struct raft_update *u)
 
 void update_process(struct kv_node *n, struct raft_update *u)
 {
+	/* before any message, apply or answer of this update: a reader
+	 * that sees the index saw it before anyone learned of a later one */
+	reads_solo_publish(n);
 	if (u->has_snapshot && install_snapshot(n, u) != 0) {
 		status_set_fatal(n, KV_ECORRUPT);
 		return;

@@ -185,6 +185,9 @@ struct peer_info {
 	uint64_t sent;	      /* messages the peer accepted */
 	uint64_t dropped;     /* messages dropped (queue full, failed batch) */
 	uint64_t batches;     /* POSTs that succeeded */
+	uint64_t bytes_sent;  /* of the frames the peer accepted */
+	/* what came from the peer (peers_note_received) */
+	uint64_t frames_received, bytes_received;
 };
 
 /* Tunables; zero fields take the defaults in brackets. */
@@ -241,6 +244,10 @@ int peers_remove(struct peer_set *ps, uint64_t id);
  * Returns how many were written or queued, or -ENOMEM (those before
  * were). Any thread. */
 int peers_send(struct peer_set *ps, const struct raft_message *msgs, size_t n);
+
+/* Count a frame of len bytes received from peer id (a stream's frame or
+ * a /raft/message body, accepted). Unknown ids are ignored. Any thread. */
+void peers_note_received(struct peer_set *ps, uint64_t id, size_t len);
 
 /* Fill *out for peer id. 0 or -ENOENT. Any thread. */
 int peers_info(struct peer_set *ps, uint64_t id, struct peer_info *out);

@@ -18,10 +18,12 @@
 #include "peer_int.h"
 
 /* Count a frame the socket took whole at mono_ms. mu held. */
-static void count_sent(struct peer *p, size_t msgs, uint64_t mono_ms)
+static void count_sent(struct peer *p, size_t msgs, size_t bytes,
+		       uint64_t mono_ms)
 {
 	p->info.sent += msgs;
 	p->info.batches++;
+	p->info.bytes_sent += bytes;
 	p->info.last_ok_ms = peer_wall_ms();
 	if (!p->info.reachable)
 		kv_log(KV_LOG_INFO, "peer %llu (%s) up",
@@ -40,7 +42,7 @@ int peer_out_push(struct peer *p)
 	if (r <= 0)
 		return r;
 	if (c->body != NULL)
-		count_sent(p, c->msgs, c->moved_ms);
+		count_sent(p, c->msgs, c->hlen + c->blen, c->moved_ms);
 	peer_chunk_clear(c);
 	return 1;
 }

@@ -323,6 +323,20 @@ int peers_remove(struct peer_set *s, uint64_t id)
 	return 0;
 }
 
+void peers_note_received(struct peer_set *s, uint64_t id, size_t len)
+{
+	pthread_mutex_lock(&s->mu);
+	ssize_t i = peer_find(s, id);
+	if (i >= 0) {
+		struct peer *p = s->peers[i];
+		pthread_mutex_lock(&p->mu);
+		p->info.frames_received++;
+		p->info.bytes_received += len;
+		pthread_mutex_unlock(&p->mu);
+	}
+	pthread_mutex_unlock(&s->mu);
+}
+
 int peers_info(struct peer_set *s, uint64_t id, struct peer_info *out)
 {
 	ssize_t i;

@@ -129,6 +129,10 @@ struct snapxfer_send_options {
 	unsigned max_failures;	     /* consecutive failures to give up [8] */
 	/* The TLS identity (peer_tls.h; borrowed), NULL: plain HTTP. */
 	const struct peer_tls *tls;
+	/* Called on the sending thread after each chunk the receiver took:
+	 * the bytes it has of the file's size. NULL: none. */
+	void (*progress)(void *ctx, uint64_t have, uint64_t size);
+	void *progress_ctx;
 };
 
 /* What a transfer did (for logs and /status). */

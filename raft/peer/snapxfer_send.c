@@ -375,6 +375,9 @@ static int run(struct xfer *x)
 		if (err == 1)
 			return 0;
 		if (err == 0 && a.status == 200) {
+			if (x->opt.progress)
+				x->opt.progress(x->opt.progress_ctx, off,
+						x->size);
 			if (first)
 				x->st->resumed_at = off;
 			first = false;

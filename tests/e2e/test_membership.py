@@ -486,6 +486,12 @@ def join_node4(c, binary, root, writer, leader, followers):
     sent = log_lines(leader, "sent to node 4")
     if sent:
         say("  leader log: %s", sent[0])
+    if inst:
+        # the receipt is logged from its first chunk to its end
+        got = log_lines(n4, "receiving the snapshot at")
+        done = log_lines(n4, "received the snapshot at")
+        assert got and done, "node 4 did not log its snapshot's progress"
+        say("  node 4 log: %s ... %s", got[0], done[-1])
     before = writer.window(t_before, t_start, leader.id)
     during = writer.window(t_start, t_end, leader.id)
     say("leader PUT latency before the join: %s%s", lat(before),

@@ -9,6 +9,9 @@ stopped: one PUT to the leader raises kvfs_raft_proposals_total there by
 exactly one; one PUT through a follower raises it on the leader by one and
 the follower's kv_write request count by one; a linearizable GET on the
 follower raises its read barrier count; the role gauges name one leader.
+Through the follower's mount: a `cat` of a key raises the mount's open
+counter by exactly one and its read counter and read-latency count, a
+`cat` of a missing name raises the ENOENT error counter.
 """
 import json
 import re
@@ -19,7 +22,7 @@ import os
 import threading
 import time
 
-from harness import Cluster, TempDir, kvfs_binary, wait_for
+from harness import Cluster, Node, TempDir, kvfs_binary, wait_for
 
 LINE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
 
@@ -78,7 +81,7 @@ def main():
     binary = kvfs_binary()
     with TempDir() as tmp:
         os.mkdir(os.path.join(tmp, "c"))
-        with Cluster(binary, os.path.join(tmp, "c"), n=3, mounts=False) as c:
+        with Cluster(binary, os.path.join(tmp, "c"), n=3, mounts=True) as c:
             c.start()
             leader = c.leader()
             lid = leader.id
@@ -120,6 +123,20 @@ def main():
             assert fs[("kvfs_raft_role", '{role="follower"}')] == 1
             print("ok   - role gauges: one leader, the follower a follower")
 
+            sent = ("kvfs_peer_sent_bytes_total", '{peer="%d"}' % fid)
+            got = ("kvfs_peer_received_bytes_total", '{peer="%d"}' % lid)
+            frames = ("kvfs_peer_frames_received_total", '{peer="%d"}' % lid)
+            assert samples[sent] > 0 and fs[got] > 0 and fs[frames] > 0, (
+                samples.get(sent), fs.get(got), fs.get(frames))
+            # a 64 KiB value crosses to the follower: both sides count it
+            s, _, _ = leader.put("big", b"x" * 65536)
+            assert s in (200, 201)
+            wait_for(lambda: parse(scrape(follower))[got] >= fs[got] + 65536,
+                     10, "the follower counting the value's bytes")
+            assert parse(scrape(leader))[sent] >= samples[sent] + 65536
+            print("ok   - peer bytes: the leader's sent and the follower's "
+                  "received count a 64 KiB value")
+
             before = value(leader, "kvfs_raft_proposals_total")
             s, _, _ = leader.put("one", b"1")
             assert s in (200, 201)
@@ -146,6 +163,51 @@ def main():
             s, _, body = follower.get("two", local=True)
             assert value(follower, "kvfs_raft_read_barriers_total") == rb + 1
             print("ok   - a linearizable GET: a read barrier +1; a local one: none")
+
+            mnt = follower.mountpoint
+            op = 'kvfs_fs_operations_total'
+            before = parse(scrape(follower))
+            r = subprocess.run(["cat", os.path.join(mnt, "two")],
+                               capture_output=True)
+            assert r.returncode == 0 and r.stdout == b"2", r
+            after = parse(scrape(follower))
+
+            def moved(name, labels):
+                return after.get((name, labels), 0) - before.get(
+                    (name, labels), 0)
+            assert moved(op, '{op="open"}') == 1, moved(op, '{op="open"}')
+            assert moved(op, '{op="read"}') >= 1, moved(op, '{op="read"}')
+            assert moved("kvfs_fs_operation_seconds_count",
+                         '{kind="read"}') >= 1
+            before = parse(scrape(follower))
+            r = subprocess.run(["cat", os.path.join(mnt, "nope")],
+                               capture_output=True)
+            assert r.returncode != 0
+            after = parse(scrape(follower))
+            assert moved("kvfs_fs_errors_total", '{errno="ENOENT"}') >= 1
+            assert moved(op, '{op="lookup"}') >= 1
+            promtool(scrape(follower))
+            print("ok   - cat through the mount: open +1, read and its "
+                  "latency count up; a missing name: ENOENT counted")
+
+        # one node, the only voter: a linearizable read needs no round
+        n = Node(binary, os.path.join(tmp, "one")).start()
+        try:
+            assert n.request("PUT", "/kv/k", b"v")[0] in (200, 201)
+            before = parse(scrape(n))
+            s, _, body = n.request("GET", "/kv/k")
+            assert s == 200 and body == b"v", (s, body)
+            after = parse(scrape(n))
+
+            def moved(name):
+                return after.get((name, ""), 0) - before.get((name, ""), 0)
+            assert moved("kvfs_raft_read_barriers_total") == 1
+            assert moved("kvfs_raft_read_barriers_local_total") == 1
+            assert moved("kvfs_raft_read_index_rounds_total") == 0
+            print("ok   - one node: a linearizable GET passes its barrier "
+                  "at once, without a ReadIndex round")
+        finally:
+            n.stop()
 
 
 if __name__ == "__main__":

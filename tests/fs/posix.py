@@ -18,8 +18,10 @@ import errno
 import os
 import socket
 import stat
+import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mountlib import (GROUP, OTHER, USER, as_user, check, check_eq, errno_of,  # noqa: E402
@@ -403,8 +405,30 @@ def xattrs(n):
     check_eq("test_user_kvfs_attributes_are_read_only", "EPERM",
              errno_of(os.setxattr, f, "user.kvfs.rev", b"1"))
     check("test_user_kvfs_attributes_are_not_listed", "user.kvfs.rev" not in os.listxattr(f))
-    check_eq("test_security_attributes_are_absent", "ENODATA",
+    check_eq("test_security_attributes_are_not_supported",
+             errno.errorcode[errno.EOPNOTSUPP],
              errno_of(os.getxattr, f, "security.capability"))
+    check_eq("test_acls_are_not_supported", errno.errorcode[errno.EOPNOTSUPP],
+             errno_of(os.getxattr, f, "system.posix_acl_access"))
+    # ls -l then asks once for the mount, not twice for every file
+    lsdir = n.path("lsdir")
+    os.mkdir(lsdir)
+    for i in range(40):
+        with open(os.path.join(lsdir, "f%d" % i), "w") as g:
+            g.write("x")
+
+    def getxattrs():
+        with urllib.request.urlopen(n.url("/metrics"), timeout=10) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith('kvfs_fs_operations_total{op="getxattr"}'):
+                    return float(line.split()[1])
+        return 0.0
+    before = getxattrs()
+    out = subprocess.run(["ls", "-l", lsdir], capture_output=True, text=True)
+    asked = getxattrs() - before
+    check("test_ls_l_asks_for_xattrs_once_not_per_file",
+          out.returncode == 0 and out.stdout.count("\n") == 41 and asked < 10,
+          "ls -l of 40 files: %d getxattr calls, rc %d" % (asked, out.returncode))
     check_eq("test_security_attributes_cannot_be_set", errno.errorcode[errno.EOPNOTSUPP],
              errno_of(os.setxattr, f, "security.selinux", b"x"))
     check_eq("test_trusted_attributes_cannot_be_set", errno.errorcode[errno.EOPNOTSUPP],

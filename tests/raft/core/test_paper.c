@@ -959,6 +959,108 @@ static void test_read_index_waits_for_a_quorum_heartbeat_round(void **st)
 	raft_free(r);
 }
 
+/* A read needs no round only on the leader that is the only voter of a
+ * committed configuration and has committed in its term: a learner does
+ * not count, a configuration change turns it off from its append. */
+static void test_read_is_local_only_for_a_sole_voter_leader(void **st)
+{
+	(void)st;
+	struct raft_restore rs = {.term = 1};
+	rs.snapshot.conf = (struct raft_config){.n = 1};
+	rs.snapshot.conf.servers[0].id = 1;
+	rs.snapshot.conf.servers[0].role = RAFT_VOTER;
+	struct raft_options o = {.id = 1, .seed = 42};
+	struct raft *r;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	for (int i = 0; i < 40 && raft_role(r) != RAFT_LEADER; i++)
+		raft_tick(r);
+	assert_int_equal(raft_role(r), RAFT_LEADER);
+	take(r);
+	/* its no-op not yet durable, so not committed */
+	assert_false(raft_read_is_local(r));
+	raft_persisted(r, raft_last_index(r), raft_term(r));
+	take(r);
+	assert_true(raft_read_is_local(r));
+	uint64_t idx;
+	assert_int_equal(raft_change_membership(r, RAFT_CONF_ADD_LEARNER, 2,
+						"127.0.0.1:2", &idx),
+			 0);
+	assert_false(raft_read_is_local(r)); /* in effect, not committed */
+	take(r);
+	raft_persisted(r, raft_last_index(r), raft_term(r));
+	take(r);
+	assert_true(raft_read_is_local(r)); /* a learner does not vote */
+	assert_int_equal(raft_change_membership(r, RAFT_CONF_PROMOTE, 2,
+						"127.0.0.1:2", &idx),
+			 0);
+	assert_false(raft_read_is_local(r));
+	take(r);
+	raft_persisted(r, raft_last_index(r), raft_term(r));
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = raft_term(r),
+				      .index = idx});
+	take(r);
+	assert_int_equal(raft_commit_index(r), idx);
+	assert_false(raft_read_is_local(r)); /* two voters */
+	raft_free(r);
+
+	/* a leader of three, committed in its term */
+	r = mk(1, 1, NULL, 0);
+	elect(r);
+	raft_persisted(r, 1, 2);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .index = 1});
+	take(r);
+	assert_int_equal(raft_commit_index(r), 1);
+	assert_false(raft_read_is_local(r));
+	raft_free(r);
+}
+
+/* §6.4 with the asker's request as its acknowledgement: a follower of
+ * the leader's term asked after its reads arrived, so the leader and it
+ * are a quorum of three then, and the read is answered at once, with no
+ * heartbeat round; a stranger's request is not an acknowledgement. */
+static void test_follower_read_index_counts_as_its_ack(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 1, NULL, 0);
+	elect(r);
+	raft_persisted(r, 1, 2);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .index = 1});
+	take(r);
+	step(r,
+	     (struct raft_message){
+		 .type = RAFT_MSG_READ_INDEX, .from = 3, .term = 2, .ctx = 9});
+	take(r);
+	const struct raft_message *m = sent(RAFT_MSG_READ_INDEX_RESP, 3);
+	assert_non_null(m);
+	assert_int_equal(m->ctx, 9);
+	assert_int_equal(m->index, 1);
+	assert_false(m->reject);
+	assert_null(sent(RAFT_MSG_HEARTBEAT, 0));
+	/* from a non-member: it waits for a round of the voters */
+	step(r,
+	     (struct raft_message){
+		 .type = RAFT_MSG_READ_INDEX, .from = 7, .term = 2, .ctx = 10});
+	take(r);
+	assert_null(sent(RAFT_MSG_READ_INDEX_RESP, 7));
+	const struct raft_message *hb = sent(RAFT_MSG_HEARTBEAT, 2);
+	assert_non_null(hb);
+	step(r, (struct raft_message){.type = RAFT_MSG_HEARTBEAT_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .ctx = hb->ctx});
+	take(r);
+	assert_non_null(sent(RAFT_MSG_READ_INDEX_RESP, 7));
+	raft_free(r);
+}
+
 static void test_config_text_round_trips_and_rejects_garbage(void **st)
 {
 	(void)st;
@@ -1011,6 +1113,8 @@ int main(void)
 	    T(test_proposal_on_follower_names_the_leader),
 	    T(test_leader_sends_snapshot_when_follower_needs_compacted_entries),
 	    T(test_read_index_waits_for_a_quorum_heartbeat_round),
+	    T(test_read_is_local_only_for_a_sole_voter_leader),
+	    T(test_follower_read_index_counts_as_its_ack),
 	    T(test_config_text_round_trips_and_rejects_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
