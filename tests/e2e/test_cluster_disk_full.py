@@ -11,7 +11,8 @@ election timeouts node 1 must have handed leadership over, /status of node
 election; writes then go on through the other two without a failure. The
 filler is removed: node 1 clears the error, stays a follower, catches up,
 and every member ends with the same state hash; every acknowledged write
-reads back on every member. Usage: test_cluster_disk_full.py KVFS."""
+reads back on every member; `kvfsctl health` asked of node 1 says why it
+is not healthy meanwhile. Usage: test_cluster_disk_full.py KVFS KVFSCTL."""
 import os
 import subprocess
 import sys
@@ -35,12 +36,12 @@ def main():
                 sys.exit(SKIP)
             raise AssertionError("mount tmpfs failed: " + r.stderr)
         try:
-            run(binary, tmp, small)
+            run(binary, sys.argv[2], tmp, small)
         finally:
             subprocess.run(["umount", "-l", small])
 
 
-def run(binary, tmp, small):
+def run(binary, kvfsctl, tmp, small):
     extra = ["--segment-size=262144", "--snapshot-every=1000000"]
     with Cluster(binary, tmp, n=3, mounts=False, extra=extra) as c:
         c.start()
@@ -93,6 +94,11 @@ def run(binary, tmp, small):
         with open(c[1].log_path, "rb") as f:
             log = f.read().decode(errors="replace")
         assert "cannot write the log: the disk is full" in log, log[-3000:]
+        r = subprocess.run([kvfsctl, "--node=127.0.0.1:%d" % c[1].port,
+                            "health"], capture_output=True, text=True,
+                           timeout=30)
+        assert r.returncode == 1 and "NOT healthy" in r.stdout, r
+        assert "the disk is full since 20" in r.stdout, r.stdout
         print("ok   - %d writes through nodes 2 and 3 in 3 s, none failed; "
               "node 1 stays out of elections"
               % (load.count() - before))
