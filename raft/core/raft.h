@@ -314,7 +314,8 @@ bool raft_read_is_local(const struct raft *r);
  * then send it TimeoutNow; it campaigns at once, and its vote requests
  * carry `transfer`, which gets them past the other voters' leases (the
  * only disruptive vote that is allowed). id RAFT_NONE: the voter with the
- * longest log among those heard from lately (or any voter). Proposals get
+ * longest log among those that answered within two heartbeat intervals
+ * (or any voter). Proposals get
  * RAFT_EBUSY until the transfer ends: a new leader (this node becomes a
  * follower), or an election timeout without one (abandoned; raft_transferee
  * is RAFT_NONE again while this node still leads). Returns 0 (started, or

@@ -39,6 +39,9 @@ void repl_tick(struct raft *r)
 	assert(r->role == RAFT_LEADER);
 	r->heartbeat_elapsed++;
 	r->election_elapsed++;
+	for (size_t i = 0; i < r->n_prs; i++)
+		if (r->prs[i].quiet != (unsigned)-1)
+			r->prs[i].quiet++;
 	if (r->election_elapsed >= r->opt.election_ticks) {
 		r->election_elapsed = 0;
 		/* A leader that did not hear from a quorum steps down, so
@@ -252,6 +255,7 @@ void repl_step_append_resp(struct raft *r, const struct raft_message *m)
 	if (!p || p->id == r->id)
 		return;
 	p->recent_active = true;
+	p->quiet = 0;
 	if (m->reject) {
 		uint64_t hint = m->hint_index;
 		if (m->hint_term > 0)
@@ -295,6 +299,7 @@ void repl_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 	if (!p || p->id == r->id)
 		return;
 	p->recent_active = true;
+	p->quiet = 0;
 	p->probe_sent = false;
 	if (m->index < p->match) {
 		/* The follower's log ends before what it acknowledged: it

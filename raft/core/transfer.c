@@ -20,18 +20,38 @@
 #include "raft_impl.h"
 #include "transfer.h"
 
+/* Heard from within two heartbeat intervals: it answers now (a follower
+ * that just restarted, whose leader has no connection to it yet, does
+ * not, and a TimeoutNow would be lost). */
+static bool responsive(const struct raft *r, const struct raft_progress *p)
+{
+	return p->quiet <= 2 * r->opt.heartbeat_ticks;
+}
+
+/* Is p a better target than best: answering now, then the longer log,
+ * then heard from more recently, then the lower id. */
+static bool better(const struct raft *r, const struct raft_progress *p,
+		   const struct raft_progress *best)
+{
+	if (!best)
+		return true;
+	if (responsive(r, p) != responsive(r, best))
+		return responsive(r, p);
+	if (p->match != best->match)
+		return p->match > best->match;
+	if (p->quiet != best->quiet)
+		return p->quiet < best->quiet;
+	return p->id < best->id;
+}
+
 uint64_t xfer_pick(struct raft *r)
 {
 	assert(r->role == RAFT_LEADER);
 	const struct raft_progress *best = NULL;
 	for (size_t i = 0; i < r->n_prs; i++) {
 		const struct raft_progress *p = &r->prs[i];
-		if (p->id == r->id || !memb_is_voter(r, p->id))
-			continue;
-		if (!best || (p->recent_active && !best->recent_active) ||
-		    (p->recent_active == best->recent_active &&
-		     (p->match > best->match ||
-		      (p->match == best->match && p->id < best->id))))
+		if (p->id != r->id && memb_is_voter(r, p->id) &&
+		    better(r, p, best))
 			best = p;
 	}
 	return best ? best->id : RAFT_NONE;

@@ -16,10 +16,10 @@
 struct raft;
 struct raft_progress;
 
-/* The voter other than us with the longest log as the leader knows it
- * (the highest match), preferring those heard from since the last
- * check-quorum period, then the lowest id; RAFT_NONE if there is none.
- * Requires leader. */
+/* The voter other than us to hand over to: among those heard from within
+ * two heartbeat intervals (else among all), the one with the longest log
+ * as the leader knows it (the highest match), then the one heard from
+ * last, then the lowest id; RAFT_NONE if there is none. Requires leader. */
 uint64_t xfer_pick(struct raft *r);
 /* Start a transfer to voter id (not us): catch it up or, if its log is
  * already ours, send TimeoutNow. Requires leader and no transfer running. */

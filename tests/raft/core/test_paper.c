@@ -826,6 +826,28 @@ test_transfer_to_no_one_in_particular_picks_the_longest_log(void **st)
 	raft_free(r);
 }
 
+/* ... but among those that answer now: a voter silent for more than two
+ * heartbeat intervals (a follower that just restarted, which its leader
+ * cannot reach yet) would lose the TimeoutNow. */
+static void
+test_transfer_to_no_one_in_particular_skips_a_silent_voter(void **st)
+{
+	(void)st;
+	struct raft *r = leader_with_2_caught_up();
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+			 0);
+	raft_persisted(r, 2, 2);
+	step(r, ack(3, 2, 2)); /* 3 has the longer log, then falls silent */
+	for (int i = 0; i < 5; i++) {
+		step(r, hb_resp(2, 2));
+		raft_tick(r);
+		take(r);
+	}
+	assert_int_equal(raft_transfer_leadership(r, RAFT_NONE), 0);
+	assert_int_equal(raft_transferee(r), 2);
+	raft_free(r);
+}
+
 /* raft_set_candidacy(false) (a member that cannot write its log): no
  * campaign, TimeoutNow ignored; it still votes; yes again and it stands. */
 static void test_member_that_may_not_be_candidate_never_campaigns(void **st)
@@ -1108,6 +1130,7 @@ int main(void)
 	    T(test_transfer_vote_gets_past_the_lease_of_follower_and_leader),
 	    T(test_transfer_to_a_learner_or_a_stranger_is_refused),
 	    T(test_transfer_to_no_one_in_particular_picks_the_longest_log),
+	    T(test_transfer_to_no_one_in_particular_skips_a_silent_voter),
 	    T(test_member_that_may_not_be_candidate_never_campaigns),
 	    T(test_leader_that_may_not_be_candidate_hands_over_or_steps_down),
 	    T(test_proposal_on_follower_names_the_leader),
