@@ -4,8 +4,8 @@ failed write (issue 24).
 Six clients write fresh keys one after another through every member that
 is up (as behind a load balancer that drains a member before its
 restart). The members are restarted one after another by SIGTERM, the two
-followers first and the leader last; each comes back and catches up before
-the next goes. The leader hands leadership to a caught-up voter before it
+followers first and the leader last; each comes back, catches up and is reached by the
+leader again before the next goes. The leader hands leadership to a caught-up voter before it
 stops (its log says so), so no election timeout passes without a leader.
 Not one write may fail or be cut off; afterwards every acknowledged write
 reads back on every member and the state hashes agree. Usage:
@@ -23,6 +23,15 @@ def restart(c, load, node, what):
     node.stop()
     node.start()
     c.wait_caught_up(node, timeout=30)
+    # as an operator waits for `kvfsctl health` on the leader: the leader
+    # reaches it again (its stream may wait out a reconnect backoff)
+    def reached():
+        l = c.agreed_leader()
+        if l is None or l.id == node.id:
+            return l is not None
+        p = [p for p in l.status()["peers"] if p["id"] == node.id]
+        return p and p[0].get("reachable") and p[0].get("active")
+    wait_for(reached, 20, "the leader to reach node %d again" % node.id)
     load.undrain(node.id)
     wait_for(lambda: load.count() > before + 30, 30,
              "writes to go on after restarting node %d" % node.id)
