@@ -135,8 +135,14 @@ void node_handover(struct kv_node *n)
 	pthread_mutex_lock(&n->st.mu);
 	bool leader = n->st.soft.role == RAFT_LEADER;
 	pthread_mutex_unlock(&n->st.mu);
-	if (!leader || atomic_load(&n->st.fatal))
-		return;
+	unsigned others = 0;
+	pthread_mutex_lock(&n->mb.mu);
+	for (unsigned i = 0; i < n->mb.n; i++)
+		others += n->mb.list[i].id != n->id &&
+			  n->mb.list[i].role == RAFT_VOTER;
+	pthread_mutex_unlock(&n->mb.mu);
+	if (!leader || !others || atomic_load(&n->st.fatal))
+		return; /* a member alone: nobody to hand over to */
 	uint64_t t0 = kv_mono_ms(), to = 0;
 	int ret = -ETIMEDOUT;
 	kv_log(KV_LOG_INFO,
@@ -167,6 +173,9 @@ void node_handover(struct kv_node *n)
 	kv_log(KV_LOG_WARN,
 	       "stopping without handing leadership over (%s, after %llu "
 	       "ms): the others elect a leader once this node is gone",
-	       ret == -EINVAL ? "no other voter" : kv_strerror(ret),
+	       ret == -EINVAL	     ? "no other voter"
+	       : ret == -ETIMEDOUT   ? "no voter took over in time"
+	       : ret == KV_ENOQUORUM ? "no new leader was known in time"
+				     : kv_strerror(ret),
 	       (unsigned long long)(kv_mono_ms() - t0));
 }
