@@ -51,6 +51,12 @@ static void usage(FILE *f)
 	    "                       voter (needs what remove needs)\n"
 	    "  get KEY              print KEY's value\n"
 	    "  put KEY VALUE|-      set KEY (- reads the value from stdin)\n"
+	    "  watch PREFIX [SINCE [COUNT]]\n"
+	    "                       print each change under PREFIX (\"\" all) "
+	    "from\n"
+	    "                       revision SINCE (default: the next), COUNT "
+	    "of them\n"
+	    "                       (default: until interrupted)\n"
 	    "  snapshot save FILE   save a backup of every key (needs the "
 	    "cluster\n"
 	    "                       token or an admin token); kvfs "
@@ -489,6 +495,23 @@ static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
 		return cmd_get(c, argv[0]);
 	if (strcmp(cmd, "put") == 0 && nargs == 2)
 		return cmd_put(c, argv[0], argv[1]);
+	if (strcmp(cmd, "watch") == 0 && nargs >= 1 && nargs <= 3) {
+		uint64_t n[2] = {0, 0};
+		for (int i = 1; i < nargs; i++) {
+			char *end;
+			errno = 0;
+			n[i - 1] = strtoull(argv[i], &end, 10);
+			if (errno || end == argv[i] || *end ||
+			    argv[i][0] == '-') {
+				fprintf(stderr,
+					"kvfsctl: watch: %s is not a "
+					"revision or a count\n",
+					argv[i]);
+				return EXIT_USAGE;
+			}
+		}
+		return ctl_watch(c, argv[0], n[0], n[1]);
+	}
 	if (strcmp(cmd, "snapshot") == 0 && nargs == 2 &&
 	    strcmp(argv[0], "save") == 0)
 		return ctl_snapshot_save(c, argv[1]);

@@ -29,6 +29,12 @@ void ctl_print_json(const char *resp);
 /* "/kv/" + KEY percent-encoded (slashes kept); NULL if out of memory. */
 char *ctl_kv_path(const char *key);
 
+/* kvfsctl_watch.c: changes under prefix from revision since (0: the
+ * next), count of them (0: until interrupted). */
+#include <stdint.h>
+int ctl_watch(const struct ctl *c, const char *prefix, uint64_t since,
+	      uint64_t count);
+
 /* kvfsctl_health.c */
 int ctl_health(const struct ctl *c);
 

@@ -44,6 +44,7 @@ struct cli {
 	int status_public;
 	int insecure;
 	unsigned long snapshot_every;
+	unsigned long watch_history;
 	unsigned long segment_size;
 	char *subdir;
 	int local_reads;
@@ -98,6 +99,8 @@ static const struct fuse_opt cli_opts[] = {
     OPT("insecure", insecure, 1),
     OPT("--snapshot-every=%lu", snapshot_every, 0),
     OPT("snapshot_every=%lu", snapshot_every, 0),
+    OPT("--watch-history=%lu", watch_history, 0),
+    OPT("watch_history=%lu", watch_history, 0),
     OPT("--segment-size=%lu", segment_size, 0),
     OPT("segment_size=%lu", segment_size, 0),
     OPT("--subdir=%s", subdir, 0),
@@ -175,6 +178,8 @@ static void usage(FILE *out)
 	    "                        empty DIR; every bootstrap member gets "
 	    "it\n"
 	    "  --snapshot-every=N    applied entries between snapshots "
+	    "(default 100000)\n"
+	    "  --watch-history=N     recent changes kept for watches "
 	    "(default 100000)\n"
 	    "  --segment-size=BYTES  log segment size (default 64 MiB)\n"
 	    "  --subdir=PREFIX       mount only the keys under PREFIX\n"
@@ -494,6 +499,7 @@ static int serve_start(struct serving *sv, const struct cli *c,
 				  .join = c->join,
 				  .tls = sv->tls,
 				  .snapshot_every = c->snapshot_every,
+				  .watch_history = c->watch_history,
 				  .segment_size = c->segment_size,
 				  .write_timeout_ms = c->write_timeout,
 				  .restore = c->restore};

@@ -271,13 +271,30 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_write(req, (size_t)ret);
 }
 
-/* Every close() of a descriptor that could write (or made the file). */
+static void remove_excl(struct fs *fs, struct fs_inode *in, uint64_t rev);
+
+/* Every close() of a descriptor that could write (or made the file). A
+ * file O_EXCL made whose value overflowed can never be committed: what
+ * the create left is removed here, before close() returns (release comes
+ * after it, asynchronously, and a stat right after the close must not
+ * find the file). */
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = handle_of(fi);
-	int ret = h->commits ? fs_commit(fs_of(req), h->in) : 0;
+	struct fs *fs = fs_of(req);
+	int ret = h->commits ? fs_commit(fs, h->in) : 0;
+	struct fs_file *f = h->in->file;
+	uint64_t excl = 0;
 
 	(void)ino;
+	pthread_mutex_lock(&f->lock);
+	if (f->poison && f->excl_rev) {
+		excl = f->excl_rev;
+		f->excl_rev = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	if (excl)
+		remove_excl(fs, h->in, excl);
 	fs_reply_err(req, -ret);
 }
 

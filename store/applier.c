@@ -49,6 +49,8 @@ static bool apply_one(struct store *st, const struct store_entry *e,
 				     st) != 0) {
 			store_fail(st, -ENOMEM, "applying an entry");
 			return false;
+		} else if (res->err == 0) {
+			hist_add(st, e->index, cmd);
 		}
 	} else if (e->type == STORE_ENTRY_CONFIG) {
 		char *c = store_conf_to_json(e->data, e->len);
@@ -81,6 +83,7 @@ static void apply_chunk(struct store *st, const struct store_entry *e,
 		as[i] = e[i].type == STORE_ENTRY_CMD ? APPLIED_CMD : APPLIED;
 	}
 	pthread_rwlock_unlock(&st->map_lock);
+	hist_notify(st);
 	for (size_t i = 0; i < n; i++)
 		if (as[i] != NOT_APPLIED)
 			st->opt.raft->applied(

@@ -256,6 +256,8 @@ static int load_files(struct store *st, char **errmsg)
 	if (ret != 0)
 		return ret;
 	st->pub_applied = st->applied;
+	/* the log after the db is applied again, with its events */
+	hist_start_after(&st->hist, st->applied);
 	st->due_applied = st->snap_index + st->every;
 	st->due_bytes = st->bytes;
 	append_update_room_locked(st);
@@ -335,6 +337,7 @@ static void free_store(struct store *st)
 	snapshot_drop_replica(st);
 	log_close(st->log);
 	map_free(st->map);
+	hist_free(&st->hist);
 	free(st->conf_json);
 	if (st->lock_fd >= 0)
 		close(st->lock_fd);
@@ -368,7 +371,9 @@ int store_open(const struct store_options *opt, struct store **out,
 	st->dir = strdup(opt->dir);
 	if (!st->dir)
 		goto err_free;
-	ret = lock_dir(st, errmsg);
+	ret = hist_init(&st->hist, opt);
+	if (ret == 0)
+		ret = lock_dir(st, errmsg);
 	if (ret == 0)
 		ret = load_files(st, errmsg);
 	if (ret != 0)
@@ -483,7 +488,12 @@ int store_install(struct store *st, const char *path)
 	struct req r = {.type = REQ_INSTALL, .path = path};
 	int ret = call(st, &r);
 	/* reported here, on the caller's thread, like store_apply's */
-	if (ret == 0)
+	if (ret == 0) {
+		/* the map was replaced, not changed event by event */
+		hist_start_after(&st->hist, r.index);
+		st->hist_added = true;
+		hist_notify(st);
 		st->opt.raft->applied(st->opt.raft_ctx, r.index, r.term, NULL);
+	}
 	return ret;
 }

@@ -76,6 +76,30 @@ struct store_options {
 	 * are committed. */
 	const struct store_raft_ops *raft;
 	void *raft_ctx;
+	/* The history of changes watches read (history.c): at most this many
+	 * events (0: 100,000) and this many bytes of keys and values (0: 64
+	 * MiB), the oldest dropped first. */
+	size_t history_events;
+	size_t history_bytes;
+};
+
+/* A change, as watches see it: the command applied at revision rev (its
+ * log index). A put, mkdir, rename or attribute change carries the
+ * record it left (a reference; a rename's at key2). */
+enum store_event_op {
+	STORE_EV_PUT,
+	STORE_EV_DELETE,
+	STORE_EV_MKDIR,
+	STORE_EV_RMDIR,
+	STORE_EV_RENAME,
+	STORE_EV_ATTR,
+};
+struct store_event {
+	uint64_t rev;
+	enum store_event_op op;
+	char *key, *key2; /* malloc'd; key2 a rename's target, else NULL */
+	size_t klen, k2len;
+	struct kv_rec *rec;
 };
 
 /* Open (recovering the db and checking the log), start the store's
@@ -219,6 +243,25 @@ int store_write_error(const struct store *st, uint64_t *since_ms);
 
 /* Applied index, lock-free. Any thread, the callbacks included. */
 uint64_t store_applied(const struct store *st);
+
+/* Watches. Up to max events at revision >= since touching prefix (the
+ * key itself or keys under it; "" all) into out[0..*n) (free them with
+ * store_events_free); *next is where to read from next time (past the
+ * applied revisions without a matching event), *oldest the first
+ * revision the history is complete from. 0, or KV_EGONE if since <
+ * *oldest. Any thread, never blocks on the applier. */
+int store_watch_read(struct store *st, uint64_t since, const char *prefix,
+		     size_t plen, struct store_event *out, size_t max,
+		     size_t *n, uint64_t *next, uint64_t *oldest);
+void store_events_free(struct store_event *e, size_t n);
+/* fn(ctx) is called after every batch of applied changes (the applier's
+ * thread, no store lock held; it must not block). At most 4 hooks;
+ * -ENOSPC. */
+int store_watch_hook(struct store *st, void (*fn)(void *ctx), void *ctx);
+/* Remove that hook (once this returns it is not running nor called). */
+void store_watch_unhook(struct store *st, void (*fn)(void *ctx), void *ctx);
+/* A number that grows with every change to the history. */
+uint64_t store_watch_seq(struct store *st);
 
 /* Install the verified db snapshot file at path (from the leader): load
  * and check it, put it in place of db.jsonl, drop the log (it starts

@@ -100,6 +100,35 @@ struct snap_state {
 	uint64_t replica_index;
 };
 
+/* The history of changes (history.c). */
+#define STORE_MAX_HOOKS 4
+struct store_hook {
+	void (*fn)(void *ctx);
+	void *ctx;
+};
+struct store_history {
+	pthread_mutex_t mu; /* guards the rest */
+	struct store_event *ring;
+	size_t cap, head, n;
+	size_t bytes, max_bytes;
+	uint64_t oldest; /* complete from this revision on */
+	uint64_t seq;	 /* bumped by every change */
+	struct store_hook hooks[STORE_MAX_HOOKS];
+	unsigned n_hooks;
+	bool notifying;	     /* hooks are being called */
+	pthread_cond_t idle; /* signalled when they return */
+};
+int hist_init(struct store_history *h, const struct store_options *opt);
+void hist_free(struct store_history *h);
+/* Empty it: complete from index + 1 (an open, an installed snapshot). */
+void hist_start_after(struct store_history *h, uint64_t index);
+/* The event of cmd applied at rev (the applier, map write lock held). */
+struct store;
+void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd);
+/* Call the hooks if events were added since the last call (the applier,
+ * no lock held). */
+void hist_notify(struct store *st);
+
 struct store {
 	/* fixed at open */
 	char *dir;
@@ -151,6 +180,8 @@ struct store {
 	struct map *map;
 	uint64_t applied, applied_term;
 	char *conf_json; /* configuration in effect at applied, as JSON */
+	struct store_history hist;
+	bool hist_added; /* the applier's: events since hist_notify */
 
 	/* owner */
 	uint64_t term, vote;

@@ -187,6 +187,12 @@ int http_start_with(struct kv_node *n, const struct http_options *o,
 	rc = http_gate_new(&lim, gate_is_peer, n, &h->gate);
 	if (rc < 0)
 		goto err_close;
+	rc = http_watches_new(n, &h->watches);
+	if (rc < 0) {
+		http_gate_stop(h->gate);
+		http_gate_free(h->gate);
+		goto err_close;
+	}
 	/* The gate admits and times connections (http_gate.h): libmicrohttpd's
 	 * limit is above the gate's, its timeout only for stalled replies. */
 	h->daemon = MHD_start_daemon(
@@ -219,6 +225,7 @@ int http_start_with(struct kv_node *n, const struct http_options *o,
 	return 0;
 
 err_gate:
+	http_watches_free(h->watches);
 	http_gate_stop(h->gate);
 	http_gate_free(h->gate);
 err_close:
@@ -253,6 +260,7 @@ void http_stop(struct http_server *h)
 	 * and we wait until every one was taken up again. The node answered
 	 * every call it had (node_close stops it first), and an offloaded
 	 * handler returns soon once the node stops. */
+	http_watches_stop(h->watches); /* they end, and are taken up */
 	pthread_mutex_lock(&h->mu);
 	h->closing = true;
 	while (h->held || h->workers) {
@@ -270,6 +278,7 @@ void http_stop(struct http_server *h)
 	 * every connection it closes. */
 	http_gate_stop(h->gate);
 	MHD_stop_daemon(h->daemon);
+	http_watches_free(h->watches);
 	http_gate_free(h->gate);
 	http_auth_free(h->auth);
 	pthread_mutex_destroy(&h->certs.mu);

@@ -194,6 +194,7 @@ struct http_server {
 	struct http_auth *auth;	    /* --auth's table; NULL: no tokens */
 	struct http_cert_cache certs;
 	struct MHD_OptionItem tls_opts[8];
+	struct http_watches *watches; /* http_watch.c */
 };
 
 /* ---- http_auth.c: who a request is from, what it may do ---- */
@@ -313,6 +314,19 @@ void http_done(void *ctx, int ret, const struct kv_result *res);
 /* After http_suspend: rc is what the call that answers returned; if it
  * failed (done will not be called), answer with rc now. */
 void http_started(struct http_req *r, int rc);
+
+/* ---- http_watch.c: GET /kv/...?watch ---- */
+
+struct http_watches;
+/* The server's watches: a hook on n's store, a ticker thread. */
+int http_watches_new(struct kv_node *n, struct http_watches **out);
+/* End every watch (each sends its last progress line) and stop the
+ * ticker and the hook: before MHD is stopped. */
+void http_watches_stop(struct http_watches *ws);
+void http_watches_free(struct http_watches *ws);
+unsigned http_watches_count(struct http_watches *ws);
+/* After r's read barrier passed: answer with the stream (or 400, 410). */
+enum MHD_Result http_watch_start(struct http_req *r);
 
 /* ---- http_reply.c: responses ---- */
 

@@ -449,6 +449,27 @@ out_free:
 
 enum MHD_Result http_kv_handle(struct http_req *r)
 {
+	bool watch = http_query_has(r, "watch");
+	static const char *const watch_only[] = {"since", "values", "wait"};
+	for (size_t i = 0; !watch && i < 3; i++)
+		if (http_query_has(r, watch_only[i])) {
+			char msg[96];
+			snprintf(msg, sizeof msg,
+				 "unknown query parameter: %s (it goes with "
+				 "?watch)",
+				 watch_only[i]);
+			return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+					 msg);
+		}
+	if (watch && r->method != HTTP_GET)
+		return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+				 "?watch is for GET");
+	if (watch) {
+		enum barrier b = read_barrier(r);
+		if (b != BARRIER_PASSED)
+			return barrier_held(r, b);
+		return http_watch_start(r);
+	}
 	if (is_listing(r))
 		return list_dir(r);
 	switch (r->method) {

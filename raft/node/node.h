@@ -28,6 +28,7 @@ struct node_options {
 	const char *listen;	 /* "HOST:PORT" for HTTP; port 0 picks one */
 	const char *peers;	 /* "1=HOST:PORT,2=..." or NULL: alone */
 	uint64_t snapshot_every; /* 0: store default */
+	size_t watch_history;	 /* events kept for watches; 0: default */
 	uint64_t snapshot_bytes; /* 0: store default */
 	size_t segment_size;	 /* 0: store default */
 	int write_timeout_ms;	 /* bound on waiting for a quorum; 0: 5000 */

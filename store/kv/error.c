@@ -27,6 +27,8 @@ const char *kv_strerror(int err)
 		return "an earlier sync to disk failed; writes are refused";
 	case KV_EVERSION:
 		return "unknown format version";
+	case KV_EGONE:
+		return "the revision is older than the history of changes kept";
 	default:
 		break;
 	}

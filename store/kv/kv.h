@@ -61,7 +61,8 @@ enum kv_error {
 	KV_EPRECOND = -1104,   /* a conditional write's condition failed */
 	KV_EFAILED = -1105,    /* an earlier sync failed; writes are refused */
 	KV_EVERSION = -1106,   /* unknown format version */
-	KV_ERR_LAST = -1106,
+	KV_EGONE = -1107, /* a watch's revision is older than the history */
+	KV_ERR_LAST = -1107,
 };
 
 /* A message for any error this project returns (kv codes and -errno). */

@@ -466,6 +466,107 @@ static void test_store_refuses_a_damaged_db_with_its_name(void **state)
 	remove_dir(dir);
 }
 
+static int del(struct node *n, const char *key)
+{
+	struct kv_cmd c = {
+	    .op = KV_OP_DEL, .key = (char *)key, .klen = strlen(key)};
+	struct kv_result res;
+	return propose(n, &c, &res);
+}
+
+/* Watches read the history: every applied change once, in revision
+ * order, filtered by prefix; a put carries its value; the cursor passes
+ * revisions without a match; a revision older than the history is
+ * KV_EGONE; after a restart the history reaches back to the db. */
+static void test_store_history_of_changes_for_watches(void **state)
+{
+	(void)state;
+	char *dir = make_dir();
+	struct node *n = node_open(dir, 0);
+	struct kv_result res;
+	assert_int_equal(put(n, "a/x", "1", 1, &res), 0);  /* rev 1 */
+	assert_int_equal(put(n, "b", "2", 1, &res), 0);	   /* rev 2 */
+	assert_int_equal(put(n, "a/y", "33", 2, &res), 0); /* rev 3 */
+	assert_int_equal(del(n, "a/x"), 0);		   /* rev 4 */
+	assert_int_equal(put(n, "ab", "4", 1, &res), 0);   /* rev 5 */
+	struct store_event ev[8];
+	size_t got;
+	uint64_t next, oldest;
+	assert_int_equal(
+	    store_watch_read(n->st, 1, "a", 1, ev, 8, &got, &next, &oldest), 0);
+	/* "a" is the key a and keys under a/, not ab */
+	assert_int_equal(got, 3);
+	assert_int_equal(ev[0].rev, 1);
+	assert_int_equal(ev[0].op, STORE_EV_PUT);
+	assert_string_equal(ev[0].key, "a/x");
+	assert_memory_equal(ev[0].rec->val, "1", 1);
+	assert_int_equal(ev[1].rev, 3);
+	assert_int_equal(ev[1].rec->vlen, 2);
+	assert_int_equal(ev[2].rev, 4);
+	assert_int_equal(ev[2].op, STORE_EV_DELETE);
+	assert_null(ev[2].rec);
+	assert_int_equal(next, 6); /* past rev 5, which is not under a */
+	assert_int_equal(oldest, 1);
+	store_events_free(ev, got);
+	/* a small page: the cursor stops at the first one left out */
+	assert_int_equal(
+	    store_watch_read(n->st, 1, "", 0, ev, 2, &got, &next, &oldest), 0);
+	assert_int_equal(got, 2);
+	assert_int_equal(next, 3);
+	store_events_free(ev, got);
+	/* nothing new */
+	assert_int_equal(
+	    store_watch_read(n->st, 6, "", 0, ev, 8, &got, &next, &oldest), 0);
+	assert_int_equal(got, 0);
+	assert_int_equal(next, 6);
+	node_close(n);
+	/* a restart replays the log after the db: the same history */
+	n = node_open(dir, 0);
+	wait_applied(n, 5);
+	assert_int_equal(
+	    store_watch_read(n->st, 1, "", 0, ev, 8, &got, &next, &oldest), 0);
+	assert_int_equal(got, 5);
+	assert_int_equal(ev[4].rev, 5);
+	assert_string_equal(ev[4].key, "ab");
+	store_events_free(ev, got);
+	node_close(n);
+	remove_dir(dir);
+}
+
+/* A history of three events forgets the oldest: a watch from before
+ * them is told (KV_EGONE with the oldest revision kept). */
+static void test_store_history_is_bounded_and_says_so(void **state)
+{
+	(void)state;
+	char *dir = make_dir();
+	struct node *n = calloc(1, sizeof(*n));
+	assert_non_null(n);
+	pthread_mutex_init(&n->mu, NULL);
+	pthread_cond_init(&n->cond, NULL);
+	struct store_options o = node_options(dir, 0, n);
+	o.history_events = 3;
+	char *msg = NULL;
+	assert_int_equal(store_open(&o, &n->st, &msg), 0);
+	n->next = 1;
+	assert_int_equal(pthread_create(&n->applier, NULL, applier_main, n), 0);
+	struct kv_result res;
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(put(n, "k", "v", 1, &res), 0);
+	struct store_event ev[8];
+	size_t got;
+	uint64_t next, oldest;
+	assert_int_equal(
+	    store_watch_read(n->st, 2, "", 0, ev, 8, &got, &next, &oldest),
+	    KV_EGONE);
+	assert_int_equal(oldest, 3);
+	assert_int_equal(
+	    store_watch_read(n->st, 3, "", 0, ev, 8, &got, &next, &oldest), 0);
+	assert_int_equal(got, 3);
+	store_events_free(ev, got);
+	node_close(n);
+	remove_dir(dir);
+}
+
 static void test_kv_strerror_names_every_code(void **state)
 {
 	(void)state;
@@ -488,6 +589,8 @@ int main(void)
 	    cmocka_unit_test(test_store_refuses_a_directory_in_use),
 	    cmocka_unit_test(test_store_refuses_options_without_raft_callbacks),
 	    cmocka_unit_test(test_store_refuses_a_damaged_db_with_its_name),
+	    cmocka_unit_test(test_store_history_of_changes_for_watches),
+	    cmocka_unit_test(test_store_history_is_bounded_and_says_so),
 	    cmocka_unit_test(test_kv_strerror_names_every_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

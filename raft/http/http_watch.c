@@ -1,0 +1,425 @@
+/* http_watch.c - GET /kv/<key-or-prefix>?watch: the changes, as they are
+ * applied, one JSON object a line (docs/http-api.md#watch).
+ *
+ * A watch starts after the request's read barrier (ReadIndex: this node
+ * has applied everything committed when it was asked), from ?since=REV
+ * or, without it, from the next revision. The body is produced by a
+ * content reader on the listener's thread from the store's history
+ * (store_watch_read): event lines, and progress lines ({"progress":R}:
+ * every matching change up to R was sent) first, every keep-alive
+ * interval and at the end. A client resumes from the last revision it
+ * saw plus one, on any member. With nothing to send the reader parks the
+ * connection (MHD_suspend_connection, the pattern libmicrohttpd
+ * prescribes for "no data yet") and the store's hook, called after each
+ * applied batch, or the ticker, once a second, takes it up again. With
+ * ?wait=SECONDS (long poll) the answer ends after the first events, or
+ * after that many seconds with none. A watch that falls behind the
+ * history (it dropped changes the watch did not send yet) ends with an
+ * error line naming the oldest revision kept; a request from before it
+ * is 410 before anything is sent. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "http_int.h"
+#include "store.h"
+
+#define WATCH_KEEPALIVE_MS 10000u
+#define WATCH_MAX_WAIT_S   300u
+#define WATCH_BATCH	   64
+#define WATCH_BLOCK	   (32u << 10)
+
+struct watch {
+	struct watch *prev, *next; /* in the server's list (ws->mu) */
+	struct http_watches *ws;
+	struct MHD_Connection *conn;
+	struct store *st;
+	char *prefix;
+	size_t plen;
+	uint64_t next_rev; /* the first revision not yet looked at */
+	bool values;	   /* event lines carry the value */
+	uint64_t deadline; /* long poll: when to end (kv_mono_ms); 0: stream */
+	uint64_t last_ms;  /* the last line written */
+	bool sent;	   /* an event line was sent */
+	bool ended;	   /* the last line is in out */
+	bool parked;	   /* suspended, waiting for a change (ws->mu) */
+	struct kv_buf out;
+	size_t off; /* of out, sent */
+};
+
+struct http_watches {
+	pthread_mutex_t mu;
+	struct watch *head;
+	bool closing;
+	bool ticking;
+	pthread_t ticker;
+	pthread_cond_t cond; /* the ticker sleeps on it */
+	struct store *st;
+	unsigned n;
+};
+
+/* Take every parked watch up again (ws->mu held); all of them with all,
+ * else only those with a keep-alive or a deadline due. */
+static void unpark(struct http_watches *ws, bool all, uint64_t now)
+{
+	for (struct watch *w = ws->head; w; w = w->next) {
+		if (!w->parked)
+			continue;
+		bool due = now - w->last_ms >= WATCH_KEEPALIVE_MS ||
+			   (w->deadline && now >= w->deadline);
+		if (!all && !due)
+			continue;
+		w->parked = false;
+		MHD_resume_connection(w->conn);
+	}
+}
+
+/* The store's hook: changes were applied. */
+static void on_changes(void *ctx)
+{
+	struct http_watches *ws = ctx;
+	pthread_mutex_lock(&ws->mu);
+	unpark(ws, true, 0);
+	pthread_mutex_unlock(&ws->mu);
+}
+
+static void *ticker_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "kvfs-watch");
+	struct http_watches *ws = arg;
+	pthread_mutex_lock(&ws->mu);
+	while (!ws->closing) {
+		struct timespec t = kv_deadline(1000);
+		pthread_cond_timedwait(&ws->cond, &ws->mu, &t);
+		unpark(ws, false, kv_mono_ms());
+	}
+	pthread_mutex_unlock(&ws->mu);
+	return NULL;
+}
+
+int http_watches_new(struct kv_node *n, struct http_watches **out)
+{
+	struct http_watches *ws = calloc(1, sizeof(*ws));
+	if (!ws)
+		return -ENOMEM;
+	pthread_mutex_init(&ws->mu, NULL);
+	kv_cond_init(&ws->cond);
+	ws->st = node_store(n);
+	int ret = ws->st ? store_watch_hook(ws->st, on_changes, ws) : 0;
+	if (ret == 0)
+		ret = -pthread_create(&ws->ticker, NULL, ticker_main, ws);
+	if (ret != 0) {
+		if (ws->st)
+			store_watch_unhook(ws->st, on_changes, ws);
+		pthread_cond_destroy(&ws->cond);
+		pthread_mutex_destroy(&ws->mu);
+		free(ws);
+		return ret;
+	}
+	ws->ticking = true;
+	*out = ws;
+	return 0;
+}
+
+void http_watches_stop(struct http_watches *ws)
+{
+	if (!ws)
+		return;
+	pthread_mutex_lock(&ws->mu);
+	ws->closing = true;
+	unpark(ws, true, 0);
+	pthread_cond_broadcast(&ws->cond);
+	pthread_mutex_unlock(&ws->mu);
+	if (ws->ticking)
+		pthread_join(ws->ticker, NULL);
+	ws->ticking = false;
+	if (ws->st)
+		store_watch_unhook(ws->st, on_changes, ws);
+	ws->st = NULL;
+}
+
+void http_watches_free(struct http_watches *ws)
+{
+	if (!ws)
+		return;
+	http_watches_stop(ws);
+	pthread_cond_destroy(&ws->cond);
+	pthread_mutex_destroy(&ws->mu);
+	free(ws);
+}
+
+unsigned http_watches_count(struct http_watches *ws)
+{
+	pthread_mutex_lock(&ws->mu);
+	unsigned n = ws->n;
+	pthread_mutex_unlock(&ws->mu);
+	return n;
+}
+
+static const char *op_name(enum store_event_op op)
+{
+	switch (op) {
+	case STORE_EV_PUT:
+		return "put";
+	case STORE_EV_DELETE:
+		return "delete";
+	case STORE_EV_MKDIR:
+		return "mkdir";
+	case STORE_EV_RMDIR:
+		return "rmdir";
+	case STORE_EV_RENAME:
+		return "rename";
+	case STORE_EV_ATTR:
+		break;
+	}
+	return "attr";
+}
+
+static void event_line(struct watch *w, const struct store_event *e)
+{
+	struct kv_buf *b = &w->out;
+	kv_buf_puts(b, "{\"revision\":");
+	kv_buf_u64(b, e->rev);
+	kv_buf_printf(b, ",\"op\":\"%s\",\"key\":", op_name(e->op));
+	kv_buf_json_str(b, e->key, e->klen);
+	if (e->key2) {
+		kv_buf_puts(b, ",\"to\":");
+		kv_buf_json_str(b, e->key2, e->k2len);
+	}
+	if (e->rec) {
+		kv_buf_puts(b, ",\"size\":");
+		kv_buf_u64(b, e->rec->vlen);
+		if (w->values && (e->op == STORE_EV_PUT)) {
+			if (kv_utf8_valid(e->rec->val, e->rec->vlen, false)) {
+				kv_buf_puts(b, ",\"value\":");
+				kv_buf_json_str(b, e->rec->val, e->rec->vlen);
+			} else {
+				kv_buf_puts(b, ",\"value_base64\":\"");
+				kv_buf_base64(b, e->rec->val, e->rec->vlen);
+				kv_buf_puts(b, "\"");
+			}
+		}
+	}
+	kv_buf_puts(b, "}\n");
+}
+
+static void progress_line(struct watch *w)
+{
+	kv_buf_puts(&w->out, "{\"progress\":");
+	kv_buf_u64(&w->out, w->next_rev - 1);
+	kv_buf_puts(&w->out, "}\n");
+}
+
+/* Read what the history has for w into out; false if w fell behind it
+ * (the error line is in out then). */
+static bool fill(struct watch *w)
+{
+	struct store_event ev[WATCH_BATCH];
+	size_t n;
+	uint64_t next, oldest;
+	int ret = store_watch_read(w->st, w->next_rev, w->prefix, w->plen, ev,
+				   WATCH_BATCH, &n, &next, &oldest);
+	if (ret == KV_EGONE) {
+		kv_buf_printf(&w->out,
+			      "{\"error\":\"the changes from revision %" PRIu64
+			      " on were dropped from the history before "
+			      "they were sent\",\"code\":\"compacted\","
+			      "\"oldest\":%" PRIu64 "}\n",
+			      w->next_rev, oldest);
+		return false;
+	}
+	for (size_t i = 0; i < n; i++)
+		event_line(w, &ev[i]);
+	store_events_free(ev, n);
+	if (n)
+		w->sent = true;
+	w->next_rev = next;
+	return true;
+}
+
+static ssize_t watch_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct watch *w = cls;
+	struct http_watches *ws = w->ws;
+	for (;;) {
+		if (w->off < w->out.len) {
+			size_t k = w->out.len - w->off;
+			if (k > max)
+				k = max;
+			memcpy(buf, w->out.p + w->off, k);
+			w->off += k;
+			return (ssize_t)k;
+		}
+		w->out.len = w->off = 0;
+		if (w->out.err)
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		if (w->ended)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		uint64_t seq = store_watch_seq(w->st);
+		uint64_t now = kv_mono_ms();
+		pthread_mutex_lock(&ws->mu);
+		bool closing = ws->closing;
+		pthread_mutex_unlock(&ws->mu);
+		if (closing) {
+			progress_line(w);
+			w->ended = true;
+			continue;
+		}
+		if (!fill(w)) {
+			w->ended = true;
+			continue;
+		}
+		if (w->out.len) {
+			w->last_ms = now;
+			continue;
+		}
+		if (w->deadline && (w->sent || now >= w->deadline)) {
+			progress_line(w);
+			w->ended = true;
+			continue;
+		}
+		if (now - w->last_ms >= WATCH_KEEPALIVE_MS) {
+			progress_line(w);
+			w->last_ms = now;
+			continue;
+		}
+		/* nothing now: park, unless a change came since we looked */
+		pthread_mutex_lock(&ws->mu);
+		if (ws->closing || store_watch_seq(w->st) != seq) {
+			pthread_mutex_unlock(&ws->mu);
+			continue;
+		}
+		w->parked = true;
+		MHD_suspend_connection(w->conn);
+		pthread_mutex_unlock(&ws->mu);
+		return 0;
+	}
+}
+
+static void watch_free(void *cls)
+{
+	struct watch *w = cls;
+	struct http_watches *ws = w->ws;
+	pthread_mutex_lock(&ws->mu);
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		ws->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	ws->n--;
+	pthread_mutex_unlock(&ws->mu);
+	kv_buf_free(&w->out);
+	free(w->prefix);
+	free(w);
+}
+
+/* A number query parameter in [0, max]; false after queueing a 400. */
+static bool query_uint(struct http_req *r, const char *name, uint64_t max,
+		       uint64_t *out, bool *present)
+{
+	bool bad;
+	size_t len;
+	char *v = http_query(r, name, &len, &bad);
+	*present = v != NULL;
+	if (!v && !bad)
+		return true;
+	char *end = NULL;
+	errno = 0;
+	unsigned long long x = v ? strtoull(v, &end, 10) : 0;
+	bool ok = v && !bad && len > 0 && end == v + len && errno == 0 &&
+		  v[0] != '-' && x <= max;
+	free(v);
+	if (ok) {
+		*out = x;
+		return true;
+	}
+	char msg[120];
+	snprintf(msg, sizeof msg, "%s is a whole number from 0 to %" PRIu64,
+		 name, max);
+	http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", msg);
+	return false;
+}
+
+enum MHD_Result http_watch_start(struct http_req *r)
+{
+	struct http_watches *ws = r->http->watches;
+	uint64_t since = 0, values = 1, wait = 0;
+	if (!ws->st)
+		return http_fail(r, MHD_HTTP_NOT_IMPLEMENTED, "not_implemented",
+				 "this node has no store to watch");
+	bool has_since, has_values, has_wait;
+	if (!query_uint(r, "since", UINT64_MAX - 1, &since, &has_since) ||
+	    !query_uint(r, "values", 1, &values, &has_values) ||
+	    !query_uint(r, "wait", WATCH_MAX_WAIT_S, &wait, &has_wait))
+		return MHD_YES;
+	if (!has_since || since == 0)
+		since = store_applied(ws->st) + 1; /* what comes next */
+	/* from before the history: say so now, with the oldest kept */
+	size_t n;
+	uint64_t next, oldest;
+	if (store_watch_read(ws->st, since, "", 0, NULL, 0, &n, &next,
+			     &oldest) == KV_EGONE) {
+		char body[240];
+		int len = snprintf(
+		    body, sizeof body,
+		    "{\"error\":\"revision %" PRIu64
+		    " is older than the history of changes kept; read the "
+		    "keys again and watch from oldest or later\","
+		    "\"code\":\"compacted\",\"oldest\":%" PRIu64 "}",
+		    since, oldest);
+		return http_reply_json(r, MHD_HTTP_GONE, body, (size_t)len);
+	}
+	struct watch *w = calloc(1, sizeof(*w));
+	if (!w)
+		return http_fail_err(r, -ENOMEM, NULL);
+	w->ws = ws;
+	w->conn = r->conn;
+	w->st = ws->st;
+	w->next_rev = since;
+	w->values = values != 0;
+	w->last_ms = kv_mono_ms();
+	w->deadline = has_wait ? w->last_ms + wait * 1000 : 0;
+	kv_buf_init(&w->out);
+	w->prefix = malloc(r->klen + 1);
+	if (!w->prefix) {
+		free(w);
+		return http_fail_err(r, -ENOMEM, NULL);
+	}
+	memcpy(w->prefix, r->key ? r->key : "", r->klen);
+	w->prefix[r->klen] = '\0';
+	w->plen = r->klen;
+	/* the first line: where the watch starts */
+	progress_line(w);
+	pthread_mutex_lock(&ws->mu);
+	bool closing = ws->closing;
+	if (!closing) {
+		w->next = ws->head;
+		if (ws->head)
+			ws->head->prev = w;
+		ws->head = w;
+		ws->n++;
+	}
+	pthread_mutex_unlock(&ws->mu);
+	if (closing) {
+		kv_buf_free(&w->out);
+		free(w->prefix);
+		free(w);
+		return http_fail_err(r, KV_ESHUTDOWN, NULL);
+	}
+	struct MHD_Response *resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, WATCH_BLOCK, watch_read, w, watch_free);
+	if (!resp) {
+		watch_free(w);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+				"application/x-ndjson");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL,
+				"no-store");
+	return http_queue(r, MHD_HTTP_OK, resp);
+}

@@ -1,0 +1,275 @@
+/* history.c - the recent changes, for watches (store.h, docs/http-api.md).
+ *
+ * Every command the applier applies without error becomes one event (its
+ * revision is the entry's log index): the op, the key (and a rename's
+ * target), and for a put the record it left, referenced, not copied. The
+ * events sit in a ring, oldest dropped first once it holds more than
+ * history_events of them or more than history_bytes of keys and values;
+ * `oldest` is the first revision from which the history is complete, so
+ * a watcher that asks for an older one is told, not given a gap. The log
+ * replayed at start goes through the applier too, so after a restart the
+ * history reaches back to the db snapshot. Installing a snapshot from the
+ * leader replaces the map without events: the history starts again after
+ * it. Appended on the applier's thread with the map's write lock held,
+ * read by watchers under hist.mu only; each append ends with the hooks
+ * (the HTTP watches, the mount's events file) called once the map's lock
+ * is released. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_int.h"
+
+#define HIST_EVENTS_DEFAULT 100000
+#define HIST_BYTES_DEFAULT  (64u << 20)
+
+static size_t event_bytes(const struct store_event *e)
+{
+	return e->klen + e->k2len + (e->rec ? e->rec->vlen : 0) + sizeof(*e);
+}
+
+static void event_clear(struct store_event *e)
+{
+	free(e->key);
+	free(e->key2);
+	kv_rec_unref(e->rec);
+	memset(e, 0, sizeof(*e));
+}
+
+int hist_init(struct store_history *h, const struct store_options *opt)
+{
+	memset(h, 0, sizeof(*h));
+	h->cap =
+	    opt->history_events ? opt->history_events : HIST_EVENTS_DEFAULT;
+	h->max_bytes =
+	    opt->history_bytes ? opt->history_bytes : HIST_BYTES_DEFAULT;
+	h->ring = calloc(h->cap, sizeof(*h->ring));
+	if (!h->ring)
+		return -ENOMEM;
+	h->oldest = 1;
+	pthread_cond_init(&h->idle, NULL);
+	return -pthread_mutex_init(&h->mu, NULL);
+}
+
+void hist_free(struct store_history *h)
+{
+	if (!h->ring)
+		return;
+	for (size_t i = 0; i < h->n; i++)
+		event_clear(&h->ring[(h->head + i) % h->cap]);
+	free(h->ring);
+	h->ring = NULL;
+	pthread_cond_destroy(&h->idle);
+	pthread_mutex_destroy(&h->mu);
+}
+
+/* Drop the oldest event. mu held. */
+static void drop_oldest(struct store_history *h)
+{
+	struct store_event *e = &h->ring[h->head];
+	h->bytes -= event_bytes(e);
+	h->oldest = e->rev + 1;
+	event_clear(e);
+	h->head = (h->head + 1) % h->cap;
+	h->n--;
+}
+
+void hist_start_after(struct store_history *h, uint64_t index)
+{
+	pthread_mutex_lock(&h->mu);
+	while (h->n)
+		drop_oldest(h);
+	h->oldest = index + 1;
+	h->seq++;
+	pthread_mutex_unlock(&h->mu);
+}
+
+static enum store_event_op op_of(enum kv_op op)
+{
+	switch (op) {
+	case KV_OP_PUT:
+		return STORE_EV_PUT;
+	case KV_OP_DEL:
+		return STORE_EV_DELETE;
+	case KV_OP_MKDIR:
+		return STORE_EV_MKDIR;
+	case KV_OP_RMDIR:
+		return STORE_EV_RMDIR;
+	case KV_OP_RENAME:
+		return STORE_EV_RENAME;
+	default:
+		return STORE_EV_ATTR;
+	}
+}
+
+void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
+{
+	struct store_history *h = &st->hist;
+	if (!h->ring || cmd->op == KV_OP_NOOP)
+		return;
+	struct store_event e = {.rev = rev, .op = op_of(cmd->op)};
+	e.key = malloc(cmd->klen + 1);
+	if (cmd->key2)
+		e.key2 = malloc(cmd->k2len + 1);
+	if (!e.key || (cmd->key2 && !e.key2)) {
+		/* no memory: the history cannot stay complete */
+		event_clear(&e);
+		hist_start_after(h, rev);
+		st->hist_added = true;
+		return;
+	}
+	memcpy(e.key, cmd->key, cmd->klen);
+	e.key[cmd->klen] = '\0';
+	e.klen = cmd->klen;
+	if (cmd->key2) {
+		memcpy(e.key2, cmd->key2, cmd->k2len);
+		e.key2[cmd->k2len] = '\0';
+		e.k2len = cmd->k2len;
+	}
+	/* the record as the change left it (a rename's at its new name) */
+	const char *at = cmd->op == KV_OP_RENAME ? cmd->key2 : cmd->key;
+	size_t atlen = cmd->op == KV_OP_RENAME ? cmd->k2len : cmd->klen;
+	if (e.op != STORE_EV_DELETE && e.op != STORE_EV_RMDIR && at) {
+		e.rec = map_get(st->map, at, atlen);
+		if (e.rec)
+			kv_rec_ref(e.rec);
+	}
+	pthread_mutex_lock(&h->mu);
+	while (h->n &&
+	       (h->n == h->cap || h->bytes + event_bytes(&e) > h->max_bytes))
+		drop_oldest(h);
+	if (h->n == 0)
+		h->oldest = h->oldest > rev ? rev : h->oldest;
+	h->bytes += event_bytes(&e);
+	h->ring[(h->head + h->n) % h->cap] = e;
+	h->n++;
+	h->seq++;
+	pthread_mutex_unlock(&h->mu);
+	st->hist_added = true;
+}
+
+void hist_notify(struct store *st)
+{
+	if (!st->hist_added)
+		return;
+	st->hist_added = false;
+	struct store_history *h = &st->hist;
+	pthread_mutex_lock(&h->mu);
+	unsigned n = h->n_hooks;
+	struct store_hook hooks[STORE_MAX_HOOKS];
+	memcpy(hooks, h->hooks, sizeof(hooks));
+	h->notifying = true;
+	pthread_mutex_unlock(&h->mu);
+	for (unsigned i = 0; i < n; i++)
+		hooks[i].fn(hooks[i].ctx);
+	pthread_mutex_lock(&h->mu);
+	h->notifying = false;
+	pthread_cond_broadcast(&h->idle);
+	pthread_mutex_unlock(&h->mu);
+}
+
+int store_watch_hook(struct store *st, void (*fn)(void *ctx), void *ctx)
+{
+	struct store_history *h = &st->hist;
+	int ret = 0;
+	pthread_mutex_lock(&h->mu);
+	if (h->n_hooks == STORE_MAX_HOOKS)
+		ret = -ENOSPC;
+	else
+		h->hooks[h->n_hooks++] = (struct store_hook){fn, ctx};
+	pthread_mutex_unlock(&h->mu);
+	return ret;
+}
+
+void store_watch_unhook(struct store *st, void (*fn)(void *ctx), void *ctx)
+{
+	struct store_history *h = &st->hist;
+	pthread_mutex_lock(&h->mu);
+	for (unsigned i = 0; i < h->n_hooks; i++)
+		if (h->hooks[i].fn == fn && h->hooks[i].ctx == ctx) {
+			h->hooks[i] = h->hooks[--h->n_hooks];
+			break;
+		}
+	/* a call that copied the hooks before may still run: wait it out */
+	while (h->notifying)
+		pthread_cond_wait(&h->idle, &h->mu);
+	pthread_mutex_unlock(&h->mu);
+}
+
+/* Does an event touch prefix: the key itself, or a key under it? "" is
+ * everything. */
+static bool under(const char *key, size_t klen, const char *p, size_t plen)
+{
+	if (!key)
+		return false;
+	if (plen == 0)
+		return true;
+	if (klen < plen || memcmp(key, p, plen) != 0)
+		return false;
+	return klen == plen || p[plen - 1] == '/' || key[plen] == '/';
+}
+
+int store_watch_read(struct store *st, uint64_t since, const char *prefix,
+		     size_t plen, struct store_event *out, size_t max,
+		     size_t *n, uint64_t *next, uint64_t *oldest)
+{
+	struct store_history *h = &st->hist;
+	*n = 0;
+	pthread_mutex_lock(&h->mu);
+	*oldest = h->oldest;
+	if (since < h->oldest) {
+		pthread_mutex_unlock(&h->mu);
+		return KV_EGONE;
+	}
+	/* what is applied is in the history: the cursor may pass it */
+	uint64_t upto = st->pub_applied;
+	uint64_t cursor = since;
+	bool stopped = false;
+	for (size_t i = 0; i < h->n; i++) {
+		const struct store_event *e = &h->ring[(h->head + i) % h->cap];
+		if (e->rev < since)
+			continue;
+		if (e->rev > upto || *n == max) {
+			cursor = e->rev; /* not yet published, or no room */
+			stopped = true;
+			break;
+		}
+		if (!under(e->key, e->klen, prefix, plen) &&
+		    !under(e->key2, e->k2len, prefix, plen))
+			continue;
+		struct store_event *o = &out[*n];
+		*o = (struct store_event){.rev = e->rev, .op = e->op};
+		o->key = strdup(e->key);
+		o->key2 = e->key2 ? strdup(e->key2) : NULL;
+		o->klen = e->klen;
+		o->k2len = e->k2len;
+		if (!o->key || (e->key2 && !o->key2)) {
+			event_clear(o);
+			cursor = e->rev;
+			stopped = true;
+			break;
+		}
+		if ((o->rec = e->rec) != NULL)
+			kv_rec_ref(o->rec);
+		(*n)++;
+	}
+	if (!stopped && upto + 1 > cursor)
+		cursor = upto + 1;
+	*next = cursor;
+	pthread_mutex_unlock(&h->mu);
+	return 0;
+}
+
+void store_events_free(struct store_event *e, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		event_clear(&e[i]);
+}
+
+uint64_t store_watch_seq(struct store *st)
+{
+	pthread_mutex_lock(&st->hist.mu);
+	uint64_t s = st->hist.seq;
+	pthread_mutex_unlock(&st->hist.mu);
+	return s;
+}
