@@ -221,22 +221,55 @@ static int apply_mkdir(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	return 0;
 }
 
-static int apply_rmdir(struct map *m, uint64_t index, const struct kv_cmd *cmd,
-		       int *res)
+/* rmdir with KV_RMDIR_RECURSIVE: every record below the directory and
+ * its own, one change; each removed key is reported to on_change. */
+static int
+remove_subtree(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+	       void (*on_change)(void *ctx, const char *key, size_t klen),
+	       void *ctx)
+{
+	struct apply_touch tp;
+	int err = apply_touch_prepare(m, cmd->key, cmd->klen, apply_time(cmd),
+				      index, &tp);
+	if (err != 0)
+		return err;
+	struct map_node *n = map_subtree_first(m, cmd->key, cmd->klen);
+	while (n != NULL && map_in_subtree(n, cmd->key, cmd->klen)) {
+		struct map_node *next = map_next(m, n);
+		const struct kv_rec *r = map_node_rec(n);
+		if (r->klen != cmd->klen)
+			apply_changed(on_change, ctx, r->key, r->klen);
+		map_remove_node(m, n);
+		n = next;
+	}
+	apply_touch_commit(m, &tp);
+	return 0;
+}
+
+static int
+apply_rmdir(struct map *m, uint64_t index, const struct kv_cmd *cmd, int *res,
+	    void (*on_change)(void *ctx, const char *key, size_t klen),
+	    void *ctx)
 {
 	struct map_node *n;
 	enum map_kind k;
 
 	if ((*res = kv_key_check(cmd->key, cmd->klen)) != 0)
 		return 0;
+	if (cmd->flags & ~KV_RMDIR_RECURSIVE) {
+		*res = -EINVAL;
+		return 0;
+	}
 	k = map_lookup(m, cmd->key, cmd->klen, &n);
 	if (k == MAP_NONE)
 		*res = -ENOENT;
 	else if (k == MAP_FILE)
 		*res = -ENOTDIR;
-	else if (map_has_children(m, cmd->key, cmd->klen, k, n))
+	else if (map_has_children(m, cmd->key, cmd->klen, k, n)) {
+		if (cmd->flags & KV_RMDIR_RECURSIVE)
+			return remove_subtree(m, index, cmd, on_change, ctx);
 		*res = -ENOTEMPTY;
-	else
+	} else
 		return remove_touching(m, index, cmd, n);
 	return 0;
 }
@@ -412,7 +445,7 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		err = apply_mkdir(m, index, cmd, &r);
 		break;
 	case KV_OP_RMDIR:
-		err = apply_rmdir(m, index, cmd, &r);
+		err = apply_rmdir(m, index, cmd, &r, on_change, ctx);
 		break;
 	case KV_OP_SETATTR:
 		err = apply_setattr(m, index, cmd, &r);

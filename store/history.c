@@ -107,7 +107,10 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 	struct store_history *h = &st->hist;
 	if (!h->ring || cmd->op == KV_OP_NOOP)
 		return;
-	struct store_event e = {.rev = rev, .op = op_of(cmd->op)};
+	struct store_event e = {.rev = rev,
+				.op = op_of(cmd->op),
+				.recursive = cmd->op == KV_OP_RMDIR &&
+					     (cmd->flags & KV_RMDIR_RECURSIVE)};
 	e.key = malloc(cmd->klen + 1);
 	if (cmd->key2)
 		e.key2 = malloc(cmd->k2len + 1);
@@ -225,20 +228,31 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 	uint64_t upto = st->pub_applied;
 	uint64_t cursor = since;
 	bool stopped = false;
-	for (size_t i = 0; i < h->n; i++) {
+	/* the ring is in revision order: the first event at since, by
+	 * bisection, not by walking a long history for every read */
+	size_t lo = 0, hi = h->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->ring[(h->head + mid) % h->cap].rev < since)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (size_t i = lo; i < h->n; i++) {
 		const struct store_event *e = &h->ring[(h->head + i) % h->cap];
-		if (e->rev < since)
-			continue;
 		if (e->rev > upto || *n == max) {
 			cursor = e->rev; /* not yet published, or no room */
 			stopped = true;
 			break;
 		}
+		/* a recursive rmdir above the prefix removed it too */
 		if (!under(e->key, e->klen, prefix, plen) &&
-		    !under(e->key2, e->k2len, prefix, plen))
+		    !under(e->key2, e->k2len, prefix, plen) &&
+		    !(e->recursive && under(prefix, plen, e->key, e->klen)))
 			continue;
 		struct store_event *o = &out[*n];
-		*o = (struct store_event){.rev = e->rev, .op = e->op};
+		*o = (struct store_event){
+		    .rev = e->rev, .op = e->op, .recursive = e->recursive};
 		o->key = strdup(e->key);
 		o->key2 = e->key2 ? strdup(e->key2) : NULL;
 		o->klen = e->klen;

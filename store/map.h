@@ -62,6 +62,13 @@ int map_stat(const struct map *m, const char *path, size_t plen,
 int map_list(const struct map *m, const char *dir, size_t dlen,
 	     const char *after, size_t limit, struct kv_list *out);
 
+/* Every key below dir (not directories), at any depth, in key order,
+ * names relative to dir ("sub/key"); after and limit page as for
+ * map_list (after: the last name of the previous page). 0, -ENOENT,
+ * -ENOTDIR, -ENOMEM. Cost: O((keys listed + 1) log n). */
+int map_list_all(const struct map *m, const char *dir, size_t dlen,
+		 const char *after, size_t limit, struct kv_list *out);
+
 /* Every record in key order (the root's first, if it has one), each with a
  * reference taken, for a snapshot written on another thread. *out
  * malloc'd; release with map_collect_free. */

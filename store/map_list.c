@@ -64,6 +64,55 @@ static int list_resume(const struct map *m, const char *pre, size_t prelen,
 	return 0;
 }
 
+int map_list_all(const struct map *m, const char *dir, size_t dlen,
+		 const char *after, size_t limit, struct kv_list *out)
+{
+	struct map_node *n;
+	enum map_kind k = map_lookup(m, dir, dlen, &n);
+	size_t cap = 0, prelen = dlen ? dlen + 1 : 0;
+	int err = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (k == MAP_NONE)
+		return -ENOENT;
+	if (k == MAP_FILE)
+		return -ENOTDIR;
+	if (after != NULL && after[0] != '\0') {
+		/* the key dir/after, or whatever sorts after it now */
+		size_t alen = strlen(after), clen = prelen + alen;
+		char *c = malloc(clen + 1);
+		if (c == NULL)
+			return -ENOMEM;
+		memcpy(c, dir, dlen);
+		if (dlen)
+			c[dlen] = '/';
+		memcpy(c + prelen, after, alen);
+		n = map_find(m, c, clen, 0);
+		n = n ? map_next(m, n) : map_lower_bound(m, c, clen, 0);
+		free(c);
+	} else {
+		n = map_subtree_first(m, dir, dlen);
+	}
+	for (; n != NULL && map_in_subtree(n, dir, dlen); n = map_next(m, n)) {
+		const struct kv_rec *r = map_node_rec(n);
+		struct kv_stat st;
+		if (r->klen <= prelen || map_node_is_dir(n))
+			continue; /* directories: their keys are listed */
+		if (limit != 0 && out->n == limit) {
+			out->more = true;
+			break;
+		}
+		map_stat_of(m, MAP_FILE, n, r->key, r->klen, &st);
+		err =
+		    list_add(out, &cap, r->key + prelen, r->klen - prelen, &st);
+		if (err != 0) {
+			kv_list_clear(out);
+			return err;
+		}
+	}
+	return 0;
+}
+
 int map_list(const struct map *m, const char *dir, size_t dlen,
 	     const char *after, size_t limit, struct kv_list *out)
 {

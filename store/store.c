@@ -453,6 +453,16 @@ int store_list(struct store *st, const char *dir, size_t dlen,
 	return ret;
 }
 
+int store_list_all(struct store *st, const char *dir, size_t dlen,
+		   const char *after, size_t limit, struct kv_list *out)
+{
+	memset(out, 0, sizeof(*out));
+	pthread_rwlock_rdlock(&st->map_lock);
+	int ret = map_list_all(st->map, dir, dlen, after, limit, out);
+	pthread_rwlock_unlock(&st->map_lock);
+	return ret;
+}
+
 uint64_t store_applied(const struct store *st)
 {
 	return st->pub_applied;

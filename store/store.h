@@ -100,6 +100,7 @@ struct store_event {
 	char *key, *key2; /* malloc'd; key2 a rename's target, else NULL */
 	size_t klen, k2len;
 	struct kv_rec *rec;
+	bool recursive; /* an rmdir of the directory and all below it */
 };
 
 /* Open (recovering the db and checking the log), start the store's
@@ -141,6 +142,10 @@ int store_stat(struct store *st, const char *path, size_t plen,
  * -ENOMEM; release *out with kv_list_clear. Any thread, as store_get. */
 int store_list(struct store *st, const char *dir, size_t dlen,
 	       const char *after, size_t limit, struct kv_list *out);
+/* Every key below dir at any depth (directories left out), names
+ * relative to dir, in key order, paged as store_list. Any thread. */
+int store_list_all(struct store *st, const char *dir, size_t dlen,
+		   const char *after, size_t limit, struct kv_list *out);
 
 /* ---- Requests to the owner thread: they wait for its answer ---- */
 

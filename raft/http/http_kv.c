@@ -82,6 +82,8 @@ bool http_kv_check(struct http_req *r)
 	size_t len = strlen(r->rest);
 
 	if (is_listing(r)) {
+		if (r->method == HTTP_DELETE && http_query_has(r, "recursive"))
+			return decode_key(r, len ? len - 1 : 0, true);
 		if (!(r->method & (HTTP_GET | HTTP_HEAD))) {
 			r->allow = HTTP_GET | HTTP_HEAD;
 			http_fail(r, MHD_HTTP_METHOD_NOT_ALLOWED,
@@ -327,6 +329,36 @@ static enum MHD_Result delete_value(struct http_req *r)
 	return reply_rev(r, MHD_HTTP_OK, res.rev);
 }
 
+/* DELETE /kv/<dir>/?recursive: the directory and every key below it, one
+ * entry (an rmdir with KV_RMDIR_RECURSIVE). */
+static enum MHD_Result delete_tree(struct http_req *r)
+{
+	if (!r->async_done) {
+		if (r->klen == 0)
+			return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+					 "the root cannot be deleted; delete "
+					 "its directories and keys");
+		struct kv_cmd cmd = {.op = KV_OP_RMDIR,
+				     .key = r->key,
+				     .klen = r->klen,
+				     .flags = KV_RMDIR_RECURSIVE,
+				     .time_ns = kv_wall_ns()};
+		return propose(r, &cmd);
+	}
+	int rc = r->async_ret;
+	struct kv_result res = r->async_res;
+	if (rc < 0)
+		return http_fail_err(r, rc, NULL);
+	if (res.err < 0)
+		return http_fail_err(r, res.err,
+				     res.err == -ENOENT	   ? "no such directory"
+				     : res.err == -ENOTDIR ? "this path is a "
+							     "key, not a "
+							     "directory"
+							   : NULL);
+	return reply_rev(r, MHD_HTTP_OK, res.rev);
+}
+
 static cJSON *raw_u64(uint64_t v)
 {
 	char buf[24];
@@ -422,8 +454,9 @@ static enum MHD_Result list_dir(struct http_req *r)
 		ret = barrier_held(r, b);
 		goto out_free;
 	}
-	rc = store_list(node_store(r->node), r->key, r->klen,
-			after && after[0] ? after : NULL, limit, &list);
+	rc = (http_query_has(r, "recursive") ? store_list_all : store_list)(
+	    node_store(r->node), r->key, r->klen,
+	    after && after[0] ? after : NULL, limit, &list);
 	if (rc < 0) {
 		ret =
 		    http_fail_err(r, rc,
@@ -464,6 +497,8 @@ enum MHD_Result http_kv_handle(struct http_req *r)
 	if (watch && r->method != HTTP_GET)
 		return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
 				 "?watch is for GET");
+	if (r->method == HTTP_DELETE && http_query_has(r, "recursive"))
+		return delete_tree(r);
 	if (watch) {
 		enum barrier b = read_barrier(r);
 		if (b != BARRIER_PASSED)

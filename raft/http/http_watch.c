@@ -189,6 +189,8 @@ static void event_line(struct watch *w, const struct store_event *e)
 		kv_buf_puts(b, ",\"to\":");
 		kv_buf_json_str(b, e->key2, e->k2len);
 	}
+	if (e->recursive)
+		kv_buf_puts(b, ",\"recursive\":true");
 	if (e->rec) {
 		kv_buf_puts(b, ",\"size\":");
 		kv_buf_u64(b, e->rec->vlen);

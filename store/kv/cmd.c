@@ -68,7 +68,7 @@ static const unsigned op_allowed[N_OPS] = {
 		  B(F_X),
     [KV_OP_DEL] = B(F_K) | B(F_IF_REV) | B(F_T),
     [KV_OP_MKDIR] = B(F_K) | B(F_MT) | B(F_MODE) | B(F_T) | B(F_AT) | OWNER,
-    [KV_OP_RMDIR] = B(F_K) | B(F_T),
+    [KV_OP_RMDIR] = B(F_K) | B(F_FLAGS) | B(F_T),
     [KV_OP_RENAME] = B(F_K) | B(F_K2) | B(F_FLAGS) | B(F_T),
     [KV_OP_SETATTR] = B(F_K) | B(F_MT) | B(F_MODE) | B(F_T) | B(F_AT) | OWNER,
     [KV_OP_SETXATTR] =
@@ -136,7 +136,6 @@ static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
 {
 	switch (cmd->op) {
 	case KV_OP_NOOP:
-	case KV_OP_RMDIR:
 	case KV_OP_DEL:
 		break;
 	case KV_OP_PUT:
@@ -155,6 +154,10 @@ static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
 		put_time(b, "mt", cmd->mtime_ns);
 		if (cmd->set_mode || cmd->mode != 0)
 			kv_buf_printf(b, ",\"mode\":%" PRIu32, cmd->mode);
+		break;
+	case KV_OP_RMDIR:
+		if (cmd->flags != 0)
+			kv_buf_printf(b, ",\"flags\":%u", cmd->flags);
 		break;
 	case KV_OP_RENAME:
 		kv_buf_puts(b, ",\"k2\":");
@@ -412,7 +415,7 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 		return err;
 	case F_FLAGS: {
 		/* rename: NOREPLACE or EXCHANGE; setxattr: CREATE or
-		 * REPLACE; never both */
+		 * REPLACE; never both; rmdir: RECURSIVE (checked below) */
 		err = get_uint(r, 3, &u);
 		if (err == 0 && u == 3)
 			err = -EINVAL;

@@ -145,6 +145,7 @@ enum kv_op {
 #define KV_RENAME_EXCHANGE  2u
 #define KV_XATTR_CREATE	    1u /* setxattr: -EEXIST if it exists */
 #define KV_XATTR_REPLACE    2u /* setxattr: -ENODATA if it does not */
+#define KV_RMDIR_RECURSIVE  1u /* rmdir: and everything below */
 
 /* A command. Decoded commands own their buffers (kv_cmd_clear); a
  * proposer's command borrows whatever it points at. Which op takes which

@@ -244,6 +244,19 @@ def main():
                 json.loads(b)["rev"]), out
             say("kvfsctl watch: the changes as lines, a 410 as an error, "
                 "a change that comes while it waits")
+            # a recursive delete above a watched key is its change too
+            s, _, b = n.request("PUT", "/kv/w/t/a", b"x")
+            since = json.loads(b)["rev"] + 1
+            s, _, b = n.request("DELETE", "/kv/w/t/?recursive")
+            assert s == 200, (s, b)
+            rev = json.loads(b)["rev"]
+            s, _, body = n.request("GET", "/kv/w/t/a?watch&since=%d&wait=5"
+                                   % since)
+            evs = [json.loads(x) for x in body.splitlines() if b'"op"' in x]
+            assert evs == [{"revision": rev, "op": "rmdir", "key": "w/t",
+                            "recursive": True}], evs
+            say("a recursive delete of w/t is a change of w/t/a for its "
+                "watch")
             # a node stopped while a watch streams ends the stream cleanly
             w = Watch(n, "")
             time.sleep(0.3)

@@ -384,8 +384,8 @@ static void test_conditional_writes_give_412_on_conflict(void **state)
 }
 
 /* Walk /kv/<dir>/ with limit, collecting "name:type" joined by ','. */
-static void list_all(const char *dir, int limit, char *out, size_t size,
-		     int *pages)
+static void list_all_q(const char *dir, const char *query, int limit, char *out,
+		       size_t size, int *pages)
 {
 	char path[512], *after = NULL;
 
@@ -399,8 +399,8 @@ static void list_all(const char *dir, int limit, char *out, size_t size,
 			esc = curl_easy_escape(c, after, 0);
 			curl_easy_cleanup(c);
 		}
-		snprintf(path, sizeof path, "/kv/%s?limit=%d%s%s", dir, limit,
-			 esc ? "&after=" : "", esc ? esc : "");
+		snprintf(path, sizeof path, "/kv/%s?limit=%d%s%s%s", dir, limit,
+			 query, esc ? "&after=" : "", esc ? esc : "");
 		curl_free(esc);
 		req("GET", path, NULL, 0, &r, NULL);
 		assert_int_equal(r.status, 200);
@@ -445,6 +445,12 @@ static void list_all(const char *dir, int limit, char *out, size_t size,
 	}
 }
 
+static void list_all(const char *dir, int limit, char *out, size_t size,
+		     int *pages)
+{
+	list_all_q(dir, "", limit, out, size, pages);
+}
+
 static void test_listing_paginates_with_limit_and_after(void **state)
 {
 	static const char *keys[] = {"ls/a", "ls/b",	 "ls/c",    "ls/d",
@@ -486,10 +492,75 @@ static void test_listing_paginates_with_limit_and_after(void **state)
 	resp_clear(&r);
 }
 
+/* ?recursive lists every key below, at any depth, paginated, names
+ * relative to the directory; DELETE ?recursive removes a subtree as one
+ * entry (one revision), and nothing outside it. */
+static void test_recursive_listing_and_delete(void **state)
+{
+	static const char *keys[] = {"rt/a",  "rt/b/c", "rt/b/d/e", "rt/b/d/f",
+				     "rt/b0", "rt/z",	"rtx/keep", "rt2/keep"};
+	char path[64], got[1024];
+	int pages;
+	struct resp r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		snprintf(path, sizeof path, "/kv/%s", keys[i]);
+		req("PUT", path, "v", 1, &r, NULL);
+		assert_int_equal(r.status, 201);
+		resp_clear(&r);
+	}
+	list_all_q("rt/", "&recursive", 2, got, sizeof got, &pages);
+	assert_string_equal(got,
+			    "a:file,b/c:file,b/d/e:file,b/d/f:file,b0:file,"
+			    "z:file");
+	assert_int_equal(pages, 3);
+	list_all_q("rt/b/", "&recursive", 100, got, sizeof got, &pages);
+	assert_string_equal(got, "c:file,d/e:file,d/f:file");
+	req("GET", "/kv/rt/a/?recursive", NULL, 0, &r, NULL);
+	assert_error(&r, 409, "conflict");
+	resp_clear(&r);
+
+	req("DELETE", "/kv/rt/b/?recursive", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\"rev\":"));
+	resp_clear(&r);
+	list_all_q("rt/", "&recursive", 100, got, sizeof got, &pages);
+	assert_string_equal(got, "a:file,b0:file,z:file");
+	req("GET", "/kv/rt/b/", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+	/* without ?recursive a directory with keys is not deleted */
+	req("DELETE", "/kv/rt/", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 405);
+	resp_clear(&r);
+	req("DELETE", "/kv/rt?recursive", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+	req("GET", "/kv/rt/", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+	req("GET", "/kv/rtx/keep", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+	req("GET", "/kv/rt2/keep", NULL, 0, &r, NULL);
+	assert_int_equal(r.status, 200);
+	resp_clear(&r);
+	req("DELETE", "/kv/rtx/keep/?recursive", NULL, 0, &r, NULL);
+	assert_error(&r, 409, "conflict");
+	resp_clear(&r);
+	req("DELETE", "/kv/nothere/?recursive", NULL, 0, &r, NULL);
+	assert_error(&r, 404, "not_found");
+	resp_clear(&r);
+	req("DELETE", "/kv/?recursive", NULL, 0, &r, NULL);
+	assert_error(&r, 400, "bad_request");
+	resp_clear(&r);
+}
+
 static void test_unknown_query_parameters_are_400_naming_them(void **state)
 {
 	static const char *bad[] = {
-	    "/kv/qp?ttl=5",	 "/kv/qp?wait=true",	 "/kv/?recursive",
+	    "/kv/qp?ttl=5",	 "/kv/qp?wait=true",	 "/kv/?sort=1",
 	    "/status?verbose",	 "/health?x=1",		 "/metrics?name=a",
 	    "/kv/qp?limit=1&zz", "/cluster/members?all",
 	};
@@ -1067,6 +1138,7 @@ int main(void)
 	    cmocka_unit_test(test_many_large_uploads_at_once_get_503_retry),
 	    cmocka_unit_test(test_errors_map_to_one_status_and_code_each),
 	    cmocka_unit_test(test_etags_parse_quoted_bare_and_weak),
+	    cmocka_unit_test(test_recursive_listing_and_delete),
 	    cmocka_unit_test(test_unknown_query_parameters_are_400_naming_them),
 	};
 	return cmocka_run_group_tests_name("http", tests, setup, teardown);
