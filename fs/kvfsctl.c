@@ -3,7 +3,8 @@
  * kvfsctl [--node=H:P] [--timeout=MS] [--json] COMMAND talks to one node's
  * HTTP API: status, the member list, membership changes (which only the
  * leader makes: a 421 is followed to the leader it names and a busy or
- * leaderless cluster is retried until the timeout, raft/peer/join.c), and a
+ * leaderless cluster is retried until the timeout, raft/peer/join.c),
+ * leadership transfer (the same way), and a
  * key's value; new-token prints a fresh cluster token. It speaks https://
  * with --tls-ca (and --tls-cert, --tls-key) and presents tokens read from
  * files only (--cluster-token, --token), never from the command line, where
@@ -45,6 +46,9 @@ static void usage(FILE *f)
 	    "  add ID HOST:PORT     add a member (a learner, promoted once "
 	    "caught up)\n"
 	    "  remove ID            remove a member (the leader too)\n"
+	    "  transfer-leader [ID] hand leadership to ID, or to the most "
+	    "caught-up\n"
+	    "                       voter (needs what remove needs)\n"
 	    "  get KEY              print KEY's value\n"
 	    "  put KEY VALUE|-      set KEY (- reads the value from stdin)\n"
 	    "  watch PREFIX [SINCE [COUNT]]\n"
@@ -285,6 +289,50 @@ static int cmd_remove(const struct ctl *c, const char *ids)
 	return rc;
 }
 
+/* POST /cluster/leader at the leader (a 421 is followed to it): hand
+ * leadership to ID, or (none) to the most caught-up voter. */
+static int cmd_transfer_leader(const struct ctl *c, const char *ids)
+{
+	char body[64] = "{}", *resp = NULL;
+	long status = 0;
+	uint64_t id = 0;
+	bool retried = false;
+	int rc;
+
+	if (ids && parse_id(ids, &id) != 0) {
+		fprintf(stderr, "kvfsctl: transfer-leader: want ID (>= 1), or "
+				"nothing for the most caught-up voter\n");
+		return EXIT_USAGE;
+	}
+	if (ids)
+		snprintf(body, sizeof(body), "{\"id\":%" PRIu64 "}", id);
+	rc = change(c, "POST", "/cluster/leader", body, "transfer-leader",
+		    &status, &resp, &retried);
+	if (rc != 0)
+		return rc;
+	cJSON *o = status == 200 ? cJSON_Parse(resp) : NULL;
+	const cJSON *l = cJSON_GetObjectItemCaseSensitive(o, "leader");
+	const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "previous");
+	const cJSON *ms = cJSON_GetObjectItemCaseSensitive(o, "took_ms");
+	if (status == 200 && cJSON_IsNumber(l)) {
+		if (c->json)
+			ctl_print_json(resp);
+		else if (cJSON_IsNumber(p) && p->valuedouble == l->valuedouble)
+			printf("node %.0f leads already\n", l->valuedouble);
+		else
+			printf("node %.0f leads now (was node %.0f; %.0f ms)\n",
+			       l->valuedouble,
+			       cJSON_IsNumber(p) ? p->valuedouble : 0.0,
+			       cJSON_IsNumber(ms) ? ms->valuedouble : 0.0);
+	} else {
+		ctl_print_failure("transfer-leader", status, resp);
+		rc = 1;
+	}
+	cJSON_Delete(o);
+	free(resp);
+	return rc;
+}
+
 static int cmd_get(const struct ctl *c, const char *key)
 {
 	char *path = ctl_kv_path(key), *resp = NULL;
@@ -441,6 +489,8 @@ static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
 		return cmd_add(c, argv[0], argv[1]);
 	if (strcmp(cmd, "remove") == 0 && nargs == 1)
 		return cmd_remove(c, argv[0]);
+	if (strcmp(cmd, "transfer-leader") == 0 && nargs <= 1)
+		return cmd_transfer_leader(c, nargs ? argv[0] : NULL);
 	if (strcmp(cmd, "get") == 0 && nargs == 1)
 		return cmd_get(c, argv[0]);
 	if (strcmp(cmd, "put") == 0 && nargs == 2)

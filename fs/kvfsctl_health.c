@@ -72,6 +72,15 @@ int ctl_health(const struct ctl *c)
 			 str(r, "reason") ? str(r, "reason") : "no answer");
 		why(reasons, sizeof reasons, line);
 	}
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(st, "error");
+	if (cJSON_IsObject(err)) {
+		/* /status: this member cannot write its log (or failed) */
+		snprintf(line, sizeof line, "%s%s%s",
+			 str(err, "what") ? str(err, "what") : "an error",
+			 str(err, "since") ? " since " : "",
+			 str(err, "since") ? str(err, "since") : "");
+		why(reasons, sizeof reasons, line);
+	}
 	const char *role = str(st, "role");
 	bool leader = role && strcmp(role, "leader") == 0;
 	double last = num(st, "last_index");

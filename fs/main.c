@@ -537,6 +537,9 @@ static int serve_start(struct serving *sv, const struct cli *c,
 static void serve_stop(struct serving *sv)
 {
 	reloader_stop(&sv->rl);
+	/* a leader hands over first, so that a restart costs no election
+	 * and no failed write (bounded: it stops anyway) */
+	node_handover(sv->node);
 	/* the node first answers what the listener suspended, then the
 	 * listener stops, then the rest of the node */
 	node_stop(sv->node);

@@ -46,6 +46,7 @@ void conv_become_follower(struct raft *r, uint64_t term, uint64_t leader)
 	r->leader = leader;
 	r->heartbeat_elapsed = 0;
 	r->transferee = RAFT_NONE;
+	r->transfer_elapsed = 0;
 	conv_reset_timeout(r);
 }
 

@@ -5,8 +5,8 @@
  * output (output.c: messages, reads, snapshot) or in the log (entries past
  * `unsaved`, committed entries past `applied`); raft_update_get moves all
  * of it to the caller at once. This file sits on top of the others: the
- * rules live in election.c, replication.c and readindex.c, the role
- * changes in convert.c, membership in membership.c. */
+ * rules live in election.c, replication.c, transfer.c and readindex.c,
+ * the role changes in convert.c, membership in membership.c. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +19,7 @@
 #include "raft_impl.h"
 #include "readindex.h"
 #include "replication.h"
+#include "transfer.h"
 
 int raft_new(const struct raft_options *opt, const struct raft_restore *rs,
 	     struct raft **out)
@@ -282,18 +283,43 @@ int raft_transfer_leadership(struct raft *r, uint64_t id)
 {
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
+	if (id == RAFT_NONE) {
+		if (r->transferee != RAFT_NONE)
+			return 0; /* one is under way: that is the one */
+		id = xfer_pick(r);
+		if (id == RAFT_NONE)
+			return RAFT_EINVAL;
+	}
 	if (id == r->id)
-		return 0;
+		return r->transferee == RAFT_NONE ? 0 : RAFT_EBUSY;
 	if (!memb_is_voter(r, id))
 		return RAFT_EINVAL;
-	struct raft_progress *p = memb_progress(r, id);
-	r->transferee = id;
-	r->election_elapsed = 0; /* the transfer times out after a timeout */
-	if (p->match == mlog_last_index(&r->log))
-		out_msg(r, RAFT_MSG_TIMEOUT_NOW, id);
-	else
-		lead_send_append(r, p, true);
+	if (r->transferee == id)
+		return 0;
+	if (r->transferee != RAFT_NONE)
+		return RAFT_EBUSY;
+	xfer_start(r, id);
 	return 0;
+}
+
+uint64_t raft_transferee(const struct raft *r)
+{
+	return r->role == RAFT_LEADER ? r->transferee : RAFT_NONE;
+}
+
+void raft_set_candidacy(struct raft *r, bool may)
+{
+	r->no_candidacy = !may;
+	/* a round under way ends here; a leader starts handing over at its
+	 * next tick (transfer.c) */
+	if (!may &&
+	    (r->role == RAFT_CANDIDATE || r->role == RAFT_PRE_CANDIDATE))
+		conv_become_follower(r, r->term, RAFT_NONE);
+}
+
+bool raft_candidacy(const struct raft *r)
+{
+	return !r->no_candidacy;
 }
 
 int raft_change_membership(struct raft *r, enum raft_conf_op op, uint64_t id,

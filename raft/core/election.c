@@ -48,7 +48,8 @@ static bool abstaining(const struct raft *r)
 	return mlog_last_index(&r->log) < r->abstain_until;
 }
 
-/* May this node stand for election? Not while abstaining. A voter may. So
+/* May this node stand for election? Not while abstaining, nor while the
+ * caller says it may not (raft_set_candidacy). A voter may. So
  * may a node its latest configuration leaves out while that configuration
  * is not known to be committed (§4.2.2 diss.): a leader that removed
  * itself and lost leadership before the change committed may hold the
@@ -58,7 +59,7 @@ static bool abstaining(const struct raft *r)
  * configuration's voters. */
 static bool may_campaign(const struct raft *r)
 {
-	if (abstaining(r))
+	if (abstaining(r) || r->no_candidacy)
 		return false;
 	return memb_is_voter(r, r->id) ||
 	       (raft_config_get(&r->conf, r->id) == NULL &&

@@ -26,6 +26,7 @@ struct raft_progress {
 	enum progress_state state;
 	bool probe_sent;    /* PROBE: an append is out, wait */
 	bool recent_active; /* heard from since the last check-quorum */
+	unsigned quiet;	    /* leader ticks since it was last heard from */
 	uint64_t pending_snapshot;
 	uint64_t read_ack; /* highest ReadIndex round acknowledged */
 	unsigned stall;	   /* heartbeats answered without progress */

@@ -310,10 +310,34 @@ int raft_read_index(struct raft *r, uint64_t ctx);
  * effect (it takes effect on append, in raft_change_membership's turn). */
 bool raft_read_is_local(const struct raft *r);
 
-/* Hand leadership to voter id (§3.10 diss.): catch it up, then send
- * TimeoutNow. Proposals get RAFT_EBUSY until it ends (success, or an
- * election timeout). RAFT_ENOTLEADER, RAFT_EINVAL (not a voter). */
+/* Hand leadership to voter id (§3.10 diss.): bring its log up to ours,
+ * then send it TimeoutNow; it campaigns at once, and its vote requests
+ * carry `transfer`, which gets them past the other voters' leases (the
+ * only disruptive vote that is allowed). id RAFT_NONE: the voter with the
+ * longest log among those that answered within two heartbeat intervals
+ * (or any voter). Proposals get
+ * RAFT_EBUSY until the transfer ends: a new leader (this node becomes a
+ * follower), or an election timeout without one (abandoned; raft_transferee
+ * is RAFT_NONE again while this node still leads). Returns 0 (started, or
+ * this very transfer is under way, or id is this node and nothing is),
+ * RAFT_ENOTLEADER, RAFT_EINVAL (id not a voter; RAFT_NONE and no other
+ * voter), RAFT_EBUSY (a transfer to another member is under way). */
 int raft_transfer_leadership(struct raft *r, uint64_t id);
+/* The target of the transfer under way, RAFT_NONE if none (or not
+ * leader). */
+uint64_t raft_transferee(const struct raft *r);
+
+/* May this member stand for election? Default yes. A caller that cannot
+ * write its log (a full disk, an I/O error) says no: the core then never
+ * campaigns (election timeouts pass, TimeoutNow is ignored), and a leader
+ * hands leadership to the voter raft_transfer_leadership(RAFT_NONE) would
+ * pick, again and again, from its next tick; when a transfer is abandoned
+ * it steps down (unless it is the only voter: then it stays), so that the
+ * others elect one of their own. It still votes (the caller must not send
+ * what depends on a hard state it could not save) and follows a leader.
+ * Yes again restores the default at once. */
+void raft_set_candidacy(struct raft *r, bool may);
+bool raft_candidacy(const struct raft *r);
 
 /* Single-server membership change (§4.1 diss.): the new configuration takes
  * effect on every server as soon as it is in its log. One change at a time,

@@ -3,8 +3,8 @@
  * Every core file includes this; the functions each file offers the
  * others are in its own header, with their contracts: log_mem.h,
  * progress.h (the bottom), output.h, membership.h, leader.h, readindex.h,
- * convert.h, election.h, replication.h; core.c, on top, holds the entry
- * points of raft.h. A file calls only files below it (tests/raft/core
+ * convert.h, transfer.h, election.h, replication.h; core.c, on top, holds the
+ * entry points of raft.h. A file calls only files below it (tests/raft/core
  * check_layers.py enforces it). The node layer sees raft.h only. */
 #ifndef KV_RAFT_IMPL_H
 #define KV_RAFT_IMPL_H
@@ -57,7 +57,12 @@ struct raft {
 	unsigned election_elapsed, heartbeat_elapsed, timeout;
 	uint64_t rng;
 
-	uint64_t transferee; /* leader transfer target (§3.10 diss.) */
+	/* Leader transfer (transfer.c, §3.10 diss.): the target, and the
+	 * leader's ticks since it began. */
+	uint64_t transferee;
+	unsigned transfer_elapsed;
+	/* raft_set_candidacy(false): never campaign; a leader hands over. */
+	bool no_candidacy;
 
 	/* ReadIndex (readindex.c); reads only on a leader. */
 	struct read_req *reads;

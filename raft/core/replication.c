@@ -16,6 +16,7 @@
 #include "raft_impl.h"
 #include "readindex.h"
 #include "replication.h"
+#include "transfer.h"
 
 /* Check-quorum (§6.2 diss.): did a quorum of voters answer us in the last
  * election timeout? Starts the next period. */
@@ -38,6 +39,9 @@ void repl_tick(struct raft *r)
 	assert(r->role == RAFT_LEADER);
 	r->heartbeat_elapsed++;
 	r->election_elapsed++;
+	for (size_t i = 0; i < r->n_prs; i++)
+		if (r->prs[i].quiet != (unsigned)-1)
+			r->prs[i].quiet++;
 	if (r->election_elapsed >= r->opt.election_ticks) {
 		r->election_elapsed = 0;
 		/* A leader that did not hear from a quorum steps down, so
@@ -47,8 +51,10 @@ void repl_tick(struct raft *r)
 			conv_become_follower(r, r->term, RAFT_NONE);
 			return;
 		}
-		r->transferee = RAFT_NONE; /* a transfer that took too long */
 	}
+	xfer_tick(r);
+	if (r->role != RAFT_LEADER)
+		return;
 	if (r->heartbeat_elapsed >= r->opt.heartbeat_ticks) {
 		r->heartbeat_elapsed = 0;
 		lead_bcast_heartbeat(r);
@@ -249,6 +255,7 @@ void repl_step_append_resp(struct raft *r, const struct raft_message *m)
 	if (!p || p->id == r->id)
 		return;
 	p->recent_active = true;
+	p->quiet = 0;
 	if (m->reject) {
 		uint64_t hint = m->hint_index;
 		if (m->hint_term > 0)
@@ -274,12 +281,14 @@ void repl_step_append_resp(struct raft *r, const struct raft_message *m)
 			lead_bcast_commit(r);
 		else if (r->role == RAFT_LEADER)
 			lead_send_append(r, p, false);
-		if (r->role == RAFT_LEADER && r->transferee == p->id &&
-		    p->match == mlog_last_index(&r->log))
-			out_msg(r, RAFT_MSG_TIMEOUT_NOW, p->id);
+		if (r->role == RAFT_LEADER)
+			xfer_on_progress(r, p);
 	} else if (p->state == PROGRESS_PROBE) {
+		/* Accepted, but not durable there yet (a follower whose disk
+		 * is full acknowledges only what it persisted): it answers
+		 * again when it is. Sending again now would ping-pong at
+		 * network speed; the next heartbeat's answer resends. */
 		p->probe_sent = false;
-		lead_send_append(r, p, false);
 	}
 }
 
@@ -290,6 +299,7 @@ void repl_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 	if (!p || p->id == r->id)
 		return;
 	p->recent_active = true;
+	p->quiet = 0;
 	p->probe_sent = false;
 	if (m->index < p->match) {
 		/* The follower's log ends before what it acknowledged: it
@@ -311,6 +321,7 @@ void repl_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 		lead_send_append(r, p, false);
 	} else {
 		p->stall = 0;
+		xfer_on_progress(r, p); /* the TimeoutNow may have been lost */
 	}
 	if (m->ctx > p->read_ack) {
 		p->read_ack = m->ctx;

@@ -415,4 +415,7 @@ void http_cluster_status(int err, unsigned *status, const char **code);
 enum MHD_Result http_cluster_members(struct http_req *r);
 enum MHD_Result http_cluster_member(struct http_req *r);
 
+/* ---- http_leader.c: POST /cluster/leader (offloaded) ---- */
+enum MHD_Result http_cluster_leader(struct http_req *r);
+
 #endif

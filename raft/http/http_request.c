@@ -67,6 +67,9 @@ static const struct http_route routes[] = {
      1024, NULL, http_cluster_members, NULL, true, HTTP_ACCESS_MEMBERS, ""},
     {"/cluster/members/", false, HTTP_DELETE, 0, HTTP_BODY_NONE, 0, NULL,
      http_cluster_member, NULL, true, HTTP_ACCESS_MEMBERS, ""},
+    /* leadership transfer (http_leader.c): waits for the new leader */
+    {"/cluster/leader", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, 256, NULL,
+     http_cluster_leader, NULL, true, HTTP_ACCESS_ADMIN, "id"},
 };
 
 static unsigned method_bit(const char *m)

@@ -132,7 +132,8 @@ void forward_take(struct kv_node *n, const struct raft_message *m,
 	if (raft_role(n->raft) != RAFT_LEADER)
 		return;
 	if (store_room(n->store) < need) {
-		resp->hint_term = ENOSPC;
+		/* handing over to a voter that can write: retry there */
+		resp->hint_term = writable_handing_over(n) ? 0 : ENOSPC;
 		return;
 	}
 	size_t count = 0;

@@ -14,6 +14,9 @@
 
 #include "node_int.h"
 
+/* propose_turn: a transfer, for transfer_begin. */
+#define NODE_TRANSFER 3
+
 /* What one turn took from the inbox. */
 struct turn {
 	struct node_call *calls;
@@ -127,6 +130,8 @@ static void propose_turn(struct kv_node *n, struct node_call *list)
 			c->ret = call_expired(n);
 		} else if (c->kind == CALL_CONF) {
 			c->ret = members_change(n, c);
+		} else if (c->kind == CALL_TRANSFER) {
+			c->ret = NODE_TRANSFER;
 		} else if (forward) {
 			c->ret = NODE_FORWARD;
 			nfwd++;
@@ -146,7 +151,9 @@ static void propose_turn(struct kv_node *n, struct node_call *list)
 		struct node_call *c = list;
 		list = c->next;
 		c->next = NULL;
-		if (c->ret == 0) {
+		if (c->ret == NODE_TRANSFER) {
+			transfer_begin(n, c);
+		} else if (c->ret == 0) {
 			c->stage = CALL_WAITING;
 			calls_insert_by_index(&n->props.waiting, c);
 		} else if (c->ret == NODE_FORWARD) {
@@ -195,6 +202,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	if (list)
 		propose_turn(n, list);
 	if (tick) {
+		writable_check(n);
 		raft_tick(n->raft);
 		if (raft_role(n->raft) == RAFT_LEADER)
 			members_promote(n);
@@ -211,6 +219,8 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 		raft_update_free(&u);
 	}
 	outbox_flush(n); /* a turn without an update */
+	if (n->props.transfers.head)
+		transfer_check(n);
 	if (round_failed)
 		reads_round_failed(n, round);
 	members_sync(n);

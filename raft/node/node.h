@@ -177,6 +177,29 @@ enum node_member_op {
 int node_change_member(struct kv_node *n, enum node_member_op op, uint64_t id,
 		       const char *addr);
 
+/* ---- Leadership (§3.10 of Ongaro's dissertation) ---- */
+
+/* Hand leadership from this node (the leader) to voter id, 0 for the
+ * voter with the longest log among those heard from lately, and wait
+ * until another member leads: 0 with *leader (may be NULL) its id (this
+ * node's own if id is this node) and addr (may be NULL; cap bytes, 64
+ * hold any) its address. Meanwhile writes wait (they go to the
+ * new leader). Errors: KV_ENOTLEADER (see node_leader), -ENOENT (id is not
+ * a member), -EINVAL (id is a learner; or 0 and there is no other voter),
+ * -EBUSY (another transfer is under way), -ETIMEDOUT (the target did not
+ * take over within an election timeout: abandoned, this node still
+ * leads), KV_ENOQUORUM (no leader known within timeout_ms, 0: the write
+ * timeout), KV_EFAILED, KV_ESHUTDOWN. Blocks: any thread but the node's
+ * own. */
+int node_transfer_leader(struct kv_node *n, uint64_t id, int timeout_ms,
+			 uint64_t *leader, char *addr, size_t cap);
+/* Before a clean stop: if this node leads, hand leadership to the voter
+ * with the longest log, trying for at most two election timeouts (2 s),
+ * then give followers a moment to send their writes to the new leader;
+ * logged either way, never an error (the stop goes on). Call it before
+ * node_stop. Blocks: any thread but the node's own. */
+void node_handover(struct kv_node *n);
+
 /* The store, for reads after node_read_barrier. Fixed until node_close.
  * Any thread. */
 struct store *node_store(struct kv_node *n);

@@ -51,9 +51,10 @@
 /* ---- Calls ---- */
 
 enum call_kind {
-	CALL_WRITE, /* a command (node_propose) */
-	CALL_CONF,  /* a membership change (node_change_member) */
-	CALL_READ,  /* a read barrier (node_read_barrier) */
+	CALL_WRITE,    /* a command (node_propose) */
+	CALL_CONF,     /* a membership change (node_change_member) */
+	CALL_READ,     /* a read barrier (node_read_barrier) */
+	CALL_TRANSFER, /* a leadership transfer (node_transfer_leader) */
 };
 
 /* Where a call is; each place is one list, linked by next. */
@@ -65,6 +66,7 @@ enum call_stage {
 	CALL_APPLIED,	/* its entry applied: on props.applied until settled */
 	CALL_READER,	/* waiting for ReadIndex round `round`: rd.readers */
 	CALL_APPLIER,	/* waiting for index to be applied: rd.appliers */
+	CALL_TRANSFERRING, /* a transfer under way: props.transfers */
 	CALL_DONE,
 };
 
@@ -85,7 +87,8 @@ struct node_call {
 	/* CALL_WRITE: the encoded command (heap: owned) */
 	const char *json;
 	size_t len;
-	/* CALL_CONF */
+	/* CALL_CONF; CALL_TRANSFER: conf_id is the target (0: any voter),
+	 * the one chosen once under way, and index the new leader */
 	enum raft_conf_op conf_op;
 	uint64_t conf_id;
 	char conf_addr[RAFT_ADDR_MAX];
@@ -196,6 +199,8 @@ struct node_props {
 	/* counts leader and term changes: a parked write is retried at once
 	 * when it changed, else after NODE_RETRY_PAUSE_MS */
 	uint64_t epoch;
+	/* leadership transfers under way (transfer.c) */
+	struct call_list transfers;
 };
 
 /* Read barriers. Readers want a round numbered at least need; the node
@@ -234,8 +239,14 @@ struct node_soft {
 	char leader_addr[RAFT_ADDR_MAX];
 };
 struct node_status {
-	pthread_mutex_t mu; /* guards soft */
+	pthread_mutex_t mu; /* guards soft and write_err* */
 	struct node_soft soft;
+	/* this member cannot write its log (writable.c): the error, 0 if
+	 * none, and since when (CLOCK_MONOTONIC ms, and the wall clock's ms
+	 * since the epoch) */
+	int write_err;
+	uint64_t write_err_mono_ms;
+	int64_t write_err_wall_ms;
 	/* the store failed, or the hard state could not be saved: no more
 	 * progress. Written by the node thread, read without a lock. */
 	atomic_int fatal;
@@ -342,6 +353,12 @@ struct kv_node {
 	 * in DATA_DIR/abstain until an entry at or past it is durable here
 	 * again; 0 if none (node.c). */
 	uint64_t abstain_until;
+	/* writable.c: the log cannot be written (0: it can), since when
+	 * (CLOCK_MONOTONIC ms) */
+	struct {
+		int err;
+		uint64_t since_ms;
+	} wr;
 	struct node_soft pub_last; /* what was published last */
 	pthread_t thread;
 	bool thread_started;
@@ -408,6 +425,22 @@ void props_drain(struct kv_node *n, int ret);
 /* The store's applied callback: the waiting calls up to (index, term). */
 void props_on_applied(struct kv_node *n, uint64_t index, uint64_t term,
 		      const struct kv_result *res);
+
+/* transfer.c: leadership transfers. Node thread. */
+/* Take a CALL_TRANSFER: answer it at once (not the leader, a bad target,
+ * nothing to do) or start the transfer and list it on props.transfers. */
+void transfer_begin(struct kv_node *n, struct node_call *c);
+/* At the end of a turn: answer the transfers that ended (another member
+ * leads: 0; the core abandoned it: -ETIMEDOUT). */
+void transfer_check(struct kv_node *n);
+
+/* writable.c: a member that cannot write its log. Node thread. */
+/* Once a tick: look at the store; on a change tell the core whether this
+ * member may be a candidate, log it and publish it for /status. */
+void writable_check(struct kv_node *n);
+/* This member cannot write and another voter can take over: writes sent
+ * to it as leader are answered "retry" rather than "disk full". */
+bool writable_handing_over(struct kv_node *n);
 
 /* forward.c: writes a follower forwards to the leader. Node thread. */
 /* Put the writes of list marked forward (ret NODE_FORWARD) in PROPOSE

@@ -218,6 +218,7 @@ void props_expire(struct kv_node *n)
 	calls_settle(&n->props.parked, true, ret);
 	calls_settle(&n->props.forwarded, true, ret);
 	calls_settle(&n->props.waiting, true, ret);
+	calls_settle(&n->props.transfers, true, ret);
 }
 
 void props_drain(struct kv_node *n, int ret)
@@ -226,6 +227,7 @@ void props_drain(struct kv_node *n, int ret)
 	calls_settle(&n->props.parked, false, ret);
 	calls_settle(&n->props.forwarded, false, ret);
 	calls_settle(&n->props.waiting, false, ret);
+	calls_settle(&n->props.transfers, false, ret);
 }
 
 void props_on_applied(struct kv_node *n, uint64_t index, uint64_t term,

@@ -225,6 +225,53 @@ int node_members_json(struct kv_node *n, char **out)
 	return json_out(j, out);
 }
 
+/* "error": {"what","code","since","for_ms"} while this member cannot
+ * write its log (writable.c) or has failed (fatal: the store's sticky
+ * error or a hard state that could not be saved); absent otherwise. */
+static void status_error(struct kv_node *n, cJSON *j, int fatal)
+{
+	pthread_mutex_lock(&n->st.mu);
+	int err = n->st.write_err;
+	uint64_t mono = n->st.write_err_mono_ms;
+	int64_t wall = n->st.write_err_wall_ms;
+	pthread_mutex_unlock(&n->st.mu);
+	if (!err && !fatal)
+		return;
+	cJSON *e = cJSON_AddObjectToObject(j, "error");
+	if (!e)
+		return;
+	char what[200];
+	const char *code = "write_failed";
+	if (err == -ENOSPC && !fatal) {
+		code = "disk_full";
+		snprintf(what, sizeof(what),
+			 "the log cannot be written: the disk is full");
+	} else if (err) {
+		snprintf(what, sizeof(what), "the log cannot be written: %s",
+			 kv_strerror(err));
+	} else {
+		code = "failed";
+		snprintf(what, sizeof(what),
+			 "this node stopped taking part: %s",
+			 kv_strerror(fatal));
+	}
+	cJSON_AddStringToObject(e, "what", what);
+	cJSON_AddStringToObject(e, "code", code);
+	cJSON_AddBoolToObject(e, "candidate", false);
+	if (err) {
+		char iso[40];
+		time_t secs = (time_t)(wall / 1000);
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		size_t k = strftime(iso, sizeof(iso), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(iso + k, sizeof(iso) - k, ".%03dZ",
+			 (int)(wall % 1000));
+		cJSON_AddStringToObject(e, "since", iso);
+		cJSON_AddNumberToObject(e, "for_ms",
+					(double)(kv_mono_ms() - mono));
+	}
+}
+
 int node_status_json(struct kv_node *n, char **out)
 {
 	struct store_status s;
@@ -266,8 +313,6 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON *mem = members_array(n);
 	if (mem)
 		cJSON_AddItemToObject(j, "members", mem);
-	if (s.failed || fatal)
-		cJSON_AddStringToObject(
-		    j, "error", kv_strerror(s.failed ? s.failed : fatal));
+	status_error(n, j, s.failed ? s.failed : fatal);
 	return json_out(j, out);
 }

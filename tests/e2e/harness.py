@@ -530,3 +530,112 @@ class Cluster:
                     n.proc.wait()
                 if n.mountpoint:
                     unmount(n.mountpoint)
+
+
+class WriteLoad:
+    """A steady write load: `threads` clients, each PUTting fresh keys
+    (prefix/tT/kI, a value of its own) one after another through the
+    members members() returns at the time, round robin. acked holds every
+    acknowledged key and value, failures every write that was not (status
+    or exception, with the node). drain(id) stops sending to a member and
+    waits until none of its requests is in flight, so a test can stop it
+    without cutting a request off; undrain(id) takes it back."""
+
+    def __init__(self, members, threads=4, prefix="load", timeout=20,
+                 pause=0.0):
+        self.members = members
+        self.prefix = prefix
+        self.timeout = timeout
+        self.pause = pause
+        self.acked = {}
+        self.failures = []
+        self.unknown = []  # connection cut mid-request: outcome unknown
+        self.latencies = []
+        self._mu = threading.Lock()
+        self._cond = threading.Condition(self._mu)
+        self._inflight = {}
+        self._drained = set()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, args=(t,),
+                                          daemon=True)
+                         for t in range(threads)]
+
+    def start(self):
+        for t in self._threads:
+            t.start()
+        return self
+
+    def _pick(self, t, i):
+        with self._mu:
+            nodes = [n for n in self.members() if n.id not in self._drained]
+            if not nodes:
+                return None
+            n = nodes[(t + i) % len(nodes)]
+            self._inflight[n.id] = self._inflight.get(n.id, 0) + 1
+            return n
+
+    def _done(self, n):
+        with self._mu:
+            self._inflight[n.id] -= 1
+            self._cond.notify_all()
+
+    def _run(self, t):
+        i = 0
+        while not self._stop.is_set():
+            n = self._pick(t, i)
+            if n is None:
+                time.sleep(0.01)
+                continue
+            key = "%s/t%d/k%06d" % (self.prefix, t, i)
+            val = ("%d-%d-%s" % (t, i, secrets.token_hex(8))).encode()
+            t0 = time.monotonic()
+            try:
+                s, _, body = n.put(key, val, timeout=self.timeout)
+                with self._mu:
+                    if s in (200, 201):
+                        self.acked[key] = val
+                        self.latencies.append(time.monotonic() - t0)
+                    else:
+                        self.failures.append((n.id, key, s, body[:200]))
+            except (OSError, http.client.HTTPException) as e:
+                with self._mu:
+                    self.unknown.append((n.id, key, repr(e)))
+            finally:
+                self._done(n)
+            i += 1
+            if self.pause:
+                time.sleep(self.pause)
+
+    def drain(self, node_id, timeout=30):
+        with self._mu:
+            self._drained.add(node_id)
+            ok = self._cond.wait_for(
+                lambda: self._inflight.get(node_id, 0) == 0, timeout)
+        assert ok, "requests to node %d still in flight after %ss" % (
+            node_id, timeout)
+
+    def undrain(self, node_id):
+        with self._mu:
+            self._drained.discard(node_id)
+
+    def count(self):
+        with self._mu:
+            return len(self.acked)
+
+    def stop(self):
+        self._stop.set()
+        for t in self._threads:
+            t.join(self.timeout + 10)
+        return self
+
+    def check(self, node):
+        """Every acknowledged write reads back from node (linearizable);
+        returns how many were checked."""
+        with self._mu:
+            acked = dict(self.acked)
+        for key, val in acked.items():
+            s, _, body = node.get(key)
+            assert s == 200 and body == val, (
+                "acknowledged %s=%r reads back as %s %r from node %d" %
+                (key, val, s, body[:100], node.id))
+        return len(acked)

@@ -44,6 +44,9 @@ struct sim_node {
 	uint64_t last_term;
 	unsigned restarts;
 	uint64_t abstain_until; /* given at every boot (sim_damage_last) */
+	/* sim_set_stuck: its log writes never become durable, and it may
+	 * not be a candidate (raft_set_candidacy), at every boot too */
+	bool stuck;
 };
 
 struct sim_pkt {
@@ -537,6 +540,8 @@ static void boot(struct sim *s, unsigned i)
 	};
 	if (raft_new(&o, &rs, &nd->r) != 0)
 		abort();
+	if (nd->stuck)
+		raft_set_candidacy(nd->r, false);
 	nd->applied = nd->d.snap.index;
 	nd->applied_term = nd->d.snap.term;
 	nd->hash = nd->d.snap_hash;
@@ -648,6 +653,16 @@ uint64_t sim_damage_last(struct sim *s, unsigned i, bool abstain)
 	if (abstain)
 		nd->abstain_until = index;
 	return index;
+}
+
+void sim_set_stuck(struct sim *s, unsigned i, bool stuck)
+{
+	struct sim_node *nd = &s->nodes[i];
+	nd->stuck = stuck;
+	if (nd->r) {
+		raft_set_candidacy(nd->r, !stuck);
+		process(s, i);
+	}
 }
 
 uint64_t sim_durable_index(const struct sim *s, unsigned i)
@@ -797,7 +812,8 @@ static void step(struct sim *s)
 			raft_tick(nd->r);
 			process(s, i);
 		}
-		if (nd->d.n_ops && sim_rand(s, 100) < s->f.sync_pct)
+		if (nd->d.n_ops && !nd->stuck &&
+		    sim_rand(s, 100) < s->f.sync_pct)
 			disk_sync(s, i);
 		check_node(s, i);
 	}

@@ -48,6 +48,11 @@ void sim_heal(struct sim *s);
  * raft_restore.abstain_until = that entry's index. Returns the index, or 0
  * if its disk holds no entry after its snapshot. */
 uint64_t sim_damage_last(struct sim *s, unsigned i, bool abstain);
+/* Node i's log cannot be written (a full disk): its queued writes stay
+ * unsynced (a crash loses them) and, as kvfs's node does, it tells its
+ * core it may not be a candidate (raft_set_candidacy); the hard state is
+ * still saved. false undoes both. Kept across restarts. */
+void sim_set_stuck(struct sim *s, unsigned i, bool stuck);
 /* The last index durable on node i's disk. */
 uint64_t sim_durable_index(const struct sim *s, unsigned i);
 

@@ -617,6 +617,288 @@ test_abstaining_node_votes_again_once_a_leader_brings_its_log_there(void **st)
 	raft_free(r);
 }
 
+/* ---- Leadership transfer (§3.10 diss.) ---- */
+
+static struct raft_message ack(uint64_t from, uint64_t term, uint64_t index)
+{
+	return (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				     .from = from,
+				     .term = term,
+				     .index = index};
+}
+
+static struct raft_message hb_resp(uint64_t from, uint64_t term)
+{
+	return (struct raft_message){
+	    .type = RAFT_MSG_HEARTBEAT_RESP, .from = from, .term = term};
+}
+
+/* Node 1 leader of term 2 with the no-op at 1, durable; follower 2 has
+ * it, follower 3 has nothing acknowledged. */
+static struct raft *leader_with_2_caught_up(void)
+{
+	struct raft *r = mk(1, 1, NULL, 0);
+	elect(r);
+	raft_persisted(r, 1, 2);
+	step(r, ack(2, 2, 1));
+	take(r);
+	assert_int_equal(raft_commit_index(r), 1);
+	return r;
+}
+
+/* §3.10: "the prior leader ... sends it a TimeoutNow request" once the
+ * target's log matches its own: at once when it already does. */
+static void
+test_transfer_to_a_caught_up_voter_sends_timeout_now_at_once(void **st)
+{
+	(void)st;
+	struct raft *r = leader_with_2_caught_up();
+	assert_int_equal(raft_transfer_leadership(r, 2), 0);
+	assert_int_equal(raft_transferee(r), 2);
+	take(r);
+	const struct raft_message *m = sent(RAFT_MSG_TIMEOUT_NOW, 2);
+	assert_non_null(m);
+	assert_int_equal(m->term, 2);
+	assert_null(sent(RAFT_MSG_TIMEOUT_NOW, 3));
+	raft_free(r);
+}
+
+/* §3.10: "the prior leader ... fully updates the target server's log to
+ * match its own" before the TimeoutNow. */
+static void
+test_transfer_brings_the_target_up_to_date_before_timeout_now(void **st)
+{
+	(void)st;
+	struct raft *r = leader_with_2_caught_up();
+	assert_int_equal(raft_transfer_leadership(r, 3), 0);
+	take(r);
+	assert_null(sent(RAFT_MSG_TIMEOUT_NOW, 3)); /* its append is out */
+	step(r, ack(3, 2, 0));
+	take(r);
+	assert_null(sent(RAFT_MSG_TIMEOUT_NOW, 3));
+	step(r, ack(3, 2, 1));
+	take(r);
+	assert_non_null(sent(RAFT_MSG_TIMEOUT_NOW, 3));
+	raft_free(r);
+}
+
+/* §3.10: "the prior leader stops accepting new client requests" during the
+ * transfer; membership changes wait too, and a second transfer elsewhere
+ * is refused (the same one again is not an error). */
+static void
+test_leader_refuses_proposals_and_changes_during_a_transfer(void **st)
+{
+	(void)st;
+	struct raft *r = leader_with_2_caught_up();
+	assert_int_equal(raft_transfer_leadership(r, 3), 0);
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+			 RAFT_EBUSY);
+	assert_int_equal(
+	    raft_change_membership(r, RAFT_CONF_REMOVE, 2, NULL, NULL),
+	    RAFT_EBUSY);
+	assert_int_equal(raft_transfer_leadership(r, 2), RAFT_EBUSY);
+	assert_int_equal(raft_transfer_leadership(r, 3), 0);
+	assert_int_equal(raft_transfer_leadership(r, RAFT_NONE), 0);
+	assert_int_equal(raft_transferee(r), 3);
+	raft_free(r);
+}
+
+/* §3.10: "If the transfer does not complete within an election timeout,
+ * the prior leader aborts the transfer and resumes accepting client
+ * requests." */
+static void test_transfer_is_abandoned_after_an_election_timeout(void **st)
+{
+	(void)st;
+	struct raft *r = leader_with_2_caught_up();
+	assert_int_equal(raft_transfer_leadership(r, 3), 0); /* 3 is silent */
+	for (int i = 0; i < 9; i++) {
+		step(r, hb_resp(2, 2));
+		raft_tick(r);
+		take(r);
+		assert_int_equal(raft_transferee(r), 3);
+	}
+	step(r, hb_resp(2, 2));
+	raft_tick(r); /* the 10th tick: one election timeout */
+	take(r);
+	assert_int_equal(raft_role(r), RAFT_LEADER);
+	assert_int_equal(raft_transferee(r), RAFT_NONE);
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+			 0);
+	raft_free(r);
+}
+
+/* §3.10: "Upon receiving TimeoutNow, the target server ... begins a new
+ * election" at once: no pre-vote, and its requests say it is a transfer. */
+static void
+test_timeout_now_starts_an_election_at_once_without_pre_vote(void **st)
+{
+	(void)st;
+	struct raft *r = mk(2, 2, NULL, 0);
+	step(r, (struct raft_message){
+		    .type = RAFT_MSG_HEARTBEAT, .from = 1, .term = 2});
+	take(r);
+	step(r, (struct raft_message){
+		    .type = RAFT_MSG_TIMEOUT_NOW, .from = 1, .term = 2});
+	take(r);
+	assert_int_equal(raft_role(r), RAFT_CANDIDATE);
+	assert_int_equal(raft_term(r), 3);
+	assert_null(sent(RAFT_MSG_PREVOTE, 0));
+	for (uint64_t to = 1; to <= 3; to += 2) {
+		const struct raft_message *m = sent(RAFT_MSG_VOTE, to);
+		assert_non_null(m);
+		assert_int_equal(m->term, 3);
+		assert_true(m->transfer);
+	}
+	raft_free(r);
+}
+
+/* The lease (§4.2.3 diss.) lets a transfer's vote through: a follower
+ * that hears from its leader, and the leader itself, grant it, where
+ * the same request without the flag is ignored. */
+static void
+test_transfer_vote_gets_past_the_lease_of_follower_and_leader(void **st)
+{
+	(void)st;
+	struct raft *f = mk(1, 2, NULL, 0);
+	step(f, (struct raft_message){
+		    .type = RAFT_MSG_HEARTBEAT, .from = 2, .term = 2});
+	struct raft_message v = vote(3, 3, 0, 0);
+	v.transfer = true;
+	step(f, v);
+	take(f);
+	assert_non_null(sent(RAFT_MSG_VOTE_RESP, 3));
+	assert_false(sent(RAFT_MSG_VOTE_RESP, 3)->reject);
+	assert_int_equal(raft_term(f), 3);
+	assert_int_equal(U.vote, 3);
+	raft_free(f);
+
+	struct raft *l = leader_with_2_caught_up();
+	step(l, vote(2, 3, 1, 2)); /* no flag: ignored, the lease holds */
+	take(l);
+	assert_null(sent(RAFT_MSG_VOTE_RESP, 2));
+	assert_int_equal(raft_role(l), RAFT_LEADER);
+	v = vote(2, 3, 1, 2);
+	v.transfer = true;
+	step(l, v);
+	take(l);
+	assert_int_equal(raft_role(l), RAFT_FOLLOWER);
+	assert_int_equal(raft_term(l), 3);
+	assert_false(sent(RAFT_MSG_VOTE_RESP, 2)->reject);
+	raft_free(l);
+}
+
+/* Only a voter can take over: a learner (§4.2.1 diss.) or a stranger is
+ * refused, and only the leader transfers. */
+static void test_transfer_to_a_learner_or_a_stranger_is_refused(void **st)
+{
+	(void)st;
+	struct raft_restore rs = {.term = 1};
+	rs.snapshot.conf = conf3();
+	rs.snapshot.conf.servers[2].role = RAFT_LEARNER;
+	struct raft_options o = {.id = 1, .seed = 42};
+	struct raft *r;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	assert_int_equal(raft_transfer_leadership(r, 2), RAFT_ENOTLEADER);
+	elect(r);
+	assert_int_equal(raft_transfer_leadership(r, 3), RAFT_EINVAL);
+	assert_int_equal(raft_transfer_leadership(r, 9), RAFT_EINVAL);
+	assert_int_equal(raft_transferee(r), RAFT_NONE);
+	assert_int_equal(raft_transfer_leadership(r, 1), 0); /* itself: done */
+	assert_int_equal(raft_transferee(r), RAFT_NONE);
+	raft_free(r);
+}
+
+/* raft_transfer_leadership(RAFT_NONE): the voter with the longest log. */
+static void
+test_transfer_to_no_one_in_particular_picks_the_longest_log(void **st)
+{
+	(void)st;
+	struct raft *r = leader_with_2_caught_up();
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+			 0);
+	raft_persisted(r, 2, 2);
+	step(r, ack(3, 2, 2)); /* 3 has 2 entries, 2 only one */
+	take(r);
+	assert_int_equal(raft_transfer_leadership(r, RAFT_NONE), 0);
+	assert_int_equal(raft_transferee(r), 3);
+	take(r);
+	assert_non_null(sent(RAFT_MSG_TIMEOUT_NOW, 3));
+	raft_free(r);
+}
+
+/* ... but among those that answer now: a voter silent for more than two
+ * heartbeat intervals (a follower that just restarted, which its leader
+ * cannot reach yet) would lose the TimeoutNow. */
+static void
+test_transfer_to_no_one_in_particular_skips_a_silent_voter(void **st)
+{
+	(void)st;
+	struct raft *r = leader_with_2_caught_up();
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+			 0);
+	raft_persisted(r, 2, 2);
+	step(r, ack(3, 2, 2)); /* 3 has the longer log, then falls silent */
+	for (int i = 0; i < 5; i++) {
+		step(r, hb_resp(2, 2));
+		raft_tick(r);
+		take(r);
+	}
+	assert_int_equal(raft_transfer_leadership(r, RAFT_NONE), 0);
+	assert_int_equal(raft_transferee(r), 2);
+	raft_free(r);
+}
+
+/* raft_set_candidacy(false) (a member that cannot write its log): no
+ * campaign, TimeoutNow ignored; it still votes; yes again and it stands. */
+static void test_member_that_may_not_be_candidate_never_campaigns(void **st)
+{
+	(void)st;
+	struct raft *r = mk(1, 2, NULL, 0);
+	raft_set_candidacy(r, false);
+	assert_false(raft_candidacy(r));
+	assert_true(ticks_without_campaign(r, 100));
+	step(r, (struct raft_message){
+		    .type = RAFT_MSG_TIMEOUT_NOW, .from = 2, .term = 2});
+	take(r);
+	assert_null(sent(RAFT_MSG_VOTE, 0));
+	assert_int_equal(raft_role(r), RAFT_FOLLOWER);
+	step(r, vote(3, 3, 0, 0));
+	take(r);
+	assert_false(sent(RAFT_MSG_VOTE_RESP, 3)->reject);
+	raft_set_candidacy(r, true);
+	for (int i = 0; i < 40 && raft_role(r) == RAFT_FOLLOWER; i++)
+		raft_tick(r);
+	assert_int_equal(raft_role(r), RAFT_PRE_CANDIDATE);
+	raft_free(r);
+}
+
+/* A leader that may not be a candidate hands over to the most caught-up
+ * voter at its next tick; when that transfer is abandoned it steps down
+ * (and stays out of elections), so the others elect one of their own. */
+static void
+test_leader_that_may_not_be_candidate_hands_over_or_steps_down(void **st)
+{
+	(void)st;
+	struct raft *r = leader_with_2_caught_up();
+	raft_set_candidacy(r, false);
+	raft_tick(r);
+	take(r);
+	assert_int_equal(raft_transferee(r), 2);
+	assert_non_null(sent(RAFT_MSG_TIMEOUT_NOW, 2));
+	assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
+			 RAFT_EBUSY);
+	for (int i = 0; i < 20 && raft_role(r) == RAFT_LEADER; i++) {
+		step(r, hb_resp(2, 2)); /* 2 answers, never takes over */
+		step(r, hb_resp(3, 2));
+		raft_tick(r);
+		take(r);
+	}
+	assert_int_equal(raft_role(r), RAFT_FOLLOWER);
+	assert_int_equal(raft_term(r), 2);
+	assert_true(ticks_without_campaign(r, 100));
+	raft_free(r);
+}
+
 /* A proposal on a follower: "not leader, the leader is X". */
 static void test_proposal_on_follower_names_the_leader(void **st)
 {
@@ -840,6 +1122,17 @@ int main(void)
 	    T(test_follower_in_lease_ignores_vote_of_higher_term),
 	    T(test_abstaining_node_refuses_votes_and_prevotes_and_never_campaigns),
 	    T(test_abstaining_node_votes_again_once_a_leader_brings_its_log_there),
+	    T(test_transfer_to_a_caught_up_voter_sends_timeout_now_at_once),
+	    T(test_transfer_brings_the_target_up_to_date_before_timeout_now),
+	    T(test_leader_refuses_proposals_and_changes_during_a_transfer),
+	    T(test_transfer_is_abandoned_after_an_election_timeout),
+	    T(test_timeout_now_starts_an_election_at_once_without_pre_vote),
+	    T(test_transfer_vote_gets_past_the_lease_of_follower_and_leader),
+	    T(test_transfer_to_a_learner_or_a_stranger_is_refused),
+	    T(test_transfer_to_no_one_in_particular_picks_the_longest_log),
+	    T(test_transfer_to_no_one_in_particular_skips_a_silent_voter),
+	    T(test_member_that_may_not_be_candidate_never_campaigns),
+	    T(test_leader_that_may_not_be_candidate_hands_over_or_steps_down),
 	    T(test_proposal_on_follower_names_the_leader),
 	    T(test_leader_sends_snapshot_when_follower_needs_compacted_entries),
 	    T(test_read_index_waits_for_a_quorum_heartbeat_round),

@@ -173,10 +173,97 @@ static void test_leader_transfer_hands_leadership_to_the_target(void **st)
 	assert_int_equal(
 	    raft_propose(sim_raft(s, l), RAFT_ENTRY_NORMAL, "x", 1, NULL, NULL),
 	    RAFT_EBUSY);
-	ok(s, sim_run(s, 300), "transfer");
+	/* within a few round trips: well before any election timeout (100
+	 * to 200 ms) could have elected it the ordinary way */
+	ok(s, sim_run(s, 50), "transfer");
 	assert_int_equal(sim_leader(s), (int)t);
 	propose_n(s, 5);
 	ok(s, sim_run_until(s, 3000, converged), "converged");
+	sim_free(s);
+}
+
+/* Transfers under a lossy network: the target leads within 80 ms (less
+ * than an election timeout) in most rounds, nothing is lost, and
+ * proposals go on through it. */
+static void test_leader_transfer_under_drops_and_delays(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(5, 29, NULL);
+	struct sim_faults f = {.drop_pct = 5,
+			       .dup_pct = 3,
+			       .min_delay = 1,
+			       .max_delay = 15,
+			       .sync_pct = 40};
+	sim_set_faults(s, &f);
+	unsigned moved = 0;
+	for (unsigned round = 0; round < 10; round++) {
+		unsigned l = elect(s);
+		propose_n(s, 20);
+		unsigned t = (l + 1 + round) % 5;
+		if (raft_transfer_leadership(sim_raft(s, l), t + 1) != 0)
+			continue;
+		ok(s, sim_run(s, 80), "transfer"); /* < an election timeout */
+		moved += sim_leader(s) == (int)t;
+		ok(s, sim_run(s, 300), "settle");
+	}
+	/* a TimeoutNow or a vote can be lost: most transfers succeed */
+	assert_true(moved >= 6);
+	sim_set_faults(s, &(struct sim_faults){0, 0, 1, 5, 50});
+	ok(s, sim_run_until(s, 5000, converged), "converged");
+	sim_free(s);
+}
+
+/* A leader whose log cannot be written (sim_set_stuck): it hands over to
+ * a voter that can, proposals go on there, it never leads again while
+ * stuck, and once it can write again it catches up. */
+static void test_leader_that_cannot_write_hands_over_and_rejoins(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 31, NULL);
+	unsigned l = elect(s);
+	propose_n(s, 20);
+	sim_set_stuck(s, l, true);
+	for (unsigned k = 0; k < 200; k++) {
+		ok(s, sim_run(s, 10), "stuck");
+		if (k > 30)
+			assert_int_not_equal(sim_leader(s), (int)l);
+	}
+	unsigned acked = sim_acked(s);
+	propose_n(s, 30);
+	ok(s, sim_run(s, 500), "writes through the others");
+	assert_true(sim_acked(s) >= acked + 25);
+	assert_int_not_equal(sim_leader(s), (int)l);
+	sim_set_stuck(s, l, false);
+	ok(s, sim_run_until(s, 5000, converged), "rejoined");
+	sim_free(s);
+}
+
+/* The same when its transfer cannot succeed (the target is cut off from
+ * it after the TimeoutNow could not arrive): it steps down and the two
+ * others elect a leader. */
+static void
+test_leader_that_cannot_write_steps_down_when_it_cannot_hand_over(void **st)
+{
+	(void)st;
+	struct sim *s = sim_new(3, 37, NULL);
+	unsigned l = elect(s);
+	propose_n(s, 20);
+	ok(s, sim_run_until(s, 3000, converged), "converged");
+	/* every TimeoutNow is lost: the leader cannot reach one voter and
+	 * the other is stuck too, so neither can take over through it */
+	unsigned a = (l + 1) % 3, b = (l + 2) % 3;
+	sim_cut(s, l, a, true);
+	sim_set_stuck(s, b, true);
+	sim_set_stuck(s, l, true);
+	ok(s, sim_run(s, 1500), "stuck");
+	assert_int_not_equal(raft_role(sim_raft(s, l)), RAFT_LEADER);
+	sim_set_stuck(s, b, false);
+	ok(s, sim_run_until(s, 5000, sim_has_leader), "a leader");
+	assert_int_not_equal(sim_leader(s), (int)l);
+	sim_heal(s);
+	sim_set_stuck(s, l, false);
+	propose_n(s, 10);
+	ok(s, sim_run_until(s, 5000, converged), "converged");
 	sim_free(s);
 }
 
@@ -437,12 +524,20 @@ static const char *random_run(uint64_t seed, bool verbose)
 				    sim_raft(s, (unsigned)l), i + 1);
 		} else if (x < 780 && spares > 0) {
 			random_change(s, slots, &changes);
+		} else if (x >= 9990) {
+			/* a disk that fills and frees: at most one at once */
+			for (unsigned k = 0; k < slots; k++)
+				sim_set_stuck(s, k, false);
+			if (x >= 9995)
+				sim_set_stuck(s, i, true);
 		}
 		sim_run(s, 1);
 	}
 	/* Heal: every node up, no faults; everything acknowledged must end
 	 * up applied everywhere. */
 	sim_heal(s);
+	for (unsigned i = 0; i < slots; i++)
+		sim_set_stuck(s, i, false);
 	struct sim_faults calm = f;
 	calm.drop_pct = calm.dup_pct = 0;
 	sim_set_faults(s, &calm);
@@ -531,6 +626,11 @@ int main(int argc, char **argv)
 		test_follower_behind_compaction_catches_up_by_snapshot),
 	    cmocka_unit_test(
 		test_leader_transfer_hands_leadership_to_the_target),
+	    cmocka_unit_test(test_leader_transfer_under_drops_and_delays),
+	    cmocka_unit_test(
+		test_leader_that_cannot_write_hands_over_and_rejoins),
+	    cmocka_unit_test(
+		test_leader_that_cannot_write_steps_down_when_it_cannot_hand_over),
 	    cmocka_unit_test(test_learner_catches_up_is_promoted_and_votes),
 	    cmocka_unit_test(
 		test_removed_leader_steps_down_after_the_change_commits),
