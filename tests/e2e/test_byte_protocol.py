@@ -32,7 +32,7 @@ import urllib.parse
 
 from harness import Cluster, TempDir, free_port, kvfs_binary, wait_for
 
-TIMEOUT_MS = 3000  # --tcp-timeout: idle 3 s, a request within 1 s
+TIMEOUT_MS = 6000  # --tcp-timeout: idle 6 s, a request within 2 s
 MAX_CONNS = 12
 
 
@@ -233,14 +233,14 @@ def hostile_part(c, tcp, leader, f1):
     x.s.sendall(b"SET " + u32(3) + b" " + u32(10) + b" key 1")
     r = x.reply()
     took = time.monotonic() - t0
-    assert is_err(r, "timeout") and 0.5 < took < 5, (r, took)
+    assert is_err(r, "timeout") and 1.5 < took < 8, (r, took)
     assert x.closed()
     # idle: closed after --tcp-timeout
     x = Client(port)
     t0 = time.monotonic()
-    assert x.closed(timeout=15)
+    assert x.closed(timeout=30)
     took = time.monotonic() - t0
-    assert 2 < took < 8, took
+    assert 5 < took < 20, took
     print("ok   - a request cut short or too slow: an error and closed; idle: closed after %.1fs" % took)
     # the connection cap: the next one is told busy; room again after
     held = [Client(port) for _ in range(MAX_CONNS)]
@@ -261,10 +261,12 @@ def hostile_part(c, tcp, leader, f1):
     wait_for(room, 10, "room after a connection closed")
     for h in held:
         h.close()
+    wait_for(room, 10, "room once every connection closed")
     print("ok   - past %d connections: busy and closed; room again once one closes" % MAX_CONNS)
     # after all of it, the member and its peers serve
     y = Client(port)
-    assert y.set(b"still/serving", b"yes") is True
+    r = y.set(b"still/serving", b"yes")
+    assert r is True, r
     assert Client(tcp[leader]).get(b"still/serving") == b"yes"
     c.check_alive()
     print("ok   - after the hostile clients every member serves")
