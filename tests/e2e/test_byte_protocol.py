@@ -16,6 +16,7 @@ little-endian.
   closed; past --tcp-max-connections a client is told busy; a bad key is
   answered and the connection goes on. After all of it the member serves.
 - Many clients on all members at once, requests pipelined.
+- Durable: every member killed -9 and restarted, every key back.
 - With --auth, --tcp-listen refuses to start without --tcp-insecure.
 """
 import hashlib
@@ -145,6 +146,7 @@ def main():
             cluster_part(c, tcp, leader, f1, f2)
             hostile_part(c, tcp, leader, f1)
             many_part(c, tcp)
+            restart_part(c, tcp)
         auth_part(binary, tmp)
     return 0
 
@@ -296,6 +298,22 @@ def many_part(c, tcp):
     keys = Client(tcp[2]).all()
     assert len([k for k in keys if k.startswith(b"many/")]) == 125, len(keys)
     print("ok   - 5 clients on all members at once: every write read on another member")
+
+
+def restart_part(c, tcp):
+    before = Client(tcp[1]).all()
+    v = Client(tcp[2]).get(b"bin/3")
+    for i in (1, 2, 3):
+        c[i].kill9()
+    c.start()
+    c.leader()
+    for i in (1, 2, 3):
+        def ready(i=i):
+            r = Client(tcp[i], timeout=5).all()
+            return r if isinstance(r, list) else None
+        assert wait_for(ready, 30, "ALL on %d" % i) == before, i
+    assert Client(tcp[3]).get(b"bin/3") == v
+    print("ok   - every member killed -9 and restarted: every key and value back")
 
 
 def auth_part(binary, tmp):
