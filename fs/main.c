@@ -27,6 +27,7 @@
 #include "join.h"
 #include "node.h"
 #include "peer_tls.h"
+#include "tcp.h"
 
 struct cli {
 	unsigned long id;
@@ -43,6 +44,10 @@ struct cli {
 	char *restore;
 	int status_public;
 	int insecure;
+	char *tcp_listen;
+	int tcp_insecure;
+	unsigned tcp_max_connections;
+	unsigned tcp_timeout;
 	unsigned long snapshot_every;
 	unsigned long watch_history;
 	unsigned long segment_size;
@@ -97,6 +102,14 @@ static const struct fuse_opt cli_opts[] = {
     OPT("status_public", status_public, 1),
     OPT("--insecure", insecure, 1),
     OPT("insecure", insecure, 1),
+    OPT("--tcp-listen=%s", tcp_listen, 0),
+    OPT("tcp_listen=%s", tcp_listen, 0),
+    OPT("--tcp-insecure", tcp_insecure, 1),
+    OPT("tcp_insecure", tcp_insecure, 1),
+    OPT("--tcp-max-connections=%u", tcp_max_connections, 0),
+    OPT("tcp_max_connections=%u", tcp_max_connections, 0),
+    OPT("--tcp-timeout=%u", tcp_timeout, 0),
+    OPT("tcp_timeout=%u", tcp_timeout, 0),
     OPT("--snapshot-every=%lu", snapshot_every, 0),
     OPT("snapshot_every=%lu", snapshot_every, 0),
     OPT("--watch-history=%lu", watch_history, 0),
@@ -173,6 +186,17 @@ static void usage(FILE *out)
 	    "                        without --auth (anyone who reaches "
 	    "it may do\n"
 	    "                        anything)\n"
+	    "  --tcp-listen=HOST:PORT\n"
+	    "                        also serve the byte DB's protocol (SET, "
+	    "GET,\n"
+	    "                        DEL, ALL) on plain TCP (default: off)\n"
+	    "  --tcp-insecure        allow it on a non-loopback address or "
+	    "with\n"
+	    "                        --auth: it has no TLS and no tokens\n"
+	    "  --tcp-max-connections=N  at once (default 64)\n"
+	    "  --tcp-timeout=MS      idle limit between requests (default "
+	    "30000);\n"
+	    "                        a request must arrive within a third\n"
 	    "  --restore=FILE        start a new cluster from a backup (GET\n"
 	    "                        /snapshot, kvfsctl snapshot save) on an\n"
 	    "                        empty DIR; every bootstrap member gets "
@@ -300,6 +324,44 @@ static bool exposure_ok(const struct cli *c)
 	return false;
 }
 
+/* The byte protocol has neither TLS nor tokens: it is served on a
+ * loopback address without --auth, or with --tcp-insecure. true to go
+ * on. */
+static bool tcp_exposure_ok(const struct cli *c)
+{
+	char host[KV_ADDR_MAX + 1];
+
+	if (!c->tcp_listen)
+		return true;
+	if (kv_addr_parse(c->tcp_listen, true, host, sizeof(host), NULL,
+			  NULL) != 0)
+		return true; /* tcp_start refuses it, naming the option */
+	bool loopback = cluster_addr_loopback(c->tcp_listen);
+	if (c->tcp_insecure) {
+		if (!loopback || c->auth)
+			fprintf(stderr,
+				"kvfs: warning: the byte protocol on %s has "
+				"no TLS and no tokens (--tcp-insecure): "
+				"anyone who reaches it may read and write "
+				"every key%s\n",
+				c->tcp_listen,
+				c->auth ? ", whatever --auth allows" : "");
+		return true;
+	}
+	if (loopback && !c->auth)
+		return true;
+	fprintf(stderr,
+		"kvfs: refusing to serve the byte protocol on %s: it has no "
+		"TLS and no tokens, so %s. Serve it on a loopback address "
+		"without --auth, or give --tcp-insecure if that is meant "
+		"(docs/byte-protocol.md)\n",
+		c->tcp_listen,
+		c->auth ? "it would let anyone past --auth's tokens"
+			: "anyone who can reach it could read and write "
+			  "every key");
+	return false;
+}
+
 /* The TLS identity the options name (none: *out NULL). 0, or -1 with
  * the reason on stderr. */
 static int open_tls(const struct cli *c, struct peer_tls **out)
@@ -390,11 +452,12 @@ static int access_log(const char *path)
 /* Frees what fuse_opt_parse allocated into c. */
 static void cli_free(struct cli *c)
 {
-	char **strs[] = {
-	    &c->data,	&c->listen,   &c->peers,	&c->cluster_token,
-	    &c->join,	&c->tls_cert, &c->tls_key,	&c->tls_ca,
-	    &c->auth,	&c->subdir,   &c->attr_timeout, &c->mountpoint,
-	    &c->source, &c->log,      &c->restore,	&c->log_level};
+	char **strs[] = {&c->data,	    &c->listen,	      &c->peers,
+			 &c->cluster_token, &c->join,	      &c->tls_cert,
+			 &c->tls_key,	    &c->tls_ca,	      &c->auth,
+			 &c->subdir,	    &c->attr_timeout, &c->mountpoint,
+			 &c->source,	    &c->log,	      &c->restore,
+			 &c->log_level,	    &c->tcp_listen};
 	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
 		free(*strs[i]);
 		*strs[i] = NULL;
@@ -475,6 +538,7 @@ struct serving {
 	struct peer_tls *tls;
 	struct kv_node *node;
 	struct http_server *http;
+	struct tcp_server *tcp; /* --tcp-listen, else NULL */
 	struct reloader rl;
 };
 
@@ -519,6 +583,25 @@ static int serve_start(struct serving *sv, const struct cli *c,
 		node_close(sv->node);
 		return 1;
 	}
+	if (c->tcp_listen) {
+		unsigned t = c->tcp_timeout;
+		struct tcp_options to = {.listen = c->tcp_listen,
+					 .max_connections =
+					     c->tcp_max_connections,
+					 .idle_ms = t,
+					 .frame_ms = t / 3,
+					 .stall_ms = t};
+		err = tcp_start(sv->node, &to, &sv->tcp, &errmsg);
+		if (err != 0) {
+			say_cannot_start(err, errmsg);
+			node_stop(sv->node);
+			http_stop(sv->http);
+			node_close(sv->node);
+			return 1;
+		}
+		fprintf(stderr, "kvfs: byte protocol on %s (port %u)\n",
+			c->tcp_listen, tcp_port(sv->tcp));
+	}
 	fprintf(stderr, "kvfs: node %lu serving %s on port %u, data in %s\n",
 		c->id, sv->tls ? "HTTPS" : "HTTP", http_port(sv->http),
 		data_dir);
@@ -527,6 +610,7 @@ static int serve_start(struct serving *sv, const struct cli *c,
 	if (pthread_create(&sv->rl.thread, NULL, reload_main, &sv->rl) != 0) {
 		fprintf(stderr, "kvfs: cannot start the SIGHUP thread\n");
 		node_stop(sv->node);
+		tcp_stop(sv->tcp);
 		http_stop(sv->http);
 		node_close(sv->node);
 		return 1;
@@ -543,6 +627,7 @@ static void serve_stop(struct serving *sv)
 	/* the node first answers what the listener suspended, then the
 	 * listener stops, then the rest of the node */
 	node_stop(sv->node);
+	tcp_stop(sv->tcp);
 	http_stop(sv->http);
 	node_close(sv->node);
 }
@@ -590,7 +675,8 @@ int main(int argc, char **argv)
 	if (ret >= 0)
 		goto out;
 	ret = 1;
-	if (!exposure_ok(&c) || open_tls(&c, &sv.tls) != 0)
+	if (!exposure_ok(&c) || !tcp_exposure_ok(&c) ||
+	    open_tls(&c, &sv.tls) != 0)
 		goto out;
 
 	/* --log: in the foreground from now on; in the background once the

@@ -457,12 +457,15 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	case KV_OP_RENAME:
 		err = apply_rename(m, index, cmd, &r, on_change, ctx);
 		break;
+	case KV_OP_ADD:
+		err = apply_add(m, index, cmd, &r, on_change, ctx);
+		break;
 	default:
 		r = -EINVAL;
 	}
 	res->err = err != 0 ? err : r;
 	if (err == 0 && r == 0 && cmd->op != KV_OP_NOOP &&
-	    cmd->op != KV_OP_RENAME)
+	    cmd->op != KV_OP_RENAME && cmd->op != KV_OP_ADD)
 		apply_changed(on_change, ctx, cmd->key, cmd->klen);
 	return err;
 }

@@ -1,7 +1,7 @@
 /* apply_int.h - what the files of the state machine share (internal to
  * the store module): apply.c has the rules of every op but rename, which
- * is apply_rename.c; both change the map through map_impl.h and share the
- * helpers of apply_common.c, declared first. */
+ * is apply_rename.c and add apply_add.c; all change the map through map_impl.h
+ * and share the helpers of apply_common.c, declared first. */
 #ifndef KV_STORE_APPLY_INT_H
 #define KV_STORE_APPLY_INT_H
 
@@ -35,5 +35,8 @@ void apply_touch_commit(struct map *m, struct apply_touch *tp);
 
 int apply_rename(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		 int *res, change_fn fn, void *ctx);
+/* apply_add.c: the counters of an add, all checked before any changes. */
+int apply_add(struct map *m, uint64_t index, const struct kv_cmd *cmd, int *res,
+	      change_fn fn, void *ctx);
 
 #endif

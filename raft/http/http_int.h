@@ -364,6 +364,34 @@ enum MHD_Result http_mmapd_set(struct http_req *r);
 enum MHD_Result http_mmapd_get(struct http_req *r);
 enum MHD_Result http_status_handle(struct http_req *r);
 
+/* ---- http_words.c: mem-db's word counter ---- */
+
+/* Where the counts live: HTTP_WORDS_DIR/WORD holds WORD's count. */
+#define HTTP_WORDS_DIR	   ".words"
+#define HTTP_WORD_MAX	   255	      /* bytes: one key segment */
+#define HTTP_WORDS_BODY	   (1u << 20) /* a register's largest body */
+#define HTTP_WORDS_ALL_MAX 100000     /* words answered without terms */
+/* The words of a text: adds[0..n) each word once (sorted bytewise) with
+ * its count, names pointing into lower (the text with ASCII letters
+ * lowercased); total the words counted. */
+struct http_words {
+	struct kv_add *adds;
+	size_t n;
+	uint64_t total;
+	char *lower;
+};
+/* Split text[0..len) into words: maximal runs of word characters (ASCII
+ * letters and digits, and characters outside the punctuation, symbol and
+ * space blocks docs/http-api.md lists), ASCII letters lowercased. 0,
+ * -EILSEQ (not UTF-8), -ENAMETOOLONG (a word over HTTP_WORD_MAX bytes),
+ * -E2BIG (over KV_MAX_ADDS different words), -ENOMEM; release with
+ * http_words_free (also after an error). Pure. */
+int http_words_split(const char *text, size_t len, struct http_words *out);
+void http_words_free(struct http_words *w);
+bool http_words_check(struct http_req *r);
+enum MHD_Result http_words_register(struct http_req *r);
+enum MHD_Result http_words_occurences(struct http_req *r);
+
 /* ---- http_health.c: /health and /readyz ---- */
 
 enum MHD_Result http_health_handle(struct http_req *r);

@@ -53,6 +53,17 @@ static const struct http_route routes[] = {
      HTTP_ACCESS_CLIENT, NULL},
     {"/get/", false, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
      http_mmapd_check, http_mmapd_get, NULL, false, HTTP_ACCESS_CLIENT, NULL},
+    /* mem-db's word counter (http_words.c), with its spelling and the
+     * right one */
+    {"/words/register", true, HTTP_POST | HTTP_PUT, HTTP_POST | HTTP_PUT,
+     HTTP_BODY_RAW, HTTP_WORDS_BODY, http_words_check, http_words_register,
+     NULL, false, HTTP_ACCESS_CLIENT, ""},
+    {"/words/occurences", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
+     http_words_check, http_words_occurences, NULL, false, HTTP_ACCESS_CLIENT,
+     "terms consistency"},
+    {"/words/occurrences", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
+     http_words_check, http_words_occurences, NULL, false, HTTP_ACCESS_CLIENT,
+     "terms consistency"},
     /* peers (http_peer.c); max_body of a stream is one frame's payload */
     {PEER_STREAM_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_STREAM,
      PEER_MAX_BODY, http_peer_stream_check, http_peer_stream_end,

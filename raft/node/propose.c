@@ -37,6 +37,8 @@ int propose_check(const struct kv_cmd *cmd)
 	}
 	if (cmd->op == KV_OP_PUT && cmd->vlen > KV_MAX_VALUE)
 		return -EFBIG;
+	if (cmd->op == KV_OP_ADD && (cmd->nadd == 0 || cmd->nadd > KV_MAX_ADDS))
+		return -EINVAL;
 	return 0;
 }
 
@@ -53,6 +55,8 @@ static int cmd_prepare(struct kv_node *n, struct kv_cmd *cmd, char **json,
 	    (cmd->op == KV_OP_PUT || cmd->op == KV_OP_MKDIR ||
 	     cmd->op == KV_OP_RENAME || cmd->op == KV_OP_SETATTR))
 		cmd->mtime_ns = kv_wall_ns();
+	if (cmd->time_ns == 0 && cmd->op == KV_OP_ADD)
+		cmd->time_ns = kv_wall_ns();
 	ret = kv_cmd_encode(cmd, json, len);
 	if (ret == 0 && store_room(n->store) < (uint64_t)*len + 256) {
 		free(*json);

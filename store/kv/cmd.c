@@ -27,10 +27,14 @@ static const char *const op_names[] = {
     [KV_OP_DEL] = "del",	 [KV_OP_MKDIR] = "mkdir",
     [KV_OP_RMDIR] = "rmdir",	 [KV_OP_RENAME] = "rename",
     [KV_OP_SETATTR] = "setattr", [KV_OP_SETXATTR] = "setxattr",
-    [KV_OP_RMXATTR] = "rmxattr",
+    [KV_OP_RMXATTR] = "rmxattr", [KV_OP_ADD] = "add",
 };
 #define N_OPS	 (sizeof(op_names) / sizeof(op_names[0]))
 #define N_V1_OPS (KV_OP_SETATTR + 1)
+#define N_V2_OPS (KV_OP_RMXATTR + 1)
+/* The version a command is written as: the lowest that has its op, so
+ * that a node of an older version still reads what it can. */
+#define OP_VERSION(op) ((op) >= N_V2_OPS ? 3u : 2u)
 
 enum field {
 	F_V,
@@ -51,11 +55,13 @@ enum field {
 	F_GID,
 	F_X,
 	F_XN,
+	/* version 3 */
+	F_ADD,
 	N_FIELDS
 };
 static const char *const field_names[N_FIELDS] = {
     "v",      "op",	   "k", "k2", "val", "val64", "mt", "mode", "flags",
-    "if_rev", "if_absent", "t", "at", "uid", "gid",   "x",  "xn",
+    "if_rev", "if_absent", "t", "at", "uid", "gid",   "x",  "xn",   "add",
 };
 #define B(f)	  (1u << (f))
 #define V2_FIELDS (B(F_T) | B(F_AT) | B(F_UID) | B(F_GID) | B(F_X) | B(F_XN))
@@ -74,6 +80,7 @@ static const unsigned op_allowed[N_OPS] = {
     [KV_OP_SETXATTR] =
 	B(F_K) | B(F_XN) | B(F_VAL) | B(F_VAL64) | B(F_FLAGS) | B(F_T),
     [KV_OP_RMXATTR] = B(F_K) | B(F_XN) | B(F_T),
+    [KV_OP_ADD] = B(F_K) | B(F_ADD) | B(F_T),
 };
 static const unsigned op_required[N_OPS] = {
     [KV_OP_NOOP] = 0,
@@ -85,6 +92,7 @@ static const unsigned op_required[N_OPS] = {
     [KV_OP_SETATTR] = B(F_K),
     [KV_OP_SETXATTR] = B(F_K) | B(F_XN),
     [KV_OP_RMXATTR] = B(F_K) | B(F_XN),
+    [KV_OP_ADD] = B(F_K) | B(F_ADD),
 };
 
 /* Bytes as "name":"text" when they are UTF-8 without NUL, else as
@@ -126,6 +134,20 @@ static void put_xattrs(struct kv_buf *b, const struct kv_cmd *cmd)
 		kv_buf_puts(b, i ? ",{\"n\":" : "{\"n\":");
 		kv_buf_json_str(b, x->name, x->nlen);
 		put_bytes(b, "v", x->val, x->vlen);
+		kv_buf_puts(b, "}");
+	}
+	kv_buf_puts(b, "]");
+}
+
+static void put_adds(struct kv_buf *b, const struct kv_cmd *cmd)
+{
+	kv_buf_puts(b, ",\"add\":[");
+	for (size_t i = 0; i < cmd->nadd; i++) {
+		const struct kv_add *a = &cmd->adds[i];
+		kv_buf_puts(b, i ? ",{\"n\":" : "{\"n\":");
+		kv_buf_json_str(b, a->name, a->nlen);
+		kv_buf_puts(b, ",\"d\":");
+		kv_buf_u64(b, a->n);
 		kv_buf_puts(b, "}");
 	}
 	kv_buf_puts(b, "]");
@@ -180,6 +202,9 @@ static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
 		if (cmd->flags != 0)
 			kv_buf_printf(b, ",\"flags\":%u", cmd->flags);
 		break;
+	case KV_OP_ADD:
+		put_adds(b, cmd);
+		break;
 	}
 	if ((op_allowed[cmd->op] & B(F_IF_REV)) && cmd->if_rev != 0)
 		kv_buf_printf(b, ",\"if_rev\":%" PRIu64, cmd->if_rev);
@@ -200,7 +225,7 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 		return -EINVAL;
 	kv_buf_init(&b);
 	kv_buf_puts(&b, "{\"v\":");
-	kv_buf_u64(&b, KV_CMD_VERSION);
+	kv_buf_u64(&b, OP_VERSION(op));
 	kv_buf_puts(&b, ",\"op\":\"");
 	kv_buf_puts(&b, op_names[op]);
 	kv_buf_puts(&b, "\"");
@@ -361,6 +386,81 @@ static int get_xattrs(struct jr *r, struct kv_cmd *cmd)
 	return 0;
 }
 
+/* One {"n":name,"d":N} of "add" into a (which then owns the name). */
+static int get_add(struct jr *r, struct kv_add *a)
+{
+	char k[8];
+	bool first = true, has_n = false;
+	int err = -EINVAL;
+
+	a->name = NULL;
+	if (jr_kind(r) != '{')
+		return -EINVAL;
+	jr_enter(r);
+	while (jr_more(r, &first)) {
+		jr_name(r, k, sizeof(k));
+		if (strcmp(k, "n") == 0 && a->name == NULL) {
+			err = get_str(r, &a->name, &a->nlen);
+		} else if (strcmp(k, "d") == 0 && !has_n) {
+			err = get_uint(r, KV_JSON_INT_MAX, &a->n);
+			if (err == 0 && a->n == 0)
+				err = -EINVAL;
+			has_n = true;
+		} else {
+			err = -EINVAL;
+		}
+		if (err != 0)
+			break;
+	}
+	if (err == 0 && (a->name == NULL || !has_n || a->nlen == 0 ||
+			 memchr(a->name, '/', a->nlen) != NULL))
+		err = -EINVAL;
+	if (err != 0) {
+		free(a->name);
+		a->name = NULL;
+	}
+	return err;
+}
+
+/* Names in strictly increasing byte order: each once, one canonical
+ * order. */
+static bool name_before(const struct kv_add *a, const struct kv_add *b)
+{
+	size_t n = a->nlen < b->nlen ? a->nlen : b->nlen;
+	int c = memcmp(a->name, b->name, n);
+	return c < 0 || (c == 0 && a->nlen < b->nlen);
+}
+
+static int get_adds(struct jr *r, struct kv_cmd *cmd)
+{
+	bool first = true;
+	size_t cap = 0;
+	int err;
+
+	if (jr_kind(r) != '[')
+		return -EINVAL;
+	jr_enter(r);
+	while (jr_more(r, &first)) {
+		if (cmd->nadd == KV_MAX_ADDS)
+			return -EINVAL;
+		if (cmd->nadd == cap) {
+			size_t nc = cap ? cap * 2 : 8;
+			struct kv_add *v = realloc(cmd->adds, nc * sizeof(*v));
+			if (v == NULL)
+				return -ENOMEM;
+			cmd->adds = v;
+			cap = nc;
+		}
+		if ((err = get_add(r, &cmd->adds[cmd->nadd])) != 0)
+			return err;
+		cmd->nadd++;
+		if (cmd->nadd > 1 && !name_before(&cmd->adds[cmd->nadd - 2],
+						  &cmd->adds[cmd->nadd - 1]))
+			return -EINVAL;
+	}
+	return cmd->nadd == 0 ? -EINVAL : 0;
+}
+
 static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 			struct kv_cmd *cmd)
 {
@@ -434,6 +534,8 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 		return 0;
 	case F_X:
 		return get_xattrs(r, cmd);
+	case F_ADD:
+		return get_adds(r, cmd);
 	case N_FIELDS:
 		break;
 	}
@@ -476,7 +578,10 @@ static int get_version_and_op(struct jr at, uint64_t *ver, unsigned *opi)
 	if (op.p == NULL || jr_kind(&op) != '"' ||
 	    (n = jr_str(&op, name, sizeof(name))) != strlen(name))
 		return -EINVAL;
-	for (*opi = 0; *opi < (*ver < 2 ? N_V1_OPS : N_OPS); (*opi)++)
+	for (*opi = 0; *opi < (*ver < 2	  ? N_V1_OPS
+			       : *ver < 3 ? N_V2_OPS
+					  : N_OPS);
+	     (*opi)++)
 		if (strcmp(name, op_names[*opi]) == 0)
 			return 0;
 	return -EINVAL;
@@ -534,6 +639,8 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 			goto out_clear;
 		if (ver < 2 && (B(f) & V2_FIELDS))
 			goto out_clear;
+		if (ver < 3 && f == F_ADD)
+			goto out_clear;
 		err = decode_field((enum field)f, opi, ver, &r, cmd);
 		if (err != 0)
 			goto out_clear;
@@ -560,5 +667,8 @@ void kv_cmd_clear(struct kv_cmd *cmd)
 		free((unsigned char *)cmd->xattrs[i].val);
 	}
 	free(cmd->xattrs);
+	for (size_t i = 0; i < cmd->nadd; i++)
+		free(cmd->adds[i].name);
+	free(cmd->adds);
 	memset(cmd, 0, sizeof(*cmd));
 }

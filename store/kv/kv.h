@@ -21,9 +21,11 @@
 /* Every file and every message carries a format version; this is ours.
  * The command JSON has its own, KV_CMD_VERSION (version 2 added owners,
  * ctime and atime, file kinds and extended attributes; version 1 commands
- * still decode, with the defaults docs/map-and-db.md lists). */
+ * still decode, with the defaults docs/map-and-db.md lists; version 3 added
+ * the op "add", and only an add is written as version 3, so a node of
+ * version 2 still reads every other command). */
 #define KV_FORMAT_VERSION 1
-#define KV_CMD_VERSION	  2
+#define KV_CMD_VERSION	  3
 
 /* Key rules (kv_key_check): valid UTF-8, '/'-separated segments, no empty,
  * "." or ".." segment (so no leading, trailing or double '/'), no NUL, at
@@ -139,7 +141,18 @@ enum kv_op {
 	KV_OP_SETATTR,	/* key; each attribute whose set_ flag is set */
 	KV_OP_SETXATTR, /* key, xname, val; flags */
 	KV_OP_RMXATTR,	/* key, xname */
+	KV_OP_ADD,	/* key (a directory), adds: counters below it */
 };
+
+/* One counter of an add: the key KEY/name holds a decimal count (absent:
+ * 0) that grows by n. An add's names are single segments, in strictly
+ * increasing byte order (so each once), at most KV_MAX_ADDS of them. */
+struct kv_add {
+	char *name;
+	size_t nlen;
+	uint64_t n; /* 1 .. 2^53 (a JSON number stays exact) */
+};
+#define KV_MAX_ADDS 100000
 
 #define KV_RENAME_NOREPLACE 1u
 #define KV_RENAME_EXCHANGE  2u
@@ -165,6 +178,9 @@ struct kv_cmd {
 	/* put with set_xattrs: every extended attribute the key has after */
 	struct kv_xattr *xattrs;
 	size_t nxattr;
+	/* add: the counters and their increments */
+	struct kv_add *adds;
+	size_t nadd;
 	int64_t mtime_ns; /* put, mkdir; setattr with set_mtime */
 	int64_t atime_ns; /* with set_atime (put, mkdir, setattr) */
 	/* When the change was made (the proposer's clock): the changed

@@ -1294,6 +1294,63 @@ static void test_state_hash_comes_back_when_a_change_is_undone(void **state)
 	}
 }
 
+/* An add of names[0..n) (sorted) under dir, each by d[i]. */
+static int add(struct fixture *f, const char *dir, const char *const *names,
+	       const uint64_t *d, size_t n)
+{
+	struct kv_add a[8];
+	assert_true(n <= 8);
+	for (size_t i = 0; i < n; i++)
+		a[i] =
+		    (struct kv_add){(char *)names[i], strlen(names[i]), d[i]};
+	struct kv_cmd c = {.op = KV_OP_ADD,
+			   .key = (char *)dir,
+			   .klen = strlen(dir),
+			   .adds = a,
+			   .nadd = n,
+			   .time_ns = 3000};
+	return apply(f, &c);
+}
+
+static void test_add_counts_every_name_at_once_or_none(void **state)
+{
+	struct fixture *f = *state;
+	const char *ab[] = {"a", "b"}, *abc[] = {"a", "b", "c"};
+
+	assert_int_equal(add(f, "w", ab, (uint64_t[]){2, 1}, 2), 0);
+	assert_string_equal(val(f, "w/a"), "2");
+	assert_string_equal(val(f, "w/b"), "1");
+	assert_string_equal(f->changes, "w/a w/b");
+	uint64_t rev = f->index;
+	assert_int_equal(add(f, "w", abc, (uint64_t[]){1, 1, 5}, 3), 0);
+	assert_string_equal(val(f, "w/a"), "3");
+	assert_string_equal(val(f, "w/c"), "5");
+	struct kv_rec *r = map_get(f->m, "w/a", 3);
+	assert_int_equal(r->create_rev, rev);
+	assert_int_equal(r->mod_rev, f->index);
+	assert_int_equal(r->mtime_ns, 3000);
+	/* a count written by hand with its newline is still a count */
+	assert_int_equal(put(f, "w/b", "41\n"), 0);
+	assert_int_equal(add(f, "w", ab, (uint64_t[]){1, 1}, 2), 0);
+	assert_string_equal(val(f, "w/b"), "42");
+	/* one bad counter: nothing changes */
+	assert_int_equal(put(f, "w/c", "five"), 0);
+	assert_int_equal(add(f, "w", abc, (uint64_t[]){1, 1, 1}, 3), -EINVAL);
+	assert_string_equal(val(f, "w/a"), "4");
+	assert_string_equal(val(f, "w/b"), "42");
+	assert_string_equal(f->changes, "");
+	assert_int_equal(put(f, "w/c", "18446744073709551615"), 0);
+	assert_int_equal(add(f, "w", abc, (uint64_t[]){1, 1, 1}, 3),
+			 -EOVERFLOW);
+	assert_string_equal(val(f, "w/a"), "4");
+	assert_int_equal(op1(f, KV_OP_MKDIR, "w/d"), 0);
+	const char *d[] = {"a", "d"};
+	assert_int_equal(add(f, "w", d, (uint64_t[]){1, 1}, 2), -EISDIR);
+	assert_int_equal(put(f, "f", "x"), 0);
+	assert_int_equal(add(f, "f", ab, (uint64_t[]){1, 1}, 2), -ENOTDIR);
+	assert_string_equal(val(f, "w/a"), "4");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1328,6 +1385,7 @@ int main(void)
 	    T(test_state_hash_changes_when_any_field_changes),
 	    T(test_state_hash_covers_owner_times_and_xattrs),
 	    T(test_state_hash_comes_back_when_a_change_is_undone),
+	    T(test_add_counts_every_name_at_once_or_none),
 	};
 	return cmocka_run_group_tests_name("map", tests, NULL, NULL);
 }

@@ -407,7 +407,7 @@ static void test_malformed_commands_are_rejected(void **state)
 static void test_other_versions_are_refused_as_version_errors(void **state)
 {
 	(void)state;
-	assert_int_equal(decode("{\"v\":3,\"op\":\"noop\"}"), KV_EVERSION);
+	assert_int_equal(decode("{\"v\":4,\"op\":\"noop\"}"), KV_EVERSION);
 	assert_int_equal(decode("{\"v\":0,\"op\":\"noop\",\"new\":[1]}"),
 			 KV_EVERSION);
 	assert_int_equal(decode("{\"v\":1,\"op\":\"noop\"}"), 0);
@@ -430,6 +430,67 @@ static void test_decode_reads_exactly_the_given_length(void **state)
 	kv_cmd_clear(&c);
 }
 
+static void test_add_round_trips_as_version_3(void **state)
+{
+	struct kv_add a[] = {{"b\xc3\xa9", 3, 2},
+			     {"c", 1, 9007199254740992ull}};
+	struct kv_cmd c = {.op = KV_OP_ADD,
+			   .key = ".words",
+			   .klen = 6,
+			   .adds = a,
+			   .nadd = 2,
+			   .time_ns = 5};
+	struct kv_cmd d;
+	char *line;
+	size_t len;
+
+	(void)state;
+	assert_int_equal(kv_cmd_encode(&c, &line, &len), 0);
+	assert_non_null(strstr(line, "{\"v\":3,\"op\":\"add\""));
+	assert_int_equal(kv_cmd_decode(line, len, &d), 0);
+	assert_int_equal(d.op, KV_OP_ADD);
+	assert_int_equal(d.nadd, 2);
+	assert_int_equal(d.time_ns, 5);
+	assert_memory_equal(d.adds[0].name, "b\xc3\xa9", 3);
+	assert_int_equal(d.adds[0].n, 2);
+	assert_int_equal(d.adds[1].n, 9007199254740992ull);
+	kv_cmd_clear(&d);
+	free(line);
+	/* every other op is still written as version 2 */
+	c = (struct kv_cmd){.op = KV_OP_DEL, .key = "k", .klen = 1};
+	assert_int_equal(kv_cmd_encode(&c, &line, &len), 0);
+	assert_non_null(strstr(line, "{\"v\":2,"));
+	free(line);
+	const char *bad[] = {
+	    /* version 2 has no add */
+	    "{\"v\":2,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"a\",\"d\":1}"
+	    "]}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[]}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\"}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"a\",\"d\":0}"
+	    "]}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"a/"
+	    "b\",\"d\":1}]}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"\",\"d\":1}]"
+	    "}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"a\",\"d\":-"
+	    "1}]}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"a\"}]}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"a\",\"d\":1,"
+	    "\"x\":1}]}",
+	    /* not in increasing order, or twice */
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"b\",\"d\":1}"
+	    ",{\"n\":\"a\",\"d\":1}]}",
+	    "{\"v\":3,\"op\":\"add\",\"k\":\"w\",\"add\":[{\"n\":\"a\",\"d\":1}"
+	    ",{\"n\":\"a\",\"d\":1}]}",
+	    "{\"v\":3,\"op\":\"put\",\"k\":\"w\",\"val\":\"\",\"mt\":\"1\","
+	    "\"add\":[]}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (decode(bad[i]) != -EINVAL)
+			fail_msg("accepted: %s", bad[i]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -441,6 +502,7 @@ int main(void)
 	    cmocka_unit_test(test_malformed_commands_are_rejected),
 	    cmocka_unit_test(test_other_versions_are_refused_as_version_errors),
 	    cmocka_unit_test(test_decode_reads_exactly_the_given_length),
+	    cmocka_unit_test(test_add_round_trips_as_version_3),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
