@@ -459,6 +459,8 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		break;
 	case KV_OP_ADD:
 		err = apply_add(m, index, cmd, &r, on_change, ctx);
+		if (err == 0 && r == 0 && cmd->nadd == 1)
+			res->count = apply_add_count(m, cmd);
 		break;
 	default:
 		r = -EINVAL;

@@ -48,6 +48,11 @@ static size_t add_key(const struct kv_cmd *cmd, size_t i, char *buf)
 
 	if (n > KV_MAX_KEY)
 		return 0;
+	if (cmd->klen == 0) { /* counters at the root */
+		memcpy(buf, a->name, a->nlen);
+		buf[a->nlen] = '\0';
+		return a->nlen;
+	}
 	memcpy(buf, cmd->key, cmd->klen);
 	buf[cmd->klen] = '/';
 	memcpy(buf + cmd->klen + 1, a->name, a->nlen);
@@ -121,6 +126,18 @@ static int add_one(struct map *m, uint64_t index, int64_t t, const char *key,
 	return 0;
 }
 
+uint64_t apply_add_count(const struct map *m, const struct kv_cmd *cmd)
+{
+	char key[KV_MAX_KEY + 1];
+	struct map_node *n;
+	uint64_t v = 0;
+	size_t klen = add_key(cmd, 0, key);
+
+	if (klen && map_lookup(m, key, klen, &n) == MAP_FILE)
+		count_of(map_node_rec(n), &v);
+	return v;
+}
+
 int apply_add(struct map *m, uint64_t index, const struct kv_cmd *cmd, int *res,
 	      change_fn fn, void *ctx)
 {
@@ -129,7 +146,8 @@ int apply_add(struct map *m, uint64_t index, const struct kv_cmd *cmd, int *res,
 	size_t klen;
 	int err;
 
-	if ((*res = kv_key_check(cmd->key, cmd->klen)) != 0)
+	/* the root ("") may hold counters too */
+	if (cmd->klen != 0 && (*res = kv_key_check(cmd->key, cmd->klen)) != 0)
 		return 0;
 	if (cmd->nadd == 0 || cmd->nadd > KV_MAX_ADDS) {
 		*res = -EINVAL;

@@ -35,7 +35,9 @@ void apply_touch_commit(struct map *m, struct apply_touch *tp);
 
 int apply_rename(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		 int *res, change_fn fn, void *ctx);
-/* apply_add.c: the counters of an add, all checked before any changes. */
+/* apply_add.c: the counters of an add, all checked before any changes;
+ * the count the first one holds now (after an add that succeeded). */
+uint64_t apply_add_count(const struct map *m, const struct kv_cmd *cmd);
 int apply_add(struct map *m, uint64_t index, const struct kv_cmd *cmd, int *res,
 	      change_fn fn, void *ctx);
 

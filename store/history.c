@@ -97,6 +97,8 @@ static enum store_event_op op_of(enum kv_op op)
 		return STORE_EV_RMDIR;
 	case KV_OP_RENAME:
 		return STORE_EV_RENAME;
+	case KV_OP_ADD:
+		return STORE_EV_ADD;
 	default:
 		return STORE_EV_ATTR;
 	}
@@ -110,7 +112,8 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 	struct store_event e = {.rev = rev,
 				.op = op_of(cmd->op),
 				.recursive = cmd->op == KV_OP_RMDIR &&
-					     (cmd->flags & KV_RMDIR_RECURSIVE)};
+					     (cmd->flags & KV_RMDIR_RECURSIVE),
+				.nadd = cmd->op == KV_OP_ADD ? cmd->nadd : 0};
 	e.key = malloc(cmd->klen + 1);
 	if (cmd->key2)
 		e.key2 = malloc(cmd->k2len + 1);
@@ -133,7 +136,8 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 	/* the record as the change left it (a rename's at its new name) */
 	const char *at = cmd->op == KV_OP_RENAME ? cmd->key2 : cmd->key;
 	size_t atlen = cmd->op == KV_OP_RENAME ? cmd->k2len : cmd->klen;
-	if (e.op != STORE_EV_DELETE && e.op != STORE_EV_RMDIR && at) {
+	if (e.op != STORE_EV_DELETE && e.op != STORE_EV_RMDIR &&
+	    e.op != STORE_EV_ADD && at) {
 		e.rec = map_get(st->map, at, atlen);
 		if (e.rec)
 			kv_rec_ref(e.rec);
@@ -218,6 +222,17 @@ static bool under(const char *key, size_t klen, const char *p, size_t plen)
 	return klen == plen || p[plen - 1] == '/' || key[plen] == '/';
 }
 
+/* Does event e change prefix or something below it? A recursive rmdir
+ * or an add changes everything below its key. */
+static bool touches(const struct store_event *e, const char *prefix,
+		    size_t plen)
+{
+	return under(e->key, e->klen, prefix, plen) ||
+	       under(e->key2, e->k2len, prefix, plen) ||
+	       ((e->recursive || e->op == STORE_EV_ADD) &&
+		under(prefix, plen, e->key, e->klen));
+}
+
 int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 		     size_t plen, struct store_event *out, size_t max,
 		     size_t *n, uint64_t *next, uint64_t *oldest)
@@ -252,13 +267,13 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 			break;
 		}
 		/* a recursive rmdir above the prefix removed it too */
-		if (!under(e->key, e->klen, prefix, plen) &&
-		    !under(e->key2, e->k2len, prefix, plen) &&
-		    !(e->recursive && under(prefix, plen, e->key, e->klen)))
+		if (!touches(e, prefix, plen))
 			continue;
 		struct store_event *o = &out[*n];
-		*o = (struct store_event){
-		    .rev = e->rev, .op = e->op, .recursive = e->recursive};
+		*o = (struct store_event){.rev = e->rev,
+					  .op = e->op,
+					  .recursive = e->recursive,
+					  .nadd = e->nadd};
 		o->key = strdup(e->key);
 		o->key2 = e->key2 ? strdup(e->key2) : NULL;
 		o->klen = e->klen;
@@ -300,10 +315,7 @@ bool store_watch_any(struct store *st, uint64_t from, const char *prefix,
 		for (size_t i = lo; i < h->n && !any; i++) {
 			const struct store_event *e =
 			    &h->ring[(h->head + i) % h->cap];
-			any = under(e->key, e->klen, prefix, plen) ||
-			      under(e->key2, e->k2len, prefix, plen) ||
-			      (e->recursive &&
-			       under(prefix, plen, e->key, e->klen));
+			any = touches(e, prefix, plen);
 		}
 	}
 	pthread_mutex_unlock(&h->mu);

@@ -93,6 +93,7 @@ enum store_event_op {
 	STORE_EV_RMDIR,
 	STORE_EV_RENAME,
 	STORE_EV_ATTR,
+	STORE_EV_ADD, /* counters below key grew (nadd of them) */
 };
 struct store_event {
 	uint64_t rev;
@@ -101,6 +102,7 @@ struct store_event {
 	size_t klen, k2len;
 	struct kv_rec *rec;
 	bool recursive; /* an rmdir of the directory and all below it */
+	size_t nadd;	/* an add: how many counters */
 };
 
 /* Open (recovering the db and checking the log), start the store's

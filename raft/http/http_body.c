@@ -125,7 +125,9 @@ bool http_body_begin(struct http_req *r)
 		return true; /* unbounded; its frames are bounded */
 
 	if (!cl && !chunked) {
-		if (r->route->body == HTTP_BODY_RAW) {
+		/* ?add takes no body: none is none (RFC 9112 6.3) */
+		if (r->route->body == HTTP_BODY_RAW &&
+		    !http_query_has(r, "add")) {
 			http_fail(r, MHD_HTTP_LENGTH_REQUIRED,
 				  "length_required",
 				  "a body needs Content-Length or chunked "

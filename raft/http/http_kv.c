@@ -329,6 +329,61 @@ static enum MHD_Result delete_value(struct http_req *r)
 	return reply_rev(r, MHD_HTTP_OK, res.rev);
 }
 
+/* POST /kv/<key>?add=N: the counter at key grows by N, applied by the
+ * state machine (an add of one counter), so increments from every member
+ * at once are never lost; answers the count it left. */
+static enum MHD_Result add_value(struct http_req *r)
+{
+	if (!r->async_done) {
+		bool bad;
+		size_t n = 0;
+		char *v = http_query(r, "add", &n, &bad);
+		char *end = NULL;
+		errno = 0;
+		unsigned long long x = v ? strtoull(v, &end, 10) : 0;
+		bool ok = v && !bad && n > 0 && end == v + n && !errno &&
+			  v[0] != '-' && x >= 1 && x <= (1ull << 53);
+		free(v);
+		if (!ok)
+			return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+					 "add is a whole number from 1 to "
+					 "2^53");
+		const char *slash = memrchr(r->key, '/', r->klen);
+		size_t dlen = slash ? (size_t)(slash - r->key) : 0;
+		struct kv_add a = {.name = slash ? (char *)slash + 1 : r->key,
+				   .nlen = slash ? r->klen - dlen - 1 : r->klen,
+				   .n = x};
+		struct kv_cmd cmd = {.op = KV_OP_ADD,
+				     .key = r->key,
+				     .klen = dlen,
+				     .adds = &a,
+				     .nadd = 1,
+				     .time_ns = kv_wall_ns()};
+		char *dir = strndup(r->key, dlen); /* NUL-terminated */
+		if (!dir)
+			return http_fail_err(r, -ENOMEM, NULL);
+		cmd.key = dir;
+		enum MHD_Result ret = propose(r, &cmd);
+		free(dir);
+		return ret;
+	}
+	int rc = r->async_ret;
+	struct kv_result res = r->async_res;
+	if (rc < 0)
+		return http_fail_err(r, rc, NULL);
+	if (res.err < 0)
+		return http_fail_err(
+		    r, res.err,
+		    res.err == -EINVAL	    ? "the key's value is not a count"
+		    : res.err == -EOVERFLOW ? "the count would pass 2^64 - 1"
+					    : NULL);
+	char body[80];
+	int len = snprintf(body, sizeof body,
+			   "{\"rev\":%" PRIu64 ",\"value\":%" PRIu64 "}",
+			   res.rev, res.count);
+	return http_reply_json(r, MHD_HTTP_OK, body, (size_t)len);
+}
+
 /* DELETE /kv/<dir>/?recursive: the directory and every key below it, one
  * entry (an rmdir with KV_RMDIR_RECURSIVE). */
 static enum MHD_Result delete_tree(struct http_req *r)
@@ -499,6 +554,12 @@ enum MHD_Result http_kv_handle(struct http_req *r)
 				 "?watch is for GET");
 	if (r->method == HTTP_DELETE && http_query_has(r, "recursive"))
 		return delete_tree(r);
+	if (http_query_has(r, "add")) {
+		if (r->method != HTTP_POST)
+			return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+					 "?add is for POST");
+		return add_value(r);
+	}
 	if (watch) {
 		enum barrier b = read_barrier(r);
 		if (b != BARRIER_PASSED)

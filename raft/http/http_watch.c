@@ -236,6 +236,8 @@ static const char *op_name(enum store_event_op op)
 		return "rmdir";
 	case STORE_EV_RENAME:
 		return "rename";
+	case STORE_EV_ADD:
+		return "add";
 	case STORE_EV_ATTR:
 		break;
 	}
@@ -255,6 +257,10 @@ static void event_line(struct watch *w, const struct store_event *e)
 	}
 	if (e->recursive)
 		kv_buf_puts(b, ",\"recursive\":true");
+	if (e->op == STORE_EV_ADD) {
+		kv_buf_puts(b, ",\"counters\":");
+		kv_buf_u64(b, e->nadd);
+	}
 	if (e->rec) {
 		kv_buf_puts(b, ",\"size\":");
 		kv_buf_u64(b, e->rec->vlen);

@@ -25,7 +25,8 @@
 int propose_check(const struct kv_cmd *cmd)
 {
 	int ret;
-	if (cmd->op != KV_OP_NOOP) {
+	/* an add's key is a directory, the root ("") too */
+	if (cmd->op != KV_OP_NOOP && !(cmd->op == KV_OP_ADD && !cmd->klen)) {
 		ret = kv_key_check(cmd->key, cmd->klen);
 		if (ret != 0)
 			return ret;

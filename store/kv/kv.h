@@ -215,9 +215,10 @@ void kv_cmd_clear(struct kv_cmd *cmd);
 
 /* The outcome of applying one command. */
 struct kv_result {
-	int err;      /* 0, -ENOENT, -EEXIST, -ENOTEMPTY, -ENOTDIR, -EISDIR,
-			 KV_EPRECOND, ... */
-	uint64_t rev; /* index of the entry that carried the command */
+	int err;	/* 0, -ENOENT, -EEXIST, -ENOTEMPTY, -ENOTDIR, -EISDIR,
+			   KV_EPRECOND, ... */
+	uint64_t rev;	/* index of the entry that carried the command */
+	uint64_t count; /* an add of one counter: the count it left */
 };
 
 /* What stat needs to know of a path: a key, an explicit directory (mkdir)
