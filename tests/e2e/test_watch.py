@@ -5,7 +5,8 @@ exactly the revisions that acknowledged writes under the prefix got
 (PUTs and DELETEs through every member; writes outside the prefix, and
 under "wx", which is not under "w", not at all), in increasing order,
 with values (base64 for binary ones). Meanwhile the leader is killed and
-another elected: the watch goes on. The watch is cut, and resumed on
+restarted, twice: the watch goes on (started again on another member,
+from the last revision it saw, when its own member was the one killed). The watch is cut, and resumed on
 another member with since=last+1: together nothing is missing nor
 repeated. The watching member is restarted and the watch resumed there.
 Then: the long poll (?wait) answers at once with what there is, or after
@@ -111,25 +112,32 @@ def main():
                     r = delete(n, "w/k%d" % (i % 20))
                     if r is not None:
                         want[r] = ("delete", "w/k%d" % (i % 20), None)
-            # the leader dies; another is elected; writes go on
-            old = c.leader()
-            old.kill9()
-            alive = [n for n in c.nodes.values() if n.running()]
-            wait_for(lambda: any(n.status().get("role") == "leader"
-                                 for n in alive), 30, "a new leader")
-            for i in range(20):
-                n = alive[i % 2]
-                k = "w/after%d" % i
-                want[put(n, k, b"a%d" % i)] = ("put", k, b"a%d" % i)
-            watcher = f if f.running() else alive[0]
-            if watcher is not f:
-                # the watch was on the dead node: start again from the
-                # revision after the last one it saw
-                w.close()
-                w = Watch(watcher, "since=%d" % (w.last_rev() + 1))
+            # twice: the leader dies, another is elected, writes go on,
+            # the dead one comes back; a watch on a dead member is
+            # started again elsewhere from the last revision it saw
+            seen, watcher = [], f
+            for rnd in range(2):
+                old = c.leader()
+                old.kill9()
+                alive = [n for n in c.nodes.values() if n.running()]
+                wait_for(lambda: any(n.status().get("role") == "leader"
+                                     for n in alive), 30, "a new leader")
+                for i in range(20):
+                    n = alive[i % 2]
+                    k = "w/after%d-%d" % (rnd, i)
+                    want[put(n, k, b"a%d" % i)] = ("put", k, b"a%d" % i)
+                if watcher is old:
+                    wait_for(lambda: w.done.is_set() or w.last_rev() > 0, 5,
+                             "the cut watch")
+                    seen += w.events()
+                    w.close()
+                    watcher = alive[0]
+                    w = Watch(watcher, "since=%d" % (w.last_rev() + 1))
+                old.start()
+            alive = list(c.nodes.values())
             wait_for(lambda: w.last_rev() >= max(want), 20,
                      "the watch to reach revision %d" % max(want))
-            got = w.events()
+            got = seen + w.events()
             revs = [e["revision"] for e in got]
             assert revs == sorted(set(revs)), "out of order or repeated"
             missing = sorted(set(want) - set(revs))
@@ -143,8 +151,8 @@ def main():
                          if "value_base64" in e else e["value"].encode())
                     assert v == val and e["size"] == len(val), (e, val)
             say("a watch on a follower: %d changes under w, each once, in "
-                "order, with values, across a leader killed and replaced"
-                % len(got))
+                "order, with values, across the leader killed and restarted "
+                "twice" % len(got))
 
             # cut, and resume elsewhere with since=last+1
             last = w.last_rev()
@@ -165,7 +173,6 @@ def main():
             # the watching member restarts; the watch resumes there
             last = w2.last_rev()
             w2.close()
-            old.start()  # the killed leader back: a quorum without the next
             other_node.stop()
             for i in range(5):
                 want[put(watcher, "w/s%d" % i, b"s")] = ("put", "w/s%d" % i, b"s")
