@@ -39,6 +39,8 @@ static int add_handle(struct fs *fs, struct fs_file *f, struct fs_inode *in,
 	h->writable = acc != O_RDONLY;
 	h->append = (fi->flags & O_APPEND) != 0;
 	h->commits = h->writable || made;
+	h->lk_sid = h->lk_owner = 0;
+	h->lk_held = h->lk_lost = false;
 	pthread_mutex_lock(&fs->handles_lock);
 	h->prev = NULL;
 	h->next = fs->handles;
@@ -262,6 +264,10 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_err(req, EBADF);
 		return;
 	}
+	if (fs_lock_lost(h->fs, h)) {
+		fuse_reply_err(req, EIO); /* written under a lost lock */
+		return;
+	}
 	pthread_mutex_lock(&f->lock);
 	ret = fs_file_write(f, buf, size, off, h->append, fs_now());
 	pthread_mutex_unlock(&f->lock);
@@ -271,22 +277,32 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fuse_reply_write(req, (size_t)ret);
 }
 
-/* Every close() of a descriptor that could write (or made the file). */
+/* Every close() of a descriptor: commits if it could write (or made the
+ * file), then lets go of the POSIX locks its owner holds on the file
+ * (after the commit: the next holder reads what was written). A
+ * descriptor whose lock was lost commits nothing: EIO. */
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = handle_of(fi);
-	int ret = h->commits ? fs_commit(fs_of(req), h->in) : 0;
+	struct fs *fs = fs_of(req);
+	int ret = fs_lock_lost(fs, h) ? -EIO
+		  : h->commits	      ? fs_commit(fs, h->in)
+				      : 0;
 
 	(void)ino;
+	fs_lock_release_owner(fs, h, KV_LOCK_POSIX, fi->lock_owner);
 	fuse_reply_err(req, -ret);
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
 {
+	struct fs_handle *h = handle_of(fi);
+	struct fs *fs = fs_of(req);
+
 	(void)ino;
 	(void)datasync;
-	fuse_reply_err(req, -fs_commit(fs_of(req), handle_of(fi)->in));
+	fuse_reply_err(req, fs_lock_lost(fs, h) ? EIO : -fs_commit(fs, h->in));
 }
 
 /* The last close of a file O_EXCL made that then overflowed and never
@@ -332,7 +348,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&f->lock);
 	bool last = f->opens == 1;
 	bool retry = fs_file_dirty(f) && !f->failed && !f->poison &&
-		     (h->commits || last);
+		     (h->commits || last) && !fs_lock_lost(fs, h);
 	pthread_mutex_unlock(&f->lock);
 	/* Writes after the last flush (a shared mapping written back) are
 	 * committed here; a commit that already failed is not retried: its
@@ -343,6 +359,10 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fprintf(stderr, "kvfs: commit on release: %s\n",
 				kv_strerror(ret));
 	}
+	/* The last close of an open file description lets go of its flock
+	 * lock (the kernel says which); POSIX locks went at the flush. */
+	if (fi->flock_release)
+		fs_lock_release_owner(fs, h, KV_LOCK_FLOCK, fi->lock_owner);
 	pthread_mutex_lock(&f->lock);
 	f->opens--;
 	if (h->writable)

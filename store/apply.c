@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "apply_int.h"
+#include "locks.h"
 
 /* ---- put, del, mkdir, rmdir ---- */
 
@@ -424,6 +425,14 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	case KV_OP_RENAME:
 		err = apply_rename(m, index, cmd, &r, on_change, ctx);
 		break;
+	case KV_OP_LOCK:
+	case KV_OP_SESS_OPEN:
+	case KV_OP_SESS_RENEW:
+	case KV_OP_SESS_END:
+		/* the lock table's; it tells on_change of the keys whose
+		 * locks changed (waiters for them may try again) */
+		return locks_apply(map_locks(m), index, cmd, res, on_change,
+				   ctx);
 	default:
 		r = -EINVAL;
 	}

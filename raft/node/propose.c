@@ -25,7 +25,7 @@
 int propose_check(const struct kv_cmd *cmd)
 {
 	int ret;
-	if (cmd->op != KV_OP_NOOP) {
+	if (kv_op_has_key(cmd->op)) {
 		ret = kv_key_check(cmd->key, cmd->klen);
 		if (ret != 0)
 			return ret;
