@@ -310,7 +310,9 @@ struct fs_sess_watch;
 /* The mount's side of the lock table: its session, the requests parked
  * until a lock frees, and (on the leader) the watch on every session.
  * Guarded by mu (open_mu serializes opening a session and is taken
- * first); the thread (kvfs-locks) renews, fences, expires and retries. */
+ * first), but the watch and was_leader, which are the session thread's
+ * (kvfs-locks: renews, fences, expires); kvfs-lockwait retries the
+ * parked requests. */
 struct fs_locks {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
@@ -327,12 +329,12 @@ struct fs_locks {
 	size_t nwatch;
 	bool was_leader;
 	bool stop, started;
-	pthread_t thread;
+	pthread_t thread, wait_thread;
 };
 
-/* Start the thread. 0 or -errno. */
+/* Start the threads. 0 or -errno. */
 int fs_locks_start(struct fs *fs);
-/* Stop the thread, answer the parked requests (ENOLCK) and end the
+/* Stop the threads, answer the parked requests (ENOLCK) and end the
  * session (its locks go at once, not after FS_LOCK_TTL_MS). Before the
  * node stops; twice is fine. */
 void fs_locks_stop(struct fs *fs);
@@ -354,6 +356,10 @@ int fs_lock_apply(struct fs *fs, struct fs_handle *h,
  * and replies; an interrupt replies EINTR. The FUSE thread returns. */
 void fs_lock_park(struct fs *fs, fuse_req_t req, struct fs_handle *h,
 		  const struct fs_lock_req *r);
+/* Give up this node's session (its locks go, its descriptors that held
+ * one get EIO): for a release that could not be proposed, which must not
+ * leave a lock behind. why goes in the log. */
+void fs_lock_drop_session(struct fs *fs, const char *why);
 /* True if a lock taken through h was lost with its session: writes and
  * commits through h then fail with EIO. */
 bool fs_lock_lost(struct fs *fs, struct fs_handle *h);

@@ -72,7 +72,7 @@ void fs_locks_changed(struct fs *fs)
 	pthread_mutex_lock(&fs->locks.mu);
 	fs->locks.gen++;
 	if (fs->locks.nwaiters > 0)
-		pthread_cond_signal(&fs->locks.cond);
+		pthread_cond_broadcast(&fs->locks.cond);
 	pthread_mutex_unlock(&fs->locks.mu);
 }
 
@@ -121,6 +121,13 @@ static void session_lost(struct fs *fs, uint64_t sid, const char *why)
 		       "open file(s) are gone; their writes fail with EIO",
 		       sid, why, lost);
 	end_session_async(fs, sid, 0);
+}
+
+void fs_lock_drop_session(struct fs *fs, const char *why)
+{
+	uint64_t sid = fs_lock_sid(fs);
+	if (sid != 0)
+		session_lost(fs, sid, why);
 }
 
 /* A command of sid sent at sent (kv_mono_ms) was answered: the session
@@ -276,7 +283,7 @@ static void lock_interrupted(fuse_req_t req, void *data)
 	for (struct fs_lock_wait *w = fs->locks.waiters; w; w = w->next)
 		if (w->req == req) {
 			w->interrupted = true;
-			pthread_cond_signal(&fs->locks.cond);
+			pthread_cond_broadcast(&fs->locks.cond);
 		}
 	pthread_mutex_unlock(&fs->locks.mu);
 }
@@ -310,7 +317,7 @@ void fs_lock_park(struct fs *fs, fuse_req_t req, struct fs_handle *h,
 	fuse_req_interrupt_func(req, lock_interrupted, fs);
 	pthread_mutex_lock(&fs->locks.mu);
 	w->ready = true;
-	pthread_cond_signal(&fs->locks.cond);
+	pthread_cond_broadcast(&fs->locks.cond);
 	pthread_mutex_unlock(&fs->locks.mu);
 }
 
@@ -382,7 +389,7 @@ static void renew_done(void *ctx, int ret, const struct kv_result *res)
 			    c->sent + FS_LOCK_TTL_MS - FS_LOCK_MARGIN_MS);
 	else if (ret == 0 && res->err == -ENOENT && fs->locks.sid == c->sid) {
 		fs->locks.lost_sid = c->sid;
-		pthread_cond_signal(&fs->locks.cond);
+		pthread_cond_broadcast(&fs->locks.cond);
 	}
 	pthread_mutex_unlock(&fs->locks.mu);
 	free(c);
@@ -487,30 +494,55 @@ static void expire_sessions(struct fs *fs)
 	}
 }
 
-static void *lock_main(void *arg)
+/* The waiters' thread (kvfs-lockwait): wakes when something was applied,
+ * an interrupt came or a tick passed, and tries the parked requests. Its
+ * proposals may wait; the session's upkeep has a thread of its own so
+ * that they never delay a renew. */
+static void *wait_main(void *arg)
 {
 	struct fs *fs = arg;
 	uint64_t seen = 0;
 
-	pthread_setname_np(pthread_self(), "kvfs-locks");
+	pthread_setname_np(pthread_self(), "kvfs-lockwait");
 	pthread_mutex_lock(&fs->locks.mu);
 	while (!fs->locks.stop) {
 		struct timespec dl = kv_deadline(FS_LOCK_TICK_MS);
 		bool interrupted = false;
 		for (struct fs_lock_wait *w = fs->locks.waiters; w; w = w->next)
 			interrupted |= w->interrupted && w->ready;
-		if (!interrupted && fs->locks.gen == seen &&
-		    fs->locks.lost_sid == 0)
+		if (!interrupted && fs->locks.gen == seen)
 			pthread_cond_timedwait(&fs->locks.cond, &fs->locks.mu,
 					       &dl);
 		seen = fs->locks.gen;
-		bool stop = fs->locks.stop;
-		pthread_mutex_unlock(&fs->locks.mu);
-		if (stop)
+		if (fs->locks.stop)
 			break;
+		pthread_mutex_unlock(&fs->locks.mu);
+		serve_waiters(fs);
+		pthread_mutex_lock(&fs->locks.mu);
+	}
+	pthread_mutex_unlock(&fs->locks.mu);
+	return NULL;
+}
+
+/* The session's thread (kvfs-locks): every tick, or when a renew found
+ * the session gone, renew or give up this node's session and, on the
+ * leader, end the sessions not heard of. The watch is its own. */
+static void *lock_main(void *arg)
+{
+	struct fs *fs = arg;
+
+	pthread_setname_np(pthread_self(), "kvfs-locks");
+	pthread_mutex_lock(&fs->locks.mu);
+	while (!fs->locks.stop) {
+		struct timespec dl = kv_deadline(FS_LOCK_TICK_MS);
+		if (fs->locks.lost_sid == 0)
+			pthread_cond_timedwait(&fs->locks.cond, &fs->locks.mu,
+					       &dl);
+		if (fs->locks.stop)
+			break;
+		pthread_mutex_unlock(&fs->locks.mu);
 		upkeep(fs);
 		expire_sessions(fs);
-		serve_waiters(fs);
 		pthread_mutex_lock(&fs->locks.mu);
 	}
 	pthread_mutex_unlock(&fs->locks.mu);
@@ -530,6 +562,15 @@ int fs_locks_start(struct fs *fs)
 	ret = pthread_create(&l->thread, NULL, lock_main, fs);
 	if (ret != 0)
 		return -ret;
+	ret = pthread_create(&l->wait_thread, NULL, wait_main, fs);
+	if (ret != 0) {
+		pthread_mutex_lock(&l->mu);
+		l->stop = true;
+		pthread_cond_broadcast(&l->cond);
+		pthread_mutex_unlock(&l->mu);
+		pthread_join(l->thread, NULL);
+		return -ret;
+	}
 	l->started = true;
 	return 0;
 }
@@ -543,11 +584,12 @@ void fs_locks_stop(struct fs *fs)
 	pthread_mutex_lock(&l->mu);
 	bool was = l->stop;
 	l->stop = true;
-	pthread_cond_signal(&l->cond);
+	pthread_cond_broadcast(&l->cond);
 	pthread_mutex_unlock(&l->mu);
 	if (was)
 		return;
 	pthread_join(l->thread, NULL);
+	pthread_join(l->wait_thread, NULL);
 	while (l->waiters != NULL) {
 		struct fs_lock_wait *w = l->waiters;
 		l->waiters = w->next;

@@ -188,9 +188,13 @@ void fs_lock_release_owner(struct fs *fs, struct fs_handle *h,
 	if (!locked)
 		return; /* never locked on this node since it was opened */
 	int ret = fs_lock_apply(fs, h, &r);
-	if (ret != 0)
+	if (ret != 0) {
+		/* No lock may outlive its close: the session goes instead
+		 * (its end is proposed; failing that, the leader ends it). */
 		kv_log(KV_LOG_WARN,
-		       "releasing the locks of a closed file: %s; the "
-		       "session's end releases them",
+		       "releasing the locks of a closed file: %s; giving up "
+		       "the lock session instead",
 		       kv_strerror(ret));
+		fs_lock_drop_session(fs, "a release at close failed");
+	}
 }
