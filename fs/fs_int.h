@@ -360,6 +360,9 @@ void fs_lock_park(struct fs *fs, fuse_req_t req, struct fs_handle *h,
  * one get EIO): for a release that could not be proposed, which must not
  * leave a lock behind. why goes in the log. */
 void fs_lock_drop_session(struct fs *fs, const char *why);
+/* True if h may still hold a lock of this node's session, with the
+ * owner that last locked through it in *owner. */
+bool fs_lock_owner_of(struct fs *fs, struct fs_handle *h, uint64_t *owner);
 /* True if a lock taken through h was lost with its session: writes and
  * commits through h then fail with EIO. */
 bool fs_lock_lost(struct fs *fs, struct fs_handle *h);

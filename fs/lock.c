@@ -67,6 +67,15 @@ bool fs_lock_lost(struct fs *fs, struct fs_handle *h)
 	return lost;
 }
 
+bool fs_lock_owner_of(struct fs *fs, struct fs_handle *h, uint64_t *owner)
+{
+	pthread_mutex_lock(&fs->locks.mu);
+	bool held = h->lk_held && h->lk_sid == fs->locks.sid;
+	*owner = h->lk_owner;
+	pthread_mutex_unlock(&fs->locks.mu);
+	return held;
+}
+
 void fs_locks_changed(struct fs *fs)
 {
 	pthread_mutex_lock(&fs->locks.mu);

@@ -360,9 +360,15 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 				kv_strerror(ret));
 	}
 	/* The last close of an open file description lets go of its flock
-	 * lock (the kernel says which); POSIX locks went at the flush. */
+	 * lock (the kernel says which). A process's POSIX locks went at its
+	 * flush; what is left under the owner that last locked through this
+	 * description is an open file description lock (F_OFD_SETLK, owned
+	 * by the description, of which the kernel tells nothing). */
 	if (fi->flock_release)
 		fs_lock_release_owner(fs, h, KV_LOCK_FLOCK, fi->lock_owner);
+	uint64_t ofd_owner;
+	if (fs_lock_owner_of(fs, h, &ofd_owner))
+		fs_lock_release_owner(fs, h, KV_LOCK_POSIX, ofd_owner);
 	pthread_mutex_lock(&f->lock);
 	f->opens--;
 	if (h->writable)
