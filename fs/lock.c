@@ -151,8 +151,9 @@ static void heard(struct fs *fs, uint64_t sid, uint64_t sent)
 	pthread_mutex_unlock(&fs->locks.mu);
 }
 
-/* The session to lock under: ours, or a new one. 0 or -errno. */
-static int session(struct fs *fs, uint64_t *sid)
+/* The session to lock under: ours, or (open) a new one. 0, -ENOENT (none
+and !open), or -errno. */
+static int session(struct fs *fs, bool open, uint64_t *sid)
 {
 	uint64_t now = kv_mono_ms(), old = 0;
 
@@ -167,6 +168,8 @@ static int session(struct fs *fs, uint64_t *sid)
 		session_lost(fs, old, "no renewal answered in time");
 	if (*sid != 0)
 		return 0;
+	if (!open)
+		return -ENOENT;
 	pthread_mutex_lock(&fs->locks.open_mu);
 	pthread_mutex_lock(&fs->locks.mu);
 	*sid = fs->locks.sid;
@@ -230,11 +233,11 @@ int fs_lock_apply(struct fs *fs, struct fs_handle *h,
 		  const struct fs_lock_req *r)
 {
 	for (int attempt = 0; attempt < 2; attempt++) {
-		uint64_t sid = fs_lock_sid(fs);
-		int ret = 0;
-		if (r->type == KV_LOCK_UN && sid == 0)
-			return 0; /* no session, no locks */
-		if ((ret = session(fs, &sid)) != 0)
+		uint64_t sid;
+		int ret = session(fs, r->type != KV_LOCK_UN, &sid);
+		if (ret == -ENOENT)
+			return 0; /* an unlock with no session: no locks */
+		if (ret != 0)
 			return ret;
 		if (r->type == KV_LOCK_UN &&
 		    store_locks_held(node_store(fs->node), r->key, r->klen,
