@@ -301,6 +301,27 @@ def sqlite(nodes):
              con.execute("PRAGMA integrity_check").fetchone()[0])
     con.close()
 
+    # WAL: supported on one node only (docs/mount.md); two processes there
+    wal = a.path("wal.sqlite")
+    con = sqlite3.connect(wal, timeout=30)
+    check_eq("test_sqlite_takes_wal_mode_on_the_mount", "wal",
+             con.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+    con.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, node TEXT, i INTEGER, pad TEXT)")
+    con.commit()
+    ps = [subprocess.Popen([sys.executable, "-c", code, wal, w], stderr=subprocess.PIPE)
+          for w in ("A", "B")]
+    errs = [p.communicate(timeout=120)[1] for p in ps]
+    check_eq("test_two_wal_writers_on_one_node_both_finish", [0, 0],
+             [p.returncode for p in ps])
+    if any(errs):
+        print("# wal writers: %r" % errs)
+    check_eq("test_wal_writers_on_one_node_lose_no_row", 60,
+             con.execute("SELECT count(*) FROM t").fetchone()[0])
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    check_eq("test_wal_integrity_check_is_ok", "ok",
+             con.execute("PRAGMA integrity_check").fetchone()[0])
+    con.close()
+
 
 def kill(nodes):
     a, b, c = nodes
