@@ -164,6 +164,7 @@ struct store_status {
 	int write_error;
 	uint64_t write_error_since_ms;
 	uint64_t state_hash; /* map_state_hash: equal maps, equal hashes */
+	uint64_t lock_sessions, locks; /* the lock table's sizes */
 };
 /* Fill *out. 0 or KV_ESHUTDOWN. Any thread but the store's own (not from
  * a callback). */

@@ -492,6 +492,12 @@ def main(h):
         PHASES[ph](nodes)
         print("# phase %s: %.1f s" % (ph, time.monotonic() - t0))
     converge(nodes, "at the end")
+    # every lock was released or went with its session; idle sessions
+    # are ended by the leader within the bound
+    check("test_no_lock_and_no_session_is_left_at_the_end",
+          wait_for(lambda: all(n.status()["locks"] == 0 and
+                               n.status()["lock_sessions"] == 0 for n in nodes),
+                   3 * RELEASE_BOUND_S, "an empty lock table"))
 
 
 if __name__ == "__main__":
