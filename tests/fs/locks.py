@@ -185,6 +185,18 @@ def basic(nodes):
     os.close(fb)
 
 
+    # directories: the kernel keeps their locks itself (docs/mount.md)
+    os.mkdir(a.path("lkdir"))
+    wait_for(lambda: os.path.isdir(b.path("lkdir")), 20, "lkdir on b")
+    da = os.open(a.path("lkdir"), os.O_RDONLY)
+    db = os.open(b.path("lkdir"), os.O_RDONLY)
+    fcntl.flock(da, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    check_eq("test_a_directorys_flock_stays_on_its_node_as_documented", "OK",
+             errno_of(fcntl.flock, db, fcntl.LOCK_EX | fcntl.LOCK_NB))
+    os.close(da)
+    os.close(db)
+
+
 def counters(nodes):
     a, b, _ = nodes
     for kind in ("flock", "fcntl"):
