@@ -356,6 +356,9 @@ int fs_lock_apply(struct fs *fs, struct fs_handle *h,
  * and replies; an interrupt replies EINTR. The FUSE thread returns. */
 void fs_lock_park(struct fs *fs, fuse_req_t req, struct fs_handle *h,
 		  const struct fs_lock_req *r);
+/* The table says session sid is gone (a fenced commit found it so): if
+ * it is still this node's, it is lost, as when a renew finds it gone. */
+void fs_lock_session_ended(struct fs *fs, uint64_t sid);
 /* Give up this node's session (its locks go, its descriptors that held
  * one get EIO): for a release that could not be proposed, which must not
  * leave a lock behind. why goes in the log. */

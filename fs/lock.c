@@ -62,7 +62,11 @@ uint64_t fs_lock_sid(struct fs *fs)
 bool fs_lock_lost(struct fs *fs, struct fs_handle *h)
 {
 	pthread_mutex_lock(&fs->locks.mu);
-	bool lost = h->lk_lost;
+	/* Past the fence, lost already: the session thread's tick that
+	 * says so formally may come a little later. */
+	bool lost = h->lk_lost ||
+		    (h->lk_held && (h->lk_sid != fs->locks.sid ||
+				    kv_mono_ms() >= fs->locks.valid_until));
 	pthread_mutex_unlock(&fs->locks.mu);
 	return lost;
 }
@@ -130,6 +134,11 @@ static void session_lost(struct fs *fs, uint64_t sid, const char *why)
 		       "open file(s) are gone; their writes fail with EIO",
 		       sid, why, lost);
 	end_session_async(fs, sid, 0);
+}
+
+void fs_lock_session_ended(struct fs *fs, uint64_t sid)
+{
+	session_lost(fs, sid, "the cluster ended it");
 }
 
 void fs_lock_drop_session(struct fs *fs, const char *why)

@@ -73,6 +73,10 @@ static int put_check(const struct map *m, const struct kv_cmd *cmd,
 {
 	int err;
 
+	/* a commit made under a lock, after its session ended: fenced */
+	if (cmd->if_sid != 0 &&
+	    locks_session(map_locks_c(m), cmd->if_sid) == NULL)
+		return -ENOLCK;
 	if ((err = map_check_ancestors(m, cmd->key, cmd->klen)) != 0)
 		return err;
 	if (map_kind_is_dir(k))

@@ -7,8 +7,9 @@
  * unknown version is KV_EVERSION. Version 1 lines (no owners, ctime, atime,
  * kinds or extended attributes) still decode, meaning what they meant.
  * Version 3 added the lock table's ops (lock, sess_open, sess_renew,
- * sess_end) and their fields; a command is written with the lowest
- * version that has its op, so only those carry "v":3.
+ * sess_end), their fields and a put's if_sid; a command is written with
+ * the lowest version that has its op and fields, so only those carry
+ * "v":3.
  * Values are JSON strings when they are valid UTF-8 without NUL ("val")
  * and base64 otherwise ("val64"). Times are decimal strings because JSON
  * numbers are doubles (exact only to 2^53) and nanoseconds since 1970 are
@@ -44,10 +45,11 @@ static const char *const op_names[] = {
 #define N_V1_OPS (KV_OP_SETATTR + 1)
 #define N_V2_OPS (KV_OP_RMXATTR + 1)
 
-/* The version a command of op is written with. */
-static unsigned op_version(unsigned op)
+/* The version cmd is written with: the lowest that has its op and
+ * fields. */
+static unsigned cmd_version(const struct kv_cmd *cmd)
 {
-	return op < N_V2_OPS ? 2 : 3;
+	return (unsigned)cmd->op < N_V2_OPS && cmd->if_sid == 0 ? 2 : 3;
 }
 
 bool kv_op_has_key(enum kv_op op)
@@ -84,19 +86,21 @@ enum field {
 	F_LKIND,
 	F_LS,
 	F_LE,
+	F_IF_SID,
 	N_FIELDS
 };
 static const char *const field_names[N_FIELDS] = {
-    "v",      "op",	   "k",	  "k2", "val",	 "val64", "mt", "mode", "flags",
-    "if_rev", "if_absent", "t",	  "at", "uid",	 "gid",	  "x",	"xn",	"sid",
-    "node",   "own",	   "pid", "lt", "lkind", "ls",	  "le",
+    "v",    "op",    "k",      "k2",	    "val",    "val64", "mt",
+    "mode", "flags", "if_rev", "if_absent", "t",      "at",    "uid",
+    "gid",  "x",     "xn",     "sid",	    "node",   "own",   "pid",
+    "lt",   "lkind", "ls",     "le",	    "if_sid",
 };
 #define B(f)	  (1u << (f))
 #define V2_FIELDS (B(F_T) | B(F_AT) | B(F_UID) | B(F_GID) | B(F_X) | B(F_XN))
 #define OWNER	  (B(F_UID) | B(F_GID))
 #define V3_FIELDS                                                              \
 	(B(F_SID) | B(F_NODE) | B(F_OWN) | B(F_PID) | B(F_LT) | B(F_LKIND) |   \
-	 B(F_LS) | B(F_LE))
+	 B(F_LS) | B(F_LE) | B(F_IF_SID))
 #define LOCK_FIELDS                                                            \
 	(B(F_K) | B(F_SID) | B(F_OWN) | B(F_LT) | B(F_LKIND) | B(F_LS) |       \
 	 B(F_LE))
@@ -105,7 +109,7 @@ static const unsigned op_allowed[N_OPS] = {
     [KV_OP_NOOP] = 0,
     [KV_OP_PUT] = B(F_K) | B(F_VAL) | B(F_VAL64) | B(F_MT) | B(F_MODE) |
 		  B(F_IF_REV) | B(F_IF_ABSENT) | B(F_T) | B(F_AT) | OWNER |
-		  B(F_X),
+		  B(F_X) | B(F_IF_SID),
     [KV_OP_DEL] = B(F_K) | B(F_IF_REV) | B(F_T),
     [KV_OP_MKDIR] = B(F_K) | B(F_MT) | B(F_MODE) | B(F_T) | B(F_AT) | OWNER,
     [KV_OP_RMDIR] = B(F_K) | B(F_T),
@@ -214,6 +218,8 @@ static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
 			kv_buf_puts(b, ",\"if_absent\":true");
 		if (cmd->set_xattrs)
 			put_xattrs(b, cmd);
+		if (cmd->if_sid != 0)
+			kv_buf_printf(b, ",\"if_sid\":%" PRIu64, cmd->if_sid);
 		break;
 	case KV_OP_MKDIR:
 		put_time(b, "mt", cmd->mtime_ns);
@@ -261,7 +267,7 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 		return -EINVAL;
 	kv_buf_init(&b);
 	kv_buf_puts(&b, "{\"v\":");
-	kv_buf_u64(&b, op_version(op));
+	kv_buf_u64(&b, cmd_version(cmd));
 	kv_buf_puts(&b, ",\"op\":\"");
 	kv_buf_puts(&b, op_names[op]);
 	kv_buf_puts(&b, "\"");
@@ -534,6 +540,9 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 	case F_NODE:
 		err = get_uint(r, KV_JSON_INT_MAX, &cmd->node);
 		return err == 0 && cmd->node == 0 ? -EINVAL : err;
+	case F_IF_SID:
+		err = get_uint(r, KV_JSON_INT_MAX, &cmd->if_sid);
+		return err == 0 && cmd->if_sid == 0 ? -EINVAL : err;
 	case F_OWN:
 		return get_u64_str(r, &cmd->lock_owner);
 	case F_PID:

@@ -209,6 +209,11 @@ struct kv_cmd {
 	enum kv_lock_type lock_type;
 	enum kv_lock_kind lock_kind;
 	uint64_t lock_start, lock_end;
+	/* put (version 3): only while lock session if_sid lives, else
+	 * -ENOLCK: a commit made under a lock is fenced by its session, so
+	 * one that reaches the log after the session's end (a delayed
+	 * message) cannot overwrite what the next holder wrote. */
+	uint64_t if_sid;
 };
 
 /* True if op names a key (every op but noop and the sess_* ops). */

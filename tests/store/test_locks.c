@@ -3,8 +3,9 @@
  * carries it: sessions, conflicts between owners, shared and exclusive
  * locks, flock and POSIX lock spaces, POSIX ranges split and merged, the
  * release of an owner's locks, a session's end (on condition, as the
- * leader's expiry proposes it) releasing everything it held; and the
- * table in the db snapshot and the state hash. */
+ * leader's expiry proposes it) releasing everything it held, a put
+ * fenced by a session; and the table in the db snapshot and the state
+ * hash. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -369,6 +370,40 @@ test_a_refused_lock_still_counts_as_hearing_of_the_session(void **state)
 	assert_int_equal(locks_session(table(f), b)->rev, f->index);
 }
 
+static void
+test_a_put_fenced_by_a_session_applies_only_while_it_lives(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a = open_session(f, 1);
+	struct kv_cmd put = {.op = KV_OP_PUT,
+			     .key = "f",
+			     .klen = 1,
+			     .val = (unsigned char *)"held",
+			     .vlen = 4,
+			     .mtime_ns = 5,
+			     .if_sid = a};
+	struct kv_cmd end = {.op = KV_OP_SESS_END, .sid = a};
+
+	assert_int_equal(flock_(f, a, 1, KV_LOCK_WR), 0);
+	assert_int_equal(apply(f, &put), 0);
+	assert_int_equal(apply(f, &end), 0);
+	/* the next holder writes; then the old holder's late commit */
+	uint64_t b = open_session(f, 2);
+	assert_int_equal(flock_(f, b, 1, KV_LOCK_WR), 0);
+	struct kv_cmd next = put;
+	next.val = (unsigned char *)"next";
+	next.if_sid = b;
+	assert_int_equal(apply(f, &next), 0);
+	put.val = (unsigned char *)"late";
+	assert_int_equal(apply(f, &put), -ENOLCK);
+	struct kv_rec *r = map_get(f->m, "f", 1);
+	assert_non_null(r);
+	assert_memory_equal(r->val, "next", 4);
+	/* no fence: no condition */
+	put.if_sid = 0;
+	assert_int_equal(apply(f, &put), 0);
+}
+
 static void test_the_table_survives_a_db_snapshot_and_is_hashed(void **state)
 {
 	struct fixture *f = *state;
@@ -468,6 +503,7 @@ int main(void)
 	    T(test_ending_a_session_releases_every_lock_it_held),
 	    T(test_an_expiry_fails_if_the_session_was_heard_of_since),
 	    T(test_a_refused_lock_still_counts_as_hearing_of_the_session),
+	    T(test_a_put_fenced_by_a_session_applies_only_while_it_lives),
 	    T(test_the_table_survives_a_db_snapshot_and_is_hashed),
 	    T(test_the_same_commands_make_the_same_table_and_hash),
 #undef T

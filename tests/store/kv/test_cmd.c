@@ -68,6 +68,7 @@ static void assert_cmd_equal(const struct kv_cmd *a, const struct kv_cmd *b)
 	assert_int_equal(a->lock_kind, b->lock_kind);
 	assert_int_equal(a->lock_start, b->lock_start);
 	assert_int_equal(a->lock_end, b->lock_end);
+	assert_int_equal(a->if_sid, b->if_sid);
 }
 
 /* Encode, check it is one line, decode, compare. */
@@ -456,6 +457,17 @@ static void test_lock_table_commands_round_trip_as_version_3(void **state)
 	    0);
 	assert_string_equal(line, "{\"v\":3,\"op\":\"sess_renew\",\"sid\":17}");
 	free(line);
+	/* a put fenced by a lock session is version 3; without, 2 */
+	struct kv_cmd put = cmd(KV_OP_PUT, "f");
+	put.val = (unsigned char *)"v";
+	put.vlen = 1;
+	put.mtime_ns = 7;
+	put.if_sid = 41;
+	round_trip(&put);
+	assert_int_equal(kv_cmd_encode(&put, &line, &len), 0);
+	assert_non_null(strstr(line, "{\"v\":3,\"op\":\"put\""));
+	assert_non_null(strstr(line, "\"if_sid\":41"));
+	free(line);
 	/* the older ops are still written as version 2 */
 	struct kv_cmd del = cmd(KV_OP_DEL, "k");
 	assert_int_equal(kv_cmd_encode(&del, &line, &len), 0);
@@ -493,6 +505,11 @@ static void test_malformed_lock_table_commands_are_rejected(void **state)
 	    /* fields an op does not take */
 	    "{\"v\":3,\"op\":\"sess_renew\",\"sid\":1,\"k\":\"a\"}",
 	    "{\"v\":3,\"op\":\"sess_open\",\"node\":1,\"sid\":1}",
+	    "{\"v\":3,\"op\":\"del\",\"k\":\"a\",\"if_sid\":1}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"if_sid\":1}",
+	    "{\"v\":3,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"if_sid\":0}",
 	};
 
 	(void)state;
