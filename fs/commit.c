@@ -31,6 +31,7 @@ struct commit {
 	pthread_cond_t cv;
 	bool done;
 	struct kv_result res;
+	uint64_t if_sid; /* the lock session the put is fenced by, or 0 */
 };
 
 static void on_done(void *ctx, int ret, const struct kv_result *res)
@@ -85,6 +86,25 @@ static void build_put(const struct fs_file *f, struct commit *c,
 	}
 }
 
+/* The session a commit of f is fenced by: this node's, when it holds a
+ * lock on the file (the put then applies only while the session lives:
+ * a commit that reaches the log after the cluster ended the session
+ * cannot overwrite the next holder's), else 0. Caller holds f->lock. */
+static uint64_t fenced_by(struct fs *fs, const struct fs_file *f)
+{
+	uint64_t sid = f->lock_key != NULL ? fs_lock_sid(fs) : 0;
+	struct store *st = node_store(fs->node);
+
+	if (sid == 0 ||
+	    store_locks_held(st, f->lock_key, f->lock_klen, KV_LOCK_FLOCK, sid,
+			     UINT64_MAX) +
+		    store_locks_held(st, f->lock_key, f->lock_klen,
+				     KV_LOCK_POSIX, sid, UINT64_MAX) ==
+		0)
+		return 0;
+	return sid;
+}
+
 /* Start committing in's file, if it has anything to commit: c->started
  * when a proposal is out, else c->ret is the outcome already. */
 static void commit_start(struct fs *fs, struct fs_inode *in, struct commit *c)
@@ -114,6 +134,7 @@ static void commit_start(struct fs *fs, struct fs_inode *in, struct commit *c)
 		goto out;
 	}
 	build_put(f, c, &cmd);
+	cmd.if_sid = c->if_sid = fenced_by(fs, f);
 	c->gen = f->gen;
 	c->pending = f->pending;
 	pthread_mutex_init(&c->mu, NULL);
@@ -170,6 +191,11 @@ static int commit_finish(struct fs *fs, struct commit *c)
 	pthread_mutex_destroy(&c->mu);
 	pthread_cond_destroy(&c->cv);
 	int ret = fs_errno(c->ret != 0 ? c->ret : c->res.err);
+	if (ret == -ENOLCK && c->if_sid != 0) {
+		/* fenced: the cluster ended the session it was made under */
+		fs_lock_session_ended(fs, c->if_sid);
+		ret = -EIO;
+	}
 	pthread_mutex_lock(&f->lock);
 	f->committing = false;
 	pthread_cond_broadcast(&f->cond);

@@ -74,6 +74,9 @@ void fs_file_stop(struct fs_file *f)
 	f->poison = 0;
 	f->failed = 0;
 	f->excl_rev = 0;
+	free(f->lock_key);
+	f->lock_key = NULL;
+	f->lock_klen = 0;
 	memset(&f->attr, 0, sizeof(f->attr));
 }
 

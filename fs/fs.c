@@ -109,6 +109,13 @@ METERED(removexattr, REMOVEXATTR, (fuse_req_t r, fuse_ino_t i, const char *n),
 METERED(create, CREATE,
 	(fuse_req_t r, fuse_ino_t p, const char *n, mode_t m, ffi *fi),
 	(r, p, n, m, fi))
+METERED(getlk, LOCK, (fuse_req_t r, fuse_ino_t i, ffi *fi, struct flock *l),
+	(r, i, fi, l))
+METERED(setlk, LOCK,
+	(fuse_req_t r, fuse_ino_t i, ffi *fi, struct flock *l, int s),
+	(r, i, fi, l, s))
+METERED(flock, LOCK, (fuse_req_t r, fuse_ino_t i, ffi *fi, int op),
+	(r, i, fi, op))
 
 static const struct fuse_lowlevel_ops fs_ops = {
     .init = fs_init,
@@ -141,8 +148,22 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .removexattr = m_removexattr,
     .create = m_create,
     .readdirplus = m_readdirplus,
-    /* No getlk/setlk/flock: the kernel keeps locks on this node. */
+    /* Locks through the replicated lock table (ops_lock.c): libfuse asks
+     * the kernel for FUSE_CAP_POSIX_LOCKS and FUSE_CAP_FLOCK_LOCKS, so
+     * the kernel keeps none of them on this node itself. */
+    .getlk = m_getlk,
+    .setlk = m_setlk,
+    .flock = m_flock,
 };
+
+/* After each applied change (node thread, the store's write lock held):
+ * the kernel's caches, and the parked lock requests. */
+static void on_change(void *ctx, const char *key, size_t klen)
+{
+	struct fs *fs = ctx;
+	fs_inval_push(&fs->inval, key, klen);
+	fs_locks_changed(fs);
+}
 
 /* The production invalidation (inval.c calls it off the node thread):
  * the kernel drops what it caches of path's inode, and forgets the name
@@ -290,11 +311,16 @@ int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 			     fs);
 	if (ret != 0)
 		goto err_unmount;
-	node_watch(n, fs_inval_push, &fs->inval);
+	if ((ret = fs_locks_start(fs)) != 0)
+		goto err_inval;
+	node_watch(n, on_change, fs);
 	fs->watching = true;
 	*out = fs;
 	return 0;
 
+err_inval:
+	fs_inval_stop(&fs->inval);
+	fs_inval_join(&fs->inval);
 err_unmount:
 	fuse_session_unmount(fs->se);
 err_session:
@@ -323,8 +349,11 @@ int fs_loop(struct fs *fs)
 
 void fs_commit_open(struct fs *fs)
 {
-	if (fs)
+	if (fs) {
 		fs_commit_all(fs);
+		/* then the locks: what they guarded is committed */
+		fs_locks_stop(fs);
+	}
 }
 
 void fs_free(struct fs *fs)
@@ -336,6 +365,7 @@ void fs_free(struct fs *fs)
 	 * aborts requests an in-flight invalidation may be waiting on. */
 	if (fs->watching)
 		node_watch(fs->node, NULL, NULL);
+	fs_locks_stop(fs);
 	fs_inval_stop(&fs->inval);
 	if (fs->mounted)
 		fuse_session_unmount(fs->se);

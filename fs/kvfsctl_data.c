@@ -112,10 +112,17 @@ static void progress(const char *what, size_t done, size_t total, bool end)
 }
 
 /* One record line of a backup as an export line on out: regular files
- * only. 1 written, 0 skipped (not a file), -1 malformed. */
+ * only. 1 written, 0 skipped (not a file), 2 not a record (the lock
+ * table's sessions and locks, which an export leaves out), -1
+ * malformed. */
 static int export_rec(FILE *out, const char *line, size_t len)
 {
 	cJSON *r = kv_json_parse(line, len);
+	if (cJSON_GetObjectItemCaseSensitive(r, "sess") ||
+	    cJSON_GetObjectItemCaseSensitive(r, "lock")) {
+		cJSON_Delete(r);
+		return 2;
+	}
 	const cJSON *k = cJSON_GetObjectItemCaseSensitive(r, "k");
 	const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "mode");
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, "v");
@@ -178,7 +185,7 @@ int ctl_export(const struct ctl *c, const char *path)
 			rc = 1;
 			break;
 		}
-		files += (size_t)w;
+		files += w == 1; /* 2 (the lock table) counts as neither */
 		other += w == 0;
 		if (files % 1000 == 0)
 			progress("exported", files, 0, false);

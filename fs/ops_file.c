@@ -39,6 +39,8 @@ static int add_handle(struct fs *fs, struct fs_file *f, struct fs_inode *in,
 	h->writable = acc != O_RDONLY;
 	h->append = (fi->flags & O_APPEND) != 0;
 	h->commits = h->writable || made;
+	h->lk_sid = h->lk_owner = 0;
+	h->lk_held = h->lk_lost = false;
 	pthread_mutex_lock(&fs->handles_lock);
 	h->prev = NULL;
 	h->next = fs->handles;
@@ -262,6 +264,10 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 		fs_reply_err(req, EBADF);
 		return;
 	}
+	if (fs_lock_lost(h->fs, h)) {
+		fs_reply_err(req, EIO); /* written under a lost lock */
+		return;
+	}
 	pthread_mutex_lock(&f->lock);
 	ret = fs_file_write(f, buf, size, off, h->append, fs_now());
 	pthread_mutex_unlock(&f->lock);
@@ -273,16 +279,21 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 
 static void remove_excl(struct fs *fs, struct fs_inode *in, uint64_t rev);
 
-/* Every close() of a descriptor that could write (or made the file). A
- * file O_EXCL made whose value overflowed can never be committed: what
- * the create left is removed here, before close() returns (release comes
- * after it, asynchronously, and a stat right after the close must not
- * find the file). */
+/* Every close() of a descriptor: commits if it could write (or made the
+ * file), then lets go of the POSIX locks its owner holds on the file
+ * (after the commit: the next holder reads what was written). A
+ * descriptor whose lock was lost commits nothing: EIO. A file O_EXCL made
+ * whose value overflowed can never be committed: what the create left is
+ * removed here, before close() returns (release comes after it,
+ * asynchronously, and a stat right after the close must not find the
+ * file). */
 void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = handle_of(fi);
 	struct fs *fs = fs_of(req);
-	int ret = h->commits ? fs_commit(fs, h->in) : 0;
+	int ret = fs_lock_lost(fs, h) ? -EIO
+		  : h->commits	      ? fs_commit(fs, h->in)
+				      : 0;
 	struct fs_file *f = h->in->file;
 	uint64_t excl = 0;
 
@@ -295,15 +306,19 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_unlock(&f->lock);
 	if (excl)
 		remove_excl(fs, h->in, excl);
+	fs_lock_release_owner(fs, h, KV_LOCK_POSIX, fi->lock_owner);
 	fs_reply_err(req, -ret);
 }
 
 void fs_op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		 struct fuse_file_info *fi)
 {
+	struct fs_handle *h = handle_of(fi);
+	struct fs *fs = fs_of(req);
+
 	(void)ino;
 	(void)datasync;
-	fs_reply_err(req, -fs_commit(fs_of(req), handle_of(fi)->in));
+	fs_reply_err(req, fs_lock_lost(fs, h) ? EIO : -fs_commit(fs, h->in));
 }
 
 /* The last close of a file O_EXCL made that then overflowed and never
@@ -349,7 +364,7 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&f->lock);
 	bool last = f->opens == 1;
 	bool retry = fs_file_dirty(f) && !f->failed && !f->poison &&
-		     (h->commits || last);
+		     (h->commits || last) && !fs_lock_lost(fs, h);
 	pthread_mutex_unlock(&f->lock);
 	/* Writes after the last flush (a shared mapping written back) are
 	 * committed here; a commit that already failed is not retried: its
@@ -360,6 +375,16 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			kv_log(KV_LOG_ERROR, "commit on release: %s",
 			       kv_strerror(ret));
 	}
+	/* The last close of an open file description lets go of its flock
+	 * lock (the kernel says which). A process's POSIX locks went at its
+	 * flush; what is left under the owner that last locked through this
+	 * description is an open file description lock (F_OFD_SETLK, owned
+	 * by the description, of which the kernel tells nothing). */
+	if (fi->flock_release)
+		fs_lock_release_owner(fs, h, KV_LOCK_FLOCK, fi->lock_owner);
+	uint64_t ofd_owner;
+	if (fs_lock_owner_of(fs, h, &ofd_owner))
+		fs_lock_release_owner(fs, h, KV_LOCK_POSIX, ofd_owner);
 	pthread_mutex_lock(&f->lock);
 	f->opens--;
 	if (h->writable)

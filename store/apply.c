@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "apply_int.h"
+#include "locks.h"
 
 /* ---- put, del, mkdir, rmdir ---- */
 
@@ -72,6 +73,10 @@ static int put_check(const struct map *m, const struct kv_cmd *cmd,
 {
 	int err;
 
+	/* a commit made under a lock, after its session ended: fenced */
+	if (cmd->if_sid != 0 &&
+	    locks_session(map_locks_c(m), cmd->if_sid) == NULL)
+		return -ENOLCK;
 	if ((err = map_check_ancestors(m, cmd->key, cmd->klen)) != 0)
 		return err;
 	if (map_kind_is_dir(k))
@@ -462,6 +467,14 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		if (err == 0 && r == 0 && cmd->nadd == 1)
 			res->count = apply_add_count(m, cmd);
 		break;
+	case KV_OP_LOCK:
+	case KV_OP_SESS_OPEN:
+	case KV_OP_SESS_RENEW:
+	case KV_OP_SESS_END:
+		/* the lock table's; it tells on_change of the keys whose
+		 * locks changed (waiters for them may try again) */
+		return locks_apply(map_locks(m), index, cmd, res, on_change,
+				   ctx);
 	default:
 		r = -EINVAL;
 	}

@@ -8,8 +8,9 @@
  * snapshot: any damage, a missing trailer included, is KV_ECORRUPT at load.
  * db_load maps the file and parses it a line at a time with cJSON. The
  * format (version 2: owners, ctime, atime, kinds, extended attributes and
- * the root's record; version 1 files still load, with their defaults) is
- * in docs/map-and-db.md. */
+ * the root's record; version 3: the lock table's sessions and locks after
+ * the records; versions 1 and 2 still load, with their defaults and an
+ * empty lock table) is in docs/map-and-db.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -24,8 +25,9 @@
 
 #include "codec.h"
 #include "db.h"
+#include "locks.h"
 
-#define DB_VERSION 2 /* 1 still loads */
+#define DB_VERSION 3 /* 1 and 2 still load */
 #define DB_NAME	   "db.jsonl"
 #define DB_TMP	   "db.jsonl.tmp"
 #define FLUSH_AT   (1u << 20)
@@ -113,6 +115,31 @@ static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 	kv_buf_puts(b, "}\n");
 }
 
+/* The lock table: a line per session, then a line per lock. */
+static void put_locks(struct kv_buf *b, const struct locks *l)
+{
+	for (size_t i = 0; i < l->ns; i++)
+		kv_buf_printf(b,
+			      "{\"sess\":%" PRIu64 ",\"node\":%" PRIu64
+			      ",\"rev\":%" PRIu64 "}\n",
+			      l->s[i].sid, l->s[i].node, l->s[i].rev);
+	for (size_t i = 0; i < l->n; i++) {
+		const struct lock_ent *e = &l->v[i];
+		kv_buf_puts(b, "{\"lock\":");
+		kv_buf_json_str(b, e->key, e->klen);
+		kv_buf_printf(b,
+			      ",\"sid\":%" PRIu64 ",\"own\":\"%" PRIu64
+			      "\",\"pid\":%" PRIu32 ",\"lt\":%d,\"lkind\":%d"
+			      ",\"ls\":",
+			      e->sid, e->owner, e->pid, (int)e->type,
+			      (int)e->kind);
+		kv_buf_i64(b, (int64_t)e->start);
+		kv_buf_puts(b, ",\"le\":");
+		kv_buf_i64(b, (int64_t)e->end);
+		kv_buf_puts(b, "}\n");
+	}
+}
+
 static int put_header(struct kv_buf *b, const struct db_meta *meta, size_t n)
 {
 	kv_buf_printf(b,
@@ -146,7 +173,7 @@ static char *join(const char *dir, const char *name)
 }
 
 int db_write(const char *dir, const struct db_meta *meta,
-	     struct kv_rec *const *recs, size_t n)
+	     struct kv_rec *const *recs, size_t n, const struct locks *locks)
 {
 	struct writer w = {.fd = -1, .crc = 0};
 	char *tmp = join(dir, DB_TMP), *path = join(dir, DB_NAME);
@@ -167,6 +194,8 @@ int db_write(const char *dir, const struct db_meta *meta,
 		if ((err = flush(&w, false)) != 0)
 			goto err_unlink;
 	}
+	if (locks != NULL)
+		put_locks(&w.b, locks);
 	if ((err = flush(&w, true)) != 0)
 		goto err_unlink;
 	kv_buf_printf(
@@ -485,6 +514,65 @@ out_free:
 	return rec;
 }
 
+static int get_num(const cJSON *o, const char *name, double max, uint64_t *out)
+{
+	return kv_json_uint(cJSON_GetObjectItemCaseSensitive(o, name), max,
+			    out);
+}
+
+/* A decimal string: an offset (0 .. KV_LOCK_EOF) or any u64. */
+static int get_dec(const cJSON *o, const char *name, bool offset, uint64_t *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
+	char *end;
+
+	if (!cJSON_IsString(v) || v->valuestring[0] < '0' ||
+	    v->valuestring[0] > '9')
+		return -EINVAL;
+	errno = 0;
+	unsigned long long u = strtoull(v->valuestring, &end, 10);
+	if (errno != 0 || *end != '\0' || (offset && u > KV_LOCK_EOF))
+		return -EINVAL;
+	*out = u;
+	return 0;
+}
+
+/* A session or lock line (version 3) into the map's lock table: 0,
+ * -EINVAL (damaged) or -ENOMEM. */
+static int load_lock_line(const cJSON *o, bool sess, struct map *m)
+{
+	const cJSON *it;
+	size_t nf = 0;
+	uint64_t a, b, c, d;
+
+	cJSON_ArrayForEach(it, o) nf++;
+	if (sess) {
+		struct lock_sess s;
+		if (nf != 3 || get_num(o, "sess", KV_JSON_INT_MAX, &s.sid) ||
+		    get_num(o, "node", KV_JSON_INT_MAX, &s.node) ||
+		    get_num(o, "rev", KV_JSON_INT_MAX, &s.rev))
+			return -EINVAL;
+		return locks_load_session(map_locks(m), &s);
+	}
+	const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "lock");
+	struct lock_ent e = {0};
+	if (nf != 8 || !cJSON_IsString(k) ||
+	    get_num(o, "sid", KV_JSON_INT_MAX, &e.sid) ||
+	    get_dec(o, "own", false, &e.owner) ||
+	    get_num(o, "pid", (double)UINT32_MAX, &a) ||
+	    get_num(o, "lt", KV_LOCK_WR, &b) ||
+	    get_num(o, "lkind", KV_LOCK_POSIX, &c) ||
+	    get_dec(o, "ls", true, &e.start) || get_dec(o, "le", true, &d))
+		return -EINVAL;
+	e.key = k->valuestring;
+	e.klen = strlen(k->valuestring);
+	e.pid = (uint32_t)a;
+	e.type = (enum kv_lock_type)b;
+	e.kind = (enum kv_lock_kind)c;
+	e.end = d;
+	return locks_load_lock(map_locks(m), &e);
+}
+
 static int load_trailer(const struct loader *l, const cJSON *t, size_t off,
 			uint64_t count, uint64_t seen, uint32_t crc)
 {
@@ -538,6 +626,13 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 					      "data after the trailer");
 			cJSON_Delete(o);
 			return err;
+		} else if (l->version >= 3 &&
+			   (cJSON_GetObjectItemCaseSensitive(o, "sess") ||
+			    cJSON_GetObjectItemCaseSensitive(o, "lock"))) {
+			err = load_lock_line(
+			    o, cJSON_GetObjectItemCaseSensitive(o, "sess"), m);
+			if (err == -EINVAL)
+				err = damaged(l, off, "bad session or lock");
 		} else {
 			const char *why;
 			struct kv_rec *rec =

@@ -15,13 +15,16 @@ struct db_meta {
 	char *conf;	/* raft configuration JSON or NULL (owned by caller) */
 };
 
-/* Write recs (key order) as the snapshot at meta. 0 or -errno (-ENOSPC:
- * the old snapshot stays in place). */
+/* Write recs (key order) and the lock table locks (may be NULL: none) as
+ * the snapshot at meta. 0 or -errno (-ENOSPC: the old snapshot stays in
+ * place). */
+struct locks;
 int db_write(const char *dir, const struct db_meta *meta,
-	     struct kv_rec *const *recs, size_t n);
-/* Load the snapshot in dir into m (empty). No file: meta->index = 0 and 0
- * returned. Damage: KV_ECORRUPT with *errmsg naming file and offset;
- * unknown version: KV_EVERSION. meta->conf is malloc'd (or NULL). */
+	     struct kv_rec *const *recs, size_t n, const struct locks *locks);
+/* Load the snapshot in dir into m (empty), its lock table included. No file:
+ * meta->index = 0 and 0 returned. Damage: KV_ECORRUPT with *errmsg naming file
+ * and offset; unknown version: KV_EVERSION. meta->conf is malloc'd (or NULL).
+ */
 int db_load(const char *dir, struct map *m, struct db_meta *meta,
 	    char **errmsg);
 /* The same for the file at path (a snapshot received from a leader). */

@@ -36,6 +36,7 @@
 #include <bsd/sys/tree.h>
 
 #include "dircount.h"
+#include "locks.h"
 #include "map_impl.h"
 
 struct map_node {
@@ -73,6 +74,8 @@ struct map {
 	 * shows one link, which find(1) reads as "unknown". */
 	uint32_t root_subdirs;
 	struct dircounts dirs;
+	/* The lock table (locks.c): part of the state and of its hash. */
+	struct locks locks;
 };
 
 /* Buckets of a new map's index; it doubles when the nodes outnumber the
@@ -141,6 +144,7 @@ void map_free(struct map *m)
 	free(m->index);
 	kv_rec_unref(m->root);
 	dircounts_free(&m->dirs);
+	locks_clear(&m->locks);
 	free(m);
 }
 
@@ -156,7 +160,17 @@ uint64_t map_bytes(const struct map *m)
 
 uint64_t map_state_hash(const struct map *m)
 {
-	return m->hash;
+	return m->hash + locks_hash(&m->locks);
+}
+
+struct locks *map_locks(struct map *m)
+{
+	return &m->locks;
+}
+
+const struct locks *map_locks_c(const struct map *m)
+{
+	return &m->locks;
 }
 
 static struct map_node **bucket_of(const struct map *m, uint64_t kh)

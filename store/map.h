@@ -25,6 +25,12 @@ uint64_t map_bytes(const struct map *m); /* sum of value sizes */
  * by every change in O(1) beyond hashing the changed records; 0 for an
  * empty map. For spotting divergence between nodes, not cryptographic. */
 uint64_t map_state_hash(const struct map *m);
+/* The lock table (locks.h) is part of the map's state: applied by
+ * map_apply, hashed by map_state_hash (its term is computed on each call:
+ * the table is small), written to and loaded from the db. */
+struct locks;
+struct locks *map_locks(struct map *m);
+const struct locks *map_locks_c(const struct map *m);
 
 /* Borrowed record for key, or NULL. */
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen);

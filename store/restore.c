@@ -81,7 +81,8 @@ int store_restore(const char *dir, const char *path, uint64_t *index,
 	ret = map_collect(m, &recs, &n);
 	if (ret == 0) {
 		struct db_meta fresh = {.index = meta.index, .term = 1};
-		ret = db_write(dir, &fresh, recs, n);
+		ret = db_write(dir, &fresh, recs, n,
+			       NULL); /* a new cluster: no sessions */
 		map_collect_free(recs, n);
 	}
 	if (ret == 0)

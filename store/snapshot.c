@@ -302,7 +302,7 @@ static int write_job(struct store *st)
 	ret = map_collect(sn->replica, &recs, &n);
 	if (ret != 0)
 		return ret;
-	ret = db_write(st->dir, &sn->meta, recs, n);
+	ret = db_write(st->dir, &sn->meta, recs, n, map_locks_c(sn->replica));
 	map_collect_free(recs, n);
 	return ret;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hardstate.h"
+#include "locks.h"
 #include "store_int.h"
 
 /* ---- the queue ---- */
@@ -50,6 +51,8 @@ static void do_status(struct store *st, struct store_status *s)
 	s->keys = map_count(st->map);
 	s->bytes = map_bytes(st->map);
 	s->state_hash = map_state_hash(st->map);
+	s->lock_sessions = map_locks_c(st->map)->ns;
+	s->locks = map_locks_c(st->map)->n;
 	pthread_rwlock_unlock(&st->map_lock);
 	pthread_mutex_lock(&st->log_mu);
 	s->first_index = log_first_index(st->log);

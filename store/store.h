@@ -149,6 +149,34 @@ int store_list(struct store *st, const char *dir, size_t dlen,
 int store_list_all(struct store *st, const char *dir, size_t dlen,
 		   const char *after, size_t limit, struct kv_list *out);
 
+/* ---- The lock table (docs/mount.md): reads like store_get ---- */
+
+/* A granted lock as store_lock_test shows it. */
+struct store_lock {
+	uint64_t sid, owner;
+	uint64_t start, end; /* inclusive; end KV_LOCK_EOF: to the end */
+	uint32_t pid;
+	enum kv_lock_type type;
+};
+/* 1 if a lock of another owner than (sid, owner) on key, in the lock
+ * space of kind, conflicts with type over [start, end] (the first such
+ * in *conflict, which may be NULL), else 0. Any thread, as store_get. */
+int store_lock_test(struct store *st, const char *key, size_t klen,
+		    enum kv_lock_kind kind, uint64_t sid, uint64_t owner,
+		    enum kv_lock_type type, uint64_t start, uint64_t end,
+		    struct store_lock *conflict);
+/* How many locks (sid, owner) holds on key in kind; owner UINT64_MAX:
+ * any owner of sid; key NULL: on any key, of either kind. Any thread. */
+size_t store_locks_held(struct store *st, const char *key, size_t klen,
+			enum kv_lock_kind kind, uint64_t sid, uint64_t owner);
+/* The live sessions: sid (the index of its sess_open), the node that
+ * opened it, rev (the index of its last command). *out malloc'd (NULL
+ * when none), the caller frees. 0 or -ENOMEM. Any thread. */
+struct store_session {
+	uint64_t sid, node, rev;
+};
+int store_sessions(struct store *st, struct store_session **out, size_t *n);
+
 /* ---- Requests to the owner thread: they wait for its answer ---- */
 
 struct store_status {
@@ -167,6 +195,7 @@ struct store_status {
 	int write_error;
 	uint64_t write_error_since_ms;
 	uint64_t state_hash; /* map_state_hash: equal maps, equal hashes */
+	uint64_t lock_sessions, locks; /* the lock table's sizes */
 };
 /* Fill *out. 0 or KV_ESHUTDOWN. Any thread but the store's own (not from
  * a callback). */

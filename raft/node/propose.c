@@ -26,7 +26,7 @@ int propose_check(const struct kv_cmd *cmd)
 {
 	int ret;
 	/* an add's key is a directory, the root ("") too */
-	if (cmd->op != KV_OP_NOOP && !(cmd->op == KV_OP_ADD && !cmd->klen)) {
+	if (kv_op_has_key(cmd->op) && !(cmd->op == KV_OP_ADD && !cmd->klen)) {
 		ret = kv_key_check(cmd->key, cmd->klen);
 		if (ret != 0)
 			return ret;

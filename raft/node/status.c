@@ -300,6 +300,8 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON_AddNumberToObject(j, "keys", (double)s.keys);
 	cJSON_AddNumberToObject(j, "bytes", (double)s.bytes);
 	cJSON_AddNumberToObject(j, "log_bytes", (double)s.log_bytes);
+	cJSON_AddNumberToObject(j, "lock_sessions", (double)s.lock_sessions);
+	cJSON_AddNumberToObject(j, "locks", (double)s.locks);
 	char hash[17];
 	snprintf(hash, sizeof(hash), "%016llx",
 		 (unsigned long long)s.state_hash);

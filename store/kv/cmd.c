@@ -6,6 +6,10 @@
  * required fields, wrong types and out-of-range numbers are -EINVAL, an
  * unknown version is KV_EVERSION. Version 1 lines (no owners, ctime, atime,
  * kinds or extended attributes) still decode, meaning what they meant.
+ * Version 3 added the lock table's ops (lock, sess_open, sess_renew,
+ * sess_end), their fields and a put's if_sid; a command is written with
+ * the lowest version that has its op and fields, so only those carry
+ * "v":3.
  * Values are JSON strings when they are valid UTF-8 without NUL ("val")
  * and base64 otherwise ("val64"). Times are decimal strings because JSON
  * numbers are doubles (exact only to 2^53) and nanoseconds since 1970 are
@@ -23,18 +27,39 @@
 #include "kv.h"
 
 static const char *const op_names[] = {
-    [KV_OP_NOOP] = "noop",	 [KV_OP_PUT] = "put",
-    [KV_OP_DEL] = "del",	 [KV_OP_MKDIR] = "mkdir",
-    [KV_OP_RMDIR] = "rmdir",	 [KV_OP_RENAME] = "rename",
-    [KV_OP_SETATTR] = "setattr", [KV_OP_SETXATTR] = "setxattr",
-    [KV_OP_RMXATTR] = "rmxattr", [KV_OP_ADD] = "add",
+    [KV_OP_NOOP] = "noop",
+    [KV_OP_PUT] = "put",
+    [KV_OP_DEL] = "del",
+    [KV_OP_MKDIR] = "mkdir",
+    [KV_OP_RMDIR] = "rmdir",
+    [KV_OP_RENAME] = "rename",
+    [KV_OP_SETATTR] = "setattr",
+    [KV_OP_SETXATTR] = "setxattr",
+    [KV_OP_RMXATTR] = "rmxattr",
+    [KV_OP_ADD] = "add",
+    [KV_OP_LOCK] = "lock",
+    [KV_OP_SESS_OPEN] = "sess_open",
+    [KV_OP_SESS_RENEW] = "sess_renew",
+    [KV_OP_SESS_END] = "sess_end",
 };
 #define N_OPS	 (sizeof(op_names) / sizeof(op_names[0]))
 #define N_V1_OPS (KV_OP_SETATTR + 1)
 #define N_V2_OPS (KV_OP_RMXATTR + 1)
-/* The version a command is written as: the lowest that has its op, so
- * that a node of an older version still reads what it can. */
-#define OP_VERSION(op) ((op) >= N_V2_OPS ? 3u : 2u)
+
+/* The version cmd is written with: the lowest that has its op and
+ * fields, so that a node of an older version still reads what it can. */
+static unsigned cmd_version(const struct kv_cmd *cmd)
+{
+	if (cmd->op == KV_OP_RMDIR && cmd->flags != 0)
+		return 3; /* recursive */
+	return (unsigned)cmd->op < N_V2_OPS && cmd->if_sid == 0 ? 2 : 3;
+}
+
+bool kv_op_has_key(enum kv_op op)
+{
+	return op != KV_OP_NOOP && op != KV_OP_SESS_OPEN &&
+	       op != KV_OP_SESS_RENEW && op != KV_OP_SESS_END;
+}
 
 enum field {
 	F_V,
@@ -57,21 +82,37 @@ enum field {
 	F_XN,
 	/* version 3 */
 	F_ADD,
+	F_SID,
+	F_NODE,
+	F_OWN,
+	F_PID,
+	F_LT,
+	F_LKIND,
+	F_LS,
+	F_LE,
+	F_IF_SID,
 	N_FIELDS
 };
 static const char *const field_names[N_FIELDS] = {
-    "v",      "op",	   "k", "k2", "val", "val64", "mt", "mode", "flags",
-    "if_rev", "if_absent", "t", "at", "uid", "gid",   "x",  "xn",   "add",
+    "v",      "op",	   "k",	  "k2",	 "val", "val64", "mt", "mode", "flags",
+    "if_rev", "if_absent", "t",	  "at",	 "uid", "gid",	 "x",  "xn",   "add",
+    "sid",    "node",	   "own", "pid", "lt",	"lkind", "ls", "le",   "if_sid",
 };
 #define B(f)	  (1u << (f))
 #define V2_FIELDS (B(F_T) | B(F_AT) | B(F_UID) | B(F_GID) | B(F_X) | B(F_XN))
 #define OWNER	  (B(F_UID) | B(F_GID))
+#define V3_FIELDS                                                              \
+	(B(F_ADD) | B(F_SID) | B(F_NODE) | B(F_OWN) | B(F_PID) | B(F_LT) |     \
+	 B(F_LKIND) | B(F_LS) | B(F_LE) | B(F_IF_SID))
+#define LOCK_FIELDS                                                            \
+	(B(F_K) | B(F_SID) | B(F_OWN) | B(F_LT) | B(F_LKIND) | B(F_LS) |       \
+	 B(F_LE))
 /* Which fields an op may carry (allowed) and must carry (required). */
 static const unsigned op_allowed[N_OPS] = {
     [KV_OP_NOOP] = 0,
     [KV_OP_PUT] = B(F_K) | B(F_VAL) | B(F_VAL64) | B(F_MT) | B(F_MODE) |
 		  B(F_IF_REV) | B(F_IF_ABSENT) | B(F_T) | B(F_AT) | OWNER |
-		  B(F_X),
+		  B(F_X) | B(F_IF_SID),
     [KV_OP_DEL] = B(F_K) | B(F_IF_REV) | B(F_T),
     [KV_OP_MKDIR] = B(F_K) | B(F_MT) | B(F_MODE) | B(F_T) | B(F_AT) | OWNER,
     [KV_OP_RMDIR] = B(F_K) | B(F_FLAGS) | B(F_T),
@@ -81,6 +122,10 @@ static const unsigned op_allowed[N_OPS] = {
 	B(F_K) | B(F_XN) | B(F_VAL) | B(F_VAL64) | B(F_FLAGS) | B(F_T),
     [KV_OP_RMXATTR] = B(F_K) | B(F_XN) | B(F_T),
     [KV_OP_ADD] = B(F_K) | B(F_ADD) | B(F_T),
+    [KV_OP_LOCK] = LOCK_FIELDS | B(F_PID),
+    [KV_OP_SESS_OPEN] = B(F_NODE),
+    [KV_OP_SESS_RENEW] = B(F_SID),
+    [KV_OP_SESS_END] = B(F_SID) | B(F_IF_REV),
 };
 static const unsigned op_required[N_OPS] = {
     [KV_OP_NOOP] = 0,
@@ -93,6 +138,10 @@ static const unsigned op_required[N_OPS] = {
     [KV_OP_SETXATTR] = B(F_K) | B(F_XN),
     [KV_OP_RMXATTR] = B(F_K) | B(F_XN),
     [KV_OP_ADD] = B(F_K) | B(F_ADD),
+    [KV_OP_LOCK] = LOCK_FIELDS,
+    [KV_OP_SESS_OPEN] = B(F_NODE),
+    [KV_OP_SESS_RENEW] = B(F_SID),
+    [KV_OP_SESS_END] = B(F_SID),
 };
 
 /* Bytes as "name":"text" when they are UTF-8 without NUL, else as
@@ -160,6 +209,22 @@ static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
 	case KV_OP_NOOP:
 	case KV_OP_DEL:
 		break;
+	case KV_OP_LOCK:
+		kv_buf_printf(b,
+			      ",\"sid\":%" PRIu64 ",\"own\":\"%" PRIu64
+			      "\",\"pid\":%" PRIu32 ",\"lt\":%d,\"lkind\":%d",
+			      cmd->sid, cmd->lock_owner, cmd->lock_pid,
+			      (int)cmd->lock_type, (int)cmd->lock_kind);
+		put_time(b, "ls", (int64_t)cmd->lock_start);
+		put_time(b, "le", (int64_t)cmd->lock_end);
+		break;
+	case KV_OP_SESS_OPEN:
+		kv_buf_printf(b, ",\"node\":%" PRIu64, cmd->node);
+		break;
+	case KV_OP_SESS_RENEW:
+	case KV_OP_SESS_END:
+		kv_buf_printf(b, ",\"sid\":%" PRIu64, cmd->sid);
+		break;
 	case KV_OP_PUT:
 		put_bytes(b, "val", cmd->val, cmd->vlen);
 		put_time(b, "mt", cmd->mtime_ns);
@@ -171,6 +236,8 @@ static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
 			kv_buf_puts(b, ",\"if_absent\":true");
 		if (cmd->set_xattrs)
 			put_xattrs(b, cmd);
+		if (cmd->if_sid != 0)
+			kv_buf_printf(b, ",\"if_sid\":%" PRIu64, cmd->if_sid);
 		break;
 	case KV_OP_MKDIR:
 		put_time(b, "mt", cmd->mtime_ns);
@@ -225,11 +292,11 @@ int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
 		return -EINVAL;
 	kv_buf_init(&b);
 	kv_buf_puts(&b, "{\"v\":");
-	kv_buf_u64(&b, OP_VERSION(op));
+	kv_buf_u64(&b, cmd_version(cmd));
 	kv_buf_puts(&b, ",\"op\":\"");
 	kv_buf_puts(&b, op_names[op]);
 	kv_buf_puts(&b, "\"");
-	if (cmd->op != KV_OP_NOOP) {
+	if (kv_op_has_key(cmd->op)) {
 		kv_buf_puts(&b, ",\"k\":");
 		kv_buf_json_str(&b, cmd->key, cmd->klen);
 	}
@@ -292,6 +359,39 @@ static int get_time(struct jr *r, int64_t *out)
 	if (jr_kind(r) != '"' || jr_str(r, buf, sizeof(buf)) != strlen(buf))
 		return -EINVAL; /* too long or a NUL inside */
 	return kv_i64_parse(buf, out);
+}
+
+/* A u64 written as a decimal string (it may be past 2^53). */
+static int get_u64_str(struct jr *r, uint64_t *out)
+{
+	char buf[32];
+	uint64_t v = 0;
+	size_t n;
+
+	if (jr_kind(r) != '"' ||
+	    (n = jr_str(r, buf, sizeof(buf))) != strlen(buf) || n == 0 ||
+	    n > 20 || (n > 1 && buf[0] == '0'))
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(buf[i] - '0');
+		if (d > 9 || v > (UINT64_MAX - d) / 10)
+			return -EINVAL;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A lock offset: a time-like decimal string, 0 .. KV_LOCK_EOF. */
+static int get_offset(struct jr *r, uint64_t *out)
+{
+	int64_t v;
+	int err = get_time(r, &v);
+
+	if (err == 0 && v < 0)
+		err = -EINVAL;
+	*out = (uint64_t)v;
+	return err;
 }
 
 /* A mode as the op and version allow: permission bits, and for a put in
@@ -536,6 +636,35 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 		return get_xattrs(r, cmd);
 	case F_ADD:
 		return get_adds(r, cmd);
+	case F_SID:
+		err = get_uint(r, KV_JSON_INT_MAX, &cmd->sid);
+		return err == 0 && cmd->sid == 0 ? -EINVAL : err;
+	case F_NODE:
+		err = get_uint(r, KV_JSON_INT_MAX, &cmd->node);
+		return err == 0 && cmd->node == 0 ? -EINVAL : err;
+	case F_IF_SID:
+		err = get_uint(r, KV_JSON_INT_MAX, &cmd->if_sid);
+		return err == 0 && cmd->if_sid == 0 ? -EINVAL : err;
+	case F_OWN:
+		return get_u64_str(r, &cmd->lock_owner);
+	case F_PID:
+		err = get_uint(r, (double)UINT32_MAX, &u);
+		cmd->lock_pid = (uint32_t)u;
+		return err;
+	case F_LT:
+		err = get_uint(r, KV_LOCK_WR, &u);
+		cmd->lock_type = (enum kv_lock_type)u;
+		return err;
+	case F_LKIND:
+		err = get_uint(r, KV_LOCK_POSIX, &u);
+		if (err == 0 && u < KV_LOCK_FLOCK)
+			err = -EINVAL;
+		cmd->lock_kind = (enum kv_lock_kind)u;
+		return err;
+	case F_LS:
+		return get_offset(r, &cmd->lock_start);
+	case F_LE:
+		return get_offset(r, &cmd->lock_end);
 	case N_FIELDS:
 		break;
 	}
@@ -596,6 +725,8 @@ static bool fields_agree(const struct kv_cmd *cmd, unsigned seen)
 		return false;
 	if (cmd->op == KV_OP_PUT && cmd->if_absent && cmd->if_rev != 0)
 		return false;
+	if (cmd->op == KV_OP_LOCK && cmd->lock_start > cmd->lock_end)
+		return false;
 	return true;
 }
 
@@ -639,7 +770,7 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 			goto out_clear;
 		if (ver < 2 && (B(f) & V2_FIELDS))
 			goto out_clear;
-		if (ver < 3 && f == F_ADD)
+		if (ver < 3 && (B(f) & V3_FIELDS))
 			goto out_clear;
 		err = decode_field((enum field)f, opi, ver, &r, cmd);
 		if (err != 0)

@@ -20,10 +20,11 @@
 
 /* Every file and every message carries a format version; this is ours.
  * The command JSON has its own, KV_CMD_VERSION (version 2 added owners,
- * ctime and atime, file kinds and extended attributes; version 1 commands
- * still decode, with the defaults docs/map-and-db.md lists; version 3 added
- * the op "add", and only an add is written as version 3, so a node of
- * version 2 still reads every other command). */
+ * ctime and atime, file kinds and extended attributes; version 3 the op
+ * "add" and the lock table's ops and fields; a command is encoded with the
+ * lowest version that has its op, so nodes of version 2 still read every
+ * other command; version 1 commands still decode, with the defaults
+ * docs/map-and-db.md lists). */
 #define KV_FORMAT_VERSION 1
 #define KV_CMD_VERSION	  3
 
@@ -142,6 +143,11 @@ enum kv_op {
 	KV_OP_SETXATTR, /* key, xname, val; flags */
 	KV_OP_RMXATTR,	/* key, xname */
 	KV_OP_ADD,	/* key (a directory), adds: counters below it */
+	/* version 3: the lock table (store/locks.c, docs/mount.md) */
+	KV_OP_LOCK,	  /* key, sid, lock_owner, lock_*: set or clear */
+	KV_OP_SESS_OPEN,  /* node: a new session, its id the entry's index */
+	KV_OP_SESS_RENEW, /* sid: the session is alive */
+	KV_OP_SESS_END,	  /* sid; if_rev: the session and its locks go */
 };
 
 /* One counter of an add: the key KEY/name holds a decimal count (absent:
@@ -153,6 +159,14 @@ struct kv_add {
 	uint64_t n; /* 1 .. 2^53 (a JSON number stays exact) */
 };
 #define KV_MAX_ADDS 100000
+
+/* Lock types and kinds (struct kv_cmd lock_type, lock_kind). A flock
+ * lock covers the whole file; a POSIX lock [lock_start, lock_end], both
+ * inclusive, KV_LOCK_EOF meaning "to the end, however far". flock and
+ * POSIX locks never conflict with each other (as on Linux). */
+enum kv_lock_type { KV_LOCK_UN = 0, KV_LOCK_RD = 1, KV_LOCK_WR = 2 };
+enum kv_lock_kind { KV_LOCK_FLOCK = 1, KV_LOCK_POSIX = 2 };
+#define KV_LOCK_EOF ((uint64_t)INT64_MAX)
 
 #define KV_RENAME_NOREPLACE 1u
 #define KV_RENAME_EXCHANGE  2u
@@ -201,7 +215,25 @@ struct kv_cmd {
 	bool set_uid;
 	bool set_gid;
 	bool set_xattrs;
+	/* lock, sess_*: the session (sid), the node that opens one, and a
+	 * lock's owner (the kernel's lock owner on that node), the pid that
+	 * asked (shown by F_GETLK on that node), type, kind and range. */
+	uint64_t sid;
+	uint64_t node;
+	uint64_t lock_owner;
+	uint32_t lock_pid;
+	enum kv_lock_type lock_type;
+	enum kv_lock_kind lock_kind;
+	uint64_t lock_start, lock_end;
+	/* put (version 3): only while lock session if_sid lives, else
+	 * -ENOLCK: a commit made under a lock is fenced by its session, so
+	 * one that reaches the log after the session's end (a delayed
+	 * message) cannot overwrite what the next holder wrote. */
+	uint64_t if_sid;
 };
+
+/* True if op names a key (every op but noop and the sess_* ops). */
+bool kv_op_has_key(enum kv_op op);
 
 /* Encode cmd as one line of JSON (no newline in it). *out is malloc'd,
  * caller frees. Values that are valid UTF-8 without NUL are JSON strings,
@@ -216,7 +248,8 @@ void kv_cmd_clear(struct kv_cmd *cmd);
 /* The outcome of applying one command. */
 struct kv_result {
 	int err;	/* 0, -ENOENT, -EEXIST, -ENOTEMPTY, -ENOTDIR, -EISDIR,
-			   KV_EPRECOND, ... */
+			   KV_EPRECOND, ...; lock: -EAGAIN (a conflicting
+			   lock is held), -ENOENT (no such session) */
 	uint64_t rev;	/* index of the entry that carried the command */
 	uint64_t count; /* an add of one counter: the count it left */
 };

@@ -94,7 +94,7 @@ static int write_map(struct fixture *f, const char *conf)
 	int err;
 
 	assert_int_equal(map_collect(f->m, &recs, &n), 0);
-	err = db_write(f->dir, &meta, recs, n);
+	err = db_write(f->dir, &meta, recs, n, NULL);
 	map_collect_free(recs, n);
 	return err;
 }
@@ -555,13 +555,13 @@ static void test_unknown_version_is_a_version_error(void **state)
 	put(f, "k", "v", 1);
 	assert_int_equal(write_map(f, NULL), 0);
 	buf = slurp(f->path, &n);
-	v = strstr(buf, "\"version\":2");
+	v = strstr(buf, "\"version\":3");
 	assert_non_null(v);
-	v[10] = '3';
+	v[10] = '4';
 	spit(f->path, buf, n);
 	assert_int_equal(load(f, &m, &meta, &msg), KV_EVERSION);
 	assert_non_null(msg);
-	assert_non_null(strstr(msg, "version 3"));
+	assert_non_null(strstr(msg, "version 4"));
 	free(msg);
 	map_free(m);
 	free(buf);

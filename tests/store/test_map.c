@@ -1160,7 +1160,7 @@ static void test_state_hash_is_the_same_however_the_map_was_built(void **state)
 
 	/* Written to a db and loaded back: new copies of every record. */
 	assert_non_null(mkdtemp(dir));
-	assert_int_equal(db_write(dir, &meta, recs, n), 0);
+	assert_int_equal(db_write(dir, &meta, recs, n, NULL), 0);
 	loaded = map_new();
 	assert_non_null(loaded);
 	memset(&meta, 0, sizeof(meta));

@@ -60,6 +60,15 @@ static void assert_cmd_equal(const struct kv_cmd *a, const struct kv_cmd *b)
 		assert_int_equal(a->uid, b->uid);
 	if (a->set_gid)
 		assert_int_equal(a->gid, b->gid);
+	assert_int_equal(a->sid, b->sid);
+	assert_int_equal(a->node, b->node);
+	assert_int_equal(a->lock_owner, b->lock_owner);
+	assert_int_equal(a->lock_pid, b->lock_pid);
+	assert_int_equal(a->lock_type, b->lock_type);
+	assert_int_equal(a->lock_kind, b->lock_kind);
+	assert_int_equal(a->lock_start, b->lock_start);
+	assert_int_equal(a->lock_end, b->lock_end);
+	assert_int_equal(a->if_sid, b->if_sid);
 }
 
 /* Encode, check it is one line, decode, compare. */
@@ -414,6 +423,109 @@ static void test_other_versions_are_refused_as_version_errors(void **state)
 	assert_int_equal(decode("{\"v\":2,\"op\":\"noop\"}"), 0);
 }
 
+static void test_lock_table_commands_round_trip_as_version_3(void **state)
+{
+	struct kv_cmd c = cmd(KV_OP_LOCK, "dir/f");
+	char *line;
+	size_t len;
+
+	(void)state;
+	c.sid = 9007199254740992ull; /* 2^53, the largest JSON integer */
+	c.lock_owner = UINT64_MAX;   /* owners are any 64 bits: a string */
+	c.lock_pid = UINT32_MAX;
+	c.lock_type = KV_LOCK_WR;
+	c.lock_kind = KV_LOCK_POSIX;
+	c.lock_start = 12;
+	c.lock_end = KV_LOCK_EOF;
+	round_trip(&c);
+	c.lock_type = KV_LOCK_UN;
+	c.lock_kind = KV_LOCK_FLOCK;
+	c.lock_start = c.lock_end = 0;
+	round_trip(&c);
+	assert_int_equal(kv_cmd_encode(&c, &line, &len), 0);
+	assert_non_null(strstr(line, "{\"v\":3,\"op\":\"lock\""));
+	free(line);
+	round_trip(&(struct kv_cmd){.op = KV_OP_SESS_OPEN, .node = 3});
+	round_trip(&(struct kv_cmd){.op = KV_OP_SESS_RENEW, .sid = 17});
+	round_trip(&(struct kv_cmd){.op = KV_OP_SESS_END, .sid = 17});
+	round_trip(
+	    &(struct kv_cmd){.op = KV_OP_SESS_END, .sid = 17, .if_rev = 40});
+	/* a session op names no key */
+	assert_int_equal(
+	    kv_cmd_encode(&(struct kv_cmd){.op = KV_OP_SESS_RENEW, .sid = 17},
+			  &line, &len),
+	    0);
+	assert_string_equal(line, "{\"v\":3,\"op\":\"sess_renew\",\"sid\":17}");
+	free(line);
+	/* a put fenced by a lock session is version 3; without, 2 */
+	struct kv_cmd put = cmd(KV_OP_PUT, "f");
+	put.val = (unsigned char *)"v";
+	put.vlen = 1;
+	put.mtime_ns = 7;
+	put.if_sid = 41;
+	round_trip(&put);
+	assert_int_equal(kv_cmd_encode(&put, &line, &len), 0);
+	assert_non_null(strstr(line, "{\"v\":3,\"op\":\"put\""));
+	assert_non_null(strstr(line, "\"if_sid\":41"));
+	free(line);
+	/* the older ops are still written as version 2 */
+	struct kv_cmd del = cmd(KV_OP_DEL, "k");
+	assert_int_equal(kv_cmd_encode(&del, &line, &len), 0);
+	assert_non_null(strstr(line, "{\"v\":2,"));
+	free(line);
+}
+
+static void test_malformed_lock_table_commands_are_rejected(void **state)
+{
+	static const char *const bad[] = {
+	    /* version 2 has neither the ops nor the fields */
+	    "{\"v\":2,\"op\":\"sess_renew\",\"sid\":1}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"sid\":1}",
+	    /* missing fields */
+	    "{\"v\":3,\"op\":\"sess_renew\"}",
+	    "{\"v\":3,\"op\":\"sess_open\"}",
+	    "{\"v\":3,\"op\":\"lock\",\"k\":\"a\",\"sid\":1,\"own\":\"1\","
+	    "\"lt\":1,\"lkind\":1,\"ls\":\"0\"}",
+	    /* out of range: type, kind, a range backwards, a negative
+	     * offset, an owner past 64 bits, sid 0 */
+	    "{\"v\":3,\"op\":\"lock\",\"k\":\"a\",\"sid\":1,\"own\":\"1\","
+	    "\"lt\":3,\"lkind\":1,\"ls\":\"0\",\"le\":\"0\"}",
+	    "{\"v\":3,\"op\":\"lock\",\"k\":\"a\",\"sid\":1,\"own\":\"1\","
+	    "\"lt\":1,\"lkind\":0,\"ls\":\"0\",\"le\":\"0\"}",
+	    "{\"v\":3,\"op\":\"lock\",\"k\":\"a\",\"sid\":1,\"own\":\"1\","
+	    "\"lt\":1,\"lkind\":2,\"ls\":\"5\",\"le\":\"4\"}",
+	    "{\"v\":3,\"op\":\"lock\",\"k\":\"a\",\"sid\":1,\"own\":\"1\","
+	    "\"lt\":1,\"lkind\":2,\"ls\":\"-1\",\"le\":\"4\"}",
+	    "{\"v\":3,\"op\":\"lock\",\"k\":\"a\",\"sid\":1,"
+	    "\"own\":\"18446744073709551616\",\"lt\":1,\"lkind\":2,\"ls\":"
+	    "\"0\","
+	    "\"le\":\"4\"}",
+	    "{\"v\":3,\"op\":\"sess_renew\",\"sid\":0}",
+	    /* fields an op does not take */
+	    "{\"v\":3,\"op\":\"sess_renew\",\"sid\":1,\"k\":\"a\"}",
+	    "{\"v\":3,\"op\":\"sess_open\",\"node\":1,\"sid\":1}",
+	    "{\"v\":3,\"op\":\"del\",\"k\":\"a\",\"if_sid\":1}",
+	    "{\"v\":2,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"if_sid\":1}",
+	    "{\"v\":3,\"op\":\"put\",\"k\":\"a\",\"val\":\"\",\"mt\":\"1\","
+	    "\"if_sid\":0}",
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int err = decode(bad[i]);
+		if (err != -EINVAL)
+			fail_msg("accepted or wrong error %d: %s", err, bad[i]);
+	}
+	assert_int_equal(
+	    decode("{\"v\":3,\"op\":\"lock\",\"k\":\"a\",\"sid\":1,"
+		   "\"own\":\"18446744073709551615\",\"lt\":0,"
+		   "\"lkind\":2,\"ls\":\"0\",\"le\":"
+		   "\"9223372036854775807\"}"),
+	    0);
+}
+
 static void test_decode_reads_exactly_the_given_length(void **state)
 {
 	const char *j = "{\"v\":1,\"op\":\"noop\"}GARBAGE";
@@ -503,6 +615,8 @@ int main(void)
 	    cmocka_unit_test(test_other_versions_are_refused_as_version_errors),
 	    cmocka_unit_test(test_decode_reads_exactly_the_given_length),
 	    cmocka_unit_test(test_add_round_trips_as_version_3),
+	    cmocka_unit_test(test_lock_table_commands_round_trip_as_version_3),
+	    cmocka_unit_test(test_malformed_lock_table_commands_are_rejected),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
