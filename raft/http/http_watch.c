@@ -283,11 +283,23 @@ static void progress_line(struct watch *w)
  * (the error line is in out then). */
 static bool fill(struct watch *w)
 {
-	struct store_event ev[WATCH_BATCH];
-	size_t n;
+	struct store_event stack[WATCH_BATCH], *ev = stack;
+	size_t n, cap = WATCH_BATCH;
 	uint64_t next, oldest;
-	int ret = store_watch_read(w->st, w->next_rev, w->prefix, w->plen, ev,
-				   WATCH_BATCH, &n, &next, &oldest);
+	int ret;
+	/* one revision (an add of many counters) may need more room */
+	while ((ret = store_watch_read(w->st, w->next_rev, w->prefix, w->plen,
+				       ev, cap, &n, &next, &oldest)) ==
+	       -ENOBUFS) {
+		if (ev != stack)
+			free(ev);
+		cap *= 2;
+		ev = malloc(cap * sizeof(*ev));
+		if (!ev) {
+			w->out.err = -ENOMEM; /* the stream ends in error */
+			return false;
+		}
+	}
 	if (ret == KV_EGONE) {
 		kv_buf_printf(&w->out,
 			      "{\"error\":\"the changes from revision %" PRIu64
@@ -295,11 +307,15 @@ static bool fill(struct watch *w)
 			      "they were sent\",\"code\":\"compacted\","
 			      "\"oldest\":%" PRIu64 "}\n",
 			      w->next_rev, oldest);
+		if (ev != stack)
+			free(ev);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++)
 		event_line(w, &ev[i]);
 	store_events_free(ev, n);
+	if (ev != stack)
+		free(ev);
 	if (n)
 		w->sent = true;
 	w->next_rev = next;
