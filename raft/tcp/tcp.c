@@ -356,6 +356,22 @@ static void conn_close(struct tcp_server *s, size_t i)
 	conn_free(c);
 }
 
+/* Drop the request of n bytes c has served; a large request's buffer
+ * goes with it, so an idle connection holds no more than a chunk. */
+static void in_consume(struct conn *c, size_t n)
+{
+	memmove(c->in, c->in + n, c->in_len - n);
+	c->in_len -= n;
+	release(c);
+	if (c->in_cap > 2 * IN_CHUNK && c->in_len <= IN_CHUNK) {
+		unsigned char *p = realloc(c->in, IN_CHUNK);
+		if (p) {
+			c->in = p;
+			c->in_cap = IN_CHUNK;
+		}
+	}
+}
+
 /* Parse and serve what c holds, as long as it is not waiting. */
 static void process(struct tcp_server *s, struct conn *c, uint64_t now)
 {
@@ -410,9 +426,7 @@ static void process(struct tcp_server *s, struct conn *c, uint64_t now)
 		serve(c, now);
 		if (c->busy)
 			return; /* the frame stays until its answer */
-		memmove(c->in, c->in + r, c->in_len - (size_t)r);
-		c->in_len -= (size_t)r;
-		release(c);
+		in_consume(c, (size_t)r);
 	}
 }
 
@@ -430,9 +444,7 @@ static void answered(struct tcp_server *s, struct conn *c, uint64_t now)
 		return;
 	}
 	finish(c, c->ret, &c->res);
-	memmove(c->in, c->in + c->fr_len, c->in_len - (size_t)c->fr_len);
-	c->in_len -= (size_t)c->fr_len;
-	release(c);
+	in_consume(c, (size_t)c->fr_len);
 	c->last_ms = now;
 	process(s, c, now);
 }
