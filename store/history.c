@@ -353,10 +353,7 @@ bool store_watch_any(struct store *st, uint64_t from, const char *prefix,
 		for (size_t i = lo; i < h->n && !any; i++) {
 			const struct store_event *e =
 			    &h->ring[(h->head + i) % h->cap];
-			any = under(e->key, e->klen, prefix, plen) ||
-			      under(e->key2, e->k2len, prefix, plen) ||
-			      (e->recursive &&
-			       under(prefix, plen, e->key, e->klen));
+			any = matches(e, prefix, plen);
 		}
 	}
 	pthread_mutex_unlock(&h->mu);
