@@ -2,7 +2,10 @@
  *
  * Every command the applier applies without error becomes one event (its
  * revision is the entry's log index): the op, the key (and a rename's
- * target), and for a put the record it left, referenced, not copied. The
+ * target), and for a put the record it left, referenced, not copied. An
+ * add (counters, apply_add.c) is one put event per counter, all of its
+ * revision; a read never splits a revision, so a watcher gets all of an
+ * add or none of it, and resumes after it. The
  * events sit in a ring, oldest dropped first once it holds more than
  * history_events of them or more than history_bytes of keys and values;
  * `oldest` is the first revision from which the history is complete, so
@@ -97,14 +100,45 @@ static enum store_event_op op_of(enum kv_op op)
 		return STORE_EV_RMDIR;
 	case KV_OP_RENAME:
 		return STORE_EV_RENAME;
-	case KV_OP_ADD:
-		return STORE_EV_ADD;
 	default:
 		return STORE_EV_ATTR;
 	}
 }
 
+static void hist_add_one(struct store *st, uint64_t rev,
+			 const struct kv_cmd *cmd);
+
+/* An add: one put of each counter, DIR/NAME, at rev. */
+static void hist_add_counters(struct store *st, uint64_t rev,
+			      const struct kv_cmd *cmd)
+{
+	char key[KV_MAX_KEY + 1];
+	for (size_t i = 0; i < cmd->nadd; i++) {
+		/* counters at the root are NAME alone (apply_add.c) */
+		size_t pre = cmd->klen ? cmd->klen + 1 : 0;
+		size_t n = pre + cmd->adds[i].nlen;
+		if (n > KV_MAX_KEY)
+			continue; /* refused by the apply: not applied */
+		memcpy(key, cmd->key, cmd->klen);
+		if (pre)
+			key[cmd->klen] = '/';
+		memcpy(key + pre, cmd->adds[i].name, cmd->adds[i].nlen);
+		key[n] = '\0';
+		struct kv_cmd put = {.op = KV_OP_PUT, .key = key, .klen = n};
+		hist_add_one(st, rev, &put);
+	}
+}
+
 void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
+{
+	if (cmd->op == KV_OP_ADD)
+		hist_add_counters(st, rev, cmd);
+	else
+		hist_add_one(st, rev, cmd);
+}
+
+static void hist_add_one(struct store *st, uint64_t rev,
+			 const struct kv_cmd *cmd)
 {
 	struct store_history *h = &st->hist;
 	if (!h->ring || cmd->op == KV_OP_NOOP)
@@ -112,8 +146,7 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 	struct store_event e = {.rev = rev,
 				.op = op_of(cmd->op),
 				.recursive = cmd->op == KV_OP_RMDIR &&
-					     (cmd->flags & KV_RMDIR_RECURSIVE),
-				.nadd = cmd->op == KV_OP_ADD ? cmd->nadd : 0};
+					     (cmd->flags & KV_RMDIR_RECURSIVE)};
 	e.key = malloc(cmd->klen + 1);
 	if (cmd->key2)
 		e.key2 = malloc(cmd->k2len + 1);
@@ -136,8 +169,7 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 	/* the record as the change left it (a rename's at its new name) */
 	const char *at = cmd->op == KV_OP_RENAME ? cmd->key2 : cmd->key;
 	size_t atlen = cmd->op == KV_OP_RENAME ? cmd->k2len : cmd->klen;
-	if (e.op != STORE_EV_DELETE && e.op != STORE_EV_RMDIR &&
-	    e.op != STORE_EV_ADD && at) {
+	if (e.op != STORE_EV_DELETE && e.op != STORE_EV_RMDIR && at) {
 		e.rec = map_get(st->map, at, atlen);
 		if (e.rec)
 			kv_rec_ref(e.rec);
@@ -222,15 +254,14 @@ static bool under(const char *key, size_t klen, const char *p, size_t plen)
 	return klen == plen || p[plen - 1] == '/' || key[plen] == '/';
 }
 
-/* Does event e change prefix or something below it? A recursive rmdir
- * or an add changes everything below its key. */
-static bool touches(const struct store_event *e, const char *prefix,
+/* Is e a change a watch on prefix sees? (A recursive rmdir above the
+ * prefix removed it too.) */
+static bool matches(const struct store_event *e, const char *prefix,
 		    size_t plen)
 {
 	return under(e->key, e->klen, prefix, plen) ||
 	       under(e->key2, e->k2len, prefix, plen) ||
-	       ((e->recursive || e->op == STORE_EV_ADD) &&
-		under(prefix, plen, e->key, e->klen));
+	       (e->recursive && under(prefix, plen, e->key, e->klen));
 }
 
 int store_watch_read(struct store *st, uint64_t since, const char *prefix,
@@ -259,21 +290,30 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 		else
 			hi = mid;
 	}
+	int ret = 0;
 	for (size_t i = lo; i < h->n; i++) {
 		const struct store_event *e = &h->ring[(h->head + i) % h->cap];
-		if (e->rev > upto || *n == max) {
-			cursor = e->rev; /* not yet published, or no room */
+		if (e->rev > upto) {
+			cursor = e->rev; /* not yet published */
 			stopped = true;
 			break;
 		}
-		/* a recursive rmdir above the prefix removed it too */
-		if (!touches(e, prefix, plen))
+		if (*n == max && matches(e, prefix, plen)) {
+			/* no room: never half a revision (an add's counters
+			 * are one), so the next read starts at its first */
+			cursor = e->rev;
+			stopped = true;
+			while (*n && out[*n - 1].rev == e->rev)
+				event_clear(&out[--(*n)]);
+			if (*n == 0 && max > 0)
+				ret = -ENOBUFS; /* one revision is more */
+			break;
+		}
+		if (!matches(e, prefix, plen))
 			continue;
 		struct store_event *o = &out[*n];
-		*o = (struct store_event){.rev = e->rev,
-					  .op = e->op,
-					  .recursive = e->recursive,
-					  .nadd = e->nadd};
+		*o = (struct store_event){
+		    .rev = e->rev, .op = e->op, .recursive = e->recursive};
 		o->key = strdup(e->key);
 		o->key2 = e->key2 ? strdup(e->key2) : NULL;
 		o->klen = e->klen;
@@ -292,7 +332,7 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 		cursor = upto + 1;
 	*next = cursor;
 	pthread_mutex_unlock(&h->mu);
-	return 0;
+	return ret;
 }
 
 bool store_watch_any(struct store *st, uint64_t from, const char *prefix,
@@ -315,7 +355,7 @@ bool store_watch_any(struct store *st, uint64_t from, const char *prefix,
 		for (size_t i = lo; i < h->n && !any; i++) {
 			const struct store_event *e =
 			    &h->ring[(h->head + i) % h->cap];
-			any = touches(e, prefix, plen);
+			any = matches(e, prefix, plen);
 		}
 	}
 	pthread_mutex_unlock(&h->mu);

@@ -93,7 +93,6 @@ enum store_event_op {
 	STORE_EV_RMDIR,
 	STORE_EV_RENAME,
 	STORE_EV_ATTR,
-	STORE_EV_ADD, /* counters below key grew (nadd of them) */
 };
 struct store_event {
 	uint64_t rev;
@@ -102,7 +101,6 @@ struct store_event {
 	size_t klen, k2len;
 	struct kv_rec *rec;
 	bool recursive; /* an rmdir of the directory and all below it */
-	size_t nadd;	/* an add: how many counters */
 };
 
 /* Open (recovering the db and checking the log), start the store's
@@ -284,8 +282,11 @@ uint64_t store_applied(const struct store *st);
  * key itself or keys under it; "" all) into out[0..*n) (free them with
  * store_events_free); *next is where to read from next time (past the
  * applied revisions without a matching event), *oldest the first
- * revision the history is complete from. 0, or KV_EGONE if since <
- * *oldest. Any thread, never blocks on the applier. */
+ * revision the history is complete from. A read never splits a
+ * revision (an add's counters are one revision): it stops before one
+ * that does not fit whole. 0, KV_EGONE if since < *oldest, or -ENOBUFS
+ * (*n 0) if the first revision alone has more than max matching events:
+ * read again with more room. Any thread, never blocks on the applier. */
 int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 		     size_t plen, struct store_event *out, size_t max,
 		     size_t *n, uint64_t *next, uint64_t *oldest);

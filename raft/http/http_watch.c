@@ -236,8 +236,6 @@ static const char *op_name(enum store_event_op op)
 		return "rmdir";
 	case STORE_EV_RENAME:
 		return "rename";
-	case STORE_EV_ADD:
-		return "add";
 	case STORE_EV_ATTR:
 		break;
 	}
@@ -257,10 +255,6 @@ static void event_line(struct watch *w, const struct store_event *e)
 	}
 	if (e->recursive)
 		kv_buf_puts(b, ",\"recursive\":true");
-	if (e->op == STORE_EV_ADD) {
-		kv_buf_puts(b, ",\"counters\":");
-		kv_buf_u64(b, e->nadd);
-	}
 	if (e->rec) {
 		kv_buf_puts(b, ",\"size\":");
 		kv_buf_u64(b, e->rec->vlen);
@@ -289,11 +283,23 @@ static void progress_line(struct watch *w)
  * (the error line is in out then). */
 static bool fill(struct watch *w)
 {
-	struct store_event ev[WATCH_BATCH];
-	size_t n;
+	struct store_event stack[WATCH_BATCH], *ev = stack;
+	size_t n, cap = WATCH_BATCH;
 	uint64_t next, oldest;
-	int ret = store_watch_read(w->st, w->next_rev, w->prefix, w->plen, ev,
-				   WATCH_BATCH, &n, &next, &oldest);
+	int ret;
+	/* one revision (an add of many counters) may need more room */
+	while ((ret = store_watch_read(w->st, w->next_rev, w->prefix, w->plen,
+				       ev, cap, &n, &next, &oldest)) ==
+	       -ENOBUFS) {
+		if (ev != stack)
+			free(ev);
+		cap *= 2;
+		ev = malloc(cap * sizeof(*ev));
+		if (!ev) {
+			w->out.err = -ENOMEM; /* the stream ends in error */
+			return false;
+		}
+	}
 	if (ret == KV_EGONE) {
 		kv_buf_printf(&w->out,
 			      "{\"error\":\"the changes from revision %" PRIu64
@@ -301,11 +307,15 @@ static bool fill(struct watch *w)
 			      "they were sent\",\"code\":\"compacted\","
 			      "\"oldest\":%" PRIu64 "}\n",
 			      w->next_rev, oldest);
+		if (ev != stack)
+			free(ev);
 		return false;
 	}
 	for (size_t i = 0; i < n; i++)
 		event_line(w, &ev[i]);
 	store_events_free(ev, n);
+	if (ev != stack)
+		free(ev);
 	if (n)
 		w->sent = true;
 	w->next_rev = next;

@@ -175,87 +175,71 @@ static void on_done(void *ctx, int ret, const struct kv_result *res)
 	(void)w; /* the counter saturating is no loss: it is already set */
 }
 
-/* ALL: every key below dir (path[0..dlen)), depth first, appended to the
- * packet. false once over TCP_MAX_VALUE (*big) or on an error (*err). */
-struct all_walk {
-	struct store *st;
-	struct conn *c;
-	char path[KV_MAX_KEY + 2];
-	size_t size; /* of the packet so far */
-	size_t count;
-	bool big;
-	int err;
-};
-
-static bool walk(struct all_walk *w, size_t dlen)
-{
-	struct kv_list list = {0};
-	int rc = store_list(w->st, w->path, dlen, NULL, 0, &list);
-
-	if (rc == -ENOENT || rc == -ENOTDIR)
-		return true; /* gone since its parent was listed */
-	if (rc < 0) {
-		w->err = rc;
-		return false;
-	}
-	bool ok = true;
-	for (size_t i = 0; ok && i < list.n; i++) {
-		const struct kv_dirent *d = &list.ents[i];
-		size_t nl = strlen(d->name), kl = dlen ? dlen + 1 + nl : nl;
-		if (kl > KV_MAX_KEY)
-			continue; /* cannot be: every key is at most that */
-		if (dlen)
-			w->path[dlen] = '/';
-		memcpy(w->path + (dlen ? dlen + 1 : 0), d->name, nl);
-		w->path[kl] = '\0';
-		if (d->st.is_dir) {
-			ok = walk(w, kl);
-			continue;
-		}
-		size_t add = (w->count ? 1 : 0) + 5 + kl;
-		if (w->size + add > TCP_MAX_VALUE) {
-			w->big = true;
-			ok = false;
-			break;
-		}
-		unsigned char h[6];
-		size_t hn = 0;
-		if (w->count)
-			h[hn++] = ' ';
-		tcp_size_header(h + hn, (uint32_t)kl);
-		out_put(w->c, h, hn + 5);
-		out_put(w->c, w->path, kl);
-		w->size += add;
-		w->count++;
-	}
-	kv_list_clear(&list);
-	return ok;
-}
+/* ALL: every key, in key order, a page of ALL_PAGE keys at a time (each
+ * page one read of the map, so the applier is never held up long),
+ * appended to the packet after its 5-byte header; the header is filled
+ * in at the end. Over TCP_MAX_VALUE: too_large instead. */
+#define ALL_PAGE 4096
 
 static void serve_all(struct conn *c)
 {
-	struct all_walk *w = calloc(1, sizeof(*w));
-	if (!w) {
-		reply_kv_err(c, -ENOMEM);
-		return;
-	}
-	w->st = node_store(c->s->node);
-	w->c = c;
-	size_t at = c->out_len;
-	unsigned char h[5] = {0};
+	struct store *st = node_store(c->s->node);
+	size_t at = c->out_len, size = 0, count = 0;
+	char *after = NULL;
+	unsigned char h[6] = {0};
+	int rc = 0;
+	bool big = false;
+
 	out_put(c, h, 5); /* the size, filled in once known */
-	if (!walk(w, 0)) {
-		c->out_len = at;
-		if (w->big)
-			reply_err(c, "too_large",
-				  "the keys take more than 16 MiB: list them "
-				  "over HTTP (GET /kv/DIR/, paginated)");
-		else
-			reply_kv_err(c, w->err);
-	} else if (c->out_len >= at + 5) {
-		tcp_size_header(c->out + at, (uint32_t)w->size);
+	for (;;) {
+		struct kv_list list = {0};
+		rc = store_list_all(st, "", 0, after, ALL_PAGE, &list);
+		if (rc == -ENOENT) { /* an empty store */
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			break;
+		for (size_t i = 0; i < list.n && !big; i++) {
+			const char *k = list.ents[i].name;
+			size_t kl = strlen(k), hn = 0;
+			size_t add = (count ? 1 : 0) + 5 + kl;
+			if (size + add > TCP_MAX_VALUE) {
+				big = true;
+				break;
+			}
+			if (count)
+				h[hn++] = ' ';
+			tcp_size_header(h + hn, (uint32_t)kl);
+			out_put(c, h, hn + 5);
+			out_put(c, k, kl);
+			size += add;
+			count++;
+		}
+		bool more = list.more && list.n > 0 && !big;
+		free(after);
+		after = more ? strdup(list.ents[list.n - 1].name) : NULL;
+		kv_list_clear(&list);
+		if (!more)
+			break;
+		if (!after) {
+			rc = -ENOMEM;
+			break;
+		}
 	}
-	free(w);
+	free(after);
+	if (big || rc < 0) {
+		c->out_len = at;
+		if (big)
+			reply_err(
+			    c, "too_large",
+			    "the keys take more than 16 MiB: list them "
+			    "over HTTP (GET /kv/DIR/?recursive, paginated)");
+		else
+			reply_kv_err(c, rc);
+	} else if (c->out_len >= at + 5) {
+		tcp_size_header(c->out + at, (uint32_t)size);
+	}
 }
 
 static void serve_get(struct conn *c)
@@ -372,6 +356,22 @@ static void conn_close(struct tcp_server *s, size_t i)
 	conn_free(c);
 }
 
+/* Drop the request of n bytes c has served; a large request's buffer
+ * goes with it, so an idle connection holds no more than a chunk. */
+static void in_consume(struct conn *c, size_t n)
+{
+	memmove(c->in, c->in + n, c->in_len - n);
+	c->in_len -= n;
+	release(c);
+	if (c->in_cap > 2 * IN_CHUNK && c->in_len <= IN_CHUNK) {
+		unsigned char *p = realloc(c->in, IN_CHUNK);
+		if (p) {
+			c->in = p;
+			c->in_cap = IN_CHUNK;
+		}
+	}
+}
+
 /* Parse and serve what c holds, as long as it is not waiting. */
 static void process(struct tcp_server *s, struct conn *c, uint64_t now)
 {
@@ -426,9 +426,7 @@ static void process(struct tcp_server *s, struct conn *c, uint64_t now)
 		serve(c, now);
 		if (c->busy)
 			return; /* the frame stays until its answer */
-		memmove(c->in, c->in + r, c->in_len - (size_t)r);
-		c->in_len -= (size_t)r;
-		release(c);
+		in_consume(c, (size_t)r);
 	}
 }
 
@@ -446,9 +444,7 @@ static void answered(struct tcp_server *s, struct conn *c, uint64_t now)
 		return;
 	}
 	finish(c, c->ret, &c->res);
-	memmove(c->in, c->in + c->fr_len, c->in_len - (size_t)c->fr_len);
-	c->in_len -= (size_t)c->fr_len;
-	release(c);
+	in_consume(c, (size_t)c->fr_len);
 	c->last_ms = now;
 	process(s, c, now);
 }

@@ -11,6 +11,8 @@ word counter"): POST /words/register and GET /words/occurences.
   correctly spelt alias.
 - A register that meets a count that is not a number changes nothing
   (409), and the node keeps serving.
+- Watches: .words/the's changes once each, in order, the last the
+  count; a register's counters all at its revision.
 - Durable: every member killed -9 at once and restarted, every count the
   same.
 """
@@ -116,6 +118,24 @@ def main():
                            "zebra": 0}, got
         print("ok   - %d concurrent registers on 3 members: every count exact"
               % (rounds * per_node * 3))
+
+        # a watch sees each register's count of a word once, in order
+        s, _, body = c[2].request(
+            "GET", "/kv/.words/the?watch&since=1&wait=1", timeout=30)
+        assert s == 200, (s, body)
+        evs = [json.loads(l) for l in body.decode().splitlines()
+               if l.startswith('{"revision"')]
+        vals = [int(e["value"]) for e in evs]
+        revs = [e["revision"] for e in evs]
+        assert revs == sorted(set(revs)), revs
+        assert vals == sorted(set(vals)) and vals[-1] == expect["the"], vals
+        s, _, body = c[3].request(
+            "GET", "/kv/.words/?watch&since=%d&wait=1" % revs[-1], timeout=30)
+        lines = [json.loads(l) for l in body.decode().splitlines()
+                 if l.startswith('{"revision"')]
+        at = [e for e in lines if e["revision"] == revs[-1]]
+        assert len(at) > 1 and all(e["op"] == "put" for e in at), lines
+        print("ok   - a watch of .words/: one put per counter a register changed, in order")
 
         # a count that is not a number: the whole register changes nothing
         # (the bad count sorts last: the words before it must not count)

@@ -533,6 +533,67 @@ static void test_store_history_of_changes_for_watches(void **state)
 	remove_dir(dir);
 }
 
+/* An add is one event per counter, all of its revision, and a read
+ * never splits it: it stops before it, or asks for more room. */
+static void test_store_history_keeps_an_add_whole(void **state)
+{
+	(void)state;
+	char *dir = make_dir();
+	struct node *n = node_open(dir, 0);
+	struct kv_result res;
+	assert_int_equal(put(n, "w/x", "1", 1, &res), 0); /* rev 1 */
+	struct kv_add a[] = {{"a", 1, 2}, {"b", 1, 1}, {"x", 1, 1}};
+	struct kv_cmd c = {.op = KV_OP_ADD,
+			   .key = "w",
+			   .klen = 1,
+			   .adds = a,
+			   .nadd = 3,
+			   .time_ns = 7};
+	assert_int_equal(propose(n, &c, &res), 0); /* rev 2 */
+	assert_int_equal(res.err, 0);
+	assert_int_equal(put(n, "z", "9", 1, &res), 0); /* rev 3 */
+	struct store_event ev[8];
+	size_t got;
+	uint64_t next, oldest;
+	assert_int_equal(
+	    store_watch_read(n->st, 1, "w", 1, ev, 8, &got, &next, &oldest), 0);
+	assert_int_equal(got, 4);
+	assert_int_equal(ev[1].rev, 2);
+	assert_int_equal(ev[1].op, STORE_EV_PUT);
+	assert_string_equal(ev[1].key, "w/a");
+	assert_memory_equal(ev[1].rec->val, "2", 1);
+	assert_string_equal(ev[3].key, "w/x");
+	assert_int_equal(ev[3].rev, 2);
+	assert_memory_equal(ev[3].rec->val, "2", 1);
+	store_events_free(ev, got);
+	/* a watch on one counter sees it alone */
+	assert_int_equal(
+	    store_watch_read(n->st, 1, "w/b", 3, ev, 8, &got, &next, &oldest),
+	    0);
+	assert_int_equal(got, 1);
+	assert_int_equal(ev[0].rev, 2);
+	store_events_free(ev, got);
+	/* room for 2: the put of rev 1, then the add stays for next time */
+	assert_int_equal(
+	    store_watch_read(n->st, 1, "", 0, ev, 2, &got, &next, &oldest), 0);
+	assert_int_equal(got, 1);
+	assert_int_equal(ev[0].rev, 1);
+	assert_int_equal(next, 2);
+	store_events_free(ev, got);
+	/* from the add with room for 2: it does not fit, more room */
+	assert_int_equal(
+	    store_watch_read(n->st, 2, "", 0, ev, 2, &got, &next, &oldest),
+	    -ENOBUFS);
+	assert_int_equal(got, 0);
+	assert_int_equal(
+	    store_watch_read(n->st, 2, "", 0, ev, 3, &got, &next, &oldest), 0);
+	assert_int_equal(got, 3);
+	assert_int_equal(next, 3);
+	store_events_free(ev, got);
+	node_close(n);
+	remove_dir(dir);
+}
+
 /* A history of three events forgets the oldest: a watch from before
  * them is told (KV_EGONE with the oldest revision kept). */
 static void test_store_history_is_bounded_and_says_so(void **state)
@@ -590,6 +651,7 @@ int main(void)
 	    cmocka_unit_test(test_store_refuses_options_without_raft_callbacks),
 	    cmocka_unit_test(test_store_refuses_a_damaged_db_with_its_name),
 	    cmocka_unit_test(test_store_history_of_changes_for_watches),
+	    cmocka_unit_test(test_store_history_keeps_an_add_whole),
 	    cmocka_unit_test(test_store_history_is_bounded_and_says_so),
 	    cmocka_unit_test(test_kv_strerror_names_every_code),
 	};
