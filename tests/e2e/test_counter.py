@@ -6,7 +6,8 @@ to one counter, 40 times each. Every add is answered with its revision
 and the count it left: sorted by revision, each count is the previous one
 plus that add's amount (no add lost, none applied twice, none answered
 with another's count), and the final value, read on every member, is the
-sum. Then: a counter at the top level, a key whose value is not a count
+sum. Then: a counter at the top level (a watch sees it as a put of its key
+with the new count), a key whose value is not a count
 (400, nothing changed), ?add with PUT, add=0 and add=-1 (400).
 """
 import json
@@ -59,6 +60,12 @@ def main():
             node = c[1]
             s, _, b = node.request("POST", "/kv/top?add=3")
             assert s == 200 and json.loads(b)["value"] == 3, (s, b)
+            rev = json.loads(b)["rev"]
+            s, _, body = node.request("GET", "/kv/top?watch&since=%d&wait=2"
+                                      % rev)
+            evs = [json.loads(x) for x in body.splitlines() if b'"op"' in x]
+            assert evs == [{"revision": rev, "op": "put", "key": "top",
+                            "size": 1, "value": "3"}], evs
             s, _, b = node.put("cnt/text", b"abc")
             s, _, b = node.request("POST", "/kv/cnt/text?add=1")
             assert s == 400, (s, b)
