@@ -51,6 +51,10 @@ static void usage(FILE *f)
 	    "                       voter (needs what remove needs)\n"
 	    "  get KEY              print KEY's value\n"
 	    "  put KEY VALUE|-      set KEY (- reads the value from stdin)\n"
+	    "  del [-r] KEY         delete KEY (-r: a directory and all "
+	    "below it)\n"
+	    "  ls [-r] [DIR]        list DIR (default the top; -r: every key "
+	    "below)\n"
 	    "  watch PREFIX [SINCE [COUNT]]\n"
 	    "                       print each change under PREFIX (\"\" all) "
 	    "from\n"
@@ -495,6 +499,11 @@ static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
 		return cmd_get(c, argv[0]);
 	if (strcmp(cmd, "put") == 0 && nargs == 2)
 		return cmd_put(c, argv[0], argv[1]);
+	bool rec = nargs >= 1 && strcmp(argv[0], "-r") == 0;
+	if (strcmp(cmd, "del") == 0 && nargs == 1 + rec)
+		return ctl_del(c, argv[rec], rec);
+	if (strcmp(cmd, "ls") == 0 && nargs <= 1 + rec)
+		return ctl_ls(c, nargs > rec ? argv[rec] : "", rec);
 	if (strcmp(cmd, "watch") == 0 && nargs >= 1 && nargs <= 3) {
 		uint64_t n[2] = {0, 0};
 		for (int i = 1; i < nargs; i++) {

@@ -35,6 +35,11 @@ char *ctl_kv_path(const char *key);
 int ctl_watch(const struct ctl *c, const char *prefix, uint64_t since,
 	      uint64_t count);
 
+/* kvfsctl_keys.c: del KEY (-r: a directory and all below it, one entry),
+ * ls [DIR] (-r: every key below, at any depth). */
+int ctl_del(const struct ctl *c, const char *key, bool recursive);
+int ctl_ls(const struct ctl *c, const char *dir, bool recursive);
+
 /* kvfsctl_health.c */
 int ctl_health(const struct ctl *c);
 

@@ -65,6 +65,20 @@ def single_node(binary, kvfsctl):
             rc, _, err = ctl(kvfsctl, addr, "get", "no/such/key")
             assert rc == 1 and "404" in err, (rc, err)
 
+            # ls, ls -r, del, del -r
+            for k in ("t/a", "t/b/c", "t/b/d/e"):
+                ok(kvfsctl, addr, "put", k, "v")
+            assert ok(kvfsctl, addr, "ls", "t") == b"a\nb/\n"
+            assert ok(kvfsctl, addr, "ls", "-r", "t") == b"a\nb/c\nb/d/e\n"
+            assert b"dir/\n" in ok(kvfsctl, addr, "ls")
+            ok(kvfsctl, addr, "del", "t/a")
+            rc, _, err = ctl(kvfsctl, addr, "del", "t/b")
+            assert rc == 1 and "409" in err, (rc, err)
+            ok(kvfsctl, addr, "del", "-r", "t/b")
+            rc, _, err = ctl(kvfsctl, addr, "ls", "t")
+            assert rc == 1 and "404" in err, (rc, err)
+            print("ok   - kvfsctl ls, ls -r, del, del -r")
+
             # A learner that never comes up: one voter commits it alone.
             # Membership changes need the cluster's token: a member
             # alone keeps it in its data directory.
