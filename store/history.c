@@ -264,6 +264,22 @@ static bool matches(const struct store_event *e, const char *prefix,
 	       (e->recursive && under(prefix, plen, e->key, e->klen));
 }
 
+/* The position of the first event at revision >= rev. The ring is in
+ * revision order: bisection, not a walk of a long history for every read.
+ * mu held. */
+static size_t first_at(const struct store_history *h, uint64_t rev)
+{
+	size_t lo = 0, hi = h->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (h->ring[(h->head + mid) % h->cap].rev < rev)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
 int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 		     size_t plen, struct store_event *out, size_t max,
 		     size_t *n, uint64_t *next, uint64_t *oldest)
@@ -280,16 +296,7 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 	uint64_t upto = st->pub_applied;
 	uint64_t cursor = since;
 	bool stopped = false;
-	/* the ring is in revision order: the first event at since, by
-	 * bisection, not by walking a long history for every read */
-	size_t lo = 0, hi = h->n;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		if (h->ring[(h->head + mid) % h->cap].rev < since)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
+	size_t lo = first_at(h, since);
 	int ret = 0;
 	for (size_t i = lo; i < h->n; i++) {
 		const struct store_event *e = &h->ring[(h->head + i) % h->cap];
@@ -344,14 +351,7 @@ bool store_watch_any(struct store *st, uint64_t from, const char *prefix,
 	if (from < h->oldest) {
 		any = true; /* the watcher must hear it is behind */
 	} else {
-		size_t lo = 0, hi = h->n;
-		while (lo < hi) {
-			size_t mid = lo + (hi - lo) / 2;
-			if (h->ring[(h->head + mid) % h->cap].rev < from)
-				lo = mid + 1;
-			else
-				hi = mid;
-		}
+		size_t lo = first_at(h, from);
 		for (size_t i = lo; i < h->n && !any; i++) {
 			const struct store_event *e =
 			    &h->ring[(h->head + i) % h->cap];

@@ -15,42 +15,22 @@ import json
 import os
 import random
 import signal
-import socket
 import threading
 import time
 import traceback
 
 from faults import FaultProxy
-from harness import Node, write_token
+from harness import Node, free_port, write_token
 
 # --- ports -----------------------------------------------------------------
 
 
-def _ephemeral_low():
-    try:
-        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
-            return int(f.read().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
 def pick_ports(n, rng):
-    """n distinct ports of 127.0.0.1 that are free now and below the
-    ephemeral range (so no outgoing connection is ever given one)."""
-    hi = max(_ephemeral_low() - 1, 2048)
-    lo = max(1024, hi - 20000)
-    ports = []
-    while len(ports) < n:
-        p = rng.randrange(lo, hi)
-        if p in ports:
-            continue
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                continue
-        ports.append(p)
-    return ports
+    """n distinct free ports of 127.0.0.1 below the ephemeral range (so no
+    outgoing connection is ever given one), through the ledger every test
+    shares (tests/lib/ports.py); rng is not needed for them."""
+    del rng
+    return [free_port() for _ in range(n)]
 
 
 # --- the cluster -----------------------------------------------------------
