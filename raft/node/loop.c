@@ -6,7 +6,8 @@
  * the clock every NODE_TICK_MS, settles the calls whose deadline passed,
  * and carries out each update (update.c). It holds the inbox lock only to
  * take the inbox and to sleep: what it took, the core and the calls it
- * carries are its own. node_stop ends it and answers what it held. */
+ * carries are its own. Each turn is measured (turn.c): heartbeats go out
+ * between turns. node_stop ends it and answers what it held. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,9 +169,14 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 		turn_failed(n, t);
 		return;
 	}
+	uint64_t nmsgs = 0, mbytes = 0;
 	for (struct inmsg *m = t->msgs; m; m = m->next)
-		for (size_t i = 0; i < m->n; i++)
+		for (size_t i = 0; i < m->n; i++) {
+			for (size_t k = 0; k < m->msgs[i].n_entries; k++)
+				mbytes += m->msgs[i].entries[k].len;
 			step(n, &m->msgs[i]);
+			nmsgs++;
+		}
 	msgs_free(t->msgs);
 	if (t->persisted) {
 		raft_persisted(n->raft, t->p_index, t->p_term);
@@ -178,10 +184,12 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	}
 	if (t->n_unsent)
 		forward_unsent(n, t->unsent, t->n_unsent);
+	turn_mark(n, TURN_MSGS, nmsgs, mbytes);
 	if (t->snapshotted > n->compacted)
 		compact(n, t->snapshotted);
 	if (t->sends)
 		snapshot_send_reap(n, false);
+	turn_mark(n, TURN_OTHER, 0, 0);
 	/* writes parked for a leader go first: they are older */
 	struct node_call *list = props_take_due(n);
 	if (list) {
@@ -192,8 +200,14 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	} else {
 		list = t->calls;
 	}
+	uint64_t ncalls = 0, cbytes = 0;
+	for (struct node_call *c = list; c; c = c->next) {
+		ncalls++;
+		cbytes += c->len;
+	}
 	if (list)
 		propose_turn(n, list);
+	turn_mark(n, TURN_PROPOSE, ncalls, cbytes);
 	if (tick) {
 		raft_tick(n->raft);
 		if (raft_role(n->raft) == RAFT_LEADER)
@@ -203,6 +217,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	bool round_failed = round && raft_read_index(n->raft, round) != 0;
 	if (round && !round_failed)
 		kv_metric_add(&node_m_read_rounds, 0, 1);
+	turn_mark(n, TURN_TICK, 0, 0);
 	while (raft_has_update(n->raft)) {
 		struct raft_update u;
 		if (raft_update_get(n->raft, &u) != 0)
@@ -238,12 +253,15 @@ static void *loop_main(void *arg)
 			continue;
 		}
 		struct turn t;
+		turn_begin(n);
 		inbox_take(n, &t);
 		pthread_mutex_unlock(&in->mu);
+		turn_mark(n, TURN_INBOX, 0, 0);
 		bool tick = now >= next_tick;
 		if (tick)
 			next_tick = now + NODE_TICK_MS;
 		turn_run(n, &t, tick);
+		turn_end(n);
 		pthread_mutex_lock(&in->mu);
 	}
 	pthread_mutex_unlock(&in->mu);

@@ -307,6 +307,29 @@ struct node_tokens {
 	char file[4096];
 };
 
+/* The node thread's measure of its turns (turn.c). */
+enum turn_phase {
+	TURN_INBOX,	/* taking the inbox */
+	TURN_MSGS,	/* stepping the peers' messages */
+	TURN_PROPOSE,	/* proposing calls (or forwarding them) */
+	TURN_TICK,	/* the clock, promotions, read rounds */
+	TURN_INSTALL,	/* installing a received snapshot */
+	TURN_HARDSTATE, /* saving term and vote */
+	TURN_SEND,	/* handing messages to the peer senders */
+	TURN_APPEND,	/* store_append */
+	TURN_APPLY,	/* store_apply and settling what it answered */
+	TURN_OTHER,
+	TURN_NPHASES
+};
+struct node_turn {
+	/* the node thread's alone: the turn under way */
+	uint64_t t0_ns, mark_ns;
+	uint64_t ns[TURN_NPHASES], items[TURN_NPHASES], bytes[TURN_NPHASES];
+	/* written by the node thread, read by any (turn_stats) */
+	_Atomic uint64_t max_ns; /* the longest turn since the start */
+	_Atomic uint64_t slow;	 /* turns longer than a heartbeat interval */
+};
+
 struct kv_node {
 	/* Fixed from node_open to node_close: any thread, no lock. */
 	uint64_t id;
@@ -347,6 +370,7 @@ struct kv_node {
 	struct node_status st;
 	struct node_members mb;
 	struct node_snap snap;
+	struct node_turn turn;
 
 	/* The mount's callback for applied changes (node_watch). */
 	pthread_mutex_t watch_mu;
@@ -514,10 +538,23 @@ void node_abstain_check(struct kv_node *n, uint64_t index);
 struct cJSON;
 void snapshot_status(struct kv_node *n, struct cJSON *j);
 
+/* turn.c: the node thread's measure of its turns. Node thread, but
+ * turn_stats (any thread). A turn is turn_begin, marks, turn_end: each
+ * mark gives the time since the previous one to phase ph, with the items
+ * (messages, calls, entries) and entry bytes it handled. turn_end counts
+ * and logs a turn longer than the heartbeat interval, naming its phases. */
+void turn_begin(struct kv_node *n);
+void turn_mark(struct kv_node *n, enum turn_phase ph, uint64_t items,
+	       uint64_t bytes);
+void turn_end(struct kv_node *n);
+/* The longest turn since the start and the count of slow ones. */
+void turn_stats(struct kv_node *n, uint64_t *max_ns, uint64_t *slow);
+
 /* node_metrics.c: what the node counts for /metrics. */
 extern struct kv_metric node_m_proposals, node_m_write_seconds,
     node_m_leader_changes, node_m_elections, node_m_read_rounds,
-    node_m_read_barriers;
+    node_m_read_barriers, node_m_turn_seconds, node_m_turn_max_seconds,
+    node_m_slow_turns;
 void node_metrics_register(void);
 
 #endif

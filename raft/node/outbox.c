@@ -15,9 +15,15 @@ void outbox_flush(struct kv_node *n)
 {
 	if (n->n_outbox == 0)
 		return;
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n->n_outbox; i++)
+		for (size_t k = 0; k < n->outbox[i].n_entries; k++)
+			bytes += n->outbox[i].entries[k].len;
+	turn_mark(n, TURN_OTHER, 0, 0);
 	peers_send(n->peers, n->outbox, n->n_outbox);
 	for (size_t i = 0; i < n->n_outbox; i++)
 		raft_message_clear(&n->outbox[i]);
+	turn_mark(n, TURN_SEND, n->n_outbox, bytes);
 	n->n_outbox = 0;
 }
 

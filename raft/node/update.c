@@ -66,6 +66,14 @@ static void to_store(const struct raft_entry *e, size_t n,
 					      .len = e[i].len};
 }
 
+static uint64_t entries_bytes(const struct raft_entry *e, size_t n)
+{
+	uint64_t b = 0;
+	for (size_t i = 0; i < n; i++)
+		b += e[i].len;
+	return b;
+}
+
 /* Hand entries to the store to append, or apply them, in chunks on the
  * stack. */
 static int store_entries(struct kv_node *n, const struct raft_entry *e,
@@ -118,9 +126,14 @@ static int install_snapshot(struct kv_node *n, const struct raft_update *u)
 
 void update_process(struct kv_node *n, struct raft_update *u)
 {
-	if (u->has_snapshot && install_snapshot(n, u) != 0) {
-		status_set_fatal(n, KV_ECORRUPT);
-		return;
+	turn_mark(n, TURN_OTHER, 0, 0);
+	if (u->has_snapshot) {
+		int ret = install_snapshot(n, u);
+		turn_mark(n, TURN_INSTALL, 1, 0);
+		if (ret != 0) {
+			status_set_fatal(n, KV_ECORRUPT);
+			return;
+		}
 	}
 	if (u->hard_state_changed) {
 		int ret = store_save_hardstate(n->store, u->term, u->vote);
@@ -134,6 +147,7 @@ void update_process(struct kv_node *n, struct raft_update *u)
 			status_set_fatal(n, ret);
 			return;
 		}
+		turn_mark(n, TURN_HARDSTATE, 1, 0);
 	}
 	/* a snapshot's data goes first, on a thread of its own; the rest
 	 * go now, with what the turn added before them, while the store
@@ -148,6 +162,8 @@ void update_process(struct kv_node *n, struct raft_update *u)
 	}
 	outbox_flush(n);
 	int ret = store_entries(n, u->entries, u->n_entries, false);
+	turn_mark(n, TURN_APPEND, u->n_entries,
+		  entries_bytes(u->entries, u->n_entries));
 	if (ret == 0)
 		ret = store_entries(n, u->committed, u->n_committed, true);
 	if (ret != 0 && ret != KV_ESHUTDOWN) {
@@ -161,4 +177,6 @@ void update_process(struct kv_node *n, struct raft_update *u)
 	reads_settle_applied(n);
 	if (u->n_reads)
 		reads_answered(n, u->reads, u->n_reads);
+	turn_mark(n, TURN_APPLY, u->n_committed,
+		  entries_bytes(u->committed, u->n_committed));
 }
