@@ -216,13 +216,19 @@ struct raft_update {
 /* ---- Lifetime ---- */
 
 struct raft_options {
-	uint64_t id;		   /* this node, >= 1 */
-	unsigned election_ticks;   /* election timeout, randomized in [e, 2e);
-				      0: 10 */
-	unsigned heartbeat_ticks;  /* 0: 1; must be < election_ticks */
-	unsigned max_inflight;	   /* appends in flight per follower; 0: 32 */
-	size_t max_batch_entries;  /* per append; 0: 256 */
-	size_t max_batch_bytes;	   /* per append (data bytes); 0: 1 MiB */
+	uint64_t id;		  /* this node, >= 1 */
+	unsigned election_ticks;  /* election timeout, randomized in [e, 2e);
+				     0: 10 */
+	unsigned heartbeat_ticks; /* 0: 1; must be < election_ticks */
+	unsigned max_inflight;	  /* appends in flight per follower; 0: 32 */
+	size_t max_batch_entries; /* per append; 0: 256 */
+	size_t max_batch_bytes;	  /* per append (data bytes); 0: 1 MiB */
+	/* Entry bytes a follower is assumed to take (receive, decode, make
+	 * durable, answer) per heartbeat interval at least; 0: 4 MiB. An
+	 * append not yet answered is resent only after its bytes had that
+	 * time (on top of the usual three heartbeats in REPLICATE), so a big
+	 * entry still on its way is not sent again behind itself. */
+	size_t resend_bytes_per_heartbeat;
 	bool disable_pre_vote;	   /* default: Pre-Vote on */
 	bool disable_check_quorum; /* default: check-quorum and lease on */
 	uint64_t seed;		   /* drives the election timeout PRNG */

@@ -699,6 +699,59 @@ static void test_read_index_waits_for_a_quorum_heartbeat_round(void **st)
 	raft_free(r);
 }
 
+/* Heartbeat answers from follower 2 (log up to 1, so no progress) until
+ * the leader sends entry 2 again; how many it took (at most 20). */
+static int heartbeats_until_resent(struct raft *r)
+{
+	for (int k = 1; k <= 20; k++) {
+		step(r, (struct raft_message){.type = RAFT_MSG_HEARTBEAT_RESP,
+					      .from = 2,
+					      .term = raft_term(r),
+					      .index = 1});
+		take(r);
+		const struct raft_message *m = sent(RAFT_MSG_APPEND, 2);
+		if (m && m->n_entries && m->entries[0].index == 2)
+			return k;
+	}
+	return 0;
+}
+
+/* A leader that hears heartbeat answers but no ack gives its appends up
+ * as lost and resends them (etcd's probe after a stall); for an entry
+ * that takes time to travel, not before that time (resend_bytes_per_
+ * heartbeat): a 16 MiB entry resent every few heartbeats would follow
+ * itself down the stream again and again. */
+static void
+test_leader_resends_a_big_append_only_after_its_size_allows(void **st)
+{
+	(void)st;
+	size_t sizes[] = {1, 12u << 20};
+	int want_replicate[] = {3, 6}, want_probe[] = {1, 4};
+	for (int i = 0; i < 2; i++) {
+		struct raft *r = mk(1, 1, NULL, 0);
+		elect(r);
+		raft_persisted(r, 1, 2);
+		step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+					      .from = 2,
+					      .term = 2,
+					      .index = 1});
+		take(r);
+		char *data = calloc(1, sizes[i]);
+		assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, data,
+					      sizes[i], NULL, NULL),
+				 0);
+		free(data);
+		take(r);
+		assert_non_null(sent(RAFT_MSG_APPEND, 2));
+		/* REPLICATE: three answers without progress, and one more
+		 * for each 4 MiB */
+		assert_int_equal(heartbeats_until_resent(r), want_replicate[i]);
+		/* then PROBE: again at the next answer, or after 3 more */
+		assert_int_equal(heartbeats_until_resent(r), want_probe[i]);
+		raft_free(r);
+	}
+}
+
 static void test_config_text_round_trips_and_rejects_garbage(void **st)
 {
 	(void)st;
@@ -741,6 +794,7 @@ int main(void)
 	    T(test_proposal_on_follower_names_the_leader),
 	    T(test_leader_sends_snapshot_when_follower_needs_compacted_entries),
 	    T(test_read_index_waits_for_a_quorum_heartbeat_round),
+	    T(test_leader_resends_a_big_append_only_after_its_size_allows),
 	    T(test_config_text_round_trips_and_rejects_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
