@@ -9,10 +9,13 @@
  * it copies them into the peer's queue (peer_queue.c) and the peer's
  * thread (peer_stream.c) sends them. Raft tolerates loss, so a full queue
  * drops old messages and a frame lost with a failed stream is not retried
- * (the core resends appends). Receiving is peer_recv.c's and the HTTP
+ * (the core resends appends). peers_send_take, the node's, moves
+ * entries instead of copying them, and leaves a frame of big entries to
+ * the sender thread to encode. Receiving is peer_recv.c's and the HTTP
  * module's; the shared state and its locks are in peer_int.h; the
  * protocol is in docs/peer-protocol.md. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,10 +61,39 @@ static bool sock_quiet(int fd)
 	return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+/* Entry bytes of msgs[0..n). */
+static size_t entry_bytes(const struct raft_message *msgs, size_t n)
+{
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < msgs[i].n_entries; k++)
+			bytes += msgs[i].entries[k].len;
+	return bytes;
+}
+
+/* A queued message made of *m: its entries taken (orig, the caller's
+ * message, loses them) or copied. NULL without memory. */
+static struct qmsg *qmsg_of(struct raft_message *m, struct raft_message *orig)
+{
+	if (orig == NULL)
+		return peer_qmsg_copy(m);
+	struct qmsg *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return NULL;
+	q->m = *m;
+	q->bytes = entry_bytes(m, 1);
+	orig->entries = NULL;
+	orig->n_entries = 0;
+	return q;
+}
+
 /* Hand msgs[0..n), all for p, to p: written to its stream at once while
- * it can take them (can_write), the rest queued for the sender. The
- * number queued or written, or -ENOMEM. s->mu held. */
-static int peer_take(struct peer *p, const struct raft_message *msgs, size_t n)
+ * it can take them (can_write) and they are small (direct_max entry
+ * bytes a frame), the rest queued for the sender: copied, or with orig
+ * (the caller's messages, orig[i] the one msgs[i] copies) their entries
+ * taken. The number queued or written, or -ENOMEM. s->mu held. */
+static int peer_take(struct peer *p, struct raft_message *msgs,
+		     struct raft_message **orig, size_t n, size_t direct_max)
 {
 	size_t i = 0;
 	int err = 0;
@@ -74,6 +106,8 @@ static int peer_take(struct peer *p, const struct raft_message *msgs, size_t n)
 			propose |= msgs[j].type == RAFT_MSG_PROPOSE;
 		if (propose && !sock_quiet(p->fd))
 			break;
+		if (entry_bytes(msgs + i, k) > direct_max)
+			break; /* encoded on the sender's thread */
 		if (peer_frame_build(p, msgs + i, k, &p->out) != 0)
 			break; /* the sender tries, and reports a failure */
 		i += k;
@@ -88,7 +122,7 @@ static int peer_take(struct peer *p, const struct raft_message *msgs, size_t n)
 	}
 	size_t queued = 0;
 	for (; i < n; i++) {
-		struct qmsg *q = peer_qmsg_copy(&msgs[i]);
+		struct qmsg *q = qmsg_of(&msgs[i], orig ? orig[i] : NULL);
 		if (q == NULL) {
 			err = -ENOMEM;
 			break;
@@ -108,9 +142,11 @@ static int peer_take(struct peer *p, const struct raft_message *msgs, size_t n)
 	return err < 0 ? err : (int)i;
 }
 
-int peers_send(struct peer_set *s, const struct raft_message *msgs, size_t n)
+/* peers_send (take false: msgs are only read) and peers_send_take. */
+static int send_msgs(struct peer_set *s, struct raft_message *msgs, size_t n,
+		     bool take)
 {
-	struct raft_message *mine = NULL;
+	struct raft_message *mine = NULL, **orig = NULL;
 	int sent = 0;
 
 	pthread_mutex_lock(&s->mu);
@@ -119,25 +155,42 @@ int peers_send(struct peer_set *s, const struct raft_message *msgs, size_t n)
 		size_t c = 0;
 
 		for (size_t i = 0; i < n; i++) {
-			const struct raft_message *m = &msgs[i];
+			struct raft_message *m = &msgs[i];
 			if (m->type == RAFT_MSG_NONE || m->from != s->self ||
 			    m->to != p->id)
 				continue;
 			if (mine == NULL &&
-			    (mine = malloc(n * sizeof(*mine))) == NULL) {
+			    ((mine = malloc(n * sizeof(*mine))) == NULL ||
+			     (take &&
+			      (orig = malloc(n * sizeof(*orig))) == NULL))) {
 				sent = -ENOMEM;
 				break;
 			}
-			mine[c++] = *m; /* shallow: encoded or copied below */
+			if (take)
+				orig[c] = m;
+			mine[c++] = *m; /* shallow: encoded or queued below */
 		}
 		if (c > 0 && sent >= 0) {
-			int r = peer_take(p, mine, c);
+			int r = peer_take(p, mine, orig, c,
+					  take ? PEER_DIRECT_BYTES : SIZE_MAX);
 			sent = r < 0 ? r : sent + r;
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(mine);
+	free(orig);
 	return sent;
+}
+
+int peers_send(struct peer_set *s, const struct raft_message *msgs, size_t n)
+{
+	/* only read: send_msgs writes to msgs when it takes them */
+	return send_msgs(s, (struct raft_message *)msgs, n, false);
+}
+
+int peers_send_take(struct peer_set *s, struct raft_message *msgs, size_t n)
+{
+	return send_msgs(s, msgs, n, true);
 }
 
 /* ---- The set ---- */

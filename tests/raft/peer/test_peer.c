@@ -232,6 +232,59 @@ static void test_entries_reach_the_peer_intact(void **state)
 	fakepeer_stop(s);
 }
 
+/* peers_send_take (the node's): the entries are taken, not copied, and a
+ * frame of big entries, left to the sender thread, arrives intact and in
+ * order with the small messages around it, on an open stream too. */
+static void test_taken_big_entries_go_through_the_sender_intact(void **state)
+{
+	struct fakepeer *s = fakepeer_start();
+	struct peer_set *ps = new_set(NULL);
+	size_t big = 3u << 20;
+	struct raft_message hb = {
+	    .type = RAFT_MSG_HEARTBEAT, .from = SELF, .to = 2, .term = 1};
+	struct raft_message m[3] = {hb,
+				    {.type = RAFT_MSG_APPEND,
+				     .from = SELF,
+				     .to = 2,
+				     .term = 1,
+				     .index = 7,
+				     .log_term = 1},
+				    hb};
+	struct raft_message *got;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	assert_int_equal(peers_send(ps, &hb, 1), 1);
+	wait_sent(ps, 2, 1); /* the stream is open */
+	m[1].entries = calloc(1, sizeof(struct raft_entry));
+	m[1].n_entries = 1;
+	m[1].entries[0] =
+	    (struct raft_entry){1, 8, RAFT_ENTRY_NORMAL, malloc(big), big};
+	for (size_t i = 0; i < big; i++)
+		((unsigned char *)m[1].entries[0].data)[i] =
+		    (unsigned char)(i * 7 + i / 4096);
+	m[2].commit = 8;
+	assert_int_equal(peers_send_take(ps, m, 3), 3);
+	assert_null(m[1].entries);
+	assert_int_equal(m[1].n_entries, 0);
+	wait_sent(ps, 2, 4);
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 4, &n);
+	assert_int_equal(n, 4);
+	assert_int_equal(got[2].type, RAFT_MSG_APPEND);
+	assert_int_equal(got[2].n_entries, 1);
+	assert_int_equal(got[2].entries[0].len, big);
+	for (size_t i = 0; i < big; i++)
+		if (((unsigned char *)got[2].entries[0].data)[i] !=
+		    (unsigned char)(i * 7 + i / 4096))
+			fail_msg("byte %zu of the entry differs", i);
+	assert_int_equal(got[3].type, RAFT_MSG_HEARTBEAT);
+	assert_int_equal(got[3].commit, 8);
+	peer_msgs_free(got, n);
+	peers_free(ps);
+	fakepeer_stop(s);
+}
+
 /* What the unsent callback heard. */
 static struct {
 	pthread_mutex_t mu;
@@ -644,6 +697,8 @@ int main(void)
 	    cmocka_unit_test(
 		test_messages_arrive_batched_in_order_on_one_stream),
 	    cmocka_unit_test(test_entries_reach_the_peer_intact),
+	    cmocka_unit_test(
+		test_taken_big_entries_go_through_the_sender_intact),
 	    cmocka_unit_test(test_down_peer_backs_off_without_blocking_others),
 	    cmocka_unit_test(test_a_propose_that_never_went_is_reported),
 	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),
