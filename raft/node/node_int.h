@@ -313,6 +313,7 @@ enum turn_phase {
 	TURN_MSGS,	/* stepping the peers' messages */
 	TURN_PROPOSE,	/* proposing calls (or forwarding them) */
 	TURN_TICK,	/* the clock, promotions, read rounds */
+	TURN_CORE,	/* taking the core's update (its copies) */
 	TURN_INSTALL,	/* installing a received snapshot */
 	TURN_HARDSTATE, /* saving term and vote */
 	TURN_SEND,	/* handing messages to the peer senders */

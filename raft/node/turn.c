@@ -15,11 +15,12 @@
 #include "node_int.h"
 
 static const char *const phase_names[TURN_NPHASES] = {
-    [TURN_INBOX] = "inbox",	  [TURN_MSGS] = "peer messages",
-    [TURN_PROPOSE] = "proposals", [TURN_TICK] = "tick",
-    [TURN_INSTALL] = "install",	  [TURN_HARDSTATE] = "hard state",
-    [TURN_SEND] = "sends",	  [TURN_APPEND] = "log append",
-    [TURN_APPLY] = "apply",	  [TURN_OTHER] = "other",
+    [TURN_INBOX] = "inbox",	     [TURN_MSGS] = "peer messages",
+    [TURN_PROPOSE] = "proposals",    [TURN_TICK] = "tick",
+    [TURN_CORE] = "core update",     [TURN_INSTALL] = "install",
+    [TURN_HARDSTATE] = "hard state", [TURN_SEND] = "sends",
+    [TURN_APPEND] = "log append",    [TURN_APPLY] = "apply",
+    [TURN_OTHER] = "other",
 };
 
 void turn_begin(struct kv_node *n)

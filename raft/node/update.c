@@ -126,7 +126,7 @@ static int install_snapshot(struct kv_node *n, const struct raft_update *u)
 
 void update_process(struct kv_node *n, struct raft_update *u)
 {
-	turn_mark(n, TURN_OTHER, 0, 0);
+	turn_mark(n, TURN_CORE, 0, 0); /* raft_update_get, just before */
 	if (u->has_snapshot) {
 		int ret = install_snapshot(n, u);
 		turn_mark(n, TURN_INSTALL, 1, 0);

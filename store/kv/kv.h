@@ -297,6 +297,15 @@ long kv_ms_left(const struct timespec *deadline);
  * with kv_deadline times). 0 or -errno. */
 int kv_cond_init(pthread_cond_t *c);
 
+/* ---- Threads (thread.c) ---- */
+
+/* The nice value of background threads (the process's is 0 by default). */
+#define KV_BACKGROUND_NICE 10
+/* Lower the calling thread's CPU priority to KV_BACKGROUND_NICE: for
+ * threads whose work can wait while the node thread's cannot (heartbeats).
+ * Linux; best effort. */
+void kv_thread_background(void);
+
 /* ---- Addresses (addr.c) ---- */
 
 /* The longest "host:port" kvfs keeps (RAFT_ADDR_MAX - 1). */

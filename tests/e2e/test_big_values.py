@@ -21,6 +21,7 @@ max_turn_ms, slow_turns), the figures to look at when it fails.
 import hashlib
 import os
 import random
+import re
 import sys
 import threading
 import time
@@ -104,6 +105,23 @@ class Watcher(threading.Thread):
             self.stop.wait(0.2)
 
 
+def print_slowest_turns(c, count=8):
+    """The slowest turns the members logged (what each spent it on)."""
+    turns = []
+    for n in c.nodes.values():
+        try:
+            with open(n.log_path, errors="replace") as f:
+                for line in f:
+                    m = re.search(r"slow node turn: (\d+) ms", line)
+                    if m:
+                        turns.append((int(m.group(1)), line.strip()))
+        except OSError:
+            pass
+    print("slow turns logged: %d; the slowest:" % len(turns))
+    for _, line in sorted(turns, reverse=True)[:count]:
+        print("  " + line)
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else 0.0
@@ -151,6 +169,8 @@ def main():
             print("node %d: max_turn_ms %s, slow_turns %s, term %s" %
                   (i, st[i].get("max_turn_ms"), st[i].get("slow_turns"),
                    st[i]["term"]))
+
+        print_slowest_turns(c)
 
         for cl in clients:
             if cl.error:
