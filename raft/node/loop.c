@@ -61,10 +61,20 @@ static void inbox_take(struct kv_node *n, struct turn *t)
 	in->n_unsent = 0;
 }
 
-static void msgs_free(struct inmsg *m)
+static void msgs_free(struct kv_node *n, struct inmsg *m)
 {
 	while (m) {
 		struct inmsg *next = m->next;
+		/* a forwarded write's decoded command not proposed after all */
+		for (size_t i = 0; i < m->n; i++)
+			for (size_t k = 0;
+			     m->msgs[i].type == RAFT_MSG_PROPOSE &&
+			     k < m->msgs[i].n_entries;
+			     k++)
+				if (m->msgs[i].entries[k].len >=
+				    NODE_PREDECODE_BYTES)
+					decoded_forget(
+					    n, m->msgs[i].entries[k].data);
 		peer_msgs_free(m->msgs, m->n);
 		free(m);
 		m = next;
@@ -104,7 +114,7 @@ static void compact(struct kv_node *n, uint64_t index)
  * once. */
 static void turn_failed(struct kv_node *n, struct turn *t)
 {
-	msgs_free(t->msgs);
+	msgs_free(n, t->msgs);
 	n->compacted = t->snapshotted;
 	forward_unsent(n, t->unsent, t->n_unsent); /* parked, then failed */
 	for (struct node_call *c = t->calls, *next; c; c = next) {
@@ -135,8 +145,10 @@ static void propose_turn(struct kv_node *n, struct node_call *list)
 			c->ret =
 			    raft_propose(n->raft, RAFT_ENTRY_NORMAL, c->json,
 					 c->len, &c->index, &c->term);
-			if (c->ret == 0)
+			if (c->ret == 0) {
 				kv_metric_add(&node_m_proposals, 0, 1);
+				propose_hand_dec(n, c);
+			}
 			if (c->ret == RAFT_ENOTLEADER || c->ret == RAFT_EBUSY)
 				c->ret = NODE_RETRY;
 		}
@@ -177,7 +189,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 			step(n, &m->msgs[i]);
 			nmsgs++;
 		}
-	msgs_free(t->msgs);
+	msgs_free(n, t->msgs);
 	if (t->persisted) {
 		raft_persisted(n->raft, t->p_index, t->p_term);
 		node_abstain_check(n, t->p_index);
@@ -302,7 +314,7 @@ void node_loop_stop(struct kv_node *n)
 	n->in.msgs = n->in.msgs_tail = NULL;
 	n->in.n_msgs = 0;
 	pthread_mutex_unlock(&n->in.mu);
-	msgs_free(msgs);
+	msgs_free(n, msgs);
 	for (struct node_call *c = calls, *next; c; c = next) {
 		next = c->next;
 		call_finish(c, KV_ESHUTDOWN);

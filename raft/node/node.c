@@ -224,11 +224,14 @@ static struct kv_node *node_alloc(const struct node_options *opt)
 	pthread_mutex_init(&n->mb.mu, NULL);
 	pthread_mutex_init(&n->snap.mu, NULL);
 	pthread_mutex_init(&n->watch_mu, NULL);
+	pthread_mutex_init(&n->dec.mu, NULL);
 	return n;
 }
 
 static void node_free(struct kv_node *n)
 {
+	decoded_clear(n);
+	pthread_mutex_destroy(&n->dec.mu);
 	pthread_mutex_destroy(&n->watch_mu);
 	pthread_mutex_destroy(&n->snap.mu);
 	pthread_mutex_destroy(&n->mb.mu);

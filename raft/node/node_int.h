@@ -43,6 +43,10 @@
 #define NODE_COMPACT_TRAIL  5000 /* entries kept in memory after a db */
 #define NODE_MAX_INBOX_MSGS 65536
 #define NODE_MAX_UNSENT	    64 /* unsent batches noted at once */
+/* Commands this long or longer are decoded before the node thread
+ * applies them (decoded.c), up to this many bytes of them at once. */
+#define NODE_PREDECODE_BYTES   (64u * 1024u)
+#define NODE_DECODED_MAX_BYTES (256u << 20)
 
 /* Not applied and never will be (not the leader, or its entry lost to
  * another leader's): safe to propose again. A call's internal result. */
@@ -85,6 +89,9 @@ struct node_call {
 	/* CALL_WRITE: the encoded command (heap: owned) */
 	const char *json;
 	size_t len;
+	/* CALL_WRITE of a big command: json decoded by the caller's thread
+	 * (owned; handed to decoded.c once proposed), or NULL */
+	struct kv_cmd *dec;
 	/* CALL_CONF */
 	enum raft_conf_op conf_op;
 	uint64_t conf_id;
@@ -117,6 +124,9 @@ void calls_unlink(struct call_list *l, struct node_call *prev,
 /* Finish, with ret, the calls of l (a list no other thread touches)
  * whose deadline passed (expired), or all of them. */
 void calls_settle(struct call_list *l, bool expired, int ret);
+/* Free c's decoded command (c->dec), if it still has one. Whoever holds
+ * c. */
+void call_free_dec(struct node_call *c);
 /* Answer c with ret: its done callback, then (heap) free it. No lock
  * held. Any thread that holds c (off every list). */
 void call_finish(struct node_call *c, int ret);
@@ -307,6 +317,14 @@ struct node_tokens {
 	char file[4096];
 };
 
+/* Big commands decoded off the node thread (decoded.c). */
+struct dec_item;
+struct node_decoded {
+	pthread_mutex_t mu; /* guards head and bytes; a leaf */
+	struct dec_item *head;
+	size_t bytes;
+};
+
 /* The node thread's measure of its turns (turn.c). */
 enum turn_phase {
 	TURN_INBOX,	/* taking the inbox */
@@ -372,6 +390,7 @@ struct kv_node {
 	struct node_members mb;
 	struct node_snap snap;
 	struct node_turn turn;
+	struct node_decoded dec;
 
 	/* The mount's callback for applied changes (node_watch). */
 	pthread_mutex_t watch_mu;
@@ -406,6 +425,9 @@ void outbox_add(struct kv_node *n, struct raft_message *m);
 void outbox_flush(struct kv_node *n);
 
 /* propose.c: the node thread's side of writes and changes. */
+/* c's entry is known (c->index, c->term): hand its decoded command, if
+ * any, to decoded.c. Node thread. */
+void propose_hand_dec(struct kv_node *n, struct node_call *c);
 /* A command's keys and size: 0, -EINVAL, -ENAMETOOLONG, -EFBIG. */
 int propose_check(const struct kv_cmd *cmd);
 /* Settle c (off every list) with ret: a write that surely was not
@@ -538,6 +560,30 @@ void node_abstain_check(struct kv_node *n, uint64_t index);
  * snap.mu: "snapshot_transfers", an array). */
 struct cJSON;
 void snapshot_status(struct kv_node *n, struct cJSON *j);
+
+/* decoded.c: big commands decoded before they are applied. Any thread
+ * but where said; nothing is required to be found (a cache).
+ * decoded_wanted: is a command of len bytes at index/term (0: not known
+ * yet) worth decoding now (big, room, not held)? decoded_put decodes
+ * data[0..len) and keeps it under index/term, or with index 0 pending
+ * under the data pointer (a forwarded write on the leader: node_deliver);
+ * decoded_put_cmd keeps *cmd (taken). decoded_rekey gives the pending one
+ * of data its entry (node thread, once proposed); decoded_forget drops it
+ * (before data is freed). decoded_take (node thread, applying index in
+ * order) moves the command of (index, term) into *out (the caller clears
+ * it) and drops what is held at or before index. */
+bool decoded_wanted(struct kv_node *n, uint64_t index, uint64_t term,
+		    size_t len);
+void decoded_put(struct kv_node *n, uint64_t index, uint64_t term,
+		 const void *data, size_t len);
+void decoded_put_cmd(struct kv_node *n, uint64_t index, uint64_t term,
+		     struct kv_cmd *cmd, size_t len);
+void decoded_rekey(struct kv_node *n, const void *data, uint64_t index,
+		   uint64_t term);
+void decoded_forget(struct kv_node *n, const void *data);
+bool decoded_take(struct kv_node *n, uint64_t index, uint64_t term,
+		  struct kv_cmd *out);
+void decoded_clear(struct kv_node *n);
 
 /* turn.c: the node thread's measure of its turns. Node thread, but
  * turn_stats (any thread). A turn is turn_begin, marks, turn_end: each

@@ -75,16 +75,27 @@ static uint64_t entries_bytes(const struct raft_entry *e, size_t n)
 }
 
 /* Hand entries to the store to append, or apply them, in chunks on the
- * stack. */
+ * stack; a big command to apply goes with its decoded form when another
+ * thread decoded it already (decoded.c). */
 static int store_entries(struct kv_node *n, const struct raft_entry *e,
 			 size_t count, bool apply)
 {
 	struct store_entry buf[64];
+	struct kv_cmd cmds[64];
 	for (size_t i = 0; i < count; i += 64) {
 		size_t k = count - i < 64 ? count - i : 64;
 		to_store(e + i, k, buf);
+		for (size_t j = 0; apply && j < k; j++)
+			if (e[i + j].type == RAFT_ENTRY_NORMAL &&
+			    e[i + j].len >= NODE_PREDECODE_BYTES &&
+			    decoded_take(n, e[i + j].index, e[i + j].term,
+					 &cmds[j]))
+				buf[j].cmd = &cmds[j];
 		int ret = apply ? store_apply(n->store, buf, k)
 				: store_append(n->store, buf, k);
+		for (size_t j = 0; apply && j < k; j++)
+			if (buf[j].cmd)
+				kv_cmd_clear(&cmds[j]);
 		if (ret != 0)
 			return ret;
 	}
