@@ -216,9 +216,9 @@ struct http_server {
 /* Start and stop the decoder (stopping drops what it still holds). */
 int http_peerdec_start(struct http_server *h);
 void http_peerdec_stop(struct http_server *h);
-/* A frame of len bytes for the decoder: true if taken (copied; or
- * dropped, the queue being full), false for the caller to decode (a small
- * one, or no memory). The listener's thread. */
+/* A frame of len bytes for the decoder: true if taken (copied), false
+ * for the caller to decode (a small one, the queue full, or no memory).
+ * The listener's thread. */
 bool http_peerdec_take(struct http_server *h, const char *p, size_t len);
 /* Decode a batch (a /raft/message body or a stream's frame) for node
  * and hand it to the node thread. 0, the decoder's error (why filled and
@@ -344,6 +344,13 @@ void http_done(void *ctx, int ret, const struct kv_result *res);
 /* After http_suspend: rc is what the call that answers returned; if it
  * failed (done will not be called), answer with rc now. */
 void http_started(struct http_req *r, int rc);
+/* node_propose_async(cmd, http_done, r) for a suspended r, then
+ * http_started; for a command of HTTP_PROPOSE_THREAD_BYTES or more of
+ * value on a thread of its own, since encoding it (and decoding it again
+ * for the node's apply) takes the listener's one thread 100 ms and more
+ * for 16 MiB. cmd is copied (its pointers must live as long as r). */
+#define HTTP_PROPOSE_THREAD_BYTES (256u * 1024u)
+void http_propose(struct http_req *r, const struct kv_cmd *cmd);
 
 /* ---- http_reply.c: responses ---- */
 

@@ -10,7 +10,8 @@
  * smaller frames are still decoded at once on the listener's thread and
  * may so reach the node before a big one that came earlier, which Raft
  * allows (any network reorders). The queue is bounded by bytes: past it
- * a frame is dropped, as a node thread that is behind drops them. The
+ * the listener decodes the frame itself, which slows the stream down to
+ * what this node takes (a dropped frame would only be resent). The
  * endpoints are http_peer.c's. */
 #include <errno.h>
 #include <stdio.h>
@@ -125,13 +126,12 @@ bool http_peerdec_take(struct http_server *h, const char *p, size_t len)
 	memcpy(it->p, p, len);
 	pthread_mutex_lock(&d->mu);
 	if (d->stop || d->bytes + len > HTTP_PEERDEC_MAX_BYTES) {
+		/* behind: the listener decodes it itself, and so reads the
+		 * stream no faster than this node takes it (a dropped frame
+		 * would only come back, resent) */
 		pthread_mutex_unlock(&d->mu);
 		free(it);
-		fprintf(stderr,
-			"kvfs: dropped a peer frame of %zu bytes: the "
-			"frame decoder is behind\n",
-			len);
-		return true; /* dropped, as a network may */
+		return false;
 	}
 	if (d->tail)
 		d->tail->next = it;

@@ -249,6 +249,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 static void *loop_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "kvfs-node");
+	kv_thread_urgent(); /* its turns send the heartbeats */
 	struct kv_node *n = arg;
 	struct node_inbox *in = &n->in;
 	uint64_t next_tick = kv_mono_ms() + NODE_TICK_MS;

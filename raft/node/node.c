@@ -154,6 +154,8 @@ static int core_open(struct kv_node *n, const struct raft_config *boot,
 	struct raft_options ro = {.id = n->id,
 				  .election_ticks = NODE_ELECTION,
 				  .heartbeat_ticks = NODE_HEARTBEAT,
+				  .resend_bytes_per_heartbeat =
+				      NODE_RESEND_BYTES_PER_HEARTBEAT,
 				  .seed = (uint64_t)kv_wall_ns() ^
 					  ((uint64_t)getpid() << 32) ^ n->id};
 	ret = raft_new(&ro, &rs, &n->raft);

@@ -34,15 +34,20 @@
 #include "snapxfer.h"
 
 /* Time: one tick, and the core's timeouts in ticks. */
-#define NODE_TICK_MS	    50
-#define NODE_HEARTBEAT	    2	 /* 100 ms */
-#define NODE_ELECTION	    10	 /* 0.5 .. 1 s, randomized */
-#define NODE_READ_RETRY_MS  500	 /* a ReadIndex round unanswered this long */
-#define NODE_READ_PIPELINE  4	 /* ReadIndex rounds in flight at once */
-#define NODE_RETRY_PAUSE_MS 20	 /* a write that must wait for a leader */
-#define NODE_COMPACT_TRAIL  5000 /* entries kept in memory after a db */
-#define NODE_MAX_INBOX_MSGS 65536
-#define NODE_MAX_UNSENT	    64 /* unsent batches noted at once */
+#define NODE_TICK_MS	   50
+#define NODE_HEARTBEAT	   2   /* 100 ms */
+#define NODE_ELECTION	   10  /* 0.5 .. 1 s, randomized */
+#define NODE_READ_RETRY_MS 500 /* a ReadIndex round unanswered this long */
+/* What a follower is assumed to take per heartbeat interval at least
+ * (raft_options.resend_bytes_per_heartbeat): 10 MB/s, what 16 MiB entries
+ * got through a 3-node cluster on two busy cores, so that one still on
+ * its way is not resent (1.6 s more for 16 MiB). */
+#define NODE_RESEND_BYTES_PER_HEARTBEAT (1u << 20)
+#define NODE_READ_PIPELINE		4 /* ReadIndex rounds in flight at once */
+#define NODE_RETRY_PAUSE_MS		20 /* a write that must wait for a leader */
+#define NODE_COMPACT_TRAIL		5000 /* entries kept in memory after a db */
+#define NODE_MAX_INBOX_MSGS		65536
+#define NODE_MAX_UNSENT			64 /* unsent batches noted at once */
 /* Commands this long or longer are decoded before the node thread
  * applies them (decoded.c), up to this many bytes of them at once. */
 #define NODE_PREDECODE_BYTES   (64u * 1024u)
