@@ -156,6 +156,9 @@ static int core_open(struct kv_node *n, const struct raft_config *boot,
 				  .heartbeat_ticks = NODE_HEARTBEAT,
 				  .resend_bytes_per_heartbeat =
 				      NODE_RESEND_BYTES_PER_HEARTBEAT,
+				  /* update_process is done with them
+				     before it calls the core again */
+				  .borrow_entries = true,
 				  .seed = (uint64_t)kv_wall_ns() ^
 					  ((uint64_t)getpid() << 32) ^ n->id};
 	ret = raft_new(&ro, &rs, &n->raft);

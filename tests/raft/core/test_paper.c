@@ -752,6 +752,40 @@ test_leader_resends_a_big_append_only_after_its_size_allows(void **st)
 	}
 }
 
+/* borrow_entries: the update's entries and committed are the log's own
+ * data, and freeing the update leaves them (ASan would see a double
+ * free or a read after free). */
+static void test_borrowed_update_entries_are_the_logs_own(void **st)
+{
+	(void)st;
+	struct raft_restore rs = {.term = 1};
+	rs.snapshot.conf = conf3();
+	struct raft_options o = {.id = 1, .seed = 42, .borrow_entries = true};
+	struct raft *r;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	elect(r);
+	assert_true(U.borrowed);
+	assert_int_equal(
+	    raft_propose(r, RAFT_ENTRY_NORMAL, "abc", 3, NULL, NULL), 0);
+	take(r);
+	assert_true(U.borrowed);
+	assert_int_equal(U.n_entries, 1);
+	const void *data = U.entries[0].data;
+	assert_memory_equal(data, "abc", 3);
+	raft_persisted(r, 2, 2);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .index = 2});
+	take(r);
+	assert_int_equal(U.n_committed, 2);
+	assert_ptr_equal(U.committed[1].data, data);
+	assert_memory_equal(U.committed[1].data, "abc", 3);
+	raft_update_free(&U);
+	memset(&U, 0, sizeof(U));
+	raft_free(r);
+}
+
 static void test_config_text_round_trips_and_rejects_garbage(void **st)
 {
 	(void)st;
@@ -795,6 +829,7 @@ int main(void)
 	    T(test_leader_sends_snapshot_when_follower_needs_compacted_entries),
 	    T(test_read_index_waits_for_a_quorum_heartbeat_round),
 	    T(test_leader_resends_a_big_append_only_after_its_size_allows),
+	    T(test_borrowed_update_entries_are_the_logs_own),
 	    T(test_config_text_round_trips_and_rejects_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
