@@ -247,7 +247,10 @@ int peers_send(struct peer_set *ps, const struct raft_message *msgs, size_t n);
  * entry data passes PEER_DIRECT_BYTES is never encoded on the caller's
  * thread: it goes to the peer's queue, and the peer's own thread encodes
  * and writes it, so that a big entry holds up neither the caller (the
- * node thread, which sends the heartbeats) nor anything else. */
+ * node thread, which sends the heartbeats) nor anything else. Messages
+ * without entries go on a second stream to the same member (its control
+ * stream, a sender thread of its own), so that no heartbeat waits for an
+ * append's frame; peers_info counts both. */
 #define PEER_DIRECT_BYTES (64u * 1024u)
 int peers_send_take(struct peer_set *ps, struct raft_message *msgs, size_t n);
 
