@@ -1,7 +1,8 @@
 /* applier.c - store_apply: committed entries into the map.
  *
  * Applying runs on the caller's thread (the node's), with no hand-off:
- * commands are decoded first, then a chunk of entries is applied under one
+ * commands are decoded first (unless the caller decoded a big one
+ * already, on another thread), then a chunk of entries is applied under one
  * write lock of map_lock, and reported with the lock released (the
  * callbacks wake readers, who take it). An entry is committed before it
  * is applied, so applying needs nothing of the log. After each chunk the
@@ -103,6 +104,10 @@ int store_apply(struct store *st, const struct store_entry *e, size_t n)
 			cmd_err[j] = 0;
 			if (e[i + j].type != STORE_ENTRY_CMD)
 				continue;
+			if (e[i + j].cmd) {
+				cmds[j] = *e[i + j].cmd; /* borrowed */
+				continue;
+			}
 			ret = kv_cmd_decode(e[i + j].data, e[i + j].len,
 					    &cmds[j]);
 			if (ret != 0 && ret != -ENOMEM) {
@@ -113,7 +118,8 @@ int store_apply(struct store *st, const struct store_entry *e, size_t n)
 		if (ret == 0)
 			apply_chunk(st, e + i, cmds, cmd_err, k);
 		for (size_t j = 0; j < k; j++)
-			kv_cmd_clear(&cmds[j]);
+			if (!e[i + j].cmd)
+				kv_cmd_clear(&cmds[j]);
 		if (ret != 0)
 			return ret;
 		owner_kick_if_due(st);

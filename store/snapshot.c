@@ -24,6 +24,10 @@
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS   60000
 #define CATCH_UP_CHUNK 64
+/* log_get checks each entry's checksum under log_mu, which the node
+ * thread's appends need: 64 entries of 16 MiB held it for 200 ms. A chunk
+ * ends once it holds this many bytes (one entry at least). */
+#define CATCH_UP_BYTES (1u << 20)
 
 /* ---- the owner's side ---- */
 
@@ -253,14 +257,16 @@ static int replica_catch_up(struct store *st)
 		struct log_entry le[CATCH_UP_CHUNK];
 		size_t k = 0;
 		int ret = 0;
+		size_t bytes = 0;
 		pthread_mutex_lock(&st->log_mu);
-		for (; k < CATCH_UP_CHUNK &&
+		for (; k < CATCH_UP_CHUNK && bytes < CATCH_UP_BYTES &&
 		       sn->replica_index + k < sn->meta.index;
 		     k++) {
 			ret =
 			    log_get(st->log, sn->replica_index + k + 1, &le[k]);
 			if (ret != 0)
 				break;
+			bytes += le[k].len;
 		}
 		pthread_mutex_unlock(&st->log_mu);
 		for (size_t j = 0; j < k; j++) {
@@ -310,6 +316,7 @@ static int write_job(struct store *st)
 void *snapshot_writer_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "kvfs-dbwrite");
+	kv_thread_background();
 	struct store *st = arg;
 	pthread_mutex_lock(&st->mu);
 	for (;;) {

@@ -28,6 +28,9 @@ struct store_entry {
 	int type;
 	const void *data;
 	size_t len;
+	/* store_apply, a CMD entry: its command already decoded from data
+	 * (borrowed), or NULL to decode it there */
+	const struct kv_cmd *cmd;
 };
 #define STORE_ENTRY_CMD	   1
 #define STORE_ENTRY_NOOP   2

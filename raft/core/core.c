@@ -46,6 +46,8 @@ int raft_new(const struct raft_options *opt, const struct raft_restore *rs,
 		r->opt.max_batch_entries = 256;
 	if (!r->opt.max_batch_bytes)
 		r->opt.max_batch_bytes = 1u << 20;
+	if (!r->opt.resend_bytes_per_heartbeat)
+		r->opt.resend_bytes_per_heartbeat = 4u << 20;
 	int rc = RAFT_EINVAL;
 	if (r->opt.heartbeat_ticks >= r->opt.election_ticks ||
 	    rs->snapshot.conf.n > RAFT_MAX_SERVERS)

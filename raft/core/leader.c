@@ -165,6 +165,8 @@ void lead_send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 		}
 	} else {
 		p->probe_sent = true;
+		p->probe_bytes = bytes;
+		p->stall = 0;
 	}
 }
 

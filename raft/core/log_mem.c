@@ -120,6 +120,22 @@ void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term)
 	l->snap_term = term;
 }
 
+int mlog_view(const struct raft_log *l, uint64_t lo, uint64_t hi,
+	      struct raft_entry **out)
+{
+	*out = NULL;
+	if (hi < lo)
+		return 0;
+	assert(lo > l->snap_index && hi <= mlog_last_index(l));
+	size_t n = hi - lo + 1;
+	struct raft_entry *v = malloc(n * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, mlog_get(l, lo), n * sizeof(*v));
+	*out = v;
+	return 0;
+}
+
 int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
 	      struct raft_entry **out)
 {

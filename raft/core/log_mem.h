@@ -43,6 +43,11 @@ void mlog_compact(struct raft_log *l, uint64_t index);
 /* Drop everything: the log now starts after (index, term), an installed
  * snapshot (§7 "discard the entire log"). */
 void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term);
+/* Entries [lo, hi] with their data borrowed from the log (only the
+ * array is new, freed with free): valid until the log drops or truncates
+ * them. *out = NULL if hi < lo. 0 or -ENOMEM. */
+int mlog_view(const struct raft_log *l, uint64_t lo, uint64_t hi,
+	      struct raft_entry **out);
 /* Copy entries [lo, hi] (data copied) into a new array the caller frees
  * with mlog_entries_free; *out = NULL if hi < lo. Requires the range
  * within the log. 0 or -ENOMEM. */

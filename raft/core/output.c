@@ -72,19 +72,38 @@ bool raft_has_update(const struct raft *r)
 	       r->applied < apply_limit(r);
 }
 
+/* The entries lo..hi of the log for an update: copies, or (the option
+ * borrow_entries) the log's own data. */
+static int update_entries(const struct raft *r, uint64_t lo, uint64_t hi,
+			  struct raft_entry **out)
+{
+	return r->opt.borrow_entries ? mlog_view(&r->log, lo, hi, out)
+				     : mlog_copy(&r->log, lo, hi, out);
+}
+
+static void update_entries_free(struct raft_update *u, struct raft_entry *e,
+				size_t n)
+{
+	if (u->borrowed)
+		free(e);
+	else
+		mlog_entries_free(e, n);
+}
+
 int raft_update_get(struct raft *r, struct raft_update *u)
 {
 	memset(u, 0, sizeof(*u));
+	u->borrowed = r->opt.borrow_entries;
 	uint64_t last = mlog_last_index(&r->log);
 	uint64_t hi = apply_limit(r);
 	if (r->unsaved <= last) {
-		if (mlog_copy(&r->log, r->unsaved, last, &u->entries))
+		if (update_entries(r, r->unsaved, last, &u->entries))
 			return RAFT_ENOMEM;
 		u->n_entries = last - r->unsaved + 1;
 	}
 	if (r->applied < hi) {
-		if (mlog_copy(&r->log, r->applied + 1, hi, &u->committed)) {
-			mlog_entries_free(u->entries, u->n_entries);
+		if (update_entries(r, r->applied + 1, hi, &u->committed)) {
+			update_entries_free(u, u->entries, u->n_entries);
 			memset(u, 0, sizeof(*u));
 			return RAFT_ENOMEM;
 		}
@@ -121,8 +140,8 @@ void raft_message_clear(struct raft_message *m)
 
 void raft_update_free(struct raft_update *u)
 {
-	mlog_entries_free(u->entries, u->n_entries);
-	mlog_entries_free(u->committed, u->n_committed);
+	update_entries_free(u, u->entries, u->n_entries);
+	update_entries_free(u, u->committed, u->n_committed);
 	for (size_t i = 0; i < u->n_msgs; i++)
 		raft_message_clear(&u->msgs[i]);
 	free(u->msgs);

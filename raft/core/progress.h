@@ -28,8 +28,9 @@ struct raft_progress {
 	bool recent_active; /* heard from since the last check-quorum */
 	unsigned quiet;	    /* leader ticks since it was last heard from */
 	uint64_t pending_snapshot;
-	uint64_t read_ack; /* highest ReadIndex round acknowledged */
-	unsigned stall;	   /* heartbeats answered without progress */
+	uint64_t read_ack;  /* highest ReadIndex round acknowledged */
+	unsigned stall;	    /* heartbeats answered without progress */
+	size_t probe_bytes; /* PROBE: entry bytes of the append that is out */
 	uint64_t inflight[RAFT_MAX_INFLIGHT]; /* last index of each append */
 	unsigned in_head, in_count;
 };

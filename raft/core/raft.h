@@ -37,10 +37,12 @@
  *
  * Memory: everything reachable from a raft_update (entries, their data,
  * messages, the entries inside messages) is owned by the update and freed
- * by raft_update_free. To keep one message beyond it, copy the struct and
- * set the original's type to RAFT_MSG_NONE; then free the copy with
- * raft_message_clear. Arguments to the core (messages to raft_step, data to
- * raft_propose) are borrowed: the core copies what it keeps.
+ * by raft_update_free (with raft_options.borrow_entries, the data of
+ * entries and committed is the core's: see raft_update.borrowed). To keep one
+ * message beyond it, copy the struct and set the original's type to
+ * RAFT_MSG_NONE; then free the copy with raft_message_clear. Arguments to the
+ * core (messages to raft_step, data to raft_propose) are borrowed: the core
+ * copies what it keeps.
  *
  * Threads: a struct raft is not thread-safe; one thread owns it. */
 #ifndef KV_RAFT_H
@@ -211,18 +213,35 @@ struct raft_update {
 
 	struct raft_read *reads; /* step 6 */
 	size_t n_reads;
+
+	/* entries' and committed's data are the core's (borrow_entries):
+	 * valid until the next call into the core other than raft_persisted;
+	 * only the arrays are the update's */
+	bool borrowed;
 };
 
 /* ---- Lifetime ---- */
 
 struct raft_options {
-	uint64_t id;		   /* this node, >= 1 */
-	unsigned election_ticks;   /* election timeout, randomized in [e, 2e);
-				      0: 10 */
-	unsigned heartbeat_ticks;  /* 0: 1; must be < election_ticks */
-	unsigned max_inflight;	   /* appends in flight per follower; 0: 32 */
-	size_t max_batch_entries;  /* per append; 0: 256 */
-	size_t max_batch_bytes;	   /* per append (data bytes); 0: 1 MiB */
+	uint64_t id;		  /* this node, >= 1 */
+	unsigned election_ticks;  /* election timeout, randomized in [e, 2e);
+				     0: 10 */
+	unsigned heartbeat_ticks; /* 0: 1; must be < election_ticks */
+	unsigned max_inflight;	  /* appends in flight per follower; 0: 32 */
+	size_t max_batch_entries; /* per append; 0: 256 */
+	size_t max_batch_bytes;	  /* per append (data bytes); 0: 1 MiB */
+	/* Entry bytes a follower is assumed to take (receive, decode, make
+	 * durable, answer) per heartbeat interval at least; 0: 4 MiB. An
+	 * append not yet answered is resent only after its bytes had that
+	 * time (on top of the usual three heartbeats in REPLICATE), so a big
+	 * entry still on its way is not sent again behind itself. */
+	size_t resend_bytes_per_heartbeat;
+	/* The update's entries and committed point at the core's own data
+	 * (raft_update.borrowed) instead of copies: for a caller that is
+	 * done with them before it calls the core again (but for
+	 * raft_persisted), as the node thread is. Saves two copies of every
+	 * entry; a 16 MiB one took 50 to 250 ms of a turn to copy. */
+	bool borrow_entries;
 	bool disable_pre_vote;	   /* default: Pre-Vote on */
 	bool disable_check_quorum; /* default: check-quorum and lease on */
 	uint64_t seed;		   /* drives the election timeout PRNG */

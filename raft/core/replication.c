@@ -292,6 +292,31 @@ void repl_step_append_resp(struct raft *r, const struct raft_message *m)
 	}
 }
 
+/* Heartbeats more to wait for an append of bytes entry bytes before it
+ * counts as lost: the time the follower needs to take it
+ * (opt.resend_bytes_per_heartbeat), so that a big entry still on its way
+ * is not resent behind itself (each resend costs as much again on both
+ * sides). */
+static unsigned patience(const struct raft *r, size_t bytes)
+{
+	size_t extra = bytes / r->opt.resend_bytes_per_heartbeat;
+	return extra > 1000 ? 1000 : (unsigned)extra;
+}
+
+/* Entry bytes sent to p and not acknowledged: (match, next). Summed up to
+ * a bound past which patience is at its cap anyway. */
+static size_t unacked_bytes(const struct raft *r, const struct raft_progress *p)
+{
+	size_t bytes = 0, cap = 1000 * r->opt.resend_bytes_per_heartbeat;
+	for (uint64_t i = p->match + 1; i < p->next && bytes < cap; i++) {
+		const struct raft_entry *e = mlog_get(&r->log, i);
+		if (!e)
+			break;
+		bytes += e->len;
+	}
+	return bytes;
+}
+
 void repl_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 {
 	assert(r->role == RAFT_LEADER && m->term == r->term);
@@ -300,7 +325,16 @@ void repl_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 		return;
 	p->recent_active = true;
 	p->quiet = 0;
-	p->probe_sent = false;
+	/* PROBE: the append out is given up, and sent again below, at this
+	 * answer for a small one, after as many more as its size needs for
+	 * a big one */
+	if (p->state == PROGRESS_PROBE && p->probe_sent &&
+	    ++p->stall > patience(r, p->probe_bytes)) {
+		p->probe_sent = false;
+		p->stall = 0;
+	} else if (p->state != PROGRESS_PROBE) {
+		p->probe_sent = false;
+	}
 	if (m->index < p->match) {
 		/* The follower's log ends before what it acknowledged: it
 		 * lost its log (a wiped data directory, restarted with the
@@ -314,12 +348,13 @@ void repl_step_heartbeat_resp(struct raft *r, const struct raft_message *m)
 		/* Appends lost in REPLICATE leave next past the follower's
 		 * log with nothing acknowledged: after a few heartbeats with
 		 * no progress, probe again from match. */
-		if (p->state == PROGRESS_REPLICATE && ++p->stall >= 3) {
+		if (p->state == PROGRESS_REPLICATE &&
+		    ++p->stall >= 3 + patience(r, unacked_bytes(r, p))) {
 			p->stall = 0;
 			progress_become_probe(p);
 		}
 		lead_send_append(r, p, false);
-	} else {
+	} else if (p->state != PROGRESS_PROBE) {
 		p->stall = 0;
 		xfer_on_progress(r, p); /* the TimeoutNow may have been lost */
 	}

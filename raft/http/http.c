@@ -212,6 +212,11 @@ int http_start_with(struct kv_node *n, const struct http_options *o,
 	    h,
 	    /* TLS (http_tls.c): certificate, key, the CA, priorities */
 	    MHD_OPTION_ARRAY, h->tls_opts, MHD_OPTION_END);
+	if (h->daemon && (rc = http_peerdec_start(h)) != 0) {
+		MHD_stop_daemon(h->daemon);
+		h->daemon = NULL;
+		goto err_gate;
+	}
 	if (!h->daemon) {
 		rc = -EIO;
 		if (errmsg && asprintf(errmsg,
@@ -278,6 +283,7 @@ void http_stop(struct http_server *h)
 	 * every connection it closes. */
 	http_gate_stop(h->gate);
 	MHD_stop_daemon(h->daemon);
+	http_peerdec_stop(h); /* no stream feeds it any more */
 	http_watches_free(h->watches);
 	http_gate_free(h->gate);
 	http_auth_free(h->auth);

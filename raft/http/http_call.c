@@ -164,6 +164,55 @@ void http_started(struct http_req *r, int rc)
 		http_done(r, rc, NULL);
 }
 
+struct propose_job {
+	struct http_req *r;
+	struct kv_cmd cmd;
+};
+
+static void *propose_main(void *arg)
+{
+	struct propose_job *j = arg;
+	struct http_server *h = j->r->http;
+	/* r is not touched once the node took the call: http_done may
+	 * complete it at any time from then on */
+	http_started(j->r,
+		     node_propose_async(j->r->node, &j->cmd, http_done, j->r));
+	free(j);
+	pthread_mutex_lock(&h->mu);
+	if (--h->workers == 0)
+		pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+void http_propose(struct http_req *r, const struct kv_cmd *cmd)
+{
+	struct http_server *h = r->http;
+	struct propose_job *j = NULL;
+	if (cmd->vlen >= HTTP_PROPOSE_THREAD_BYTES &&
+	    (j = malloc(sizeof(*j))) != NULL) {
+		j->r = r;
+		j->cmd = *cmd;
+		pthread_mutex_lock(&h->mu);
+		h->workers++;
+		pthread_mutex_unlock(&h->mu);
+		pthread_attr_t attr;
+		pthread_t t;
+		pthread_attr_init(&attr);
+		pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+		int err = pthread_create(&t, &attr, propose_main, j);
+		pthread_attr_destroy(&attr);
+		if (err == 0)
+			return;
+		free(j);
+		pthread_mutex_lock(&h->mu);
+		h->workers--;
+		pthread_mutex_unlock(&h->mu);
+	}
+	struct kv_cmd c = *cmd; /* stamped and encoded by the node */
+	http_started(r, node_propose_async(r->node, &c, http_done, r));
+}
+
 /* A suspended request is taken up again (or ends): it no longer holds
  * the listener open. The listener's thread. */
 void http_release_hold(struct http_req *r)

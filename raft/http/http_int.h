@@ -174,8 +174,23 @@ struct http_cert_cache {
 struct http_auth;
 
 /* The listener: one per node. */
+/* Big peer frames waiting to be decoded off the listener's thread
+ * (http_peerdec.c). */
+#define HTTP_PEERDEC_MAX_BYTES (256u << 20)
+struct peerdec_item;
+struct http_peerdec {
+	pthread_mutex_t mu; /* guards the rest but thread and started */
+	pthread_cond_t cond;
+	struct peerdec_item *head, *tail;
+	size_t bytes;
+	bool stop;
+	pthread_t thread;
+	bool started; /* http_start and http_stop's */
+};
+
 struct http_server {
 	struct kv_node *node;
+	struct http_peerdec dec;
 	struct MHD_Daemon *daemon;
 	struct http_gate *gate; /* deadlines and admission (http_gate.h) */
 	int listen_fd;
@@ -196,6 +211,22 @@ struct http_server {
 	struct MHD_OptionItem tls_opts[8];
 	struct http_watches *watches; /* http_watch.c */
 };
+
+/* ---- http_peerdec.c: peer batches into the node ---- */
+
+/* Start and stop the decoder (stopping drops what it still holds). */
+int http_peerdec_start(struct http_server *h);
+void http_peerdec_stop(struct http_server *h);
+/* A frame of len bytes for the decoder: true if taken (copied), false
+ * for the caller to decode (a small one, the queue full, or no memory).
+ * The listener's thread. */
+bool http_peerdec_take(struct http_server *h, const char *p, size_t len);
+/* Decode a batch (a /raft/message body or a stream's frame) for node
+ * and hand it to the node thread. 0, the decoder's error (why filled and
+ * logged) or -EBUSY (the node thread could not take it, behind or out of
+ * memory: dropped, as a network would). Any thread. */
+int http_peer_take_batch(struct kv_node *node, const char *p, size_t len,
+			 char *why, size_t why_len);
 
 /* ---- http_auth.c: who a request is from, what it may do ---- */
 
@@ -314,6 +345,13 @@ void http_done(void *ctx, int ret, const struct kv_result *res);
 /* After http_suspend: rc is what the call that answers returned; if it
  * failed (done will not be called), answer with rc now. */
 void http_started(struct http_req *r, int rc);
+/* node_propose_async(cmd, http_done, r) for a suspended r, then
+ * http_started; for a command of HTTP_PROPOSE_THREAD_BYTES or more of
+ * value on a thread of its own, since encoding it (and decoding it again
+ * for the node's apply) takes the listener's one thread 100 ms and more
+ * for 16 MiB. cmd is copied (its pointers must live as long as r). */
+#define HTTP_PROPOSE_THREAD_BYTES (256u * 1024u)
+void http_propose(struct http_req *r, const struct kv_cmd *cmd);
 
 /* ---- http_watch.c: GET /kv/...?watch ---- */
 

@@ -259,7 +259,7 @@ static enum MHD_Result propose(struct http_req *r, struct kv_cmd *cmd)
 {
 	if (!http_suspend(r))
 		return http_fail_err(r, KV_ESHUTDOWN, NULL);
-	http_started(r, node_propose_async(r->node, cmd, http_done, r));
+	http_propose(r, cmd); /* a big one on a thread of its own */
 	return MHD_YES;
 }
 

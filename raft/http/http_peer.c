@@ -2,7 +2,8 @@
  *
  * POST /raft/stream is a peer's sender: one long request whose body is
  * a sequence of frames, each a batch of Raft messages (raft/peer/peer.h,
- * docs/peer-protocol.md) handed to the node thread as soon as it is in;
+ * docs/peer-protocol.md) handed to the node thread as soon as it is in
+ * (a big one through the frame decoder's thread, http_peerdec.c);
  * Raft's answers travel on the stream the other way. POST /raft/message
  * carries one batch, answered 204 once it is handed over.
  * POST /raft/snapshot brings a leader's db file in chunks (snapxfer.h);
@@ -39,28 +40,6 @@ bool http_peer_check(struct http_req *r)
 	return true;
 }
 
-/* Decode a batch (a /raft/message body or a stream's frame) for this
- * node and hand it to the node thread. 0; the error of peer_handle_body,
- * with why filled and logged; or -EBUSY when the node thread could not
- * take them (behind, or no memory: dropped, as a network would). */
-static int take_batch(struct http_req *r, const char *p, size_t len, char *why,
-		      size_t why_len)
-{
-	struct raft_message *msgs = NULL;
-	size_t n = 0;
-	int err = peer_handle_body(p, len, node_cluster_id(r->node),
-				   node_id(r->node), &msgs, &n, why, why_len);
-	if (err != 0) {
-		kv_log(KV_LOG_WARN, "refused a peer batch%s: %s",
-		       err == KV_EVERSION ? " in another format version" : "",
-		       why[0] ? why : kv_strerror(err));
-		return err;
-	}
-	if (n > 0 && node_deliver(r->node, msgs, n, len) != 0)
-		return -EBUSY;
-	return 0;
-}
-
 static enum MHD_Result no_content(struct http_req *r)
 {
 	struct MHD_Response *resp =
@@ -73,8 +52,8 @@ static enum MHD_Result no_content(struct http_req *r)
 enum MHD_Result http_peer_message(struct http_req *r)
 {
 	char why[160] = "";
-	int err =
-	    take_batch(r, (const char *)r->body, r->len, why, sizeof(why));
+	int err = http_peer_take_batch(r->node, (const char *)r->body, r->len,
+				       why, sizeof(why));
 	if (err == -EBUSY)
 		return http_fail(r, MHD_HTTP_SERVICE_UNAVAILABLE, "not_ready",
 				 "the node is behind; messages dropped");
@@ -106,11 +85,15 @@ bool http_peer_stream_check(struct http_req *r)
 }
 
 /* A frame's batch; a bad one closes the stream, a node thread that is
- * behind only drops it. */
+ * behind only drops it. A big one goes to the frame decoder, so that the
+ * listener reads on (http_peerdec.c); a bad big one is only logged. */
 static int on_frame(void *ctx, const char *p, size_t len)
 {
+	struct http_req *r = ctx;
+	if (http_peerdec_take(r->http, p, len))
+		return 0;
 	char why[160] = "";
-	int err = take_batch(ctx, p, len, why, sizeof(why));
+	int err = http_peer_take_batch(r->node, p, len, why, sizeof(why));
 	return err == -EBUSY ? 0 : err;
 }
 

@@ -63,6 +63,15 @@ void calls_settle(struct call_list *l, bool expired, int ret)
 	}
 }
 
+void call_free_dec(struct node_call *c)
+{
+	if (c->dec) {
+		kv_cmd_clear(c->dec);
+		free(c->dec);
+		c->dec = NULL;
+	}
+}
+
 void call_finish(struct node_call *c, int ret)
 {
 	assert(c->stage != CALL_DONE); /* answered exactly once */
@@ -80,6 +89,7 @@ void call_finish(struct node_call *c, int ret)
 		return;
 	}
 	done(ctx, ret, res);
+	call_free_dec(c);
 	free((char *)c->json);
 	free(c);
 }

@@ -3,7 +3,9 @@
  * Batches of messages come from the listener's thread (a peer's stream
  * frames, POST /raft/message) and go into the node thread's inbox; a
  * follower's forwarded writes are checked and re-encoded here, on the
- * delivering thread, so the node thread only appends them (forward.c).
+ * delivering thread, so the node thread only appends them (forward.c),
+ * and big commands are decoded here for the node thread's apply
+ * (decoded.c).
  * Each batch notes when its sender was last heard from, for /status. The
  * peer senders report the propose batches they know never left
  * (node_unsent), which the node thread then proposes again. */
@@ -35,12 +37,30 @@ static void heard(struct kv_node *n, uint64_t id)
 	pthread_mutex_unlock(&mb->mu);
 }
 
+/* Decode the big commands of m here rather than on the node thread when
+ * they are applied (decoded.c): a leader's entries under their index, a
+ * follower's forwarded writes under their data until proposed. */
+static void predecode(struct kv_node *n, const struct raft_message *m)
+{
+	bool append = m->type == RAFT_MSG_APPEND;
+	if (!append && (m->type != RAFT_MSG_PROPOSE || m->reject))
+		return;
+	for (size_t k = 0; k < m->n_entries; k++) {
+		const struct raft_entry *e = &m->entries[k];
+		if (e->type == RAFT_ENTRY_NORMAL)
+			decoded_put(n, append ? e->index : 0,
+				    append ? e->term : 0, e->data, e->len);
+	}
+}
+
 int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count,
 		 size_t bytes)
 {
-	for (size_t i = 0; i < count; i++)
+	for (size_t i = 0; i < count; i++) {
 		if (msgs[i].type == RAFT_MSG_PROPOSE)
 			forward_check(&msgs[i]);
+		predecode(n, &msgs[i]);
+	}
 	struct inmsg *m = malloc(sizeof(*m));
 	if (!m) {
 		peer_msgs_free(msgs, count);

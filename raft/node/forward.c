@@ -144,6 +144,8 @@ void forward_take(struct kv_node *n, const struct raft_message *m,
 				 &index, &term) != 0)
 			break; /* busy (transfer) or out of memory */
 		kv_metric_add(&node_m_proposals, 0, 1);
+		if (e->len >= NODE_PREDECODE_BYTES)
+			decoded_rekey(n, e->data, index, term);
 		if (count == 0) {
 			resp->index = index;
 			resp->log_term = term;
@@ -181,6 +183,7 @@ void forward_answer(struct kv_node *n, const struct raft_message *m)
 		} else {
 			c->index = m->index + i;
 			c->term = m->log_term;
+			propose_hand_dec(n, c);
 			c->stage = CALL_WAITING;
 			calls_insert_by_index(&n->props.waiting, c);
 		}

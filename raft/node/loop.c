@@ -6,7 +6,8 @@
  * the clock every NODE_TICK_MS, settles the calls whose deadline passed,
  * and carries out each update (update.c). It holds the inbox lock only to
  * take the inbox and to sleep: what it took, the core and the calls it
- * carries are its own. node_stop ends it and answers what it held. */
+ * carries are its own. Each turn is measured (turn.c): heartbeats go out
+ * between turns. node_stop ends it and answers what it held. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,10 +64,20 @@ static void inbox_take(struct kv_node *n, struct turn *t)
 	in->n_unsent = 0;
 }
 
-static void msgs_free(struct inmsg *m)
+static void msgs_free(struct kv_node *n, struct inmsg *m)
 {
 	while (m) {
 		struct inmsg *next = m->next;
+		/* a forwarded write's decoded command not proposed after all */
+		for (size_t i = 0; i < m->n; i++)
+			for (size_t k = 0;
+			     m->msgs[i].type == RAFT_MSG_PROPOSE &&
+			     k < m->msgs[i].n_entries;
+			     k++)
+				if (m->msgs[i].entries[k].len >=
+				    NODE_PREDECODE_BYTES)
+					decoded_forget(
+					    n, m->msgs[i].entries[k].data);
 		peer_msgs_free(m->msgs, m->n);
 		free(m);
 		m = next;
@@ -106,7 +117,7 @@ static void compact(struct kv_node *n, uint64_t index)
  * once. */
 static void turn_failed(struct kv_node *n, struct turn *t)
 {
-	msgs_free(t->msgs);
+	msgs_free(n, t->msgs);
 	n->compacted = t->snapshotted;
 	forward_unsent(n, t->unsent, t->n_unsent); /* parked, then failed */
 	for (struct node_call *c = t->calls, *next; c; c = next) {
@@ -139,8 +150,10 @@ static void propose_turn(struct kv_node *n, struct node_call *list)
 			c->ret =
 			    raft_propose(n->raft, RAFT_ENTRY_NORMAL, c->json,
 					 c->len, &c->index, &c->term);
-			if (c->ret == 0)
+			if (c->ret == 0) {
 				kv_metric_add(&node_m_proposals, 0, 1);
+				propose_hand_dec(n, c);
+			}
 			if (c->ret == RAFT_ENOTLEADER || c->ret == RAFT_EBUSY)
 				c->ret = NODE_RETRY;
 		}
@@ -175,20 +188,27 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 		turn_failed(n, t);
 		return;
 	}
+	uint64_t nmsgs = 0, mbytes = 0;
 	for (struct inmsg *m = t->msgs; m; m = m->next)
-		for (size_t i = 0; i < m->n; i++)
+		for (size_t i = 0; i < m->n; i++) {
+			for (size_t k = 0; k < m->msgs[i].n_entries; k++)
+				mbytes += m->msgs[i].entries[k].len;
 			step(n, &m->msgs[i]);
-	msgs_free(t->msgs);
+			nmsgs++;
+		}
+	msgs_free(n, t->msgs);
 	if (t->persisted) {
 		raft_persisted(n->raft, t->p_index, t->p_term);
 		node_abstain_check(n, t->p_index);
 	}
 	if (t->n_unsent)
 		forward_unsent(n, t->unsent, t->n_unsent);
+	turn_mark(n, TURN_MSGS, nmsgs, mbytes);
 	if (t->snapshotted > n->compacted)
 		compact(n, t->snapshotted);
 	if (t->sends)
 		snapshot_send_reap(n, false);
+	turn_mark(n, TURN_OTHER, 0, 0);
 	/* writes parked for a leader go first: they are older */
 	struct node_call *list = props_take_due(n);
 	if (list) {
@@ -199,8 +219,14 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	} else {
 		list = t->calls;
 	}
+	uint64_t ncalls = 0, cbytes = 0;
+	for (struct node_call *c = list; c; c = c->next) {
+		ncalls++;
+		cbytes += c->len;
+	}
 	if (list)
 		propose_turn(n, list);
+	turn_mark(n, TURN_PROPOSE, ncalls, cbytes);
 	if (tick) {
 		writable_check(n);
 		raft_tick(n->raft);
@@ -211,6 +237,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 	bool round_failed = round && raft_read_index(n->raft, round) != 0;
 	if (round && !round_failed)
 		kv_metric_add(&node_m_read_rounds, 0, 1);
+	turn_mark(n, TURN_TICK, 0, 0);
 	while (raft_has_update(n->raft)) {
 		struct raft_update u;
 		if (raft_update_get(n->raft, &u) != 0)
@@ -234,6 +261,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 static void *loop_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "kvfs-node");
+	kv_thread_urgent(); /* its turns send the heartbeats */
 	struct kv_node *n = arg;
 	struct node_inbox *in = &n->in;
 	uint64_t next_tick = kv_mono_ms() + NODE_TICK_MS;
@@ -250,12 +278,15 @@ static void *loop_main(void *arg)
 			continue;
 		}
 		struct turn t;
+		turn_begin(n);
 		inbox_take(n, &t);
 		pthread_mutex_unlock(&in->mu);
+		turn_mark(n, TURN_INBOX, 0, 0);
 		bool tick = now >= next_tick;
 		if (tick)
 			next_tick = now + NODE_TICK_MS;
 		turn_run(n, &t, tick);
+		turn_end(n);
 		pthread_mutex_lock(&in->mu);
 	}
 	pthread_mutex_unlock(&in->mu);
@@ -296,7 +327,7 @@ void node_loop_stop(struct kv_node *n)
 	n->in.msgs = n->in.msgs_tail = NULL;
 	n->in.n_msgs = 0;
 	pthread_mutex_unlock(&n->in.mu);
-	msgs_free(msgs);
+	msgs_free(n, msgs);
 	for (struct node_call *c = calls, *next; c; c = next) {
 		next = c->next;
 		call_finish(c, KV_ESHUTDOWN);

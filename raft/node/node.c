@@ -154,6 +154,11 @@ static int core_open(struct kv_node *n, const struct raft_config *boot,
 	struct raft_options ro = {.id = n->id,
 				  .election_ticks = NODE_ELECTION,
 				  .heartbeat_ticks = NODE_HEARTBEAT,
+				  .resend_bytes_per_heartbeat =
+				      NODE_RESEND_BYTES_PER_HEARTBEAT,
+				  /* update_process is done with them
+				     before it calls the core again */
+				  .borrow_entries = true,
 				  .seed = (uint64_t)kv_wall_ns() ^
 					  ((uint64_t)getpid() << 32) ^ n->id};
 	ret = raft_new(&ro, &rs, &n->raft);
@@ -224,11 +229,14 @@ static struct kv_node *node_alloc(const struct node_options *opt)
 	pthread_mutex_init(&n->mb.mu, NULL);
 	pthread_mutex_init(&n->snap.mu, NULL);
 	pthread_mutex_init(&n->watch_mu, NULL);
+	pthread_mutex_init(&n->dec.mu, NULL);
 	return n;
 }
 
 static void node_free(struct kv_node *n)
 {
+	decoded_clear(n);
+	pthread_mutex_destroy(&n->dec.mu);
 	pthread_mutex_destroy(&n->watch_mu);
 	pthread_mutex_destroy(&n->snap.mu);
 	pthread_mutex_destroy(&n->mb.mu);

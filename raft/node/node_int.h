@@ -34,15 +34,24 @@
 #include "snapxfer.h"
 
 /* Time: one tick, and the core's timeouts in ticks. */
-#define NODE_TICK_MS	    50
-#define NODE_HEARTBEAT	    2	 /* 100 ms */
-#define NODE_ELECTION	    10	 /* 0.5 .. 1 s, randomized */
-#define NODE_READ_RETRY_MS  500	 /* a ReadIndex round unanswered this long */
-#define NODE_READ_PIPELINE  4	 /* ReadIndex rounds in flight at once */
-#define NODE_RETRY_PAUSE_MS 20	 /* a write that must wait for a leader */
-#define NODE_COMPACT_TRAIL  5000 /* entries kept in memory after a db */
-#define NODE_MAX_INBOX_MSGS 65536
-#define NODE_MAX_UNSENT	    64 /* unsent batches noted at once */
+#define NODE_TICK_MS	   50
+#define NODE_HEARTBEAT	   2   /* 100 ms */
+#define NODE_ELECTION	   10  /* 0.5 .. 1 s, randomized */
+#define NODE_READ_RETRY_MS 500 /* a ReadIndex round unanswered this long */
+/* What a follower is assumed to take per heartbeat interval at least
+ * (raft_options.resend_bytes_per_heartbeat): 10 MB/s, what 16 MiB entries
+ * got through a 3-node cluster on two busy cores, so that one still on
+ * its way is not resent (1.6 s more for 16 MiB). */
+#define NODE_RESEND_BYTES_PER_HEARTBEAT (1u << 20)
+#define NODE_READ_PIPELINE		4 /* ReadIndex rounds in flight at once */
+#define NODE_RETRY_PAUSE_MS		20 /* a write that must wait for a leader */
+#define NODE_COMPACT_TRAIL		5000 /* entries kept in memory after a db */
+#define NODE_MAX_INBOX_MSGS		65536
+#define NODE_MAX_UNSENT			64 /* unsent batches noted at once */
+/* Commands this long or longer are decoded before the node thread
+ * applies them (decoded.c), up to this many bytes of them at once. */
+#define NODE_PREDECODE_BYTES   (64u * 1024u)
+#define NODE_DECODED_MAX_BYTES (256u << 20)
 
 /* Not applied and never will be (not the leader, or its entry lost to
  * another leader's): safe to propose again. A call's internal result. */
@@ -87,6 +96,9 @@ struct node_call {
 	/* CALL_WRITE: the encoded command (heap: owned) */
 	const char *json;
 	size_t len;
+	/* CALL_WRITE of a big command: json decoded by the caller's thread
+	 * (owned; handed to decoded.c once proposed), or NULL */
+	struct kv_cmd *dec;
 	/* CALL_CONF; CALL_TRANSFER: conf_id is the target (0: any voter),
 	 * the one chosen once under way, and index the new leader */
 	enum raft_conf_op conf_op;
@@ -120,6 +132,9 @@ void calls_unlink(struct call_list *l, struct node_call *prev,
 /* Finish, with ret, the calls of l (a list no other thread touches)
  * whose deadline passed (expired), or all of them. */
 void calls_settle(struct call_list *l, bool expired, int ret);
+/* Free c's decoded command (c->dec), if it still has one. Whoever holds
+ * c. */
+void call_free_dec(struct node_call *c);
 /* Answer c with ret: its done callback, then (heap) free it. No lock
  * held. Any thread that holds c (off every list). */
 void call_finish(struct node_call *c, int ret);
@@ -323,6 +338,38 @@ struct node_tokens {
 	char file[4096];
 };
 
+/* Big commands decoded off the node thread (decoded.c). */
+struct dec_item;
+struct node_decoded {
+	pthread_mutex_t mu; /* guards head and bytes; a leaf */
+	struct dec_item *head;
+	size_t bytes;
+};
+
+/* The node thread's measure of its turns (turn.c). */
+enum turn_phase {
+	TURN_INBOX,	/* taking the inbox */
+	TURN_MSGS,	/* stepping the peers' messages */
+	TURN_PROPOSE,	/* proposing calls (or forwarding them) */
+	TURN_TICK,	/* the clock, promotions, read rounds */
+	TURN_CORE,	/* taking the core's update (its copies) */
+	TURN_INSTALL,	/* installing a received snapshot */
+	TURN_HARDSTATE, /* saving term and vote */
+	TURN_SEND,	/* handing messages to the peer senders */
+	TURN_APPEND,	/* store_append */
+	TURN_APPLY,	/* store_apply and settling what it answered */
+	TURN_OTHER,
+	TURN_NPHASES
+};
+struct node_turn {
+	/* the node thread's alone: the turn under way */
+	uint64_t t0_ns, mark_ns;
+	uint64_t ns[TURN_NPHASES], items[TURN_NPHASES], bytes[TURN_NPHASES];
+	/* written by the node thread, read by any (turn_stats) */
+	_Atomic uint64_t max_ns; /* the longest turn since the start */
+	_Atomic uint64_t slow;	 /* turns longer than a heartbeat interval */
+};
+
 struct kv_node {
 	/* Fixed from node_open to node_close: any thread, no lock. */
 	uint64_t id;
@@ -369,6 +416,8 @@ struct kv_node {
 	struct node_status st;
 	struct node_members mb;
 	struct node_snap snap;
+	struct node_turn turn;
+	struct node_decoded dec;
 
 	/* The mount's callback for applied changes (node_watch). */
 	pthread_mutex_t watch_mu;
@@ -403,6 +452,9 @@ void outbox_add(struct kv_node *n, struct raft_message *m);
 void outbox_flush(struct kv_node *n);
 
 /* propose.c: the node thread's side of writes and changes. */
+/* c's entry is known (c->index, c->term): hand its decoded command, if
+ * any, to decoded.c. Node thread. */
+void propose_hand_dec(struct kv_node *n, struct node_call *c);
 /* A command's keys and size: 0, -EINVAL, -ENAMETOOLONG, -EFBIG. */
 int propose_check(const struct kv_cmd *cmd);
 /* Settle c (off every list) with ret: a write that surely was not
@@ -556,10 +608,47 @@ void node_abstain_check(struct kv_node *n, uint64_t index);
 struct cJSON;
 void snapshot_status(struct kv_node *n, struct cJSON *j);
 
+/* decoded.c: big commands decoded before they are applied. Any thread
+ * but where said; nothing is required to be found (a cache).
+ * decoded_wanted: is a command of len bytes at index/term (0: not known
+ * yet) worth decoding now (big, room, not held)? decoded_put decodes
+ * data[0..len) and keeps it under index/term, or with index 0 pending
+ * under the data pointer (a forwarded write on the leader: node_deliver);
+ * decoded_put_cmd keeps *cmd (taken). decoded_rekey gives the pending one
+ * of data its entry (node thread, once proposed); decoded_forget drops it
+ * (before data is freed). decoded_take (node thread, applying index in
+ * order) moves the command of (index, term) into *out (the caller clears
+ * it) and drops what is held at or before index. */
+bool decoded_wanted(struct kv_node *n, uint64_t index, uint64_t term,
+		    size_t len);
+void decoded_put(struct kv_node *n, uint64_t index, uint64_t term,
+		 const void *data, size_t len);
+void decoded_put_cmd(struct kv_node *n, uint64_t index, uint64_t term,
+		     struct kv_cmd *cmd, size_t len);
+void decoded_rekey(struct kv_node *n, const void *data, uint64_t index,
+		   uint64_t term);
+void decoded_forget(struct kv_node *n, const void *data);
+bool decoded_take(struct kv_node *n, uint64_t index, uint64_t term,
+		  struct kv_cmd *out);
+void decoded_clear(struct kv_node *n);
+
+/* turn.c: the node thread's measure of its turns. Node thread, but
+ * turn_stats (any thread). A turn is turn_begin, marks, turn_end: each
+ * mark gives the time since the previous one to phase ph, with the items
+ * (messages, calls, entries) and entry bytes it handled. turn_end counts
+ * and logs a turn longer than the heartbeat interval, naming its phases. */
+void turn_begin(struct kv_node *n);
+void turn_mark(struct kv_node *n, enum turn_phase ph, uint64_t items,
+	       uint64_t bytes);
+void turn_end(struct kv_node *n);
+/* The longest turn since the start and the count of slow ones. */
+void turn_stats(struct kv_node *n, uint64_t *max_ns, uint64_t *slow);
+
 /* node_metrics.c: what the node counts for /metrics. */
 extern struct kv_metric node_m_proposals, node_m_write_seconds,
     node_m_leader_changes, node_m_elections, node_m_read_rounds,
-    node_m_read_barriers, node_m_read_local;
+    node_m_read_barriers, node_m_read_local, node_m_turn_seconds,
+    node_m_turn_max_seconds, node_m_slow_turns;
 void node_metrics_register(void);
 
 #endif

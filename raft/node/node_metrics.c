@@ -1,5 +1,6 @@
 /* node_metrics.c - what the node counts for /metrics: proposals and how
- * long writes take, leader changes and elections, ReadIndex rounds. The
+ * long writes take, leader changes and elections, ReadIndex rounds, the
+ * node thread's turns (turn.c). The
  * figures that are states, not events (term, role, indexes, peers), are
  * read from /status at scrape time instead (raft/http/http_metrics.c). */
 #include "node_int.h"
@@ -30,6 +31,17 @@ struct kv_metric node_m_read_local = KV_METRIC_COUNTER_INIT(
     "kvfs_raft_read_barriers_local_total",
     "Read barriers passed at once, without a ReadIndex round: this node "
     "is the leader and only voter and had applied its commit index.");
+struct kv_metric node_m_turn_seconds = KV_METRIC_HIST_INIT(
+    "kvfs_raft_turn_seconds",
+    "Turns of the node thread (the one that drives Raft): heartbeats go "
+    "out between turns, so a long turn delays them.");
+struct kv_metric node_m_turn_max_seconds = KV_METRIC_GAUGE_NS_INIT(
+    "kvfs_raft_turn_max_seconds",
+    "The longest turn of the node thread since the process started.");
+struct kv_metric node_m_slow_turns = KV_METRIC_COUNTER_INIT(
+    "kvfs_raft_slow_turns_total",
+    "Turns of the node thread longer than the heartbeat interval (each "
+    "logged with what it did).");
 
 void node_metrics_register(void)
 {
@@ -40,4 +52,7 @@ void node_metrics_register(void)
 	kv_metric_register(&node_m_elections);
 	kv_metric_register(&node_m_read_rounds);
 	kv_metric_register(&node_m_read_barriers);
+	kv_metric_register(&node_m_turn_seconds);
+	kv_metric_register(&node_m_turn_max_seconds);
+	kv_metric_register(&node_m_slow_turns);
 }

@@ -3,7 +3,10 @@
  * Messages of a turn (the core's, answers to forwarded writes, forwarded
  * writes, a snapshot's meta) are collected and handed to the peers
  * together: one frame per peer and turn, not one per call, since every
- * frame wakes the listener on the other side. Node thread only. */
+ * frame wakes the listener on the other side. Their entries are moved to
+ * the peers' queues, not copied, and a frame of big entries is encoded by
+ * the peer's sender thread, not this one (peers_send_take). Node thread
+ * only. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,9 +18,15 @@ void outbox_flush(struct kv_node *n)
 {
 	if (n->n_outbox == 0)
 		return;
-	peers_send(n->peers, n->outbox, n->n_outbox);
+	uint64_t bytes = 0;
+	for (size_t i = 0; i < n->n_outbox; i++)
+		for (size_t k = 0; k < n->outbox[i].n_entries; k++)
+			bytes += n->outbox[i].entries[k].len;
+	turn_mark(n, TURN_OTHER, 0, 0);
+	peers_send_take(n->peers, n->outbox, n->n_outbox);
 	for (size_t i = 0; i < n->n_outbox; i++)
 		raft_message_clear(&n->outbox[i]);
+	turn_mark(n, TURN_SEND, n->n_outbox, bytes);
 	n->n_outbox = 0;
 }
 

@@ -43,6 +43,30 @@ int propose_check(const struct kv_cmd *cmd)
 	return 0;
 }
 
+/* A big command's json decoded again on the caller's thread, so that the
+ * node thread need not when it applies it (decoded.c): what decoding the
+ * entry gives, exactly. NULL for a small one, or without memory. */
+static struct kv_cmd *predecode(const char *json, size_t len)
+{
+	if (len < NODE_PREDECODE_BYTES)
+		return NULL;
+	struct kv_cmd *d = malloc(sizeof(*d));
+	if (d && kv_cmd_decode(json, len, d) != 0) {
+		free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+void propose_hand_dec(struct kv_node *n, struct node_call *c)
+{
+	if (c->dec) {
+		decoded_put_cmd(n, c->index, c->term, c->dec, c->len);
+		free(c->dec);
+		c->dec = NULL;
+	}
+}
+
 /* Check cmd, stamp its mtime (the proposer's clock, so every node records
  * the same) and encode it; *json is the caller's. Then check there is
  * room for it (with its line's framing) in the log. */
@@ -93,8 +117,10 @@ int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 	c->heap = true;
 	c->json = json;
 	c->len = len;
+	c->dec = predecode(json, len);
 	ret = propose_start(n, c);
 	if (ret != 0) {
+		call_free_dec(c);
 		free(json);
 		free(c);
 	}
@@ -115,11 +141,13 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
 	call_sync_init(n, &c, CALL_WRITE, &s);
 	c.json = json;
 	c.len = len;
+	c.dec = predecode(json, len);
 	ret = propose_start(n, &c);
 	if (ret == 0)
 		ret = call_wait(n, &c, &s, res);
 	else
 		sem_destroy(&s.sem);
+	call_free_dec(&c); /* the call is ours again */
 	free(json);
 	return ret;
 }

@@ -132,6 +132,7 @@ void snapshot_status(struct kv_node *n, cJSON *j)
 static void *send_main(void *arg)
 {
 	pthread_setname_np(pthread_self(), "kvfs-snapsend");
+	kv_thread_background();
 	struct snap_send *ss = arg;
 	struct kv_node *n = ss->n;
 	char path[4096], why[200] = "";

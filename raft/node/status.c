@@ -310,6 +310,11 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON_AddNumberToObject(j, "format_version", KV_FORMAT_VERSION);
 	cJSON_AddNumberToObject(
 	    j, "uptime_s", (double)((kv_mono_ms() - n->started_ms) / 1000));
+	uint64_t max_turn_ns, slow_turns;
+	turn_stats(n, &max_turn_ns, &slow_turns);
+	cJSON_AddNumberToObject(j, "max_turn_ms",
+				(double)(max_turn_ns / 1000000));
+	cJSON_AddNumberToObject(j, "slow_turns", (double)slow_turns);
 	status_peers(n, j);
 	snapshot_status(n, j);
 	cJSON *mem = members_array(n);

@@ -66,17 +66,36 @@ static void to_store(const struct raft_entry *e, size_t n,
 					      .len = e[i].len};
 }
 
+static uint64_t entries_bytes(const struct raft_entry *e, size_t n)
+{
+	uint64_t b = 0;
+	for (size_t i = 0; i < n; i++)
+		b += e[i].len;
+	return b;
+}
+
 /* Hand entries to the store to append, or apply them, in chunks on the
- * stack. */
+ * stack; a big command to apply goes with its decoded form when another
+ * thread decoded it already (decoded.c). */
 static int store_entries(struct kv_node *n, const struct raft_entry *e,
 			 size_t count, bool apply)
 {
 	struct store_entry buf[64];
+	struct kv_cmd cmds[64];
 	for (size_t i = 0; i < count; i += 64) {
 		size_t k = count - i < 64 ? count - i : 64;
 		to_store(e + i, k, buf);
+		for (size_t j = 0; apply && j < k; j++)
+			if (e[i + j].type == RAFT_ENTRY_NORMAL &&
+			    e[i + j].len >= NODE_PREDECODE_BYTES &&
+			    decoded_take(n, e[i + j].index, e[i + j].term,
+					 &cmds[j]))
+				buf[j].cmd = &cmds[j];
 		int ret = apply ? store_apply(n->store, buf, k)
 				: store_append(n->store, buf, k);
+		for (size_t j = 0; apply && j < k; j++)
+			if (buf[j].cmd)
+				kv_cmd_clear(&cmds[j]);
 		if (ret != 0)
 			return ret;
 	}
@@ -118,12 +137,17 @@ static int install_snapshot(struct kv_node *n, const struct raft_update *u)
 
 void update_process(struct kv_node *n, struct raft_update *u)
 {
+	turn_mark(n, TURN_CORE, 0, 0); /* raft_update_get, just before */
 	/* before any message, apply or answer of this update: a reader
 	 * that sees the index saw it before anyone learned of a later one */
 	reads_solo_publish(n);
-	if (u->has_snapshot && install_snapshot(n, u) != 0) {
-		status_set_fatal(n, KV_ECORRUPT);
-		return;
+	if (u->has_snapshot) {
+		int ret = install_snapshot(n, u);
+		turn_mark(n, TURN_INSTALL, 1, 0);
+		if (ret != 0) {
+			status_set_fatal(n, KV_ECORRUPT);
+			return;
+		}
 	}
 	if (u->hard_state_changed) {
 		int ret = store_save_hardstate(n->store, u->term, u->vote);
@@ -137,6 +161,7 @@ void update_process(struct kv_node *n, struct raft_update *u)
 			status_set_fatal(n, ret);
 			return;
 		}
+		turn_mark(n, TURN_HARDSTATE, 1, 0);
 	}
 	/* a snapshot's data goes first, on a thread of its own; the rest
 	 * go now, with what the turn added before them, while the store
@@ -151,6 +176,8 @@ void update_process(struct kv_node *n, struct raft_update *u)
 	}
 	outbox_flush(n);
 	int ret = store_entries(n, u->entries, u->n_entries, false);
+	turn_mark(n, TURN_APPEND, u->n_entries,
+		  entries_bytes(u->entries, u->n_entries));
 	if (ret == 0)
 		ret = store_entries(n, u->committed, u->n_committed, true);
 	if (ret != 0 && ret != KV_ESHUTDOWN) {
@@ -164,4 +191,6 @@ void update_process(struct kv_node *n, struct raft_update *u)
 	reads_settle_applied(n);
 	if (u->n_reads)
 		reads_answered(n, u->reads, u->n_reads);
+	turn_mark(n, TURN_APPLY, u->n_committed,
+		  entries_bytes(u->committed, u->n_committed));
 }

@@ -244,6 +244,18 @@ int peers_remove(struct peer_set *ps, uint64_t id);
  * Returns how many were written or queued, or -ENOMEM (those before
  * were). Any thread. */
 int peers_send(struct peer_set *ps, const struct raft_message *msgs, size_t n);
+/* The same, but the messages' entries are taken, not copied: each
+ * message handed over has entries NULL and n_entries 0 afterwards (the
+ * caller still clears them). And however open its stream, a frame whose
+ * entry data passes PEER_DIRECT_BYTES is never encoded on the caller's
+ * thread: it goes to the peer's queue, and the peer's own thread encodes
+ * and writes it, so that a big entry holds up neither the caller (the
+ * node thread, which sends the heartbeats) nor anything else. Messages
+ * without entries go on a second stream to the same member (its control
+ * stream, a sender thread of its own), so that no heartbeat waits for an
+ * append's frame; peers_info counts both. */
+#define PEER_DIRECT_BYTES (64u * 1024u)
+int peers_send_take(struct peer_set *ps, struct raft_message *msgs, size_t n);
 
 /* Count a frame of len bytes received from peer id (a stream's frame or
  * a /raft/message body, accepted). Unknown ids are ignored. Any thread. */

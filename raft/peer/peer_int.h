@@ -66,6 +66,10 @@ enum stream_state {
 struct peer {
 	/* Set by peers_add before the sender starts, then read-only. */
 	struct peer_set *set;
+	/* The same member's control stream (messages without entries, sent
+	 * by peers_send_take), a peer of its own with its own thread, owned
+	 * by this one (the data stream); NULL on a control stream itself. */
+	struct peer *ctl;
 	uint64_t id;
 	char addr[RAFT_ADDR_MAX];
 	pthread_t thread;

@@ -6,7 +6,8 @@
  * loss, so a full queue drops old messages (appends and heartbeats first,
  * which the core supersedes or resends) rather than refuse a new one. A
  * batch is what goes in one frame: about batch_bytes when encoded, at most
- * PEER_BATCH_MSGS messages. The sender sleeps on an eventfd the queue's
+ * PEER_BATCH_MSGS messages; small messages queued behind a big one go
+ * first (queue_small_first). The sender sleeps on an eventfd the queue's
  * writers poke (peer_wake) and it drains (peer_drain_wake). The shared
  * state is described in peer_int.h. */
 #include <stdlib.h>
@@ -153,8 +154,43 @@ static bool batch_fits(const struct peer_options *opt, size_t n, size_t size,
 	return n == 0 || (size + w <= opt->batch_bytes && n < PEER_BATCH_MSGS);
 }
 
+/* Behind a big message at the front (entries of more than
+ * PEER_DIRECT_BYTES: its encoding and its transfer take a while), the
+ * messages without entries (heartbeats, answers, votes) move ahead of
+ * it, in their order: a follower hears its leader, and a leader its
+ * follower, without waiting for 16 MiB to go first. Raft allows any
+ * order (a heartbeat's commit index never passes what the follower
+ * acknowledged); messages with entries keep theirs. */
+static void queue_small_first(struct peer *p)
+{
+	if (p->head == NULL || p->head->bytes <= PEER_DIRECT_BYTES)
+		return;
+	struct qmsg *small = NULL, *small_tail = NULL;
+	struct qmsg *rest = NULL, *rest_tail = NULL;
+	for (struct qmsg *q = p->head, *next; q != NULL; q = next) {
+		next = q->next;
+		q->next = NULL;
+		struct qmsg **head = q->m.n_entries ? &rest : &small;
+		struct qmsg **tail = q->m.n_entries ? &rest_tail : &small_tail;
+		if (*tail)
+			(*tail)->next = q;
+		else
+			*head = q;
+		*tail = q;
+	}
+	if (small == NULL) {
+		p->head = rest;
+		p->tail = rest_tail;
+		return;
+	}
+	small_tail->next = rest;
+	p->head = small;
+	p->tail = rest ? rest_tail : small_tail;
+}
+
 struct qmsg *peer_queue_take(struct peer *p, size_t *count)
 {
+	queue_small_first(p);
 	struct qmsg *first = p->head, *last = NULL, *q;
 	size_t size = 0, n = 0;
 

@@ -9,10 +9,16 @@
  * it copies them into the peer's queue (peer_queue.c) and the peer's
  * thread (peer_stream.c) sends them. Raft tolerates loss, so a full queue
  * drops old messages and a frame lost with a failed stream is not retried
- * (the core resends appends). Receiving is peer_recv.c's and the HTTP
- * module's; the shared state and its locks are in peer_int.h; the
- * protocol is in docs/peer-protocol.md. */
+ * (the core resends appends). peers_send_take, the node's, moves
+ * entries instead of copying them, leaves a frame of big entries to the
+ * sender thread to encode, and sends the messages without entries
+ * (heartbeats, answers, votes) on a second stream of their own, as
+ * etcd's "message" stream beside its "msgapp" one: a 16 MiB append being
+ * encoded or written holds up no heartbeat. Receiving is peer_recv.c's and the
+ * HTTP module's; the shared state and its locks are in peer_int.h; the protocol
+ * is in docs/peer-protocol.md. */
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,10 +64,39 @@ static bool sock_quiet(int fd)
 	return r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+/* Entry bytes of msgs[0..n). */
+static size_t entry_bytes(const struct raft_message *msgs, size_t n)
+{
+	size_t bytes = 0;
+	for (size_t i = 0; i < n; i++)
+		for (size_t k = 0; k < msgs[i].n_entries; k++)
+			bytes += msgs[i].entries[k].len;
+	return bytes;
+}
+
+/* A queued message made of *m: its entries taken (orig, the caller's
+ * message, loses them) or copied. NULL without memory. */
+static struct qmsg *qmsg_of(struct raft_message *m, struct raft_message *orig)
+{
+	if (orig == NULL)
+		return peer_qmsg_copy(m);
+	struct qmsg *q = calloc(1, sizeof(*q));
+	if (q == NULL)
+		return NULL;
+	q->m = *m;
+	q->bytes = entry_bytes(m, 1);
+	orig->entries = NULL;
+	orig->n_entries = 0;
+	return q;
+}
+
 /* Hand msgs[0..n), all for p, to p: written to its stream at once while
- * it can take them (can_write), the rest queued for the sender. The
- * number queued or written, or -ENOMEM. s->mu held. */
-static int peer_take(struct peer *p, const struct raft_message *msgs, size_t n)
+ * it can take them (can_write) and they are small (direct_max entry
+ * bytes a frame), the rest queued for the sender: copied, or with orig
+ * (the caller's messages, orig[i] the one msgs[i] copies) their entries
+ * taken. The number queued or written, or -ENOMEM. s->mu held. */
+static int peer_take(struct peer *p, struct raft_message *msgs,
+		     struct raft_message **orig, size_t n, size_t direct_max)
 {
 	size_t i = 0;
 	int err = 0;
@@ -74,6 +109,8 @@ static int peer_take(struct peer *p, const struct raft_message *msgs, size_t n)
 			propose |= msgs[j].type == RAFT_MSG_PROPOSE;
 		if (propose && !sock_quiet(p->fd))
 			break;
+		if (entry_bytes(msgs + i, k) > direct_max)
+			break; /* encoded on the sender's thread */
 		if (peer_frame_build(p, msgs + i, k, &p->out) != 0)
 			break; /* the sender tries, and reports a failure */
 		i += k;
@@ -88,7 +125,7 @@ static int peer_take(struct peer *p, const struct raft_message *msgs, size_t n)
 	}
 	size_t queued = 0;
 	for (; i < n; i++) {
-		struct qmsg *q = peer_qmsg_copy(&msgs[i]);
+		struct qmsg *q = qmsg_of(&msgs[i], orig ? orig[i] : NULL);
 		if (q == NULL) {
 			err = -ENOMEM;
 			break;
@@ -108,36 +145,62 @@ static int peer_take(struct peer *p, const struct raft_message *msgs, size_t n)
 	return err < 0 ? err : (int)i;
 }
 
-int peers_send(struct peer_set *s, const struct raft_message *msgs, size_t n)
+/* peers_send (take false: msgs are only read) and peers_send_take. */
+static int send_msgs(struct peer_set *s, struct raft_message *msgs, size_t n,
+		     bool take)
 {
-	struct raft_message *mine = NULL;
+	struct raft_message *mine = NULL, **orig = NULL;
 	int sent = 0;
 
 	pthread_mutex_lock(&s->mu);
-	for (size_t k = 0; k < s->n && sent >= 0; k++) {
-		struct peer *p = s->peers[k];
+	for (size_t k = 0; k < s->n * 2 && sent >= 0; k++) {
+		/* each member's control stream (take: the node's messages
+		 * without entries), then its data stream; in this order, since
+		 * the data stream's take empties the messages it moves */
+		bool ctl = k % 2 == 0;
+		struct peer *p = ctl ? s->peers[k / 2]->ctl : s->peers[k / 2];
 		size_t c = 0;
 
+		if (ctl && !take)
+			continue;
 		for (size_t i = 0; i < n; i++) {
-			const struct raft_message *m = &msgs[i];
+			struct raft_message *m = &msgs[i];
 			if (m->type == RAFT_MSG_NONE || m->from != s->self ||
-			    m->to != p->id)
+			    m->to != p->id ||
+			    (take && ctl != (m->n_entries == 0)))
 				continue;
 			if (mine == NULL &&
-			    (mine = malloc(n * sizeof(*mine))) == NULL) {
+			    ((mine = malloc(n * sizeof(*mine))) == NULL ||
+			     (take &&
+			      (orig = malloc(n * sizeof(*orig))) == NULL))) {
 				sent = -ENOMEM;
 				break;
 			}
-			mine[c++] = *m; /* shallow: encoded or copied below */
+			if (take)
+				orig[c] = m;
+			mine[c++] = *m; /* shallow: encoded or queued below */
 		}
 		if (c > 0 && sent >= 0) {
-			int r = peer_take(p, mine, c);
+			int r = peer_take(p, mine, orig, c,
+					  take ? PEER_DIRECT_BYTES : SIZE_MAX);
 			sent = r < 0 ? r : sent + r;
 		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	free(mine);
+	free(orig);
 	return sent;
+}
+
+int peers_send(struct peer_set *s, const struct raft_message *msgs, size_t n)
+{
+	/* only read: send_msgs writes to msgs when it takes them */
+	return send_msgs(s, (struct raft_message *)msgs, n, false);
+}
+
+int peers_send_take(struct peer_set *s, struct raft_message *msgs, size_t n)
+{
+	return send_msgs(s, msgs, n, true);
 }
 
 /* ---- The set ---- */
@@ -195,11 +258,12 @@ int peers_set_token(struct peer_set *s, const char *token)
 		return 0;
 	pthread_mutex_lock(&s->mu);
 	for (size_t i = 0; i < s->n; i++) {
-		struct peer *p = s->peers[i];
-		pthread_mutex_lock(&p->mu);
-		p->retoken = true; /* the sender ends its stream */
-		pthread_mutex_unlock(&p->mu);
-		peer_wake(p);
+		for (struct peer *p = s->peers[i]; p; p = p->ctl) {
+			pthread_mutex_lock(&p->mu);
+			p->retoken = true; /* the sender ends its stream */
+			pthread_mutex_unlock(&p->mu);
+			peer_wake(p);
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	return 0;
@@ -216,6 +280,8 @@ static ssize_t peer_find(struct peer_set *s, uint64_t id)
 
 static void peer_free(struct peer *p)
 {
+	if (p->ctl)
+		peer_free(p->ctl);
 	peer_queue_clear(p);
 	peer_chunk_clear(&p->out);
 	if (p->wake_fd >= 0)
@@ -227,11 +293,21 @@ static void peer_free(struct peer *p)
 
 static void peer_signal_stop(struct peer *p)
 {
-	pthread_mutex_lock(&p->mu);
-	atomic_store(&p->stop, true);
-	pthread_cond_broadcast(&p->cv);
-	pthread_mutex_unlock(&p->mu);
-	peer_wake(p);
+	for (; p; p = p->ctl) {
+		pthread_mutex_lock(&p->mu);
+		atomic_store(&p->stop, true);
+		pthread_cond_broadcast(&p->cv);
+		pthread_mutex_unlock(&p->mu);
+		peer_wake(p);
+	}
+}
+
+/* Wait for p's threads (both streams') to end. */
+static void peer_join(struct peer *p)
+{
+	pthread_join(p->thread, NULL);
+	if (p->ctl)
+		pthread_join(p->ctl->thread, NULL);
 }
 
 /* A new peer id at addr, its thread not started. 0, -errno. */
@@ -274,6 +350,11 @@ int peers_add(struct peer_set *s, uint64_t id, const char *addr)
 		return -EINVAL;
 	if ((err = peer_create(s, id, addr, &p)) != 0)
 		return err;
+	if ((err = peer_create(s, id, addr, &p->ctl)) != 0) {
+		p->ctl = NULL;
+		peer_free(p);
+		return err;
+	}
 	pthread_mutex_lock(&s->mu);
 	if (peer_find(s, id) >= 0) {
 		err = -EEXIST;
@@ -289,9 +370,16 @@ int peers_add(struct peer_set *s, uint64_t id, const char *addr)
 		s->peers = a;
 		s->cap = cap;
 	}
-	err = -pthread_create(&p->thread, NULL, peer_sender_main, p);
+	err = -pthread_create(&p->ctl->thread, NULL, peer_sender_main, p->ctl);
 	if (err < 0)
 		goto err_unlock;
+	err = -pthread_create(&p->thread, NULL, peer_sender_main, p);
+	if (err < 0) {
+		struct peer *ctl = p->ctl;
+		peer_signal_stop(ctl);
+		pthread_join(ctl->thread, NULL);
+		goto err_unlock;
+	}
 	s->peers[s->n++] = p;
 	pthread_mutex_unlock(&s->mu);
 	return 0;
@@ -318,7 +406,7 @@ int peers_remove(struct peer_set *s, uint64_t id)
 	pthread_mutex_unlock(&s->mu);
 
 	peer_signal_stop(p);
-	pthread_join(p->thread, NULL);
+	peer_join(p);
 	peer_free(p);
 	return 0;
 }
@@ -349,6 +437,34 @@ int peers_info(struct peer_set *s, uint64_t id, struct peer_info *out)
 		*out = p->info;
 		out->queued = p->queued;
 		pthread_mutex_unlock(&p->mu);
+		struct peer_info c;
+		pthread_mutex_lock(&p->ctl->mu);
+		c = p->ctl->info;
+		c.queued = p->ctl->queued;
+		pthread_mutex_unlock(&p->ctl->mu);
+		/* one member: the counts of both streams; the state of the
+		 * one that last did something */
+		out->queued += c.queued;
+		out->sent += c.sent;
+		out->dropped += c.dropped;
+		out->batches += c.batches;
+		uint64_t last = out->last_ok_ms > out->last_err_ms
+				    ? out->last_ok_ms
+				    : out->last_err_ms;
+		uint64_t clast =
+		    c.last_ok_ms > c.last_err_ms ? c.last_ok_ms : c.last_err_ms;
+		if (clast > last) {
+			out->reachable = c.reachable;
+			out->backoff_ms = c.backoff_ms;
+			out->failures = c.failures;
+		}
+		if (c.last_ok_ms > out->last_ok_ms)
+			out->last_ok_ms = c.last_ok_ms;
+		if (c.last_err_ms > out->last_err_ms) {
+			out->last_err_ms = c.last_err_ms;
+			memcpy(out->last_err, c.last_err,
+			       sizeof(out->last_err));
+		}
 	}
 	pthread_mutex_unlock(&s->mu);
 	return i < 0 ? -ENOENT : 0;
@@ -362,7 +478,7 @@ void peers_free(struct peer_set *s)
 	for (size_t i = 0; i < s->n; i++)
 		peer_signal_stop(s->peers[i]);
 	for (size_t i = 0; i < s->n; i++) {
-		pthread_join(s->peers[i]->thread, NULL);
+		peer_join(s->peers[i]);
 		peer_free(s->peers[i]);
 	}
 	free(s->peers);

@@ -97,6 +97,34 @@ void kv_buf_printf(struct kv_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+#define ONES  UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Does the word hold a byte below 0x20, a '"' or a '\\'? (The classic
+ * "has a zero byte" and "has a byte less than n" tests, which may only
+ * err towards yes, and then the caller looks byte by byte.) */
+static bool word_special(uint64_t w)
+{
+	uint64_t q = w ^ (ONES * '"'), bs = w ^ (ONES * '\\');
+	return (((w - ONES * 0x20) | (q - ONES) | (bs - ONES)) & ~w & HIGHS) !=
+	       0;
+}
+
+size_t kv_json_plain_span(const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, s + i, 8);
+		if (word_special(w))
+			break;
+	}
+	while (i < n && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
+		i++;
+	return i;
+}
+
 void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -108,8 +136,9 @@ void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n)
 		char esc[6];
 		size_t elen = 2;
 
-		if (s[i] >= 0x20 && s[i] != '"' && s[i] != '\\')
-			continue;
+		i += kv_json_plain_span(s + i, n - i);
+		if (i == n)
+			break;
 		kv_buf_put(b, s + run, i - run);
 		run = i + 1;
 		esc[0] = '\\';
@@ -198,19 +227,27 @@ int kv_hex_val(char c)
 	return -1;
 }
 
+/* One more than the value of each base64 character; 0 for any other
+ * byte. */
+static const unsigned char b64_dec1[256] = {
+    ['A'] = 1,	['B'] = 2,  ['C'] = 3,	['D'] = 4,  ['E'] = 5,	['F'] = 6,
+    ['G'] = 7,	['H'] = 8,  ['I'] = 9,	['J'] = 10, ['K'] = 11, ['L'] = 12,
+    ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16, ['Q'] = 17, ['R'] = 18,
+    ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30,
+    ['e'] = 31, ['f'] = 32, ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36,
+    ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40, ['o'] = 41, ['p'] = 42,
+    ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54,
+    ['2'] = 55, ['3'] = 56, ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60,
+    ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+};
+
+/* A character's value, -1 if it is not base64: no branch, since a value
+ * is up to 16 MiB decoded on the node thread's apply. */
 static int b64_val(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return (int)b64_dec1[c] - 1;
 }
 
 int kv_base64_decode(const char *s, size_t n, unsigned char **out,
@@ -230,7 +267,22 @@ int kv_base64_decode(const char *s, size_t n, unsigned char **out,
 	o = malloc(len + 1);
 	if (o == NULL)
 		return -ENOMEM;
-	for (size_t i = 0, j = 0; i < n; i += 4) {
+	/* every group but the last: one lookup a character, one test a
+	 * group */
+	size_t i = 0, j = 0;
+	const unsigned char *u = (const unsigned char *)s;
+	for (; n >= 4 && i < n - 4; i += 4, j += 3) {
+		int a = b64_val(u[i]), b = b64_val(u[i + 1]);
+		int c = b64_val(u[i + 2]), d = b64_val(u[i + 3]);
+		if ((a | b | c | d) < 0)
+			goto err_free;
+		uint32_t w = (uint32_t)a << 18 | (uint32_t)b << 12 |
+			     (uint32_t)c << 6 | (uint32_t)d;
+		o[j] = (unsigned char)(w >> 16);
+		o[j + 1] = (unsigned char)(w >> 8);
+		o[j + 2] = (unsigned char)w;
+	}
+	for (; i < n; i += 4) {
 		int v[4];
 		uint32_t w;
 		bool last = i + 4 == n;
@@ -274,6 +326,15 @@ bool kv_utf8_valid(const void *p, size_t n, bool allow_nul)
 		uint32_t cp;
 		size_t len;
 
+		if (i + 8 <= n) { /* eight ASCII bytes, none of them NUL */
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (!(w & HIGHS) &&
+			    (allow_nul || !((w - ONES) & HIGHS))) {
+				i += 8;
+				continue;
+			}
+		}
 		if (c < 0x80) {
 			if (c == 0 && !allow_nul)
 				return false;

@@ -28,6 +28,9 @@ void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n);
 /* Append base64 (standard alphabet, padded) without quotes. */
 void kv_buf_base64(struct kv_buf *b, const void *p, size_t n);
 
+/* The length of the longest prefix of p[0..n) that a JSON string holds
+ * as it is: no byte below 0x20, no '"', no '\\'. Eight bytes a step. */
+size_t kv_json_plain_span(const void *p, size_t n);
 /* The value of hex digit c (either case), or -1. */
 int kv_hex_val(char c);
 /* True if p[0..n) is valid UTF-8 (no overlongs, no surrogates) with no NUL.

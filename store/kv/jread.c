@@ -39,6 +39,9 @@ static long hex4(const char *p)
 static int check_string(struct jr *r)
 {
 	while (r->p < r->end) {
+		r->p += kv_json_plain_span(r->p, (size_t)(r->end - r->p));
+		if (r->p >= r->end)
+			break;
 		unsigned char c = (unsigned char)*r->p++;
 		long u, lo;
 
@@ -294,7 +297,11 @@ static size_t unescape(const char *s, size_t n, char *d)
 
 	while (s < e) {
 		if (*s != '\\') {
-			d[len++] = *s++;
+			const char *b = memchr(s, '\\', (size_t)(e - s));
+			size_t run = (size_t)((b ? b : e) - s);
+			memcpy(d + len, s, run);
+			len += run;
+			s += run;
 			continue;
 		}
 		s++;

@@ -349,6 +349,22 @@ long kv_ms_left(const struct timespec *deadline);
  * with kv_deadline times). 0 or -errno. */
 int kv_cond_init(pthread_cond_t *c);
 
+/* ---- Threads (thread.c) ---- */
+
+/* The nice value of background threads (the process's is 0 by default),
+ * and of the one thread that sends the heartbeats. */
+#define KV_BACKGROUND_NICE 10
+#define KV_URGENT_NICE	   -5
+/* Lower the calling thread's CPU priority to KV_BACKGROUND_NICE: for
+ * threads whose work can wait while the node thread's cannot (heartbeats).
+ * Linux; best effort. */
+void kv_thread_background(void);
+/* Raise the calling thread's CPU priority to KV_URGENT_NICE: the node
+ * thread, whose turns send the heartbeats, so that a busy machine delays
+ * it less than the rest. Needs CAP_SYS_NICE (root); without it, nothing
+ * changes. */
+void kv_thread_urgent(void);
+
 /* ---- Addresses (addr.c) ---- */
 
 /* The longest "host:port" kvfs keeps (RAFT_ADDR_MAX - 1). */

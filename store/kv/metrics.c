@@ -128,10 +128,16 @@ static int render_one(char **buf, size_t *len, size_t *cap,
 		}
 		uint64_t v =
 		    atomic_load_explicit(&m->values[i], memory_order_relaxed);
-		ret =
-		    kv_metrics_printf(buf, len, cap, "%s%s%s%s %llu\n", m->name,
-				      lab[0] ? "{" : "", lab, lab[0] ? "}" : "",
-				      (unsigned long long)v);
+		if (m->ns)
+			ret = kv_metrics_printf(
+			    buf, len, cap, "%s%s%s%s %.9f\n", m->name,
+			    lab[0] ? "{" : "", lab, lab[0] ? "}" : "",
+			    (double)v / 1e9);
+		else
+			ret = kv_metrics_printf(
+			    buf, len, cap, "%s%s%s%s %llu\n", m->name,
+			    lab[0] ? "{" : "", lab, lab[0] ? "}" : "",
+			    (unsigned long long)v);
 	}
 	return ret;
 }

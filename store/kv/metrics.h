@@ -36,6 +36,9 @@ struct kv_metric {
 	const char *const *labels;
 	_Atomic uint64_t *values;
 	struct kv_hist *hists;
+	/* counters and gauges: the values are nanoseconds, rendered as
+	 * seconds (a duration gauge such as the longest node-thread turn) */
+	int ns;
 	struct kv_metric *next; /* the registry's */
 	_Atomic int registered;
 };
@@ -45,6 +48,15 @@ struct kv_metric {
 	{                                                                      \
 		.name = (nm), .help = (hp), .type = KV_METRIC_COUNTER, .n = 1, \
 		.values = (_Atomic uint64_t[1])                                \
+		{                                                              \
+			0                                                      \
+		}                                                              \
+	}
+/* A gauge of one series whose value is a duration in nanoseconds. */
+#define KV_METRIC_GAUGE_NS_INIT(nm, hp)                                        \
+	{                                                                      \
+		.name = (nm), .help = (hp), .type = KV_METRIC_GAUGE, .n = 1,   \
+		.ns = 1, .values = (_Atomic uint64_t[1])                       \
 		{                                                              \
 			0                                                      \
 		}                                                              \

@@ -242,6 +242,39 @@ static void test_log_spreads_over_many_segments(void **state)
 	free(data);
 }
 
+/* Entries past LOG_PWRITE_BYTES go into the segment by pwrite, not
+ * through the mapping: read back through the mapping at once, between
+ * small ones, and after a reopen. */
+static void test_log_big_entries_read_back_now_and_after_reopen(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 0);
+	append_range(f->log, 1, 5, 1);
+	size_t big = (3u << 20) + 11;
+	char *data = malloc(big);
+	for (size_t k = 0; k < big; k++)
+		data[k] = (char)('a' + k % 23);
+	memcpy(data, "{\"v\":\"", 6);
+	memcpy(data + big - 2, "\"}", 2);
+	struct log_entry e = {.index = 6, .term = 1, .data = data, .len = big};
+	assert_int_equal(log_append(f->log, &e), 0);
+	append_range(f->log, 7, 9, 1);
+	struct log_entry got;
+	assert_int_equal(log_get(f->log, 6, &got), 0);
+	assert_int_equal(got.len, big);
+	assert_memory_equal(got.data, data, big);
+	check_range(f->log, 7, 9, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 0);
+	assert_int_equal(log_last_index(f->log), 9);
+	check_range(f->log, 1, 5, 1);
+	assert_int_equal(log_get(f->log, 6, &got), 0);
+	assert_int_equal(got.len, big);
+	assert_memory_equal(got.data, data, big);
+	check_range(f->log, 7, 9, 1);
+	free(data);
+}
+
 static void test_log_truncates_conflicting_suffix_then_appends(void **state)
 {
 	struct fx *f = *state;
@@ -704,6 +737,7 @@ int main(void)
 	    T(test_log_replays_synced_entries_after_reopen),
 	    T(test_log_rejects_bad_appends),
 	    T(test_log_spreads_over_many_segments),
+	    T(test_log_big_entries_read_back_now_and_after_reopen),
 	    T(test_log_truncates_conflicting_suffix_then_appends),
 	    T(test_log_cuts_torn_last_line),
 	    T(test_log_cuts_a_damaged_last_line_and_reports_it),

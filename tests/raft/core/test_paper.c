@@ -1083,6 +1083,93 @@ static void test_follower_read_index_counts_as_its_ack(void **st)
 	raft_free(r);
 }
 
+/* Heartbeat answers from follower 2 (log up to 1, so no progress) until
+ * the leader sends entry 2 again; how many it took (at most 20). */
+static int heartbeats_until_resent(struct raft *r)
+{
+	for (int k = 1; k <= 20; k++) {
+		step(r, (struct raft_message){.type = RAFT_MSG_HEARTBEAT_RESP,
+					      .from = 2,
+					      .term = raft_term(r),
+					      .index = 1});
+		take(r);
+		const struct raft_message *m = sent(RAFT_MSG_APPEND, 2);
+		if (m && m->n_entries && m->entries[0].index == 2)
+			return k;
+	}
+	return 0;
+}
+
+/* A leader that hears heartbeat answers but no ack gives its appends up
+ * as lost and resends them (etcd's probe after a stall); for an entry
+ * that takes time to travel, not before that time (resend_bytes_per_
+ * heartbeat): a 16 MiB entry resent every few heartbeats would follow
+ * itself down the stream again and again. */
+static void
+test_leader_resends_a_big_append_only_after_its_size_allows(void **st)
+{
+	(void)st;
+	size_t sizes[] = {1, 12u << 20};
+	int want_replicate[] = {3, 6}, want_probe[] = {1, 4};
+	for (int i = 0; i < 2; i++) {
+		struct raft *r = mk(1, 1, NULL, 0);
+		elect(r);
+		raft_persisted(r, 1, 2);
+		step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+					      .from = 2,
+					      .term = 2,
+					      .index = 1});
+		take(r);
+		char *data = calloc(1, sizes[i]);
+		assert_int_equal(raft_propose(r, RAFT_ENTRY_NORMAL, data,
+					      sizes[i], NULL, NULL),
+				 0);
+		free(data);
+		take(r);
+		assert_non_null(sent(RAFT_MSG_APPEND, 2));
+		/* REPLICATE: three answers without progress, and one more
+		 * for each 4 MiB */
+		assert_int_equal(heartbeats_until_resent(r), want_replicate[i]);
+		/* then PROBE: again at the next answer, or after 3 more */
+		assert_int_equal(heartbeats_until_resent(r), want_probe[i]);
+		raft_free(r);
+	}
+}
+
+/* borrow_entries: the update's entries and committed are the log's own
+ * data, and freeing the update leaves them (ASan would see a double
+ * free or a read after free). */
+static void test_borrowed_update_entries_are_the_logs_own(void **st)
+{
+	(void)st;
+	struct raft_restore rs = {.term = 1};
+	rs.snapshot.conf = conf3();
+	struct raft_options o = {.id = 1, .seed = 42, .borrow_entries = true};
+	struct raft *r;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	elect(r);
+	assert_true(U.borrowed);
+	assert_int_equal(
+	    raft_propose(r, RAFT_ENTRY_NORMAL, "abc", 3, NULL, NULL), 0);
+	take(r);
+	assert_true(U.borrowed);
+	assert_int_equal(U.n_entries, 1);
+	const void *data = U.entries[0].data;
+	assert_memory_equal(data, "abc", 3);
+	raft_persisted(r, 2, 2);
+	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
+				      .from = 2,
+				      .term = 2,
+				      .index = 2});
+	take(r);
+	assert_int_equal(U.n_committed, 2);
+	assert_ptr_equal(U.committed[1].data, data);
+	assert_memory_equal(U.committed[1].data, "abc", 3);
+	raft_update_free(&U);
+	memset(&U, 0, sizeof(U));
+	raft_free(r);
+}
+
 static void test_config_text_round_trips_and_rejects_garbage(void **st)
 {
 	(void)st;
@@ -1138,6 +1225,8 @@ int main(void)
 	    T(test_read_index_waits_for_a_quorum_heartbeat_round),
 	    T(test_read_is_local_only_for_a_sole_voter_leader),
 	    T(test_follower_read_index_counts_as_its_ack),
+	    T(test_leader_resends_a_big_append_only_after_its_size_allows),
+	    T(test_borrowed_update_entries_are_the_logs_own),
 	    T(test_config_text_round_trips_and_rejects_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -232,6 +232,122 @@ static void test_entries_reach_the_peer_intact(void **state)
 	fakepeer_stop(s);
 }
 
+/* peers_send_take (the node's): the entries are taken, not copied, and a
+ * frame of big entries, left to the sender thread, arrives intact, on an
+ * open stream too; the heartbeats go on the control stream. */
+static void test_taken_big_entries_go_through_the_sender_intact(void **state)
+{
+	struct fakepeer *s = fakepeer_start();
+	struct peer_set *ps = new_set(NULL);
+	size_t big = 3u << 20;
+	struct raft_message hb = {
+	    .type = RAFT_MSG_HEARTBEAT, .from = SELF, .to = 2, .term = 1};
+	struct raft_message m[3] = {hb,
+				    {.type = RAFT_MSG_APPEND,
+				     .from = SELF,
+				     .to = 2,
+				     .term = 1,
+				     .index = 7,
+				     .log_term = 1},
+				    hb};
+	struct raft_message *got;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	assert_int_equal(peers_send(ps, &hb, 1), 1);
+	wait_sent(ps, 2, 1); /* the stream is open */
+	m[1].entries = calloc(1, sizeof(struct raft_entry));
+	m[1].n_entries = 1;
+	m[1].entries[0] =
+	    (struct raft_entry){1, 8, RAFT_ENTRY_NORMAL, malloc(big), big};
+	for (size_t i = 0; i < big; i++)
+		((unsigned char *)m[1].entries[0].data)[i] =
+		    (unsigned char)(i * 7 + i / 4096);
+	m[2].commit = 8;
+	assert_int_equal(peers_send_take(ps, m, 3), 3);
+	assert_null(m[1].entries);
+	assert_int_equal(m[1].n_entries, 0);
+	wait_sent(ps, 2, 4);
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 4, &n);
+	assert_int_equal(n, 4);
+	/* the heartbeat went on the control stream, the append on the data
+	 * stream: both arrive, in either order */
+	struct raft_message *a = NULL, *h = NULL;
+	for (size_t j = 1; j < n; j++) {
+		if (got[j].type == RAFT_MSG_APPEND)
+			a = &got[j];
+		else if (got[j].type == RAFT_MSG_HEARTBEAT && got[j].commit)
+			h = &got[j];
+	}
+	assert_non_null(a);
+	assert_non_null(h);
+	assert_int_equal(h->commit, 8);
+	assert_int_equal(a->n_entries, 1);
+	assert_int_equal(a->entries[0].len, big);
+	for (size_t i = 0; i < big; i++)
+		if (((unsigned char *)a->entries[0].data)[i] !=
+		    (unsigned char)(i * 7 + i / 4096))
+			fail_msg("byte %zu of the entry differs", i);
+	peer_msgs_free(got, n);
+	peers_free(ps);
+	fakepeer_stop(s);
+}
+
+/* Heartbeats queued behind a big append go out before it: the follower
+ * hears its leader without waiting for megabytes to be encoded and sent
+ * first. The appends keep their order. */
+static void test_small_messages_overtake_a_queued_big_append(void **state)
+{
+	struct fakepeer *s = fakepeer_start();
+	struct peer_set *ps = new_set(NULL);
+	size_t big = 2u << 20;
+	struct raft_message m[4];
+	struct raft_message *got;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	for (int i = 0; i < 4; i++) {
+		bool app = i % 2 == 0;
+		m[i] = (struct raft_message){
+		    .type = app ? RAFT_MSG_APPEND : RAFT_MSG_HEARTBEAT,
+		    .from = SELF,
+		    .to = 2,
+		    .term = 1,
+		    .index = app ? (uint64_t)(7 + i) : 0,
+		    .log_term = app ? 1 : 0,
+		    .commit = (uint64_t)i + 1};
+		if (!app)
+			continue;
+		m[i].entries = calloc(1, sizeof(struct raft_entry));
+		m[i].n_entries = 1;
+		m[i].entries[0] =
+		    (struct raft_entry){1, (uint64_t)(8 + i), RAFT_ENTRY_NORMAL,
+					calloc(1, big), big};
+	}
+	/* the stream is not open yet: all four wait in its queue (one
+	 * stream: peers_send; peers_send_take would send the heartbeats on
+	 * the control stream) */
+	assert_int_equal(peers_send(ps, m, 4), 4);
+	for (int i = 0; i < 4; i += 2)
+		raft_message_clear(&m[i]);
+	wait_sent(ps, 2, 4);
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 4, &n);
+	assert_int_equal(n, 4);
+	assert_int_equal(got[0].type, RAFT_MSG_HEARTBEAT);
+	assert_int_equal(got[0].commit, 2);
+	assert_int_equal(got[1].type, RAFT_MSG_HEARTBEAT);
+	assert_int_equal(got[1].commit, 4);
+	assert_int_equal(got[2].type, RAFT_MSG_APPEND);
+	assert_int_equal(got[2].index, 7);
+	assert_int_equal(got[3].type, RAFT_MSG_APPEND);
+	assert_int_equal(got[3].index, 9);
+	peer_msgs_free(got, n);
+	peers_free(ps);
+	fakepeer_stop(s);
+}
+
 /* What the unsent callback heard. */
 static struct {
 	pthread_mutex_t mu;
@@ -390,7 +506,8 @@ static void test_full_queue_drops_oldest_heartbeats_first(void **state)
 }
 
 /* Frames larger than the socket takes at once: the sender writes the
- * rest, later messages wait behind it, and every byte arrives in order. */
+ * rest, later messages wait behind it (no frame is cut by another), and
+ * every byte arrives in order. */
 static void
 test_a_frame_the_socket_cannot_take_at_once_is_finished(void **state)
 {
@@ -435,17 +552,27 @@ test_a_frame_the_socket_cannot_take_at_once_is_finished(void **state)
 	got = fakepeer_wait_msgs(s, CLUSTER, 2, 1 + 2 * N, &n);
 	assert_int_equal(n, 1 + 2 * N);
 	assert_int_equal(got[0].type, RAFT_MSG_HEARTBEAT);
-	for (int i = 0; i < N; i++) {
-		struct raft_message *a = &got[1 + 2 * i], *h = &got[2 + 2 * i];
+	/* the appends in their order, each whole; the heartbeats in theirs
+	 * (they may overtake an append still queued: queue_small_first) */
+	int apps = 0, hbs = 0;
+	for (size_t j = 1; j < n; j++) {
+		struct raft_message *a = &got[j];
+		if (a->type == RAFT_MSG_HEARTBEAT) {
+			assert_int_equal(a->commit, (uint64_t)hbs + 2);
+			hbs++;
+			continue;
+		}
 		assert_int_equal(a->type, RAFT_MSG_APPEND);
+		assert_int_equal(a->index, (uint64_t)apps);
 		assert_int_equal(a->n_entries, 1);
 		assert_int_equal(a->entries[0].len, BIG);
 		for (size_t k = 0; k < BIG; k += 4099)
 			assert_int_equal(((char *)a->entries[0].data)[k],
-					 'a' + i);
-		assert_int_equal(h->type, RAFT_MSG_HEARTBEAT);
-		assert_int_equal(h->commit, (uint64_t)i + 2);
+					 'a' + apps);
+		apps++;
 	}
+	assert_int_equal(apps, N);
+	assert_int_equal(hbs, N);
 	peer_msgs_free(got, n);
 	assert_int_equal(info(ps, 2).failures, 0);
 	assert_int_equal(info(ps, 2).dropped, 0);
@@ -644,6 +771,9 @@ int main(void)
 	    cmocka_unit_test(
 		test_messages_arrive_batched_in_order_on_one_stream),
 	    cmocka_unit_test(test_entries_reach_the_peer_intact),
+	    cmocka_unit_test(
+		test_taken_big_entries_go_through_the_sender_intact),
+	    cmocka_unit_test(test_small_messages_overtake_a_queued_big_append),
 	    cmocka_unit_test(test_down_peer_backs_off_without_blocking_others),
 	    cmocka_unit_test(test_a_propose_that_never_went_is_reported),
 	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),

@@ -65,6 +65,9 @@ static void test_base64_rejects_malformed_input(void **state)
 	    "Zm 9",	/* whitespace */
 	    "Zm9*",	/* bad character */
 	    "=Zm9",
+	    "Zm9*Zm9v", /* bad characters before the last group */
+	    "Zm9\xffZm9v",
+	    "Zm-vZm9v",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -75,6 +78,29 @@ static void test_base64_rejects_malformed_input(void **state)
 		    -EINVAL);
 		assert_null(out);
 	}
+}
+
+/* The word-at-a-time scan stops where a byte-by-byte one does, wherever
+ * the special byte sits in a word and whatever surrounds it. */
+static void test_json_plain_span_matches_a_byte_by_byte_scan(void **state)
+{
+	static const unsigned char specials[] = {0, 1, 0x1f, '"', '\\'};
+	static const unsigned char others[] = {' ',  'a',  0x21, 0x5b, 0x5d,
+					       0x7f, 0x80, 0xc3, 0xff};
+	unsigned char buf[40];
+	(void)state;
+	for (size_t o = 0; o < sizeof(others); o++)
+		for (size_t sp = 0; sp < sizeof(specials); sp++)
+			for (size_t at = 0; at <= 24; at++) {
+				memset(buf, others[o], sizeof(buf));
+				buf[at] = specials[sp];
+				assert_int_equal(kv_json_plain_span(buf, 32),
+						 at < 32 ? at : 32);
+				assert_int_equal(kv_json_plain_span(buf, at),
+						 at);
+			}
+	memset(buf, 'x', sizeof(buf));
+	assert_int_equal(kv_json_plain_span(buf, sizeof(buf)), sizeof(buf));
 }
 
 static void test_utf8_validator_accepts_and_rejects(void **state)
@@ -95,6 +121,11 @@ static void test_utf8_validator_accepts_and_rejects(void **state)
 	assert_false(kv_utf8_valid("\xf4\x90\x80\x80", 4, true));
 	assert_false(kv_utf8_valid("\xe2\x82", 2, true));
 	assert_false(kv_utf8_valid("\xf0\x9f\x98", 3, true));
+	/* inside and after runs of eight ASCII bytes */
+	assert_false(kv_utf8_valid("0123456789a\0cdefgh", 19, false));
+	assert_true(kv_utf8_valid("0123456789a\0cdefgh", 19, true));
+	assert_false(kv_utf8_valid("0123456789abcdef\xff", 17, true));
+	assert_true(kv_utf8_valid("0123456789abcdef\xc3\xa9", 18, false));
 }
 
 /* Escape s, check the output has no raw control bytes, and parse it back. */
@@ -158,6 +189,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_base64_round_trips_every_length),
 	    cmocka_unit_test(test_base64_matches_known_vectors),
+	    cmocka_unit_test(test_json_plain_span_matches_a_byte_by_byte_scan),
 	    cmocka_unit_test(test_base64_rejects_malformed_input),
 	    cmocka_unit_test(test_utf8_validator_accepts_and_rejects),
 	    cmocka_unit_test(test_json_string_escapes_control_chars_and_quotes),

@@ -98,6 +98,8 @@ static struct kv_metric m_count =
     KV_METRIC_COUNTER_INIT("kvfs_test_things_total", "Things counted.");
 static struct kv_metric m_hist =
     KV_METRIC_HIST_INIT("kvfs_test_seconds", "Things timed.");
+static struct kv_metric m_dur =
+    KV_METRIC_GAUGE_NS_INIT("kvfs_test_longest_seconds", "The longest thing.");
 
 static void test_metrics_render_counters_and_cumulative_buckets(void **state)
 {
@@ -105,7 +107,9 @@ static void test_metrics_render_counters_and_cumulative_buckets(void **state)
 	kv_metric_register(&m_count);
 	kv_metric_register(&m_count); /* once only */
 	kv_metric_register(&m_hist);
+	kv_metric_register(&m_dur);
 	kv_metric_add(&m_count, 0, 3);
+	kv_metric_set(&m_dur, 0, 1250000000);
 	kv_hist_observe_ns(m_hist.hists, 40000);       /* <= 50 us */
 	kv_hist_observe_ns(m_hist.hists, 2000000);     /* <= 2.5 ms */
 	kv_hist_observe_ns(m_hist.hists, 20000000000); /* +Inf */
@@ -125,6 +129,9 @@ static void test_metrics_render_counters_and_cumulative_buckets(void **state)
 	    strstr(buf, "kvfs_test_seconds_bucket{le=\"+Inf\"} 3\n"));
 	assert_non_null(strstr(buf, "kvfs_test_seconds_count 3\n"));
 	assert_non_null(strstr(buf, "kvfs_test_seconds_sum 20.002040000\n"));
+	/* a duration gauge counts nanoseconds and shows seconds */
+	assert_non_null(strstr(buf, "# TYPE kvfs_test_longest_seconds gauge\n"
+				    "kvfs_test_longest_seconds 1.250000000\n"));
 	/* registered twice, rendered once */
 	char *first = strstr(buf, "# HELP kvfs_test_things_total");
 	assert_null(strstr(first + 1, "# HELP kvfs_test_things_total"));
