@@ -145,6 +145,16 @@ static int peer_take(struct peer *p, struct raft_message *msgs,
 	return err < 0 ? err : (int)i;
 }
 
+/* Does m go on the control stream? Messages without entries do, but the
+ * leader's answer to forwarded writes: it must not overtake the append
+ * that carries them (the follower would apply its own writes before it
+ * knew their index, and answer them "outcome unknown"), so it keeps the
+ * data stream's order. */
+static bool on_control(const struct raft_message *m)
+{
+	return m->n_entries == 0 && m->type != RAFT_MSG_PROPOSE_RESP;
+}
+
 /* peers_send (take false: msgs are only read) and peers_send_take. */
 static int send_msgs(struct peer_set *s, struct raft_message *msgs, size_t n,
 		     bool take)
@@ -166,8 +176,7 @@ static int send_msgs(struct peer_set *s, struct raft_message *msgs, size_t n,
 		for (size_t i = 0; i < n; i++) {
 			struct raft_message *m = &msgs[i];
 			if (m->type == RAFT_MSG_NONE || m->from != s->self ||
-			    m->to != p->id ||
-			    (take && ctl != (m->n_entries == 0)))
+			    m->to != p->id || (take && ctl != on_control(m)))
 				continue;
 			if (mine == NULL &&
 			    ((mine = malloc(n * sizeof(*mine))) == NULL ||

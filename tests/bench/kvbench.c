@@ -475,11 +475,14 @@ static void *worker_main(void *arg)
 				break;
 			continue;
 		}
-		if (status >= 200 && status < 300)
+		if (status >= 200 && status < 300) {
 			record(w, t1 - t0);
-		else if (!(status == 404 && !put))
-			w->errors++;
-		else
+		} else if (!(status == 404 && !put)) {
+			/* the first few say what they were */
+			if (w->errors++ < 3)
+				fprintf(stderr, "kvbench: client %d: HTTP %d\n",
+					w->id, status);
+		} else
 			record(w, t1 - t0);
 		w->ops++;
 	}
