@@ -416,17 +416,17 @@ static void *reload_main(void *arg)
 		if (sigwait(&hup, &sig) != 0 || atomic_load(&rl->stop))
 			break;
 		if (node_reload_tokens(rl->node, &err) != 0)
-			fprintf(stderr,
-				"kvfs: SIGHUP: kept the cluster tokens: %s\n",
-				err ? err : "cannot read the file");
+			kv_log(KV_LOG_WARN,
+			       "SIGHUP: kept the cluster tokens: %s",
+			       err ? err : "cannot read the file");
 		else
-			fprintf(stderr, "kvfs: SIGHUP: cluster tokens read\n");
+			kv_log(KV_LOG_INFO, "SIGHUP: cluster tokens read");
 		free(err);
 		err = NULL;
 		if (http_reload(rl->http, &err) != 0)
-			fprintf(stderr,
-				"kvfs: SIGHUP: kept the client tokens: %s\n",
-				err ? err : "cannot read the file");
+			kv_log(KV_LOG_WARN,
+			       "SIGHUP: kept the client tokens: %s",
+			       err ? err : "cannot read the file");
 		free(err);
 	}
 	return NULL;
@@ -599,12 +599,11 @@ static int serve_start(struct serving *sv, const struct cli *c,
 			node_close(sv->node);
 			return 1;
 		}
-		fprintf(stderr, "kvfs: byte protocol on %s (port %u)\n",
-			c->tcp_listen, tcp_port(sv->tcp));
+		kv_log(KV_LOG_INFO, "byte protocol on %s (port %u)",
+		       c->tcp_listen, tcp_port(sv->tcp));
 	}
-	fprintf(stderr, "kvfs: node %lu serving %s on port %u, data in %s\n",
-		c->id, sv->tls ? "HTTPS" : "HTTP", http_port(sv->http),
-		data_dir);
+	kv_log(KV_LOG_INFO, "node %lu serving %s on port %u, data in %s", c->id,
+	       sv->tls ? "HTTPS" : "HTTP", http_port(sv->http), data_dir);
 	sv->rl = (struct reloader){.node = sv->node, .http = sv->http};
 	atomic_init(&sv->rl.stop, false);
 	if (pthread_create(&sv->rl.thread, NULL, reload_main, &sv->rl) != 0) {
@@ -644,7 +643,7 @@ static int serve_until_done(struct serving *sv, const struct cli *c,
 		daemon_ready(ready_fd, 0, c->log);
 		int sig;
 		sigwait(sigs, &sig);
-		fprintf(stderr, "kvfs: signal %d, shutting down\n", sig);
+		kv_log(KV_LOG_INFO, "signal %d, shutting down", sig);
 		return 0;
 	}
 	struct fs *fs;

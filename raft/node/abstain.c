@@ -47,12 +47,12 @@ int node_abstain_open(struct kv_node *n, uint64_t lost, char **errmsg)
 		}
 	}
 	if (n->abstain_until)
-		fprintf(stderr,
-			"kvfs: node %llu dropped a damaged log entry at %llu: "
-			"it votes for nobody and stands for nothing until a "
-			"leader gives that entry back\n",
-			(unsigned long long)n->id,
-			(unsigned long long)n->abstain_until);
+		kv_log(KV_LOG_WARN,
+		       "node %llu dropped a damaged log entry at %llu: "
+		       "it votes for nobody and stands for nothing until a "
+		       "leader gives that entry back",
+		       (unsigned long long)n->id,
+		       (unsigned long long)n->abstain_until);
 	return 0;
 }
 
@@ -63,15 +63,14 @@ void node_abstain_check(struct kv_node *n, uint64_t index)
 	char path[4096];
 	snprintf(path, sizeof(path), "%s/" ABSTAIN_FILE, n->data_dir);
 	if (unlink(path) != 0 && errno != ENOENT) {
-		fprintf(stderr, "kvfs: cannot remove %s: %s\n", path,
-			strerror(errno));
+		kv_log(KV_LOG_WARN, "cannot remove %s: %s", path,
+		       strerror(errno));
 		return; /* again at the next report */
 	}
 	kv_sync_dir(n->data_dir);
-	fprintf(stderr,
-		"kvfs: node %llu has the entry at %llu again: it votes and "
-		"stands for election again\n",
-		(unsigned long long)n->id,
-		(unsigned long long)n->abstain_until);
+	kv_log(KV_LOG_INFO,
+	       "node %llu has the entry at %llu again: it votes and "
+	       "stands for election again",
+	       (unsigned long long)n->id, (unsigned long long)n->abstain_until);
 	n->abstain_until = 0;
 }

@@ -231,16 +231,16 @@ void forward_check(struct raft_message *m)
 		}
 		m->reject = true;
 		if (ret == -ENOMEM) {
-			fprintf(stderr,
-				"kvfs: out of memory taking writes forwarded "
-				"by node %llu; it will send them again\n",
-				(unsigned long long)m->from);
+			kv_log(KV_LOG_WARN,
+			       "out of memory taking writes forwarded "
+			       "by node %llu; it will send them again",
+			       (unsigned long long)m->from);
 			continue;
 		}
 		m->hint_term = EINVAL;
-		fprintf(stderr,
-			"kvfs: node %llu forwarded a write that is refused: "
-			"%s\n",
-			(unsigned long long)m->from, kv_strerror(ret));
+		kv_log(KV_LOG_WARN,
+		       "node %llu forwarded a write that is refused: "
+		       "%s",
+		       (unsigned long long)m->from, kv_strerror(ret));
 	}
 }

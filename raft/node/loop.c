@@ -108,8 +108,8 @@ static void compact(struct kv_node *n, uint64_t index)
 {
 	if (index > NODE_COMPACT_TRAIL &&
 	    raft_compact(n->raft, index - NODE_COMPACT_TRAIL) != 0)
-		fprintf(stderr, "kvfs: raft compaction at %llu refused\n",
-			(unsigned long long)(index - NODE_COMPACT_TRAIL));
+		kv_log(KV_LOG_WARN, "raft compaction at %llu refused",
+		       (unsigned long long)(index - NODE_COMPACT_TRAIL));
 	n->compacted = index;
 }
 

@@ -42,10 +42,9 @@ static void sync_peers(struct kv_node *n, const struct raft_config *c)
 		}
 		int ret = peers_add(n->peers, s->id, s->addr);
 		if (ret != 0)
-			fprintf(stderr,
-				"kvfs: cannot add peer %llu at %s: %s\n",
-				(unsigned long long)s->id, s->addr,
-				kv_strerror(ret));
+			kv_log(KV_LOG_WARN, "cannot add peer %llu at %s: %s",
+			       (unsigned long long)s->id, s->addr,
+			       kv_strerror(ret));
 	}
 	/* Members that left: their senders stop. Not a leader that removed
 	 * itself, though: it needs our answers to commit its removal (then
@@ -92,11 +91,11 @@ void members_promote(struct kv_node *n)
 		reads_solo_off(n); /* a second voter: reads need rounds */
 		if (raft_change_membership(n->raft, RAFT_CONF_PROMOTE, s->id,
 					   s->addr, &index) == 0)
-			fprintf(stderr,
-				"kvfs: node %llu caught up (index %llu): "
-				"promoting it to voter\n",
-				(unsigned long long)s->id,
-				(unsigned long long)pi.match);
+			kv_log(KV_LOG_INFO,
+			       "node %llu caught up (index %llu): "
+			       "promoting it to voter",
+			       (unsigned long long)s->id,
+			       (unsigned long long)pi.match);
 		return;
 	}
 }

@@ -50,8 +50,8 @@ static int join_cluster(struct kv_node *n, const struct node_options *opt,
 				    n->listen);
 		return -EINVAL;
 	}
-	fprintf(stderr, "kvfs: asking %s to add node %llu at %s\n", opt->join,
-		(unsigned long long)n->id, n->listen);
+	kv_log(KV_LOG_INFO, "asking %s to add node %llu at %s", opt->join,
+	       (unsigned long long)n->id, n->listen);
 	char *why = NULL;
 	struct cluster_auth auth = identity_auth(n);
 	int ret =
@@ -78,10 +78,10 @@ static void add_join_peers(struct kv_node *n, const char *member)
 	if (cluster_http(member, &auth, "GET", "/cluster/members", NULL, 0,
 			 5000, &status, &body, NULL, NULL, &why) != 0 ||
 	    status != 200) {
-		fprintf(stderr,
-			"kvfs: cannot list the members through %s (%s); "
-			"waiting for the leader's configuration\n",
-			member, why ? why : "bad answer");
+		kv_log(KV_LOG_WARN,
+		       "cannot list the members through %s (%s); "
+		       "waiting for the leader's configuration",
+		       member, why ? why : "bad answer");
 		free(body);
 		free(why);
 		return;
@@ -292,10 +292,10 @@ static int restore_backup(const struct node_options *opt, char **errmsg)
 	uint64_t index = 0;
 	int ret = store_restore(opt->data_dir, opt->restore, &index, errmsg);
 	if (ret == 0)
-		fprintf(stderr,
-			"kvfs: restored %s (revision %llu) into %s: a new "
-			"cluster starts from it\n",
-			opt->restore, (unsigned long long)index, opt->data_dir);
+		kv_log(KV_LOG_INFO,
+		       "restored %s (revision %llu) into %s: a new "
+		       "cluster starts from it",
+		       opt->restore, (unsigned long long)index, opt->data_dir);
 	return ret;
 }
 

@@ -151,18 +151,17 @@ static void *send_main(void *arg)
 	send_slot(ss, false);
 	double secs = (double)(kv_mono_ms() - t0) / 1e3;
 	if (ret == 0)
-		fprintf(stderr,
-			"kvfs: snapshot at %llu sent to node %llu: %llu "
-			"bytes in %.2f s (resumed at %llu)\n",
-			(unsigned long long)ss->index,
-			(unsigned long long)ss->id, (unsigned long long)st.size,
-			secs, (unsigned long long)st.resumed_at);
+		kv_log(KV_LOG_INFO,
+		       "snapshot at %llu sent to node %llu: %llu "
+		       "bytes in %.2f s (resumed at %llu)",
+		       (unsigned long long)ss->index,
+		       (unsigned long long)ss->id, (unsigned long long)st.size,
+		       secs, (unsigned long long)st.resumed_at);
 	else if (ret != -ECANCELED)
-		fprintf(stderr,
-			"kvfs: snapshot at %llu to node %llu failed: %s%s%s\n",
-			(unsigned long long)ss->index,
-			(unsigned long long)ss->id, kv_strerror(ret),
-			why[0] ? ": " : "", why);
+		kv_log(
+		    KV_LOG_WARN, "snapshot at %llu to node %llu failed: %s%s%s",
+		    (unsigned long long)ss->index, (unsigned long long)ss->id,
+		    kv_strerror(ret), why[0] ? ": " : "", why);
 	ss->ret = ret;
 	atomic_store(&ss->finished, true); /* ret is the reaper's now */
 	pthread_mutex_lock(&n->in.mu);

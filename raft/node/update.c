@@ -115,22 +115,22 @@ static int install_snapshot(struct kv_node *n, const struct raft_update *u)
 	if (!snapshot_ready_take(n, path, sizeof(path), &index))
 		index = 0;
 	if (index < u->snapshot.index) {
-		fprintf(stderr,
-			"kvfs: a snapshot at %llu was announced but the file "
-			"received is at %llu\n",
-			(unsigned long long)u->snapshot.index,
-			(unsigned long long)index);
+		kv_log(KV_LOG_WARN,
+		       "a snapshot at %llu was announced but the file "
+		       "received is at %llu",
+		       (unsigned long long)u->snapshot.index,
+		       (unsigned long long)index);
 		return -ESTALE;
 	}
 	int ret = store_install(n->store, path);
 	if (ret != 0) {
-		fprintf(stderr, "kvfs: cannot install the snapshot %s: %s\n",
-			path, kv_strerror(ret));
+		kv_log(KV_LOG_ERROR, "cannot install the snapshot %s: %s", path,
+		       kv_strerror(ret));
 		return ret;
 	}
 	snapshot_ready_clear(n);
-	fprintf(stderr, "kvfs: node %llu installed a snapshot at index %llu\n",
-		(unsigned long long)n->id, (unsigned long long)index);
+	kv_log(KV_LOG_INFO, "node %llu installed a snapshot at index %llu",
+	       (unsigned long long)n->id, (unsigned long long)index);
 	raft_persisted(n->raft, u->snapshot.index, u->snapshot.term);
 	return 0;
 }
@@ -154,10 +154,10 @@ void update_process(struct kv_node *n, struct raft_update *u)
 		if (ret != 0) {
 			/* a vote or term that is not durable must not be
 			 * acted on: send nothing, and stop */
-			fprintf(stderr,
-				"kvfs: cannot save the raft hard state: %s; "
-				"this node stops taking part\n",
-				kv_strerror(ret));
+			kv_log(KV_LOG_ERROR,
+			       "cannot save the raft hard state: %s; "
+			       "this node stops taking part",
+			       kv_strerror(ret));
 			status_set_fatal(n, ret);
 			return;
 		}
@@ -181,8 +181,8 @@ void update_process(struct kv_node *n, struct raft_update *u)
 	if (ret == 0)
 		ret = store_entries(n, u->committed, u->n_committed, true);
 	if (ret != 0 && ret != KV_ESHUTDOWN) {
-		fprintf(stderr, "kvfs: cannot hand entries to the store: %s\n",
-			kv_strerror(ret));
+		kv_log(KV_LOG_ERROR, "cannot hand entries to the store: %s",
+		       kv_strerror(ret));
 		status_set_fatal(n, ret);
 	}
 	/* the writes applied (or lost to another leader's entries), the
