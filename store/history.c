@@ -131,6 +131,10 @@ static void hist_add_counters(struct store *st, uint64_t rev,
 
 void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 {
+	/* the lock table's commands change no key: no event (a lock is not
+	 * a change a watcher of the key's value sees) */
+	if (!kv_op_has_key(cmd->op) || cmd->op == KV_OP_LOCK)
+		return;
 	if (cmd->op == KV_OP_ADD)
 		hist_add_counters(st, rev, cmd);
 	else
@@ -158,7 +162,8 @@ static void hist_add_one(struct store *st, uint64_t rev,
 		st->hist_first = 0;
 		return;
 	}
-	memcpy(e.key, cmd->key, cmd->klen);
+	if (cmd->klen)
+		memcpy(e.key, cmd->key, cmd->klen);
 	e.key[cmd->klen] = '\0';
 	e.klen = cmd->klen;
 	if (cmd->key2) {
