@@ -1,4 +1,5 @@
-/* cmd.c - a command as one line of JSON (encoded by hand, read in place).
+/* cmd.c - a command as one line of JSON: its tables and its reading in
+ * place (cmd_encode.c writes it by hand).
  *
  * The line is what the log stores and what Raft replicates, so it carries
  * its format version ("v":2, KV_CMD_VERSION) and decoding is strict:
@@ -22,11 +23,12 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cmd_int.h"
 #include "codec.h"
 #include "jread.h"
 #include "kv.h"
 
-static const char *const op_names[] = {
+const char *const kv_cmd_op_names[] = {
     [KV_OP_NOOP] = "noop",
     [KV_OP_PUT] = "put",
     [KV_OP_DEL] = "del",
@@ -42,13 +44,14 @@ static const char *const op_names[] = {
     [KV_OP_SESS_RENEW] = "sess_renew",
     [KV_OP_SESS_END] = "sess_end",
 };
-#define N_OPS	 (sizeof(op_names) / sizeof(op_names[0]))
+_Static_assert(sizeof(kv_cmd_op_names) / sizeof(kv_cmd_op_names[0]) == N_OPS,
+	       "a name for every op");
 #define N_V1_OPS (KV_OP_SETATTR + 1)
 #define N_V2_OPS (KV_OP_RMXATTR + 1)
 
 /* The version cmd is written with: the lowest that has its op and
  * fields, so that a node of an older version still reads what it can. */
-static unsigned cmd_version(const struct kv_cmd *cmd)
+unsigned kv_cmd_version(const struct kv_cmd *cmd)
 {
 	if (cmd->op == KV_OP_RMDIR && cmd->flags != 0)
 		return 3; /* recursive */
@@ -61,46 +64,12 @@ bool kv_op_has_key(enum kv_op op)
 	       op != KV_OP_SESS_RENEW && op != KV_OP_SESS_END;
 }
 
-enum field {
-	F_V,
-	F_OP,
-	F_K,
-	F_K2,
-	F_VAL,
-	F_VAL64,
-	F_MT,
-	F_MODE,
-	F_FLAGS,
-	F_IF_REV,
-	F_IF_ABSENT,
-	/* version 2 */
-	F_T,
-	F_AT,
-	F_UID,
-	F_GID,
-	F_X,
-	F_XN,
-	/* version 3 */
-	F_ADD,
-	F_SID,
-	F_NODE,
-	F_OWN,
-	F_PID,
-	F_LT,
-	F_LKIND,
-	F_LS,
-	F_LE,
-	F_IF_SID,
-	N_FIELDS
-};
 static const char *const field_names[N_FIELDS] = {
     "v",      "op",	   "k",	  "k2",	 "val", "val64", "mt", "mode", "flags",
     "if_rev", "if_absent", "t",	  "at",	 "uid", "gid",	 "x",  "xn",   "add",
     "sid",    "node",	   "own", "pid", "lt",	"lkind", "ls", "le",   "if_sid",
 };
-#define B(f)	  (1u << (f))
 #define V2_FIELDS (B(F_T) | B(F_AT) | B(F_UID) | B(F_GID) | B(F_X) | B(F_XN))
-#define OWNER	  (B(F_UID) | B(F_GID))
 #define V3_FIELDS                                                              \
 	(B(F_ADD) | B(F_SID) | B(F_NODE) | B(F_OWN) | B(F_PID) | B(F_LT) |     \
 	 B(F_LKIND) | B(F_LS) | B(F_LE) | B(F_IF_SID))
@@ -108,7 +77,7 @@ static const char *const field_names[N_FIELDS] = {
 	(B(F_K) | B(F_SID) | B(F_OWN) | B(F_LT) | B(F_LKIND) | B(F_LS) |       \
 	 B(F_LE))
 /* Which fields an op may carry (allowed) and must carry (required). */
-static const unsigned op_allowed[N_OPS] = {
+const unsigned kv_cmd_op_allowed[N_OPS] = {
     [KV_OP_NOOP] = 0,
     [KV_OP_PUT] = B(F_K) | B(F_VAL) | B(F_VAL64) | B(F_MT) | B(F_MODE) |
 		  B(F_IF_REV) | B(F_IF_ABSENT) | B(F_T) | B(F_AT) | OWNER |
@@ -143,174 +112,6 @@ static const unsigned op_required[N_OPS] = {
     [KV_OP_SESS_RENEW] = B(F_SID),
     [KV_OP_SESS_END] = B(F_SID),
 };
-
-/* Bytes as "name":"text" when they are UTF-8 without NUL, else as
- * "name64":"base64". */
-static void put_bytes(struct kv_buf *b, const char *name, const void *p,
-		      size_t n)
-{
-	kv_buf_puts(b, ",\"");
-	kv_buf_puts(b, name);
-	if (kv_utf8_valid(p, n, false)) {
-		kv_buf_puts(b, "\":");
-		kv_buf_json_str(b, p, n);
-	} else {
-		kv_buf_puts(b, "64\":\"");
-		kv_buf_base64(b, p, n);
-		kv_buf_puts(b, "\"");
-	}
-}
-
-static void put_time(struct kv_buf *b, const char *name, int64_t ns)
-{
-	kv_buf_printf(b, ",\"%s\":", name);
-	kv_buf_i64(b, ns);
-}
-
-static void put_owner(struct kv_buf *b, const struct kv_cmd *cmd)
-{
-	if (cmd->set_uid)
-		kv_buf_printf(b, ",\"uid\":%" PRIu32, cmd->uid);
-	if (cmd->set_gid)
-		kv_buf_printf(b, ",\"gid\":%" PRIu32, cmd->gid);
-}
-
-static void put_xattrs(struct kv_buf *b, const struct kv_cmd *cmd)
-{
-	kv_buf_puts(b, ",\"x\":[");
-	for (size_t i = 0; i < cmd->nxattr; i++) {
-		const struct kv_xattr *x = &cmd->xattrs[i];
-		kv_buf_puts(b, i ? ",{\"n\":" : "{\"n\":");
-		kv_buf_json_str(b, x->name, x->nlen);
-		put_bytes(b, "v", x->val, x->vlen);
-		kv_buf_puts(b, "}");
-	}
-	kv_buf_puts(b, "]");
-}
-
-static void put_adds(struct kv_buf *b, const struct kv_cmd *cmd)
-{
-	kv_buf_puts(b, ",\"add\":[");
-	for (size_t i = 0; i < cmd->nadd; i++) {
-		const struct kv_add *a = &cmd->adds[i];
-		kv_buf_puts(b, i ? ",{\"n\":" : "{\"n\":");
-		kv_buf_json_str(b, a->name, a->nlen);
-		kv_buf_puts(b, ",\"d\":");
-		kv_buf_u64(b, a->n);
-		kv_buf_puts(b, "}");
-	}
-	kv_buf_puts(b, "]");
-}
-
-/* The fields of each op after "k". */
-static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
-{
-	switch (cmd->op) {
-	case KV_OP_NOOP:
-	case KV_OP_DEL:
-		break;
-	case KV_OP_LOCK:
-		kv_buf_printf(b,
-			      ",\"sid\":%" PRIu64 ",\"own\":\"%" PRIu64
-			      "\",\"pid\":%" PRIu32 ",\"lt\":%d,\"lkind\":%d",
-			      cmd->sid, cmd->lock_owner, cmd->lock_pid,
-			      (int)cmd->lock_type, (int)cmd->lock_kind);
-		put_time(b, "ls", (int64_t)cmd->lock_start);
-		put_time(b, "le", (int64_t)cmd->lock_end);
-		break;
-	case KV_OP_SESS_OPEN:
-		kv_buf_printf(b, ",\"node\":%" PRIu64, cmd->node);
-		break;
-	case KV_OP_SESS_RENEW:
-	case KV_OP_SESS_END:
-		kv_buf_printf(b, ",\"sid\":%" PRIu64, cmd->sid);
-		break;
-	case KV_OP_PUT:
-		put_bytes(b, "val", cmd->val, cmd->vlen);
-		put_time(b, "mt", cmd->mtime_ns);
-		/* A mode without set_mode is set too when nonzero (callers
-		 * that predate the flag). */
-		if (cmd->set_mode || cmd->mode != 0)
-			kv_buf_printf(b, ",\"mode\":%" PRIu32, cmd->mode);
-		if (cmd->if_absent)
-			kv_buf_puts(b, ",\"if_absent\":true");
-		if (cmd->set_xattrs)
-			put_xattrs(b, cmd);
-		if (cmd->if_sid != 0)
-			kv_buf_printf(b, ",\"if_sid\":%" PRIu64, cmd->if_sid);
-		break;
-	case KV_OP_MKDIR:
-		put_time(b, "mt", cmd->mtime_ns);
-		if (cmd->set_mode || cmd->mode != 0)
-			kv_buf_printf(b, ",\"mode\":%" PRIu32, cmd->mode);
-		break;
-	case KV_OP_RMDIR:
-		if (cmd->flags != 0)
-			kv_buf_printf(b, ",\"flags\":%u", cmd->flags);
-		break;
-	case KV_OP_RENAME:
-		kv_buf_puts(b, ",\"k2\":");
-		kv_buf_json_str(b, cmd->key2, cmd->k2len);
-		if (cmd->flags != 0)
-			kv_buf_printf(b, ",\"flags\":%u", cmd->flags);
-		break;
-	case KV_OP_SETATTR:
-		if (cmd->set_mtime)
-			put_time(b, "mt", cmd->mtime_ns);
-		if (cmd->set_mode)
-			kv_buf_printf(b, ",\"mode\":%" PRIu32, cmd->mode);
-		break;
-	case KV_OP_SETXATTR:
-	case KV_OP_RMXATTR:
-		kv_buf_puts(b, ",\"xn\":");
-		kv_buf_json_str(b, cmd->xname, cmd->xnlen);
-		if (cmd->op == KV_OP_SETXATTR)
-			put_bytes(b, "val", cmd->val, cmd->vlen);
-		if (cmd->flags != 0)
-			kv_buf_printf(b, ",\"flags\":%u", cmd->flags);
-		break;
-	case KV_OP_ADD:
-		put_adds(b, cmd);
-		break;
-	}
-	if ((op_allowed[cmd->op] & B(F_IF_REV)) && cmd->if_rev != 0)
-		kv_buf_printf(b, ",\"if_rev\":%" PRIu64, cmd->if_rev);
-	if ((op_allowed[cmd->op] & B(F_AT)) && cmd->set_atime)
-		put_time(b, "at", cmd->atime_ns);
-	if (op_allowed[cmd->op] & OWNER)
-		put_owner(b, cmd);
-	if ((op_allowed[cmd->op] & B(F_T)) && cmd->time_ns != 0)
-		put_time(b, "t", cmd->time_ns);
-}
-
-int kv_cmd_encode(const struct kv_cmd *cmd, char **out, size_t *len)
-{
-	struct kv_buf b;
-	unsigned op = (unsigned)cmd->op;
-
-	if (op >= N_OPS)
-		return -EINVAL;
-	kv_buf_init(&b);
-	kv_buf_puts(&b, "{\"v\":");
-	kv_buf_u64(&b, cmd_version(cmd));
-	kv_buf_puts(&b, ",\"op\":\"");
-	kv_buf_puts(&b, op_names[op]);
-	kv_buf_puts(&b, "\"");
-	if (kv_op_has_key(cmd->op)) {
-		kv_buf_puts(&b, ",\"k\":");
-		kv_buf_json_str(&b, cmd->key, cmd->klen);
-	}
-	put_fields(&b, cmd);
-	kv_buf_puts(&b, "}");
-	if (b.err) {
-		int err = b.err;
-		kv_buf_free(&b);
-		return err;
-	}
-	*out = b.p;
-	*len = b.len;
-	return 0;
-}
 
 /* A string of UTF-8 without NUL, malloc'd with a NUL after it. */
 static int get_str(struct jr *r, char **out, size_t *len)
@@ -711,7 +512,7 @@ static int get_version_and_op(struct jr at, uint64_t *ver, unsigned *opi)
 			       : *ver < 3 ? N_V2_OPS
 					  : N_OPS);
 	     (*opi)++)
-		if (strcmp(name, op_names[*opi]) == 0)
+		if (strcmp(name, kv_cmd_op_names[*opi]) == 0)
 			return 0;
 	return -EINVAL;
 }
@@ -766,7 +567,7 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 		    (f == F_VAL64 && (seen & B(F_VAL))))
 			goto out_clear;
 		seen |= B(f);
-		if (f > F_OP && !(op_allowed[opi] & B(f)))
+		if (f > F_OP && !(kv_cmd_op_allowed[opi] & B(f)))
 			goto out_clear;
 		if (ver < 2 && (B(f) & V2_FIELDS))
 			goto out_clear;
