@@ -242,9 +242,11 @@ def main():
                                text=True, timeout=30)
             assert r.returncode == 1 and "410" in r.stderr, (r.returncode, r.stderr)
             # a change made while kvfsctl waits is printed when it comes
-            p = subprocess.Popen([kvfsctl] + ctl + ["0", "1"],
+            # (from the next revision named, so that no sleep is needed to
+            # be sure kvfsctl asked before the change was made)
+            nxt = n.status()["applied_index"] + 1
+            p = subprocess.Popen([kvfsctl] + ctl + [str(nxt), "1"],
                                  stdout=subprocess.PIPE, text=True)
-            time.sleep(0.5)
             s, _, b = n.request("PUT", "/kv/w/late", b"late")
             out, _ = p.communicate(timeout=30)
             assert p.returncode == 0 and out == "%d put w/late (4 bytes)\n" % (
@@ -265,8 +267,8 @@ def main():
             say("a recursive delete of w/t is a change of w/t/a for its "
                 "watch")
             # a node stopped while a watch streams ends the stream cleanly
-            w = Watch(n, "")
-            time.sleep(0.3)
+            w = Watch(n, "")  # the 200 and its headers are in
+            wait_for(lambda: w.lines, 10, "the watch's first line")
             t0 = time.monotonic()
             n.stop(timeout=15)
             assert w.done.wait(10), "the stream did not end"
