@@ -389,6 +389,10 @@ enum MHD_Result http_queue(struct http_req *r, unsigned status,
 int http_parse_etag(const char *s, uint64_t *rev);
 /* Format a revision as a quoted ETag into buf (at least 24 bytes). */
 void http_format_etag(uint64_t rev, char *buf, size_t size);
+/* v in decimal into buf (NUL-terminated, cut to size); the digits it
+ * needs (as snprintf's return, without printf's cost on a hot path). */
+size_t http_format_u64(uint64_t v, char *buf, size_t size);
+size_t http_format_i64(int64_t v, char *buf, size_t size);
 /* Format ns since the epoch as an HTTP date (IMF-fixdate) into buf (at
  * least 30 bytes). */
 void http_format_date(int64_t ns, char *buf, size_t size);

@@ -225,11 +225,11 @@ static enum MHD_Result get_value(struct http_req *r)
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, buf);
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 				"application/octet-stream");
-	snprintf(buf, sizeof buf, "%" PRIu64, rec->create_rev);
+	http_format_u64(rec->create_rev, buf, sizeof buf);
 	MHD_add_response_header(resp, "X-Kvfs-Create-Revision", buf);
-	snprintf(buf, sizeof buf, "%" PRIu64, rec->mod_rev);
+	http_format_u64(rec->mod_rev, buf, sizeof buf);
 	MHD_add_response_header(resp, "X-Kvfs-Mod-Revision", buf);
-	snprintf(buf, sizeof buf, "%" PRId64, rec->mtime_ns);
+	http_format_i64(rec->mtime_ns, buf, sizeof buf);
 	MHD_add_response_header(resp, "X-Kvfs-Mtime-Ns", buf);
 	/* rec is released with the response, after it is sent. */
 	return http_queue(r, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK,

@@ -194,9 +194,54 @@ int http_parse_etag(const char *s, uint64_t *rev)
 	return 0;
 }
 
+size_t http_format_u64(uint64_t v, char *buf, size_t size)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	if (size == 0)
+		return n;
+	size_t w = n < size ? n : size - 1;
+	for (size_t i = 0; i < w; i++)
+		buf[i] = tmp[n - 1 - i];
+	buf[w] = '\0';
+	return n;
+}
+
+size_t http_format_i64(int64_t v, char *buf, size_t size)
+{
+	if (v >= 0)
+		return http_format_u64((uint64_t)v, buf, size);
+	if (size < 2) {
+		if (size)
+			buf[0] = '\0';
+		return 1 + http_format_u64(0 - (uint64_t)v, NULL, 0);
+	}
+	buf[0] = '-';
+	return 1 + http_format_u64(0 - (uint64_t)v, buf + 1, size - 1);
+}
+
 void http_format_etag(uint64_t rev, char *buf, size_t size)
 {
-	snprintf(buf, size, "\"%" PRIu64 "\"", rev);
+	if (size < 23) { /* '"', 20 digits, '"', NUL */
+		snprintf(buf, size, "\"%" PRIu64 "\"", rev);
+		return;
+	}
+	buf[0] = '"';
+	size_t n = http_format_u64(rev, buf + 1, size - 1);
+	buf[1 + n] = '"';
+	buf[2 + n] = '\0';
+}
+
+static char *two_digits(char *p, int v)
+{
+	p[0] = (char)('0' + v / 10 % 10);
+	p[1] = (char)('0' + v % 10);
+	return p + 2;
 }
 
 void http_format_date(int64_t ns, char *buf, size_t size)
@@ -213,7 +258,33 @@ void http_format_date(int64_t ns, char *buf, size_t size)
 		t = 0;
 		gmtime_r(&t, &tm);
 	}
-	snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d GMT",
-		 days[tm.tm_wday % 7], tm.tm_mday, months[tm.tm_mon % 12],
-		 tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	if (size < 30 || tm.tm_year + 1900 > 9999) {
+		snprintf(buf, size, "%s, %02d %s %04d %02d:%02d:%02d GMT",
+			 days[tm.tm_wday % 7], tm.tm_mday,
+			 months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec);
+		return;
+	}
+	/* the IMF-fixdate of RFC 9110 5.6.7, without printf: a GET of a key
+	 * formats one a request */
+	int year = tm.tm_year + 1900;
+	char *p = buf;
+	memcpy(p, days[tm.tm_wday % 7], 3);
+	p += 3;
+	*p++ = ',';
+	*p++ = ' ';
+	p = two_digits(p, tm.tm_mday);
+	*p++ = ' ';
+	memcpy(p, months[tm.tm_mon % 12], 3);
+	p += 3;
+	*p++ = ' ';
+	p = two_digits(p, year / 100);
+	p = two_digits(p, year % 100);
+	*p++ = ' ';
+	p = two_digits(p, tm.tm_hour);
+	*p++ = ':';
+	p = two_digits(p, tm.tm_min);
+	*p++ = ':';
+	p = two_digits(p, tm.tm_sec);
+	memcpy(p, " GMT", 5);
 }

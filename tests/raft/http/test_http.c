@@ -15,6 +15,7 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -1088,6 +1089,44 @@ static void test_etags_parse_quoted_bare_and_weak(void **state)
 			 -EINVAL);
 }
 
+/* The hand-made formatters of the GET headers say what snprintf and
+ * strftime would, at the edges too. */
+static void test_header_formatters_match_printf(void **state)
+{
+	static const uint64_t u[] = {0, 1, 9, 10, 12345, UINT64_MAX};
+	static const int64_t i[] = {0, -1, 42, INT64_MAX, INT64_MIN};
+	static const int64_t when[] = {0, 1796236243122219479LL,
+				       951782400LL * 1000000000LL,
+				       4102444799LL * 1000000000LL};
+	char a[32], b[32];
+
+	(void)state;
+	for (size_t k = 0; k < sizeof u / sizeof u[0]; k++) {
+		int n = snprintf(b, sizeof b, "%" PRIu64, u[k]);
+		assert_int_equal(http_format_u64(u[k], a, sizeof a), n);
+		assert_string_equal(a, b);
+		snprintf(b, sizeof b, "\"%" PRIu64 "\"", u[k]);
+		http_format_etag(u[k], a, sizeof a);
+		assert_string_equal(a, b);
+	}
+	for (size_t k = 0; k < sizeof i / sizeof i[0]; k++) {
+		int n = snprintf(b, sizeof b, "%" PRId64, i[k]);
+		assert_int_equal(http_format_i64(i[k], a, sizeof a), n);
+		assert_string_equal(a, b);
+	}
+	/* cut to the buffer, the length it needed returned */
+	assert_int_equal(http_format_u64(123456, a, 4), 6);
+	assert_string_equal(a, "123");
+	for (size_t k = 0; k < sizeof when / sizeof when[0]; k++) {
+		time_t t = (time_t)(when[k] / 1000000000);
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(b, sizeof b, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		http_format_date(when[k], a, sizeof a);
+		assert_string_equal(a, b);
+	}
+}
+
 /* ---- the node under test ---- */
 
 static int setup(void **state)
@@ -1138,6 +1177,7 @@ int main(void)
 	    cmocka_unit_test(test_many_large_uploads_at_once_get_503_retry),
 	    cmocka_unit_test(test_errors_map_to_one_status_and_code_each),
 	    cmocka_unit_test(test_etags_parse_quoted_bare_and_weak),
+	    cmocka_unit_test(test_header_formatters_match_printf),
 	    cmocka_unit_test(test_recursive_listing_and_delete),
 	    cmocka_unit_test(test_unknown_query_parameters_are_400_naming_them),
 	};
