@@ -40,7 +40,20 @@ struct wprefix {
 	size_t plen;
 	unsigned refs;
 	bool hit; /* the batch being dispatched touched it */
+	/* The lines of the last read of the history for this prefix, with
+	 * values ([1]) and without ([0]): every watch of the prefix that
+	 * looks from the same revision takes these bytes instead of reading
+	 * and encoding the same events again, so a change seen by 1,000
+	 * watches is encoded once, not 1,000 times (ws->mu). */
+	struct wlines {
+		bool valid;
+		uint64_t from, next; /* the revisions [from, next) they cover */
+		struct kv_buf b;
+	} lines[2];
 };
+/* Reads whose lines are longer are not kept (big values: one copy per
+ * watch is what the stream needs anyway). */
+#define WATCH_SHARE_MAX (256u << 10)
 
 struct watch {
 	struct watch *prev, *next; /* in the server's list (ws->mu) */
@@ -146,6 +159,8 @@ static void prefix_put(struct http_watches *ws, struct wprefix *x)
 			*pp = x->next;
 			break;
 		}
+	kv_buf_free(&x->lines[0].b);
+	kv_buf_free(&x->lines[1].b);
 	free(x->p);
 	free(x);
 }
@@ -279,10 +294,52 @@ static void progress_line(struct watch *w)
 	kv_buf_puts(&w->out, "}\n");
 }
 
+/* The lines another watch of w's prefix read from w->next_rev, if any:
+ * appended to w's out. */
+static bool fill_shared(struct watch *w)
+{
+	struct http_watches *ws = w->ws;
+	struct wlines *l = &w->pfx->lines[w->values];
+	bool hit = false;
+	pthread_mutex_lock(&ws->mu);
+	if (l->valid && l->from == w->next_rev) {
+		kv_buf_put(&w->out, l->b.p, l->b.len);
+		w->next_rev = l->next;
+		hit = true;
+	}
+	pthread_mutex_unlock(&ws->mu);
+	if (hit && w->out.err == 0)
+		w->sent = true;
+	return hit && w->out.err == 0;
+}
+
+/* Keep out[start..] as the lines of [from, next) for the prefix. */
+static void fill_share(struct watch *w, size_t start, uint64_t from,
+		       uint64_t next)
+{
+	size_t len = w->out.len - start;
+	if (w->out.err || len == 0 || len > WATCH_SHARE_MAX)
+		return;
+	struct http_watches *ws = w->ws;
+	struct wlines *l = &w->pfx->lines[w->values];
+	pthread_mutex_lock(&ws->mu);
+	l->b.len = 0;
+	l->b.err = 0;
+	kv_buf_put(&l->b, w->out.p + start, len);
+	l->valid = l->b.err == 0;
+	l->from = from;
+	l->next = next;
+	pthread_mutex_unlock(&ws->mu);
+}
+
 /* Read what the history has for w into out; false if w fell behind it
  * (the error line is in out then). */
 static bool fill(struct watch *w)
 {
+	if (fill_shared(w))
+		return true;
+	size_t start = w->out.len;
+	uint64_t from = w->next_rev;
 	struct store_event stack[WATCH_BATCH], *ev = stack;
 	size_t n, cap = WATCH_BATCH;
 	uint64_t next, oldest;
@@ -319,6 +376,7 @@ static bool fill(struct watch *w)
 	if (n)
 		w->sent = true;
 	w->next_rev = next;
+	fill_share(w, start, from, next);
 	return true;
 }
 

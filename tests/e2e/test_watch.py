@@ -214,6 +214,41 @@ def main():
             say("values=0 leaves values out; a bad since, values or wait "
                 "is 400")
 
+            # many watches of one prefix: each change is encoded once and
+            # its lines shared by every watch that reads from the same
+            # revision; each watch must still get exactly its own events
+            base = put(other_node, "w/share/0", b"s0")
+            mid = put(other_node, "w/share/1", b"s1")
+            group = ([(Watch(other_node, "since=%d" % base), base, True)
+                      for _ in range(4)] +
+                     [(Watch(other_node, "since=%d&values=0" % base), base,
+                       False) for _ in range(4)] +
+                     [(Watch(other_node, "since=%d" % mid), mid, True)
+                      for _ in range(4)])
+            sent = {base: ("w/share/0", "s0"), mid: ("w/share/1", "s1")}
+            for i in range(2, 60):
+                k, v = "w/share/%d" % (i % 9), "s%d" % i
+                sent[put(other_node, k, v.encode())] = (k, v)
+            top = max(sent)
+            for g, _, _ in group:
+                wait_for(lambda g=g: g.last_rev() >= top, 30,
+                         "every watch of the group at %d" % top)
+            for g, since, values in group:
+                got = [(e["revision"], e["key"], e.get("value"))
+                       for e in g.events()
+                       if e["key"].startswith("w/share/")]
+                want_g = [(r, k, v if values else None)
+                          for r, (k, v) in sorted(sent.items())
+                          if r >= since]
+                revs = [e["revision"] for e in g.events()]
+                assert revs == sorted(set(revs)), "a repeat or out of order"
+                assert got == want_g, (since, values, got[:3], want_g[:3])
+                g.close()
+            say("12 watches of one prefix (with and without values, from two "
+                "revisions): each gets its %d or %d changes once, in order"
+                % (len([r for r in sent if r >= base]),
+                   len([r for r in sent if r >= mid])))
+
         # a small history: 410 with the oldest revision kept
         n = Node(binary, os.path.join(tmp, "small"),
                  extra=["--watch-history=20"]).start()
