@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "codec.h"
 #include "kv.h"
 #include "log_int.h"
 
@@ -28,14 +29,41 @@ uint32_t logfmt_crc(uint64_t index, uint64_t term, uint8_t type,
 	return kv_crc32c(kv_crc32c(0, b, sizeof(b)), data, len);
 }
 
+static char *put_str(char *p, const char *s)
+{
+	size_t n = strlen(s);
+	memcpy(p, s, n);
+	return p + n;
+}
+
+/* Every entry appended writes one: by hand, as printf cost a PUT about
+ * 800 instructions of its 38,000 (issue 25's profile). */
 int logfmt_prefix(char *buf, size_t n, const struct log_entry *e)
 {
-	return snprintf(
-	    buf, n,
-	    "{\"i\":%" PRIu64 ",\"t\":%" PRIu64 ",\"y\":%u,\"crc\":\"%08" PRIx32
-	    "\",\"c\":",
-	    e->index, e->term, (unsigned)e->type,
-	    logfmt_crc(e->index, e->term, e->type, e->data, e->len));
+	/* {"i":20 digits,"t":20,"y":3,"crc":"8","c": and a NUL */
+	enum { MAX = 6 + 20 + 5 + 20 + 5 + 3 + 8 + 8 + 6 + 1 };
+	char tmp[MAX], *p = tmp;
+	uint32_t crc = logfmt_crc(e->index, e->term, e->type, e->data, e->len);
+	static const char hex[] = "0123456789abcdef";
+
+	p = put_str(p, "{\"i\":");
+	p += kv_u64_dec(p, e->index);
+	p = put_str(p, ",\"t\":");
+	p += kv_u64_dec(p, e->term);
+	p = put_str(p, ",\"y\":");
+	p += kv_u64_dec(p, e->type);
+	p = put_str(p, ",\"crc\":\"");
+	for (int i = 7; i >= 0; i--)
+		*p++ = hex[(crc >> (4 * i)) & 0xf];
+	p = put_str(p, "\",\"c\":");
+	*p = '\0';
+	size_t len = (size_t)(p - tmp);
+	if (n > 0) {
+		size_t w = len < n ? len : n - 1;
+		memcpy(buf, tmp, w);
+		buf[w] = '\0';
+	}
+	return (int)len;
 }
 
 /* Parse an unsigned decimal at *p (no sign, no leading zeros, no

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "codec.h"
 #include "http_int.h"
 
 #define LIST_DEFAULT_LIMIT 1000
@@ -240,9 +241,12 @@ static enum MHD_Result reply_rev(struct http_req *r, unsigned status,
 				 uint64_t rev)
 {
 	char body[48], tag[32];
-	int n = snprintf(body, sizeof body, "{\"rev\":%" PRIu64 "}", rev);
-	struct MHD_Response *resp = MHD_create_response_from_buffer(
-	    (size_t)n, body, MHD_RESPMEM_MUST_COPY);
+	size_t n = sizeof("{\"rev\":") - 1;
+	memcpy(body, "{\"rev\":", n);
+	n += kv_u64_dec(body + n, rev);
+	body[n++] = '}';
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_COPY);
 
 	if (!resp)
 		return MHD_NO;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "codec.h"
 #include "http_int.h"
 
 void http_error_status(int err, unsigned *status, const char **code)
@@ -197,17 +198,12 @@ int http_parse_etag(const char *s, uint64_t *rev)
 size_t http_format_u64(uint64_t v, char *buf, size_t size)
 {
 	char tmp[20];
-	size_t n = 0;
+	size_t n = kv_u64_dec(tmp, v);
 
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
 	if (size == 0)
 		return n;
 	size_t w = n < size ? n : size - 1;
-	for (size_t i = 0; i < w; i++)
-		buf[i] = tmp[n - 1 - i];
+	memcpy(buf, tmp, w);
 	buf[w] = '\0';
 	return n;
 }

@@ -428,7 +428,7 @@ int kv_i64_parse(const char *s, int64_t *out)
 	return 0;
 }
 
-void kv_buf_u64(struct kv_buf *b, uint64_t v)
+size_t kv_u64_dec(char out[20], uint64_t v)
 {
 	char t[20];
 	size_t n = 0;
@@ -437,7 +437,14 @@ void kv_buf_u64(struct kv_buf *b, uint64_t v)
 		t[sizeof(t) - ++n] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v != 0);
-	kv_buf_put(b, t + sizeof(t) - n, n);
+	memcpy(out, t + sizeof(t) - n, n);
+	return n;
+}
+
+void kv_buf_u64(struct kv_buf *b, uint64_t v)
+{
+	char t[20];
+	kv_buf_put(b, t, kv_u64_dec(t, v));
 }
 
 void kv_buf_i64(struct kv_buf *b, int64_t v)

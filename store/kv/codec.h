@@ -58,5 +58,8 @@ int kv_uint_of_double(double d, double max, uint64_t *out);
 int kv_i64_parse(const char *s, int64_t *out);
 void kv_buf_i64(struct kv_buf *b, int64_t v);  /* as "123", quoted */
 void kv_buf_u64(struct kv_buf *b, uint64_t v); /* as 123 (no printf) */
+/* v in decimal into out, no NUL; the digits written (1 to 20). For hot
+ * paths where printf's cost shows (a log line's prefix, a reply). */
+size_t kv_u64_dec(char out[20], uint64_t v);
 
 #endif

@@ -730,10 +730,50 @@ static void test_log_fails_with_enospc_and_recovers(void **state)
 	assert_int_equal(umount(f->dir), 0);
 }
 
+/* The line on disk is exactly docs/log-format.md's: fields in order, the
+ * CRC-32C of index, term, type and command in 8 lowercase hex digits.
+ * The prefix is written by hand (no printf); checked against printf. */
+static void test_entry_line_is_the_documented_format(void **state)
+{
+	struct fx *f = *state;
+	static const char cmd[] = "{\"op\":\"put\"}";
+	const uint64_t index = 1, term = 18446744073709551615u;
+	struct log_entry e = {.index = index,
+			      .term = term,
+			      .type = 2,
+			      .data = cmd,
+			      .len = sizeof(cmd) - 1};
+	unsigned char b[17];
+	for (int i = 0; i < 8; i++) {
+		b[i] = (unsigned char)(index >> (8 * i));
+		b[8 + i] = (unsigned char)(term >> (8 * i));
+	}
+	b[16] = 2;
+	uint32_t crc = kv_crc32c(kv_crc32c(0, b, sizeof(b)), cmd, e.len);
+	char want[256], path[512], got[256] = {0};
+	snprintf(want, sizeof want,
+		 "{\"i\":%" PRIu64 ",\"t\":%" PRIu64
+		 ",\"y\":2,\"crc\":\"%08" PRIx32 "\",\"c\":%s}\n",
+		 index, term, crc, cmd);
+
+	reopen(f, 1 << 20);
+	assert_int_equal(log_append(f->log, &e), 0);
+	assert_int_equal(log_sync(f->log), 0);
+	seg_path(f, 1, path, sizeof path);
+	FILE *fp = fopen(path, "r");
+	assert_non_null(fp);
+	while (fgets(got, sizeof got, fp))
+		if (strncmp(got, "{\"i\":", 5) == 0)
+			break;
+	fclose(fp);
+	assert_string_equal(got, want);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
 	const struct CMUnitTest tests[] = {
+	    T(test_entry_line_is_the_documented_format),
 	    T(test_log_replays_synced_entries_after_reopen),
 	    T(test_log_rejects_bad_appends),
 	    T(test_log_spreads_over_many_segments),
