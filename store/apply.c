@@ -475,6 +475,8 @@ int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		 * locks changed (waiters for them may try again) */
 		return locks_apply(map_locks(m), index, cmd, res, on_change,
 				   ctx);
+	case KV_OP_TXN:
+		return apply_txn(m, index, cmd, res, on_change, ctx);
 	default:
 		r = -EINVAL;
 	}
