@@ -7,12 +7,12 @@
  * each can be checked against the map before any changes: a put onto a
  * directory or below a file, a delete of a directory, a delete_range of
  * a file fail the whole txn, which then changes nothing (res->err, the
- * op's index in res->count). Then the ops run in order, each as the
- * plain command it is (put, del, rmdir recursive: apply.c's rules), so a
- * get sees the writes before it in the branch. Everything depends on the
- * map and the entry alone: every replica takes the same branch. What
- * the txn did and read goes back in res->txn; the watch events are the
- * history's (history_txn.c). The rules: docs/http-api.md. */
+ * op's index in res->count, the branch in res->txn with no results). Then the
+ * ops run in order, each as the plain command it is (put, del, rmdir recursive:
+ * apply.c's rules), so a get sees the writes before it in the branch.
+ * Everything depends on the map and the entry alone: every replica takes the
+ * same branch. What the txn did and read goes back in res->txn; the watch
+ * events are the history's (history_txn.c). The rules: docs/http-api.md. */
 #include <errno.h>
 #include <string.h>
 
@@ -114,7 +114,8 @@ static int op_run(struct map *m, uint64_t index, int64_t t,
 	switch (o->kind) {
 	case KV_TXN_GET:
 		out->rec = key_rec(m, o->key, o->klen);
-		kv_rec_ref(out->rec);
+		if (out->rec != NULL)
+			kv_rec_ref(out->rec);
 		return 0;
 	case KV_TXN_PUT:
 		sub.op = KV_OP_PUT;
@@ -160,7 +161,11 @@ int apply_txn(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	int b = ok ? 0 : 1;
 	for (size_t i = 0; i < t->nop[b]; i++)
 		if ((res->err = op_check(m, &t->br[b][i])) != 0) {
+			/* which branch, for the answer: no op's result */
 			res->count = i;
+			if ((res->txn = kv_txn_res_new(0)) == NULL)
+				return -ENOMEM;
+			res->txn->succeeded = ok;
 			return 0;
 		}
 	struct kv_txn_res *tr = kv_txn_res_new(t->nop[b]);
