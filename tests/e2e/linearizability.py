@@ -657,26 +657,29 @@ def check_txns(txns, initial=None, max_steps=None):
     definite = [t.ok is True for t in txns]
     pure = [not t.writes for t in txns]
     remaining = sum(definite)
-    done = 0  # bitset of linearized
     state = start
     stack = []  # (index taken, state before, candidates left)
     cache = set()
     best = (-1, None, None, None)
     steps = 0
 
-    def candidates(done):
-        horizon = min((txns[i].complete for i in range(n)
-                       if definite[i] and not done >> i & 1),
-                      default=math.inf)
-        out = []
-        for i in range(n):
+    # taken: every op before lo, and those in above (all >= lo)
+    lo, above = 0, set()
+
+    def candidates():
+        # ops sorted by invoke: past the first one not yet taken, each
+        # whose invoke is before every pending definite completion
+        horizon, out = math.inf, []
+        for i in range(lo, n):
             if txns[i].invoke > horizon:
                 break
-            if not done >> i & 1:
+            if i not in above:
                 out.append(i)
+                if definite[i] and txns[i].complete < horizon:
+                    horizon = txns[i].complete
         return out
 
-    cands = candidates(done)
+    cands = candidates()
     while remaining:
         steps += 1
         if max_steps is not None and steps > max_steps:
@@ -690,35 +693,44 @@ def check_txns(txns, initial=None, max_steps=None):
             for k, v in writes[i]:
                 new[k] = v
             new = tuple(new)
-            bits = done | 1 << i
-            if (bits, new) in cache:
+            nlo = lo
+            while nlo == i or nlo in above:
+                nlo += 1
+            key = (nlo, frozenset(j for j in above if j > nlo) |
+                   ({i} if i > nlo else set()), new)
+            if key in cache:
                 continue
-            cache.add((bits, new))
-            took = (i, new)
+            cache.add(key)
+            took = (i, new, nlo)
             if pure[i]:
                 cands = []  # forced: no other choice to come back to
             break
         if took is None:
             if len(stack) > best[0]:
-                horizon = [i for i in range(n) if definite[i] and
-                           not done >> i & 1]
-                stuck = min(horizon, key=lambda i: txns[i].complete)
+                pending = [j for j in range(lo, n) if definite[j] and
+                           j not in above]
+                stuck = min(pending, key=lambda j: txns[j].complete)
                 best = (len(stack), stuck, [txns[f[0]] for f in stack],
                         state)
             if not stack:
                 break
-            i, state, cands = stack.pop()
-            done ^= 1 << i
+            i, state, cands, olo = stack.pop()
+            above.update(range(olo, lo))  # back as they were, but i
+            above.discard(i)
+            lo = olo
             if definite[i]:
                 remaining += 1
             continue
-        i, new = took
-        stack.append((i, state, cands))
+        i, new, nlo = took
+        stack.append((i, state, cands, lo))
         state = new
-        done |= 1 << i
+        above.add(i)
+        for j in range(lo, nlo):
+            above.discard(j)
+        lo = nlo
         if definite[i]:
             remaining -= 1
-        cands = candidates(done)
+        cands = candidates()
     if not remaining:
         return TxnResult(True, txns, steps=steps)
     _, stuck, prefix, st = best
