@@ -95,6 +95,9 @@ def snapshot(cid, node, accounts, rec, total):
     if s != 200:
         return
     vals = balances(ans["results"], accounts)
+    if any(v[0] is None for v in vals.values()):
+        rec.problem("client %d: an account is gone: %r" % (cid, vals))
+        return
     rec.add({"client": cid, "reads": {k: v[0] for k, v in vals.items()},
              "writes": {}, "ok": True, "invoke": t0, "complete": rec.now()})
     got = sum(int(v[0].split("|")[0]) for v in vals.values())
@@ -119,6 +122,9 @@ def client(cid, nodes, accounts, rec, stop, seed, total):
             time.sleep(0.05)  # a member down: try another soon
             continue
         seen = balances(ans["results"], (a, b))
+        if any(v[0] is None for v in seen.values()):
+            rec.problem("client %d: an account is gone: %r" % (cid, seen))
+            return
         rec.add({"client": cid, "reads": {k: v[0] for k, v in seen.items()},
                  "writes": {}, "ok": True, "invoke": t0, "complete": t1})
         if rnd.random() < 0.2:
@@ -340,7 +346,7 @@ def main():
                   "reads and failure branches; %d kills" % (
                       ok, unknown, reads,
                       sum("kill" in e for e in events)), flush=True)
-            assert not rec.problems, rec.problems[:5]
+            assert not rec.problems, "\n".join(rec.problems[:5])
             assert ok >= 20, "too few transfers went through: %d" % ok
             assert sum("kill" in e for e in events) >= 3, events
             # every read (a snapshot of two accounts) fits the sum: the
