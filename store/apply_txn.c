@@ -133,7 +133,7 @@ static int op_run(struct map *m, uint64_t index, int64_t t,
 		out->deleted = keys_below(m, o->key, o->klen);
 		break;
 	}
-	if ((err = map_apply(m, index, &sub, &r, fn, ctx)) != 0)
+	if ((err = apply_plain(m, index, &sub, &r, fn, ctx)) != 0)
 		return err;
 	if (r.err == -ENOENT && o->kind != KV_TXN_PUT)
 		return 0; /* nothing there: nothing deleted */

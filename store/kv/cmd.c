@@ -70,10 +70,10 @@ bool kv_op_has_key(enum kv_op op)
 }
 
 static const char *const field_names[N_FIELDS] = {
-    "v",      "op",	   "k",	  "k2",	 "val", "val64", "mt", "mode", "flags",
-    "if_rev", "if_absent", "t",	  "at",	 "uid", "gid",	 "x",  "xn",   "add",
-    "sid",    "node",	   "own", "pid", "lt",	"lkind", "ls", "le",   "if_sid",
-    "txn",
+    "v",    "op",    "k",      "k2",	    "val", "val64",  "mt",
+    "mode", "flags", "if_rev", "if_absent", "t",   "at",     "uid",
+    "gid",  "x",     "xn",     "add",	    "sid", "node",   "own",
+    "pid",  "lt",    "lkind",  "ls",	    "le",  "if_sid", "txn",
 };
 #define V2_FIELDS (B(F_T) | B(F_AT) | B(F_UID) | B(F_GID) | B(F_X) | B(F_XN))
 #define V3_FIELDS                                                              \
