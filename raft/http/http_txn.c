@@ -7,9 +7,13 @@
  * like any write, at the price of an entry. The answer is built from what
  * the apply did (kv_result.txn, referenced by txn_done until the reply):
  * {"succeeded":B,"rev":N,"results":[...]}, one result for each op of the
- * branch taken. Grammar, limits and guarantees: docs/http-api.md. */
+ * branch taken. A body of 256 KiB or more is read and proposed on a
+ * thread of its own, as a big PUT is (http_call.c), so that the listener
+ * serves the others meanwhile. Grammar, limits and guarantees:
+ * docs/http-api.md. */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +25,9 @@
 struct txn_ctx {
 	struct kv_txn *txn;	/* the body, for the answer's keys */
 	struct kv_txn_res *res; /* referenced in txn_done */
+	/* a body read on a worker (big ones): what it found wrong */
+	int bad;
+	char msg[256];
 };
 
 static void ctx_free(void *p)
@@ -144,40 +151,95 @@ static enum MHD_Result answer(struct http_req *r)
 	return ret;
 }
 
-enum MHD_Result http_txn_handle(struct http_req *r)
+/* Read the body and propose it: 0 once proposed (txn_done answers), or
+ * what is wrong (-EACCES, -ENOMEM, or the rule broken with c->msg). */
+static int read_and_propose(struct http_req *r, struct txn_ctx *c)
 {
-	if (r->async_done)
-		return answer(r);
-	if (r->too_large)
-		return http_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
-				 "the body is over its limit");
-	char msg[256];
-	struct kv_txn *t;
-	int err = http_txn_parse(r->body, r->len, &t, msg, sizeof(msg));
-	if (err == -ENOMEM)
-		return MHD_NO;
+	int err =
+	    http_txn_parse(r->body, r->len, &c->txn, c->msg, sizeof(c->msg));
 	if (err != 0)
-		return http_fail(
-		    r, MHD_HTTP_BAD_REQUEST,
-		    strstr(msg, "key rules") ? "bad_key" : "bad_request", msg);
-	if (!all_reached(r, t)) {
-		kv_txn_free(t);
+		return err;
+	if (!all_reached(r, c->txn))
+		return -EACCES;
+	struct kv_cmd cmd = {
+	    .op = KV_OP_TXN, .txn = c->txn, .time_ns = kv_wall_ns()};
+	http_started(r, node_propose_async(r->node, &cmd, txn_done, r));
+	return 0;
+}
+
+static enum MHD_Result refuse(struct http_req *r, const struct txn_ctx *c)
+{
+	if (c->bad == -EACCES)
 		return http_fail(r, MHD_HTTP_FORBIDDEN, "forbidden",
 				 "the token may only reach keys under its "
 				 "prefix");
-	}
-	struct txn_ctx *c = calloc(1, sizeof(*c));
-	if (!c) {
-		kv_txn_free(t);
+	if (c->bad == -ENOMEM)
 		return MHD_NO;
+	return http_fail(
+	    r, MHD_HTTP_BAD_REQUEST,
+	    strstr(c->msg, "key rules") ? "bad_key" : "bad_request", c->msg);
+}
+
+/* A big body is read on a thread of its own, as a big PUT is encoded
+ * (http_propose): the listener serves everyone else meanwhile. */
+static void *reader_main(void *arg)
+{
+	struct http_req *r = arg;
+	struct http_server *h = r->http;
+	struct txn_ctx *c = r->ctx;
+	/* r is not touched once proposed: txn_done may complete it */
+	int bad = read_and_propose(r, c);
+	if (bad != 0) {
+		c->bad = bad;
+		http_done(r, 0, NULL);
 	}
-	c->txn = t;
+	pthread_mutex_lock(&h->mu);
+	if (--h->workers == 0)
+		pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->mu);
+	return NULL;
+}
+
+static bool read_on_a_thread(struct http_req *r)
+{
+	struct http_server *h = r->http;
+	pthread_attr_t attr;
+	pthread_t t;
+	pthread_mutex_lock(&h->mu);
+	h->workers++;
+	pthread_mutex_unlock(&h->mu);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	int err = pthread_create(&t, &attr, reader_main, r);
+	pthread_attr_destroy(&attr);
+	if (err == 0)
+		return true;
+	pthread_mutex_lock(&h->mu);
+	h->workers--;
+	pthread_mutex_unlock(&h->mu);
+	return false;
+}
+
+enum MHD_Result http_txn_handle(struct http_req *r)
+{
+	struct txn_ctx *c = r->ctx;
+	if (r->async_done)
+		return c && c->bad ? refuse(r, c) : answer(r);
+	if (r->too_large)
+		return http_fail(r, MHD_HTTP_CONTENT_TOO_LARGE, "too_large",
+				 "the body is over its limit");
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return MHD_NO;
 	r->ctx = c;
 	r->ctx_free = ctx_free;
-	struct kv_cmd cmd = {
-	    .op = KV_OP_TXN, .txn = t, .time_ns = kv_wall_ns()};
 	if (!http_suspend(r))
 		return http_fail_err(r, KV_ESHUTDOWN, NULL);
-	http_started(r, node_propose_async(r->node, &cmd, txn_done, r));
+	if (r->len >= HTTP_PROPOSE_THREAD_BYTES && read_on_a_thread(r))
+		return MHD_YES;
+	int bad = read_and_propose(r, c);
+	if (bad != 0) {
+		c->bad = bad;
+		http_done(r, 0, NULL); /* answered when taken up again */
+	}
 	return MHD_YES;
 }

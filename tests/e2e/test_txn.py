@@ -276,6 +276,21 @@ def bad_requests(node):
     for k in ("a", "d", "x", "big1"):
         s, _, _ = node.get(k)
         assert s == 404, (k, s)
+    # a big body is read off the listener's thread: same answers
+    big = "y" * (1 << 20)
+    s, a = txn(node, {"compare": [{"key": "bigok", "target": "exists",
+                                   "op": "==", "value": False}],
+                      "success": [{"op": "put", "key": "bigok",
+                                   "value": big},
+                                  {"op": "get", "key": "bigok"}]},
+               timeout=60)
+    assert s == 200 and a["succeeded"] and \
+        a["results"][1]["value"] == big, (s, str(a)[:200])
+    s, _, b = node.request("POST", "/txn", body=json.dumps(
+        {"success": [{"op": "put", "key": "bigok", "value": big},
+                     {"op": "put", "key": "bigok/x", "value": "1"}]}),
+        timeout=60)
+    assert s == 400 and b"success[1]: two writes" in b, (s, b[:200])
     # binary values in and out, a conflict changes nothing
     s, a = txn(node, {"success": [{"op": "put", "key": "bin",
                                    "value_base64": "AP8A"},
@@ -289,7 +304,7 @@ def bad_requests(node):
     assert node.get("fresh")[0] == 404
     print("ok   - 400s name the item (bad JSON, unknown fields, > 128 items, "
           "bad keys, overlapping writes, version, > 16 MiB), 405, 409 "
-          "changes nothing, binary values round-trip")
+          "changes nothing, binary values round-trip, a 1 MiB txn")
 
 
 def kvfsctl_txn(kvfsctl, node):
