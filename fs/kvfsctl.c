@@ -67,6 +67,11 @@ static void usage(FILE *f)
 	    "                       FILE or stdin; prints the answer (exit 3: "
 	    "the\n"
 	    "                       failure branch ran)\n"
+	    "  txn WORDS...         the same from words: [if KEY TARGET OP "
+	    "VALUE]...\n"
+	    "                       [then] OPS [else OPS], OPS of get KEY, "
+	    "put KEY\n"
+	    "                       VALUE, del KEY, del-range DIR\n"
 	    "  snapshot save FILE   save a backup of every key (needs the "
 	    "cluster\n"
 	    "                       token or an admin token); kvfs "
@@ -530,6 +535,8 @@ static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
 	}
 	if (strcmp(cmd, "txn") == 0 && nargs <= 1)
 		return ctl_txn(c, nargs ? argv[0] : "-");
+	if (strcmp(cmd, "txn") == 0) /* two words or more: the word form */
+		return ctl_txn_words(c, nargs, argv);
 	if (strcmp(cmd, "snapshot") == 0 && nargs == 2 &&
 	    strcmp(argv[0], "save") == 0)
 		return ctl_snapshot_save(c, argv[1]);

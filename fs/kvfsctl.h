@@ -45,6 +45,9 @@ int ctl_ls(const struct ctl *c, const char *dir, bool recursive);
  * 1 if the request failed. */
 #define CTL_EXIT_TXN_FAILED 3
 int ctl_txn(const struct ctl *c, const char *file);
+/* The same from words ("if KEY TARGET OP VALUE", "then", "else", "get
+ * KEY", "put KEY VALUE", "del KEY", "del-range DIR"); 2 for bad words. */
+int ctl_txn_words(const struct ctl *c, int n, char **w);
 
 /* kvfsctl_health.c */
 int ctl_health(const struct ctl *c);

@@ -336,8 +336,24 @@ def kvfsctl_txn(kvfsctl, node):
     p = run(["-"], '{"success":[{"op":"put","key":"ctl/x"}]}')
     assert p.returncode == 1 and b"success[0]: a put takes" in p.stderr, (
         p.returncode, p.stderr)
-    print("ok   - kvfsctl txn: stdin or a file, exit 0 on success, 3 for the "
-          "failure branch, 1 and the message for a 400")
+    # the word form
+    p = run(["if", "ctl/k", "value", "==", "v1", "then", "put", "ctl/k",
+             "v2", "get", "ctl/k", "else", "get", "ctl/k"], "")
+    assert p.returncode == 0, (p.returncode, p.stdout, p.stderr)
+    ans = json.loads(p.stdout)
+    assert ans["results"][1]["value"] == "v2", ans
+    p = run(["if", "ctl/k", "mod_rev", "<", "1", "put", "ctl/k", "v3",
+             "else", "del", "ctl/k", "del-range", "ctl/d"], "")
+    assert p.returncode == 3, (p.returncode, p.stdout, p.stderr)
+    assert json.loads(p.stdout)["results"][0]["deleted"] == 1, p.stdout
+    p = run(["get", "ctl/k", "frob"], "")
+    assert p.returncode == 2 and b'unknown word "frob"' in p.stderr, (
+        p.returncode, p.stderr)
+    p = run(["if", "ctl/k", "exists", "=="], "")
+    assert p.returncode == 2 and b"too few words" in p.stderr, p.stderr
+    print("ok   - kvfsctl txn: stdin or a file, or words; exit 0 on "
+          "success, 3 for the failure branch, 1 and the message for a 400, "
+          "2 for bad words")
 
 
 def main():
