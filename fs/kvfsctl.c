@@ -9,7 +9,8 @@
  * with --tls-ca (and --tls-cert, --tls-key) and presents tokens read from
  * files only (--cluster-token, --token), never from the command line, where
  * ps would show them. It keeps no state and prints either pretty JSON or a
- * short table. Exit codes: 0 success, 1 the request failed, 2 bad usage.
+ * short table. Exit codes: 0 success, 1 the request failed, 2 bad usage,
+ * 3 a txn whose comparisons did not hold (its failure branch ran).
  * The endpoints are in docs/http-api.md, security in docs/security.md. */
 #include <errno.h>
 #include <getopt.h>
@@ -61,6 +62,16 @@ static void usage(FILE *f)
 	    "                       revision SINCE (default: the next), COUNT "
 	    "of them\n"
 	    "                       (default: until interrupted)\n"
+	    "  txn [FILE|-]         a transaction: the JSON body of POST "
+	    "/txn from\n"
+	    "                       FILE or stdin; prints the answer (exit 3: "
+	    "the\n"
+	    "                       failure branch ran)\n"
+	    "  txn WORDS...         the same from words: [if KEY TARGET OP "
+	    "VALUE]...\n"
+	    "                       [then] OPS [else OPS], OPS of get KEY, "
+	    "put KEY\n"
+	    "                       VALUE, del KEY, del-range DIR\n"
 	    "  snapshot save FILE   save a backup of every key (needs the "
 	    "cluster\n"
 	    "                       token or an admin token); kvfs "
@@ -84,7 +95,8 @@ static void usage(FILE *f)
 	    "(--auth)\n"
 	    "  --cluster-token=FILE present the cluster's token (membership "
 	    "changes)\n"
-	    "exit: 0 success, 1 failure, 2 usage\n",
+	    "exit: 0 success, 1 failure, 2 usage, 3 a txn's failure branch "
+	    "ran\n",
 	    DEFAULT_TIMEOUT_MS);
 }
 
@@ -521,6 +533,10 @@ static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
 		}
 		return ctl_watch(c, argv[0], n[0], n[1]);
 	}
+	if (strcmp(cmd, "txn") == 0 && nargs <= 1)
+		return ctl_txn(c, nargs ? argv[0] : "-");
+	if (strcmp(cmd, "txn") == 0) /* two words or more: the word form */
+		return ctl_txn_words(c, nargs, argv);
 	if (strcmp(cmd, "snapshot") == 0 && nargs == 2 &&
 	    strcmp(argv[0], "save") == 0)
 		return ctl_snapshot_save(c, argv[1]);

@@ -40,6 +40,15 @@ int ctl_watch(const struct ctl *c, const char *prefix, uint64_t since,
 int ctl_del(const struct ctl *c, const char *key, bool recursive);
 int ctl_ls(const struct ctl *c, const char *dir, bool recursive);
 
+/* kvfsctl_txn.c: the JSON body in file ("-": stdin) as POST /txn: 0 if
+ * the success branch ran, CTL_EXIT_TXN_FAILED if the failure branch did,
+ * 1 if the request failed. */
+#define CTL_EXIT_TXN_FAILED 3
+int ctl_txn(const struct ctl *c, const char *file);
+/* The same from words ("if KEY TARGET OP VALUE", "then", "else", "get
+ * KEY", "put KEY VALUE", "del KEY", "del-range DIR"); 2 for bad words. */
+int ctl_txn_words(const struct ctl *c, int n, char **w);
+
 /* kvfsctl_health.c */
 int ctl_health(const struct ctl *c);
 

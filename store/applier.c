@@ -50,6 +50,8 @@ static bool apply_one(struct store *st, const struct store_entry *e,
 				     st) != 0) {
 			store_fail(st, -ENOMEM, "applying an entry");
 			return false;
+		} else if (res->err == 0 && cmd->op == KV_OP_TXN) {
+			hist_add_txn(st, e->index, cmd, res->txn);
 		} else if (res->err == 0) {
 			hist_add(st, e->index, cmd);
 		}
@@ -90,6 +92,9 @@ static void apply_chunk(struct store *st, const struct store_entry *e,
 			st->opt.raft->applied(
 			    st->opt.raft_ctx, e[i].index, e[i].term,
 			    as[i] == APPLIED_CMD ? &res[i] : NULL);
+	for (size_t i = 0; i < n; i++)
+		if (as[i] == APPLIED_CMD)
+			kv_txn_res_unref(res[i].txn); /* kept if referenced */
 }
 
 int store_apply(struct store *st, const struct store_entry *e, size_t n)

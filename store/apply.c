@@ -1,13 +1,13 @@
 /* apply.c - the state machine: what each command does to the map.
  *
- * map_apply checks a command against the map (POSIX-like rules for files,
- * directories and attributes; rename is in apply_rename.c) and changes the
- * tree only through map_impl.h, so map.c keeps its counters and state
- * hash. Everything that can fail (allocation) happens before the tree
- * changes, and every outcome is a function of the map and the entry alone
- * (times come from the command, never from this node's clock): every node
- * that applies the same log gets the same map. The rules are tabled in
- * docs/map-and-db.md. */
+ * apply_plain (map_apply for all but txn, apply_entry.c) checks a command
+ * against the map (POSIX-like rules for files, directories and attributes;
+ * rename is in apply_rename.c) and changes the tree only through map_impl.h, so
+ * map.c keeps its counters and state hash. Everything that can fail
+ * (allocation) happens before the tree changes, and every outcome is a function
+ * of the map and the entry alone (times come from the command, never from this
+ * node's clock): every node that applies the same log gets the same map. The
+ * rules are tabled in docs/map-and-db.md. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,10 +429,8 @@ static int apply_xattr(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	return attr_install(m, rec);
 }
 
-int map_apply(struct map *m, uint64_t index, const struct kv_cmd *cmd,
-	      struct kv_result *res,
-	      void (*on_change)(void *ctx, const char *key, size_t klen),
-	      void *ctx)
+int apply_plain(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+		struct kv_result *res, change_fn on_change, void *ctx)
 {
 	int err = 0, r = 0;
 

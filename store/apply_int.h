@@ -40,5 +40,12 @@ int apply_rename(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 uint64_t apply_add_count(const struct map *m, const struct kv_cmd *cmd);
 int apply_add(struct map *m, uint64_t index, const struct kv_cmd *cmd, int *res,
 	      change_fn fn, void *ctx);
+/* apply.c: every op but txn (map_apply is apply_entry.c's, above it and
+ * apply_txn.c, whose ops are these). */
+int apply_plain(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+		struct kv_result *res, change_fn on_change, void *ctx);
+/* apply_txn.c: a transaction; res->txn what it did (or res->err). */
+int apply_txn(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+	      struct kv_result *res, change_fn fn, void *ctx);
 
 #endif

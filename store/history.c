@@ -105,9 +105,6 @@ static enum store_event_op op_of(enum kv_op op)
 	}
 }
 
-static void hist_add_one(struct store *st, uint64_t rev,
-			 const struct kv_cmd *cmd);
-
 /* An add: one put of each counter, DIR/NAME, at rev. */
 static void hist_add_counters(struct store *st, uint64_t rev,
 			      const struct kv_cmd *cmd)
@@ -141,8 +138,7 @@ void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 		hist_add_one(st, rev, cmd);
 }
 
-static void hist_add_one(struct store *st, uint64_t rev,
-			 const struct kv_cmd *cmd)
+void hist_add_one(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 {
 	struct store_history *h = &st->hist;
 	if (!h->ring || cmd->op == KV_OP_NOOP)

@@ -231,13 +231,14 @@ static int replica_apply(struct snap_state *sn, const struct log_entry *le)
 		int ret = kv_cmd_decode(le->data, le->len, &cmd);
 		if (ret == -ENOMEM)
 			return ret;
-		struct kv_result res;
+		struct kv_result res = {0};
 		/* a command that does not decode changes nothing */
 		if (ret == 0 &&
 		    map_apply(sn->replica, le->index, &cmd, &res, NULL, NULL))
 			ret = -ENOMEM;
 		else
 			ret = 0;
+		kv_txn_res_unref(res.txn);
 		kv_cmd_clear(&cmd);
 		if (ret)
 			return ret;

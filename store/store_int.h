@@ -125,6 +125,12 @@ void hist_start_after(struct store_history *h, uint64_t index);
 /* The event of cmd applied at rev (the applier, map write lock held). */
 struct store;
 void hist_add(struct store *st, uint64_t rev, const struct kv_cmd *cmd);
+/* A txn's writes (history_txn.c): an event each, all at rev, from what it
+ * did (tr: the branch taken). */
+void hist_add_txn(struct store *st, uint64_t rev, const struct kv_cmd *cmd,
+		  const struct kv_txn_res *tr);
+/* One event of cmd at rev (history.c). */
+void hist_add_one(struct store *st, uint64_t rev, const struct kv_cmd *cmd);
 /* Call the hooks if events were added since the last call (the applier,
  * no lock held). */
 void hist_notify(struct store *st);

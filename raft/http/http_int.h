@@ -434,6 +434,16 @@ bool http_words_check(struct http_req *r);
 enum MHD_Result http_words_register(struct http_req *r);
 enum MHD_Result http_words_occurences(struct http_req *r);
 
+/* ---- http_txn.c, http_txn_parse.c: POST /txn ---- */
+
+/* A txn's largest body: its values (16 MiB in all) escaped or base64. */
+#define HTTP_TXN_BODY (3u * KV_MAX_VALUE + (64u << 10))
+/* The body[0..len) as a transaction (*out, kv_txn_free), or -EINVAL with
+ * a message for a 400 in msg[0..cap) naming the item; -ENOMEM. Pure. */
+int http_txn_parse(const unsigned char *body, size_t len, struct kv_txn **out,
+		   char *msg, size_t cap);
+enum MHD_Result http_txn_handle(struct http_req *r);
+
 /* ---- http_health.c: /health and /readyz ---- */
 
 enum MHD_Result http_health_handle(struct http_req *r);

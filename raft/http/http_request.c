@@ -64,6 +64,10 @@ static const struct http_route routes[] = {
     {"/words/occurrences", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0,
      http_words_check, http_words_occurences, NULL, false, HTTP_ACCESS_CLIENT,
      "terms consistency"},
+    /* transactions (http_txn.c): the body is JSON, values base64 or
+     * escaped, so up to 3 x 16 MiB */
+    {"/txn", true, HTTP_POST, HTTP_POST, HTTP_BODY_RAW, HTTP_TXN_BODY, NULL,
+     http_txn_handle, NULL, false, HTTP_ACCESS_CLIENT, ""},
     /* peers (http_peer.c); max_body of a stream is one frame's payload */
     {PEER_STREAM_PATH, true, HTTP_POST, HTTP_POST, HTTP_BODY_STREAM,
      PEER_MAX_BODY, http_peer_stream_check, http_peer_stream_end,

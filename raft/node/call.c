@@ -84,11 +84,15 @@ void call_finish(struct node_call *c, int ret)
 				   kv_mono_ns() - c->t0_ns);
 	const struct kv_result *res =
 	    ret == 0 && c->kind == CALL_WRITE ? &c->res : NULL;
+	/* a txn's results: done takes a reference to keep them */
+	struct kv_txn_res *txn = c->kind == CALL_WRITE ? c->res.txn : NULL;
 	if (!c->heap) {
 		done(ctx, ret, res); /* c may be gone from here on */
+		kv_txn_res_unref(txn);
 		return;
 	}
 	done(ctx, ret, res);
+	kv_txn_res_unref(txn);
 	call_free_dec(c);
 	free((char *)c->json);
 	free(c);

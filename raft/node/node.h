@@ -82,7 +82,8 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res);
 int node_read_barrier(struct kv_node *n, bool linearizable);
 
 /* The answer to an asynchronous call: ret as the blocking call would
- * return it, and for a write res (valid during the call only; NULL unless
+ * return it, and for a write res (valid during the call only, its txn
+ * too: kv_txn_res_ref to keep that; NULL unless
  * ret is 0). Called exactly once, on the node thread, or on the thread in
  * node_stop once the node thread ended; possibly before the call that
  * started it returned. It must not block and must not call the node's

@@ -40,6 +40,8 @@ int propose_check(const struct kv_cmd *cmd)
 		return -EFBIG;
 	if (cmd->op == KV_OP_ADD && (cmd->nadd == 0 || cmd->nadd > KV_MAX_ADDS))
 		return -EINVAL;
+	if (cmd->op == KV_OP_TXN)
+		return kv_txn_check(cmd->txn, NULL, NULL, NULL);
 	return 0;
 }
 
@@ -273,8 +275,10 @@ void props_on_applied(struct kv_node *n, uint64_t index, uint64_t term,
 		assert(c->stage == CALL_WAITING);
 		calls_unlink(w, NULL, c);
 		if (c->index == index && c->term == term) {
-			if (res)
+			if (res) {
 				c->res = *res;
+				kv_txn_res_ref(c->res.txn); /* call_finish's */
+			}
 			c->ret = 0;
 		} else {
 			c->ret = NODE_RETRY; /* lost to another leader */

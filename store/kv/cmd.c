@@ -43,16 +43,20 @@ const char *const kv_cmd_op_names[] = {
     [KV_OP_SESS_OPEN] = "sess_open",
     [KV_OP_SESS_RENEW] = "sess_renew",
     [KV_OP_SESS_END] = "sess_end",
+    [KV_OP_TXN] = "txn",
 };
 _Static_assert(sizeof(kv_cmd_op_names) / sizeof(kv_cmd_op_names[0]) == N_OPS,
 	       "a name for every op");
 #define N_V1_OPS (KV_OP_SETATTR + 1)
 #define N_V2_OPS (KV_OP_RMXATTR + 1)
+#define N_V3_OPS (KV_OP_SESS_END + 1)
 
 /* The version cmd is written with: the lowest that has its op and
  * fields, so that a node of an older version still reads what it can. */
 unsigned kv_cmd_version(const struct kv_cmd *cmd)
 {
+	if (cmd->op == KV_OP_TXN)
+		return 4;
 	if (cmd->op == KV_OP_RMDIR && cmd->flags != 0)
 		return 3; /* recursive */
 	return (unsigned)cmd->op < N_V2_OPS && cmd->if_sid == 0 ? 2 : 3;
@@ -61,13 +65,15 @@ unsigned kv_cmd_version(const struct kv_cmd *cmd)
 bool kv_op_has_key(enum kv_op op)
 {
 	return op != KV_OP_NOOP && op != KV_OP_SESS_OPEN &&
-	       op != KV_OP_SESS_RENEW && op != KV_OP_SESS_END;
+	       op != KV_OP_SESS_RENEW && op != KV_OP_SESS_END &&
+	       op != KV_OP_TXN;
 }
 
 static const char *const field_names[N_FIELDS] = {
-    "v",      "op",	   "k",	  "k2",	 "val", "val64", "mt", "mode", "flags",
-    "if_rev", "if_absent", "t",	  "at",	 "uid", "gid",	 "x",  "xn",   "add",
-    "sid",    "node",	   "own", "pid", "lt",	"lkind", "ls", "le",   "if_sid",
+    "v",    "op",    "k",      "k2",	    "val", "val64",  "mt",
+    "mode", "flags", "if_rev", "if_absent", "t",   "at",     "uid",
+    "gid",  "x",     "xn",     "add",	    "sid", "node",   "own",
+    "pid",  "lt",    "lkind",  "ls",	    "le",  "if_sid", "txn",
 };
 #define V2_FIELDS (B(F_T) | B(F_AT) | B(F_UID) | B(F_GID) | B(F_X) | B(F_XN))
 #define V3_FIELDS                                                              \
@@ -95,6 +101,7 @@ const unsigned kv_cmd_op_allowed[N_OPS] = {
     [KV_OP_SESS_OPEN] = B(F_NODE),
     [KV_OP_SESS_RENEW] = B(F_SID),
     [KV_OP_SESS_END] = B(F_SID) | B(F_IF_REV),
+    [KV_OP_TXN] = B(F_T) | B(F_TXN),
 };
 static const unsigned op_required[N_OPS] = {
     [KV_OP_NOOP] = 0,
@@ -111,6 +118,7 @@ static const unsigned op_required[N_OPS] = {
     [KV_OP_SESS_OPEN] = B(F_NODE),
     [KV_OP_SESS_RENEW] = B(F_SID),
     [KV_OP_SESS_END] = B(F_SID),
+    [KV_OP_TXN] = B(F_T) | B(F_TXN),
 };
 
 /* A string of UTF-8 without NUL, malloc'd with a NUL after it. */
@@ -466,6 +474,8 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 		return get_offset(r, &cmd->lock_start);
 	case F_LE:
 		return get_offset(r, &cmd->lock_end);
+	case F_TXN:
+		return kv_cmd_txn_decode(r, cmd);
 	case N_FIELDS:
 		break;
 	}
@@ -510,6 +520,7 @@ static int get_version_and_op(struct jr at, uint64_t *ver, unsigned *opi)
 		return -EINVAL;
 	for (*opi = 0; *opi < (*ver < 2	  ? N_V1_OPS
 			       : *ver < 3 ? N_V2_OPS
+			       : *ver < 4 ? N_V3_OPS
 					  : N_OPS);
 	     (*opi)++)
 		if (strcmp(name, kv_cmd_op_names[*opi]) == 0)
@@ -573,6 +584,8 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 			goto out_clear;
 		if (ver < 3 && (B(f) & V3_FIELDS))
 			goto out_clear;
+		if (ver < 4 && f == F_TXN)
+			goto out_clear;
 		err = decode_field((enum field)f, opi, ver, &r, cmd);
 		if (err != 0)
 			goto out_clear;
@@ -602,5 +615,6 @@ void kv_cmd_clear(struct kv_cmd *cmd)
 	for (size_t i = 0; i < cmd->nadd; i++)
 		free(cmd->adds[i].name);
 	free(cmd->adds);
+	kv_txn_free(cmd->txn);
 	memset(cmd, 0, sizeof(*cmd));
 }

@@ -138,6 +138,13 @@ static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
 	case KV_OP_ADD:
 		put_adds(b, cmd);
 		break;
+	case KV_OP_TXN:
+		if (cmd->txn == NULL) {
+			b->err = -EINVAL;
+			return;
+		}
+		kv_cmd_txn_encode(b, cmd->txn);
+		break;
 	}
 	if ((kv_cmd_op_allowed[cmd->op] & B(F_IF_REV)) && cmd->if_rev != 0)
 		kv_buf_printf(b, ",\"if_rev\":%" PRIu64, cmd->if_rev);

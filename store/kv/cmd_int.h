@@ -37,17 +37,26 @@ enum field {
 	F_LS,
 	F_LE,
 	F_IF_SID,
+	/* version 4 */
+	F_TXN,
 	N_FIELDS
 };
 #define B(f)  (1u << (f))
 #define OWNER (B(F_UID) | B(F_GID))
 
-#define N_OPS (KV_OP_SESS_END + 1)
+#define N_OPS (KV_OP_TXN + 1)
 /* By op: its name in the JSON, and the fields it may carry. */
 extern const char *const kv_cmd_op_names[N_OPS];
 extern const unsigned kv_cmd_op_allowed[N_OPS];
 /* The version cmd is written with: the lowest that has its op and
  * fields, so that a node of an older version still reads what it can. */
 unsigned kv_cmd_version(const struct kv_cmd *cmd);
+
+/* cmd_txn.c: a txn's "txn" field, written after the others and read
+ * (into cmd->txn, then cmd's) in place. */
+struct kv_buf;
+struct jr;
+void kv_cmd_txn_encode(struct kv_buf *b, const struct kv_txn *t);
+int kv_cmd_txn_decode(struct jr *r, struct kv_cmd *cmd);
 
 #endif

@@ -24,9 +24,9 @@
  * "add" and the lock table's ops and fields; a command is encoded with the
  * lowest version that has its op, so nodes of version 2 still read every
  * other command; version 1 commands still decode, with the defaults
- * docs/map-and-db.md lists). */
+ * docs/map-and-db.md lists; version 4 the op "txn"). */
 #define KV_FORMAT_VERSION 1
-#define KV_CMD_VERSION	  3
+#define KV_CMD_VERSION	  4
 
 /* Key rules (kv_key_check): valid UTF-8, '/'-separated segments, no empty,
  * "." or ".." segment (so no leading, trailing or double '/'), no NUL, at
@@ -148,7 +148,12 @@ enum kv_op {
 	KV_OP_SESS_OPEN,  /* node: a new session, its id the entry's index */
 	KV_OP_SESS_RENEW, /* sid: the session is alive */
 	KV_OP_SESS_END,	  /* sid; if_rev: the session and its locks go */
+	/* version 4 */
+	KV_OP_TXN, /* txn: comparisons, then one of two lists of ops */
 };
+
+struct kv_txn; /* a transaction's body (below, with the results) */
+struct kv_txn_res;
 
 /* One counter of an add: the key KEY/name holds a decimal count (absent:
  * 0) that grows by n. An add's names are single segments, in strictly
@@ -230,6 +235,8 @@ struct kv_cmd {
 	 * one that reaches the log after the session's end (a delayed
 	 * message) cannot overwrite what the next holder wrote. */
 	uint64_t if_sid;
+	/* txn: the comparisons and both branches (owned when decoded) */
+	struct kv_txn *txn;
 };
 
 /* True if op names a key (every op but noop and the sess_* ops). */
@@ -251,8 +258,80 @@ struct kv_result {
 			   KV_EPRECOND, ...; lock: -EAGAIN (a conflicting
 			   lock is held), -ENOENT (no such session) */
 	uint64_t rev;	/* index of the entry that carried the command */
-	uint64_t count; /* an add of one counter: the count it left */
+	uint64_t count; /* an add of one counter: the count it left; a txn
+			   that failed with err: the index of the op */
+	/* txn: what it did and read (refcounted; NULL otherwise). The
+	 * applier holds it while it reports the entry; whoever keeps it
+	 * past that takes a reference (kv_txn_res_ref). */
+	struct kv_txn_res *txn;
 };
+
+/* ---- Transactions (cmd_txn.c; applied by store/apply_txn.c) ---- */
+
+/* A comparison: the key's record (a key: a directory is absent) against
+ * a value. value: the bytes (absent: false whatever the op); mod_rev,
+ * create_rev: n (absent: 0); exists: n 1 or 0, with == or != only. */
+enum kv_txn_target {
+	KV_TXN_VALUE,
+	KV_TXN_MOD_REV,
+	KV_TXN_CREATE_REV,
+	KV_TXN_EXISTS,
+};
+enum kv_txn_cmp_op { KV_TXN_EQ, KV_TXN_NE, KV_TXN_LT, KV_TXN_GT };
+struct kv_txn_cmp {
+	char *key;
+	size_t klen;
+	enum kv_txn_target target;
+	enum kv_txn_cmp_op op;
+	unsigned char *val;
+	size_t vlen;
+	uint64_t n;
+};
+/* An op of a branch: get (the key's record as the op finds it), put
+ * (key, val), del (a key; absent: nothing), del_range (a directory and
+ * everything below it, as DELETE ?recursive; absent: nothing). */
+enum kv_txn_kind { KV_TXN_GET, KV_TXN_PUT, KV_TXN_DEL, KV_TXN_DEL_RANGE };
+struct kv_txn_op {
+	enum kv_txn_kind kind;
+	char *key;
+	size_t klen;
+	unsigned char *val;
+	size_t vlen;
+};
+/* br[0] runs if every comparison holds ("success"), br[1] otherwise. */
+struct kv_txn {
+	struct kv_txn_cmp *cmp;
+	size_t ncmp;
+	struct kv_txn_op *br[2];
+	size_t nop[2];
+};
+/* Comparisons and ops together, at most; their values' bytes together at
+ * most KV_MAX_VALUE. */
+#define KV_TXN_MAX_ITEMS 128
+/* 0 if t is within the rules (docs/http-api.md): the limits, every key
+ * valid, the writes of a branch on keys apart (none the same as another
+ * or below another's key). Else the error and, in *why and *item (may be
+ * NULL), a static reason and which item ("compare" 0.., "success" 0..,
+ * "failure" 0..: *where). */
+int kv_txn_check(const struct kv_txn *t, const char **why, const char **where,
+		 size_t *item);
+void kv_txn_free(struct kv_txn *t); /* and its buffers; NULL is fine */
+
+/* What a txn did: the branch, and for each of its ops the record a get
+ * found (a reference, NULL: absent) or the keys a delete removed. */
+struct kv_txn_op_res {
+	struct kv_rec *rec;
+	uint64_t deleted;
+};
+struct kv_txn_res {
+	atomic_uint refs;
+	bool succeeded;
+	size_t n; /* the ops of the branch taken */
+	struct kv_txn_op_res *r;
+};
+struct kv_txn_res *kv_txn_res_new(size_t n); /* refs 1; NULL: no memory */
+void kv_txn_res_ref(struct kv_txn_res *t);   /* NULL is fine */
+void kv_txn_res_unref(struct kv_txn_res *t); /* frees at zero */
 
 /* What stat needs to know of a path: a key, an explicit directory (mkdir)
  * or an implicit one (keys exist below it). */

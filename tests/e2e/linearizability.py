@@ -533,6 +533,211 @@ def check_history(ops, stop_at_first=True, max_steps=None, quick=True):
     return Result(results)
 
 
+# ---- multi-key transactions (POST /txn) ----
+#
+# The register model above checks one key at a time, which cannot see a
+# transaction that is atomic on each key but not on all of them together.
+# The txn model takes the whole store as one object: a transaction reads
+# some keys and writes some keys at one instant. It is checked by the same
+# kind of search (Wing & Gong with a cache of (decided set, state)), over
+# every transaction of the history at once, so it suits histories of a few
+# thousand operations over a few keys (test_txn.py's transfers).
+
+
+class Txn:
+    """One transaction of a txn history: `reads` {key: value or None
+    (absent)} it saw, `writes` {key: value or None (deleted)} it made, all
+    at one instant; `ok` True (took effect between invoke and complete),
+    False (no effect: ignored) or None (unknown: at some instant after
+    invoke, or never)."""
+
+    __slots__ = ("line", "client", "reads", "writes", "ok", "invoke",
+                 "complete")
+
+    def __init__(self, line, client, reads, writes, ok, invoke, complete):
+        self.line = line
+        self.client = client
+        self.reads = reads
+        self.writes = writes
+        self.ok = ok
+        self.invoke = invoke
+        self.complete = math.inf if ok is None or complete is None \
+            else complete
+
+    def describe(self):
+        end = "?" if self.complete == math.inf else "%g" % self.complete
+        return "line %s: client %s txn reads %s writes %s, %s  " \
+            "[invoke %g, complete %s]" % (
+                self.line, self.client, _show_map(self.reads),
+                _show_map(self.writes),
+                {True: "ok", False: "failed", None: "outcome unknown"}[
+                    self.ok], self.invoke, end)
+
+
+def _show_map(m):
+    return "{" + ", ".join("%s: %s" % (k, show(v))
+                           for k, v in sorted(m.items())) + "}"
+
+
+def _kv_map(rec, field, line):
+    v = rec.get(field, {})
+    if not isinstance(v, dict) or not all(
+            isinstance(x, str) or x is None for x in v.values()):
+        raise HistoryError("line %s: %r must be an object of strings or "
+                           "nulls" % (line, field))
+    return dict(v)
+
+
+def txn_from_record(rec, line):
+    """A Txn from {"client", "reads", "writes", "ok", "invoke",
+    "complete"}; HistoryError if malformed."""
+    if not isinstance(rec, dict):
+        raise HistoryError("line %s: not a JSON object" % line)
+    if "ok" not in rec or rec["ok"] not in (True, False, None):
+        raise HistoryError("line %s: 'ok' must be true, false or null" % line)
+    invoke = _number(rec, "invoke", line)
+    complete = _number(rec, "complete", line, allow_null=rec["ok"] is None)
+    if complete is not None and complete < invoke:
+        raise HistoryError("line %s: completes (%g) before it is invoked (%g)"
+                           % (line, complete, invoke))
+    return Txn(line, rec.get("client"), _kv_map(rec, "reads", line),
+               _kv_map(rec, "writes", line), rec["ok"], invoke, complete)
+
+
+class TxnResult:
+    """The verdict on a txn history: `ok`; when not, `stuck` is a definite
+    transaction no order fits before its completion and `prefix` the
+    longest order found."""
+
+    def __init__(self, ok, txns, stuck=None, prefix=(), state=None, steps=0):
+        self.ok = ok
+        self.txns = txns
+        self.stuck = stuck
+        self.prefix = list(prefix)
+        self.state = state or {}
+        self.steps = steps
+
+    def explain(self, limit=12):
+        if self.ok:
+            return "linearizable: %d transactions" % len(self.txns)
+        out = ["not linearizable (%d transactions)." % len(self.txns),
+               "No order lets this one take effect before it completes:",
+               "  " + self.stuck.describe(),
+               "The longest order found has %d transactions; it ends with:"
+               % len(self.prefix)]
+        for t in self.prefix[-limit:]:
+            out.append("  " + t.describe())
+        out.append("after which the store is %s." % _show_map(self.state))
+        return "\n".join(out)
+
+
+def check_txns(txns, initial=None, max_steps=None):
+    """Check a list of Txn (or dicts) from the store `initial` ({key:
+    value}, default empty). An unknown transaction none of whose written
+    values anyone read is dropped (values are unique in practice); a read-
+    only one that can go now goes now (it changes nothing, so no order of
+    the rest is lost). Returns a TxnResult; Inconclusive after max_steps."""
+    txns = [t if isinstance(t, Txn) else txn_from_record(t, n)
+            for n, t in enumerate(txns, 1)]
+    txns = [t for t in txns if t.ok is not False]
+    seen = set()
+    for t in txns:
+        if t.ok is True:
+            seen.update((k, v) for k, v in t.reads.items())
+    txns = [t for t in txns if t.ok is True or
+            any((k, v) in seen for k, v in t.writes.items())]
+    txns.sort(key=lambda t: t.invoke)
+    n = len(txns)
+    keys = sorted({k for t in txns for k in list(t.reads) + list(t.writes)} |
+                  set(initial or {}))
+    kidx = {k: i for i, k in enumerate(keys)}
+    start = tuple((initial or {}).get(k) for k in keys)
+    reads = [[(kidx[k], v) for k, v in t.reads.items()] for t in txns]
+    writes = [[(kidx[k], v) for k, v in t.writes.items()] for t in txns]
+    definite = [t.ok is True for t in txns]
+    pure = [not t.writes for t in txns]
+    remaining = sum(definite)
+    state = start
+    stack = []  # (index taken, state before, candidates left)
+    cache = set()
+    best = (-1, None, None, None)
+    steps = 0
+
+    # taken: every op before lo, and those in above (all >= lo)
+    lo, above = 0, set()
+
+    def candidates():
+        # ops sorted by invoke: past the first one not yet taken, each
+        # whose invoke is before every pending definite completion
+        horizon, out = math.inf, []
+        for i in range(lo, n):
+            if txns[i].invoke > horizon:
+                break
+            if i not in above:
+                out.append(i)
+                if definite[i] and txns[i].complete < horizon:
+                    horizon = txns[i].complete
+        return out
+
+    cands = candidates()
+    while remaining:
+        steps += 1
+        if max_steps is not None and steps > max_steps:
+            raise Inconclusive("txns: no verdict after %d steps" % max_steps)
+        took = None
+        while cands:
+            i = cands.pop(0)
+            if any(state[k] != v for k, v in reads[i]):
+                continue
+            new = list(state)
+            for k, v in writes[i]:
+                new[k] = v
+            new = tuple(new)
+            nlo = lo
+            while nlo == i or nlo in above:
+                nlo += 1
+            key = (nlo, frozenset(j for j in above if j > nlo) |
+                   ({i} if i > nlo else set()), new)
+            if key in cache:
+                continue
+            cache.add(key)
+            took = (i, new, nlo)
+            if pure[i]:
+                cands = []  # forced: no other choice to come back to
+            break
+        if took is None:
+            if len(stack) > best[0]:
+                pending = [j for j in range(lo, n) if definite[j] and
+                           j not in above]
+                stuck = min(pending, key=lambda j: txns[j].complete)
+                best = (len(stack), stuck, [txns[f[0]] for f in stack],
+                        state)
+            if not stack:
+                break
+            i, state, cands, olo = stack.pop()
+            above.update(range(olo, lo))  # back as they were, but i
+            above.discard(i)
+            lo = olo
+            if definite[i]:
+                remaining += 1
+            continue
+        i, new, nlo = took
+        stack.append((i, state, cands, lo))
+        state = new
+        above.add(i)
+        for j in range(lo, nlo):
+            above.discard(j)
+        lo = nlo
+        if definite[i]:
+            remaining -= 1
+        cands = candidates()
+    if not remaining:
+        return TxnResult(True, txns, steps=steps)
+    _, stuck, prefix, st = best
+    return TxnResult(False, txns, txns[stuck], prefix,
+                     {k: st[kidx[k]] for k in keys}, steps)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(
         description="Check a JSON Lines history of register operations for "

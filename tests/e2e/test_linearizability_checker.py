@@ -386,5 +386,116 @@ class Cli(unittest.TestCase):
         self.assertIn("line 1", p.stderr)
 
 
+def T(reads, writes, t0, t1, ok=True, client=1):
+    return dict(client=client, reads=reads, writes=writes, ok=ok, invoke=t0,
+                complete=t1)
+
+
+INIT = {"a": "100|0", "b": "100|0"}
+
+
+class TxnModel(unittest.TestCase):
+    """check_txns: multi-key transactions as one object (test_txn.py)."""
+
+    def verdict(self, history, initial=INIT):
+        return lin.check_txns(history, initial)
+
+    def test_serial_transfers_pass(self):
+        h = [T({"a": "100|0", "b": "100|0"}, {"a": "90|1", "b": "110|1"},
+               0, 1),
+             T({"a": "90|1", "b": "110|1"}, {}, 2, 3, client=2),
+             T({"a": "90|1", "b": "110|1"}, {"a": "80|2", "b": "120|2"},
+               4, 5)]
+        r = self.verdict(h)
+        self.assertTrue(r.ok, r.explain())
+
+    def test_concurrent_transfers_in_either_order_pass(self):
+        h = [T({"a": "90|1", "b": "110|1"}, {"a": "80|2", "b": "120|2"},
+               0, 3, client=2),
+             T({"a": "100|0", "b": "100|0"}, {"a": "90|1", "b": "110|1"},
+               1, 2),
+             # the failure branch of a third: it read what the first left
+             T({"a": "80|2", "b": "120|2"}, {}, 2.5, 4, client=3)]
+        r = self.verdict(h)
+        self.assertTrue(r.ok, r.explain())
+
+    def test_unknown_transfer_that_was_seen_passes(self):
+        h = [T({"a": "100|0", "b": "100|0"}, {"a": "90|1", "b": "110|1"},
+               0, None, ok=None),
+             T({"a": "90|1", "b": "110|1"}, {}, 5, 6, client=2)]
+        r = self.verdict(h)
+        self.assertTrue(r.ok, r.explain())
+
+    def test_lost_update_fails(self):
+        # both moved money out of the same balances: one must have failed
+        h = [T({"a": "100|0", "b": "100|0"}, {"a": "90|1", "b": "110|1"},
+               0, 2),
+             T({"a": "100|0", "b": "100|0"}, {"a": "50|2", "b": "150|2"},
+               1, 3, client=2)]
+        r = self.verdict(h)
+        self.assertFalse(r.ok)
+        self.assertIn("not linearizable", r.explain())
+
+    def test_torn_read_fails_though_each_key_alone_passes(self):
+        # a reader saw the transfer on a but not on b: each key alone is a
+        # linearizable register, the pair is not
+        h = [T({"a": "100|0", "b": "100|0"}, {"a": "90|1", "b": "110|1"},
+               0, 3),
+             T({"a": "90|1", "b": "100|0"}, {}, 1, 2, client=2)]
+        r = self.verdict(h)
+        self.assertFalse(r.ok)
+        per_key = lin.check_history(
+            [dict(client=1, key="a", op="write", value="90|1", ok=True,
+                  invoke=0, complete=3),
+             dict(client=1, key="b", op="write", value="110|1", ok=True,
+                  invoke=0, complete=3),
+             dict(client=2, key="a", op="read", result="90|1", ok=True,
+                  invoke=1, complete=2),
+             dict(client=2, key="b", op="read", result=None, ok=True,
+                  invoke=1, complete=2)])
+        self.assertTrue(per_key.ok)
+
+    def test_stale_read_after_a_completed_transfer_fails(self):
+        h = [T({"a": "100|0", "b": "100|0"}, {"a": "90|1", "b": "110|1"},
+               0, 1),
+             T({"a": "100|0", "b": "100|0"}, {}, 2, 3, client=2)]
+        self.assertFalse(self.verdict(h).ok)
+
+    def test_a_failed_transfer_has_no_effect(self):
+        h = [T({"a": "100|0", "b": "100|0"}, {"a": "1|9", "b": "199|9"},
+               0, 1, ok=False),
+             T({"a": "100|0", "b": "100|0"}, {}, 2, 3, client=2)]
+        self.assertTrue(self.verdict(h).ok)
+
+    def test_simulated_transfers_pass_and_fail_once_a_read_is_torn(self):
+        rnd = random.Random(7)
+        keys = ["a%d" % i for i in range(4)]
+        state = {k: "100|init" for k in keys}
+        h, t = [], 0.0
+        for n in range(400):  # serial, with overlapping intervals
+            t += 1
+            x, y = rnd.sample(keys, 2)
+            before = {x: state[x], y: state[y]}
+            if rnd.random() < 0.3:
+                w = {}
+            else:
+                amt = rnd.randint(1, 5)
+                w = {x: "%d|%d" % (int(state[x].split("|")[0]) - amt, n),
+                     y: "%d|%d" % (int(state[y].split("|")[0]) + amt, n)}
+                state.update(w)
+            h.append(T(before, w, t - rnd.random() * 3, t + rnd.random() * 3,
+                       client=n % 6))
+        r = lin.check_txns(h, {k: "100|init" for k in keys})
+        self.assertTrue(r.ok, r.explain())
+        # tear one read-only transaction late in the history
+        for rec in reversed(h):
+            if not rec["writes"]:
+                k = sorted(rec["reads"])[0]
+                rec["reads"][k] = "100|init"
+                break
+        r = lin.check_txns(h, {k: "100|init" for k in keys})
+        self.assertFalse(r.ok)
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -594,6 +594,78 @@ static void test_store_history_keeps_an_add_whole(void **state)
 	remove_dir(dir);
 }
 
+/* A txn's writes are events of its one revision, in its branch's order;
+ * gets, deletes of nothing and a failed txn leave none. */
+static void test_store_history_has_a_txn_s_writes(void **state)
+{
+	(void)state;
+	char *dir = make_dir();
+	struct node *n = node_open(dir, 0);
+	struct kv_result res;
+	assert_int_equal(put(n, "d/a", "1", 1, &res), 0); /* rev 1 */
+	assert_int_equal(put(n, "k", "1", 1, &res), 0);	  /* rev 2 */
+	struct kv_txn_op s[] = {
+	    {.kind = KV_TXN_PUT,
+	     .key = "x",
+	     .klen = 1,
+	     .val = (unsigned char *)"v",
+	     .vlen = 1},
+	    {.kind = KV_TXN_GET, .key = "k", .klen = 1},
+	    {.kind = KV_TXN_DEL, .key = "none", .klen = 4},
+	    {.kind = KV_TXN_DEL_RANGE, .key = "d", .klen = 1},
+	    {.kind = KV_TXN_DEL, .key = "k", .klen = 1},
+	};
+	struct kv_txn t = {.br = {s, NULL}, .nop = {5, 0}};
+	struct kv_cmd c = {.op = KV_OP_TXN, .txn = &t, .time_ns = 7};
+	assert_int_equal(propose(n, &c, &res), 0); /* rev 3 */
+	assert_int_equal(res.err, 0);
+	/* rev 4: a put below a file fails the txn; rev 5: gets only */
+	struct kv_txn_op bad[] = {{.kind = KV_TXN_PUT,
+				   .key = "y",
+				   .klen = 1,
+				   .val = (unsigned char *)"v",
+				   .vlen = 1},
+				  {.kind = KV_TXN_PUT,
+				   .key = "x/z",
+				   .klen = 3,
+				   .val = (unsigned char *)"v",
+				   .vlen = 1}};
+	t = (struct kv_txn){.br = {bad, NULL}, .nop = {2, 0}};
+	assert_int_equal(propose(n, &c, &res), 0);
+	assert_int_equal(res.err, -ENOTDIR);
+	t = (struct kv_txn){.br = {s + 1, NULL}, .nop = {1, 0}};
+	assert_int_equal(propose(n, &c, &res), 0);
+	assert_int_equal(put(n, "z", "9", 1, &res), 0); /* rev 6 */
+	struct store_event ev[8];
+	size_t got;
+	uint64_t next, oldest;
+	assert_int_equal(
+	    store_watch_read(n->st, 3, "", 0, ev, 8, &got, &next, &oldest), 0);
+	assert_int_equal(got, 4);
+	assert_int_equal(ev[0].rev, 3);
+	assert_int_equal(ev[0].op, STORE_EV_PUT);
+	assert_string_equal(ev[0].key, "x");
+	assert_memory_equal(ev[0].rec->val, "v", 1);
+	assert_int_equal(ev[1].rev, 3);
+	assert_int_equal(ev[1].op, STORE_EV_RMDIR);
+	assert_true(ev[1].recursive);
+	assert_string_equal(ev[1].key, "d");
+	assert_int_equal(ev[2].rev, 3);
+	assert_int_equal(ev[2].op, STORE_EV_DELETE);
+	assert_string_equal(ev[2].key, "k");
+	assert_int_equal(ev[3].rev, 6);
+	store_events_free(ev, got);
+	/* a watch below the deleted directory sees its rmdir */
+	assert_int_equal(
+	    store_watch_read(n->st, 2, "d/a", 3, ev, 8, &got, &next, &oldest),
+	    0);
+	assert_int_equal(got, 1);
+	assert_int_equal(ev[0].rev, 3);
+	store_events_free(ev, got);
+	node_close(n);
+	remove_dir(dir);
+}
+
 /* A history of three events forgets the oldest: a watch from before
  * them is told (KV_EGONE with the oldest revision kept). */
 static void test_store_history_is_bounded_and_says_so(void **state)
@@ -652,6 +724,7 @@ int main(void)
 	    cmocka_unit_test(test_store_refuses_a_damaged_db_with_its_name),
 	    cmocka_unit_test(test_store_history_of_changes_for_watches),
 	    cmocka_unit_test(test_store_history_keeps_an_add_whole),
+	    cmocka_unit_test(test_store_history_has_a_txn_s_writes),
 	    cmocka_unit_test(test_store_history_is_bounded_and_says_so),
 	    cmocka_unit_test(test_kv_strerror_names_every_code),
 	};
