@@ -1,18 +1,20 @@
 /* snapshot.c - snapshots on schedule: the db-writer thread, its replica
  * of the map, and compaction of the log.
  *
- * A db is due after snapshot_every applied entries or snapshot_bytes of
- * log. The appender and the applier check the schedule the owner
- * published (two atomic loads) after every call and wake the owner when it
- * is due, so snapshots follow the traffic with no turn of their own. A
- * job's start takes map_lock for a moment only: the applied index, its
- * term, the map's state hash and the configuration. The db-writer thread
- * then brings its own replica of the map up to that index by applying the
- * log's entries (deterministic: the same entries make the same map), checks
- * the replica's hash against the map's, and writes the db from it; the
- * map itself is never walked, so appliers and readers are not stalled
- * (walking 1M keys under the lock took 200 ms). A failed job (a full disk)
- * is retried after a backoff, not at once. Threads: store_int.h. */
+ * A db is due after snapshot_every applied entries or once the log holds
+ * max(snapshot_bytes, the db's size) bytes: a db rewrites the live data,
+ * so with 1 GiB of it a db every 64 MiB of log would write 16 bytes for
+ * each byte of log (the log then stays within about the live data). The
+ * appender and the applier check the schedule the owner published (two atomic
+ * loads) after every call and wake the owner when it is due, so snapshots
+ * follow the traffic with no turn of their own. A job's start takes map_lock
+ * for a moment only: the applied index, its term, the map's state hash and the
+ * configuration. The db-writer thread then brings its own replica of the map up
+ * to that index by applying the log's entries (deterministic: the same entries
+ * make the same map), checks the replica's hash against the map's, and writes
+ * the db from it; the map itself is never walked, so appliers and readers are
+ * not stalled (walking 1M keys under the lock took 200 ms). A failed job (a
+ * full disk) is retried after a backoff, not at once. Threads: store_int.h. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -83,6 +85,15 @@ static void publish(struct store *st, uint64_t applied_at, uint64_t bytes_at)
 		st->kicked = true;
 }
 
+/* The log bytes that make a db due: snapshot_bytes, or the size of the
+ * db in place when that is larger (see the top). A stat on the owner
+ * thread, once per turn of the schedule. */
+static uint64_t byte_trigger(const struct store *st)
+{
+	uint64_t db = db_size(st->dir);
+	return db > st->bytes ? db : st->bytes;
+}
+
 void snapshot_schedule(struct store *st)
 {
 	struct snap_state *sn = &st->snap;
@@ -98,9 +109,10 @@ void snapshot_schedule(struct store *st)
 	pthread_mutex_lock(&st->log_mu);
 	uint64_t bytes = log_bytes(st->log);
 	pthread_mutex_unlock(&st->log_mu);
-	bool due = applied - st->snap_index >= st->every || bytes >= st->bytes;
+	uint64_t trigger = byte_trigger(st);
+	bool due = applied - st->snap_index >= st->every || bytes >= trigger;
 	if (!due) {
-		publish(st, st->snap_index + st->every, st->bytes);
+		publish(st, st->snap_index + st->every, trigger);
 		return;
 	}
 	if (snapshot_start(st)) {
