@@ -1,20 +1,18 @@
 /* snapshot.c - snapshots on schedule: the db-writer thread, its replica
  * of the map, and compaction of the log.
  *
- * A db is due after snapshot_every applied entries or once the log holds
- * max(snapshot_bytes, the db's size) bytes: a db rewrites the live data,
- * so with 1 GiB of it a db every 64 MiB of log would write 16 bytes for
- * each byte of log (the log then stays within about the live data). The
- * appender and the applier check the schedule the owner published (two atomic
- * loads) after every call and wake the owner when it is due, so snapshots
- * follow the traffic with no turn of their own. A job's start takes map_lock
- * for a moment only: the applied index, its term, the map's state hash and the
- * configuration. The db-writer thread then brings its own replica of the map up
- * to that index by applying the log's entries (deterministic: the same entries
- * make the same map), checks the replica's hash against the map's, and writes
- * the db from it; the map itself is never walked, so appliers and readers are
- * not stalled (walking 1M keys under the lock took 200 ms). A failed job (a
- * full disk) is retried after a backoff, not at once. Threads: store_int.h. */
+ * A db is due after snapshot_every applied entries or snapshot_bytes of
+ * log. The appender and the applier check the schedule the owner
+ * published (two atomic loads) after every call and wake the owner when it
+ * is due, so snapshots follow the traffic with no turn of their own. A
+ * job's start takes map_lock for a moment only: the applied index, its
+ * term, the map's state hash and the configuration. The db-writer thread
+ * then brings its own replica of the map up to that index by applying the
+ * log's entries (deterministic: the same entries make the same map), checks
+ * the replica's hash against the map's, and writes the db from it; the
+ * map itself is never walked, so appliers and readers are not stalled
+ * (walking 1M keys under the lock took 200 ms). A failed job (a full disk)
+ * is retried after a backoff, not at once. Threads: store_int.h. */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -86,8 +84,11 @@ static void publish(struct store *st, uint64_t applied_at, uint64_t bytes_at)
 }
 
 /* The log bytes that make a db due: snapshot_bytes, or the size of the
- * db in place when that is larger (see the top). A stat on the owner
- * thread, once per turn of the schedule. */
+ * db in place when that is larger. A db rewrites the live data, so with
+ * 1 GiB of it a db every 64 MiB of log would write 16 bytes for each
+ * byte of log; this way the log grows to about the db's size at most
+ * (docs/log-format.md). A stat on the owner thread, once per turn of the
+ * schedule. */
 static uint64_t byte_trigger(const struct store *st)
 {
 	uint64_t db = db_size(st->dir);
