@@ -658,6 +658,15 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 	}
 }
 
+uint64_t db_size(const char *dir)
+{
+	char *path = join(dir, DB_NAME);
+	struct stat sb;
+	uint64_t size = path && stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+	free(path);
+	return size;
+}
+
 int db_load(const char *dir, struct map *m, struct db_meta *meta, char **errmsg)
 {
 	char *path = join(dir, DB_NAME);

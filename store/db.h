@@ -27,6 +27,9 @@ int db_write(const char *dir, const struct db_meta *meta,
  */
 int db_load(const char *dir, struct map *m, struct db_meta *meta,
 	    char **errmsg);
+/* The size in bytes of the snapshot in dir; 0 if there is none (or it
+ * cannot be read). */
+uint64_t db_size(const char *dir);
 /* The same for the file at path (a snapshot received from a leader). */
 int db_load_file(const char *path, struct map *m, struct db_meta *meta,
 		 char **errmsg);

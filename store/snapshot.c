@@ -83,6 +83,18 @@ static void publish(struct store *st, uint64_t applied_at, uint64_t bytes_at)
 		st->kicked = true;
 }
 
+/* The log bytes that make a db due: snapshot_bytes, or the size of the
+ * db in place when that is larger. A db rewrites the live data, so with
+ * 1 GiB of it a db every 64 MiB of log would write 16 bytes for each
+ * byte of log; this way the log grows to about the db's size at most
+ * (docs/log-format.md). A stat on the owner thread, once per turn of the
+ * schedule. */
+static uint64_t byte_trigger(const struct store *st)
+{
+	uint64_t db = db_size(st->dir);
+	return db > st->bytes ? db : st->bytes;
+}
+
 void snapshot_schedule(struct store *st)
 {
 	struct snap_state *sn = &st->snap;
@@ -98,9 +110,10 @@ void snapshot_schedule(struct store *st)
 	pthread_mutex_lock(&st->log_mu);
 	uint64_t bytes = log_bytes(st->log);
 	pthread_mutex_unlock(&st->log_mu);
-	bool due = applied - st->snap_index >= st->every || bytes >= st->bytes;
+	uint64_t trigger = byte_trigger(st);
+	bool due = applied - st->snap_index >= st->every || bytes >= trigger;
 	if (!due) {
-		publish(st, st->snap_index + st->every, st->bytes);
+		publish(st, st->snap_index + st->every, trigger);
 		return;
 	}
 	if (snapshot_start(st)) {

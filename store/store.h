@@ -61,7 +61,9 @@ struct store_options {
 	const char *dir; /* data directory, created if missing */
 	/* The snapshot schedule: a db is written once this many entries were
 	 * applied since the last one (0: 10000), or once the log holds this
-	 * many bytes of entries (0: 64 MiB), whichever comes first, whatever
+	 * many bytes of entries (0: 64 MiB) or the size of the db in place if
+	 * that is larger (a db rewrites the live data; docs/log-format.md),
+	 * whichever comes first, whatever
 	 * the traffic; the log before it is then dropped. A failed db (a full
 	 * disk) is tried again after 1 s, then 2, 4 ... up to 60 s. */
 	uint64_t snapshot_every;

@@ -222,15 +222,22 @@ int raft_step(struct raft *r, const struct raft_message *m)
 int raft_propose(struct raft *r, enum raft_entry_type type, const void *data,
 		 size_t len, uint64_t *index, uint64_t *term)
 {
+	struct raft_entry e = {.type = type, .data = (void *)data, .len = len};
+	return raft_propose_entry(r, &e, index, term);
+}
+
+int raft_propose_entry(struct raft *r, const struct raft_entry *e,
+		       uint64_t *index, uint64_t *term)
+{
 	if (r->role != RAFT_LEADER)
 		return RAFT_ENOTLEADER;
-	if (type != RAFT_ENTRY_NORMAL && type != RAFT_ENTRY_NOOP)
+	if (e->type != RAFT_ENTRY_NORMAL && e->type != RAFT_ENTRY_NOOP)
 		return RAFT_EINVAL;
-	if (len && !data)
+	if (e->len && !e->data)
 		return RAFT_EINVAL;
 	if (r->transferee != RAFT_NONE)
 		return RAFT_EBUSY;
-	int rc = lead_append(r, type, data, len);
+	int rc = lead_append_entry(r, e);
 	if (rc)
 		return rc;
 	if (index)

@@ -24,18 +24,20 @@ bool lead_committed_in_term(const struct raft *r)
 int lead_append(struct raft *r, enum raft_entry_type type, const void *data,
 		size_t len)
 {
+	struct raft_entry e = {.type = type, .data = (void *)data, .len = len};
+	return lead_append_entry(r, &e);
+}
+
+int lead_append_entry(struct raft *r, const struct raft_entry *src)
+{
 	assert(r->role == RAFT_LEADER);
-	struct raft_entry e = {
-	    .term = r->term,
-	    .index = mlog_last_index(&r->log) + 1,
-	    .type = type,
-	    .data = (void *)data,
-	    .len = len,
-	};
+	struct raft_entry e = *src;
+	e.term = r->term;
+	e.index = mlog_last_index(&r->log) + 1;
 	int rc = mlog_append(&r->log, &e);
 	if (rc)
 		return rc;
-	if (type == RAFT_ENTRY_CONFIG)
+	if (e.type == RAFT_ENTRY_CONFIG)
 		memb_conf_refresh(r); /* §4.1 diss.: in effect once logged */
 	return 0;
 }
@@ -80,7 +82,7 @@ static bool extend_append(struct raft *r, struct raft_message *m, uint64_t prev,
 	size_t n = hi - prev;
 	if (n > 0) {
 		struct raft_entry *add = NULL, *v;
-		if (mlog_copy(&r->log, prev + 1, hi, &add) != 0)
+		if (mlog_share(&r->log, prev + 1, hi, &add) != 0)
 			return false;
 		v = realloc(m->entries, (m->n_entries + n) * sizeof(*v));
 		if (!v) {
@@ -153,7 +155,7 @@ void lead_send_append(struct raft *r, struct raft_progress *p, bool send_empty)
 	m->index = prev;
 	m->log_term = mlog_term(&r->log, prev);
 	m->commit = r->commit;
-	if (mlog_copy(&r->log, prev + 1, hi, &m->entries) != 0) {
+	if (mlog_share(&r->log, prev + 1, hi, &m->entries) != 0) {
 		m->type = RAFT_MSG_NONE; /* dropped, like the network might */
 		return;
 	}

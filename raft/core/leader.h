@@ -22,6 +22,8 @@ bool lead_committed_in_term(const struct raft *r);
  * effect at once (§4.1 diss.). Sends nothing. 0 or RAFT_ENOMEM. */
 int lead_append(struct raft *r, enum raft_entry_type type, const void *data,
 		size_t len);
+/* The same for src's type and data (shared data: a new reference). */
+int lead_append_entry(struct raft *r, const struct raft_entry *src);
 /* Figure 2 AppendEntries, sender side: send p what it lacks, as far as its
  * progress state and the batch limits allow, merged into this update's
  * pending append to it when one ends where this one starts; a snapshot if

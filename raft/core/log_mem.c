@@ -3,7 +3,13 @@
  * The core keeps every entry after the last snapshot (compaction point) in
  * one array, so the leader can send without reading the disk (the node
  * persists what u.entries hands out). Entry i lives at ents[i - snap_index
- * - 1]; compaction moves the tail down. Entries own their data. */
+ * - 1]; compaction moves the tail down. Entries hold their data shared
+ * (raft.h, struct raft_entry): an entry given shared is kept by a new
+ * reference, a plain one is copied once into a buffer of its own, and the
+ * appends the leader sends take references (mlog_share), not copies. The
+ * count is atomic because the holders of a reference (a peer's sender,
+ * the node's outbox) drop it on their own threads; the data itself is
+ * never written once shared. */
 #include <assert.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,10 +23,94 @@ void mlog_init(struct raft_log *l, uint64_t snap_index, uint64_t snap_term)
 	l->snap_term = snap_term;
 }
 
+/* A shared buffer: the count, then the data, in one allocation when the
+ * core copied the bytes (data == the bytes after the header) or adopted
+ * from the caller (data is its malloc'd pointer). */
+struct raft_buf {
+	size_t refs;
+	void *data;
+};
+
+static void *inline_bytes(struct raft_buf *b)
+{
+	return b + 1;
+}
+
+static void buf_unref(struct raft_buf *b)
+{
+	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	if (b->data != inline_bytes(b))
+		free(b->data);
+	free(b);
+}
+
+int raft_entry_share(struct raft_entry *e)
+{
+	if (e->buf || !e->data)
+		return 0;
+	struct raft_buf *b = malloc(sizeof(*b));
+	if (!b)
+		return RAFT_ENOMEM;
+	b->refs = 1;
+	b->data = e->data;
+	e->buf = b;
+	return 0;
+}
+
+void raft_entry_release(struct raft_entry *e)
+{
+	if (e->buf)
+		buf_unref(e->buf);
+	else
+		free(e->data);
+	e->data = NULL;
+	e->buf = NULL;
+	e->len = 0;
+}
+
+int raft_entry_dup(struct raft_entry *dst, const struct raft_entry *src)
+{
+	*dst = *src;
+	if (src->buf) {
+		__atomic_add_fetch(&src->buf->refs, 1, __ATOMIC_RELAXED);
+		return 0;
+	}
+	dst->data = NULL;
+	if (src->len) {
+		dst->data = malloc(src->len);
+		if (!dst->data) {
+			memset(dst, 0, sizeof(*dst));
+			return RAFT_ENOMEM;
+		}
+		memcpy(dst->data, src->data, src->len);
+	}
+	return 0;
+}
+
+/* *dst = *src, shared: a new reference to src's buffer, or src's bytes
+ * copied once into a new buffer (no data: none). 0 or -ENOMEM. */
+static int entry_share_copy(struct raft_entry *dst,
+			    const struct raft_entry *src)
+{
+	if (src->buf || !src->len)
+		return raft_entry_dup(dst, src) ? -ENOMEM : 0;
+	struct raft_buf *b = malloc(sizeof(*b) + src->len);
+	if (!b)
+		return -ENOMEM;
+	b->refs = 1;
+	b->data = inline_bytes(b);
+	memcpy(b->data, src->data, src->len);
+	*dst = *src;
+	dst->data = b->data;
+	dst->buf = b;
+	return 0;
+}
+
 void mlog_entries_free(struct raft_entry *ents, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		free(ents[i].data);
+		raft_entry_release(&ents[i]);
 	free(ents);
 }
 
@@ -57,10 +147,12 @@ const struct raft_entry *mlog_get(const struct raft_log *l, uint64_t index)
 	return &l->ents[index - l->snap_index - 1];
 }
 
+/* A plain copy of src (data copied, not shared). 0 or -ENOMEM. */
 static int entry_copy(struct raft_entry *dst, const struct raft_entry *src)
 {
 	*dst = *src;
 	dst->data = NULL;
+	dst->buf = NULL;
 	if (src->len) {
 		dst->data = malloc(src->len);
 		if (!dst->data)
@@ -82,7 +174,7 @@ int mlog_append(struct raft_log *l, const struct raft_entry *e)
 		l->ents = p;
 		l->cap = cap;
 	}
-	int rc = entry_copy(&l->ents[l->n], e);
+	int rc = entry_share_copy(&l->ents[l->n], e);
 	if (rc)
 		return rc;
 	l->n++;
@@ -94,7 +186,7 @@ void mlog_truncate(struct raft_log *l, uint64_t index)
 	assert(index > l->snap_index);
 	while (mlog_last_index(l) >= index) {
 		l->n--;
-		free(l->ents[l->n].data);
+		raft_entry_release(&l->ents[l->n]);
 	}
 }
 
@@ -104,7 +196,7 @@ void mlog_compact(struct raft_log *l, uint64_t index)
 	size_t drop = index - l->snap_index;
 	uint64_t term = mlog_term(l, index);
 	for (size_t i = 0; i < drop; i++)
-		free(l->ents[i].data);
+		raft_entry_release(&l->ents[i]);
 	memmove(l->ents, l->ents + drop, (l->n - drop) * sizeof(*l->ents));
 	l->n -= drop;
 	l->snap_index = index;
@@ -114,7 +206,7 @@ void mlog_compact(struct raft_log *l, uint64_t index)
 void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term)
 {
 	for (size_t i = 0; i < l->n; i++)
-		free(l->ents[i].data);
+		raft_entry_release(&l->ents[i]);
 	l->n = 0;
 	l->snap_index = index;
 	l->snap_term = term;
@@ -149,6 +241,27 @@ int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		if (entry_copy(&v[i], mlog_get(l, lo + i))) {
+			mlog_entries_free(v, i);
+			return -ENOMEM;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+int mlog_share(const struct raft_log *l, uint64_t lo, uint64_t hi,
+	       struct raft_entry **out)
+{
+	*out = NULL;
+	if (hi < lo)
+		return 0;
+	assert(lo > l->snap_index && hi <= mlog_last_index(l));
+	size_t n = hi - lo + 1;
+	struct raft_entry *v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		if (entry_share_copy(&v[i], mlog_get(l, lo + i))) {
 			mlog_entries_free(v, i);
 			return -ENOMEM;
 		}

@@ -1,6 +1,7 @@
 /* log_mem.h - the core's in-memory log (log_mem.c).
  *
- * Entries snap_index+1 .. snap_index+n, each owning its data, after the
+ * Entries snap_index+1 .. snap_index+n, each holding its data shared
+ * (raft.h, struct raft_entry), after the
  * compaction point (snap_index, snap_term). The bottom of the core: it
  * knows nothing of terms' meaning, roles or messages. Indexes passed to
  * the mutators must lie within the log (asserted); the queries accept any
@@ -30,7 +31,8 @@ uint64_t mlog_term(const struct raft_log *l, uint64_t index);
 /* The entry at index (borrowed, valid until the log changes), or NULL if
  * compacted or past the end. */
 const struct raft_entry *mlog_get(const struct raft_log *l, uint64_t index);
-/* Append a copy of e (data copied) at last+1. Requires e->index == last+1
+/* Append e at last+1: its data by a new reference if shared, else copied
+ * into a buffer of the log's own. Requires e->index == last+1
  * and e->term >= the last term (Log Matching, §5.3). 0 or -ENOMEM (the log
  * is unchanged). */
 int mlog_append(struct raft_log *l, const struct raft_entry *e);
@@ -48,12 +50,17 @@ void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term);
  * them. *out = NULL if hi < lo. 0 or -ENOMEM. */
 int mlog_view(const struct raft_log *l, uint64_t lo, uint64_t hi,
 	      struct raft_entry **out);
-/* Copy entries [lo, hi] (data copied) into a new array the caller frees
- * with mlog_entries_free; *out = NULL if hi < lo. Requires the range
- * within the log. 0 or -ENOMEM. */
+/* Copy entries [lo, hi] (data copied: plain entries) into a new array the
+ * caller frees with mlog_entries_free; *out = NULL if hi < lo. Requires
+ * the range within the log. 0 or -ENOMEM. */
 int mlog_copy(const struct raft_log *l, uint64_t lo, uint64_t hi,
 	      struct raft_entry **out);
-/* Free n entries and their data, and the array itself (NULL is fine). */
+/* The same with the data shared: each entry a new reference to the log's
+ * buffer (for messages, which outlive the turn), no bytes copied. */
+int mlog_share(const struct raft_log *l, uint64_t lo, uint64_t hi,
+	       struct raft_entry **out);
+/* Release n entries (raft_entry_release), then free the array (NULL is
+ * fine). */
 void mlog_entries_free(struct raft_entry *ents, size_t n);
 /* §5.3 fast backtracking: the largest index <= index whose term is <=
  * term, stopping at snap_index. */

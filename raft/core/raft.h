@@ -42,7 +42,9 @@
  * message beyond it, copy the struct and set the original's type to
  * RAFT_MSG_NONE; then free the copy with raft_message_clear. Arguments to the
  * core (messages to raft_step, data to raft_propose) are borrowed: the core
- * copies what it keeps.
+ * copies what it keeps, or takes a reference where the data is shared (see
+ * struct raft_entry: a message's entries are shared with the core's log,
+ * so they are freed with raft_message_clear, on any thread).
  *
  * Threads: a struct raft is not thread-safe; one thread owns it. */
 #ifndef KV_RAFT_H
@@ -77,13 +79,42 @@ enum raft_entry_type {
 	RAFT_ENTRY_CONFIG = 3, /* data: raft_config_encode() text */
 };
 
+/* An entry's data is either plain (buf NULL: data is malloc'd and owned
+ * by whoever holds the entry, freed with free) or shared (buf set: data
+ * belongs to buf, an immutable buffer with a reference count, and the
+ * entry holds one reference). Shared data is never written to; whoever
+ * holds a shared entry drops its reference with raft_entry_release, on
+ * any thread (the count is atomic), and the last one frees the data.
+ *
+ * Who shares: the core's log holds every entry shared. Entries given to
+ * the core shared (raft_propose_entry, a message's entries in raft_step,
+ * raft_restore's) are kept by taking a reference, not by copying: a
+ * 16 MiB entry is then one buffer for the proposer, the core's log and
+ * every follower's append. The entries of the appends the core sends
+ * (u.msgs) are shared with its log; those of u.entries and u.committed
+ * are plain copies (or the log's own, borrowed: raft_update.borrowed).
+ * Code that may hold a shared entry frees it with raft_entry_release or
+ * raft_message_clear, never with free(data). */
+struct raft_buf;
+
 struct raft_entry {
 	uint64_t term;
 	uint64_t index;
 	enum raft_entry_type type;
-	void *data; /* malloc'd, owned by whoever holds the entry */
+	void *data; /* plain: malloc'd and owned; shared: buf's */
 	size_t len;
+	struct raft_buf *buf; /* NULL: plain; else one reference to it */
 };
+
+/* Make e's data shared: plain data (malloc'd, owned by e) is adopted by a
+ * new buffer holding one reference, which e keeps; no copy. Shared
+ * already, or no data: nothing to do. 0 or RAFT_ENOMEM (e unchanged). */
+int raft_entry_share(struct raft_entry *e);
+/* *dst = *src with data of its own: a new reference if src is shared,
+ * else a copy of the bytes (plain). 0 or RAFT_ENOMEM (*dst zeroed). */
+int raft_entry_dup(struct raft_entry *dst, const struct raft_entry *src);
+/* Free e's data or drop its reference; data, len and buf are zeroed. */
+void raft_entry_release(struct raft_entry *e);
 
 /* ---- Configuration (§6; single-server changes, §4.1 diss.) ---- */
 
@@ -308,6 +339,11 @@ int raft_step(struct raft *r, const struct raft_message *m);
  * RAFT_ENOMEM. */
 int raft_propose(struct raft *r, enum raft_entry_type type, const void *data,
 		 size_t len, uint64_t *index, uint64_t *term);
+/* The same for e's type and data (e->index and e->term are ignored): shared
+ * data (raft_entry_share) is kept by a new reference, not copied; the
+ * caller keeps its own reference and releases it when it likes. */
+int raft_propose_entry(struct raft *r, const struct raft_entry *e,
+		       uint64_t *index, uint64_t *term);
 
 /* Entries up to index (whose term is term) are durable on this node, and so
  * is every entry before it. A stale report (the entry at index has another

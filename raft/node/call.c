@@ -72,6 +72,29 @@ void call_free_dec(struct node_call *c)
 	}
 }
 
+void call_share_json(struct node_call *c)
+{
+	struct raft_entry e = call_entry(c);
+	if (raft_entry_share(&e) == 0)
+		c->jbuf = e.buf;
+}
+
+struct raft_entry call_entry(const struct node_call *c)
+{
+	return (struct raft_entry){.type = RAFT_ENTRY_NORMAL,
+				   .data = (void *)c->json,
+				   .len = c->len,
+				   .buf = c->jbuf};
+}
+
+void call_free_json(struct node_call *c)
+{
+	struct raft_entry e = call_entry(c);
+	raft_entry_release(&e);
+	c->json = NULL;
+	c->jbuf = NULL;
+}
+
 void call_finish(struct node_call *c, int ret)
 {
 	assert(c->stage != CALL_DONE); /* answered exactly once */
@@ -94,7 +117,7 @@ void call_finish(struct node_call *c, int ret)
 	done(ctx, ret, res);
 	kv_txn_res_unref(txn);
 	call_free_dec(c);
-	free((char *)c->json);
+	call_free_json(c);
 	free(c);
 }
 

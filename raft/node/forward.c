@@ -23,28 +23,26 @@
 #define FWD_MSG_ENTRIES 512
 #define FWD_MSG_BYTES	(1u << 20)
 
-/* A copy of e[0..n) that a message can own (raft_message_clear), or
- * NULL. */
+/* Entries of e[0..n) that a message can own (raft_message_clear): new
+ * references to shared data, copies of plain data; or NULL. */
 static struct raft_entry *entries_dup(const struct raft_entry *e, size_t n)
 {
 	struct raft_entry *c = calloc(n, sizeof(*c));
 	for (size_t i = 0; c && i < n; i++) {
-		c[i] = e[i];
-		c[i].data = malloc(e[i].len ? e[i].len : 1);
-		if (c[i].data == NULL) {
+		if (raft_entry_dup(&c[i], &e[i]) != 0) {
 			while (i-- > 0)
-				free(c[i].data);
+				raft_entry_release(&c[i]);
 			free(c);
 			return NULL;
 		}
-		memcpy(c[i].data, e[i].data, e[i].len);
 	}
 	return c;
 }
 
-/* The commands are copied: the outbox's messages own their entries
- * (raft_message_clear), and a call's command goes with the call, which
- * nothing ties to the message once it is listed as forwarded. */
+/* The messages hold their own references to the commands (copies, if not
+ * shared): the outbox's messages own their entries (raft_message_clear),
+ * and a call's command goes with the call, which nothing ties to the
+ * message once it is listed as forwarded. */
 void forward_calls(struct kv_node *n, struct node_call *list, size_t count,
 		   uint64_t leader)
 {
@@ -65,9 +63,7 @@ void forward_calls(struct kv_node *n, struct node_call *list, size_t count,
 						     .entries = &e[k]};
 			bytes = 0;
 		}
-		e[k++] = (struct raft_entry){.type = RAFT_ENTRY_NORMAL,
-					     .data = (void *)c->json,
-					     .len = c->len};
+		e[k++] = call_entry(c);
 		msg->n_entries++;
 		bytes += c->len;
 		c->fwd = msg->ctx;
@@ -140,8 +136,7 @@ void forward_take(struct kv_node *n, const struct raft_message *m,
 	for (; count < m->n_entries; count++) {
 		const struct raft_entry *e = &m->entries[count];
 		uint64_t index, term;
-		if (raft_propose(n->raft, RAFT_ENTRY_NORMAL, e->data, e->len,
-				 &index, &term) != 0)
+		if (raft_propose_entry(n->raft, e, &index, &term) != 0)
 			break; /* busy (transfer) or out of memory */
 		kv_metric_add(&node_m_proposals, 0, 1);
 		if (e->len >= NODE_PREDECODE_BYTES)
@@ -224,7 +219,7 @@ void forward_check(struct raft_message *m)
 			      ? forwarded_canon(e->data, e->len, &canon, &clen)
 			      : -EINVAL;
 		if (ret == 0) {
-			free(e->data);
+			raft_entry_release(e);
 			e->data = canon;
 			e->len = clen;
 			continue;

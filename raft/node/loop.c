@@ -147,9 +147,9 @@ static void propose_turn(struct kv_node *n, struct node_call *list)
 			c->ret = NODE_FORWARD;
 			nfwd++;
 		} else {
-			c->ret =
-			    raft_propose(n->raft, RAFT_ENTRY_NORMAL, c->json,
-					 c->len, &c->index, &c->term);
+			struct raft_entry e = call_entry(c);
+			c->ret = raft_propose_entry(n->raft, &e, &c->index,
+						    &c->term);
 			if (c->ret == 0) {
 				kv_metric_add(&node_m_proposals, 0, 1);
 				propose_hand_dec(n, c);

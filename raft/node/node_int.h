@@ -93,9 +93,12 @@ struct node_call {
 	void *ctx;
 	bool heap;
 	struct timespec deadline; /* CLOCK_MONOTONIC */
-	/* CALL_WRITE: the encoded command (heap: owned) */
+	/* CALL_WRITE: the encoded command (heap: owned), shared with the
+	 * core's log and the appends once jbuf is set (call_share_json), so
+	 * the node thread never copies it; freed with call_free_json */
 	const char *json;
 	size_t len;
+	struct raft_buf *jbuf;
 	/* CALL_WRITE of a big command: json decoded by the caller's thread
 	 * (owned; handed to decoded.c once proposed), or NULL */
 	struct kv_cmd *dec;
@@ -135,6 +138,13 @@ void calls_settle(struct call_list *l, bool expired, int ret);
 /* Free c's decoded command (c->dec), if it still has one. Whoever holds
  * c. */
 void call_free_dec(struct node_call *c);
+/* Make c's json shared (raft.h, struct raft_entry) on the thread that made
+ * it; out of memory, it stays plain (the core then copies it). */
+void call_share_json(struct node_call *c);
+/* c's command as an entry to propose or forward (borrowed from c). */
+struct raft_entry call_entry(const struct node_call *c);
+/* Drop c's json (its reference, if shared). Whoever owns it. */
+void call_free_json(struct node_call *c);
 /* Answer c with ret: its done callback, then (heap) free it. No lock
  * held. Any thread that holds c (off every list). */
 void call_finish(struct node_call *c, int ret);

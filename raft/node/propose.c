@@ -119,11 +119,12 @@ int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 	c->heap = true;
 	c->json = json;
 	c->len = len;
+	call_share_json(c);
 	c->dec = predecode(json, len);
 	ret = propose_start(n, c);
 	if (ret != 0) {
 		call_free_dec(c);
-		free(json);
+		call_free_json(c);
 		free(c);
 	}
 	return ret;
@@ -143,6 +144,7 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
 	call_sync_init(n, &c, CALL_WRITE, &s);
 	c.json = json;
 	c.len = len;
+	call_share_json(&c);
 	c.dec = predecode(json, len);
 	ret = propose_start(n, &c);
 	if (ret == 0)
@@ -150,7 +152,7 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
 	else
 		sem_destroy(&s.sem);
 	call_free_dec(&c); /* the call is ours again */
-	free(json);
+	call_free_json(&c);
 	return ret;
 }
 

@@ -606,7 +606,7 @@ void peer_msgs_free(struct raft_message *msgs, size_t n)
 		return;
 	for (size_t i = 0; i < n; i++) {
 		for (size_t j = 0; j < msgs[i].n_entries; j++)
-			free(msgs[i].entries[j].data);
+			raft_entry_release(&msgs[i].entries[j]);
 		free(msgs[i].entries);
 	}
 	free(msgs);

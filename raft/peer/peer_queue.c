@@ -1,13 +1,13 @@
 /* peer_queue.c - a peer's bounded queue, and how messages are cut into
  * batches.
  *
- * The queue holds deep copies, so the caller of peers_send keeps its
- * messages. It is bounded by count and by entry bytes; Raft tolerates
- * loss, so a full queue drops old messages (appends and heartbeats first,
- * which the core supersedes or resends) rather than refuse a new one. A
- * batch is what goes in one frame: about batch_bytes when encoded, at most
- * PEER_BATCH_MSGS messages; small messages queued behind a big one go
- * first (queue_small_first). The sender sleeps on an eventfd the queue's
+ * The queue holds its own copies (references to shared entry data), so
+ * the caller of peers_send keeps its messages. It is bounded by count and by
+ * entry bytes; Raft tolerates loss, so a full queue drops old messages (appends
+ * and heartbeats first, which the core supersedes or resends) rather than
+ * refuse a new one. A batch is what goes in one frame: about batch_bytes when
+ * encoded, at most PEER_BATCH_MSGS messages; small messages queued behind a big
+ * one go first (queue_small_first). The sender sleeps on an eventfd the queue's
  * writers poke (peer_wake) and it drains (peer_drain_wake). The shared
  * state is described in peer_int.h. */
 #include <stdlib.h>
@@ -33,7 +33,7 @@ void peer_drain_wake(struct peer *p)
 void peer_qmsg_free(struct qmsg *q)
 {
 	for (size_t i = 0; i < q->m.n_entries; i++)
-		free(q->m.entries[i].data);
+		raft_entry_release(&q->m.entries[i]);
 	free(q->m.entries);
 	free(q);
 }
@@ -56,16 +56,11 @@ struct qmsg *peer_qmsg_copy(const struct raft_message *m)
 		const struct raft_entry *e = &m->entries[i];
 		struct raft_entry *c = &q->m.entries[i];
 
-		*c = *e;
-		c->data = NULL;
+		/* shared data (the core's appends): a reference */
+		if (raft_entry_dup(c, e) != 0)
+			goto err_free;
 		q->m.n_entries = i + 1;
-		if (e->len > 0) {
-			c->data = malloc(e->len);
-			if (c->data == NULL)
-				goto err_free;
-			memcpy(c->data, e->data, e->len);
-			q->bytes += e->len;
-		}
+		q->bytes += e->len;
 	}
 	return q;
 

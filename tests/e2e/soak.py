@@ -115,7 +115,8 @@ def check(rows, final, args, live_bytes):
     bad = []
     seg = args.segment_size
     # The log: what accumulates between two snapshots (at most
-    # snapshot_every entries, or the 64 MiB byte trigger), rounded up to
+    # snapshot_every entries, or the byte trigger max(64 MiB, db): the
+    # entry count comes first in these runs), rounded up to
     # whole preallocated segments, plus the segment being filled and the
     # next one a roll may have preallocated.
     entry = args.value_size + 200  # a PUT's line, framing included

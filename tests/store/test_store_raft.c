@@ -846,6 +846,56 @@ static void test_log_bytes_past_snapshot_bytes_get_a_db(void **s)
 	remove_dir(dir);
 }
 
+/* The byte trigger grows with the live data: a db rewrites all of it, so
+ * with a db larger than snapshot_bytes the next one is due only once the
+ * log holds as many bytes as that db (issue 20: 1 GiB live and a db every
+ * 64 MiB of log wrote 16 times the log). 200 keys of 1000 bytes (a db of
+ * about 220 KiB), then overwrites of one key: no db before the log holds
+ * about the db's size again, one after it. */
+static void test_the_byte_trigger_is_at_least_the_db_size(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	enum { LIVE = 200, N = 700, BYTES = 16 * 1024 };
+	struct store *st =
+	    open_raft_every(dir, ev, 8 * 1024, 1000 * 1000 * 1000, BYTES);
+	static struct store_entry e[N];
+	for (size_t i = 0; i < LIVE; i++)
+		e[i] = big_entry(i + 1, 1);
+	char val[1001];
+	memset(val, 'z', 1000);
+	val[1000] = '\0';
+	for (size_t i = LIVE; i < N; i++)
+		e[i] = put_entry(i + 1, 1, "big/1", val);
+	for (size_t i = 0; i < LIVE; i += 5)
+		append_and_apply(st, ev, &e[i], 5);
+	assert_int_equal(store_snapshot(st), 0);
+	assert_int_equal(status_of(st).snapshot_index, LIVE);
+	pthread_mutex_lock(&ev->mu);
+	size_t before = ev->ns;
+	pthread_mutex_unlock(&ev->mu);
+	for (size_t i = LIVE; i < N; i += 5)
+		append_and_apply(st, ev, &e[i], 5);
+	wait_snapshotted(ev, LIVE + 1);
+	pthread_mutex_lock(&ev->mu);
+	size_t after = ev->ns;
+	uint64_t next = ev->snap[before];
+	pthread_mutex_unlock(&ev->mu);
+	/* each overwrite is a line of about 1.1 KB: the db's 220 KiB are
+	 * about 200 of them; the old rule (16 KiB) made one every 15 */
+	if (next < LIVE + 150)
+		fail_msg("a db at %llu, after %llu overwrites of one key: the "
+			 "byte trigger ignored the db's size",
+			 (unsigned long long)next,
+			 (unsigned long long)(next - LIVE));
+	assert_true(after - before <= 3);
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	remove_dir(dir);
+}
+
 /* ---- reopen and recover ---- */
 
 /* With .raft set, reopening loads the db and nothing of the log: entries
@@ -1737,6 +1787,8 @@ int main(void)
 		test_applied_entries_past_snapshot_every_get_a_db, reset_gate),
 	    cmocka_unit_test_setup(test_log_bytes_past_snapshot_bytes_get_a_db,
 				   reset_gate),
+	    cmocka_unit_test_setup(
+		test_the_byte_trigger_is_at_least_the_db_size, reset_gate),
 	    cmocka_unit_test_setup(
 		test_reopen_applies_only_the_db_and_recovers_the_log_after_it,
 		reset_gate),

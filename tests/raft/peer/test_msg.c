@@ -253,8 +253,8 @@ static void test_large_entry_batch_round_trips(void **state)
 		for (size_t k = 0; k < size; k++)
 			p[k] =
 			    (unsigned char)(i % 2 ? 'a' + k % 26 : k * 7 + i);
-		m.entries[i] = (struct raft_entry){5, 1001 + i,
-						   RAFT_ENTRY_NORMAL, p, size};
+		m.entries[i] = (struct raft_entry){
+		    5, 1001 + i, RAFT_ENTRY_NORMAL, p, size, NULL};
 	}
 	m.n_entries = n;
 	round_trip(&m, 1, 3);

@@ -199,8 +199,8 @@ static void test_entries_reach_the_peer_intact(void **state)
 	struct fakepeer *s = fakepeer_start();
 	struct peer_set *ps = new_set(NULL);
 	struct raft_entry e[2] = {
-	    {1, 8, RAFT_ENTRY_NORMAL, (void *)"{\"op\":\"put\"}", 12},
-	    {1, 9, RAFT_ENTRY_NORMAL, (void *)bin, sizeof(bin)},
+	    {1, 8, RAFT_ENTRY_NORMAL, (void *)"{\"op\":\"put\"}", 12, NULL},
+	    {1, 9, RAFT_ENTRY_NORMAL, (void *)bin, sizeof(bin), NULL},
 	};
 	struct raft_message m = {.type = RAFT_MSG_APPEND,
 				 .from = SELF,
@@ -259,8 +259,8 @@ static void test_taken_big_entries_go_through_the_sender_intact(void **state)
 	wait_sent(ps, 2, 1); /* the stream is open */
 	m[1].entries = calloc(1, sizeof(struct raft_entry));
 	m[1].n_entries = 1;
-	m[1].entries[0] =
-	    (struct raft_entry){1, 8, RAFT_ENTRY_NORMAL, malloc(big), big};
+	m[1].entries[0] = (struct raft_entry){
+	    1, 8, RAFT_ENTRY_NORMAL, malloc(big), big, NULL};
 	for (size_t i = 0; i < big; i++)
 		((unsigned char *)m[1].entries[0].data)[i] =
 		    (unsigned char)(i * 7 + i / 4096);
@@ -322,9 +322,12 @@ static void test_small_messages_overtake_a_queued_big_append(void **state)
 			continue;
 		m[i].entries = calloc(1, sizeof(struct raft_entry));
 		m[i].n_entries = 1;
-		m[i].entries[0] =
-		    (struct raft_entry){1, (uint64_t)(8 + i), RAFT_ENTRY_NORMAL,
-					calloc(1, big), big};
+		m[i].entries[0] = (struct raft_entry){1,
+						      (uint64_t)(8 + i),
+						      RAFT_ENTRY_NORMAL,
+						      calloc(1, big),
+						      big,
+						      NULL};
 	}
 	/* the stream is not open yet: all four wait in its queue (one
 	 * stream: peers_send; peers_send_take would send the heartbeats on
