@@ -11,7 +11,9 @@
  * events the stream did not take yet, it gets a "compacted" line saying
  * from which revision on they were lost and where it goes on (the oldest
  * kept), never a silent gap. DOT_KEEP bytes already read stay, so a
- * reader may read back a little (tail reads its last lines backwards).
+ * reader may read back that far (tail -f reads its last lines backwards
+ * from the end it is shown at the open, which is at most DOT_UNREAD and
+ * a batch).
  *
  * The store's hook (the applier's thread: it only sets a flag) wakes
  * kvfs-events, which takes the new events into every stream, answers the
@@ -31,7 +33,7 @@
 #include "dotkvfs_int.h"
 
 #define DOT_UNREAD (64u << 10)
-#define DOT_KEEP   (64u << 10)
+#define DOT_KEEP   (256u << 10)
 #define DOT_BATCH  64
 
 struct fs_dot_stream {
