@@ -275,7 +275,7 @@ def part_refusals(c, f):
     assert os.listxattr(os.path.join(d, "events")) == []
     for key in (".kvfs/x", ".kvfs", "a/.kvfs", "a/.kvfs/b"):
         s, _, body = f.put(key, b"x")
-        assert s == 400, (key, s, body)
+        assert s == 400 and json.loads(body)["code"] == "bad_key", (key, s, body)
     s, _, body = f.put("a/.kvfsx", b"x")
     assert s in (200, 201), (s, body)
     s, _, body = f.request("DELETE", "/kv/.kvfs/x")
