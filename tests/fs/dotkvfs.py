@@ -151,6 +151,43 @@ class Reader(threading.Thread):
         wait_for(lambda: not self.want_reopen, 30, "the reader to reopen")
 
 
+SYS_READ, SYS_POLL, SYS_SELECT = ("0",), ("7", "271"), ("23", "270")  # x86_64
+
+
+class in_thread:
+    """fn() run in a thread; blocked_in(numbers): the thread is inside one
+    of those system calls now (/proc/self/task/TID/syscall); result(t):
+    what fn returned, AssertionError if it is still running after t s."""
+
+    def __init__(self, fn):
+        self.out, self.tid = {}, None
+        self.ready = threading.Event()
+
+        def run():
+            self.tid = threading.get_native_id()
+            self.ready.set()
+            try:
+                self.out["r"] = fn()
+            except BaseException as e:  # handed to result()
+                self.out["e"] = e
+        self.t = threading.Thread(target=run, daemon=True)
+        self.t.start()
+        self.ready.wait()
+
+    def blocked_in(self, numbers):
+        if not self.t.is_alive():
+            raise AssertionError("returned at once: %r" % self.out)
+        with open("/proc/self/task/%d/syscall" % self.tid) as f:
+            return f.read().split()[0] in numbers
+
+    def result(self, timeout):
+        self.t.join(timeout)
+        assert not self.t.is_alive(), "still waiting after %ss" % timeout
+        if "e" in self.out:
+            raise self.out["e"]
+        return self.out["r"]
+
+
 def parse_lines(data):
     return [json.loads(x) for x in data.splitlines() if x.strip()]
 
@@ -292,9 +329,14 @@ def part_poll(c, f, leader):
     p = select.poll()
     p.register(fd, select.POLLIN)
     assert p.poll(0) == []
+    # a poll without a timeout, so that only the mount's notification
+    # can end it (at a timeout the kernel polls once more), asked before
+    # the write: the thread is seen blocked in poll(2) first
+    woke = in_thread(lambda: p.poll())
+    wait_for(lambda: woke.blocked_in(SYS_POLL), 20, "the poll to wait")
     s, _, body = leader.put("polled", b"p")
     rev = json.loads(body)["rev"]
-    assert p.poll(20000) == [(fd, select.POLLIN)]
+    assert woke.result(30) == [(fd, select.POLLIN)], "poll was not woken"
     line = json.loads(os.read(fd, 4096))
     assert (line["revision"], line["op"], line["key"], line["size"]) == (
         rev, "put", "polled", 1), line
@@ -302,20 +344,23 @@ def part_poll(c, f, leader):
     assert p.poll(0) == []
     r, _, _ = select.select([fd], [], [], 0)
     assert r == []
+    woke = in_thread(lambda: select.select([fd], [], []))
+    wait_for(lambda: woke.blocked_in(SYS_SELECT), 20, "the select to wait")
+    s, _, body = leader.put("selected", b"s")
+    assert woke.result(30)[0] == [fd], "select was not woken"
+    line2 = json.loads(os.read(fd, 4096))
+    assert line2["revision"] == json.loads(body)["rev"], line2
     os.close(fd)
     say("O_NONBLOCK: EAGAIN; poll and select wait, and wake for a write "
         "on another node: %s" % json.dumps(line))
 
     fd = os.open(f.path(".kvfs/events"), os.O_RDONLY)
     os.read(fd, 4096)  # the progress line
-    out = {}
-    t = threading.Thread(target=lambda: out.setdefault("b", os.read(fd, 4096)))
-    t.start()
-    t.join(0.5)
-    assert t.is_alive(), "a blocking read returned with nothing to read: %r" % out
+    got = in_thread(lambda: os.read(fd, 4096))
+    wait_for(lambda: got.blocked_in(SYS_READ), 20,
+             "the read to wait (not to return with nothing)")
     s, _, body = leader.put("blocked", b"bb")
-    t.join(20)
-    assert not t.is_alive()
+    out = {"b": got.result(30)}
     line = json.loads(out["b"])
     assert line["revision"] == json.loads(body)["rev"], line
     os.close(fd)
