@@ -20,8 +20,11 @@
  * read parked on it if its data came, and notifies its poll handle. A
  * read with data answers at once; without, EAGAIN (O_NONBLOCK) or it is
  * parked (the FUSE worker returns, so a thousand blocked readers hold no
- * thread). Everything is under dot->mu; the history's lock is taken
- * inside it, never the other way round. */
+ * thread). The streams are under dot->mu; the history's lock is taken
+ * inside it, never the other way round. The hook takes only kick_mu,
+ * which nobody holds for longer than setting a flag, so however long
+ * kvfs-events works on many streams under mu, the applier never waits
+ * for it. */
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -59,8 +62,11 @@ struct fs_dot {
 	struct fs_dot_stream *head;
 	uint64_t total;	  /* bytes made for every stream, ever */
 	int64_t mtime_ns; /* when the last line was made */
-	bool kick, stop, started, hooked;
+	bool stop, started, hooked;
 	pthread_t thread;
+	pthread_mutex_t kick_mu; /* guards kick, and stop for the thread */
+	bool kick;
+	bool stopping;
 };
 
 static uint64_t end_of(const struct fs_dot_stream *s)
@@ -186,38 +192,46 @@ static void serve(struct fs_dot_stream *s)
 	s->req = NULL;
 }
 
+/* Wake kvfs-events: something may be there for a stream. */
+static void kick(struct fs_dot *d)
+{
+	pthread_mutex_lock(&d->kick_mu);
+	d->kick = true;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->kick_mu);
+}
+
 /* The store's hook (the applier's thread, no store lock held). */
 static void on_history(void *ctx, uint64_t first)
 {
-	struct fs_dot *d = ctx;
 	(void)first;
-	pthread_mutex_lock(&d->mu);
-	d->kick = true;
-	pthread_cond_signal(&d->cond);
-	pthread_mutex_unlock(&d->mu);
+	kick(ctx);
 }
 
 static void *events_main(void *arg)
 {
 	struct fs_dot *d = arg;
 	pthread_setname_np(pthread_self(), "kvfs-events");
-	pthread_mutex_lock(&d->mu);
-	while (!d->stop) {
-		if (!d->kick) {
+	for (;;) {
+		pthread_mutex_lock(&d->kick_mu);
+		if (!d->kick && !d->stopping) {
 			/* a second at most: a stream held back by DOT_UNREAD
 			 * goes on once its reader read */
 			struct timespec t = kv_deadline(1000);
-			pthread_cond_timedwait(&d->cond, &d->mu, &t);
+			pthread_cond_timedwait(&d->cond, &d->kick_mu, &t);
 		}
+		bool stopping = d->stopping;
 		d->kick = false;
-		for (struct fs_dot_stream *s = d->head; s && !d->stop;
-		     s = s->next) {
+		pthread_mutex_unlock(&d->kick_mu);
+		if (stopping)
+			return NULL;
+		pthread_mutex_lock(&d->mu);
+		for (struct fs_dot_stream *s = d->head; s; s = s->next) {
 			fill(d, s);
 			serve(s);
 		}
+		pthread_mutex_unlock(&d->mu);
 	}
-	pthread_mutex_unlock(&d->mu);
-	return NULL;
 }
 
 int fs_dot_start(struct fs *fs)
@@ -228,6 +242,7 @@ int fs_dot_start(struct fs *fs)
 	d->fs = fs;
 	d->st = node_store(fs->node);
 	pthread_mutex_init(&d->mu, NULL);
+	pthread_mutex_init(&d->kick_mu, NULL);
 	kv_cond_init(&d->cond);
 	int ret = d->st ? store_watch_hook(d->st, on_history, d) : -ENOSYS;
 	if (ret != 0) {
@@ -243,6 +258,7 @@ int fs_dot_start(struct fs *fs)
 		if (d->hooked)
 			store_watch_unhook(d->st, on_history, d);
 		pthread_cond_destroy(&d->cond);
+		pthread_mutex_destroy(&d->kick_mu);
 		pthread_mutex_destroy(&d->mu);
 		free(d);
 		return ret;
@@ -272,9 +288,12 @@ void fs_dot_stop(struct fs *fs)
 	if (!d || !d->started)
 		return;
 	pthread_mutex_lock(&d->mu);
-	d->stop = true;
-	pthread_cond_signal(&d->cond);
+	d->stop = true; /* no read parks from now on */
 	pthread_mutex_unlock(&d->mu);
+	pthread_mutex_lock(&d->kick_mu);
+	d->stopping = true;
+	pthread_cond_signal(&d->cond);
+	pthread_mutex_unlock(&d->kick_mu);
 	pthread_join(d->thread, NULL);
 	d->started = false;
 	if (d->hooked)
@@ -301,6 +320,7 @@ void fs_dot_free(struct fs *fs)
 	while (d->head)
 		fs_dot_stream_close(fs, d->head);
 	pthread_cond_destroy(&d->cond);
+	pthread_mutex_destroy(&d->kick_mu);
 	pthread_mutex_destroy(&d->mu);
 	free(d);
 	fs->dot = NULL;
@@ -348,6 +368,9 @@ void fs_dot_stream_close(struct fs *fs, struct fs_dot_stream *s)
 		s->next->prev = s->prev;
 	if (s->ph)
 		fuse_pollhandle_destroy(s->ph);
+	if (s->req && s->req_ready)
+		fuse_reply_err(s->req,
+			       EINTR); /* cannot be: the read holds it */
 	pthread_mutex_unlock(&d->mu);
 	kv_buf_free(&s->buf);
 	free(s);
@@ -419,10 +442,9 @@ void fs_dot_stream_read(fuse_req_t req, struct fs *fs, struct fs_dot_stream *s,
 		fuse_reply_err(req, EINTR);
 	} else {
 		s->req_ready = true;
-		d->kick = true;
-		pthread_cond_signal(&d->cond);
 	}
 	pthread_mutex_unlock(&d->mu);
+	kick(d); /* a line that came meanwhile answers it */
 }
 
 void fs_dot_stream_poll(fuse_req_t req, struct fs *fs, struct fs_dot_stream *s,
