@@ -60,9 +60,10 @@ static uint64_t child_ino(const char *name)
 	if (*p < '1' || *p > '9' || strlen(p) > 19)
 		return 0;
 	for (; *p; p++) {
-		if (*p < '0' || *p > '9' || rev > (FS_DOT_AT_MAX - 9) / 10)
+		uint64_t dgt = (uint64_t)(*p - '0');
+		if (*p < '0' || *p > '9' || rev > (FS_DOT_AT_MAX - dgt) / 10)
 			return 0;
-		rev = rev * 10 + (uint64_t)(*p - '0');
+		rev = rev * 10 + dgt;
 	}
 	return FS_DOT_AT_INO + rev;
 }

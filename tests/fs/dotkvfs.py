@@ -303,6 +303,10 @@ def part_refusals(c, f):
          "ENODATA"),
         ("events@0", lambda: os.stat(os.path.join(d, "events@0")), "ENOENT"),
         ("events@x", lambda: os.stat(os.path.join(d, "events@x")), "ENOENT"),
+        ("events@01", lambda: os.stat(os.path.join(d, "events@01")), "ENOENT"),
+        ("events@2^64", lambda: os.stat(os.path.join(d, "events@18446744073709551616")),
+         "ENOENT"),
+        ("events@-1", lambda: os.stat(os.path.join(d, "events@-1")), "ENOENT"),
         ("other name", lambda: os.stat(os.path.join(d, "nope")), "ENOENT"),
         ("mkdir sub/.kvfs", lambda: os.mkdir(f.path("sub/.kvfs")), "EINVAL"),
         ("create sub/.kvfs", lambda: open(f.path("sub/.kvfs"), "w").close(), "EINVAL"),
@@ -311,6 +315,7 @@ def part_refusals(c, f):
         got = errno_of(fn)
         assert got == want, "%s: %s, not %s" % (what, got, want)
     assert os.listxattr(os.path.join(d, "events")) == []
+    assert os.stat(os.path.join(d, "events@9223372036854775807")).st_size >= 0
     for key in (".kvfs/x", ".kvfs", "a/.kvfs", "a/.kvfs/b"):
         s, _, body = f.put(key, b"x")
         assert s == 400 and json.loads(body)["code"] == "bad_key", (key, s, body)
