@@ -516,6 +516,40 @@ def part_small_history(tmp, binary):
         unmount(mnt)
 
 
+def part_subdir(tmp, binary):
+    mnt = os.path.join(tmp, "sub-mnt")
+    os.makedirs(mnt)
+    n = Node(binary, os.path.join(tmp, "sub"), extra=["--subdir=app"])
+    n.start(mountpoint=mnt)
+    try:
+        wait_for(lambda: os.path.ismount(mnt), 20, "the mount")
+        fd = os.open(os.path.join(mnt, ".kvfs/events"), os.O_RDONLY | os.O_NONBLOCK)
+        revs = {}
+        for key in ("app/x", "other/y", "app2/z", "app/d/e"):
+            s, _, body = n.request("PUT", "/kv/" + key, b"v")
+            assert s in (200, 201), (s, body)
+            revs[key] = json.loads(body)["rev"]
+        s, _, body = n.request("DELETE", "/kv/app/x")
+        gone = json.loads(body)["rev"]
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        lines, data = [], b""
+        while not lines or lines[-1].get("revision") != gone:
+            assert p.poll(20000), "no line for the delete"
+            data += os.read(fd, 65536)
+            lines = parse_lines(data)
+        got = [(x["revision"], x["op"], x["key"]) for x in lines[1:]]
+        assert got == [(revs["app/x"], "put", "app/x"),
+                       (revs["app/d/e"], "put", "app/d/e"),
+                       (gone, "delete", "app/x")], got
+        os.close(fd)
+        say("a mount of --subdir=app: its .kvfs/events has the changes "
+            "under app only (not app2, not other), with the store's keys")
+    finally:
+        n.stop()
+        unmount(mnt)
+
+
 def main():
     binary = kvfs_binary()
     if not os.path.exists("/dev/fuse"):
@@ -533,6 +567,7 @@ def main():
             part_poll(c, f, leader)
             part_watch(c, f)
         part_small_history(tmp, binary)
+        part_subdir(tmp, binary)
     print("1..1\nok 1 - dotkvfs", flush=True)
 
 
