@@ -39,12 +39,22 @@ static inline bool fs_dot_ino(uint64_t ino)
 
 struct fs_dot_stream;
 
+/* An open file of .kvfs, listed so that what the kernel never released
+ * (files still open at the stop) is freed with the mount: free is
+ * called from fs_dot_free for each still listed. */
+struct fs_dot_open {
+	struct fs_dot_open *prev, *next;
+	void (*free)(struct fs *fs, struct fs_dot_open *o);
+};
+void fs_dot_open_add(struct fs *fs, struct fs_dot_open *o);
+void fs_dot_open_del(struct fs *fs, struct fs_dot_open *o);
+
 /* Hook the store's history and start kvfs-events. 0 or -errno. */
 int fs_dot_start(struct fs *fs);
 /* Stop the thread, unhook, answer the parked reads (EINTR) and drop the
  * poll handles: before the session goes. Twice is fine. */
 void fs_dot_stop(struct fs *fs);
-/* Free what is left (streams the kernel never released). */
+/* Free what is left (open files the kernel never released). */
 void fs_dot_free(struct fs *fs);
 /* A new stream from revision from (>= 1): its first line says where it
  * starts. NULL without memory or without a history to read. */

@@ -30,6 +30,7 @@ static const char *const file_names[] = {"events", "status", "members"};
 
 /* An open file of .kvfs (fi->fh). */
 struct dot_fh {
+	struct fs_dot_open link; /* first: the list's entry is the handle */
 	uint64_t ino;
 	struct fs_dot_stream *s; /* events */
 	char *text;		 /* status, members */
@@ -274,6 +275,16 @@ bool fs_dot_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
 	return refuse_make(req, newparent, newname);
 }
 
+/* Free h (not listed). */
+static void fh_free(struct fs *fs, struct fs_dot_open *o)
+{
+	struct dot_fh *h = (struct dot_fh *)o;
+	if (h->s)
+		fs_dot_stream_close(fs, h->s);
+	free(h->text);
+	free(h);
+}
+
 bool fs_dot_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	if (!fs_dot_ino(ino))
@@ -311,11 +322,11 @@ bool fs_dot_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fi->fh = (uintptr_t)h;
 	fi->direct_io = 1;
 	fi->keep_cache = 0;
+	h->link.free = fh_free;
+	fs_dot_open_add(fs, &h->link);
 	if (fuse_reply_open(req, fi) != 0) {
-		if (h->s)
-			fs_dot_stream_close(fs, h->s);
-		free(h->text);
-		free(h);
+		fs_dot_open_del(fs, &h->link);
+		fh_free(fs, &h->link);
 	}
 	return true;
 }
@@ -366,11 +377,10 @@ bool fs_dot_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (!fs_dot_ino(ino))
 		return false;
 	struct dot_fh *h = (struct dot_fh *)fi->fh;
-	if (h && h->s)
-		fs_dot_stream_close(fs_of(req), h->s);
-	if (h)
-		free(h->text);
-	free(h);
+	if (h) {
+		fs_dot_open_del(fs_of(req), &h->link);
+		fh_free(fs_of(req), &h->link);
+	}
 	fuse_reply_err(req, 0);
 	return true;
 }
