@@ -60,8 +60,9 @@ struct fs_dot {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
 	struct fs_dot_stream *head;
-	uint64_t total;	  /* bytes made for every stream, ever */
-	int64_t mtime_ns; /* when the last line was made */
+	struct fs_dot_open *opens; /* every open file of .kvfs */
+	uint64_t total;		   /* bytes made for every stream, ever */
+	int64_t mtime_ns;	   /* when the last line was made */
 	bool stop, started, hooked;
 	pthread_t thread;
 	pthread_mutex_t kick_mu; /* guards kick, and stop for the thread */
@@ -311,12 +312,42 @@ void fs_dot_stop(struct fs *fs)
 	pthread_mutex_unlock(&d->mu);
 }
 
+void fs_dot_open_add(struct fs *fs, struct fs_dot_open *o)
+{
+	struct fs_dot *d = fs->dot;
+	pthread_mutex_lock(&d->mu);
+	o->prev = NULL;
+	o->next = d->opens;
+	if (d->opens)
+		d->opens->prev = o;
+	d->opens = o;
+	pthread_mutex_unlock(&d->mu);
+}
+
+void fs_dot_open_del(struct fs *fs, struct fs_dot_open *o)
+{
+	struct fs_dot *d = fs->dot;
+	pthread_mutex_lock(&d->mu);
+	if (o->prev)
+		o->prev->next = o->next;
+	else
+		d->opens = o->next;
+	if (o->next)
+		o->next->prev = o->prev;
+	pthread_mutex_unlock(&d->mu);
+}
+
 void fs_dot_free(struct fs *fs)
 {
 	struct fs_dot *d = fs->dot;
 	if (!d)
 		return;
 	fs_dot_stop(fs);
+	while (d->opens) {
+		struct fs_dot_open *o = d->opens;
+		fs_dot_open_del(fs, o);
+		o->free(fs, o);
+	}
 	while (d->head)
 		fs_dot_stream_close(fs, d->head);
 	pthread_cond_destroy(&d->cond);
