@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dotkvfs_int.h"
 #include "fs_int.h"
 
 static void fs_init(void *userdata, struct fuse_conn_info *conn)
@@ -43,19 +44,30 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 /* Each operation through a wrapper that counts and times it
- * (fs_metrics.c): every operation has replied when it returns. */
-#define METERED(op, OP, params, args)                                          \
+ * (fs_metrics.c): every operation has replied when it returns. Those on
+ * .kvfs/ (ops_dotkvfs.c) are answered first and not counted; forget and
+ * statfs need no such check (METERED_ALL). */
+#define METERED_ALL(op, OP, params, args)                                      \
 	static void m_##op params                                              \
 	{                                                                      \
 		uint64_t t0 = kv_mono_ns();                                    \
 		fs_op_##op args;                                               \
 		fs_metric_op(FS_OP_##OP, t0);                                  \
 	}
+#define METERED(op, OP, params, args)                                          \
+	static void m_##op params                                              \
+	{                                                                      \
+		if (fs_dot_##op args)                                          \
+			return;                                                \
+		uint64_t t0 = kv_mono_ns();                                    \
+		fs_op_##op args;                                               \
+		fs_metric_op(FS_OP_##OP, t0);                                  \
+	}
 typedef struct fuse_file_info ffi;
 METERED(lookup, LOOKUP, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
-METERED(forget, FORGET, (fuse_req_t r, fuse_ino_t i, uint64_t n), (r, i, n))
-METERED(forget_multi, FORGET,
-	(fuse_req_t r, size_t c, struct fuse_forget_data *f), (r, c, f))
+METERED_ALL(forget, FORGET, (fuse_req_t r, fuse_ino_t i, uint64_t n), (r, i, n))
+METERED_ALL(forget_multi, FORGET,
+	    (fuse_req_t r, size_t c, struct fuse_forget_data *f), (r, c, f))
 METERED(getattr, GETATTR, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
 METERED(setattr, SETATTR,
 	(fuse_req_t r, fuse_ino_t i, struct stat *a, int s, ffi *fi),
@@ -96,7 +108,7 @@ METERED(readdirplus, READDIR,
 	(r, i, s, o, fi))
 METERED(releasedir, RELEASEDIR, (fuse_req_t r, fuse_ino_t i, ffi *fi),
 	(r, i, fi))
-METERED(statfs, STATFS, (fuse_req_t r, fuse_ino_t i), (r, i))
+METERED_ALL(statfs, STATFS, (fuse_req_t r, fuse_ino_t i), (r, i))
 METERED(setxattr, SETXATTR,
 	(fuse_req_t r, fuse_ino_t i, const char *n, const char *v, size_t s,
 	 int f),
@@ -154,6 +166,8 @@ static const struct fuse_lowlevel_ops fs_ops = {
     .getlk = m_getlk,
     .setlk = m_setlk,
     .flock = m_flock,
+    /* poll: .kvfs/events waits for changes (ops_dotkvfs.c) */
+    .poll = fs_dot_poll,
 };
 
 /* After each applied change (node thread, the store's write lock held):
@@ -313,11 +327,15 @@ int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 		goto err_unmount;
 	if ((ret = fs_locks_start(fs)) != 0)
 		goto err_inval;
+	if ((ret = fs_dot_start(fs)) != 0)
+		goto err_locks;
 	node_watch(n, on_change, fs);
 	fs->watching = true;
 	*out = fs;
 	return 0;
 
+err_locks:
+	fs_locks_stop(fs);
 err_inval:
 	fs_inval_stop(&fs->inval);
 	fs_inval_join(&fs->inval);
@@ -366,6 +384,7 @@ void fs_free(struct fs *fs)
 	if (fs->watching)
 		node_watch(fs->node, NULL, NULL);
 	fs_locks_stop(fs);
+	fs_dot_stop(fs);
 	fs_inval_stop(&fs->inval);
 	if (fs->mounted)
 		fuse_session_unmount(fs->se);
@@ -375,6 +394,7 @@ void fs_free(struct fs *fs)
 	 * stop): their changes were committed by fs_commit_open. */
 	while (fs->handles)
 		fs_handle_forget(fs, fs->handles);
+	fs_dot_free(fs);
 	pthread_mutex_destroy(&fs->handles_lock);
 	fs_itable_close(&fs->itab);
 	free(fs->mountpoint);

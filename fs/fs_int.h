@@ -394,6 +394,7 @@ struct fs {
 	pthread_mutex_t handles_lock;
 	struct fs_handle *handles;
 	struct fs_locks locks;
+	struct fs_dot *dot; /* .kvfs/events (dotkvfs.c) */
 };
 
 /* An open file handle (fuse_file_info.fh): which inode, and how it was

@@ -174,6 +174,9 @@ static bool add_child(struct dirbuf *b, struct fs *fs, struct fs_inode *dir,
 	struct stat st;
 	uint32_t kind = ks->is_dir ? S_IFDIR : ks->mode & S_IFMT;
 
+	/* a key .kvfs from before the rule: hidden by the mount's own */
+	if (dir->ino == FUSE_ROOT_ID && strcmp(name, KV_RESERVED_SEGMENT) == 0)
+		return true;
 	if (!fits(b, name))
 		return false;
 	if (!b->plus) {

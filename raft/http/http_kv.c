@@ -51,6 +51,14 @@ static bool decode_key(struct http_req *r, size_t len, bool allow_empty)
 				"'.' or '..'");
 		return false;
 	}
+	/* a write may not make one (a read or delete of an old one may) */
+	if ((r->method & (HTTP_PUT | HTTP_POST)) &&
+	    kv_key_reserved(r->key, r->klen)) {
+		http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_key",
+			  "a key may not have a segment named .kvfs: every "
+			  "mount keeps that name for its own directory");
+		return false;
+	}
 	return true;
 }
 

@@ -22,6 +22,25 @@
 
 /* ---- the callers' side ---- */
 
+/* Does cmd make or change a key with a reserved segment (kv.h)? A
+ * delete, an rmdir and a rename's source may name one: a key made before
+ * the rule can be removed. An add's counters are NAME below its key. */
+static bool propose_reserved(const struct kv_cmd *cmd)
+{
+	if (!kv_op_has_key(cmd->op) || cmd->op == KV_OP_LOCK)
+		return false;
+	if (cmd->op == KV_OP_RENAME)
+		return kv_key_reserved(cmd->key2, cmd->k2len);
+	if (cmd->op == KV_OP_ADD)
+		for (size_t i = 0; i < cmd->nadd; i++)
+			if (kv_key_reserved(cmd->adds[i].name,
+					    cmd->adds[i].nlen))
+				return true;
+	if (cmd->op == KV_OP_DEL || cmd->op == KV_OP_RMDIR)
+		return false;
+	return kv_key_reserved(cmd->key, cmd->klen);
+}
+
 int propose_check(const struct kv_cmd *cmd)
 {
 	int ret;
@@ -36,6 +55,8 @@ int propose_check(const struct kv_cmd *cmd)
 		if (ret != 0)
 			return ret;
 	}
+	if (propose_reserved(cmd))
+		return -EINVAL;
 	if (cmd->op == KV_OP_PUT && cmd->vlen > KV_MAX_VALUE)
 		return -EFBIG;
 	if (cmd->op == KV_OP_ADD && (cmd->nadd == 0 || cmd->nadd > KV_MAX_ADDS))

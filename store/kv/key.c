@@ -3,7 +3,9 @@
  * A key is a path: valid UTF-8, '/'-separated segments, none empty, "." or
  * "..", no NUL, at most KV_MAX_KEY bytes and KV_MAX_SEGMENT bytes a segment,
  * so every key is also a legal relative file name for the mount. The UTF-8
- * check is the strict one of codec.c (no overlongs, no surrogates). */
+ * check is the strict one of codec.c (no overlongs, no surrogates).
+ * kv_key_reserved names the segment the mounts keep for themselves
+ * (".kvfs"), which new writes may not use (kv.h). */
 #include <errno.h>
 #include <string.h>
 
@@ -36,4 +38,20 @@ int kv_key_check(const char *key, size_t len)
 		seg = i + 1;
 	}
 	return 0;
+}
+
+bool kv_key_reserved(const char *key, size_t len)
+{
+	const size_t rlen = sizeof(KV_RESERVED_SEGMENT) - 1;
+	size_t seg = 0;
+
+	for (size_t i = 0; key && i <= len; i++) {
+		if (i < len && key[i] != '/')
+			continue;
+		if (i - seg == rlen &&
+		    memcmp(key + seg, KV_RESERVED_SEGMENT, rlen) == 0)
+			return true;
+		seg = i + 1;
+	}
+	return false;
 }

@@ -74,6 +74,18 @@ const char *kv_strerror(int err);
 /* 0 if key[0..len) follows the key rules; -EINVAL or -ENAMETOOLONG. */
 int kv_key_check(const char *key, size_t len);
 
+/* The name every mount keeps at its root for itself (docs/mount.md,
+ * ".kvfs/"): no new key may have a segment so named, so no mount's
+ * reserved directory hides a key, whatever its --subdir. The rule is
+ * checked where a write is proposed (every put, mkdir, attribute change
+ * and a rename's target; a delete, an rmdir and a rename's source may
+ * name one, so a key made before the rule can still be removed), not
+ * where entries are applied or a db is read: a log or db from before
+ * stays valid and applies alike on every node. */
+#define KV_RESERVED_SEGMENT ".kvfs"
+/* True if a segment of key[0..len) is KV_RESERVED_SEGMENT. */
+bool kv_key_reserved(const char *key, size_t len);
+
 /* CRC-32C (Castagnoli) of buf, continuing from crc (start with 0). */
 uint32_t kv_crc32c(uint32_t crc, const void *buf, size_t len);
 

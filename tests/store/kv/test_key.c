@@ -105,6 +105,29 @@ static void test_surrogates_are_invalid(void **state)
 	assert_int_equal(check("\xee\x80\x80"), 0);	  /* U+E000 */
 }
 
+static bool reserved(const char *k)
+{
+	return kv_key_reserved(k, strlen(k));
+}
+
+/* .kvfs is the mounts' own (docs/mount.md): any segment so named. */
+static void test_a_kvfs_segment_is_reserved(void **state)
+{
+	(void)state;
+	assert_true(reserved(".kvfs"));
+	assert_true(reserved(".kvfs/events"));
+	assert_true(reserved("a/.kvfs"));
+	assert_true(reserved("a/.kvfs/b"));
+	assert_false(reserved(".kvfsx"));
+	assert_false(reserved("x.kvfs"));
+	assert_false(reserved("a/.kvf"));
+	assert_false(reserved("a/b.kvfs/c"));
+	assert_false(reserved(".kvfs2/a"));
+	assert_false(reserved("kvfs"));
+	/* still a valid key by the rules a db or log is read with */
+	assert_int_equal(check(".kvfs/events"), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -115,6 +138,7 @@ int main(void)
 	    cmocka_unit_test(test_invalid_utf8_is_invalid),
 	    cmocka_unit_test(test_overlong_encodings_are_invalid),
 	    cmocka_unit_test(test_surrogates_are_invalid),
+	    cmocka_unit_test(test_a_kvfs_segment_is_reserved),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
