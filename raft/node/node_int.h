@@ -526,6 +526,11 @@ void reads_answered(struct kv_node *n, const struct raft_read *reads,
 		    size_t count);
 /* Settle the readers waiting for an index now applied here. */
 void reads_settle_applied(struct kv_node *n);
+/* On the thread that delivers m (deliver.c): a leader's answer to one of
+ * this node's rounds, whose index is applied here already, serves the
+ * round's readers at once, without a turn of the node thread. true if m
+ * was used up (the core need not see it). */
+bool reads_answer_direct(struct kv_node *n, const struct raft_message *m);
 /* Publish rd.solo_index from the core (raft_read_is_local), or set it to
  * 0 before appending a configuration change. Node thread. */
 void reads_solo_publish(struct kv_node *n);

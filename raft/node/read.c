@@ -228,6 +228,38 @@ void reads_answered(struct kv_node *n, const struct raft_read *reads,
 	readers_wake(n, woken);
 }
 
+bool reads_answer_direct(struct kv_node *n, const struct raft_message *m)
+{
+	/* The answer is good whatever our term now: the leader confirmed,
+	 * after the round was asked, that it led (raft/core/readindex.c).
+	 * A refusal, or an index not applied yet, goes the node thread's
+	 * way (the appliers are its own). */
+	if (m->type != RAFT_MSG_READ_INDEX_RESP || m->reject ||
+	    store_applied(n->store) < m->index || atomic_load(&n->st.fatal))
+		return false;
+	struct node_reads *rd = &n->rd;
+	struct node_call *woken = NULL;
+	pthread_mutex_lock(&rd->mu);
+	if (m->ctx <= rd->answered || m->ctx > rd->issued) {
+		/* superseded, or of an earlier process: as reads_answered */
+		pthread_mutex_unlock(&rd->mu);
+		return true;
+	}
+	rd->answered = m->ctx;
+	rd->index = m->index;
+	rd->inflight = (unsigned)(rd->issued - rd->answered);
+	readers_take(rd, rd->answered, rd->index, 0, &woken);
+	rd->want = want_round(rd);
+	bool more = rd->want;
+	pthread_mutex_unlock(&rd->mu);
+	/* applied: every reader is answered here (reader_settled's check
+	 * holds for the index taken) */
+	calls_finish_woken(woken);
+	if (more) /* readers who came during the round: the next one */
+		inbox_wake_reads(n);
+	return true;
+}
+
 void reads_settle_applied(struct kv_node *n)
 {
 	struct call_list *l = &n->rd.appliers;
