@@ -43,7 +43,7 @@
  * got through a 3-node cluster on two busy cores, so that one still on
  * its way is not resent (1.6 s more for 16 MiB). */
 #define NODE_RESEND_BYTES_PER_HEARTBEAT (1u << 20)
-#define NODE_READ_PIPELINE		4 /* ReadIndex rounds in flight at once */
+#define NODE_READ_PIPELINE		1 /* ReadIndex rounds in flight (read.c) */
 #define NODE_RETRY_PAUSE_MS		20 /* a write that must wait for a leader */
 #define NODE_COMPACT_TRAIL		5000 /* entries kept in memory after a db */
 #define NODE_MAX_INBOX_MSGS		65536
