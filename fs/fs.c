@@ -321,6 +321,7 @@ int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 		goto err_session;
 	}
 	fs->mounted = true;
+	fs_copies_init(fs);
 	ret = fs_inval_start(&fs->inval, fs->prefix, fs->plen, invalidate_path,
 			     fs);
 	if (ret != 0)

@@ -385,6 +385,7 @@ struct fs {
 	int64_t mount_ns; /* times of directories that have none */
 	char *data_dir;
 	char *mountpoint;
+	unsigned long mnt_id; /* the mount's id in mountinfo, 0 unknown */
 	bool mounted;
 	bool watching;
 	struct fs_itable itab;
@@ -406,6 +407,7 @@ struct fs_handle {
 	bool writable;
 	bool append;  /* O_APPEND: writes go to the end of the buffer */
 	bool commits; /* its close() commits: writable, or it made the file */
+	uint64_t gen; /* the file's gen once opened (O_TRUNC included) */
 	/* Locks taken through it (fs->locks.mu): under which session, the
 	 * last owner, whether it may still hold one, and whether it held
 	 * one when the session was lost. */
@@ -415,6 +417,14 @@ struct fs_handle {
 
 /* Take h off fs's list and free it. */
 void fs_handle_forget(struct fs *fs, struct fs_handle *h);
+
+/* ---- copies.c: descriptors a closing process still holds ---- */
+
+/* Find the mount's id (fs->mnt_id, 0 if unknown) once it is mounted. */
+int fs_copies_init(struct fs *fs);
+/* Does process pid hold a writable descriptor of ino on this mount? false
+ * when that cannot be told. */
+bool fs_copy_held(const struct fs *fs, pid_t pid, fuse_ino_t ino);
 
 /* ---- ctx.c: what every operation uses ---- */
 

@@ -39,6 +39,7 @@ static int add_handle(struct fs *fs, struct fs_file *f, struct fs_inode *in,
 	h->writable = acc != O_RDONLY;
 	h->append = (fi->flags & O_APPEND) != 0;
 	h->commits = h->writable || made;
+	h->gen = f->gen;
 	h->lk_sid = h->lk_owner = 0;
 	h->lk_held = h->lk_lost = false;
 	pthread_mutex_lock(&fs->handles_lock);
@@ -98,8 +99,10 @@ static int open_file(struct fs *fs, struct fs_inode *in,
 		rec = NULL;
 		ret = add_handle(fs, f, in, fi, false);
 		if (ret == 0 && (fi->flags & O_TRUNC) &&
-		    (fi->flags & O_ACCMODE) != O_RDONLY)
+		    (fi->flags & O_ACCMODE) != O_RDONLY) {
 			ret = fs_file_truncate(f, 0, fs_now());
+			handle_of(fi)->gen = f->gen;
+		}
 	}
 	pthread_mutex_unlock(&f->lock);
 	kv_rec_unref(rec);
@@ -279,6 +282,24 @@ void fs_op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size,
 
 static void remove_excl(struct fs *fs, struct fs_inode *in, uint64_t rev);
 
+/* A close that changed nothing since its open (the open's own create or
+ * O_TRUNC aside) while the closing process still holds a writable copy of
+ * the file: the shell's "> f" (open, dup2 onto fd 1, close the original,
+ * then write). Committing here would cost an entry for an empty file
+ * that the copy's close replaces at once; that close commits instead
+ * (and the last release, if nothing closes it). Not on a file locked
+ * through this node since it was opened: POSIX locks go at this close,
+ * and the next holder must read what the open did. */
+static bool left_to_copy(fuse_req_t req, struct fs_handle *h)
+{
+	struct fs_file *f = h->in->file;
+	pthread_mutex_lock(&f->lock);
+	bool idle = fs_file_dirty(f) && !f->poison && f->gen == h->gen &&
+		    f->lock_key == NULL;
+	pthread_mutex_unlock(&f->lock);
+	return idle && fs_copy_held(h->fs, fuse_req_ctx(req)->pid, h->in->ino);
+}
+
 /* Every close() of a descriptor: commits if it could write (or made the
  * file), then lets go of the POSIX locks its owner holds on the file
  * (after the commit: the next holder reads what was written). A
@@ -291,9 +312,9 @@ void fs_op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_handle *h = handle_of(fi);
 	struct fs *fs = fs_of(req);
-	int ret = fs_lock_lost(fs, h) ? -EIO
-		  : h->commits	      ? fs_commit(fs, h->in)
-				      : 0;
+	int ret = fs_lock_lost(fs, h)			? -EIO
+		  : !h->commits || left_to_copy(req, h) ? 0
+							: fs_commit(fs, h->in);
 	struct fs_file *f = h->in->file;
 	uint64_t excl = 0;
 

@@ -67,18 +67,31 @@ static void share(struct raft_message *m)
 int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count,
 		 size_t bytes)
 {
+	size_t kept = 0;
+	uint64_t from = count ? msgs[0].from : 0;
 	for (size_t i = 0; i < count; i++) {
 		if (msgs[i].type == RAFT_MSG_PROPOSE)
 			forward_check(&msgs[i]);
 		predecode(n, &msgs[i]);
 		share(&msgs[i]);
+		/* answers to our read rounds serve their readers here */
+		if (!reads_answer_direct(n, &msgs[i]))
+			msgs[kept++] = msgs[i];
 	}
+	if (kept == 0) {
+		peer_msgs_free(msgs, 0);
+		if (from) {
+			peers_note_received(n->peers, from, bytes);
+			heard(n, from);
+		}
+		return 0;
+	}
+	count = kept;
 	struct inmsg *m = malloc(sizeof(*m));
 	if (!m) {
 		peer_msgs_free(msgs, count);
 		return -ENOMEM;
 	}
-	uint64_t from = count ? msgs[0].from : 0;
 	if (from)
 		peers_note_received(n->peers, from, bytes);
 	*m = (struct inmsg){.msgs = msgs, .n = count};

@@ -43,7 +43,7 @@
  * got through a 3-node cluster on two busy cores, so that one still on
  * its way is not resent (1.6 s more for 16 MiB). */
 #define NODE_RESEND_BYTES_PER_HEARTBEAT (1u << 20)
-#define NODE_READ_PIPELINE		4 /* ReadIndex rounds in flight at once */
+#define NODE_READ_PIPELINE		1 /* ReadIndex rounds in flight (read.c) */
 #define NODE_RETRY_PAUSE_MS		20 /* a write that must wait for a leader */
 #define NODE_COMPACT_TRAIL		5000 /* entries kept in memory after a db */
 #define NODE_MAX_INBOX_MSGS		65536
@@ -536,6 +536,11 @@ void reads_answered(struct kv_node *n, const struct raft_read *reads,
 		    size_t count);
 /* Settle the readers waiting for an index now applied here. */
 void reads_settle_applied(struct kv_node *n);
+/* On the thread that delivers m (deliver.c): a leader's answer to one of
+ * this node's rounds, whose index is applied here already, serves the
+ * round's readers at once, without a turn of the node thread. true if m
+ * was used up (the core need not see it). */
+bool reads_answer_direct(struct kv_node *n, const struct raft_message *m);
 /* Publish rd.solo_index from the core (raft_read_is_local), or set it to
  * 0 before appending a configuration change. Node thread. */
 void reads_solo_publish(struct kv_node *n);

@@ -487,6 +487,7 @@ def one_entry_per_file(n):
     check_eq("test_o_excl_create_write_close_is_two_entries", 2, n.entries(excl))
     check_eq("test_o_excl_of_an_existing_file_is_EEXIST", "EEXIST",
              errno_of(os.open, os.path.join(d, "x"), os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    shell_redirections(n, d)
     fd = os.open(os.path.join(d, "open"), os.O_WRONLY | os.O_CREAT, 0o644)
     os.write(fd, b"not yet")
     check("test_a_new_open_file_is_listed_and_stats_here",
@@ -498,6 +499,53 @@ def one_entry_per_file(n):
                                os.unlink(os.path.join(d, "x")), os.rmdir(d))))
     os.close(fd)
     check_eq("test_it_is_in_the_store_after_close", b"not yet", n.http_get("entries/open"))
+
+
+def shell_redirections(n, d):
+    """The shell's "> f": open, dup2 onto fd 1, close the original, write,
+    close. The first close wrote nothing and fd 1 still holds the file:
+    one entry per written file all the same, new or overwritten."""
+    def sh(shell, script):
+        return lambda: subprocess.run([shell, "-c", script], check=True)
+    b, s, e = (os.path.join(d, x) for x in ("b", "s", "e"))
+    check_eq("test_bash_echo_into_a_new_file_is_one_entry", 1,
+             n.entries(sh("bash", "echo v > " + b)))
+    check_eq("test_bash_echo_over_a_file_is_one_entry", 1,
+             n.entries(sh("bash", "echo w > " + b)))
+    check_eq("test_and_the_store_holds_what_it_wrote", b"w\n", n.http_get("entries/b"))
+    check_eq("test_an_external_command_under_bash_redirection_is_one_entry", 1,
+             n.entries(sh("bash", "/bin/echo x > " + b)))
+    check_eq("test_sh_printf_into_a_new_file_is_one_entry", 1,
+             n.entries(sh("sh", "printf v > " + s)))
+    check_eq("test_sh_printf_over_a_file_is_one_entry", 1,
+             n.entries(sh("sh", "printf w > " + s)))
+    check_eq("test_and_the_store_holds_what_printf_wrote", b"w", n.http_get("entries/s"))
+    # Nothing written: the redirection's last close still commits, at once.
+    check_eq("test_an_empty_redirection_to_a_new_file_is_one_entry", 1,
+             n.entries(sh("bash", ": > " + e)))
+    check_eq("test_and_the_empty_file_is_in_the_store_at_its_close", b"",
+             n.http_get("entries/e"))
+    sh("bash", ": > " + b)()
+    check_eq("test_an_empty_redirection_over_a_file_empties_it_at_its_close", b"",
+             n.http_get("entries/b"))
+    # A copy that wrote commits at its own close, the original still open.
+    fd = os.open(b, os.O_WRONLY | os.O_TRUNC)
+    fd2 = os.dup(fd)
+    os.write(fd2, b"copy")
+    os.close(fd2)
+    check_eq("test_a_close_of_a_copy_that_wrote_commits", b"copy", n.http_get("entries/b"))
+    os.close(fd)
+    # A copy that wrote nothing, the original closed first: the close of
+    # the copy commits the truncation.
+    fd = os.open(b, os.O_WRONLY | os.O_TRUNC)
+    fd2 = os.dup(fd)
+    os.close(fd)
+    check_eq("test_a_truncating_open_closed_while_a_copy_is_open_waits_for_it",
+             b"copy", n.http_get("entries/b"))
+    os.close(fd2)
+    check_eq("test_and_the_close_of_the_copy_commits_it", b"", n.http_get("entries/b"))
+    for x in (b, s, e):
+        os.unlink(x)
 
 
 def stopping(h):

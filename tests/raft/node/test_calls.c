@@ -10,14 +10,18 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include <cmocka.h>
 
+#include "raft.h"
 #include "tnode.h"
 
 static char datadir[] = "/tmp/kvfs-test-calls-XXXXXX";
@@ -144,6 +148,95 @@ test_node_stop_answers_every_blocking_call_shutting_down(void **state)
 	node_close(n);
 }
 
+/* ---- read rounds answered on the delivering thread (read.c) ---- */
+
+struct reader {
+	struct kv_node *n;
+	int ret;
+	atomic_bool done;
+};
+
+static void *reader_main(void *arg)
+{
+	struct reader *r = arg;
+	r->ret = node_read_barrier(r->n, true);
+	atomic_store(&r->done, true);
+	return NULL;
+}
+
+/* Deliver READ_INDEX_RESP for rounds first..last at index, as from
+ * member 2 in term 0. */
+static void deliver_answers(struct kv_node *n, uint64_t first, uint64_t last,
+			    uint64_t index)
+{
+	while (first <= last) {
+		size_t c = last - first + 1 > 1000 ? 1000 : last - first + 1;
+		struct raft_message *m = calloc(c, sizeof(*m));
+		assert_non_null(m);
+		for (size_t i = 0; i < c; i++)
+			m[i] = (struct raft_message){
+			    .type = RAFT_MSG_READ_INDEX_RESP,
+			    .from = 2,
+			    .to = 1,
+			    .ctx = first + i,
+			    .index = index};
+		node_deliver(n, m, c, 64 * c);
+		first += c;
+	}
+}
+
+/* A reader waits on the lonely node (which never leads: it issues a
+ * round every tick, and each fails for want of a leader) while answers
+ * to rounds are delivered as from a leader, again and again until the
+ * reader is answered: what it was answered. The rounds count up from the
+ * wall clock's microseconds when the node was opened (node.c), so
+ * "round 1" (rel 1) is an answer to every number from just before the
+ * open to just after it: one of them is the node's first round. The
+ * answers' term is 0, older than the candidate's: the core drops them;
+ * only the delivering thread's path (reads_answer_direct) can use them. */
+static int read_answered_by(uint64_t rel, uint64_t index)
+{
+	uint64_t w0 = (uint64_t)kv_wall_ns() / 1000;
+	struct kv_node *n = open_node(true, 800);
+	uint64_t w1 = (uint64_t)kv_wall_ns() / 1000;
+	struct reader r = {.n = n, .ret = 1};
+	pthread_t t;
+	assert_int_equal(pthread_create(&t, NULL, reader_main, &r), 0);
+	struct timespec due = kv_deadline(5000);
+	while (!atomic_load(&r.done) && !kv_past(&due)) {
+		deliver_answers(n, w0 + rel, w1 + rel, index);
+		struct timespec pause = {0, 5 * 1000 * 1000};
+		nanosleep(&pause, NULL); /* the next try, not a sync */
+	}
+	pthread_join(t, NULL);
+	node_close(n);
+	return r.ret;
+}
+
+static void test_an_answer_to_a_round_serves_its_reader_at_once(void **state)
+{
+	(void)state;
+	/* round 1 is issued within a tick of the reader's arrival; index 0
+	 * is applied on a new node */
+	assert_int_equal(read_answered_by(1, 0), 0);
+}
+
+static void
+test_an_answer_for_an_index_not_applied_here_does_not_serve(void **state)
+{
+	(void)state;
+	/* the reader waits for its index, never applied: no quorum at its
+	 * deadline */
+	assert_int_equal(read_answered_by(1, 1000), KV_ENOQUORUM);
+}
+
+static void test_an_answer_to_a_round_never_issued_does_not_serve(void **state)
+{
+	(void)state;
+	/* a round of another process's numbering (or a forged one) */
+	assert_int_equal(read_answered_by(UINT64_MAX / 4, 0), KV_ENOQUORUM);
+}
+
 static int each(void **state)
 {
 	(void)state;
@@ -175,6 +268,13 @@ int main(void)
 		each),
 	    cmocka_unit_test_setup(
 		test_node_stop_answers_every_blocking_call_shutting_down, each),
+	    cmocka_unit_test_setup(
+		test_an_answer_to_a_round_serves_its_reader_at_once, each),
+	    cmocka_unit_test_setup(
+		test_an_answer_for_an_index_not_applied_here_does_not_serve,
+		each),
+	    cmocka_unit_test_setup(
+		test_an_answer_to_a_round_never_issued_does_not_serve, each),
 	};
 	return cmocka_run_group_tests_name("calls", tests, setup, teardown);
 }
