@@ -37,12 +37,15 @@ enum field {
 	F_LS,
 	F_LE,
 	F_IF_SID,
+	/* version 4 */
+	F_LEASE,
+	F_TTL,
 	N_FIELDS
 };
 #define B(f)  (1u << (f))
 #define OWNER (B(F_UID) | B(F_GID))
 
-#define N_OPS (KV_OP_SESS_END + 1)
+#define N_OPS (KV_OP_LEASE_REVOKE + 1)
 /* By op: its name in the JSON, and the fields it may carry. */
 extern const char *const kv_cmd_op_names[N_OPS];
 extern const unsigned kv_cmd_op_allowed[N_OPS];

@@ -416,7 +416,7 @@ static void test_malformed_commands_are_rejected(void **state)
 static void test_other_versions_are_refused_as_version_errors(void **state)
 {
 	(void)state;
-	assert_int_equal(decode("{\"v\":4,\"op\":\"noop\"}"), KV_EVERSION);
+	assert_int_equal(decode("{\"v\":5,\"op\":\"noop\"}"), KV_EVERSION);
 	assert_int_equal(decode("{\"v\":0,\"op\":\"noop\",\"new\":[1]}"),
 			 KV_EVERSION);
 	assert_int_equal(decode("{\"v\":1,\"op\":\"noop\"}"), 0);
