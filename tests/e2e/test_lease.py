@@ -16,6 +16,9 @@
 3. Revoke: DELETE /lease/ID deletes its keys at once (gone in the answer's
    wake on the member that answered, and for linearizable reads on the
    others); unknown ids are 404, bad TTLs and ids 400.
+3b. Last-moment keep-alives: 30 one-second leases, each kept alive once
+   through the leader as its TTL runs out: an acknowledged keep-alive
+   keeps its key (the expiry is conditional), a late one is 404.
 4. ?ttl sugar: PUT /kv/k?ttl=2 puts the key on a lease of its own (shown
    by GET /kv/k's X-Kvfs-Lease and GET /lease/ID), which expires as in 1.
 5. The mount: setfattr user.kvfs.ttl puts a file on a fresh lease,
@@ -221,6 +224,55 @@ def test_failover(c, tmp):
           % (leader, new, latest))
 
 
+def test_last_moment_keepalives(c):
+    """Keep-alives sent to the leader as its TTL runs out, so that some
+    reach the log just before the leader's expiry of the same lease: the
+    expiry is conditional, so a keep-alive that was acknowledged keeps the
+    key for TTL from when it was sent; one that came too late is 404."""
+    leader = c[leader_of(c)]
+    n = 30
+    leases = []
+    for i in range(n):
+        t0 = time.monotonic()
+        lid = grant(leader, 1)
+        t1 = time.monotonic()
+        s, _, b = leader.request("PUT", "/kv/race/k%d?lease=%d" % (i, lid),
+                                 body=b"v")
+        assert s in (200, 201), (s, b)
+        leases.append((i, lid, t0, t1))
+    out = {}
+
+    def one(i, lid, t0, t1):
+        # from 0.9 s to 1.11 s after the grant was answered
+        at = t1 + 0.9 + 0.007 * i
+        time.sleep(max(0.0, at - time.monotonic()))
+        r = keepalive(leader, lid)
+        if r is None:
+            out[i] = ("late", None)
+            return
+        sent = r[0]
+        time.sleep(max(0.0, sent + 0.5 - time.monotonic()))
+        s, _, _ = leader.get("race/k%d" % i, local=True, timeout=5)
+        out[i] = ("kept" if s == 200 else "lost", time.monotonic() - sent)
+    ts = [threading.Thread(target=one, args=x) for x in leases]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    lost = [(i, v[1]) for i, v in out.items()
+            if v[0] == "lost" and v[1] < 1.0]
+    assert not lost, (
+        "acknowledged keep-alives whose keys were deleted before TTL from "
+        "their send (key, seconds after): %s" % lost)
+    kept = sum(1 for v in out.values() if v[0] == "kept")
+    late = sum(1 for v in out.values() if v[0] == "late")
+    for i, lid, _, _ in leases:
+        leader.request("DELETE", "/lease/%d" % lid)
+    print("ok   - %d keep-alives at the last moment: %d acknowledged kept "
+          "their key, %d came after the expiry (404), none acknowledged "
+          "and then lost" % (n, kept, late))
+
+
 def test_revoke_and_errors(c):
     lease = grant(c[2], 60)
     for i in range(3):
@@ -365,6 +417,7 @@ def main():
             leader_of(c)
             test_revoke_and_errors(c)
             test_expiry(c)
+            test_last_moment_keepalives(c)
             test_ttl_sugar(c)
             test_mount(c)
             test_failover(c, tmp)
