@@ -13,6 +13,10 @@
    every live member through the election and after (a new leader counts
    every lease from its office plus an election timeout). Once they stop,
    the keys go; the killed member, restarted, has none of them either.
+2b. A client that kept alive through the leader itself, which dies; it
+   reaches another member 2.3 s after the kill (past its TTL, within the
+   TTL plus the election timeout a new leader gives every lease): its
+   lease is still there.
 3. Revoke: DELETE /lease/ID deletes its keys at once (gone in the answer's
    wake on the member that answered, and for linearizable reads on the
    others); unknown ids are 404, bad TTLs and ids 400.
@@ -93,7 +97,7 @@ class Watch:
         self.gone = {}  # (id, key) -> first answer of a read that did not
         self.stop = threading.Event()
         self.errors = []
-        self.t = threading.Thread(target=self.run)
+        self.t = threading.Thread(target=self.run, daemon=True)
 
     def poll_once(self):
         for n in self.nodes:
@@ -198,7 +202,7 @@ def test_failover(c, tmp):
             else:
                 stop.wait(1.5)
     w = Watch(live, keys)
-    kt = threading.Thread(target=keeper)
+    kt = threading.Thread(target=keeper, daemon=True)
     kt.start()
     w.t.start()
     try:
@@ -279,6 +283,47 @@ def test_last_moment_keepalives(c):
     print("ok   - keep-alives streamed as 40 one-second TTLs ran out: %d "
           "leases kept, %d expired first (their later keep-alives 404), "
           "no acknowledged keep-alive lost its key" % (kept, expired))
+
+
+def test_failover_silent_client(c):
+    """A client that kept its lease alive through the leader itself: the
+    leader dies right after answering, and the client reaches another
+    member only 2.3 s after the kill, past TTL from its last keep-alive.
+    The new leader took office after the kill and counts every lease from
+    its office plus an election timeout, so the lease is still there: the
+    keep-alive is acknowledged and no member lost a key meanwhile."""
+    leader = leader_of(c)
+    lease = grant(c[leader], int(TTL))
+    keys = ["fs/k%d" % i for i in range(2)]
+    for k in keys:
+        s, _, b = c[leader].request("PUT", "/kv/%s?lease=%d" % (k, lease),
+                                    body=b"v")
+        assert s in (200, 201), (s, b)
+    live = [n for n in c.nodes.values() if n.id != leader]
+    w = Watch(live, keys)
+    assert keepalive(c[leader], lease), "keep-alive through the leader"
+    c[leader].kill9()
+    killed = time.monotonic()
+    w.t.start()
+    # the client's own failover: it tries another member later
+    time.sleep(max(0.0, killed + 2.3 - time.monotonic()))
+    r = keepalive(live[0], lease)
+    late = time.monotonic() - killed
+    w.stop.set()
+    w.t.join()
+    assert not w.errors, w.errors[:3]
+    assert r, ("the keep-alive %.2f s after the kill found the lease gone: "
+               "the new leader did not extend it" % late)
+    assert not w.gone, ("keys deleted across the failover: %s"
+                        % sorted(w.gone))
+    s, _, b = live[1].request("DELETE", "/lease/%d" % lease)
+    assert s == 200, (s, b)
+    c[leader].start()
+    wait_for(lambda: all(c[leader].get(k, local=True)[0] == 404
+                         for k in keys), 60, "the restarted member caught up")
+    print("ok   - a client silent for 2.3 s after the leader it talked to "
+          "was killed (node %d) still finds its 2 s lease: the new leader "
+          "extended it" % leader)
 
 
 def test_revoke_and_errors(c):
@@ -429,6 +474,7 @@ def main():
             test_ttl_sugar(c)
             test_mount(c)
             test_failover(c, tmp)
+            test_failover_silent_client(c)
             st = [n.status() for n in c.nodes.values()]
             assert all(s["leased_keys"] == 0 for s in st), st
 
