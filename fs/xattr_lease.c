@@ -33,7 +33,7 @@ int fs_lease_attr(struct fs *fs, struct fs_inode *in, const char *name,
 	ret = store_get(node_store(fs->node), key, klen, &rec);
 	if (ret != 0)
 		return ret == -ENOENT || ret == -EISDIR ? -ENODATA
-							 : fs_errno(ret);
+							: fs_errno(ret);
 	uint64_t id = rec->lease;
 	kv_rec_unref(rec);
 	if (id == 0)
