@@ -40,6 +40,10 @@ int ctl_watch(const struct ctl *c, const char *prefix, uint64_t since,
 int ctl_del(const struct ctl *c, const char *key, bool recursive);
 int ctl_ls(const struct ctl *c, const char *dir, bool recursive);
 
+/* kvfsctl_lease.c: lease grant TTL | keep-alive [--once] ID | revoke ID |
+ * get ID | ls; 2 for bad usage. */
+int ctl_lease(const struct ctl *c, int nargs, char **argv);
+
 /* kvfsctl_health.c */
 int ctl_health(const struct ctl *c);
 

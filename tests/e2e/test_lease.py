@@ -29,10 +29,15 @@
 5. The mount: setfattr user.kvfs.ttl puts a file on a fresh lease,
    getfattr user.kvfs.ttl shows what is left of it, a write through the
    mount keeps it, and with a 2 s TTL the file goes from every mount.
+6. kvfsctl (the second argument): lease grant, put --lease and --ttl,
+   lease ls, keep-alive --once, get, revoke.
+Usage: test_lease.py KVFS [KVFSCTL]
 """
 import errno
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -461,6 +466,43 @@ def test_mount(c):
           "from every node %.2f s later and from every mount" % (left, latest))
 
 
+def test_kvfsctl(c, kvfsctl):
+    node = "127.0.0.1:%d" % c[2].port
+
+    def ctl(*args):
+        p = subprocess.run([kvfsctl, "--node=" + node] + list(args),
+                           capture_output=True, timeout=30)
+        return p.returncode, p.stdout.decode(), p.stderr.decode()
+    rc, out, err = ctl("lease", "grant", "60")
+    assert rc == 0, (rc, out, err)
+    lease = int(out)
+    rc, out, err = ctl("put", "--lease=%d" % lease, "ctl/a", "va")
+    assert rc == 0, (rc, out, err)
+    rc, out, err = ctl("put", "--ttl=60", "ctl/b", "vb")
+    assert rc == 0, (rc, out, err)
+    s, h, _ = c[1].get("ctl/b")
+    assert s == 200 and "X-Kvfs-Lease" in h, (s, h)
+    rc, out, err = ctl("lease", "ls")
+    assert rc == 0 and ("%d " % lease) in out, (rc, out, err)
+    rc, out, err = ctl("lease", "keep-alive", "--once", str(lease))
+    assert rc == 0 and "kept alive, ttl 60" in out, (rc, out, err)
+    rc, out, err = ctl("lease", "get", str(lease))
+    assert rc == 0 and json.loads(out)["keys"] == ["ctl/a"], (rc, out)
+    rc, out, err = ctl("lease", "revoke", str(lease))
+    assert rc == 0, (rc, out, err)
+    assert c[1].get("ctl/a")[0] == 404
+    rc, out, err = ctl("lease", "keep-alive", str(lease))
+    assert rc == 1 and "no such lease" in err, (rc, out, err)
+    rc, out, err = ctl("lease", "grant", "0")
+    assert rc == 2, (rc, out, err)
+    rc, out, err = ctl("lease", "grant", "2592001")
+    assert rc == 1, (rc, out, err)
+    rc, out, err = ctl("lease", "revoke", h["X-Kvfs-Lease"])
+    assert rc == 0 and c[3].get("ctl/b")[0] == 404, (rc, out, err)
+    print("ok   - kvfsctl lease grant, put --lease and --ttl, lease ls, "
+          "keep-alive --once, get, revoke; a gone lease and bad TTLs fail")
+
+
 def main():
     binary = kvfs_binary()
     with TempDir() as tmp:
@@ -469,14 +511,18 @@ def main():
             c.start()
             leader_of(c)
             test_revoke_and_errors(c)
+            if len(sys.argv) > 2:
+                test_kvfsctl(c, sys.argv[2])
             test_expiry(c)
             test_last_moment_keepalives(c)
             test_ttl_sugar(c)
             test_mount(c)
             test_failover(c, tmp)
             test_failover_silent_client(c)
-            st = [n.status() for n in c.nodes.values()]
-            assert all(s["leased_keys"] == 0 for s in st), st
+            wait_for(lambda: all(n.status()["leased_keys"] == 0 and
+                                 n.status()["applied_index"] > 0
+                                 for n in c.nodes.values()), 30,
+                     "no key on a lease on any member")
 
 
 if __name__ == "__main__":
