@@ -437,6 +437,16 @@ int fs_barrier(struct fs *fs);
 /* Propose cmd and wait: the command's outcome or the node's error, as
  * -errno; *rev (may be NULL) the entry's index. */
 int fs_propose(struct fs *fs, struct kv_cmd *cmd, uint64_t *rev);
+
+/* xattr_lease.c: user.kvfs.ttl and user.kvfs.lease (a file's lease). Is
+ * name one of them; its value into out[0..cap) (its length, or -ENODATA:
+ * no lease); setting user.kvfs.ttl to N puts the file on a new lease of
+ * N seconds (0 or -errno). */
+bool fs_lease_attr_name(const char *name);
+int fs_lease_attr(struct fs *fs, struct fs_inode *in, const char *name,
+		  char *out, size_t cap);
+int fs_lease_set(struct fs *fs, struct fs_inode *in, const char *name,
+		 const char *value, size_t size);
 /* The key of inode ino's child name, checked: 0, -EINVAL, -ENAMETOOLONG.
  * out holds KV_MAX_KEY + 1 bytes. */
 int fs_child_key(struct fs *fs, struct fs_inode *dir, const char *name,

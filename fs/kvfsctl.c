@@ -51,7 +51,10 @@ static void usage(FILE *f)
 	    "caught-up\n"
 	    "                       voter (needs what remove needs)\n"
 	    "  get KEY              print KEY's value\n"
-	    "  put KEY VALUE|-      set KEY (- reads the value from stdin)\n"
+	    "  put [--ttl=SECONDS|--lease=ID] KEY VALUE|-\n"
+	    "                       set KEY (- reads the value from stdin); "
+	    "on a\n"
+	    "                       lease of its own, or on lease ID\n"
 	    "  del [-r] KEY         delete KEY (-r: a directory and all "
 	    "below it)\n"
 	    "  ls [-r] [DIR]        list DIR (default the top; -r: every key "
@@ -72,6 +75,15 @@ static void usage(FILE *f)
 	    "                       [then] OPS [else OPS], OPS of get KEY, "
 	    "put KEY\n"
 	    "                       VALUE, del KEY, del-range DIR\n"
+	    "  lease grant TTL      a new lease of TTL seconds; prints its "
+	    "id\n"
+	    "  lease keep-alive [--once] ID\n"
+	    "                       renew lease ID every third of its TTL "
+	    "until\n"
+	    "                       interrupted (exit 1 once it is gone)\n"
+	    "  lease revoke ID      end lease ID: its keys are deleted\n"
+	    "  lease get ID | ls    a lease (TTL, seconds left, keys), every "
+	    "lease\n"
 	    "  snapshot save FILE   save a backup of every key (needs the "
 	    "cluster\n"
 	    "                       token or an admin token); kvfs "
@@ -410,9 +422,17 @@ static int read_stdin(char **out, size_t *len)
 	return 0;
 }
 
-static int cmd_put(const struct ctl *c, const char *key, const char *value)
+/* put KEY VALUE, with query (NULL, or "?ttl=N" or "?lease=ID") after
+ * the key. */
+static int cmd_put(const struct ctl *c, const char *key, const char *value,
+		   const char *query)
 {
-	char *path = ctl_kv_path(key), *resp = NULL, *data = NULL;
+	char *kpath = ctl_kv_path(key), *resp = NULL, *data = NULL;
+	size_t plen = kpath ? strlen(kpath) + (query ? strlen(query) : 0) : 0;
+	char *path = kpath ? malloc(plen + 1) : NULL;
+	if (path)
+		snprintf(path, plen + 1, "%s%s", kpath, query ? query : "");
+	free(kpath);
 	const char *body = value;
 	size_t len = strlen(value);
 	long status = 0;
@@ -510,7 +530,28 @@ static int run(struct ctl *c, const char *cmd, int nargs, char **argv)
 	if (strcmp(cmd, "get") == 0 && nargs == 1)
 		return cmd_get(c, argv[0]);
 	if (strcmp(cmd, "put") == 0 && nargs == 2)
-		return cmd_put(c, argv[0], argv[1]);
+		return cmd_put(c, argv[0], argv[1], NULL);
+	if (strcmp(cmd, "put") == 0 && nargs == 3 &&
+	    (strncmp(argv[0], "--ttl=", 6) == 0 ||
+	     strncmp(argv[0], "--lease=", 8) == 0)) {
+		char q[48];
+		const char *v = strchr(argv[0], '=') + 1;
+		if (strlen(v) == 0 || strlen(v) > 20 ||
+		    strspn(v, "0123456789") != strlen(v)) {
+			fprintf(stderr, "kvfsctl: put: %s is not a number\n",
+				argv[0]);
+			return EXIT_USAGE;
+		}
+		snprintf(q, sizeof q, "?%s=%s",
+			 argv[0][2] == 't' ? "ttl" : "lease", v);
+		return cmd_put(c, argv[1], argv[2], q);
+	}
+	if (strcmp(cmd, "lease") == 0) {
+		int rc = ctl_lease(c, nargs, argv);
+		if (rc == EXIT_USAGE)
+			usage(stderr);
+		return rc;
+	}
 	bool rec = nargs >= 1 && strcmp(argv[0], "-r") == 0;
 	if (strcmp(cmd, "del") == 0 && nargs == 1 + rec)
 		return ctl_del(c, argv[rec], rec);

@@ -48,6 +48,9 @@ int ctl_txn(const struct ctl *c, const char *file);
 /* The same from words ("if KEY TARGET OP VALUE", "then", "else", "get
  * KEY", "put KEY VALUE", "del KEY", "del-range DIR"); 2 for bad words. */
 int ctl_txn_words(const struct ctl *c, int n, char **w);
+/* kvfsctl_lease.c: lease grant TTL | keep-alive [--once] ID | revoke ID |
+ * get ID | ls; 2 for bad usage. */
+int ctl_lease(const struct ctl *c, int nargs, char **argv);
 
 /* kvfsctl_health.c */
 int ctl_health(const struct ctl *c);

@@ -113,13 +113,14 @@ static void progress(const char *what, size_t done, size_t total, bool end)
 
 /* One record line of a backup as an export line on out: regular files
  * only. 1 written, 0 skipped (not a file), 2 not a record (the lock
- * table's sessions and locks, which an export leaves out), -1
- * malformed. */
+ * table's sessions and locks and the leases, which an export leaves
+ * out: an imported key is on no lease), -1 malformed. */
 static int export_rec(FILE *out, const char *line, size_t len)
 {
 	cJSON *r = kv_json_parse(line, len);
 	if (cJSON_GetObjectItemCaseSensitive(r, "sess") ||
-	    cJSON_GetObjectItemCaseSensitive(r, "lock")) {
+	    cJSON_GetObjectItemCaseSensitive(r, "lock") ||
+	    cJSON_GetObjectItemCaseSensitive(r, "ttl")) {
 		cJSON_Delete(r);
 		return 2;
 	}

@@ -6,7 +6,8 @@
  * of its next commit), read after a read barrier. "user.kvfs.rev" and
  * "user.kvfs.create_rev" are computed from the key's revisions, read-only
  * and not listed (so copying tools do not carry them along); the
- * "user.kvfs." names are kept for such attributes (a TTL, later). The
+ * "user.kvfs." names are kept for such attributes: user.kvfs.ttl and
+ * user.kvfs.lease, a file's lease, are xattr_lease.c's. The
  * other namespaces (security., trusted., system.) are answered at once,
  * with no lock, barrier or commit, as a filesystem without them would:
  * EOPNOTSUPP, the namespace is not supported. That matters: the kernel
@@ -132,6 +133,8 @@ static int kvfs_attr(struct fs *fs, struct fs_inode *in, const char *name,
 	bool rev = strcmp(name, KV_XATTR_RESERVED "rev") == 0;
 	int ret;
 
+	if (fs_lease_attr_name(name)) /* user.kvfs.ttl, user.kvfs.lease */
+		return fs_lease_attr(fs, in, name, out, cap);
 	if (!rev && strcmp(name, KV_XATTR_RESERVED "create_rev") != 0)
 		return -ENODATA;
 	if ((ret = fs_key_of(fs, in, key, &klen)) != 0 ||
@@ -243,6 +246,8 @@ static int change_xattr(struct fs *fs, struct fs_inode *in, const char *name,
 
 	if (ns == NS_OTHER || ns == NS_UNKNOWN)
 		return -EOPNOTSUPP; /* the namespace is not supported */
+	if (ns == NS_KVFS && fs_lease_attr_name(name))
+		return fs_lease_set(fs, in, name, value, size);
 	if ((ret = kv_xattr_name_check(name, strlen(name))) != 0)
 		return ret;
 	struct fs_file *f = fs_inode_peek(&fs->itab, in);

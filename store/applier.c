@@ -44,17 +44,23 @@ static bool apply_one(struct store *st, const struct store_entry *e,
 	}
 	*res = (struct kv_result){.err = 0, .rev = e->index};
 	if (e->type == STORE_ENTRY_CMD) {
+		struct kv_list revoked; /* a revoke's keys, for watches */
 		if (cmd_err) {
 			res->err = cmd_err;
-		} else if (map_apply(st->map, e->index, cmd, res, on_change,
+		} else if (lease_revoke_keys(st, cmd, &revoked) != 0 ||
+			   map_apply(st->map, e->index, cmd, res, on_change,
 				     st) != 0) {
+			kv_list_clear(&revoked);
 			store_fail(st, -ENOMEM, "applying an entry");
 			return false;
 		} else if (res->err == 0 && cmd->op == KV_OP_TXN) {
 			hist_add_txn(st, e->index, cmd, res->txn);
 		} else if (res->err == 0) {
 			hist_add(st, e->index, cmd);
+			lease_revoke_events(st, e->index, &revoked);
 		}
+		if (!cmd_err)
+			kv_list_clear(&revoked);
 	} else if (e->type == STORE_ENTRY_CONFIG) {
 		char *c = store_conf_to_json(e->data, e->len);
 		if (!c) {

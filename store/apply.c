@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include "apply_int.h"
+#include "leases.h"
 #include "locks.h"
 
 /* ---- put, del, mkdir, rmdir ---- */
@@ -85,9 +86,9 @@ static int put_check(const struct map *m, const struct kv_cmd *cmd,
 	    (cmd->if_rev != 0 &&
 	     (k != MAP_FILE || old->mod_rev != cmd->if_rev)))
 		return KV_EPRECOND;
-	if (cmd->set_xattrs)
-		return check_xattrs(cmd->xattrs, cmd->nxattr);
-	return 0;
+	if (cmd->set_xattrs && (err = check_xattrs(cmd->xattrs, cmd->nxattr)))
+		return err;
+	return apply_put_lease_check(m, cmd);
 }
 
 static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
@@ -109,6 +110,8 @@ static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		old = map_node_rec(n);
 	if ((*res = put_check(m, cmd, k, old)) != 0)
 		return 0;
+	if (cmd->ttl != 0 && leases_reserve(map_leases(m)) != 0)
+		return -ENOMEM; /* a lease of its own: room first */
 	if (cmd->set_xattrs || old == NULL)
 		rec = kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen,
 				   cmd->xattrs,
@@ -133,12 +136,22 @@ static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	rec->atime_ns = cmd->set_atime ? cmd->atime_ns
 			: old	       ? old->atime_ns
 				       : t;
+	rec->lease = cmd->ttl	      ? index
+		     : cmd->set_lease ? cmd->lease
+		     : old	      ? old->lease
+				      : 0;
+	if (cmd->ttl != 0)
+		apply_put_lease_grant(m, index, cmd); /* room reserved */
 	if (old != NULL) {
 		map_replace(m, n, rec);
 		return 0;
 	}
-	if ((err = map_insert(m, rec)) != 0)
+	if ((err = map_insert(m, rec)) != 0) {
+		if (cmd->ttl != 0)
+			leases_remove(map_leases(m),
+				      leases_find(map_leases(m), index));
 		goto err_unref;
+	}
 	apply_touch_commit(m, &tp);
 	return 0;
 
@@ -473,6 +486,12 @@ int apply_plain(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		 * locks changed (waiters for them may try again) */
 		return locks_apply(map_locks(m), index, cmd, res, on_change,
 				   ctx);
+	case KV_OP_LEASE_GRANT:
+	case KV_OP_LEASE_KEEPALIVE:
+	case KV_OP_LEASE_REVOKE:
+		/* the lease table's (apply_lease.c): it tells on_change of
+		 * the keys it changed or deleted */
+		return apply_lease(m, index, cmd, res, on_change, ctx);
 	default:
 		r = -EINVAL;
 	}

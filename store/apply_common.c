@@ -37,6 +37,7 @@ void apply_same_attrs(struct kv_rec *rec, const struct kv_rec *old)
 	rec->mtime_ns = old->mtime_ns;
 	rec->ctime_ns = old->ctime_ns;
 	rec->atime_ns = old->atime_ns;
+	rec->lease = old->lease; /* a renamed key keeps its lease */
 }
 
 struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,

@@ -14,7 +14,7 @@ void apply_changed(change_fn fn, void *ctx, const char *key, size_t klen);
 /* When cmd's change was made (docs/map-and-db.md): its "t", else for put
  * and mkdir its mtime, else 0 (then no parent's times change). */
 int64_t apply_time(const struct kv_cmd *cmd);
-/* rec takes old's kind, mode, owner, create revision and times. */
+/* rec takes old's kind, mode, owner, create revision, times and lease. */
 void apply_same_attrs(struct kv_rec *rec, const struct kv_rec *old);
 /* A new record for key with old's value, attributes and times, changed
  * at index (mod_rev); NULL without memory. */
@@ -32,6 +32,14 @@ struct apply_touch {
 int apply_touch_prepare(const struct map *m, const char *key, size_t klen,
 			int64_t t, uint64_t index, struct apply_touch *tp);
 void apply_touch_commit(struct map *m, struct apply_touch *tp);
+
+/* apply_lease.c: lease_grant, lease_keepalive, lease_revoke; a put's
+ * lease (checked before it changes anything, then granted) */
+int apply_lease(struct map *m, uint64_t index, const struct kv_cmd *cmd,
+		struct kv_result *res, change_fn fn, void *ctx);
+int apply_put_lease_check(const struct map *m, const struct kv_cmd *cmd);
+int apply_put_lease_grant(struct map *m, uint64_t index,
+			  const struct kv_cmd *cmd);
 
 int apply_rename(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		 int *res, change_fn fn, void *ctx);

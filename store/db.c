@@ -9,8 +9,9 @@
  * db_load maps the file and parses it a line at a time with cJSON. The
  * format (version 2: owners, ctime, atime, kinds, extended attributes and
  * the root's record; version 3: the lock table's sessions and locks after
- * the records; versions 1 and 2 still load, with their defaults and an
- * empty lock table) is in docs/map-and-db.md. */
+ * the records; version 4: the lease table before the records and a
+ * record's lease; older versions still load, with their defaults and
+ * empty tables) is in docs/map-and-db.md. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -25,9 +26,10 @@
 
 #include "codec.h"
 #include "db.h"
+#include "leases.h"
 #include "locks.h"
 
-#define DB_VERSION 3 /* 1 and 2 still load */
+#define DB_VERSION 4 /* 1 to 3 still load */
 #define DB_NAME	   "db.jsonl"
 #define DB_TMP	   "db.jsonl.tmp"
 #define FLUSH_AT   (1u << 20)
@@ -100,6 +102,8 @@ static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 		kv_buf_printf(b, ",\"uid\":%" PRIu32, r->uid);
 	if (r->gid != KV_NO_OWNER)
 		kv_buf_printf(b, ",\"gid\":%" PRIu32, r->gid);
+	if (r->lease != 0)
+		kv_buf_printf(b, ",\"lease\":%" PRIu64, r->lease);
 	if (r->nxattr > 0) {
 		kv_buf_puts(b, ",\"x\":[");
 		for (size_t i = 0; i < r->nxattr; i++) {
@@ -140,6 +144,16 @@ static void put_locks(struct kv_buf *b, const struct locks *l)
 	}
 }
 
+/* The lease table: a line per lease, before the records on them. */
+static void put_leases(struct kv_buf *b, const struct leases *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		kv_buf_printf(b,
+			      "{\"lease\":%" PRIu64 ",\"ttl\":%" PRIu64
+			      ",\"rev\":%" PRIu64 "}\n",
+			      l->v[i].id, l->v[i].ttl, l->v[i].rev);
+}
+
 static int put_header(struct kv_buf *b, const struct db_meta *meta, size_t n)
 {
 	kv_buf_printf(b,
@@ -175,6 +189,13 @@ static char *join(const char *dir, const char *name)
 int db_write(const char *dir, const struct db_meta *meta,
 	     struct kv_rec *const *recs, size_t n, const struct locks *locks)
 {
+	return db_write_tables(dir, meta, recs, n, locks, NULL);
+}
+
+int db_write_tables(const char *dir, const struct db_meta *meta,
+		    struct kv_rec *const *recs, size_t n,
+		    const struct locks *locks, const struct leases *leases)
+{
 	struct writer w = {.fd = -1, .crc = 0};
 	char *tmp = join(dir, DB_TMP), *path = join(dir, DB_NAME);
 	int err = -ENOMEM;
@@ -189,6 +210,8 @@ int db_write(const char *dir, const struct db_meta *meta,
 	}
 	if ((err = put_header(&w.b, meta, n)) != 0)
 		goto err_unlink;
+	if (leases != NULL)
+		put_leases(&w.b, leases);
 	for (size_t i = 0; i < n; i++) {
 		put_rec(&w.b, recs[i]);
 		if ((err = flush(&w, false)) != 0)
@@ -293,8 +316,9 @@ static int load_header(struct loader *l, const cJSON *h, struct db_meta *meta,
 
 /* The fields of a record line, by name; version 2 added the second row. */
 static const char *const rec_fields[] = {
-    "k",  "v",	"v64", "cr",  "mr", "mt", "mode", /* version 1 */
-    "ct", "at", "uid", "gid", "x",
+    "k",     "v",  "v64", "cr",	 "mr", "mt", "mode", /* version 1 */
+    "ct",    "at", "uid", "gid", "x",		     /* version 2 */
+    "lease",					     /* version 4 */
 };
 enum {
 	R_K,
@@ -309,8 +333,10 @@ enum {
 	R_UID,
 	R_GID,
 	R_X,
+	R_LEASE,
 	N_REC_FIELDS,
-	N_V1_REC_FIELDS = R_CT
+	N_V1_REC_FIELDS = R_CT,
+	N_V2_REC_FIELDS = R_LEASE
 };
 
 /* Bytes from "v" (a UTF-8 string) or "v64" (base64): *p borrowed from
@@ -451,6 +477,10 @@ static int load_numbers(const cJSON **f, struct kv_rec *rec)
 			return -EINVAL;
 		rec->gid = (uint32_t)u;
 	}
+	if (f[R_LEASE] &&
+	    (kv_json_uint(f[R_LEASE], KV_JSON_INT_MAX, &rec->lease) != 0 ||
+	     rec->lease == 0 || S_ISDIR(rec->mode)))
+		return -EINVAL;
 	return 0;
 }
 
@@ -460,7 +490,9 @@ static struct kv_rec *load_rec(const cJSON *o, uint64_t version,
 			       const char **why, int *err)
 {
 	const cJSON *f[N_REC_FIELDS] = {0}, *it;
-	size_t nfields = version < 2 ? N_V1_REC_FIELDS : N_REC_FIELDS;
+	size_t nfields = version < 2   ? N_V1_REC_FIELDS
+			 : version < 4 ? N_V2_REC_FIELDS
+				       : N_REC_FIELDS;
 	struct xattrs xa = {0};
 	unsigned char *bin = NULL;
 	const void *val = NULL;
@@ -573,6 +605,21 @@ static int load_lock_line(const cJSON *o, bool sess, struct map *m)
 	return locks_load_lock(map_locks(m), &e);
 }
 
+/* A lease line (version 4): 0, -EINVAL (damaged) or -ENOMEM. */
+static int load_lease_line(const cJSON *o, struct map *m)
+{
+	uint64_t id, ttl, rev;
+	int nf = cJSON_GetArraySize(o);
+
+	if (nf != 3 || get_num(o, "lease", KV_JSON_INT_MAX, &id) ||
+	    get_num(o, "ttl", KV_JSON_INT_MAX, &ttl) ||
+	    get_num(o, "rev", KV_JSON_INT_MAX, &rev))
+		return -EINVAL;
+	if (leases_reserve(map_leases(m)) != 0)
+		return -ENOMEM;
+	return leases_add(map_leases(m), id, ttl, rev);
+}
+
 static int load_trailer(const struct loader *l, const cJSON *t, size_t off,
 			uint64_t count, uint64_t seen, uint32_t crc)
 {
@@ -626,6 +673,11 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 					      "data after the trailer");
 			cJSON_Delete(o);
 			return err;
+		} else if (l->version >= 4 && seen == 0 &&
+			   cJSON_GetObjectItemCaseSensitive(o, "ttl")) {
+			err = load_lease_line(o, m);
+			if (err == -EINVAL)
+				err = damaged(l, off, "bad lease");
 		} else if (l->version >= 3 &&
 			   (cJSON_GetObjectItemCaseSensitive(o, "sess") ||
 			    cJSON_GetObjectItemCaseSensitive(o, "lock"))) {
@@ -640,6 +692,12 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 
 			if (rec == NULL && err == 0)
 				err = damaged(l, off, why);
+			if (rec != NULL && rec->lease != 0 &&
+			    leases_find(map_leases_c(m), rec->lease) == NULL) {
+				kv_rec_unref(rec);
+				rec = NULL;
+				err = damaged(l, off, "a key on no lease");
+			}
 			if (rec != NULL) {
 				err = map_append(m, rec);
 				if (err != 0)

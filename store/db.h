@@ -21,7 +21,14 @@ struct db_meta {
 struct locks;
 int db_write(const char *dir, const struct db_meta *meta,
 	     struct kv_rec *const *recs, size_t n, const struct locks *locks);
-/* Load the snapshot in dir into m (empty), its lock table included. No file:
+/* The same with the lease table too (may be NULL: none); the records'
+ * leases must be in it. */
+struct leases;
+int db_write_tables(const char *dir, const struct db_meta *meta,
+		    struct kv_rec *const *recs, size_t n,
+		    const struct locks *locks, const struct leases *leases);
+/* Load the snapshot in dir into m (empty), its lock and lease tables
+ * included. No file:
  * meta->index = 0 and 0 returned. Damage: KV_ECORRUPT with *errmsg naming file
  * and offset; unknown version: KV_EVERSION. meta->conf is malloc'd (or NULL).
  */

@@ -36,6 +36,7 @@
 #include <bsd/sys/tree.h>
 
 #include "dircount.h"
+#include "leases.h"
 #include "locks.h"
 #include "map_impl.h"
 
@@ -51,6 +52,9 @@ struct map_node {
 	uint64_t hash; /* map_rec_hash(rec), a term of map->hash */
 	uint64_t kh; /* map_key_hash(key, tail), set by index_add: its bucket */
 	struct map_node *hnext; /* next node in that bucket */
+	/* The other keys on the same lease (rec->lease), while on_lease. */
+	struct map_node *lprev, *lnext;
+	bool on_lease;
 };
 
 RB_HEAD(map_tree, map_node);
@@ -76,6 +80,9 @@ struct map {
 	struct dircounts dirs;
 	/* The lock table (locks.c): part of the state and of its hash. */
 	struct locks locks;
+	/* The lease table (leases.c): the same; each lease's keys are
+	 * threaded through the nodes (lease_link). */
+	struct leases leases;
 };
 
 /* Buckets of a new map's index; it doubles when the nodes outnumber the
@@ -145,6 +152,7 @@ void map_free(struct map *m)
 	kv_rec_unref(m->root);
 	dircounts_free(&m->dirs);
 	locks_clear(&m->locks);
+	leases_clear(&m->leases);
 	free(m);
 }
 
@@ -160,7 +168,22 @@ uint64_t map_bytes(const struct map *m)
 
 uint64_t map_state_hash(const struct map *m)
 {
-	return m->hash + locks_hash(&m->locks);
+	return m->hash + locks_hash(&m->locks) + leases_hash(&m->leases);
+}
+
+struct leases *map_leases(struct map *m)
+{
+	return &m->leases;
+}
+
+const struct leases *map_leases_c(const struct map *m)
+{
+	return &m->leases;
+}
+
+struct map_node *map_lease_next(const struct map_node *n)
+{
+	return n->lnext;
 }
 
 struct locks *map_locks(struct map *m)
@@ -347,11 +370,47 @@ uint32_t map_nlink(const struct map *m, const char *p, size_t plen)
 
 /* ---- changes ---- */
 
-/* Count n's record in (sign > 0) or out of the counters and the hash.
- * Every change to the tree goes through here. */
-static void account(struct map *m, const struct map_node *n, int sign)
+/* n's record is on a lease: put n on that lease's list (sign > 0) or
+ * take it off. A lease the table does not have (a damaged db: the loader
+ * checks) leaves the node off any list. */
+static void lease_link(struct map *m, struct map_node *n, int sign)
+{
+	struct lease *l = leases_find(&m->leases, n->rec->lease);
+
+	if (sign > 0) {
+		n->on_lease = l != NULL;
+		if (l == NULL)
+			return;
+		n->lprev = NULL;
+		n->lnext = l->first;
+		if (l->first != NULL)
+			l->first->lprev = n;
+		l->first = n;
+		l->nkeys++;
+		m->leases.nkeys++;
+		return;
+	}
+	if (!n->on_lease || l == NULL)
+		return;
+	if (n->lprev != NULL)
+		n->lprev->lnext = n->lnext;
+	else
+		l->first = n->lnext;
+	if (n->lnext != NULL)
+		n->lnext->lprev = n->lprev;
+	n->on_lease = false;
+	l->nkeys--;
+	m->leases.nkeys--;
+}
+
+/* Count n's record in (sign > 0) or out of the counters, the hash and
+ * its lease's keys. Every change to the tree goes through here. */
+static void account(struct map *m, struct map_node *n, int sign)
 {
 	const struct kv_rec *rec = n->rec;
+
+	if (rec->lease != 0)
+		lease_link(m, n, sign);
 
 	if (sign > 0) {
 		m->nodes++;

@@ -31,6 +31,11 @@ uint64_t map_state_hash(const struct map *m);
 struct locks;
 struct locks *map_locks(struct map *m);
 const struct locks *map_locks_c(const struct map *m);
+/* The lease table (leases.h), the same way; map.c keeps each lease's
+ * list of keys as records join and leave it. */
+struct leases;
+struct leases *map_leases(struct map *m);
+const struct leases *map_leases_c(const struct map *m);
 
 /* Borrowed record for key, or NULL. */
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen);

@@ -81,6 +81,8 @@ uint64_t map_rec_hash(const struct kv_rec *r)
 		h = absorb_bytes(h, r->xattrs[i].name, r->xattrs[i].nlen);
 		h = absorb_bytes(h, r->xattrs[i].val, r->xattrs[i].vlen);
 	}
+	if (r->lease != 0) /* so records without one hash as they did */
+		h = absorb(h, r->lease ^ UINT64_C(0x1ea5e));
 	return mix64(h);
 }
 

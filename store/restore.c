@@ -7,7 +7,9 @@
  * hard state at term 1 too: the node that opens the directory next starts
  * a new cluster (its own id, its members from --peers) whose log begins
  * after the backup's index. Members of a cluster being restored each get
- * the same file, so they start equal. */
+ * the same file, so they start equal. Lock sessions are left out (no node
+ * of the old cluster holds one here); leases are kept, their TTLs counted
+ * again from the new cluster's start. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
@@ -81,8 +83,10 @@ int store_restore(const char *dir, const char *path, uint64_t *index,
 	ret = map_collect(m, &recs, &n);
 	if (ret == 0) {
 		struct db_meta fresh = {.index = meta.index, .term = 1};
-		ret = db_write(dir, &fresh, recs, n,
-			       NULL); /* a new cluster: no sessions */
+		/* a new cluster: no lock sessions; the leases stay, so
+		 * keys with a TTL still expire */
+		ret = db_write_tables(dir, &fresh, recs, n, NULL,
+				      map_leases_c(m));
 		map_collect_free(recs, n);
 	}
 	if (ret == 0)

@@ -322,7 +322,9 @@ static int write_job(struct store *st)
 	ret = map_collect(sn->replica, &recs, &n);
 	if (ret != 0)
 		return ret;
-	ret = db_write(st->dir, &sn->meta, recs, n, map_locks_c(sn->replica));
+	ret = db_write_tables(st->dir, &sn->meta, recs, n,
+			      map_locks_c(sn->replica),
+			      map_leases_c(sn->replica));
 	map_collect_free(recs, n);
 	return ret;
 }

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "hardstate.h"
+#include "leases.h"
 #include "locks.h"
 #include "store_int.h"
 
@@ -53,6 +54,8 @@ static void do_status(struct store *st, struct store_status *s)
 	s->state_hash = map_state_hash(st->map);
 	s->lock_sessions = map_locks_c(st->map)->ns;
 	s->locks = map_locks_c(st->map)->n;
+	s->leases = map_leases_c(st->map)->n;
+	s->leased_keys = map_leases_c(st->map)->nkeys;
 	pthread_rwlock_unlock(&st->map_lock);
 	pthread_mutex_lock(&st->log_mu);
 	s->first_index = log_first_index(st->log);

@@ -180,6 +180,31 @@ struct store_session {
 };
 int store_sessions(struct store *st, struct store_session **out, size_t *n);
 
+/* ---- The lease table (docs/http-api.md, "Leases"): reads like
+ * store_get ---- */
+
+/* A lease: its id (the index that granted it), TTL in seconds, rev (the
+ * index of its grant or latest keepalive), how many keys are on it, and
+ * when this node applied rev (kv_mono_ms; not replicated: what this
+ * node counts the remaining TTL from). */
+struct store_lease {
+	uint64_t id, ttl, rev, nkeys, local_ms;
+};
+/* Every lease, by id. *out malloc'd (NULL when none), the caller frees.
+ * 0 or -ENOMEM. Any thread. */
+int store_leases(struct store *st, struct store_lease **out, size_t *n);
+/* Lease id into *out, and if keys is not NULL the names of its keys in
+ * key order (kv_list_clear them; each entry's size and revisions set).
+ * 0, -ENOENT, -ENOMEM. Any thread. */
+int store_lease_get(struct store *st, uint64_t id, struct store_lease *out,
+		    struct kv_list *keys);
+/* Up to max leases whose TTL has run out at now_ms, counted from when
+ * this node applied their rev or from floor_ms if that is later (a new
+ * leader's office plus an election timeout), into out[]: how many. Any
+ * thread (the node thread's expiry). */
+size_t store_leases_due(struct store *st, uint64_t now_ms, uint64_t floor_ms,
+			struct store_lease *out, size_t max);
+
 /* ---- Requests to the owner thread: they wait for its answer ---- */
 
 struct store_status {
@@ -199,6 +224,7 @@ struct store_status {
 	uint64_t write_error_since_ms;
 	uint64_t state_hash; /* map_state_hash: equal maps, equal hashes */
 	uint64_t lock_sessions, locks; /* the lock table's sizes */
+	uint64_t leases, leased_keys;  /* the lease table's */
 };
 /* Fill *out. 0 or KV_ESHUTDOWN. Any thread but the store's own (not from
  * a callback). */

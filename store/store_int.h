@@ -134,6 +134,13 @@ void hist_add_one(struct store *st, uint64_t rev, const struct kv_cmd *cmd);
 /* Call the hooks if events were added since the last call (the applier,
  * no lock held). */
 void hist_notify(struct store *st);
+/* store_leases.c: a revoke's keys, named before the applier applies it
+ * (nothing for another op; map_lock held), and a delete event for each
+ * once it was applied. */
+int lease_revoke_keys(struct store *st, const struct kv_cmd *cmd,
+		      struct kv_list *keys);
+void lease_revoke_events(struct store *st, uint64_t rev,
+			 const struct kv_list *keys);
 
 struct store {
 	/* fixed at open */

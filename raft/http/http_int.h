@@ -434,6 +434,15 @@ bool http_words_check(struct http_req *r);
 enum MHD_Result http_words_register(struct http_req *r);
 enum MHD_Result http_words_occurences(struct http_req *r);
 
+/* ---- http_lease.c: /lease ---- */
+
+/* A lease id (decimal, 1 .. 2^53 - 1, no leading zero) and a TTL
+ * (decimal seconds, 1 .. KV_LEASE_TTL_MAX) from s[0..len): 0 or -EINVAL.
+ * Pure. */
+int http_lease_parse_id(const char *s, size_t len, uint64_t *id);
+int http_lease_parse_ttl(const char *s, size_t len, uint32_t *ttl);
+bool http_lease_check(struct http_req *r);
+enum MHD_Result http_lease_handle(struct http_req *r);
 /* ---- http_txn.c, http_txn_parse.c: POST /txn ---- */
 
 /* A txn's largest body: its values (16 MiB in all) escaped or base64. */

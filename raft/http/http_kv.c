@@ -240,6 +240,10 @@ static enum MHD_Result get_value(struct http_req *r)
 	MHD_add_response_header(resp, "X-Kvfs-Mod-Revision", buf);
 	http_format_i64(rec->mtime_ns, buf, sizeof buf);
 	MHD_add_response_header(resp, "X-Kvfs-Mtime-Ns", buf);
+	if (rec->lease != 0) {
+		snprintf(buf, sizeof buf, "%" PRIu64, rec->lease);
+		MHD_add_response_header(resp, "X-Kvfs-Lease", buf);
+	}
 	/* rec is released with the response, after it is sent. */
 	return http_queue(r, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK,
 			  resp);
@@ -275,6 +279,31 @@ static enum MHD_Result propose(struct http_req *r, struct kv_cmd *cmd)
 	return MHD_YES;
 }
 
+/* PUT /kv/KEY?lease=ID or ?ttl=N into cmd: etcd's rule, a put without
+ * either takes the key off its lease. false after answering 400. */
+static bool put_lease(struct http_req *r, struct kv_cmd *cmd)
+{
+	bool bad_l, bad_t;
+	size_t ln = 0, tn = 0;
+	char *l = http_query(r, "lease", &ln, &bad_l);
+	char *t = http_query(r, "ttl", &tn, &bad_t);
+	const char *why = NULL;
+
+	cmd->set_lease = t == NULL; /* lease 0: none; ttl: one of its own */
+	if ((l && t) || bad_l || bad_t)
+		why = "a put takes ?lease=ID or ?ttl=SECONDS, not both";
+	else if (l && http_lease_parse_id(l, ln, &cmd->lease) != 0)
+		why = "a lease id is a whole number from 1 to 2^53 - 1";
+	else if (t && http_lease_parse_ttl(t, tn, &cmd->ttl) != 0)
+		why = "ttl is a whole number of seconds from 1 to 2592000 "
+		      "(30 days)";
+	free(l);
+	free(t);
+	if (why != NULL)
+		http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request", why);
+	return why == NULL;
+}
+
 /* Propose a put of the request's body under its key; 201 if this write
  * created the key, 200 if it replaced it. */
 static enum MHD_Result put_value(struct http_req *r)
@@ -294,6 +323,9 @@ static enum MHD_Result put_value(struct http_req *r)
 		    .if_rev = r->if_rev,
 		    .if_absent = r->if_absent,
 		};
+		/* /kv/ follows etcd; mmapd's /set keeps a key's lease */
+		if (r->route->handle == http_kv_handle && !put_lease(r, &cmd))
+			return r->answered ? MHD_YES : MHD_NO;
 		return propose(r, &cmd);
 	}
 	int rc = r->async_ret;
@@ -318,7 +350,8 @@ static enum MHD_Result put_value(struct http_req *r)
 		    res.err == -EISDIR || res.err == -ENOTDIR
 			? "the key conflicts with a directory: a key "
 			  "cannot be both a value and a directory"
-			: NULL);
+		    : res.err == -ENOENT ? "no such lease"
+					 : NULL);
 	return reply_rev(r, status, res.rev);
 }
 
@@ -564,6 +597,12 @@ enum MHD_Result http_kv_handle(struct http_req *r)
 	if (watch && r->method != HTTP_GET)
 		return http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
 				 "?watch is for GET");
+	if ((http_query_has(r, "lease") || http_query_has(r, "ttl")) &&
+	    (!(r->method & (HTTP_PUT | HTTP_POST)) || is_listing(r) ||
+	     http_query_has(r, "add")))
+		return http_fail(
+		    r, MHD_HTTP_BAD_REQUEST, "bad_request",
+		    "?lease and ?ttl are for a PUT (or POST) of a key");
 	if (r->method == HTTP_DELETE && http_query_has(r, "recursive"))
 		return delete_tree(r);
 	if (http_query_has(r, "add")) {

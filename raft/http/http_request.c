@@ -23,7 +23,15 @@ static const struct http_route routes[] = {
     {"/kv/", false, HTTP_GET | HTTP_HEAD | HTTP_PUT | HTTP_POST | HTTP_DELETE,
      HTTP_PUT | HTTP_POST, HTTP_BODY_RAW, KV_MAX_VALUE, http_kv_check,
      http_kv_handle, NULL, false, HTTP_ACCESS_CLIENT,
-     "consistency after limit recursive watch since values wait add"},
+     "consistency after limit recursive watch since values wait add lease "
+     "ttl"},
+    /* leases (http_lease.c) */
+    {"/lease", true, HTTP_GET | HTTP_HEAD | HTTP_POST, HTTP_POST, HTTP_BODY_RAW,
+     256, NULL, http_lease_handle, NULL, false, HTTP_ACCESS_CLIENT,
+     "consistency"},
+    {"/lease/", false, HTTP_GET | HTTP_HEAD | HTTP_POST | HTTP_DELETE, 0,
+     HTTP_BODY_NONE, 0, http_lease_check, http_lease_handle, NULL, false,
+     HTTP_ACCESS_CLIENT, "consistency"},
     /* offloaded: it asks the store's owner thread, which may be busy */
     {"/status", true, HTTP_GET | HTTP_HEAD, 0, HTTP_BODY_NONE, 0, NULL,
      http_status_handle, NULL, true, HTTP_ACCESS_STATUS, "pretty"},

@@ -232,6 +232,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 		raft_tick(n->raft);
 		if (raft_role(n->raft) == RAFT_LEADER)
 			members_promote(n);
+		node_leases_tick(n);
 	}
 	uint64_t round = reads_round_next(n);
 	bool round_failed = round && raft_read_index(n->raft, round) != 0;

@@ -205,6 +205,12 @@ void node_handover(struct kv_node *n);
  * Any thread. */
 struct store *node_store(struct kv_node *n);
 
+/* The milliseconds lease l (store_leases, store_lease_get) has left as
+ * this node counts them: from when it applied the lease's rev (or, on a
+ * leader, from its office plus an election timeout, if that is later).
+ * The leader's count decides; a follower's is an estimate. Any thread. */
+int64_t node_lease_remaining_ms(struct kv_node *n, const struct store_lease *l);
+
 /* The body of GET /status, JSON in *out (malloc'd, the caller frees).
  * 0, -ENOMEM or store_status's error. Blocks on the store's owner thread
  * (store_status): any thread but that one and the node's. */

@@ -38,6 +38,12 @@
 #define NODE_HEARTBEAT	   2   /* 100 ms */
 #define NODE_ELECTION	   10  /* 0.5 .. 1 s, randomized */
 #define NODE_READ_RETRY_MS 500 /* a ReadIndex round unanswered this long */
+/* Leases (lease.c): a new leader counts every lease from its office plus
+ * this (the longest election timeout), and retries an expiry not
+ * committed after this long. */
+#define NODE_LEASE_EXTEND_MS (2 * NODE_ELECTION * NODE_TICK_MS)
+#define NODE_LEASE_RETRY_MS  1000
+#define NODE_LEASE_PENDING   64
 /* What a follower is assumed to take per heartbeat interval at least
  * (raft_options.resend_bytes_per_heartbeat): 10 MB/s, what 16 MiB entries
  * got through a 3-node cluster on two busy cores, so that one still on
@@ -380,6 +386,19 @@ struct node_turn {
 	_Atomic uint64_t slow;	 /* turns longer than a heartbeat interval */
 };
 
+/* The leader's expiry of leases (lease.c): the node thread's, but
+ * floor_ms, which any thread reads for a remaining TTL. */
+struct node_leases {
+	uint64_t term; /* the term it leads in; 0: not the leader */
+	struct {
+		uint64_t id, rev, at_ms;
+	} pending[NODE_LEASE_PENDING]; /* expiries proposed */
+	size_t npending;
+	/* While leading: office + NODE_LEASE_EXTEND_MS, before which no
+	 * lease's TTL starts; 0 otherwise. */
+	_Atomic uint64_t floor_ms;
+};
+
 struct kv_node {
 	/* Fixed from node_open to node_close: any thread, no lock. */
 	uint64_t id;
@@ -428,6 +447,7 @@ struct kv_node {
 	struct node_snap snap;
 	struct node_turn turn;
 	struct node_decoded dec;
+	struct node_leases leases;
 
 	/* The mount's callback for applied changes (node_watch). */
 	pthread_mutex_t watch_mu;
@@ -436,6 +456,9 @@ struct kv_node {
 };
 
 /* ---- What the files offer each other ---- */
+
+/* lease.c: on every tick, a leader's expiry of leases. */
+void node_leases_tick(struct kv_node *n);
 
 /* loop.c: the node thread. */
 int node_loop_start(struct kv_node *n);

@@ -302,6 +302,8 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON_AddNumberToObject(j, "log_bytes", (double)s.log_bytes);
 	cJSON_AddNumberToObject(j, "lock_sessions", (double)s.lock_sessions);
 	cJSON_AddNumberToObject(j, "locks", (double)s.locks);
+	cJSON_AddNumberToObject(j, "leases", (double)s.leases);
+	cJSON_AddNumberToObject(j, "leased_keys", (double)s.leased_keys);
 	char hash[17];
 	snprintf(hash, sizeof(hash), "%016llx",
 		 (unsigned long long)s.state_hash);

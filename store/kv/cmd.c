@@ -10,7 +10,8 @@
  * Version 3 added the lock table's ops (lock, sess_open, sess_renew,
  * sess_end), their fields and a put's if_sid; a command is written with
  * the lowest version that has its op and fields, so only those carry
- * "v":3.
+ * "v":3. Version 4 added the leases' ops (lease_grant, lease_keepalive,
+ * lease_revoke) and a put's lease and ttl.
  * Values are JSON strings when they are valid UTF-8 without NUL ("val")
  * and base64 otherwise ("val64"). Times are decimal strings because JSON
  * numbers are doubles (exact only to 2^53) and nanoseconds since 1970 are
@@ -43,6 +44,9 @@ const char *const kv_cmd_op_names[] = {
     [KV_OP_SESS_OPEN] = "sess_open",
     [KV_OP_SESS_RENEW] = "sess_renew",
     [KV_OP_SESS_END] = "sess_end",
+    [KV_OP_LEASE_GRANT] = "lease_grant",
+    [KV_OP_LEASE_KEEPALIVE] = "lease_keepalive",
+    [KV_OP_LEASE_REVOKE] = "lease_revoke",
     [KV_OP_TXN] = "txn",
 };
 _Static_assert(sizeof(kv_cmd_op_names) / sizeof(kv_cmd_op_names[0]) == N_OPS,
@@ -55,8 +59,9 @@ _Static_assert(sizeof(kv_cmd_op_names) / sizeof(kv_cmd_op_names[0]) == N_OPS,
  * fields, so that a node of an older version still reads what it can. */
 unsigned kv_cmd_version(const struct kv_cmd *cmd)
 {
-	if (cmd->op == KV_OP_TXN)
-		return 4;
+	if ((unsigned)cmd->op >= N_V3_OPS ||
+	    (cmd->op == KV_OP_PUT && (cmd->set_lease || cmd->ttl != 0)))
+		return 4; /* leases */
 	if (cmd->op == KV_OP_RMDIR && cmd->flags != 0)
 		return 3; /* recursive */
 	return (unsigned)cmd->op < N_V2_OPS && cmd->if_sid == 0 ? 2 : 3;
@@ -66,19 +71,21 @@ bool kv_op_has_key(enum kv_op op)
 {
 	return op != KV_OP_NOOP && op != KV_OP_SESS_OPEN &&
 	       op != KV_OP_SESS_RENEW && op != KV_OP_SESS_END &&
-	       op != KV_OP_TXN;
+	       op < KV_OP_LEASE_GRANT; /* a grant's key is optional; a txn's
+					  keys are its ops' */
 }
 
 static const char *const field_names[N_FIELDS] = {
-    "v",    "op",    "k",      "k2",	    "val", "val64",  "mt",
-    "mode", "flags", "if_rev", "if_absent", "t",   "at",     "uid",
-    "gid",  "x",     "xn",     "add",	    "sid", "node",   "own",
-    "pid",  "lt",    "lkind",  "ls",	    "le",  "if_sid", "txn",
+    "v",     "op",     "k",	    "k2",    "val", "val64", "mt",  "mode",
+    "flags", "if_rev", "if_absent", "t",     "at",  "uid",   "gid", "x",
+    "xn",    "add",    "sid",	    "node",  "own", "pid",   "lt",  "lkind",
+    "ls",    "le",     "if_sid",    "lease", "ttl", "txn",
 };
 #define V2_FIELDS (B(F_T) | B(F_AT) | B(F_UID) | B(F_GID) | B(F_X) | B(F_XN))
 #define V3_FIELDS                                                              \
 	(B(F_ADD) | B(F_SID) | B(F_NODE) | B(F_OWN) | B(F_PID) | B(F_LT) |     \
 	 B(F_LKIND) | B(F_LS) | B(F_LE) | B(F_IF_SID))
+#define V4_FIELDS (B(F_LEASE) | B(F_TTL) | B(F_TXN))
 #define LOCK_FIELDS                                                            \
 	(B(F_K) | B(F_SID) | B(F_OWN) | B(F_LT) | B(F_LKIND) | B(F_LS) |       \
 	 B(F_LE))
@@ -87,7 +94,7 @@ const unsigned kv_cmd_op_allowed[N_OPS] = {
     [KV_OP_NOOP] = 0,
     [KV_OP_PUT] = B(F_K) | B(F_VAL) | B(F_VAL64) | B(F_MT) | B(F_MODE) |
 		  B(F_IF_REV) | B(F_IF_ABSENT) | B(F_T) | B(F_AT) | OWNER |
-		  B(F_X) | B(F_IF_SID),
+		  B(F_X) | B(F_IF_SID) | B(F_LEASE) | B(F_TTL),
     [KV_OP_DEL] = B(F_K) | B(F_IF_REV) | B(F_T),
     [KV_OP_MKDIR] = B(F_K) | B(F_MT) | B(F_MODE) | B(F_T) | B(F_AT) | OWNER,
     [KV_OP_RMDIR] = B(F_K) | B(F_FLAGS) | B(F_T),
@@ -101,6 +108,9 @@ const unsigned kv_cmd_op_allowed[N_OPS] = {
     [KV_OP_SESS_OPEN] = B(F_NODE),
     [KV_OP_SESS_RENEW] = B(F_SID),
     [KV_OP_SESS_END] = B(F_SID) | B(F_IF_REV),
+    [KV_OP_LEASE_GRANT] = B(F_TTL) | B(F_K) | B(F_T),
+    [KV_OP_LEASE_KEEPALIVE] = B(F_LEASE),
+    [KV_OP_LEASE_REVOKE] = B(F_LEASE) | B(F_IF_REV) | B(F_T),
     [KV_OP_TXN] = B(F_T) | B(F_TXN),
 };
 static const unsigned op_required[N_OPS] = {
@@ -118,6 +128,9 @@ static const unsigned op_required[N_OPS] = {
     [KV_OP_SESS_OPEN] = B(F_NODE),
     [KV_OP_SESS_RENEW] = B(F_SID),
     [KV_OP_SESS_END] = B(F_SID),
+    [KV_OP_LEASE_GRANT] = B(F_TTL),
+    [KV_OP_LEASE_KEEPALIVE] = B(F_LEASE),
+    [KV_OP_LEASE_REVOKE] = B(F_LEASE),
     [KV_OP_TXN] = B(F_T) | B(F_TXN),
 };
 
@@ -454,6 +467,16 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 	case F_IF_SID:
 		err = get_uint(r, KV_JSON_INT_MAX, &cmd->if_sid);
 		return err == 0 && cmd->if_sid == 0 ? -EINVAL : err;
+	case F_LEASE:
+		/* a put's 0 takes the key off its lease; the others name one */
+		err = get_uint(r, KV_JSON_INT_MAX, &cmd->lease);
+		cmd->set_lease = opi == KV_OP_PUT;
+		return err == 0 && cmd->lease == 0 && opi != KV_OP_PUT ? -EINVAL
+								       : err;
+	case F_TTL:
+		err = get_uint(r, KV_LEASE_TTL_MAX, &u);
+		cmd->ttl = (uint32_t)u;
+		return err == 0 && u == 0 ? -EINVAL : err;
 	case F_OWN:
 		return get_u64_str(r, &cmd->lock_owner);
 	case F_PID:
@@ -539,6 +562,9 @@ static bool fields_agree(const struct kv_cmd *cmd, unsigned seen)
 		return false;
 	if (cmd->op == KV_OP_LOCK && cmd->lock_start > cmd->lock_end)
 		return false;
+	/* a put's lease of its own, or one it names: not both */
+	if (cmd->op == KV_OP_PUT && cmd->ttl != 0 && cmd->set_lease)
+		return false;
 	return true;
 }
 
@@ -584,7 +610,7 @@ int kv_cmd_decode(const char *json, size_t len, struct kv_cmd *cmd)
 			goto out_clear;
 		if (ver < 3 && (B(f) & V3_FIELDS))
 			goto out_clear;
-		if (ver < 4 && f == F_TXN)
+		if (ver < 4 && (B(f) & V4_FIELDS))
 			goto out_clear;
 		err = decode_field((enum field)f, opi, ver, &r, cmd);
 		if (err != 0)

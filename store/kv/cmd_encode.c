@@ -91,8 +91,23 @@ static void put_fields(struct kv_buf *b, const struct kv_cmd *cmd)
 	case KV_OP_SESS_END:
 		kv_buf_printf(b, ",\"sid\":%" PRIu64, cmd->sid);
 		break;
+	case KV_OP_LEASE_GRANT:
+		kv_buf_printf(b, ",\"ttl\":%" PRIu32, cmd->ttl);
+		if (cmd->key != NULL) {
+			kv_buf_puts(b, ",\"k\":");
+			kv_buf_json_str(b, cmd->key, cmd->klen);
+		}
+		break;
+	case KV_OP_LEASE_KEEPALIVE:
+	case KV_OP_LEASE_REVOKE:
+		kv_buf_printf(b, ",\"lease\":%" PRIu64, cmd->lease);
+		break;
 	case KV_OP_PUT:
 		put_bytes(b, "val", cmd->val, cmd->vlen);
+		if (cmd->set_lease)
+			kv_buf_printf(b, ",\"lease\":%" PRIu64, cmd->lease);
+		if (cmd->ttl != 0)
+			kv_buf_printf(b, ",\"ttl\":%" PRIu32, cmd->ttl);
 		put_time(b, "mt", cmd->mtime_ns);
 		/* A mode without set_mode is set too when nonzero (callers
 		 * that predate the flag). */

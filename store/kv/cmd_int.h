@@ -38,6 +38,8 @@ enum field {
 	F_LE,
 	F_IF_SID,
 	/* version 4 */
+	F_LEASE,
+	F_TTL,
 	F_TXN,
 	N_FIELDS
 };

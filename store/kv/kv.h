@@ -24,7 +24,8 @@
  * "add" and the lock table's ops and fields; a command is encoded with the
  * lowest version that has its op, so nodes of version 2 still read every
  * other command; version 1 commands still decode, with the defaults
- * docs/map-and-db.md lists; version 4 the op "txn"). */
+ * docs/map-and-db.md lists; version 4 the lease ops, a put's lease and
+ * ttl, and the op "txn"). */
 #define KV_FORMAT_VERSION 1
 #define KV_CMD_VERSION	  4
 
@@ -114,6 +115,7 @@ struct kv_rec {
 	int64_t mtime_ns;    /* content (or, for a directory, entries) */
 	int64_t ctime_ns;    /* any change: content, attributes, name */
 	int64_t atime_ns;    /* set at creation and by utimensat only */
+	uint64_t lease;	     /* the lease the key is on (its id), 0: none */
 	size_t klen;
 	size_t vlen;
 	const char *key; /* NUL-terminated for convenience */
@@ -160,9 +162,17 @@ enum kv_op {
 	KV_OP_SESS_OPEN,  /* node: a new session, its id the entry's index */
 	KV_OP_SESS_RENEW, /* sid: the session is alive */
 	KV_OP_SESS_END,	  /* sid; if_rev: the session and its locks go */
-	/* version 4 */
+	/* version 4: leases (store/leases.c, docs/http-api.md "Leases") */
+	KV_OP_LEASE_GRANT,     /* ttl; key (may be absent): a new lease,
+				  its id the entry's index */
+	KV_OP_LEASE_KEEPALIVE, /* lease: it lives on, its TTL again */
+	KV_OP_LEASE_REVOKE,    /* lease; if_rev: it and its keys go */
+	/* version 4: transactions (store/apply_txn.c) */
 	KV_OP_TXN, /* txn: comparisons, then one of two lists of ops */
 };
+
+/* A lease's TTL in seconds: 1 .. KV_LEASE_TTL_MAX (30 days). */
+#define KV_LEASE_TTL_MAX (30u * 24u * 3600u)
 
 struct kv_txn; /* a transaction's body (below, with the results) */
 struct kv_txn_res;
@@ -247,6 +257,14 @@ struct kv_cmd {
 	 * one that reaches the log after the session's end (a delayed
 	 * message) cannot overwrite what the next holder wrote. */
 	uint64_t if_sid;
+	/* Leases (version 4). lease: the lease of keepalive and revoke; of
+	 * a put with set_lease, the lease the key is on after (0: none);
+	 * a put without set_lease keeps the key's lease. ttl: of a grant,
+	 * and of a put a lease of its own granted with it (its id the
+	 * entry's index). */
+	uint64_t lease;
+	bool set_lease;
+	uint32_t ttl;
 	/* txn: the comparisons and both branches (owned when decoded) */
 	struct kv_txn *txn;
 };
@@ -270,7 +288,8 @@ struct kv_result {
 			   KV_EPRECOND, ...; lock: -EAGAIN (a conflicting
 			   lock is held), -ENOENT (no such session) */
 	uint64_t rev;	/* index of the entry that carried the command */
-	uint64_t count; /* an add of one counter: the count it left; a txn
+	uint64_t count; /* an add of one counter: the count it left; a
+			   lease grant or keepalive: the lease's TTL; a txn
 			   that failed with err: the index of the op */
 	/* txn: what it did and read (refcounted; NULL otherwise). The
 	 * applier holds it while it reports the entry; whoever keeps it

@@ -73,6 +73,7 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	rec->mtime_ns = 0;
 	rec->ctime_ns = 0;
 	rec->atime_ns = 0;
+	rec->lease = 0;
 	rec->klen = klen;
 	rec->vlen = vlen;
 	rec->key = kp;

@@ -555,13 +555,13 @@ static void test_unknown_version_is_a_version_error(void **state)
 	put(f, "k", "v", 1);
 	assert_int_equal(write_map(f, NULL), 0);
 	buf = slurp(f->path, &n);
-	v = strstr(buf, "\"version\":3");
+	v = strstr(buf, "\"version\":4");
 	assert_non_null(v);
-	v[10] = '4';
+	v[10] = '5';
 	spit(f->path, buf, n);
 	assert_int_equal(load(f, &m, &meta, &msg), KV_EVERSION);
 	assert_non_null(msg);
-	assert_non_null(strstr(msg, "version 4"));
+	assert_non_null(strstr(msg, "version 5"));
 	free(msg);
 	map_free(m);
 	free(buf);

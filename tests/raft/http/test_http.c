@@ -561,7 +561,7 @@ static void test_recursive_listing_and_delete(void **state)
 static void test_unknown_query_parameters_are_400_naming_them(void **state)
 {
 	static const char *bad[] = {
-	    "/kv/qp?ttl=5",	 "/kv/qp?wait=true",	 "/kv/?sort=1",
+	    "/kv/qp?expire=5",	 "/kv/qp?wait=true",	 "/kv/?sort=1",
 	    "/status?verbose",	 "/health?x=1",		 "/metrics?name=a",
 	    "/kv/qp?limit=1&zz", "/cluster/members?all",
 	};
@@ -582,7 +582,7 @@ static void test_unknown_query_parameters_are_400_naming_them(void **state)
 		resp_clear(&r);
 	}
 	/* a write with an unknown parameter is refused before it is made */
-	req("PUT", "/kv/qp?ttl=5", "v", 1, &r, NULL);
+	req("PUT", "/kv/qp?expire=5", "v", 1, &r, NULL);
 	assert_error(&r, 400, "bad_request");
 	resp_clear(&r);
 	req("GET", "/kv/qp", NULL, 0, &r, NULL);

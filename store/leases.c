@@ -1,0 +1,95 @@
+/* leases.c - the lease table: ids, TTLs, revs, and its hash.
+ *
+ * A sorted array: a lease is granted at an index past every lease there
+ * (ids grow), so adding appends and finding is a binary search. The keys
+ * on a lease are threaded through the map's nodes by map.c; the rules of
+ * the ops (grant, keepalive, revoke and a put's lease) are
+ * apply_lease.c's. leases.h says what the table is. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "leases.h"
+
+void leases_init(struct leases *l)
+{
+	memset(l, 0, sizeof(*l));
+}
+
+void leases_clear(struct leases *l)
+{
+	free(l->v);
+	leases_init(l);
+}
+
+struct lease *leases_find(const struct leases *l, uint64_t id)
+{
+	size_t lo = 0, hi = l->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (l->v[mid].id == id)
+			return &l->v[mid];
+		if (l->v[mid].id < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+int leases_reserve(struct leases *l)
+{
+	if (l->n < l->cap)
+		return 0;
+	size_t nc = l->cap ? l->cap * 2 : 8;
+	struct lease *v = realloc(l->v, nc * sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	l->v = v;
+	l->cap = nc;
+	return 0;
+}
+
+int leases_ttl_check(uint64_t ttl)
+{
+	return ttl >= 1 && ttl <= KV_LEASE_TTL_MAX ? 0 : -EINVAL;
+}
+
+int leases_add(struct leases *l, uint64_t id, uint64_t ttl, uint64_t rev)
+{
+	if (id == 0 || (l->n > 0 && l->v[l->n - 1].id >= id) ||
+	    leases_ttl_check(ttl) != 0 || rev < id || l->n == l->cap)
+		return -EINVAL;
+	l->v[l->n++] = (struct lease){
+	    .id = id, .ttl = ttl, .rev = rev, .local_ms = kv_mono_ms()};
+	return 0;
+}
+
+void leases_remove(struct leases *l, struct lease *e)
+{
+	size_t i = (size_t)(e - l->v);
+	memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*e));
+	l->n--;
+}
+
+static uint64_t mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
+
+uint64_t leases_hash(const struct leases *l)
+{
+	uint64_t sum = 0;
+
+	for (size_t i = 0; i < l->n; i++) {
+		uint64_t h = mix(0x1ea5e, l->v[i].id);
+		h = mix(h, l->v[i].ttl);
+		sum += mix(h, l->v[i].rev);
+	}
+	return sum;
+}
