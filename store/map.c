@@ -21,6 +21,8 @@
  * tree. The table only speeds lookups up: without memory to grow it, a
  * longer chain still finds the node, and without a table at all find()
  * walks the tree.
+ * While a db is collected (map_cut.c), every change first stashes the
+ * record its key had at the cut (map_stash.c).
  * The rules of each command are in apply.c; semantics in docs/map-and-db.md.
  */
 #include <assert.h>
@@ -38,6 +40,7 @@
 #include "dircount.h"
 #include "locks.h"
 #include "map_impl.h"
+#include "map_stash.h"
 
 struct map_node {
 	RB_ENTRY(map_node) link;
@@ -76,37 +79,18 @@ struct map {
 	struct dircounts dirs;
 	/* The lock table (locks.c): part of the state and of its hash. */
 	struct locks locks;
+	/* While a db is collected (map_cut.c): the first record each key
+	 * changed since had at the cut; NULL otherwise. */
+	struct map_stash *stash;
 };
 
 /* Buckets of a new map's index; it doubles when the nodes outnumber the
  * buckets. */
 #define MAP_INDEX_MIN 64
 
-/* Compare key a plus tail at with key b plus tail bt, bytes unsigned. Equal
- * effective strings (only possible with keys the rules reject) order the
- * node with a tail first, so a seek for "d" + '0' finds a file "d0". */
-static int eff_cmp(const char *a, size_t alen, char at, const char *b,
-		   size_t blen, char bt)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-
-	if (c != 0)
-		return c;
-	if (alen == blen)
-		return (int)(unsigned char)at - (int)(unsigned char)bt;
-	if (alen > blen)
-		return -eff_cmp(b, blen, bt, a, alen, at);
-	if (at == 0)
-		return -1;
-	if ((unsigned char)at != (unsigned char)b[n])
-		return (int)(unsigned char)at - (int)(unsigned char)b[n];
-	return -1;
-}
-
 static int node_cmp(const struct map_node *a, const struct map_node *b)
 {
-	return eff_cmp(a->key, a->klen, a->tail, b->key, b->klen, b->tail);
+	return map_eff_cmp(a->key, a->klen, a->tail, b->key, b->klen, b->tail);
 }
 
 RB_GENERATE_STATIC(map_tree, map_node, link, node_cmp)
@@ -145,6 +129,7 @@ void map_free(struct map *m)
 	kv_rec_unref(m->root);
 	dircounts_free(&m->dirs);
 	locks_clear(&m->locks);
+	stash_free(m->stash);
 	free(m);
 }
 
@@ -380,8 +365,16 @@ static void node_set(struct map_node *n, struct kv_rec *rec)
 	n->hash = map_rec_hash(rec);
 }
 
+/* Before the first change of n's key after a cut: its record then. */
+static void cut_note(struct map *m, const struct map_node *n)
+{
+	if (m->stash != NULL)
+		stash_note(m->stash, n->key, n->klen, n->tail, n->rec);
+}
+
 void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
 {
+	cut_note(m, n);
 	account(m, n, -1);
 	kv_rec_unref(n->rec);
 	node_set(n, rec);
@@ -391,6 +384,8 @@ void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
 /* Insert n (set) into the tree and the index. */
 static void link_node(struct map *m, struct map_node *n)
 {
+	if (m->stash != NULL) /* a new key: it had no record at the cut */
+		stash_note(m->stash, n->key, n->klen, n->tail, NULL);
 	struct map_node *clash = RB_INSERT(map_tree, &m->tree, n);
 
 	assert(clash == NULL);
@@ -402,6 +397,7 @@ static void link_node(struct map *m, struct map_node *n)
 
 static void unlink_node(struct map *m, struct map_node *n)
 {
+	cut_note(m, n);
 	dirs_note(m, n, -1);
 	RB_REMOVE(map_tree, &m->tree, n);
 	index_del(m, n);
@@ -573,8 +569,8 @@ int map_append(struct map *m, struct kv_rec *rec)
 		return last != NULL || m->root != NULL ? -EINVAL
 						       : insert_rec(m, rec);
 	if (last != NULL &&
-	    eff_cmp(last->key, last->klen, last->tail, rec->key, rec->klen,
-		    S_ISDIR(rec->mode) ? '/' : 0) >= 0)
+	    map_eff_cmp(last->key, last->klen, last->tail, rec->key, rec->klen,
+			S_ISDIR(rec->mode) ? '/' : 0) >= 0)
 		return -EINVAL;
 	return insert_rec(m, rec);
 }
@@ -591,32 +587,20 @@ int map_stat(const struct map *m, const char *path, size_t plen,
 	return 0;
 }
 
-int map_collect(const struct map *m, struct kv_rec ***out, size_t *n)
+int map_cut_begin(struct map *m)
 {
-	struct map_node *node;
-	struct kv_rec **recs;
-	size_t i = 0;
-
-	recs = malloc((m->nodes + 1) * sizeof(*recs));
-	if (recs == NULL)
-		return -ENOMEM;
-	if (m->root != NULL) {
-		kv_rec_ref(m->root);
-		recs[i++] = m->root;
-	}
-	RB_FOREACH(node, map_tree, (struct map_tree *)&m->tree)
-	{
-		kv_rec_ref(node->rec);
-		recs[i++] = node->rec;
-	}
-	*out = recs;
-	*n = i;
-	return 0;
+	if (m->stash == NULL)
+		m->stash = stash_new(m->root);
+	return m->stash != NULL ? 0 : -ENOMEM;
 }
 
-void map_collect_free(struct kv_rec **recs, size_t n)
+void map_cut_end(struct map *m)
 {
-	for (size_t i = 0; i < n; i++)
-		kv_rec_unref(recs[i]);
-	free(recs);
+	stash_free(m->stash);
+	m->stash = NULL;
+}
+
+const struct map_stash *map_stash_of(const struct map *m)
+{
+	return m->stash;
 }

@@ -186,7 +186,6 @@ static int do_install(struct store *st, struct req *r)
 	ret = replace_state(st, m, &meta);
 	if (ret != 0)
 		goto err;
-	snapshot_drop_replica(st); /* it follows the old db */
 	st->snap.failures = 0;
 	st->snap.retry_ms = 0;
 	r->index = meta.index;
@@ -199,8 +198,8 @@ err:
 }
 
 /* Run a waiting install once no db job (its rename must not land over the
- * installed db, and its replica reads the log) and no log sync (it reports
- * its appends durable) is under way; no sync starts while one waits
+ * installed db, and its cut is of the map the install replaces) and no log sync
+ * (it reports its appends durable) is under way; no sync starts while one waits
  * (sync_hold). */
 void recovery_maybe_install(struct store *st)
 {

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "db.h"
+#include "locks.h"
 #include "map_impl.h"
 
 struct fixture {
@@ -1351,6 +1352,94 @@ static void test_add_counts_every_name_at_once_or_none(void **state)
 	assert_string_equal(val(f, "w/a"), "4");
 }
 
+/* One random change among keys d0..d3/k0..k7 and files f0..f7: puts
+ * (new keys and replacements), deletes, mkdir and rmdir, renames of keys
+ * and of whole directories, and the root's attributes. */
+static void random_change(struct fixture *f, unsigned *seed)
+{
+	char a[32], b[32];
+	unsigned r = (unsigned)rand_r(seed);
+
+	snprintf(a, sizeof(a), "d%u/k%u", r % 4, (r >> 4) % 8);
+	snprintf(b, sizeof(b), "f%u", (r >> 8) % 8);
+	switch ((r >> 12) % 9) {
+	case 0:
+		put(f, a, "new");
+		break;
+	case 1:
+		put(f, b, "other");
+		break;
+	case 2:
+		op1(f, KV_OP_DEL, a);
+		break;
+	case 3:
+		op1(f, KV_OP_DEL, b);
+		break;
+	case 4:
+		snprintf(a, sizeof(a), "d%u", r % 4);
+		snprintf(b, sizeof(b), "d%u", (r >> 4) % 4);
+		ren(f, a, b, 0); /* a whole directory, when it may */
+		break;
+	case 5:
+		ren(f, b, a, 0);
+		break;
+	case 6:
+		snprintf(a, sizeof(a), "d%u/sub", r % 4);
+		op1(f, (r >> 20) % 2 ? KV_OP_MKDIR : KV_OP_RMDIR, a);
+		break;
+	case 7: {
+		struct kv_cmd c = {.op = KV_OP_SETATTR,
+				   .set_mode = true,
+				   .mode = 0700 + (r >> 20) % 64,
+				   .mtime_ns = 3000};
+		apply(f, &c);
+		break;
+	}
+	default:
+		put(f, a, "x");
+	}
+}
+
+/* The db writer's cut (map_cut.c): records collected a few keys at a
+ * step, with random changes between the steps, are exactly the records
+ * the map held at the cut (the same objects, in map order, the root's
+ * first), their hash the map's state hash then; after the cut ends the
+ * map goes on as before. 300 rounds of random changes and step sizes. */
+static void
+test_cut_is_the_map_at_its_moment_whatever_changes_after(void **state)
+{
+	struct fixture *f = *state;
+	unsigned seed = 7;
+
+	for (int round = 0; round < 300; round++) {
+		for (int i = 0; i < 20; i++)
+			random_change(f, &seed);
+		struct kv_rec **want;
+		size_t nwant;
+		assert_int_equal(map_collect(f->m, &want, &nwant), 0);
+		uint64_t hash = map_state_hash(f->m);
+		assert_int_equal(map_cut_begin(f->m), 0);
+		struct map_cut_reader r = {0};
+		while (!r.done) {
+			size_t max = 1 + (size_t)rand_r(&seed) % 4;
+			assert_int_equal(map_cut_step(f->m, &r, max), 0);
+			for (int i = rand_r(&seed) % 4; i > 0; i--)
+				random_change(f, &seed);
+		}
+		assert_int_equal(r.n, nwant);
+		for (size_t i = 0; i < nwant; i++)
+			assert_ptr_equal(r.recs[i], want[i]);
+		assert_int_equal(r.hash + locks_hash(map_locks_c(f->m)), hash);
+		map_cut_reader_free(&r);
+		map_collect_free(want, nwant);
+		map_cut_end(f->m);
+	}
+	/* the stash is gone: changes after the end keep nothing */
+	assert_null(map_stash_of(f->m));
+	assert_int_equal(put(f, "d0/k0", "after"), 0);
+	assert_string_equal(val(f, "d0/k0"), "after");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1386,6 +1475,7 @@ int main(void)
 	    T(test_state_hash_covers_owner_times_and_xattrs),
 	    T(test_state_hash_comes_back_when_a_change_is_undone),
 	    T(test_add_counts_every_name_at_once_or_none),
+	    T(test_cut_is_the_map_at_its_moment_whatever_changes_after),
 	};
 	return cmocka_run_group_tests_name("map", tests, NULL, NULL);
 }
