@@ -24,6 +24,16 @@ void seg_free(struct seg *s)
 	free(s);
 }
 
+void seg_release(struct seg *s, size_t upto, size_t page)
+{
+	upto = upto / page * page;
+	if (upto <= s->released)
+		return;
+	/* Advice only: on failure the pages just stay resident. */
+	(void)madvise(s->map + s->released, upto - s->released, MADV_DONTNEED);
+	s->released = upto;
+}
+
 int seg_reserve(struct seg *s, uint64_t n)
 {
 	if (s->count + n <= s->cap)

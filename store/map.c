@@ -42,19 +42,27 @@
 #include "map_impl.h"
 #include "map_stash.h"
 
+/* 56 bytes (a 64-byte allocation): the key, its length and the record's
+ * hash are the record's (rec->hash, set by node_set), the bucket is
+ * hashed again from the key when needed. */
 struct map_node {
 	RB_ENTRY(map_node) link;
-	struct kv_rec *rec; /* NULL in search nodes */
-	const char *key;
-	size_t klen;
+	/* The key is rec's; a search node's rec holds only a key. */
+	struct kv_rec *rec;
+	struct map_node *hnext; /* next node in its index bucket */
 	/* Appended to the key when sorting: '/' for a directory, 0 for a
 	 * file; '0' (the byte after '/') in a search node seeks past a
 	 * subtree. */
 	char tail;
-	uint64_t hash; /* map_rec_hash(rec), a term of map->hash */
-	uint64_t kh; /* map_key_hash(key, tail), set by index_add: its bucket */
-	struct map_node *hnext; /* next node in that bucket */
 };
+
+#define NKEY(n)	 ((n)->rec->key)
+#define NKLEN(n) ((size_t)(n)->rec->klen)
+
+static uint64_t node_kh(const struct map_node *n)
+{
+	return map_key_hash(NKEY(n), NKLEN(n), n->tail);
+}
 
 RB_HEAD(map_tree, map_node);
 
@@ -90,7 +98,8 @@ struct map {
 
 static int node_cmp(const struct map_node *a, const struct map_node *b)
 {
-	return map_eff_cmp(a->key, a->klen, a->tail, b->key, b->klen, b->tail);
+	return map_eff_cmp(NKEY(a), NKLEN(a), a->tail, NKEY(b), NKLEN(b),
+			   b->tail);
 }
 
 RB_GENERATE_STATIC(map_tree, map_node, link, node_cmp)
@@ -177,8 +186,9 @@ static void index_grow(struct map *m)
 		struct map_node *n = m->index[i], *next;
 		for (; n != NULL; n = next) {
 			next = n->hnext;
-			n->hnext = nt[n->kh & (nb - 1)];
-			nt[n->kh & (nb - 1)] = n;
+			uint64_t kh = node_kh(n);
+			n->hnext = nt[kh & (nb - 1)];
+			nt[kh & (nb - 1)] = n;
 		}
 	}
 	free(m->index);
@@ -191,9 +201,8 @@ static void index_add(struct map *m, struct map_node *n)
 {
 	if (m->nbuckets == 0)
 		return;
-	n->kh = map_key_hash(n->key, n->klen, n->tail);
 	index_grow(m);
-	struct map_node **b = bucket_of(m, n->kh);
+	struct map_node **b = bucket_of(m, node_kh(n));
 	n->hnext = *b;
 	*b = n;
 }
@@ -202,7 +211,7 @@ static void index_del(struct map *m, struct map_node *n)
 {
 	if (m->nbuckets == 0)
 		return;
-	struct map_node **p = bucket_of(m, n->kh);
+	struct map_node **p = bucket_of(m, node_kh(n));
 	while (*p != n)
 		p = &(*p)->hnext;
 	*p = n->hnext;
@@ -214,8 +223,8 @@ static struct map_node *index_find(const struct map *m, const char *key,
 	uint64_t kh = map_key_hash(key, klen, tail);
 
 	for (struct map_node *n = *bucket_of(m, kh); n != NULL; n = n->hnext)
-		if (n->kh == kh && n->klen == klen && n->tail == tail &&
-		    memcmp(n->key, key, klen) == 0)
+		if (NKLEN(n) == klen && n->tail == tail &&
+		    memcmp(NKEY(n), key, klen) == 0)
 			return n;
 	return NULL;
 }
@@ -225,7 +234,8 @@ static struct map_node *index_find(const struct map *m, const char *key,
 static struct map_node *tree(const struct map *m, const char *key, size_t klen,
 			     char tail, bool exact)
 {
-	struct map_node s = {.key = key, .klen = klen, .tail = tail};
+	struct kv_rec k = {.key = key, .klen = (uint32_t)klen};
+	struct map_node s = {.rec = &k, .tail = tail};
 	struct map_tree *t = (struct map_tree *)&m->tree;
 
 	return exact ? RB_FIND(map_tree, t, &s) : RB_NFIND(map_tree, t, &s);
@@ -260,11 +270,11 @@ bool map_in_subtree(const struct map_node *n, const char *p, size_t plen)
 {
 	if (plen == 0)
 		return true;
-	if (n->klen < plen || memcmp(n->key, p, plen) != 0)
+	if (NKLEN(n) < plen || memcmp(NKEY(n), p, plen) != 0)
 		return false;
-	if (n->klen == plen)
+	if (NKLEN(n) == plen)
 		return map_node_is_dir(n);
-	return n->key[plen] == '/';
+	return NKEY(n)[plen] == '/';
 }
 
 struct map_node *map_subtree_first(const struct map *m, const char *p,
@@ -306,17 +316,18 @@ static void dirs_note(struct map *m, struct map_node *n, int sign)
 {
 	struct map_node *prev = RB_PREV(map_tree, &m->tree, n);
 	struct map_node *next = RB_NEXT(map_tree, &m->tree, n);
-	size_t end = map_node_is_dir(n) ? n->klen : last_slash(n->key, n->klen);
+	const char *key = NKEY(n);
+	size_t end = map_node_is_dir(n) ? NKLEN(n) : last_slash(key, NKLEN(n));
 
 	if (m->dirs.lost)
 		return;
 	while (end > 0) {
 		size_t up;
-		if ((prev != NULL && map_in_subtree(prev, n->key, end)) ||
-		    (next != NULL && map_in_subtree(next, n->key, end)))
+		if ((prev != NULL && map_in_subtree(prev, key, end)) ||
+		    (next != NULL && map_in_subtree(next, key, end)))
 			break;
-		up = last_slash(n->key, end);
-		dirs_adjust(m, n->key, up, sign);
+		up = last_slash(key, end);
+		dirs_adjust(m, key, up, sign);
 		end = up;
 	}
 }
@@ -340,10 +351,10 @@ static void account(struct map *m, const struct map_node *n, int sign)
 
 	if (sign > 0) {
 		m->nodes++;
-		m->hash += n->hash;
+		m->hash += rec->hash;
 	} else {
 		m->nodes--;
-		m->hash -= n->hash;
+		m->hash -= rec->hash;
 	}
 	if (S_ISDIR(rec->mode))
 		return;
@@ -358,18 +369,18 @@ static void account(struct map *m, const struct map_node *n, int sign)
 
 static void node_set(struct map_node *n, struct kv_rec *rec)
 {
+	/* Before the record is seen by any other thread: it is immutable
+	 * from then on, and the hash is a function of what it holds. */
+	rec->hash = map_rec_hash(rec);
 	n->rec = rec;
-	n->key = rec->key;
-	n->klen = rec->klen;
 	n->tail = S_ISDIR(rec->mode) ? '/' : 0;
-	n->hash = map_rec_hash(rec);
 }
 
 /* Before the first change of n's key after a cut: its record then. */
 static void cut_note(struct map *m, const struct map_node *n)
 {
 	if (m->stash != NULL)
-		stash_note(m->stash, n->key, n->klen, n->tail, n->rec);
+		stash_note(m->stash, NKEY(n), NKLEN(n), n->tail, n->rec);
 }
 
 void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
@@ -385,7 +396,7 @@ void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
 static void link_node(struct map *m, struct map_node *n)
 {
 	if (m->stash != NULL) /* a new key: it had no record at the cut */
-		stash_note(m->stash, n->key, n->klen, n->tail, NULL);
+		stash_note(m->stash, NKEY(n), NKLEN(n), n->tail, NULL);
 	struct map_node *clash = RB_INSERT(map_tree, &m->tree, n);
 
 	assert(clash == NULL);
@@ -479,7 +490,7 @@ enum map_kind map_lookup(const struct map *m, const char *p, size_t plen,
 	if (n == NULL)
 		return MAP_NONE;
 	*np = n;
-	return n->klen == plen ? MAP_DIR : MAP_IMPLICIT;
+	return NKLEN(n) == plen ? MAP_DIR : MAP_IMPLICIT;
 }
 
 bool map_kind_is_dir(enum map_kind k)
@@ -569,8 +580,8 @@ int map_append(struct map *m, struct kv_rec *rec)
 		return last != NULL || m->root != NULL ? -EINVAL
 						       : insert_rec(m, rec);
 	if (last != NULL &&
-	    map_eff_cmp(last->key, last->klen, last->tail, rec->key, rec->klen,
-			S_ISDIR(rec->mode) ? '/' : 0) >= 0)
+	    map_eff_cmp(NKEY(last), NKLEN(last), last->tail, rec->key,
+			rec->klen, S_ISDIR(rec->mode) ? '/' : 0) >= 0)
 		return -EINVAL;
 	return insert_rec(m, rec);
 }

@@ -102,12 +102,17 @@ struct kv_rec {
 	int64_t mtime_ns;    /* content (or, for a directory, entries) */
 	int64_t ctime_ns;    /* any change: content, attributes, name */
 	int64_t atime_ns;    /* set at creation and by utimensat only */
-	size_t klen;
+	/* The store's hash of the record (map_rec_hash), set by the map
+	 * when it takes the record, before others see it; 0 until then. */
+	uint64_t hash;
+	/* 32 bits are enough (KV_MAX_KEY, KV_MAX_XATTR_TOTAL) and keep a
+	 * record of a 100-byte value in a 224-byte allocation. */
+	uint32_t klen;
+	uint32_t nxattr;
 	size_t vlen;
 	const char *key; /* NUL-terminated for convenience */
 	/* A file's content; a symbolic link's target; empty otherwise. */
 	const unsigned char *val;
-	size_t nxattr;
 	const struct kv_xattr *xattrs; /* sorted by name (bytes) */
 };
 

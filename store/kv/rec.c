@@ -34,7 +34,7 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	char *kp;
 	unsigned char *vp;
 
-	if (klen > SIZE_MAX / 4 || vlen > SIZE_MAX / 4 ||
+	if (klen > UINT32_MAX || vlen > SIZE_MAX / 4 || n > UINT32_MAX ||
 	    n > SIZE_MAX / 4 / sizeof(*xv))
 		return NULL;
 	for (size_t i = 0; i < n; i++)
@@ -73,11 +73,12 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	rec->mtime_ns = 0;
 	rec->ctime_ns = 0;
 	rec->atime_ns = 0;
-	rec->klen = klen;
+	rec->hash = 0;
+	rec->klen = (uint32_t)klen;
 	rec->vlen = vlen;
 	rec->key = kp;
 	rec->val = vp;
-	rec->nxattr = n;
+	rec->nxattr = (uint32_t)n;
 	rec->xattrs = xv;
 	return rec;
 }
