@@ -142,8 +142,7 @@ int log_open(const char *dir, size_t segment_size, struct log **out,
 	ret = log_replay(log, errmsg);
 	if (ret)
 		goto err_free;
-	for (size_t i = 0; i < log->nsegs; i++) /* what the replay read */
-		seg_release(log->segs[i], log->segs[i]->used, log->page);
+	log_release(log); /* what the replay read */
 	*out = log;
 	return 0;
 
@@ -203,6 +202,12 @@ uint64_t log_room(const struct log *log)
 		return 0;
 	const struct seg *s = log->segs[log->nsegs - 1];
 	return s->limit - s->used;
+}
+
+void log_release(struct log *log)
+{
+	for (size_t i = 0; i < log->nsegs; i++)
+		seg_release(log->segs[i], log->segs[i]->used, log->page);
 }
 
 int log_truncate(struct log *log, uint64_t index)

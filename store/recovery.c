@@ -93,6 +93,7 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 			return ret;
 		rec->n++;
 	}
+	log_release(st->log); /* copied: the pages are not needed now */
 	return 0;
 }
 
