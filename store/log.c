@@ -206,8 +206,10 @@ uint64_t log_room(const struct log *log)
 
 void log_release(struct log *log)
 {
-	for (size_t i = 0; i < log->nsegs; i++)
+	for (size_t i = 0; i < log->nsegs; i++) {
 		seg_release(log->segs[i], log->segs[i]->used, log->page);
+		seg_release_tail(log->segs[i], log->page);
+	}
 }
 
 int log_truncate(struct log *log, uint64_t index)

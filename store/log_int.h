@@ -94,6 +94,9 @@ void seg_free(struct seg *s);
  * written by the next sync), and a later read or write of the range
  * faults them in again with the same bytes (the mapping is MAP_SHARED). */
 void seg_release(struct seg *s, size_t upto, size_t page);
+/* The same for the pages after the one that holds s->used: nothing is
+ * written there yet, but the replay reads them (they must be zeros). */
+void seg_release_tail(struct seg *s, size_t page);
 /* Room for n more entries in s's tables. 0 or -ENOMEM. */
 int seg_reserve(struct seg *s, uint64_t n);
 /* Record an entry at offset off with term in s. 0 or -ENOMEM. */

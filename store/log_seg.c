@@ -34,6 +34,13 @@ void seg_release(struct seg *s, size_t upto, size_t page)
 	s->released = upto;
 }
 
+void seg_release_tail(struct seg *s, size_t page)
+{
+	size_t from = (s->used + page - 1) / page * page;
+	if (from < s->map_len)
+		(void)madvise(s->map + from, s->map_len - from, MADV_DONTNEED);
+}
+
 int seg_reserve(struct seg *s, uint64_t n)
 {
 	if (s->count + n <= s->cap)

@@ -8,6 +8,7 @@
  * the db, the map and the log, on the owner thread, once no db job and no
  * log sync runs. Opening the files is store.c's; threads: store_int.h. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,11 @@ void store_recovery_free(struct store_recovery *rec)
 		free((void *)rec->entries[i].data);
 	free(rec->entries);
 	free(rec->conf);
+	/* The copies were as big as the log after the db (tens of MiB), in
+	 * the arena of the thread that made them: give its free pages
+	 * back, or they stay resident. */
+	if (rec->n > 0)
+		malloc_trim(0);
 	memset(rec, 0, sizeof(*rec));
 }
 

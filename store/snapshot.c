@@ -18,6 +18,7 @@
  * after a backoff, not at once. Threads: store_int.h. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -244,6 +245,10 @@ static int write_job(struct store *st)
 		ret = db_write(st->dir, &sn->meta, r.recs, r.n, &sn->locks);
 	map_cut_reader_free(&r);
 	locks_clear(&sn->locks);
+	/* The records replaced since the last job were freed by the applier
+	 * and the history into holes of the heap: give back the free pages
+	 * of every arena (a few ms at 1M keys, once a db). */
+	malloc_trim(0);
 	return ret;
 }
 
