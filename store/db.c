@@ -88,7 +88,7 @@ static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 	kv_buf_puts(b, "{\"k\":");
 	kv_buf_json_str(b, r->key, r->klen);
 	kv_buf_puts(b, ",");
-	put_bytes(b, "v", r->val, r->vlen);
+	put_bytes(b, "v", kv_rec_val(r), r->vlen);
 	kv_buf_printf(b, ",\"cr\":%" PRIu64 ",\"mr\":%" PRIu64 ",\"mt\":",
 		      r->create_rev, r->mod_rev);
 	kv_buf_i64(b, r->mtime_ns);
@@ -105,10 +105,11 @@ static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 		kv_buf_puts(b, ",\"x\":[");
 		for (size_t i = 0; i < r->nxattr; i++) {
 			kv_buf_puts(b, i ? ",{\"n\":" : "{\"n\":");
-			kv_buf_json_str(b, r->xattrs[i].name,
-					r->xattrs[i].nlen);
+			kv_buf_json_str(b, kv_rec_xattrs(r)[i].name,
+					kv_rec_xattrs(r)[i].nlen);
 			kv_buf_puts(b, ",");
-			put_bytes(b, "v", r->xattrs[i].val, r->xattrs[i].vlen);
+			put_bytes(b, "v", kv_rec_xattrs(r)[i].val,
+				  kv_rec_xattrs(r)[i].vlen);
 			kv_buf_puts(b, "}");
 		}
 		kv_buf_puts(b, "]");

@@ -204,7 +204,8 @@ static void assert_maps_equal(struct map *a, struct map *b)
 	for (size_t i = 0; i < na; i++) {
 		assert_string_equal(ra[i]->key, rb[i]->key);
 		assert_int_equal(ra[i]->vlen, rb[i]->vlen);
-		assert_memory_equal(ra[i]->val, rb[i]->val, ra[i]->vlen);
+		assert_memory_equal(kv_rec_val(ra[i]), kv_rec_val(rb[i]),
+				    ra[i]->vlen);
 		assert_int_equal(ra[i]->mode, rb[i]->mode);
 		assert_int_equal(ra[i]->create_rev, rb[i]->create_rev);
 		assert_int_equal(ra[i]->mod_rev, rb[i]->mod_rev);
@@ -215,8 +216,8 @@ static void assert_maps_equal(struct map *a, struct map *b)
 		assert_int_equal(ra[i]->gid, rb[i]->gid);
 		assert_int_equal(ra[i]->nxattr, rb[i]->nxattr);
 		for (size_t j = 0; j < ra[i]->nxattr; j++) {
-			const struct kv_xattr *x = &ra[i]->xattrs[j];
-			const struct kv_xattr *y = &rb[i]->xattrs[j];
+			const struct kv_xattr *x = &kv_rec_xattrs(ra[i])[j];
+			const struct kv_xattr *y = &kv_rec_xattrs(rb[i])[j];
 			assert_string_equal(x->name, y->name);
 			assert_int_equal(x->vlen, y->vlen);
 			assert_memory_equal(x->val, y->val, x->vlen);
@@ -571,7 +572,7 @@ static void test_record_lines_mean_the_same_to_both_readers(void **state)
 	struct kv_rec *a = map_get(m, "a\"\\\xc3\xa9", 5);
 	assert_non_null(a);
 	assert_int_equal(a->vlen, 6);
-	assert_memory_equal(a->val, "x\ny\t\xc3\xa9", 6);
+	assert_memory_equal(kv_rec_val(a), "x\ny\t\xc3\xa9", 6);
 	assert_int_equal(a->create_rev, 1);
 	assert_int_equal(a->mod_rev, 2);
 	assert_int_equal(a->mtime_ns, -5);
@@ -582,7 +583,7 @@ static void test_record_lines_mean_the_same_to_both_readers(void **state)
 	struct kv_rec *b = map_get(m, "b", 1);
 	assert_non_null(b);
 	assert_int_equal(b->vlen, 2);
-	assert_memory_equal(b->val, "\x00\xff", 2);
+	assert_memory_equal(kv_rec_val(b), "\x00\xff", 2);
 	assert_int_equal(b->mode, 33152);
 	assert_int_equal(b->mod_rev, 3);
 	assert_int_equal(b->ctime_ns, 9); /* ct and at default to mt */

@@ -107,7 +107,7 @@ static const char *val(struct fixture *f, const char *k)
 
 	if (r == NULL || S_ISDIR(r->mode))
 		return NULL;
-	snprintf(buf, sizeof(buf), "%.*s", (int)r->vlen, r->val);
+	snprintf(buf, sizeof(buf), "%.*s", (int)r->vlen, kv_rec_val(r));
 	return buf;
 }
 
@@ -215,7 +215,7 @@ static void test_keys_are_kept_in_byte_order(void **state)
 	/* A collected record outlives its replacement in the map. */
 	assert_int_equal(put(f, "a", "new"), 0);
 	assert_int_equal(recs[1]->vlen, 1);
-	assert_memory_equal(recs[1]->val, "x", 1);
+	assert_memory_equal(kv_rec_val(recs[1]), "x", 1);
 	map_collect_free(recs, n);
 }
 
@@ -937,7 +937,7 @@ static void test_xattrs_are_set_replaced_removed_and_limited(void **state)
 	assert_int_equal(setx(f, "k", "user.a", "1", 1, KV_XATTR_CREATE), 0);
 	r = rec_of(f, "k");
 	assert_int_equal(r->nxattr, 2);
-	assert_string_equal(r->xattrs[0].name, "user.a"); /* sorted */
+	assert_string_equal(kv_rec_xattrs(r)[0].name, "user.a"); /* sorted */
 	assert_int_equal(r->ctime_ns, 500);
 	assert_int_equal(r->mtime_ns, 1000);
 	assert_int_equal(setx(f, "k", "user.a", "x", 1, KV_XATTR_CREATE),
@@ -970,9 +970,9 @@ static void test_xattrs_are_set_replaced_removed_and_limited(void **state)
 	}
 	assert_int_equal(err, -ENOSPC);
 	assert_int_equal(i, 3); /* 4 of 64 KiB, their names past 256 KiB */
-	assert_true(
-	    kv_xattrs_size(rec_of(f, "k")->xattrs, rec_of(f, "k")->nxattr) <=
-	    KV_MAX_XATTR_TOTAL);
+	assert_true(kv_xattrs_size(kv_rec_xattrs(rec_of(f, "k")),
+				   rec_of(f, "k")->nxattr) <=
+		    KV_MAX_XATTR_TOTAL);
 	/* A rewrite of the value keeps them, a rename too. */
 	assert_int_equal(put(f, "k", "w"), 0);
 	assert_string_equal(xval(f, "k", "user.a"), "one");
