@@ -43,8 +43,8 @@
 #include "map_stash.h"
 
 /* 56 bytes (a 64-byte allocation): the key, its length and the record's
- * hash are the record's (rec->hash, set by node_set), the bucket is
- * hashed again from the key when needed. */
+ * hash are the record's (rec->hash, set by node_set); the key's hash, 32
+ * bits of it, fits in what would be padding. */
 struct map_node {
 	RB_ENTRY(map_node) link;
 	/* The key is rec's; a search node's rec holds only a key. */
@@ -54,15 +54,14 @@ struct map_node {
 	 * file; '0' (the byte after '/') in a search node seeks past a
 	 * subtree. */
 	char tail;
+	/* map_key_hash(key, tail), its low 32 bits, set by index_add: the
+	 * bucket (at most 2^32 of them), and a compare that does not read
+	 * the record. */
+	uint32_t kh;
 };
 
 #define NKEY(n)	 ((n)->rec->key)
 #define NKLEN(n) ((size_t)(n)->rec->klen)
-
-static uint64_t node_kh(const struct map_node *n)
-{
-	return map_key_hash(NKEY(n), NKLEN(n), n->tail);
-}
 
 RB_HEAD(map_tree, map_node);
 
@@ -186,9 +185,8 @@ static void index_grow(struct map *m)
 		struct map_node *n = m->index[i], *next;
 		for (; n != NULL; n = next) {
 			next = n->hnext;
-			uint64_t kh = node_kh(n);
-			n->hnext = nt[kh & (nb - 1)];
-			nt[kh & (nb - 1)] = n;
+			n->hnext = nt[n->kh & (nb - 1)];
+			nt[n->kh & (nb - 1)] = n;
 		}
 	}
 	free(m->index);
@@ -201,8 +199,9 @@ static void index_add(struct map *m, struct map_node *n)
 {
 	if (m->nbuckets == 0)
 		return;
+	n->kh = (uint32_t)map_key_hash(NKEY(n), NKLEN(n), n->tail);
 	index_grow(m);
-	struct map_node **b = bucket_of(m, node_kh(n));
+	struct map_node **b = bucket_of(m, n->kh);
 	n->hnext = *b;
 	*b = n;
 }
@@ -211,7 +210,7 @@ static void index_del(struct map *m, struct map_node *n)
 {
 	if (m->nbuckets == 0)
 		return;
-	struct map_node **p = bucket_of(m, node_kh(n));
+	struct map_node **p = bucket_of(m, n->kh);
 	while (*p != n)
 		p = &(*p)->hnext;
 	*p = n->hnext;
@@ -220,10 +219,10 @@ static void index_del(struct map *m, struct map_node *n)
 static struct map_node *index_find(const struct map *m, const char *key,
 				   size_t klen, char tail)
 {
-	uint64_t kh = map_key_hash(key, klen, tail);
+	uint32_t kh = (uint32_t)map_key_hash(key, klen, tail);
 
 	for (struct map_node *n = *bucket_of(m, kh); n != NULL; n = n->hnext)
-		if (NKLEN(n) == klen && n->tail == tail &&
+		if (n->kh == kh && n->tail == tail && NKLEN(n) == klen &&
 		    memcmp(NKEY(n), key, klen) == 0)
 			return n;
 	return NULL;
@@ -517,47 +516,6 @@ int map_check_ancestors(const struct map *m, const char *key, size_t klen)
 	return 0;
 }
 
-static void stat_rec(const struct kv_rec *r, struct kv_stat *st)
-{
-	st->mode = r->mode;
-	st->uid = r->uid;
-	st->gid = r->gid;
-	st->create_rev = r->create_rev;
-	st->mod_rev = r->mod_rev;
-	st->mtime_ns = r->mtime_ns;
-	st->ctime_ns = r->ctime_ns;
-	st->atime_ns = r->atime_ns;
-}
-
-void map_stat_of(const struct map *m, enum map_kind k, const struct map_node *n,
-		 const char *path, size_t plen, struct kv_stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->is_dir = map_kind_is_dir(k);
-	st->uid = st->gid = KV_NO_OWNER;
-	st->nlink = 1;
-	if (st->is_dir)
-		st->nlink = map_nlink(m, path, plen);
-	if (k == MAP_ROOT) {
-		st->mode = S_IFDIR | 0755;
-		if (m->root != NULL)
-			stat_rec(m->root, st);
-		return;
-	}
-	if (k == MAP_IMPLICIT) {
-		/* The revisions and times of the first key below it: cheap
-		 * (no subtree scan) and stable while that key is. */
-		st->mode = S_IFDIR | 0755;
-		st->create_rev = n->rec->create_rev;
-		st->mod_rev = n->rec->mod_rev;
-		st->mtime_ns = st->ctime_ns = st->atime_ns = n->rec->mtime_ns;
-		return;
-	}
-	stat_rec(n->rec, st);
-	if (k == MAP_FILE)
-		st->size = n->rec->vlen;
-}
-
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen)
 {
 	struct map_node *n = map_find(m, key, klen, 0);
@@ -583,18 +541,13 @@ int map_append(struct map *m, struct kv_rec *rec)
 	    map_eff_cmp(NKEY(last), NKLEN(last), last->tail, rec->key,
 			rec->klen, S_ISDIR(rec->mode) ? '/' : 0) >= 0)
 		return -EINVAL;
-	return insert_rec(m, rec);
-}
-
-int map_stat(const struct map *m, const char *path, size_t plen,
-	     struct kv_stat *out)
-{
-	struct map_node *n;
-	enum map_kind k = map_lookup(m, path, plen, &n);
-
-	if (k == MAP_NONE)
-		return -ENOENT;
-	map_stat_of(m, k, n, path, plen, out);
+	/* After every key: a new node, no lookup (a db's load is 1M of these)
+	 */
+	struct map_node *n = malloc(sizeof(*n));
+	if (n == NULL)
+		return -ENOMEM;
+	node_set(n, rec);
+	link_node(m, n);
 	return 0;
 }
 
