@@ -111,7 +111,7 @@ const unsigned char *fs_file_data(const struct fs_file *f)
 {
 	if (f->has_buf)
 		return f->buf;
-	return f->rec ? f->rec->val : NULL;
+	return f->rec ? kv_rec_val(f->rec) : NULL;
 }
 
 size_t fs_file_size(const struct fs_file *f)
@@ -163,7 +163,7 @@ static int own_content(struct fs_file *f)
 	if (ret != 0)
 		return ret;
 	if (n > 0)
-		memcpy(f->buf, f->rec->val, n);
+		memcpy(f->buf, kv_rec_val(f->rec), n);
 	f->len = n;
 	f->has_buf = true;
 	return 0;
@@ -233,7 +233,7 @@ const struct kv_xattr *fs_file_xattrs(const struct fs_file *f, size_t *n)
 		return f->xattrs;
 	}
 	*n = f->rec ? f->rec->nxattr : 0;
-	return f->rec ? f->rec->xattrs : NULL;
+	return f->rec ? kv_rec_xattrs(f->rec) : NULL;
 }
 
 /* A malloc'd copy of x (NUL after the name). */

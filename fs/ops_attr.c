@@ -261,7 +261,7 @@ static int truncate_by_name(struct fs *fs, const char *key, size_t klen,
 			kv_rec_unref(rec);
 			return -ENOMEM;
 		}
-		memcpy(val, rec->val,
+		memcpy(val, kv_rec_val(rec),
 		       rec->vlen < (size_t)size ? rec->vlen : (size_t)size);
 		int64_t now = fs_now();
 		struct kv_cmd cmd = {.op = KV_OP_PUT,

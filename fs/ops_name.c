@@ -69,7 +69,7 @@ void fs_op_readlink(fuse_req_t req, fuse_ino_t ino)
 	if (ret == 0 && (!S_ISLNK(rec->mode) || rec->vlen > KV_MAX_LINK))
 		ret = -EINVAL;
 	if (ret == 0) {
-		memcpy(target, rec->val, rec->vlen);
+		memcpy(target, kv_rec_val(rec), rec->vlen);
 		target[rec->vlen] = '\0';
 	}
 	kv_rec_unref(rec);

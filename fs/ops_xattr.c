@@ -178,7 +178,7 @@ void fs_op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		ret = 0;
 	} else if ((ret = attr_rec(fs, in, &rec)) == 0) {
 		if (rec != NULL)
-			get_from(&g, rec->xattrs, rec->nxattr);
+			get_from(&g, kv_rec_xattrs(rec), rec->nxattr);
 		else
 			fs_reply_err(req, ENODATA);
 		kv_rec_unref(rec);
@@ -227,7 +227,8 @@ void fs_op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 	}
 	if (!with_local(fs, in, list_from, &l) &&
 	    (ret = attr_rec(fs, in, &rec)) == 0) {
-		list_from(&l, rec ? rec->xattrs : NULL, rec ? rec->nxattr : 0);
+		list_from(&l, rec ? kv_rec_xattrs(rec) : NULL,
+			  rec ? rec->nxattr : 0);
 		kv_rec_unref(rec);
 	}
 	fs_inode_put(&fs->itab, in);

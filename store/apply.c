@@ -118,7 +118,7 @@ static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 				   cmd->set_xattrs ? cmd->nxattr : 0);
 	else
 		rec = kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen,
-				   old->xattrs, old->nxattr);
+				   kv_rec_xattrs(old), old->nxattr);
 	if (rec == NULL)
 		return -ENOMEM;
 	if (old == NULL && (err = apply_touch_prepare(m, cmd->key, cmd->klen, t,
@@ -319,10 +319,10 @@ static struct kv_rec *attr_copy(const struct map *m, const struct kv_cmd *cmd,
 	      : k == MAP_IMPLICIT ? NULL
 				  : map_node_rec(n);
 	if (old != NULL && xa == NULL) {
-		xa = old->xattrs;
+		xa = kv_rec_xattrs(old);
 		nx = old->nxattr;
 	}
-	rec = kv_rec_new_x(cmd->key, cmd->klen, old ? old->val : NULL,
+	rec = kv_rec_new_x(cmd->key, cmd->klen, old ? kv_rec_val(old) : NULL,
 			   old ? old->vlen : 0, xa, nx);
 	if (rec == NULL)
 		return NULL;
@@ -407,7 +407,7 @@ static int apply_xattr(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	      : k == MAP_FILE || k == MAP_DIR ? map_node_rec(n)
 					      : NULL;
 	if (old != NULL) {
-		cur = old->xattrs;
+		cur = kv_rec_xattrs(old);
 		nx = old->nxattr;
 	}
 	const struct kv_xattr *x =

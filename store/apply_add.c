@@ -26,10 +26,10 @@ static int count_of(const struct kv_rec *rec, uint64_t *out)
 
 	if (!S_ISREG(rec->mode))
 		return -EINVAL;
-	if (n > 0 && rec->val[n - 1] == '\n')
+	if (n > 0 && kv_rec_val(rec)[n - 1] == '\n')
 		n--;
 	for (size_t i = 0; i < n; i++) {
-		unsigned d = (unsigned)rec->val[i] - '0';
+		unsigned d = (unsigned)kv_rec_val(rec)[i] - '0';
 		if (d > 9)
 			return -EINVAL;
 		if (v > (UINT64_MAX - d) / 10)
@@ -96,8 +96,8 @@ static int add_one(struct map *m, uint64_t index, int64_t t, const char *key,
 			return -EINVAL; /* checked: cannot happen */
 	}
 	len = snprintf(text, sizeof(text), "%" PRIu64, v + d);
-	rec = old ? kv_rec_new_x(key, klen, text, (size_t)len, old->xattrs,
-				 old->nxattr)
+	rec = old ? kv_rec_new_x(key, klen, text, (size_t)len,
+				 kv_rec_xattrs(old), old->nxattr)
 		  : kv_rec_new(key, klen, text, (size_t)len);
 	if (rec == NULL)
 		return -ENOMEM;

@@ -43,8 +43,8 @@ void apply_same_attrs(struct kv_rec *rec, const struct kv_rec *old)
 struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
 			      size_t klen, uint64_t index)
 {
-	struct kv_rec *rec = kv_rec_new_x(key, klen, old->val, old->vlen,
-					  old->xattrs, old->nxattr);
+	struct kv_rec *rec = kv_rec_new_x(key, klen, kv_rec_val(old), old->vlen,
+					  kv_rec_xattrs(old), old->nxattr);
 
 	if (rec == NULL)
 		return NULL;

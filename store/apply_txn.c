@@ -54,7 +54,7 @@ static bool cmp_holds(const struct map *m, const struct kv_txn_cmp *c)
 		if (rec == NULL)
 			return false;
 		size_t n = rec->vlen < c->vlen ? rec->vlen : c->vlen;
-		int d = n ? memcmp(rec->val, c->val, n) : 0;
+		int d = n ? memcmp(kv_rec_val(rec), c->val, n) : 0;
 		if (d == 0)
 			d = cmp_u64(rec->vlen, c->vlen);
 		return holds(d, c->op);

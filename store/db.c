@@ -26,6 +26,7 @@
 
 #include "codec.h"
 #include "db.h"
+#include "db_read.h"
 #include "leases.h"
 #include "locks.h"
 
@@ -89,7 +90,7 @@ static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 	kv_buf_puts(b, "{\"k\":");
 	kv_buf_json_str(b, r->key, r->klen);
 	kv_buf_puts(b, ",");
-	put_bytes(b, "v", r->val, r->vlen);
+	put_bytes(b, "v", kv_rec_val(r), r->vlen);
 	kv_buf_printf(b, ",\"cr\":%" PRIu64 ",\"mr\":%" PRIu64 ",\"mt\":",
 		      r->create_rev, r->mod_rev);
 	kv_buf_i64(b, r->mtime_ns);
@@ -108,10 +109,11 @@ static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 		kv_buf_puts(b, ",\"x\":[");
 		for (size_t i = 0; i < r->nxattr; i++) {
 			kv_buf_puts(b, i ? ",{\"n\":" : "{\"n\":");
-			kv_buf_json_str(b, r->xattrs[i].name,
-					r->xattrs[i].nlen);
+			kv_buf_json_str(b, kv_rec_xattrs(r)[i].name,
+					kv_rec_xattrs(r)[i].nlen);
 			kv_buf_puts(b, ",");
-			put_bytes(b, "v", r->xattrs[i].val, r->xattrs[i].vlen);
+			put_bytes(b, "v", kv_rec_xattrs(r)[i].val,
+				  kv_rec_xattrs(r)[i].vlen);
 			kv_buf_puts(b, "}");
 		}
 		kv_buf_puts(b, "]");
@@ -262,6 +264,7 @@ struct loader {
 	const char *base; /* the mapping */
 	size_t size;
 	char **errmsg;
+	struct db_scratch sc; /* db_read_rec's */
 };
 
 static int damaged(const struct loader *l, size_t off, const char *what)
@@ -424,36 +427,6 @@ static int load_xattrs(const cJSON *x, struct xattrs *out, const char **why)
 								   : 0;
 }
 
-/* The mode's kind, and the value it may have; NULL if they fit. Version
- * 1 knew files and directories only. */
-static const char *kind_problem(uint64_t md, uint64_t version, size_t klen,
-				const unsigned char *val, size_t vlen)
-{
-	uint64_t kind = md & S_IFMT;
-
-	if ((md & ~(uint64_t)(S_IFMT | 07777)) != 0 ||
-	    (version < 2 && kind != S_IFREG && kind != S_IFDIR))
-		return "bad mode";
-	if (klen == 0 && kind != S_IFDIR)
-		return "the root is not a directory";
-	switch (kind) {
-	case S_IFDIR:
-		return vlen == 0 ? NULL : "directory with a value";
-	case S_IFIFO:
-	case S_IFSOCK:
-		return vlen == 0 ? NULL : "special file with a value";
-	case S_IFLNK:
-		if (vlen == 0 || vlen > KV_MAX_LINK ||
-		    memchr(val, '\0', vlen) != NULL)
-			return "bad symbolic link target";
-		return NULL;
-	case S_IFREG:
-		return vlen > KV_MAX_VALUE ? "value over the limit" : NULL;
-	default:
-		return "bad mode";
-	}
-}
-
 /* The numbers of a record line into rec. 0 or -EINVAL. */
 static int load_numbers(const cJSON **f, struct kv_rec *rec)
 {
@@ -521,7 +494,7 @@ static struct kv_rec *load_rec(const cJSON *o, uint64_t version,
 	}
 	if (get_bytes(f[R_V], f[R_V64], &val, &vlen, &bin, why) != 0)
 		return NULL;
-	if ((problem = kind_problem(md, version, klen, val, vlen)) != NULL) {
+	if ((problem = db_kind_problem(md, version, klen, val, vlen)) != NULL) {
 		*why = problem;
 		goto out_free;
 	}
@@ -641,9 +614,37 @@ static int load_trailer(const struct loader *l, const cJSON *t, size_t off,
 	return 0;
 }
 
+/* Add a record read at off to m: 0, damage or -ENOMEM. */
+static int add_rec(const struct loader *l, struct map *m, struct kv_rec *rec,
+		   size_t off)
+{
+	if (rec->lease != 0 &&
+	    leases_find(map_leases_c(m), rec->lease) == NULL) {
+		kv_rec_unref(rec);
+		return damaged(l, off, "a key on no lease");
+	}
+	int err = map_append(m, rec);
+	if (err != 0)
+		kv_rec_unref(rec);
+	return err == -EINVAL ? damaged(l, off, "record out of order") : err;
+}
+
+/* The mapping's pages behind off, once LOAD_RELEASE bytes are read: not
+ * read again, and otherwise resident until the end of the load. */
+#define LOAD_RELEASE (16u << 20)
+static void release_behind(const struct loader *l, size_t off, size_t *done)
+{
+	size_t upto = off / LOAD_RELEASE * LOAD_RELEASE;
+	if (upto > *done) {
+		(void)madvise((char *)l->base + *done, upto - *done,
+			      MADV_DONTNEED);
+		*done = upto;
+	}
+}
+
 static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 {
-	size_t off = 0;
+	size_t off = 0, released = 0;
 	uint64_t count = 0, seen = 0;
 	uint32_t crc = 0;
 	int err = 0;
@@ -659,6 +660,18 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 		if (nl == NULL)
 			return damaged(l, off, "unterminated last line");
 		len = (size_t)(nl - line);
+		struct kv_rec *fast = NULL;
+		if (!first && len > 5 && memcmp(line, "{\"k\":", 5) == 0 &&
+		    (err = db_read_rec(line, len, l->version, &l->sc, &fast)) !=
+			0) {
+			if (err < 0 || (err = add_rec(l, m, fast, off)) != 0)
+				return err;
+			seen++;
+			crc = kv_crc32c(crc, line, len + 1);
+			off += len + 1;
+			release_behind(l, off, &released);
+			continue;
+		}
 		o = kv_json_parse(line, len);
 		if (o == NULL || !cJSON_IsObject(o)) {
 			cJSON_Delete(o);
@@ -692,20 +705,8 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 
 			if (rec == NULL && err == 0)
 				err = damaged(l, off, why);
-			if (rec != NULL && rec->lease != 0 &&
-			    leases_find(map_leases_c(m), rec->lease) == NULL) {
-				kv_rec_unref(rec);
-				rec = NULL;
-				err = damaged(l, off, "a key on no lease");
-			}
-			if (rec != NULL) {
-				err = map_append(m, rec);
-				if (err != 0)
-					kv_rec_unref(rec);
-				if (err == -EINVAL)
-					err = damaged(l, off,
-						      "record out of order");
-			}
+			if (rec != NULL)
+				err = add_rec(l, m, rec, off);
 			seen++;
 		}
 		cJSON_Delete(o);
@@ -773,6 +774,7 @@ int db_load_file(const char *path, struct map *m, struct db_meta *meta,
 	madvise(base, l.size, MADV_SEQUENTIAL);
 	l.base = base;
 	err = load_lines(&l, m, meta);
+	db_scratch_free(&l.sc);
 	munmap(base, l.size);
 	if (err != 0) {
 		free(meta->conf);

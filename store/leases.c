@@ -22,6 +22,22 @@ void leases_clear(struct leases *l)
 	leases_init(l);
 }
 
+int leases_copy(struct leases *dst, const struct leases *src)
+{
+	leases_clear(dst);
+	if (src->n == 0)
+		return 0;
+	dst->v = malloc(src->n * sizeof(*dst->v));
+	if (dst->v == NULL)
+		return -ENOMEM;
+	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
+	for (size_t i = 0; i < src->n; i++)
+		dst->v[i].first = NULL; /* the keys stay the map's */
+	dst->n = dst->cap = src->n;
+	dst->nkeys = src->nkeys;
+	return 0;
+}
+
 struct lease *leases_find(const struct leases *l, uint64_t id)
 {
 	size_t lo = 0, hi = l->n;

@@ -39,6 +39,10 @@ struct leases {
 
 void leases_init(struct leases *l);
 void leases_clear(struct leases *l);
+/* dst (initialized; cleared first) a copy of src's leases without their
+ * key lists, for a db written off the map's lock (snapshot.c). 0 or
+ * -ENOMEM. */
+int leases_copy(struct leases *dst, const struct leases *src);
 
 struct lease *leases_find(const struct leases *l, uint64_t id);
 /* Room for one more lease, so that adding it cannot fail. 0 or -ENOMEM. */

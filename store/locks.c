@@ -327,6 +327,22 @@ int locks_load_lock(struct locks *l, const struct lock_ent *e)
 	return 0;
 }
 
+int locks_copy(struct locks *dst, const struct locks *src)
+{
+	int ret = 0;
+
+	locks_init(dst);
+	for (size_t i = 0; ret == 0 && i < src->ns; i++)
+		ret = add_session(dst, &src->s[i]);
+	for (size_t i = 0; ret == 0 && i < src->n; i++)
+		ret = locks_load_lock(dst, &src->v[i]);
+	if (ret != 0) {
+		locks_clear(dst);
+		return -ENOMEM; /* a valid table: only memory can fail */
+	}
+	return 0;
+}
+
 /* ---- the hash ---- */
 
 static uint64_t mix(uint64_t h, uint64_t v)

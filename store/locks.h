@@ -72,6 +72,9 @@ struct lock_sess *locks_session(const struct locks *l, uint64_t sid);
 int locks_load_session(struct locks *l, const struct lock_sess *s);
 int locks_load_lock(struct locks *l, const struct lock_ent *e);
 
+/* dst (uninitialized) becomes a copy of src: 0 or -ENOMEM (dst empty). */
+int locks_copy(struct locks *dst, const struct locks *src);
+
 /* A hash of the whole table, independent of the order of its entries;
  * 0 when empty. */
 uint64_t locks_hash(const struct locks *l);

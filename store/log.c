@@ -142,6 +142,7 @@ int log_open(const char *dir, size_t segment_size, struct log **out,
 	ret = log_replay(log, errmsg);
 	if (ret)
 		goto err_free;
+	log_release(log); /* what the replay read */
 	*out = log;
 	return 0;
 
@@ -203,6 +204,14 @@ uint64_t log_room(const struct log *log)
 	return s->limit - s->used;
 }
 
+void log_release(struct log *log)
+{
+	for (size_t i = 0; i < log->nsegs; i++) {
+		seg_release(log->segs[i], log->segs[i]->used, log->page);
+		seg_release_tail(log->segs[i], log->page);
+	}
+}
+
 int log_truncate(struct log *log, uint64_t index)
 {
 	if (index < log->first || index > log->last + 1)
@@ -221,6 +230,8 @@ int log_truncate(struct log *log, uint64_t index)
 	size_t from = s->off[k];
 	memset(s->map + from, 0, s->used - from);
 	s->used = from;
+	if (s->released > from)
+		s->released = from / log->page * log->page;
 	s->count = k;
 	s->dirty = true;
 	log->last = index - 1;
@@ -233,6 +244,12 @@ int log_truncate(struct log *log, uint64_t index)
 		return -errno;
 	return 0;
 }
+
+/* The appended bytes of the segment being filled that stay mapped in
+ * resident memory; what is older is given back in steps of as much
+ * (seg_release): the log's pages, read back by the replay and written by
+ * every append, were 80 to 160 MiB of a 1M-key node's resident memory. */
+#define LOG_RESIDENT_BYTES (4u << 20)
 
 /* Entry data past this size is written with pwrite rather than stored
  * through the mapping: a fresh page of the mapping costs a fault, and the
@@ -287,6 +304,8 @@ int log_append(struct log *log, const struct log_entry *e)
 			/* Invariant 5: a full segment is on disk before the
 			 * next one exists. */
 			return -errno;
+		} else if (s) {
+			seg_release(s, s->used, log->page);
 		}
 		struct seg *ns;
 		ret = segs_reserve(log);
@@ -318,6 +337,8 @@ int log_append(struct log *log, const struct log_entry *e)
 	s->count++;
 	s->used += need;
 	s->dirty = true;
+	if (s->used - s->released >= 2 * LOG_RESIDENT_BYTES)
+		seg_release(s, s->used - LOG_RESIDENT_BYTES, log->page);
 	log->last = e->index;
 	log->bytes += need;
 	return 0;

@@ -92,6 +92,10 @@ int log_sync(struct log *log);
 /* Read the entry at index (first <= index <= last). -ENOENT otherwise,
  * KV_ECORRUPT if its checksum fails. */
 int log_get(struct log *log, uint64_t index, struct log_entry *out);
+/* Give back the mapped pages read so far (log_get's, the replay's): they
+ * count in resident memory until then, and a later log_get faults them
+ * in again. The entries log_get returned stay readable. */
+void log_release(struct log *log);
 
 /* Compaction: forget entries <= index (a snapshot covers them); whole
  * segments are deleted once every entry in them is covered, except the

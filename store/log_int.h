@@ -36,6 +36,9 @@ struct seg {
 	size_t *off;	 /* off[k]: offset of entry first + k */
 	uint64_t *terms; /* terms[k]: its term */
 	bool dirty;	 /* written since the last log_sync_prepare */
+	/* The mapping's pages below this offset were given back
+	 * (seg_release): not counted in the process's resident memory. */
+	size_t released;
 };
 
 struct log {
@@ -85,6 +88,15 @@ bool logfmt_all_zero(const unsigned char *p, size_t n);
 /* ---- log_seg.c: the table of segments, for log.c and the replay ---- */
 
 void seg_free(struct seg *s);
+/* Give back the mapping's pages of s below upto (rounded down to a page
+ * of `page` bytes), so that resident memory holds only the recent part of
+ * the log: the file's pages stay in the page cache (a dirty one is still
+ * written by the next sync), and a later read or write of the range
+ * faults them in again with the same bytes (the mapping is MAP_SHARED). */
+void seg_release(struct seg *s, size_t upto, size_t page);
+/* The same for the pages after the one that holds s->used: nothing is
+ * written there yet, but the replay reads them (they must be zeros). */
+void seg_release_tail(struct seg *s, size_t page);
 /* Room for n more entries in s's tables. 0 or -ENOMEM. */
 int seg_reserve(struct seg *s, uint64_t n);
 /* Record an entry at offset off with term in s. 0 or -ENOMEM. */

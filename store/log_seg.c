@@ -24,6 +24,23 @@ void seg_free(struct seg *s)
 	free(s);
 }
 
+void seg_release(struct seg *s, size_t upto, size_t page)
+{
+	upto = upto / page * page;
+	if (upto <= s->released)
+		return;
+	/* Advice only: on failure the pages just stay resident. */
+	(void)madvise(s->map + s->released, upto - s->released, MADV_DONTNEED);
+	s->released = upto;
+}
+
+void seg_release_tail(struct seg *s, size_t page)
+{
+	size_t from = (s->used + page - 1) / page * page;
+	if (from < s->map_len)
+		(void)madvise(s->map + from, s->map_len - from, MADV_DONTNEED);
+}
+
 int seg_reserve(struct seg *s, uint64_t n)
 {
 	if (s->count + n <= s->cap)

@@ -21,6 +21,8 @@
  * tree. The table only speeds lookups up: without memory to grow it, a
  * longer chain still finds the node, and without a table at all find()
  * walks the tree.
+ * While a db is collected (map_cut.c), every change first stashes the
+ * record its key had at the cut (map_stash.c).
  * The rules of each command are in apply.c; semantics in docs/map-and-db.md.
  */
 #include <assert.h>
@@ -39,23 +41,34 @@
 #include "leases.h"
 #include "locks.h"
 #include "map_impl.h"
+#include "map_stash.h"
 
+/* 56 bytes (a 64-byte allocation): the key, its length and the record's
+ * hash are the record's (rec->hash, set by node_set); the key's hash, 32
+ * bits of it, fits in what would be padding. */
 struct map_node {
 	RB_ENTRY(map_node) link;
-	struct kv_rec *rec; /* NULL in search nodes */
-	const char *key;
-	size_t klen;
+	/* The key is rec's; a search node's rec holds only a key. */
+	struct kv_rec *rec;
+	struct map_node *hnext; /* next node in its index bucket */
 	/* Appended to the key when sorting: '/' for a directory, 0 for a
 	 * file; '0' (the byte after '/') in a search node seeks past a
 	 * subtree. */
 	char tail;
-	uint64_t hash; /* map_rec_hash(rec), a term of map->hash */
-	uint64_t kh; /* map_key_hash(key, tail), set by index_add: its bucket */
-	struct map_node *hnext; /* next node in that bucket */
-	/* The other keys on the same lease (rec->lease), while on_lease. */
+	bool on_lease; /* on the list of rec->lease's keys (lprev, lnext) */
+	/* map_key_hash(key, tail), its low 32 bits, set by index_add: the
+	 * bucket (at most 2^32 of them), and a compare that does not read
+	 * the record. */
+	uint32_t kh;
+	/* The other keys on the same lease (rec->lease), while on_lease.
+	 * They make the node 72 bytes, not 64: a lease's keys kept in the
+	 * lease table instead would give those 16 bytes back to every key
+	 * not on a lease. */
 	struct map_node *lprev, *lnext;
-	bool on_lease;
 };
+
+#define NKEY(n)	 ((n)->rec->key)
+#define NKLEN(n) ((size_t)(n)->rec->klen)
 
 RB_HEAD(map_tree, map_node);
 
@@ -83,37 +96,19 @@ struct map {
 	/* The lease table (leases.c): the same; each lease's keys are
 	 * threaded through the nodes (lease_link). */
 	struct leases leases;
+	/* While a db is collected (map_cut.c): the first record each key
+	 * changed since had at the cut; NULL otherwise. */
+	struct map_stash *stash;
 };
 
 /* Buckets of a new map's index; it doubles when the nodes outnumber the
  * buckets. */
 #define MAP_INDEX_MIN 64
 
-/* Compare key a plus tail at with key b plus tail bt, bytes unsigned. Equal
- * effective strings (only possible with keys the rules reject) order the
- * node with a tail first, so a seek for "d" + '0' finds a file "d0". */
-static int eff_cmp(const char *a, size_t alen, char at, const char *b,
-		   size_t blen, char bt)
-{
-	size_t n = alen < blen ? alen : blen;
-	int c = n ? memcmp(a, b, n) : 0;
-
-	if (c != 0)
-		return c;
-	if (alen == blen)
-		return (int)(unsigned char)at - (int)(unsigned char)bt;
-	if (alen > blen)
-		return -eff_cmp(b, blen, bt, a, alen, at);
-	if (at == 0)
-		return -1;
-	if ((unsigned char)at != (unsigned char)b[n])
-		return (int)(unsigned char)at - (int)(unsigned char)b[n];
-	return -1;
-}
-
 static int node_cmp(const struct map_node *a, const struct map_node *b)
 {
-	return eff_cmp(a->key, a->klen, a->tail, b->key, b->klen, b->tail);
+	return map_eff_cmp(NKEY(a), NKLEN(a), a->tail, NKEY(b), NKLEN(b),
+			   b->tail);
 }
 
 RB_GENERATE_STATIC(map_tree, map_node, link, node_cmp)
@@ -153,6 +148,7 @@ void map_free(struct map *m)
 	dircounts_free(&m->dirs);
 	locks_clear(&m->locks);
 	leases_clear(&m->leases);
+	stash_free(m->stash);
 	free(m);
 }
 
@@ -229,7 +225,7 @@ static void index_add(struct map *m, struct map_node *n)
 {
 	if (m->nbuckets == 0)
 		return;
-	n->kh = map_key_hash(n->key, n->klen, n->tail);
+	n->kh = (uint32_t)map_key_hash(NKEY(n), NKLEN(n), n->tail);
 	index_grow(m);
 	struct map_node **b = bucket_of(m, n->kh);
 	n->hnext = *b;
@@ -249,11 +245,11 @@ static void index_del(struct map *m, struct map_node *n)
 static struct map_node *index_find(const struct map *m, const char *key,
 				   size_t klen, char tail)
 {
-	uint64_t kh = map_key_hash(key, klen, tail);
+	uint32_t kh = (uint32_t)map_key_hash(key, klen, tail);
 
 	for (struct map_node *n = *bucket_of(m, kh); n != NULL; n = n->hnext)
-		if (n->kh == kh && n->klen == klen && n->tail == tail &&
-		    memcmp(n->key, key, klen) == 0)
+		if (n->kh == kh && n->tail == tail && NKLEN(n) == klen &&
+		    memcmp(NKEY(n), key, klen) == 0)
 			return n;
 	return NULL;
 }
@@ -263,7 +259,8 @@ static struct map_node *index_find(const struct map *m, const char *key,
 static struct map_node *tree(const struct map *m, const char *key, size_t klen,
 			     char tail, bool exact)
 {
-	struct map_node s = {.key = key, .klen = klen, .tail = tail};
+	struct kv_rec k = {.key = key, .klen = (uint32_t)klen};
+	struct map_node s = {.rec = &k, .tail = tail};
 	struct map_tree *t = (struct map_tree *)&m->tree;
 
 	return exact ? RB_FIND(map_tree, t, &s) : RB_NFIND(map_tree, t, &s);
@@ -298,11 +295,11 @@ bool map_in_subtree(const struct map_node *n, const char *p, size_t plen)
 {
 	if (plen == 0)
 		return true;
-	if (n->klen < plen || memcmp(n->key, p, plen) != 0)
+	if (NKLEN(n) < plen || memcmp(NKEY(n), p, plen) != 0)
 		return false;
-	if (n->klen == plen)
+	if (NKLEN(n) == plen)
 		return map_node_is_dir(n);
-	return n->key[plen] == '/';
+	return NKEY(n)[plen] == '/';
 }
 
 struct map_node *map_subtree_first(const struct map *m, const char *p,
@@ -344,17 +341,18 @@ static void dirs_note(struct map *m, struct map_node *n, int sign)
 {
 	struct map_node *prev = RB_PREV(map_tree, &m->tree, n);
 	struct map_node *next = RB_NEXT(map_tree, &m->tree, n);
-	size_t end = map_node_is_dir(n) ? n->klen : last_slash(n->key, n->klen);
+	const char *key = NKEY(n);
+	size_t end = map_node_is_dir(n) ? NKLEN(n) : last_slash(key, NKLEN(n));
 
 	if (m->dirs.lost)
 		return;
 	while (end > 0) {
 		size_t up;
-		if ((prev != NULL && map_in_subtree(prev, n->key, end)) ||
-		    (next != NULL && map_in_subtree(next, n->key, end)))
+		if ((prev != NULL && map_in_subtree(prev, key, end)) ||
+		    (next != NULL && map_in_subtree(next, key, end)))
 			break;
-		up = last_slash(n->key, end);
-		dirs_adjust(m, n->key, up, sign);
+		up = last_slash(key, end);
+		dirs_adjust(m, key, up, sign);
 		end = up;
 	}
 }
@@ -414,10 +412,10 @@ static void account(struct map *m, struct map_node *n, int sign)
 
 	if (sign > 0) {
 		m->nodes++;
-		m->hash += n->hash;
+		m->hash += rec->hash;
 	} else {
 		m->nodes--;
-		m->hash -= n->hash;
+		m->hash -= rec->hash;
 	}
 	if (S_ISDIR(rec->mode))
 		return;
@@ -432,15 +430,23 @@ static void account(struct map *m, struct map_node *n, int sign)
 
 static void node_set(struct map_node *n, struct kv_rec *rec)
 {
+	/* Before the record is seen by any other thread: it is immutable
+	 * from then on, and the hash is a function of what it holds. */
+	rec->hash = map_rec_hash(rec);
 	n->rec = rec;
-	n->key = rec->key;
-	n->klen = rec->klen;
 	n->tail = S_ISDIR(rec->mode) ? '/' : 0;
-	n->hash = map_rec_hash(rec);
+}
+
+/* Before the first change of n's key after a cut: its record then. */
+static void cut_note(struct map *m, const struct map_node *n)
+{
+	if (m->stash != NULL)
+		stash_note(m->stash, NKEY(n), NKLEN(n), n->tail, n->rec);
 }
 
 void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
 {
+	cut_note(m, n);
 	account(m, n, -1);
 	kv_rec_unref(n->rec);
 	node_set(n, rec);
@@ -450,6 +456,8 @@ void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
 /* Insert n (set) into the tree and the index. */
 static void link_node(struct map *m, struct map_node *n)
 {
+	if (m->stash != NULL) /* a new key: it had no record at the cut */
+		stash_note(m->stash, NKEY(n), NKLEN(n), n->tail, NULL);
 	struct map_node *clash = RB_INSERT(map_tree, &m->tree, n);
 
 	assert(clash == NULL);
@@ -461,6 +469,7 @@ static void link_node(struct map *m, struct map_node *n)
 
 static void unlink_node(struct map *m, struct map_node *n)
 {
+	cut_note(m, n);
 	dirs_note(m, n, -1);
 	RB_REMOVE(map_tree, &m->tree, n);
 	index_del(m, n);
@@ -542,7 +551,7 @@ enum map_kind map_lookup(const struct map *m, const char *p, size_t plen,
 	if (n == NULL)
 		return MAP_NONE;
 	*np = n;
-	return n->klen == plen ? MAP_DIR : MAP_IMPLICIT;
+	return NKLEN(n) == plen ? MAP_DIR : MAP_IMPLICIT;
 }
 
 bool map_kind_is_dir(enum map_kind k)
@@ -569,47 +578,6 @@ int map_check_ancestors(const struct map *m, const char *key, size_t klen)
 	return 0;
 }
 
-static void stat_rec(const struct kv_rec *r, struct kv_stat *st)
-{
-	st->mode = r->mode;
-	st->uid = r->uid;
-	st->gid = r->gid;
-	st->create_rev = r->create_rev;
-	st->mod_rev = r->mod_rev;
-	st->mtime_ns = r->mtime_ns;
-	st->ctime_ns = r->ctime_ns;
-	st->atime_ns = r->atime_ns;
-}
-
-void map_stat_of(const struct map *m, enum map_kind k, const struct map_node *n,
-		 const char *path, size_t plen, struct kv_stat *st)
-{
-	memset(st, 0, sizeof(*st));
-	st->is_dir = map_kind_is_dir(k);
-	st->uid = st->gid = KV_NO_OWNER;
-	st->nlink = 1;
-	if (st->is_dir)
-		st->nlink = map_nlink(m, path, plen);
-	if (k == MAP_ROOT) {
-		st->mode = S_IFDIR | 0755;
-		if (m->root != NULL)
-			stat_rec(m->root, st);
-		return;
-	}
-	if (k == MAP_IMPLICIT) {
-		/* The revisions and times of the first key below it: cheap
-		 * (no subtree scan) and stable while that key is. */
-		st->mode = S_IFDIR | 0755;
-		st->create_rev = n->rec->create_rev;
-		st->mod_rev = n->rec->mod_rev;
-		st->mtime_ns = st->ctime_ns = st->atime_ns = n->rec->mtime_ns;
-		return;
-	}
-	stat_rec(n->rec, st);
-	if (k == MAP_FILE)
-		st->size = n->rec->vlen;
-}
-
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen)
 {
 	struct map_node *n = map_find(m, key, klen, 0);
@@ -632,50 +600,33 @@ int map_append(struct map *m, struct kv_rec *rec)
 		return last != NULL || m->root != NULL ? -EINVAL
 						       : insert_rec(m, rec);
 	if (last != NULL &&
-	    eff_cmp(last->key, last->klen, last->tail, rec->key, rec->klen,
-		    S_ISDIR(rec->mode) ? '/' : 0) >= 0)
+	    map_eff_cmp(NKEY(last), NKLEN(last), last->tail, rec->key,
+			rec->klen, S_ISDIR(rec->mode) ? '/' : 0) >= 0)
 		return -EINVAL;
-	return insert_rec(m, rec);
-}
-
-int map_stat(const struct map *m, const char *path, size_t plen,
-	     struct kv_stat *out)
-{
-	struct map_node *n;
-	enum map_kind k = map_lookup(m, path, plen, &n);
-
-	if (k == MAP_NONE)
-		return -ENOENT;
-	map_stat_of(m, k, n, path, plen, out);
-	return 0;
-}
-
-int map_collect(const struct map *m, struct kv_rec ***out, size_t *n)
-{
-	struct map_node *node;
-	struct kv_rec **recs;
-	size_t i = 0;
-
-	recs = malloc((m->nodes + 1) * sizeof(*recs));
-	if (recs == NULL)
+	/* After every key: a new node, no lookup (a db's load is 1M of these)
+	 */
+	struct map_node *n = malloc(sizeof(*n));
+	if (n == NULL)
 		return -ENOMEM;
-	if (m->root != NULL) {
-		kv_rec_ref(m->root);
-		recs[i++] = m->root;
-	}
-	RB_FOREACH(node, map_tree, (struct map_tree *)&m->tree)
-	{
-		kv_rec_ref(node->rec);
-		recs[i++] = node->rec;
-	}
-	*out = recs;
-	*n = i;
+	node_set(n, rec);
+	link_node(m, n);
 	return 0;
 }
 
-void map_collect_free(struct kv_rec **recs, size_t n)
+int map_cut_begin(struct map *m)
 {
-	for (size_t i = 0; i < n; i++)
-		kv_rec_unref(recs[i]);
-	free(recs);
+	if (m->stash == NULL)
+		m->stash = stash_new(m->root);
+	return m->stash != NULL ? 0 : -ENOMEM;
+}
+
+void map_cut_end(struct map *m)
+{
+	stash_free(m->stash);
+	m->stash = NULL;
+}
+
+const struct map_stash *map_stash_of(const struct map *m)
+{
+	return m->stash;
 }

@@ -82,8 +82,37 @@ int map_list_all(const struct map *m, const char *dir, size_t dlen,
 
 /* Every record in key order (the root's first, if it has one), each with a
  * reference taken, for a snapshot written on another thread. *out
- * malloc'd; release with map_collect_free. */
+ * malloc'd; release with map_collect_free. (map_cut.c) */
 int map_collect(const struct map *m, struct kv_rec ***out, size_t *n);
 void map_collect_free(struct kv_rec **recs, size_t n);
+
+/* The map as it was at one moment, read a piece at a time while it goes
+ * on changing (map_cut.c): how the db writer collects a db without holding
+ * the map's lock for more than a step.
+ * map_cut_begin marks the cut (the map's lock held, a read lock is
+ * enough: only the holder of the write lock changes the map); from then
+ * on each key's first change keeps the record the key had at the cut.
+ * map_cut_step, under the read lock, appends to the reader the next
+ * records of the cut (at most max keys looked at), in the order of
+ * map_collect, each referenced; done once all are there. map_cut_end,
+ * under the write lock, drops what the cut kept (a begun cut must be
+ * ended). 0 or -ENOMEM (a step: the cut lost a record for want of memory,
+ * or the reader could not grow; end the cut, try again later). */
+struct map_cut_reader {
+	struct kv_rec **recs;
+	size_t n, cap;
+	uint64_t hash; /* the sum of map_rec_hash over recs */
+	bool done;
+	/* where the next step starts: after last + last_tail */
+	bool started;
+	char *last;
+	size_t last_len;
+	char last_tail;
+};
+int map_cut_begin(struct map *m);
+int map_cut_step(const struct map *m, struct map_cut_reader *r, size_t max);
+void map_cut_end(struct map *m);
+/* Drops the reader's references and memory. */
+void map_cut_reader_free(struct map_cut_reader *r);
 
 #endif

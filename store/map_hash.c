@@ -68,7 +68,7 @@ uint64_t map_rec_hash(const struct kv_rec *r)
 	uint64_t h = UINT64_C(0x6b76667303);
 
 	h = absorb_bytes(h, r->key, r->klen);
-	h = absorb_bytes(h, r->val, r->vlen);
+	h = absorb_bytes(h, kv_rec_val(r), r->vlen);
 	h = absorb(h, r->mode);
 	h = absorb(h, (uint64_t)r->uid << 32 | r->gid);
 	h = absorb(h, r->create_rev);
@@ -78,8 +78,10 @@ uint64_t map_rec_hash(const struct kv_rec *r)
 	h = absorb(h, (uint64_t)r->atime_ns);
 	h = absorb(h, r->nxattr);
 	for (size_t i = 0; i < r->nxattr; i++) {
-		h = absorb_bytes(h, r->xattrs[i].name, r->xattrs[i].nlen);
-		h = absorb_bytes(h, r->xattrs[i].val, r->xattrs[i].vlen);
+		h = absorb_bytes(h, kv_rec_xattrs(r)[i].name,
+				 kv_rec_xattrs(r)[i].nlen);
+		h = absorb_bytes(h, kv_rec_xattrs(r)[i].val,
+				 kv_rec_xattrs(r)[i].vlen);
 	}
 	if (r->lease != 0) /* so records without one hash as they did */
 		h = absorb(h, r->lease ^ UINT64_C(0x1ea5e));

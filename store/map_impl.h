@@ -86,6 +86,10 @@ void map_detach(struct map *m, struct map_node *n);
  * map_node_rec before detaching). The key must be free (asserted). */
 void map_attach(struct map *m, struct map_node *n, struct kv_rec *rec);
 
+/* The stash of the cut being read (map_stash.h), or NULL. */
+struct map_stash;
+const struct map_stash *map_stash_of(const struct map *m);
+
 /* ---- map_hash.c ---- */
 
 /* A hash of everything rec holds (a term of the state hash). */

@@ -8,6 +8,7 @@
  * the db, the map and the log, on the owner thread, once no db job and no
  * log sync runs. Opening the files is store.c's; threads: store_int.h. */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,11 @@ void store_recovery_free(struct store_recovery *rec)
 		free((void *)rec->entries[i].data);
 	free(rec->entries);
 	free(rec->conf);
+	/* The copies were as big as the log after the db (tens of MiB), in
+	 * the arena of the thread that made them: give its free pages
+	 * back, or they stay resident. */
+	if (rec->n > 0)
+		malloc_trim(0);
 	memset(rec, 0, sizeof(*rec));
 }
 
@@ -93,6 +99,7 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 			return ret;
 		rec->n++;
 	}
+	log_release(st->log); /* copied: the pages are not needed now */
 	return 0;
 }
 
@@ -186,7 +193,6 @@ static int do_install(struct store *st, struct req *r)
 	ret = replace_state(st, m, &meta);
 	if (ret != 0)
 		goto err;
-	snapshot_drop_replica(st); /* it follows the old db */
 	st->snap.failures = 0;
 	st->snap.retry_ms = 0;
 	r->index = meta.index;
@@ -199,8 +205,8 @@ err:
 }
 
 /* Run a waiting install once no db job (its rename must not land over the
- * installed db, and its replica reads the log) and no log sync (it reports
- * its appends durable) is under way; no sync starts while one waits
+ * installed db, and its cut is of the map the install replaces) and no log sync
+ * (it reports its appends durable) is under way; no sync starts while one waits
  * (sync_hold). */
 void recovery_maybe_install(struct store *st)
 {

@@ -1,20 +1,24 @@
-/* snapshot.c - snapshots on schedule: the db-writer thread, its replica
- * of the map, and compaction of the log.
+/* snapshot.c - snapshots on schedule: the db-writer thread and compaction
+ * of the log.
  *
  * A db is due after snapshot_every applied entries or snapshot_bytes of
  * log. The appender and the applier check the schedule the owner
  * published (two atomic loads) after every call and wake the owner when it
  * is due, so snapshots follow the traffic with no turn of their own. A
  * job's start takes map_lock for a moment only: the applied index, its
- * term, the map's state hash and the configuration. The db-writer thread
- * then brings its own replica of the map up to that index by applying the
- * log's entries (deterministic: the same entries make the same map), checks
- * the replica's hash against the map's, and writes the db from it; the
- * map itself is never walked, so appliers and readers are not stalled
- * (walking 1M keys under the lock took 200 ms). A failed job (a full disk)
- * is retried after a backoff, not at once. Threads: store_int.h. */
+ * term, the map's state hash, the configuration and the lock table, and it
+ * marks the map's cut (map_cut_begin): from then on the applier keeps the
+ * record each key had at the cut before its first change. The db-writer
+ * thread then collects the cut's records from the map a step of
+ * CUT_STEP keys at a time, each step under the read lock (walking 1M keys
+ * under the lock at once took 200 ms, and the applier waits for it),
+ * checks that their hash is the map's at the cut, ends the cut, and writes
+ * the db from the records (referenced, so they outlive any change). No
+ * second copy of the map is kept. A failed job (a full disk) is retried
+ * after a backoff, not at once. Threads: store_int.h. */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,13 +27,21 @@
 
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS   60000
-#define CATCH_UP_CHUNK 64
-/* log_get checks each entry's checksum under log_mu, which the node
- * thread's appends need: 64 entries of 16 MiB held it for 200 ms. A chunk
- * ends once it holds this many bytes (one entry at least). */
-#define CATCH_UP_BYTES (1u << 20)
+/* Keys looked at in one step of a cut's walk, under the map's read lock:
+ * about 0.1 ms. */
+#define CUT_STEP 1024
 
 /* ---- the owner's side ---- */
+
+/* End the map's cut and drop the job's lock table. */
+static void cut_end(struct store *st)
+{
+	pthread_rwlock_wrlock(&st->map_lock);
+	map_cut_end(st->map);
+	pthread_rwlock_unlock(&st->map_lock);
+	locks_clear(&st->snap.locks);
+	leases_clear(&st->snap.leases);
+}
 
 bool snapshot_start(struct store *st)
 {
@@ -41,15 +53,27 @@ bool snapshot_start(struct store *st)
 	uint64_t hash = map_state_hash(st->map);
 	char *conf = NULL;
 	bool ok = applied != st->snap_index &&
-		  (!st->conf_json || (conf = strdup(st->conf_json)));
+		  (!st->conf_json || (conf = strdup(st->conf_json))) &&
+		  locks_copy(&sn->locks, map_locks_c(st->map)) == 0 &&
+		  leases_copy(&sn->leases, map_leases_c(st->map)) == 0;
+	/* The read lock is enough to mark the cut: only the applier, under
+	 * the write lock, changes the map (and reads the mark). */
+	if (ok && map_cut_begin(st->map) != 0)
+		ok = false;
+	if (!ok) {
+		locks_clear(&sn->locks);
+		leases_clear(&sn->leases);
+	}
 	pthread_rwlock_unlock(&st->map_lock);
-	if (!ok)
+	if (!ok) {
+		free(conf);
 		return false; /* nothing new, or no memory: later */
+	}
 	/* Not before the log holds the applied entry with its term: an
 	 * entry may be applied before the appender wrote it (a full disk),
-	 * or while the log holds an older copy from another term; the
-	 * replica reads the entries from the log, and the log is compacted
-	 * up to the db. Checked after map_lock (lock order): an applied
+	 * or while the log holds an older copy from another term; the log
+	 * is compacted up to the db. Checked after map_lock (lock order),
+	 * the cut already marked (cut_end undoes it): an applied
 	 * entry is committed, so once the log holds it only a compaction,
 	 * ours, removes it. */
 	pthread_mutex_lock(&st->log_mu);
@@ -57,12 +81,12 @@ bool snapshot_start(struct store *st)
 	     log_term_at(st->log, applied) == term;
 	pthread_mutex_unlock(&st->log_mu);
 	if (!ok) {
+		cut_end(st);
 		free(conf);
 		return false;
 	}
 	sn->meta =
 	    (struct db_meta){.index = applied, .term = term, .conf = conf};
-	sn->base = st->snap_index;
 	sn->hash = hash;
 	sn->running = true;
 	pthread_mutex_lock(&st->mu);
@@ -202,130 +226,49 @@ void snapshot_finish(struct store *st)
 	answer_waiters(st, ret);
 }
 
-void snapshot_drop_replica(struct store *st)
-{
-	map_free(st->snap.replica);
-	st->snap.replica = NULL;
-	st->snap.replica_index = 0;
-}
-
 /* ---- the db-writer's side ---- */
 
-/* The replica from the db in place (the job's base). */
-static int replica_load(struct store *st)
+/* The records of the cut, a step at a time. */
+static int collect_cut(struct store *st, struct map_cut_reader *r)
 {
-	struct snap_state *sn = &st->snap;
-	struct map *m = map_new();
-	if (!m)
-		return -ENOMEM;
-	struct db_meta meta = {0};
-	char *why = NULL;
-	int ret = db_load(st->dir, m, &meta, &why);
-	free(meta.conf);
-	if (ret == 0 && meta.index != sn->base)
-		ret = KV_ECORRUPT;
-	if (ret != 0) {
-		kv_log(KV_LOG_INFO, "loading the db for a snapshot: %s",
-		       why ? why : kv_strerror(ret));
-		free(why);
-		map_free(m);
-		return ret;
+	int ret = 0;
+	while (ret == 0 && !r->done) {
+		pthread_rwlock_rdlock(&st->map_lock);
+		ret = map_cut_step(st->map, r, CUT_STEP);
+		pthread_rwlock_unlock(&st->map_lock);
 	}
-	sn->replica = m;
-	sn->replica_index = sn->base;
-	return 0;
+	return ret;
 }
 
-/* Apply log entry le to the replica, as store_apply applies it. */
-static int replica_apply(struct snap_state *sn, const struct log_entry *le)
-{
-	if (le->type == STORE_ENTRY_CMD - 1) {
-		struct kv_cmd cmd = {0};
-		int ret = kv_cmd_decode(le->data, le->len, &cmd);
-		if (ret == -ENOMEM)
-			return ret;
-		struct kv_result res = {0};
-		/* a command that does not decode changes nothing */
-		if (ret == 0 &&
-		    map_apply(sn->replica, le->index, &cmd, &res, NULL, NULL))
-			ret = -ENOMEM;
-		else
-			ret = 0;
-		kv_txn_res_unref(res.txn);
-		kv_cmd_clear(&cmd);
-		if (ret)
-			return ret;
-	}
-	sn->replica_index = le->index;
-	return 0;
-}
-
-/* Bring the replica up to the job's index from the log. The entries are
- * looked up under log_mu a chunk at a time and applied without it: they
- * are committed, and the log drops them only when compacted (after this
- * job) or reset (an install waits for this job), so their bytes stay. */
-static int replica_catch_up(struct store *st)
-{
-	struct snap_state *sn = &st->snap;
-	while (sn->replica_index < sn->meta.index) {
-		struct log_entry le[CATCH_UP_CHUNK];
-		size_t k = 0;
-		int ret = 0;
-		size_t bytes = 0;
-		pthread_mutex_lock(&st->log_mu);
-		for (; k < CATCH_UP_CHUNK && bytes < CATCH_UP_BYTES &&
-		       sn->replica_index + k < sn->meta.index;
-		     k++) {
-			ret =
-			    log_get(st->log, sn->replica_index + k + 1, &le[k]);
-			if (ret != 0)
-				break;
-			bytes += le[k].len;
-		}
-		pthread_mutex_unlock(&st->log_mu);
-		for (size_t j = 0; j < k; j++) {
-			int aret = replica_apply(sn, &le[j]);
-			if (aret != 0)
-				return aret;
-		}
-		if (ret != 0)
-			return ret;
-	}
-	return 0;
-}
-
-/* The job: the replica at meta.index, checked, written as the db. */
+/* The job: the map's records at meta.index, checked, written as the db. */
 static int write_job(struct store *st)
 {
 	struct snap_state *sn = &st->snap;
-	int ret = 0;
-	if (!sn->replica || sn->replica_index > sn->meta.index)
-		snapshot_drop_replica(st);
-	if (!sn->replica)
-		ret = replica_load(st);
-	if (ret == 0)
-		ret = replica_catch_up(st);
-	if (ret == 0 && map_state_hash(sn->replica) != sn->hash) {
+	struct map_cut_reader r = {0};
+	int ret = collect_cut(st, &r);
+	uint64_t hash =
+	    r.hash + locks_hash(&sn->locks) + leases_hash(&sn->leases);
+	pthread_rwlock_wrlock(&st->map_lock);
+	map_cut_end(st->map);
+	pthread_rwlock_unlock(&st->map_lock);
+	if (ret == 0 && hash != sn->hash) {
 		kv_log(KV_LOG_WARN,
-		       "snapshot at %" PRIu64 ": the replica's state "
-		       "hash %016" PRIx64 " is not the map's %016" PRIx64
-		       "; it is rebuilt from the db",
-		       sn->meta.index, map_state_hash(sn->replica), sn->hash);
+		       "snapshot at %" PRIu64 ": the records collected hash "
+		       "to %016" PRIx64 ", not the map's %016" PRIx64
+		       "; no db written",
+		       sn->meta.index, hash, sn->hash);
 		ret = KV_ECORRUPT;
 	}
-	if (ret != 0) {
-		snapshot_drop_replica(st);
-		return ret;
-	}
-	struct kv_rec **recs;
-	size_t n;
-	ret = map_collect(sn->replica, &recs, &n);
-	if (ret != 0)
-		return ret;
-	ret = db_write_tables(st->dir, &sn->meta, recs, n,
-			      map_locks_c(sn->replica),
-			      map_leases_c(sn->replica));
-	map_collect_free(recs, n);
+	if (ret == 0)
+		ret = db_write_tables(st->dir, &sn->meta, r.recs, r.n,
+				      &sn->locks, &sn->leases);
+	map_cut_reader_free(&r);
+	locks_clear(&sn->locks);
+	leases_clear(&sn->leases);
+	/* The records replaced since the last job were freed by the applier
+	 * and the history into holes of the heap: give back the free pages
+	 * of every arena (a few ms at 1M keys, once a db). */
+	malloc_trim(0);
 	return ret;
 }
 

@@ -340,7 +340,6 @@ err_sync:
 static void free_store(struct store *st)
 {
 	append_drop_stalled(st); /* a full disk at shutdown */
-	snapshot_drop_replica(st);
 	log_close(st->log);
 	map_free(st->map);
 	hist_free(&st->hist);

@@ -41,6 +41,8 @@
 #include <stdint.h>
 
 #include "db.h"
+#include "leases.h"
+#include "locks.h"
 #include "log.h"
 #include "map.h"
 #include "metrics.h"
@@ -78,7 +80,7 @@ struct req {
 	size_t n, written;
 };
 
-/* The snapshot job and the replica it is written from (snapshot.c). */
+/* The snapshot job (snapshot.c). */
 struct snap_state {
 	/* owner */
 	bool running;	     /* a job is with the db-writer */
@@ -88,16 +90,14 @@ struct snap_state {
 	/* the job: set by the owner before it hands the job over (under
 	 * mu), then the db-writer's until it hands it back */
 	struct db_meta meta; /* index, term, conf of the db to write */
-	uint64_t base;	     /* the db in place: the replica starts here */
 	uint64_t hash;	     /* map_state_hash of the map at meta.index */
+	/* The lock table at meta.index, copied when the job starts; the
+	 * records are collected from the map's cut (map_cut_begin), a step
+	 * at a time, so that a db is written without holding map_lock for
+	 * more than a moment. */
+	struct locks locks;
+	struct leases leases; /* the lease table at the cut */
 	int ret;
-	/* The replica: a second map, the db-writer's during a job and the
-	 * owner's between jobs; the job brings it from its index up to
-	 * meta.index by applying the log's entries, so that a db is written
-	 * without holding map_lock for more than a moment. NULL: load it
-	 * from the db at the next job. */
-	struct map *replica;
-	uint64_t replica_index;
 };
 
 /* The history of changes (history.c). */
@@ -267,9 +267,6 @@ void snapshot_finish(struct store *st);
 /* Milliseconds until a retry after a failed job is due (then the owner
  * wants a turn), -1 if none waits. Owner. */
 long snapshot_retry_in_ms(const struct store *st);
-/* Forget the replica (an install replaced the db, or the end). Owner,
- * with no job running. */
-void snapshot_drop_replica(struct store *st);
 /* The db-writer thread. */
 void *snapshot_writer_main(void *arg);
 

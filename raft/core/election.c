@@ -105,11 +105,23 @@ void elect_campaign(struct raft *r, bool pre_vote, bool transfer)
 	}
 }
 
+/* The only voter of its configuration: its own vote is a majority, so no
+ * other server can lead and there is no one to wait for. Only the timing
+ * of the campaign changes (a term bump and a vote, made durable before the
+ * leader acts like any other): a one-member cluster leads at its first
+ * tick, after a start or a restart, instead of an election timeout
+ * later. */
+static bool sole_voter(const struct raft *r)
+{
+	return memb_is_voter(r, r->id) && memb_quorum(r) == 1;
+}
+
 void elect_tick(struct raft *r)
 {
 	assert(r->role != RAFT_LEADER);
 	r->election_elapsed++;
-	if (r->election_elapsed >= r->timeout && may_campaign(r))
+	if ((r->election_elapsed >= r->timeout || sole_voter(r)) &&
+	    may_campaign(r))
 		elect_campaign(r, !r->opt.disable_pre_vote, false);
 	else if (r->election_elapsed >= r->timeout)
 		conv_reset_timeout(r);

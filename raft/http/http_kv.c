@@ -221,7 +221,7 @@ static enum MHD_Result get_value(struct http_req *r)
 	const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
 	bool not_modified = inm && etag_matches(inm, rec->mod_rev);
 	static char empty[1];
-	void *val = rec->vlen ? (void *)rec->val : empty;
+	void *val = rec->vlen ? (void *)kv_rec_val(rec) : empty;
 	resp = MHD_create_response_from_buffer_with_free_callback_cls(
 	    not_modified ? 0 : rec->vlen, val, rec_release, rec);
 	if (!resp) {

@@ -82,12 +82,12 @@ static bool all_reached(const struct http_req *r, const struct kv_txn *t)
 
 static void put_value(struct kv_buf *b, const struct kv_rec *rec)
 {
-	if (kv_utf8_valid(rec->val, rec->vlen, false)) {
+	if (kv_utf8_valid(kv_rec_val(rec), rec->vlen, false)) {
 		kv_buf_puts(b, ",\"value\":");
-		kv_buf_json_str(b, rec->val, rec->vlen);
+		kv_buf_json_str(b, kv_rec_val(rec), rec->vlen);
 	} else {
 		kv_buf_puts(b, ",\"value_base64\":\"");
-		kv_buf_base64(b, rec->val, rec->vlen);
+		kv_buf_base64(b, kv_rec_val(rec), rec->vlen);
 		kv_buf_puts(b, "\"");
 	}
 }

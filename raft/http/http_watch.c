@@ -274,12 +274,15 @@ static void event_line(struct watch *w, const struct store_event *e)
 		kv_buf_puts(b, ",\"size\":");
 		kv_buf_u64(b, e->rec->vlen);
 		if (w->values && (e->op == STORE_EV_PUT)) {
-			if (kv_utf8_valid(e->rec->val, e->rec->vlen, false)) {
+			if (kv_utf8_valid(kv_rec_val(e->rec), e->rec->vlen,
+					  false)) {
 				kv_buf_puts(b, ",\"value\":");
-				kv_buf_json_str(b, e->rec->val, e->rec->vlen);
+				kv_buf_json_str(b, kv_rec_val(e->rec),
+						e->rec->vlen);
 			} else {
 				kv_buf_puts(b, ",\"value_base64\":\"");
-				kv_buf_base64(b, e->rec->val, e->rec->vlen);
+				kv_buf_base64(b, kv_rec_val(e->rec),
+					      e->rec->vlen);
 				kv_buf_puts(b, "\"");
 			}
 		}

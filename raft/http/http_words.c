@@ -260,10 +260,10 @@ static int64_t count_of(struct store *st, const char *word, size_t n)
 	if (store_get(st, key, dl + 1 + n, &rec) < 0)
 		return 0;
 	size_t len = rec->vlen;
-	if (len > 0 && rec->val[len - 1] == '\n')
+	if (len > 0 && kv_rec_val(rec)[len - 1] == '\n')
 		len--;
 	for (size_t i = 0; i < len; i++) {
-		unsigned d = (unsigned)rec->val[i] - '0';
+		unsigned d = (unsigned)kv_rec_val(rec)[i] - '0';
 		if (d > 9 || v > (uint64_t)INT64_MAX / 10) {
 			kv_rec_unref(rec);
 			return -1;

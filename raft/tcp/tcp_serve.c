@@ -210,7 +210,7 @@ static void serve_get(struct conn *c)
 	tcp_size_header(h, (uint32_t)rec->vlen);
 	if (out_room(c, 5 + rec->vlen)) {
 		out_put(c, h, 5);
-		out_put(c, rec->val, rec->vlen);
+		out_put(c, kv_rec_val(rec), rec->vlen);
 	} else {
 		c->closing = true;
 	}

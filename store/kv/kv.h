@@ -116,14 +116,32 @@ struct kv_rec {
 	int64_t ctime_ns;    /* any change: content, attributes, name */
 	int64_t atime_ns;    /* set at creation and by utimensat only */
 	uint64_t lease;	     /* the lease the key is on (its id), 0: none */
-	size_t klen;
+	/* The store's hash of the record (map_rec_hash), set by the map
+	 * when it takes the record, before others see it; 0 until then. */
+	uint64_t hash;
+	/* 32 bits are enough (KV_MAX_KEY, KV_MAX_XATTR_TOTAL): with the
+	 * value and attributes found from the key (below), the header is 96
+	 * bytes, and a record of a 10-byte key and a 100-byte value a
+	 * 224-byte allocation. */
+	uint32_t klen;
+	uint32_t nxattr;
 	size_t vlen;
 	const char *key; /* NUL-terminated for convenience */
-	/* A file's content; a symbolic link's target; empty otherwise. */
-	const unsigned char *val;
-	size_t nxattr;
-	const struct kv_xattr *xattrs; /* sorted by name (bytes) */
+	/* The value (kv_rec_val) follows the key's NUL; the attributes
+	 * (kv_rec_xattrs) follow this header. */
 };
+
+/* A file's content; a symbolic link's target; empty otherwise. */
+static inline const unsigned char *kv_rec_val(const struct kv_rec *rec)
+{
+	return (const unsigned char *)rec->key + rec->klen + 1;
+}
+
+/* The nxattr attributes, sorted by name (bytes). */
+static inline const struct kv_xattr *kv_rec_xattrs(const struct kv_rec *rec)
+{
+	return (const struct kv_xattr *)(rec + 1);
+}
 
 /* A new record with refs = 1, copying key and value, no owner, zero times
  * and no attributes. NULL if out of memory. */

@@ -1,7 +1,9 @@
 /* rec.c - the immutable, reference-counted record of one key.
  *
- * Header, extended attributes, key and value live in one allocation, so a
- * record is one malloc and one free. A record never changes once the map
+ * Header, extended attributes, key and value live in one allocation, in
+ * that order, so a record is one malloc and one free, and the value and
+ * the attributes need no pointer of their own (kv_rec_val, kv_rec_xattrs):
+ * 88 bytes of header. A record never changes once the map
  * publishes it: a change makes a new record, and readers on other threads
  * (store_get, the snapshot writer) keep the old one alive with their
  * reference. Attributes are kept sorted by name, so equal records have
@@ -34,7 +36,7 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	char *kp;
 	unsigned char *vp;
 
-	if (klen > SIZE_MAX / 4 || vlen > SIZE_MAX / 4 ||
+	if (klen > UINT32_MAX || vlen > SIZE_MAX / 4 || n > UINT32_MAX ||
 	    n > SIZE_MAX / 4 / sizeof(*xv))
 		return NULL;
 	for (size_t i = 0; i < n; i++)
@@ -74,12 +76,11 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	rec->ctime_ns = 0;
 	rec->atime_ns = 0;
 	rec->lease = 0;
-	rec->klen = klen;
+	rec->hash = 0;
+	rec->klen = (uint32_t)klen;
 	rec->vlen = vlen;
 	rec->key = kp;
-	rec->val = vp;
-	rec->nxattr = n;
-	rec->xattrs = xv;
+	rec->nxattr = (uint32_t)n;
 	return rec;
 }
 
@@ -110,7 +111,8 @@ const struct kv_xattr *kv_rec_xattr(const struct kv_rec *rec, const char *name,
 
 	if (rec->nxattr == 0)
 		return NULL;
-	return bsearch(&k, rec->xattrs, rec->nxattr, sizeof(k), xattr_cmp);
+	return bsearch(&k, kv_rec_xattrs(rec), rec->nxattr, sizeof(k),
+		       xattr_cmp);
 }
 
 size_t kv_xattrs_size(const struct kv_xattr *xa, size_t n)

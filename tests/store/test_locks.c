@@ -398,7 +398,7 @@ test_a_put_fenced_by_a_session_applies_only_while_it_lives(void **state)
 	assert_int_equal(apply(f, &put), -ENOLCK);
 	struct kv_rec *r = map_get(f->m, "f", 1);
 	assert_non_null(r);
-	assert_memory_equal(r->val, "next", 4);
+	assert_memory_equal(kv_rec_val(r), "next", 4);
 	/* no fence: no condition */
 	put.if_sid = 0;
 	assert_int_equal(apply(f, &put), 0);

@@ -22,6 +22,7 @@
 #include <cmocka.h>
 
 #include "db.h"
+#include "locks.h"
 #include "map_impl.h"
 
 struct fixture {
@@ -106,7 +107,7 @@ static const char *val(struct fixture *f, const char *k)
 
 	if (r == NULL || S_ISDIR(r->mode))
 		return NULL;
-	snprintf(buf, sizeof(buf), "%.*s", (int)r->vlen, r->val);
+	snprintf(buf, sizeof(buf), "%.*s", (int)r->vlen, kv_rec_val(r));
 	return buf;
 }
 
@@ -214,7 +215,7 @@ static void test_keys_are_kept_in_byte_order(void **state)
 	/* A collected record outlives its replacement in the map. */
 	assert_int_equal(put(f, "a", "new"), 0);
 	assert_int_equal(recs[1]->vlen, 1);
-	assert_memory_equal(recs[1]->val, "x", 1);
+	assert_memory_equal(kv_rec_val(recs[1]), "x", 1);
 	map_collect_free(recs, n);
 }
 
@@ -936,7 +937,7 @@ static void test_xattrs_are_set_replaced_removed_and_limited(void **state)
 	assert_int_equal(setx(f, "k", "user.a", "1", 1, KV_XATTR_CREATE), 0);
 	r = rec_of(f, "k");
 	assert_int_equal(r->nxattr, 2);
-	assert_string_equal(r->xattrs[0].name, "user.a"); /* sorted */
+	assert_string_equal(kv_rec_xattrs(r)[0].name, "user.a"); /* sorted */
 	assert_int_equal(r->ctime_ns, 500);
 	assert_int_equal(r->mtime_ns, 1000);
 	assert_int_equal(setx(f, "k", "user.a", "x", 1, KV_XATTR_CREATE),
@@ -969,9 +970,9 @@ static void test_xattrs_are_set_replaced_removed_and_limited(void **state)
 	}
 	assert_int_equal(err, -ENOSPC);
 	assert_int_equal(i, 3); /* 4 of 64 KiB, their names past 256 KiB */
-	assert_true(
-	    kv_xattrs_size(rec_of(f, "k")->xattrs, rec_of(f, "k")->nxattr) <=
-	    KV_MAX_XATTR_TOTAL);
+	assert_true(kv_xattrs_size(kv_rec_xattrs(rec_of(f, "k")),
+				   rec_of(f, "k")->nxattr) <=
+		    KV_MAX_XATTR_TOTAL);
 	/* A rewrite of the value keeps them, a rename too. */
 	assert_int_equal(put(f, "k", "w"), 0);
 	assert_string_equal(xval(f, "k", "user.a"), "one");
@@ -1351,6 +1352,94 @@ static void test_add_counts_every_name_at_once_or_none(void **state)
 	assert_string_equal(val(f, "w/a"), "4");
 }
 
+/* One random change among keys d0..d3/k0..k7 and files f0..f7: puts
+ * (new keys and replacements), deletes, mkdir and rmdir, renames of keys
+ * and of whole directories, and the root's attributes. */
+static void random_change(struct fixture *f, unsigned *seed)
+{
+	char a[32], b[32];
+	unsigned r = (unsigned)rand_r(seed);
+
+	snprintf(a, sizeof(a), "d%u/k%u", r % 4, (r >> 4) % 8);
+	snprintf(b, sizeof(b), "f%u", (r >> 8) % 8);
+	switch ((r >> 12) % 9) {
+	case 0:
+		put(f, a, "new");
+		break;
+	case 1:
+		put(f, b, "other");
+		break;
+	case 2:
+		op1(f, KV_OP_DEL, a);
+		break;
+	case 3:
+		op1(f, KV_OP_DEL, b);
+		break;
+	case 4:
+		snprintf(a, sizeof(a), "d%u", r % 4);
+		snprintf(b, sizeof(b), "d%u", (r >> 4) % 4);
+		ren(f, a, b, 0); /* a whole directory, when it may */
+		break;
+	case 5:
+		ren(f, b, a, 0);
+		break;
+	case 6:
+		snprintf(a, sizeof(a), "d%u/sub", r % 4);
+		op1(f, (r >> 20) % 2 ? KV_OP_MKDIR : KV_OP_RMDIR, a);
+		break;
+	case 7: {
+		struct kv_cmd c = {.op = KV_OP_SETATTR,
+				   .set_mode = true,
+				   .mode = 0700 + (r >> 20) % 64,
+				   .mtime_ns = 3000};
+		apply(f, &c);
+		break;
+	}
+	default:
+		put(f, a, "x");
+	}
+}
+
+/* The db writer's cut (map_cut.c): records collected a few keys at a
+ * step, with random changes between the steps, are exactly the records
+ * the map held at the cut (the same objects, in map order, the root's
+ * first), their hash the map's state hash then; after the cut ends the
+ * map goes on as before. 300 rounds of random changes and step sizes. */
+static void
+test_cut_is_the_map_at_its_moment_whatever_changes_after(void **state)
+{
+	struct fixture *f = *state;
+	unsigned seed = 7;
+
+	for (int round = 0; round < 300; round++) {
+		for (int i = 0; i < 20; i++)
+			random_change(f, &seed);
+		struct kv_rec **want;
+		size_t nwant;
+		assert_int_equal(map_collect(f->m, &want, &nwant), 0);
+		uint64_t hash = map_state_hash(f->m);
+		assert_int_equal(map_cut_begin(f->m), 0);
+		struct map_cut_reader r = {0};
+		while (!r.done) {
+			size_t max = 1 + (size_t)rand_r(&seed) % 4;
+			assert_int_equal(map_cut_step(f->m, &r, max), 0);
+			for (int i = rand_r(&seed) % 4; i > 0; i--)
+				random_change(f, &seed);
+		}
+		assert_int_equal(r.n, nwant);
+		for (size_t i = 0; i < nwant; i++)
+			assert_ptr_equal(r.recs[i], want[i]);
+		assert_int_equal(r.hash + locks_hash(map_locks_c(f->m)), hash);
+		map_cut_reader_free(&r);
+		map_collect_free(want, nwant);
+		map_cut_end(f->m);
+	}
+	/* the stash is gone: changes after the end keep nothing */
+	assert_null(map_stash_of(f->m));
+	assert_int_equal(put(f, "d0/k0", "after"), 0);
+	assert_string_equal(val(f, "d0/k0"), "after");
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1386,6 +1475,7 @@ int main(void)
 	    T(test_state_hash_covers_owner_times_and_xattrs),
 	    T(test_state_hash_comes_back_when_a_change_is_undone),
 	    T(test_add_counts_every_name_at_once_or_none),
+	    T(test_cut_is_the_map_at_its_moment_whatever_changes_after),
 	};
 	return cmocka_run_group_tests_name("map", tests, NULL, NULL);
 }

@@ -243,7 +243,7 @@ static void expect_stored(struct store *st, const char *key, const void *val,
 	struct kv_rec *rec;
 	assert_int_equal(store_get(st, key, strlen(key), &rec), 0);
 	assert_int_equal(rec->vlen, vlen);
-	assert_memory_equal(rec->val, val, vlen);
+	assert_memory_equal(kv_rec_val(rec), val, vlen);
 	kv_rec_unref(rec);
 }
 
@@ -499,7 +499,7 @@ static void test_store_history_of_changes_for_watches(void **state)
 	assert_int_equal(ev[0].rev, 1);
 	assert_int_equal(ev[0].op, STORE_EV_PUT);
 	assert_string_equal(ev[0].key, "a/x");
-	assert_memory_equal(ev[0].rec->val, "1", 1);
+	assert_memory_equal(kv_rec_val(ev[0].rec), "1", 1);
 	assert_int_equal(ev[1].rev, 3);
 	assert_int_equal(ev[1].rec->vlen, 2);
 	assert_int_equal(ev[2].rev, 4);
@@ -561,10 +561,10 @@ static void test_store_history_keeps_an_add_whole(void **state)
 	assert_int_equal(ev[1].rev, 2);
 	assert_int_equal(ev[1].op, STORE_EV_PUT);
 	assert_string_equal(ev[1].key, "w/a");
-	assert_memory_equal(ev[1].rec->val, "2", 1);
+	assert_memory_equal(kv_rec_val(ev[1].rec), "2", 1);
 	assert_string_equal(ev[3].key, "w/x");
 	assert_int_equal(ev[3].rev, 2);
-	assert_memory_equal(ev[3].rec->val, "2", 1);
+	assert_memory_equal(kv_rec_val(ev[3].rec), "2", 1);
 	store_events_free(ev, got);
 	/* a watch on one counter sees it alone */
 	assert_int_equal(
@@ -645,7 +645,7 @@ static void test_store_history_has_a_txn_s_writes(void **state)
 	assert_int_equal(ev[0].rev, 3);
 	assert_int_equal(ev[0].op, STORE_EV_PUT);
 	assert_string_equal(ev[0].key, "x");
-	assert_memory_equal(ev[0].rec->val, "v", 1);
+	assert_memory_equal(kv_rec_val(ev[0].rec), "v", 1);
 	assert_int_equal(ev[1].rev, 3);
 	assert_int_equal(ev[1].op, STORE_EV_RMDIR);
 	assert_true(ev[1].recursive);

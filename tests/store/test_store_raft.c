@@ -421,7 +421,7 @@ static void expect_kv(struct store *st, const char *key, const char *val)
 	if (ret != 0)
 		fail_msg("get %s: %s", key, kv_strerror(ret));
 	assert_int_equal(rec->vlen, strlen(val));
-	assert_memory_equal(rec->val, val, rec->vlen);
+	assert_memory_equal(kv_rec_val(rec), val, rec->vlen);
 	kv_rec_unref(rec);
 }
 
@@ -1171,7 +1171,7 @@ static void dump_tree(struct store *st, const char *dir, char *out, size_t cap)
 		assert_int_equal(store_get(st, path, strlen(path), &rec), 0);
 		used = strlen(out);
 		snprintf(out + used, cap - used, "%.*s@%llu;", (int)rec->vlen,
-			 rec->val, (unsigned long long)rec->mod_rev);
+			 kv_rec_val(rec), (unsigned long long)rec->mod_rev);
 		kv_rec_unref(rec);
 	}
 	kv_list_clear(&l);

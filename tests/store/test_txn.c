@@ -91,7 +91,7 @@ static const char *value(struct fixture *f, const char *k)
 	if (map_lookup(f->m, k, strlen(k), &n) != MAP_FILE)
 		return NULL;
 	const struct kv_rec *r = map_node_rec(n);
-	snprintf(buf, sizeof(buf), "%.*s", (int)r->vlen, r->val);
+	snprintf(buf, sizeof(buf), "%.*s", (int)r->vlen, kv_rec_val(r));
 	return buf;
 }
 
@@ -208,9 +208,10 @@ static void test_branch_runs_in_order(void **state)
 	const struct kv_txn_res *tr = r.txn;
 	assert_true(tr->succeeded);
 	assert_int_equal(tr->n, 9);
-	assert_memory_equal(tr->r[0].rec->val, "1", 1);
+	assert_memory_equal(kv_rec_val(tr->r[0].rec), "1", 1);
 	assert_int_equal(tr->r[0].rec->mod_rev, 1);
-	assert_memory_equal(tr->r[2].rec->val, "2", 1); /* after the put */
+	assert_memory_equal(kv_rec_val(tr->r[2].rec), "2",
+			    1); /* after the put */
 	assert_int_equal(tr->r[2].rec->mod_rev, f->index);
 	assert_int_equal(tr->r[2].rec->create_rev, 1);
 	assert_int_equal(tr->r[3].deleted, 1);
@@ -227,7 +228,7 @@ static void test_branch_runs_in_order(void **state)
 	assert_string_equal(f->changes, "a gone old/x old/y/z old new/k");
 	/* the records a get found outlive the map's */
 	put(f, "a", "3");
-	assert_memory_equal(tr->r[0].rec->val, "1", 1);
+	assert_memory_equal(kv_rec_val(tr->r[0].rec), "1", 1);
 	kv_txn_res_unref(r.txn);
 }
 

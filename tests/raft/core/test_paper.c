@@ -1041,6 +1041,79 @@ static void test_read_is_local_only_for_a_sole_voter_leader(void **st)
 	raft_free(r);
 }
 
+/* The only voter of its configuration is a majority by itself: it leads
+ * at its first tick, on a fresh start and on a restart, instead of an
+ * election timeout later; it still bumps the term and votes for itself in
+ * the update that carries its no-op (the hard state is made durable
+ * first, raft.h), and counts the no-op only once it is persisted. With a
+ * second voter or while abstaining, the first tick campaigns for no one. */
+static void test_sole_voter_leads_at_its_first_tick(void **st)
+{
+	(void)st;
+	struct raft_restore rs = {.term = 0};
+	rs.snapshot.conf = (struct raft_config){.n = 2};
+	rs.snapshot.conf.servers[0] =
+	    (struct raft_server){.id = 1, .role = RAFT_VOTER};
+	rs.snapshot.conf.servers[1] =
+	    (struct raft_server){.id = 2, .role = RAFT_LEARNER};
+	struct raft_options o = {.id = 1, .seed = 42};
+	struct raft *r;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	take(r);
+	assert_int_equal(raft_role(r), RAFT_FOLLOWER);
+	raft_tick(r);
+	assert_int_equal(raft_role(r), RAFT_LEADER);
+	take(r);
+	assert_true(U.hard_state_changed);
+	assert_int_equal(U.term, 1);
+	assert_int_equal(U.vote, 1);
+	assert_int_equal(U.n_entries, 1);
+	assert_int_equal(U.entries[0].type, RAFT_ENTRY_NOOP);
+	assert_int_equal(U.entries[0].term, 1);
+	assert_int_equal(raft_commit_index(r), 0);
+	raft_persisted(r, 1, 1);
+	take(r);
+	assert_int_equal(raft_commit_index(r), 1);
+	raft_free(r);
+
+	/* restarted at term 3 (voted for itself) with its log: term 4 */
+	struct raft_entry e[2] = {{.index = 1, .term = 1},
+				  {.index = 2, .term = 3}};
+	rs.term = 3;
+	rs.vote = 1;
+	rs.entries = e;
+	rs.n_entries = 2;
+	rs.applied = 1;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	raft_tick(r);
+	assert_int_equal(raft_role(r), RAFT_LEADER);
+	take(r);
+	assert_true(U.hard_state_changed);
+	assert_int_equal(U.term, 4);
+	assert_int_equal(U.vote, 1);
+	assert_int_equal(raft_last_index(r), 3);
+	assert_int_equal(raft_term_at(r, 3), 4);
+	raft_free(r);
+
+	/* abstaining (a damaged last entry): it does not campaign */
+	rs.abstain_until = 3;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	for (int i = 0; i < 40; i++)
+		raft_tick(r);
+	assert_int_equal(raft_role(r), RAFT_FOLLOWER);
+	raft_free(r);
+
+	/* one of two voters: the first tick waits for the timeout */
+	rs.abstain_until = 0;
+	rs.snapshot.conf.servers[1].role = RAFT_VOTER;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	raft_tick(r);
+	assert_int_equal(raft_role(r), RAFT_FOLLOWER);
+	take(r);
+	assert_null(sent(RAFT_MSG_PREVOTE, 2));
+	raft_free(r);
+}
+
 /* §6.4 with the asker's request as its acknowledgement: a follower of
  * the leader's term asked after its reads arrived, so the leader and it
  * are a quorum of three then, and the read is answered at once, with no
@@ -1292,6 +1365,7 @@ int main(void)
 	    T(test_leader_sends_snapshot_when_follower_needs_compacted_entries),
 	    T(test_read_index_waits_for_a_quorum_heartbeat_round),
 	    T(test_read_is_local_only_for_a_sole_voter_leader),
+	    T(test_sole_voter_leads_at_its_first_tick),
 	    T(test_follower_read_index_counts_as_its_ack),
 	    T(test_leader_resends_a_big_append_only_after_its_size_allows),
 	    T(test_borrowed_update_entries_are_the_logs_own),

@@ -85,7 +85,7 @@ test_a_write_made_before_a_leader_is_known_is_applied_once_one_is(void **state)
 	assert_int_equal(node_read_barrier(n, true), 0);
 	assert_int_equal(store_get(node_store(n), "early", 5, &rec), 0);
 	assert_int_equal(rec->vlen, 4);
-	assert_memory_equal(rec->val, "bird", 4);
+	assert_memory_equal(kv_rec_val(rec), "bird", 4);
 	kv_rec_unref(rec);
 	node_close(n);
 }
