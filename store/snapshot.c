@@ -1,12 +1,15 @@
 /* snapshot.c - snapshots on schedule: the db-writer thread and compaction
  * of the log.
  *
- * A db is due after snapshot_every applied entries or snapshot_bytes of
- * log. The appender and the applier check the schedule the owner
- * published (two atomic loads) after every call and wake the owner when it
- * is due, so snapshots follow the traffic with no turn of their own. A
- * job's start takes map_lock for a moment only: the applied index, its
- * term, the map's state hash, the configuration and the lock table, and it
+ * A db is due after snapshot_every applied entries or once the log holds
+ * max(snapshot_bytes, the db's size) bytes: a db rewrites the live data,
+ * so with 1 GiB of it a db every 64 MiB of log would write 16 bytes for
+ * each byte of log. The appender and the applier check the schedule the
+ * owner published (two atomic loads) after every call and wake the owner
+ * when it is due, so snapshots follow the traffic with no turn of their
+ * own. A job's start takes map_lock for a moment only: the applied index,
+ * its term, the map's state hash, the configuration, the lock and lease
+ * tables, and it
  * marks the map's cut (map_cut_begin): from then on the applier keeps the
  * record each key had at the cut before its first change. The db-writer
  * thread then collects the cut's records from the map a step of
