@@ -75,18 +75,6 @@ static uint64_t end_of(const struct fs_dot_stream *s)
 	return s->base + s->buf.len;
 }
 
-static const char *op_name(enum store_event_op op)
-{
-	static const char *const names[] = {
-	    [STORE_EV_PUT] = "put",	  [STORE_EV_DELETE] = "delete",
-	    [STORE_EV_MKDIR] = "mkdir",	  [STORE_EV_RMDIR] = "rmdir",
-	    [STORE_EV_RENAME] = "rename", [STORE_EV_ATTR] = "attr",
-	};
-	return (unsigned)op < sizeof(names) / sizeof(names[0]) && names[op]
-		   ? names[op]
-		   : "attr";
-}
-
 /* Drop what was read more than DOT_KEEP bytes ago. mu held. */
 static void trim(struct fs_dot_stream *s)
 {
@@ -102,21 +90,7 @@ static void trim(struct fs_dot_stream *s)
 
 static void event_line(struct kv_buf *b, const struct store_event *e)
 {
-	kv_buf_puts(b, "{\"revision\":");
-	kv_buf_u64(b, e->rev);
-	kv_buf_printf(b, ",\"op\":\"%s\",\"key\":", op_name(e->op));
-	kv_buf_json_str(b, e->key, e->klen);
-	if (e->key2) {
-		kv_buf_puts(b, ",\"to\":");
-		kv_buf_json_str(b, e->key2, e->k2len);
-	}
-	if (e->recursive)
-		kv_buf_puts(b, ",\"recursive\":true");
-	if (e->rec) {
-		kv_buf_puts(b, ",\"size\":");
-		kv_buf_u64(b, e->rec->vlen);
-	}
-	kv_buf_puts(b, "}\n");
+	store_event_line(b, e, false); /* as ?watch&values=0 */
 }
 
 /* One read of the history into s: false when there was nothing to take

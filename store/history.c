@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec.h"
 #include "store_int.h"
 
 #define HIST_EVENTS_DEFAULT 100000
@@ -375,4 +376,56 @@ uint64_t store_watch_seq(struct store *st)
 	uint64_t s = st->hist.seq;
 	pthread_mutex_unlock(&st->hist.mu);
 	return s;
+}
+
+static const char *event_op_name(enum store_event_op op)
+{
+	switch (op) {
+	case STORE_EV_PUT:
+		return "put";
+	case STORE_EV_DELETE:
+		return "delete";
+	case STORE_EV_MKDIR:
+		return "mkdir";
+	case STORE_EV_RMDIR:
+		return "rmdir";
+	case STORE_EV_RENAME:
+		return "rename";
+	case STORE_EV_ATTR:
+		break;
+	}
+	return "attr";
+}
+
+void store_event_line(struct kv_buf *b, const struct store_event *e,
+		      bool values)
+{
+	kv_buf_puts(b, "{\"revision\":");
+	kv_buf_u64(b, e->rev);
+	kv_buf_puts(b, ",\"op\":\"");
+	kv_buf_puts(b, event_op_name(e->op));
+	kv_buf_puts(b, "\",\"key\":");
+	kv_buf_json_str(b, e->key, e->klen);
+	if (e->key2) {
+		kv_buf_puts(b, ",\"to\":");
+		kv_buf_json_str(b, e->key2, e->k2len);
+	}
+	if (e->recursive)
+		kv_buf_puts(b, ",\"recursive\":true");
+	if (e->rec) {
+		kv_buf_puts(b, ",\"size\":");
+		kv_buf_u64(b, e->rec->vlen);
+		if (values && e->op == STORE_EV_PUT) {
+			const void *v = kv_rec_val(e->rec);
+			if (kv_utf8_valid(v, e->rec->vlen, false)) {
+				kv_buf_puts(b, ",\"value\":");
+				kv_buf_json_str(b, v, e->rec->vlen);
+			} else {
+				kv_buf_puts(b, ",\"value_base64\":\"");
+				kv_buf_base64(b, v, e->rec->vlen);
+				kv_buf_puts(b, "\"");
+			}
+		}
+	}
+	kv_buf_puts(b, "}\n");
 }

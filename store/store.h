@@ -322,6 +322,13 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 		     size_t plen, struct store_event *out, size_t max,
 		     size_t *n, uint64_t *next, uint64_t *oldest);
 void store_events_free(struct store_event *e, size_t n);
+/* e as the one JSON line a watch sends (docs/http-api.md#watch; the
+ * mount's .kvfs/events too): revision, op, key, "to", "recursive",
+ * "size", and with values a put's value ("value", or "value_base64"
+ * when not UTF-8). Appended to b with its newline. */
+struct kv_buf;
+void store_event_line(struct kv_buf *b, const struct store_event *e,
+		      bool values);
 /* fn(ctx, first) is called after every batch of applied changes (the
  * applier's thread, no store lock held; it must not block): first is the
  * batch's first revision, 0 if the history started again (a snapshot

@@ -238,56 +238,9 @@ unsigned http_watches_count(struct http_watches *ws)
 	return n;
 }
 
-static const char *op_name(enum store_event_op op)
-{
-	switch (op) {
-	case STORE_EV_PUT:
-		return "put";
-	case STORE_EV_DELETE:
-		return "delete";
-	case STORE_EV_MKDIR:
-		return "mkdir";
-	case STORE_EV_RMDIR:
-		return "rmdir";
-	case STORE_EV_RENAME:
-		return "rename";
-	case STORE_EV_ATTR:
-		break;
-	}
-	return "attr";
-}
-
 static void event_line(struct watch *w, const struct store_event *e)
 {
-	struct kv_buf *b = &w->out;
-	kv_buf_puts(b, "{\"revision\":");
-	kv_buf_u64(b, e->rev);
-	kv_buf_printf(b, ",\"op\":\"%s\",\"key\":", op_name(e->op));
-	kv_buf_json_str(b, e->key, e->klen);
-	if (e->key2) {
-		kv_buf_puts(b, ",\"to\":");
-		kv_buf_json_str(b, e->key2, e->k2len);
-	}
-	if (e->recursive)
-		kv_buf_puts(b, ",\"recursive\":true");
-	if (e->rec) {
-		kv_buf_puts(b, ",\"size\":");
-		kv_buf_u64(b, e->rec->vlen);
-		if (w->values && (e->op == STORE_EV_PUT)) {
-			if (kv_utf8_valid(kv_rec_val(e->rec), e->rec->vlen,
-					  false)) {
-				kv_buf_puts(b, ",\"value\":");
-				kv_buf_json_str(b, kv_rec_val(e->rec),
-						e->rec->vlen);
-			} else {
-				kv_buf_puts(b, ",\"value_base64\":\"");
-				kv_buf_base64(b, kv_rec_val(e->rec),
-					      e->rec->vlen);
-				kv_buf_puts(b, "\"");
-			}
-		}
-	}
-	kv_buf_puts(b, "}\n");
+	store_event_line(&w->out, e, w->values);
 }
 
 static void progress_line(struct watch *w)
