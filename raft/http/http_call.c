@@ -275,3 +275,43 @@ enum MHD_Result http_offload(struct http_req *r)
 
 /* Keys are percent-decoded by the handlers, so that %00 and %2F are seen
  * as what they are; MHD must leave the URL alone. */
+
+/* ?consistency=local|linearizable, then the node's read barrier: a
+ * linearizable read suspends the request until the node may serve it,
+ * and passes here on the handler's second run. */
+enum http_barrier http_read_barrier(struct http_req *r)
+{
+	bool bad;
+	char *c;
+
+	if (r->async_done) {
+		if (r->async_ret == 0)
+			return HTTP_BARRIER_PASSED;
+		http_fail_err(r, r->async_ret, NULL);
+		return HTTP_BARRIER_FAILED;
+	}
+	c = http_query(r, "consistency", NULL, &bad);
+	if (bad ||
+	    (c && strcmp(c, "local") != 0 && strcmp(c, "linearizable") != 0)) {
+		free(c);
+		http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+			  "consistency is local or linearizable");
+		return HTTP_BARRIER_FAILED;
+	}
+	bool local = c && strcmp(c, "local") == 0;
+	free(c);
+	if (local || node_read_now(r->node))
+		return HTTP_BARRIER_PASSED;
+	if (!http_suspend(r)) {
+		http_fail_err(r, KV_ESHUTDOWN, NULL);
+		return HTTP_BARRIER_FAILED;
+	}
+	http_started(r, node_read_barrier_async(r->node, http_done, r));
+	return HTTP_BARRIER_WAIT;
+}
+
+/* What a handler returns when read_barrier did not pass. */
+enum MHD_Result http_barrier_held(struct http_req *r, enum http_barrier b)
+{
+	return b == HTTP_BARRIER_WAIT || r->answered ? MHD_YES : MHD_NO;
+}

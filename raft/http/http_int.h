@@ -397,6 +397,21 @@ size_t http_format_i64(int64_t v, char *buf, size_t size);
  * least 30 bytes). */
 void http_format_date(int64_t ns, char *buf, size_t size);
 
+/* ?consistency=local|linearizable, then the node's read barrier: a
+ * linearizable read suspends the request until the node may serve it and
+ * passes on the handler's second run (http_call.c). */
+enum http_barrier {
+	HTTP_BARRIER_PASSED, /* read the store now */
+	HTTP_BARRIER_WAIT, /* suspended until the node says (handler returns) */
+	HTTP_BARRIER_FAILED, /* answered, or the connection is to be dropped */
+};
+enum http_barrier http_read_barrier(struct http_req *r);
+/* What a handler returns when http_read_barrier did not pass. */
+enum MHD_Result http_barrier_held(struct http_req *r, enum http_barrier b);
+
+/* ---- http_list.c: GET /kv/<dir>/ ---- */
+enum MHD_Result http_list_dir(struct http_req *r);
+
 /* ---- http_kv.c: the handlers ---- */
 
 bool http_kv_check(struct http_req *r);
