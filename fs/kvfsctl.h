@@ -53,6 +53,16 @@ int ctl_txn_words(const struct ctl *c, int n, char **w);
 int ctl_lease(const struct ctl *c, int nargs, char **argv);
 
 /* kvfsctl_health.c */
+#define EXIT_USAGE 2 /* kvfsctl's exit status for bad usage */
+
+/* kvfsctl_members.c: the membership commands (0, 1 failed, 2 usage). */
+int ctl_members(const struct ctl *c);
+int ctl_add(const struct ctl *c, const char *ids, const char *addr);
+int ctl_remove(const struct ctl *c, const char *ids);
+int ctl_transfer_leader(const struct ctl *c, const char *ids);
+/* Is a a member address (HOST:PORT, port 1..65535)? If not, say why on
+ * stderr, naming what (the option or argument it came from). */
+bool ctl_addr_ok(const char *what, const char *a);
 int ctl_health(const struct ctl *c);
 
 /* kvfsctl_data.c */
