@@ -88,6 +88,8 @@ def module_of(rel):
     path = rel[len("tests/"):] if test else rel
     if not test and rel in ("fs/main.c", "fs/kvfsctl.c"):
         return "prog:" + rel, False
+    if not test and rel in ("fs/cli.c", "fs/cli.h"):
+        return "prog:fs/main.c", False  # kvfs's command line, main's part
     if not test and re.match(r"fs/kvfsctl_\w+\.[ch]$|fs/kvfsctl\.h$", rel):
         return "prog:fs/kvfsctl.c", False  # the client's other files
     best = None
