@@ -134,255 +134,6 @@ static const unsigned op_required[N_OPS] = {
     [KV_OP_TXN] = B(F_T) | B(F_TXN),
 };
 
-/* A string of UTF-8 without NUL, malloc'd with a NUL after it. */
-static int get_str(struct jr *r, char **out, size_t *len)
-{
-	int err;
-
-	if (jr_kind(r) != '"')
-		return -EINVAL;
-	if ((err = jr_str_dup(r, out, len)) < 0)
-		return err;
-	if (!kv_utf8_valid(*out, *len, false)) {
-		free(*out);
-		*out = NULL;
-		return -EINVAL;
-	}
-	return 0;
-}
-
-/* Base64 text decoded into *out. */
-static int get_b64(struct jr *r, unsigned char **out, size_t *len)
-{
-	char *text;
-	size_t n;
-	int err;
-
-	if (jr_kind(r) != '"')
-		return -EINVAL;
-	if ((err = jr_str_dup(r, &text, &n)) < 0)
-		return err;
-	err = kv_base64_decode(text, n, out, len);
-	free(text);
-	return err;
-}
-
-static int get_uint(struct jr *r, double max, uint64_t *out)
-{
-	if (jr_kind(r) != 'n')
-		return -EINVAL;
-	return kv_uint_of_double(jr_num(r), max, out);
-}
-
-static int get_time(struct jr *r, int64_t *out)
-{
-	char buf[32];
-
-	if (jr_kind(r) != '"' || jr_str(r, buf, sizeof(buf)) != strlen(buf))
-		return -EINVAL; /* too long or a NUL inside */
-	return kv_i64_parse(buf, out);
-}
-
-/* A u64 written as a decimal string (it may be past 2^53). */
-static int get_u64_str(struct jr *r, uint64_t *out)
-{
-	char buf[32];
-	uint64_t v = 0;
-	size_t n;
-
-	if (jr_kind(r) != '"' ||
-	    (n = jr_str(r, buf, sizeof(buf))) != strlen(buf) || n == 0 ||
-	    n > 20 || (n > 1 && buf[0] == '0'))
-		return -EINVAL;
-	for (size_t i = 0; i < n; i++) {
-		unsigned d = (unsigned)(buf[i] - '0');
-		if (d > 9 || v > (UINT64_MAX - d) / 10)
-			return -EINVAL;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return 0;
-}
-
-/* A lock offset: a time-like decimal string, 0 .. KV_LOCK_EOF. */
-static int get_offset(struct jr *r, uint64_t *out)
-{
-	int64_t v;
-	int err = get_time(r, &v);
-
-	if (err == 0 && v < 0)
-		err = -EINVAL;
-	*out = (uint64_t)v;
-	return err;
-}
-
-/* A mode as the op and version allow: permission bits, and for a put in
- * version 2 a kind that is not a directory. */
-static int get_mode(struct jr *r, unsigned opi, uint64_t ver, uint32_t *out)
-{
-	uint64_t u;
-	int err = get_uint(r, 0xffff, &u);
-
-	if (err != 0)
-		return err;
-	if (opi == KV_OP_PUT && ver >= 2) {
-		uint64_t kind = u & S_IFMT;
-		if ((u & ~(uint64_t)(S_IFMT | 07777)) != 0 ||
-		    !(kind == 0 || kind == S_IFREG || kind == S_IFLNK ||
-		      kind == S_IFIFO || kind == S_IFSOCK))
-			return -EINVAL;
-	} else if (u > 07777) {
-		return -EINVAL;
-	}
-	*out = (uint32_t)u;
-	return 0;
-}
-
-/* One {"n":name,"v"|"v64":value} of "x", into x (which then owns the
- * name and the value). */
-static int get_xattr(struct jr *r, struct kv_xattr *x)
-{
-	char k[8], *name = NULL, *text = NULL;
-	unsigned char *val = NULL;
-	bool first = true, has_val = false;
-	size_t n;
-	int err = -EINVAL;
-
-	if (jr_kind(r) != '{')
-		return -EINVAL;
-	jr_enter(r);
-	while (jr_more(r, &first)) {
-		jr_name(r, k, sizeof(k));
-		if (strcmp(k, "n") == 0 && name == NULL) {
-			err = get_str(r, &name, &x->nlen);
-		} else if (strcmp(k, "v") == 0 && !has_val) {
-			err = get_str(r, &text, &n);
-			val = (unsigned char *)text;
-			x->vlen = n;
-			has_val = true;
-		} else if (strcmp(k, "v64") == 0 && !has_val) {
-			err = get_b64(r, &val, &x->vlen);
-			has_val = true;
-		} else {
-			err = -EINVAL;
-		}
-		if (err != 0)
-			break;
-	}
-	if (err == 0 && (name == NULL || !has_val))
-		err = -EINVAL;
-	if (err != 0) {
-		free(name);
-		free(val);
-		return err;
-	}
-	x->name = name;
-	x->val = val;
-	return 0;
-}
-
-static int get_xattrs(struct jr *r, struct kv_cmd *cmd)
-{
-	bool first = true;
-	size_t cap = 0;
-	int err;
-
-	cmd->set_xattrs = true;
-	if (jr_kind(r) != '[')
-		return -EINVAL;
-	jr_enter(r);
-	while (jr_more(r, &first)) {
-		if (cmd->nxattr == cap) {
-			size_t nc = cap ? cap * 2 : 4;
-			struct kv_xattr *v =
-			    realloc(cmd->xattrs, nc * sizeof(*v));
-			if (v == NULL)
-				return -ENOMEM;
-			cmd->xattrs = v;
-			cap = nc;
-		}
-		if ((err = get_xattr(r, &cmd->xattrs[cmd->nxattr])) != 0)
-			return err;
-		cmd->nxattr++;
-	}
-	return 0;
-}
-
-/* One {"n":name,"d":N} of "add" into a (which then owns the name). */
-static int get_add(struct jr *r, struct kv_add *a)
-{
-	char k[8];
-	bool first = true, has_n = false;
-	int err = -EINVAL;
-
-	a->name = NULL;
-	if (jr_kind(r) != '{')
-		return -EINVAL;
-	jr_enter(r);
-	while (jr_more(r, &first)) {
-		jr_name(r, k, sizeof(k));
-		if (strcmp(k, "n") == 0 && a->name == NULL) {
-			err = get_str(r, &a->name, &a->nlen);
-		} else if (strcmp(k, "d") == 0 && !has_n) {
-			err = get_uint(r, KV_JSON_INT_MAX, &a->n);
-			if (err == 0 && a->n == 0)
-				err = -EINVAL;
-			has_n = true;
-		} else {
-			err = -EINVAL;
-		}
-		if (err != 0)
-			break;
-	}
-	if (err == 0 && (a->name == NULL || !has_n || a->nlen == 0 ||
-			 memchr(a->name, '/', a->nlen) != NULL))
-		err = -EINVAL;
-	if (err != 0) {
-		free(a->name);
-		a->name = NULL;
-	}
-	return err;
-}
-
-/* Names in strictly increasing byte order: each once, one canonical
- * order. */
-static bool name_before(const struct kv_add *a, const struct kv_add *b)
-{
-	size_t n = a->nlen < b->nlen ? a->nlen : b->nlen;
-	int c = memcmp(a->name, b->name, n);
-	return c < 0 || (c == 0 && a->nlen < b->nlen);
-}
-
-static int get_adds(struct jr *r, struct kv_cmd *cmd)
-{
-	bool first = true;
-	size_t cap = 0;
-	int err;
-
-	if (jr_kind(r) != '[')
-		return -EINVAL;
-	jr_enter(r);
-	while (jr_more(r, &first)) {
-		if (cmd->nadd == KV_MAX_ADDS)
-			return -EINVAL;
-		if (cmd->nadd == cap) {
-			size_t nc = cap ? cap * 2 : 8;
-			struct kv_add *v = realloc(cmd->adds, nc * sizeof(*v));
-			if (v == NULL)
-				return -ENOMEM;
-			cmd->adds = v;
-			cap = nc;
-		}
-		if ((err = get_add(r, &cmd->adds[cmd->nadd])) != 0)
-			return err;
-		cmd->nadd++;
-		if (cmd->nadd > 1 && !name_before(&cmd->adds[cmd->nadd - 2],
-						  &cmd->adds[cmd->nadd - 1]))
-			return -EINVAL;
-	}
-	return cmd->nadd == 0 ? -EINVAL : 0;
-}
-
 static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 			struct kv_cmd *cmd)
 {
@@ -395,30 +146,30 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 		jr_skip(r); /* read before the others */
 		return 0;
 	case F_K:
-		return get_str(r, &cmd->key, &cmd->klen);
+		return cmd_get_str(r, &cmd->key, &cmd->klen);
 	case F_K2:
-		return get_str(r, &cmd->key2, &cmd->k2len);
+		return cmd_get_str(r, &cmd->key2, &cmd->k2len);
 	case F_XN:
-		return get_str(r, &cmd->xname, &cmd->xnlen);
+		return cmd_get_str(r, &cmd->xname, &cmd->xnlen);
 	case F_VAL: {
 		char *val = NULL;
-		err = get_str(r, &val, &cmd->vlen);
+		err = cmd_get_str(r, &val, &cmd->vlen);
 		cmd->val = (unsigned char *)val;
 		return err;
 	}
 	case F_VAL64:
-		return get_b64(r, &cmd->val, &cmd->vlen);
+		return cmd_get_b64(r, &cmd->val, &cmd->vlen);
 	case F_MT:
 		cmd->set_mtime = opi == KV_OP_SETATTR;
-		return get_time(r, &cmd->mtime_ns);
+		return cmd_get_time(r, &cmd->mtime_ns);
 	case F_AT:
 		cmd->set_atime = true;
-		return get_time(r, &cmd->atime_ns);
+		return cmd_get_time(r, &cmd->atime_ns);
 	case F_T:
-		err = get_time(r, &cmd->time_ns);
+		err = cmd_get_time(r, &cmd->time_ns);
 		return err == 0 && cmd->time_ns == 0 ? -EINVAL : err;
 	case F_MODE:
-		err = get_mode(r, opi, ver, &cmd->mode);
+		err = cmd_get_mode(r, opi, ver, &cmd->mode);
 		/* Version 1: a put or mkdir with mode 0 kept the mode or
 		 * took the default. */
 		cmd->set_mode = !(ver < 2 && cmd->mode == 0 &&
@@ -426,7 +177,7 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 		return err;
 	case F_UID:
 	case F_GID:
-		err = get_uint(r, (double)(KV_NO_OWNER - 1), &u);
+		err = cmd_get_uint(r, (double)(KV_NO_OWNER - 1), &u);
 		if (f == F_UID) {
 			cmd->uid = (uint32_t)u;
 			cmd->set_uid = true;
@@ -438,14 +189,14 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 	case F_FLAGS: {
 		/* rename: NOREPLACE or EXCHANGE; setxattr: CREATE or
 		 * REPLACE; never both; rmdir: RECURSIVE (checked below) */
-		err = get_uint(r, 3, &u);
+		err = cmd_get_uint(r, 3, &u);
 		if (err == 0 && u == 3)
 			err = -EINVAL;
 		cmd->flags = (unsigned)u;
 		return err;
 	}
 	case F_IF_REV:
-		err = get_uint(r, KV_JSON_INT_MAX, &cmd->if_rev);
+		err = cmd_get_uint(r, KV_JSON_INT_MAX, &cmd->if_rev);
 		if (err == 0 && cmd->if_rev == 0)
 			err = -EINVAL;
 		return err;
@@ -455,48 +206,48 @@ static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 		cmd->if_absent = jr_bool(r);
 		return 0;
 	case F_X:
-		return get_xattrs(r, cmd);
+		return cmd_get_xattrs(r, cmd);
 	case F_ADD:
-		return get_adds(r, cmd);
+		return cmd_get_adds(r, cmd);
 	case F_SID:
-		err = get_uint(r, KV_JSON_INT_MAX, &cmd->sid);
+		err = cmd_get_uint(r, KV_JSON_INT_MAX, &cmd->sid);
 		return err == 0 && cmd->sid == 0 ? -EINVAL : err;
 	case F_NODE:
-		err = get_uint(r, KV_JSON_INT_MAX, &cmd->node);
+		err = cmd_get_uint(r, KV_JSON_INT_MAX, &cmd->node);
 		return err == 0 && cmd->node == 0 ? -EINVAL : err;
 	case F_IF_SID:
-		err = get_uint(r, KV_JSON_INT_MAX, &cmd->if_sid);
+		err = cmd_get_uint(r, KV_JSON_INT_MAX, &cmd->if_sid);
 		return err == 0 && cmd->if_sid == 0 ? -EINVAL : err;
 	case F_LEASE:
 		/* a put's 0 takes the key off its lease; the others name one */
-		err = get_uint(r, KV_JSON_INT_MAX, &cmd->lease);
+		err = cmd_get_uint(r, KV_JSON_INT_MAX, &cmd->lease);
 		cmd->set_lease = opi == KV_OP_PUT;
 		return err == 0 && cmd->lease == 0 && opi != KV_OP_PUT ? -EINVAL
 								       : err;
 	case F_TTL:
-		err = get_uint(r, KV_LEASE_TTL_MAX, &u);
+		err = cmd_get_uint(r, KV_LEASE_TTL_MAX, &u);
 		cmd->ttl = (uint32_t)u;
 		return err == 0 && u == 0 ? -EINVAL : err;
 	case F_OWN:
-		return get_u64_str(r, &cmd->lock_owner);
+		return cmd_get_u64_str(r, &cmd->lock_owner);
 	case F_PID:
-		err = get_uint(r, (double)UINT32_MAX, &u);
+		err = cmd_get_uint(r, (double)UINT32_MAX, &u);
 		cmd->lock_pid = (uint32_t)u;
 		return err;
 	case F_LT:
-		err = get_uint(r, KV_LOCK_WR, &u);
+		err = cmd_get_uint(r, KV_LOCK_WR, &u);
 		cmd->lock_type = (enum kv_lock_type)u;
 		return err;
 	case F_LKIND:
-		err = get_uint(r, KV_LOCK_POSIX, &u);
+		err = cmd_get_uint(r, KV_LOCK_POSIX, &u);
 		if (err == 0 && u < KV_LOCK_FLOCK)
 			err = -EINVAL;
 		cmd->lock_kind = (enum kv_lock_kind)u;
 		return err;
 	case F_LS:
-		return get_offset(r, &cmd->lock_start);
+		return cmd_get_offset(r, &cmd->lock_start);
 	case F_LE:
-		return get_offset(r, &cmd->lock_end);
+		return cmd_get_offset(r, &cmd->lock_end);
 	case F_TXN:
 		return kv_cmd_txn_decode(r, cmd);
 	case N_FIELDS:
@@ -534,7 +285,7 @@ static int get_version_and_op(struct jr at, uint64_t *ver, unsigned *opi)
 			op = at;
 		jr_skip(&at);
 	}
-	if (v.p == NULL || get_uint(&v, KV_JSON_INT_MAX, ver) != 0)
+	if (v.p == NULL || cmd_get_uint(&v, KV_JSON_INT_MAX, ver) != 0)
 		return -EINVAL;
 	if (*ver < 1 || *ver > KV_CMD_VERSION)
 		return KV_EVERSION;

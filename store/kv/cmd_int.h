@@ -61,4 +61,17 @@ struct jr;
 void kv_cmd_txn_encode(struct kv_buf *b, const struct kv_txn *t);
 int kv_cmd_txn_decode(struct jr *r, struct kv_cmd *cmd);
 
+/* cmd_get.c: one field's value from the reader at it, into the command
+ * (0, -EINVAL for a value the field may not have, -ENOMEM). */
+struct jr;
+int cmd_get_str(struct jr *r, char **out, size_t *len);
+int cmd_get_b64(struct jr *r, unsigned char **out, size_t *len);
+int cmd_get_uint(struct jr *r, double max, uint64_t *out);
+int cmd_get_time(struct jr *r, int64_t *out);
+int cmd_get_u64_str(struct jr *r, uint64_t *out);
+int cmd_get_offset(struct jr *r, uint64_t *out);
+int cmd_get_mode(struct jr *r, unsigned opi, uint64_t ver, uint32_t *out);
+int cmd_get_xattrs(struct jr *r, struct kv_cmd *cmd);
+int cmd_get_adds(struct jr *r, struct kv_cmd *cmd);
+
 #endif
