@@ -293,6 +293,114 @@ static uint64_t deadline_of(const struct tcp_server *s, const struct conn *c,
 	return c->last_ms + s->opt.idle_ms;
 }
 
+/* The poll set of a turn: the wake fd, the listener, then every open
+ * connection (who[k] for pf[k]); *next the nearest deadline (0: none). */
+static size_t poll_set(struct tcp_server *s, struct pollfd *pf,
+		       struct conn **who, uint64_t *next)
+{
+	size_t n = 0;
+	*next = 0;
+	pf[n++] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
+	pf[n++] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
+	for (size_t i = 0; i < s->nconns; i++) {
+		struct conn *c = s->conns[i];
+		const char *why;
+		if (c->fd < 0)
+			continue;
+		short ev = 0;
+		if (c->out_off < c->out_len)
+			ev |= POLLOUT;
+		else if (!c->busy && !c->closing)
+			ev |= POLLIN;
+		who[n] = c;
+		pf[n++] = (struct pollfd){.fd = c->fd, .events = ev};
+		uint64_t d = deadline_of(s, c, &why);
+		if (d && (!*next || d < *next))
+			*next = d;
+	}
+	return n;
+}
+
+/* The connections poll found ready: write, read, or close. */
+static void serve_ready(struct tcp_server *s, const struct pollfd *pf,
+			struct conn *const *who, size_t n, uint64_t now)
+{
+	for (size_t k = 2; k < n; k++) {
+		if (!pf[k].revents)
+			continue;
+		size_t i;
+		for (i = 0; i < s->nconns && s->conns[i] != who[k]; i++)
+			;
+		if (i == s->nconns || who[k]->fd < 0)
+			continue; /* closed meanwhile */
+		struct conn *c = who[k];
+		if (pf[k].revents & POLLOUT) {
+			if (!conn_write(c, now)) {
+				conn_close(s, i);
+				continue;
+			}
+			process(s, c, now);
+			if (c->out_off < c->out_len)
+				conn_write(c, now);
+		} else if (pf[k].revents & (POLLIN | POLLHUP | POLLERR)) {
+			if (c->busy) {
+				/* gone while its call runs */
+				if (pf[k].revents & (POLLHUP | POLLERR))
+					conn_close(s, i);
+				continue;
+			}
+			conn_read(s, i, now);
+		}
+	}
+}
+
+/* Replies made while reading go out at once; deadlines. */
+static void flush_and_expire(struct tcp_server *s, uint64_t now)
+{
+	for (size_t i = 0; i < s->nconns;) {
+		struct conn *c = s->conns[i];
+		const char *why = NULL;
+		if (c->fd < 0) {
+			i++;
+			continue;
+		}
+		/* write what is ready, then serve what the buffer holds next
+		 * (pipelined requests), as long as the socket takes the
+		 * replies */
+		bool gone = false;
+		while (c->out_off < c->out_len) {
+			size_t before = c->out_len;
+			if (!conn_write(c, now)) {
+				gone = true;
+				break;
+			}
+			if (c->out_off < c->out_len)
+				break; /* the socket is full */
+			process(s, c, now);
+			if (c->out_len == 0 || c->out_len == before)
+				break;
+		}
+		if (gone || (c->closing && c->out_off == c->out_len)) {
+			conn_close(s, i);
+			continue;
+		}
+		uint64_t d = deadline_of(s, c, &why);
+		if (d && d <= now) {
+			if (why) {
+				conn_reply_err(c, "timeout", why);
+				c->closing = true;
+				ssize_t w =
+				    send(c->fd, c->out + c->out_off,
+					 c->out_len - c->out_off, MSG_NOSIGNAL);
+				(void)w;
+			}
+			conn_close(s, i);
+			continue;
+		}
+		i++;
+	}
+}
+
 static void *loop_main(void *arg)
 {
 	struct tcp_server *s = arg;
@@ -312,26 +420,8 @@ static void *loop_main(void *arg)
 		pthread_mutex_unlock(&s->mu);
 		if (stop)
 			break;
-		uint64_t now = kv_mono_ms(), next = 0;
-		size_t n = 0;
-		pf[n++] = (struct pollfd){.fd = s->wake_fd, .events = POLLIN};
-		pf[n++] = (struct pollfd){.fd = s->listen_fd, .events = POLLIN};
-		for (size_t i = 0; i < s->nconns; i++) {
-			struct conn *c = s->conns[i];
-			const char *why;
-			if (c->fd < 0)
-				continue;
-			short ev = 0;
-			if (c->out_off < c->out_len)
-				ev |= POLLOUT;
-			else if (!c->busy && !c->closing)
-				ev |= POLLIN;
-			who[n] = c;
-			pf[n++] = (struct pollfd){.fd = c->fd, .events = ev};
-			uint64_t d = deadline_of(s, c, &why);
-			if (d && (!next || d < next))
-				next = d;
-		}
+		uint64_t now = kv_mono_ms(), next;
+		size_t n = poll_set(s, pf, who, &next);
 		int timeout = -1;
 		if (next)
 			timeout = next > now ? (int)(next - now) : 0;
@@ -344,78 +434,8 @@ static void *loop_main(void *arg)
 			drain_done(s, now);
 		if (pf[1].revents)
 			accept_all(s, now);
-		for (size_t k = 2; k < n; k++) {
-			if (!pf[k].revents)
-				continue;
-			size_t i;
-			for (i = 0; i < s->nconns && s->conns[i] != who[k]; i++)
-				;
-			if (i == s->nconns || who[k]->fd < 0)
-				continue; /* closed meanwhile */
-			struct conn *c = who[k];
-			if (pf[k].revents & POLLOUT) {
-				if (!conn_write(c, now)) {
-					conn_close(s, i);
-					continue;
-				}
-				process(s, c, now);
-				if (c->out_off < c->out_len)
-					conn_write(c, now);
-			} else if (pf[k].revents &
-				   (POLLIN | POLLHUP | POLLERR)) {
-				if (c->busy) {
-					/* gone while its call runs */
-					if (pf[k].revents & (POLLHUP | POLLERR))
-						conn_close(s, i);
-					continue;
-				}
-				conn_read(s, i, now);
-			}
-		}
-		/* replies made while reading go out at once; deadlines */
-		for (size_t i = 0; i < s->nconns;) {
-			struct conn *c = s->conns[i];
-			const char *why = NULL;
-			if (c->fd < 0) {
-				i++;
-				continue;
-			}
-			/* write what is ready, then serve what the buffer
-			 * holds next (pipelined requests), as long as the
-			 * socket takes the replies */
-			bool gone = false;
-			while (c->out_off < c->out_len) {
-				size_t before = c->out_len;
-				if (!conn_write(c, now)) {
-					gone = true;
-					break;
-				}
-				if (c->out_off < c->out_len)
-					break; /* the socket is full */
-				process(s, c, now);
-				if (c->out_len == 0 || c->out_len == before)
-					break;
-			}
-			if (gone || (c->closing && c->out_off == c->out_len)) {
-				conn_close(s, i);
-				continue;
-			}
-			uint64_t d = deadline_of(s, c, &why);
-			if (d && d <= now) {
-				if (why) {
-					conn_reply_err(c, "timeout", why);
-					c->closing = true;
-					ssize_t w =
-					    send(c->fd, c->out + c->out_off,
-						 c->out_len - c->out_off,
-						 MSG_NOSIGNAL);
-					(void)w;
-				}
-				conn_close(s, i);
-				continue;
-			}
-			i++;
-		}
+		serve_ready(s, pf, who, n, now);
+		flush_and_expire(s, now);
 	}
 	free(pf);
 	free(who);

@@ -134,6 +134,9 @@ static const unsigned op_required[N_OPS] = {
     [KV_OP_TXN] = B(F_T) | B(F_TXN),
 };
 
+/* One field's value into cmd. One case a field, as the table in
+ * docs/map-and-db.md has one row a field: longer than 100 lines because
+ * the fields are that many, each case a line or three. */
 static int decode_field(enum field f, unsigned opi, uint64_t ver, struct jr *r,
 			struct kv_cmd *cmd)
 {
