@@ -89,23 +89,14 @@ void leases_remove(struct leases *l, struct lease *e)
 	l->n--;
 }
 
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h;
-}
-
 uint64_t leases_hash(const struct leases *l)
 {
 	uint64_t sum = 0;
 
 	for (size_t i = 0; i < l->n; i++) {
-		uint64_t h = mix(0x1ea5e, l->v[i].id);
-		h = mix(h, l->v[i].ttl);
-		sum += mix(h, l->v[i].rev);
+		uint64_t h = kv_hash_mix(0x1ea5e, l->v[i].id);
+		h = kv_hash_mix(h, l->v[i].ttl);
+		sum += kv_hash_mix(h, l->v[i].rev);
 	}
 	return sum;
 }

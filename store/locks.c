@@ -345,36 +345,27 @@ int locks_copy(struct locks *dst, const struct locks *src)
 
 /* ---- the hash ---- */
 
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	return h;
-}
-
 uint64_t locks_hash(const struct locks *l)
 {
 	uint64_t sum = 0;
 
 	for (size_t i = 0; i < l->ns; i++) {
-		uint64_t h = mix(0x5e55, l->s[i].sid);
-		h = mix(h, l->s[i].node);
-		sum += mix(h, l->s[i].rev);
+		uint64_t h = kv_hash_mix(0x5e55, l->s[i].sid);
+		h = kv_hash_mix(h, l->s[i].node);
+		sum += kv_hash_mix(h, l->s[i].rev);
 	}
 	for (size_t i = 0; i < l->n; i++) {
 		const struct lock_ent *e = &l->v[i];
 		uint64_t h = 0x10c4;
 		for (size_t j = 0; j < e->klen; j++)
-			h = mix(h, (unsigned char)e->key[j]);
-		h = mix(h, e->klen);
-		h = mix(h, e->sid);
-		h = mix(h, e->owner);
-		h = mix(h, e->start);
-		h = mix(h, e->end);
-		h = mix(h, e->pid);
-		h = mix(h, (uint64_t)e->type << 8 | (uint64_t)e->kind);
+			h = kv_hash_mix(h, (unsigned char)e->key[j]);
+		h = kv_hash_mix(h, e->klen);
+		h = kv_hash_mix(h, e->sid);
+		h = kv_hash_mix(h, e->owner);
+		h = kv_hash_mix(h, e->start);
+		h = kv_hash_mix(h, e->end);
+		h = kv_hash_mix(h, e->pid);
+		h = kv_hash_mix(h, (uint64_t)e->type << 8 | (uint64_t)e->kind);
 		sum += h;
 	}
 	return sum;

@@ -89,6 +89,16 @@ bool kv_key_reserved(const char *key, size_t len);
 
 /* CRC-32C (Castagnoli) of buf, continuing from crc (start with 0). */
 uint32_t kv_crc32c(uint32_t crc, const void *buf, size_t len);
+/* One step of a 64-bit hash over numbers (not a checksum of bytes): the
+ * state hash's terms for the lock and lease tables. */
+static inline uint64_t kv_hash_mix(uint64_t h, uint64_t v)
+{
+	h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	return h;
+}
 
 /* One extended attribute: name (NUL-terminated) and value bytes. */
 struct kv_xattr {
