@@ -8,7 +8,9 @@
  * bodies) keep the client cheap, so the server, not the generator, is what
  * is measured. `--target etcd3` speaks etcd's v3 JSON gateway and `etcd2`
  * its v2 keys API, with the same workload, so scripts/bench-cluster can put
- * kvfs and etcd side by side. `--tls-ca FILE` (with --tls-cert and
+ * kvfs and etcd side by side; `--target byte` speaks kvfs's byte protocol
+ * (--tcp-listen: SET and GET, docs/byte-protocol.md), for scripts/bench-compare
+ * to put it beside Redis. `--tls-ca FILE` (with --tls-cert and
  * --tls-key for a client certificate) speaks https: one GnuTLS session per
  * connection, the CA checked, not the name, as kvfs's own clients do, so
  * scripts/bench-tls can put TLS beside plain. `--fsync DIR` instead measures
@@ -37,6 +39,7 @@ enum target {
 	TARGET_KVFS,  /* PUT /kv/K (raw body), GET /kv/K[?consistency=local] */
 	TARGET_ETCD2, /* PUT /v2/keys/K (form value=), GET [?quorum=true] */
 	TARGET_ETCD3, /* POST /v3/kv/put, /v3/kv/range (base64 JSON) */
+	TARGET_BYTE,  /* kvfs's byte protocol (--tcp-listen): SET, GET */
 };
 
 struct conf {
@@ -349,6 +352,53 @@ static size_t form_encode(char *out, const char *in, size_t n)
 	return o;
 }
 
+/* The byte protocol's size field: 4 bytes little-endian, then a space. */
+static size_t put_size(char *out, size_t n)
+{
+	for (int i = 0; i < 4; i++)
+		out[i] = (char)((n >> (8 * i)) & 0xff);
+	out[4] = ' ';
+	return 5;
+}
+
+static uint32_t get_size(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 |
+	       (uint32_t)u[3] << 24;
+}
+
+/* One byte-protocol reply (docs/byte-protocol.md): `true`, a value
+ * (SIZE, a space, the bytes) or an error (`ERR `, SIZE, a space, `CODE:
+ * MESSAGE`). As HTTP statuses: 200, 404 for not_found, 500 for the
+ * other errors; -1 on a broken stream. */
+static int read_byte_reply(struct conn *fd, struct rbuf *b)
+{
+	while (b->len < 4)
+		if (fill(fd, b) < 0)
+			return -1;
+	if (memcmp(b->d, "true", 4) == 0) {
+		consume(b, 4);
+		return 200;
+	}
+	bool err = memcmp(b->d, "ERR ", 4) == 0;
+	size_t at = err ? 4 : 0;
+	while (b->len < at + 5)
+		if (fill(fd, b) < 0)
+			return -1;
+	uint32_t n = get_size(b->d + at);
+	if (b->d[at + 4] != ' ')
+		return -1;
+	consume(b, at + 5);
+	if (!err)
+		return skip(fd, b, n) < 0 ? -1 : 200;
+	while (b->len < n && b->len < 9)
+		if (fill(fd, b) < 0)
+			return -1;
+	int status = n >= 9 && memcmp(b->d, "not_found", 9) == 0 ? 404 : 500;
+	return skip(fd, b, n) < 0 ? -1 : status;
+}
+
 /* The PUT body as the target wants it, made once per client: the raw
  * value (kvfs), "value=" form-encoded (etcd2), or base64 (etcd3). */
 static size_t encode_value(const struct conf *c, char *out, const char *val)
@@ -360,6 +410,7 @@ static size_t encode_value(const struct conf *c, char *out, const char *val)
 	case TARGET_ETCD3:
 		return base64(out, val, c->value_size);
 	case TARGET_KVFS:
+	case TARGET_BYTE:
 		break;
 	}
 	memcpy(out, val, c->value_size);
@@ -372,6 +423,22 @@ static size_t build_request(const struct conf *c, bool put, long k,
 {
 	int hl = 0;
 	switch (c->target) {
+	case TARGET_BYTE: {
+		char key[300];
+		int kl = snprintf(key, sizeof(key), "%s%ld", c->prefix, k);
+		size_t o = 4;
+		memcpy(req, put ? "SET " : "GET ", 4);
+		o += put_size(req + o, (size_t)kl);
+		if (put)
+			o += put_size(req + o, ev_len);
+		memcpy(req + o, key, (size_t)kl);
+		o += (size_t)kl;
+		if (!put)
+			return o;
+		req[o++] = ' ';
+		memcpy(req + o, ev, ev_len);
+		return o + ev_len;
+	}
 	case TARGET_KVFS:
 		if (!put)
 			return (size_t)snprintf(
@@ -465,7 +532,9 @@ static void *worker_main(void *arg)
 		double t0 = now_s();
 		int status = -1;
 		if (send_all(fd, req, hl) == 0)
-			status = read_response(fd, b);
+			status = c->target == TARGET_BYTE
+				     ? read_byte_reply(fd, b)
+				     : read_response(fd, b);
 		double t1 = now_s();
 		if (status < 0) {
 			w->errors++;
@@ -540,7 +609,7 @@ static int run_load(struct conf *c)
 	qsort(all, n, sizeof(double), cmp_double);
 	double p50 = n ? all[n / 2] : 0, p99 = n ? all[(n * 99) / 100] : 0;
 	double max = n ? all[n - 1] : 0;
-	static const char *const names[] = {"kvfs", "etcd2", "etcd3"};
+	static const char *const names[] = {"kvfs", "etcd2", "etcd3", "byte"};
 	printf("target=%s op=%s%s clients=%d ops=%ld errors=%ld seconds=%.2f "
 	       "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
 	       names[c->target], c->op,
@@ -661,6 +730,8 @@ int main(int argc, char **argv)
 				c.target = TARGET_ETCD2;
 			else if (!strcmp(v, "etcd3"))
 				c.target = TARGET_ETCD3;
+			else if (!strcmp(v, "byte"))
+				c.target = TARGET_BYTE;
 			else {
 				usage();
 				return 2;
