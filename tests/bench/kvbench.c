@@ -10,7 +10,8 @@
  * its v2 keys API, with the same workload, so scripts/bench-cluster can put
  * kvfs and etcd side by side; `--target byte` speaks kvfs's byte protocol
  * (--tcp-listen: SET and GET, docs/byte-protocol.md), for scripts/bench-compare
- * to put it beside Redis. `--tls-ca FILE` (with --tls-cert and
+ * to put it beside Redis, and `--target redis` speaks RESP (SET, GET), so
+ * Redis can be driven by this same client. `--tls-ca FILE` (with --tls-cert and
  * --tls-key for a client certificate) speaks https: one GnuTLS session per
  * connection, the CA checked, not the name, as kvfs's own clients do, so
  * scripts/bench-tls can put TLS beside plain. `--fsync DIR` instead measures
@@ -40,6 +41,7 @@ enum target {
 	TARGET_ETCD2, /* PUT /v2/keys/K (form value=), GET [?quorum=true] */
 	TARGET_ETCD3, /* POST /v3/kv/put, /v3/kv/range (base64 JSON) */
 	TARGET_BYTE,  /* kvfs's byte protocol (--tcp-listen): SET, GET */
+	TARGET_REDIS, /* Redis's RESP: SET, GET (the same client for both) */
 };
 
 struct conf {
@@ -399,6 +401,27 @@ static int read_byte_reply(struct conn *fd, struct rbuf *b)
 	return skip(fd, b, n) < 0 ? -1 : status;
 }
 
+/* One RESP reply: `+OK`, a bulk string (`$N` and N bytes) or a nil
+ * (`$-1`), `-ERR ...`. As HTTP statuses: 200, 404 for nil, 500 for an
+ * error; -1 on a broken stream. */
+static int read_resp_reply(struct conn *fd, struct rbuf *b)
+{
+	char line[128];
+	long n = take_line(fd, b, line, sizeof(line));
+	if (n < 1)
+		return -1;
+	if (line[0] == '+')
+		return 200;
+	if (line[0] == '-')
+		return 500;
+	if (line[0] != '$')
+		return -1;
+	long len = strtol(line + 1, NULL, 10);
+	if (len < 0)
+		return 404;
+	return skip(fd, b, (size_t)len + 2) < 0 ? -1 : 200;
+}
+
 /* The PUT body as the target wants it, made once per client: the raw
  * value (kvfs), "value=" form-encoded (etcd2), or base64 (etcd3). */
 static size_t encode_value(const struct conf *c, char *out, const char *val)
@@ -411,6 +434,7 @@ static size_t encode_value(const struct conf *c, char *out, const char *val)
 		return base64(out, val, c->value_size);
 	case TARGET_KVFS:
 	case TARGET_BYTE:
+	case TARGET_REDIS:
 		break;
 	}
 	memcpy(out, val, c->value_size);
@@ -438,6 +462,20 @@ static size_t build_request(const struct conf *c, bool put, long k,
 		req[o++] = ' ';
 		memcpy(req + o, ev, ev_len);
 		return o + ev_len;
+	}
+	case TARGET_REDIS: {
+		char key[300];
+		int kl = snprintf(key, sizeof(key), "%s%ld", c->prefix, k);
+		if (!put)
+			return (size_t)snprintf(
+			    req, 1024, "*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n", kl,
+			    key);
+		hl = snprintf(req, 1024,
+			      "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%zu\r\n", kl,
+			      key, ev_len);
+		memcpy(req + hl, ev, ev_len);
+		memcpy(req + hl + ev_len, "\r\n", 2);
+		return (size_t)hl + ev_len + 2;
 	}
 	case TARGET_KVFS:
 		if (!put)
@@ -532,9 +570,10 @@ static void *worker_main(void *arg)
 		double t0 = now_s();
 		int status = -1;
 		if (send_all(fd, req, hl) == 0)
-			status = c->target == TARGET_BYTE
-				     ? read_byte_reply(fd, b)
-				     : read_response(fd, b);
+			status =
+			    c->target == TARGET_BYTE	? read_byte_reply(fd, b)
+			    : c->target == TARGET_REDIS ? read_resp_reply(fd, b)
+							: read_response(fd, b);
 		double t1 = now_s();
 		if (status < 0) {
 			w->errors++;
@@ -609,7 +648,8 @@ static int run_load(struct conf *c)
 	qsort(all, n, sizeof(double), cmp_double);
 	double p50 = n ? all[n / 2] : 0, p99 = n ? all[(n * 99) / 100] : 0;
 	double max = n ? all[n - 1] : 0;
-	static const char *const names[] = {"kvfs", "etcd2", "etcd3", "byte"};
+	static const char *const names[] = {"kvfs", "etcd2", "etcd3", "byte",
+					    "redis"};
 	printf("target=%s op=%s%s clients=%d ops=%ld errors=%ld seconds=%.2f "
 	       "ops_per_s=%.0f p50_ms=%.3f p99_ms=%.3f max_ms=%.3f\n",
 	       names[c->target], c->op,
@@ -732,6 +772,8 @@ int main(int argc, char **argv)
 				c.target = TARGET_ETCD3;
 			else if (!strcmp(v, "byte"))
 				c.target = TARGET_BYTE;
+			else if (!strcmp(v, "redis"))
+				c.target = TARGET_REDIS;
 			else {
 				usage();
 				return 2;
