@@ -24,38 +24,7 @@
 #include "db.h"
 #include "locks.h"
 #include "map_impl.h"
-
-struct fixture {
-	struct map *m;
-	uint64_t index;
-	char changes[1 << 19]; /* keys reported by on_change, ' '-separated */
-};
-
-static int setup(void **state)
-{
-	struct fixture *f = calloc(1, sizeof(*f));
-	assert_non_null(f);
-	f->m = map_new();
-	assert_non_null(f->m);
-	*state = f;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	map_free(f->m);
-	free(f);
-	return 0;
-}
-
-static void on_change(void *ctx, const char *key, size_t klen)
-{
-	struct fixture *f = ctx;
-	size_t n = strlen(f->changes);
-	snprintf(f->changes + n, sizeof(f->changes) - n, "%s%.*s", n ? " " : "",
-		 (int)klen, key);
-}
+#include "mapfix.h"
 
 /* Apply cmd as the next entry; the command's result. */
 static int apply(struct fixture *f, const struct kv_cmd *c)
