@@ -80,6 +80,20 @@ static bool all_reached(const struct http_req *r, const struct kv_txn *t)
 	return true;
 }
 
+/* May r write what t would write? A read-only transaction (comparisons
+ * and gets) needs only the read role: http_auth_check leaves /txn's role
+ * to this, once the body says what it does. */
+static bool may_write(const struct http_req *r, const struct kv_txn *t)
+{
+	if (r->peer || !r->http->auth || r->role >= HTTP_ROLE_WRITE)
+		return true;
+	for (int b = 0; b < 2; b++)
+		for (size_t i = 0; i < t->nop[b]; i++)
+			if (t->br[b][i].kind != KV_TXN_GET)
+				return false;
+	return true;
+}
+
 static void put_value(struct kv_buf *b, const struct kv_rec *rec)
 {
 	if (kv_utf8_valid(kv_rec_val(rec), rec->vlen, false)) {
@@ -152,7 +166,8 @@ static enum MHD_Result answer(struct http_req *r)
 }
 
 /* Read the body and propose it: 0 once proposed (txn_done answers), or
- * what is wrong (-EACCES, -ENOMEM, or the rule broken with c->msg). */
+ * what is wrong (-EACCES: a key beyond the token's prefix, -EPERM: a
+ * write with a read token, -ENOMEM, or the rule broken with c->msg). */
 static int read_and_propose(struct http_req *r, struct txn_ctx *c)
 {
 	int err =
@@ -161,6 +176,8 @@ static int read_and_propose(struct http_req *r, struct txn_ctx *c)
 		return err;
 	if (!all_reached(r, c->txn))
 		return -EACCES;
+	if (!may_write(r, c->txn))
+		return -EPERM;
 	struct kv_cmd cmd = {
 	    .op = KV_OP_TXN, .txn = c->txn, .time_ns = kv_wall_ns()};
 	http_started(r, node_propose_async(r->node, &cmd, txn_done, r));
@@ -173,6 +190,10 @@ static enum MHD_Result refuse(struct http_req *r, const struct txn_ctx *c)
 		return http_fail(r, MHD_HTTP_FORBIDDEN, "forbidden",
 				 "the token may only reach keys under its "
 				 "prefix");
+	if (c->bad == -EPERM)
+		return http_fail(r, MHD_HTTP_FORBIDDEN, "forbidden",
+				 "a transaction that puts or deletes needs the "
+				 "write role");
 	if (c->bad == -ENOMEM)
 		return MHD_NO;
 	return http_fail(

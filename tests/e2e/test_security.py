@@ -330,6 +330,14 @@ ENDPOINTS = [
     ("GET", "/cluster/members", None, "read"),
     ("POST", "/cluster/members", b"{}", "admin"),
     ("DELETE", "/cluster/members/9", None, "admin"),
+    # a transaction that only reads needs the read role, one that writes
+    # the write role; its keys are checked against a token's prefix
+    ("POST", "/txn", b'{"success":[{"op":"get","key":"app/k"}]}', "read"),
+    ("POST", "/txn", b'{"compare":[{"key":"other","target":"exists",'
+     b'"op":"==","value":true}]}', "read"),
+    ("POST", "/txn", b'{"success":[{"op":"put","key":"app/t","value":"v"}]}',
+     "write"),
+    ("POST", "/txn", b'{"failure":[{"op":"delete","key":"app/t"}]}', "write"),
     ("POST", "/raft/message", b"{}", "peer"),
     ("POST", "/raft/stream", b"0\n", "peer"),
     ("POST", "/raft/snapshot", b"", "peer"),
@@ -337,7 +345,7 @@ ENDPOINTS = [
 RANK = {"read": 1, "write": 2, "admin": 3}
 
 
-def expect(ident, need, path, status_public):
+def expect(ident, need, path, status_public, body=None):
     """401, 403 or None (allowed) for identity ident on an endpoint."""
     if ident in ("none", "wrong"):
         if need == "status" and status_public and ident == "none":
@@ -358,6 +366,12 @@ def expect(ident, need, path, status_public):
                    path.startswith("/get/")):
         key = path.split("/", 2)[2].split("?")[0]
         if not key.startswith(prefix):
+            return 403
+    if prefix and path == "/txn":
+        doc = json.loads(body)
+        keys = [c["key"] for c in doc.get("compare", [])] + \
+            [o["key"] for b in ("success", "failure") for o in doc.get(b, [])]
+        if any(not k.startswith(prefix) for k in keys):
             return 403
     return None
 
@@ -414,7 +428,7 @@ def part_auth(binary, kvfsctl, tmp):
             for ident, hdrs in idents.items():
                 for method, path, body, need in ENDPOINTS:
                     req(node, "PUT", "/kv/app/k2", b"v", idents["admin"])
-                    want = expect(ident, need, path, status_public)
+                    want = expect(ident, need, path, status_public, body)
                     s, raw, doc = req(node, method, path, body, hdrs)
                     if want is None:
                         assert s not in (401, 403) and s < 500, \
