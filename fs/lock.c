@@ -24,7 +24,6 @@
 #include <string.h>
 
 #include "fs_int.h"
-#include "lock_int.h"
 
 struct fs_lock_wait {
 	struct fs_lock_wait *next;

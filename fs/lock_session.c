@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "fs_int.h"
-#include "lock_int.h"
 
 /* The leader's view of one session: its rev, since when (kv_mono_ms),
  * and the rev an end was proposed for. */
