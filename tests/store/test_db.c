@@ -722,6 +722,70 @@ static void test_full_disk_fails_and_keeps_the_old_db(void **state)
 	map_free(old);
 }
 
+/* A db big enough that its records are read on a second thread
+ * (store/db_stream.c): a record with attributes in the middle (a line
+ * the in-place reader leaves to cJSON) and the reading goes on past it;
+ * a record out of order far in is damage at its own offset, as the
+ * one-thread loop says it. */
+static void test_a_streamed_load_is_the_same_load(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 3000 };
+	static char text[N][200];
+	const char *lines[N];
+	char head[128];
+
+	for (int i = 0; i < N; i++) {
+		if (i == N / 2)
+			snprintf(
+			    text[i], sizeof(text[i]),
+			    "{\"k\":\"k%05d\",\"v\":\"x\",\"cr\":1,\"mr\":1,"
+			    "\"mt\":\"1\",\"mode\":33188,\"x\":[{\"n\":"
+			    "\"user.a\",\"v\":\"1\"}]}",
+			    i);
+		else
+			snprintf(text[i], sizeof(text[i]),
+				 "{\"k\":\"k%05d\",\"v\":\"%080d\",\"cr\":%d,"
+				 "\"mr\":%d,\"mt\":\"%d\",\"mode\":33188}",
+				 i, i, i + 1, i + 1, i);
+		lines[i] = text[i];
+	}
+	write_lines(f, 2, lines, N);
+	struct db_meta meta;
+	struct map *m;
+	char *msg;
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	assert_int_equal(map_count(m), N);
+	for (int i = 0; i < N; i += 7) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%05d", i);
+		const struct kv_rec *r = map_get(m, k, 6);
+		assert_non_null(r);
+		assert_int_equal(r->create_rev, i == N / 2 ? 1 : i + 1);
+		assert_int_equal(r->vlen, i == N / 2 ? 1 : 80);
+	}
+	assert_int_equal(map_get(m, "k01500", 6)->nxattr, 1);
+	map_free(m);
+	free(meta.conf);
+
+	/* k02500 swapped with k02501: out of order at the second */
+	char tmp[200];
+	memcpy(tmp, text[2500], sizeof(tmp));
+	memcpy(text[2500], text[2501], sizeof(tmp));
+	memcpy(text[2501], tmp, sizeof(tmp));
+	write_lines(f, 2, lines, N);
+	size_t off =
+	    (size_t)snprintf(head, sizeof(head),
+			     "{\"kvfs\":\"db\",\"version\":2,\"index\":"
+			     "9,\"term\":1,\"count\":%d,\"conf\":null}\n",
+			     N);
+	for (int i = 0; i < 2501; i++)
+		off += strlen(text[i]) + 1;
+	char want[64];
+	snprintf(want, sizeof(want), "offset %zu: record out of order", off);
+	expect_corrupt(f, want);
+}
+
 static void test_big_map_round_trips(void **state)
 {
 	struct fixture *f = *state;
@@ -765,6 +829,7 @@ int main(void)
 	    T(test_bad_records_are_corrupt),
 	    T(test_record_lines_mean_the_same_to_both_readers),
 	    T(test_a_leased_record_line_loads_on_its_lease),
+	    T(test_a_streamed_load_is_the_same_load),
 	    T(test_unknown_version_is_a_version_error),
 	    T(test_full_disk_fails_and_keeps_the_old_db),
 	    T(test_big_map_round_trips),
