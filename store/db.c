@@ -404,17 +404,6 @@ static int add_rec(const struct loader *l, struct map *m, struct kv_rec *rec,
 	return err == -EINVAL ? damaged(l, off, "record out of order") : err;
 }
 
-#define LOAD_RELEASE (16u << 20)
-void db_release_behind(const char *base, size_t off, size_t *done)
-{
-	size_t upto = off / LOAD_RELEASE * LOAD_RELEASE;
-	if (upto > *done) {
-		(void)madvise((char *)base + *done, upto - *done,
-			      MADV_DONTNEED);
-		*done = upto;
-	}
-}
-
 /* db_stream's adder: add_rec with the loader and map. */
 struct adder {
 	const struct loader *l;

@@ -28,7 +28,8 @@ struct db_cursor {
 };
 
 /* The mapping base[0..) behind off given back once past each 16 MiB
- * (not read again, otherwise resident until the load's end). */
+ * (not read again, otherwise resident until the load's end).
+ * db_stream.c, for both readers. */
 void db_release_behind(const char *base, size_t off, size_t *released);
 
 /* Put rec, read at off, in the map (takes rec, also on failure): 0,

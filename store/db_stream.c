@@ -45,6 +45,17 @@ struct stream {
 	int err;
 };
 
+#define LOAD_RELEASE (16u << 20)
+void db_release_behind(const char *base, size_t off, size_t *done)
+{
+	size_t upto = off / LOAD_RELEASE * LOAD_RELEASE;
+	if (upto > *done) {
+		(void)madvise((char *)base + *done, upto - *done,
+			      MADV_DONTNEED);
+		*done = upto;
+	}
+}
+
 /* Wait for room in the ring; false if the adder stopped. */
 static bool room(struct stream *s)
 {
