@@ -104,6 +104,7 @@ static void *reader_main(void *arg)
 	struct stream *s = arg;
 	struct db_scratch sc = {0};
 
+	pthread_setname_np(pthread_self(), "kvfs-dbload");
 	for (bool more = true; more && room(s);) {
 		more = fill(s, &sc, s->filled % NBATCH);
 		pthread_mutex_lock(&s->mu);
