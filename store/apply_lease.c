@@ -9,8 +9,9 @@
  * then the lease, all in its one entry. A put names the lease its key is
  * on after it (0: none) or keeps the key's (no lease field: the mount's
  * writes), or grants one of its own (ttl). Which keys are on a lease is
- * map.c's bookkeeping: deleting, overwriting or renaming over a key takes
- * it off its lease by itself. Rules tabled in docs/map-and-db.md. */
+ * map.c's bookkeeping (the lease's set, lease_keys.c): deleting, overwriting or
+ * renaming over a key takes it off its lease by itself. Rules tabled in
+ * docs/map-and-db.md. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,8 +56,13 @@ int leases_nodes(const struct map *m, uint64_t id, struct map_node ***out,
 	struct map_node **v = malloc(l->nkeys * sizeof(*v));
 	if (v == NULL)
 		return -ENOMEM;
-	for (struct map_node *k = l->first; k != NULL; k = map_lease_next(k))
-		v[(*n)++] = k;
+	if (!lease_keys_lost(l))
+		*n = lease_keys_get(l, v);
+	else /* the set missed memory: the keys by their records */
+		for (struct map_node *k = map_subtree_first(m, "", 0);
+		     k != NULL && *n < l->nkeys; k = map_next(m, k))
+			if (map_node_rec(k)->lease == id)
+				v[(*n)++] = k;
 	qsort(v, *n, sizeof(*v), key_cmp);
 	*out = v;
 	return 0;

@@ -404,91 +404,108 @@ static int add_rec(const struct loader *l, struct map *m, struct kv_rec *rec,
 	return err == -EINVAL ? damaged(l, off, "record out of order") : err;
 }
 
-/* The mapping's pages behind off, once LOAD_RELEASE bytes are read: not
- * read again, and otherwise resident until the end of the load. */
-#define LOAD_RELEASE (16u << 20)
-static void release_behind(const struct loader *l, size_t off, size_t *done)
+/* db_stream's adder: add_rec with the loader and map. */
+struct adder {
+	const struct loader *l;
+	struct map *m;
+};
+static int add_streamed(void *ctx, struct kv_rec *rec, size_t off)
 {
-	size_t upto = off / LOAD_RELEASE * LOAD_RELEASE;
-	if (upto > *done) {
-		(void)madvise((char *)l->base + *done, upto - *done,
-			      MADV_DONTNEED);
-		*done = upto;
-	}
+	struct adder *a = ctx;
+	return add_rec(a->l, a->m, rec, off);
 }
+
+/* Records past this many bytes of file are read on a second thread
+ * (db_stream.c); a smaller db is not worth the thread. */
+#define LOAD_STREAM_MIN (64u << 10)
 
 static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 {
-	size_t off = 0, released = 0;
-	uint64_t count = 0, seen = 0;
-	uint32_t crc = 0;
+	struct db_cursor c = {0};
+	uint64_t count = 0;
+	size_t stream_at = 0; /* not before: at most a thread per 64 KiB */
 	int err = 0;
 
 	for (bool first = true;; first = false) {
-		const char *line = l->base + off, *nl;
+		const char *line = l->base + c.off, *nl;
 		size_t len;
 		cJSON *o;
 
-		if (off == l->size)
-			return damaged(l, off, "no trailer (incomplete file)");
-		nl = memchr(line, '\n', l->size - off);
+		if (c.off == l->size)
+			return damaged(l, c.off,
+				       "no trailer (incomplete file)");
+		nl = memchr(line, '\n', l->size - c.off);
 		if (nl == NULL)
-			return damaged(l, off, "unterminated last line");
+			return damaged(l, c.off, "unterminated last line");
 		len = (size_t)(nl - line);
-		struct kv_rec *fast = NULL;
-		if (!first && len > 5 && memcmp(line, "{\"k\":", 5) == 0 &&
-		    (err = db_read_rec(line, len, l->version, &l->sc, &fast)) !=
-			0) {
-			if (err < 0 || (err = add_rec(l, m, fast, off)) != 0)
+		bool rec_line =
+		    !first && len > 5 && memcmp(line, "{\"k\":", 5) == 0;
+		if (rec_line && c.off >= stream_at &&
+		    l->size - c.off >= LOAD_STREAM_MIN) {
+			struct adder a = {l, m};
+			err = db_stream(l->base, l->size, l->version, &c,
+					add_streamed, &a);
+			/* it stopped at a line it does not take: this loop
+			 * reads that one, and streams again further on */
+			stream_at = c.off + LOAD_STREAM_MIN;
+			if (err == 0)
+				continue;
+			if (err != 1)
 				return err;
-			seen++;
-			crc = kv_crc32c(crc, line, len + 1);
-			off += len + 1;
-			release_behind(l, off, &released);
+		}
+		struct kv_rec *fast = NULL;
+		if (rec_line && (err = db_read_rec(line, len, l->version,
+						   &l->sc, &fast)) != 0) {
+			if (err < 0 || (err = add_rec(l, m, fast, c.off)) != 0)
+				return err;
+			c.seen++;
+			c.crc = kv_crc32c(c.crc, line, len + 1);
+			c.off += len + 1;
+			db_release_behind(l->base, c.off, &c.released);
 			continue;
 		}
 		o = kv_json_parse(line, len);
 		if (o == NULL || !cJSON_IsObject(o)) {
 			cJSON_Delete(o);
-			return damaged(l, off, "not a JSON object");
+			return damaged(l, c.off, "not a JSON object");
 		}
 		if (first) {
 			err = load_header(l, o, meta, &count);
 		} else if (cJSON_GetObjectItemCaseSensitive(o, "end")) {
-			err = load_trailer(l, o, off, count, seen, crc);
-			if (err == 0 && len + 1 != l->size - off)
-				err = damaged(l, off + len + 1,
+			err = load_trailer(l, o, c.off, count, c.seen, c.crc);
+			if (err == 0 && len + 1 != l->size - c.off)
+				err = damaged(l, c.off + len + 1,
 					      "data after the trailer");
 			cJSON_Delete(o);
 			return err;
-		} else if (l->version >= 4 && seen == 0 &&
+		} else if (l->version >= 4 && c.seen == 0 &&
 			   cJSON_GetObjectItemCaseSensitive(o, "ttl")) {
 			err = load_lease_line(o, m);
 			if (err == -EINVAL)
-				err = damaged(l, off, "bad lease");
+				err = damaged(l, c.off, "bad lease");
 		} else if (l->version >= 3 &&
 			   (cJSON_GetObjectItemCaseSensitive(o, "sess") ||
 			    cJSON_GetObjectItemCaseSensitive(o, "lock"))) {
 			err = load_lock_line(
 			    o, cJSON_GetObjectItemCaseSensitive(o, "sess"), m);
 			if (err == -EINVAL)
-				err = damaged(l, off, "bad session or lock");
+				err = damaged(l, c.off, "bad session or lock");
 		} else {
 			const char *why;
 			struct kv_rec *rec =
 			    load_rec(o, l->version, &why, &err);
 
 			if (rec == NULL && err == 0)
-				err = damaged(l, off, why);
+				err = damaged(l, c.off, why);
 			if (rec != NULL)
-				err = add_rec(l, m, rec, off);
-			seen++;
+				err = add_rec(l, m, rec, c.off);
+			c.seen++;
 		}
 		cJSON_Delete(o);
 		if (err != 0)
 			return err;
-		crc = kv_crc32c(crc, line, len + 1);
-		off += len + 1;
+		c.crc = kv_crc32c(c.crc, line, len + 1);
+		c.off += len + 1;
 	}
 }
 

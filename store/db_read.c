@@ -40,7 +40,8 @@ const char *db_kind_problem(uint64_t md, uint64_t version, size_t klen,
 }
 
 /* The fields db_write writes for a record without extended attributes
- * (db.c's rec_fields, in its order); version 1 knew the first seven. */
+ * (db.c's rec_fields, in its order); version 1 knew the first seven,
+ * version 4 added the lease. */
 enum {
 	F_K,
 	F_V,
@@ -53,11 +54,14 @@ enum {
 	F_AT,
 	F_UID,
 	F_GID,
+	F_LEASE,
 	F_N,
-	F_N_V1 = F_CT
+	F_N_V1 = F_CT,
+	F_N_V2 = F_LEASE
 };
-static const char *const names[F_N] = {"k",    "v",  "v64", "cr",  "mr", "mt",
-				       "mode", "ct", "at",  "uid", "gid"};
+static const char *const names[F_N] = {"k",  "v",   "v64",  "cr",
+				       "mr", "mt",  "mode", "ct",
+				       "at", "uid", "gid",  "lease"};
 #define TIME_MAX 24 /* "-9223372036854775808" and more */
 
 /* What a line held, as read. */
@@ -118,7 +122,7 @@ static bool read_fields(const char *p, size_t n, uint64_t version,
 	const char *end;
 	char name[8];
 	bool first = true;
-	int nf = version < 2 ? F_N_V1 : F_N;
+	int nf = version < 2 ? F_N_V1 : version < 4 ? F_N_V2 : F_N;
 
 	if (jr_check(p, n, &end) != 0 || end != p + n)
 		return false;
@@ -150,8 +154,11 @@ static bool set_numbers(const struct db_fields *f, struct kv_rec *rec)
 	    kv_i64_parse(f->times[0], &rec->mtime_ns) != 0)
 		return false;
 	rec->ctime_ns = rec->atime_ns = rec->mtime_ns;
-	if ((f->seen[F_CT] && kv_i64_parse(f->times[1], &rec->ctime_ns)) ||
-	    (f->seen[F_AT] && kv_i64_parse(f->times[2], &rec->atime_ns)))
+	/* most records have the three times equal: parsed once */
+	if ((f->seen[F_CT] && strcmp(f->times[1], f->times[0]) != 0 &&
+	     kv_i64_parse(f->times[1], &rec->ctime_ns)) ||
+	    (f->seen[F_AT] && strcmp(f->times[2], f->times[0]) != 0 &&
+	     kv_i64_parse(f->times[2], &rec->atime_ns)))
 		return false;
 	if (f->seen[F_UID]) {
 		if (kv_uint_of_double(f->num[F_UID], KV_NO_OWNER - 1, &u))
@@ -163,6 +170,12 @@ static bool set_numbers(const struct db_fields *f, struct kv_rec *rec)
 			return false;
 		rec->gid = (uint32_t)u;
 	}
+	/* db.c's rule: a lease is a nonzero id, and not a directory's */
+	if (f->seen[F_LEASE] &&
+	    (kv_uint_of_double(f->num[F_LEASE], KV_JSON_INT_MAX, &rec->lease) !=
+		 0 ||
+	     rec->lease == 0 || S_ISDIR(rec->mode)))
+		return false;
 	return true;
 }
 

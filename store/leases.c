@@ -2,7 +2,7 @@
  *
  * A sorted array: a lease is granted at an index past every lease there
  * (ids grow), so adding appends and finding is a binary search. The keys
- * on a lease are threaded through the map's nodes by map.c; the rules of
+ * on a lease are a set of the map's nodes (lease_keys.c); the rules of
  * the ops (grant, keepalive, revoke and a put's lease) are
  * apply_lease.c's. leases.h says what the table is. */
 #include <errno.h>
@@ -18,6 +18,8 @@ void leases_init(struct leases *l)
 
 void leases_clear(struct leases *l)
 {
+	for (size_t i = 0; i < l->n; i++)
+		lease_keys_free(&l->v[i]);
 	free(l->v);
 	leases_init(l);
 }
@@ -31,8 +33,11 @@ int leases_copy(struct leases *dst, const struct leases *src)
 	if (dst->v == NULL)
 		return -ENOMEM;
 	memcpy(dst->v, src->v, src->n * sizeof(*dst->v));
-	for (size_t i = 0; i < src->n; i++)
-		dst->v[i].first = NULL; /* the keys stay the map's */
+	for (size_t i = 0; i < src->n; i++) { /* the keys stay the map's */
+		dst->v[i].keys = NULL;
+		dst->v[i].cap = dst->v[i].used = 0;
+		dst->v[i].lost = false;
+	}
 	dst->n = dst->cap = src->n;
 	dst->nkeys = src->nkeys;
 	return 0;
@@ -85,6 +90,7 @@ int leases_add(struct leases *l, uint64_t id, uint64_t ttl, uint64_t rev)
 void leases_remove(struct leases *l, struct lease *e)
 {
 	size_t i = (size_t)(e - l->v);
+	lease_keys_free(e);
 	memmove(&l->v[i], &l->v[i + 1], (l->n - i - 1) * sizeof(*e));
 	l->n--;
 }

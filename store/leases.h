@@ -6,9 +6,11 @@
  * the same table. A lease is its id (the index of the entry that granted
  * it), its TTL in seconds and its rev (the index of its grant or latest
  * keepalive). Which keys are on a lease is the records' (kv_rec.lease);
- * map.c threads each lease's keys on a list through the map's nodes, so a
- * revoke finds them without a walk and a key that goes (deleted,
- * overwritten off its lease, renamed over) leaves its lease by itself.
+ * each lease keeps a set of its keys' map nodes (lease_keys.c), which
+ * map.c updates as records join and leave it, so a revoke finds them
+ * without a walk, a key that goes (deleted, overwritten off its lease,
+ * renamed over) leaves its lease by itself, and a key on no lease costs
+ * nothing.
  * Expiry is no rule here: the leader decides it on its clock and commits
  * a conditional revoke (raft/node/lease.c). The table goes into the db
  * (db.c) and the state hash. */
@@ -25,9 +27,14 @@ struct lease {
 	 * the lease; what the remaining TTL is counted from. Neither hashed
 	 * nor written. */
 	uint64_t local_ms;
-	/* The keys on it (map.c's list through the nodes) and how many. */
-	struct map_node *first;
+	/* How many keys are on it, and the set of their nodes
+	 * (lease_keys.c): cap slots (0 or a power of two), used of them;
+	 * lost once a growth found no memory (the set is then partial
+	 * until nkeys is 0 again). */
 	uint64_t nkeys;
+	struct map_node **keys;
+	size_t cap, used;
+	bool lost;
 };
 
 /* Sorted by id (grants come in index order). */
@@ -59,6 +66,19 @@ void leases_remove(struct leases *l, struct lease *e);
 struct map;
 int leases_nodes(const struct map *m, uint64_t id, struct map_node ***out,
 		 size_t *n);
+
+/* ---- lease_keys.c: the set of a lease's keys ---- */
+
+/* Node n's record went on lease l. Cannot fail (see lost). */
+void lease_keys_add(struct lease *l, struct map_node *n);
+/* Node n's record leaves lease l: false if n was never on it. */
+bool lease_keys_del(struct lease *l, struct map_node *n);
+/* True if the set misses keys: find them by their records' lease. */
+bool lease_keys_lost(const struct lease *l);
+/* The nodes in the set into out (room for l->nkeys); how many. */
+size_t lease_keys_get(const struct lease *l, struct map_node **out);
+/* Drop the set (the lease is going, or has no keys). */
+void lease_keys_free(struct lease *l);
 
 /* 0 if ttl is a TTL a lease may have (1 .. KV_LEASE_TTL_MAX). */
 int leases_ttl_check(uint64_t ttl);

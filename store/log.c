@@ -207,6 +207,10 @@ uint64_t log_room(const struct log *log)
 void log_release(struct log *log)
 {
 	for (size_t i = 0; i < log->nsegs; i++) {
+		/* From the start, not from the mark of the last release: a
+		 * read since (the recovery's copies after the replay) maps
+		 * pages behind it again. */
+		log->segs[i]->released = 0;
 		seg_release(log->segs[i], log->segs[i]->used, log->page);
 		seg_release_tail(log->segs[i], log->page);
 	}

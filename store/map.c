@@ -15,12 +15,9 @@
  * directory has no node: its record (NULL until a change gives it
  * attributes) hangs off the map itself.
  * Beside the tree, a chained hash table indexes every node by its key and
- * tail, so the exact lookups a write and a read make (is this key a file,
- * an explicit directory; is an ancestor a file) cost a hash and one or two
- * compares instead of a walk down the tree; seeks and walks still use the
- * tree. The table only speeds lookups up: without memory to grow it, a
- * longer chain still finds the node, and without a table at all find()
- * walks the tree.
+ * tail (map_index.c) for exact lookups; seeks and walks use the tree.
+ * The node and struct map are in map_int.h. Each lease's keys are a set
+ * of nodes in the lease table (lease_keys.c), kept by account().
  * While a db is collected (map_cut.c), every change first stashes the
  * record its key had at the cut (map_stash.c).
  * The rules of each command are in apply.c; semantics in docs/map-and-db.md.
@@ -31,79 +28,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* sys/tree.h marks its static functions __unused, a BSD spelling. */
-#ifndef __unused
-#define __unused __attribute__((unused))
-#endif
-#include <bsd/sys/tree.h>
-
-#include "dircount.h"
-#include "leases.h"
-#include "locks.h"
-#include "map_impl.h"
+#include "map_int.h"
 #include "map_stash.h"
-
-/* 56 bytes (a 64-byte allocation): the key, its length and the record's
- * hash are the record's (rec->hash, set by node_set); the key's hash, 32
- * bits of it, fits in what would be padding. */
-struct map_node {
-	RB_ENTRY(map_node) link;
-	/* The key is rec's; a search node's rec holds only a key. */
-	struct kv_rec *rec;
-	struct map_node *hnext; /* next node in its index bucket */
-	/* Appended to the key when sorting: '/' for a directory, 0 for a
-	 * file; '0' (the byte after '/') in a search node seeks past a
-	 * subtree. */
-	char tail;
-	bool on_lease; /* on the list of rec->lease's keys (lprev, lnext) */
-	/* map_key_hash(key, tail), its low 32 bits, set by index_add: the
-	 * bucket (at most 2^32 of them), and a compare that does not read
-	 * the record. */
-	uint32_t kh;
-	/* The other keys on the same lease (rec->lease), while on_lease.
-	 * They make the node 72 bytes, not 64: a lease's keys kept in the
-	 * lease table instead would give those 16 bytes back to every key
-	 * not on a lease. */
-	struct map_node *lprev, *lnext;
-};
-
-#define NKEY(n)	 ((n)->rec->key)
-#define NKLEN(n) ((size_t)(n)->rec->klen)
-
-RB_HEAD(map_tree, map_node);
-
-struct map {
-	struct map_tree tree;
-	uint64_t nodes; /* files and explicit directories */
-	uint64_t count; /* files */
-	uint64_t bytes; /* sum of file value sizes */
-	/* sum of rec_hash over every node and the root's record, mod 2^64 */
-	uint64_t hash;
-	/* The hash index: nbuckets (a power of two, or 0 without a table)
-	 * chains of nodes linked by hnext. */
-	struct map_node **index;
-	size_t nbuckets;
-	struct kv_rec *root; /* the root's attributes, or NULL: defaults */
-	uint64_t root_hash;  /* map_rec_hash(root), a term of hash */
-	/* Sub-directory counts (derived, not hashed): the root's, and the
-	 * table of every other directory that has some. Without memory for
-	 * an entry the counts are dropped (dirs.lost) and every directory
-	 * shows one link, which find(1) reads as "unknown". */
-	uint32_t root_subdirs;
-	struct dircounts dirs;
-	/* The lock table (locks.c): part of the state and of its hash. */
-	struct locks locks;
-	/* The lease table (leases.c): the same; each lease's keys are
-	 * threaded through the nodes (lease_link). */
-	struct leases leases;
-	/* While a db is collected (map_cut.c): the first record each key
-	 * changed since had at the cut; NULL otherwise. */
-	struct map_stash *stash;
-};
-
-/* Buckets of a new map's index; it doubles when the nodes outnumber the
- * buckets. */
-#define MAP_INDEX_MIN 64
 
 static int node_cmp(const struct map_node *a, const struct map_node *b)
 {
@@ -177,11 +103,6 @@ const struct leases *map_leases_c(const struct map *m)
 	return &m->leases;
 }
 
-struct map_node *map_lease_next(const struct map_node *n)
-{
-	return n->lnext;
-}
-
 struct locks *map_locks(struct map *m)
 {
 	return &m->locks;
@@ -190,68 +111,6 @@ struct locks *map_locks(struct map *m)
 const struct locks *map_locks_c(const struct map *m)
 {
 	return &m->locks;
-}
-
-static struct map_node **bucket_of(const struct map *m, uint64_t kh)
-{
-	return &m->index[kh & (m->nbuckets - 1)];
-}
-
-/* Double the table when the nodes outnumber the buckets. Without memory
- * the table stays as it is: chains get longer, lookups stay right. */
-static void index_grow(struct map *m)
-{
-	size_t nb = m->nbuckets * 2;
-	struct map_node **nt;
-
-	if (m->nodes <= m->nbuckets || nb == 0 ||
-	    (nt = calloc(nb, sizeof(*nt))) == NULL)
-		return;
-	for (size_t i = 0; i < m->nbuckets; i++) {
-		struct map_node *n = m->index[i], *next;
-		for (; n != NULL; n = next) {
-			next = n->hnext;
-			n->hnext = nt[n->kh & (nb - 1)];
-			nt[n->kh & (nb - 1)] = n;
-		}
-	}
-	free(m->index);
-	m->index = nt;
-	m->nbuckets = nb;
-}
-
-/* n has a new key (inserted or attached); a replace keeps key and bucket. */
-static void index_add(struct map *m, struct map_node *n)
-{
-	if (m->nbuckets == 0)
-		return;
-	n->kh = (uint32_t)map_key_hash(NKEY(n), NKLEN(n), n->tail);
-	index_grow(m);
-	struct map_node **b = bucket_of(m, n->kh);
-	n->hnext = *b;
-	*b = n;
-}
-
-static void index_del(struct map *m, struct map_node *n)
-{
-	if (m->nbuckets == 0)
-		return;
-	struct map_node **p = bucket_of(m, n->kh);
-	while (*p != n)
-		p = &(*p)->hnext;
-	*p = n->hnext;
-}
-
-static struct map_node *index_find(const struct map *m, const char *key,
-				   size_t klen, char tail)
-{
-	uint32_t kh = (uint32_t)map_key_hash(key, klen, tail);
-
-	for (struct map_node *n = *bucket_of(m, kh); n != NULL; n = n->hnext)
-		if (n->kh == kh && n->tail == tail && NKLEN(n) == klen &&
-		    memcmp(NKEY(n), key, klen) == 0)
-			return n;
-	return NULL;
 }
 
 /* ---- tree helpers ---- */
@@ -270,7 +129,7 @@ struct map_node *map_find(const struct map *m, const char *key, size_t klen,
 			  char tail)
 {
 	if (m->nbuckets != 0)
-		return index_find(m, key, klen, tail);
+		return map_index_find(m, key, klen, tail);
 	return tree(m, key, klen, tail, true);
 }
 
@@ -368,37 +227,21 @@ uint32_t map_nlink(const struct map *m, const char *p, size_t plen)
 
 /* ---- changes ---- */
 
-/* n's record is on a lease: put n on that lease's list (sign > 0) or
- * take it off. A lease the table does not have (a damaged db: the loader
- * checks) leaves the node off any list. */
+/* n's record is on a lease: put n in that lease's set of keys (sign >
+ * 0) or take it out. A lease the table does not have (a damaged db: the
+ * loader checks) leaves the node in no set. */
 static void lease_link(struct map *m, struct map_node *n, int sign)
 {
 	struct lease *l = leases_find(&m->leases, n->rec->lease);
 
+	if (l == NULL)
+		return;
 	if (sign > 0) {
-		n->on_lease = l != NULL;
-		if (l == NULL)
-			return;
-		n->lprev = NULL;
-		n->lnext = l->first;
-		if (l->first != NULL)
-			l->first->lprev = n;
-		l->first = n;
-		l->nkeys++;
+		lease_keys_add(l, n);
 		m->leases.nkeys++;
-		return;
+	} else if (lease_keys_del(l, n)) {
+		m->leases.nkeys--;
 	}
-	if (!n->on_lease || l == NULL)
-		return;
-	if (n->lprev != NULL)
-		n->lprev->lnext = n->lnext;
-	else
-		l->first = n->lnext;
-	if (n->lnext != NULL)
-		n->lnext->lprev = n->lprev;
-	n->on_lease = false;
-	l->nkeys--;
-	m->leases.nkeys--;
 }
 
 /* Count n's record in (sign > 0) or out of the counters, the hash and
@@ -453,17 +296,25 @@ void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
 	account(m, n, +1);
 }
 
-/* Insert n (set) into the tree and the index. */
-static void link_node(struct map *m, struct map_node *n)
+/* Insert n (set) into the tree and the index. last, if not NULL, is
+ * the greatest node, and n sorts after it (a db's load): n becomes its
+ * right child without a descent of compares from the root. */
+static void link_node(struct map *m, struct map_node *n, struct map_node *last)
 {
 	if (m->stash != NULL) /* a new key: it had no record at the cut */
 		stash_note(m->stash, NKEY(n), NKLEN(n), n->tail, NULL);
-	struct map_node *clash = RB_INSERT(map_tree, &m->tree, n);
-
-	assert(clash == NULL);
-	(void)clash;
+	if (last != NULL) {
+		assert(RB_RIGHT(last, link) == NULL);
+		RB_SET(n, last, link);
+		RB_RIGHT(last, link) = n;
+		map_tree_RB_INSERT_COLOR(&m->tree, n);
+	} else {
+		struct map_node *clash = RB_INSERT(map_tree, &m->tree, n);
+		assert(clash == NULL);
+		(void)clash;
+	}
 	account(m, n, +1);
-	index_add(m, n);
+	map_index_add(m, n);
 	dirs_note(m, n, +1);
 }
 
@@ -472,7 +323,7 @@ static void unlink_node(struct map *m, struct map_node *n)
 	cut_note(m, n);
 	dirs_note(m, n, -1);
 	RB_REMOVE(map_tree, &m->tree, n);
-	index_del(m, n);
+	map_index_del(m, n);
 	account(m, n, -1);
 }
 
@@ -510,7 +361,7 @@ static int insert_rec(struct map *m, struct kv_rec *rec)
 	if (n == NULL)
 		return -ENOMEM;
 	node_set(n, rec);
-	link_node(m, n);
+	link_node(m, n, NULL);
 	return 0;
 }
 
@@ -529,7 +380,7 @@ void map_detach(struct map *m, struct map_node *n)
 void map_attach(struct map *m, struct map_node *n, struct kv_rec *rec)
 {
 	node_set(n, rec);
-	link_node(m, n);
+	link_node(m, n, NULL);
 }
 
 /* ---- what a path is ---- */
@@ -603,13 +454,13 @@ int map_append(struct map *m, struct kv_rec *rec)
 	    map_eff_cmp(NKEY(last), NKLEN(last), last->tail, rec->key,
 			rec->klen, S_ISDIR(rec->mode) ? '/' : 0) >= 0)
 		return -EINVAL;
-	/* After every key: a new node, no lookup (a db's load is 1M of these)
-	 */
+	/* After every key: a new node, no lookup and no descent (a db's
+	 * load is 1M of these) */
 	struct map_node *n = malloc(sizeof(*n));
 	if (n == NULL)
 		return -ENOMEM;
 	node_set(n, rec);
-	link_node(m, n);
+	link_node(m, n, last);
 	return 0;
 }
 

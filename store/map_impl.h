@@ -54,9 +54,6 @@ bool map_node_is_dir(const struct map_node *n);
 /* True if n is in the subtree of directory p: its explicit record or
  * anything below it. Everything is below the root (plen 0). */
 bool map_in_subtree(const struct map_node *n, const char *p, size_t plen);
-/* The next key on the same lease as n (a lease's first is
- * struct lease.first), or NULL. */
-struct map_node *map_lease_next(const struct map_node *n);
 /* The record of n (borrowed). */
 struct kv_rec *map_node_rec(const struct map_node *n);
 /* stat of path p (kind k, node n from map_lookup) into st. */

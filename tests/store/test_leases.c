@@ -6,7 +6,9 @@
  * expiry: a keepalive committed first wins), a key leaving its lease when
  * deleted, overwritten off it or renamed over, a put's own lease (?ttl),
  * a grant that puts an existing file on the lease (the mount's setfattr);
- * and the table in the db snapshot and the state hash. */
+ * the table in the db snapshot and the state hash; and the set of a
+ * lease's keys (lease_keys.c), also when it lost keys for want of
+ * memory. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -417,6 +419,98 @@ static void test_lease_fields_need_version_4(void **state)
 	free(json);
 }
 
+/* The set of a lease's keys alone (lease_keys.c): 2000 distinct nodes in,
+ * taken out in a scrambled order (every removal shifts back the runs of
+ * its table), and after each step exactly the rest is there: grows and
+ * shrinks keep every node findable. */
+static void test_a_lease_set_keeps_exactly_its_nodes(void **state)
+{
+	enum { N = 2000 };
+	static char nodes[N]; /* their addresses stand for map nodes */
+	static bool in[N];
+	struct map_node *got[N];
+	struct lease l = {.id = 1};
+
+	(void)state;
+	for (size_t i = 0; i < N; i++) {
+		lease_keys_add(&l, (struct map_node *)&nodes[i]);
+		in[i] = true;
+	}
+	assert_int_equal(l.nkeys, N);
+	assert_false(lease_keys_lost(&l));
+	assert_true(l.cap >= 2 * N);
+	/* a node never added is not removed */
+	static char stranger;
+	assert_false(lease_keys_del(&l, (struct map_node *)&stranger));
+	for (size_t step = 0; step < N; step++) {
+		size_t i = (step * 7919) % N; /* 7919 is prime: each once */
+		assert_true(lease_keys_del(&l, (struct map_node *)&nodes[i]));
+		in[i] = false;
+		assert_int_equal(l.nkeys, N - step - 1);
+		if (step % 97 != 0 && step != N - 1)
+			continue;
+		size_t n = lease_keys_get(&l, got), want = 0;
+		assert_int_equal(n, N - step - 1);
+		for (size_t k = 0; k < n; k++) {
+			size_t at = (size_t)((char *)got[k] - nodes);
+			assert_true(at < N && in[at]);
+		}
+		for (size_t k = 0; k < N; k++)
+			want += in[k];
+		assert_int_equal(n, want);
+		/* the table shrinks as it empties */
+		assert_true(l.cap <= 16 || l.used * 8 >= l.cap);
+	}
+	assert_null(l.keys); /* the last key gone, the set is dropped */
+	assert_int_equal(l.cap, 0);
+}
+
+/* Many keys on a lease through the state machine: the ones deleted and
+ * taken off leave its set, a revoke deletes exactly the rest; and with
+ * the set partial (what a growth without memory leaves: lost), a revoke
+ * still finds every key by a walk of the map. */
+static void test_a_revoke_finds_every_key_even_with_a_lost_set(void **state)
+{
+	struct fixture *f = *state;
+	uint64_t a = grant(f, 10), b = grant(f, 10);
+	char key[16];
+
+	for (int i = 0; i < 300; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		assert_int_equal(put(f, key, true, i % 3 == 0 ? b : a), 0);
+	}
+	for (int i = 0; i < 300; i += 5) { /* every fifth off its lease */
+		snprintf(key, sizeof(key), "k%03d", i);
+		if (i % 2 == 0)
+			assert_int_equal(put(f, key, true, 0), 0);
+		else
+			assert_int_equal(
+			    apply(f, &(struct kv_cmd){.op = KV_OP_DEL,
+						      .key = key,
+						      .klen = strlen(key)}),
+			    0);
+	}
+	uint64_t na = 0, nb = 0;
+	for (int i = 0; i < 300; i++)
+		if (i % 5 != 0)
+			i % 3 == 0 ? nb++ : na++;
+	assert_int_equal(nkeys(f, a), na);
+	assert_int_equal(nkeys(f, b), nb);
+	/* b's set goes partial, as without memory: the revoke walks */
+	struct lease *lb = leases_find(map_leases(f->m), b);
+	lease_keys_free(lb); /* every node gone from the set ... */
+	lb->lost = true;     /* ... as a lost set may miss them */
+	assert_int_equal(nkeys(f, b), nb);
+	assert_int_equal(do_revoke(f, b, 0), 0);
+	assert_int_equal(do_revoke(f, a, 0), 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(key, sizeof(key), "k%03d", i);
+		assert_int_equal(has(f, key), i % 10 == 0);
+	}
+	assert_int_equal(map_leases_c(f->m)->nkeys, 0);
+	assert_int_equal(map_count(f->m), 30);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -430,6 +524,8 @@ int main(void)
 	    T(test_the_table_survives_a_db_snapshot_and_is_hashed),
 	    T(test_the_same_commands_make_the_same_table_and_hash),
 	    T(test_lease_fields_need_version_4),
+	    T(test_a_lease_set_keeps_exactly_its_nodes),
+	    T(test_a_revoke_finds_every_key_even_with_a_lost_set),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
