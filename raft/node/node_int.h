@@ -556,6 +556,12 @@ void decoded_forget(struct kv_node *n, const void *data);
 bool decoded_take(struct kv_node *n, uint64_t index, uint64_t term,
 		  struct kv_cmd *out);
 void decoded_clear(struct kv_node *n);
+/* decoded_note: check and checksum a big entry's data (store_data_check)
+ * on the thread that made or received it, noted on its shared buffer
+ * (raft_entry_set_note) before it is handed on; decoded_checked reads
+ * the note for store_append (false: not noted, the append checks). */
+void decoded_note(struct raft_entry *e);
+bool decoded_checked(const struct raft_entry *e, uint32_t *crc);
 
 /* turn.c: the node thread's measure of its turns. Node thread, but
  * turn_stats (any thread). A turn is turn_begin, marks, turn_end: each
