@@ -271,6 +271,9 @@ struct node_turn {
 	/* written by the node thread, read by any (turn_stats) */
 	_Atomic uint64_t max_ns; /* the longest turn since the start */
 	_Atomic uint64_t slow;	 /* turns longer than a heartbeat interval */
+	/* the node thread's kv_work (kv.h) at its last turn's end: the
+	 * bytes it checksummed, hashed, copied into records, wrote */
+	_Atomic uint64_t work[4];
 };
 
 /* The leader's expiry of leases (lease.c): the node thread's, but
@@ -574,6 +577,9 @@ void turn_mark(struct kv_node *n, enum turn_phase ph, uint64_t items,
 void turn_end(struct kv_node *n);
 /* The longest turn since the start and the count of slow ones. */
 void turn_stats(struct kv_node *n, uint64_t *max_ns, uint64_t *slow);
+/* The node thread's per-byte work so far (kv_work at its last turn's
+ * end): checksummed, hashed, copied, written. Any thread. */
+void turn_work(struct kv_node *n, uint64_t out[4]);
 
 /* node_metrics.c: what the node counts for /metrics. */
 extern struct kv_metric node_m_proposals, node_m_write_seconds,
