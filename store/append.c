@@ -117,7 +117,9 @@ static int write_entry(struct store *st, const struct store_entry *e)
 			       .term = e->term,
 			       .type = (uint8_t)(e->type - 1),
 			       .data = e->data,
-			       .len = e->len};
+			       .len = e->len,
+			       .data_checked = e->data_checked,
+			       .data_crc = e->data_crc};
 	if (e->type == STORE_ENTRY_CONFIG) {
 		/* configuration texts become JSON strings: the log keeps
 		 * JSON */
@@ -126,6 +128,7 @@ static int write_entry(struct store *st, const struct store_entry *e)
 			return -ENOMEM;
 		le.data = conf;
 		le.len = strlen(conf);
+		le.data_checked = false;
 	}
 	int ret = log_append(st->log, &le);
 	free(conf);

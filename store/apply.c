@@ -91,6 +91,19 @@ static int put_check(const struct map *m, const struct kv_cmd *cmd,
 	return apply_put_lease_check(m, cmd);
 }
 
+/* May the put take the record prepared with it (store_cmd_prepare) as
+ * it is? It holds the command's key, value and attributes (none without
+ * set_xattrs), which is the record to build unless the put keeps old's
+ * attributes and old has some; and only its command holds it (a command
+ * applied twice must not change a record the map holds). */
+static bool put_prepared(const struct kv_cmd *cmd, const struct kv_rec *old)
+{
+	if (cmd->prep == NULL ||
+	    atomic_load_explicit(&cmd->prep->refs, memory_order_acquire) != 1)
+		return false;
+	return cmd->set_xattrs || old == NULL || old->nxattr == 0;
+}
+
 static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		     int *res)
 {
@@ -112,7 +125,11 @@ static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		return 0;
 	if (cmd->ttl != 0 && leases_reserve(map_leases(m)) != 0)
 		return -ENOMEM; /* a lease of its own: room first */
-	if (cmd->set_xattrs || old == NULL)
+	bool prep = put_prepared(cmd, old);
+	if (prep) {
+		rec = cmd->prep; /* built and hashed where it arrived */
+		kv_rec_ref(rec);
+	} else if (cmd->set_xattrs || old == NULL)
 		rec = kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen,
 				   cmd->xattrs,
 				   cmd->set_xattrs ? cmd->nxattr : 0);
@@ -142,6 +159,8 @@ static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 				      : 0;
 	if (cmd->ttl != 0)
 		apply_put_lease_grant(m, index, cmd); /* room reserved */
+	if (prep) /* the map keeps a hash it finds set */
+		rec->hash = map_rec_hash_rest(cmd->prep_hash, rec);
 	if (old != NULL) {
 		map_replace(m, n, rec);
 		return 0;

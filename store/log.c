@@ -284,7 +284,7 @@ int log_append(struct log *log, const struct log_entry *e)
 	if (e->index < log->first || e->index > log->last + 1 ||
 	    e->term < log_term_at(log, e->index - 1) || (e->len && !e->data))
 		return -EINVAL;
-	if (e->len &&
+	if (e->len && !e->data_checked &&
 	    (memchr(e->data, '\n', e->len) || memchr(e->data, 0, e->len)))
 		return -EINVAL;
 	int ret;
@@ -326,6 +326,7 @@ int log_append(struct log *log, const struct log_entry *e)
 	if (ret)
 		return ret;
 	unsigned char *p = s->map + s->used;
+	kv_work.write += dlen;
 	memcpy(p, pre, (size_t)plen);
 	if (dlen > LOG_PWRITE_BYTES) {
 		ret = write_at(s->fd, data, dlen, (off_t)(s->used + plen));

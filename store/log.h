@@ -10,6 +10,7 @@
 #ifndef KV_STORE_LOG_H
 #define KV_STORE_LOG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,6 +30,11 @@ struct log_entry {
 	uint8_t type; /* 0 normal command, 1 no-op, 2 configuration (raft) */
 	const char *data;
 	size_t len;
+	/* log_append: set by a caller that read data already (on another
+	 * thread): data_crc is kv_crc32c(0, data, len) and data holds no
+	 * '\n' and no NUL, so the append reads data only to write it. */
+	bool data_checked;
+	uint32_t data_crc;
 };
 
 /* Open the log in dir (creating it if empty), replaying the segments: a

@@ -43,7 +43,18 @@ int logfmt_prefix(char *buf, size_t n, const struct log_entry *e)
 	/* {"i":20 digits,"t":20,"y":3,"crc":"8","c": and a NUL */
 	enum { MAX = 6 + 20 + 5 + 20 + 5 + 3 + 8 + 8 + 6 + 1 };
 	char tmp[MAX], *p = tmp;
-	uint32_t crc = logfmt_crc(e->index, e->term, e->type, e->data, e->len);
+	uint32_t crc;
+	if (e->data_checked && e->len) {
+		/* the data's own CRC, taken where it arrived, extended */
+		unsigned char b[17];
+		put_le64(b, e->index);
+		put_le64(b + 8, e->term);
+		b[16] = e->type;
+		crc = kv_crc32c_combine(kv_crc32c(0, b, sizeof(b)), e->data_crc,
+					e->len);
+	} else {
+		crc = logfmt_crc(e->index, e->term, e->type, e->data, e->len);
+	}
 	static const char hex[] = "0123456789abcdef";
 
 	p = put_str(p, "{\"i\":");

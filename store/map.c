@@ -275,7 +275,8 @@ static void node_set(struct map_node *n, struct kv_rec *rec)
 {
 	/* Before the record is seen by any other thread: it is immutable
 	 * from then on, and the hash is a function of what it holds. */
-	rec->hash = map_rec_hash(rec);
+	if (rec->hash == 0) /* else taken in two steps (a prepared put) */
+		rec->hash = map_rec_hash(rec);
 	n->rec = rec;
 	n->tail = S_ISDIR(rec->mode) ? '/' : 0;
 }

@@ -101,7 +101,7 @@ void map_collect_free(struct kv_rec **recs, size_t n);
 struct map_cut_reader {
 	struct kv_rec **recs;
 	size_t n, cap;
-	uint64_t hash; /* the sum of map_rec_hash over recs */
+	uint64_t hash; /* the sum of map_rec_hash over recs: map_cut_hash */
 	bool done;
 	/* where the next step starts: after last + last_tail */
 	bool started;
@@ -112,6 +112,9 @@ struct map_cut_reader {
 int map_cut_begin(struct map *m);
 int map_cut_step(const struct map *m, struct map_cut_reader *r, size_t max);
 void map_cut_end(struct map *m);
+/* r->hash from r's records, without the map's lock (they are r's
+ * references), once the steps are done: hashing reads every value. */
+void map_cut_hash(struct map_cut_reader *r);
 /* Drops the reader's references and memory. */
 void map_cut_reader_free(struct map_cut_reader *r);
 

@@ -36,6 +36,7 @@ static uint64_t absorb_bytes(uint64_t h, const void *p, size_t n)
 	const unsigned char *b = p;
 	size_t i = 0;
 
+	kv_work.hash += n;
 	h = absorb(h, (uint64_t)n);
 	for (; i + 8 <= n; i += 8) {
 		uint64_t w;
@@ -65,10 +66,25 @@ static uint64_t absorb_bytes(uint64_t h, const void *p, size_t n)
  * length-prefixed like the key and value. */
 uint64_t map_rec_hash(const struct kv_rec *r)
 {
+	return map_rec_hash_rest(
+	    map_rec_hash_kv(r->key, r->klen, kv_rec_val(r), r->vlen), r);
+}
+
+/* The two parts of map_rec_hash: its state after the key and the value
+ * (all of its per-byte work but the attributes'), which a big put takes
+ * on the thread that received it (store_cmd_prepare), and the rest, the
+ * record's numbers and attributes, at apply. */
+uint64_t map_rec_hash_kv(const char *key, size_t klen, const void *val,
+			 size_t vlen)
+{
 	uint64_t h = UINT64_C(0x6b76667303);
 
-	h = absorb_bytes(h, r->key, r->klen);
-	h = absorb_bytes(h, kv_rec_val(r), r->vlen);
+	h = absorb_bytes(h, key, klen);
+	return absorb_bytes(h, val, vlen);
+}
+
+uint64_t map_rec_hash_rest(uint64_t h, const struct kv_rec *r)
+{
 	h = absorb(h, r->mode);
 	h = absorb(h, (uint64_t)r->uid << 32 | r->gid);
 	h = absorb(h, r->create_rev);

@@ -91,6 +91,11 @@ const struct map_stash *map_stash_of(const struct map *m);
 
 /* A hash of everything rec holds (a term of the state hash). */
 uint64_t map_rec_hash(const struct kv_rec *rec);
+/* map_rec_hash in two steps (map_hash.c): of the key and value, then of
+ * the rest of rec from that state. */
+uint64_t map_rec_hash_kv(const char *key, size_t klen, const void *val,
+			 size_t vlen);
+uint64_t map_rec_hash_rest(uint64_t h, const struct kv_rec *rec);
 /* A hash of key and tail, for lookup tables. */
 uint64_t map_key_hash(const char *key, size_t klen, char tail);
 

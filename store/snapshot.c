@@ -249,6 +249,7 @@ static int write_job(struct store *st)
 	struct snap_state *sn = &st->snap;
 	struct map_cut_reader r = {0};
 	int ret = collect_cut(st, &r);
+	map_cut_hash(&r); /* after the steps: no lock held */
 	uint64_t hash =
 	    r.hash + locks_hash(&sn->locks) + leases_hash(&sn->leases);
 	pthread_rwlock_wrlock(&st->map_lock);

@@ -29,9 +29,32 @@ struct store_entry {
 	const void *data;
 	size_t len;
 	/* store_apply, a CMD entry: its command already decoded from data
-	 * (borrowed), or NULL to decode it there */
+	 * (borrowed), or NULL to decode it there; for a big put, prepared
+	 * too (store_cmd_prepare), so the apply neither copies nor hashes
+	 * its value */
 	const struct kv_cmd *cmd;
+	/* store_append: data was checked on another thread
+	 * (store_data_check): data_crc is its CRC-32C, and the append does
+	 * not read data again but to write it */
+	bool data_checked;
+	uint32_t data_crc;
 };
+
+/* The per-byte work on a big entry that need not be the node thread's
+ * (docs/architecture.md, "Big values"), for the thread that received it
+ * to do. Any thread; neither touches a store. */
+/* True if data[0..len) may be a log line's command (no '\n', no NUL),
+ * with *crc its CRC-32C: store_entry.data_checked and data_crc. */
+bool store_data_check(const void *data, size_t len, uint32_t *crc);
+/* For a put of a big value (STORE_PREPARE_BYTES or more): the record it
+ * will insert, its key, value and attributes copied and their part of
+ * the record hash taken (cmd->prep, cmd->prep_hash); cmd->val then
+ * points into that record. The apply takes it when the key's old record
+ * does not change what it holds (attributes kept from it), else builds
+ * its own as before. Nothing done for other commands. 0 or -ENOMEM
+ * (cmd unchanged: the apply does the work). */
+#define STORE_PREPARE_BYTES (64u * 1024u)
+int store_cmd_prepare(struct kv_cmd *cmd);
 #define STORE_ENTRY_CMD	   1
 #define STORE_ENTRY_NOOP   2
 #define STORE_ENTRY_CONFIG 3

@@ -29,6 +29,7 @@ void mlog_init(struct raft_log *l, uint64_t snap_index, uint64_t snap_term)
 struct raft_buf {
 	size_t refs;
 	void *data;
+	uint64_t note; /* raft_entry_set_note's; the core never reads it */
 };
 
 static void *inline_bytes(struct raft_buf *b)
@@ -54,8 +55,20 @@ int raft_entry_share(struct raft_entry *e)
 		return RAFT_ENOMEM;
 	b->refs = 1;
 	b->data = e->data;
+	b->note = 0;
 	e->buf = b;
 	return 0;
+}
+
+void raft_entry_set_note(struct raft_entry *e, uint64_t note)
+{
+	if (e->buf)
+		e->buf->note = note;
+}
+
+uint64_t raft_entry_note(const struct raft_entry *e)
+{
+	return e->buf ? e->buf->note : 0;
 }
 
 void raft_entry_release(struct raft_entry *e)
@@ -99,6 +112,7 @@ static int entry_share_copy(struct raft_entry *dst,
 	if (!b)
 		return -ENOMEM;
 	b->refs = 1;
+	b->note = 0;
 	b->data = inline_bytes(b);
 	memcpy(b->data, src->data, src->len);
 	*dst = *src;

@@ -110,6 +110,14 @@ struct raft_entry {
  * new buffer holding one reference, which e keeps; no copy. Shared
  * already, or no data: nothing to do. 0 or RAFT_ENOMEM (e unchanged). */
 int raft_entry_share(struct raft_entry *e);
+/* A word about a shared entry's bytes that their holder attaches where
+ * it shares them (the node: a checksum of the bytes, computed on the
+ * thread that received them, so the node thread need not read them
+ * again). It travels with the buffer to every holder; the core never
+ * reads it. Set it once, before the entry is handed on (the hand-off
+ * orders it for the readers); a plain entry takes none. 0 if none. */
+void raft_entry_set_note(struct raft_entry *e, uint64_t note);
+uint64_t raft_entry_note(const struct raft_entry *e);
 /* *dst = *src with data of its own: a new reference if src is shared,
  * else a copy of the bytes (plain). 0 or RAFT_ENOMEM (*dst zeroed). */
 int raft_entry_dup(struct raft_entry *dst, const struct raft_entry *src);

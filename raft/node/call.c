@@ -75,8 +75,10 @@ void call_free_dec(struct node_call *c)
 void call_share_json(struct node_call *c)
 {
 	struct raft_entry e = call_entry(c);
-	if (raft_entry_share(&e) == 0)
+	if (raft_entry_share(&e) == 0) {
+		decoded_note(&e); /* a big one's CRC, on this thread */
 		c->jbuf = e.buf;
+	}
 }
 
 struct raft_entry call_entry(const struct node_call *c)

@@ -12,7 +12,11 @@
  * store_apply. A forwarded write's is kept under its entry's data until
  * the leader proposed it and knows its index. Anything not found is
  * decoded at apply, as before: this is a cache, bounded by bytes, and
- * losing an item costs time only. */
+ * losing an item costs time only. The decoding thread also prepares a
+ * big put's record (store_cmd_prepare: the value copied and hashed
+ * there, not at apply), and the thread that shares a big entry checks and
+ * checksums its bytes for the log line (decoded_note), so that the node
+ * thread reads a big value only to write it into the log. */
 #include <stdlib.h>
 
 #include "node_int.h"
@@ -97,7 +101,8 @@ void decoded_put(struct kv_node *n, uint64_t index, uint64_t term,
 		return;
 	struct kv_cmd cmd;
 	if (kv_cmd_decode(data, len, &cmd) != 0)
-		return; /* the apply finds it so too */
+		return;		       /* the apply finds it so too */
+	(void)store_cmd_prepare(&cmd); /* else the apply copies and hashes */
 	keep(n, index, term, index ? NULL : data, len, &cmd);
 }
 
@@ -192,4 +197,24 @@ void decoded_clear(struct kv_node *n)
 		item_free(d);
 		d = next;
 	}
+}
+
+/* The note: this bit set once checked, the CRC in the low 32 bits. */
+#define NOTE_CHECKED (UINT64_C(1) << 32)
+
+void decoded_note(struct raft_entry *e)
+{
+	uint32_t crc;
+	if (e->buf && e->len >= NODE_PREDECODE_BYTES &&
+	    store_data_check(e->data, e->len, &crc))
+		raft_entry_set_note(e, NOTE_CHECKED | crc);
+}
+
+bool decoded_checked(const struct raft_entry *e, uint32_t *crc)
+{
+	uint64_t note = raft_entry_note(e);
+	if (!(note & NOTE_CHECKED))
+		return false;
+	*crc = (uint32_t)note;
+	return true;
 }

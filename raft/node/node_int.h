@@ -271,6 +271,9 @@ struct node_turn {
 	/* written by the node thread, read by any (turn_stats) */
 	_Atomic uint64_t max_ns; /* the longest turn since the start */
 	_Atomic uint64_t slow;	 /* turns longer than a heartbeat interval */
+	/* the node thread's kv_work (kv.h) at its last turn's end: the
+	 * bytes it checksummed, hashed, copied into records, wrote */
+	_Atomic uint64_t work[4];
 };
 
 /* The leader's expiry of leases (lease.c): the node thread's, but
@@ -556,6 +559,12 @@ void decoded_forget(struct kv_node *n, const void *data);
 bool decoded_take(struct kv_node *n, uint64_t index, uint64_t term,
 		  struct kv_cmd *out);
 void decoded_clear(struct kv_node *n);
+/* decoded_note: check and checksum a big entry's data (store_data_check)
+ * on the thread that made or received it, noted on its shared buffer
+ * (raft_entry_set_note) before it is handed on; decoded_checked reads
+ * the note for store_append (false: not noted, the append checks). */
+void decoded_note(struct raft_entry *e);
+bool decoded_checked(const struct raft_entry *e, uint32_t *crc);
 
 /* turn.c: the node thread's measure of its turns. Node thread, but
  * turn_stats (any thread). A turn is turn_begin, marks, turn_end: each
@@ -568,6 +577,9 @@ void turn_mark(struct kv_node *n, enum turn_phase ph, uint64_t items,
 void turn_end(struct kv_node *n);
 /* The longest turn since the start and the count of slow ones. */
 void turn_stats(struct kv_node *n, uint64_t *max_ns, uint64_t *slow);
+/* The node thread's per-byte work so far (kv_work at its last turn's
+ * end): checksummed, hashed, copied, written. Any thread. */
+void turn_work(struct kv_node *n, uint64_t out[4]);
 
 /* node_metrics.c: what the node counts for /metrics. */
 extern struct kv_metric node_m_proposals, node_m_write_seconds,

@@ -78,6 +78,8 @@ static struct kv_cmd *predecode(const char *json, size_t len)
 		free(d);
 		d = NULL;
 	}
+	if (d) /* a big put's record too: else the apply copies and hashes */
+		(void)store_cmd_prepare(d);
 	return d;
 }
 

@@ -200,6 +200,20 @@ static cJSON *members_array(struct kv_node *n)
 }
 
 /* j's text as *out (malloc'd); j is deleted. */
+/* "node_thread_bytes": the per-byte work the node thread did so far
+ * (kv_work): a big value's must be done where it arrives (issue 20), so
+ * all but "written" stay small beside the bytes of values written. */
+static void status_turn_work(struct kv_node *n, cJSON *j)
+{
+	static const char *const names[4] = {"checksummed", "hashed", "copied",
+					     "written"};
+	uint64_t w[4];
+	turn_work(n, w);
+	cJSON *o = cJSON_AddObjectToObject(j, "node_thread_bytes");
+	for (int i = 0; o && i < 4; i++)
+		cJSON_AddNumberToObject(o, names[i], (double)w[i]);
+}
+
 static int json_out(cJSON *j, char **out)
 {
 	char *text = cJSON_PrintUnformatted(j);
@@ -317,6 +331,7 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON_AddNumberToObject(j, "max_turn_ms",
 				(double)(max_turn_ns / 1000000));
 	cJSON_AddNumberToObject(j, "slow_turns", (double)slow_turns);
+	status_turn_work(n, j);
 	status_peers(n, j);
 	snapshot_status(n, j);
 	cJSON *mem = members_array(n);

@@ -89,6 +89,11 @@ void turn_end(struct kv_node *n)
 	struct node_turn *t = &n->turn;
 	turn_mark(n, TURN_OTHER, 0, 0);
 	uint64_t took = t->mark_ns - t->t0_ns;
+	const uint64_t work[4] = {kv_work.crc, kv_work.hash, kv_work.copy,
+				  kv_work.write};
+	for (int i = 0; i < 4; i++)
+		atomic_store_explicit(&t->work[i], work[i],
+				      memory_order_relaxed);
 	kv_hist_observe_ns(node_m_turn_seconds.hists, took);
 	if (took > atomic_load_explicit(&t->max_ns, memory_order_relaxed)) {
 		atomic_store_explicit(&t->max_ns, took, memory_order_relaxed);
@@ -111,4 +116,11 @@ void turn_stats(struct kv_node *n, uint64_t *max_ns, uint64_t *slow)
 {
 	*max_ns = atomic_load_explicit(&n->turn.max_ns, memory_order_relaxed);
 	*slow = atomic_load_explicit(&n->turn.slow, memory_order_relaxed);
+}
+
+void turn_work(struct kv_node *n, uint64_t out[4])
+{
+	for (int i = 0; i < 4; i++)
+		out[i] = atomic_load_explicit(&n->turn.work[i],
+					      memory_order_relaxed);
 }

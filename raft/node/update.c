@@ -58,12 +58,15 @@ const struct store_raft_ops node_store_ops = {
 static void to_store(const struct raft_entry *e, size_t n,
 		     struct store_entry *out)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		out[i] = (struct store_entry){.index = e[i].index,
 					      .term = e[i].term,
 					      .type = (int)e[i].type,
 					      .data = e[i].data,
 					      .len = e[i].len};
+		/* a big one was checked where it arrived (decoded_note) */
+		out[i].data_checked = decoded_checked(&e[i], &out[i].data_crc);
+	}
 }
 
 static uint64_t entries_bytes(const struct raft_entry *e, size_t n)

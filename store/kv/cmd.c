@@ -385,7 +385,10 @@ void kv_cmd_clear(struct kv_cmd *cmd)
 {
 	free(cmd->key);
 	free(cmd->key2);
-	free(cmd->val);
+	if (cmd->prep)
+		kv_rec_unref(cmd->prep); /* val is its value */
+	else
+		free(cmd->val);
 	free(cmd->xname);
 	for (size_t i = 0; i < cmd->nxattr; i++) {
 		free((char *)cmd->xattrs[i].name);

@@ -104,10 +104,40 @@ uint32_t kv_crc32c_sw(uint32_t crc, const void *buf, size_t len)
 
 uint32_t kv_crc32c(uint32_t crc, const void *buf, size_t len)
 {
+	kv_work.crc += len;
 	pthread_once(&crc_once, crc_init);
 #ifdef KV_CRC32C_HW
 	if (crc_use_hw)
 		return ~crc_hw(~crc, buf, len);
 #endif
 	return ~crc_sw(~crc, buf, len);
+}
+
+/* a * b modulo the polynomial, both in the reflected order (bit 31 is
+ * x^0, bit 0 is x^31) the table and the instruction use. */
+static uint32_t mult_mod(uint32_t a, uint32_t b)
+{
+	uint32_t p = 0;
+	for (uint32_t m = 1u << 31; m; m >>= 1) {
+		if (a & m)
+			p ^= b;
+		b = b & 1 ? (b >> 1) ^ CRC32C_POLY : b >> 1; /* b * x */
+	}
+	return p;
+}
+
+/* With R(c, M) the register after M from c (no inversions), and S_n(c)
+ * = R(c, n zero bytes) = c * x^(8n) mod P, linear in c: crc(A B) =
+ * ~R(~crc(A), B) = ~(S_n(~crc(A)) ^ R(0, B)) and crc(B) = ~(S_n(~0) ^
+ * R(0, B)), so crc(A B) = S_n(crc(A)) ^ crc(B). x^(8n) by squaring. */
+uint32_t kv_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b)
+{
+	uint32_t xn = 1u << 31; /* x^0 */
+	uint32_t sq = 1u << 23; /* x^8: one byte */
+	for (uint64_t n = len_b; n; n >>= 1) {
+		if (n & 1)
+			xn = mult_mod(xn, sq);
+		sq = mult_mod(sq, sq);
+	}
+	return mult_mod(xn, crc_a) ^ crc_b;
 }

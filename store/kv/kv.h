@@ -89,6 +89,20 @@ bool kv_key_reserved(const char *key, size_t len);
 
 /* CRC-32C (Castagnoli) of buf, continuing from crc (start with 0). */
 uint32_t kv_crc32c(uint32_t crc, const void *buf, size_t len);
+/* The CRC-32C of A followed by B from crc_a = kv_crc32c(0, A) and
+ * crc_b = kv_crc32c(0, B) of len_b bytes, without reading either: a
+ * checksum of a big command taken where it arrived extends to its log
+ * line's (whose index and term come first) in 32 steps, not 16 MiB. */
+uint32_t kv_crc32c_combine(uint32_t crc_a, uint32_t crc_b, uint64_t len_b);
+
+/* The bytes of per-byte work this thread did (work.c): checksummed
+ * (kv_crc32c), hashed into a record's hash, copied into a record, written
+ * into the log. Counted always (one add a call); read by tests that check
+ * which thread does the work of a big value (the node thread must not). */
+struct kv_thread_work {
+	uint64_t crc, hash, copy, write;
+};
+extern _Thread_local struct kv_thread_work kv_work;
 /* One step of a 64-bit hash over numbers (not a checksum of bytes): the
  * state hash's terms for the lock and lease tables. */
 static inline uint64_t kv_hash_mix(uint64_t h, uint64_t v)
@@ -295,6 +309,12 @@ struct kv_cmd {
 	uint32_t ttl;
 	/* txn: the comparisons and both branches (owned when decoded) */
 	struct kv_txn *txn;
+	/* A put of a big value prepared on another thread
+	 * (store_cmd_prepare): the record it makes (one reference, val then
+	 * points at its value) and the record hash's state after its key
+	 * and value. NULL when not prepared. kv_cmd_clear drops it. */
+	struct kv_rec *prep;
+	uint64_t prep_hash;
 };
 
 /* True if op names a key (every op but noop and the sess_* ops). */

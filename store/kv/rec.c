@@ -53,6 +53,7 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	kp[klen] = '\0';
 	if (vlen > 0)
 		memcpy(vp, val, vlen);
+	kv_work.copy += vlen;
 	unsigned char *p = vp + vlen;
 	for (size_t i = 0; i < n; i++) {
 		char *name = (char *)p;

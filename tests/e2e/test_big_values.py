@@ -15,7 +15,11 @@ member's /status. It must show:
 - once the load stopped and the members converged, every key's value
   read back equals the last one written, by SHA-256, from the leader
   (linearizable) and from each follower (local);
-- every member still runs.
+- every member still runs;
+- each member's node thread checksummed, hashed and copied less than a
+  tenth of the bytes written (/status node_thread_bytes): a big value's
+  checks, CRC, record and hash are the receiving thread's, and the node
+  thread reads the bytes only to write them into the log.
 It prints the writes made, their latency (p50, p99, max), and each
 member's longest node-thread turn and count of slow turns (/status
 max_turn_ms, slow_turns), the figures to look at when it fails.
@@ -213,9 +217,10 @@ def main():
                pct(lat, 0.5), pct(lat, 0.99), max(lat, default=0)))
         st = c.statuses(timeout=5)
         for i in sorted(st):
-            print("node %d: max_turn_ms %s, slow_turns %s, term %s" %
+            print("node %d: max_turn_ms %s, slow_turns %s, term %s, "
+                  "node thread bytes %s" %
                   (i, st[i].get("max_turn_ms"), st[i].get("slow_turns"),
-                   st[i]["term"]))
+                   st[i]["term"], st[i].get("node_thread_bytes")))
 
         print_slowest_turns(c)
 
@@ -223,6 +228,13 @@ def main():
             if cl.error:
                 raise AssertionError("client %s: %s" % (cl.name, cl.error))
         assert len(lat) > 0, "no write finished"
+        for i, s in st.items():
+            w = s["node_thread_bytes"]
+            read = w["checksummed"] + w["hashed"] + w["copied"]
+            assert read < total / 10, (
+                "node %d: the node thread read %d bytes of values (%s) for "
+                "%d written: a big value's per-byte work is back on it" %
+                (i, read, w, total))
         for i, seen in watcher.seen.items():
             assert seen, "node %d never answered /status" % i
             assert seen == {(term0, leader.id)}, (
