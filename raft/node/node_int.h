@@ -133,16 +133,26 @@ struct node_props {
 struct node_reads {
 	pthread_mutex_t mu; /* guards the fields up to readers */
 	uint64_t need, issued, answered, index;
-	unsigned inflight; /* rounds issued, not answered nor failed */
+	unsigned inflight;  /* rounds issued, not answered nor failed */
+	uint64_t issued_ms; /* when the latest round was issued */
+	/* What other threads may do about rounds without the node thread
+	 * (read_fast.c), written by it before anything of a turn leaves it
+	 * (reads_fast_publish): on a follower, the term and the leader a
+	 * reader asks itself (0: ask through the node thread); on a leader
+	 * whose voters' requests each complete a quorum (raft_read_by_asker),
+	 * its term, commit index and other voters, for the thread that
+	 * receives a READ_INDEX to answer it (0: the core answers). */
+	uint64_t ask_term, ask_leader;
+	uint64_t lead_term, lead_commit;
+	uint64_t lead_voters[2];
 	/* readers waiting for a round, in arrival order (so by round) */
 	struct call_list readers;
 	/* the node thread's alone: */
 	/* readers answered, waiting for their index to be applied here, by
 	 * increasing index (added and settled on the node thread only) */
 	struct call_list appliers;
-	uint64_t issued_ms; /* when the latest round was issued */
-	uint64_t retry_ms;  /* no leader: no round before this */
-	bool want;	    /* readers wait for a round not issued yet */
+	uint64_t retry_ms; /* no leader: no round before this */
+	bool want;	   /* readers wait for a round not issued yet */
 	/* raft_read_is_local's commit index, or 0: written by the node
 	 * thread before anything of a turn leaves it (reads_solo_publish),
 	 * 0 before it appends a configuration change; read by any reader
@@ -455,6 +465,22 @@ bool reads_answer_direct(struct kv_node *n, const struct raft_message *m);
  * 0 before appending a configuration change. Node thread. */
 void reads_solo_publish(struct kv_node *n);
 void reads_solo_off(struct kv_node *n);
+/* read_fast.c: rounds asked and answered off the node thread. Publish
+ * rd's ask_* and lead_* from the core (node thread, before anything of a
+ * turn leaves it), or clear lead_* before a configuration change. */
+void reads_fast_publish(struct kv_node *n);
+void reads_fast_off(struct kv_node *n);
+/* rd.mu held: if readers wait for a round not issued, none flies and a
+ * leader is published to ask, issue it here and fill *m, the READ_INDEX to
+ * send (reads_ask_send, rd.mu released). The round, or 0. */
+uint64_t reads_ask_locked(struct kv_node *n, struct raft_message *m);
+void reads_ask_send(struct kv_node *n, const struct raft_message *m);
+/* On the thread that delivers m: a voter's READ_INDEX in the published
+ * term of a leader whose voters each complete a quorum is answered into
+ * *resp with the published commit index, as the core would. true if m was
+ * used up (send *resp; the core need not see m). */
+bool reads_lead_answer(struct kv_node *n, const struct raft_message *m,
+		       struct raft_message *resp);
 /* Settle every reader whose deadline passed. */
 void reads_expire(struct kv_node *n);
 /* Settle every reader with ret (shutdown, after the node thread ended). */
