@@ -84,8 +84,11 @@ int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count,
 		else if (!reads_answer_direct(n, &msgs[i]))
 			msgs[kept++] = msgs[i];
 	}
-	if (n_resp)
-		(void)peers_send(n->peers, resp, n_resp);
+	if (n_resp) { /* on the control stream, as the core's answers */
+		(void)peers_send_take(n->peers, resp, n_resp);
+		for (size_t i = 0; i < n_resp; i++)
+			raft_message_clear(&resp[i]);
+	}
 	if (kept == 0) {
 		peer_msgs_free(msgs, 0);
 		if (from) {

@@ -100,9 +100,13 @@ uint64_t reads_ask_locked(struct kv_node *n, struct raft_message *m)
 void reads_ask_send(struct kv_node *n, const struct raft_message *m)
 {
 	kv_metric_add(&node_m_read_rounds, 0, 1);
-	/* not sent (no memory): the round is lost, and asked again by the
-	 * node thread after NODE_READ_RETRY_MS */
-	(void)peers_send(n->peers, m, 1);
+	/* on the leader's control stream, as the node thread's messages
+	 * without entries go (peers_send_take), so that it waits behind no
+	 * big append; not sent (no memory): the round is lost, and asked
+	 * again by the node thread after NODE_READ_RETRY_MS */
+	struct raft_message copy = *m;
+	(void)peers_send_take(n->peers, &copy, 1);
+	raft_message_clear(&copy);
 }
 
 bool reads_lead_answer(struct kv_node *n, const struct raft_message *m,
