@@ -9,7 +9,10 @@
  * Readers are listed from any thread under rd.mu; everything after (the
  * rounds' answers, waiting for the apply, deadlines) is the node thread's,
  * except an answer whose index is applied already: the thread that
- * delivers it serves its readers (reads_answer_direct).
+ * delivers it serves its readers (reads_answer_direct). On a follower the
+ * round itself is asked by the reader, or by the thread that served the
+ * last one, when the node thread published a leader to ask
+ * (read_fast.c).
  * One round flies at a time (NODE_READ_PIPELINE): readers who arrive
  * during it share the next. With four, each of 4 threads reading files
  * through a follower had a round of its own (1.2 barriers a round,
