@@ -288,6 +288,13 @@ bool raft_read_is_local(const struct raft *r)
 	       lead_committed_in_term(r);
 }
 
+bool raft_read_by_asker(const struct raft *r)
+{
+	return r->role == RAFT_LEADER && r->conf_index <= r->commit &&
+	       memb_quorum(r) == 2 && memb_is_voter(r, r->id) &&
+	       lead_committed_in_term(r);
+}
+
 int raft_transfer_leadership(struct raft *r, uint64_t id)
 {
 	if (r->role != RAFT_LEADER)

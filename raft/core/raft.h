@@ -373,6 +373,16 @@ int raft_read_index(struct raft *r, uint64_t ctx);
  * effect (it takes effect on append, in raft_change_membership's turn). */
 bool raft_read_is_local(const struct raft *r);
 
+/* True when a voter's READ_INDEX in our term may be answered at once with
+ * the commit index, as the core does (readindex.c, asker_confirms): this
+ * node is the leader of a committed configuration in which it and any one
+ * other voter are a quorum (two or three voters), and has committed an
+ * entry of its term. The node answers such requests on the thread that
+ * receives them while this holds (raft/node/read_fast.c); like
+ * raft_read_is_local it is false from the turn a configuration change is
+ * appended. */
+bool raft_read_by_asker(const struct raft *r);
+
 /* Hand leadership to voter id (§3.10 diss.): bring its log up to ours,
  * then send it TimeoutNow; it campaigns at once, and its vote requests
  * carry `transfer`, which gets them past the other voters' leases (the

@@ -69,16 +69,27 @@ static void share(struct raft_message *m)
 int node_deliver(struct kv_node *n, struct raft_message *msgs, size_t count,
 		 size_t bytes)
 {
-	size_t kept = 0;
+	size_t kept = 0, n_resp = 0;
 	uint64_t from = count ? msgs[0].from : 0;
+	struct raft_message resp[16];
 	for (size_t i = 0; i < count; i++) {
 		if (msgs[i].type == RAFT_MSG_PROPOSE)
 			forward_check(&msgs[i]);
 		predecode(n, &msgs[i]);
 		share(&msgs[i]);
-		/* answers to our read rounds serve their readers here */
-		if (!reads_answer_direct(n, &msgs[i]))
+		/* answers to our read rounds serve their readers here, and
+		 * a leader answers a voter's round here when it may
+		 * (read_fast.c) */
+		if (n_resp < 16 &&
+		    reads_lead_answer(n, &msgs[i], &resp[n_resp]))
+			n_resp++;
+		else if (!reads_answer_direct(n, &msgs[i]))
 			msgs[kept++] = msgs[i];
+	}
+	if (n_resp) { /* on the control stream, as the core's answers */
+		(void)peers_send_take(n->peers, resp, n_resp);
+		for (size_t i = 0; i < n_resp; i++)
+			raft_message_clear(&resp[i]);
 	}
 	if (kept == 0) {
 		peer_msgs_free(msgs, 0);

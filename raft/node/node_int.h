@@ -133,16 +133,26 @@ struct node_props {
 struct node_reads {
 	pthread_mutex_t mu; /* guards the fields up to readers */
 	uint64_t need, issued, answered, index;
-	unsigned inflight; /* rounds issued, not answered nor failed */
+	unsigned inflight;  /* rounds issued, not answered nor failed */
+	uint64_t issued_ms; /* when the latest round was issued */
+	/* What other threads may do about rounds without the node thread
+	 * (read_fast.c), written by it before anything of a turn leaves it
+	 * (reads_fast_publish): on a follower, the term and the leader a
+	 * reader asks itself (0: ask through the node thread); on a leader
+	 * whose voters' requests each complete a quorum (raft_read_by_asker),
+	 * its term, commit index and other voters, for the thread that
+	 * receives a READ_INDEX to answer it (0: the core answers). */
+	uint64_t ask_term, ask_leader;
+	uint64_t lead_term, lead_commit;
+	uint64_t lead_voters[2];
 	/* readers waiting for a round, in arrival order (so by round) */
 	struct call_list readers;
 	/* the node thread's alone: */
 	/* readers answered, waiting for their index to be applied here, by
 	 * increasing index (added and settled on the node thread only) */
 	struct call_list appliers;
-	uint64_t issued_ms; /* when the latest round was issued */
-	uint64_t retry_ms;  /* no leader: no round before this */
-	bool want;	    /* readers wait for a round not issued yet */
+	uint64_t retry_ms; /* no leader: no round before this */
+	bool want;	   /* readers wait for a round not issued yet */
 	/* raft_read_is_local's commit index, or 0: written by the node
 	 * thread before anything of a turn leaves it (reads_solo_publish),
 	 * 0 before it appends a configuration change; read by any reader
@@ -438,30 +448,7 @@ void forward_check(struct raft_message *m);
  * arg is n. A sender's thread, holding none of the peers' locks. */
 void node_unsent(void *arg, uint64_t to, uint64_t ctx);
 
-/* read.c: read barriers, the node thread's side. */
-/* The ReadIndex round to ask for now, numbered before it is asked; 0 if
- * none is due. */
-uint64_t reads_round_next(struct kv_node *n);
-/* raft_read_index refused round (no leader): ask again a tick later. */
-void reads_round_failed(struct kv_node *n, uint64_t round);
-/* The core's answers to rounds. */
-void reads_answered(struct kv_node *n, const struct raft_read *reads,
-		    size_t count);
-/* Settle the readers waiting for an index now applied here. */
-void reads_settle_applied(struct kv_node *n);
-/* On the thread that delivers m (deliver.c): a leader's answer to one of
- * this node's rounds, whose index is applied here already, serves the
- * round's readers at once, without a turn of the node thread. true if m
- * was used up (the core need not see it). */
-bool reads_answer_direct(struct kv_node *n, const struct raft_message *m);
-/* Publish rd.solo_index from the core (raft_read_is_local), or set it to
- * 0 before appending a configuration change. Node thread. */
-void reads_solo_publish(struct kv_node *n);
-void reads_solo_off(struct kv_node *n);
-/* Settle every reader whose deadline passed. */
-void reads_expire(struct kv_node *n);
-/* Settle every reader with ret (shutdown, after the node thread ended). */
-void reads_drain(struct kv_node *n, int ret);
+#include "read_int.h" /* read.c and read_fast.c: read barriers */
 
 /* members.c: membership on the node thread. */
 /* Keep the peer senders in step with the core's configuration, and stop

@@ -9,7 +9,10 @@
  * Readers are listed from any thread under rd.mu; everything after (the
  * rounds' answers, waiting for the apply, deadlines) is the node thread's,
  * except an answer whose index is applied already: the thread that
- * delivers it serves its readers (reads_answer_direct).
+ * delivers it serves its readers (reads_answer_direct). On a follower the
+ * round itself is asked by the reader, or by the thread that served the
+ * last one, when the node thread published a leader to ask
+ * (read_fast.c).
  * One round flies at a time (NODE_READ_PIPELINE): readers who arrive
  * during it share the next. With four, each of 4 threads reading files
  * through a follower had a round of its own (1.2 barriers a round,
@@ -53,17 +56,23 @@ static int read_start(struct kv_node *n, struct node_call *c)
 	uint64_t need = rd->issued + 1;
 	/* wake the node thread only for the first reader of a round, and
 	 * only if it may issue one now: once a round in flight is answered,
-	 * it looks at need again by itself */
+	 * it looks at need again by itself. A follower's reader that may ask
+	 * the leader itself does (read_fast.c). */
 	bool wake = false;
+	struct raft_message ask;
+	uint64_t asked = 0;
 	if (need > rd->need) {
 		rd->need = need;
-		wake = rd->inflight < NODE_READ_PIPELINE;
+		asked = reads_ask_locked(n, &ask);
+		wake = !asked && rd->inflight < NODE_READ_PIPELINE;
 	}
 	/* rounds only grow, so the list stays in round order */
 	c->round = need;
 	c->stage = CALL_READER;
 	calls_push(&rd->readers, c);
 	pthread_mutex_unlock(&rd->mu);
+	if (asked)
+		reads_ask_send(n, &ask);
 	if (wake)
 		inbox_wake_reads(n);
 	return 0;
@@ -103,11 +112,13 @@ void reads_solo_publish(struct kv_node *n)
 	struct raft *r = n->raft;
 	atomic_store(&n->rd.solo_index,
 		     raft_read_is_local(r) ? raft_commit_index(r) : 0);
+	reads_fast_publish(n);
 }
 
 void reads_solo_off(struct kv_node *n)
 {
 	atomic_store(&n->rd.solo_index, 0);
+	reads_fast_off(n);
 }
 
 /* Readers wait for a round not issued yet, and one may be issued. rd.mu
@@ -256,13 +267,19 @@ bool reads_answer_direct(struct kv_node *n, const struct raft_message *m)
 	rd->index = m->index;
 	rd->inflight = (unsigned)(rd->issued - rd->answered);
 	readers_take(rd, rd->answered, rd->index, 0, &woken);
+	/* readers who came during the round: the next one, asked from here
+	 * if it may be (read_fast.c), else by the node thread */
+	struct raft_message ask;
+	uint64_t asked = reads_ask_locked(n, &ask);
 	rd->want = want_round(rd);
 	bool more = rd->want;
 	pthread_mutex_unlock(&rd->mu);
+	if (asked)
+		reads_ask_send(n, &ask);
 	/* applied: every reader is answered here (reader_settled's check
 	 * holds for the index taken) */
 	calls_finish_woken(woken);
-	if (more) /* readers who came during the round: the next one */
+	if (more)
 		inbox_wake_reads(n);
 	return true;
 }

@@ -983,7 +983,11 @@ static void test_read_index_waits_for_a_quorum_heartbeat_round(void **st)
 
 /* A read needs no round only on the leader that is the only voter of a
  * committed configuration and has committed in its term: a learner does
- * not count, a configuration change turns it off from its append. */
+ * not count, a configuration change turns it off from its append. And a
+ * voter's READ_INDEX completes a quorum with the leader
+ * (raft_read_by_asker, which lets the node answer it on its receiving
+ * thread) only with two or three voters, committed, after the leader's
+ * first commit in its term. */
 static void test_read_is_local_only_for_a_sole_voter_leader(void **st)
 {
 	(void)st;
@@ -1003,6 +1007,7 @@ static void test_read_is_local_only_for_a_sole_voter_leader(void **st)
 	raft_persisted(r, raft_last_index(r), raft_term(r));
 	take(r);
 	assert_true(raft_read_is_local(r));
+	assert_false(raft_read_by_asker(r)); /* no other voter to ask */
 	uint64_t idx;
 	assert_int_equal(raft_change_membership(r, RAFT_CONF_ADD_LEARNER, 2,
 						"127.0.0.1:2", &idx),
@@ -1016,6 +1021,7 @@ static void test_read_is_local_only_for_a_sole_voter_leader(void **st)
 						"127.0.0.1:2", &idx),
 			 0);
 	assert_false(raft_read_is_local(r));
+	assert_false(raft_read_by_asker(r)); /* in effect, not committed */
 	take(r);
 	raft_persisted(r, raft_last_index(r), raft_term(r));
 	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
@@ -1025,11 +1031,13 @@ static void test_read_is_local_only_for_a_sole_voter_leader(void **st)
 	take(r);
 	assert_int_equal(raft_commit_index(r), idx);
 	assert_false(raft_read_is_local(r)); /* two voters */
+	assert_true(raft_read_by_asker(r));  /* the asker and we: both */
 	raft_free(r);
 
 	/* a leader of three, committed in its term */
 	r = mk(1, 1, NULL, 0);
 	elect(r);
+	assert_false(raft_read_by_asker(r)); /* nothing of its term yet */
 	raft_persisted(r, 1, 2);
 	step(r, (struct raft_message){.type = RAFT_MSG_APPEND_RESP,
 				      .from = 2,
@@ -1038,6 +1046,7 @@ static void test_read_is_local_only_for_a_sole_voter_leader(void **st)
 	take(r);
 	assert_int_equal(raft_commit_index(r), 1);
 	assert_false(raft_read_is_local(r));
+	assert_true(raft_read_by_asker(r)); /* any one voter and we */
 	raft_free(r);
 }
 
