@@ -272,7 +272,7 @@ static int get_cmp(struct jr *r, struct kv_txn_cmp *c)
 	char k[8];
 	bool first = true, has_val = false, has_n = false, tg = false,
 	     op = false;
-	unsigned u;
+	unsigned u = 0; /* set by name_index when it succeeds */
 	int err = 0;
 
 	if (jr_kind(r) != '{')
@@ -312,7 +312,7 @@ static int get_op(struct jr *r, struct kv_txn_op *o)
 {
 	char k[8];
 	bool first = true, has_val = false, kind = false;
-	unsigned u;
+	unsigned u = 0;
 	int err = 0;
 
 	if (jr_kind(r) != '{')
