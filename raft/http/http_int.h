@@ -209,7 +209,8 @@ struct http_server {
 	struct http_auth *auth;	    /* --auth's table; NULL: no tokens */
 	struct http_cert_cache certs;
 	struct MHD_OptionItem tls_opts[8];
-	struct http_watches *watches; /* http_watch.c */
+	struct http_watches *watches;	 /* http_watch.c */
+	struct http_value_cache *values; /* http_value.c; listener's thread */
 };
 
 /* ---- http_peerdec.c: peer batches into the node ---- */
@@ -384,6 +385,10 @@ enum MHD_Result http_reply_json(struct http_req *r, unsigned status,
 /* Queue a response, adding the headers every reply carries; destroys it. */
 enum MHD_Result http_queue(struct http_req *r, unsigned status,
 			   struct MHD_Response *resp);
+/* http_queue of a response someone else keeps (http_value.c's): not
+ * destroyed, and nothing added to it. The listener's thread only. */
+enum MHD_Result http_queue_kept(struct http_req *r, unsigned status,
+				struct MHD_Response *resp);
 /* Parse an entity tag as kvfs writes it ("12", also bare 12 or W/"12").
  * 0 and the revision, or -EINVAL. */
 int http_parse_etag(const char *s, uint64_t *rev);
@@ -408,6 +413,30 @@ enum http_barrier {
 enum http_barrier http_read_barrier(struct http_req *r);
 /* What a handler returns when http_read_barrier did not pass. */
 enum MHD_Result http_barrier_held(struct http_req *r, enum http_barrier b);
+
+/* ---- http_value.c: the response to a GET of a key ---- */
+
+/* Slots of the table of built responses (a power of two), and the
+ * largest value one is kept for. */
+#define HTTP_VALUE_CACHE_SLOTS 16384u
+#define HTTP_VALUE_CACHE_MAX   1024u
+struct http_value_cache;
+/* A response with rec's value and headers (ETag, Last-Modified, the
+ * X-Kvfs- revisions, mtime and lease); no_body: none (a 304). It
+ * takes the caller's reference on rec, which it drops once sent. NULL if
+ * out of memory (rec still the caller's). */
+struct MHD_Response *http_value_response(struct kv_rec *rec, bool no_body);
+int http_value_cache_new(struct http_value_cache **out);
+void http_value_cache_free(struct http_value_cache *c);
+/* The kept response of rec, built now if it is not the slot's: queue it
+ * with http_queue_kept. It takes the caller's reference on rec. NULL if
+ * rec's value is too big to keep or memory ran out (rec still the
+ * caller's). */
+struct MHD_Response *http_value_cached(struct http_value_cache *c,
+				       struct kv_rec *rec);
+/* GETs answered with a kept response, and responses built for the table. */
+void http_value_cache_counts(const struct http_value_cache *c, uint64_t *hits,
+			     uint64_t *misses);
 
 /* ---- http_list.c: GET /kv/<dir>/ ---- */
 enum MHD_Result http_list_dir(struct http_req *r);
