@@ -48,10 +48,26 @@ int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
 	return 0;
 }
 
+/* name's place in the request's table of arguments (the first, as
+ * libmicrohttpd's lookup finds), -1 if absent; -2: no table, ask
+ * libmicrohttpd. */
+static int query_slot(const struct http_req *r, const char *name)
+{
+	if (!r->q_kept)
+		return -2;
+	for (unsigned i = 0; i < r->nq; i++)
+		if (strcmp(r->qkey[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad)
 {
-	const char *raw =
-	    MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+	int i = query_slot(r, name);
+	const char *raw = i == -2 ? MHD_lookup_connection_value(
+					r->conn, MHD_GET_ARGUMENT_KIND, name)
+			  : i >= 0 ? r->qval[i]
+				   : NULL;
 	char *out = NULL;
 	size_t n = 0;
 
@@ -87,6 +103,9 @@ static enum MHD_Result arg_seen(void *cls, enum MHD_ValueKind kind,
 
 bool http_query_has(struct http_req *r, const char *name)
 {
+	int i = query_slot(r, name);
+	if (i != -2)
+		return i >= 0;
 	struct has_arg h = {.name = name};
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, arg_seen, &h);
 	return h.found;

@@ -97,6 +97,9 @@ struct http_route {
 	const char *params;
 };
 
+/* Query arguments a request keeps a table of (http_req's qkey). */
+#define HTTP_QUERY_KEPT 8u
+
 /* One request, from its headers to its completion. */
 struct http_req {
 	struct http_server *http;
@@ -156,6 +159,15 @@ struct http_req {
 	struct MHD_Response *reply;
 	unsigned reply_status; /* the status answered (every reply) */
 	uint64_t t0_ns;	       /* its headers arrived (kv_mono_ns) */
+
+	/* The query's arguments (their value NULL if none), as the route's
+	 * parameter check met them, for http_query and http_query_has to
+	 * look up without walking libmicrohttpd's list again; nq past
+	 * HTTP_QUERY_KEPT, or q_kept false (a route whose parameters are
+	 * not checked): they ask libmicrohttpd. */
+	bool q_kept;
+	unsigned nq;
+	const char *qkey[HTTP_QUERY_KEPT], *qval[HTTP_QUERY_KEPT];
 };
 
 /* Client certificates found good (http_tls.c), by the SHA-256 of the

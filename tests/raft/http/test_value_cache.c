@@ -1,9 +1,15 @@
-/* test_value_cache.c - a GET of a key answered with the response kept
- * for its version (raft/http/http_value.c) is the response the slow path
- * builds: the same status, body and headers (Date aside), for every
- * version of the key, with or without a lease; HEAD, If-None-Match and
- * big values take the slow path. One node on 127.0.0.1, libcurl. The
- * table's counts (http_value_cache_counts) tell which path answered. */
+/* test_value_cache.c - the listener's two shortcuts of issue 25 answer
+ * as the slow paths do.
+ *
+ * A GET of a key answered with the response kept for its version
+ * (raft/http/http_value.c) is the response the slow path builds: the
+ * same status, body and headers (Date aside), for every version of the
+ * key, with or without a lease; HEAD, If-None-Match and big values take
+ * the slow path. The table's counts (http_value_cache_counts) tell which
+ * path answered. And the query arguments a request keeps a table of
+ * (http_req's qkey, up to HTTP_QUERY_KEPT) give the answers that asking
+ * libmicrohttpd gives, which a request with more arguments than that
+ * does. One node on 127.0.0.1, libcurl. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -233,6 +239,62 @@ static void test_big_values_are_built_each_time(void **s)
 	free(big);
 }
 
+/* Each request twice: as it is (its arguments in the request's table)
+ * and with HTTP_QUERY_KEPT more (?limit, which a key's GET and PUT take
+ * and ignore), so that its arguments are looked up in libmicrohttpd; the
+ * same status and body. */
+static void test_query_table_answers_as_libmicrohttpd(void **s)
+{
+	static const struct {
+		const char *method, *path, *body;
+		long status;
+	} cases[] = {
+	    {"GET", "/kv/vq/k?consistency=local", NULL, 200},
+	    {"GET", "/kv/vq/k?consistency=linearizable", NULL, 200},
+	    {"GET", "/kv/vq/k?consistency=bogus", NULL, 400},
+	    {"GET", "/kv/vq/k?consistency", NULL, 200}, /* as absent */
+	    {"GET", "/kv/vq/k?consistency=local&since=3", NULL, 400},
+	    {"GET", "/kv/vq/k?values", NULL, 400},
+	    {"GET", "/kv/vq/k?lease=1", NULL, 400},
+	    {"GET", "/kv/vq/k?add=1", NULL, 400},
+	    {"GET", "/kv/vq/k?ttl=1&consistency=local", NULL, 400},
+	    {"PUT", "/kv/vq/k?lease=5&ttl=3", "v", 400},
+	    {"PUT", "/kv/vq/k?ttl=0", "v", 400},
+	    {"PUT", "/kv/vq/k?lease=x", "v", 400},
+	    {"PUT", "/kv/vq/k?watch", "v", 400},
+	    {"POST", "/kv/vq/n?add=x", "", 400},
+	    {"POST", "/kv/vq/n?add=0", "", 400},
+	    {"DELETE", "/kv/vq/nodir/?recursive", NULL, 404},
+	    {"DELETE", "/kv/vq/k/?recursive", NULL, 409},
+	};
+	struct resp r;
+	char path[512];
+
+	(void)s;
+	req("PUT", "/kv/vq/k", "value", NULL, &r);
+	assert_int_equal(r.status, 201);
+	resp_clear(&r);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct resp a, b;
+		int n = snprintf(path, sizeof path, "%s", cases[i].path);
+		for (unsigned k = 0; k < HTTP_QUERY_KEPT; k++)
+			n += snprintf(path + n, sizeof path - (size_t)n,
+				      "&limit=1");
+		req(cases[i].method, cases[i].path, cases[i].body, NULL, &a);
+		req(cases[i].method, path, cases[i].body, NULL, &b);
+		if (a.status != cases[i].status || b.status != a.status)
+			fail_msg("%s %s: %ld, with more arguments %ld, want "
+				 "%ld",
+				 cases[i].method, cases[i].path, a.status,
+				 b.status, cases[i].status);
+		assert_int_equal(a.len, b.len);
+		if (a.len)
+			assert_memory_equal(a.body, b.body, a.len);
+		resp_clear(&a);
+		resp_clear(&b);
+	}
+}
+
 static int setup(void **state)
 {
 	struct node_options opt = {.id = 1, .listen = "127.0.0.1:0"};
@@ -260,6 +322,7 @@ int main(void)
 	    cmocka_unit_test(
 		test_kept_response_is_the_built_one_for_every_version),
 	    cmocka_unit_test(test_big_values_are_built_each_time),
+	    cmocka_unit_test(test_query_table_answers_as_libmicrohttpd),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
