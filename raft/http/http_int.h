@@ -97,6 +97,9 @@ struct http_route {
 	const char *params;
 };
 
+/* Keys whose percent-encoded form is shorter than this are decoded into
+ * the request itself (http_req's key_buf), not a buffer of their own. */
+#define HTTP_KEY_INLINE 128u
 /* Query arguments a request keeps a table of (http_req's qkey). */
 #define HTTP_QUERY_KEPT 8u
 
@@ -120,9 +123,11 @@ struct http_req {
 	int cert; /* TLS: 1 a good client certificate, -1 a bad one, 0 not
 		     looked at yet or none */
 
-	/* Decoded key (or directory) from rest, owned; set by a check. */
+	/* Decoded key (or directory) from rest, owned unless it is key_buf
+	 * (a short one); set by a check. */
 	char *key;
 	size_t klen;
+	char key_buf[HTTP_KEY_INLINE];
 
 	/* Conditions from If-Match / If-None-Match, parsed by a check. */
 	uint64_t if_rev;
@@ -332,6 +337,8 @@ void http_body_drop(struct http_req *r);
  * and *outlen get it. '+' stays '+' (paths are not forms). -EINVAL for a
  * malformed escape, -ENOMEM. */
 int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
+/* http_unescape into dst, which has room for len + 1 bytes. */
+int http_unescape_to(const char *src, size_t len, char *dst, size_t *outlen);
 /* A query argument, percent-decoded (malloc'd, caller frees) or NULL if
  * absent. *bad is set when present but malformed. */
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);

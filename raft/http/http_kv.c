@@ -27,7 +27,13 @@ static bool is_listing(const struct http_req *r)
 /* Decode r->rest[0..len) into r->key and check it as a key. */
 static bool decode_key(struct http_req *r, size_t len, bool allow_empty)
 {
-	int rc = http_unescape(r->rest, len, &r->key, &r->klen);
+	int rc;
+	if (len < sizeof r->key_buf) {
+		r->key = r->key_buf;
+		rc = http_unescape_to(r->rest, len, r->key_buf, &r->klen);
+	} else {
+		rc = http_unescape(r->rest, len, &r->key, &r->klen);
+	}
 
 	if (rc == -ENOMEM)
 		return false;

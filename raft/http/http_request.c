@@ -266,7 +266,8 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r->ctx_free)
 		r->ctx_free(r->ctx);
 	http_body_drop(r);
-	free(r->key);
+	if (r->key != r->key_buf)
+		free(r->key);
 	free(r->prefix);
 	free(r);
 	*con_cls = NULL;

@@ -9,7 +9,10 @@
  * path answered. And the query arguments a request keeps a table of
  * (http_req's qkey, up to HTTP_QUERY_KEPT) give the answers that asking
  * libmicrohttpd gives, which a request with more arguments than that
- * does. One node on 127.0.0.1, libcurl. */
+ * does. Keys shorter than HTTP_KEY_INLINE, percent-encoded, are decoded
+into the request and longer ones into a buffer of their own: the same
+key either way, and the same 400 for a malformed one; ?consistency read
+as it came or, with escapes, decoded. One node on 127.0.0.1, libcurl. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -295,6 +298,69 @@ static void test_query_table_answers_as_libmicrohttpd(void **s)
 	}
 }
 
+/* path + every byte of key as %XX: a long encoded form of a short key. */
+static void encode_all(char *out, size_t size, const char *path,
+		       const char *key)
+{
+	int n = snprintf(out, size, "%s", path);
+	for (const char *k = key; *k; k++)
+		n += snprintf(out + n, size - (size_t)n, "%%%02X",
+			      (unsigned char)*k);
+}
+
+static void test_short_and_long_keys_decode_alike(void **s)
+{
+	char key[HTTP_KEY_INLINE + 8], path[4 * HTTP_KEY_INLINE + 64];
+	struct resp r;
+
+	(void)s;
+	/* raw lengths around HTTP_KEY_INLINE ("/kv/" is not in rest) */
+	for (size_t len = HTTP_KEY_INLINE - 3; len <= HTTP_KEY_INLINE + 2;
+	     len++) {
+		memset(key, 'a' + (int)(len % 26), len);
+		memcpy(key, "vq/", 3);
+		key[len] = '\0';
+		snprintf(path, sizeof path, "/kv/%s", key);
+		req("PUT", path, key, NULL, &r);
+		assert_int_equal(r.status, 201);
+		resp_clear(&r);
+		/* read back through the other decoder */
+		encode_all(path, sizeof path, "/kv/vq/", key + 3);
+		req("GET", path, NULL, NULL, &r);
+		assert_int_equal(r.status, 200);
+		assert_int_equal(r.len, len);
+		assert_memory_equal(r.body, key, len);
+		resp_clear(&r);
+	}
+	/* malformed, short and long */
+	static const char *const bad[] = {"/kv/vq/x%zz", "/kv/vq/x%4",
+					  "/kv/vq/x%"};
+	for (size_t i = 0; i < 3; i++) {
+		req("GET", bad[i], NULL, NULL, &r);
+		assert_int_equal(r.status, 400);
+		resp_clear(&r);
+		memset(key, 'b', HTTP_KEY_INLINE);
+		key[HTTP_KEY_INLINE] = '\0';
+		snprintf(path, sizeof path, "/kv/vq/%s%s", key, bad[i] + 8);
+		req("GET", path, NULL, NULL, &r);
+		assert_int_equal(r.status, 400);
+		resp_clear(&r);
+	}
+	/* ?consistency with escapes: decoded, as before */
+	req("PUT", "/kv/vq/c", "c", NULL, &r);
+	resp_clear(&r);
+	req("GET", "/kv/vq/c?consistency=%6Cocal", NULL, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 1);
+	resp_clear(&r);
+	req("GET", "/kv/vq/c?consistency=%6", NULL, NULL, &r);
+	assert_int_equal(r.status, 400);
+	resp_clear(&r);
+	req("GET", "/kv/vq/c?consistency=%6Cocalx", NULL, NULL, &r);
+	assert_int_equal(r.status, 400);
+	resp_clear(&r);
+}
+
 static int setup(void **state)
 {
 	struct node_options opt = {.id = 1, .listen = "127.0.0.1:0"};
@@ -323,6 +389,7 @@ int main(void)
 		test_kept_response_is_the_built_one_for_every_version),
 	    cmocka_unit_test(test_big_values_are_built_each_time),
 	    cmocka_unit_test(test_query_table_answers_as_libmicrohttpd),
+	    cmocka_unit_test(test_short_and_long_keys_decode_alike),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
