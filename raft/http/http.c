@@ -188,6 +188,8 @@ int http_start_with(struct kv_node *n, const struct http_options *o,
 	if (rc < 0)
 		goto err_close;
 	rc = http_watches_new(n, &h->watches);
+	if (rc == 0 && (rc = http_value_cache_new(&h->values)) < 0)
+		http_watches_free(h->watches);
 	if (rc < 0) {
 		http_gate_stop(h->gate);
 		http_gate_free(h->gate);
@@ -230,6 +232,7 @@ int http_start_with(struct kv_node *n, const struct http_options *o,
 	return 0;
 
 err_gate:
+	http_value_cache_free(h->values);
 	http_watches_free(h->watches);
 	http_gate_stop(h->gate);
 	http_gate_free(h->gate);
@@ -283,7 +286,8 @@ void http_stop(struct http_server *h)
 	 * every connection it closes. */
 	http_gate_stop(h->gate);
 	MHD_stop_daemon(h->daemon);
-	http_peerdec_stop(h); /* no stream feeds it any more */
+	http_peerdec_stop(h);		  /* no stream feeds it any more */
+	http_value_cache_free(h->values); /* no connection sends them now */
 	http_watches_free(h->watches);
 	http_gate_free(h->gate);
 	http_auth_free(h->auth);

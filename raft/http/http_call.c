@@ -18,40 +18,70 @@
 #include "codec.h"
 #include "http_int.h"
 
-int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
+int http_unescape_to(const char *src, size_t len, char *dst, size_t *outlen)
 {
-	char *dst = malloc(len + 1);
 	size_t n = 0;
 
-	if (!dst)
-		return -ENOMEM;
 	for (size_t i = 0; i < len; i++) {
 		if (src[i] != '%') {
 			dst[n++] = src[i];
 			continue;
 		}
-		if (i + 2 >= len) {
-			free(dst);
+		if (i + 2 >= len)
 			return -EINVAL;
-		}
 		int hi = kv_hex_val(src[i + 1]), lo = kv_hex_val(src[i + 2]);
-		if (hi < 0 || lo < 0) {
-			free(dst);
+		if (hi < 0 || lo < 0)
 			return -EINVAL;
-		}
 		dst[n++] = (char)(hi << 4 | lo);
 		i += 2;
 	}
 	dst[n] = '\0';
-	*out = dst;
 	*outlen = n;
 	return 0;
 }
 
+int http_unescape(const char *src, size_t len, char **out, size_t *outlen)
+{
+	char *dst = malloc(len + 1);
+
+	if (!dst)
+		return -ENOMEM;
+	int rc = http_unescape_to(src, len, dst, outlen);
+	if (rc < 0) {
+		free(dst);
+		return rc;
+	}
+	*out = dst;
+	return 0;
+}
+
+/* name's place in the request's table of arguments (the first, as
+ * libmicrohttpd's lookup finds), -1 if absent; -2: no table, ask
+ * libmicrohttpd. */
+static int query_slot(const struct http_req *r, const char *name)
+{
+	if (!r->q_kept)
+		return -2;
+	for (unsigned i = 0; i < r->nq; i++)
+		if (strcmp(r->qkey[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+/* The argument's value as it came (percent escapes left), NULL if absent
+ * or without a value. */
+static const char *query_raw(struct http_req *r, const char *name)
+{
+	int i = query_slot(r, name);
+	if (i == -2)
+		return MHD_lookup_connection_value(r->conn,
+						   MHD_GET_ARGUMENT_KIND, name);
+	return i >= 0 ? r->qval[i] : NULL;
+}
+
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad)
 {
-	const char *raw =
-	    MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+	const char *raw = query_raw(r, name);
 	char *out = NULL;
 	size_t n = 0;
 
@@ -87,6 +117,9 @@ static enum MHD_Result arg_seen(void *cls, enum MHD_ValueKind kind,
 
 bool http_query_has(struct http_req *r, const char *name)
 {
+	int i = query_slot(r, name);
+	if (i != -2)
+		return i >= 0;
 	struct has_arg h = {.name = name};
 	MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, arg_seen, &h);
 	return h.found;
@@ -276,6 +309,17 @@ enum MHD_Result http_offload(struct http_req *r)
 /* Keys are percent-decoded by the handlers, so that %00 and %2F are seen
  * as what they are; MHD must leave the URL alone. */
 
+/* Suspend r until the node's read barrier passes (or fails). */
+static enum http_barrier barrier_wait(struct http_req *r)
+{
+	if (!http_suspend(r)) {
+		http_fail_err(r, KV_ESHUTDOWN, NULL);
+		return HTTP_BARRIER_FAILED;
+	}
+	http_started(r, node_read_barrier_async(r->node, http_done, r));
+	return HTTP_BARRIER_WAIT;
+}
+
 /* ?consistency=local|linearizable, then the node's read barrier: a
  * linearizable read suspends the request until the node may serve it,
  * and passes here on the handler's second run. */
@@ -290,6 +334,21 @@ enum http_barrier http_read_barrier(struct http_req *r)
 		http_fail_err(r, r->async_ret, NULL);
 		return HTTP_BARRIER_FAILED;
 	}
+	/* without escapes (always, from kvfs's clients) it is read as it
+	 * came, not copied */
+	const char *raw = query_raw(r, "consistency");
+	if (!raw || !strchr(raw, '%')) {
+		if (raw && strcmp(raw, "local") != 0 &&
+		    strcmp(raw, "linearizable") != 0) {
+			http_fail(r, MHD_HTTP_BAD_REQUEST, "bad_request",
+				  "consistency is local or linearizable");
+			return HTTP_BARRIER_FAILED;
+		}
+		if ((raw && strcmp(raw, "local") == 0) ||
+		    node_read_now(r->node))
+			return HTTP_BARRIER_PASSED;
+		return barrier_wait(r);
+	}
 	c = http_query(r, "consistency", NULL, &bad);
 	if (bad ||
 	    (c && strcmp(c, "local") != 0 && strcmp(c, "linearizable") != 0)) {
@@ -302,12 +361,7 @@ enum http_barrier http_read_barrier(struct http_req *r)
 	free(c);
 	if (local || node_read_now(r->node))
 		return HTTP_BARRIER_PASSED;
-	if (!http_suspend(r)) {
-		http_fail_err(r, KV_ESHUTDOWN, NULL);
-		return HTTP_BARRIER_FAILED;
-	}
-	http_started(r, node_read_barrier_async(r->node, http_done, r));
-	return HTTP_BARRIER_WAIT;
+	return barrier_wait(r);
 }
 
 /* What a handler returns when read_barrier did not pass. */

@@ -97,6 +97,12 @@ struct http_route {
 	const char *params;
 };
 
+/* Keys whose percent-encoded form is shorter than this are decoded into
+ * the request itself (http_req's key_buf), not a buffer of their own. */
+#define HTTP_KEY_INLINE 128u
+/* Query arguments a request keeps a table of (http_req's qkey). */
+#define HTTP_QUERY_KEPT 8u
+
 /* One request, from its headers to its completion. */
 struct http_req {
 	struct http_server *http;
@@ -117,9 +123,11 @@ struct http_req {
 	int cert; /* TLS: 1 a good client certificate, -1 a bad one, 0 not
 		     looked at yet or none */
 
-	/* Decoded key (or directory) from rest, owned; set by a check. */
+	/* Decoded key (or directory) from rest, owned unless it is key_buf
+	 * (a short one); set by a check. */
 	char *key;
 	size_t klen;
+	char key_buf[HTTP_KEY_INLINE];
 
 	/* Conditions from If-Match / If-None-Match, parsed by a check. */
 	uint64_t if_rev;
@@ -156,6 +164,15 @@ struct http_req {
 	struct MHD_Response *reply;
 	unsigned reply_status; /* the status answered (every reply) */
 	uint64_t t0_ns;	       /* its headers arrived (kv_mono_ns) */
+
+	/* The query's arguments (their value NULL if none), as the route's
+	 * parameter check met them, for http_query and http_query_has to
+	 * look up without walking libmicrohttpd's list again; nq past
+	 * HTTP_QUERY_KEPT, or q_kept false (a route whose parameters are
+	 * not checked): they ask libmicrohttpd. */
+	bool q_kept;
+	unsigned nq;
+	const char *qkey[HTTP_QUERY_KEPT], *qval[HTTP_QUERY_KEPT];
 };
 
 /* Client certificates found good (http_tls.c), by the SHA-256 of the
@@ -209,7 +226,8 @@ struct http_server {
 	struct http_auth *auth;	    /* --auth's table; NULL: no tokens */
 	struct http_cert_cache certs;
 	struct MHD_OptionItem tls_opts[8];
-	struct http_watches *watches; /* http_watch.c */
+	struct http_watches *watches;	 /* http_watch.c */
+	struct http_value_cache *values; /* http_value.c; listener's thread */
 };
 
 /* ---- http_peerdec.c: peer batches into the node ---- */
@@ -319,6 +337,8 @@ void http_body_drop(struct http_req *r);
  * and *outlen get it. '+' stays '+' (paths are not forms). -EINVAL for a
  * malformed escape, -ENOMEM. */
 int http_unescape(const char *src, size_t len, char **out, size_t *outlen);
+/* http_unescape into dst, which has room for len + 1 bytes. */
+int http_unescape_to(const char *src, size_t len, char *dst, size_t *outlen);
 /* A query argument, percent-decoded (malloc'd, caller frees) or NULL if
  * absent. *bad is set when present but malformed. */
 char *http_query(struct http_req *r, const char *name, size_t *len, bool *bad);
@@ -384,6 +404,10 @@ enum MHD_Result http_reply_json(struct http_req *r, unsigned status,
 /* Queue a response, adding the headers every reply carries; destroys it. */
 enum MHD_Result http_queue(struct http_req *r, unsigned status,
 			   struct MHD_Response *resp);
+/* http_queue of a response someone else keeps (http_value.c's): not
+ * destroyed, and nothing added to it. The listener's thread only. */
+enum MHD_Result http_queue_kept(struct http_req *r, unsigned status,
+				struct MHD_Response *resp);
 /* Parse an entity tag as kvfs writes it ("12", also bare 12 or W/"12").
  * 0 and the revision, or -EINVAL. */
 int http_parse_etag(const char *s, uint64_t *rev);
@@ -408,6 +432,32 @@ enum http_barrier {
 enum http_barrier http_read_barrier(struct http_req *r);
 /* What a handler returns when http_read_barrier did not pass. */
 enum MHD_Result http_barrier_held(struct http_req *r, enum http_barrier b);
+
+/* ---- http_value.c: the response to a GET of a key ---- */
+
+/* Slots of the table of built responses (a power of two), and the
+ * largest value one is kept for. 4096 slots hold at most about 7 MiB
+ * (a value of up to 1 KiB, its record and its response each): a hot set
+ * gains as much as with more, and memory is issue 25's other budget. */
+#define HTTP_VALUE_CACHE_SLOTS 4096u
+#define HTTP_VALUE_CACHE_MAX   1024u
+struct http_value_cache;
+/* A response with rec's value and headers (ETag, Last-Modified, the
+ * X-Kvfs- revisions, mtime and lease); no_body: none (a 304). It
+ * takes the caller's reference on rec, which it drops once sent. NULL if
+ * out of memory (rec still the caller's). */
+struct MHD_Response *http_value_response(struct kv_rec *rec, bool no_body);
+int http_value_cache_new(struct http_value_cache **out);
+void http_value_cache_free(struct http_value_cache *c);
+/* The kept response of rec, built now if it is not the slot's: queue it
+ * with http_queue_kept. It takes the caller's reference on rec. NULL if
+ * rec's value is too big to keep or memory ran out (rec still the
+ * caller's). */
+struct MHD_Response *http_value_cached(struct http_value_cache *c,
+				       struct kv_rec *rec);
+/* GETs answered with a kept response, and responses built for the table. */
+void http_value_cache_counts(const struct http_value_cache *c, uint64_t *hits,
+			     uint64_t *misses);
 
 /* ---- http_list.c: GET /kv/<dir>/ ---- */
 enum MHD_Result http_list_dir(struct http_req *r);

@@ -27,7 +27,13 @@ static bool is_listing(const struct http_req *r)
 /* Decode r->rest[0..len) into r->key and check it as a key. */
 static bool decode_key(struct http_req *r, size_t len, bool allow_empty)
 {
-	int rc = http_unescape(r->rest, len, &r->key, &r->klen);
+	int rc;
+	if (len < sizeof r->key_buf) {
+		r->key = r->key_buf;
+		rc = http_unescape_to(r->rest, len, r->key_buf, &r->klen);
+	} else {
+		rc = http_unescape(r->rest, len, &r->key, &r->klen);
+	}
 
 	if (rc == -ENOMEM)
 		return false;
@@ -112,11 +118,6 @@ bool http_mmapd_check(struct http_req *r)
 	return decode_key(r, strlen(r->rest), false);
 }
 
-static void rec_release(void *cls)
-{
-	kv_rec_unref(cls);
-}
-
 /* Does If-None-Match name the record's ETag (a cached copy is current)? */
 static bool etag_matches(const char *inm, uint64_t rev)
 {
@@ -145,7 +146,6 @@ static enum MHD_Result get_value(struct http_req *r)
 {
 	struct kv_rec *rec = NULL;
 	struct MHD_Response *resp;
-	char buf[64];
 	int rc;
 
 	enum http_barrier b = http_read_barrier(r);
@@ -170,30 +170,17 @@ static enum MHD_Result get_value(struct http_req *r)
 					   "'/'"
 					 : NULL);
 	const char *inm = http_header(r, MHD_HTTP_HEADER_IF_NONE_MATCH);
+	if (!inm && !r->offloaded) {
+		/* the usual GET: the response built for this version */
+		resp = http_value_cached(r->http->values, rec);
+		if (resp)
+			return http_queue_kept(r, MHD_HTTP_OK, resp);
+	}
 	bool not_modified = inm && etag_matches(inm, rec->mod_rev);
-	static char empty[1];
-	void *val = rec->vlen ? (void *)kv_rec_val(rec) : empty;
-	resp = MHD_create_response_from_buffer_with_free_callback_cls(
-	    not_modified ? 0 : rec->vlen, val, rec_release, rec);
+	resp = http_value_response(rec, not_modified);
 	if (!resp) {
 		kv_rec_unref(rec);
 		return MHD_NO;
-	}
-	http_format_etag(rec->mod_rev, buf, sizeof buf);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, buf);
-	http_format_date(rec->mtime_ns, buf, sizeof buf);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_LAST_MODIFIED, buf);
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-				"application/octet-stream");
-	http_format_u64(rec->create_rev, buf, sizeof buf);
-	MHD_add_response_header(resp, "X-Kvfs-Create-Revision", buf);
-	http_format_u64(rec->mod_rev, buf, sizeof buf);
-	MHD_add_response_header(resp, "X-Kvfs-Mod-Revision", buf);
-	http_format_i64(rec->mtime_ns, buf, sizeof buf);
-	MHD_add_response_header(resp, "X-Kvfs-Mtime-Ns", buf);
-	if (rec->lease != 0) {
-		snprintf(buf, sizeof buf, "%" PRIu64, rec->lease);
-		MHD_add_response_header(resp, "X-Kvfs-Lease", buf);
 	}
 	/* rec is released with the response, after it is sent. */
 	return http_queue(r, not_modified ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK,

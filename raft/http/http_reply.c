@@ -118,6 +118,16 @@ enum MHD_Result http_queue(struct http_req *r, unsigned status,
 	return ret;
 }
 
+enum MHD_Result http_queue_kept(struct http_req *r, unsigned status,
+				struct MHD_Response *resp)
+{
+	r->reply_status = status;
+	enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+	if (ret == MHD_YES)
+		r->answered = true;
+	return ret;
+}
+
 enum MHD_Result http_reply_json(struct http_req *r, unsigned status,
 				const char *json, size_t len)
 {

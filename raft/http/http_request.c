@@ -124,6 +124,7 @@ static const struct http_route *route_find(const char *path)
 
 /* The first query parameter the route does not take, if any. */
 struct param_scan {
+	struct http_req *r; /* its table of the arguments */
 	const char *allowed;
 	char bad[64];
 };
@@ -132,13 +133,19 @@ static enum MHD_Result param_seen(void *cls, enum MHD_ValueKind kind,
 				  const char *key, const char *value)
 {
 	struct param_scan *ps = cls;
+	struct http_req *r = ps->r;
 	(void)kind;
-	(void)value;
 	size_t n = strlen(key);
 	for (const char *a = ps->allowed; *a;) {
 		size_t m = strcspn(a, " ");
-		if (m == n && strncmp(a, key, n) == 0)
+		if (m == n && strncmp(a, key, n) == 0) {
+			if (r->nq < HTTP_QUERY_KEPT) {
+				r->qkey[r->nq] = key;
+				r->qval[r->nq] = value;
+			}
+			r->nq++;
 			return MHD_YES;
+		}
 		a += m;
 		a += strspn(a, " ");
 	}
@@ -162,9 +169,10 @@ static enum MHD_Result request_begin(struct http_req *r, const char *url,
 				 "method_not_allowed",
 				 "method not allowed here");
 	if (r->route->params) {
-		struct param_scan ps = {.allowed = r->route->params};
+		struct param_scan ps = {.r = r, .allowed = r->route->params};
 		MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND,
 					  param_seen, &ps);
+		r->q_kept = r->nq <= HTTP_QUERY_KEPT;
 		if (ps.bad[0]) {
 			char msg[128];
 			snprintf(msg, sizeof msg, "unknown query parameter: %s",
@@ -258,7 +266,8 @@ void http_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (r->ctx_free)
 		r->ctx_free(r->ctx);
 	http_body_drop(r);
-	free(r->key);
+	if (r->key != r->key_buf)
+		free(r->key);
 	free(r->prefix);
 	free(r);
 	*con_cls = NULL;
