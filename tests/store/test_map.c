@@ -1493,6 +1493,17 @@ test_puts_of_new_keys_link_in_order_whatever_came_between(void **state)
 	assert_int_equal(map_count(f->m), count);
 	assert_string_equal(val(f, "b"), "z");
 	check_tree_order(f->m);
+	/* the node a hint points at removed before the insert: the hint is
+	 * void (under ASan a use of it is a use after free) */
+	assert_int_equal(map_lookup(f->m, "a-", 2, &n), MAP_NONE);
+	map_remove_node(f->m, map_find(f->m, "b", 1, 0));
+	r = kv_rec_new_x("a-", 2, "y", 1, NULL, 0);
+	assert_non_null(r);
+	r->mode = S_IFREG | 0644;
+	assert_int_equal(map_insert(f->m, r), 0);
+	assert_string_equal(val(f, "a-"), "y");
+	assert_null(val(f, "b"));
+	check_tree_order(f->m);
 	/* the same records inserted backwards into a fresh map: the same
 	 * state hash, the same nodes */
 	struct kv_rec **recs;
