@@ -24,6 +24,7 @@
  */
 #include <assert.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -39,6 +40,63 @@ static int node_cmp(const struct map_node *a, const struct map_node *b)
 
 RB_GENERATE_STATIC(map_tree, map_node, link, node_cmp)
 
+/* ---- the insertion hint ----
+ * A put of a key map_lookup found absent links its node where the
+ * lookup's descent ended instead of descending again (a replay after a
+ * restart is hundreds of thousands of these). map_lookup leaves, for its
+ * own thread (readers call it too), the first node at or after the
+ * subtree of the key it found absent (NULL: the end), with the map and
+ * the map's generation. insert_rec takes the hint if it is for this map
+ * with no node removed since (a removed node may be freed: removals
+ * change the generation) and the new key sorts strictly between that
+ * node and the one before it, which also proves the key absent; else it
+ * finds and descends as before. */
+static atomic_uint_fast64_t map_gens; /* never repeats a generation */
+static _Thread_local struct {
+	const struct map *m;
+	uint64_t gen;
+	struct map_node *next;
+} hint;
+
+static void new_gen(struct map *m)
+{
+	m->gen =
+	    atomic_fetch_add_explicit(&map_gens, 1, memory_order_relaxed) + 1;
+}
+
+static void hint_leave(const struct map *m, struct map_node *next)
+{
+	hint.m = m;
+	hint.gen = m->gen;
+	hint.next = next;
+}
+
+/* Where key + tail links without a descent: under *parent, its left
+ * child if *left. false if the hint does not show it (the caller
+ * descends). Uses the hint up. */
+static bool hint_place(struct map *m, const char *key, size_t klen, char tail,
+		       struct map_node **parent, bool *left)
+{
+	struct map_node *next = hint.next, *prev;
+
+	if (hint.m != m || hint.gen != m->gen)
+		return false;
+	hint.m = NULL;
+	prev = next != NULL ? RB_PREV(map_tree, &m->tree, next)
+			    : RB_MAX(map_tree, &m->tree);
+	if ((prev == NULL && next == NULL) ||
+	    (prev != NULL && map_eff_cmp(NKEY(prev), NKLEN(prev), prev->tail,
+					 key, klen, tail) >= 0) ||
+	    (next != NULL && map_eff_cmp(key, klen, tail, NKEY(next),
+					 NKLEN(next), next->tail) >= 0))
+		return false;
+	/* prev and next are neighbours: next has no left child, or prev
+	 * is the greatest of it and has no right one */
+	*left = next != NULL && RB_LEFT(next, link) == NULL;
+	*parent = *left ? next : prev;
+	return true;
+}
+
 bool map_node_is_dir(const struct map_node *n)
 {
 	return n->tail == '/';
@@ -51,6 +109,7 @@ struct map *map_new(void)
 	if (m == NULL)
 		return NULL;
 	RB_INIT(&m->tree);
+	new_gen(m);
 	m->index = calloc(MAP_INDEX_MIN, sizeof(*m->index));
 	if (m->index != NULL)
 		m->nbuckets = MAP_INDEX_MIN;
@@ -297,17 +356,23 @@ void map_replace(struct map *m, struct map_node *n, struct kv_rec *rec)
 	account(m, n, +1);
 }
 
-/* Insert n (set) into the tree and the index. last, if not NULL, is
- * the greatest node, and n sorts after it (a db's load): n becomes its
- * right child without a descent of compares from the root. */
-static void link_node(struct map *m, struct map_node *n, struct map_node *last)
+/* Insert n (set) into the tree and the index. parent, if not NULL, is
+ * where n goes, as its left child if left, else its right one (a db's
+ * load: the greatest node, n after it; a hinted put): no descent of
+ * compares from the root. */
+static void link_node(struct map *m, struct map_node *n,
+		      struct map_node *parent, bool left)
 {
 	if (m->stash != NULL) /* a new key: it had no record at the cut */
 		stash_note(m->stash, NKEY(n), NKLEN(n), n->tail, NULL);
-	if (last != NULL) {
-		assert(RB_RIGHT(last, link) == NULL);
-		RB_SET(n, last, link);
-		RB_RIGHT(last, link) = n;
+	if (parent != NULL) {
+		assert(left ? RB_LEFT(parent, link) == NULL
+			    : RB_RIGHT(parent, link) == NULL);
+		RB_SET(n, parent, link);
+		if (left)
+			RB_LEFT(parent, link) = n;
+		else
+			RB_RIGHT(parent, link) = n;
 		map_tree_RB_INSERT_COLOR(&m->tree, n);
 	} else {
 		struct map_node *clash = RB_INSERT(map_tree, &m->tree, n);
@@ -322,6 +387,7 @@ static void link_node(struct map *m, struct map_node *n, struct map_node *last)
 static void unlink_node(struct map *m, struct map_node *n)
 {
 	cut_note(m, n);
+	new_gen(m); /* n may be freed: hints to it are void */
 	dirs_note(m, n, -1);
 	RB_REMOVE(map_tree, &m->tree, n);
 	map_index_del(m, n);
@@ -347,22 +413,26 @@ const struct kv_rec *map_root(const struct map *m)
  * the node already there. */
 static int insert_rec(struct map *m, struct kv_rec *rec)
 {
-	struct map_node *n;
+	struct map_node *n, *parent = NULL;
+	char tail = S_ISDIR(rec->mode) ? '/' : 0;
+	bool left = false;
 
 	if (rec->klen == 0) {
 		map_set_root(m, rec);
 		return 0;
 	}
-	n = map_find(m, rec->key, rec->klen, S_ISDIR(rec->mode) ? '/' : 0);
-	if (n != NULL) {
-		map_replace(m, n, rec);
-		return 0;
+	if (!hint_place(m, rec->key, rec->klen, tail, &parent, &left)) {
+		n = map_find(m, rec->key, rec->klen, tail);
+		if (n != NULL) {
+			map_replace(m, n, rec);
+			return 0;
+		}
 	}
 	n = malloc(sizeof(*n));
 	if (n == NULL)
 		return -ENOMEM;
 	node_set(n, rec);
-	link_node(m, n, NULL);
+	link_node(m, n, parent, left);
 	return 0;
 }
 
@@ -381,7 +451,7 @@ void map_detach(struct map *m, struct map_node *n)
 void map_attach(struct map *m, struct map_node *n, struct kv_rec *rec)
 {
 	node_set(n, rec);
-	link_node(m, n, NULL);
+	link_node(m, n, NULL, false);
 }
 
 /* ---- what a path is ---- */
@@ -399,8 +469,10 @@ enum map_kind map_lookup(const struct map *m, const char *p, size_t plen,
 		*np = n;
 		return MAP_FILE;
 	}
-	n = map_subtree_first(m, p, plen);
-	if (n == NULL)
+	/* map_subtree_first, leaving the hint of where p would go */
+	n = map_lower_bound(m, p, plen, '/');
+	hint_leave(m, n);
+	if (n == NULL || !map_in_subtree(n, p, plen))
 		return MAP_NONE;
 	*np = n;
 	return NKLEN(n) == plen ? MAP_DIR : MAP_IMPLICIT;
@@ -461,7 +533,7 @@ int map_append(struct map *m, struct kv_rec *rec)
 	if (n == NULL)
 		return -ENOMEM;
 	node_set(n, rec);
-	link_node(m, n, last);
+	link_node(m, n, last, false);
 	return 0;
 }
 

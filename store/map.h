@@ -37,6 +37,15 @@ struct leases;
 struct leases *map_leases(struct map *m);
 const struct leases *map_leases_c(const struct map *m);
 
+/* Warm the index for lookups of file key coming soon, in two steps: the
+ * first starts loading the key's bucket and returns its hash, the second
+ * (after the other keys' first steps: their loads overlap) reads the
+ * bucket and starts loading the first node of its chain. Only a hint:
+ * nothing changes, and a key that is not there is fine. A batch of
+ * applies does this for all its keys before applying them (applier.c),
+ * so the misses of 64 lookups wait on memory together, not in turn. */
+uint32_t map_prefetch_key(const struct map *m, const char *key, size_t klen);
+void map_prefetch_chain(const struct map *m, uint32_t kh);
 /* Borrowed record for key, or NULL. */
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen);
 /* Insert or replace (takes ownership of rec; unrefs the one replaced);

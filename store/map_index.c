@@ -71,3 +71,21 @@ struct map_node *map_index_find(const struct map *m, const char *key,
 			return n;
 	return NULL;
 }
+
+uint32_t map_prefetch_key(const struct map *m, const char *key, size_t klen)
+{
+	uint32_t kh = (uint32_t)map_key_hash(key, klen, 0);
+
+	if (m->nbuckets != 0)
+		__builtin_prefetch(bucket_of(m, kh));
+	return kh;
+}
+
+void map_prefetch_chain(const struct map *m, uint32_t kh)
+{
+	if (m->nbuckets == 0)
+		return;
+	const struct map_node *n = *bucket_of(m, kh);
+	if (n != NULL)
+		__builtin_prefetch(&n->kh);
+}

@@ -51,6 +51,9 @@ struct map {
 	 * without a table) chains of nodes linked by hnext. */
 	struct map_node **index;
 	size_t nbuckets;
+	/* Changes whenever a node leaves the tree, unique across maps: a
+	 * thread's insertion hint (map.c) holds only while it is the same. */
+	uint64_t gen;
 	struct kv_rec *root; /* the root's attributes, or NULL: defaults */
 	uint64_t root_hash;  /* map_rec_hash(root), a term of hash */
 	/* Sub-directory counts (derived, not hashed): the root's, and the

@@ -24,6 +24,7 @@
 #include "db.h"
 #include "locks.h"
 #include "map_impl.h"
+#include "map_stash.h"
 #include "mapfix.h"
 
 /* Apply cmd as the next entry; the command's result. */
@@ -1414,6 +1415,117 @@ test_cut_is_the_map_at_its_moment_whatever_changes_after(void **state)
 	assert_string_equal(val(f, "d0/k0"), "after");
 }
 
+/* Every node in the tree's order, each found again by a descent from the
+ * root: a node linked in the wrong place (a put's insertion hint gone
+ * wrong, map.c) breaks one or the other. The number of nodes. */
+static size_t check_tree_order(const struct map *m)
+{
+	size_t n = 0;
+	struct map_node *prev = NULL;
+
+	for (struct map_node *x = map_subtree_first(m, "", 0); x != NULL;
+	     prev = x, x = map_next(m, x), n++) {
+		const struct kv_rec *r = map_node_rec(x);
+		char tail = map_node_is_dir(x) ? '/' : 0;
+		if (prev != NULL) {
+			const struct kv_rec *p = map_node_rec(prev);
+			assert_true(map_eff_cmp(p->key, p->klen,
+						map_node_is_dir(prev) ? '/' : 0,
+						r->key, r->klen, tail) < 0);
+		}
+		assert_ptr_equal(map_lower_bound(m, r->key, r->klen, tail), x);
+	}
+	return n;
+}
+
+static void
+test_puts_of_new_keys_link_in_order_whatever_came_between(void **state)
+{
+	struct fixture *f = *state;
+	/* keys that sort between "p" and "p/" ('-', '.'), inside "p/" and
+	 * past it ("p0"), so a put's place is not always right before the
+	 * subtree its lookup found */
+	const char *keys[] = {"p",   "p-x", "p.y", "p/a", "p/b-c", "p0",
+			      "p/b", "q",   "a",   "p-",  "p/a/z"};
+	size_t nk = sizeof(keys) / sizeof(keys[0]);
+	struct map_node *n;
+	unsigned seed = 7;
+
+	for (int round = 0; round < 400; round++) {
+		seed = seed * 1103515245 + 12345;
+		const char *k = keys[(seed >> 8) % nk];
+		const char *other = keys[(seed >> 16) % nk];
+		switch ((seed >> 24) % 4) {
+		case 0: /* a lookup of another key, then the put */
+			map_lookup(f->m, other, strlen(other), &n);
+			/* fall through */
+		case 1:
+			put(f, k, "v");
+			break;
+		case 2:
+			op1(f, KV_OP_DEL, k);
+			break;
+		default: /* a lookup, a removal, then the put */
+			map_lookup(f->m, k, strlen(k), &n);
+			op1(f, KV_OP_DEL, other);
+			put(f, k, "w");
+			break;
+		}
+		check_tree_order(f->m);
+	}
+	/* a hint left for one key, a record of another inserted */
+	assert_int_equal(map_lookup(f->m, "zz", 2, &n), MAP_NONE);
+	struct kv_rec *r = kv_rec_new_x("b", 1, "x", 1, NULL, 0);
+	assert_non_null(r);
+	r->mode = S_IFREG | 0644;
+	assert_int_equal(map_insert(f->m, r), 0);
+	assert_string_equal(val(f, "b"), "x");
+	check_tree_order(f->m);
+	/* a hint left before "b", a record sorting after it: not there */
+	assert_int_equal(map_lookup(f->m, "a-", 2, &n), MAP_NONE);
+	r = kv_rec_new_x("zz", 2, "y", 1, NULL, 0);
+	assert_non_null(r);
+	r->mode = S_IFREG | 0644;
+	assert_int_equal(map_insert(f->m, r), 0);
+	check_tree_order(f->m);
+	/* nor a key that is there: its record replaced, no second node */
+	assert_int_equal(map_lookup(f->m, "a-", 2, &n), MAP_NONE);
+	uint64_t count = map_count(f->m);
+	r = kv_rec_new_x("b", 1, "z", 1, NULL, 0);
+	assert_non_null(r);
+	r->mode = S_IFREG | 0644;
+	assert_int_equal(map_insert(f->m, r), 0);
+	assert_int_equal(map_count(f->m), count);
+	assert_string_equal(val(f, "b"), "z");
+	check_tree_order(f->m);
+	/* the node a hint points at removed before the insert: the hint is
+	 * void (under ASan a use of it is a use after free) */
+	assert_int_equal(map_lookup(f->m, "a-", 2, &n), MAP_NONE);
+	map_remove_node(f->m, map_find(f->m, "b", 1, 0));
+	r = kv_rec_new_x("a-", 2, "y", 1, NULL, 0);
+	assert_non_null(r);
+	r->mode = S_IFREG | 0644;
+	assert_int_equal(map_insert(f->m, r), 0);
+	assert_string_equal(val(f, "a-"), "y");
+	assert_null(val(f, "b"));
+	check_tree_order(f->m);
+	/* the same records inserted backwards into a fresh map: the same
+	 * state hash, the same nodes */
+	struct kv_rec **recs;
+	size_t nr;
+	assert_int_equal(map_collect(f->m, &recs, &nr), 0);
+	struct map *m2 = map_new();
+	assert_non_null(m2);
+	for (size_t i = nr; i > 0; i--) {
+		kv_rec_ref(recs[i - 1]);
+		assert_int_equal(map_insert(m2, recs[i - 1]), 0);
+	}
+	assert_int_equal(map_state_hash(m2), map_state_hash(f->m));
+	assert_int_equal(check_tree_order(m2), check_tree_order(f->m));
+	map_free(m2);
+	map_collect_free(recs, nr);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1432,6 +1544,7 @@ int main(void)
 	    T(test_rename_of_a_key),
 	    T(test_rename_of_a_directory_moves_every_key),
 	    T(test_lookups_stay_right_through_growth_deletes_and_moves),
+	    T(test_puts_of_new_keys_link_in_order_whatever_came_between),
 	    T(test_rename_follows_posix_rules),
 	    T(test_rename_exchange_swaps_keys_and_directories),
 	    T(test_setattr_changes_mode_and_mtime),
