@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "http_int.h"
+#include "tcurl.h"
 #include "tnode.h"
 
 static struct tnode tn;
@@ -35,114 +36,26 @@ static char datadir[] = "/tmp/kvfs-test-http-XXXXXX";
 
 /* ---- a small client ---- */
 
-struct resp {
-	long status;
-	char *body;
-	size_t len;
-	char *headers;
-	size_t hlen;
-};
-
-static void resp_clear(struct resp *r)
-{
-	free(r->body);
-	free(r->headers);
-	memset(r, 0, sizeof *r);
-}
-
-static size_t grow(char **buf, size_t *len, const void *data, size_t n)
-{
-	char *b = realloc(*buf, *len + n + 1);
-	assert_non_null(b);
-	memcpy(b + *len, data, n);
-	*len += n;
-	b[*len] = '\0';
-	*buf = b;
-	return n;
-}
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
-{
-	struct resp *r = cls;
-	return grow(&r->body, &r->len, data, size * nmemb);
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *cls)
-{
-	struct resp *r = cls;
-	return grow(&r->headers, &r->hlen, data, size * nmemb);
-}
-
-/* A response header's value (case-insensitive name), copied into buf. */
-static const char *header(const struct resp *r, const char *name, char *buf,
-			  size_t size)
-{
-	size_t nl = strlen(name);
-	const char *p = r->headers;
-
-	while (p && *p) {
-		const char *eol = strstr(p, "\r\n");
-		size_t n = eol ? (size_t)(eol - p) : strlen(p);
-		if (n > nl && strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
-			const char *v = p + nl + 1;
-			while (*v == ' ')
-				v++;
-			size_t vn = n - (size_t)(v - p);
-			if (vn >= size)
-				vn = size - 1;
-			memcpy(buf, v, vn);
-			buf[vn] = '\0';
-			return buf;
-		}
-		p = eol ? eol + 2 : p + n;
-	}
-	return NULL;
-}
-
 /* Send method path with an optional body and extra headers (NULL-ended). */
 static void req(const char *method, const char *path, const void *body,
-		size_t blen, struct resp *r, ...)
+		size_t blen, struct tresp *r, ...)
 {
-	char url[16384];
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdrs = NULL;
+	const char *hdrs[16];
+	size_t n = 0;
 	va_list ap;
 
-	memset(r, 0, sizeof *r);
-	assert_non_null(c);
-	snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_PATH_AS_IS, 1L);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	hdrs = curl_slist_append(hdrs, "Expect:");
 	va_start(ap, r);
-	for (const char *h; (h = va_arg(ap, const char *));)
-		hdrs = curl_slist_append(hdrs, h);
-	va_end(ap);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	if (strcmp(method, "HEAD") == 0)
-		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-	else
-		curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)blen);
+	for (const char *h; (h = va_arg(ap, const char *));) {
+		assert_true(n + 1 < sizeof hdrs / sizeof *hdrs);
+		hdrs[n++] = h;
 	}
-	CURLcode rc = curl_easy_perform(c);
-	if (rc != CURLE_OK)
-		fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	va_end(ap);
+	hdrs[n] = NULL;
+	tcurl_req(port, method, path, body, blen, hdrs, false, r);
 }
 
 /* The error body's "code", checked against want. */
-static void assert_error(const struct resp *r, long status, const char *code)
+static void assert_error(const struct tresp *r, long status, const char *code)
 {
 	if (r->status != status)
 		fail_msg("status %ld, want %ld; body %s", r->status, status,
@@ -157,7 +70,7 @@ static void assert_error(const struct resp *r, long status, const char *code)
 	cJSON_Delete(j);
 }
 
-static uint64_t body_rev(const struct resp *r)
+static uint64_t body_rev(const struct tresp *r)
 {
 	cJSON *j = cJSON_Parse(r->body);
 	assert_non_null(j);
@@ -233,10 +146,10 @@ static int raw_read_status(int fd, char *buf, size_t size)
 
 static void assert_node_serves(void)
 {
-	struct resp r;
+	struct tresp r;
 	req("GET", "/status", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 /* ---- the tests ---- */
@@ -245,7 +158,7 @@ static void test_put_get_delete_round_trip_binary_values(void **state)
 {
 	static const char val[] = "a\0b\xff\xfe\n\r\x01 end";
 	const size_t vlen = sizeof val - 1;
-	struct resp r;
+	struct tresp r;
 	char buf[256], etag[64];
 
 	(void)state;
@@ -253,61 +166,63 @@ static void test_put_get_delete_round_trip_binary_values(void **state)
 	assert_int_equal(r.status, 201);
 	uint64_t rev = body_rev(&r);
 	snprintf(etag, sizeof etag, "\"%llu\"", (unsigned long long)rev);
-	assert_non_null(header(&r, "ETag", buf, sizeof buf));
+	assert_non_null(tresp_header(&r, "ETag", buf, sizeof buf));
 	assert_string_equal(buf, etag);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("GET", "/kv/bin/one", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, vlen);
 	assert_memory_equal(r.body, val, vlen);
-	assert_string_equal(header(&r, "ETag", buf, sizeof buf), etag);
-	assert_string_equal(header(&r, "Content-Type", buf, sizeof buf),
+	assert_string_equal(tresp_header(&r, "ETag", buf, sizeof buf), etag);
+	assert_string_equal(tresp_header(&r, "Content-Type", buf, sizeof buf),
 			    "application/octet-stream");
-	assert_non_null(header(&r, "Last-Modified", buf, sizeof buf));
+	assert_non_null(tresp_header(&r, "Last-Modified", buf, sizeof buf));
 	time_t lm = curl_getdate(buf, NULL);
 	assert_true(lm > 0);
 	assert_true(llabs((long long)(lm - time(NULL))) < 24 * 3600);
-	assert_non_null(header(&r, "X-Kvfs-Create-Revision", buf, sizeof buf));
+	assert_non_null(
+	    tresp_header(&r, "X-Kvfs-Create-Revision", buf, sizeof buf));
 	assert_int_equal(strtoull(buf, NULL, 10), rev);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("HEAD", "/kv/bin/one", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, 0);
 	assert_int_equal(
-	    strtoul(header(&r, "Content-Length", buf, sizeof buf), NULL, 10),
+	    strtoul(tresp_header(&r, "Content-Length", buf, sizeof buf), NULL,
+		    10),
 	    vlen);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	/* replacing is 200 with a newer revision */
 	req("POST", "/kv/bin/one", "\xff", 1, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_true(body_rev(&r) > rev);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/bin/one?consistency=local", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, 1);
 	assert_int_equal((unsigned char)r.body[0], 0xff);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("DELETE", "/kv/bin/one", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_true(body_rev(&r) > rev);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/bin/one", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("DELETE", "/kv/bin/one", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_empty_and_large_values_round_trip(void **state)
 {
 	size_t big = 2u * 1024 * 1024 + 7;
 	char *val = malloc(big);
-	struct resp r;
+	struct tresp r;
 
 	(void)state;
 	assert_non_null(val);
@@ -315,36 +230,36 @@ static void test_empty_and_large_values_round_trip(void **state)
 		val[i] = (char)(i * 131 + (i >> 9));
 	req("PUT", "/kv/big/empty", "", 0, &r, NULL);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/big/empty", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, 0);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("PUT", "/kv/big/two-mib", val, big, &r, NULL);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/big/two-mib", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, big);
 	assert_memory_equal(r.body, val, big);
-	resp_clear(&r);
+	tresp_clear(&r);
 	free(val);
 }
 
 static void test_conditional_writes_give_412_on_conflict(void **state)
 {
-	struct resp r;
+	struct tresp r;
 	char hdr[64], stale[64];
 
 	(void)state;
 	req("PUT", "/kv/cas/k", "v1", 2, &r, "If-None-Match: *", NULL);
 	assert_int_equal(r.status, 201);
 	uint64_t rev1 = body_rev(&r);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("PUT", "/kv/cas/k", "v2", 2, &r, "If-None-Match: *", NULL);
 	assert_error(&r, 412, "precondition_failed");
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	/* quoted, as the ETag was given */
 	snprintf(hdr, sizeof hdr, "If-Match: \"%llu\"",
@@ -353,35 +268,35 @@ static void test_conditional_writes_give_412_on_conflict(void **state)
 	req("PUT", "/kv/cas/k", "v2", 2, &r, hdr, NULL);
 	assert_int_equal(r.status, 200);
 	uint64_t rev2 = body_rev(&r);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("PUT", "/kv/cas/k", "v3", 2, &r, stale, NULL);
 	assert_error(&r, 412, "precondition_failed");
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	/* bare */
 	snprintf(hdr, sizeof hdr, "If-Match: %llu", (unsigned long long)rev2);
 	req("PUT", "/kv/cas/k", "v3", 2, &r, hdr, NULL);
 	assert_int_equal(r.status, 200);
 	uint64_t rev3 = body_rev(&r);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/cas/k", NULL, 0, &r, NULL);
 	assert_int_equal(r.len, 2);
 	assert_memory_equal(r.body, "v3", 2);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	/* a malformed If-Match is a bad request, not a silent write */
 	req("PUT", "/kv/cas/k", "v4", 2, &r, "If-Match: twelve", NULL);
 	assert_error(&r, 400, "bad_request");
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("DELETE", "/kv/cas/k", NULL, 0, &r, stale, NULL);
 	assert_error(&r, 412, "precondition_failed");
-	resp_clear(&r);
+	tresp_clear(&r);
 	snprintf(hdr, sizeof hdr, "If-Match: \"%llu\"",
 		 (unsigned long long)rev3);
 	req("DELETE", "/kv/cas/k", NULL, 0, &r, hdr, NULL);
 	assert_int_equal(r.status, 200);
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 /* Walk /kv/<dir>/ with limit, collecting "name:type" joined by ','. */
@@ -393,7 +308,7 @@ static void list_all_q(const char *dir, const char *query, int limit, char *out,
 	out[0] = '\0';
 	*pages = 0;
 	for (;;) {
-		struct resp r;
+		struct tresp r;
 		char *esc = NULL;
 		if (after) {
 			CURL *c = curl_easy_init();
@@ -439,7 +354,7 @@ static void list_all_q(const char *dir, const char *query, int limit, char *out,
 		else
 			assert_true(cJSON_IsNull(next));
 		cJSON_Delete(j);
-		resp_clear(&r);
+		tresp_clear(&r);
 		if (!after)
 			break;
 		assert_true(*pages < 100);
@@ -458,14 +373,14 @@ static void test_listing_paginates_with_limit_and_after(void **state)
 				     "ls/e", "ls/sub/x", "ls/sub/y"};
 	char path[64], got[1024];
 	int pages;
-	struct resp r;
+	struct tresp r;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		snprintf(path, sizeof path, "/kv/%s", keys[i]);
 		req("PUT", path, "xyz", 3, &r, NULL);
 		assert_int_equal(r.status, 201);
-		resp_clear(&r);
+		tresp_clear(&r);
 	}
 	list_all("ls/", 2, got, sizeof got, &pages);
 	assert_string_equal(got, "a:file,b:file,c:file,d:file,e:file,sub:dir");
@@ -480,17 +395,17 @@ static void test_listing_paginates_with_limit_and_after(void **state)
 	req("GET", "/kv/", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "\"name\":\"ls\""));
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("GET", "/kv/no-such-dir/", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/ls/?limit=0", NULL, 0, &r, NULL);
 	assert_error(&r, 400, "bad_request");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/ls/?limit=abc", NULL, 0, &r, NULL);
 	assert_error(&r, 400, "bad_request");
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 /* ?recursive lists every key below, at any depth, paginated, names
@@ -502,14 +417,14 @@ static void test_recursive_listing_and_delete(void **state)
 				     "rt/b0", "rt/z",	"rtx/keep", "rt2/keep"};
 	char path[64], got[1024];
 	int pages;
-	struct resp r;
+	struct tresp r;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		snprintf(path, sizeof path, "/kv/%s", keys[i]);
 		req("PUT", path, "v", 1, &r, NULL);
 		assert_int_equal(r.status, 201);
-		resp_clear(&r);
+		tresp_clear(&r);
 	}
 	list_all_q("rt/", "&recursive", 2, got, sizeof got, &pages);
 	assert_string_equal(got,
@@ -520,42 +435,42 @@ static void test_recursive_listing_and_delete(void **state)
 	assert_string_equal(got, "c:file,d/e:file,d/f:file");
 	req("GET", "/kv/rt/a/?recursive", NULL, 0, &r, NULL);
 	assert_error(&r, 409, "conflict");
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("DELETE", "/kv/rt/b/?recursive", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strstr(r.body, "\"rev\":"));
-	resp_clear(&r);
+	tresp_clear(&r);
 	list_all_q("rt/", "&recursive", 100, got, sizeof got, &pages);
 	assert_string_equal(got, "a:file,b0:file,z:file");
 	req("GET", "/kv/rt/b/", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 	/* without ?recursive a directory with keys is not deleted */
 	req("DELETE", "/kv/rt/", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 405);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("DELETE", "/kv/rt?recursive", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/rt/", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/rtx/keep", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/rt2/keep", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("DELETE", "/kv/rtx/keep/?recursive", NULL, 0, &r, NULL);
 	assert_error(&r, 409, "conflict");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("DELETE", "/kv/nothere/?recursive", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("DELETE", "/kv/?recursive", NULL, 0, &r, NULL);
 	assert_error(&r, 400, "bad_request");
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_unknown_query_parameters_are_400_naming_them(void **state)
@@ -565,7 +480,7 @@ static void test_unknown_query_parameters_are_400_naming_them(void **state)
 	    "/status?verbose",	 "/health?x=1",		 "/metrics?name=a",
 	    "/kv/qp?limit=1&zz", "/cluster/members?all",
 	};
-	struct resp r;
+	struct tresp r;
 	(void)state;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		req("GET", bad[i], NULL, 0, &r, NULL);
@@ -579,26 +494,26 @@ static void test_unknown_query_parameters_are_400_naming_them(void **state)
 				 "unknown query parameter: zz");
 		if (!strstr(r.body, want))
 			fail_msg("%s: %s lacks \"%s\"", bad[i], r.body, want);
-		resp_clear(&r);
+		tresp_clear(&r);
 	}
 	/* a write with an unknown parameter is refused before it is made */
 	req("PUT", "/kv/qp?expire=5", "v", 1, &r, NULL);
 	assert_error(&r, 400, "bad_request");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/qp", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 404);
-	resp_clear(&r);
+	tresp_clear(&r);
 	/* the ones each route takes still work */
 	req("GET", "/kv/?limit=5&after=a", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/status?pretty", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_non_null(strchr(r.body, '\n'));
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/qp?consistency=local", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 404);
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_bad_keys_are_refused_with_400_bad_key(void **state)
@@ -609,7 +524,7 @@ static void test_bad_keys_are_refused_with_400_bad_key(void **state)
 	    "/kv/a%2",	 "/kv/%2E%2E",	   "/kv/x%2F",	 "/get/a%00",
 	    "/set/..",
 	};
-	struct resp r;
+	struct tresp r;
 	char longkey[1200];
 
 	(void)state;
@@ -621,22 +536,22 @@ static void test_bad_keys_are_refused_with_400_bad_key(void **state)
 		if (r.status != 400)
 			fail_msg("%s %s: %ld", m, bad[i], r.status);
 		assert_error(&r, 400, "bad_key");
-		resp_clear(&r);
+		tresp_clear(&r);
 	}
 	memset(longkey, 'k', sizeof longkey);
 	memcpy(longkey, "/kv/", 4);
 	longkey[sizeof longkey - 1] = '\0';
 	req("PUT", longkey, "v", 1, &r, NULL);
 	assert_error(&r, 400, "bad_key");
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	/* an escaped '/' is a separator, and UTF-8 is fine */
 	req("PUT", "/kv/esc%2Fk%C3%A9y", "v", 1, &r, NULL);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/esc/k\xc3\xa9y", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 /* The longest key, every byte it can of it percent-encoded (a URL of 12
@@ -646,7 +561,7 @@ static void test_longest_key_percent_encoded_round_trips(void **state)
 	enum { SEGS = KV_MAX_KEY / 256 };
 	char path[SEGS * 127 * 6 + SEGS + 64] = "/kv/",
 					  key[KV_MAX_KEY + 1] = "";
-	struct resp r;
+	struct tresp r;
 
 	(void)state;
 	for (int s = 0; s < SEGS; s++) {
@@ -664,54 +579,55 @@ static void test_longest_key_percent_encoded_round_trips(void **state)
 	assert_int_equal(strlen(key), KV_MAX_KEY);
 	req("PUT", path, "long", 4, &r, NULL);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", path, NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, 4);
 	assert_memory_equal(r.body, "long", 4);
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_errors_carry_json_bodies_and_stable_codes(void **state)
 {
-	struct resp r;
+	struct tresp r;
 	char buf[256];
 
 	(void)state;
 	req("GET", "/nowhere", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("DELETE", "/status", NULL, 0, &r, NULL);
 	assert_error(&r, 405, "method_not_allowed");
-	assert_non_null(header(&r, "Allow", buf, sizeof buf));
+	assert_non_null(tresp_header(&r, "Allow", buf, sizeof buf));
 	assert_non_null(strstr(buf, "GET"));
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("PATCH", "/kv/x", "v", 1, &r, NULL);
 	assert_error(&r, 405, "method_not_allowed");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("PUT", "/kv/dir/", "v", 1, &r, NULL);
 	assert_error(&r, 405, "method_not_allowed");
-	assert_string_equal(header(&r, "Allow", buf, sizeof buf), "GET, HEAD");
-	resp_clear(&r);
+	assert_string_equal(tresp_header(&r, "Allow", buf, sizeof buf),
+			    "GET, HEAD");
+	tresp_clear(&r);
 
 	req("GET", "/kv/x?consistency=sometimes", NULL, 0, &r, NULL);
 	assert_error(&r, 400, "bad_request");
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	/* a key and a directory of the same name conflict: 409 */
 	req("PUT", "/kv/conf/d/leaf", "v", 1, &r, NULL);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("PUT", "/kv/conf/d", "v", 1, &r, NULL);
 	assert_error(&r, 409, "conflict");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("PUT", "/kv/conf/d/leaf/under", "v", 1, &r, NULL);
 	assert_error(&r, 409, "conflict");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/conf/d", NULL, 0, &r, NULL);
 	assert_error(&r, 409, "conflict");
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_put_without_length_is_411(void **state)
@@ -777,7 +693,7 @@ static void test_chunked_body_over_the_limit_is_413(void **state)
 {
 	char url[128];
 	struct feeder f = {.left = KV_MAX_VALUE + 64 * 1024};
-	struct resp r = {0};
+	struct tresp r = {0};
 	struct curl_slist *hdrs = NULL;
 	CURL *c = curl_easy_init();
 
@@ -787,7 +703,7 @@ static void test_chunked_body_over_the_limit_is_413(void **state)
 	curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
 	curl_easy_setopt(c, CURLOPT_READFUNCTION, feed);
 	curl_easy_setopt(c, CURLOPT_READDATA, &f);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tcurl_body_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 120L);
 	hdrs = curl_slist_append(hdrs, "Transfer-Encoding: chunked");
@@ -798,37 +714,37 @@ static void test_chunked_body_over_the_limit_is_413(void **state)
 	curl_slist_free_all(hdrs);
 	curl_easy_cleanup(c);
 	assert_error(&r, 413, "too_large");
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("GET", "/kv/chunky", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_mmapd_set_and_get_keep_working(void **state)
 {
-	struct resp r;
+	struct tresp r;
 
 	(void)state;
 	/* urlencoded, with NUL, 0xFF and '+' for a space */
 	req("POST", "/set/mm/k", "other=1&value=a%00b%FF+c%2B&x=2", 31, &r,
 	    "Content-Type: application/x-www-form-urlencoded", NULL);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/get/mm/k", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
 	assert_int_equal(r.len, 7);
 	assert_memory_equal(r.body, "a\0b\xff c+", 7);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	/* Go's FormValue also reads the query */
 	req("POST", "/set/mm/q?value=from%20query", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/mm/q", NULL, 0, &r, NULL);
 	assert_int_equal(r.len, 10);
 	assert_memory_equal(r.body, "from query", 10);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	/* multipart, as curl -F sends it */
 	CURL *c = curl_easy_init();
@@ -840,7 +756,7 @@ static void test_mmapd_set_and_get_keep_working(void **state)
 	snprintf(url, sizeof url, "http://127.0.0.1:%u/set/mm/m", port);
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_MIMEPOST, mime);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, tcurl_body_cb);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &r);
 	memset(&r, 0, sizeof r);
 	assert_int_equal(curl_easy_perform(c), CURLE_OK);
@@ -848,19 +764,19 @@ static void test_mmapd_set_and_get_keep_working(void **state)
 	curl_mime_free(mime);
 	curl_easy_cleanup(c);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/get/mm/m", NULL, 0, &r, NULL);
 	assert_int_equal(r.len, 10);
 	assert_memory_equal(r.body, "multi\0part", 10);
-	resp_clear(&r);
+	tresp_clear(&r);
 
 	req("POST", "/set/mm/none", "other=1", 7, &r,
 	    "Content-Type: application/x-www-form-urlencoded", NULL);
 	assert_error(&r, 400, "bad_request");
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/get/mm/absent", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_status_has_every_field_issue_2_names(void **state)
@@ -881,13 +797,13 @@ static void test_status_has_every_field_issue_2_names(void **state)
 	    "version",
 	    "uptime_s",
 	};
-	struct resp r;
+	struct tresp r;
 	char buf[128];
 
 	(void)state;
 	req("GET", "/status", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
-	assert_string_equal(header(&r, "Content-Type", buf, sizeof buf),
+	assert_string_equal(tresp_header(&r, "Content-Type", buf, sizeof buf),
 			    "application/json");
 	cJSON *j = cJSON_Parse(r.body);
 	assert_non_null(j);
@@ -897,7 +813,7 @@ static void test_status_has_every_field_issue_2_names(void **state)
 	cJSON *role = cJSON_GetObjectItem(j, "role");
 	assert_true(cJSON_IsString(role));
 	cJSON_Delete(j);
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_slow_client_does_not_block_others(void **state)
@@ -905,7 +821,7 @@ static void test_slow_client_does_not_block_others(void **state)
 	static const char half[] =
 	    "GET /kv/slowpoke HTTP/1.1\r\nHost: x\r\nX-Ha";
 	int slow[4];
-	struct resp r;
+	struct tresp r;
 
 	(void)state;
 	for (int i = 0; i < 4; i++) {
@@ -915,10 +831,10 @@ static void test_slow_client_does_not_block_others(void **state)
 	/* while they sit there, others are served */
 	req("PUT", "/kv/slow/other", "v", 1, &r, NULL);
 	assert_int_equal(r.status, 201);
-	resp_clear(&r);
+	tresp_clear(&r);
 	req("GET", "/kv/slow/other", NULL, 0, &r, NULL);
 	assert_int_equal(r.status, 200);
-	resp_clear(&r);
+	tresp_clear(&r);
 	/* and the slow ones can still finish */
 	raw_send(slow[0], "lf: done\r\n\r\n", 12);
 	char buf[4096];
@@ -931,7 +847,7 @@ static void test_truncated_body_stores_nothing(void **state)
 {
 	static const char rq[] = "PUT /kv/trunc HTTP/1.1\r\nHost: x\r\n"
 				 "Content-Length: 100\r\n\r\n0123456789";
-	struct resp r;
+	struct tresp r;
 	int fd = raw_connect();
 
 	(void)state;
@@ -942,7 +858,7 @@ static void test_truncated_body_stores_nothing(void **state)
 	assert_node_serves();
 	req("GET", "/kv/trunc", NULL, 0, &r, NULL);
 	assert_error(&r, 404, "not_found");
-	resp_clear(&r);
+	tresp_clear(&r);
 }
 
 static void test_huge_headers_and_garbage_do_not_hurt_the_node(void **state)
@@ -1027,10 +943,10 @@ static void test_many_large_uploads_at_once_get_503_retry(void **state)
 		close(probes[i]);
 	deadline = time(NULL) + 30;
 	while (time(NULL) < deadline) {
-		struct resp r;
+		struct tresp r;
 		req("PUT", "/kv/hog-small", "v", 1, &r, NULL);
 		st = (int)r.status;
-		resp_clear(&r);
+		tresp_clear(&r);
 		if (st != 503)
 			break;
 	}

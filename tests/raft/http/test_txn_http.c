@@ -19,62 +19,22 @@
 
 #include "http_int.h"
 #include "rmtree.h"
+#include "tcurl.h"
 #include "tnode.h"
 
 static struct tnode tn;
 static unsigned port;
 static char datadir[] = "/tmp/kvfs-test-txn-XXXXXX";
 
-struct resp {
-	long status;
-	char *body;
-	size_t len;
-};
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *cls)
-{
-	struct resp *r = cls;
-	size_t n = size * nmemb;
-	char *b = realloc(r->body, r->len + n + 1);
-	assert_non_null(b);
-	memcpy(b + r->len, data, n);
-	r->len += n;
-	b[r->len] = '\0';
-	r->body = b;
-	return n;
-}
-
 static void req(const char *method, const char *path, const char *body,
-		struct resp *r)
+		struct tresp *r)
 {
-	char url[256];
-	CURL *c = curl_easy_init();
-	struct curl_slist *hdrs = curl_slist_append(NULL, "Expect:");
-
-	memset(r, 0, sizeof *r);
-	assert_non_null(c);
-	snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-	curl_easy_setopt(c, CURLOPT_URL, url);
-	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(c, CURLOPT_TIMEOUT, 60L);
-	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
-	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
-	if (body) {
-		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)strlen(body));
-	}
-	CURLcode rc = curl_easy_perform(c);
-	if (rc != CURLE_OK)
-		fail_msg("%s %s: %s", method, path, curl_easy_strerror(rc));
-	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
-	curl_slist_free_all(hdrs);
-	curl_easy_cleanup(c);
+	tcurl_req(port, method, path, body, body ? strlen(body) : 0, NULL,
+		  false, r);
 }
 
 /* status and code as wanted, the message containing needle. */
-static void assert_fails(const struct resp *r, long status, const char *code,
+static void assert_fails(const struct tresp *r, long status, const char *code,
 			 const char *needle)
 {
 	if (r->status != status)
@@ -222,7 +182,7 @@ static void test_parse_messages_name_the_item(void **state)
 static void test_node_answers_400_409_405_and_results(void **state)
 {
 	(void)state;
-	struct resp r;
+	struct tresp r;
 
 	req("POST", "/txn",
 	    "{\"success\":[{\"op\":\"put\",\"key\":\"a\","
@@ -230,20 +190,20 @@ static void test_node_answers_400_409_405_and_results(void **state)
 	    "\"value\":\"2\"}]}",
 	    &r);
 	assert_fails(&r, 400, "bad_request", "success[1]: two writes");
-	free(r.body);
+	tresp_clear(&r);
 	req("POST", "/txn", "{\"success\":[{\"op\":\"get\",\"key\":\"a//b\"}]}",
 	    &r);
 	assert_fails(&r, 400, "bad_key", "success[0]");
-	free(r.body);
+	tresp_clear(&r);
 	req("POST", "/txn?dry=1", "{}", &r);
 	assert_fails(&r, 400, "bad_request", "unknown query parameter: dry");
-	free(r.body);
+	tresp_clear(&r);
 	req("GET", "/txn", NULL, &r);
 	assert_int_equal(r.status, 405);
-	free(r.body);
+	tresp_clear(&r);
 	req("PUT", "/kv/a", "1", &r);
 	assert_true(r.status == 201);
-	free(r.body);
+	tresp_clear(&r);
 	/* a put below a key: 409 naming the op, nothing written */
 	req("POST", "/txn",
 	    "{\"success\":[{\"op\":\"put\",\"key\":\"c\","
@@ -251,10 +211,10 @@ static void test_node_answers_400_409_405_and_results(void **state)
 	    "\"value\":\"2\"}]}",
 	    &r);
 	assert_fails(&r, 409, "conflict", "success[1]");
-	free(r.body);
+	tresp_clear(&r);
 	req("GET", "/kv/c", NULL, &r);
 	assert_int_equal(r.status, 404);
-	free(r.body);
+	tresp_clear(&r);
 	/* the failure branch with its gets; then the success branch */
 	req("POST", "/txn",
 	    "{\"compare\":[{\"key\":\"a\",\"target\":\"value\","
@@ -274,7 +234,7 @@ static void test_node_answers_400_409_405_and_results(void **state)
 	assert_true(cJSON_IsFalse(
 	    cJSON_GetObjectItem(cJSON_GetArrayItem(res, 1), "found")));
 	cJSON_Delete(j);
-	free(r.body);
+	tresp_clear(&r);
 	req("POST", "/txn",
 	    "{\"compare\":[{\"key\":\"a\",\"target\":\"exists\","
 	    "\"op\":\"==\",\"value\":true}],\"success\":[{"
@@ -294,10 +254,10 @@ static void test_node_answers_400_409_405_and_results(void **state)
 	assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(res, 2), "deleted")
 			->valuedouble == 1);
 	cJSON_Delete(j);
-	free(r.body);
+	tresp_clear(&r);
 	req("GET", "/kv/a", NULL, &r);
 	assert_int_equal(r.status, 404);
-	free(r.body);
+	tresp_clear(&r);
 }
 
 static int setup(void **state)
