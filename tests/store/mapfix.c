@@ -37,3 +37,22 @@ void on_change(void *ctx, const char *key, size_t klen)
 	snprintf(f->changes + n, sizeof(f->changes) - n, "%s%.*s", n ? " " : "",
 		 (int)klen, key);
 }
+
+int apply_to(struct fixture *f, struct map *m, uint64_t index,
+	     const struct kv_cmd *c, struct kv_result *out)
+{
+	char *json;
+	size_t len;
+	struct kv_cmd d;
+	struct kv_result res;
+
+	assert_int_equal(kv_cmd_encode(c, &json, &len), 0);
+	assert_int_equal(kv_cmd_decode(json, len, &d), 0);
+	free(json);
+	assert_int_equal(map_apply(m, index, &d, &res, on_change, f), 0);
+	kv_cmd_clear(&d);
+	assert_int_equal(res.rev, index);
+	if (out != NULL)
+		*out = res;
+	return res.err;
+}

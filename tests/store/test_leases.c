@@ -26,26 +26,6 @@
 #include "map_impl.h"
 #include "mapfix.h"
 
-/* Apply c to m as the entry at index, through the codec; the result. */
-static int apply_to(struct fixture *f, struct map *m, uint64_t index,
-		    const struct kv_cmd *c, struct kv_result *out)
-{
-	char *json;
-	size_t len;
-	struct kv_cmd d;
-	struct kv_result res;
-
-	assert_int_equal(kv_cmd_encode(c, &json, &len), 0);
-	assert_int_equal(kv_cmd_decode(json, len, &d), 0);
-	free(json);
-	assert_int_equal(map_apply(m, index, &d, &res, on_change, f), 0);
-	kv_cmd_clear(&d);
-	assert_int_equal(res.rev, index);
-	if (out != NULL)
-		*out = res;
-	return res.err;
-}
-
 static int apply(struct fixture *f, const struct kv_cmd *c)
 {
 	return apply_to(f, f->m, ++f->index, c, NULL);

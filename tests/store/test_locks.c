@@ -23,27 +23,9 @@
 #include "map_impl.h"
 #include "mapfix.h"
 
-/* Apply c to m as the entry at index, through the codec; the result. */
-static int apply_to(struct fixture *f, struct map *m, uint64_t index,
-		    const struct kv_cmd *c)
-{
-	char *json;
-	size_t len;
-	struct kv_cmd d;
-	struct kv_result res;
-
-	assert_int_equal(kv_cmd_encode(c, &json, &len), 0);
-	assert_int_equal(kv_cmd_decode(json, len, &d), 0);
-	free(json);
-	assert_int_equal(map_apply(m, index, &d, &res, on_change, f), 0);
-	kv_cmd_clear(&d);
-	assert_int_equal(res.rev, index);
-	return res.err;
-}
-
 static int apply(struct fixture *f, const struct kv_cmd *c)
 {
-	return apply_to(f, f->m, ++f->index, c);
+	return apply_to(f, f->m, ++f->index, c, NULL);
 }
 
 /* A new session; its id (the entry's index). */
@@ -416,7 +398,7 @@ static void test_the_table_survives_a_db_snapshot_and_is_hashed(void **state)
 	    locks_conflict(l, "f", 1, KV_LOCK_POSIX, b, 1, KV_LOCK_RD, 10, 99));
 	/* the loaded table goes on under the same rules */
 	struct kv_cmd end = {.op = KV_OP_SESS_END, .sid = a};
-	assert_int_equal(apply_to(f, back, f->index + 1, &end), 0);
+	assert_int_equal(apply_to(f, back, f->index + 1, &end, NULL), 0);
 	assert_int_equal(apply(f, &end), 0);
 	assert_int_equal(map_state_hash(back), map_state_hash(f->m));
 	map_free(back);
@@ -433,7 +415,7 @@ static void test_the_same_commands_make_the_same_table_and_hash(void **state)
 	uint64_t a = open_session(f, 1);
 	struct kv_cmd open = {.op = KV_OP_SESS_OPEN, .node = 1};
 
-	assert_int_equal(apply_to(f, twin, a, &open), 0);
+	assert_int_equal(apply_to(f, twin, a, &open, NULL), 0);
 	for (uint64_t i = 0; i < 40; i++) {
 		uint64_t s = (i * 37) % 100, e = s + (i % 7);
 		enum kv_lock_type t = (enum kv_lock_type)(i % 3);
@@ -449,7 +431,7 @@ static void test_the_same_commands_make_the_same_table_and_hash(void **state)
 				   .lock_kind = KV_LOCK_POSIX,
 				   .lock_start = s,
 				   .lock_end = e};
-		assert_int_equal(apply_to(f, twin, f->index, &c), r1);
+		assert_int_equal(apply_to(f, twin, f->index, &c, NULL), r1);
 	}
 	assert_int_equal(map_state_hash(twin), map_state_hash(f->m));
 	map_free(twin);
