@@ -116,3 +116,21 @@ const char *tresp_header(const struct tresp *r, const char *name, char *buf,
 	}
 	return NULL;
 }
+
+int tcurl_node_start(char *datadir, struct tnode *t)
+{
+	struct node_options opt = {.id = 1, .listen = "127.0.0.1:0"};
+
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if (!mkdtemp(datadir))
+		return -1;
+	opt.data_dir = datadir;
+	return tnode_start(&opt, t) == 0 && t->port ? 0 : -1;
+}
+
+void tcurl_node_stop(char *datadir, struct tnode *t)
+{
+	tnode_close(t);
+	rmtree(datadir);
+	curl_global_cleanup();
+}

@@ -7,6 +7,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "tnode.h"
+
 /* An answer: the status, the body and the header lines (each with its
  * CRLF), NUL-terminated; tresp_clear frees them. */
 struct tresp {
@@ -31,5 +33,11 @@ size_t tcurl_body_cb(char *data, size_t size, size_t nmemb, void *cls);
  * NULL. */
 const char *tresp_header(const struct tresp *r, const char *name, char *buf,
 			 size_t size);
+
+/* A test group's node: libcurl initialized, then a one-member node with
+ * its listener on 127.0.0.1 (port 0: the kernel's pick, in t->port) and
+ * its data in mkdtemp(datadir). 0 or -1. tcurl_node_stop undoes it. */
+int tcurl_node_start(char *datadir, struct tnode *t);
+void tcurl_node_stop(char *datadir, struct tnode *t);
 
 #endif

@@ -1047,27 +1047,18 @@ static void test_header_formatters_match_printf(void **state)
 
 static int setup(void **state)
 {
-	struct node_options opt = {
-	    .id = 1, .data_dir = NULL, .listen = "127.0.0.1:0"};
-
 	(void)state;
-	curl_global_init(CURL_GLOBAL_DEFAULT);
-	if (!mkdtemp(datadir))
-		return -1;
-	opt.data_dir = datadir;
-	if (tnode_start(&opt, &tn) != 0)
+	if (tcurl_node_start(datadir, &tn) != 0)
 		return -1;
 	node = tn.node;
 	port = tn.port;
-	return port ? 0 : -1;
+	return 0;
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	tnode_close(&tn);
-	rmtree(datadir);
-	curl_global_cleanup();
+	tcurl_node_stop(datadir, &tn);
 	return 0;
 }
 
