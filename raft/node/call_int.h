@@ -68,6 +68,7 @@ struct node_call {
 	/* the entry (writes, changes) or the index to be applied (reads) */
 	uint64_t index, term;
 	uint64_t fwd;	/* CALL_FORWARDED: the batch it went in */
+	size_t fwd_pos; /* and its entry's place in that batch */
 	uint64_t round; /* CALL_READER: the round it waits for */
 	/* CALL_PARKED: not retried before retry_ms (CLOCK_MONOTONIC)
 	 * unless the leader or term changed since epoch */

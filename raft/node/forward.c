@@ -64,7 +64,7 @@ void forward_calls(struct kv_node *n, struct node_call *list, size_t count,
 			bytes = 0;
 		}
 		e[k++] = call_entry(c);
-		msg->n_entries++;
+		c->fwd_pos = msg->n_entries++;
 		bytes += c->len;
 		c->fwd = msg->ctx;
 	}
@@ -165,8 +165,12 @@ void forward_answer(struct kv_node *n, const struct raft_message *m)
 		   : m->hint_term == EINVAL ? -EINVAL
 					    : NODE_RETRY;
 	uint64_t applied = store_applied(n->store);
-	for (uint64_t i = 0; c && c->fwd == m->ctx; i++) {
+	/* by each call's own place in the batch, not its place in the list:
+	 * a call of the batch that expired meanwhile has left the list, and
+	 * the ones after it must not take its entry's outcome */
+	while (c && c->fwd == m->ctx) {
 		struct node_call *next = c->next;
+		uint64_t i = c->fwd_pos;
 		calls_unlink(l, prev, c);
 		if (fail || i >= m->hint_index) {
 			/* not appended: safe to try again */
