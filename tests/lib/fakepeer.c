@@ -229,6 +229,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	if (up == NULL)
 		return stream_begin(cls, c, url, method, con_cls);
 	if (*size > 0) {
+		while (atomic_load(&up->fp->paused))
+			fakepeer_nap(); /* nothing more is read meanwhile */
 		int rc = peer_frames_feed(&up->f, data, *size, PEER_MAX_BODY,
 					  on_frame, up, NULL, 0);
 		*size = 0;
@@ -258,6 +260,7 @@ struct fakepeer *fakepeer_start_fd(int fd)
 
 	assert_non_null(fp);
 	pthread_mutex_init(&fp->mu, NULL);
+	atomic_init(&fp->paused, false);
 	fp->d = fakepeer_mhd_start(fd, on_request, on_done, fp, &fp->port);
 	return fp;
 }

@@ -9,6 +9,8 @@
 #define KVFS_TESTS_FAKEPEER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +77,9 @@ struct fakepeer {
 	unsigned status;  /* refuse every stream with this (0: take it) ... */
 	const char *text; /* ... and this body */
 	unsigned streams; /* requests that began */
+	/* Set: a stream's body is not read (the handler waits), so the
+	 * sender's socket fills up, as with a peer that stalls. */
+	atomic_bool paused;
 	struct fakepeer_frame frames[FAKEPEER_MAX_FRAMES];
 	unsigned n;
 };

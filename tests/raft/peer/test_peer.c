@@ -583,6 +583,189 @@ test_a_frame_the_socket_cannot_take_at_once_is_finished(void **state)
 	fakepeer_stop(s);
 }
 
+/* ---- Writing on the caller's thread, and falling back to the queue ---- */
+
+enum { STALL_LEN = 16 * 1024 };
+
+/* An append of one entry of STALL_LEN bytes, all (i % 251), copied by
+ * peers_send; buf is the caller's. */
+static struct raft_message stall_append(uint64_t i, char *buf,
+					struct raft_entry *e)
+{
+	memset(buf, (int)(i % 251), STALL_LEN);
+	*e = (struct raft_entry){.term = 1,
+				 .index = i + 1,
+				 .type = RAFT_ENTRY_NORMAL,
+				 .data = buf,
+				 .len = STALL_LEN};
+	return (struct raft_message){.type = RAFT_MSG_APPEND,
+				     .from = SELF,
+				     .to = 2,
+				     .term = 1,
+				     .index = i,
+				     .commit = i,
+				     .entries = e,
+				     .n_entries = 1};
+}
+
+/* Appends first..first+count, one peers_send each, on a thread. */
+struct stall_sender {
+	struct peer_set *ps;
+	uint64_t first, count;
+	atomic_bool done;
+};
+
+static void *stall_sender_main(void *arg)
+{
+	struct stall_sender *st = arg;
+	char *buf = malloc(STALL_LEN);
+	struct raft_entry e;
+
+	for (uint64_t i = st->first; buf && i < st->first + st->count; i++) {
+		struct raft_message m = stall_append(i, buf, &e);
+		if (peers_send(st->ps, &m, 1) != 1)
+			break; /* seen as messages missing */
+	}
+	free(buf);
+	atomic_store(&st->done, true);
+	return NULL;
+}
+
+/* peers_send writes a frame into an idle open stream itself (peer_set.c);
+ * here the peer stops reading, so the socket fills up in the middle of a
+ * frame. The callers never block on it: what the socket did not take
+ * waits whole in the stream's out, later messages go to the queue behind
+ * it, and once the peer reads again (while more are sent, some written
+ * by the caller, some by the sender thread) every append arrives once,
+ * whole, in the order it was sent, on the one stream. */
+static void test_a_stalled_peer_neither_blocks_nor_reorders(void **state)
+{
+	enum { STALLED = 500, AFTER = 300 };
+	struct peer_options o = {.timeout_ms = 60000};
+	struct fakepeer *s = fakepeer_start();
+	struct peer_set *ps = new_set(&o);
+	struct stall_sender st = {.ps = ps, .first = 0, .count = STALLED};
+	struct raft_message m = hb(2, 1), *got;
+	uint64_t end = kv_mono_ms() + DEADLINE_MS;
+	pthread_t t;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	wait_sent(ps, 2, 1); /* the stream is open and idle */
+	atomic_store(&s->paused, true);
+	atomic_init(&st.done, false);
+	assert_int_equal(pthread_create(&t, NULL, stall_sender_main, &st), 0);
+	while (!atomic_load(&st.done) && kv_mono_ms() < end)
+		fakepeer_nap();
+	/* 8 MB the peer did not read: sent all the same, none blocked */
+	assert_true(atomic_load(&st.done));
+	pthread_join(t, NULL);
+	struct peer_info pi = info(ps, 2);
+	assert_true(pi.queued > 0); /* the fallback was taken */
+	assert_true(pi.sent < 1 + STALLED);
+	assert_int_equal(pi.dropped, 0);
+
+	atomic_store(&s->paused, false);
+	st = (struct stall_sender){.ps = ps, .first = STALLED, .count = AFTER};
+	atomic_init(&st.done, false);
+	stall_sender_main(&st); /* on this thread, as the sender drains */
+	wait_sent(ps, 2, 1 + STALLED + AFTER);
+
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 1 + STALLED + AFTER, &n);
+	assert_int_equal(n, 1 + STALLED + AFTER);
+	assert_int_equal(got[0].type, RAFT_MSG_HEARTBEAT);
+	for (size_t j = 1; j < n; j++) {
+		const struct raft_message *a = &got[j];
+		assert_int_equal(a->type, RAFT_MSG_APPEND);
+		assert_int_equal(a->index, j - 1);
+		assert_int_equal(a->n_entries, 1);
+		assert_int_equal(a->entries[0].len, STALL_LEN);
+		const unsigned char *d = a->entries[0].data;
+		for (size_t k = 0; k < STALL_LEN; k += 509)
+			assert_int_equal(d[k], (j - 1) % 251);
+	}
+	peer_msgs_free(got, n);
+	pi = info(ps, 2);
+	assert_int_equal(pi.failures, 0);
+	assert_int_equal(pi.dropped, 0);
+	assert_int_equal(pi.queued, 0);
+	assert_int_equal(s->streams, 1);
+	peers_free(ps);
+	fakepeer_stop(s);
+}
+
+/* An append of one entry of len bytes, all (i % 251), to be taken by
+ * peers_send_take (the entries are the message's). */
+static struct raft_message taken_append(uint64_t i, size_t len)
+{
+	struct raft_entry *e = calloc(1, sizeof(*e));
+	assert_non_null(e);
+	*e = (struct raft_entry){.term = 1,
+				 .index = i + 1,
+				 .type = RAFT_ENTRY_NORMAL,
+				 .data = malloc(len),
+				 .len = len};
+	assert_non_null(e->data);
+	memset(e->data, (int)(i % 251), len);
+	return (struct raft_message){.type = RAFT_MSG_APPEND,
+				     .from = SELF,
+				     .to = 2,
+				     .term = 1,
+				     .index = i,
+				     .commit = i,
+				     .entries = e,
+				     .n_entries = 1};
+}
+
+/* An append too big for the caller's thread (past PEER_DIRECT_BYTES) is
+ * queued for the sender to encode; the small appends sent right after it
+ * on the same stream, which the caller could write itself, wait behind it
+ * in the queue and never overtake it. */
+static void test_a_small_append_never_overtakes_a_queued_one(void **state)
+{
+	enum { ROUNDS = 20, SMALL = 5 };
+	struct fakepeer *s = fakepeer_start();
+	struct peer_set *ps = new_set(NULL);
+	struct raft_message m = hb(2, 1), *got;
+	uint64_t i = 0;
+	size_t n;
+
+	(void)state;
+	add(ps, 2, s->port);
+	assert_int_equal(peers_send(ps, &m, 1), 1);
+	wait_sent(ps, 2, 1); /* the stream is open and idle */
+	for (int r = 0; r < ROUNDS; r++) {
+		m = taken_append(i, PEER_DIRECT_BYTES + 1);
+		assert_int_equal(peers_send_take(ps, &m, 1), 1);
+		i++;
+		for (int k = 0; k < SMALL; k++, i++) {
+			m = taken_append(i, 100);
+			assert_int_equal(peers_send_take(ps, &m, 1), 1);
+		}
+	}
+	wait_sent(ps, 2, 1 + i);
+	got = fakepeer_wait_msgs(s, CLUSTER, 2, 1 + i, &n);
+	assert_int_equal(n, 1 + i);
+	for (size_t j = 1; j < n; j++) {
+		const struct raft_message *a = &got[j];
+		assert_int_equal(a->type, RAFT_MSG_APPEND);
+		if (a->index != j - 1)
+			fail_msg("append %zu arrived as the %zu-th",
+				 (size_t)a->index, j - 1);
+		size_t len =
+		    (j - 1) % (SMALL + 1) ? 100 : PEER_DIRECT_BYTES + 1;
+		assert_int_equal(a->entries[0].len, len);
+		assert_int_equal(((unsigned char *)a->entries[0].data)[len - 1],
+				 (j - 1) % 251);
+	}
+	peer_msgs_free(got, n);
+	assert_int_equal(info(ps, 2).dropped, 0);
+	peers_free(ps);
+	fakepeer_stop(s);
+}
+
 /* A peer that closed the stream (a killed process) never gets a propose
  * written into the dead connection, where it would be lost with its
  * outcome unknown: the propose waits for the next stream and arrives on
@@ -782,6 +965,8 @@ int main(void)
 	    cmocka_unit_test(test_full_queue_drops_oldest_heartbeats_first),
 	    cmocka_unit_test(
 		test_a_frame_the_socket_cannot_take_at_once_is_finished),
+	    cmocka_unit_test(test_a_stalled_peer_neither_blocks_nor_reorders),
+	    cmocka_unit_test(test_a_small_append_never_overtakes_a_queued_one),
 	    cmocka_unit_test(
 		test_a_propose_after_the_peer_closed_goes_on_the_next_stream),
 	    cmocka_unit_test(test_stop_is_quick_while_a_stream_hangs),
