@@ -25,8 +25,8 @@ static void on_persisted(void *ctx, uint64_t index, uint64_t term)
 	n->in.persisted_index = index;
 	n->in.persisted_term = term;
 	n->in.persisted_new = true;
-	pthread_cond_signal(&n->in.cond);
 	pthread_mutex_unlock(&n->in.mu);
+	pthread_cond_signal(&n->in.cond); /* after: see inbox_add_call */
 }
 
 /* The node thread, in store_apply; or the store's owner reporting a
@@ -43,8 +43,8 @@ static void on_snapshotted(void *ctx, uint64_t index)
 	struct kv_node *n = ctx;
 	pthread_mutex_lock(&n->in.mu);
 	n->in.snapshotted = index;
-	pthread_cond_signal(&n->in.cond);
 	pthread_mutex_unlock(&n->in.mu);
+	pthread_cond_signal(&n->in.cond);
 }
 
 const struct store_raft_ops node_store_ops = {
