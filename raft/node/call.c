@@ -208,12 +208,14 @@ int inbox_add_call(struct kv_node *n, struct node_call *c)
 	}
 	c->stage = CALL_QUEUED;
 	calls_push(&in->calls, c);
+	bool lazy = in->lazy; /* the sync's report takes it up */
 	pthread_mutex_unlock(&in->mu);
 	/* After the unlock: a node thread woken while in.mu is still held
 	 * would block on it at once (two more futex calls and a context
 	 * switch a write). The node thread reads the inbox under in.mu
 	 * before it waits, and in.cond lives as long as the node. */
-	pthread_cond_signal(&in->cond);
+	if (!lazy)
+		pthread_cond_signal(&in->cond);
 	return 0;
 }
 
