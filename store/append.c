@@ -19,23 +19,33 @@
 
 /* ---- the sync thread ---- */
 
-void append_kick_sync_locked(struct store *st)
+/* Hand the sync thread what was written since its last job, if it is
+ * idle; log_mu held. True if a job was handed: the caller signals
+ * sync_cond, after log_mu is released where it can (a thread woken while
+ * the lock is still held would only block on it again). */
+static bool kick_sync_locked(struct store *st)
 {
 	if (st->sync_busy || !st->w_index || st->failed || st->sync_hold)
-		return;
+		return false;
 	struct log_sync *job;
 	int ret = log_sync_prepare(st->log, &job);
 	if (ret != 0) {
 		store_fail(st, ret, "log sync failed");
 		st->w_index = 0;
-		return;
+		return false;
 	}
 	st->sync_job = job;
 	st->sync_p_index = st->w_index;
 	st->sync_p_term = st->w_term;
 	st->w_index = st->w_term = 0;
 	st->sync_busy = true;
-	pthread_cond_signal(&st->sync_cond);
+	return true;
+}
+
+void append_kick_sync_locked(struct store *st)
+{
+	if (kick_sync_locked(st))
+		pthread_cond_signal(&st->sync_cond);
 }
 
 /* Queue st->sync_done for the owner unless it is queued already. */
@@ -86,8 +96,9 @@ void *append_sync_main(void *arg)
 		pthread_mutex_lock(&st->log_mu);
 		st->sync_job = NULL;
 		st->sync_busy = false;
-		/* what was written meanwhile: the next group commit */
-		append_kick_sync_locked(st);
+		/* what was written meanwhile: the next group commit (this
+		 * thread's own job: nobody to wake) */
+		kick_sync_locked(st);
 		if (!st->sync_busy && st->sync_notify) {
 			st->sync_notify = false;
 			notify_owner(st);
@@ -279,8 +290,10 @@ int store_append(struct store *st, const struct store_entry *e, size_t n)
 	/* the room first: once the sync starts, its thread may report these
 	 * appends durable, and the room must already count them */
 	append_update_room_locked(st);
-	append_kick_sync_locked(st);
+	bool kicked = kick_sync_locked(st);
 	pthread_mutex_unlock(&st->log_mu);
+	if (kicked) /* the job is set: a sync thread not yet waiting sees it */
+		pthread_cond_signal(&st->sync_cond);
 	owner_kick_if_due(st);
 	return ret;
 }

@@ -208,8 +208,14 @@ int inbox_add_call(struct kv_node *n, struct node_call *c)
 	}
 	c->stage = CALL_QUEUED;
 	calls_push(&in->calls, c);
-	pthread_cond_signal(&in->cond);
+	bool lazy = in->lazy; /* the sync's report takes it up */
 	pthread_mutex_unlock(&in->mu);
+	/* After the unlock: a node thread woken while in.mu is still held
+	 * would block on it at once (two more futex calls and a context
+	 * switch a write). The node thread reads the inbox under in.mu
+	 * before it waits, and in.cond lives as long as the node. */
+	if (!lazy)
+		pthread_cond_signal(&in->cond);
 	return 0;
 }
 
@@ -217,14 +223,14 @@ void inbox_expire(struct kv_node *n)
 {
 	pthread_mutex_lock(&n->in.mu);
 	n->in.expire = true;
-	pthread_cond_signal(&n->in.cond);
 	pthread_mutex_unlock(&n->in.mu);
+	pthread_cond_signal(&n->in.cond);
 }
 
 void inbox_wake_reads(struct kv_node *n)
 {
 	pthread_mutex_lock(&n->in.mu);
 	n->in.reads = true;
-	pthread_cond_signal(&n->in.cond);
 	pthread_mutex_unlock(&n->in.mu);
+	pthread_cond_signal(&n->in.cond);
 }

@@ -89,6 +89,11 @@ struct node_inbox {
 	bool sends_finished;  /* a snapshot sender finished */
 	bool reads;	      /* a reader wants a ReadIndex round */
 	bool expire;	      /* a blocking call's deadline passed */
+	/* A call needs no wake: the node is the only voter and waits for a
+	 * sync of its log, whose report (on_persisted) wakes it and clears
+	 * this; the calls queued meanwhile go into the next sync as they
+	 * would have if each had woken it (update.c: calls_lazy_update). */
+	bool lazy;
 	/* Batches a peer sender says never reached the leader
 	 * (node_unsent): the node thread retries their writes. More at once
 	 * than there is room for wait for their deadline. */

@@ -25,8 +25,9 @@ static void on_persisted(void *ctx, uint64_t index, uint64_t term)
 	n->in.persisted_index = index;
 	n->in.persisted_term = term;
 	n->in.persisted_new = true;
-	pthread_cond_signal(&n->in.cond);
+	n->in.lazy = false; /* the calls held for this report */
 	pthread_mutex_unlock(&n->in.mu);
+	pthread_cond_signal(&n->in.cond); /* after: see inbox_add_call */
 }
 
 /* The node thread, in store_apply; or the store's owner reporting a
@@ -43,8 +44,8 @@ static void on_snapshotted(void *ctx, uint64_t index)
 	struct kv_node *n = ctx;
 	pthread_mutex_lock(&n->in.mu);
 	n->in.snapshotted = index;
-	pthread_cond_signal(&n->in.cond);
 	pthread_mutex_unlock(&n->in.mu);
+	pthread_cond_signal(&n->in.cond);
 }
 
 const struct store_raft_ops node_store_ops = {
@@ -103,6 +104,25 @@ static int store_entries(struct kv_node *n, const struct raft_entry *e,
 			return ret;
 	}
 	return 0;
+}
+
+/* Whether calls may wait in the inbox without waking the node thread
+ * (in.lazy, call.c) after this update appended entries up to last (0:
+ * none). Only on the only voter: nothing of a write can happen before
+ * its own log's sync, whose report wakes the node and takes every call
+ * queued meanwhile into the next sync, the group commit it would have
+ * made had each call woken it. Not when a report is not sure to come
+ * (the store stalled or failed, nothing appended, or everything reported
+ * already): in.lazy is then false and every call wakes the node. A store
+ * that fails after this leaves calls to the next tick (NODE_TICK_MS),
+ * whose turn finds the error. */
+static void calls_lazy_update(struct kv_node *n, uint64_t last)
+{
+	bool lazy = last && raft_read_is_local(n->raft) &&
+		    store_write_error(n->store, NULL) == 0;
+	pthread_mutex_lock(&n->in.mu);
+	n->in.lazy = lazy && n->in.persisted_index < last;
+	pthread_mutex_unlock(&n->in.mu);
 }
 
 /* Step 1 of the caller's order: the leader sent the meta of a snapshot
@@ -179,6 +199,9 @@ void update_process(struct kv_node *n, struct raft_update *u)
 	}
 	outbox_flush(n);
 	int ret = store_entries(n, u->entries, u->n_entries, false);
+	calls_lazy_update(n, ret == 0 && u->n_entries
+				 ? u->entries[u->n_entries - 1].index
+				 : 0);
 	turn_mark(n, TURN_APPEND, u->n_entries,
 		  entries_bytes(u->entries, u->n_entries));
 	if (ret == 0)

@@ -118,9 +118,17 @@ static void on_done(void *ctx, int ret, const struct kv_result *res)
 	c->ret = ret;
 	if (res)
 		c->res = *res;
+	bool first = !s->done;
 	c->next_done = s->done;
 	s->done = c;
 	pthread_mutex_unlock(&s->mu);
+	/* One wake a batch: the answers the node thread settles in one turn
+	 * make one write, not one each. The loop reads the eventfd before it
+	 * takes the list (drain_done), so a list that is not empty always
+	 * has a write after it became so that the loop has not read yet, or
+	 * is taken whole by a drain that follows this push. */
+	if (!first)
+		return;
 	ssize_t w = write(s->wake_fd, &one, sizeof(one));
 	(void)w; /* the counter saturating is no loss: it is already set */
 }
