@@ -62,14 +62,15 @@ static int flush(struct writer *w, bool force)
 static void put_bytes(struct kv_buf *b, const char *name, const void *p,
 		      size_t n)
 {
-	if (kv_utf8_valid(p, n, false)) {
-		kv_buf_printf(b, "\"%s\":", name);
-		kv_buf_json_str(b, p, n);
-	} else {
-		kv_buf_printf(b, "\"%s64\":\"", name);
-		kv_buf_base64(b, p, n);
-		kv_buf_puts(b, "\"");
-	}
+	size_t mark = b->len;
+	kv_buf_printf(b, "\"%s\":", name);
+	if (b->err || kv_buf_json_text(b, p, n))
+		return;
+	b->len = mark; /* not text: "name64" instead */
+	b->p[mark] = '\0';
+	kv_buf_printf(b, "\"%s64\":\"", name);
+	kv_buf_base64(b, p, n);
+	kv_buf_puts(b, "\"");
 }
 
 static void put_rec(struct kv_buf *b, const struct kv_rec *r)

@@ -25,13 +25,15 @@ bool store_data_check(const void *data, size_t len, uint32_t *crc)
 	return true;
 }
 
-int store_cmd_prepare(struct kv_cmd *cmd)
+/* The record of a big put from the value bytes val[0..vlen) (cmd->val
+ * itself, or the same bytes elsewhere). */
+static int prepare(struct kv_cmd *cmd, const void *val, size_t vlen)
 {
 	if (cmd->op != KV_OP_PUT || cmd->prep != NULL ||
-	    cmd->vlen < STORE_PREPARE_BYTES || cmd->vlen > KV_MAX_VALUE)
+	    vlen < STORE_PREPARE_BYTES || vlen > KV_MAX_VALUE)
 		return 0; /* too big: the apply refuses it */
 	struct kv_rec *rec =
-	    kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen, cmd->xattrs,
+	    kv_rec_new_x(cmd->key, cmd->klen, val, vlen, cmd->xattrs,
 			 cmd->set_xattrs ? cmd->nxattr : 0);
 	if (rec == NULL)
 		return -ENOMEM;
@@ -39,6 +41,17 @@ int store_cmd_prepare(struct kv_cmd *cmd)
 	    map_rec_hash_kv(rec->key, rec->klen, kv_rec_val(rec), rec->vlen);
 	free(cmd->val); /* the record's copy serves the command from here */
 	cmd->val = (unsigned char *)kv_rec_val(rec);
+	cmd->vlen = vlen;
 	cmd->prep = rec;
 	return 0;
+}
+
+int store_cmd_prepare(struct kv_cmd *cmd)
+{
+	return prepare(cmd, cmd->val, cmd->vlen);
+}
+
+int store_cmd_prepare_from(struct kv_cmd *cmd, const void *val, size_t vlen)
+{
+	return prepare(cmd, val, vlen);
 }

@@ -2,19 +2,18 @@
  * of the log.
  *
  * A db is due after snapshot_every applied entries or once the log holds
- * max(snapshot_bytes, the db's size) bytes: a db rewrites the live data,
- * so with 1 GiB of it a db every 64 MiB of log would write 16 bytes for
- * each byte of log. The appender and the applier check the schedule the
- * owner published (two atomic loads) after every call and wake the owner
- * when it is due, so snapshots follow the traffic with no turn of their
- * own. A job's start takes map_lock for a moment only: the applied index,
- * its term, the map's state hash, the configuration, the lock and lease
- * tables, and it
- * marks the map's cut (map_cut_begin): from then on the applier keeps the
- * record each key had at the cut before its first change. The db-writer
- * thread then collects the cut's records from the map a step of
- * CUT_STEP keys at a time, each step under the read lock (walking 1M keys
- * under the lock at once took 200 ms, and the applier waits for it),
+ * max(snapshot_bytes, min(4 x db, db + 3 x snapshot_bytes)) bytes
+ * (byte_trigger): a db rewrites the live data, so with 1 GiB of it a db
+ * every 64 MiB of log would write 16 bytes for each byte of log. The appender
+ * and the applier check the schedule the owner published (two atomic loads)
+ * after every call and wake the owner when it is due, so snapshots follow the
+ * traffic with no turn of their own. A job's start takes map_lock for a moment
+ * only: the applied index, its term, the map's state hash, the configuration,
+ * the lock and lease tables, and it marks the map's cut (map_cut_begin): from
+ * then on the applier keeps the record each key had at the cut before its first
+ * change. The db-writer thread then collects the cut's records from the map a
+ * step of CUT_STEP keys at a time, each step under the read lock (walking 1M
+ * keys under the lock at once took 200 ms, and the applier waits for it),
  * checks that their hash is the map's at the cut, ends the cut, and writes
  * the db from the records (referenced, so they outlive any change). No
  * second copy of the map is kept. A failed job (a full disk) is retried
@@ -110,16 +109,31 @@ static void publish(struct store *st, uint64_t applied_at, uint64_t bytes_at)
 		st->kicked = true;
 }
 
-/* The log bytes that make a db due: snapshot_bytes, or the size of the
- * db in place when that is larger. A db rewrites the live data, so with
- * 1 GiB of it a db every 64 MiB of log would write 16 bytes for each
- * byte of log; this way the log grows to about the db's size at most
- * (docs/log-format.md). A stat on the owner thread, once per turn of the
- * schedule. */
+/* The log bytes that make a db due: snapshot_bytes, or SNAP_DB_FACTOR
+ * times the size of the db in place when that is larger, with at most
+ * SNAP_DB_FACTOR - 1 times snapshot_bytes of log beyond the db's size. A
+ * db rewrites the live data: with 1 GiB of it a db every 64 MiB of log
+ * would write 16 bytes for each byte of log, and with a db about as big
+ * as snapshot_bytes (64 keys of 1 MiB rewritten) the disk took every
+ * byte twice, once in the log and once in the db; this way a db costs at
+ * most 1 / SNAP_DB_FACTOR of the log's bytes while the db is not larger
+ * than snapshot_bytes, and the log grows to about the db's size plus
+ * (SNAP_DB_FACTOR - 1) x snapshot_bytes at most (docs/log-format.md). A
+ * stat on the owner thread, once per turn of the schedule. */
+uint64_t snapshot_byte_trigger(uint64_t snapshot_bytes, uint64_t db)
+{
+	uint64_t k = SNAP_DB_FACTOR;
+	uint64_t scaled = db > UINT64_MAX / k ? UINT64_MAX : db * k;
+	uint64_t capped = db + (k - 1) * snapshot_bytes;
+	if (capped < db) /* overflow */
+		capped = UINT64_MAX;
+	uint64_t t = scaled < capped ? scaled : capped;
+	return t > snapshot_bytes ? t : snapshot_bytes;
+}
+
 static uint64_t byte_trigger(const struct store *st)
 {
-	uint64_t db = db_size(st->dir);
-	return db > st->bytes ? db : st->bytes;
+	return snapshot_byte_trigger(st->bytes, db_size(st->dir));
 }
 
 void snapshot_schedule(struct store *st)

@@ -55,6 +55,11 @@ bool store_data_check(const void *data, size_t len, uint32_t *crc);
  * (cmd unchanged: the apply does the work). */
 #define STORE_PREPARE_BYTES (64u * 1024u)
 int store_cmd_prepare(struct kv_cmd *cmd);
+/* The same with the value's bytes taken from val[0..vlen) instead of
+ * cmd->val, which is freed (a put decoded without its value, whose bytes
+ * the caller holds: propose.c): on success cmd->val and vlen are the
+ * record's; on failure or for a small value cmd is unchanged. */
+int store_cmd_prepare_from(struct kv_cmd *cmd, const void *val, size_t vlen);
 #define STORE_ENTRY_CMD	   1
 #define STORE_ENTRY_NOOP   2
 #define STORE_ENTRY_CONFIG 3

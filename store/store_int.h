@@ -258,6 +258,12 @@ void *append_sync_main(void *arg);
 /* Start a job if the schedule says one is due and none runs or waits
  * for a retry, and publish what the next turn waits for. Owner. */
 void snapshot_schedule(struct store *st);
+/* The log bytes that make a db due with a db of db bytes in place:
+ * max(snapshot_bytes, min(SNAP_DB_FACTOR x db, db + (SNAP_DB_FACTOR - 1)
+ * x snapshot_bytes)), docs/log-format.md. Pure; snapshot.c. */
+#define SNAP_DB_FACTOR 4
+uint64_t snapshot_byte_trigger(uint64_t snapshot_bytes, uint64_t db);
+
 /* Start a job now unless one runs or nothing was applied since the db;
  * returns whether one runs. Owner. */
 bool snapshot_start(struct store *st);

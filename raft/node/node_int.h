@@ -56,7 +56,14 @@
 #define NODE_MAX_UNSENT			64 /* unsent batches noted at once */
 /* Commands this long or longer are decoded before the node thread
  * applies them (decoded.c), up to this many bytes of them at once. */
-#define NODE_PREDECODE_BYTES   (64u * 1024u)
+#define NODE_PREDECODE_BYTES (64u * 1024u)
+/* What decoding json (cmd's encoding, len bytes) gives, exactly, for a
+ * command of NODE_PREDECODE_BYTES or more, a big put's record prepared
+ * (store_cmd_prepare), for the node thread's apply to take (decoded.c);
+ * NULL for a small one or without memory. The proposer's thread.
+ * propose.c. */
+struct kv_cmd *propose_predecode(const struct kv_cmd *cmd, const char *json,
+				 size_t len);
 #define NODE_DECODED_MAX_BYTES (256u << 20)
 
 /* Not applied and never will be (not the leader, or its entry lost to

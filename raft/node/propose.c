@@ -66,14 +66,50 @@ int propose_check(const struct kv_cmd *cmd)
 	return 0;
 }
 
-/* A big command's json decoded again on the caller's thread, so that the
- * node thread need not when it applies it (decoded.c): what decoding the
- * entry gives, exactly. NULL for a small one, or without memory. */
-static struct kv_cmd *predecode(const char *json, size_t len)
+/* A big put decoded without its value: the command encoded again with
+ * an empty value and that line decoded give every other field exactly as
+ * decoding json would (the encoding of a field does not depend on the
+ * value), and the value's bytes are cmd's own, which is what decoding its
+ * escaped or base64 form gives back; the record is built from them. This
+ * skips the decoder's scan, UTF-8 check and copy of the value, or its
+ * base64 decode (with 1 MiB values, 12 to 20% of the proposing thread).
+ * NULL if not such a put, or without memory. */
+static struct kv_cmd *predecode_put(const struct kv_cmd *cmd)
+{
+	if (cmd->op != KV_OP_PUT || cmd->vlen < STORE_PREPARE_BYTES ||
+	    cmd->vlen > KV_MAX_VALUE)
+		return NULL;
+	struct kv_cmd bare = *cmd;
+	bare.val = (unsigned char *)"";
+	bare.vlen = 0;
+	char *line;
+	size_t len;
+	if (kv_cmd_encode(&bare, &line, &len) != 0)
+		return NULL;
+	struct kv_cmd *d = malloc(sizeof(*d));
+	if (d && kv_cmd_decode(line, len, d) != 0) {
+		free(d);
+		d = NULL;
+	}
+	free(line);
+	if (d && (store_cmd_prepare_from(d, cmd->val, cmd->vlen) != 0 ||
+		  d->prep == NULL)) {
+		kv_cmd_clear(d);
+		free(d);
+		d = NULL;
+	}
+	return d;
+}
+
+struct kv_cmd *propose_predecode(const struct kv_cmd *cmd, const char *json,
+				 size_t len)
 {
 	if (len < NODE_PREDECODE_BYTES)
 		return NULL;
-	struct kv_cmd *d = malloc(sizeof(*d));
+	struct kv_cmd *d = predecode_put(cmd);
+	if (d)
+		return d;
+	d = malloc(sizeof(*d));
 	if (d && kv_cmd_decode(json, len, d) != 0) {
 		free(d);
 		d = NULL;
@@ -143,7 +179,7 @@ int node_propose_async(struct kv_node *n, struct kv_cmd *cmd, node_done_fn done,
 	c->json = json;
 	c->len = len;
 	call_share_json(c);
-	c->dec = predecode(json, len);
+	c->dec = propose_predecode(cmd, json, len);
 	ret = propose_start(n, c);
 	if (ret != 0) {
 		call_free_dec(c);
@@ -168,7 +204,7 @@ int node_propose(struct kv_node *n, struct kv_cmd *cmd, struct kv_result *res)
 	c.json = json;
 	c.len = len;
 	call_share_json(&c);
-	c.dec = predecode(json, len);
+	c.dec = propose_predecode(cmd, json, len);
 	ret = propose_start(n, &c);
 	if (ret == 0)
 		ret = call_wait(n, &c, &s, res);

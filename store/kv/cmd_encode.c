@@ -17,14 +17,15 @@ static void put_bytes(struct kv_buf *b, const char *name, const void *p,
 {
 	kv_buf_puts(b, ",\"");
 	kv_buf_puts(b, name);
-	if (kv_utf8_valid(p, n, false)) {
-		kv_buf_puts(b, "\":");
-		kv_buf_json_str(b, p, n);
-	} else {
-		kv_buf_puts(b, "64\":\"");
-		kv_buf_base64(b, p, n);
-		kv_buf_puts(b, "\"");
-	}
+	size_t mark = b->len; /* the name's end */
+	kv_buf_puts(b, "\":");
+	if (b->err || kv_buf_json_text(b, p, n))
+		return;
+	b->len = mark; /* not text: the name gets its "64" */
+	b->p[mark] = '\0';
+	kv_buf_puts(b, "64\":\"");
+	kv_buf_base64(b, p, n);
+	kv_buf_puts(b, "\"");
 }
 
 static void put_time(struct kv_buf *b, const char *name, int64_t ns)

@@ -178,6 +178,132 @@ void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n)
 	kv_buf_put(b, "\"", 1);
 }
 
+/* The length of the UTF-8 sequence at s[0..n) whose first byte is at
+ * least 0x80, by the rules of kv_utf8_valid, or 0 if it is not one. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	uint32_t cp;
+	size_t len;
+
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		cp = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		cp = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		cp = c & 0x07;
+	} else {
+		return 0; /* continuation, 0xc0/0xc1 or > 0xf4 */
+	}
+	if (n < len)
+		return 0;
+	for (size_t k = 1; k < len; k++) {
+		if ((s[k] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[k] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* One byte below 0x20, '"' or '\\' as its JSON escape, at the end of b. */
+static void put_escape(struct kv_buf *b, unsigned char c)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *o = b->p + b->len;
+	size_t elen = 2;
+
+	o[0] = '\\';
+	switch (c) {
+	case '"':
+	case '\\':
+		o[1] = (char)c;
+		break;
+	case '\n':
+		o[1] = 'n';
+		break;
+	case '\r':
+		o[1] = 'r';
+		break;
+	case '\t':
+		o[1] = 't';
+		break;
+	case '\b':
+		o[1] = 'b';
+		break;
+	case '\f':
+		o[1] = 'f';
+		break;
+	default:
+		o[1] = 'u';
+		o[2] = '0';
+		o[3] = '0';
+		o[4] = hex[c >> 4];
+		o[5] = hex[c & 15];
+		elen = 6;
+	}
+	b->len += elen;
+}
+
+/* kv_utf8_valid (no NUL) and kv_buf_json_str in one pass: each 8-byte
+ * word of plain ASCII is checked and stored at once; a word with a byte
+ * to escape or above 0x7f is taken byte by byte. The output has room for
+ * the text as it is from the start, and grows only for escapes. */
+bool kv_buf_json_text(struct kv_buf *b, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+	size_t start = b->len, i = 0;
+
+	if (!buf_reserve(b, n + 2))
+		return true; /* b->err says so */
+	b->p[b->len++] = '"';
+	while (i < n) {
+		uint64_t w;
+		if (i + 8 <= n) {
+			memcpy(&w, s + i, 8);
+			if (!(w & HIGHS) && !word_special(w)) {
+				memcpy(b->p + b->len, &w, 8);
+				b->len += 8;
+				i += 8;
+				continue;
+			}
+		}
+		unsigned char c = s[i];
+		if (c >= 0x80) {
+			size_t len = utf8_seq(s + i, n - i);
+			if (len == 0)
+				goto not_text;
+			memcpy(b->p + b->len, s + i, len);
+			b->len += len;
+			i += len;
+		} else if (c >= 0x20 && c != '"' && c != '\\') {
+			b->p[b->len++] = (char)c;
+			i++;
+		} else {
+			if (c == 0)
+				goto not_text;
+			/* room for the rest as it is, and this escape */
+			if (!buf_reserve(b, n - i + 7))
+				return true;
+			put_escape(b, c);
+			i++;
+		}
+	}
+	b->p[b->len++] = '"';
+	b->p[b->len] = '\0';
+	return true;
+
+not_text:
+	b->len = start;
+	b->p[start] = '\0';
+	return false;
+}
+
 static const char b64[] =
     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 

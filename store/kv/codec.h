@@ -25,6 +25,11 @@ void kv_buf_printf(struct kv_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 /* Append bytes as a quoted, escaped JSON string (must be valid UTF-8). */
 void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n);
+/* If p[0..n) is UTF-8 without NUL (kv_utf8_valid), append it as
+ * kv_buf_json_str does and return true; else append nothing and return
+ * false. One pass over the bytes (a 1 MiB value was checked, scanned and
+ * copied in three). True too when b ran out of memory (b->err). */
+bool kv_buf_json_text(struct kv_buf *b, const void *p, size_t n);
 /* Append base64 (standard alphabet, padded) without quotes. */
 void kv_buf_base64(struct kv_buf *b, const void *p, size_t n);
 

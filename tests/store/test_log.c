@@ -319,6 +319,82 @@ static void test_log_big_entries_read_back_now_and_after_reopen(void **state)
 	free(data);
 }
 
+/* A big entry's whole line (prefix, data, "}\n") goes in by one pwritev,
+ * the mapping untouched: big lines back to back with no small one
+ * between them, of sizes about the pwrite threshold (256 KiB) and ending
+ * at every few bytes of a page, some of them past the end of a segment,
+ * read back byte for byte at once and after a reopen; then a byte
+ * flipped in one of them, and a trailer damaged in another, are
+ * reported, not read. */
+static char *big_data(size_t len, uint64_t i)
+{
+	char *d = malloc(len);
+	assert_non_null(d);
+	for (size_t k = 0; k < len; k++)
+		d[k] = (char)('a' + (k * 7 + i) % 26);
+	memcpy(d, "{\"v\":\"", 6);
+	memcpy(d + len - 2, "\"}", 2);
+	return d;
+}
+
+static size_t big_len(uint64_t i)
+{
+	return (256u << 10) - 3 + (size_t)(i * 1361 % 4099);
+}
+
+static void check_big(struct log *log, uint64_t from, uint64_t to)
+{
+	for (uint64_t i = from; i <= to; i++) {
+		struct log_entry got;
+		char *d = big_data(big_len(i), i);
+		assert_int_equal(log_get(log, i, &got), 0);
+		assert_int_equal(got.len, big_len(i));
+		assert_memory_equal(got.data, d, got.len);
+		free(d);
+	}
+}
+
+static void test_log_big_lines_back_to_back_round_trip(void **state)
+{
+	struct fx *f = *state;
+	enum { N = 24 };
+	reopen(f, 2u << 20); /* a segment holds about 7 of them */
+	for (uint64_t i = 1; i <= N; i++) {
+		char *d = big_data(big_len(i), i);
+		struct log_entry e = {
+		    .index = i, .term = 1, .data = d, .len = big_len(i)};
+		assert_int_equal(log_append(f->log, &e), 0);
+		free(d);
+	}
+	check_big(f->log, 1, N);
+	assert_true(count_segments(f->dir) >= 3);
+	assert_int_equal(log_sync(f->log), 0);
+	reopen(f, 2u << 20);
+	assert_int_equal(log_last_index(f->log), N);
+	check_big(f->log, 1, N);
+
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	size_t off = line_offset(path, 3);
+	size_t len;
+	char *file = slurp(path, &len);
+	char was = file[off + 200000];
+	free(file);
+	poke(path, off + 200000, "#", 1); /* inside entry 3's data */
+	struct log_entry e;
+	assert_int_equal(log_get(f->log, 3, &e), KV_ECORRUPT);
+	assert_int_equal(reopen_err(f, 2u << 20), KV_ECORRUPT);
+	assert_non_null(f->msg);
+	assert_non_null(strstr(f->msg, "checksum"));
+	poke(path, off + 200000, &was, 1);
+	reopen(f, 2u << 20);
+	check_big(f->log, 1, N);
+	/* the "}" of entry 4's "}\n", with whole lines after it */
+	poke(path, line_offset(path, 5) - 2, "]", 1);
+	assert_int_equal(reopen_err(f, 2u << 20), KV_ECORRUPT);
+	assert_non_null(f->msg);
+}
+
 static void test_log_truncates_conflicting_suffix_then_appends(void **state)
 {
 	struct fx *f = *state;
@@ -823,6 +899,7 @@ int main(void)
 	    T(test_log_rejects_bad_appends),
 	    T(test_log_spreads_over_many_segments),
 	    T(test_log_big_entries_read_back_now_and_after_reopen),
+	    T(test_log_big_lines_back_to_back_round_trip),
 	    T(test_log_truncates_conflicting_suffix_then_appends),
 	    T(test_log_cuts_torn_last_line),
 	    T(test_log_cuts_a_damaged_last_line_and_reports_it),

@@ -904,6 +904,55 @@ static void test_the_byte_trigger_is_at_least_the_db_size(void **s)
 	remove_dir(dir);
 }
 
+/* With a db about as big as snapshot_bytes (a few big keys rewritten),
+ * the next db waits for about SNAP_DB_FACTOR times the db's size of log,
+ * not its size: with the old rule, max(snapshot_bytes, db), 64 keys of
+ * 1 MiB rewritten made a 64 MiB db every 64 MiB of log and the disk took
+ * every byte twice (issue 25). 50 keys of 1000 bytes (a db of about 57
+ * KiB, snapshot_bytes 64 KiB), then overwrites of one key of about 1.1
+ * KB each: the old rule made the next db after about 58 of them, this one
+ * after about 200. */
+static void
+test_the_byte_trigger_is_a_multiple_of_a_db_near_snapshot_bytes(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	enum { LIVE = 50, N = 500, BYTES = 64 * 1024 };
+	struct store *st =
+	    open_raft_every(dir, ev, 8 * 1024, 1000 * 1000 * 1000, BYTES);
+	static struct store_entry e[N];
+	for (size_t i = 0; i < LIVE; i++)
+		e[i] = big_entry(i + 1, 1);
+	char val[1001];
+	memset(val, 'z', 1000);
+	val[1000] = '\0';
+	for (size_t i = LIVE; i < N; i++)
+		e[i] = put_entry(i + 1, 1, "big/1", val);
+	for (size_t i = 0; i < LIVE; i += 5)
+		append_and_apply(st, ev, &e[i], 5);
+	assert_int_equal(store_snapshot(st), 0);
+	assert_int_equal(status_of(st).snapshot_index, LIVE);
+	pthread_mutex_lock(&ev->mu);
+	size_t before = ev->ns;
+	pthread_mutex_unlock(&ev->mu);
+	for (size_t i = LIVE; i < N; i += 5)
+		append_and_apply(st, ev, &e[i], 5);
+	wait_snapshotted(ev, LIVE + 1);
+	pthread_mutex_lock(&ev->mu);
+	uint64_t next = ev->snap[before];
+	pthread_mutex_unlock(&ev->mu);
+	if (next < LIVE + 120)
+		fail_msg("a db at %llu, after %llu overwrites of one key: the "
+			 "byte trigger was the db's size, not a multiple of it",
+			 (unsigned long long)next,
+			 (unsigned long long)(next - LIVE));
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	remove_dir(dir);
+}
+
 /* ---- reopen and recover ---- */
 
 /* With .raft set, reopening loads the db and nothing of the log: entries
@@ -1804,6 +1853,9 @@ int main(void)
 				   reset_gate),
 	    cmocka_unit_test_setup(
 		test_the_byte_trigger_is_at_least_the_db_size, reset_gate),
+	    cmocka_unit_test_setup(
+		test_the_byte_trigger_is_a_multiple_of_a_db_near_snapshot_bytes,
+		reset_gate),
 	    cmocka_unit_test_setup(
 		test_reopen_applies_only_the_db_and_recovers_the_log_after_it,
 		reset_gate),

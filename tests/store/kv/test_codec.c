@@ -184,6 +184,101 @@ static void test_buffer_printf_grows_past_its_first_chunk(void **state)
 	kv_buf_free(&b);
 }
 
+/* kv_buf_json_text against the three passes it replaces (kv_utf8_valid,
+ * then kv_buf_json_str): byte for byte the same text, or false and
+ * nothing appended, whatever the prefix already in the buffer (so the
+ * value ends near or across the buffer's growth points), the length
+ * (each remainder mod 8) and the bytes: plain ASCII, escapes, UTF-8 of
+ * every length, and each way to break it (NUL, a stray continuation,
+ * overlong, surrogate, past U+10FFFF, cut off at the end). */
+static const char *const text_pieces[] = {"a",
+					  "bcdefgh",
+					  "\"",
+					  "\\",
+					  "\n",
+					  "\t",
+					  "\x01",
+					  "\x1f",
+					  "\x7f",
+					  "\xc3\xa9",
+					  "\xe2\x82\xac",
+					  "\xf0\x9f\x98\x80",
+					  "\xf4\x8f\xbf\xbf",
+					  "ABCDEFGHIJKLMNOP",
+					  "\r\b\f",
+					  " ~"};
+static const char *const bad_pieces[] = {
+    "\x80",	    "\xc0\xaf",		"\xc1\xbf",	    "\xe0\x80\xaf",
+    "\xed\xa0\x80", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff",
+    "\xc3",	    "\xe2\x82",		"\xf0\x9f\x98"};
+
+static void expect_json_text_as_reference(const unsigned char *v, size_t n,
+					  size_t prefix)
+{
+	struct kv_buf want, got;
+	kv_buf_init(&want);
+	kv_buf_init(&got);
+	for (size_t i = 0; i < prefix; i++) {
+		kv_buf_put(&want, "p", 1);
+		kv_buf_put(&got, "p", 1);
+	}
+	bool text = kv_utf8_valid(v, n, false);
+	if (text)
+		kv_buf_json_str(&want, v, n);
+	assert_true(kv_buf_json_text(&got, v, n) == text);
+	assert_int_equal(got.err, 0);
+	assert_int_equal(got.len, want.len);
+	if (want.p == NULL) /* nothing before, nothing appended */
+		assert_true(got.p == NULL || got.p[0] == '\0');
+	else
+		assert_memory_equal(got.p, want.p, want.len + 1); /* and NUL */
+	kv_buf_free(&want);
+	kv_buf_free(&got);
+}
+
+static void test_json_text_is_the_check_and_the_escape_in_one(void **state)
+{
+	(void)state;
+	unsigned seed = 25;
+	unsigned char v[600];
+	size_t ntext = sizeof(text_pieces) / sizeof(text_pieces[0]);
+	size_t nbad = sizeof(bad_pieces) / sizeof(bad_pieces[0]);
+	for (int round = 0; round < 20000; round++) {
+		size_t n = 0, want = (size_t)rand_r(&seed) % 560;
+		while (n < want) {
+			const char *p = text_pieces[rand_r(&seed) % ntext];
+			if (rand_r(&seed) % 3) /* runs of plain ASCII */
+				p = "abcdefghijklmnopqrstuvwxyz0123456789";
+			size_t l = strlen(p);
+			memcpy(v + n, p, l);
+			n += l;
+		}
+		if (round % 4 == 0 && n > 0) { /* break it somewhere */
+			const char *b = bad_pieces[rand_r(&seed) % nbad];
+			size_t l = strlen(b), at = (size_t)rand_r(&seed) % n;
+			if (round % 8 == 0)
+				at = n; /* cut off at the very end */
+			memcpy(v + at, b, l);
+			n = at + l;
+		}
+		if (round % 16 == 1 && n > 0)
+			v[(size_t)rand_r(&seed) % n] = '\0';
+		expect_json_text_as_reference(v, n, (size_t)round % 300);
+	}
+	/* a 1 MiB value, plain but for one escape and one multi-byte
+	 * character near its end, and broken in its last byte */
+	size_t big = 1u << 20;
+	unsigned char *m = malloc(big);
+	assert_non_null(m);
+	for (size_t i = 0; i < big; i++)
+		m[i] = (unsigned char)('a' + i % 26);
+	memcpy(m + big - 9, "\"\xc3\xa9", 3);
+	expect_json_text_as_reference(m, big, 13);
+	m[big - 1] = 0xc3;
+	expect_json_text_as_reference(m, big, 13);
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -194,6 +289,7 @@ int main(void)
 	    cmocka_unit_test(test_utf8_validator_accepts_and_rejects),
 	    cmocka_unit_test(test_json_string_escapes_control_chars_and_quotes),
 	    cmocka_unit_test(test_buffer_printf_grows_past_its_first_chunk),
+	    cmocka_unit_test(test_json_text_is_the_check_and_the_escape_in_one),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
