@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "map_impl.h"
-#include "store.h"
+#include "store_int.h"
 
 bool store_data_check(const void *data, size_t len, uint32_t *crc)
 {
@@ -27,8 +27,15 @@ bool store_data_check(const void *data, size_t len, uint32_t *crc)
 
 int store_cmd_prepare(struct kv_cmd *cmd)
 {
+	if (cmd->vlen < STORE_PREPARE_BYTES)
+		return 0;
+	return store_prepare_rec(cmd);
+}
+
+int store_prepare_rec(struct kv_cmd *cmd)
+{
 	if (cmd->op != KV_OP_PUT || cmd->prep != NULL ||
-	    cmd->vlen < STORE_PREPARE_BYTES || cmd->vlen > KV_MAX_VALUE)
+	    cmd->vlen > KV_MAX_VALUE)
 		return 0; /* too big: the apply refuses it */
 	struct kv_rec *rec =
 	    kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen, cmd->xattrs,
