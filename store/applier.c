@@ -3,8 +3,8 @@
  * Applying runs on the caller's thread (the node's), with no hand-off:
  * commands are decoded first (unless the caller decoded a big one
  * already, on another thread, or the entry is one store_recover handed
- * the core, decoded ahead by predecode.c), then a chunk of entries is applied under one
- * write lock of map_lock, and reported with the lock released (the
+ * the core, decoded ahead by predecode.c), then a chunk of entries is applied
+ * under one write lock of map_lock, and reported with the lock released (the
  * callbacks wake readers, who take it). An entry is committed before it
  * is applied, so applying needs nothing of the log. After each chunk the
  * snapshot schedule is checked (two atomic loads), so snapshots follow the
@@ -145,10 +145,9 @@ int store_apply(struct store *st, const struct store_entry *e, size_t n)
 				continue;
 			}
 			if (st->pre == NULL ||
-			    !predecode_take(st->pre, &e[i + j], &cmds[j],
-					    &ret))
-				ret = kv_cmd_decode(e[i + j].data,
-						    e[i + j].len, &cmds[j]);
+			    !predecode_take(st->pre, &e[i + j], &cmds[j], &ret))
+				ret = kv_cmd_decode(e[i + j].data, e[i + j].len,
+						    &cmds[j]);
 			if (ret != 0 && ret != -ENOMEM) {
 				cmd_err[j] = -EINVAL;
 				ret = 0;

@@ -28,6 +28,7 @@
 #include "store_int.h"
 
 #define PRE_WINDOW 4096 /* commands decoded ahead, at most */
+#define PRE_BATCH  64	/* decoded between two hand-overs (wake-ups) */
 #define PRE_NONE   1	/* a slot's err for an entry that is no command */
 
 struct pre_arena {
@@ -76,8 +77,8 @@ char *pre_arena_bytes(void *arena)
 void pre_arena_unref(void *arena)
 {
 	struct pre_arena *a = arena;
-	if (a && atomic_fetch_sub_explicit(&a->refs, 1,
-					   memory_order_acq_rel) == 1)
+	if (a &&
+	    atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) == 1)
 		free(a);
 }
 
@@ -86,14 +87,21 @@ static void *pre_main(void *arg)
 	struct predecode *p = arg;
 
 	pthread_setname_np(pthread_self(), "kvfs-predec");
-	for (size_t i = 0; i < p->n; i++) {
-		pthread_mutex_lock(&p->mu);
-		while (!p->stop && i - p->taken >= PRE_WINDOW)
-			pthread_cond_wait(&p->cond, &p->mu);
-		bool stop = p->stop;
-		pthread_mutex_unlock(&p->mu);
-		if (stop)
-			break;
+	size_t i;
+
+	for (i = 0; i < p->n; i++) {
+		if (i % PRE_BATCH == 0) {
+			pthread_mutex_lock(&p->mu);
+			p->decoded = i;
+			pthread_cond_broadcast(&p->cond);
+			while (!p->stop &&
+			       i + PRE_BATCH - p->taken > PRE_WINDOW)
+				pthread_cond_wait(&p->cond, &p->mu);
+			bool stop = p->stop;
+			pthread_mutex_unlock(&p->mu);
+			if (stop)
+				break;
+		}
 		struct pre_slot *s = &p->ring[i % PRE_WINDOW];
 		const struct pre_ent *e = &p->ents[i];
 		if (e->data == NULL) {
@@ -105,11 +113,11 @@ static void *pre_main(void *arg)
 				(void)store_prepare_rec(&s->cmd); /* else the
 								     apply's */
 		}
-		pthread_mutex_lock(&p->mu);
-		p->decoded = i + 1;
-		pthread_cond_broadcast(&p->cond);
-		pthread_mutex_unlock(&p->mu);
 	}
+	pthread_mutex_lock(&p->mu);
+	p->decoded = i; /* every slot filled is counted, for the free */
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->mu);
 	pre_arena_unref(p->arena); /* the data is read */
 	p->arena = NULL;
 	return NULL;
@@ -160,14 +168,18 @@ bool predecode_take(struct predecode *p, const struct store_entry *e,
 		pthread_mutex_unlock(&p->mu);
 		return false;
 	}
+	if (p->decoded <= i) /* the thread may wait for room: it has it */
+		pthread_cond_broadcast(&p->cond);
 	while (p->decoded <= i)
 		pthread_cond_wait(&p->cond, &p->mu);
 	for (size_t k = p->taken; k < i; k++) /* entries not applied here */
 		kv_cmd_clear(&p->ring[k % PRE_WINDOW].cmd);
 	s = p->ring[i % PRE_WINDOW];
 	memset(&p->ring[i % PRE_WINDOW].cmd, 0, sizeof(s.cmd));
+	/* the thread waits for room for a batch: a wake-up a batch */
+	if (p->taken / PRE_BATCH != (i + 1) / PRE_BATCH)
+		pthread_cond_broadcast(&p->cond);
 	p->taken = i + 1;
-	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->mu);
 	if (s.err == PRE_NONE || s.err == -ENOMEM ||
 	    p->ents[i].term != e->term || p->ents[i].len != e->len) {

@@ -112,7 +112,7 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 			return ret;
 		rec->n++;
 	}
-	log_release(st->log); /* copied: the pages are not needed now */
+	log_release(st->log);	 /* copied: the pages are not needed now */
 	predecode_free(st->pre); /* a second store_recover: anew */
 	st->pre = predecode_start(rec->entries, rec->n, rec->arena);
 	return 0;
