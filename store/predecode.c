@@ -168,12 +168,16 @@ bool predecode_take(struct predecode *p, const struct store_entry *e,
 		pthread_mutex_unlock(&p->mu);
 		return false;
 	}
-	if (p->decoded <= i) /* the thread may wait for room: it has it */
-		pthread_cond_broadcast(&p->cond);
-	while (p->decoded <= i)
+	for (;;) {
+		/* the decoded entries before i are not applied here: dropped,
+		 * so that the thread has room to reach i */
+		for (; p->taken < i && p->taken < p->decoded; p->taken++)
+			kv_cmd_clear(&p->ring[p->taken % PRE_WINDOW].cmd);
+		if (p->decoded > i)
+			break;
+		pthread_cond_broadcast(&p->cond); /* it may wait for room */
 		pthread_cond_wait(&p->cond, &p->mu);
-	for (size_t k = p->taken; k < i; k++) /* entries not applied here */
-		kv_cmd_clear(&p->ring[k % PRE_WINDOW].cmd);
+	}
 	s = p->ring[i % PRE_WINDOW];
 	memset(&p->ring[i % PRE_WINDOW].cmd, 0, sizeof(s.cmd));
 	/* the thread waits for room for a batch: a wake-up a batch */
