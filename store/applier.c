@@ -2,8 +2,9 @@
  *
  * Applying runs on the caller's thread (the node's), with no hand-off:
  * commands are decoded first (unless the caller decoded a big one
- * already, on another thread), then a chunk of entries is applied under one
- * write lock of map_lock, and reported with the lock released (the
+ * already, on another thread, or the entry is one store_recover handed
+ * the core, decoded ahead by predecode.c), then a chunk of entries is applied
+ * under one write lock of map_lock, and reported with the lock released (the
  * callbacks wake readers, who take it). An entry is committed before it
  * is applied, so applying needs nothing of the log. After each chunk the
  * snapshot schedule is checked (two atomic loads), so snapshots follow the
@@ -143,8 +144,10 @@ int store_apply(struct store *st, const struct store_entry *e, size_t n)
 				cmds[j] = *e[i + j].cmd; /* borrowed */
 				continue;
 			}
-			ret = kv_cmd_decode(e[i + j].data, e[i + j].len,
-					    &cmds[j]);
+			if (st->pre == NULL ||
+			    !predecode_take(st->pre, &e[i + j], &cmds[j], &ret))
+				ret = kv_cmd_decode(e[i + j].data, e[i + j].len,
+						    &cmds[j]);
 			if (ret != 0 && ret != -ENOMEM) {
 				cmd_err[j] = -EINVAL;
 				ret = 0;
@@ -155,6 +158,10 @@ int store_apply(struct store *st, const struct store_entry *e, size_t n)
 		for (size_t j = 0; j < k; j++)
 			if (!e[i + j].cmd)
 				kv_cmd_clear(&cmds[j]);
+		if (st->pre && predecode_done(st->pre)) {
+			predecode_free(st->pre); /* past the recovered ones */
+			st->pre = NULL;
+		}
 		if (ret != 0)
 			return ret;
 		owner_kick_if_due(st);

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "map_impl.h"
-#include "store.h"
+#include "store_int.h"
 
 bool store_data_check(const void *data, size_t len, uint32_t *crc)
 {
@@ -25,12 +25,13 @@ bool store_data_check(const void *data, size_t len, uint32_t *crc)
 	return true;
 }
 
-/* The record of a big put from the value bytes val[0..vlen) (cmd->val
- * itself, or the same bytes elsewhere). */
-static int prepare(struct kv_cmd *cmd, const void *val, size_t vlen)
+/* The record of a put from the value bytes val[0..vlen) (cmd->val
+ * itself, or the same bytes elsewhere), if the value has at least min
+ * bytes. */
+static int prepare(struct kv_cmd *cmd, const void *val, size_t vlen, size_t min)
 {
-	if (cmd->op != KV_OP_PUT || cmd->prep != NULL ||
-	    vlen < STORE_PREPARE_BYTES || vlen > KV_MAX_VALUE)
+	if (cmd->op != KV_OP_PUT || cmd->prep != NULL || vlen < min ||
+	    vlen > KV_MAX_VALUE)
 		return 0; /* too big: the apply refuses it */
 	struct kv_rec *rec =
 	    kv_rec_new_x(cmd->key, cmd->klen, val, vlen, cmd->xattrs,
@@ -48,10 +49,15 @@ static int prepare(struct kv_cmd *cmd, const void *val, size_t vlen)
 
 int store_cmd_prepare(struct kv_cmd *cmd)
 {
-	return prepare(cmd, cmd->val, cmd->vlen);
+	return prepare(cmd, cmd->val, cmd->vlen, STORE_PREPARE_BYTES);
 }
 
 int store_cmd_prepare_from(struct kv_cmd *cmd, const void *val, size_t vlen)
 {
-	return prepare(cmd, val, vlen);
+	return prepare(cmd, val, vlen, STORE_PREPARE_BYTES);
+}
+
+int store_prepare_rec(struct kv_cmd *cmd)
+{
+	return prepare(cmd, cmd->val, cmd->vlen, 0);
 }

@@ -43,8 +43,10 @@ int recovery_check_log(struct store *st, char **errmsg)
 
 void store_recovery_free(struct store_recovery *rec)
 {
-	for (size_t i = 0; i < rec->n; i++)
-		free((void *)rec->entries[i].data);
+	for (size_t i = 0; i < rec->n; i++) /* the others are in the arena */
+		if (rec->entries[i].type == STORE_ENTRY_CONFIG)
+			free((void *)rec->entries[i].data);
+	pre_arena_unref(rec->arena);
 	free(rec->entries);
 	free(rec->conf);
 	/* The copies were as big as the log after the db (tens of MiB), in
@@ -56,8 +58,10 @@ void store_recovery_free(struct store_recovery *rec)
 }
 
 /* A copy of log entry le as the core sees it (configurations back to
- * their text). 0, -ENOMEM, KV_ECORRUPT. */
-static int copy_entry(const struct log_entry *le, struct store_entry *e)
+ * their text, malloc'd; the others' bytes at *at in the arena, *at moved
+ * past them). 0, -ENOMEM, KV_ECORRUPT. */
+static int copy_entry(const struct log_entry *le, struct store_entry *e,
+		      char **at)
 {
 	e->index = le->index;
 	e->term = le->term;
@@ -69,11 +73,10 @@ static int copy_entry(const struct log_entry *le, struct store_entry *e)
 		if (!data)
 			return KV_ECORRUPT;
 	} else if (le->len) {
-		data = malloc(le->len);
-		if (!data)
-			return -ENOMEM;
+		data = *at;
 		memcpy(data, le->data, le->len);
 		len = le->len;
+		*at += len;
 	}
 	e->data = data;
 	e->len = len;
@@ -87,19 +90,31 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 	uint64_t from = st->snap_index + 1;
 	if (last < from)
 		return 0;
+	size_t bytes = 0;
+	for (uint64_t i = from; i <= last; i++) {
+		struct log_entry le;
+		int ret = log_get(st->log, i, &le);
+		if (ret != 0)
+			return ret;
+		bytes += le.len;
+	}
 	rec->entries = calloc(last - from + 1, sizeof(*rec->entries));
-	if (!rec->entries)
+	rec->arena = pre_arena_new(bytes); /* one allocation, not one each */
+	if (!rec->entries || !rec->arena)
 		return -ENOMEM;
+	char *at = pre_arena_bytes(rec->arena);
 	for (uint64_t i = from; i <= last; i++) {
 		struct log_entry le;
 		int ret = log_get(st->log, i, &le);
 		if (ret == 0)
-			ret = copy_entry(&le, &rec->entries[rec->n]);
+			ret = copy_entry(&le, &rec->entries[rec->n], &at);
 		if (ret != 0)
 			return ret;
 		rec->n++;
 	}
-	log_release(st->log); /* copied: the pages are not needed now */
+	log_release(st->log);	 /* copied: the pages are not needed now */
+	predecode_free(st->pre); /* a second store_recover: anew */
+	st->pre = predecode_start(rec->entries, rec->n, rec->arena);
 	return 0;
 }
 

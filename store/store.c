@@ -412,6 +412,7 @@ void store_close(struct store *st)
 	pthread_join(st->syncer, NULL);
 	pthread_join(st->writer, NULL);
 	destroy_sync(st);
+	predecode_free(st->pre);
 	free_store(st);
 }
 

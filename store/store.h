@@ -288,9 +288,10 @@ struct store_recovery {
 	uint64_t snap_index, snap_term;
 	char *conf; /* malloc'd or NULL */
 	size_t conf_len;
-	struct store_entry *entries; /* malloc'd, each data malloc'd */
+	struct store_entry *entries; /* malloc'd; their data the store's */
 	size_t n;
 	uint64_t lost_index;
+	void *arena; /* the store's: the entries' data */
 };
 /* Fill *out; call before the first store_append. 0, -ENOMEM, KV_ECORRUPT,
  * KV_ESHUTDOWN. Release with store_recovery_free (any thread). Any thread

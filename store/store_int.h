@@ -196,6 +196,10 @@ struct store {
 	struct store_history hist;
 	bool hist_added;     /* the applier's: events since hist_notify */
 	uint64_t hist_first; /* the first of them; 0: the history restarted */
+	/* the recovered entries' commands, decoded ahead (predecode.c): set
+	 * by the owner in store_recover, before any apply; then the
+	 * applier's, until it is past them (or store_close) */
+	struct predecode *pre;
 
 	/* owner */
 	uint64_t term, vote;
@@ -286,6 +290,32 @@ int recovery_check_log(struct store *st, char **errmsg);
 int recovery_recover(struct store *st, struct store_recovery *rec);
 /* Run the waiting install once no db job and no log sync runs. Owner. */
 void recovery_maybe_install(struct store *st);
+
+/* ---- predecode.c: the recovered commands decoded ahead ---- */
+
+/* One allocation holding the recovered entries' data, counted: the
+ * recovery's copies and the decoding thread share it. */
+void *pre_arena_new(size_t bytes);
+char *pre_arena_bytes(void *arena);
+void pre_arena_unref(void *arena);
+/* A thread decoding the commands of e[0..n) (their data in arena, which
+ * it references) ahead of the applies; NULL if it cannot start (the
+ * applies decode their own). */
+struct predecode *predecode_start(const struct store_entry *e, size_t n,
+				  void *arena);
+/* e's command, decoded (waiting for it if need be) into *cmd with its
+ * kv_cmd_decode result in *err, if the thread decoded that entry (the
+ * same index, term and length); false: decode it here. The applier. */
+bool predecode_take(struct predecode *p, const struct store_entry *e,
+		    struct kv_cmd *cmd, int *err);
+/* Are the applies past every entry it decodes? */
+bool predecode_done(struct predecode *p);
+/* Stop the thread and free what it holds. */
+void predecode_free(struct predecode *p);
+
+/* prepare.c: a put's record built and hashed with its command
+ * (kv_cmd.prep), whatever the value's size: 0 or -ENOMEM. */
+int store_prepare_rec(struct kv_cmd *cmd);
 
 /* A log sync longer than this is logged as slow (half an election
  * timeout's worth of waiting for every write). */

@@ -56,7 +56,8 @@ int cmd_get_time(struct jr *r, int64_t *out)
 {
 	char buf[32];
 
-	if (jr_kind(r) != '"' || jr_str(r, buf, sizeof(buf)) != strlen(buf))
+	if (jr_kind(r) != '"' ||
+	    jr_str_nonul(r, buf, sizeof(buf)) >= sizeof(buf))
 		return -EINVAL; /* too long or a NUL inside */
 	return kv_i64_parse(buf, out);
 }
@@ -69,7 +70,7 @@ int cmd_get_u64_str(struct jr *r, uint64_t *out)
 	size_t n;
 
 	if (jr_kind(r) != '"' ||
-	    (n = jr_str(r, buf, sizeof(buf))) != strlen(buf) || n == 0 ||
+	    (n = jr_str_nonul(r, buf, sizeof(buf))) >= sizeof(buf) || n == 0 ||
 	    n > 20 || (n > 1 && buf[0] == '0'))
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {

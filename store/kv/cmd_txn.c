@@ -226,7 +226,8 @@ static int name_index(struct jr *r, const char *const *names, unsigned n,
 		      unsigned *out)
 {
 	char buf[16];
-	if (jr_kind(r) != '"' || jr_str(r, buf, sizeof(buf)) != strlen(buf))
+	if (jr_kind(r) != '"' ||
+	    jr_str_nonul(r, buf, sizeof(buf)) >= sizeof(buf))
 		return -EINVAL;
 	for (*out = 0; *out < n; (*out)++)
 		if (strcmp(buf, names[*out]) == 0)

@@ -538,10 +538,23 @@ int kv_json_i64(const cJSON *item, int64_t *out)
 
 int kv_i64_parse(const char *s, int64_t *out)
 {
+	const char *p = s + (s[0] == '-'), *d = p;
+	uint64_t u = 0;
 	char *end;
 	long long v;
 	size_t i = 0;
 
+	/* Up to 19 digits (a time in nanoseconds has 19) fit in a u64:
+	 * read at once, then held to int64's range as strtoll holds them.
+	 * Longer, or anything else, takes strtoll's rule below. */
+	while (*d >= '0' && *d <= '9' && d - p < 19)
+		u = u * 10 + (uint64_t)(*d++ - '0');
+	if (d > p && *d == '\0') {
+		if (u > (uint64_t)INT64_MAX + (s[0] == '-'))
+			return -EINVAL; /* strtoll's ERANGE */
+		*out = s[0] == '-' ? (int64_t)(0 - u) : (int64_t)u;
+		return 0;
+	}
 	if (s[0] == '-')
 		i++;
 	if (s[i] == '\0' || strspn(s + i, "0123456789") != strlen(s + i))

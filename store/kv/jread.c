@@ -341,26 +341,23 @@ static size_t unescape(const char *s, size_t n, char *d)
 	return len;
 }
 
-size_t jr_name(struct jr *r, char *buf, size_t cap)
-{
-	size_t n = jr_str(r, buf, cap);
-
-	ws(r);
-	r->p++; /* ':' */
-	if (n < cap && strlen(buf) != n)
-		buf[0] = '\0'; /* a NUL inside: no known name */
-	return n;
-}
-
-size_t jr_str(struct jr *r, char *buf, size_t cap)
+/* jr_str; *nul set if the string holds a NUL (only an escape makes
+ * one: raw control bytes are not JSON). */
+static size_t str_into(struct jr *r, char *buf, size_t cap, bool *nul)
 {
 	const char *s;
 	size_t n;
 	bool esc = str_span(r, &s, &n);
 
+	*nul = false;
 	/* Unescaped text is never longer than its escaped form. */
 	if (n < cap) {
-		n = esc ? unescape(s, n, buf) : (memcpy(buf, s, n), n);
+		if (esc) {
+			n = unescape(s, n, buf);
+			*nul = memchr(buf, '\0', n) != NULL;
+		} else {
+			memcpy(buf, s, n);
+		}
 		buf[n] = '\0';
 		return n;
 	}
@@ -371,6 +368,7 @@ size_t jr_str(struct jr *r, char *buf, size_t cap)
 		if (m < cap) {
 			memcpy(buf, tmp, m);
 			buf[m] = '\0';
+			*nul = memchr(buf, '\0', m) != NULL;
 			free(tmp);
 			return m;
 		}
@@ -379,6 +377,36 @@ size_t jr_str(struct jr *r, char *buf, size_t cap)
 	if (cap > 0)
 		buf[0] = '\0';
 	return cap;
+}
+
+size_t jr_str(struct jr *r, char *buf, size_t cap)
+{
+	bool nul;
+
+	return str_into(r, buf, cap, &nul);
+}
+
+size_t jr_str_nonul(struct jr *r, char *buf, size_t cap)
+{
+	bool nul;
+	size_t n = str_into(r, buf, cap, &nul);
+
+	if (!nul)
+		return n;
+	buf[0] = '\0';
+	return cap;
+}
+
+size_t jr_name(struct jr *r, char *buf, size_t cap)
+{
+	bool nul;
+	size_t n = str_into(r, buf, cap, &nul);
+
+	ws(r);
+	r->p++; /* ':' */
+	if (nul)
+		buf[0] = '\0'; /* a NUL inside: no known name */
+	return n;
 }
 
 int jr_str_dup(struct jr *r, char **out, size_t *len)

@@ -50,6 +50,10 @@ void jr_skip(struct jr *r);
 /* A string value into buf (NUL-terminated): its length, or cap when it
  * does not fit (then buf holds ""). The next value must be a string. */
 size_t jr_str(struct jr *r, char *buf, size_t cap);
+/* jr_str for text that must hold no NUL: its length, or cap when it does
+ * not fit or holds a NUL ("\u0000"; then buf holds ""). Only an escape
+ * can make a NUL, so a string without one is not scanned again. */
+size_t jr_str_nonul(struct jr *r, char *buf, size_t cap);
 /* A string value as a malloc'd copy with a NUL after it (the bytes may
  * hold a NUL of their own, from "\u0000"): 0 or -ENOMEM. */
 int jr_str_dup(struct jr *r, char **out, size_t *len);

@@ -149,7 +149,11 @@ static struct node *node_open(const char *dir, uint64_t every)
 	assert_true(rec.snap_index + rec.n < MAX_INDEX);
 	for (size_t i = 0; i < rec.n; i++) {
 		n->ents[n->next] = rec.entries[i];
-		rec.entries[i].data = NULL; /* taken over */
+		/* a copy: the entries' data is the store's (one arena) */
+		void *d = malloc(rec.entries[i].len ? rec.entries[i].len : 1);
+		assert_non_null(d);
+		memcpy(d, rec.entries[i].data, rec.entries[i].len);
+		n->ents[n->next].data = d;
 		n->next++;
 	}
 	n->persisted = n->next - 1;
