@@ -376,6 +376,17 @@ int raft_compact(struct raft *r, uint64_t index)
 	return 0;
 }
 
+uint64_t raft_trail_cut(const struct raft *r, uint64_t keep_entries,
+			uint64_t keep_bytes)
+{
+	return mlog_trail_cut(&r->log, r->applied, keep_entries, keep_bytes);
+}
+
+uint64_t raft_log_bytes(const struct raft *r)
+{
+	return r->log.bytes;
+}
+
 void raft_snapshot_done(struct raft *r, uint64_t id, bool ok)
 {
 	if (r->role != RAFT_LEADER)
