@@ -442,6 +442,14 @@ int raft_compact(struct raft *r, uint64_t index);
  * O(the entries it would drop). */
 uint64_t raft_trail_cut(const struct raft *r, uint64_t keep_entries,
 			uint64_t keep_bytes);
+/* The meta of a snapshot at index: its term and the configuration in
+ * effect there, for a caller whose snapshot of its state is at index,
+ * later than the one the core asked for (RAFT_MSG_SNAPSHOT's): it may
+ * send that meta instead, so the follower need not be sent the entries
+ * up to index again. 0, or RAFT_EINVAL unless raft_snapshot_index() <=
+ * index <= the applied index. */
+int raft_snapshot_meta(const struct raft *r, uint64_t index,
+		       struct raft_snapshot_meta *out);
 /* The data bytes of the entries in the in-memory log (for /status). */
 uint64_t raft_log_bytes(const struct raft *r);
 

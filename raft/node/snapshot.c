@@ -189,6 +189,14 @@ static bool send_thread(struct kv_node *n, struct snap_send *ss)
 	ss->index = st.snapshot_index;
 	ss->term = st.snapshot_term;
 	ss->waiting = false;
+	/* announce the db's own index when the core can describe it: the
+	 * follower then starts after it, not at the core's compaction
+	 * point with the entries up to the db sent again */
+	struct raft_snapshot_meta meta;
+	if (ss->index > ss->msg.snapshot.index &&
+	    raft_snapshot_meta(n->raft, ss->index, &meta) == 0 &&
+	    meta.term == ss->term)
+		ss->msg.snapshot = meta;
 	if (pthread_create(&ss->thread, NULL, send_main, ss) != 0) {
 		raft_snapshot_done(n->raft, ss->id, false);
 		return false;
