@@ -377,9 +377,10 @@ int raft_compact(struct raft *r, uint64_t index)
 }
 
 uint64_t raft_trail_cut(const struct raft *r, uint64_t keep_entries,
-			uint64_t keep_bytes)
+			uint64_t keep_bytes, uint64_t *drop_bytes)
 {
-	return mlog_trail_cut(&r->log, r->applied, keep_entries, keep_bytes);
+	return mlog_trail_cut(&r->log, r->applied, keep_entries, keep_bytes,
+			      drop_bytes);
 }
 
 int raft_snapshot_meta(const struct raft *r, uint64_t index,

@@ -233,7 +233,8 @@ void mlog_compact(struct raft_log *l, uint64_t index)
 }
 
 uint64_t mlog_trail_cut(const struct raft_log *l, uint64_t limit,
-			uint64_t keep_entries, uint64_t keep_bytes)
+			uint64_t keep_entries, uint64_t keep_bytes,
+			uint64_t *drop)
 {
 	if (limit > mlog_last_index(l))
 		limit = mlog_last_index(l);
@@ -242,6 +243,7 @@ uint64_t mlog_trail_cut(const struct raft_log *l, uint64_t limit,
 		c++;
 		bytes -= l->ents[c - l->snap_index - 1].len;
 	}
+	*drop = l->bytes - bytes;
 	return c;
 }
 

@@ -67,9 +67,11 @@ void mlog_entries_free(struct raft_entry *ents, size_t n);
 /* The largest index c in [snap_index, limit] such that dropping the
  * entries up to c leaves at most keep_entries entries up to limit and
  * at most keep_bytes of data in the whole log, or limit if no c does;
- * snap_index if nothing need go. O(entries dropped). */
+ * snap_index if nothing need go; *drop the data bytes up to it.
+ * O(entries dropped). */
 uint64_t mlog_trail_cut(const struct raft_log *l, uint64_t limit,
-			uint64_t keep_entries, uint64_t keep_bytes);
+			uint64_t keep_entries, uint64_t keep_bytes,
+			uint64_t *drop);
 /* §5.3 fast backtracking: the largest index <= index whose term is <=
  * term, stopping at snap_index. */
 uint64_t mlog_find_conflict_by_term(const struct raft_log *l, uint64_t index,

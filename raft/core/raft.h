@@ -439,9 +439,10 @@ int raft_compact(struct raft *r, uint64_t index);
  * applied entries and at most keep_bytes of entry data in the in-memory
  * log (only applied entries are dropped, so the bytes bound gives way to
  * entries not applied yet); raft_snapshot_index() if nothing need go.
- * O(the entries it would drop). */
+ * *drop_bytes: the entry data that would go. O(the entries it would
+ * drop). */
 uint64_t raft_trail_cut(const struct raft *r, uint64_t keep_entries,
-			uint64_t keep_bytes);
+			uint64_t keep_bytes, uint64_t *drop_bytes);
 /* The meta of a snapshot at index: its term and the configuration in
  * effect there, for a caller whose snapshot of its state is at index,
  * later than the one the core asked for (RAFT_MSG_SNAPSHOT's): it may

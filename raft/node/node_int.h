@@ -53,11 +53,12 @@
 #define NODE_RETRY_PAUSE_MS		20 /* a write that must wait for a leader */
 /* The core's in-memory log (trail.c): at most this many applied entries
  * and this many bytes of entry data, compacted a step of this many
- * entries at a time; held while a snapshot is sent and this long after;
- * the heap trimmed after this many bytes were dropped. */
+ * entries or bytes at a time; held while a snapshot is sent and this long
+ * after; the heap trimmed after this many bytes were dropped. */
 #define NODE_TRAIL_ENTRIES    10000
 #define NODE_TRAIL_BYTES      (32u << 20)
 #define NODE_TRAIL_STEP	      1024
+#define NODE_TRAIL_STEP_BYTES (4u << 20)
 #define NODE_TRAIL_HOLD_MS    5000
 #define NODE_TRAIL_TRIM_BYTES (64u << 20)
 #define NODE_MAX_INBOX_MSGS   65536
@@ -345,6 +346,7 @@ struct kv_node {
 	uint64_t compacted; /* the latest db index the node thread saw */
 	struct node_trail_hold holds[RAFT_MAX_SERVERS]; /* trail.c */
 	uint64_t trail_freed; /* entry bytes dropped since malloc_trim */
+	bool trail_burst;     /* the log was far longer than its trail */
 	/* A dropped damaged entry's index (raft_restore.abstain_until), kept
 	 * in DATA_DIR/abstain until an entry at or past it is durable here
 	 * again; 0 if none (node.c). */

@@ -65,11 +65,13 @@ static uint64_t trail_floor(struct kv_node *n)
 void trail_compact(struct kv_node *n)
 {
 	uint64_t base = raft_snapshot_index(n->raft);
-	uint64_t cut =
-	    raft_trail_cut(n->raft, NODE_TRAIL_ENTRIES, NODE_TRAIL_BYTES);
-	/* a step at a time (the core moves its array down), unless bytes */
-	if (cut <= base || (cut - base < NODE_TRAIL_STEP &&
-			    raft_log_bytes(n->raft) <= NODE_TRAIL_BYTES))
+	uint64_t drop = 0;
+	uint64_t cut = raft_trail_cut(n->raft, NODE_TRAIL_ENTRIES,
+				      NODE_TRAIL_BYTES, &drop);
+	/* a step of entries or of bytes at a time: the core moves its array
+	 * down at every compaction */
+	if (cut <= base ||
+	    (cut - base < NODE_TRAIL_STEP && drop < NODE_TRAIL_STEP_BYTES))
 		return;
 	uint64_t floor = trail_floor(n);
 	if (cut > floor)
@@ -77,15 +79,24 @@ void trail_compact(struct kv_node *n)
 	if (cut <= base)
 		return;
 	uint64_t before = raft_log_bytes(n->raft);
+	uint64_t last = raft_last_index(n->raft);
+	/* far more than a trail: a restart's replay, a follower that
+	 * applied a long log at once */
+	if (last - base > 2 * NODE_TRAIL_ENTRIES)
+		n->trail_burst = true;
 	if (raft_compact(n->raft, cut) != 0) {
 		kv_log(KV_LOG_WARN, "raft compaction at %llu refused",
 		       (unsigned long long)cut);
 		return;
 	}
-	/* give back what a restart's replay or a burst left free */
+	/* give back what was dropped: every 64 MiB, and once a burst is
+	 * down to a trail again (else a replay's heap stays resident) */
 	n->trail_freed += before - raft_log_bytes(n->raft);
-	if (n->trail_freed >= NODE_TRAIL_TRIM_BYTES) {
+	bool back = n->trail_burst &&
+		    last - cut <= NODE_TRAIL_ENTRIES + NODE_TRAIL_STEP;
+	if (n->trail_freed >= NODE_TRAIL_TRIM_BYTES || back) {
 		n->trail_freed = 0;
+		n->trail_burst = false;
 		malloc_trim(0);
 	}
 }
