@@ -152,7 +152,8 @@ void snapshot_schedule(struct store *st)
 	uint64_t bytes = log_bytes(st->log);
 	pthread_mutex_unlock(&st->log_mu);
 	uint64_t trigger = byte_trigger(st);
-	bool due = applied - st->snap_index >= st->every || bytes >= trigger;
+	bool due = applied - st->snap_index >= st->every || bytes >= trigger ||
+		   atomic_load(&st->want_db) > st->snap_index;
 	if (!due) {
 		publish(st, st->snap_index + st->every, trigger);
 		return;
@@ -164,6 +165,17 @@ void snapshot_schedule(struct store *st)
 	/* due but not now: nothing applied since the db (the next apply),
 	 * or the log lacks the applied entry (the next append) */
 	publish(st, applied + 1, applied > st->snap_index ? 0 : UINT64_MAX);
+}
+
+void store_snapshot_soon(struct store *st, uint64_t index)
+{
+	uint64_t want = atomic_load(&st->want_db);
+	while (want < index &&
+	       !atomic_compare_exchange_weak(&st->want_db, &want, index))
+		;
+	if (atomic_exchange(&st->kicked, true))
+		return; /* a turn is asked for already */
+	owner_wake(st);
 }
 
 long snapshot_retry_in_ms(const struct store *st)

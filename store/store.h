@@ -270,6 +270,14 @@ int store_save_hardstate(struct store *st, uint64_t term, uint64_t vote);
  * Any thread but the store's own. */
 int store_snapshot(struct store *st);
 
+/* Ask for a db covering at least index soon, without waiting: the
+ * owner starts one at its next turn unless the db in place covers it
+ * already (or one is being written: the next then follows it). For a
+ * leader whose follower needs entries older than those it keeps in
+ * memory (index <= the applied index). ops->snapshotted reports the db.
+ * Any thread (the node thread). */
+void store_snapshot_soon(struct store *st, uint64_t index);
+
 /* ---- Recovery, appends, applies: the node's thread ---- */
 
 /* What the store recovered, for raft_new: the hard state, the db's

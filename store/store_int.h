@@ -216,7 +216,8 @@ struct store {
 	/* the schedule as the owner published it: it wants a turn once
 	 * applied or the log's bytes reach these (owner_kick_if_due) */
 	_Atomic uint64_t due_applied, due_bytes;
-	atomic_bool kicked; /* a turn was asked for since the last one */
+	atomic_bool kicked;	  /* a turn was asked for since the last one */
+	_Atomic uint64_t want_db; /* store_snapshot_soon's highest index */
 };
 
 /* ---- owner.c: reaching the owner, failing, the trigger ---- */

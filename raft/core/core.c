@@ -376,6 +376,29 @@ int raft_compact(struct raft *r, uint64_t index)
 	return 0;
 }
 
+uint64_t raft_trail_cut(const struct raft *r, uint64_t keep_entries,
+			uint64_t keep_bytes, uint64_t *drop_bytes)
+{
+	return mlog_trail_cut(&r->log, r->applied, keep_entries, keep_bytes,
+			      drop_bytes);
+}
+
+int raft_snapshot_meta(const struct raft *r, uint64_t index,
+		       struct raft_snapshot_meta *out)
+{
+	if (index < r->log.snap_index || index > r->applied)
+		return RAFT_EINVAL;
+	out->index = index;
+	out->term = mlog_term(&r->log, index);
+	memb_conf_at(r, index, &out->conf);
+	return 0;
+}
+
+uint64_t raft_log_bytes(const struct raft *r)
+{
+	return r->log.bytes;
+}
+
 void raft_snapshot_done(struct raft *r, uint64_t id, bool ok)
 {
 	if (r->role != RAFT_LEADER)

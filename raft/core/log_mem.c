@@ -1,8 +1,9 @@
 /* log_mem.c - the core's in-memory copy of the log.
  *
- * The core keeps every entry after the last snapshot (compaction point) in
- * one array, so the leader can send without reading the disk (the node
- * persists what u.entries hands out). Entry i lives at ents[i - snap_index
+ * The core keeps the entries after its compaction point in one array
+ * (the caller compacts it to a bounded trail: mlog_trail_cut), so the leader
+ * can send without reading the disk (the node persists what u.entries hands
+ * out). Entry i lives at ents[i - snap_index
  * - 1]; compaction moves the tail down. Entries hold their data shared
  * (raft.h, struct raft_entry): an entry given shared is kept by a new
  * reference, a plain one is copied once into a buffer of its own, and the
@@ -133,6 +134,7 @@ void mlog_close(struct raft_log *l)
 	mlog_entries_free(l->ents, l->n);
 	l->ents = NULL;
 	l->n = l->cap = 0;
+	l->bytes = 0;
 }
 
 uint64_t mlog_last_index(const struct raft_log *l)
@@ -191,6 +193,7 @@ int mlog_append(struct raft_log *l, const struct raft_entry *e)
 	int rc = entry_share_copy(&l->ents[l->n], e);
 	if (rc)
 		return rc;
+	l->bytes += e->len;
 	l->n++;
 	return 0;
 }
@@ -200,6 +203,7 @@ void mlog_truncate(struct raft_log *l, uint64_t index)
 	assert(index > l->snap_index);
 	while (mlog_last_index(l) >= index) {
 		l->n--;
+		l->bytes -= l->ents[l->n].len;
 		raft_entry_release(&l->ents[l->n]);
 	}
 }
@@ -209,12 +213,38 @@ void mlog_compact(struct raft_log *l, uint64_t index)
 	assert(index > l->snap_index && index <= mlog_last_index(l));
 	size_t drop = index - l->snap_index;
 	uint64_t term = mlog_term(l, index);
-	for (size_t i = 0; i < drop; i++)
+	for (size_t i = 0; i < drop; i++) {
+		l->bytes -= l->ents[i].len;
 		raft_entry_release(&l->ents[i]);
+	}
 	memmove(l->ents, l->ents + drop, (l->n - drop) * sizeof(*l->ents));
 	l->n -= drop;
 	l->snap_index = index;
 	l->snap_term = term;
+	/* a log that held a restart's whole replay keeps no array for it */
+	if (l->cap > 1024 && l->n < l->cap / 4) {
+		size_t cap = l->n * 2 > 64 ? l->n * 2 : 64;
+		struct raft_entry *p = realloc(l->ents, cap * sizeof(*p));
+		if (p) {
+			l->ents = p;
+			l->cap = cap;
+		}
+	}
+}
+
+uint64_t mlog_trail_cut(const struct raft_log *l, uint64_t limit,
+			uint64_t keep_entries, uint64_t keep_bytes,
+			uint64_t *drop)
+{
+	if (limit > mlog_last_index(l))
+		limit = mlog_last_index(l);
+	uint64_t c = l->snap_index, bytes = l->bytes;
+	while (c < limit && (limit - c > keep_entries || bytes > keep_bytes)) {
+		c++;
+		bytes -= l->ents[c - l->snap_index - 1].len;
+	}
+	*drop = l->bytes - bytes;
+	return c;
 }
 
 void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term)
@@ -222,6 +252,7 @@ void mlog_reset(struct raft_log *l, uint64_t index, uint64_t term)
 	for (size_t i = 0; i < l->n; i++)
 		raft_entry_release(&l->ents[i]);
 	l->n = 0;
+	l->bytes = 0;
 	l->snap_index = index;
 	l->snap_term = term;
 }

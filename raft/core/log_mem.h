@@ -15,6 +15,7 @@ struct raft_log {
 	struct raft_entry *ents; /* entry i at ents[i - snap_index - 1] */
 	size_t n, cap;
 	uint64_t snap_index, snap_term;
+	uint64_t bytes; /* the data bytes of ents[0..n) */
 };
 
 /* An empty log that starts after (snap_index, snap_term). */
@@ -39,8 +40,9 @@ int mlog_append(struct raft_log *l, const struct raft_entry *e);
 /* Drop entries >= index, a conflicting suffix (Figure 2 AppendEntries
  * step 3). Requires index > snap_index. */
 void mlog_truncate(struct raft_log *l, uint64_t index);
-/* Drop entries <= index, which a snapshot now covers (§7). Requires
- * snap_index < index <= last. */
+/* Drop entries <= index, which a snapshot (or the caller's own durable,
+ * applied copy) now covers (§7). Requires snap_index < index <= last.
+ * The array shrinks once it is mostly empty. */
 void mlog_compact(struct raft_log *l, uint64_t index);
 /* Drop everything: the log now starts after (index, term), an installed
  * snapshot (§7 "discard the entire log"). */
@@ -62,6 +64,14 @@ int mlog_share(const struct raft_log *l, uint64_t lo, uint64_t hi,
 /* Release n entries (raft_entry_release), then free the array (NULL is
  * fine). */
 void mlog_entries_free(struct raft_entry *ents, size_t n);
+/* The largest index c in [snap_index, limit] such that dropping the
+ * entries up to c leaves at most keep_entries entries up to limit and
+ * at most keep_bytes of data in the whole log, or limit if no c does;
+ * snap_index if nothing need go; *drop the data bytes up to it.
+ * O(entries dropped). */
+uint64_t mlog_trail_cut(const struct raft_log *l, uint64_t limit,
+			uint64_t keep_entries, uint64_t keep_bytes,
+			uint64_t *drop);
 /* §5.3 fast backtracking: the largest index <= index whose term is <=
  * term, stopping at snap_index. */
 uint64_t mlog_find_conflict_by_term(const struct raft_log *l, uint64_t index,

@@ -425,10 +425,34 @@ enum raft_conf_op {
 int raft_change_membership(struct raft *r, enum raft_conf_op op, uint64_t id,
 			   const char *addr, uint64_t *index);
 
-/* The caller made a snapshot covering entries up to index (<= applied):
- * drop them from the in-memory log (§7). Followers whose next entry is gone
- * get a RAFT_MSG_SNAPSHOT instead. 0 or RAFT_EINVAL. */
+/* Entries up to index (<= applied, so committed and durable here) need
+ * not stay in memory: drop them from the in-memory log (§7). The caller
+ * holds them in its state machine (and perhaps its own log on disk); it
+ * need not have a snapshot at index yet. Followers whose next entry is
+ * gone get a RAFT_MSG_SNAPSHOT at the new compaction point (the index
+ * raft_snapshot_index() then returns), so the caller must be able to send
+ * a snapshot at that index or later, never an older one (the follower
+ * would need entries no one holds in memory). 0 or RAFT_EINVAL. */
 int raft_compact(struct raft *r, uint64_t index);
+/* Where to compact to (raft_compact) to keep a bounded trail of applied
+ * entries in memory: the largest index that leaves at most keep_entries
+ * applied entries and at most keep_bytes of entry data in the in-memory
+ * log (only applied entries are dropped, so the bytes bound gives way to
+ * entries not applied yet); raft_snapshot_index() if nothing need go.
+ * *drop_bytes: the entry data that would go. O(the entries it would
+ * drop). */
+uint64_t raft_trail_cut(const struct raft *r, uint64_t keep_entries,
+			uint64_t keep_bytes, uint64_t *drop_bytes);
+/* The meta of a snapshot at index: its term and the configuration in
+ * effect there, for a caller whose snapshot of its state is at index,
+ * later than the one the core asked for (RAFT_MSG_SNAPSHOT's): it may
+ * send that meta instead, so the follower need not be sent the entries
+ * up to index again. 0, or RAFT_EINVAL unless raft_snapshot_index() <=
+ * index <= the applied index. */
+int raft_snapshot_meta(const struct raft *r, uint64_t index,
+		       struct raft_snapshot_meta *out);
+/* The data bytes of the entries in the in-memory log (for /status). */
+uint64_t raft_log_bytes(const struct raft *r);
 
 /* The snapshot send to id finished (ok) or failed. Call it once per
  * RAFT_MSG_SNAPSHOT handed out. On failure the leader probes again once id

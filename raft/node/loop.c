@@ -101,16 +101,12 @@ static void step(struct kv_node *n, const struct raft_message *m)
 	}
 }
 
-/* The store wrote a db at index: drop the core's log before it, but keep
- * a trail in memory so that a follower a little behind still gets
- * entries, not a snapshot. */
-static void compact(struct kv_node *n, uint64_t index)
+/* The store wrote a db at index: the senders waiting for one start.
+ * The core's log is not compacted for it (trail.c does, every turn). */
+static void db_written(struct kv_node *n, uint64_t index)
 {
-	if (index > NODE_COMPACT_TRAIL &&
-	    raft_compact(n->raft, index - NODE_COMPACT_TRAIL) != 0)
-		kv_log(KV_LOG_WARN, "raft compaction at %llu refused",
-		       (unsigned long long)(index - NODE_COMPACT_TRAIL));
 	n->compacted = index;
+	snapshot_send_resume(n, index);
 }
 
 /* A failed store: the node stops taking part, and every write fails at
@@ -205,7 +201,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 		forward_unsent(n, t->unsent, t->n_unsent);
 	turn_mark(n, TURN_MSGS, nmsgs, mbytes);
 	if (t->snapshotted > n->compacted)
-		compact(n, t->snapshotted);
+		db_written(n, t->snapshotted);
 	if (t->sends)
 		snapshot_send_reap(n, false);
 	turn_mark(n, TURN_OTHER, 0, 0);
@@ -247,6 +243,7 @@ static void turn_run(struct kv_node *n, struct turn *t, bool tick)
 		raft_update_free(&u);
 	}
 	outbox_flush(n); /* a turn without an update */
+	trail_compact(n);
 	if (n->props.transfers.head)
 		transfer_check(n);
 	if (round_failed)

@@ -51,9 +51,18 @@
 #define NODE_RESEND_BYTES_PER_HEARTBEAT (1u << 20)
 #define NODE_READ_PIPELINE		1 /* ReadIndex rounds in flight (read.c) */
 #define NODE_RETRY_PAUSE_MS		20 /* a write that must wait for a leader */
-#define NODE_COMPACT_TRAIL		5000 /* entries kept in memory after a db */
-#define NODE_MAX_INBOX_MSGS		65536
-#define NODE_MAX_UNSENT			64 /* unsent batches noted at once */
+/* The core's in-memory log (trail.c): at most this many applied entries
+ * and this many bytes of entry data, compacted a step of this many
+ * entries or bytes at a time; held while a snapshot is sent and this long
+ * after; the heap trimmed after this many bytes were dropped. */
+#define NODE_TRAIL_ENTRIES    10000
+#define NODE_TRAIL_BYTES      (32u << 20)
+#define NODE_TRAIL_STEP	      1024
+#define NODE_TRAIL_STEP_BYTES (4u << 20)
+#define NODE_TRAIL_HOLD_MS    5000
+#define NODE_TRAIL_TRIM_BYTES (64u << 20)
+#define NODE_MAX_INBOX_MSGS   65536
+#define NODE_MAX_UNSENT	      64 /* unsent batches noted at once */
 /* Commands this long or longer are decoded before the node thread
  * applies them (decoded.c), up to this many bytes of them at once. */
 #define NODE_PREDECODE_BYTES (64u * 1024u)
@@ -176,6 +185,8 @@ struct node_reads {
 struct node_soft {
 	enum raft_role role;
 	uint64_t leader, term, commit, last_index;
+	/* the core's in-memory log: its first index and data bytes */
+	uint64_t mem_first, mem_bytes;
 	char leader_addr[RAFT_ADDR_MAX];
 };
 struct node_status {
@@ -201,7 +212,14 @@ struct node_member {
 	struct raft_progress_info prog;
 };
 
-/* A snapshot being sent to one follower, on a thread of its own. */
+/* The trail is kept back for a follower a snapshot was sent to, until
+ * its match reaches index or until_ms (trail.c). id 0: free. */
+struct node_trail_hold {
+	uint64_t id, index, until_ms;
+};
+
+/* A snapshot being sent to one follower, on a thread of its own; or,
+ * waiting, for a db at msg.snapshot.index or later (no thread yet). */
 struct snap_send {
 	struct snap_send *next;
 	struct kv_node *n;
@@ -213,6 +231,7 @@ struct snap_send {
 	atomic_bool cancel;
 	atomic_bool finished; /* the thread is done: ret is final */
 	int ret;
+	bool waiting; /* for a fresh db: no thread */
 };
 
 /* Membership: the configuration as published, when each peer was heard
@@ -336,7 +355,10 @@ struct kv_node {
 	 * entries (raft_message_clear). */
 	struct raft_message *outbox;
 	size_t n_outbox, cap_outbox;
-	uint64_t compacted; /* the db index the core was compacted for */
+	uint64_t compacted; /* the latest db index the node thread saw */
+	struct node_trail_hold holds[RAFT_MAX_SERVERS]; /* trail.c */
+	uint64_t trail_freed; /* entry bytes dropped since malloc_trim */
+	bool trail_burst;     /* the log was far longer than its trail */
 	/* A dropped damaged entry's index (raft_restore.abstain_until), kept
 	 * in DATA_DIR/abstain until an entry at or past it is durable here
 	 * again; 0 if none (node.c). */
@@ -488,6 +510,15 @@ void snapshot_send_start(struct kv_node *n, struct raft_message *m);
 /* Reap finished senders (the meta goes out, the core learns the
  * outcome); cancel_all stops and reaps every one (shutdown). */
 void snapshot_send_reap(struct kv_node *n, bool cancel_all);
+/* A db at index is in place: start the senders that waited for it. */
+void snapshot_send_resume(struct kv_node *n, uint64_t index);
+
+/* trail.c: the core's in-memory log, bounded. Node thread. */
+/* Compact the core to its trail (after every turn). */
+void trail_compact(struct kv_node *n);
+/* Keep the entries after index in memory until follower id matches it
+ * (a snapshot at index was just sent to it), or for a while. */
+void trail_hold(struct kv_node *n, uint64_t id, uint64_t index);
 /* The verified file received, taken for installing: its path and index,
  * false if none. */
 bool snapshot_ready_take(struct kv_node *n, char *path, size_t cap,

@@ -1,9 +1,13 @@
 /* snapshot.c - snapshots between nodes: the leader's senders, and the
  * file a follower receives.
  *
- * A leader whose follower needs entries it no longer has sends its db
- * file on a thread of its own (snapxfer.h), one per follower, and the
- * snapshot message (the meta) only once the file is in; the core waits
+ * A leader whose follower needs entries it no longer has in memory
+ * sends its db file on a thread of its own (snapxfer.h), one per
+ * follower, and the snapshot message (the meta) only once the file is
+ * in. The db must be at the core's compaction point or later: when the
+ * one in place is older (the core keeps a trail bounded by itself,
+ * trail.c), the sender waits, without a thread, for a db the store is
+ * asked to write at once (store_snapshot_soon); the core waits
  * for the outcome (raft_snapshot_done). A follower takes the file in
  * chunks from the listener's threads (node_snapshot_chunk) and keeps the
  * latest verified one until the meta arrives and the node thread installs
@@ -171,6 +175,35 @@ static void *send_main(void *arg)
 	return NULL;
 }
 
+/* Start ss's thread with the db in place (at ss->msg.snapshot.index or
+ * later). false if it cannot start: the core hears of the failure. */
+static bool send_thread(struct kv_node *n, struct snap_send *ss)
+{
+	struct store_status st;
+	if (!raft_config_get(raft_config(n->raft), ss->id) ||
+	    store_status(n->store, &st) != 0 ||
+	    st.snapshot_index < ss->msg.snapshot.index) {
+		raft_snapshot_done(n->raft, ss->id, false);
+		return false;
+	}
+	ss->index = st.snapshot_index;
+	ss->term = st.snapshot_term;
+	ss->waiting = false;
+	/* announce the db's own index when the core can describe it: the
+	 * follower then starts after it, not at the core's compaction
+	 * point with the entries up to the db sent again */
+	struct raft_snapshot_meta meta;
+	if (ss->index > ss->msg.snapshot.index &&
+	    raft_snapshot_meta(n->raft, ss->index, &meta) == 0 &&
+	    meta.term == ss->term)
+		ss->msg.snapshot = meta;
+	if (pthread_create(&ss->thread, NULL, send_main, ss) != 0) {
+		raft_snapshot_done(n->raft, ss->id, false);
+		return false;
+	}
+	return true;
+}
+
 void snapshot_send_start(struct kv_node *n, struct raft_message *m)
 {
 	for (struct snap_send *ss = n->mb.sends; ss; ss = ss->next)
@@ -180,8 +213,7 @@ void snapshot_send_start(struct kv_node *n, struct raft_message *m)
 	    raft_config_get(raft_config(n->raft), m->to);
 	struct store_status st;
 	struct snap_send *ss = calloc(1, sizeof(*ss));
-	if (!srv || !ss || store_status(n->store, &st) != 0 ||
-	    st.snapshot_index < m->snapshot.index) {
+	if (!srv || !ss || store_status(n->store, &st) != 0) {
 		free(ss);
 		raft_snapshot_done(n->raft, m->to, false);
 		return;
@@ -189,18 +221,42 @@ void snapshot_send_start(struct kv_node *n, struct raft_message *m)
 	ss->n = n;
 	ss->id = m->to;
 	memcpy(ss->addr, srv->addr, sizeof(ss->addr));
-	ss->index = st.snapshot_index;
-	ss->term = st.snapshot_term;
 	ss->msg = *m; /* a snapshot message owns no entries */
 	atomic_init(&ss->cancel, false);
 	atomic_init(&ss->finished, false);
-	if (pthread_create(&ss->thread, NULL, send_main, ss) != 0) {
+	if (st.snapshot_index < m->snapshot.index) {
+		/* the core keeps less than the db's log: the follower needs
+		 * a db at its compaction point or later, never this one */
+		ss->waiting = true;
+		kv_log(KV_LOG_INFO,
+		       "node %llu needs entries before %llu, older than this "
+		       "node keeps in memory; writing a db for it (the last "
+		       "is at %llu)",
+		       (unsigned long long)m->to,
+		       (unsigned long long)m->snapshot.index,
+		       (unsigned long long)st.snapshot_index);
+		store_snapshot_soon(n->store, m->snapshot.index);
+	} else if (!send_thread(n, ss)) {
 		free(ss);
-		raft_snapshot_done(n->raft, m->to, false);
 		return;
 	}
 	ss->next = n->mb.sends;
 	n->mb.sends = ss;
+}
+
+void snapshot_send_resume(struct kv_node *n, uint64_t index)
+{
+	struct snap_send **pp = &n->mb.sends;
+	while (*pp) {
+		struct snap_send *ss = *pp;
+		if (!ss->waiting || index < ss->msg.snapshot.index ||
+		    send_thread(n, ss)) {
+			pp = &ss->next;
+			continue;
+		}
+		*pp = ss->next;
+		free(ss);
+	}
 }
 
 void snapshot_send_reap(struct kv_node *n, bool cancel_all)
@@ -208,17 +264,24 @@ void snapshot_send_reap(struct kv_node *n, bool cancel_all)
 	struct snap_send **pp = &n->mb.sends;
 	while (*pp) {
 		struct snap_send *ss = *pp;
+		if (ss->waiting && !cancel_all) {
+			pp = &ss->next;
+			continue;
+		}
 		if (cancel_all)
 			atomic_store(&ss->cancel, true);
 		else if (!atomic_load(&ss->finished)) {
 			pp = &ss->next;
 			continue;
 		}
-		pthread_join(ss->thread, NULL);
+		if (!ss->waiting)
+			pthread_join(ss->thread, NULL);
 		*pp = ss->next;
 		if (!cancel_all) {
-			if (ss->ret == 0)
+			if (ss->ret == 0) {
 				outbox_add(n, &ss->msg);
+				trail_hold(n, ss->id, ss->msg.snapshot.index);
+			}
 			raft_snapshot_done(n->raft, ss->id, ss->ret == 0);
 		}
 		free(ss);

@@ -38,7 +38,9 @@ bool status_publish(struct kv_node *n)
 			      .leader = raft_leader(r),
 			      .term = raft_term(r),
 			      .commit = raft_commit_index(r),
-			      .last_index = raft_last_index(r)};
+			      .last_index = raft_last_index(r),
+			      .mem_first = raft_snapshot_index(r) + 1,
+			      .mem_bytes = raft_log_bytes(r)};
 	const struct raft_server *ls =
 	    raft_config_get(raft_config(r), s.leader);
 	snprintf(s.leader_addr, sizeof(s.leader_addr), "%s",
@@ -55,7 +57,8 @@ bool status_publish(struct kv_node *n)
 	    (s.role == RAFT_CANDIDATE || s.role == RAFT_LEADER))
 		kv_metric_add(&node_m_elections, 0, 1);
 	if (!changed && s.role == p->role && s.commit == p->commit &&
-	    s.last_index == p->last_index &&
+	    s.last_index == p->last_index && s.mem_first == p->mem_first &&
+	    s.mem_bytes == p->mem_bytes &&
 	    strcmp(s.leader_addr, p->leader_addr) == 0)
 		return false;
 	*p = s;
@@ -311,6 +314,9 @@ int node_status_json(struct kv_node *n, char **out)
 	cJSON_AddNumberToObject(j, "last_index", (double)soft.last_index);
 	cJSON_AddNumberToObject(j, "durable_index", (double)s.last_index);
 	cJSON_AddNumberToObject(j, "snapshot_index", (double)s.snapshot_index);
+	cJSON_AddNumberToObject(j, "memory_first_index",
+				(double)soft.mem_first);
+	cJSON_AddNumberToObject(j, "memory_log_bytes", (double)soft.mem_bytes);
 	cJSON_AddNumberToObject(j, "keys", (double)s.keys);
 	cJSON_AddNumberToObject(j, "bytes", (double)s.bytes);
 	cJSON_AddNumberToObject(j, "log_bytes", (double)s.log_bytes);

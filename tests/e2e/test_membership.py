@@ -36,10 +36,9 @@ SAMPLE = int(os.environ.get("KVFS_MEMBERSHIP_SAMPLE", "3000"))
 # Seconds of background writes measured before node 4 starts.
 BEFORE_S = float(os.environ.get("KVFS_MEMBERSHIP_BEFORE_S", "3"))
 CATCHUP_TIMEOUT = 60 + KEYS / 2000.0
-# The leader keeps this many entries before its last snapshot in memory
-# (NODE_COMPACT_TRAIL, raft/node_int.h): a node that needs no older entry
-# gets entries, not a snapshot. Only past it must catch-up be a snapshot.
-TRAIL = int(os.environ.get("KVFS_MEMBERSHIP_TRAIL", "5000"))
+# The leader keeps a trail of entries in memory (raft/node/trail.c,
+# /status memory_first_index): a node that needs no older entry gets
+# entries, not a snapshot. Only past it must catch-up be a snapshot.
 
 
 def load_key(i):
@@ -365,7 +364,7 @@ def ctl(kvfsctl, node, *args):
 def must_snapshot(leader):
     """True if a node starting from nothing can only catch up from leader
     by a snapshot (it compacted its in-memory log past index 1)."""
-    return leader.status()["snapshot_index"] > TRAIL
+    return leader.status()["memory_first_index"] > 1
 
 
 def catch_up(c, node, leader, roles_seen, timeout, need_snap, t0=None):
@@ -482,7 +481,8 @@ def join_node4(c, binary, root, writer, leader, followers):
     inst = log_lines(n4, "installed a snapshot")
     say("  node 4 log: %s", inst[0] if inst else
         "(no snapshot: the leader still had every entry, its snapshot is "
-        "at %d, not past %d)" % (snap1, TRAIL))
+        "at %d, its memory from index %d)" %
+        (snap1, leader.status()["memory_first_index"]))
     sent = log_lines(leader, "sent to node 4")
     if sent:
         say("  leader log: %s", sent[0])
