@@ -129,19 +129,18 @@ static int core_open(struct kv_node *n, const struct raft_config *boot,
 		store_recovery_free(&rec);
 		return -ENOMEM;
 	}
-	/* the core keeps the recovery's copies by reference (shared), not
-	 * copies of them: the log after the db is in memory once, not twice,
-	 * until the core has applied it and dropped it to its trail */
-	for (size_t i = 0; i < rec.n; i++) {
+	/* the core copies the recovery's entries: their data is the
+	 * store's (one arena, read by its replay's decoding thread too:
+	 * store_recovery), never the caller's to take. The arena goes once
+	 * that thread is done; the core drops its copies to the trail once
+	 * it has applied them (trail.c). */
+	for (size_t i = 0; i < rec.n; i++)
 		ents[i] = (struct raft_entry){
 		    .index = rec.entries[i].index,
 		    .term = rec.entries[i].term,
 		    .type = (enum raft_entry_type)rec.entries[i].type,
 		    .data = (void *)rec.entries[i].data,
 		    .len = rec.entries[i].len};
-		if (ents[i].data && raft_entry_share(&ents[i]) == 0)
-			rec.entries[i].data = NULL; /* ents[i]'s now */
-	}
 	struct raft_restore rs = {.term = rec.term,
 				  .vote = rec.vote,
 				  .entries = ents,
@@ -175,9 +174,6 @@ static int core_open(struct kv_node *n, const struct raft_config *boot,
 				    (unsigned long long)rec.snap_index, rec.n,
 				    kv_strerror(ret));
 out:
-	for (size_t i = 0; i < rec.n; i++)
-		if (ents[i].buf)
-			raft_entry_release(&ents[i]);
 	free(ents);
 	store_recovery_free(&rec);
 	return ret;
