@@ -125,54 +125,57 @@ size_t kv_json_plain_span(const void *p, size_t n)
 	return i;
 }
 
-void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n)
+/* The JSON escape of c (below 0x20, '"' or '\\') into o[0..6): its
+ * length, 2 or 6. */
+static size_t json_escape(unsigned char c, char *o)
 {
 	static const char hex[] = "0123456789abcdef";
+	o[0] = '\\';
+	switch (c) {
+	case '"':
+	case '\\':
+		o[1] = (char)c;
+		return 2;
+	case '\n':
+		o[1] = 'n';
+		return 2;
+	case '\r':
+		o[1] = 'r';
+		return 2;
+	case '\t':
+		o[1] = 't';
+		return 2;
+	case '\b':
+		o[1] = 'b';
+		return 2;
+	case '\f':
+		o[1] = 'f';
+		return 2;
+	default:
+		o[1] = 'u';
+		o[2] = '0';
+		o[3] = '0';
+		o[4] = hex[c >> 4];
+		o[5] = hex[c & 15];
+		return 6;
+	}
+}
+
+void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n)
+{
 	const unsigned char *s = p;
 	size_t run = 0; /* start of the bytes copied as they are */
 
 	kv_buf_put(b, "\"", 1);
 	for (size_t i = 0; i < n; i++) {
 		char esc[6];
-		size_t elen = 2;
 
 		i += kv_json_plain_span(s + i, n - i);
 		if (i == n)
 			break;
 		kv_buf_put(b, s + run, i - run);
 		run = i + 1;
-		esc[0] = '\\';
-		switch (s[i]) {
-		case '"':
-			esc[1] = '"';
-			break;
-		case '\\':
-			esc[1] = '\\';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		default:
-			esc[1] = 'u';
-			esc[2] = '0';
-			esc[3] = '0';
-			esc[4] = hex[s[i] >> 4];
-			esc[5] = hex[s[i] & 15];
-			elen = 6;
-		}
-		kv_buf_put(b, esc, elen);
+		kv_buf_put(b, esc, json_escape(s[i], esc));
 	}
 	kv_buf_put(b, s + run, n - run);
 	kv_buf_put(b, "\"", 1);
@@ -211,43 +214,11 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return len;
 }
 
-/* One byte below 0x20, '"' or '\\' as its JSON escape, at the end of b. */
+/* One byte below 0x20, '"' or '\\' as its JSON escape, at the end of b
+ * (which has room for it). */
 static void put_escape(struct kv_buf *b, unsigned char c)
 {
-	static const char hex[] = "0123456789abcdef";
-	char *o = b->p + b->len;
-	size_t elen = 2;
-
-	o[0] = '\\';
-	switch (c) {
-	case '"':
-	case '\\':
-		o[1] = (char)c;
-		break;
-	case '\n':
-		o[1] = 'n';
-		break;
-	case '\r':
-		o[1] = 'r';
-		break;
-	case '\t':
-		o[1] = 't';
-		break;
-	case '\b':
-		o[1] = 'b';
-		break;
-	case '\f':
-		o[1] = 'f';
-		break;
-	default:
-		o[1] = 'u';
-		o[2] = '0';
-		o[3] = '0';
-		o[4] = hex[c >> 4];
-		o[5] = hex[c & 15];
-		elen = 6;
-	}
-	b->len += elen;
+	b->len += json_escape(c, b->p + b->len);
 }
 
 /* kv_utf8_valid (no NUL) and kv_buf_json_str in one pass: each 8-byte
