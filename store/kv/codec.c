@@ -130,35 +130,24 @@ size_t kv_json_plain_span(const void *p, size_t n)
 static size_t json_escape(unsigned char c, char *o)
 {
 	static const char hex[] = "0123456789abcdef";
+	char e = c == '"' || c == '\\' ? (char)c
+		 : c == '\n'	       ? 'n'
+		 : c == '\r'	       ? 'r'
+		 : c == '\t'	       ? 't'
+		 : c == '\b'	       ? 'b'
+		 : c == '\f'	       ? 'f'
+				       : 0;
 	o[0] = '\\';
-	switch (c) {
-	case '"':
-	case '\\':
-		o[1] = (char)c;
+	if (e) {
+		o[1] = e;
 		return 2;
-	case '\n':
-		o[1] = 'n';
-		return 2;
-	case '\r':
-		o[1] = 'r';
-		return 2;
-	case '\t':
-		o[1] = 't';
-		return 2;
-	case '\b':
-		o[1] = 'b';
-		return 2;
-	case '\f':
-		o[1] = 'f';
-		return 2;
-	default:
-		o[1] = 'u';
-		o[2] = '0';
-		o[3] = '0';
-		o[4] = hex[c >> 4];
-		o[5] = hex[c & 15];
-		return 6;
 	}
+	o[1] = 'u';
+	o[2] = '0';
+	o[3] = '0';
+	o[4] = hex[c >> 4];
+	o[5] = hex[c & 15];
+	return 6;
 }
 
 void kv_buf_json_str(struct kv_buf *b, const void *p, size_t n)
