@@ -54,15 +54,20 @@
 /* The core's in-memory log (trail.c): at most this many applied entries
  * and this many bytes of entry data, compacted a step of this many
  * entries or bytes at a time; held while a snapshot is sent and this long
- * after; the heap trimmed after this many bytes were dropped. */
-#define NODE_TRAIL_ENTRIES    10000
-#define NODE_TRAIL_BYTES      (32u << 20)
-#define NODE_TRAIL_STEP	      1024
-#define NODE_TRAIL_STEP_BYTES (4u << 20)
-#define NODE_TRAIL_HOLD_MS    5000
-#define NODE_TRAIL_TRIM_BYTES (64u << 20)
-#define NODE_MAX_INBOX_MSGS   65536
-#define NODE_MAX_UNSENT	      64 /* unsent batches noted at once */
+ * after; the heap trimmed after this many bytes were dropped; the lag
+ * of a follower heard from within this long kept up to this many
+ * entries and bytes. */
+#define NODE_TRAIL_ENTRIES     10000
+#define NODE_TRAIL_BYTES       (32u << 20)
+#define NODE_TRAIL_STEP	       1024
+#define NODE_TRAIL_STEP_BYTES  (4u << 20)
+#define NODE_TRAIL_HOLD_MS     5000
+#define NODE_TRAIL_TRIM_BYTES  (64u << 20)
+#define NODE_TRAIL_LIVE_MS     2000
+#define NODE_TRAIL_LAG_ENTRIES 100000
+#define NODE_TRAIL_LAG_BYTES   (512u << 20)
+#define NODE_MAX_INBOX_MSGS    65536
+#define NODE_MAX_UNSENT	       64 /* unsent batches noted at once */
 /* Commands this long or longer are decoded before the node thread
  * applies them (decoded.c), up to this many bytes of them at once. */
 #define NODE_PREDECODE_BYTES (64u * 1024u)
@@ -217,6 +222,10 @@ struct node_member {
 struct node_trail_hold {
 	uint64_t id, index, until_ms;
 };
+/* When the leader last saw a follower answer (trail.c). */
+struct node_trail_seen {
+	uint64_t id, ms;
+};
 
 /* A snapshot being sent to one follower, on a thread of its own; or,
  * waiting, for a db at msg.snapshot.index or later (no thread yet). */
@@ -357,6 +366,7 @@ struct kv_node {
 	size_t n_outbox, cap_outbox;
 	uint64_t compacted; /* the latest db index the node thread saw */
 	struct node_trail_hold holds[RAFT_MAX_SERVERS]; /* trail.c */
+	struct node_trail_seen seen[RAFT_MAX_SERVERS];
 	uint64_t trail_freed; /* entry bytes dropped since malloc_trim */
 	bool trail_burst;     /* the log was far longer than its trail */
 	/* A dropped damaged entry's index (raft_restore.abstain_until), kept

@@ -12,7 +12,15 @@
  * until that follower has answered it (at most NODE_TRAIL_HOLD_MS), the
  * trail is not compacted past the snapshot's index: otherwise a busy
  * leader could move past it during the transfer and send the follower
- * snapshot after snapshot. */
+ * snapshot after snapshot.
+ *
+ * On a leader the trail also keeps what a live follower still lacks:
+ * a follower that answered within the last election timeout and is
+ * only some entries behind (a slow disk, a sanitized build, values of
+ * megabytes, where 32 MiB is a few dozen entries) is sent entries, not
+ * a db of the whole map, as long as the lag fits NODE_TRAIL_LAG_ENTRIES
+ * and NODE_TRAIL_LAG_BYTES. A follower behind that, or silent, no
+ * longer holds the trail, and gets a snapshot when it asks. */
 #include <malloc.h>
 #include <string.h>
 
@@ -62,6 +70,53 @@ static uint64_t trail_floor(struct kv_node *n)
 	return floor;
 }
 
+/* Whether follower id answered within NODE_TRAIL_LIVE_MS. The core's
+ * recent_active is cleared at every check-quorum and set again at the
+ * follower's next answer, so it alone would let the trail go just after
+ * each check; the node remembers when it last saw it set. */
+static bool trail_live(struct kv_node *n, uint64_t id, bool active,
+		       uint64_t now)
+{
+	struct node_trail_seen *slot = NULL;
+	for (unsigned i = 0; i < RAFT_MAX_SERVERS; i++) {
+		struct node_trail_seen *s = &n->seen[i];
+		if (s->id == id) {
+			slot = s;
+			break;
+		}
+		if (!slot &&
+		    (!s->id || !raft_config_get(raft_config(n->raft), s->id)))
+			slot = s;
+	}
+	if (!slot)
+		return active;
+	if (slot->id != id)
+		*slot = (struct node_trail_seen){.id = id};
+	if (active)
+		slot->ms = now;
+	return slot->ms && now - slot->ms < NODE_TRAIL_LIVE_MS;
+}
+
+/* The lowest match of a leader's live followers, UINT64_MAX if none
+ * (or not the leader). */
+static uint64_t trail_lag_floor(struct kv_node *n)
+{
+	uint64_t floor = UINT64_MAX, now = kv_mono_ms();
+	if (raft_role(n->raft) != RAFT_LEADER)
+		return floor;
+	const struct raft_config *c = raft_config(n->raft);
+	for (unsigned i = 0; i < c->n; i++) {
+		struct raft_progress_info p;
+		uint64_t id = c->servers[i].id;
+		if (id == n->id || raft_progress(n->raft, id, &p) != 0 ||
+		    !trail_live(n, id, p.recent_active, now) || p.snapshot)
+			continue;
+		if (p.match < floor)
+			floor = p.match;
+	}
+	return floor;
+}
+
 void trail_compact(struct kv_node *n)
 {
 	uint64_t base = raft_snapshot_index(n->raft);
@@ -73,6 +128,15 @@ void trail_compact(struct kv_node *n)
 	if (cut <= base ||
 	    (cut - base < NODE_TRAIL_STEP && drop < NODE_TRAIL_STEP_BYTES))
 		return;
+	uint64_t lag = trail_lag_floor(n);
+	if (cut > lag) {
+		uint64_t lag_drop;
+		uint64_t hard = raft_trail_cut(n->raft, NODE_TRAIL_LAG_ENTRIES,
+					       NODE_TRAIL_LAG_BYTES, &lag_drop);
+		cut = lag > hard ? lag : hard;
+		if (cut <= base)
+			return;
+	}
 	uint64_t floor = trail_floor(n);
 	if (cut > floor)
 		cut = floor;

@@ -16,6 +16,10 @@ member's /status. It must show:
   read back equals the last one written, by SHA-256, from the leader
   (linearizable) and from each follower (local);
 - every member still runs;
+- no follower installed a snapshot: one that keeps up, however big the
+  values, is sent entries, since the leader's trail keeps what a live
+  follower lacks up to 128 MiB (raft/node/trail.c); a snapshot of the
+  whole map is a stall of its own on the follower's node thread;
 - each member's node thread checksummed, hashed and copied less than a
   tenth of the bytes written (/status node_thread_bytes): a big value's
   checks, CRC, record and hash are the receiving thread's, and the node
@@ -172,6 +176,15 @@ def print_slowest_turns(c, count=8):
         print("  " + line)
 
 
+def snapshots_installed(n):
+    """How many snapshots node n's log says it installed."""
+    try:
+        with open(n.log_path, errors="replace") as f:
+            return sum("installed a snapshot" in line for line in f)
+    except OSError:
+        return 0
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else 0.0
@@ -235,6 +248,12 @@ def main():
                 "node %d: the node thread read %d bytes of values (%s) for "
                 "%d written: a big value's per-byte work is back on it" %
                 (i, read, w, total))
+        for n in c.nodes.values():
+            k = snapshots_installed(n)
+            assert k == 0, (
+                "node %d installed %d snapshots: a live follower behind by "
+                "less than the trail's lag bound must be sent entries" %
+                (n.id, k))
         for i, seen in watcher.seen.items():
             assert seen, "node %d never answered /status" % i
             assert seen == {(term0, leader.id)}, (
