@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,11 @@ struct fs_dot {
 	pthread_mutex_t kick_mu; /* guards kick, and stop for the thread */
 	bool kick;
 	bool stopping;
+	/* streams open: the store's hook wakes the thread only if any. It
+	 * is raised before the new stream's first fill, and the hook reads
+	 * it after the event is in the history, so an event the hook does
+	 * not announce is one that fill finds. */
+	atomic_uint streams;
 };
 
 static uint64_t end_of(const struct fs_dot_stream *s)
@@ -180,7 +186,10 @@ static void kick(struct fs_dot *d)
 static void on_history(void *ctx, uint64_t first)
 {
 	(void)first;
-	kick(ctx);
+	struct fs_dot *d = ctx;
+	/* no stream, nothing to make: one wake-up a commit saved */
+	if (atomic_load(&d->streams))
+		kick(d);
 }
 
 static void *events_main(void *arg)
@@ -218,6 +227,7 @@ int fs_dot_start(struct fs *fs)
 	d->st = node_store(fs->node);
 	pthread_mutex_init(&d->mu, NULL);
 	pthread_mutex_init(&d->kick_mu, NULL);
+	atomic_init(&d->streams, 0);
 	kv_cond_init(&d->cond);
 	int ret = d->st ? store_watch_hook(d->st, on_history, d) : -ENOSYS;
 	if (ret != 0) {
@@ -356,6 +366,7 @@ struct fs_dot_stream *fs_dot_stream_open(struct fs *fs, uint64_t from)
 	if (d->head)
 		d->head->prev = s;
 	d->head = s;
+	atomic_fetch_add(&d->streams, 1);
 	fill(d, s);
 	pthread_mutex_unlock(&d->mu);
 	return s;
@@ -371,6 +382,7 @@ void fs_dot_stream_close(struct fs *fs, struct fs_dot_stream *s)
 		d->head = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	atomic_fetch_sub(&d->streams, 1);
 	if (s->ph)
 		fuse_pollhandle_destroy(s->ph);
 	if (s->req && s->req_ready)

@@ -7,7 +7,8 @@ events, status and members; status and members are GET /status and GET
 reads); nothing in it can be changed (the errno of each refusal), and no
 key may have a .kvfs segment (HTTP 400, EINVAL on the mount); events with
 O_NONBLOCK is EAGAIN with nothing to read, poll() waits and wakes, a
-blocking read waits for the next change. Then the watch under faults: a
+blocking read waits for the next change; with no stream open, commits
+do not wake the thread that serves streams. Then the watch under faults: a
 reader with poll() and a real `tail -f` on a follower's mount while
 writers on every node change keys and the leader is killed and restarted
 twice, then the reader's own node is killed and restarted (both resume
@@ -327,6 +328,51 @@ def part_refusals(c, f):
         "is 400, a delete may name one" % len(refusals))
 
 
+def thread_switches(node, name):
+    """Voluntary context switches (wake-ups) of node's thread name."""
+    task = "/proc/%d/task" % node.proc.pid
+    for tid in os.listdir(task):
+        try:
+            with open("%s/%s/comm" % (task, tid)) as f:
+                if f.read().strip() != name:
+                    continue
+            with open("%s/%s/status" % (task, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        return int(line.split()[1])
+        except OSError:
+            continue
+    raise AssertionError("node %d has no thread %s" % (node.id, name))
+
+
+IDLE_WRITES = 300
+
+
+def part_idle(c, f, leader):
+    """With no .kvfs/events stream open, commits do not wake kvfs-events:
+    it wakes only at its one-second timed wait, not once a commit."""
+    before = thread_switches(f, "kvfs-events")
+    t0 = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", leader.port, timeout=30)
+    for i in range(IDLE_WRITES):
+        conn.request("PUT", "/kv/idle/%d" % i, body=b"x")
+        r = conn.getresponse()
+        r.read()
+        assert r.status in (200, 201), (i, r.status)
+    conn.close()
+    c.wait_caught_up(f)
+    secs = time.monotonic() - t0
+    woke = thread_switches(f, "kvfs-events") - before
+    # one a second from the timed wait, and slack for a second's edge
+    bound = 3 + 2 * int(secs + 1)
+    assert woke <= bound, (
+        "kvfs-events woke %d times for %d commits in %.1f s with no stream "
+        "open (at most %d): the store's hook kicks it for nothing" %
+        (woke, IDLE_WRITES, secs, bound))
+    say("no stream open: %d commits in %.1f s woke kvfs-events %d times" %
+        (IDLE_WRITES, secs, woke))
+
+
 def part_poll(c, f, leader):
     fd = os.open(f.path(".kvfs/events"), os.O_RDONLY | os.O_NONBLOCK)
     first = json.loads(os.read(fd, 4096))
@@ -574,6 +620,7 @@ def main():
             f = next(n for n in c.nodes.values() if n is not leader)
             part_files(c, f)
             part_refusals(c, f)
+            part_idle(c, f, leader)
             part_poll(c, f, leader)
             part_watch(c, f)
         part_small_history(tmp, binary)
