@@ -177,7 +177,9 @@ const struct locks *map_locks_c(const struct map *m)
 static struct map_node *tree(const struct map *m, const char *key, size_t klen,
 			     char tail, bool exact)
 {
-	struct kv_rec k = {.key = key, .klen = (uint32_t)klen};
+	if (klen > UINT16_MAX)
+		return NULL; /* no key is so long (KV_MAX_KEY, kv.h) */
+	struct kv_rec k = {.key = key, .klen = (uint16_t)klen};
 	struct map_node s = {.rec = &k, .tail = tail};
 	struct map_tree *t = (struct map_tree *)&m->tree;
 

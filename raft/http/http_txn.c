@@ -118,7 +118,7 @@ static void put_result(struct kv_buf *b, const struct kv_txn_op *o,
 		kv_buf_printf(b,
 			      ",\"found\":true,\"mod_rev\":%" PRIu64
 			      ",\"create_rev\":%" PRIu64 ",\"size\":%zu",
-			      rec->mod_rev, rec->create_rev, rec->vlen);
+			      rec->mod_rev, rec->create_rev, (size_t)rec->vlen);
 		put_value(b, rec);
 	} else if (o->kind == KV_TXN_GET) {
 		kv_buf_puts(b, ",\"found\":false");

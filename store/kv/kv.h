@@ -143,13 +143,16 @@ struct kv_rec {
 	/* The store's hash of the record (map_rec_hash), set by the map
 	 * when it takes the record, before others see it; 0 until then. */
 	uint64_t hash;
-	/* 32 bits are enough (KV_MAX_KEY, KV_MAX_XATTR_TOTAL): with the
-	 * value and attributes found from the key (below), the header is 96
-	 * bytes, and a record of a 10-byte key and a 100-byte value a
-	 * 224-byte allocation. */
-	uint32_t klen;
-	uint32_t nxattr;
-	size_t vlen;
+	/* Narrow on purpose: a key is at most KV_MAX_KEY (4,096) bytes, a
+	 * record has at most KV_MAX_XATTR_TOTAL / 6 (43,690) attributes (a
+	 * name is "user." and a byte at least) and a value at most
+	 * KV_MAX_VALUE (16 MiB); so, with the value and attributes found
+	 * from the key (below), the header is 88 bytes, and a record of a
+	 * 10-byte key and a 100-byte value a 208-byte allocation (96 and
+	 * 224 with 32-bit counts and a size_t length). */
+	uint16_t klen;
+	uint16_t nxattr;
+	uint32_t vlen;
 	const char *key; /* NUL-terminated for convenience */
 	/* The value (kv_rec_val) follows the key's NUL; the attributes
 	 * (kv_rec_xattrs) follow this header. */

@@ -3,7 +3,7 @@
  * Header, extended attributes, key and value live in one allocation, in
  * that order, so a record is one malloc and one free, and the value and
  * the attributes need no pointer of their own (kv_rec_val, kv_rec_xattrs):
- * 96 bytes of header on x86-64 (sizeof(struct kv_rec)). A record never
+ * 88 bytes of header on x86-64 (sizeof(struct kv_rec)). A record never
  * changes once the map publishes it: a change makes a new record, and
  * readers on other threads (store_get, the snapshot writer) keep the old
  * one alive with their reference. Attributes are kept sorted by name, so
@@ -15,6 +15,13 @@
 
 #include "codec.h"
 #include "kv.h"
+
+_Static_assert(KV_MAX_KEY <= UINT16_MAX, "kv_rec.klen is 16 bits");
+_Static_assert(KV_MAX_XATTR_TOTAL / 6 <= UINT16_MAX,
+	       "kv_rec.nxattr is 16 bits");
+_Static_assert(KV_MAX_VALUE <= UINT32_MAX, "kv_rec.vlen is 32 bits");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct kv_rec) == 88,
+	       "the record header is 88 bytes (docs/operations.md)");
 
 static int xattr_cmp(const void *a, const void *b)
 {
@@ -36,8 +43,10 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	char *kp;
 	unsigned char *vp;
 
-	if (klen > UINT32_MAX || vlen > SIZE_MAX / 4 || n > UINT32_MAX ||
-	    n > SIZE_MAX / 4 / sizeof(*xv))
+	/* the header's narrow counts (kv.h); the store's limits are far
+	 * inside them, so this refuses only what no caller may ask */
+	if (klen > UINT16_MAX || vlen > UINT32_MAX || vlen > SIZE_MAX / 4 ||
+	    n > UINT16_MAX)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		extra += xa[i].nlen + 1 + xa[i].vlen;
@@ -78,10 +87,10 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	rec->atime_ns = 0;
 	rec->lease = 0;
 	rec->hash = 0;
-	rec->klen = (uint32_t)klen;
-	rec->vlen = vlen;
+	rec->klen = (uint16_t)klen;
+	rec->vlen = (uint32_t)vlen;
 	rec->key = kp;
-	rec->nxattr = (uint32_t)n;
+	rec->nxattr = (uint16_t)n;
 	return rec;
 }
 
