@@ -94,8 +94,12 @@ bool fs_file_dirty(const struct fs_file *f)
 
 void fs_file_refresh(struct fs_file *f, struct kv_rec *rec)
 {
+	/* never back: two opens of one file each fetch the record after
+	 * their own barrier, and the one that fetched first may take the
+	 * lock last; revisions only grow, so the newer record stays (a
+	 * read would otherwise see an older value than one already read) */
 	if (fs_file_dirty(f) || f->committing ||
-	    (f->rec != NULL && f->rec->mod_rev == rec->mod_rev)) {
+	    (f->rec != NULL && rec->mod_rev <= f->rec->mod_rev)) {
 		kv_rec_unref(rec);
 		return;
 	}
