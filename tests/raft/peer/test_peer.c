@@ -739,10 +739,13 @@ static void test_a_small_append_never_overtakes_a_queued_one(void **state)
 	for (int r = 0; r < ROUNDS; r++) {
 		m = taken_append(i, PEER_DIRECT_BYTES + 1);
 		assert_int_equal(peers_send_take(ps, &m, 1), 1);
+		raft_message_clear(
+		    &m); /* queued: nothing left; written: ours */
 		i++;
 		for (int k = 0; k < SMALL; k++, i++) {
 			m = taken_append(i, 100);
 			assert_int_equal(peers_send_take(ps, &m, 1), 1);
+			raft_message_clear(&m);
 		}
 	}
 	wait_sent(ps, 2, 1 + i);
