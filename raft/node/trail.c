@@ -15,9 +15,9 @@
  * snapshot after snapshot.
  *
  * On a leader the trail also keeps what a live follower still lacks:
- * a follower that answered within the last election timeout and is
+ * a follower that answered within NODE_TRAIL_LIVE_MS (2 s) and is
  * only some entries behind (a slow disk, a sanitized build, values of
- * megabytes, where 32 MiB is a few dozen entries) is sent entries, not
+ * megabytes, where 32 MiB is two to thirty entries) is sent entries, not
  * a db of the whole map, as long as the lag fits NODE_TRAIL_LAG_ENTRIES
  * and NODE_TRAIL_LAG_BYTES. A follower behind that, or silent, no
  * longer holds the trail, and gets a snapshot when it asks. */
