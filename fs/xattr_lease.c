@@ -34,7 +34,7 @@ int fs_lease_attr(struct fs *fs, struct fs_inode *in, const char *name,
 	if (ret != 0)
 		return ret == -ENOENT || ret == -EISDIR ? -ENODATA
 							: fs_errno(ret);
-	uint64_t id = rec->lease;
+	uint64_t id = kv_rec_lease(rec);
 	kv_rec_unref(rec);
 	if (id == 0)
 		return -ENODATA;

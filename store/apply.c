@@ -96,11 +96,14 @@ static int put_check(const struct map *m, const struct kv_cmd *cmd,
  * set_xattrs), which is the record to build unless the put keeps old's
  * attributes and old has some; and only its command holds it (a command
  * applied twice must not change a record the map holds). */
-static bool put_prepared(const struct kv_cmd *cmd, const struct kv_rec *old)
+static bool put_prepared(const struct kv_cmd *cmd, const struct kv_rec *old,
+			 uint64_t lease)
 {
 	if (cmd->prep == NULL ||
 	    atomic_load_explicit(&cmd->prep->refs, memory_order_acquire) != 1)
 		return false;
+	if (lease != 0 && !(cmd->prep->flags & KV_REC_LEASE_SLOT))
+		return false; /* no room for the lease (prepare.c) */
 	return cmd->set_xattrs || old == NULL || old->nxattr == 0;
 }
 
@@ -125,17 +128,21 @@ static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		return 0;
 	if (cmd->ttl != 0 && leases_reserve(map_leases(m)) != 0)
 		return -ENOMEM; /* a lease of its own: room first */
-	bool prep = put_prepared(cmd, old);
+	uint64_t lease = cmd->ttl	  ? index
+			 : cmd->set_lease ? cmd->lease
+			 : old		  ? kv_rec_lease(old)
+					  : 0;
+	bool prep = put_prepared(cmd, old, lease);
 	if (prep) {
 		rec = cmd->prep; /* built and hashed where it arrived */
 		kv_rec_ref(rec);
 	} else if (cmd->set_xattrs || old == NULL)
-		rec = kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen,
-				   cmd->xattrs,
-				   cmd->set_xattrs ? cmd->nxattr : 0);
+		rec = kv_rec_new_l(
+		    cmd->key, cmd->klen, cmd->val, cmd->vlen, cmd->xattrs,
+		    cmd->set_xattrs ? cmd->nxattr : 0, lease != 0);
 	else
-		rec = kv_rec_new_x(cmd->key, cmd->klen, cmd->val, cmd->vlen,
-				   kv_rec_xattrs(old), old->nxattr);
+		rec = kv_rec_new_l(cmd->key, cmd->klen, cmd->val, cmd->vlen,
+				   kv_rec_xattrs(old), old->nxattr, lease != 0);
 	if (rec == NULL)
 		return -ENOMEM;
 	if (old == NULL && (err = apply_touch_prepare(m, cmd->key, cmd->klen, t,
@@ -153,10 +160,7 @@ static int apply_put(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	rec->atime_ns = cmd->set_atime ? cmd->atime_ns
 			: old	       ? old->atime_ns
 				       : t;
-	rec->lease = cmd->ttl	      ? index
-		     : cmd->set_lease ? cmd->lease
-		     : old	      ? old->lease
-				      : 0;
+	kv_rec_set_lease(rec, lease);
 	if (cmd->ttl != 0)
 		apply_put_lease_grant(m, index, cmd); /* room reserved */
 	if (prep) /* the map keeps a hash it finds set */
@@ -275,7 +279,7 @@ remove_subtree(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 		struct map_node *next = map_next(m, n);
 		const struct kv_rec *r = map_node_rec(n);
 		if (r->klen != cmd->klen)
-			apply_changed(on_change, ctx, r->key, r->klen);
+			apply_changed(on_change, ctx, kv_rec_key(r), r->klen);
 		map_remove_node(m, n);
 		n = next;
 	}
@@ -341,8 +345,9 @@ static struct kv_rec *attr_copy(const struct map *m, const struct kv_cmd *cmd,
 		xa = kv_rec_xattrs(old);
 		nx = old->nxattr;
 	}
-	rec = kv_rec_new_x(cmd->key, cmd->klen, old ? kv_rec_val(old) : NULL,
-			   old ? old->vlen : 0, xa, nx);
+	rec = kv_rec_new_l(cmd->key, cmd->klen, old ? kv_rec_val(old) : NULL,
+			   old ? old->vlen : 0, xa, nx,
+			   old != NULL && kv_rec_lease(old) != 0);
 	if (rec == NULL)
 		return NULL;
 	if (old != NULL) {
@@ -365,7 +370,7 @@ static struct kv_rec *attr_copy(const struct map *m, const struct kv_cmd *cmd,
 static int attr_install(struct map *m, struct kv_rec *rec)
 {
 	struct map_node *n;
-	enum map_kind k = map_lookup(m, rec->key, rec->klen, &n);
+	enum map_kind k = map_lookup(m, kv_rec_key(rec), rec->klen, &n);
 	int err;
 
 	if (k == MAP_ROOT) {

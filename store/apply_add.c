@@ -96,9 +96,10 @@ static int add_one(struct map *m, uint64_t index, int64_t t, const char *key,
 			return -EINVAL; /* checked: cannot happen */
 	}
 	len = snprintf(text, sizeof(text), "%" PRIu64, v + d);
-	rec = old ? kv_rec_new_x(key, klen, text, (size_t)len,
-				 kv_rec_xattrs(old), old->nxattr)
-		  : kv_rec_new(key, klen, text, (size_t)len);
+	rec =
+	    old ? kv_rec_new_l(key, klen, text, (size_t)len, kv_rec_xattrs(old),
+			       old->nxattr, kv_rec_lease(old) != 0)
+		: kv_rec_new(key, klen, text, (size_t)len);
 	if (rec == NULL)
 		return -ENOMEM;
 	if (old != NULL) {

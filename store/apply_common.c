@@ -37,14 +37,16 @@ void apply_same_attrs(struct kv_rec *rec, const struct kv_rec *old)
 	rec->mtime_ns = old->mtime_ns;
 	rec->ctime_ns = old->ctime_ns;
 	rec->atime_ns = old->atime_ns;
-	rec->lease = old->lease; /* a renamed key keeps its lease */
+	/* a renamed key keeps its lease: rec was made with room for it */
+	kv_rec_set_lease(rec, kv_rec_lease(old));
 }
 
 struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
-			      size_t klen, uint64_t index)
+			      size_t klen, uint64_t index, bool lease_slot)
 {
-	struct kv_rec *rec = kv_rec_new_x(key, klen, kv_rec_val(old), old->vlen,
-					  kv_rec_xattrs(old), old->nxattr);
+	struct kv_rec *rec = kv_rec_new_l(key, klen, kv_rec_val(old), old->vlen,
+					  kv_rec_xattrs(old), old->nxattr,
+					  lease_slot || kv_rec_lease(old) != 0);
 
 	if (rec == NULL)
 		return NULL;
@@ -79,7 +81,7 @@ int apply_touch_prepare(const struct map *m, const char *key, size_t klen,
 		old = map_node_rec(n);
 	}
 	if (old != NULL) {
-		tp->rec = apply_rec_copy(old, key, plen, index);
+		tp->rec = apply_rec_copy(old, key, plen, index, false);
 	} else {
 		tp->rec = kv_rec_new(key, 0, NULL, 0);
 		if (tp->rec != NULL)
@@ -105,7 +107,7 @@ void apply_touch_commit(struct map *m, struct apply_touch *tp)
 		map_set_root(m, rec);
 		return;
 	}
-	n = map_find(m, rec->key, rec->klen, '/');
+	n = map_find(m, kv_rec_key(rec), rec->klen, '/');
 	if (n != NULL)
 		map_replace(m, n, rec);
 	else

@@ -14,12 +14,14 @@ void apply_changed(change_fn fn, void *ctx, const char *key, size_t klen);
 /* When cmd's change was made (docs/map-and-db.md): its "t", else for put
  * and mkdir its mtime, else 0 (then no parent's times change). */
 int64_t apply_time(const struct kv_cmd *cmd);
-/* rec takes old's kind, mode, owner, create revision, times and lease. */
+/* rec takes old's kind, mode, owner, create revision, times and lease
+ * (rec made with a lease slot if old is on a lease, kv_rec_new_l). */
 void apply_same_attrs(struct kv_rec *rec, const struct kv_rec *old);
-/* A new record for key with old's value, attributes and times, changed
- * at index (mod_rev); NULL without memory. */
+/* A new record for key with old's value, attributes, times and lease,
+ * changed at index (mod_rev), with room for a lease id if lease_slot or
+ * old has one; NULL without memory. */
 struct kv_rec *apply_rec_copy(const struct kv_rec *old, const char *key,
-			      size_t klen, uint64_t index);
+			      size_t klen, uint64_t index, bool lease_slot);
 
 /* A parent directory's new times, made before the tree changes (it may
  * fail) and put in place after (it cannot). */

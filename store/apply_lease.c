@@ -40,7 +40,7 @@ static int key_cmp(const void *a, const void *b)
 	const struct kv_rec *x = map_node_rec(*(struct map_node *const *)a);
 	const struct kv_rec *y = map_node_rec(*(struct map_node *const *)b);
 	size_t n = x->klen < y->klen ? x->klen : y->klen;
-	int c = memcmp(x->key, y->key, n);
+	int c = memcmp(kv_rec_key(x), kv_rec_key(y), n);
 	return c != 0 ? c : (x->klen > y->klen) - (x->klen < y->klen);
 }
 
@@ -61,7 +61,7 @@ int leases_nodes(const struct map *m, uint64_t id, struct map_node ***out,
 	else /* the set missed memory: the keys by their records */
 		for (struct map_node *k = map_subtree_first(m, "", 0);
 		     k != NULL && *n < l->nkeys; k = map_next(m, k))
-			if (map_node_rec(k)->lease == id)
+			if (kv_rec_lease(map_node_rec(k)) == id)
 				v[(*n)++] = k;
 	qsort(v, *n, sizeof(*v), key_cmp);
 	*out = v;
@@ -87,11 +87,12 @@ static int grant(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 			return 0;
 		}
 		const struct kv_rec *old = map_node_rec(n);
-		rec = apply_rec_copy(old, old->key, old->klen, index);
+		rec = apply_rec_copy(old, kv_rec_key(old), old->klen, index,
+				     true);
 		if (rec == NULL)
 			return -ENOMEM;
 		rec->mod_rev = old->mod_rev;
-		rec->lease = index;
+		kv_rec_set_lease(rec, index);
 	}
 	if (leases_reserve(map_leases(m)) != 0) {
 		kv_rec_unref(rec);
@@ -119,11 +120,11 @@ static int revoke(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	for (size_t i = 0; i < n && err == 0; i++) {
 		const struct kv_rec *r = map_node_rec(v[i]);
 		struct apply_touch tp;
-		err = apply_touch_prepare(m, r->key, r->klen, apply_time(cmd),
-					  index, &tp);
+		err = apply_touch_prepare(m, kv_rec_key(r), r->klen,
+					  apply_time(cmd), index, &tp);
 		if (err != 0)
 			break;
-		apply_changed(fn, ctx, r->key, r->klen);
+		apply_changed(fn, ctx, kv_rec_key(r), r->klen);
 		map_remove_node(m, v[i]);
 		apply_touch_commit(m, &tp);
 	}

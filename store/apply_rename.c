@@ -73,8 +73,8 @@ static int make_moved(struct moves *mv, size_t from, size_t to, size_t plen,
 			cap = nlen;
 		}
 		memcpy(buf, q, qlen);
-		memcpy(buf + qlen, old->key + plen, slen);
-		mv->v[i].rec = apply_rec_copy(old, buf, nlen, index);
+		memcpy(buf + qlen, kv_rec_key(old) + plen, slen);
+		mv->v[i].rec = apply_rec_copy(old, buf, nlen, index, false);
 		if (mv->v[i].rec == NULL) {
 			err = -ENOMEM;
 			break;
@@ -205,8 +205,8 @@ int apply_rename(struct map *m, uint64_t index, const struct kv_cmd *cmd,
 	apply_touch_commit(m, &tp2);
 	for (size_t i = 0; i < mv.n; i++) {
 		struct kv_rec *o = mv.v[i].old, *r = map_node_rec(mv.v[i].node);
-		apply_changed(fn, ctx, o->key, o->klen);
-		apply_changed(fn, ctx, r->key, r->klen);
+		apply_changed(fn, ctx, kv_rec_key(o), o->klen);
+		apply_changed(fn, ctx, kv_rec_key(r), r->klen);
 		kv_rec_unref(o);
 	}
 	/* An implicit directory has no record of its own to report. */

@@ -205,7 +205,7 @@ static int load_xattrs(const cJSON *x, struct xattrs *out, const char **why)
 /* The numbers of a record line into rec. 0 or -EINVAL. */
 static int load_numbers(const cJSON **f, struct kv_rec *rec)
 {
-	uint64_t u;
+	uint64_t u, lease;
 
 	if (kv_json_uint(f[R_CR], KV_JSON_INT_MAX, &rec->create_rev) != 0 ||
 	    kv_json_uint(f[R_MR], KV_JSON_INT_MAX, &rec->mod_rev) != 0 ||
@@ -225,10 +225,12 @@ static int load_numbers(const cJSON **f, struct kv_rec *rec)
 			return -EINVAL;
 		rec->gid = (uint32_t)u;
 	}
-	if (f[R_LEASE] &&
-	    (kv_json_uint(f[R_LEASE], KV_JSON_INT_MAX, &rec->lease) != 0 ||
-	     rec->lease == 0 || S_ISDIR(rec->mode)))
-		return -EINVAL;
+	if (f[R_LEASE]) { /* then rec has a lease slot (load_rec) */
+		if (kv_json_uint(f[R_LEASE], KV_JSON_INT_MAX, &lease) != 0 ||
+		    lease == 0 || S_ISDIR(rec->mode))
+			return -EINVAL;
+		kv_rec_set_lease(rec, lease);
+	}
 	return 0;
 }
 
@@ -278,7 +280,8 @@ static struct kv_rec *load_rec(const cJSON *o, uint64_t version,
 			*err = 0;
 		goto out_free;
 	}
-	rec = kv_rec_new_x(key, klen, val, vlen, xa.v, xa.n);
+	rec =
+	    kv_rec_new_l(key, klen, val, vlen, xa.v, xa.n, f[R_LEASE] != NULL);
 	if (rec == NULL) {
 		*err = -ENOMEM;
 		goto out_free;
@@ -393,8 +396,8 @@ static int load_trailer(const struct loader *l, const cJSON *t, size_t off,
 static int add_rec(const struct loader *l, struct map *m, struct kv_rec *rec,
 		   size_t off)
 {
-	if (rec->lease != 0 &&
-	    leases_find(map_leases_c(m), rec->lease) == NULL) {
+	if (kv_rec_lease(rec) != 0 &&
+	    leases_find(map_leases_c(m), kv_rec_lease(rec)) == NULL) {
 		kv_rec_unref(rec);
 		return damaged(l, off, "a key on no lease");
 	}

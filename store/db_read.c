@@ -192,12 +192,16 @@ static bool set_numbers(const struct db_fields *f, struct kv_rec *rec)
 			return false;
 		rec->gid = (uint32_t)u;
 	}
-	/* db.c's rule: a lease is a nonzero id, and not a directory's */
-	if (f->seen[F_LEASE] &&
-	    (kv_uint_of_double(f->num[F_LEASE], KV_JSON_INT_MAX, &rec->lease) !=
-		 0 ||
-	     rec->lease == 0 || S_ISDIR(rec->mode)))
-		return false;
+	/* db.c's rule: a lease is a nonzero id, and not a directory's; rec
+	 * has a lease slot if the field is there (db_read_rec) */
+	if (f->seen[F_LEASE]) {
+		uint64_t lease;
+		if (kv_uint_of_double(f->num[F_LEASE], KV_JSON_INT_MAX,
+				      &lease) != 0 ||
+		    lease == 0 || S_ISDIR(rec->mode))
+			return false;
+		kv_rec_set_lease(rec, lease);
+	}
 	return true;
 }
 
@@ -252,7 +256,8 @@ int db_read_rec(const char *p, size_t n, uint64_t version,
 	    !value_of(f, sc, &val, &vlen, &bin) ||
 	    db_kind_problem(md, version, f->klen, val, vlen) != NULL)
 		goto out;
-	struct kv_rec *rec = kv_rec_new(f->key, f->klen, val, vlen);
+	struct kv_rec *rec =
+	    kv_rec_new_l(f->key, f->klen, val, vlen, NULL, 0, f->seen[F_LEASE]);
 	if (rec == NULL) {
 		ret = -ENOMEM;
 		goto out;

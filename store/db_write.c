@@ -76,7 +76,7 @@ static void put_bytes(struct kv_buf *b, const char *name, const void *p,
 static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 {
 	kv_buf_puts(b, "{\"k\":");
-	kv_buf_json_str(b, r->key, r->klen);
+	kv_buf_json_str(b, kv_rec_key(r), r->klen);
 	kv_buf_puts(b, ",");
 	put_bytes(b, "v", kv_rec_val(r), r->vlen);
 	kv_buf_printf(b, ",\"cr\":%" PRIu64 ",\"mr\":%" PRIu64 ",\"mt\":",
@@ -91,8 +91,8 @@ static void put_rec(struct kv_buf *b, const struct kv_rec *r)
 		kv_buf_printf(b, ",\"uid\":%" PRIu32, r->uid);
 	if (r->gid != KV_NO_OWNER)
 		kv_buf_printf(b, ",\"gid\":%" PRIu32, r->gid);
-	if (r->lease != 0)
-		kv_buf_printf(b, ",\"lease\":%" PRIu64, r->lease);
+	if (kv_rec_lease(r) != 0)
+		kv_buf_printf(b, ",\"lease\":%" PRIu64, kv_rec_lease(r));
 	if (r->nxattr > 0) {
 		kv_buf_puts(b, ",\"x\":[");
 		for (size_t i = 0; i < r->nxattr; i++) {

@@ -177,13 +177,23 @@ const struct locks *map_locks_c(const struct map *m)
 static struct map_node *tree(const struct map *m, const char *key, size_t klen,
 			     char tail, bool exact)
 {
-	if (klen > UINT16_MAX)
-		return NULL; /* no key is so long (KV_MAX_KEY, kv.h) */
-	struct kv_rec k = {.key = key, .klen = (uint16_t)klen};
-	struct map_node s = {.rec = &k, .tail = tail};
-	struct map_tree *t = (struct map_tree *)&m->tree;
+	/* RB_FIND and RB_NFIND, by hand: they need a node of the key to
+	 * compare, and a record's key lives in its record's allocation */
+	struct map_node *n = RB_ROOT(&m->tree), *ge = NULL;
 
-	return exact ? RB_FIND(map_tree, t, &s) : RB_NFIND(map_tree, t, &s);
+	while (n != NULL) {
+		int c =
+		    map_eff_cmp(key, klen, tail, NKEY(n), NKLEN(n), n->tail);
+		if (c == 0)
+			return n;
+		if (c < 0) {
+			ge = n;
+			n = RB_LEFT(n, link);
+		} else {
+			n = RB_RIGHT(n, link);
+		}
+	}
+	return exact ? NULL : ge;
 }
 
 struct map_node *map_find(const struct map *m, const char *key, size_t klen,
@@ -293,7 +303,7 @@ uint32_t map_nlink(const struct map *m, const char *p, size_t plen)
  * loader checks) leaves the node in no set. */
 static void lease_link(struct map *m, struct map_node *n, int sign)
 {
-	struct lease *l = leases_find(&m->leases, n->rec->lease);
+	struct lease *l = leases_find(&m->leases, kv_rec_lease(n->rec));
 
 	if (l == NULL)
 		return;
@@ -311,7 +321,7 @@ static void account(struct map *m, struct map_node *n, int sign)
 {
 	const struct kv_rec *rec = n->rec;
 
-	if (rec->lease != 0)
+	if (kv_rec_lease(rec) != 0)
 		lease_link(m, n, sign);
 
 	if (sign > 0) {
@@ -423,8 +433,8 @@ static int insert_rec(struct map *m, struct kv_rec *rec)
 		map_set_root(m, rec);
 		return 0;
 	}
-	if (!hint_place(m, rec->key, rec->klen, tail, &parent, &left)) {
-		n = map_find(m, rec->key, rec->klen, tail);
+	if (!hint_place(m, kv_rec_key(rec), rec->klen, tail, &parent, &left)) {
+		n = map_find(m, kv_rec_key(rec), rec->klen, tail);
 		if (n != NULL) {
 			map_replace(m, n, rec);
 			return 0;
@@ -526,7 +536,7 @@ int map_append(struct map *m, struct kv_rec *rec)
 		return last != NULL || m->root != NULL ? -EINVAL
 						       : insert_rec(m, rec);
 	if (last != NULL &&
-	    map_eff_cmp(NKEY(last), NKLEN(last), last->tail, rec->key,
+	    map_eff_cmp(NKEY(last), NKLEN(last), last->tail, kv_rec_key(rec),
 			rec->klen, S_ISDIR(rec->mode) ? '/' : 0) >= 0)
 		return -EINVAL;
 	/* After every key: a new node, no lookup and no descent (a db's

@@ -117,8 +117,8 @@ static void start_at(const struct map *m, const struct map_stash *s,
 	*t = map_lower_bound(m, r->last, r->last_len, r->last_tail);
 	if (*t != NULL) {
 		const struct kv_rec *rec = map_node_rec(*t);
-		if (map_eff_cmp(rec->key, rec->klen, node_tail(*t), r->last,
-				r->last_len, r->last_tail) == 0)
+		if (map_eff_cmp(kv_rec_key(rec), rec->klen, node_tail(*t),
+				r->last, r->last_len, r->last_tail) == 0)
 			*t = map_next(m, *t);
 	}
 	*e = stash_seek(s, r->last, r->last_len, r->last_tail);
@@ -158,10 +158,11 @@ int map_cut_step(const struct map *m, struct map_cut_reader *r, size_t max)
 		const char *ek = e ? stash_key(e, &ekl, &etl) : NULL;
 		int c = t == NULL   ? 1
 			: e == NULL ? -1
-				    : map_eff_cmp(tr->key, tr->klen,
+				    : map_eff_cmp(kv_rec_key(tr), tr->klen,
 						  node_tail(t), ek, ekl, etl);
 		if (c < 0) { /* unchanged since the cut */
-			key = tr->key, klen = tr->klen, tail = node_tail(t);
+			key = kv_rec_key(tr), klen = tr->klen,
+			tail = node_tail(t);
 			ret = emit(r, map_node_rec(t));
 			t = map_next(m, t);
 		} else { /* changed: as it was at the cut */

@@ -67,7 +67,7 @@ static uint64_t absorb_bytes(uint64_t h, const void *p, size_t n)
 uint64_t map_rec_hash(const struct kv_rec *r)
 {
 	return map_rec_hash_rest(
-	    map_rec_hash_kv(r->key, r->klen, kv_rec_val(r), r->vlen), r);
+	    map_rec_hash_kv(kv_rec_key(r), r->klen, kv_rec_val(r), r->vlen), r);
 }
 
 /* The two parts of map_rec_hash: its state after the key and the value
@@ -99,8 +99,8 @@ uint64_t map_rec_hash_rest(uint64_t h, const struct kv_rec *r)
 		h = absorb_bytes(h, kv_rec_xattrs(r)[i].val,
 				 kv_rec_xattrs(r)[i].vlen);
 	}
-	if (r->lease != 0) /* so records without one hash as they did */
-		h = absorb(h, r->lease ^ UINT64_C(0x1ea5e));
+	if (kv_rec_lease(r) != 0) /* so records without one hash as they did */
+		h = absorb(h, kv_rec_lease(r) ^ UINT64_C(0x1ea5e));
 	return mix64(h);
 }
 

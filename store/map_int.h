@@ -35,7 +35,7 @@ struct map_node {
 	uint32_t kh;
 };
 
-#define NKEY(n)	 ((n)->rec->key)
+#define NKEY(n)	 (kv_rec_key((n)->rec))
 #define NKLEN(n) ((size_t)(n)->rec->klen)
 
 RB_HEAD(map_tree, map_node);

@@ -102,9 +102,9 @@ int map_list_all(const struct map *m, const char *dir, size_t dlen,
 			out->more = true;
 			break;
 		}
-		map_stat_of(m, MAP_FILE, n, r->key, r->klen, &st);
-		err =
-		    list_add(out, &cap, r->key + prelen, r->klen - prelen, &st);
+		map_stat_of(m, MAP_FILE, n, kv_rec_key(r), r->klen, &st);
+		err = list_add(out, &cap, kv_rec_key(r) + prelen,
+			       r->klen - prelen, &st);
 		if (err != 0) {
 			kv_list_clear(out);
 			return err;
@@ -150,7 +150,7 @@ int map_list(const struct map *m, const char *dir, size_t dlen,
 	}
 	for (; n != NULL && map_in_subtree(n, dir, dlen);) {
 		const struct kv_rec *r = map_node_rec(n);
-		const char *rest = r->key + prelen, *slash;
+		const char *rest = kv_rec_key(r) + prelen, *slash;
 		size_t rlen, nlen;
 		struct map_node *nx;
 		struct kv_stat st;
@@ -163,14 +163,16 @@ int map_list(const struct map *m, const char *dir, size_t dlen,
 		slash = memchr(rest, '/', rlen);
 		nlen = slash ? (size_t)(slash - rest) : rlen;
 		if (slash == NULL && !map_node_is_dir(n)) {
-			map_stat_of(m, MAP_FILE, n, r->key, r->klen, &st);
+			map_stat_of(m, MAP_FILE, n, kv_rec_key(r), r->klen,
+				    &st);
 			nx = map_next(m, n);
 		} else {
 			/* A sub-directory: its explicit record, if any, comes
 			 * first; then skip everything below it. */
 			map_stat_of(m, slash ? MAP_IMPLICIT : MAP_DIR, n,
-				    r->key, prelen + nlen, &st);
-			nx = map_lower_bound(m, r->key, prelen + nlen, '0');
+				    kv_rec_key(r), prelen + nlen, &st);
+			nx = map_lower_bound(m, kv_rec_key(r), prelen + nlen,
+					     '0');
 		}
 		if (limit != 0 && out->n == limit) {
 			out->more = true;

@@ -33,13 +33,19 @@ static int prepare(struct kv_cmd *cmd, const void *val, size_t vlen, size_t min)
 	if (cmd->op != KV_OP_PUT || cmd->prep != NULL || vlen < min ||
 	    vlen > KV_MAX_VALUE)
 		return 0; /* too big: the apply refuses it */
+	/* room for a lease id where one may come: the command's, or (the
+	 * apply finds out) the old record's; 8 bytes are nothing beside a
+	 * big value, and a small one without room is built again by the
+	 * apply if its key turns out to be on a lease (put_prepared) */
+	bool slot =
+	    vlen >= STORE_PREPARE_BYTES || cmd->ttl != 0 || cmd->set_lease;
 	struct kv_rec *rec =
-	    kv_rec_new_x(cmd->key, cmd->klen, val, vlen, cmd->xattrs,
-			 cmd->set_xattrs ? cmd->nxattr : 0);
+	    kv_rec_new_l(cmd->key, cmd->klen, val, vlen, cmd->xattrs,
+			 cmd->set_xattrs ? cmd->nxattr : 0, slot);
 	if (rec == NULL)
 		return -ENOMEM;
-	cmd->prep_hash =
-	    map_rec_hash_kv(rec->key, rec->klen, kv_rec_val(rec), rec->vlen);
+	cmd->prep_hash = map_rec_hash_kv(kv_rec_key(rec), rec->klen,
+					 kv_rec_val(rec), rec->vlen);
 	free(cmd->val); /* the record's copy serves the command from here */
 	cmd->val = (unsigned char *)kv_rec_val(rec);
 	cmd->vlen = vlen;

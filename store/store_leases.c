@@ -58,7 +58,8 @@ static int names_of(const struct map *m, uint64_t id, struct kv_list *keys)
 		ret = -ENOMEM;
 	for (size_t i = 0; ret == 0 && i < n; i++) {
 		const struct kv_rec *r = map_node_rec(v[i]);
-		if ((keys->ents[i].name = strndup(r->key, r->klen)) == NULL)
+		if ((keys->ents[i].name = strndup(kv_rec_key(r), r->klen)) ==
+		    NULL)
 			ret = -ENOMEM;
 		keys->ents[i].st.size = r->vlen;
 		keys->ents[i].st.mod_rev = r->mod_rev;

@@ -62,8 +62,8 @@ struct MHD_Response *http_value_response(struct kv_rec *rec, bool no_body)
 	MHD_add_response_header(resp, "X-Kvfs-Mod-Revision", buf);
 	http_format_i64(rec->mtime_ns, buf, sizeof buf);
 	MHD_add_response_header(resp, "X-Kvfs-Mtime-Ns", buf);
-	if (rec->lease != 0) {
-		snprintf(buf, sizeof buf, "%" PRIu64, rec->lease);
+	if (kv_rec_lease(rec) != 0) {
+		snprintf(buf, sizeof buf, "%" PRIu64, kv_rec_lease(rec));
 		MHD_add_response_header(resp, "X-Kvfs-Lease", buf);
 	}
 	return resp;
@@ -89,7 +89,7 @@ static size_t slot_of(const struct kv_rec *rec)
 {
 	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the key */
 	for (uint32_t i = 0; i < rec->klen; i++)
-		h = (h ^ (unsigned char)rec->key[i]) * 0x100000001b3ull;
+		h = (h ^ (unsigned char)kv_rec_key(rec)[i]) * 0x100000001b3ull;
 	return (size_t)(h ^ h >> 29) & (HTTP_VALUE_CACHE_SLOTS - 1);
 }
 

@@ -10,12 +10,14 @@
 #ifndef KV_KV_H
 #define KV_KV_H
 
+#include <assert.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <time.h>
 
 /* Every file and every message carries a format version; this is ours.
@@ -130,44 +132,77 @@ struct kv_xattr {
  * so they are the same on every node. */
 struct kv_rec {
 	atomic_uint refs;
+	uint32_t uid, gid; /* owner, or KV_NO_OWNER */
+	/* Narrow on purpose: a value is at most KV_MAX_VALUE (16 MiB), a key
+	 * at most KV_MAX_KEY (4,096) bytes and a record has at most
+	 * KV_MAX_XATTR_TOTAL / 6 (43,690) attributes (a name is "user." and
+	 * a byte at least). With the key, value and attributes found from
+	 * the header (below) and the lease kept only by records that may
+	 * have one, the header is 72 bytes, and a record of a 10-byte key
+	 * and a 100-byte value a 192-byte allocation (docs/map-and-db.md,
+	 * "Memory per key"). */
+	uint32_t vlen;
 	/* The kind (S_IFREG, S_IFDIR, S_IFLNK, S_IFIFO, S_IFSOCK) plus the
-	 * permission bits (07777). */
-	uint32_t mode;
-	uint32_t uid, gid;   /* owner, or KV_NO_OWNER */
+	 * permission bits (07777): 16 bits. */
+	uint16_t mode;
+	uint16_t klen;
+	uint16_t nxattr;
+	uint8_t flags;	     /* KV_REC_LEASE_SLOT */
 	uint64_t create_rev; /* log index that created the key */
 	uint64_t mod_rev;    /* log index of the last change */
 	int64_t mtime_ns;    /* content (or, for a directory, entries) */
 	int64_t ctime_ns;    /* any change: content, attributes, name */
 	int64_t atime_ns;    /* set at creation and by utimensat only */
-	uint64_t lease;	     /* the lease the key is on (its id), 0: none */
 	/* The store's hash of the record (map_rec_hash), set by the map
 	 * when it takes the record, before others see it; 0 until then. */
 	uint64_t hash;
-	/* Narrow on purpose: a key is at most KV_MAX_KEY (4,096) bytes, a
-	 * record has at most KV_MAX_XATTR_TOTAL / 6 (43,690) attributes (a
-	 * name is "user." and a byte at least) and a value at most
-	 * KV_MAX_VALUE (16 MiB); so, with the value and attributes found
-	 * from the key (below), the header is 88 bytes, and a record of a
-	 * 10-byte key and a 100-byte value a 208-byte allocation (96 and
-	 * 224 with 32-bit counts and a size_t length). */
-	uint16_t klen;
-	uint16_t nxattr;
-	uint32_t vlen;
-	const char *key; /* NUL-terminated for convenience */
-	/* The value (kv_rec_val) follows the key's NUL; the attributes
-	 * (kv_rec_xattrs) follow this header. */
+	/* After the header: the lease id (8 bytes, only with
+	 * KV_REC_LEASE_SLOT), the attributes (kv_rec_xattrs), the key and its
+	 * NUL (kv_rec_key), the value (kv_rec_val), the attributes' names and
+	 * values. */
 };
 
-/* A file's content; a symbolic link's target; empty otherwise. */
-static inline const unsigned char *kv_rec_val(const struct kv_rec *rec)
+/* The record has room for a lease id after its header (kv_rec_lease). */
+#define KV_REC_LEASE_SLOT 0x1u
+
+/* The lease the key is on (its id), 0: none. */
+static inline uint64_t kv_rec_lease(const struct kv_rec *rec)
 {
-	return (const unsigned char *)rec->key + rec->klen + 1;
+	uint64_t id = 0;
+
+	if (rec->flags & KV_REC_LEASE_SLOT)
+		memcpy(&id, rec + 1, sizeof(id));
+	return id;
+}
+
+/* Put rec on lease id (0: none). Only before rec is published, and id may
+ * be nonzero only in a record made with a lease slot (asserted). */
+static inline void kv_rec_set_lease(struct kv_rec *rec, uint64_t id)
+{
+	assert(id == 0 || (rec->flags & KV_REC_LEASE_SLOT));
+	if (rec->flags & KV_REC_LEASE_SLOT)
+		memcpy(rec + 1, &id, sizeof(id));
 }
 
 /* The nxattr attributes, sorted by name (bytes). */
 static inline const struct kv_xattr *kv_rec_xattrs(const struct kv_rec *rec)
 {
-	return (const struct kv_xattr *)(rec + 1);
+	return (const struct kv_xattr *)((const char *)(rec + 1) +
+					 (rec->flags & KV_REC_LEASE_SLOT
+					      ? sizeof(uint64_t)
+					      : 0));
+}
+
+/* The key, NUL-terminated for convenience. */
+static inline const char *kv_rec_key(const struct kv_rec *rec)
+{
+	return (const char *)(kv_rec_xattrs(rec) + rec->nxattr);
+}
+
+/* A file's content; a symbolic link's target; empty otherwise. */
+static inline const unsigned char *kv_rec_val(const struct kv_rec *rec)
+{
+	return (const unsigned char *)kv_rec_key(rec) + rec->klen + 1;
 }
 
 /* A new record with refs = 1, copying key and value, no owner, zero times
@@ -178,6 +213,11 @@ struct kv_rec *kv_rec_new(const char *key, size_t klen, const void *val,
  * the record keeps them sorted; names must differ). */
 struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 			    size_t vlen, const struct kv_xattr *xa, size_t n);
+/* The same with room for a lease id if lease_slot (kv_rec_set_lease): for
+ * a record whose lease is known only later, or is not 0. */
+struct kv_rec *kv_rec_new_l(const char *key, size_t klen, const void *val,
+			    size_t vlen, const struct kv_xattr *xa, size_t n,
+			    bool lease_slot);
 void kv_rec_ref(struct kv_rec *rec);
 void kv_rec_unref(struct kv_rec *rec); /* frees at zero; NULL is fine */
 /* The attribute of rec named name[0..nlen), or NULL. */

@@ -1,17 +1,19 @@
 /* rec.c - the immutable, reference-counted record of one key.
  *
- * Header, extended attributes, key and value live in one allocation, in
- * that order, so a record is one malloc and one free, and the value and
- * the attributes need no pointer of their own (kv_rec_val, kv_rec_xattrs):
- * 88 bytes of header on x86-64 (sizeof(struct kv_rec)). A record never
- * changes once the map publishes it: a change makes a new record, and
- * readers on other threads (store_get, the snapshot writer) keep the old
+ * Header, a lease id (only in a record made with room for one), extended
+ * attributes, key and value live in one allocation, in that order, so a
+ * record is one malloc and one free, and the key, the value and the
+ * attributes need no pointer of their own (kv_rec_key, kv_rec_val,
+ * kv_rec_xattrs): 72 bytes of header on x86-64 (sizeof(struct kv_rec)). A
+ * record never changes once the map publishes it: a change makes a new record,
+ * and readers on other threads (store_get, the snapshot writer) keep the old
  * one alive with their reference. Attributes are kept sorted by name, so
  * equal records have equal bytes whatever order their attributes were set
  * in. A listing's entries are released here too. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 #include "kv.h"
@@ -20,8 +22,11 @@ _Static_assert(KV_MAX_KEY <= UINT16_MAX, "kv_rec.klen is 16 bits");
 _Static_assert(KV_MAX_XATTR_TOTAL / 6 <= UINT16_MAX,
 	       "kv_rec.nxattr is 16 bits");
 _Static_assert(KV_MAX_VALUE <= UINT32_MAX, "kv_rec.vlen is 32 bits");
-_Static_assert(sizeof(void *) != 8 || sizeof(struct kv_rec) == 88,
-	       "the record header is 88 bytes (docs/operations.md)");
+_Static_assert(sizeof(void *) != 8 || sizeof(struct kv_rec) == 72,
+	       "the record header is 72 bytes (docs/operations.md)");
+_Static_assert(sizeof(struct kv_rec) % _Alignof(struct kv_xattr) == 0,
+	       "the attributes after the header are aligned");
+_Static_assert(S_IFMT + 07777 <= UINT16_MAX, "kv_rec.mode is 16 bits");
 
 static int xattr_cmp(const void *a, const void *b)
 {
@@ -34,10 +39,11 @@ static int xattr_cmp(const void *a, const void *b)
 	return x->nlen < y->nlen ? -1 : x->nlen > y->nlen;
 }
 
-struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
-			    size_t vlen, const struct kv_xattr *xa, size_t n)
+struct kv_rec *kv_rec_new_l(const char *key, size_t klen, const void *val,
+			    size_t vlen, const struct kv_xattr *xa, size_t n,
+			    bool lease_slot)
 {
-	size_t extra = 0, size;
+	size_t slot = lease_slot ? sizeof(uint64_t) : 0, extra = 0, size;
 	struct kv_rec *rec;
 	struct kv_xattr *xv;
 	char *kp;
@@ -50,11 +56,13 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		extra += xa[i].nlen + 1 + xa[i].vlen;
-	size = sizeof(*rec) + n * sizeof(*xv) + klen + 1 + vlen + extra;
+	size = sizeof(*rec) + slot + n * sizeof(*xv) + klen + 1 + vlen + extra;
 	rec = malloc(size);
 	if (rec == NULL)
 		return NULL;
-	xv = (struct kv_xattr *)(rec + 1);
+	rec->flags = lease_slot ? KV_REC_LEASE_SLOT : 0;
+	rec->nxattr = (uint16_t)n;
+	xv = (struct kv_xattr *)kv_rec_xattrs(rec);
 	kp = (char *)(xv + n);
 	vp = (unsigned char *)kp + klen + 1;
 	if (klen > 0)
@@ -85,13 +93,17 @@ struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
 	rec->mtime_ns = 0;
 	rec->ctime_ns = 0;
 	rec->atime_ns = 0;
-	rec->lease = 0;
+	kv_rec_set_lease(rec, 0);
 	rec->hash = 0;
 	rec->klen = (uint16_t)klen;
 	rec->vlen = (uint32_t)vlen;
-	rec->key = kp;
-	rec->nxattr = (uint16_t)n;
 	return rec;
+}
+
+struct kv_rec *kv_rec_new_x(const char *key, size_t klen, const void *val,
+			    size_t vlen, const struct kv_xattr *xa, size_t n)
+{
+	return kv_rec_new_l(key, klen, val, vlen, xa, n, false);
 }
 
 struct kv_rec *kv_rec_new(const char *key, size_t klen, const void *val,

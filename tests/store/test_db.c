@@ -203,7 +203,7 @@ static void assert_maps_equal(struct map *a, struct map *b)
 	assert_int_equal(map_collect(b, &rb, &nb), 0);
 	assert_int_equal(na, nb);
 	for (size_t i = 0; i < na; i++) {
-		assert_string_equal(ra[i]->key, rb[i]->key);
+		assert_string_equal(kv_rec_key(ra[i]), kv_rec_key(rb[i]));
 		assert_int_equal(ra[i]->vlen, rb[i]->vlen);
 		assert_memory_equal(kv_rec_val(ra[i]), kv_rec_val(rb[i]),
 				    ra[i]->vlen);
@@ -226,9 +226,11 @@ static void assert_maps_equal(struct map *a, struct map *b)
 		if (S_ISDIR(ra[i]->mode)) { /* the derived link counts too */
 			struct kv_stat sa, sb;
 			assert_int_equal(
-			    map_stat(a, ra[i]->key, ra[i]->klen, &sa), 0);
+			    map_stat(a, kv_rec_key(ra[i]), ra[i]->klen, &sa),
+			    0);
 			assert_int_equal(
-			    map_stat(b, rb[i]->key, rb[i]->klen, &sb), 0);
+			    map_stat(b, kv_rec_key(rb[i]), rb[i]->klen, &sb),
+			    0);
 			assert_int_equal(sa.nlink, sb.nlink);
 		}
 	}
@@ -627,11 +629,11 @@ static void test_a_leased_record_line_loads_on_its_lease(void **state)
 	const struct kv_rec *a = map_get(m, "a", 1), *b = map_get(m, "b", 1);
 	assert_non_null(a);
 	assert_non_null(b);
-	assert_int_equal(a->lease, 7);
+	assert_int_equal(kv_rec_lease(a), 7);
 	assert_int_equal(a->mtime_ns, 3);
 	assert_int_equal(a->ctime_ns, 3);
 	assert_int_equal(a->atime_ns, 4);
-	assert_int_equal(b->lease, 0);
+	assert_int_equal(kv_rec_lease(b), 0);
 	assert_int_equal(b->ctime_ns, 6);
 	assert_int_equal(b->atime_ns, 5);
 	assert_int_equal(leases_find(map_leases_c(m), 7)->nkeys, 1);

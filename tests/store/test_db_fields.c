@@ -56,7 +56,7 @@ static void test_every_field_lands(void **state)
 	struct kv_rec *rec;
 	assert_int_equal(read_line(join(-1, -1, NULL), &rec), 1);
 	assert_int_equal(rec->klen, 3);
-	assert_memory_equal(rec->key, "a/b", 3);
+	assert_memory_equal(kv_rec_key(rec), "a/b", 3);
 	assert_int_equal(rec->vlen, 2);
 	assert_int_equal(rec->create_rev, 3);
 	assert_int_equal(rec->mod_rev, 4);
@@ -66,7 +66,7 @@ static void test_every_field_lands(void **state)
 	assert_int_equal(rec->atime_ns, 7);
 	assert_int_equal(rec->uid, 8);
 	assert_int_equal(rec->gid, 9);
-	assert_int_equal(rec->lease, 10);
+	assert_int_equal(kv_rec_lease(rec), 10);
 	kv_rec_unref(rec);
 }
 

@@ -174,14 +174,14 @@ static void test_keys_are_kept_in_byte_order(void **state)
 	assert_int_equal(map_collect(f->m, &recs, &n), 0);
 	assert_int_equal(n, 8);
 	/* The root's record first (the puts gave it times), then the keys. */
-	assert_string_equal(recs[0]->key, "");
-	assert_string_equal(recs[1]->key, "B");
-	assert_string_equal(recs[2]->key, "a");
-	assert_string_equal(recs[3]->key, "a-");
-	assert_string_equal(recs[4]->key, "a0");
-	assert_string_equal(recs[5]->key, "ab");
-	assert_string_equal(recs[6]->key, "b");
-	assert_string_equal(recs[7]->key, "\xc3\xa9");
+	assert_string_equal(kv_rec_key(recs[0]), "");
+	assert_string_equal(kv_rec_key(recs[1]), "B");
+	assert_string_equal(kv_rec_key(recs[2]), "a");
+	assert_string_equal(kv_rec_key(recs[3]), "a-");
+	assert_string_equal(kv_rec_key(recs[4]), "a0");
+	assert_string_equal(kv_rec_key(recs[5]), "ab");
+	assert_string_equal(kv_rec_key(recs[6]), "b");
+	assert_string_equal(kv_rec_key(recs[7]), "\xc3\xa9");
 	/* A collected record outlives its replacement in the map. */
 	assert_int_equal(put(f, "a", "new"), 0);
 	assert_int_equal(recs[1]->vlen, 1);
@@ -1429,11 +1429,13 @@ static size_t check_tree_order(const struct map *m)
 		char tail = map_node_is_dir(x) ? '/' : 0;
 		if (prev != NULL) {
 			const struct kv_rec *p = map_node_rec(prev);
-			assert_true(map_eff_cmp(p->key, p->klen,
+			assert_true(map_eff_cmp(kv_rec_key(p), p->klen,
 						map_node_is_dir(prev) ? '/' : 0,
-						r->key, r->klen, tail) < 0);
+						kv_rec_key(r), r->klen,
+						tail) < 0);
 		}
-		assert_ptr_equal(map_lower_bound(m, r->key, r->klen, tail), x);
+		assert_ptr_equal(
+		    map_lower_bound(m, kv_rec_key(r), r->klen, tail), x);
 	}
 	return n;
 }

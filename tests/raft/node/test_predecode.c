@@ -87,7 +87,8 @@ static void expect_as_decoded(const struct kv_cmd *cmd)
 					    kv_rec_val(want.prep),
 					    want.prep->vlen);
 			assert_int_equal(got->prep->klen, want.prep->klen);
-			assert_memory_equal(got->prep->key, want.prep->key,
+			assert_memory_equal(kv_rec_key(got->prep),
+					    kv_rec_key(want.prep),
 					    want.prep->klen);
 			assert_ptr_equal(got->val, kv_rec_val(got->prep));
 		}
