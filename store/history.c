@@ -34,10 +34,40 @@ static size_t event_bytes(const struct store_event *e)
 
 static void event_clear(struct store_event *e)
 {
-	free(e->key);
-	free(e->key2);
+	if (e->key_own)
+		free((char *)e->key);
+	if (e->key2_own)
+		free((char *)e->key2);
 	kv_rec_unref(e->rec);
 	memset(e, 0, sizeof(*e));
+}
+
+/* e's key (key2 if second) as the text k[0..klen): the record's own if it
+ * is the same text, else a copy. false without memory. */
+static bool event_key(struct store_event *e, bool second, const char *k,
+		      size_t klen)
+{
+	const char **out = second ? &e->key2 : &e->key;
+	bool *own = second ? &e->key2_own : &e->key_own;
+	char *copy;
+
+	if (second)
+		e->k2len = (uint16_t)klen;
+	else
+		e->klen = (uint16_t)klen;
+	if (e->rec != NULL && e->rec->klen == klen &&
+	    memcmp(kv_rec_key(e->rec), k, klen) == 0) {
+		*out = kv_rec_key(e->rec); /* most events: no copy */
+		return true;
+	}
+	if ((copy = malloc(klen + 1)) == NULL)
+		return false;
+	if (klen)
+		memcpy(copy, k, klen);
+	copy[klen] = '\0';
+	*out = copy;
+	*own = true;
+	return true;
 }
 
 int hist_init(struct store_history *h, const struct store_options *opt)
@@ -148,26 +178,6 @@ void hist_add_one(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 				.op = op_of(cmd->op),
 				.recursive = cmd->op == KV_OP_RMDIR &&
 					     (cmd->flags & KV_RMDIR_RECURSIVE)};
-	e.key = malloc(cmd->klen + 1);
-	if (cmd->key2)
-		e.key2 = malloc(cmd->k2len + 1);
-	if (!e.key || (cmd->key2 && !e.key2)) {
-		/* no memory: the history cannot stay complete */
-		event_clear(&e);
-		hist_start_after(h, rev);
-		st->hist_added = true;
-		st->hist_first = 0;
-		return;
-	}
-	if (cmd->klen)
-		memcpy(e.key, cmd->key, cmd->klen);
-	e.key[cmd->klen] = '\0';
-	e.klen = cmd->klen;
-	if (cmd->key2) {
-		memcpy(e.key2, cmd->key2, cmd->k2len);
-		e.key2[cmd->k2len] = '\0';
-		e.k2len = cmd->k2len;
-	}
 	/* the record as the change left it (a rename's at its new name) */
 	const char *at = cmd->op == KV_OP_RENAME ? cmd->key2 : cmd->key;
 	size_t atlen = cmd->op == KV_OP_RENAME ? cmd->k2len : cmd->klen;
@@ -175,6 +185,15 @@ void hist_add_one(struct store *st, uint64_t rev, const struct kv_cmd *cmd)
 		e.rec = map_get(st->map, at, atlen);
 		if (e.rec)
 			kv_rec_ref(e.rec);
+	}
+	if (!event_key(&e, false, cmd->key ? cmd->key : "", cmd->klen) ||
+	    (cmd->key2 && !event_key(&e, true, cmd->key2, cmd->k2len))) {
+		/* no memory: the history cannot stay complete */
+		event_clear(&e);
+		hist_start_after(h, rev);
+		st->hist_added = true;
+		st->hist_first = 0;
+		return;
 	}
 	pthread_mutex_lock(&h->mu);
 	while (h->n &&
@@ -321,20 +340,19 @@ int store_watch_read(struct store *st, uint64_t since, const char *prefix,
 		if (!matches(e, prefix, plen))
 			continue;
 		struct store_event *o = &out[*n];
-		*o = (struct store_event){
-		    .rev = e->rev, .op = e->op, .recursive = e->recursive};
-		o->key = strdup(e->key);
-		o->key2 = e->key2 ? strdup(e->key2) : NULL;
-		o->klen = e->klen;
-		o->k2len = e->k2len;
-		if (!o->key || (e->key2 && !o->key2)) {
+		*o = (struct store_event){.rev = e->rev,
+					  .op = e->op,
+					  .recursive = e->recursive,
+					  .rec = e->rec};
+		if (o->rec != NULL)
+			kv_rec_ref(o->rec);
+		if (!event_key(o, false, e->key, e->klen) ||
+		    (e->key2 && !event_key(o, true, e->key2, e->k2len))) {
 			event_clear(o);
 			cursor = e->rev;
 			stopped = true;
 			break;
 		}
-		if ((o->rec = e->rec) != NULL)
-			kv_rec_ref(o->rec);
 		(*n)++;
 	}
 	if (!stopped && upto + 1 > cursor)

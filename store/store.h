@@ -129,11 +129,15 @@ enum store_event_op {
 };
 struct store_event {
 	uint64_t rev;
-	enum store_event_op op;
-	char *key, *key2; /* malloc'd; key2 a rename's target, else NULL */
-	size_t klen, k2len;
+	/* NUL-terminated; key2 a rename's target, else NULL. Each is the
+	 * event's record's own key (kv_rec_key(rec), borrowed) where that is
+	 * the same text, else malloc'd (key_own, key2_own). */
+	const char *key, *key2;
 	struct kv_rec *rec;
-	bool recursive; /* an rmdir of the directory and all below it */
+	enum store_event_op op;
+	uint16_t klen, k2len; /* at most KV_MAX_KEY */
+	bool recursive;	      /* an rmdir of the directory and all below it */
+	bool key_own, key2_own;
 };
 
 /* Open (recovering the db and checking the log), start the store's
