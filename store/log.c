@@ -129,6 +129,15 @@ int log_open(const char *dir, size_t segment_size, struct log **out,
 		goto err_free;
 	log->page = (size_t)sysconf(_SC_PAGESIZE);
 	log->seg_size = segment_size ? segment_size : LOG_DEFAULT_SEGMENT;
+	if (log->seg_size > LOG_MAX_SEGMENT) {
+		ret = -EINVAL;
+		if (errmsg && asprintf(errmsg,
+				       "segment size %zu is over the largest, "
+				       "%u bytes (1 GiB)",
+				       log->seg_size, LOG_MAX_SEGMENT) < 0)
+			*errmsg = NULL;
+		goto err_free;
+	}
 	log->first = 1;
 	log->last = 0;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
@@ -184,7 +193,7 @@ uint64_t log_term_at(const struct log *log, uint64_t index)
 	if (index < log->first || index > log->last)
 		return 0;
 	const struct seg *s = seg_find(log, index);
-	return s ? s->terms[index - s->first] : 0;
+	return s ? seg_term(s, index - s->first) : 0;
 }
 
 uint64_t log_bytes(const struct log *log)
@@ -237,7 +246,7 @@ int log_truncate(struct log *log, uint64_t index)
 	s->used = from;
 	if (s->released > from)
 		s->released = from / log->page * log->page;
-	s->count = k;
+	seg_cut_to(s, k);
 	s->dirty = true;
 	log->last = index - 1;
 	log->bytes = log_bytes_scan(log);
@@ -328,6 +337,7 @@ int log_append(struct log *log, const struct log_entry *e)
 			return -errno;
 		} else if (s) {
 			seg_release(s, s->used, log->page);
+			seg_fit(s); /* full: nothing more is appended to it */
 		}
 		struct seg *ns;
 		ret = segs_reserve(log);
@@ -356,9 +366,7 @@ int log_append(struct log *log, const struct log_entry *e)
 		memcpy(p + plen, data, dlen);
 		memcpy(p + plen + dlen, "}\n", 2);
 	}
-	s->off[s->count] = s->used;
-	s->terms[s->count] = e->term;
-	s->count++;
+	seg_set(s, s->used, e->term);
 	s->used += need;
 	s->dirty = true;
 	if (s->used - s->released >= 2 * LOG_RESIDENT_BYTES)

@@ -18,8 +18,12 @@
 
 #define LOG_VERSION	    1
 #define LOG_DEFAULT_SEGMENT (64u * 1024u * 1024u)
-#define SEG_NAME_LEN	    30	/* "log-" + 20 digits + ".jsonl" */
-#define HDR_MAX		    256 /* a header line is shorter than this */
+/* The largest segment size a log may be opened with. A segment holds at
+ * most this plus one entry (KV_MAX_VALUE and its line), so entry offsets
+ * fit in 32 bits; a segment file of 4 GiB or more is refused at open. */
+#define LOG_MAX_SEGMENT (1u << 30)
+#define SEG_NAME_LEN	30  /* "log-" + 20 digits + ".jsonl" */
+#define HDR_MAX		256 /* a header line is shorter than this */
 
 /* One segment file, mapped whole. */
 struct seg {
@@ -33,9 +37,15 @@ struct seg {
 	uint64_t prev_term;
 	uint64_t count;
 	uint64_t cap;
-	size_t *off;	 /* off[k]: offset of entry first + k */
-	uint64_t *terms; /* terms[k]: its term */
-	bool dirty;	 /* written since the last log_sync_prepare */
+	uint32_t *off; /* off[k]: offset of entry first + k */
+	/* The terms, as runs: entries k >= runs[i].k (up to the next run's)
+	 * have runs[i].term. A term changes only at an election, so a
+	 * segment has one run or a few, not a term an entry. */
+	struct seg_run {
+		uint64_t k, term;
+	} * runs;
+	size_t nruns, capruns;
+	bool dirty; /* written since the last log_sync_prepare */
 	/* The mapping's pages below this offset were given back
 	 * (seg_release): not counted in the process's resident memory. */
 	size_t released;
@@ -99,6 +109,16 @@ void seg_release(struct seg *s, size_t upto, size_t page);
 void seg_release_tail(struct seg *s, size_t page);
 /* Room for n more entries in s's tables. 0 or -ENOMEM. */
 int seg_reserve(struct seg *s, uint64_t n);
+/* Note entry count of s at offset off with term; room made first with
+ * seg_reserve (cannot fail). */
+void seg_set(struct seg *s, size_t off, uint64_t term);
+/* The term of entry first + k of s (k < count). */
+uint64_t seg_term(const struct seg *s, uint64_t k);
+/* Forget the entries of s from first + k on. */
+void seg_cut_to(struct seg *s, uint64_t k);
+/* Give back the table's unused room: for a segment no entry is appended
+ * to any more. */
+void seg_fit(struct seg *s);
 /* Record an entry at offset off with term in s. 0 or -ENOMEM. */
 int seg_push(struct seg *s, size_t off, uint64_t term);
 /* Room for one more segment in log->segs. 0 or -ENOMEM. */

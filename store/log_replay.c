@@ -49,8 +49,10 @@ static int cmp_names(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Open and map an existing segment file (no parsing yet). */
-static int seg_load(struct log *log, const char *name, struct seg **out)
+/* Open and map an existing segment file (no parsing yet). KV_ECORRUPT
+ * with *errmsg for a file too big to index. */
+static int seg_load(struct log *log, const char *name, struct seg **out,
+		    char **errmsg)
 {
 	struct seg *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -64,6 +66,13 @@ static int seg_load(struct log *log, const char *name, struct seg **out)
 		goto err_free;
 	}
 	s->map_len = s->limit = (size_t)sb.st_size;
+	if ((uint64_t)sb.st_size > UINT32_MAX) {
+		/* offsets are 32-bit (LOG_MAX_SEGMENT): never written so */
+		set_err(errmsg, log->dir, name, 0,
+			"segment file of 4 GiB or more");
+		ret = KV_ECORRUPT;
+		goto err_free;
+	}
 	if (s->map_len > 0) {
 		s->map = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE,
 			      MAP_SHARED, s->fd, 0);
@@ -293,7 +302,7 @@ int log_replay(struct log *log, char **errmsg)
 	uint64_t expect = 0, prev_term = 0;
 	for (size_t i = 0; ret == 0 && i < nn; i++) {
 		struct seg *s = NULL;
-		ret = seg_load(log, names[i], &s);
+		ret = seg_load(log, names[i], &s, errmsg);
 		if (ret)
 			break;
 		ret =
@@ -312,7 +321,9 @@ int log_replay(struct log *log, char **errmsg)
 			break;
 		}
 		log->segs[log->nsegs++] = s;
-		prev_term = s->count ? s->terms[s->count - 1] : s->prev_term;
+		prev_term = s->count ? seg_term(s, s->count - 1) : s->prev_term;
+		if (i + 1 < nn)
+			seg_fit(s); /* only the last one is appended to */
 	}
 	if (ret == 0)
 		log_bounds(log);

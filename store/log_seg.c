@@ -1,5 +1,6 @@
 /* log_seg.c - the log's table of segments in memory: each segment's
- * entry offsets and terms, the array of segments, the byte count.
+ * entry offsets (32 bits: LOG_MAX_SEGMENT) and its terms as runs (4 bytes
+ * an entry in all), the array of segments, the byte count.
  *
  * Both log.c (appending, truncating, compacting) and log_replay.c
  * (reading a log back at open) build these tables; this file is the part
@@ -20,7 +21,7 @@ void seg_free(struct seg *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	free(s->off);
-	free(s->terms);
+	free(s->runs);
 	free(s);
 }
 
@@ -43,21 +44,33 @@ void seg_release_tail(struct seg *s, size_t page)
 
 int seg_reserve(struct seg *s, uint64_t n)
 {
+	if (s->nruns == s->capruns) { /* each entry may start a run */
+		size_t cap = s->capruns ? s->capruns * 2 : 4;
+		struct seg_run *r = realloc(s->runs, cap * sizeof(*r));
+		if (!r)
+			return -ENOMEM;
+		s->runs = r;
+		s->capruns = cap;
+	}
 	if (s->count + n <= s->cap)
 		return 0;
 	uint64_t cap = s->cap ? s->cap * 2 : 1024;
 	while (cap < s->count + n)
 		cap *= 2;
-	size_t *off = realloc(s->off, cap * sizeof(*off));
+	uint32_t *off = realloc(s->off, cap * sizeof(*off));
 	if (!off)
 		return -ENOMEM;
 	s->off = off;
-	uint64_t *terms = realloc(s->terms, cap * sizeof(*terms));
-	if (!terms)
-		return -ENOMEM;
-	s->terms = terms;
 	s->cap = cap;
 	return 0;
+}
+
+void seg_set(struct seg *s, size_t off, uint64_t term)
+{
+	s->off[s->count] = (uint32_t)off; /* < 4 GiB: LOG_MAX_SEGMENT */
+	if (s->nruns == 0 || s->runs[s->nruns - 1].term != term)
+		s->runs[s->nruns++] = (struct seg_run){s->count, term};
+	s->count++;
 }
 
 int seg_push(struct seg *s, size_t off, uint64_t term)
@@ -65,10 +78,40 @@ int seg_push(struct seg *s, size_t off, uint64_t term)
 	int ret = seg_reserve(s, 1);
 	if (ret)
 		return ret;
-	s->off[s->count] = off;
-	s->terms[s->count] = term;
-	s->count++;
+	seg_set(s, off, term);
 	return 0;
+}
+
+uint64_t seg_term(const struct seg *s, uint64_t k)
+{
+	/* the last run starting at or before k; runs[0].k is 0 */
+	size_t lo = 0, hi = s->nruns;
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (s->runs[mid].k <= k)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return s->nruns ? s->runs[lo].term : 0;
+}
+
+void seg_cut_to(struct seg *s, uint64_t k)
+{
+	s->count = k;
+	while (s->nruns && s->runs[s->nruns - 1].k >= k)
+		s->nruns--;
+}
+
+void seg_fit(struct seg *s)
+{
+	if (s->count == 0 || s->count == s->cap)
+		return;
+	uint32_t *off = realloc(s->off, s->count * sizeof(*off));
+	if (off) { /* else it keeps its room: only memory */
+		s->off = off;
+		s->cap = s->count;
+	}
 }
 
 /* Room for one more segment, so that adding one cannot fail later. */

@@ -889,6 +889,78 @@ static void test_entry_line_is_the_documented_format(void **state)
 	assert_string_equal(got, want);
 }
 
+/* The terms of one segment are kept as runs (log_seg.c): many terms in
+ * one segment, a truncation inside a run and at a run's start, appends of
+ * new terms after it, and all of it again after a reopen. */
+static void test_log_terms_change_inside_one_segment(void **state)
+{
+	struct fx *f = *state;
+	reopen(f, 1u << 20); /* one segment holds everything below */
+	uint64_t term_of[301] = {0};
+	uint64_t i = 1;
+	/* runs of 1, 2, 3, 5, 8 ... entries, the term one higher each time */
+	for (uint64_t t = 1, len = 1, prev = 1; i <= 300; t++) {
+		uint64_t to = i + len - 1 > 300 ? 300 : i + len - 1;
+		append_range(f->log, i, to, t);
+		for (uint64_t k = i; k <= to; k++)
+			term_of[k] = t;
+		i = to + 1;
+		uint64_t next = len + prev;
+		prev = len;
+		len = next;
+	}
+	assert_int_equal(count_segments(f->dir), 1);
+	for (int pass = 0; pass < 2; pass++) {
+		for (uint64_t k = 1; k <= 300; k++)
+			assert_int_equal(log_term_at(f->log, k), term_of[k]);
+		assert_int_equal(log_sync(f->log), 0);
+		reopen(f, 1u << 20);
+	}
+	/* cut inside a run (entry 100 is in the run of 55 from 89), then
+	 * append the old term again and a new one */
+	assert_int_equal(term_of[99], term_of[100]);
+	assert_int_equal(log_truncate(f->log, 100), 0);
+	append_range(f->log, 100, 100, term_of[99]);
+	append_range(f->log, 101, 120, 50);
+	/* cut at a run's start: entries 101.. of term 50 go entirely */
+	assert_int_equal(log_truncate(f->log, 101), 0);
+	assert_int_equal(log_term_at(f->log, 100), term_of[99]);
+	assert_int_equal(log_term_at(f->log, 101), 0);
+	append_range(f->log, 101, 110, 60);
+	for (int pass = 0; pass < 2; pass++) {
+		check_range(f->log, 1, 1, term_of[1]);
+		for (uint64_t k = 1; k <= 100; k++)
+			assert_int_equal(log_term_at(f->log, k), term_of[k]);
+		check_range(f->log, 101, 110, 60);
+		assert_int_equal(log_last_index(f->log), 110);
+		assert_int_equal(log_sync(f->log), 0);
+		reopen(f, 1u << 20);
+	}
+}
+
+/* Entry offsets are 32 bits: a segment size over LOG_MAX_SEGMENT is
+ * refused at open, and so is a segment file of 4 GiB or more (which no
+ * log writes), each with a message; neither changes the directory. */
+static void test_log_refuses_segments_too_big_to_index(void **state)
+{
+	struct fx *f = *state;
+	assert_int_equal(reopen_err(f, (size_t)(1u << 30) + 4096), -EINVAL);
+	assert_non_null(f->msg);
+	assert_non_null(strstr(f->msg, "over the largest"));
+	reopen(f, 4096);
+	append_range(f->log, 1, 3, 1);
+	assert_int_equal(log_sync(f->log), 0);
+	log_close(f->log);
+	f->log = NULL;
+	char path[128];
+	seg_path(f, 1, path, sizeof(path));
+	assert_int_equal(truncate(path, (off_t)1 << 32), 0); /* sparse */
+	assert_int_equal(reopen_err(f, 4096), KV_ECORRUPT);
+	assert_non_null(f->msg);
+	assert_non_null(strstr(f->msg, "4 GiB or more"));
+	assert_int_equal(count_segments(f->dir), 1);
+}
+
 int main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
@@ -901,6 +973,8 @@ int main(void)
 	    T(test_log_big_entries_read_back_now_and_after_reopen),
 	    T(test_log_big_lines_back_to_back_round_trip),
 	    T(test_log_truncates_conflicting_suffix_then_appends),
+	    T(test_log_terms_change_inside_one_segment),
+	    T(test_log_refuses_segments_too_big_to_index),
 	    T(test_log_cuts_torn_last_line),
 	    T(test_log_cuts_a_damaged_last_line_and_reports_it),
 	    T(test_log_drops_torn_new_segment),
