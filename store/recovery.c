@@ -112,6 +112,7 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 			return ret;
 		rec->n++;
 	}
+	st->replay_end = last;	 /* the schedule waits for its applies */
 	log_release(st->log);	 /* copied: the pages are not needed now */
 	predecode_free(st->pre); /* a second store_recover: anew */
 	st->pre = predecode_start(rec->entries, rec->n, rec->arena);
@@ -170,6 +171,7 @@ static int replace_state(struct store *st, struct map *m, struct db_meta *meta)
 	st->snap_index = st->applied = st->pub_applied = meta->index;
 	st->snap_term = st->applied_term = meta->term;
 	pthread_rwlock_unlock(&st->map_lock);
+	st->replay_end = 0; /* the recovered entries are replaced */
 	append_update_room_locked(st);
 	pthread_mutex_unlock(&st->log_mu);
 	map_free(old);

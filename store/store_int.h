@@ -205,6 +205,9 @@ struct store {
 	uint64_t term, vote;
 	struct req *install_waiting; /* REQ_INSTALL behind a job or sync */
 	struct snap_state snap;
+	/* the last entry store_recover handed the core (0: none): until the
+	 * applies reach it the schedule starts no db (snapshot.c) */
+	uint64_t replay_end;
 
 	/* atomic: read by any thread */
 	_Atomic int failed;		/* sticky error, 0 if none */
