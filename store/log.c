@@ -390,6 +390,24 @@ int log_get(struct log *log, uint64_t index, struct log_entry *out)
 	return 0;
 }
 
+size_t log_line_bytes(const struct log *log, uint64_t from, uint64_t to)
+{
+	size_t sum = 0;
+	for (size_t i = 0; i < log->nsegs; i++) {
+		const struct seg *s = log->segs[i];
+		if (!s->count || to < s->first)
+			continue;
+		uint64_t last = s->first + s->count - 1;
+		uint64_t lo = from > s->first ? from : s->first;
+		uint64_t hi = to < last ? to : last;
+		if (lo > hi)
+			continue;
+		size_t end = hi < last ? s->off[hi + 1 - s->first] : s->used;
+		sum += end - s->off[lo - s->first];
+	}
+	return sum;
+}
+
 int log_compact(struct log *log, uint64_t index, uint64_t term)
 {
 	if (index < log->first)

@@ -90,14 +90,10 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 	uint64_t from = st->snap_index + 1;
 	if (last < from)
 		return 0;
-	size_t bytes = 0;
-	for (uint64_t i = from; i <= last; i++) {
-		struct log_entry le;
-		int ret = log_get(st->log, i, &le);
-		if (ret != 0)
-			return ret;
-		bytes += le.len;
-	}
+	/* An entry's data is part of its line: the lines' bytes bound the
+	 * arena without a pass that parses them (a large allocation is
+	 * mapped, and the pages past what is copied are never touched). */
+	size_t bytes = log_line_bytes(st->log, from, last);
 	rec->entries = calloc(last - from + 1, sizeof(*rec->entries));
 	rec->arena = pre_arena_new(bytes); /* one allocation, not one each */
 	if (!rec->entries || !rec->arena)
@@ -106,6 +102,9 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 	for (uint64_t i = from; i <= last; i++) {
 		struct log_entry le;
 		int ret = log_get(st->log, i, &le);
+		if (ret == 0 && le.type + 1 != STORE_ENTRY_CONFIG &&
+		    le.len > bytes - (size_t)(at - pre_arena_bytes(rec->arena)))
+			ret = KV_ECORRUPT; /* cannot be: data is in the line */
 		if (ret == 0)
 			ret = copy_entry(&le, &rec->entries[rec->n], &at);
 		if (ret != 0)
