@@ -57,6 +57,18 @@ void store_recovery_free(struct store_recovery *rec)
 	memset(rec, 0, sizeof(*rec));
 }
 
+void *store_recovery_hold(const struct store_recovery *rec)
+{
+	if (rec->arena)
+		pre_arena_ref(rec->arena);
+	return rec->arena;
+}
+
+void store_recovery_drop(void *arena)
+{
+	pre_arena_unref(arena);
+}
+
 /* A copy of log entry le as the core sees it (configurations back to
  * their text, malloc'd; the others' bytes at *at in the arena, *at moved
  * past them). 0, -ENOMEM, KV_ECORRUPT. */

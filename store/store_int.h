@@ -301,6 +301,7 @@ void recovery_maybe_install(struct store *st);
  * recovery's copies and the decoding thread share it. */
 void *pre_arena_new(size_t bytes);
 char *pre_arena_bytes(void *arena);
+void pre_arena_ref(void *arena);
 void pre_arena_unref(void *arena);
 /* A thread decoding the commands of e[0..n) (their data in arena, which
  * it references) ahead of the applies; NULL if it cannot start (the
