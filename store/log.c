@@ -144,6 +144,7 @@ int log_open(const char *dir, size_t segment_size, struct log **out,
 	if (ret)
 		goto err_free;
 	log_release(log); /* what the replay read */
+	log->checked = log->last;
 	*out = log;
 	return 0;
 
@@ -240,6 +241,8 @@ int log_truncate(struct log *log, uint64_t index)
 	s->count = k;
 	s->dirty = true;
 	log->last = index - 1;
+	if (log->checked > log->last)
+		log->checked = log->last;
 	log->bytes = log_bytes_scan(log);
 	/* Invariant 4: the cut is on disk before anything written after it
 	 * can be (docs/log-format.md). */
@@ -368,7 +371,8 @@ int log_append(struct log *log, const struct log_entry *e)
 	return 0;
 }
 
-int log_get(struct log *log, uint64_t index, struct log_entry *out)
+static int get(struct log *log, uint64_t index, struct log_entry *out,
+	       bool check)
 {
 	if (index < log->first || index > log->last)
 		return -ENOENT;
@@ -379,8 +383,10 @@ int log_get(struct log *log, uint64_t index, struct log_entry *out)
 	size_t start = s->off[k];
 	size_t end = (k + 1 < s->count ? s->off[k + 1] : s->used) - 1;
 	struct log_line ln;
-	if (logfmt_parse_line(s->map + start, end - start, &ln) ||
-	    ln.index != index)
+	const char *why =
+	    check ? logfmt_parse_line(s->map + start, end - start, &ln)
+		  : logfmt_parse_checked_line(s->map + start, end - start, &ln);
+	if (why || ln.index != index)
 		return KV_ECORRUPT;
 	out->index = ln.index;
 	out->term = ln.term;
@@ -388,6 +394,16 @@ int log_get(struct log *log, uint64_t index, struct log_entry *out)
 	out->data = ln.data;
 	out->len = ln.len;
 	return 0;
+}
+
+int log_get(struct log *log, uint64_t index, struct log_entry *out)
+{
+	return get(log, index, out, true);
+}
+
+int log_get_opened(struct log *log, uint64_t index, struct log_entry *out)
+{
+	return get(log, index, out, index > log->checked);
 }
 
 size_t log_line_bytes(const struct log *log, uint64_t from, uint64_t to)
@@ -437,6 +453,7 @@ int log_reset(struct log *log, uint64_t index, uint64_t term)
 		return -errno;
 	log->first = index + 1;
 	log->last = index;
+	log->checked = 0;
 	log->prev_term = term;
 	log->bytes = 0;
 	/* An empty segment records (index, term) across a restart; if there

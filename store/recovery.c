@@ -113,7 +113,7 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 	char *at = pre_arena_bytes(rec->arena);
 	for (uint64_t i = from; i <= last; i++) {
 		struct log_entry le;
-		int ret = log_get(st->log, i, &le);
+		int ret = log_get_opened(st->log, i, &le);
 		if (ret == 0 && le.type + 1 != STORE_ENTRY_CONFIG &&
 		    le.len > bytes - (size_t)(at - pre_arena_bytes(rec->arena)))
 			ret = KV_ECORRUPT; /* cannot be: data is in the line */
