@@ -153,6 +153,7 @@ int log_open(const char *dir, size_t segment_size, struct log **out,
 	if (ret)
 		goto err_free;
 	log_release(log); /* what the replay read */
+	log->checked = log->last;
 	*out = log;
 	return 0;
 
@@ -249,6 +250,8 @@ int log_truncate(struct log *log, uint64_t index)
 	seg_cut_to(s, k);
 	s->dirty = true;
 	log->last = index - 1;
+	if (log->checked > log->last)
+		log->checked = log->last;
 	log->bytes = log_bytes_scan(log);
 	/* Invariant 4: the cut is on disk before anything written after it
 	 * can be (docs/log-format.md). */
@@ -376,7 +379,8 @@ int log_append(struct log *log, const struct log_entry *e)
 	return 0;
 }
 
-int log_get(struct log *log, uint64_t index, struct log_entry *out)
+static int get(struct log *log, uint64_t index, struct log_entry *out,
+	       bool check)
 {
 	if (index < log->first || index > log->last)
 		return -ENOENT;
@@ -387,8 +391,10 @@ int log_get(struct log *log, uint64_t index, struct log_entry *out)
 	size_t start = s->off[k];
 	size_t end = (k + 1 < s->count ? s->off[k + 1] : s->used) - 1;
 	struct log_line ln;
-	if (logfmt_parse_line(s->map + start, end - start, &ln) ||
-	    ln.index != index)
+	const char *why =
+	    check ? logfmt_parse_line(s->map + start, end - start, &ln)
+		  : logfmt_parse_checked_line(s->map + start, end - start, &ln);
+	if (why || ln.index != index)
 		return KV_ECORRUPT;
 	out->index = ln.index;
 	out->term = ln.term;
@@ -396,6 +402,34 @@ int log_get(struct log *log, uint64_t index, struct log_entry *out)
 	out->data = ln.data;
 	out->len = ln.len;
 	return 0;
+}
+
+int log_get(struct log *log, uint64_t index, struct log_entry *out)
+{
+	return get(log, index, out, true);
+}
+
+int log_get_opened(struct log *log, uint64_t index, struct log_entry *out)
+{
+	return get(log, index, out, index > log->checked);
+}
+
+size_t log_line_bytes(const struct log *log, uint64_t from, uint64_t to)
+{
+	size_t sum = 0;
+	for (size_t i = 0; i < log->nsegs; i++) {
+		const struct seg *s = log->segs[i];
+		if (!s->count || to < s->first)
+			continue;
+		uint64_t last = s->first + s->count - 1;
+		uint64_t lo = from > s->first ? from : s->first;
+		uint64_t hi = to < last ? to : last;
+		if (lo > hi)
+			continue;
+		size_t end = hi < last ? s->off[hi + 1 - s->first] : s->used;
+		sum += end - s->off[lo - s->first];
+	}
+	return sum;
 }
 
 int log_compact(struct log *log, uint64_t index, uint64_t term)
@@ -427,6 +461,7 @@ int log_reset(struct log *log, uint64_t index, uint64_t term)
 		return -errno;
 	log->first = index + 1;
 	log->last = index;
+	log->checked = 0;
 	log->prev_term = term;
 	log->bytes = 0;
 	/* An empty segment records (index, term) across a restart; if there

@@ -138,8 +138,9 @@ bool logfmt_all_zero(const unsigned char *p, size_t n)
 	return true;
 }
 
-const char *logfmt_parse_line(const unsigned char *p, size_t n,
-			      struct log_line *out)
+/* The fields of an entry line, its checksum in *crc_out unchecked. */
+static const char *parse_fields(const unsigned char *p, size_t n,
+				struct log_line *out, uint32_t *crc_out)
 {
 	const unsigned char *end = p + n;
 	uint64_t type;
@@ -164,10 +165,26 @@ const char *logfmt_parse_line(const unsigned char *p, size_t n,
 	out->len = (size_t)(end - 1 - p);
 	if (out->len == 4 && memcmp(out->data, "null", 4) == 0)
 		out->len = 0;
-	if (logfmt_crc(out->index, out->term, out->type, out->data, out->len) !=
-	    crc)
-		return "entry checksum mismatch";
+	*crc_out = crc;
 	return NULL;
+}
+
+const char *logfmt_parse_line(const unsigned char *p, size_t n,
+			      struct log_line *out)
+{
+	uint32_t crc;
+	const char *why = parse_fields(p, n, out, &crc);
+	if (!why && logfmt_crc(out->index, out->term, out->type, out->data,
+			       out->len) != crc)
+		return "entry checksum mismatch";
+	return why;
+}
+
+const char *logfmt_parse_checked_line(const unsigned char *p, size_t n,
+				      struct log_line *out)
+{
+	uint32_t crc;
+	return parse_fields(p, n, out, &crc);
 }
 
 int logfmt_header(char *buf, size_t n, uint64_t first, uint64_t prev_term)

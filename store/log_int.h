@@ -62,6 +62,7 @@ struct log {
 	uint64_t prev_term;   /* term of first - 1 (snapshot or header) */
 	uint64_t bytes;	      /* log_bytes: entries first..last as stored */
 	uint64_t lost_index;  /* log_lost_index: set by the replay */
+	uint64_t checked;     /* lines up to here checked at open, unchanged */
 	bool dir_dirty;	      /* a segment was created since the last sync */
 };
 
@@ -86,6 +87,10 @@ int logfmt_prefix(char *buf, size_t n, const struct log_entry *e);
  * NULL, or why it is bad ("unparsable entry", "entry checksum mismatch"). */
 const char *logfmt_parse_line(const unsigned char *p, size_t n,
 			      struct log_line *out);
+/* The same for a line whose CRC was checked already (by the replay at
+ * open, in this mapping): the fields alone. */
+const char *logfmt_parse_checked_line(const unsigned char *p, size_t n,
+				      struct log_line *out);
 /* The header line of a segment, newline included; its length. */
 int logfmt_header(char *buf, size_t n, uint64_t first, uint64_t prev_term);
 /* Parse the header line p[0..n) (without '\n'): 0, KV_EVERSION or

@@ -74,6 +74,12 @@ char *pre_arena_bytes(void *arena)
 	return ((struct pre_arena *)arena)->bytes;
 }
 
+void pre_arena_ref(void *arena)
+{
+	atomic_fetch_add_explicit(&((struct pre_arena *)arena)->refs, 1,
+				  memory_order_relaxed);
+}
+
 void pre_arena_unref(void *arena)
 {
 	struct pre_arena *a = arena;

@@ -57,6 +57,18 @@ void store_recovery_free(struct store_recovery *rec)
 	memset(rec, 0, sizeof(*rec));
 }
 
+void *store_recovery_hold(const struct store_recovery *rec)
+{
+	if (rec->arena)
+		pre_arena_ref(rec->arena);
+	return rec->arena;
+}
+
+void store_recovery_drop(void *arena)
+{
+	pre_arena_unref(arena);
+}
+
 /* A copy of log entry le as the core sees it (configurations back to
  * their text, malloc'd; the others' bytes at *at in the arena, *at moved
  * past them). 0, -ENOMEM, KV_ECORRUPT. */
@@ -90,14 +102,10 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 	uint64_t from = st->snap_index + 1;
 	if (last < from)
 		return 0;
-	size_t bytes = 0;
-	for (uint64_t i = from; i <= last; i++) {
-		struct log_entry le;
-		int ret = log_get(st->log, i, &le);
-		if (ret != 0)
-			return ret;
-		bytes += le.len;
-	}
+	/* An entry's data is part of its line: the lines' bytes bound the
+	 * arena without a pass that parses them (a large allocation is
+	 * mapped, and the pages past what is copied are never touched). */
+	size_t bytes = log_line_bytes(st->log, from, last);
 	rec->entries = calloc(last - from + 1, sizeof(*rec->entries));
 	rec->arena = pre_arena_new(bytes); /* one allocation, not one each */
 	if (!rec->entries || !rec->arena)
@@ -105,13 +113,17 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 	char *at = pre_arena_bytes(rec->arena);
 	for (uint64_t i = from; i <= last; i++) {
 		struct log_entry le;
-		int ret = log_get(st->log, i, &le);
+		int ret = log_get_opened(st->log, i, &le);
+		if (ret == 0 && le.type + 1 != STORE_ENTRY_CONFIG &&
+		    le.len > bytes - (size_t)(at - pre_arena_bytes(rec->arena)))
+			ret = KV_ECORRUPT; /* cannot be: data is in the line */
 		if (ret == 0)
 			ret = copy_entry(&le, &rec->entries[rec->n], &at);
 		if (ret != 0)
 			return ret;
 		rec->n++;
 	}
+	st->replay_end = last;	 /* the schedule waits for its applies */
 	log_release(st->log);	 /* copied: the pages are not needed now */
 	predecode_free(st->pre); /* a second store_recover: anew */
 	st->pre = predecode_start(rec->entries, rec->n, rec->arena);
@@ -170,6 +182,7 @@ static int replace_state(struct store *st, struct map *m, struct db_meta *meta)
 	st->snap_index = st->applied = st->pub_applied = meta->index;
 	st->snap_term = st->applied_term = meta->term;
 	pthread_rwlock_unlock(&st->map_lock);
+	st->replay_end = 0; /* the recovered entries are replaced */
 	append_update_room_locked(st);
 	pthread_mutex_unlock(&st->log_mu);
 	map_free(old);

@@ -7,17 +7,20 @@
  * every 64 MiB of log would write 16 bytes for each byte of log. The appender
  * and the applier check the schedule the owner published (two atomic loads)
  * after every call and wake the owner when it is due, so snapshots follow the
- * traffic with no turn of their own. A job's start takes map_lock for a moment
- * only: the applied index, its term, the map's state hash, the configuration,
- * the lock and lease tables, and it marks the map's cut (map_cut_begin): from
- * then on the applier keeps the record each key had at the cut before its first
- * change. The db-writer thread then collects the cut's records from the map a
- * step of CUT_STEP keys at a time, each step under the read lock (walking 1M
- * keys under the lock at once took 200 ms, and the applier waits for it),
- * checks that their hash is the map's at the cut, ends the cut, and writes
- * the db from the records (referenced, so they outlive any change). No
- * second copy of the map is kept. A failed job (a full disk) is retried
- * after a backoff, not at once. Threads: store_int.h. */
+ * traffic with no turn of their own. While the applies replay the log
+ * store_recover handed the core (up to st->replay_end) no db is due by
+ * count or bytes, only one asked for (store_snapshot_soon): the first
+ * turn at the replay's last entry takes it. A job's start takes map_lock for a
+ * moment only: the applied index, its term, the map's state hash, the
+ * configuration, the lock and lease tables, and it marks the map's cut
+ * (map_cut_begin): from then on the applier keeps the record each key had at
+ * the cut before its first change. The db-writer thread then collects the cut's
+ * records from the map a step of CUT_STEP keys at a time, each step under the
+ * read lock (walking 1M keys under the lock at once took 200 ms, and the
+ * applier waits for it), checks that their hash is the map's at the cut, ends
+ * the cut, and writes the db from the records (referenced, so they outlive any
+ * change). No second copy of the map is kept. A failed job (a full disk) is
+ * retried after a backoff, not at once. Threads: store_int.h. */
 #include <errno.h>
 #include <inttypes.h>
 #include <malloc.h>
@@ -148,6 +151,15 @@ void snapshot_schedule(struct store *st)
 		return;
 	}
 	uint64_t applied = st->pub_applied;
+	if (applied < st->replay_end &&
+	    atomic_load(&st->want_db) <= st->snap_index) {
+		/* the applies of the recovered log: the entries are durable
+		 * in it, and a db of the whole map taken now would only
+		 * compete for the CPU with the replay the first write waits
+		 * for; the schedule looks again at its last entry */
+		publish(st, st->replay_end, UINT64_MAX);
+		return;
+	}
 	pthread_mutex_lock(&st->log_mu);
 	uint64_t bytes = log_bytes(st->log);
 	pthread_mutex_unlock(&st->log_mu);

@@ -232,6 +232,43 @@ static int lock_dir(struct store *st, char **errmsg)
 	return 0;
 }
 
+/* The log opened (its lines read and checked) on a thread of its own
+ * while the db loads: neither needs the other until both are in. */
+struct log_opening {
+	struct store *st;
+	struct log *log;
+	char *errmsg;
+	int ret;
+};
+
+static void *log_open_main(void *arg)
+{
+	struct log_opening *o = arg;
+	pthread_setname_np(pthread_self(), "kvfs-logopen");
+	o->ret = log_open(o->st->dir, o->st->seg_size, &o->log, &o->errmsg);
+	return NULL;
+}
+
+/* The db into the map and the log opened, side by side (on this thread
+ * alone if no thread can start): the db's result; the log's in *log_ret
+ * (with *log, or its message in *log_msg). */
+static int load_db_and_log(struct store *st, struct db_meta *meta,
+			   char **errmsg, int *log_ret, char **log_msg)
+{
+	struct log_opening o = {.st = st};
+	pthread_t th;
+	bool apart = pthread_create(&th, NULL, log_open_main, &o) == 0;
+	int ret = db_load(st->dir, st->map, meta, errmsg);
+	if (apart)
+		pthread_join(th, NULL);
+	else
+		log_open_main(&o);
+	st->log = o.log; /* NULL if it failed */
+	*log_ret = o.ret;
+	*log_msg = o.errmsg;
+	return ret;
+}
+
 /* The hard state, the db into the map, the log after it. */
 static int load_files(struct store *st, char **errmsg)
 {
@@ -242,15 +279,21 @@ static int load_files(struct store *st, char **errmsg)
 	if (!st->map)
 		return -ENOMEM;
 	struct db_meta meta = {0};
-	ret = db_load(st->dir, st->map, &meta, errmsg);
-	if (ret != 0)
-		return ret;
+	int log_ret;
+	char *log_msg = NULL;
+	ret = load_db_and_log(st, &meta, errmsg, &log_ret, &log_msg);
+	if (ret != 0) {
+		free(log_msg);
+		return ret; /* the log, if open, is closed with the store */
+	}
 	st->conf_json = meta.conf;
 	st->snap_index = st->applied = meta.index;
 	st->snap_term = st->applied_term = meta.term;
-	ret = log_open(st->dir, st->seg_size, &st->log, errmsg);
-	if (ret != 0)
-		return ret;
+	if (log_ret != 0) {
+		*errmsg = log_msg;
+		return log_ret;
+	}
+	free(log_msg);
 	uint64_t lost = log_lost_index(st->log);
 	st->lost_index = lost > st->snap_index ? lost : 0;
 	if (lost && !st->lost_index)

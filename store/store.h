@@ -310,6 +310,11 @@ struct store_recovery {
  * but the store's own. */
 int store_recover(struct store *st, struct store_recovery *out);
 void store_recovery_free(struct store_recovery *rec);
+/* A reference of the caller's to the block holding rec's entries' data
+ * (not the configurations'), which then outlives store_recovery_free
+ * until store_recovery_drop (any thread). NULL if there is none. */
+void *store_recovery_hold(const struct store_recovery *rec);
+void store_recovery_drop(void *arena);
 
 /* Write entries e[0..n) into the log on the calling thread, in call
  * order: an entry at an index the log holds replaces it and everything

@@ -205,6 +205,9 @@ struct store {
 	uint64_t term, vote;
 	struct req *install_waiting; /* REQ_INSTALL behind a job or sync */
 	struct snap_state snap;
+	/* the last entry store_recover handed the core (0: none): until the
+	 * applies reach it the schedule starts no db (snapshot.c) */
+	uint64_t replay_end;
 
 	/* atomic: read by any thread */
 	_Atomic int failed;		/* sticky error, 0 if none */
@@ -298,6 +301,7 @@ void recovery_maybe_install(struct store *st);
  * recovery's copies and the decoding thread share it. */
 void *pre_arena_new(size_t bytes);
 char *pre_arena_bytes(void *arena);
+void pre_arena_ref(void *arena);
 void pre_arena_unref(void *arena);
 /* A thread decoding the commands of e[0..n) (their data in arena, which
  * it references) ahead of the applies; NULL if it cannot start (the

@@ -376,6 +376,11 @@ int raft_compact(struct raft *r, uint64_t index)
 	return 0;
 }
 
+int raft_log_own(struct raft *r, const struct raft_buf *b)
+{
+	return mlog_own(&r->log, b) ? RAFT_ENOMEM : 0;
+}
+
 uint64_t raft_trail_cut(const struct raft *r, uint64_t keep_entries,
 			uint64_t keep_bytes, uint64_t *drop_bytes)
 {

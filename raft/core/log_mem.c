@@ -31,6 +31,10 @@ struct raft_buf {
 	size_t refs;
 	void *data;
 	uint64_t note; /* raft_entry_set_note's; the core never reads it */
+	/* a foreign buffer (raft_buf_foreign): the bytes are the caller's,
+	 * given back with release(ctx) when the last reference goes */
+	void (*release)(void *ctx);
+	void *ctx;
 };
 
 static void *inline_bytes(struct raft_buf *b)
@@ -42,7 +46,9 @@ static void buf_unref(struct raft_buf *b)
 {
 	if (__atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	if (b->data != inline_bytes(b))
+	if (b->release)
+		b->release(b->ctx);
+	else if (b->data != inline_bytes(b))
 		free(b->data);
 	free(b);
 }
@@ -57,19 +63,42 @@ int raft_entry_share(struct raft_entry *e)
 	b->refs = 1;
 	b->data = e->data;
 	b->note = 0;
+	b->release = NULL;
+	b->ctx = NULL;
 	e->buf = b;
 	return 0;
 }
 
+struct raft_buf *raft_buf_foreign(size_t refs, void (*release)(void *ctx),
+				  void *ctx)
+{
+	struct raft_buf *b = malloc(sizeof(*b));
+	if (!b)
+		return NULL;
+	b->refs = refs;
+	b->data = NULL;
+	b->note = 0;
+	b->release = release;
+	b->ctx = ctx;
+	return b;
+}
+
+void raft_buf_unref(struct raft_buf *b)
+{
+	if (b)
+		buf_unref(b);
+}
+
+/* A foreign buffer holds many entries' bytes: it takes no note. */
 void raft_entry_set_note(struct raft_entry *e, uint64_t note)
 {
-	if (e->buf)
+	if (e->buf && !e->buf->release)
 		e->buf->note = note;
 }
 
 uint64_t raft_entry_note(const struct raft_entry *e)
 {
-	return e->buf ? e->buf->note : 0;
+	return e->buf && !e->buf->release ? e->buf->note : 0;
 }
 
 void raft_entry_release(struct raft_entry *e)
@@ -114,6 +143,8 @@ static int entry_share_copy(struct raft_entry *dst,
 		return -ENOMEM;
 	b->refs = 1;
 	b->note = 0;
+	b->release = NULL;
+	b->ctx = NULL;
 	b->data = inline_bytes(b);
 	memcpy(b->data, src->data, src->len);
 	*dst = *src;
@@ -174,6 +205,22 @@ static int entry_copy(struct raft_entry *dst, const struct raft_entry *src)
 		if (!dst->data)
 			return -ENOMEM;
 		memcpy(dst->data, src->data, src->len);
+	}
+	return 0;
+}
+
+int mlog_own(struct raft_log *l, const struct raft_buf *b)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		struct raft_entry *e = &l->ents[i];
+		if (e->buf != b)
+			continue;
+		struct raft_entry plain = *e, own;
+		plain.buf = NULL;
+		if (entry_share_copy(&own, &plain))
+			return -ENOMEM; /* the others stay shared: later */
+		buf_unref(e->buf);
+		*e = own;
 	}
 	return 0;
 }

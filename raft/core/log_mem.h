@@ -37,6 +37,9 @@ const struct raft_entry *mlog_get(const struct raft_log *l, uint64_t index);
  * and e->term >= the last term (Log Matching, §5.3). 0 or -ENOMEM (the log
  * is unchanged). */
 int mlog_append(struct raft_log *l, const struct raft_entry *e);
+/* The entries sharing b get bytes of their own (copied), and drop their
+ * references to it. 0 or -ENOMEM (some may still share b). */
+int mlog_own(struct raft_log *l, const struct raft_buf *b);
 /* Drop entries >= index, a conflicting suffix (Figure 2 AppendEntries
  * step 3). Requires index > snap_index. */
 void mlog_truncate(struct raft_log *l, uint64_t index);

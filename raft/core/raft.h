@@ -123,6 +123,16 @@ uint64_t raft_entry_note(const struct raft_entry *e);
 int raft_entry_dup(struct raft_entry *dst, const struct raft_entry *src);
 /* Free e's data or drop its reference; data, len and buf are zeroed. */
 void raft_entry_release(struct raft_entry *e);
+/* A buffer of bytes the caller keeps (many entries' data in one block of
+ * its own, a restart's log read back): it holds refs references, one for
+ * each entry the caller sets buf to it and one more if the caller keeps
+ * one; release(ctx) is called, on whichever thread drops the last one,
+ * once they are all gone. It takes no note (raft_entry_note is 0). NULL
+ * if out of memory. */
+struct raft_buf *raft_buf_foreign(size_t refs, void (*release)(void *ctx),
+				  void *ctx);
+/* Drop a reference to b taken outside an entry (NULL: nothing). */
+void raft_buf_unref(struct raft_buf *b);
 
 /* ---- Configuration (§6; single-server changes, §4.1 diss.) ---- */
 
@@ -434,6 +444,10 @@ int raft_change_membership(struct raft *r, enum raft_conf_op op, uint64_t id,
  * a snapshot at that index or later, never an older one (the follower
  * would need entries no one holds in memory). 0 or RAFT_EINVAL. */
 int raft_compact(struct raft *r, uint64_t index);
+/* The log's entries that share b (raft_buf_foreign) get bytes of their
+ * own, so that b's block can go while they stay (a restart's copies, once
+ * applied, leave a trail). 0 or RAFT_ENOMEM (try again later). */
+int raft_log_own(struct raft *r, const struct raft_buf *b);
 /* Where to compact to (raft_compact) to keep a bounded trail of applied
  * entries in memory: the largest index that leaves at most keep_entries
  * applied entries and at most keep_bytes of entry data in the in-memory

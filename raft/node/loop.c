@@ -262,7 +262,9 @@ static void *loop_main(void *arg)
 	kv_thread_urgent(); /* its turns send the heartbeats */
 	struct kv_node *n = arg;
 	struct node_inbox *in = &n->in;
-	uint64_t next_tick = kv_mono_ms() + NODE_TICK_MS;
+	/* the first turn ticks: a member alone leads at once (not a tick
+	 * later), and a restart's replay, which waits for that, starts */
+	uint64_t next_tick = kv_mono_ms();
 	pthread_mutex_lock(&in->mu);
 	while (!atomic_load(&n->stopping)) {
 		uint64_t now = kv_mono_ms();

@@ -108,6 +108,40 @@ static void add_join_peers(struct kv_node *n, const char *member)
 _Static_assert(RAFT_ENOTLEADER == KV_ENOTLEADER,
 	       "raft.h and kv.h disagree on the not-leader code");
 
+/* Does e's data lie in the store's block of the recovered entries? */
+static bool in_block(const struct store_entry *e)
+{
+	return e->type != STORE_ENTRY_CONFIG && e->len;
+}
+
+static void drop_block(void *arena)
+{
+	store_recovery_drop(arena);
+}
+
+/* One foreign buffer for the entries' block: a reference for each entry
+ * in it and one the node keeps (n->restored), which holds the block for
+ * store_recovery_drop. NULL if there is nothing to share or no memory
+ * (the core then copies). */
+static struct raft_buf *shared_block(struct kv_node *n,
+				     const struct store_recovery *rec)
+{
+	size_t refs = 0;
+	for (size_t i = 0; i < rec->n; i++)
+		refs += in_block(&rec->entries[i]);
+	void *arena = refs ? store_recovery_hold(rec) : NULL;
+	if (!arena)
+		return NULL;
+	struct raft_buf *b = raft_buf_foreign(refs + 1, drop_block, arena);
+	if (!b) {
+		store_recovery_drop(arena);
+		return NULL;
+	}
+	n->restored = b;
+	n->restored_last = rec->entries[rec->n - 1].index;
+	return b;
+}
+
 /* The Raft core from what the store recovered. */
 static int core_open(struct kv_node *n, const struct raft_config *boot,
 		     char **errmsg)
@@ -129,18 +163,22 @@ static int core_open(struct kv_node *n, const struct raft_config *boot,
 		store_recovery_free(&rec);
 		return -ENOMEM;
 	}
-	/* the core copies the recovery's entries: their data is the
-	 * store's (one arena, read by its replay's decoding thread too:
-	 * store_recovery), never the caller's to take. The arena goes once
-	 * that thread is done; the core drops its copies to the trail once
-	 * it has applied them (trail.c). */
+	/* the recovery's entries' data is the store's: one block, read by
+	 * its replay's decoding thread too (store_recovery). The core's log
+	 * shares it, by references to one foreign buffer, instead of copying
+	 * every entry (0.15 s and as many bytes again as the log after the
+	 * db, at 700,000 entries); the configurations, malloc'd apart, it
+	 * copies. Once applied, the trail of them gets bytes of its own and
+	 * the block goes (trail.c). */
+	struct raft_buf *shared = shared_block(n, &rec);
 	for (size_t i = 0; i < rec.n; i++)
 		ents[i] = (struct raft_entry){
 		    .index = rec.entries[i].index,
 		    .term = rec.entries[i].term,
 		    .type = (enum raft_entry_type)rec.entries[i].type,
 		    .data = (void *)rec.entries[i].data,
-		    .len = rec.entries[i].len};
+		    .len = rec.entries[i].len,
+		    .buf = shared && in_block(&rec.entries[i]) ? shared : NULL};
 	struct raft_restore rs = {.term = rec.term,
 				  .vote = rec.vote,
 				  .entries = ents,
@@ -174,6 +212,13 @@ static int core_open(struct kv_node *n, const struct raft_config *boot,
 				    (unsigned long long)rec.snap_index, rec.n,
 				    kv_strerror(ret));
 out:
+	for (size_t i = 0; i < rec.n; i++) /* the core took its own */
+		if (ents[i].buf)
+			raft_buf_unref(ents[i].buf);
+	if (ret != 0 && n->restored) {
+		raft_buf_unref(n->restored);
+		n->restored = NULL;
+	}
 	free(ents);
 	store_recovery_free(&rec);
 	return ret;
@@ -374,6 +419,7 @@ err_peers:
 	peers_free(n->peers);
 err_raft:
 	raft_free(n->raft);
+	raft_buf_unref(n->restored);
 err_store:
 	store_close(n->store);
 err_free:
@@ -400,6 +446,7 @@ void node_close(struct kv_node *n)
 	peers_free(n->peers);
 	store_close(n->store);
 	raft_free(n->raft);
+	raft_buf_unref(n->restored); /* the restart's block, if held */
 	node_free(n);
 }
 

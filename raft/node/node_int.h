@@ -367,8 +367,12 @@ struct kv_node {
 	uint64_t compacted; /* the latest db index the node thread saw */
 	struct node_trail_hold holds[RAFT_MAX_SERVERS]; /* trail.c */
 	struct node_trail_seen seen[RAFT_MAX_SERVERS];
-	uint64_t trail_freed; /* entry bytes dropped since malloc_trim */
-	bool trail_burst;     /* the log was far longer than its trail */
+	/* the block of a restart's entries, shared with the core's log
+	 * until it holds none unapplied (node.c, trail.c); NULL: none */
+	struct raft_buf *restored;
+	uint64_t restored_last; /* the last of those entries */
+	uint64_t trail_freed;	/* entry bytes dropped since malloc_trim */
+	bool trail_burst;	/* the log was far longer than its trail */
 	/* A dropped damaged entry's index (raft_restore.abstain_until), kept
 	 * in DATA_DIR/abstain until an entry at or past it is durable here
 	 * again; 0 if none (node.c). */

@@ -117,7 +117,20 @@ static uint64_t trail_lag_floor(struct kv_node *n)
 	return floor;
 }
 
-void trail_compact(struct kv_node *n)
+/* A restart's entries share the store's block of them (node.c): once
+ * they are applied, what the trail keeps of them gets bytes of its own
+ * (a trail's worth, copied) and the block can go. */
+static void own_restored(struct kv_node *n)
+{
+	if (!n->restored || store_applied(n->store) < n->restored_last)
+		return;
+	if (raft_log_own(n->raft, n->restored) != 0)
+		return; /* out of memory: a later turn */
+	raft_buf_unref(n->restored);
+	n->restored = NULL;
+}
+
+static void compact(struct kv_node *n)
 {
 	uint64_t base = raft_snapshot_index(n->raft);
 	uint64_t drop = 0;
@@ -163,4 +176,10 @@ void trail_compact(struct kv_node *n)
 		n->trail_burst = false;
 		malloc_trim(0);
 	}
+}
+
+void trail_compact(struct kv_node *n)
+{
+	compact(n);
+	own_restored(n);
 }

@@ -821,6 +821,62 @@ static void test_applied_entries_past_snapshot_every_get_a_db(void **s)
 	remove_dir(dir);
 }
 
+/* Issue 25: the applies of the log store_recover handed back at a restart
+ * start no db on schedule (the db writer's walk of the whole map
+ * competed for the CPU with the replay the first write waits for); the
+ * db comes once the applies reach the replay's last entry, and the log
+ * is compacted then. */
+static void test_a_replay_starts_no_db_before_its_end(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	enum { N = 350 };
+	struct store_entry e[N];
+	for (size_t i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "k%zu", i % 50);
+		e[i] = put_entry(i + 1, 1, key, i < N - 50 ? "old" : "new");
+	}
+	/* durable, never applied: the node stopped before it learned of
+	 * their commit */
+	for (size_t i = 0; i < N; i += 10)
+		assert_int_equal(store_append(st, &e[i], 10), 0);
+	wait_persisted(ev, N);
+	store_close(st);
+	st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.n, N);
+	pthread_mutex_lock(&ev->mu);
+	size_t before = ev->ns;
+	pthread_mutex_unlock(&ev->mu);
+	/* past snapshot_every, then two turns of the owner (a status is
+	 * answered before its turn's schedule runs): before issue 25 a db
+	 * at 150 started here */
+	for (size_t i = 0; i < 150; i += 10)
+		assert_int_equal(store_apply(st, &rec.entries[i], 10), 0);
+	status_of(st);
+	status_of(st);
+	for (size_t i = 150; i < N; i += 10)
+		assert_int_equal(store_apply(st, &rec.entries[i], 10), 0);
+	uint64_t db = wait_snapshotted(ev, N);
+	pthread_mutex_lock(&ev->mu);
+	uint64_t first = ev->snap[before];
+	pthread_mutex_unlock(&ev->mu);
+	if (first < N)
+		fail_msg("a db at %llu, during the replay of 1..%d",
+			 (unsigned long long)first, N);
+	expect_compacted_at(st, db);
+	expect_kv(st, "k7", "new");
+	store_recovery_free(&rec);
+	store_close(st);
+	free_entries(e, N);
+	events_free(ev);
+	remove_dir(dir);
+}
+
 /* The same by log bytes: with snapshot_every out of reach, a log that
  * grows past snapshot_bytes gets a db and is compacted. The entries
  * overwrite 8 keys, so the db (about 9 KiB) stays below snapshot_bytes
@@ -1836,6 +1892,8 @@ int main(void)
 		reset_gate),
 	    cmocka_unit_test_setup(
 		test_applied_entries_past_snapshot_every_get_a_db, reset_gate),
+	    cmocka_unit_test_setup(test_a_replay_starts_no_db_before_its_end,
+				   reset_gate),
 	    cmocka_unit_test_setup(test_log_bytes_past_snapshot_bytes_get_a_db,
 				   reset_gate),
 	    cmocka_unit_test_setup(

@@ -1337,6 +1337,68 @@ static void test_config_text_round_trips_and_rejects_garbage(void **st)
 			 RAFT_EINVAL);
 }
 
+static int foreign_released;
+
+static void release_block(void *ctx)
+{
+	foreign_released++;
+	free(ctx);
+}
+
+/* A restart's entries given sharing one foreign buffer (raft_buf_foreign,
+ * the store's block of them) are kept by reference, not copied; once
+ * raft_log_own gives the log's entries bytes of their own, the last
+ * reference goes and the block is released, once, and what the core
+ * commits afterwards is its own copy (ASan: no read of the freed block,
+ * no leak). */
+static void test_restored_entries_share_a_foreign_block(void **st)
+{
+	(void)st;
+	foreign_released = 0;
+	char *block = malloc(9);
+	memcpy(block, "aaabbbccc", 9);
+	struct raft_buf *b = raft_buf_foreign(4, release_block, block);
+	assert_non_null(b);
+	struct raft_entry e[3];
+	for (unsigned i = 0; i < 3; i++)
+		e[i] = (struct raft_entry){.index = i + 1,
+					   .term = 1,
+					   .type = RAFT_ENTRY_NORMAL,
+					   .data = block + 3 * i,
+					   .len = 3,
+					   .buf = b};
+	struct raft_restore rs = {.term = 1, .entries = e, .n_entries = 3};
+	rs.snapshot.conf = (struct raft_config){.n = 1};
+	rs.snapshot.conf.servers[0] =
+	    (struct raft_server){.id = 1, .role = RAFT_VOTER};
+	struct raft_options o = {.id = 1, .seed = 42, .borrow_entries = true};
+	struct raft *r;
+	assert_int_equal(raft_new(&o, &rs, &r), 0);
+	for (unsigned i = 0; i < 3; i++)
+		raft_buf_unref(e[i].buf); /* the caller's, as the node does */
+	assert_int_equal(foreign_released, 0); /* the core's and ours */
+	/* a note is refused: one word for three entries' bytes */
+	struct raft_entry probe = {.buf = b};
+	raft_entry_set_note(&probe, 7);
+	assert_int_equal(raft_entry_note(&probe), 0);
+	assert_int_equal(raft_log_own(r, b), 0);
+	assert_int_equal(foreign_released, 0); /* ours is left */
+	raft_buf_unref(b);
+	assert_int_equal(foreign_released, 1);
+	raft_tick(r); /* a sole voter leads, and commits the three */
+	assert_int_equal(raft_role(r), RAFT_LEADER);
+	take(r);
+	raft_persisted(r, 4, 2);
+	take(r);
+	assert_int_equal(U.n_committed, 4);
+	assert_memory_equal(U.committed[0].data, "aaa", 3);
+	assert_memory_equal(U.committed[2].data, "ccc", 3);
+	raft_update_free(&U);
+	memset(&U, 0, sizeof(U));
+	raft_free(r);
+	assert_int_equal(foreign_released, 1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_teardown(f, teardown)
@@ -1379,6 +1441,7 @@ int main(void)
 	    T(test_leader_resends_a_big_append_only_after_its_size_allows),
 	    T(test_borrowed_update_entries_are_the_logs_own),
 	    T(test_shared_entry_data_is_kept_and_sent_without_a_copy),
+	    T(test_restored_entries_share_a_foreign_block),
 	    T(test_config_text_round_trips_and_rejects_garbage),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
