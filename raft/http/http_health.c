@@ -44,12 +44,13 @@ enum MHD_Result http_health_handle(struct http_req *r)
 		return http_fail_err(r, -ENOMEM, NULL);
 	char reason[160] = "";
 	uint64_t since = 0;
-	int werr = store_write_error(node_store(r->node), &since);
+	int werr = node_write_error(r->node, &since);
 	if (werr != 0) {
 		snprintf(reason, sizeof reason, "the log cannot be written: %s",
-			 strerror(werr));
-		cJSON_AddNumberToObject(j, "write_error_since_ms",
-					(double)since);
+			 kv_strerror(werr));
+		if (since != 0)
+			cJSON_AddNumberToObject(j, "write_error_since_ms",
+						(double)since);
 	}
 	struct statvfs sv;
 	if (statvfs(node_data_dir(r->node), &sv) == 0) {

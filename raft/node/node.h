@@ -204,6 +204,15 @@ void node_handover(struct kv_node *n);
 /* The store, for reads after node_read_barrier. Fixed until node_close.
  * Any thread. */
 struct store *node_store(struct kv_node *n);
+/* Why this member cannot write its log now, or 0: the store's write error
+ * (a stall on a full disk, a failed write or sync), or -ENOSPC when the
+ * log has less room than one more write may need and the file system no
+ * room for a new segment (what a PUT is refused with, 507). *since_ms
+ * (monotonic ms, 0 if not known) when it began. The same test the node
+ * thread makes once a tick to stand down (writable.c), made at the
+ * call: /health says so as soon as a write has been refused. Any
+ * thread. */
+int node_write_error(struct kv_node *n, uint64_t *since_ms);
 
 /* The milliseconds lease l (store_leases, store_lease_get) has left as
  * this node counts them: from when it applied the lease's rev (or, on a

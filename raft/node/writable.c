@@ -26,12 +26,21 @@ static const char *what_of(int err)
 	return err == -ENOSPC ? "the disk is full" : kv_strerror(err);
 }
 
-void writable_check(struct kv_node *n)
+int node_write_error(struct kv_node *n, uint64_t *since_ms)
 {
-	uint64_t since = 0, now = kv_mono_ms();
+	uint64_t since = 0;
 	int err = store_write_error(n->store, &since);
 	if (err == 0 && store_room(n->store) < NODE_LOW_ROOM)
 		err = -ENOSPC;
+	if (since_ms)
+		*since_ms = since;
+	return err;
+}
+
+void writable_check(struct kv_node *n)
+{
+	uint64_t since = 0, now = kv_mono_ms();
+	int err = node_write_error(n, &since);
 	if (err == n->wr.err)
 		return;
 	if (err != 0) {
