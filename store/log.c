@@ -353,7 +353,7 @@ int log_append(struct log *log, const struct log_entry *e)
 		log->segs[log->nsegs++] = ns;
 		s = ns;
 	}
-	ret = seg_reserve(s, 1);
+	ret = seg_reserve(s);
 	if (ret)
 		return ret;
 	unsigned char *p = s->map + s->used;

@@ -112,8 +112,9 @@ void seg_release(struct seg *s, size_t upto, size_t page);
 /* The same for the pages after the one that holds s->used: nothing is
  * written there yet, but the replay reads them (they must be zeros). */
 void seg_release_tail(struct seg *s, size_t page);
-/* Room for n more entries in s's tables. 0 or -ENOMEM. */
-int seg_reserve(struct seg *s, uint64_t n);
+/* Room for one more entry in s's tables (its offset, and a run should its
+ * term differ). 0 or -ENOMEM. */
+int seg_reserve(struct seg *s);
 /* Note entry count of s at offset off with term; room made first with
  * seg_reserve (cannot fail). */
 void seg_set(struct seg *s, size_t off, uint64_t term);

@@ -42,9 +42,9 @@ void seg_release_tail(struct seg *s, size_t page)
 		(void)madvise(s->map + from, s->map_len - from, MADV_DONTNEED);
 }
 
-int seg_reserve(struct seg *s, uint64_t n)
+int seg_reserve(struct seg *s)
 {
-	if (s->nruns == s->capruns) { /* each entry may start a run */
+	if (s->nruns == s->capruns) { /* the entry may start a run */
 		size_t cap = s->capruns ? s->capruns * 2 : 4;
 		struct seg_run *r = realloc(s->runs, cap * sizeof(*r));
 		if (!r)
@@ -52,11 +52,9 @@ int seg_reserve(struct seg *s, uint64_t n)
 		s->runs = r;
 		s->capruns = cap;
 	}
-	if (s->count + n <= s->cap)
+	if (s->count < s->cap)
 		return 0;
 	uint64_t cap = s->cap ? s->cap * 2 : 1024;
-	while (cap < s->count + n)
-		cap *= 2;
 	uint32_t *off = realloc(s->off, cap * sizeof(*off));
 	if (!off)
 		return -ENOMEM;
@@ -75,7 +73,7 @@ void seg_set(struct seg *s, size_t off, uint64_t term)
 
 int seg_push(struct seg *s, size_t off, uint64_t term)
 {
-	int ret = seg_reserve(s, 1);
+	int ret = seg_reserve(s);
 	if (ret)
 		return ret;
 	seg_set(s, off, term);

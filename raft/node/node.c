@@ -114,11 +114,6 @@ static bool in_block(const struct store_entry *e)
 	return e->type != STORE_ENTRY_CONFIG && e->len;
 }
 
-static void drop_block(void *arena)
-{
-	store_recovery_drop(arena);
-}
-
 /* One foreign buffer for the entries' block: a reference for each entry
  * in it and one the node keeps (n->restored), which holds the block for
  * store_recovery_drop. NULL if there is nothing to share or no memory
@@ -132,7 +127,8 @@ static struct raft_buf *shared_block(struct kv_node *n,
 	void *arena = refs ? store_recovery_hold(rec) : NULL;
 	if (!arena)
 		return NULL;
-	struct raft_buf *b = raft_buf_foreign(refs + 1, drop_block, arena);
+	struct raft_buf *b =
+	    raft_buf_foreign(refs + 1, store_recovery_drop, arena);
 	if (!b) {
 		store_recovery_drop(arena);
 		return NULL;
