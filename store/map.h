@@ -46,6 +46,11 @@ const struct leases *map_leases_c(const struct map *m);
  * so the misses of 64 lookups wait on memory together, not in turn. */
 uint32_t map_prefetch_key(const struct map *m, const char *key, size_t klen);
 void map_prefetch_chain(const struct map *m, uint32_t kh);
+/* Make the index ready for this many keys and directories without
+ * growing on the way (a db's load, which knows its count): it grows to
+ * the same size it would have doubled to. Only a hint: without memory it
+ * stays as it is. */
+void map_reserve(struct map *m, uint64_t nodes);
 /* Borrowed record for key, or NULL. */
 struct kv_rec *map_get(const struct map *m, const char *key, size_t klen);
 /* Insert or replace (takes ownership of rec; unrefs the one replaced);

@@ -6,6 +6,7 @@
  * down the tree. It only speeds lookups up: without memory to grow it, a
  * longer chain still finds the node, and without a table at all
  * map_find walks the tree (map.c). */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,15 +17,14 @@ static struct map_node **bucket_of(const struct map *m, uint64_t kh)
 	return &m->index[kh & (m->nbuckets - 1)];
 }
 
-/* Double the table when the nodes outnumber the buckets. Without memory
- * the table stays as it is: chains get longer, lookups stay right. */
-static void index_grow(struct map *m)
+/* Rehash every node into a table of nb buckets (a power of two above
+ * the present one). Without memory the table stays as it is: chains get
+ * longer, lookups stay right. */
+static void index_resize(struct map *m, size_t nb)
 {
-	size_t nb = m->nbuckets * 2;
 	struct map_node **nt;
 
-	if (m->nodes <= m->nbuckets || nb == 0 ||
-	    (nt = calloc(nb, sizeof(*nt))) == NULL)
+	if (nb <= m->nbuckets || (nt = calloc(nb, sizeof(*nt))) == NULL)
 		return;
 	for (size_t i = 0; i < m->nbuckets; i++) {
 		struct map_node *n = m->index[i], *next;
@@ -37,6 +37,24 @@ static void index_grow(struct map *m)
 	free(m->index);
 	m->index = nt;
 	m->nbuckets = nb;
+}
+
+/* Double the table when the nodes outnumber the buckets. */
+static void index_grow(struct map *m)
+{
+	if (m->nodes > m->nbuckets && m->nbuckets * 2 != 0)
+		index_resize(m, m->nbuckets * 2);
+}
+
+void map_reserve(struct map *m, uint64_t nodes)
+{
+	size_t nb = m->nbuckets;
+
+	if (nb == 0 || nodes > SIZE_MAX / 2 / sizeof(*m->index))
+		return;
+	while (nb < nodes)
+		nb *= 2;
+	index_resize(m, nb);
 }
 
 void map_index_add(struct map *m, struct map_node *n)

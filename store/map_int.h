@@ -54,6 +54,9 @@ struct map {
 	/* Changes whenever a node leaves the tree, unique across maps: a
 	 * thread's insertion hint (map.c) holds only while it is the same. */
 	uint64_t gen;
+	/* The greatest node, while map_append's are the only insertions
+	 * (a db's load); NULL after any other insertion or a removal. */
+	struct map_node *last;
 	struct kv_rec *root; /* the root's attributes, or NULL: defaults */
 	uint64_t root_hash;  /* map_rec_hash(root), a term of hash */
 	/* Sub-directory counts (derived, not hashed): the root's, and the

@@ -762,6 +762,24 @@ static void test_new_and_removed_names_change_the_parents_times(void **state)
 	assert_int_equal(stat_of(f, "i").mtime_ns, 1000);
 }
 
+/* A key put between two others: its directory is counted by its
+ * neighbours on both sides (the one after it too, which the greatest
+ * node does without: map.c's dirs_note). a/x/1 goes in as the right
+ * child of a/f, with a/x/2 after it. */
+static void test_a_key_between_two_counts_its_directory_once(void **state)
+{
+	struct fixture *f = *state;
+
+	assert_int_equal(put(f, "a/x/2", "1"), 0);
+	assert_int_equal(put(f, "a/f", "1"), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 3); /* a/x */
+	assert_int_equal(put(f, "a/x/1", "1"), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 3);
+	assert_int_equal(op1(f, KV_OP_DEL, "a/x/2"), 0);
+	assert_int_equal(op1(f, KV_OP_DEL, "a/x/1"), 0);
+	assert_int_equal(stat_of(f, "a").nlink, 2);
+}
+
 static void test_directory_link_counts_count_subdirectories(void **state)
 {
 	struct fixture *f = *state;
@@ -1051,6 +1069,29 @@ static struct kv_rec *mkrec(const char *k, const char *v, uint32_t mode,
 	r->mod_rev = mr;
 	r->mtime_ns = mt;
 	return r;
+}
+
+/* map_append keeps the greatest node it added, for the next append;
+ * any other insertion voids it, so an append after one still checks
+ * the order against the true greatest key. */
+static void test_an_append_after_an_insert_still_checks_the_order(void **state)
+{
+	struct map *m = map_new();
+	struct kv_rec *b = mkrec("b", "1", S_IFREG | 0644, 1, 1, 1);
+
+	(void)state;
+	assert_non_null(m);
+	assert_int_equal(
+	    map_append(m, mkrec("a", "1", S_IFREG | 0644, 1, 1, 1)), 0);
+	assert_int_equal(
+	    map_insert(m, mkrec("c", "1", S_IFREG | 0644, 1, 1, 1)), 0);
+	assert_int_equal(map_append(m, b), -EINVAL); /* b < c */
+	kv_rec_unref(b);
+	assert_int_equal(
+	    map_append(m, mkrec("d", "1", S_IFREG | 0644, 1, 1, 1)), 0);
+	assert_int_equal(map_count(m), 3);
+	assert_null(map_get(m, "b", 1));
+	map_free(m);
 }
 
 /* The hash of a map holding only r (takes r). */
@@ -1555,6 +1596,8 @@ int main(void)
 	    T(test_put_makes_links_fifos_and_sockets),
 	    T(test_new_and_removed_names_change_the_parents_times),
 	    T(test_directory_link_counts_count_subdirectories),
+	    T(test_a_key_between_two_counts_its_directory_once),
+	    T(test_an_append_after_an_insert_still_checks_the_order),
 	    T(test_setattr_sets_owner_times_and_the_roots),
 	    T(test_xattrs_are_set_replaced_removed_and_limited),
 	    T(test_a_put_may_carry_the_whole_attribute_set),
