@@ -297,80 +297,6 @@ out_free:
 	return rec;
 }
 
-static int get_num(const cJSON *o, const char *name, double max, uint64_t *out)
-{
-	return kv_json_uint(cJSON_GetObjectItemCaseSensitive(o, name), max,
-			    out);
-}
-
-/* A decimal string: an offset (0 .. KV_LOCK_EOF) or any u64. */
-static int get_dec(const cJSON *o, const char *name, bool offset, uint64_t *out)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, name);
-	char *end;
-
-	if (!cJSON_IsString(v) || v->valuestring[0] < '0' ||
-	    v->valuestring[0] > '9')
-		return -EINVAL;
-	errno = 0;
-	unsigned long long u = strtoull(v->valuestring, &end, 10);
-	if (errno != 0 || *end != '\0' || (offset && u > KV_LOCK_EOF))
-		return -EINVAL;
-	*out = u;
-	return 0;
-}
-
-/* A session or lock line (version 3) into the map's lock table: 0,
- * -EINVAL (damaged) or -ENOMEM. */
-static int load_lock_line(const cJSON *o, bool sess, struct map *m)
-{
-	const cJSON *it;
-	size_t nf = 0;
-	uint64_t a, b, c, d;
-
-	cJSON_ArrayForEach(it, o) nf++;
-	if (sess) {
-		struct lock_sess s;
-		if (nf != 3 || get_num(o, "sess", KV_JSON_INT_MAX, &s.sid) ||
-		    get_num(o, "node", KV_JSON_INT_MAX, &s.node) ||
-		    get_num(o, "rev", KV_JSON_INT_MAX, &s.rev))
-			return -EINVAL;
-		return locks_load_session(map_locks(m), &s);
-	}
-	const cJSON *k = cJSON_GetObjectItemCaseSensitive(o, "lock");
-	struct lock_ent e = {0};
-	if (nf != 8 || !cJSON_IsString(k) ||
-	    get_num(o, "sid", KV_JSON_INT_MAX, &e.sid) ||
-	    get_dec(o, "own", false, &e.owner) ||
-	    get_num(o, "pid", (double)UINT32_MAX, &a) ||
-	    get_num(o, "lt", KV_LOCK_WR, &b) ||
-	    get_num(o, "lkind", KV_LOCK_POSIX, &c) ||
-	    get_dec(o, "ls", true, &e.start) || get_dec(o, "le", true, &d))
-		return -EINVAL;
-	e.key = k->valuestring;
-	e.klen = strlen(k->valuestring);
-	e.pid = (uint32_t)a;
-	e.type = (enum kv_lock_type)b;
-	e.kind = (enum kv_lock_kind)c;
-	e.end = d;
-	return locks_load_lock(map_locks(m), &e);
-}
-
-/* A lease line (version 4): 0, -EINVAL (damaged) or -ENOMEM. */
-static int load_lease_line(const cJSON *o, struct map *m)
-{
-	uint64_t id, ttl, rev;
-	int nf = cJSON_GetArraySize(o);
-
-	if (nf != 3 || get_num(o, "lease", KV_JSON_INT_MAX, &id) ||
-	    get_num(o, "ttl", KV_JSON_INT_MAX, &ttl) ||
-	    get_num(o, "rev", KV_JSON_INT_MAX, &rev))
-		return -EINVAL;
-	if (leases_reserve(map_leases(m)) != 0)
-		return -ENOMEM;
-	return leases_add(map_leases(m), id, ttl, rev);
-}
-
 static int load_trailer(const struct loader *l, const cJSON *t, size_t off,
 			uint64_t count, uint64_t seen, uint32_t crc)
 {
@@ -418,8 +344,37 @@ static int add_streamed(void *ctx, struct kv_rec *rec, size_t off)
 	return add_rec(a->l, a->m, rec, off);
 }
 
-/* Records past this many bytes of file are read on a second thread
- * (db_stream.c); a smaller db is not worth the thread. */
+/* ... and its hint: the index bucket a file's record goes in */
+static void hint_streamed(void *ctx, const struct kv_rec *rec)
+{
+	struct adder *a = ctx;
+	if (!S_ISDIR(rec->mode))
+		(void)map_prefetch_key(a->m, kv_rec_key(rec), rec->klen);
+}
+
+/* db_stream's slow reader: a record line as the loop below reads one
+ * that is not a table line (db_int.h). */
+static int read_slow(void *ctx, const char *line, size_t len,
+		     struct kv_rec **rec)
+{
+	const struct loader *l = ((const struct adder *)ctx)->l;
+	cJSON *o = kv_json_parse(line, len);
+	const char *why;
+	int err = 0;
+
+	*rec = NULL;
+	if (o != NULL && cJSON_IsObject(o) &&
+	    !cJSON_GetObjectItemCaseSensitive(o, "end") &&
+	    !cJSON_GetObjectItemCaseSensitive(o, "ttl") &&
+	    !cJSON_GetObjectItemCaseSensitive(o, "sess") &&
+	    !cJSON_GetObjectItemCaseSensitive(o, "lock"))
+		*rec = load_rec(o, l->version, &why, &err);
+	cJSON_Delete(o);
+	return *rec != NULL ? 1 : err;
+}
+
+/* Records past this many bytes of file are read on other threads
+ * (db_stream.c); a smaller db is not worth the threads. */
 #define LOAD_STREAM_MIN (64u << 10)
 
 static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
@@ -446,8 +401,9 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 		if (rec_line && c.off >= stream_at &&
 		    l->size - c.off >= LOAD_STREAM_MIN) {
 			struct adder a = {l, m};
-			err = db_stream(l->base, l->size, l->version, &c,
-					add_streamed, &a);
+			const struct db_stream_ops ops = {
+			    read_slow, add_streamed, hint_streamed, &a};
+			err = db_stream(l->base, l->size, l->version, &c, &ops);
 			/* it stopped at a line it does not take: this loop
 			 * reads that one, and streams again further on */
 			stream_at = c.off + LOAD_STREAM_MIN;
@@ -474,6 +430,12 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 		}
 		if (first) {
 			err = load_header(l, o, meta, &count);
+			/* no doubling of the index on the way; a line is
+			 * more than 16 bytes, whatever the count says */
+			if (err == 0)
+				map_reserve(m, count < l->size / 16
+						   ? count
+						   : l->size / 16);
 		} else if (cJSON_GetObjectItemCaseSensitive(o, "end")) {
 			err = load_trailer(l, o, c.off, count, c.seen, c.crc);
 			if (err == 0 && len + 1 != l->size - c.off)
@@ -483,13 +445,13 @@ static int load_lines(struct loader *l, struct map *m, struct db_meta *meta)
 			return err;
 		} else if (l->version >= 4 && c.seen == 0 &&
 			   cJSON_GetObjectItemCaseSensitive(o, "ttl")) {
-			err = load_lease_line(o, m);
+			err = db_load_lease_line(o, m);
 			if (err == -EINVAL)
 				err = damaged(l, c.off, "bad lease");
 		} else if (l->version >= 3 &&
 			   (cJSON_GetObjectItemCaseSensitive(o, "sess") ||
 			    cJSON_GetObjectItemCaseSensitive(o, "lock"))) {
-			err = load_lock_line(
+			err = db_load_lock_line(
 			    o, cJSON_GetObjectItemCaseSensitive(o, "sess"), m);
 			if (err == -EINVAL)
 				err = damaged(l, c.off, "bad session or lock");

@@ -1,15 +1,25 @@
-/* db_stream.c - a db's record lines read on a second thread while the
+/* db_stream.c - a db's record lines read on two threads while the
  * loader's thread puts the records in the map (db_int.h).
  *
  * Reading a line (the JSON check, the fields, the record's allocation)
- * and adding its record (the tree, the index, the counts) cost about the
- * same at 1M keys, so the two overlap: the reader hands batches of
- * records over a small ring, in file order, and the adder takes them in
- * that order, so the map, the errors and their offsets are what the
- * one-thread loop gives. The reader takes only the lines db_read.c reads
- * in place, and stops at the first other (a table line, one with
- * attributes, a damaged one, the trailer): db.c's loop goes on from
- * there. The checksum runs over the lines the reader took. */
+ * costs about one and a half times what adding its record costs (the
+ * tree, the index, the counts), so the lines from the cursor on are cut
+ * in two at a newline and each half is read on a thread of its own; the
+ * adder takes the first half's records, then the second's, in file
+ * order, so the map, the errors and their offsets are what the one-thread
+ * loop gives. A reader hands over batches of records on a list with no
+ * bound: the second half's records wait there until the adder gets to
+ * them (they are the map's records, so only the lists' 16 bytes a record
+ * are extra, and only while the load runs).
+ *
+ * A reader takes every record line it can make a record of, in place
+ * (db_read.c) or through the loader's own reader (the slow function, for
+ * a record with attributes), and stops at the first other line (a table
+ * line, a damaged one, the trailer), or at the end of its half. If the
+ * first half stops before its end, the second half's work is dropped and
+ * db.c's loop goes on from that line. Each reader checksums its own
+ * lines; the checksums are joined with kv_crc32c_combine. */
+#include <errno.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -20,32 +30,48 @@
 #include "db_int.h"
 #include "db_read.h"
 
-#define BATCH  1024 /* records a hand-over */
-#define NBATCH 4    /* hand-overs in flight */
+#define BATCH	     1024 /* records a hand-over */
+#define READERS	     2	  /* threads reading lines (the machine's cores) */
+#define SPLIT_MIN    (256u << 10) /* bytes worth a second reader */
+#define LOAD_RELEASE (16u << 20)
 
 struct item {
 	struct kv_rec *rec;
 	size_t off;
 };
 
+struct batch {
+	struct batch *next;
+	size_t n;
+	struct item v[BATCH];
+};
+
+struct stream;
+
+/* One half: the lines that start in [start, end). */
+struct reader {
+	struct stream *s;
+	size_t start, end;
+	struct db_cursor cur;	    /* crc and seen of this half's lines only */
+	struct batch *head, **tail; /* handed over, not taken */
+	bool done;		    /* finished: cur and err are final */
+	int err;
+	bool started;
+	pthread_t t;
+};
+
 struct stream {
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	struct {
-		struct item v[BATCH];
-		size_t n;
-	} b[NBATCH];
-	uint64_t filled, taken; /* batches handed over, and taken */
-	bool done;		/* the reader is finished: its results */
-	bool stop;		/* the adder failed: the reader stops */
+	bool stop; /* the adder failed or is done: readers stop */
 	const char *base;
 	size_t size;
 	uint64_t version;
-	struct db_cursor cur; /* the reader's, read back once done */
-	int err;
+	const struct db_stream_ops *ops;
+	struct reader r[READERS];
+	size_t nr;
 };
 
-#define LOAD_RELEASE (16u << 20)
 void db_release_behind(const char *base, size_t off, size_t *done)
 {
 	size_t upto = off / LOAD_RELEASE * LOAD_RELEASE;
@@ -56,60 +82,74 @@ void db_release_behind(const char *base, size_t off, size_t *done)
 	}
 }
 
-/* Wait for room in the ring; false if the adder stopped. */
-static bool room(struct stream *s)
+/* The record of the line p[0..len) at r's cursor: 1 and *rec, 0 if the
+ * line is not one the stream takes, or an error. */
+static int read_line(struct reader *r, struct db_scratch *sc, const char *p,
+		     size_t len, struct kv_rec **rec)
 {
-	pthread_mutex_lock(&s->mu);
-	while (s->filled - s->taken == NBATCH && !s->stop)
-		pthread_cond_wait(&s->cond, &s->mu);
-	bool ok = !s->stop;
-	pthread_mutex_unlock(&s->mu);
-	return ok;
+	struct stream *s = r->s;
+	if (len <= 5 || memcmp(p, "{\"k\":", 5) != 0)
+		return 0;
+	int ret = db_read_rec(p, len, s->version, sc, rec);
+	if (ret == 0 && s->ops->slow != NULL)
+		ret = s->ops->slow(s->ops->ctx, p, len, rec);
+	return ret;
 }
 
-/* Fill the batch at n with the next lines; false at the first line not
- * taken (or an error in s->err). */
-static bool fill(struct stream *s, struct db_scratch *sc, size_t n)
+/* Fill b with r's next lines; false once r is finished (r->err set on
+ * an error). */
+static bool fill(struct reader *r, struct db_scratch *sc, struct batch *b)
 {
-	struct db_cursor *c = &s->cur;
+	struct db_cursor *c = &r->cur;
+	const char *base = r->s->base;
 
-	s->b[n].n = 0;
-	while (s->b[n].n < BATCH) {
-		const char *line = s->base + c->off;
-		const char *nl = c->off < s->size
-				     ? memchr(line, '\n', s->size - c->off)
-				     : NULL;
+	b->n = 0;
+	while (b->n < BATCH) {
+		if (c->off >= r->end)
+			return false;
+		const char *line = base + c->off;
+		const char *nl = memchr(line, '\n', r->s->size - c->off);
 		struct kv_rec *rec;
 		if (nl == NULL)
 			return false;
 		size_t len = (size_t)(nl - line);
-		if (len <= 5 || memcmp(line, "{\"k\":", 5) != 0)
-			return false;
-		int r = db_read_rec(line, len, s->version, sc, &rec);
-		if (r <= 0) {
-			s->err = r;
+		int ret = read_line(r, sc, line, len, &rec);
+		if (ret <= 0) {
+			r->err = ret;
 			return false;
 		}
-		s->b[n].v[s->b[n].n++] = (struct item){rec, c->off};
+		b->v[b->n++] = (struct item){rec, c->off};
 		c->crc = kv_crc32c(c->crc, line, len + 1);
 		c->off += len + 1;
 		c->seen++;
-		db_release_behind(s->base, c->off, &c->released);
+		db_release_behind(base, c->off, &c->released);
 	}
 	return true;
 }
 
 static void *reader_main(void *arg)
 {
-	struct stream *s = arg;
+	struct reader *r = arg;
+	struct stream *s = r->s;
 	struct db_scratch sc = {0};
 
 	pthread_setname_np(pthread_self(), "kvfs-dbload");
-	for (bool more = true; more && room(s);) {
-		more = fill(s, &sc, s->filled % NBATCH);
+	for (bool more = true; more;) {
+		struct batch *b = malloc(sizeof(*b));
+		if (b == NULL) {
+			r->err = -ENOMEM;
+			more = false;
+		} else {
+			more = fill(r, &sc, b);
+		}
 		pthread_mutex_lock(&s->mu);
-		s->filled++;
-		s->done = !more;
+		if (b != NULL) {
+			b->next = NULL;
+			*r->tail = b;
+			r->tail = &b->next;
+		}
+		more = more && !s->stop;
+		r->done = !more;
 		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->mu);
 	}
@@ -117,22 +157,109 @@ static void *reader_main(void *arg)
 	return NULL;
 }
 
-/* The next batch (false once the reader is done and all are taken). */
-static bool next_batch(struct stream *s)
+/* r's next batch, NULL once r is finished and all are taken. */
+static struct batch *next_batch(struct stream *s, struct reader *r)
 {
 	pthread_mutex_lock(&s->mu);
-	while (s->taken == s->filled && !s->done)
+	while (r->head == NULL && !r->done)
 		pthread_cond_wait(&s->cond, &s->mu);
-	bool any = s->taken < s->filled;
+	struct batch *b = r->head;
+	if (b != NULL) {
+		r->head = b->next;
+		if (r->head == NULL)
+			r->tail = &r->head;
+	}
 	pthread_mutex_unlock(&s->mu);
-	return any;
+	return b;
+}
+
+static void free_batch(struct batch *b, size_t from)
+{
+	for (size_t i = from; i < b->n; i++)
+		kv_rec_unref(b->v[i].rec);
+	free(b);
+}
+
+/* Cut [cur->off, size) in up to READERS halves at newlines. */
+static void split(struct stream *s, const struct db_cursor *cur)
+{
+	size_t at = cur->off, mid = at + (s->size - at) / 2;
+	const char *nl = NULL;
+
+	if (s->size - at >= SPLIT_MIN && READERS > 1)
+		nl = memchr(s->base + mid, '\n', s->size - mid);
+	s->nr = 0;
+	if (nl != NULL && (size_t)(nl + 1 - s->base) < s->size) {
+		size_t cut = (size_t)(nl + 1 - s->base);
+		s->r[s->nr++] = (struct reader){.start = at, .end = cut};
+		at = cut;
+	}
+	s->r[s->nr++] = (struct reader){.start = at, .end = s->size};
+	for (size_t i = 0; i < s->nr; i++) {
+		struct reader *r = &s->r[i];
+		r->s = s;
+		r->tail = &r->head;
+		r->cur.off = r->start;
+		if (i == 0) {
+			r->cur = *cur;
+		} else {
+			/* its pages from the next 16 MiB mark on */
+			r->cur.released = (r->start + LOAD_RELEASE - 1) /
+					  LOAD_RELEASE * LOAD_RELEASE;
+		}
+	}
+}
+
+/* Records a hint goes ahead of their add: the misses of that many
+ * index buckets wait on memory together. */
+#define HINT_AHEAD 8
+
+/* Add every record of r in order; 0, or add's error. */
+static int take_all(struct stream *s, struct reader *r)
+{
+	const struct db_stream_ops *ops = s->ops;
+	struct batch *b;
+	int err = 0;
+
+	while (err == 0 && (b = next_batch(s, r)) != NULL) {
+		size_t i = 0;
+		for (size_t h = 0; ops->hint && h < HINT_AHEAD && h < b->n; h++)
+			ops->hint(ops->ctx, b->v[h].rec);
+		while (i < b->n && err == 0) {
+			if (ops->hint && i + HINT_AHEAD < b->n)
+				ops->hint(ops->ctx, b->v[i + HINT_AHEAD].rec);
+			struct item *it = &b->v[i++];
+			err = ops->add(ops->ctx, it->rec, it->off); /* takes */
+		}
+		free_batch(b, i);
+	}
+	return err;
+}
+
+/* Stop and join every reader, and drop what they read and was not
+ * taken. */
+static void stop_all(struct stream *s)
+{
+	pthread_mutex_lock(&s->mu);
+	s->stop = true;
+	pthread_mutex_unlock(&s->mu);
+	for (size_t i = 0; i < s->nr; i++) {
+		struct reader *r = &s->r[i];
+		if (r->started)
+			pthread_join(r->t, NULL);
+		while (r->head != NULL) {
+			struct batch *b = r->head;
+			r->head = b->next;
+			free_batch(b, 0);
+		}
+	}
 }
 
 int db_stream(const char *base, size_t size, uint64_t version,
-	      struct db_cursor *cur, db_add_fn add, void *ctx)
+	      struct db_cursor *cur, const struct db_stream_ops *ops)
 {
 	struct stream *s = calloc(1, sizeof(*s));
-	pthread_t t;
+	struct db_cursor total = *cur;
 	int err = 0;
 
 	if (s == NULL)
@@ -142,37 +269,44 @@ int db_stream(const char *base, size_t size, uint64_t version,
 	s->base = base;
 	s->size = size;
 	s->version = version;
-	s->cur = *cur;
-	if (pthread_create(&t, NULL, reader_main, s) != 0) {
-		pthread_mutex_destroy(&s->mu);
-		pthread_cond_destroy(&s->cond);
-		free(s);
-		return 1; /* the caller reads on its own */
-	}
-	while (err == 0 && next_batch(s)) {
-		size_t n = s->taken % NBATCH;
-		for (size_t i = 0; i < s->b[n].n; i++) {
-			struct item *it = &s->b[n].v[i];
-			if (err == 0)
-				err =
-				    add(ctx, it->rec, it->off); /* takes rec */
-			else
-				kv_rec_unref(it->rec);
+	s->ops = ops;
+	split(s, cur);
+	for (size_t i = 0; i < s->nr; i++) {
+		s->r[i].started = pthread_create(&s->r[i].t, NULL, reader_main,
+						 &s->r[i]) == 0;
+		if (!s->r[i].started) {
+			/* no thread for this half: the halves before it
+			 * still count, db.c's loop reads on from there */
+			s->r[i].done = true;
+			s->r[i].cur.off = s->r[i].start;
+			if (i == 0)
+				err = 1;
+			s->nr = i + 1;
+			break;
 		}
-		pthread_mutex_lock(&s->mu);
-		s->taken++;
-		s->stop = err != 0;
-		pthread_cond_broadcast(&s->cond);
-		pthread_mutex_unlock(&s->mu);
 	}
-	pthread_join(t, NULL);
-	for (; s->taken < s->filled; s->taken++) /* after a failed add */
-		for (size_t i = 0; i < s->b[s->taken % NBATCH].n; i++)
-			kv_rec_unref(s->b[s->taken % NBATCH].v[i].rec);
+	for (size_t i = 0; err == 0 && i < s->nr; i++) {
+		struct reader *r = &s->r[i];
+		err = take_all(s, r);
+		if (err != 0)
+			break;
+		/* r is done: its cursor and error are final */
+		if (i == 0) {
+			total = r->cur;
+		} else {
+			total.crc = kv_crc32c_combine(total.crc, r->cur.crc,
+						      r->cur.off - r->start);
+			total.seen += r->cur.seen;
+			total.off = r->cur.off;
+			total.released = r->cur.released;
+		}
+		err = r->err;
+		if (r->cur.off != r->end)
+			break; /* a line it does not take: db.c reads it */
+	}
+	stop_all(s);
 	if (err == 0)
-		err = s->err;
-	if (err == 0)
-		*cur = s->cur;
+		*cur = total;
 	pthread_mutex_destroy(&s->mu);
 	pthread_cond_destroy(&s->cond);
 	free(s);

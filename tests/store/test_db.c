@@ -24,6 +24,7 @@
 
 #include "db.h"
 #include "leases.h"
+#include "locks.h"
 #include "map_impl.h"
 
 struct fixture {
@@ -788,6 +789,115 @@ static void test_a_streamed_load_is_the_same_load(void **state)
 	expect_corrupt(f, want);
 }
 
+/* A db past 256 KiB is read in two halves on two threads, cut at a
+ * newline (store/db_stream.c), their checksums joined: the same map as
+ * one reader makes, with records with attributes in either half (the
+ * loader's own reader, on the stream's threads); a table line in the
+ * first half stops it there and the load goes on past it (the second
+ * half's work dropped, nothing lost or read twice); damage in either half
+ * is reported at its own offset. */
+#define HALVES_N 6000
+static char halves[HALVES_N][200];
+static const char *halves_lines[HALVES_N];
+
+static void halves_make(void)
+{
+	for (int i = 0; i < HALVES_N; i++) {
+		if (i == 100 || i == 4500)
+			snprintf(
+			    halves[i], sizeof(halves[i]),
+			    "{\"k\":\"k%05d\",\"v\":\"x\",\"cr\":1,\"mr\":1,"
+			    "\"mt\":\"1\",\"mode\":33188,\"x\":[{\"n\":"
+			    "\"user.a\",\"v\":\"%d\"}]}",
+			    i, i);
+		else
+			snprintf(halves[i], sizeof(halves[i]),
+				 "{\"k\":\"k%05d\",\"v\":\"%080d\",\"cr\":%d,"
+				 "\"mr\":%d,\"mt\":\"%d\",\"mode\":33188}",
+				 i, i, i + 1, i + 1, i);
+		halves_lines[i] = halves[i];
+	}
+}
+
+/* The offset of line i of halves_lines in write_lines's file. */
+static size_t halves_off(int version, int i)
+{
+	char head[128];
+	size_t off = (size_t)snprintf(
+	    head, sizeof(head),
+	    "{\"kvfs\":\"db\",\"version\":%d,\"index\":9,\"term\":1,"
+	    "\"count\":%d,\"conf\":null}\n",
+	    version, HALVES_N);
+	for (int j = 0; j < i; j++)
+		off += strlen(halves_lines[j]) + 1;
+	return off;
+}
+
+static void halves_check(struct map *m, int xattr_at)
+{
+	assert_int_equal(map_count(m), HALVES_N);
+	for (int i = 0; i < HALVES_N; i++) {
+		char k[16];
+		snprintf(k, sizeof(k), "k%05d", i);
+		const struct kv_rec *r = map_get(m, k, 6);
+		assert_non_null(r);
+		bool x = i == 100 || i == xattr_at;
+		assert_int_equal(r->create_rev, x ? 1 : i + 1);
+		assert_int_equal(r->vlen, x ? 1 : 80);
+		assert_int_equal(r->nxattr, x ? 1 : 0);
+	}
+}
+
+static void test_a_load_in_two_halves_is_the_same_load(void **state)
+{
+	struct fixture *f = *state;
+	struct db_meta meta;
+	struct map *m;
+	char *msg, want[64];
+
+	halves_make();
+	write_lines(f, 2, halves_lines, HALVES_N);
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	halves_check(m, 4500);
+	map_free(m);
+	free(meta.conf);
+
+	/* a session line (a table line) at 1000, records on both sides */
+	static const char sess[] = "{\"sess\":7,\"node\":2,\"rev\":9}";
+	const char *with_sess[HALVES_N + 1];
+	for (int i = 0, j = 0; i < HALVES_N; i++) {
+		if (i == 1000)
+			with_sess[j++] = sess;
+		with_sess[j++] = halves_lines[i];
+	}
+	write_lines(f, 3, with_sess, HALVES_N + 1);
+	assert_int_equal(load(f, &m, &meta, &msg), 0);
+	halves_check(m, 4500);
+	assert_non_null(locks_session(map_locks_c(m), 7));
+	map_free(m);
+	free(meta.conf);
+
+	/* out of order in the first half: at the second of the pair */
+	char tmp[200];
+	memcpy(tmp, halves[1000], sizeof(tmp));
+	memcpy(halves[1000], halves[1001], sizeof(tmp));
+	memcpy(halves[1001], tmp, sizeof(tmp));
+	write_lines(f, 2, halves_lines, HALVES_N);
+	snprintf(want, sizeof(want), "offset %zu: record out of order",
+		 halves_off(2, 1001));
+	expect_corrupt(f, want);
+	halves_make();
+
+	/* a record line no reader takes in the second half: bad record */
+	snprintf(halves[5000], sizeof(halves[5000]),
+		 "{\"k\":\"k05000\",\"v\":\"x\",\"cr\":1,\"mr\":1,\"mt\":\"1\","
+		 "\"mode\":33188,\"what\":1}");
+	write_lines(f, 2, halves_lines, HALVES_N);
+	snprintf(want, sizeof(want), "offset %zu: bad record",
+		 halves_off(2, 5000));
+	expect_corrupt(f, want);
+}
+
 static void test_big_map_round_trips(void **state)
 {
 	struct fixture *f = *state;
@@ -832,6 +942,7 @@ int main(void)
 	    T(test_record_lines_mean_the_same_to_both_readers),
 	    T(test_a_leased_record_line_loads_on_its_lease),
 	    T(test_a_streamed_load_is_the_same_load),
+	    T(test_a_load_in_two_halves_is_the_same_load),
 	    T(test_unknown_version_is_a_version_error),
 	    T(test_full_disk_fails_and_keeps_the_old_db),
 	    T(test_big_map_round_trips),
