@@ -88,6 +88,21 @@ void pre_arena_unref(void *arena)
 		free(a);
 }
 
+/* A put's record built here (else the apply's), and the command's key
+ * then read from the record's copy, as its value is (kv_cmd_clear knows
+ * both): the decoded copy is freed on this thread, which made it. Freed
+ * by the node thread, the copies went back to this thread's heap as
+ * fastbin chunks, and each time this thread's heap grew (the records it
+ * builds stay in the map) malloc merged them all first: a fifth of this
+ * thread's time at 700k entries. */
+static void pre_build(struct kv_cmd *cmd)
+{
+	if (store_prepare_rec(cmd) != 0 || cmd->prep == NULL)
+		return;
+	free(cmd->key);
+	cmd->key = (char *)kv_rec_key(cmd->prep);
+}
+
 static void *pre_main(void *arg)
 {
 	struct predecode *p = arg;
@@ -116,8 +131,7 @@ static void *pre_main(void *arg)
 		} else {
 			s->err = kv_cmd_decode(e->data, e->len, &s->cmd);
 			if (s->err == 0)
-				(void)store_prepare_rec(&s->cmd); /* else the
-								     apply's */
+				pre_build(&s->cmd);
 		}
 	}
 	pthread_mutex_lock(&p->mu);

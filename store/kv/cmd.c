@@ -458,7 +458,8 @@ out_clear:
 
 void kv_cmd_clear(struct kv_cmd *cmd)
 {
-	free(cmd->key);
+	if (cmd->prep == NULL || cmd->key != kv_rec_key(cmd->prep))
+		free(cmd->key); /* else the record's, as predecode.c sets it */
 	free(cmd->key2);
 	if (cmd->prep)
 		kv_rec_unref(cmd->prep); /* val is its value */

@@ -354,8 +354,10 @@ struct kv_cmd {
 	struct kv_txn *txn;
 	/* A put of a big value prepared on another thread
 	 * (store_cmd_prepare): the record it makes (one reference, val then
-	 * points at its value) and the record hash's state after its key
-	 * and value. NULL when not prepared. kv_cmd_clear drops it. */
+	 * points at its value; a replay's predecoder points key at its key
+	 * too) and the record hash's state after its key and value. NULL
+	 * when not prepared. kv_cmd_clear drops it, and frees key only if
+	 * it is not the record's. */
 	struct kv_rec *prep;
 	uint64_t prep_hash;
 };
