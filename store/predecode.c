@@ -54,10 +54,15 @@ struct predecode {
 	struct pre_arena *arena; /* the thread's reference, until it is done */
 	struct pre_ent *ents;
 	size_t n;
-	uint64_t from;	/* the index of ents[0] */
-	size_t decoded; /* under mu: slots filled, in order */
-	size_t taken;	/* under mu: the applies are past ents[0..taken) */
-	bool stop;	/* under mu */
+	uint64_t from; /* the index of ents[0] */
+	/* Slots filled, in order (stored by the thread under mu, with
+	 * release: the slots before it are written), and the applies past
+	 * ents[0..taken) (stored by the applies, with release: those slots
+	 * are read and may be filled again). A take reads both without mu
+	 * when its slot is ready; mu and cond are for the waits. */
+	atomic_size_t decoded;
+	atomic_size_t taken;
+	bool stop; /* under mu */
 	struct pre_slot ring[PRE_WINDOW];
 };
 
@@ -113,10 +118,14 @@ static void *pre_main(void *arg)
 	for (i = 0; i < p->n; i++) {
 		if (i % PRE_BATCH == 0) {
 			pthread_mutex_lock(&p->mu);
-			p->decoded = i;
+			atomic_store_explicit(&p->decoded, i,
+					      memory_order_release);
 			pthread_cond_broadcast(&p->cond);
 			while (!p->stop &&
-			       i + PRE_BATCH - p->taken > PRE_WINDOW)
+			       i + PRE_BATCH -
+				       atomic_load_explicit(
+					   &p->taken, memory_order_acquire) >
+				   PRE_WINDOW)
 				pthread_cond_wait(&p->cond, &p->mu);
 			bool stop = p->stop;
 			pthread_mutex_unlock(&p->mu);
@@ -135,7 +144,8 @@ static void *pre_main(void *arg)
 		}
 	}
 	pthread_mutex_lock(&p->mu);
-	p->decoded = i; /* every slot filled is counted, for the free */
+	/* every slot filled is counted, for the free */
+	atomic_store_explicit(&p->decoded, i, memory_order_release);
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->mu);
 	pre_arena_unref(p->arena); /* the data is read */
@@ -159,6 +169,8 @@ struct predecode *predecode_start(const struct store_entry *e, size_t n,
 	p->n = n;
 	p->from = e[0].index;
 	p->arena = arena;
+	atomic_init(&p->decoded, 0);
+	atomic_init(&p->taken, 0);
 	atomic_fetch_add_explicit(&((struct pre_arena *)arena)->refs, 1,
 				  memory_order_relaxed);
 	pthread_mutex_init(&p->mu, NULL);
@@ -175,52 +187,65 @@ err:
 	return NULL; /* the applies decode their own */
 }
 
+/* Wait until slot i is filled, dropping the slots before it that no
+ * apply takes (the node applies from elsewhere: a cut log). */
+static void take_wait(struct predecode *p, size_t i)
+{
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		/* the decoded entries before i are not applied here: dropped,
+		 * so that the thread has room to reach i */
+		size_t t =
+		    atomic_load_explicit(&p->taken, memory_order_relaxed);
+		size_t d =
+		    atomic_load_explicit(&p->decoded, memory_order_acquire);
+		for (; t < i && t < d; t++)
+			kv_cmd_clear(&p->ring[t % PRE_WINDOW].cmd);
+		atomic_store_explicit(&p->taken, t, memory_order_release);
+		if (d > i)
+			break;
+		pthread_cond_broadcast(&p->cond); /* it may wait for room */
+		pthread_cond_wait(&p->cond, &p->mu);
+	}
+	pthread_mutex_unlock(&p->mu);
+}
+
 bool predecode_take(struct predecode *p, const struct store_entry *e,
 		    struct kv_cmd *cmd, int *err)
 {
 	if (e->index < p->from || e->index - p->from >= p->n)
 		return false;
 	size_t i = (size_t)(e->index - p->from);
-	struct pre_slot s;
-
-	pthread_mutex_lock(&p->mu);
-	if (i < p->taken) {
-		pthread_mutex_unlock(&p->mu);
+	/* only the applies (this thread) store taken */
+	size_t t = atomic_load_explicit(&p->taken, memory_order_relaxed);
+	if (i < t)
 		return false;
+	/* in order and decoded already (the usual case): no lock */
+	if (t != i ||
+	    atomic_load_explicit(&p->decoded, memory_order_acquire) <= i)
+		take_wait(p, i);
+	struct pre_slot *s = &p->ring[i % PRE_WINDOW];
+	bool ok = s->err != PRE_NONE && s->err != -ENOMEM &&
+		  p->ents[i].term == e->term && p->ents[i].len == e->len;
+	if (ok) {
+		*cmd = s->cmd; /* the slot is refilled by the next decode */
+		*err = s->err;
+	} else {
+		kv_cmd_clear(&s->cmd);
 	}
-	for (;;) {
-		/* the decoded entries before i are not applied here: dropped,
-		 * so that the thread has room to reach i */
-		for (; p->taken < i && p->taken < p->decoded; p->taken++)
-			kv_cmd_clear(&p->ring[p->taken % PRE_WINDOW].cmd);
-		if (p->decoded > i)
-			break;
-		pthread_cond_broadcast(&p->cond); /* it may wait for room */
-		pthread_cond_wait(&p->cond, &p->mu);
-	}
-	s = p->ring[i % PRE_WINDOW];
-	memset(&p->ring[i % PRE_WINDOW].cmd, 0, sizeof(s.cmd));
+	atomic_store_explicit(&p->taken, i + 1, memory_order_release);
 	/* the thread waits for room for a batch: a wake-up a batch */
-	if (p->taken / PRE_BATCH != (i + 1) / PRE_BATCH)
+	if (i / PRE_BATCH != (i + 1) / PRE_BATCH) {
+		pthread_mutex_lock(&p->mu);
 		pthread_cond_broadcast(&p->cond);
-	p->taken = i + 1;
-	pthread_mutex_unlock(&p->mu);
-	if (s.err == PRE_NONE || s.err == -ENOMEM ||
-	    p->ents[i].term != e->term || p->ents[i].len != e->len) {
-		kv_cmd_clear(&s.cmd);
-		return false;
+		pthread_mutex_unlock(&p->mu);
 	}
-	*cmd = s.cmd;
-	*err = s.err;
-	return true;
+	return ok;
 }
 
 bool predecode_done(struct predecode *p)
 {
-	pthread_mutex_lock(&p->mu);
-	bool done = p->taken == p->n;
-	pthread_mutex_unlock(&p->mu);
-	return done;
+	return atomic_load_explicit(&p->taken, memory_order_acquire) == p->n;
 }
 
 void predecode_free(struct predecode *p)
@@ -232,7 +257,9 @@ void predecode_free(struct predecode *p)
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->mu);
 	pthread_join(p->th, NULL);
-	for (size_t k = p->taken; k < p->decoded; k++)
+	size_t d = atomic_load_explicit(&p->decoded, memory_order_relaxed);
+	for (size_t k = atomic_load_explicit(&p->taken, memory_order_relaxed);
+	     k < d; k++)
 		kv_cmd_clear(&p->ring[k % PRE_WINDOW].cmd);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cond);
