@@ -725,6 +725,38 @@ static void test_full_disk_fails_and_keeps_the_old_db(void **state)
 	map_free(old);
 }
 
+/* n record lines k00000.. into text[] (lines[] pointing at them), in
+ * order: those at x1 and x2 with an attribute (value "x", revisions 1),
+ * the others a value of 80 digits and revisions i + 1. */
+static void record_lines(char text[][200], const char **lines, int n, int x1,
+			 int x2)
+{
+	for (int i = 0; i < n; i++) {
+		if (i == x1 || i == x2)
+			snprintf(
+			    text[i], 200,
+			    "{\"k\":\"k%05d\",\"v\":\"x\",\"cr\":1,\"mr\":1,"
+			    "\"mt\":\"1\",\"mode\":33188,\"x\":[{\"n\":"
+			    "\"user.a\",\"v\":\"%d\"}]}",
+			    i, i);
+		else
+			snprintf(text[i], 200,
+				 "{\"k\":\"k%05d\",\"v\":\"%080d\",\"cr\":%d,"
+				 "\"mr\":%d,\"mt\":\"%d\",\"mode\":33188}",
+				 i, i, i + 1, i + 1, i);
+		lines[i] = text[i];
+	}
+}
+
+/* Two record lines of a test's table trade places. */
+static void swap_lines(char a[200], char b[200])
+{
+	char tmp[200];
+	memcpy(tmp, a, sizeof(tmp));
+	memcpy(a, b, sizeof(tmp));
+	memcpy(b, tmp, sizeof(tmp));
+}
+
 /* A db big enough that its records are read on a second thread
  * (store/db_stream.c): a record with attributes in the middle (a line
  * the in-place reader leaves to cJSON) and the reading goes on past it;
@@ -738,21 +770,7 @@ static void test_a_streamed_load_is_the_same_load(void **state)
 	const char *lines[N];
 	char head[128];
 
-	for (int i = 0; i < N; i++) {
-		if (i == N / 2)
-			snprintf(
-			    text[i], sizeof(text[i]),
-			    "{\"k\":\"k%05d\",\"v\":\"x\",\"cr\":1,\"mr\":1,"
-			    "\"mt\":\"1\",\"mode\":33188,\"x\":[{\"n\":"
-			    "\"user.a\",\"v\":\"1\"}]}",
-			    i);
-		else
-			snprintf(text[i], sizeof(text[i]),
-				 "{\"k\":\"k%05d\",\"v\":\"%080d\",\"cr\":%d,"
-				 "\"mr\":%d,\"mt\":\"%d\",\"mode\":33188}",
-				 i, i, i + 1, i + 1, i);
-		lines[i] = text[i];
-	}
+	record_lines(text, lines, N, N / 2, -1);
 	write_lines(f, 2, lines, N);
 	struct db_meta meta;
 	struct map *m;
@@ -772,10 +790,7 @@ static void test_a_streamed_load_is_the_same_load(void **state)
 	free(meta.conf);
 
 	/* k02500 swapped with k02501: out of order at the second */
-	char tmp[200];
-	memcpy(tmp, text[2500], sizeof(tmp));
-	memcpy(text[2500], text[2501], sizeof(tmp));
-	memcpy(text[2501], tmp, sizeof(tmp));
+	swap_lines(text[2500], text[2501]);
 	write_lines(f, 2, lines, N);
 	size_t off =
 	    (size_t)snprintf(head, sizeof(head),
@@ -802,21 +817,7 @@ static const char *halves_lines[HALVES_N];
 
 static void halves_make(void)
 {
-	for (int i = 0; i < HALVES_N; i++) {
-		if (i == 100 || i == 4500)
-			snprintf(
-			    halves[i], sizeof(halves[i]),
-			    "{\"k\":\"k%05d\",\"v\":\"x\",\"cr\":1,\"mr\":1,"
-			    "\"mt\":\"1\",\"mode\":33188,\"x\":[{\"n\":"
-			    "\"user.a\",\"v\":\"%d\"}]}",
-			    i, i);
-		else
-			snprintf(halves[i], sizeof(halves[i]),
-				 "{\"k\":\"k%05d\",\"v\":\"%080d\",\"cr\":%d,"
-				 "\"mr\":%d,\"mt\":\"%d\",\"mode\":33188}",
-				 i, i, i + 1, i + 1, i);
-		halves_lines[i] = halves[i];
-	}
+	record_lines(halves, halves_lines, HALVES_N, 100, 4500);
 }
 
 /* The offset of line i of halves_lines in write_lines's file. */
@@ -878,10 +879,7 @@ static void test_a_load_in_two_halves_is_the_same_load(void **state)
 	free(meta.conf);
 
 	/* out of order in the first half: at the second of the pair */
-	char tmp[200];
-	memcpy(tmp, halves[1000], sizeof(tmp));
-	memcpy(halves[1000], halves[1001], sizeof(tmp));
-	memcpy(halves[1001], tmp, sizeof(tmp));
+	swap_lines(halves[1000], halves[1001]);
 	write_lines(f, 2, halves_lines, HALVES_N);
 	snprintf(want, sizeof(want), "offset %zu: record out of order",
 		 halves_off(2, 1001));

@@ -416,6 +416,18 @@ static void expect_same_entry(const struct store_entry *got,
 		assert_memory_equal(got->data, want->data, want->len);
 }
 
+/* store_recover gives back exactly e[0..n), in order. */
+static void expect_recovered(struct store *st, const struct store_entry *e,
+			     size_t n)
+{
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.n, n);
+	for (size_t i = 0; i < n; i++)
+		expect_same_entry(&rec.entries[i], &e[i]);
+	store_recovery_free(&rec);
+}
+
 static void expect_kv(struct store *st, const char *key, const char *val)
 {
 	struct kv_rec *rec = NULL;
@@ -1198,12 +1210,7 @@ static void test_recover_copies_a_long_log_in_two_halves(void **s)
 	store_close(st);
 
 	st = open_raft(dir, ev, 256 << 10);
-	struct store_recovery rec;
-	assert_int_equal(store_recover(st, &rec), 0);
-	assert_int_equal(rec.n, N);
-	for (size_t i = 0; i < N; i++)
-		expect_same_entry(&rec.entries[i], &e[i]);
-	store_recovery_free(&rec);
+	expect_recovered(st, e, N);
 	store_close(st);
 	free_entries(e, N);
 	free(e);
@@ -1804,12 +1811,7 @@ static void test_full_disk_stalls_appends_until_space_returns(void **s)
 	store_close(st);
 
 	st = open_raft(dir, ev, SEG);
-	struct store_recovery rec;
-	assert_int_equal(store_recover(st, &rec), 0);
-	assert_int_equal(rec.n, N);
-	for (size_t i = 0; i < N; i++)
-		expect_same_entry(&rec.entries[i], &e[i]);
-	store_recovery_free(&rec);
+	expect_recovered(st, e, N);
 	store_close(st);
 	free_entries(e, N);
 	events_free(ev);
