@@ -141,6 +141,14 @@ static int write_entry(struct store *st, const struct store_entry *e)
 		le.len = strlen(conf);
 		le.data_checked = false;
 	}
+	/* a leader's entry in place of recovered ones: those past it are
+	 * gone, and so is the replay of them the schedule waits for; the
+	 * owner's next turn schedules anew (it published the old end, which
+	 * the applies may never reach) */
+	if (e->index <= st->replay_end) {
+		st->replay_end = e->index - 1;
+		notify_owner(st);
+	}
 	int ret = log_append(st->log, &le);
 	free(conf);
 	if (ret == 0) {

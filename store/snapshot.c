@@ -151,18 +151,19 @@ void snapshot_schedule(struct store *st)
 		return;
 	}
 	uint64_t applied = st->pub_applied;
-	if (applied < st->replay_end &&
+	pthread_mutex_lock(&st->log_mu);
+	uint64_t bytes = log_bytes(st->log);
+	uint64_t replay_end = st->replay_end; /* an append may cut it */
+	pthread_mutex_unlock(&st->log_mu);
+	if (applied < replay_end &&
 	    atomic_load(&st->want_db) <= st->snap_index) {
 		/* the applies of the recovered log: the entries are durable
 		 * in it, and a db of the whole map taken now would only
 		 * compete for the CPU with the replay the first write waits
 		 * for; the schedule looks again at its last entry */
-		publish(st, st->replay_end, UINT64_MAX);
+		publish(st, replay_end, UINT64_MAX);
 		return;
 	}
-	pthread_mutex_lock(&st->log_mu);
-	uint64_t bytes = log_bytes(st->log);
-	pthread_mutex_unlock(&st->log_mu);
 	uint64_t trigger = byte_trigger(st);
 	bool due = applied - st->snap_index >= st->every || bytes >= trigger ||
 		   atomic_load(&st->want_db) > st->snap_index;

@@ -206,7 +206,9 @@ struct store {
 	struct req *install_waiting; /* REQ_INSTALL behind a job or sync */
 	struct snap_state snap;
 	/* the last entry store_recover handed the core (0: none): until the
-	 * applies reach it the schedule starts no db (snapshot.c) */
+	 * applies reach it the schedule starts no db (snapshot.c); an append
+	 * that replaces recovered entries cuts it to the entry before. Under
+	 * log_mu. */
 	uint64_t replay_end;
 
 	/* atomic: read by any thread */

@@ -889,6 +889,60 @@ static void test_a_replay_starts_no_db_before_its_end(void **s)
 	remove_dir(dir);
 }
 
+/* A follower restarted with entries a new leader then replaces: the
+ * replay the schedule waits for ends where the leader's entries begin
+ * (store/append.c cuts replay_end), so the db due by count comes at once,
+ * not only once the applies pass the index the recovered log ended at
+ * (350 here, which the new log may never reach). */
+static void test_a_cut_recovered_log_ends_the_replay_wait(void **s)
+{
+	(void)s;
+	char *dir = make_dir();
+	struct events *ev = events_new();
+	struct store *st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	enum { N = 350, CUT = 201, NEW = 10 };
+	struct store_entry e[N], n[NEW];
+	for (size_t i = 0; i < N; i++) {
+		char key[32];
+		snprintf(key, sizeof(key), "k%zu", i % 50);
+		e[i] = put_entry(i + 1, 1, key, "old");
+	}
+	for (size_t i = 0; i < N; i += 10)
+		assert_int_equal(store_append(st, &e[i], 10), 0);
+	wait_persisted(ev, N);
+	store_close(st);
+	st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	struct store_recovery rec;
+	assert_int_equal(store_recover(st, &rec), 0);
+	assert_int_equal(rec.n, N);
+	/* the first 200 are committed and applied: still the replay */
+	for (size_t i = 0; i < CUT - 1; i += 10)
+		assert_int_equal(store_apply(st, &rec.entries[i], 10), 0);
+	status_of(st);
+	status_of(st);
+	pthread_mutex_lock(&ev->mu);
+	size_t before = ev->ns;
+	pthread_mutex_unlock(&ev->mu);
+	assert_int_equal(before, 0);
+	/* a leader of term 2 replaces 201..350 with ten entries */
+	for (size_t i = 0; i < NEW; i++)
+		n[i] = put_entry(CUT + i, 2, "k7", "new");
+	assert_int_equal(store_append(st, n, NEW), 0);
+	wait_persisted(ev, CUT + NEW - 1);
+	assert_int_equal(store_apply(st, n, NEW), 0);
+	uint64_t db = wait_snapshotted(ev, CUT - 1);
+	if (db >= N)
+		fail_msg("the db came only at %llu", (unsigned long long)db);
+	assert_int_equal(status_of(st).last_index, CUT + NEW - 1);
+	expect_kv(st, "k7", "new");
+	store_recovery_free(&rec);
+	store_close(st);
+	free_entries(e, N);
+	free_entries(n, NEW);
+	events_free(ev);
+	remove_dir(dir);
+}
+
 /* The same by log bytes: with snapshot_every out of reach, a log that
  * grows past snapshot_bytes gets a db and is compacted. The entries
  * overwrite 8 keys, so the db (about 9 KiB) stays below snapshot_bytes
@@ -1945,6 +1999,8 @@ int main(void)
 		test_applied_entries_past_snapshot_every_get_a_db, reset_gate),
 	    cmocka_unit_test_setup(test_a_replay_starts_no_db_before_its_end,
 				   reset_gate),
+	    cmocka_unit_test_setup(
+		test_a_cut_recovered_log_ends_the_replay_wait, reset_gate),
 	    cmocka_unit_test_setup(test_log_bytes_past_snapshot_bytes_get_a_db,
 				   reset_gate),
 	    cmocka_unit_test_setup(
