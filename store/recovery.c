@@ -127,6 +127,13 @@ static void *copy_part(void *arg)
 	return NULL;
 }
 
+/* copy_part on a thread of its own, named for what it does */
+static void *copy_half_main(void *arg)
+{
+	pthread_setname_np(pthread_self(), "kvfs-logcopy");
+	return copy_part(arg);
+}
+
 /* Past this many entries the second half is copied on a thread of its
  * own (parsing each line's head was 0.2 s of a 700k-entry restart, with
  * one core idle: the db's load is over by then). */
@@ -161,7 +168,8 @@ static int copy_entries(struct store *st, struct store_recovery *rec)
 	    st,		 mid,	       last, rec->entries + (mid - from),
 	    base + head, base + bytes, 0,    0};
 	pthread_t t;
-	bool two = mid <= last && pthread_create(&t, NULL, copy_part, &b) == 0;
+	bool two =
+	    mid <= last && pthread_create(&t, NULL, copy_half_main, &b) == 0;
 	if (!two)
 		a.to = last, a.end = base + bytes;
 	copy_part(&a);
