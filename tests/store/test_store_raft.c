@@ -833,6 +833,25 @@ static void test_applied_entries_past_snapshot_every_get_a_db(void **s)
 	remove_dir(dir);
 }
 
+/* Append e[0..n) (n a multiple of 10) to st (opened with snapshot_every
+ * 100), close it as a
+ * node stops before it learns of their commit, open it again and recover
+ * them all into *rec: the reopened store. */
+static struct store *restart_with_log(struct store *st, const char *dir,
+				      struct events *ev,
+				      const struct store_entry *e, size_t n,
+				      struct store_recovery *rec)
+{
+	for (size_t i = 0; i < n; i += 10)
+		assert_int_equal(store_append(st, &e[i], 10), 0);
+	wait_persisted(ev, n);
+	store_close(st);
+	st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
+	assert_int_equal(store_recover(st, rec), 0);
+	assert_int_equal(rec->n, n);
+	return st;
+}
+
 /* Issue 25: the applies of the log store_recover handed back at a restart
  * start no db on schedule (the db writer's walk of the whole map
  * competed for the CPU with the replay the first write waits for); the
@@ -853,14 +872,8 @@ static void test_a_replay_starts_no_db_before_its_end(void **s)
 	}
 	/* durable, never applied: the node stopped before it learned of
 	 * their commit */
-	for (size_t i = 0; i < N; i += 10)
-		assert_int_equal(store_append(st, &e[i], 10), 0);
-	wait_persisted(ev, N);
-	store_close(st);
-	st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
 	struct store_recovery rec;
-	assert_int_equal(store_recover(st, &rec), 0);
-	assert_int_equal(rec.n, N);
+	st = restart_with_log(st, dir, ev, e, N, &rec);
 	pthread_mutex_lock(&ev->mu);
 	size_t before = ev->ns;
 	pthread_mutex_unlock(&ev->mu);
@@ -907,14 +920,8 @@ static void test_a_cut_recovered_log_ends_the_replay_wait(void **s)
 		snprintf(key, sizeof(key), "k%zu", i % 50);
 		e[i] = put_entry(i + 1, 1, key, "old");
 	}
-	for (size_t i = 0; i < N; i += 10)
-		assert_int_equal(store_append(st, &e[i], 10), 0);
-	wait_persisted(ev, N);
-	store_close(st);
-	st = open_raft_every(dir, ev, 16 * 1024, 100, 0);
 	struct store_recovery rec;
-	assert_int_equal(store_recover(st, &rec), 0);
-	assert_int_equal(rec.n, N);
+	st = restart_with_log(st, dir, ev, e, N, &rec);
 	/* the first 200 are committed and applied: still the replay */
 	for (size_t i = 0; i < CUT - 1; i += 10)
 		assert_int_equal(store_apply(st, &rec.entries[i], 10), 0);
