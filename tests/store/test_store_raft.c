@@ -834,9 +834,8 @@ static void test_applied_entries_past_snapshot_every_get_a_db(void **s)
 }
 
 /* Append e[0..n) (n a multiple of 10) to st (opened with snapshot_every
- * 100), close it as a
- * node stops before it learns of their commit, open it again and recover
- * them all into *rec: the reopened store. */
+ * 100), close it as a node stops before it learns of their commit, open
+ * it again and recover them all into *rec: the reopened store. */
 static struct store *restart_with_log(struct store *st, const char *dir,
 				      struct events *ev,
 				      const struct store_entry *e, size_t n,
