@@ -33,6 +33,50 @@ int fs_barrier(struct fs *fs)
 	return fs_errno(node_read_barrier(fs->node, fs->linearizable));
 }
 
+bool fs_barrier_now(struct fs *fs)
+{
+	return !fs->linearizable || node_read_now(fs->node);
+}
+
+static void laters_add(struct fs *fs, int d)
+{
+	pthread_mutex_lock(&fs->laters_mu);
+	fs->laters = (unsigned)((int)fs->laters + d);
+	if (fs->laters == 0)
+		pthread_cond_broadcast(&fs->laters_cv);
+	pthread_mutex_unlock(&fs->laters_mu);
+}
+
+static void later_done(void *ctx, int ret, const struct kv_result *res)
+{
+	struct fs_later *l = ctx;
+	struct fs *fs = l->fs; /* l is gone once then returns */
+
+	(void)res;
+	l->then(l, fs_errno(ret));
+	laters_add(fs, -1);
+}
+
+void fs_barrier_later(struct fs *fs, struct fs_later *l, fs_then_fn then)
+{
+	l->fs = fs;
+	l->then = then;
+	laters_add(fs, 1);
+	int ret = node_read_barrier_async(fs->node, later_done, l);
+	if (ret != 0) /* done is never called */
+		later_done(l, ret, NULL);
+}
+
+void fs_laters_drain(struct fs *fs)
+{
+	/* each is answered when its round is, or fails at the node's
+	 * deadline for it: this wait is bounded as a worker's is */
+	pthread_mutex_lock(&fs->laters_mu);
+	while (fs->laters > 0)
+		pthread_cond_wait(&fs->laters_cv, &fs->laters_mu);
+	pthread_mutex_unlock(&fs->laters_mu);
+}
+
 int fs_propose(struct fs *fs, struct kv_cmd *cmd, uint64_t *rev)
 {
 	struct kv_result res = {0};
@@ -150,23 +194,24 @@ static int file_view(struct fs *fs, struct fs_inode *in, bool unlinked,
 	return shown;
 }
 
-int fs_stat_inode(struct fs *fs, struct fs_inode *in, bool barrier,
-		  struct stat *st)
+int fs_stat_inode_view(struct fs *fs, struct fs_inode *in, char *key,
+		       size_t *klen, struct stat *st)
 {
-	char key[KV_MAX_KEY + 1];
-	size_t klen;
-	struct kv_stat ks;
-	int ret = fs_key_of(fs, in, key, &klen);
+	int ret = fs_key_of(fs, in, key, klen);
 
 	if (ret == -ESTALE && file_view(fs, in, true, NULL, st))
-		return 0;
+		return 1;
 	if (ret != 0)
 		return ret;
-	if (file_view(fs, in, false, NULL, st))
-		return 0;
-	if (barrier && (ret = fs_barrier(fs)) != 0)
-		return ret;
-	ret = store_stat(node_store(fs->node), key, klen, &ks);
+	return file_view(fs, in, false, NULL, st);
+}
+
+int fs_stat_inode_store(struct fs *fs, struct fs_inode *in, const char *key,
+			size_t klen, struct stat *st)
+{
+	struct kv_stat ks;
+	int ret = store_stat(node_store(fs->node), key, klen, &ks);
+
 	if (ret == -ENOENT && in->ino == FUSE_ROOT_ID) {
 		/* The subtree of -o subdir does not exist yet: an empty
 		 * root until a key appears under it. */
@@ -192,4 +237,18 @@ int fs_stat_inode(struct fs *fs, struct fs_inode *in, bool barrier,
 	}
 	fs_fill_stat(fs, in->ino, &ks, st);
 	return 0;
+}
+
+int fs_stat_inode(struct fs *fs, struct fs_inode *in, bool barrier,
+		  struct stat *st)
+{
+	char key[KV_MAX_KEY + 1];
+	size_t klen;
+	int ret = fs_stat_inode_view(fs, in, key, &klen, st);
+
+	if (ret != 0)
+		return ret < 0 ? ret : 0;
+	if (barrier && (ret = fs_barrier(fs)) != 0)
+		return ret;
+	return fs_stat_inode_store(fs, in, key, klen, st);
 }

@@ -44,7 +44,8 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 }
 
 /* Each operation through a wrapper that counts and times it
- * (fs_metrics.c): every operation has replied when it returns. Those on
+ * (fs_metrics.c): every operation has replied when it returns, except
+ * the three METERED_LATER ones below. Those on
  * .kvfs/ (ops_dotkvfs.c) are answered first and not counted; forget and
  * statfs need no such check (METERED_ALL). */
 #define METERED_ALL(op, OP, params, args)                                      \
@@ -63,12 +64,22 @@ static void fs_init(void *userdata, struct fuse_conn_info *conn)
 		fs_op_##op args;                                               \
 		fs_metric_op(FS_OP_##OP, t0);                                  \
 	}
+/* Those that may reply later, from the thread that settles their read
+ * barrier (ctx.c, fs_barrier_later), count themselves when they reply. */
+#define WITH_T0(...) (__VA_ARGS__, kv_mono_ns())
+#define METERED_LATER(op, params, args)                                        \
+	static void m_##op params                                              \
+	{                                                                      \
+		if (fs_dot_##op args)                                          \
+			return;                                                \
+		fs_op_##op WITH_T0 args;                                       \
+	}
 typedef struct fuse_file_info ffi;
-METERED(lookup, LOOKUP, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
+METERED_LATER(lookup, (fuse_req_t r, fuse_ino_t p, const char *n), (r, p, n))
 METERED_ALL(forget, FORGET, (fuse_req_t r, fuse_ino_t i, uint64_t n), (r, i, n))
 METERED_ALL(forget_multi, FORGET,
 	    (fuse_req_t r, size_t c, struct fuse_forget_data *f), (r, c, f))
-METERED(getattr, GETATTR, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
+METERED_LATER(getattr, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
 METERED(setattr, SETATTR,
 	(fuse_req_t r, fuse_ino_t i, struct stat *a, int s, ffi *fi),
 	(r, i, a, s, fi))
@@ -89,7 +100,7 @@ METERED(rename, RENAME,
 	(r, p, n, np, nn, f))
 METERED(link, LINK, (fuse_req_t r, fuse_ino_t i, fuse_ino_t p, const char *n),
 	(r, i, p, n))
-METERED(open, OPEN, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
+METERED_LATER(open, (fuse_req_t r, fuse_ino_t i, ffi *fi), (r, i, fi))
 METERED(read, READ, (fuse_req_t r, fuse_ino_t i, size_t s, off_t o, ffi *fi),
 	(r, i, s, o, fi))
 METERED(write, WRITE,
@@ -286,6 +297,10 @@ static int fs_setup(struct fs *fs, struct kv_node *n, const char *mountpoint,
 		return -ENOMEM;
 	if (pthread_mutex_init(&fs->handles_lock, NULL) != 0)
 		return -ENOMEM;
+	if (pthread_mutex_init(&fs->laters_mu, NULL) != 0)
+		return -ENOMEM;
+	if (pthread_cond_init(&fs->laters_cv, NULL) != 0)
+		return -ENOMEM;
 	return fs_itable_init(&fs->itab, S_IFDIR);
 }
 
@@ -369,6 +384,9 @@ int fs_loop(struct fs *fs)
 void fs_commit_open(struct fs *fs)
 {
 	if (fs) {
+		/* the opens still waiting for a barrier first: theirs are
+		 * handles too */
+		fs_laters_drain(fs);
 		fs_commit_all(fs);
 		/* then the locks: what they guarded is committed */
 		fs_locks_stop(fs);
@@ -390,6 +408,7 @@ void fs_free(struct fs *fs)
 	if (fs->mounted)
 		fuse_session_unmount(fs->se);
 	fs_inval_join(&fs->inval);
+	fs_laters_drain(fs); /* they reply through the session */
 	fuse_session_destroy(fs->se);
 	/* Handles the kernel never released (files still open at the
 	 * stop): their changes were committed by fs_commit_open. */
@@ -397,6 +416,8 @@ void fs_free(struct fs *fs)
 		fs_handle_forget(fs, fs->handles);
 	fs_dot_free(fs);
 	pthread_mutex_destroy(&fs->handles_lock);
+	pthread_cond_destroy(&fs->laters_cv);
+	pthread_mutex_destroy(&fs->laters_mu);
 	fs_itable_close(&fs->itab);
 	free(fs->mountpoint);
 	free(fs->data_dir);

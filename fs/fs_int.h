@@ -309,6 +309,12 @@ struct fs {
 	struct fs_handle *handles;
 	struct fs_locks locks;
 	struct fs_dot *dot; /* .kvfs/events (dotkvfs.c) */
+	/* Requests waiting for a read barrier on no worker (ctx.c,
+	 * fs_barrier_later): the stop waits for them to be answered before
+	 * the session and the inodes go. */
+	pthread_mutex_t laters_mu;
+	pthread_cond_t laters_cv;
+	unsigned laters;
 };
 
 /* An open file handle (fuse_file_info.fh): which inode, and how it was
@@ -347,6 +353,24 @@ struct fs *fs_of(fuse_req_t req);
 int64_t fs_now(void);
 /* Wait until reads may be served (ReadIndex unless -o local_reads). */
 int fs_barrier(struct fs *fs);
+/* May reads be served now, with no round to wait for (the leader of a
+ * cluster of one, or -o local_reads)? Then the caller goes on itself. */
+bool fs_barrier_now(struct fs *fs);
+/* The rest of a request after a read barrier, without its worker: the
+ * worker goes back to the kernel's queue instead of sleeping until the
+ * round is answered. l->then(l, 0 or -errno) is called once: later, on
+ * the thread that settles the round (the node thread or the peer
+ * listener, so it must not wait for either: it takes the mount's locks
+ * briefly, reads the store and replies), or at once with an error. */
+struct fs_later;
+typedef void (*fs_then_fn)(struct fs_later *l, int ret);
+struct fs_later {
+	struct fs *fs;
+	fs_then_fn then;
+};
+void fs_barrier_later(struct fs *fs, struct fs_later *l, fs_then_fn then);
+/* Wait until no request waits for a barrier (the stop). */
+void fs_laters_drain(struct fs *fs);
 /* Propose cmd and wait: the command's outcome or the node's error, as
  * -errno; *rev (may be NULL) the entry's index. */
 int fs_propose(struct fs *fs, struct kv_cmd *cmd, uint64_t *rev);
@@ -399,6 +423,14 @@ void fs_fill_file_stat(const struct fs *fs, uint64_t ino,
  * barrier unless barrier is false). 0, -ENOENT, -ESTALE, -EIO. */
 int fs_stat_inode(struct fs *fs, struct fs_inode *in, bool barrier,
 		  struct stat *st);
+/* fs_stat_inode in two steps, for a barrier in between: the open file's
+ * view (1, st filled: no store read) or the key to read (0, key and
+ * *klen set; key holds KV_MAX_KEY + 1 bytes), or -errno; then, after the
+ * barrier, the store's attributes. */
+int fs_stat_inode_view(struct fs *fs, struct fs_inode *in, char *key,
+		       size_t *klen, struct stat *st);
+int fs_stat_inode_store(struct fs *fs, struct fs_inode *in, const char *key,
+			size_t klen, struct stat *st);
 /* Fill e for inode in (its attributes st) with the cache timeouts. */
 void fs_fill_entry(const struct fs *fs, const struct fs_inode *in,
 		   const struct stat *st, struct fuse_entry_param *e);
@@ -455,16 +487,21 @@ void fs_metric_op(enum fs_op op, uint64_t t0_ns);
  * of the mount goes through it. */
 int fs_reply_err(fuse_req_t req, int err);
 
-/* The operations (ops_*.c), in the low-level API's signatures. */
-void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name);
+/* The operations (ops_*.c), in the low-level API's signatures; those
+ * that may reply after a barrier on another thread take the time they
+ * started (t0_ns, kv_mono_ns) and count themselves when they reply. */
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  uint64_t t0_ns);
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void fs_op_forget_multi(fuse_req_t req, size_t count,
 			struct fuse_forget_data *forgets);
-void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		   uint64_t t0_ns);
 void fs_op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		   int to_set, struct fuse_file_info *fi);
 void fs_op_statfs(fuse_req_t req, fuse_ino_t ino);
-void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		uint64_t t0_ns);
 void fs_op_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		  mode_t mode, struct fuse_file_info *fi);
 void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,

@@ -1,7 +1,9 @@
 /* ops_attr.c - the FUSE operations on inodes and their attributes:
  * lookup, forget, getattr, setattr, statfs.
  *
- * A lookup or getattr is one store read after a read barrier, except
+ * A lookup or getattr is one store read after a read barrier (waited
+ * for without the worker, fs_barrier_later: the thread that settles the
+ * round reads and replies), except
  * where this node holds what the store does not: a file made here and
  * not committed, or an open file with uncommitted changes, answers from
  * its state (fs_stat_inode). The root's attributes are read without a
@@ -59,27 +61,20 @@ static int pending_entry(struct fs *fs, struct fs_inode *dir, const char *name,
 	return ret;
 }
 
-void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+/* A lookup's answer from the store (after its barrier, ret its outcome),
+ * and its reply; dir's reference is dropped. */
+static void lookup_reply(fuse_req_t req, struct fs *fs, struct fs_inode *dir,
+			 const char *name, const char *key, size_t klen,
+			 int ret, uint64_t t0)
 {
-	struct fs *fs = fs_of(req);
-	struct fs_inode *dir = fs_inode_get(&fs->itab, parent), *in;
 	struct fuse_entry_param e;
-	char key[KV_MAX_KEY + 1];
-	size_t klen;
 	struct kv_stat ks;
 	struct stat st;
-	int ret;
+	struct fs_inode *in;
 
-	if (dir == NULL) {
-		fs_reply_err(req, ENOENT);
-		return;
-	}
-	if ((ret = pending_entry(fs, dir, name, &e)) != -ENOENT)
-		goto out;
-	if ((ret = fs_child_key(fs, dir, name, key, &klen)) != 0 ||
-	    (ret = fs_barrier(fs)) != 0)
-		goto out;
-	ret = fs_errno(store_stat(node_store(fs->node), key, klen, &ks));
+	if (ret == 0)
+		ret =
+		    fs_errno(store_stat(node_store(fs->node), key, klen, &ks));
 	if (ret != 0)
 		goto out;
 	in = fs_inode_link(&fs->itab, dir, name,
@@ -98,6 +93,75 @@ out:
 		fuse_reply_entry(req, &e);
 	else
 		fs_reply_err(req, -ret);
+	fs_metric_op(FS_OP_LOOKUP, t0);
+}
+
+/* A lookup waiting for its barrier (fs_barrier_later). */
+struct lookup_later {
+	struct fs_later l;
+	fuse_req_t req;
+	struct fs_inode *dir;
+	uint64_t t0;
+	size_t klen;
+	char name[KV_MAX_SEGMENT + 1];
+	char key[]; /* klen + 1 */
+};
+
+static void lookup_then(struct fs_later *l, int ret)
+{
+	struct lookup_later *w = (struct lookup_later *)l;
+	lookup_reply(w->req, l->fs, w->dir, w->name, w->key, w->klen, ret,
+		     w->t0);
+	free(w);
+}
+
+void fs_op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name,
+		  uint64_t t0)
+{
+	struct fs *fs = fs_of(req);
+	struct fs_inode *dir = fs_inode_get(&fs->itab, parent);
+	struct fuse_entry_param e;
+	char key[KV_MAX_KEY + 1];
+	size_t klen, nlen = strlen(name);
+	int ret;
+
+	if (dir == NULL) {
+		fs_reply_err(req, ENOENT);
+		fs_metric_op(FS_OP_LOOKUP, t0);
+		return;
+	}
+	if ((ret = pending_entry(fs, dir, name, &e)) != -ENOENT)
+		goto out;
+	if ((ret = fs_child_key(fs, dir, name, key, &klen)) != 0)
+		goto out;
+	if (fs_barrier_now(fs)) {
+		lookup_reply(req, fs, dir, name, key, klen, 0, t0);
+		return;
+	}
+	struct lookup_later *w = NULL;
+	if (nlen > KV_MAX_SEGMENT) { /* as fs_child_key checked */
+		ret = -ENAMETOOLONG;
+		goto out;
+	}
+	if ((w = malloc(sizeof(*w) + klen + 1)) == NULL) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	w->req = req;
+	w->dir = dir;
+	w->t0 = t0;
+	w->klen = klen;
+	memcpy(w->name, name, nlen + 1);
+	memcpy(w->key, key, klen + 1);
+	fs_barrier_later(fs, &w->l, lookup_then);
+	return;
+out:
+	fs_inode_put(&fs->itab, dir);
+	if (ret == 0)
+		fuse_reply_entry(req, &e);
+	else
+		fs_reply_err(req, -ret);
+	fs_metric_op(FS_OP_LOOKUP, t0);
 }
 
 void fs_op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
@@ -116,26 +180,77 @@ void fs_op_forget_multi(fuse_req_t req, size_t count,
 	fuse_reply_none(req);
 }
 
-void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static void getattr_reply(fuse_req_t req, struct fs *fs, struct fs_inode *in,
+			  const struct stat *st, int ret, uint64_t t0)
+{
+	fs_inode_put(&fs->itab, in);
+	if (ret == 0)
+		fuse_reply_attr(req, st, fs->timeout);
+	else
+		fs_reply_err(req, -ret);
+	fs_metric_op(FS_OP_GETATTR, t0);
+}
+
+/* A getattr waiting for its barrier (fs_barrier_later). */
+struct getattr_later {
+	struct fs_later l;
+	fuse_req_t req;
+	struct fs_inode *in;
+	uint64_t t0;
+	size_t klen;
+	char key[]; /* klen + 1 */
+};
+
+static void getattr_then(struct fs_later *l, int ret)
+{
+	struct getattr_later *w = (struct getattr_later *)l;
+	struct stat st;
+
+	if (ret == 0)
+		ret = fs_stat_inode_store(l->fs, w->in, w->key, w->klen, &st);
+	getattr_reply(w->req, l->fs, w->in, &st, ret, w->t0);
+	free(w);
+}
+
+void fs_op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		   uint64_t t0)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_inode *in = fs_inode_get(&fs->itab, ino);
+	char key[KV_MAX_KEY + 1];
+	size_t klen;
 	struct stat st;
 	int ret;
 
 	(void)fi;
 	if (in == NULL) {
 		fs_reply_err(req, ENOENT);
+		fs_metric_op(FS_OP_GETATTR, t0);
+		return;
+	}
+	ret = fs_stat_inode_view(fs, in, key, &klen, &st);
+	if (ret != 0) { /* the open file's view, or an error */
+		getattr_reply(req, fs, in, &st, ret < 0 ? ret : 0, t0);
 		return;
 	}
 	/* The root without a barrier: stat of the mountpoint must work
 	 * without a leader (its attributes may then be a little old). */
-	ret = fs_stat_inode(fs, in, ino != FUSE_ROOT_ID, &st);
-	fs_inode_put(&fs->itab, in);
-	if (ret == 0)
-		fuse_reply_attr(req, &st, fs->timeout);
-	else
-		fs_reply_err(req, -ret);
+	if (ino == FUSE_ROOT_ID || fs_barrier_now(fs)) {
+		ret = fs_stat_inode_store(fs, in, key, klen, &st);
+		getattr_reply(req, fs, in, &st, ret, t0);
+		return;
+	}
+	struct getattr_later *w = malloc(sizeof(*w) + klen + 1);
+	if (w == NULL) {
+		getattr_reply(req, fs, in, &st, -ENOMEM, t0);
+		return;
+	}
+	w->req = req;
+	w->in = in;
+	w->t0 = t0;
+	w->klen = klen;
+	memcpy(w->key, key, klen + 1);
+	fs_barrier_later(fs, &w->l, getattr_then);
 }
 
 static int64_t ns_of(const struct timespec *ts)

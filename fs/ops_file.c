@@ -9,7 +9,8 @@
  * commit, so create + write + close is one entry. O_EXCL must be exact
  * across nodes, so it proposes a create-only put at once (then the close
  * is a second entry); if that file then overflows and is never written,
- * its last release removes it again. */
+ * its last release removes it again. A read-only open waits for its read
+ * barrier without its worker (fs_barrier_later), as a lookup does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
@@ -60,34 +61,18 @@ static int add_handle(struct fs *fs, struct fs_file *f, struct fs_inode *in,
 	return 0;
 }
 
-/* Join or start in's file for an open with fi's flags: the store's
- * record after a read barrier, unless the file already holds changes
- * (then it is the truth here). in's reference passes to the handle. */
-static int open_file(struct fs *fs, struct fs_inode *in,
+/* An open's file, f of in, joined or started with the store's record
+ * (rec, taken; ret the outcome of reading it, after the barrier), unless
+ * the file held changes already (fresh: it is the truth here, rec NULL);
+ * active: it was open then. in's reference passes to the handle. */
+static int open_join(struct fs *fs, struct fs_inode *in, struct fs_file *f,
+		     struct kv_rec *rec, int ret, bool active,
 		     struct fuse_file_info *fi)
 {
-	struct fs_file *f = fs_inode_file(&fs->itab, in);
-	struct kv_rec *rec = NULL;
-	char key[KV_MAX_KEY + 1];
-	size_t klen;
-	int ret = 0;
-
-	if (f == NULL)
-		return -ENOMEM;
-	pthread_mutex_lock(&f->lock);
-	bool active = f->opens > 0;
-	bool fresh = active && fs_file_dirty(f);
-	pthread_mutex_unlock(&f->lock);
-	if (!fresh) {
-		ret = fs_key_of(fs, in, key, &klen);
-		if (ret == 0 && (ret = fs_barrier(fs)) == 0)
-			ret = fs_errno(
-			    store_get(node_store(fs->node), key, klen, &rec));
-		if (ret == -ESTALE && active)
-			ret = 0; /* no name: the open file is all there is */
-		if (ret != 0)
-			return ret;
-	}
+	if (ret == -ESTALE && active)
+		ret = 0; /* no name: the open file is all there is */
+	if (ret != 0)
+		return ret;
 	pthread_mutex_lock(&f->lock);
 	if (f->opens == 0 && rec == NULL) {
 		ret = -ENOENT; /* it was all there was, and it closed */
@@ -109,24 +94,154 @@ static int open_file(struct fs *fs, struct fs_inode *in,
 	return ret;
 }
 
-void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* The first step of an open of in's file: 1 if the file holds changes
+ * (no store read), else 0 with its key, or -errno. *active: it is open. */
+static int open_start(struct fs *fs, struct fs_inode *in, struct fs_file **fp,
+		      bool *active, char *key, size_t *klen)
+{
+	struct fs_file *f = fs_inode_file(&fs->itab, in);
+
+	if (f == NULL)
+		return -ENOMEM;
+	*fp = f;
+	pthread_mutex_lock(&f->lock);
+	*active = f->opens > 0;
+	bool fresh = *active && fs_file_dirty(f);
+	pthread_mutex_unlock(&f->lock);
+	if (fresh)
+		return 1;
+	return fs_key_of(fs, in, key, klen);
+}
+
+/* The store's record of key, after the barrier (ret its outcome). */
+static int open_read(struct fs *fs, const char *key, size_t klen, int ret,
+		     struct kv_rec **rec)
+{
+	if (ret == 0)
+		ret = fs_errno(store_get(node_store(fs->node), key, klen, rec));
+	return ret;
+}
+
+/* Join or start in's file for an open with fi's flags: the store's
+ * record after a read barrier, unless the file already holds changes
+ * (then it is the truth here). in's reference passes to the handle. */
+static int open_file(struct fs *fs, struct fs_inode *in,
+		     struct fuse_file_info *fi)
+{
+	struct fs_file *f = NULL;
+	struct kv_rec *rec = NULL;
+	char key[KV_MAX_KEY + 1];
+	size_t klen;
+	bool active = false;
+	int ret = open_start(fs, in, &f, &active, key, &klen);
+
+	if (ret == 0)
+		ret = open_read(fs, key, klen, fs_barrier(fs), &rec);
+	else if (ret == 1)
+		ret = 0;
+	if (f == NULL)
+		return ret;
+	return open_join(fs, in, f, rec, ret, active, fi);
+}
+
+static void open_reply(fuse_req_t req, struct fs *fs, struct fs_inode *in,
+		       struct fuse_file_info *fi, int ret, uint64_t t0)
+{
+	if (ret != 0) {
+		fs_inode_put(&fs->itab, in);
+		fs_reply_err(req, -ret);
+	} else if (fuse_reply_open(req, fi) != 0) { /* interrupted */
+		fs_op_release(NULL, in->ino, fi);
+	}
+	fs_metric_op(FS_OP_OPEN, t0);
+}
+
+/* An open waiting for its barrier (fs_barrier_later). */
+struct open_later {
+	struct fs_later l;
+	fuse_req_t req;
+	struct fs_inode *in;
+	struct fs_file *f;
+	struct fuse_file_info fi; /* the request's, copied */
+	bool active;
+	uint64_t t0;
+	size_t klen;
+	char key[]; /* klen + 1 */
+};
+
+static void open_then(struct fs_later *l, int ret)
+{
+	struct open_later *w = (struct open_later *)l;
+	struct kv_rec *rec = NULL;
+
+	ret = open_read(l->fs, w->key, w->klen, ret, &rec);
+	ret = open_join(l->fs, w->in, w->f, rec, ret, w->active, &w->fi);
+	open_reply(w->req, l->fs, w->in, &w->fi, ret, w->t0);
+	free(w);
+}
+
+/* Start w's wait for its barrier (an open of fi in in, f, with key):
+ * false if there is no memory for it. */
+static bool open_later(fuse_req_t req, struct fs *fs, struct fs_inode *in,
+		       struct fs_file *f, bool active,
+		       struct fuse_file_info *fi, const char *key, size_t klen,
+		       uint64_t t0)
+{
+	struct open_later *w = malloc(sizeof(*w) + klen + 1);
+
+	if (w == NULL)
+		return false;
+	w->req = req;
+	w->in = in;
+	w->f = f;
+	w->fi = *fi;
+	w->active = active;
+	w->t0 = t0;
+	w->klen = klen;
+	memcpy(w->key, key, klen + 1);
+	fs_barrier_later(fs, &w->l, open_then);
+	return true;
+}
+
+void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+		uint64_t t0)
 {
 	struct fs *fs = fs_of(req);
 	struct fs_inode *in = fs_inode_get(&fs->itab, ino);
+	struct fs_file *f = NULL;
+	struct kv_rec *rec = NULL;
+	char key[KV_MAX_KEY + 1];
+	size_t klen;
+	bool active = false;
 	int ret;
 
 	if (in == NULL) {
 		fs_reply_err(req, ENOENT);
+		fs_metric_op(FS_OP_OPEN, t0);
 		return;
 	}
-	ret = open_file(fs, in, fi);
-	if (ret != 0) {
-		fs_inode_put(&fs->itab, in);
-		fs_reply_err(req, -ret);
-		return;
+	ret = open_start(fs, in, &f, &active, key, &klen);
+	if (ret == 0) {
+		/* A read-only open waits for its barrier without its
+		 * worker. Not a writable one: if its reply failed (the
+		 * caller was interrupted), its release could commit, and
+		 * wait for the node, on the thread that settles barriers. */
+		bool later = (fi->flags & O_ACCMODE) == O_RDONLY &&
+			     !(fi->flags & O_TRUNC);
+		if (!later)
+			ret = open_read(fs, key, klen, fs_barrier(fs), &rec);
+		else if (fs_barrier_now(fs))
+			ret = open_read(fs, key, klen, 0, &rec);
+		else if (open_later(req, fs, in, f, active, fi, key, klen, t0))
+			return;
+		else
+			ret = -ENOMEM;
+	} else if (ret == 1) {
+		ret = 0; /* the file's changes are the truth here */
 	}
-	if (fuse_reply_open(req, fi) != 0) /* interrupted: never opened */
-		fs_op_release(NULL, ino, fi);
+	if (f != NULL)
+		ret = open_join(fs, in, f, rec, ret, active, fi);
+	open_reply(req, fs, in, fi, ret, t0);
 }
 
 /* O_EXCL: a create-only put now, exact across nodes. *rev its entry. */
