@@ -53,6 +53,21 @@ def main(h):
     check("test_a_read_of_a_key_fails_with_EIO_after_the_bound",
           b"Input/output error" in err, err)
     check("test_the_node_is_still_serving_after", n.status()["id"] == 1)
+    # Stopped while a read waits for a leader. The wait holds no worker
+    # (fs/ctx.c, fs_barrier_later): the stop waits for it to fail at its
+    # bound before the session goes, and the node exits cleanly.
+    reader = subprocess.Popen(["cat", n.path("other")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+    time.sleep(0.3)
+    check("test_a_second_read_waits_too", reader.poll() is None, reader.poll())
+    t0 = time.monotonic()
+    rc = n.stop()
+    took = time.monotonic() - t0
+    check_eq("test_a_node_stopped_while_a_read_waits_exits_cleanly", 0, rc)
+    check("test_it_stops_within_the_bound_of_the_read",
+          took < TIMEOUT_MS / 1000 + 5, "took %.1f s" % took)
+    reader.wait(30)
+    check("test_the_waiting_read_fails", reader.returncode != 0, reader.returncode)
 
 
 if __name__ == "__main__":
