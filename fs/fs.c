@@ -182,11 +182,20 @@ static const struct fuse_lowlevel_ops fs_ops = {
 };
 
 /* After each applied change (node thread, the store's write lock held):
- * the kernel's caches, and the parked lock requests. */
+ * the kernel's caches to invalidate, queued. */
 static void on_change(void *ctx, const char *key, size_t klen)
 {
 	struct fs *fs = ctx;
 	fs_inval_push(&fs->inval, key, klen);
+}
+
+/* After a chunk of them (node thread, the lock released, before their
+ * writers are answered): the invalidations start, and the parked lock
+ * requests look again. */
+static void on_changes_done(void *ctx)
+{
+	struct fs *fs = ctx;
+	fs_inval_flush(&fs->inval);
 	fs_locks_changed(fs);
 }
 
@@ -345,7 +354,7 @@ int fs_mount(struct kv_node *n, const char *mountpoint, struct fuse_args *args,
 		goto err_inval;
 	if ((ret = fs_dot_start(fs)) != 0)
 		goto err_locks;
-	node_watch(n, on_change, fs);
+	node_watch(n, on_change, on_changes_done, fs);
 	fs->watching = true;
 	*out = fs;
 	return 0;
@@ -401,7 +410,7 @@ void fs_free(struct fs *fs)
 	 * more invalidations, then the kernel connection goes: unmounting
 	 * aborts requests an in-flight invalidation may be waiting on. */
 	if (fs->watching)
-		node_watch(fs->node, NULL, NULL);
+		node_watch(fs->node, NULL, NULL, NULL);
 	fs_locks_stop(fs);
 	fs_dot_stop(fs);
 	fs_inval_stop(&fs->inval);

@@ -252,12 +252,11 @@ void fs_inode_each_file(struct fs_itable *t,
 /* ---- inval.c: invalidating the kernel's caches off the applying thread ----
  */
 
-struct fs_inval_item;
-
 struct fs_inval {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct fs_inval_item *head, *tail;
+	char *buf; /* the queued paths, each NUL-terminated */
+	size_t len, cap;
 	bool stop;
 	bool started;
 	pthread_t thread;
@@ -275,8 +274,10 @@ int fs_inval_start(struct fs_inval *iv, const char *prefix, size_t plen,
 		   int (*invalidate)(void *ctx, const char *path), void *ctx);
 /* The node_watch callback: queue key's path (and its parent) and return
  * at once. Runs on the node thread: never blocks beyond a short
- * mutex, never calls FUSE. */
+ * mutex, never calls FUSE. The thread is not woken yet (unless much is
+ * queued): fs_inval_flush, after each chunk of changes, wakes it. */
 void fs_inval_push(void *ctx, const char *key, size_t klen);
+void fs_inval_flush(void *ctx);
 /* Stop taking work and tell the thread to finish; fs_inval_join waits. */
 void fs_inval_stop(struct fs_inval *iv);
 void fs_inval_join(struct fs_inval *iv);

@@ -25,8 +25,10 @@ enum applied_as { NOT_APPLIED, APPLIED, APPLIED_CMD };
 static void on_change(void *ctx, const char *key, size_t klen)
 {
 	struct store *st = ctx;
-	if (st->opt.on_change)
+	if (st->opt.on_change) {
 		st->opt.on_change(st->opt.on_change_ctx, key, klen);
+		st->changed = true;
+	}
 }
 
 /* Apply entry e (its command decoded in cmd, or cmd_err) to the map at
@@ -117,6 +119,11 @@ static void apply_chunk(struct store *st, const struct store_entry *e,
 		as[i] = e[i].type == STORE_ENTRY_CMD ? APPLIED_CMD : APPLIED;
 	}
 	pthread_rwlock_unlock(&st->map_lock);
+	if (st->changed) {
+		st->changed = false;
+		if (st->opt.on_changes_done)
+			st->opt.on_changes_done(st->opt.on_change_ctx);
+	}
 	hist_notify(st);
 	for (size_t i = 0; i < n; i++)
 		if (as[i] != NOT_APPLIED)

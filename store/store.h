@@ -102,6 +102,12 @@ struct store_options {
 	 * held: it must not block nor call into the store (store_get would
 	 * deadlock). May be NULL. */
 	void (*on_change)(void *ctx, const char *key, size_t klen);
+	/* Called once after a chunk of applied entries that reported changes
+	 * to on_change, with the map's lock released, before any of the
+	 * chunk's entries is reported applied (so before their writers are
+	 * answered): where the work on_change queued is started. The same
+	 * thread and ctx; may be NULL. */
+	void (*on_changes_done)(void *ctx);
 	void *on_change_ctx;
 	/* Required: the reports on appended and applied entries. Recovery
 	 * applies only the db; the log's entries after it are handed to the

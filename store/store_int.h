@@ -194,7 +194,8 @@ struct store {
 	uint64_t applied, applied_term;
 	char *conf_json; /* configuration in effect at applied, as JSON */
 	struct store_history hist;
-	bool hist_added;     /* the applier's: events since hist_notify */
+	bool hist_added; /* the applier's: events since hist_notify */
+	bool changed;	 /* the applier's: on_change since on_changes_done */
 	uint64_t hist_first; /* the first of them; 0: the history restarted */
 	/* the recovered entries' commands, decoded ahead (predecode.c): set
 	 * by the owner in store_recover, before any apply; then the

@@ -29,6 +29,15 @@ static void node_on_change(void *ctx, const char *key, size_t klen)
 	pthread_mutex_unlock(&n->watch_mu);
 }
 
+static void node_on_changes_done(void *ctx)
+{
+	struct kv_node *n = ctx;
+	pthread_mutex_lock(&n->watch_mu);
+	if (n->watch_done)
+		n->watch_done(n->watch_ctx);
+	pthread_mutex_unlock(&n->watch_mu);
+}
+
 /* --join: a data directory without an identity asks the cluster to add
  * this node (as a learner, promoted once caught up); one with an identity
  * already joined (or bootstrapped) and just restarts. */
@@ -305,6 +314,7 @@ static int store_start(struct kv_node *n, const struct node_options *opt,
 				   .segment_size = opt->segment_size,
 				   .history_events = opt->watch_history,
 				   .on_change = node_on_change,
+				   .on_changes_done = node_on_changes_done,
 				   .on_change_ctx = n,
 				   .raft = &node_store_ops,
 				   .raft_ctx = n};
@@ -477,10 +487,12 @@ struct store *node_store(struct kv_node *n)
 }
 
 void node_watch(struct kv_node *n,
-		void (*cb)(void *ctx, const char *key, size_t klen), void *ctx)
+		void (*cb)(void *ctx, const char *key, size_t klen),
+		void (*done)(void *ctx), void *ctx)
 {
 	pthread_mutex_lock(&n->watch_mu);
 	n->watch_cb = cb;
+	n->watch_done = done;
 	n->watch_ctx = ctx;
 	pthread_mutex_unlock(&n->watch_mu);
 }

@@ -226,13 +226,16 @@ int64_t node_lease_remaining_ms(struct kv_node *n, const struct store_lease *l);
 int node_status_json(struct kv_node *n, char **out);
 
 /* Register the callback run after each applied change to a key (for the
- * mount's cache invalidation); NULL to remove (once node_watch returns,
- * the old callback is not running and will not run). The callback runs
- * on the node thread (store_apply) while the store holds its map's write
- * lock: it must not block, nor call the store or the node. node_watch
- * itself: any thread, but not from the callback. */
+ * mount's cache invalidation), and done (may be NULL), run once after
+ * each chunk of applied entries that had changes, before their writers
+ * are answered; NULLs to remove (once node_watch returns, the old
+ * callbacks are not running and will not run). Both run on the node
+ * thread (store_apply), cb while the store holds its map's write lock:
+ * they must not block, nor call the store or the node. node_watch
+ * itself: any thread, but not from the callbacks. */
 void node_watch(struct kv_node *n,
-		void (*cb)(void *ctx, const char *key, size_t klen), void *ctx);
+		void (*cb)(void *ctx, const char *key, size_t klen),
+		void (*done)(void *ctx), void *ctx);
 
 /* A chunk of a snapshot file a leader sends (POST /raft/snapshot,
  * snapxfer.h): appended to the data directory's incoming file; *next is

@@ -400,6 +400,7 @@ struct kv_node {
 	/* The mount's callback for applied changes (node_watch). */
 	pthread_mutex_t watch_mu;
 	void (*watch_cb)(void *ctx, const char *key, size_t klen);
+	void (*watch_done)(void *ctx);
 	void *watch_ctx;
 };
 

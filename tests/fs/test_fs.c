@@ -9,9 +9,11 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -441,12 +443,75 @@ static void test_changed_keys_are_invalidated_with_their_parent(void **state)
 	assert_int_equal(fs_inval_start(&iv, "app", 3, record, &r), 0);
 	fs_inval_push(&iv, "app/a/b", 7);
 	fs_inval_push(&iv, "other/x", 7); /* outside the subtree: ignored */
+	fs_inval_flush(&iv);
 	assert_true(wait_done(&iv, 1));
 	fs_inval_stop(&iv);
 	fs_inval_join(&iv);
 	assert_int_equal(r.n, 2);
 	assert_string_equal(r.seen[0], "/a/b");
 	assert_string_equal(r.seen[1], "/a");
+}
+
+static uint64_t done_now(struct fs_inval *iv)
+{
+	pthread_mutex_lock(&iv->lock);
+	uint64_t n = iv->done;
+	pthread_mutex_unlock(&iv->lock);
+	return n;
+}
+
+static void test_queued_changes_wait_for_the_flush(void **state)
+{
+	(void)state;
+	struct recorder r = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct fs_inval iv;
+	assert_int_equal(fs_inval_start(&iv, "", 0, record, &r), 0);
+	/* a first chunk: once it is done, the thread waits (it held the
+	 * lock from counting it to its wait) */
+	fs_inval_push(&iv, "x", 1);
+	fs_inval_flush(&iv);
+	assert_true(wait_done(&iv, 1));
+	fs_inval_push(&iv, "d/a", 3);
+	fs_inval_push(&iv, "d/b", 3);
+	fs_inval_push(&iv, "e", 1);
+	usleep(100 * 1000);
+	assert_int_equal(done_now(&iv), 1); /* one wake-up for the chunk */
+	fs_inval_flush(&iv);
+	assert_true(wait_done(&iv, 4));
+	fs_inval_stop(&iv);
+	fs_inval_join(&iv);
+	/* in order, each parent once while it repeats */
+	assert_int_equal(r.n, 7);
+	assert_string_equal(r.seen[2], "/d/a");
+	assert_string_equal(r.seen[3], "/d");
+	assert_string_equal(r.seen[4], "/d/b");
+	assert_string_equal(r.seen[5], "/e");
+	assert_string_equal(r.seen[6], "/");
+}
+
+static void test_a_long_queue_wakes_the_thread_by_itself(void **state)
+{
+	(void)state;
+	struct recorder r = {.lock = PTHREAD_MUTEX_INITIALIZER};
+	struct fs_inval iv;
+	char key[128];
+	assert_int_equal(fs_inval_start(&iv, "", 0, record, &r), 0);
+	/* 1,000 paths of 101 bytes: past the 64 KiB that wakes it, and
+	 * past the buffers' first sizes (each growth keeps what it held) */
+	for (int i = 0; i < 1000; i++) {
+		int n = snprintf(key, sizeof(key), "%0100d", i);
+		fs_inval_push(&iv, key, (size_t)n);
+	}
+	assert_true(wait_done(&iv, 600));
+	fs_inval_flush(&iv);
+	assert_true(wait_done(&iv, 1000));
+	assert_int_equal(iv.queued, 1000);
+	assert_int_equal(iv.dropped, 0);
+	fs_inval_stop(&iv);
+	fs_inval_join(&iv);
+	/* the first path whole, as far as the recorder keeps it */
+	assert_int_equal(r.seen[0][0], '/');
+	assert_int_equal(strspn(r.seen[0] + 1, "0"), 62);
 }
 
 static void test_a_stopped_queue_drops_new_changes(void **state)
@@ -487,6 +552,8 @@ int main(void)
 	    cmocka_unit_test(test_pending_children_are_counted_and_named),
 	    cmocka_unit_test(
 		test_changed_keys_are_invalidated_with_their_parent),
+	    cmocka_unit_test(test_queued_changes_wait_for_the_flush),
+	    cmocka_unit_test(test_a_long_queue_wakes_the_thread_by_itself),
 	    cmocka_unit_test(test_a_stopped_queue_drops_new_changes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -704,6 +704,95 @@ static void test_store_history_is_bounded_and_says_so(void **state)
 	remove_dir(dir);
 }
 
+/* What on_change and on_changes_done saw (the applier's thread). */
+struct changes {
+	struct node *n;
+	unsigned changes, since_done, dones, empty_dones, late_dones;
+	unsigned got_in_done; /* store_get calls that worked in done */
+	uint64_t last_index;  /* of the last change, from its key */
+};
+
+static void saw_change(void *ctx, const char *key, size_t klen)
+{
+	struct changes *c = ctx;
+	(void)klen;
+	c->changes++;
+	c->since_done++;
+	c->last_index = strtoull(key + 1, NULL, 10);
+}
+
+static void saw_done(void *ctx)
+{
+	struct changes *c = ctx;
+	struct kv_rec *rec;
+	char key[16];
+	c->dones++;
+	if (c->since_done == 0)
+		c->empty_dones++;
+	c->since_done = 0;
+	/* the map's lock is released: a read works from here */
+	snprintf(key, sizeof(key), "k%llu", (unsigned long long)c->last_index);
+	if (store_get(c->n->st, key, strlen(key), &rec) == 0) {
+		c->got_in_done++;
+		kv_rec_unref(rec);
+	}
+	/* and none of the chunk's entries is reported applied yet */
+	pthread_mutex_lock(&c->n->mu);
+	if (c->n->applied >= c->last_index)
+		c->late_dones++;
+	pthread_mutex_unlock(&c->n->mu);
+}
+
+static void test_store_reports_each_chunk_of_changes_once(void **state)
+{
+	(void)state;
+	char *dir = make_dir();
+	struct node *n = calloc(1, sizeof(*n));
+	assert_non_null(n);
+	pthread_mutex_init(&n->mu, NULL);
+	pthread_cond_init(&n->cond, NULL);
+	struct changes c = {.n = n};
+	struct store_options o = node_options(dir, 0, n);
+	o.on_change = saw_change;
+	o.on_changes_done = saw_done;
+	o.on_change_ctx = &c;
+	char *msg = NULL;
+	assert_int_equal(store_open(&o, &n->st, &msg), 0);
+	n->next = 1;
+	/* 200 puts persisted before the applier starts: it applies them in
+	 * chunks of at most 64, keys k1..k200 at indexes 1..200 */
+	for (int i = 1; i <= 200; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", i);
+		struct kv_cmd cmd = {.op = KV_OP_PUT,
+				     .key = key,
+				     .klen = strlen(key),
+				     .val = (unsigned char *)"v",
+				     .vlen = 1,
+				     .mtime_ns = 1};
+		char *json;
+		size_t len;
+		assert_int_equal(kv_cmd_encode(&cmd, &json, &len), 0);
+		n->ents[i] = (struct store_entry){.index = (uint64_t)i,
+						  .term = 1,
+						  .type = STORE_ENTRY_CMD,
+						  .data = json,
+						  .len = len};
+		assert_int_equal(store_append(n->st, &n->ents[i], 1), 0);
+		n->next++;
+	}
+	assert_int_equal(pthread_create(&n->applier, NULL, applier_main, n), 0);
+	wait_applied(n, 200);
+	node_close(n);
+	assert_int_equal(c.changes, 200);
+	assert_int_equal(c.since_done, 0); /* every change was followed */
+	assert_int_equal(c.empty_dones, 0);
+	assert_true(c.dones >= 4 && c.dones <= 200);
+	assert_int_equal(c.got_in_done, c.dones);
+	assert_int_equal(c.late_dones, 0);
+	remove_dir(dir);
+}
+
 static void test_kv_strerror_names_every_code(void **state)
 {
 	(void)state;
@@ -730,6 +819,7 @@ int main(void)
 	    cmocka_unit_test(test_store_history_keeps_an_add_whole),
 	    cmocka_unit_test(test_store_history_has_a_txn_s_writes),
 	    cmocka_unit_test(test_store_history_is_bounded_and_says_so),
+	    cmocka_unit_test(test_store_reports_each_chunk_of_changes_once),
 	    cmocka_unit_test(test_kv_strerror_names_every_code),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
