@@ -128,14 +128,21 @@ static struct store_options node_options(const char *dir, uint64_t every,
 				      .raft_ctx = n};
 }
 
-/* Open the store in dir and start the node: the log's entries after the
- * db are applied again (they were all committed), as the core would. */
-static struct node *node_open(const char *dir, uint64_t every)
+/* A node with no store yet. */
+static struct node *node_alloc(void)
 {
 	struct node *n = calloc(1, sizeof(*n));
 	assert_non_null(n);
 	pthread_mutex_init(&n->mu, NULL);
 	pthread_cond_init(&n->cond, NULL);
+	return n;
+}
+
+/* Open the store in dir and start the node: the log's entries after the
+ * db are applied again (they were all committed), as the core would. */
+static struct node *node_open(const char *dir, uint64_t every)
+{
+	struct node *n = node_alloc();
 	struct store_options o = node_options(dir, every, n);
 	char *msg = NULL;
 	int ret = store_open(&o, &n->st, &msg);
@@ -676,10 +683,7 @@ static void test_store_history_is_bounded_and_says_so(void **state)
 {
 	(void)state;
 	char *dir = make_dir();
-	struct node *n = calloc(1, sizeof(*n));
-	assert_non_null(n);
-	pthread_mutex_init(&n->mu, NULL);
-	pthread_cond_init(&n->cond, NULL);
+	struct node *n = node_alloc();
 	struct store_options o = node_options(dir, 0, n);
 	o.history_events = 3;
 	char *msg = NULL;
@@ -747,10 +751,7 @@ static void test_store_reports_each_chunk_of_changes_once(void **state)
 {
 	(void)state;
 	char *dir = make_dir();
-	struct node *n = calloc(1, sizeof(*n));
-	assert_non_null(n);
-	pthread_mutex_init(&n->mu, NULL);
-	pthread_cond_init(&n->cond, NULL);
+	struct node *n = node_alloc();
 	struct changes c = {.n = n};
 	struct store_options o = node_options(dir, 0, n);
 	o.on_change = saw_change;
