@@ -144,14 +144,21 @@ static int open_file(struct fs *fs, struct fs_inode *in,
 	return open_join(fs, in, f, rec, ret, active, fi);
 }
 
+static void release(fuse_req_t req, struct fuse_file_info *fi, bool may_commit);
+
+/* Reply to an open (ret its outcome). later: on the thread that settled
+ * its barrier, whose release of a handle the caller never got must not
+ * commit (a read-only handle holds nothing to commit: another handle's
+ * release does that). */
 static void open_reply(fuse_req_t req, struct fs *fs, struct fs_inode *in,
-		       struct fuse_file_info *fi, int ret, uint64_t t0)
+		       struct fuse_file_info *fi, int ret, bool later,
+		       uint64_t t0)
 {
 	if (ret != 0) {
 		fs_inode_put(&fs->itab, in);
 		fs_reply_err(req, -ret);
 	} else if (fuse_reply_open(req, fi) != 0) { /* interrupted */
-		fs_op_release(NULL, in->ino, fi);
+		release(NULL, fi, !later);
 	}
 	fs_metric_op(FS_OP_OPEN, t0);
 }
@@ -176,7 +183,7 @@ static void open_then(struct fs_later *l, int ret)
 
 	ret = open_read(l->fs, w->key, w->klen, ret, &rec);
 	ret = open_join(l->fs, w->in, w->f, rec, ret, w->active, &w->fi);
-	open_reply(w->req, l->fs, w->in, &w->fi, ret, w->t0);
+	open_reply(w->req, l->fs, w->in, &w->fi, ret, true, w->t0);
 	free(w);
 }
 
@@ -241,7 +248,7 @@ void fs_op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
 	}
 	if (f != NULL)
 		ret = open_join(fs, in, f, rec, ret, active, fi);
-	open_reply(req, fs, in, fi, ret, t0);
+	open_reply(req, fs, in, fi, ret, false, t0);
 }
 
 /* O_EXCL: a create-only put now, exact across nodes. *rev its entry. */
@@ -488,19 +495,20 @@ void fs_handle_forget(struct fs *fs, struct fs_handle *h)
 	free(h);
 }
 
-/* req is NULL when an open's reply failed (nothing to answer). */
-void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/* Release fi's handle, and answer req unless it is NULL (an open whose
+ * reply failed: nothing to answer). may_commit: it may commit what the
+ * file holds, and wait for it; not on a thread that settles barriers. */
+static void release(fuse_req_t req, struct fuse_file_info *fi, bool may_commit)
 {
 	struct fs_handle *h = handle_of(fi);
 	struct fs_inode *in = h->in;
 	struct fs_file *f = in->file;
 	struct fs *fs = h->fs;
 
-	(void)ino;
 	pthread_mutex_lock(&f->lock);
 	bool last = f->opens == 1;
-	bool retry = fs_file_dirty(f) && !f->failed && !f->poison &&
-		     (h->commits || last) && !fs_lock_lost(fs, h);
+	bool retry = may_commit && fs_file_dirty(f) && !f->failed &&
+		     !f->poison && (h->commits || last) && !fs_lock_lost(fs, h);
 	pthread_mutex_unlock(&f->lock);
 	/* Writes after the last flush (a shared mapping written back) are
 	 * committed here; a commit that already failed is not retried: its
@@ -542,4 +550,10 @@ void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	fs_handle_forget(fs, h);
 	if (req)
 		fs_reply_err(req, 0);
+}
+
+void fs_op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	(void)ino;
+	release(req, fi, true);
 }
