@@ -14,6 +14,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from mountlib import check, check_eq, run, wait_for  # noqa: E402
@@ -24,6 +25,15 @@ TIMEOUT_MS = 4000
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "..", "lib"))
 from ports import free_port  # noqa: E402,F401
+
+
+def barriers(n):
+    """The node's read barriers so far (/metrics)."""
+    with urllib.request.urlopen(n.url("/metrics"), timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("kvfs_raft_read_barriers_total "):
+                return float(line.split()[1])
+    return 0
 
 
 def main(h):
@@ -56,9 +66,10 @@ def main(h):
     # Stopped while a read waits for a leader. The wait holds no worker
     # (fs/ctx.c, fs_barrier_later): the stop waits for it to fail at its
     # bound before the session goes, and the node exits cleanly.
+    before = barriers(n)
     reader = subprocess.Popen(["cat", n.path("other")], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
-    time.sleep(0.3)
+    wait_for(lambda: barriers(n) > before, 10, "the read's barrier")
     check("test_a_second_read_waits_too", reader.poll() is None, reader.poll())
     t0 = time.monotonic()
     rc = n.stop()

@@ -184,26 +184,33 @@ static void node_close(struct node *n)
 	free(n);
 }
 
-/* Propose cmd at term 1 and wait until it is applied: 0 with its result
- * in *res, or the store's error. Any thread. */
-static int propose(struct node *n, const struct kv_cmd *cmd,
-		   struct kv_result *res)
+/* Append cmd at term 1 as n's next entry (*index); n->mu held, or no
+ * applier yet: appends in index order, one caller at a time. */
+static int append_cmd(struct node *n, const struct kv_cmd *cmd, uint64_t *index)
 {
 	char *json;
 	size_t len;
 	int ret = kv_cmd_encode(cmd, &json, &len);
 	if (ret != 0)
 		return ret;
+	*index = n->next++;
+	assert_true(*index < MAX_INDEX);
+	n->ents[*index] = (struct store_entry){.index = *index,
+					       .term = 1,
+					       .type = STORE_ENTRY_CMD,
+					       .data = json,
+					       .len = len};
+	return store_append(n->st, &n->ents[*index], 1);
+}
+
+/* Propose cmd at term 1 and wait until it is applied: 0 with its result
+ * in *res, or the store's error. Any thread. */
+static int propose(struct node *n, const struct kv_cmd *cmd,
+		   struct kv_result *res)
+{
+	uint64_t index;
 	pthread_mutex_lock(&n->mu);
-	uint64_t index = n->next++;
-	assert_true(index < MAX_INDEX);
-	n->ents[index] = (struct store_entry){.index = index,
-					      .term = 1,
-					      .type = STORE_ENTRY_CMD,
-					      .data = json,
-					      .len = len};
-	/* under n->mu: appends in index order, one caller at a time */
-	ret = store_append(n->st, &n->ents[index], 1);
+	int ret = append_cmd(n, cmd, &index);
 	while (ret == 0 && n->applied < index)
 		pthread_cond_wait(&n->cond, &n->mu);
 	if (ret == 0)
@@ -771,16 +778,9 @@ static void test_store_reports_each_chunk_of_changes_once(void **state)
 				     .val = (unsigned char *)"v",
 				     .vlen = 1,
 				     .mtime_ns = 1};
-		char *json;
-		size_t len;
-		assert_int_equal(kv_cmd_encode(&cmd, &json, &len), 0);
-		n->ents[i] = (struct store_entry){.index = (uint64_t)i,
-						  .term = 1,
-						  .type = STORE_ENTRY_CMD,
-						  .data = json,
-						  .len = len};
-		assert_int_equal(store_append(n->st, &n->ents[i], 1), 0);
-		n->next++;
+		uint64_t index;
+		assert_int_equal(append_cmd(n, &cmd, &index), 0);
+		assert_int_equal(index, (uint64_t)i);
 	}
 	assert_int_equal(pthread_create(&n->applier, NULL, applier_main, n), 0);
 	wait_applied(n, 200);
