@@ -113,6 +113,11 @@ struct fs_file {
 	 * NULL: never locked). Dropped at the last close. */
 	char *lock_key;
 	size_t lock_klen;
+	/* The kernel's cached pages of the file (ops_file.c, keep_cache)
+	 * hold nothing but the value of the record at revision cache_rev,
+	 * as it was at gen cache_gen; cache_rev 0: not known. Kept while the
+	 * file is idle (its inode lives as long as the kernel's). */
+	uint64_t cache_rev, cache_gen;
 };
 
 /* An idle file (no view). 0 or -ENOMEM. */
@@ -333,6 +338,10 @@ struct fs_handle {
 	 * one when the session was lost. */
 	uint64_t lk_sid, lk_owner;
 	bool lk_held, lk_lost;
+	/* Its open made the kernel drop the file's pages when the file was
+	 * the record at drop_rev, at gen drop_gen (0: it did not); its first
+	 * read, which comes after that drop, may then set cache_rev. */
+	uint64_t drop_rev, drop_gen;
 };
 
 /* Take h off fs's list and free it. */
