@@ -92,6 +92,45 @@ bool fs_file_dirty(const struct fs_file *f)
 	return f->pending || f->dirty != 0;
 }
 
+/* Nothing but the record's value can reach the kernel's pages of f now:
+ * it is the committed record, unchanged here, and no descriptor could
+ * write into them (through write() or a shared mapping). */
+static bool cache_clean(const struct fs_file *f)
+{
+	return f->rec != NULL && !fs_file_dirty(f) && !f->has_buf &&
+	       !f->committing && f->writers == 0;
+}
+
+/* NFS's close-to-open rule, with what the pages hold known exactly: they
+ * are filled from the file's one view, so once an open has dropped them
+ * (keep_cache off) and the view has not changed since, they hold its
+ * record's value, and an open that reads that same record may keep
+ * them. */
+bool fs_file_cache_open(struct fs_file *f, bool writable,
+			struct fs_cache_mark *drop)
+{
+	drop->rev = drop->gen = 0;
+	if (writable) {
+		f->cache.rev = 0; /* its writes go into the pages */
+		return false;
+	}
+	if (!cache_clean(f))
+		return false;
+	if (f->cache.rev == f->rec->mod_rev && f->cache.gen == f->gen)
+		return true;
+	drop->rev = f->rec->mod_rev;
+	drop->gen = f->gen;
+	return false;
+}
+
+void fs_file_cache_settle(struct fs_file *f, struct fs_cache_mark *drop)
+{
+	if (drop->rev != 0 && cache_clean(f) && f->rec->mod_rev == drop->rev &&
+	    f->gen == drop->gen)
+		f->cache = *drop;
+	drop->rev = drop->gen = 0;
+}
+
 void fs_file_refresh(struct fs_file *f, struct kv_rec *rec)
 {
 	/* never back: two opens of one file each fetch the record after

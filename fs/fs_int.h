@@ -85,6 +85,11 @@ struct fs_attr {
  * exist in the store yet). A file lives as long as its inode; with no
  * open handle (opens 0) it is idle, holds nothing and means nothing (the
  * store is the truth). Every field is guarded by lock. */
+/* A file's record (its revision) and its local change count (gen). */
+struct fs_cache_mark {
+	uint64_t rev, gen;
+};
+
 struct fs_file {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* a commit finished (committing fell) */
@@ -113,11 +118,11 @@ struct fs_file {
 	 * NULL: never locked). Dropped at the last close. */
 	char *lock_key;
 	size_t lock_klen;
-	/* The kernel's cached pages of the file (ops_file.c, keep_cache)
-	 * hold nothing but the value of the record at revision cache_rev,
-	 * as it was at gen cache_gen; cache_rev 0: not known. Kept while the
-	 * file is idle (its inode lives as long as the kernel's). */
-	uint64_t cache_rev, cache_gen;
+	/* What the kernel's cached pages of the file hold: nothing but the
+	 * value of the record at cache.rev, as the file was at cache.gen
+	 * (rev 0: not known). Kept while the file is idle (the inode lives
+	 * as long as the kernel's). fs_file_cache_open. */
+	struct fs_cache_mark cache;
 };
 
 /* An idle file (no view). 0 or -ENOMEM. */
@@ -158,6 +163,18 @@ int fs_file_setxattr(struct fs_file *f, const char *name, const void *val,
 		     size_t vlen, unsigned flags, int64_t now);
 /* True if anything is not committed (pending or dirty). */
 bool fs_file_dirty(const struct fs_file *f);
+/* An open of f, counted (writable or not): may the kernel keep its pages
+ * of the file (keep_cache)? Yes if they hold the value of f's record, as
+ * f is now. Else the open drops them, and *drop is what f was then, for
+ * fs_file_cache_settle (rev 0: nothing to settle). A writable open
+ * forgets what the pages held. Caller holds lock. */
+bool fs_file_cache_open(struct fs_file *f, bool writable,
+			struct fs_cache_mark *drop);
+/* The first read through a descriptor whose open dropped the pages
+ * (drop): the kernel has filled them from f alone since, so if f is still
+ * what it was then, they hold its record's value. Clears *drop. Caller
+ * holds lock. */
+void fs_file_cache_settle(struct fs_file *f, struct fs_cache_mark *drop);
 
 /* ---- inode.c: the kernel's inodes and their names ---- */
 
@@ -339,9 +356,9 @@ struct fs_handle {
 	uint64_t lk_sid, lk_owner;
 	bool lk_held, lk_lost;
 	/* Its open made the kernel drop the file's pages when the file was
-	 * the record at drop_rev, at gen drop_gen (0: it did not); its first
-	 * read, which comes after that drop, may then set cache_rev. */
-	uint64_t drop_rev, drop_gen;
+	 * this (rev 0: it did not); its first read, which comes after that
+	 * drop, may then say what the pages hold (fs_file_cache_settle). */
+	struct fs_cache_mark drop;
 };
 
 /* Take h off fs's list and free it. */

@@ -25,52 +25,6 @@ static struct fs_handle *handle_of(const struct fuse_file_info *fi)
 	return (struct fs_handle *)(uintptr_t)fi->fh;
 }
 
-/* Nothing but the record's value can reach the kernel's pages of f now:
- * it is the committed record, unchanged here, and no descriptor could
- * write (through write() or a shared mapping). Caller holds f->lock. */
-static bool cache_clean(const struct fs_file *f)
-{
-	return f->rec != NULL && !fs_file_dirty(f) && !f->has_buf &&
-	       !f->committing && f->writers == 0;
-}
-
-/* Whether the kernel may keep its pages of f for this open (keep_cache),
- * NFS's close-to-open rule: yes if they hold the value of the record this
- * open reads (cache_rev, cache_gen); else the open drops them, as the
- * kernel does when keep_cache is off, and the handle's first read, which
- * comes after that drop, records what the pages may hold from then on
- * (cache_settle). A writable open forgets what they held. Caller holds
- * f->lock; h is counted. docs/mount.md, "Cache and invalidation". */
-static void cache_decide(struct fs_file *f, struct fs_handle *h,
-			 struct fuse_file_info *fi)
-{
-	h->drop_rev = h->drop_gen = 0;
-	fi->keep_cache = 0;
-	if (h->writable) {
-		f->cache_rev = 0;
-	} else if (cache_clean(f)) {
-		if (f->cache_rev == f->rec->mod_rev && f->cache_gen == f->gen) {
-			fi->keep_cache = 1;
-		} else {
-			h->drop_rev = f->rec->mod_rev;
-			h->drop_gen = f->gen;
-		}
-	}
-}
-
-/* The first read of h: the kernel dropped f's pages when h was opened, and
- * has filled them since from f alone; if f is still that record, its pages
- * hold its value and a later open may keep them. Caller holds f->lock. */
-static void cache_settle(struct fs_file *f, struct fs_handle *h)
-{
-	if (h->drop_rev != 0 && cache_clean(f) &&
-	    f->rec->mod_rev == h->drop_rev && f->gen == h->drop_gen) {
-		f->cache_rev = h->drop_rev;
-		f->cache_gen = h->drop_gen;
-	}
-	h->drop_rev = 0;
-}
-
 /* Count an open of f (caller holds f->lock) and hand the kernel a handle
  * holding in's reference. 0 or -ENOMEM (nothing counted then). */
 static int add_handle(struct fs *fs, struct fs_file *f, struct fs_inode *in,
@@ -101,7 +55,8 @@ static int add_handle(struct fs *fs, struct fs_file *f, struct fs_inode *in,
 		f->writers++;
 	fi->fh = (uint64_t)(uintptr_t)h;
 	fi->direct_io = 0;
-	cache_decide(f, h, fi);
+	/* close-to-open: see docs/mount.md, "Cache and invalidation" */
+	fi->keep_cache = fs_file_cache_open(f, h->writable, &h->drop);
 	return 0;
 }
 
@@ -409,8 +364,8 @@ void fs_op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	pthread_mutex_lock(&f->lock);
-	if (h->drop_rev != 0)
-		cache_settle(f, h);
+	if (h->drop.rev != 0)
+		fs_file_cache_settle(f, &h->drop);
 	const unsigned char *data = fs_file_data(f);
 	size_t len = fs_file_size(f), n = 0;
 	if (off >= 0 && (uint64_t)off < len) {

@@ -273,6 +273,85 @@ test_a_clean_file_follows_the_store_a_dirty_one_does_not(void **state)
 	fs_file_close(&f);
 }
 
+/* keep_cache (fs_file_cache_open, fs_file_cache_settle): the pages are
+ * kept only for the record and the local state they were filled from. */
+static void test_pages_are_kept_only_for_the_record_they_hold(void **state)
+{
+	(void)state;
+	struct fs_file f;
+	struct fs_cache_mark a, b;
+	file_over(&f, "one", 3); /* the record at revision 5 */
+	/* nothing known: the first open drops them, its read settles */
+	assert_false(fs_file_cache_open(&f, false, &a));
+	assert_int_equal(a.rev, 5);
+	assert_false(fs_file_cache_open(&f, false, &b)); /* not settled yet */
+	fs_file_cache_settle(&f, &a);
+	assert_int_equal(a.rev, 0); /* settled once */
+	assert_true(fs_file_cache_open(&f, false, &b));
+	assert_int_equal(b.rev, 0);
+	/* an idle file keeps what its pages hold */
+	fs_file_stop(&f);
+	struct kv_rec *same = kv_rec_new("k", 1, "one", 3);
+	same->mod_rev = 5;
+	fs_file_start(&f, same, NULL);
+	assert_true(fs_file_cache_open(&f, false, &b));
+	/* a newer record: dropped, and its read settles that one */
+	struct kv_rec *newer = kv_rec_new("k", 1, "two", 3);
+	newer->mod_rev = 9;
+	fs_file_refresh(&f, newer);
+	assert_false(fs_file_cache_open(&f, false, &a));
+	assert_int_equal(a.rev, 9);
+	fs_file_cache_settle(&f, &a);
+	assert_true(fs_file_cache_open(&f, false, &b));
+	fs_file_close(&f);
+}
+
+static void test_pages_are_not_kept_across_changes_here(void **state)
+{
+	(void)state;
+	struct fs_file f;
+	struct fs_cache_mark a, b;
+	file_over(&f, "one", 3);
+	/* a record settled, then a writable open: forgotten, even if the
+	 * writer never writes (a shared mapping writes into the pages) */
+	assert_false(fs_file_cache_open(&f, false, &a));
+	fs_file_cache_settle(&f, &a);
+	assert_false(fs_file_cache_open(&f, true, &b));
+	assert_int_equal(b.rev, 0);
+	f.writers = 1;
+	assert_false(fs_file_cache_open(&f, false, &a)); /* a writer is open */
+	assert_int_equal(a.rev, 0);
+	f.writers = 0;
+	/* a drop seen, then a writer opens before the read: not settled */
+	assert_false(fs_file_cache_open(&f, false, &a));
+	f.writers = 1;
+	fs_file_cache_settle(&f, &a);
+	f.writers = 0;
+	assert_false(fs_file_cache_open(&f, false, &a));
+	/* a change here between the drop and the read: not settled */
+	assert_int_equal(fs_file_write(&f, "X", 1, 0, false, 1), 1);
+	fs_file_cache_settle(&f, &a);
+	assert_false(fs_file_cache_open(&f, false, &b));
+	assert_int_equal(b.rev, 0); /* dirty: nothing to settle either */
+	/* settled, then a write that never commits: the file is the record
+	 * again once idle, but what the pages held before is not kept */
+	fs_file_stop(&f);
+	struct kv_rec *same = kv_rec_new("k", 1, "one", 3);
+	same->mod_rev = 5;
+	fs_file_start(&f, same, NULL);
+	assert_false(fs_file_cache_open(&f, false, &a));
+	fs_file_cache_settle(&f, &a);
+	assert_true(fs_file_cache_open(&f, false, &b));
+	assert_int_equal(fs_file_write(&f, "X", 1, 0, false, 1), 1);
+	fs_file_stop(&f);
+	same = kv_rec_new("k", 1, "one", 3);
+	same->mod_rev = 5;
+	fs_file_start(&f, same, NULL);
+	assert_false(fs_file_cache_open(&f, false, &a));
+	assert_int_equal(a.rev, 5);
+	fs_file_close(&f);
+}
+
 static void test_xattrs_fold_into_the_file_with_their_flags(void **state)
 {
 	(void)state;
@@ -546,6 +625,8 @@ int main(void)
 	    cmocka_unit_test(test_a_new_file_is_pending_with_its_attributes),
 	    cmocka_unit_test(
 		test_a_clean_file_follows_the_store_a_dirty_one_does_not),
+	    cmocka_unit_test(test_pages_are_kept_only_for_the_record_they_hold),
+	    cmocka_unit_test(test_pages_are_not_kept_across_changes_here),
 	    cmocka_unit_test(test_xattrs_fold_into_the_file_with_their_flags),
 	    cmocka_unit_test(test_inodes_map_numbers_names_and_keys),
 	    cmocka_unit_test(test_an_unlinked_inode_lives_until_forgotten),
